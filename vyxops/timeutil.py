@@ -1,0 +1,61 @@
+"""One notion of time: every frame holds ``datetime64[ns, UTC]``.
+
+Four formats meet in a timeline: RFC 3339 strings, ms integers (Fly events,
+function times), µs integers (Supabase logs) and ns integers (Fly log cursors).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+UNITS = ("s", "ms", "us", "ns")
+
+
+def to_utc(value: Any, unit: str | None = None) -> pd.Timestamp | None:
+    """Convert one value to a UTC ``pd.Timestamp``; ``None``/NaN/"" give ``None``.
+
+    Integers (and digit strings) need ``unit``; strings without a zone are UTC.
+    """
+    if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+    if isinstance(value, datetime):
+        ts = pd.Timestamp(value)
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if unit not in UNITS:
+            raise ValueError(f"numeric time {value!r} needs a unit, one of {UNITS}")
+        return pd.Timestamp(int(value), unit=unit, tz="UTC")
+    ts = pd.Timestamp(str(value))
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def series_to_utc(values: Any, unit: str | None = None) -> pd.Series:
+    """Convert a sequence to a ``datetime64[ns, UTC]`` Series (``NaT`` for missing)."""
+    converted = [to_utc(v, unit) for v in values]
+    return pd.Series(pd.to_datetime(converted, utc=True), dtype="datetime64[ns, UTC]")
+
+
+def iso(ts: Any) -> str:
+    """Render a time as RFC 3339 UTC: ``2025-10-02T16:18:40Z``, with ms when non-zero."""
+    t = to_utc(ts, "ms") if not isinstance(ts, str) else to_utc(ts)
+    if t is None:
+        return ""
+    py = t.to_pydatetime().astimezone(timezone.utc)
+    if py.microsecond:
+        return py.strftime("%Y-%m-%dT%H:%M:%S.") + f"{py.microsecond // 1000:03d}Z"
+    return py.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_ms(value: Any, unit: str | None = None) -> int:
+    """Unix milliseconds of a time value (see :func:`to_utc`)."""
+    t = to_utc(value, unit)
+    if t is None:
+        raise ValueError("no time given")
+    return int(t.value // 1_000_000)
