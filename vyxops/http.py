@@ -1,0 +1,610 @@
+"""The one HTTP layer: httpx clients with auth, retries, typed errors and redaction.
+
+Every platform call in vyxops goes through :class:`Api`, which wraps one
+``httpx.Client`` (built by :func:`make_client`) for one platform. Live and
+sandbox differ only in the client's base URL and transport, and in the
+:class:`Clock` that backoff sleeps on (wall time live, the world's virtual
+clock in the sandbox), so nothing above this module knows which target it is on.
+
+Promises kept here:
+
+- 429, 408, 5xx and transport failures are retried with exponential backoff and
+  jitter, honouring ``Retry-After``; a request that may already have been applied
+  (non-idempotent, after a timeout/5xx/408) is never repeated blindly.
+- Every failure ends as a typed :mod:`vyxops.errors` error with platform, method,
+  path (query keys only), status, request id, body code and a hint.
+- No credential reaches an exception, a repr or a log line: every token handed to
+  an auth factory is registered with :func:`vyxops.errors.register_secret`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json as jsonlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Generator, Mapping, Protocol
+
+import httpx
+
+from vyxops.errors import (
+    ApiError,
+    AuthError,
+    ManifestUnknownError,
+    NotFoundError,
+    RateLimitedError,
+    TransportError,
+    redact,
+    register_secret,
+)
+
+__all__ = [
+    "Clock",
+    "WallClock",
+    "RetryPolicy",
+    "BearerAuth",
+    "FlyAuth",
+    "RegistryBasicAuth",
+    "SupabaseKeyAuth",
+    "bearer",
+    "fly",
+    "fly_authorization",
+    "registry_basic",
+    "supabase_key",
+    "make_client",
+    "Api",
+    "REQUEST_ID_HEADERS",
+    "IDEMPOTENT_METHODS",
+]
+
+log = logging.getLogger("vyxops.http")
+
+#: Response headers that carry a request id, in the order they are looked up.
+REQUEST_ID_HEADERS = ("fly-request-id", "x-request-id", "sb-request-id", "cf-ray")
+
+#: Methods that may be repeated without changing the outcome (RFC 9110 §9.2.2).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+_EXCERPT_CHARS = 300
+_FLY_MACAROON_PREFIXES = ("fm1r_", "fm1a_", "fm2_")
+
+
+# --------------------------------------------------------------------------- clock
+
+
+class Clock(Protocol):
+    """Where time comes from: wall time live, the world's virtual time in the sandbox."""
+
+    def now(self) -> float:
+        """Current time in Unix seconds."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass (really, or by moving a virtual clock)."""
+        ...
+
+
+class WallClock:
+    """The real clock: :func:`time.time` and :func:`time.sleep`."""
+
+    def now(self) -> float:
+        """Current wall time in Unix seconds."""
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        """Block for ``seconds`` of wall time (nothing for zero or less)."""
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+# --------------------------------------------------------------------------- retry policy
+
+
+@dataclass
+class RetryPolicy:
+    """How often and how patiently :class:`Api` retries.
+
+    ``max_attempts`` counts the first try. The n-th retry waits
+    ``base_delay * 2**(n-1)`` stretched by up to ``jitter`` (a fraction, drawn
+    from the injected rng), at most ``max_delay``; a ``Retry-After`` header
+    replaces that computation and is capped at ``max_delay`` too.
+    """
+
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    jitter: float = 0.25
+    retry_statuses: tuple[int, ...] = (408, 429, 500, 502, 503, 504)
+
+    def backoff(self, retry_number: int, rng: random.Random) -> float:
+        """Seconds to wait before retry ``retry_number`` (1 = first retry) without Retry-After."""
+        delay = self.base_delay * (2 ** (retry_number - 1))
+        # Jitter only stretches the delay, never shortens it, so a client never
+        # comes back sooner than the plain backoff a rate limiter expects.
+        delay *= 1.0 + self.jitter * rng.random()
+        return min(delay, self.max_delay)
+
+
+# --------------------------------------------------------------------------- auth
+
+
+class _HeaderAuth(httpx.Auth):
+    """Sets fixed headers on every request; its repr never shows them."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = dict(headers)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the credential headers to ``request`` and send it once."""
+        for name, value in self._headers.items():
+            request.headers[name] = value
+        yield request
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<redacted>)"
+
+
+class BearerAuth(_HeaderAuth):
+    """``Authorization: Bearer <token>`` (Supabase Management API, plain Fly tokens)."""
+
+    def __init__(self, token: str) -> None:
+        token = token.strip()
+        register_secret(token)
+        super().__init__({"Authorization": f"Bearer {token}"})
+
+
+class FlyAuth(_HeaderAuth):
+    """Fly's Authorization header: ``FlyV1`` for macaroon tokens, ``Bearer`` otherwise."""
+
+    def __init__(self, token: str) -> None:
+        token = token.strip()
+        register_secret(token)
+        # A macaroon bundle is "perm,discharge"; a server may echo one part alone.
+        for part in token.removeprefix("FlyV1 ").split(","):
+            register_secret(part.strip())
+        super().__init__({"Authorization": fly_authorization(token)})
+
+
+class RegistryBasicAuth(_HeaderAuth):
+    """registry.fly.io: HTTP Basic with user ``x`` and the Fly token as password."""
+
+    def __init__(self, token: str) -> None:
+        token = token.strip()
+        encoded = base64.b64encode(f"x:{token}".encode()).decode("ascii")
+        register_secret(token)
+        # The base64 form is as good as the token itself: mask it too.
+        register_secret(encoded)
+        super().__init__({"Authorization": f"Basic {encoded}"})
+
+
+class SupabaseKeyAuth(_HeaderAuth):
+    """Supabase API key auth: ``apikey: <key>`` and ``Authorization: Bearer <key>``."""
+
+    def __init__(self, key: str) -> None:
+        key = key.strip()
+        register_secret(key)
+        super().__init__({"apikey": key, "Authorization": f"Bearer {key}"})
+
+
+def fly_authorization(token: str) -> str:
+    """The Authorization header value Fly expects for ``token``.
+
+    A value already carrying the ``FlyV1`` scheme is sent as is; a token with a
+    macaroon part (``fm1r_``, ``fm1a_``, ``fm2_``; bundles are comma-separated)
+    goes as ``FlyV1 <token>``; anything else (legacy personal tokens) as
+    ``Bearer <token>``.
+    """
+    token = token.strip()
+    if token.startswith("FlyV1 "):
+        return token
+    if any(part.strip().startswith(_FLY_MACAROON_PREFIXES) for part in token.split(",")):
+        return f"FlyV1 {token}"
+    return f"Bearer {token}"
+
+
+def bearer(token: str) -> BearerAuth:
+    """Auth sending ``Authorization: Bearer <token>``; the token is registered for redaction."""
+    return BearerAuth(token)
+
+
+def fly(token: str) -> FlyAuth:
+    """Auth for Fly's Machines/GraphQL/REST APIs (see :func:`fly_authorization`)."""
+    return FlyAuth(token)
+
+
+def registry_basic(token: str) -> RegistryBasicAuth:
+    """Auth for registry.fly.io: Basic ``base64("x:" + token)``."""
+    return RegistryBasicAuth(token)
+
+
+def supabase_key(key: str) -> SupabaseKeyAuth:
+    """Auth for Supabase REST/functions: ``apikey`` and ``Authorization: Bearer`` headers."""
+    return SupabaseKeyAuth(key)
+
+
+# --------------------------------------------------------------------------- client
+
+
+def make_client(
+    platform: str,
+    base_url: str,
+    auth: httpx.Auth | None,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
+    event_hooks: dict[str, list[Any]] | None = None,
+) -> httpx.Client:
+    """An ``httpx.Client`` for one platform at ``base_url``.
+
+    ``transport`` replaces the network (the sandbox, ``httpx.MockTransport``);
+    without it the client talks to the real host. Redirects are not followed, so
+    a 3xx stays visible to the caller instead of silently changing host with the
+    credentials attached.
+    """
+    from vyxops import __version__
+
+    all_headers = {"User-Agent": f"vyxops/{__version__} ({platform})"}
+    all_headers.update(headers or {})
+    return httpx.Client(
+        base_url=base_url,
+        auth=auth,
+        transport=transport,
+        timeout=timeout,
+        headers=all_headers,
+        event_hooks=event_hooks,
+        follow_redirects=False,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _safe_path(url: httpx.URL) -> str:
+    """``url``'s path with query keys but no query values (a value may be a key)."""
+    keys: list[str] = []
+    for key, _ in url.params.multi_items():
+        if key not in keys:
+            keys.append(key)
+    if not keys:
+        return url.path
+    return url.path + "?" + "&".join(f"{key}=…" for key in keys)
+
+
+def _request_id(headers: httpx.Headers) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return redact(value)
+    return None
+
+
+def _parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait per a ``Retry-After`` value (delta seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is taken as UTC
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _body_json(response: httpx.Response) -> Any:
+    try:
+        return jsonlib.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _body_text(response: httpx.Response) -> str:
+    try:
+        return response.content.decode(response.encoding or "utf-8", errors="replace")
+    except LookupError:
+        return response.content.decode("utf-8", errors="replace")
+
+
+def _excerpt(text: str) -> str | None:
+    # Redact before cutting: a token cut in half would no longer match redact().
+    text = redact(text.strip())
+    if not text:
+        return None
+    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 1] + "…"
+
+
+def _error_code(body: Any) -> str | None:
+    """The machine-readable code in an error body, whichever platform's shape it has."""
+    if not isinstance(body, dict):
+        return None
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        code = errors[0].get("code") or (errors[0].get("extensions") or {}).get("code")
+        if isinstance(code, str) and code:
+            return code  # registry (distribution spec) or GraphQL
+    for key in ("code", "status", "error_code"):
+        code = body.get(key)
+        # PostgREST "code", Fly "status" (a main.statusCode string); an integer
+        # "status" echoing the HTTP status says nothing new.
+        if isinstance(code, str) and code:
+            return code
+    return None
+
+
+def _error_message(body: Any) -> str | None:
+    """The human-readable part of an error body, whichever platform's shape it has."""
+    if not isinstance(body, dict):
+        return None
+    parts: list[str] = []
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        parts += [str(first[k]) for k in ("message", "detail") if first.get(k)]
+    for key in ("error", "message", "msg", "details", "hint"):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            parts.append(value.strip())
+        elif isinstance(value, dict) and isinstance(value.get("message"), str):
+            parts.append(value["message"])  # e.g. {"error": {"message": ...}}
+    seen: list[str] = []
+    for part in parts:
+        if part not in seen:
+            seen.append(part)
+    return "; ".join(seen) or None
+
+
+_AUTH_VARIABLES = {
+    "fly-machines": "FLY_API_TOKEN (or FLY_ACCESS_TOKEN, ~/.fly/config.yml)",
+    "fly-graphql": "FLY_API_TOKEN (or FLY_ACCESS_TOKEN, ~/.fly/config.yml)",
+    "fly-api": "FLY_API_TOKEN (or FLY_ACCESS_TOKEN, ~/.fly/config.yml)",
+    "fly-registry": "FLY_API_TOKEN (or FLY_ACCESS_TOKEN, ~/.fly/config.yml)",
+    "supabase-rest": "SUPABASE_SERVICE_ROLE_KEY and SUPABASE_URL",
+    "supabase-functions": "SUPABASE_SERVICE_ROLE_KEY and SUPABASE_URL",
+    "supabase-mgmt": "SUPABASE_ACCESS_TOKEN and SUPABASE_PROJECT_REF",
+}
+
+
+# --------------------------------------------------------------------------- Api
+
+
+class Api:
+    """Wraps one httpx.Client for one platform: retries, typed errors, redaction."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        platform: str,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.platform = platform
+        self.clock: Clock = clock if clock is not None else WallClock()
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.rng = rng if rng is not None else random.Random()
+
+    def __repr__(self) -> str:
+        return f"Api(platform={self.platform!r}, base_url={str(self.client.base_url)!r})"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        ok: tuple[int, ...] = (),
+        timeout: float | httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """Send a request and return a response whose status is < 400 or in ``ok``.
+
+        Retries per :class:`RetryPolicy`; statuses in ``ok`` are returned, never
+        retried (e.g. ``ok=(408,)`` for a wait call that polls itself). A request
+        that is not idempotent (POST/PATCH unless ``idempotent=True``) is retried
+        only when the server cannot have acted on it: 429, or the connection never
+        being made. Raises :class:`~vyxops.errors.ApiError` (or a subclass) for an
+        error status and :class:`~vyxops.errors.TransportError` when the platform
+        cannot be reached.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        policy = self.retry
+        attempts = max(1, policy.max_attempts)
+        # httpx treats timeout=None as "no timeout"; ours means "the client's".
+        call_timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self.client.build_request(
+                method, path, params=params, json=json, content=content, headers=headers, timeout=call_timeout
+            )
+            where = _safe_path(request.url)
+            started = time.perf_counter()
+            try:
+                response = self.client.send(request)
+            except httpx.RequestError as exc:
+                elapsed = time.perf_counter() - started
+                log.debug(
+                    "%s %s %s -> %s attempt %d/%d %.3fs",
+                    self.platform, method, where, type(exc).__name__, attempt, attempts, elapsed,
+                )
+                if attempt < attempts and self._retryable_exception(exc, idempotent):
+                    self._sleep(policy.backoff(attempt, self.rng), method, where, type(exc).__name__)
+                    continue
+                # "from None": the httpx exception holds the request, credentials included.
+                raise self._transport_error(exc, method, where, attempt, idempotent) from None
+            elapsed = time.perf_counter() - started
+            status = response.status_code
+            log.debug(
+                "%s %s %s -> %d attempt %d/%d %.3fs",
+                self.platform, method, where, status, attempt, attempts, elapsed,
+            )
+            if status < 400 or status in ok:
+                return response
+            if attempt < attempts and status in policy.retry_statuses and (idempotent or status == 429):
+                self._sleep(self._delay(response, attempt), method, where, str(status))
+                continue
+            raise self.error_for(response, method=method, path=where, attempts=attempt, idempotent=idempotent)
+
+    def get_json(self, path: str, *, method: str = "GET", **kw: Any) -> Any:
+        """:meth:`request` then the parsed JSON body (``None`` for 204/205 or a HEAD).
+
+        A body that is not JSON raises :class:`~vyxops.errors.TransportError`
+        ("malformed response body"), since what answered was not the API.
+        """
+        response = self.request(method, path, **kw)
+        return self.parse_json(response)
+
+    def parse_json(self, response: httpx.Response) -> Any:
+        """The JSON body of ``response``; TransportError('malformed response body …') if it is not JSON."""
+        if response.status_code in (204, 205) or response.request.method == "HEAD":
+            return None
+        try:
+            return jsonlib.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            excerpt = _excerpt(_body_text(response)) or "(empty)"
+            content_type = response.headers.get("content-type", "no content-type")
+            raise TransportError(
+                f"malformed response body ({response.status_code}, {content_type}, not JSON): {excerpt}",
+                platform=self.platform,
+                method=response.request.method,
+                path=_safe_path(response.request.url),
+                hint="something other than the API answered (proxy, captive portal, wrong base URL?); "
+                "check the base URL and retry",
+            ) from None
+
+    # ----------------------------------------------------------------- internals
+
+    def _sleep(self, seconds: float, method: str, where: str, reason: str) -> None:
+        log.debug("%s %s %s: %s, retrying in %.2fs", self.platform, method, where, reason, seconds)
+        self.clock.sleep(seconds)
+
+    def _delay(self, response: httpx.Response, attempt: int) -> float:
+        retry_after = _parse_retry_after(response.headers.get("retry-after"), self.clock.now())
+        if retry_after is not None:
+            return min(retry_after, self.retry.max_delay)
+        return self.retry.backoff(attempt, self.rng)
+
+    @staticmethod
+    def _retryable_exception(exc: httpx.RequestError, idempotent: bool) -> bool:
+        if isinstance(exc, httpx.UnsupportedProtocol) or not isinstance(exc, httpx.TransportError):
+            return False  # a bad URL or an undecodable body will not improve by retrying
+        # These fail before the request left the client, so even a create is safe to repeat.
+        never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+        return idempotent or never_sent
+
+    def _transport_error(
+        self, exc: httpx.RequestError, method: str, where: str, attempts: int, idempotent: bool
+    ) -> TransportError:
+        detail = str(exc) or "no detail"
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"timed out ({type(exc).__name__}: {detail}){tries}"
+            hint = "the platform did not answer in time; retry later or raise the timeout"
+        elif isinstance(exc, httpx.ConnectError):
+            message = f"could not connect ({detail}){tries}"
+            hint = "check the network and the base URL (for a served sandbox: is `vyxops sandbox serve` running?)"
+        else:
+            message = f"{type(exc).__name__}: {detail}{tries}"
+            hint = "the connection failed mid-request; retry later"
+        if not idempotent and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+            hint += "; the request may have been applied: look before sending it again"
+        return TransportError(message, platform=self.platform, method=method, path=where, hint=hint)
+
+    def error_for(
+        self,
+        response: httpx.Response,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        attempts: int = 1,
+        idempotent: bool = True,
+    ) -> ApiError:
+        """The typed error for an error ``response`` (status >= 400): built, not raised.
+
+        Public so that clients which accepted a status via ``ok`` can still turn
+        it into the error a user reads.
+        """
+        method = method or response.request.method
+        path = path or _safe_path(response.request.url)
+        status = response.status_code
+        text = _body_text(response)
+        body = _body_json(response)
+        code = _error_code(body)
+        message = _error_message(body)
+        excerpt = _excerpt(text)
+        manifest_unknown = status in (400, 404) and "MANIFEST_UNKNOWN" in text
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+
+        cls: type[ApiError]
+        if manifest_unknown:
+            cls = ManifestUnknownError
+            code = "MANIFEST_UNKNOWN"
+            hint = (
+                "the image tag or digest is not in the registry: push it, or point at an image that "
+                "exists (pinning the current release's image or digest is sturdier than a moving tag)"
+            )
+        elif status in (401, 403):
+            cls = AuthError
+            variables = _AUTH_VARIABLES.get(self.platform, "FLY_API_TOKEN / SUPABASE_*")
+            if status == 401:
+                hint = f"check {variables} in the environment; the token may be missing, expired or revoked"
+            else:
+                hint = f"the credential in {variables} is valid but not allowed to do this; use a token with access"
+        elif status == 404:
+            cls = NotFoundError
+            if body is None and text.strip().lower().startswith("404 page not found"):
+                # Go's default mux answer: the route, not the resource, is missing.
+                message = (
+                    "no such route: the path did not match any API route (plain-text '404 page not found'); "
+                    "it says nothing about whether the resource exists"
+                )
+                hint = "check the path and the ids in it (an id containing '/', or an image reference passed as a machine id?)"
+            else:
+                hint = "check the app name, id or path; "
+                hint += (
+                    "destroyed machines are listed only with include_deleted=true"
+                    if self.platform == "fly-machines"
+                    else "the resource may have been deleted or never existed"
+                )
+        elif status == 429:
+            cls = RateLimitedError
+            hint = "rate limited; wait and retry"
+        else:
+            cls = ApiError
+            if status == 408 or status >= 500:
+                hint = "the platform timed out or failed; retry later"
+                if not idempotent:
+                    hint += " — the request may have been applied: look before sending it again"
+            else:
+                hint = "the platform rejected the request; read the message and fix the request"
+
+        if not message and body is None:
+            message = excerpt  # a plain-text answer is its own message
+        message = _excerpt(message or "") or response.reason_phrase or "error"
+        return cls(
+            message + tries,
+            platform=self.platform,
+            method=method,
+            path=path,
+            status=status,
+            request_id=_request_id(response.headers),
+            code=code,
+            body_excerpt=excerpt,
+            hint=hint,
+        )
