@@ -24,12 +24,14 @@ import json as jsonlib
 import logging
 import random
 import time
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Generator, Mapping, Protocol
+from typing import Any, Protocol
 
 import httpx
 
+from vyxops import __version__
 from vyxops.errors import (
     ApiError,
     AuthError,
@@ -55,6 +57,7 @@ __all__ = [
     "registry_basic",
     "supabase_key",
     "make_client",
+    "RetryTransport",
     "Api",
     "REQUEST_ID_HEADERS",
     "IDEMPOTENT_METHODS",
@@ -69,6 +72,8 @@ REQUEST_ID_HEADERS = ("fly-request-id", "x-request-id", "sb-request-id", "cf-ray
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 _EXCERPT_CHARS = 300
+# Failures that happen before the request leaves the client: safe to repeat even for a create.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _FLY_MACAROON_PREFIXES = ("fm1r_", "fm1a_", "fm2_")
 
 
@@ -126,6 +131,36 @@ class RetryPolicy:
         # comes back sooner than the plain backoff a rate limiter expects.
         delay *= 1.0 + self.jitter * rng.random()
         return min(delay, self.max_delay)
+
+    def delay(self, retry_number: int, rng: random.Random, retry_after: str | None = None, now: float = 0.0) -> float:
+        """Seconds to wait before retry ``retry_number``: the ``Retry-After`` value
+        (seconds or HTTP date, measured from ``now``) capped at ``max_delay`` when
+        there is one, else :meth:`backoff`."""
+        seconds = _parse_retry_after(retry_after, now)
+        if seconds is not None:
+            return min(seconds, self.max_delay)
+        return self.backoff(retry_number, rng)
+
+    def retries_status(self, status: int, idempotent: bool) -> bool:
+        """Whether an answer with ``status`` deserves another attempt.
+
+        429 always (the server refused before acting); the other retry statuses
+        (408, 5xx) only for idempotent requests, since the first attempt may
+        have been applied.
+        """
+        return status in self.retry_statuses and (idempotent or status == 429)
+
+    @staticmethod
+    def retries_exception(exc: httpx.RequestError, idempotent: bool) -> bool:
+        """Whether a request that failed with ``exc`` deserves another attempt.
+
+        Connect errors and connect/pool timeouts always (the request never left
+        the client); other transport failures only for idempotent requests; a bad
+        URL scheme or an undecodable body never (retrying cannot fix them).
+        """
+        if isinstance(exc, httpx.UnsupportedProtocol) or not isinstance(exc, httpx.TransportError):
+            return False
+        return idempotent or isinstance(exc, _NEVER_SENT)
 
 
 # --------------------------------------------------------------------------- auth
@@ -245,8 +280,6 @@ def make_client(
     a 3xx stays visible to the caller instead of silently changing host with the
     credentials attached.
     """
-    from vyxops import __version__
-
     all_headers = {"User-Agent": f"vyxops/{__version__} ({platform})"}
     all_headers.update(headers or {})
     return httpx.Client(
@@ -258,6 +291,63 @@ def make_client(
         event_hooks=event_hooks,
         follow_redirects=False,
     )
+
+
+class RetryTransport(httpx.BaseTransport):
+    """Retries at the transport level, for clients that :class:`Api` does not wrap.
+
+    supabase-py's PostgREST calls go straight to ``httpx.Client.send``; wrapping
+    that client's transport gives them the same policy, clock and idempotency
+    rules as :class:`Api`. It never raises typed errors: the last response is
+    returned (and the last httpx exception re-raised) for the caller to judge.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.BaseTransport,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.transport = transport
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.clock: Clock = clock if clock is not None else WallClock()
+        self.rng = rng if rng is not None else random.Random()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` through the wrapped transport, retrying per the policy."""
+        policy = self.retry
+        idempotent = request.method.upper() in IDEMPOTENT_METHODS
+        attempts = max(1, policy.max_attempts)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.transport.handle_request(request)
+            except httpx.RequestError as exc:
+                if attempt < attempts and policy.retries_exception(exc, idempotent):
+                    delay = policy.backoff(attempt, self.rng)
+                    log.debug(
+                        "%s %s: %s, retrying in %.2fs",
+                        request.method, _safe_path(request.url), type(exc).__name__, delay,
+                    )
+                    self.clock.sleep(delay)
+                    continue
+                raise
+            if attempt < attempts and policy.retries_status(response.status_code, idempotent):
+                delay = policy.delay(attempt, self.rng, response.headers.get("retry-after"), self.clock.now())
+                response.close()  # release the connection before the next attempt
+                log.debug(
+                    "%s %s: %d, retrying in %.2fs",
+                    request.method, _safe_path(request.url), response.status_code, delay,
+                )
+                self.clock.sleep(delay)
+                continue
+            return response
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self.transport.close()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -435,19 +525,23 @@ class Api:
             )
             where = _safe_path(request.url)
             started = time.perf_counter()
+            failure: httpx.RequestError | None = None
             try:
                 response = self.client.send(request)
             except httpx.RequestError as exc:
+                failure = exc
+            if failure is not None:
                 elapsed = time.perf_counter() - started
                 log.debug(
                     "%s %s %s -> %s attempt %d/%d %.3fs",
-                    self.platform, method, where, type(exc).__name__, attempt, attempts, elapsed,
+                    self.platform, method, where, type(failure).__name__, attempt, attempts, elapsed,
                 )
-                if attempt < attempts and self._retryable_exception(exc, idempotent):
-                    self._sleep(policy.backoff(attempt, self.rng), method, where, type(exc).__name__)
+                if attempt < attempts and policy.retries_exception(failure, idempotent):
+                    self._sleep(policy.backoff(attempt, self.rng), method, where, type(failure).__name__)
                     continue
-                # "from None": the httpx exception holds the request, credentials included.
-                raise self._transport_error(exc, method, where, attempt, idempotent) from None
+                # Raised outside the except block so the httpx exception (which holds
+                # the request, credentials included) is neither __cause__ nor __context__.
+                raise self._transport_error(failure, method, where, attempt, idempotent)
             elapsed = time.perf_counter() - started
             status = response.status_code
             log.debug(
@@ -456,8 +550,9 @@ class Api:
             )
             if status < 400 or status in ok:
                 return response
-            if attempt < attempts and status in policy.retry_statuses and (idempotent or status == 429):
-                self._sleep(self._delay(response, attempt), method, where, str(status))
+            if attempt < attempts and policy.retries_status(status, idempotent):
+                delay = policy.delay(attempt, self.rng, response.headers.get("retry-after"), self.clock.now())
+                self._sleep(delay, method, where, str(status))
                 continue
             raise self.error_for(response, method=method, path=where, attempts=attempt, idempotent=idempotent)
 
@@ -477,36 +572,24 @@ class Api:
         try:
             return jsonlib.loads(response.content)
         except (ValueError, UnicodeDecodeError):
-            excerpt = _excerpt(_body_text(response)) or "(empty)"
-            content_type = response.headers.get("content-type", "no content-type")
-            raise TransportError(
-                f"malformed response body ({response.status_code}, {content_type}, not JSON): {excerpt}",
-                platform=self.platform,
-                method=response.request.method,
-                path=_safe_path(response.request.url),
-                hint="something other than the API answered (proxy, captive portal, wrong base URL?); "
-                "check the base URL and retry",
-            ) from None
+            pass
+        # Raised outside the except block: a JSONDecodeError holds the whole body as .doc.
+        excerpt = _excerpt(_body_text(response)) or "(empty)"
+        content_type = response.headers.get("content-type", "no content-type")
+        raise TransportError(
+            f"malformed response body ({response.status_code}, {content_type}, not JSON): {excerpt}",
+            platform=self.platform,
+            method=response.request.method,
+            path=_safe_path(response.request.url),
+            hint="something other than the API answered (proxy, captive portal, wrong base URL?); "
+            "check the base URL and retry",
+        )
 
     # ----------------------------------------------------------------- internals
 
     def _sleep(self, seconds: float, method: str, where: str, reason: str) -> None:
         log.debug("%s %s %s: %s, retrying in %.2fs", self.platform, method, where, reason, seconds)
         self.clock.sleep(seconds)
-
-    def _delay(self, response: httpx.Response, attempt: int) -> float:
-        retry_after = _parse_retry_after(response.headers.get("retry-after"), self.clock.now())
-        if retry_after is not None:
-            return min(retry_after, self.retry.max_delay)
-        return self.retry.backoff(attempt, self.rng)
-
-    @staticmethod
-    def _retryable_exception(exc: httpx.RequestError, idempotent: bool) -> bool:
-        if isinstance(exc, httpx.UnsupportedProtocol) or not isinstance(exc, httpx.TransportError):
-            return False  # a bad URL or an undecodable body will not improve by retrying
-        # These fail before the request left the client, so even a create is safe to repeat.
-        never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-        return idempotent or never_sent
 
     def _transport_error(
         self, exc: httpx.RequestError, method: str, where: str, attempts: int, idempotent: bool
@@ -522,7 +605,7 @@ class Api:
         else:
             message = f"{type(exc).__name__}: {detail}{tries}"
             hint = "the connection failed mid-request; retry later"
-        if not idempotent and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        if not idempotent and not isinstance(exc, _NEVER_SENT):
             hint += "; the request may have been applied: look before sending it again"
         return TransportError(message, platform=self.platform, method=method, path=where, hint=hint)
 
@@ -546,6 +629,7 @@ class Api:
         text = _body_text(response)
         body = _body_json(response)
         code = _error_code(body)
+        code = redact(code) if code else None  # a body's "code" is server text like any other
         message = _error_message(body)
         excerpt = _excerpt(text)
         manifest_unknown = status in (400, 404) and "MANIFEST_UNKNOWN" in text
@@ -574,7 +658,10 @@ class Api:
                     "no such route: the path did not match any API route (plain-text '404 page not found'); "
                     "it says nothing about whether the resource exists"
                 )
-                hint = "check the path and the ids in it (an id containing '/', or an image reference passed as a machine id?)"
+                hint = (
+                    "check the path and the ids in it "
+                    "(an id containing '/', or an image reference passed as a machine id?)"
+                )
             else:
                 hint = "check the app name, id or path; "
                 hint += (

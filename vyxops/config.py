@@ -1,0 +1,265 @@
+"""Configuration from the environment only: the target, live credentials, local paths.
+
+A token is never a parameter (of a notebook, a CLI flag or a function that a
+notebook calls): live credentials come from environment variables, or for Fly
+from flyctl's own config file, and every one is registered for redaction the
+moment it is read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import urlsplit
+
+from vyxops.errors import ConfigError, InputError, register_secret
+
+__all__ = [
+    "Target",
+    "parse_target",
+    "TARGETS_ALLOWED",
+    "LiveCredentials",
+    "live_credentials",
+    "LIVE_URLS",
+    "live_base_url",
+    "sandbox_dir",
+    "audit_log_path",
+]
+
+#: How the allowed ``--target`` values are spelled to a user.
+TARGETS_ALLOWED = "sandbox, live, bundle:PATH"
+
+#: Base URLs of the real APIs. The Machines API paths start with /v1/apps, Fly
+#: GraphQL is /graphql and Fly REST /api/v1/apps on ``fly_api``. Supabase
+#: REST and Edge Functions live under the project's own SUPABASE_URL.
+LIVE_URLS = {
+    "fly_machines": "https://api.machines.dev",
+    "fly_api": "https://api.fly.io",
+    "fly_registry": "https://registry.fly.io",
+    "supabase_mgmt": "https://api.supabase.com",
+}
+
+# platform name (as in ApiError.platform) -> LIVE_URLS key
+_PLATFORM_URL_KEYS = {
+    "fly-machines": "fly_machines",
+    "fly-graphql": "fly_api",
+    "fly-api": "fly_api",
+    "fly-registry": "fly_registry",
+    "supabase-mgmt": "supabase_mgmt",
+}
+
+# Not secrets: shown in reprs and messages.
+_NOT_SECRET = frozenset({"SUPABASE_URL", "SUPABASE_PROJECT_REF"})
+
+_SUPABASE_HOST_RE = re.compile(r"^(?P<ref>[a-z0-9]+)\.supabase\.(co|in)$")
+
+
+# --------------------------------------------------------------------------- target
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the platforms are: the sandbox simulator, the real APIs, or a captured bundle."""
+
+    kind: Literal["sandbox", "live", "bundle"]
+    path: str | None = None  # only for bundle:PATH
+
+    def __str__(self) -> str:
+        """The ``--target`` spelling, so that ``parse_target(str(t)) == t``."""
+        return f"bundle:{self.path}" if self.kind == "bundle" else self.kind
+
+
+def parse_target(text: str | None) -> Target:
+    """Parse a ``--target`` value: ``sandbox`` (also None/empty), ``live`` or ``bundle:PATH``.
+
+    Raises :class:`~vyxops.errors.InputError` naming ``--target`` and the
+    allowed values for anything else, including ``bundle:`` without a path.
+    """
+    value = (text or "").strip()
+    if not value:
+        return Target("sandbox")
+    kind, sep, path = value.partition(":")
+    kind = kind.strip().lower()
+    if not sep and kind in ("sandbox", "live"):
+        return Target(kind)  # type: ignore[arg-type]  # narrowed by the test above
+    if kind == "bundle":
+        path = path.strip()
+        if not path:
+            raise InputError(
+                "--target",
+                f"{value!r} names no bundle directory",
+                allowed=TARGETS_ALLOWED,
+                hint="write bundle:PATH with the directory `vyxops capture --out` wrote",
+            )
+        return Target("bundle", path)
+    raise InputError("--target", f"unknown target {value!r}", allowed=TARGETS_ALLOWED)
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@dataclass(frozen=True, repr=False)
+class LiveCredentials:
+    """Credentials for the live target; its repr shows which are set, never their values."""
+
+    fly_token: str
+    supabase_url: str
+    supabase_service_role_key: str
+    supabase_access_token: str
+    project_ref: str
+    # Where fly_token came from (a variable name or the flyctl config path), for messages.
+    fly_token_source: str = field(default="FLY_API_TOKEN", compare=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"LiveCredentials(fly_token='***' (from {self.fly_token_source}), "
+            f"supabase_url={self.supabase_url!r}, supabase_service_role_key='***', "
+            f"supabase_access_token='***', project_ref={self.project_ref!r})"
+        )
+
+    __str__ = __repr__
+
+
+def _flyctl_config_path() -> Path:
+    return Path.home() / ".fly" / "config.yml"
+
+
+def _read_flyctl_token(path: Path) -> str | None:
+    """flyctl's ``access_token`` from ``path``, or None if the file is absent or has none.
+
+    Parse errors are swallowed on purpose: PyYAML's messages quote the document,
+    which holds the token. The caller reports the token as missing instead.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    token = data.get("access_token")
+    return token.strip() if isinstance(token, str) and token.strip() else None
+
+
+def _project_ref_from_url(url: str) -> str | None:
+    host = (urlsplit(url).hostname or "").lower()
+    match = _SUPABASE_HOST_RE.match(host)
+    return match.group("ref") if match else None
+
+
+def live_credentials(
+    environ: Mapping[str, str] | None = None,
+    flyctl_config: Path | None = None,
+) -> LiveCredentials:
+    """Read the live target's credentials from ``environ`` (default ``os.environ``).
+
+    Fly: ``FLY_API_TOKEN``, else ``FLY_ACCESS_TOKEN``, else ``access_token`` in
+    flyctl's config (``flyctl_config``, default ``~/.fly/config.yml``). Supabase:
+    ``SUPABASE_URL``, ``SUPABASE_SERVICE_ROLE_KEY``, ``SUPABASE_ACCESS_TOKEN`` and
+    ``SUPABASE_PROJECT_REF`` (derived from an ``https://<ref>.supabase.co`` URL
+    when unset). Empty values count as unset. Raises
+    :class:`~vyxops.errors.ConfigError` naming every missing variable (never a
+    value). Every token read is registered for redaction.
+    """
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = (env.get(name) or "").strip()
+        if value and name not in _NOT_SECRET:
+            register_secret(value)
+        return value or None
+
+    missing: list[str] = []
+    config_path = flyctl_config if flyctl_config is not None else _flyctl_config_path()
+
+    fly_token: str | None = None
+    fly_source = ""
+    for name in ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN"):
+        fly_token = get(name)
+        if fly_token:
+            fly_source = name
+            break
+    if not fly_token:
+        fly_token = _read_flyctl_token(config_path)
+        if fly_token:
+            register_secret(fly_token)
+            fly_source = str(config_path)
+        else:
+            missing.append(f"FLY_API_TOKEN (or FLY_ACCESS_TOKEN, or access_token in {config_path})")
+
+    supabase_url = get("SUPABASE_URL")
+    if supabase_url:
+        supabase_url = supabase_url.rstrip("/")
+        if urlsplit(supabase_url).scheme not in ("http", "https") or not urlsplit(supabase_url).hostname:
+            raise ConfigError(
+                "SUPABASE_URL is not an http(s) URL",
+                hint="set SUPABASE_URL to the project URL, e.g. https://<project-ref>.supabase.co",
+            )
+    else:
+        missing.append("SUPABASE_URL")
+    service_key = get("SUPABASE_SERVICE_ROLE_KEY")
+    if not service_key:
+        missing.append("SUPABASE_SERVICE_ROLE_KEY")
+    access_token = get("SUPABASE_ACCESS_TOKEN")
+    if not access_token:
+        missing.append("SUPABASE_ACCESS_TOKEN")
+
+    url_ref = _project_ref_from_url(supabase_url) if supabase_url else None
+    project_ref = get("SUPABASE_PROJECT_REF") or url_ref
+    if not project_ref:
+        missing.append("SUPABASE_PROJECT_REF")
+
+    if missing:
+        raise ConfigError(
+            "the live target needs these environment variables: " + ", ".join(missing),
+            hint="export them in the shell that runs vyxops (credentials come from the environment "
+            "only, never from parameters), or use --target sandbox",
+        )
+    if url_ref and project_ref != url_ref:
+        # REST calls would go to one project and Management API calls to another.
+        raise ConfigError(
+            f"SUPABASE_PROJECT_REF ({project_ref}) is not the project in SUPABASE_URL ({url_ref})",
+            hint="make SUPABASE_PROJECT_REF and SUPABASE_URL name the same project",
+        )
+    assert fly_token and supabase_url and service_key and access_token and project_ref  # for the type checker
+    return LiveCredentials(
+        fly_token=fly_token,
+        supabase_url=supabase_url,
+        supabase_service_role_key=service_key,
+        supabase_access_token=access_token,
+        project_ref=project_ref,
+        fly_token_source=fly_source,
+    )
+
+
+def live_base_url(platform: str, credentials: LiveCredentials) -> str:
+    """The live base URL for ``platform`` (an ``ApiError.platform`` name).
+
+    Supabase REST and functions live under the project's SUPABASE_URL; everything
+    else is in :data:`LIVE_URLS`. Raises KeyError for an unknown platform.
+    """
+    if platform in ("supabase-rest", "supabase-functions"):
+        return credentials.supabase_url
+    return LIVE_URLS[_PLATFORM_URL_KEYS[platform]]
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def sandbox_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The sandbox's directory: ``$VYXOPS_SANDBOX_DIR``, else ``.vyxops/sandbox`` under the cwd."""
+    env = os.environ if environ is None else environ
+    value = (env.get("VYXOPS_SANDBOX_DIR") or "").strip()
+    return Path(value).expanduser() if value else Path.cwd() / ".vyxops" / "sandbox"
+
+
+def audit_log_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The fixes' audit log: ``$VYXOPS_AUDIT_LOG``, else ``.vyxops/audit.jsonl`` under the cwd."""
+    env = os.environ if environ is None else environ
+    value = (env.get("VYXOPS_AUDIT_LOG") or "").strip()
+    return Path(value).expanduser() if value else Path.cwd() / ".vyxops" / "audit.jsonl"
