@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from vyxops.errors import InputError
+from vyxops.images import FLY_REGISTRY, parse_image_ref as _parse_ref, secret_digest
 from vyxops.sandbox.scenario import Scenario, load_scenario
 from vyxops.timeutil import iso
 
 SCHEMA = "vyxops.sandbox/1"
-FLY_REGISTRY = "registry.fly.io"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 IMAGE_CONFIG = "application/vnd.docker.container.image.v1+json"
 LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -63,19 +63,13 @@ def credentials_for(scenario_name: str) -> dict[str, str]:
     }
 
 
-def sha256_hex(text: str) -> str:
-    """The digest the Management API shows for a secret's value."""
-    return hashlib.sha256(text.encode()).hexdigest()
+sha256_hex = secret_digest
 
 
 def parse_image_ref(ref: str) -> tuple[str, str, str | None, str | None]:
-    """Split ``registry/repo:tag`` or ``registry/repo@sha256:…`` into (registry, repo, tag, digest)."""
-    registry, _, rest = ref.partition("/")
-    if "@" in rest:
-        repo, _, digest = rest.partition("@")
-        return registry, repo, None, digest
-    repo, _, tag = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
-    return registry, repo, tag or "latest", None
+    """Split an image reference into (registry, repo, tag, digest)."""
+    r = _parse_ref(ref)
+    return r.registry, r.repository, r.tag, r.digest
 
 
 def pg_time(ms: int) -> str:
@@ -508,10 +502,12 @@ class World:
         if m is None:
             return 404, {"error": "not_found: machine not found"}
 
+        wanted = set(state.split(","))  # the API takes comma-separated states: any one of them will do
+
         def reached() -> bool:
-            if state == "settled":
-                return m["state"] in ("started", "stopped", "suspended", "failed", "destroyed")
-            return m["state"] == state
+            if "settled" in wanted and m["state"] in ("started", "stopped", "suspended", "failed", "destroyed"):
+                return True
+            return m["state"] in wanted
 
         deadline = self.now_ms + int(timeout_s * 1000)
         while not reached():

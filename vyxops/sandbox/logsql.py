@@ -1,0 +1,393 @@
+"""The sandbox's Supabase logs endpoint: ClickHouse SQL run on DuckDB.
+
+``GET /v1/projects/{ref}/analytics/endpoints/logs?sql=…`` runs ClickHouse-dialect
+SQL over one table ``logs`` (reference: ``/work/shared/reference/supabase/
+logs-endpoint-*.json``). The sandbox runs the query on a real engine rather
+than matching strings: sqlglot parses the ClickHouse dialect, a few expression
+transforms fix what its DuckDB output gets wrong, DuckDB macros stand in for
+ClickHouse functions DuckDB lacks, and an in-memory DuckDB holds only the rows
+inside the request window.
+
+Rules modelled from the real endpoint (each refusal is a :class:`LogQueryError`
+with status 400):
+
+- the window comes from ``iso_timestamp_start`` / ``iso_timestamp_end``, never
+  from the SQL: neither bound → the last minute before the sandbox clock; only a
+  start → up to now; only an end → the minute before it; longer than 24 h →
+  refused; both bounds inclusive;
+- only one SELECT over ``logs`` (CTEs and subqueries allowed);
+- ``select *`` and ``count(*)`` are refused (use a column list and ``count()``);
+- a missing map key reads as ``''``, like ClickHouse's Map, not NULL;
+- ``now()`` is the sandbox clock, not the wall clock.
+
+Not modelled: the rounding of the window to the minute, ClickHouse's quoting of
+64-bit integers as JSON strings (ints stay ints here), case-sensitive
+identifiers, and ClickHouse's column naming for unaliased ``m['k']``
+subscripts (named here as written; always alias).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import itertools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
+
+__all__ = ["LogQueryError", "run_logs_query"]
+
+TABLE = "logs"
+MAP_COLUMN = "log_attributes"
+DEFAULT_WINDOW_US = 60 * 1_000_000  # OpenAPI: "only the last 1 minute of logs will be queried"
+MAX_WINDOW_US = 24 * 3600 * 1_000_000  # OpenAPI: "no more than 24 hours"
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"  # documented rendering: 2026-06-22T09:34:06.215000
+
+_UTC = _dt.timezone.utc
+_EPOCH = _dt.datetime(1970, 1, 1)
+
+
+class LogQueryError(Exception):
+    """The endpoint refuses the query; .status is the HTTP status to answer (400 for a validation error), str() the message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        self.message = message
+        self.status = status
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------- window
+
+
+def _parse_iso_us(name: str, value: str) -> int:
+    """Return ``value`` (ISO 8601, ``Z``/offset or naive meaning UTC) as unix µs; refuse anything else."""
+    try:
+        parsed = _dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise LogQueryError(f"{name}: not an ISO 8601 date-time: {value!r}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(_UTC).replace(tzinfo=None)
+    delta = parsed - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _resolve_window(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
+    """Return the request window as inclusive unix µs bounds, or refuse it like the endpoint."""
+    start = start or None  # an empty query parameter counts as absent
+    end = end or None
+    now_us = now_ms * 1000
+    if start is None and end is None:
+        return now_us - DEFAULT_WINDOW_US, now_us
+    if start is not None and end is not None:
+        start_us = _parse_iso_us("iso_timestamp_start", start)
+        end_us = _parse_iso_us("iso_timestamp_end", end)
+    elif start is not None:
+        start_us = _parse_iso_us("iso_timestamp_start", start)
+        end_us = now_us
+    else:
+        end_us = _parse_iso_us("iso_timestamp_end", end or "")
+        start_us = end_us - DEFAULT_WINDOW_US
+    if start_us > end_us:
+        raise LogQueryError("iso_timestamp_start must be before iso_timestamp_end")
+    if end_us - start_us > MAX_WINDOW_US:
+        raise LogQueryError("The timestamp range must be no more than 24 hours")
+    return start_us, end_us
+
+
+# --------------------------------------------------------------------------- parse and check
+
+
+def _short_parse_message(error: SqlglotError) -> str:
+    """Return the parser's complaint in one line (sqlglot's own text carries ANSI highlighting)."""
+    if isinstance(error, ParseError) and error.errors:
+        first = error.errors[0]
+        return f"syntax error at line {first.get('line')}, column {first.get('col')}: {first.get('description')}"
+    return f"syntax error: {str(error).splitlines()[0][:200]}"
+
+
+# Statements or clauses that write, or read anything but the logs table.
+_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.Command,
+    exp.Into,
+    exp.Merge,
+    exp.Set,
+)
+
+
+def _parse_and_check(sql: str) -> exp.Query:
+    """Parse ClickHouse ``sql`` and return its one query, refusing what the endpoint refuses."""
+    if not sql or not sql.strip():
+        raise LogQueryError("sql is required")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="clickhouse") if s is not None]
+    except (ParseError, TokenError) as error:
+        raise LogQueryError(_short_parse_message(error)) from None
+    if len(statements) != 1:
+        raise LogQueryError("exactly one SELECT statement is allowed")
+    root = statements[0]
+    if not isinstance(root, exp.Query):
+        raise LogQueryError(f"only SELECT statements are allowed, got {root.key.upper()}")
+
+    for node in root.walk():
+        if isinstance(node, _FORBIDDEN_NODES):
+            raise LogQueryError(f"only SELECT statements are allowed, found {node.key.upper()}")
+        if isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
+            raise LogQueryError("select * is not allowed: list the columns you need")
+        if isinstance(node, exp.Count) and isinstance(node.this, exp.Star):
+            raise LogQueryError("count(*) is not allowed: use count()")
+
+    cte_names = {cte.alias_or_name for cte in root.find_all(exp.CTE)}
+    for table in root.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            # e.g. `from numbers(10)` or `from file('x')`: table functions read elsewhere
+            raise LogQueryError(f"only the `{TABLE}` table can be queried, not {table.this.sql('clickhouse')}")
+        qualified = table.db or table.catalog
+        if qualified or table.name not in ({TABLE} | cte_names):
+            shown = ".".join(p for p in (table.catalog, table.db, table.name) if p)
+            raise LogQueryError(f"only the `{TABLE}` table can be queried, not `{shown}`")
+    return root
+
+
+# --------------------------------------------------------------------------- ClickHouse -> DuckDB
+
+
+def _first_select(query: exp.Expression) -> exp.Select | None:
+    """Return the SELECT whose expressions name the result columns (the left arm of a UNION)."""
+    while isinstance(query, (exp.SetOperation, exp.Subquery)):
+        query = query.this
+    return query if isinstance(query, exp.Select) else None
+
+
+def _name_outputs_like_clickhouse(root: exp.Query) -> None:
+    """Alias each unaliased computed output column with its ClickHouse text (`count()`, not DuckDB's `count_star()`)."""
+    select = _first_select(root)
+    if select is None:
+        return
+    named: list[exp.Expression] = []
+    for projection in select.expressions:
+        if isinstance(projection, (exp.Alias, exp.Column)):
+            named.append(projection)
+        else:
+            text = projection.sql("clickhouse", normalize_functions=False)
+            named.append(exp.alias_(projection, text, quoted=True))
+    select.set("expressions", named)
+
+
+def _timestamp_literal(value: _dt.datetime) -> exp.Expression:
+    """Return a DuckDB TIMESTAMP literal for the naive UTC ``value``."""
+    return exp.cast(exp.Literal.string(value.strftime("%Y-%m-%d %H:%M:%S.%f")), exp.DataType.Type.TIMESTAMP)
+
+
+def _make_transform(now_ms: int) -> Callable[[exp.Expression], exp.Expression]:
+    """Return the node rewrite that turns sqlglot's ClickHouse tree into one DuckDB runs with ClickHouse semantics."""
+    now = _EPOCH + _dt.timedelta(milliseconds=now_ms)
+
+    def transform(node: exp.Expression) -> exp.Expression:
+        # ClickHouse Map subscripts yield the value type's default ('') for a
+        # missing key; DuckDB yields NULL, which would turn `= ''` filters and
+        # JSON output into something the real endpoint never returns.
+        if (
+            isinstance(node, exp.Bracket)
+            and isinstance(node.this, exp.Column)
+            and node.this.name == MAP_COLUMN
+            and len(node.expressions) == 1
+        ):
+            # transform() does not descend into a replaced node, so rewrite the key here.
+            key = node.expressions[0].copy().transform(transform)
+            subscript = exp.Bracket(this=node.this.copy(), expressions=[key])
+            return exp.Coalesce(this=subscript, expressions=[exp.Literal.string("")])
+
+        # now()/today() must read the sandbox clock: DuckDB's would be wall time.
+        name = node.name.lower() if isinstance(node, exp.Anonymous) else ""
+        if isinstance(node, exp.CurrentTimestamp) or name == "now":
+            return _timestamp_literal(now.replace(microsecond=0))  # ClickHouse now() is a DateTime (seconds)
+        if name == "now64":
+            return _timestamp_literal(now)  # the sandbox clock has ms precision
+        if isinstance(node, exp.CurrentDate) or name == "today":
+            return exp.cast(exp.Literal.string(now.date().isoformat()), exp.DataType.Type.DATE)
+        if name == "yesterday":
+            yesterday = now.date() - _dt.timedelta(days=1)
+            return exp.cast(exp.Literal.string(yesterday.isoformat()), exp.DataType.Type.DATE)
+
+        # multiIf(c1, v1, c2, v2, …, else) is variadic, which a DuckDB macro cannot be.
+        if name == "multiif" and len(node.expressions) >= 3 and len(node.expressions) % 2 == 1:
+            args = node.expressions
+            case = exp.Case()
+            for cond, value in zip(args[:-1:2], args[1:-1:2]):
+                case = case.when(cond, value)
+            return case.else_(args[-1])
+        return node
+
+    return transform
+
+
+def _to_duckdb_sql(root: exp.Query, now_ms: int) -> str:
+    """Return DuckDB SQL for the checked ClickHouse query ``root``."""
+    _name_outputs_like_clickhouse(root)
+    rewritten = root.transform(_make_transform(now_ms))
+    try:
+        return rewritten.sql("duckdb", unsupported_level=ErrorLevel.RAISE)
+    except SqlglotError as error:
+        raise LogQueryError(f"unsupported query: {str(error).splitlines()[0][:200]}") from None
+
+
+# ClickHouse functions that sqlglot leaves as-is for DuckDB (an unknown name
+# there) become DuckDB macros of the same name: DuckDB resolves function names
+# case-insensitively, so `toInt32OrZero(...)` finds `toint32orzero`.
+# ClickHouse's *OrZero parsers accept only a plain number; DuckDB's TRY_CAST
+# rounds '12.5' to 13 and trims spaces, hence the regular expression guards.
+_INT_RE = r"'^[+-]?[0-9]+$'"
+_FLOAT_RE = r"'^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$|^[+-]?(inf|nan)$'"
+_MACROS: tuple[str, ...] = (
+    # conversions; numbers in log_attributes are strings
+    f"toInt32OrZero(x) AS coalesce(CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS INTEGER) END, 0)",
+    f"toInt64OrZero(x) AS coalesce(CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS BIGINT) END, 0)",
+    f"toUInt32OrZero(x) AS coalesce(CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS UINTEGER) END, 0)",
+    f"toInt32OrNull(x) AS CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS INTEGER) END",
+    f"toInt64OrNull(x) AS CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS BIGINT) END",
+    f"toFloat64OrZero(x) AS coalesce(CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_FLOAT_RE}) THEN TRY_CAST(x AS DOUBLE) END, 0.0)",
+    f"toFloat64OrNull(x) AS CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_FLOAT_RE}) THEN TRY_CAST(x AS DOUBLE) END",
+    "toInt32(x) AS CAST(x AS INTEGER)",
+    "toInt64(x) AS CAST(x AS BIGINT)",
+    "toFloat64(x) AS CAST(x AS DOUBLE)",
+    "toString(x) AS CAST(x AS VARCHAR)",
+    # time; ClickHouse DateTime has second precision, DateTime64 keeps the fraction
+    "toUnixTimestamp64Micro(t) AS epoch_us(t)",
+    "toUnixTimestamp64Milli(t) AS epoch_ms(t)",
+    "toUnixTimestamp(t) AS CAST(floor(epoch(CAST(t AS TIMESTAMP))) AS BIGINT)",
+    # with a zone, the wall time is read in that zone and the instant kept in UTC
+    "toDateTime(x) AS date_trunc('second', CAST(x AS TIMESTAMP)),"
+    " (x, tz) AS date_trunc('second', timezone('UTC', timezone(tz, CAST(x AS TIMESTAMP))))",
+    "toDateTime64(x, p) AS CAST(x AS TIMESTAMP), (x, p, tz) AS timezone('UTC', timezone(tz, CAST(x AS TIMESTAMP)))",
+    "toDate(x) AS CAST(x AS DATE)",
+    "toStartOfFiveMinutes(t) AS time_bucket(INTERVAL 5 MINUTE, t)",
+    "toStartOfTenMinutes(t) AS time_bucket(INTERVAL 10 MINUTE, t)",
+    "toStartOfFifteenMinutes(t) AS time_bucket(INTERVAL 15 MINUTE, t)",
+    "toStartOfInterval(t, i) AS time_bucket(i, t)",
+    # maps, strings, aggregates
+    "mapKeys(m) AS map_keys(m)",
+    "mapValues(m) AS map_values(m)",
+    "mapContains(m, k) AS map_contains(m, k)",
+    "empty(s) AS (length(s) = 0)",
+    "notEmpty(s) AS (length(s) > 0)",
+    "positionCaseInsensitive(s, n) AS strpos(lower(s), lower(n))",
+    "replaceAll(s, a, b) AS replace(s, a, b)",
+    "replaceRegexpAll(s, p, r) AS regexp_replace(s, p, r, 'g')",
+    "uniqExact(x) AS count(DISTINCT x)",
+    "countDistinct(x) AS count(DISTINCT x)",
+)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def _logs_arrow(rows: list[dict[str, Any]], start_us: int, end_us: int) -> pa.Table:
+    """Return the rows inside ``[start_us, end_us]`` as an Arrow table with the `logs` schema."""
+    inside = [r for r in rows if start_us <= r["timestamp_us"] <= end_us]
+    # The map column is built from flat key/value arrays plus offsets: several
+    # times faster than converting one list of pairs per row.
+    maps = [r.get(MAP_COLUMN) or {} for r in inside]
+    offsets = pa.array(list(itertools.accumulate((len(m) for m in maps), initial=0)), pa.int32())
+    keys = pa.array([str(k) for m in maps for k in m], pa.string())
+    values = pa.array([str(v) for m in maps for v in m.values()], pa.string())
+    return pa.table(
+        {
+            "id": pa.array([r["id"] for r in inside], pa.string()),
+            "timestamp": pa.array([r["timestamp_us"] for r in inside], pa.int64()).cast(pa.timestamp("us")),
+            "event_message": pa.array([r.get("event_message") or "" for r in inside], pa.string()),
+            "severity_text": pa.array([r.get("severity_text") or "" for r in inside], pa.string()),
+            "source": pa.array([r.get("source") or "" for r in inside], pa.string()),
+            MAP_COLUMN: pa.MapArray.from_arrays(offsets, keys, values),
+        }
+    )
+
+
+def _open_engine(table: pa.Table) -> duckdb.DuckDBPyConnection:
+    """Return an in-memory DuckDB holding ``table`` as `logs` and the ClickHouse macros, locked down."""
+    con = duckdb.connect(":memory:")
+    try:
+        # UTC so strings with offsets compare like ClickHouse's UTC column;
+        # one thread so GROUP BY without ORDER BY answers in a stable order.
+        con.execute("SET TimeZone = 'UTC'; SET threads = 1")
+        con.register("logs_src", table)
+        con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM logs_src")
+        con.unregister("logs_src")
+        con.execute(";".join(f"CREATE MACRO {macro}" for macro in _MACROS))
+        # The query may name any DuckDB function: it must not reach files,
+        # the network or settings.
+        con.execute(
+            "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;"
+            "SET enable_external_access = false; SET lock_configuration = true"
+        )
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _json_value(value: Any) -> Any:
+    """Return ``value`` as the endpoint's JSON would carry it (timestamps as documented, maps as objects)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(_UTC).replace(tzinfo=None)
+        return value.strftime(TIMESTAMP_FORMAT)
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent == 0 else float(value)
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
+def run_logs_query(
+    rows: list[dict],
+    sql: str,
+    iso_timestamp_start: str | None,
+    iso_timestamp_end: str | None,
+    now_ms: int,
+) -> list[dict]:
+    """Run ClickHouse `sql` over `rows` restricted to the request window; return result rows as JSON-ready dicts.
+
+    Rows outside the window are invisible to the query. Result keys are the
+    selected column aliases, in the order the SQL produces them. Raises
+    :class:`LogQueryError` (status 400) for a bad window, a syntax error, a
+    refused construct (``select *``, ``count(*)``, non-SELECT, other tables) or
+    a query the engine cannot run.
+    """
+    start_us, end_us = _resolve_window(iso_timestamp_start, iso_timestamp_end, now_ms)
+    root = _parse_and_check(sql)
+    duck_sql = _to_duckdb_sql(root, now_ms)
+    con = _open_engine(_logs_arrow(rows, start_us, end_us))
+    try:
+        try:
+            cursor = con.execute(duck_sql)
+            names = [d[0] for d in cursor.description or []]
+            fetched = cursor.fetchall()
+        except duckdb.Error as error:
+            raise LogQueryError(f"query failed: {str(error).strip().splitlines()[0][:300]}") from None
+    finally:
+        con.close()
+    return [{name: _json_value(value) for name, value in zip(names, record)} for record in fetched]
