@@ -1,0 +1,36 @@
+# The README's two commands are `make demo` and `make test`; everything else hangs off them.
+# Set-up needs only python3.11 and pip: uv comes from PyPI into .tools/, the project into .venv/.
+PYTHON ?= python3.11
+VENV   := .venv
+UV     := .tools/bin/uv
+STAMP  := $(VENV)/.installed
+OUT    ?= out/stub-image
+
+.PHONY: setup demo test bench lab clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+$(STAMP): pyproject.toml | $(UV)
+	test -x $(VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(VENV)/bin/python --compile-bytecode -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup  ## investigate the seed incident on the sandbox
+	$(VENV)/bin/vyxops investigate --scenario stub-image --app vyx-app --out $(OUT)
+
+test: setup  ## the whole test suite, offline
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+bench: setup  ## speed and memory figures, as ratios measured in one run
+	$(VENV)/bin/python bench/run.py
+
+lab: setup  ## JupyterLab for ad hoc exploration (installs the lab extra)
+	$(UV) pip install --quiet --python $(VENV)/bin/python --compile-bytecode -e '.[test,lab]'
+	$(VENV)/bin/jupyter lab notebooks/explore.ipynb
+
+clean:
+	rm -rf $(VENV) .tools out .vyxops

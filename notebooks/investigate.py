@@ -1,0 +1,69 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+target = "sandbox"  # sandbox | live | bundle:PATH (tokens come from the environment only)
+scenario = None  # sandbox scenario name or file; None keeps what the sandbox holds
+app = "vyx-app"
+machine_id = None  # focus on one machine
+since = None  # RFC 3339; default 24 h before `until`
+until = None  # RFC 3339; default the target's now
+stuck_after_minutes = 10.0
+out_dir = "out/investigate"
+
+# %% [markdown]
+# # Incident investigation
+#
+# What happened to the app across Fly.io and Supabase, in order, and the root
+# cause with the evidence for it. Run by `vyxops investigate`; parameters below.
+
+# %%
+from vyxops import nbtools
+from vyxops.investigate import investigate
+from vyxops.plot import plot_timeline
+from vyxops.session import open_session
+
+nbtools.setup()
+with open_session(target, scenario=scenario) as session:
+    inv = investigate(session, app, since=since, until=until, machine_id=machine_id, stuck_after_minutes=stuck_after_minutes)
+paths = inv.write(out_dir)
+
+# %% [markdown]
+# ## Summary
+
+# %%
+nbtools.show_summary(inv)
+nbtools.show_incomplete(inv.evidence.notes)
+
+# %% [markdown]
+# ## Timeline
+# Machines and DB rows as lanes of state; releases, secret changes and function invocations marked.
+
+# %%
+fig = plot_timeline(inv.timeline, title=f"{app} — {inv.evidence.target}")
+fig
+
+# %%
+inv.timeline[["time", "source", "entity", "kind", "message"]]
+
+# %% [markdown]
+# ## Findings
+
+# %%
+nbtools.show_findings(inv)
+
+# %% [markdown]
+# ## Recommended fixes
+
+# %%
+nbtools.show_fixes(inv)

@@ -1,0 +1,103 @@
+"""Evidence bundles: HTTP exchanges captured from a target, replayed offline.
+
+A bundle is a directory holding ``bundle.json`` (what was captured, from which
+target, at what time) and ``exchanges.jsonl`` (one request → response per line).
+Replaying it is a transport, like the sandbox: nothing above HTTP knows.
+Request headers are never written (they hold the credentials); response bodies
+are redacted of anything token-shaped before they are written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vyxops.errors import InputError, redact
+
+BUNDLE_SCHEMA = "vyxops.bundle/1"
+_KEEP_HEADERS = ("content-type", "fly-next-cursor", "content-range", "docker-content-digest", "retry-after", "x-ratelimit-remaining")
+
+
+def exchange_key(request: httpx.Request) -> str:
+    """What identifies a request in a bundle: method, path, sorted query and a body digest."""
+    query = sorted(request.url.params.multi_items())
+    body = hashlib.sha256(request.content or b"").hexdigest()[:16]
+    return json.dumps([request.method, request.url.path, query, body])
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Passes requests on to ``inner`` and keeps each exchange for :func:`write_bundle`."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.exchanges: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        response = self.inner.handle_request(request)
+        response.read()
+        with self.lock:
+            self.exchanges.append(
+                {
+                    "key": exchange_key(request),
+                    "host": request.url.host,
+                    "status": response.status_code,
+                    "headers": {k: v for k, v in response.headers.items() if k.lower() in _KEEP_HEADERS},
+                    "body_b64": base64.b64encode(redact(response.content.decode("utf-8", "replace")).encode()).decode()
+                    if response.content
+                    else "",
+                }
+            )
+        return httpx.Response(response.status_code, headers=response.headers, content=response.content, request=request)
+
+
+def write_bundle(path: Path, recorder: RecordingTransport, meta: dict[str, Any]) -> Path:
+    """Write the recorded exchanges and ``meta`` (target, app, captured_at, now) to ``path``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "exchanges.jsonl").open("w", encoding="utf-8") as fh:
+        for ex in recorder.exchanges:
+            fh.write(json.dumps(ex, sort_keys=True) + "\n")
+    (path / "bundle.json").write_text(json.dumps({"schema": BUNDLE_SCHEMA, **meta, "exchanges": len(recorder.exchanges)}, indent=1, sort_keys=True))
+    return path
+
+
+def read_bundle_meta(path: Path) -> dict[str, Any]:
+    """The bundle's ``bundle.json``; an InputError names the path when it is not a bundle."""
+    meta_path = Path(path) / "bundle.json"
+    if not meta_path.is_file():
+        raise InputError("--target", f"no evidence bundle at {path} (bundle.json missing)", allowed="bundle:PATH of a directory written by `vyxops capture`")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("schema") != BUNDLE_SCHEMA:
+        raise InputError("--target", f"{path} is not a {BUNDLE_SCHEMA} bundle")
+    return meta
+
+
+class ReplayTransport(httpx.BaseTransport):
+    """Answers requests from a bundle; a request it never saw gets a 404 saying so."""
+
+    def __init__(self, path: Path) -> None:
+        read_bundle_meta(path)
+        self.answers: dict[str, list[dict[str, Any]]] = {}
+        for line in (Path(path) / "exchanges.jsonl").read_text(encoding="utf-8").splitlines():
+            ex = json.loads(line)
+            self.answers.setdefault(ex["key"], []).append(ex)
+        self.used: dict[str, int] = {}
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        key = exchange_key(request)
+        answers = self.answers.get(key)
+        if not answers:
+            return httpx.Response(404, json={"error": "not in the evidence bundle", "request": key}, request=request)
+        i = self.used.get(key, 0)
+        self.used[key] = i + 1
+        ex = answers[min(i, len(answers) - 1)]  # the last answer repeats
+        return httpx.Response(ex["status"], headers=ex["headers"], content=base64.b64decode(ex["body_b64"]), request=request)

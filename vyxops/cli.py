@@ -1,0 +1,254 @@
+"""``vyxops``: one verb per notebook, plus sandbox control (SPEC.md "Entry points").
+
+Exit status: 0 done, 1 findings at or above --fail-on (audit), 2 bad input,
+3 the platform could not be reached or refused. Inputs are checked before any
+call to a platform.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from vyxops.errors import InputError, VyxopsError, exit_code_for
+
+FIX_CODES = ("PIN_SECRET_TO_RELEASE", "TAG_LATEST", "UNSET_SECRET", "RECONCILE_STUCK_ROWS", "VERIFY_PROVISIONING")
+APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage as an InputError (exit 2) naming the input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(self.prog, message, hint=f"see `{self.prog} --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vyxops", description="Investigate and fix Fly.io + Supabase incidents.")
+    sub = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    def common(sp: argparse.ArgumentParser, out: bool = True) -> None:
+        sp.add_argument("--target", default="sandbox", help="sandbox (default) | live | bundle:PATH")
+        sp.add_argument("--scenario", help="sandbox scenario: a shipped name or a YAML file")
+        if out:
+            sp.add_argument("--out", required=True, type=Path, help="directory for the notebook, report and results")
+
+    inv = sub.add_parser("investigate", help="reconstruct an incident and name its root cause")
+    common(inv)
+    inv.add_argument("--app", required=True)
+    inv.add_argument("--machine", dest="machine_id")
+    inv.add_argument("--since")
+    inv.add_argument("--until")
+    inv.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes", help="minutes a row may stay in a transitional status")
+
+    rem = sub.add_parser("remediate", help="plan fixes (dry run) and, with --apply --confirm APP, apply them")
+    common(rem)
+    rem.add_argument("--app", required=True)
+    rem.add_argument("--fix", nargs="+", dest="fixes", metavar="CODE", help=f"only these fixes: {', '.join(FIX_CODES)}")
+    rem.add_argument("--strategy", choices=("pin", "latest"), default="pin", help="pin DOCKER_IMAGE to the release (default) or tag :latest and unset the secret")
+    rem.add_argument("--apply", action="store_true")
+    rem.add_argument("--confirm")
+    rem.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes")
+
+    aud = sub.add_parser("audit", help="scheduled check of one or more apps")
+    common(aud)
+    aud.add_argument("--app", action="append", dest="apps")
+    aud.add_argument("--all", action="store_true", dest="all_apps")
+    aud.add_argument("--fail-on", choices=("critical", "warning"), default="critical")
+    aud.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes")
+
+    cap = sub.add_parser("capture", help="capture an evidence bundle for offline replay")
+    common(cap)
+    cap.add_argument("--app", required=True)
+    cap.add_argument("--since")
+    cap.add_argument("--until")
+
+    sb = sub.add_parser("sandbox", help="control the sandbox: reset | serve | status")
+    sb.add_argument("action", choices=("reset", "serve", "status"))
+    sb.add_argument("--scenario")
+    sb.add_argument("--port", type=int, default=8787)
+    sb.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns (and exits with) the status SPEC.md defines."""
+    try:
+        args = build_parser().parse_args(argv)
+        return {"investigate": cmd_investigate, "remediate": cmd_remediate, "audit": cmd_audit, "capture": cmd_capture, "sandbox": cmd_sandbox}[args.verb](args)
+    except VyxopsError as exc:
+        code = getattr(exc, "exit_code", None) or exit_code_for(exc)
+        print(f"vyxops: {exc}", file=sys.stderr)
+        return int(code)
+    except KeyboardInterrupt:
+        return 130
+
+
+# --------------------------------------------------------------------------- checks before any call
+
+
+def check_common(args: argparse.Namespace) -> None:
+    """Validate target, scenario, app and times; load the sandbox world when it is the target."""
+    from vyxops.config import parse_target
+
+    target = parse_target(args.target)
+    if target.kind != "sandbox" and getattr(args, "scenario", None):
+        raise InputError("--scenario", "only applies to --target sandbox")
+    if target.kind == "bundle":
+        from vyxops.bundle import read_bundle_meta
+
+        read_bundle_meta(Path(target.path or ""))
+    if target.kind == "live":
+        from vyxops.config import live_credentials
+
+        live_credentials()  # ConfigError naming every missing variable, before any call
+    apps = getattr(args, "apps", None) or ([args.app] if getattr(args, "app", None) else [])
+    for app in apps:
+        if not APP_RE.match(app):
+            raise InputError("--app", f"{app!r} is not a Fly app name", allowed="lower-case letters, digits and '-'")
+    for name in ("since", "until"):
+        value = getattr(args, name, None)
+        if value:
+            from vyxops.timeutil import to_utc
+
+            try:
+                to_utc(value)
+            except (ValueError, TypeError):
+                raise InputError(f"--{name}", f"{value!r} is not a time", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z") from None
+    if target.kind == "sandbox":
+        from vyxops.config import sandbox_dir
+        from vyxops.sandbox.world import World
+
+        world = World.load(args.scenario, sandbox_dir())
+        known = list(world.state["fly"]["apps"])
+        for app in apps:
+            if app not in known:
+                raise InputError("--app", f"no app {app!r} in sandbox scenario {world.scenario_name}", allowed=known)
+    out = getattr(args, "out", None)
+    if out is not None and out.exists() and not out.is_dir():
+        raise InputError("--out", f"{out} exists and is not a directory")
+
+
+def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    return {"target": args.target, "scenario": args.scenario, "out_dir": str(args.out), **extra}
+
+
+def _report(name: str, out: Path, title: str) -> tuple[Path, Path]:
+    from vyxops.runner import export_html
+
+    nb = out / f"{name}.ipynb"
+    html = export_html(nb, out / f"{name}.html", title=title)
+    return nb, html
+
+
+# --------------------------------------------------------------------------- verbs
+
+
+def cmd_investigate(args: argparse.Namespace) -> int:
+    check_common(args)
+    from vyxops.runner import read_json, run_notebook
+
+    params = _params(args, app=args.app, machine_id=args.machine_id, since=args.since, until=args.until, stuck_after_minutes=args.stuck_after_minutes)
+    run_notebook("investigate", params, args.out)
+    nb, html = _report("investigate", args.out, f"Investigation of {args.app}")
+    doc = read_json(args.out / "findings.json")
+    root = doc["root_cause"]
+    top = next((f for f in doc["findings"] if root and f["code"] == root["code"]), None)
+    print(f"root cause: {root['code']}: {top['title'] if top else ''}" if root else "root cause: none — nothing critical found")
+    print(f"report:   {html}\nnotebook: {nb}\nfindings: {args.out / 'findings.json'}\ntimeline: {args.out / 'timeline.parquet'}")
+    return 0
+
+
+def cmd_remediate(args: argparse.Namespace) -> int:
+    if args.apply and args.confirm != args.app:
+        raise InputError("--confirm", f"--apply needs --confirm {args.app} (the app's name) to change anything", allowed=args.app)
+    if args.confirm and not args.apply:
+        raise InputError("--confirm", "only means something with --apply")
+    for code in args.fixes or []:
+        if code not in FIX_CODES:
+            raise InputError("--fix", f"unknown fix {code!r}", allowed=list(FIX_CODES))
+    check_common(args)
+    from vyxops.runner import read_json, run_notebook
+
+    params = _params(args, app=args.app, fixes=args.fixes or [], strategy=args.strategy, dry_run=not args.apply, confirm=args.confirm or "", stuck_after_minutes=args.stuck_after_minutes)
+    run_notebook("remediate", params, args.out)
+    nb, html = _report("remediate", args.out, f"Remediation of {args.app}")
+    result = read_json(args.out / ("result.json" if args.apply else "plan.json"))
+    for a in result["actions"]:
+        print(f"{a['status']:>8}  {a['code']:<24} {a['target']}  {a.get('reason') or ''}")
+    print(("applied" if args.apply else "dry run: nothing changed") + f"\nreport:   {html}\nnotebook: {nb}\nplan:     {args.out / 'plan.json'}" + (f"\nresult:   {args.out / 'result.json'}" if args.apply else ""))
+    return 3 if any(a["status"] == "failed" for a in result["actions"]) else 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    if not args.apps and not args.all_apps:
+        raise InputError("--app/--all", "name the apps to audit", allowed="--app APP (repeatable) or --all")
+    check_common(args)
+    from vyxops.runner import read_json, run_notebook
+
+    params = _params(args, apps=args.apps or [], all_apps=args.all_apps, fail_on=args.fail_on, stuck_after_minutes=args.stuck_after_minutes)
+    run_notebook("audit", params, args.out)
+    nb, html = _report("audit", args.out, "Audit")
+    doc = read_json(args.out / "audit.json")
+    levels = ("critical",) if args.fail_on == "critical" else ("critical", "warning")
+    failing = [a for a in doc["apps"] if a["worst"] in levels]
+    for a in doc["apps"]:
+        print(f"{a['app']:<24} {a['worst'] or 'ok':<9} {a['root_cause'] or ''}")
+    print(f"report:   {html}\nnotebook: {nb}\naudit:    {args.out / 'audit.json'}")
+    return 1 if failing else 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    check_common(args)
+    from vyxops.bundle import write_bundle
+    from vyxops.evidence import collect_evidence
+    from vyxops.session import open_session
+    from vyxops.timeutil import iso
+
+    with open_session(args.target, scenario=args.scenario, record=True) as session:
+        e = collect_evidence(session, args.app, since=args.since, until=args.until)
+        meta = {"captured_from": session.label, "app": args.app, "now": iso(session.now()), "since": iso(e.since), "until": iso(e.until), "project_ref": session.project_ref, "machines_table": session.machines_table, "org": session.org}
+        path = write_bundle(args.out, session.recorder, meta)
+    print(f"bundle: {path} ({len(session.recorder.exchanges)} exchanges)\nreplay: vyxops investigate --target bundle:{path} --app {args.app} --out DIR")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from vyxops.config import sandbox_dir
+    from vyxops.sandbox.world import World
+
+    directory = sandbox_dir()
+    if args.action == "reset":
+        if (directory / "state.json").exists():
+            (directory / "state.json").unlink()
+        world = World.load(args.scenario, directory)
+        print(f"sandbox reset: {world.scenario_name} at {world.state['scenario']['now']} in {directory}")
+        return 0
+    world = World.load(args.scenario, directory)
+    if args.action == "status":
+        info = {"base_url": f"http://127.0.0.1:{args.port}", "scenario": world.scenario_name, "now": _iso_ms(world.now_ms), "sandbox_dir": str(directory), **world.credentials}
+        if args.json:
+            print(json.dumps(info, indent=1))
+        else:
+            for k in ("scenario", "now", "sandbox_dir", "base_url"):
+                print(f"{k:<12} {info[k]}")
+            print("credentials  vyxops sandbox status --json")
+        return 0
+    from vyxops.sandbox.server import serve
+
+    serve(world, port=args.port)
+    return 0
+
+
+def _iso_ms(ms: int) -> str:
+    from vyxops.timeutil import iso
+
+    return iso(ms)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Supabase: table rows through supabase-py, Management API and Edge Functions through httpx.
+
+supabase-py gets vyxops's own httpx client (``ClientOptions(httpx_client=…)``), so the
+transport, timeouts and redaction are shared, and its own GET retries are turned
+off because vyxops retries in its transport (PLATFORM.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from vyxops.errors import ApiError, AuthError, InputError, NotFoundError
+from vyxops.http import Api
+
+MAX_ROWS = 1000  # PostgREST on Supabase returns at most this many rows, silently
+MAX_LOG_WINDOW_S = 24 * 3600
+
+
+@dataclass
+class _LastResponse:
+    """The latest PostgREST response seen by the event hook: supabase-py's APIError has no status."""
+
+    status: int | None = None
+    request_id: str | None = None
+    method: str = "GET"
+    path: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RowsPage:
+    rows: list[dict[str, Any]]
+    total: int | None
+    complete: bool
+    note: str = ""
+
+
+class SupabaseClient:
+    """Calls to one Supabase project: PostgREST (supabase-py), Management API, Edge Functions."""
+
+    def __init__(self, url: str, service_key: str, rest_http: httpx.Client, mgmt: Api, functions: Api, project_ref: str) -> None:
+        from supabase import ClientOptions, create_client  # heavy import, only when a session opens
+
+        self.project_ref = project_ref
+        self.mgmt = mgmt
+        self.functions = functions
+        self._last = _LastResponse()
+        rest_http.event_hooks.setdefault("response", []).append(self._remember)
+        self._rest_http = rest_http
+        self.client = create_client(url, service_key, options=ClientOptions(httpx_client=rest_http, postgrest_client_retry=False))
+
+    def _remember(self, response: httpx.Response) -> None:
+        self._last.status = response.status_code
+        self._last.method = response.request.method
+        self._last.path = response.request.url.path
+        self._last.request_id = response.headers.get("sb-request-id") or response.headers.get("x-request-id")
+
+    def _run(self, builder: Any) -> Any:
+        """Execute a supabase-py query, turning its APIError into a typed vyxops error."""
+        from postgrest.exceptions import APIError
+
+        try:
+            return builder.execute()
+        except APIError as exc:
+            status = self._last.status
+            cls = AuthError if status in (401, 403) else NotFoundError if status == 404 else ApiError
+            hint = {
+                "21000": "an update needs a filter; vyxops never updates a whole table",
+                "42703": "the column does not exist in this table",
+                "PGRST205": "the table does not exist or is not exposed; check --table / the scenario's machines_table",
+            }.get(str(exc.code), "check SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY" if status in (401, 403) else None)
+            raise cls(
+                str(exc.message),
+                platform="supabase-rest",
+                method=self._last.method,
+                path=self._last.path,
+                status=status,
+                request_id=self._last.request_id,
+                code=str(exc.code) if exc.code else None,
+                hint=hint,
+            ) from None
+
+    # -- PostgREST
+    def select_all(
+        self,
+        table: str,
+        *,
+        columns: str = "*",
+        filters: list[tuple[str, str, Any]] | None = None,
+        order: str = "id",
+        page_size: int = MAX_ROWS,
+        max_rows: int | None = None,
+    ) -> RowsPage:
+        """Every row matching ``filters``, paged with a stable order past the 1000-row cap.
+
+        ``count="exact"`` gives the true total, so a short read is detected and said.
+        """
+        page_size = min(page_size, MAX_ROWS)
+        rows: list[dict[str, Any]] = []
+        total: int | None = None
+        offset = 0
+        while True:
+            q = self.client.table(table).select(columns, count="exact")
+            for column, op, value in filters or []:
+                q = _apply_filter(q, column, op, value)
+            q = q.order(order).range(offset, offset + page_size - 1)
+            result = self._run(q)
+            total = result.count if result.count is not None else total
+            batch = result.data or []
+            rows.extend(batch)
+            offset += len(batch)
+            if max_rows is not None and len(rows) >= max_rows:
+                complete = total is not None and len(rows) >= total
+                return RowsPage(rows[:max_rows], total, complete, "" if complete else f"stopped at {max_rows} of {total} rows")
+            if not batch or (total is not None and offset >= total):
+                break
+        complete = total is None or len(rows) >= total
+        return RowsPage(rows, total, complete, "" if complete else f"read {len(rows)} of {total} rows: the table changed while paging")
+
+    def update_rows(self, table: str, values: dict[str, Any], filters: list[tuple[str, str, Any]]) -> list[dict[str, Any]]:
+        """Update the rows matching ``filters`` and return the rows changed ([] when none matched).
+
+        Refuses an update without a filter before sending it.
+        """
+        if not filters:
+            raise InputError("filters", "an update needs at least one filter", hint="vyxops never updates a whole table")
+        q = self.client.table(table).update(values)
+        for column, op, value in filters:
+            q = _apply_filter(q, column, op, value)
+        return list(self._run(q).data or [])
+
+    # -- Management API
+    def list_secrets(self) -> list[dict[str, Any]]:
+        """Secrets as ``{name, value: sha256 digest, updated_at}``: the API never returns plaintext."""
+        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/secrets")
+
+    def set_secrets(self, items: list[dict[str, str]]) -> None:
+        if not items:
+            raise InputError("secrets", "nothing to set")
+        self.mgmt.request("POST", f"/v1/projects/{self.project_ref}/secrets", json=items, idempotent=True)
+
+    def delete_secrets(self, names: list[str]) -> None:
+        """Delete exactly the named secrets; an empty list is refused (it would mean every secret)."""
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise InputError("secret names", "name at least one secret to delete", hint="vyxops never deletes every secret")
+        self.mgmt.request("DELETE", f"/v1/projects/{self.project_ref}/secrets", json=list(names))
+
+    def list_functions(self) -> list[dict[str, Any]]:
+        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/functions")
+
+    def postgrest_config(self) -> dict[str, Any]:
+        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/postgrest")
+
+    def query_logs(self, sql: str, start_iso: str, end_iso: str) -> list[dict[str, Any]]:
+        """Run ClickHouse SQL on the logs endpoint over [start, end] (both always sent, ≤ 24 h)."""
+        body = self.mgmt.get_json(
+            f"/v1/projects/{self.project_ref}/analytics/endpoints/logs",
+            params={"sql": sql, "iso_timestamp_start": start_iso, "iso_timestamp_end": end_iso},
+        )
+        if isinstance(body, dict) and body.get("error"):
+            raise ApiError(
+                str(body["error"])[:300],
+                platform="supabase-mgmt",
+                method="GET",
+                path=f"/v1/projects/{self.project_ref}/analytics/endpoints/logs",
+                status=200,
+                hint="the logs backend refused the query; narrow the window or retry",
+            )
+        return list((body or {}).get("result") or [])
+
+    # -- Edge Functions
+    def invoke(self, slug: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """POST a function once (never retried: it provisions). Returns (status, JSON body)."""
+        response = self.functions.request("POST", f"/functions/v1/{slug}", json=body, idempotent=False, ok=tuple(range(400, 600)))
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, response.text[:300]
+
+
+def _apply_filter(q: Any, column: str, op: str, value: Any) -> Any:
+    if op == "in":
+        return q.in_(column, list(value))
+    if op == "is":
+        return q.is_(column, value)
+    if op not in ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike"):
+        raise InputError("filter", f"unknown operator {op!r}", allowed=["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is"])
+    return getattr(q, op)(column, value)

@@ -1,0 +1,385 @@
+"""Fetchers: both platforms into pandas DataFrames with schemas declared once, here.
+
+Every frame's ``attrs`` holds ``source`` (what was read), ``complete`` (False when a
+fetcher stopped before the end) and ``note`` (why). Every time column is
+``datetime64[ns, UTC]`` whatever the source format (ms, µs, ns, RFC 3339).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from vyxops.errors import InputError
+from vyxops.images import parse_image_ref
+from vyxops.timeutil import iso
+
+log = logging.getLogger("vyxops.frames")
+
+TIME = "datetime64[ns, UTC]"
+STR = "string"
+
+# name -> {column: dtype}; a row of each frame means what the comment says.
+SCHEMAS: dict[str, dict[str, str]] = {
+    # one Fly app
+    "apps": {"app": STR, "app_id": STR, "org": STR, "status": STR, "machine_count": "Int64"},
+    # one machine (destroyed ones included), as the Machines API last showed it
+    "machines": {
+        "app": STR, "machine_id": STR, "name": STR, "state": STR, "region": STR, "image": STR,
+        "image_repository": STR, "image_tag": STR, "image_digest": STR, "auto_destroy": "boolean",
+        "restart_policy": STR, "user_id": STR, "instance_id": STR, "created_at": TIME, "updated_at": TIME,
+        "destroyed": "boolean",
+    },
+    # one machine event; exit details unpacked
+    "machine_events": {
+        "app": STR, "machine_id": STR, "event_id": STR, "time": TIME, "type": STR, "status": STR,
+        "source": STR, "exit_code": "Int64", "oom_killed": "boolean", "requested_stop": "boolean",
+        "exited_at": TIME, "error": STR,
+    },
+    # one release
+    "releases": {
+        "app": STR, "version": "Int64", "image": STR, "status": STR, "stable": "boolean", "user": STR,
+        "description": STR, "created_at": TIME, "current": "boolean",
+    },
+    # one image reference checked against the registry
+    "manifests": {
+        "ref": STR, "registry": STR, "repository": STR, "tag": STR, "exists": "boolean", "digest": STR,
+        "media_type": STR, "checked_at": TIME,
+    },
+    # one Fly log line
+    "fly_logs": {"app": STR, "time": TIME, "instance": STR, "region": STR, "level": STR, "provider": STR, "message": STR},
+    # one row of the provisioning table (its columns as stored, times converted)
+    "machine_rows": {
+        "table": STR, "id": STR, "user_id": STR, "fly_machine_id": STR, "fly_app": STR, "region": STR, "image": STR,
+        "status": STR, "error": STR, "created_at": TIME, "updated_at": TIME, "updated_at_raw": STR,
+    },
+    # one Supabase secret: its SHA-256 digest, never its value
+    "secrets": {"name": STR, "digest": STR, "updated_at": TIME},
+    # one Edge Function
+    "functions": {
+        "function_id": STR, "slug": STR, "name": STR, "status": STR, "version": "Int64",
+        "created_at": TIME, "updated_at": TIME, "verify_jwt": "boolean",
+    },
+    # one function log record: an invocation (function_edge_logs) or console output (function_logs)
+    "function_logs": {
+        "time": TIME, "source": STR, "log_id": STR, "function_id": STR, "function": STR, "execution_id": STR,
+        "level": STR, "event_type": STR, "status_code": "Int64", "message": STR,
+    },
+}
+TIME_UNITS = {"ms", "us", "ns", "s"}
+
+
+def make_frame(
+    name: str,
+    records: Iterable[dict[str, Any]],
+    *,
+    units: dict[str, str] | None = None,
+    source: str = "",
+    complete: bool = True,
+    note: str = "",
+) -> pd.DataFrame:
+    """Build frame ``name`` from records, converting to its declared schema.
+
+    ``units`` says how numeric time columns are encoded (``{"time": "ms"}``); strings
+    are RFC 3339 (no zone means UTC). Unknown record keys are dropped, missing ones
+    are null.
+    """
+    schema = SCHEMAS[name]
+    df = pd.DataFrame.from_records(list(records), columns=list(schema))
+    for column, dtype in schema.items():
+        if dtype == TIME:
+            df[column] = _to_time(df[column], (units or {}).get(column))
+        elif dtype == STR:
+            df[column] = df[column].astype("object").where(df[column].notna(), None).astype(STR)
+        else:
+            df[column] = df[column].astype(dtype)
+    df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note})
+    if not complete:
+        warnings.warn(f"{name}: incomplete: {note}", stacklevel=2)
+        log.warning("%s: incomplete: %s", name, note)
+    return df
+
+
+def check_frame(name: str, df: pd.DataFrame) -> None:
+    """Raise TypeError unless ``df`` has frame ``name``'s columns and dtypes."""
+    schema = SCHEMAS[name]
+    if list(df.columns) != list(schema):
+        raise TypeError(f"{name}: columns {list(df.columns)} != {list(schema)}")
+    for column, dtype in schema.items():
+        if str(df[column].dtype) != str(pd.Series([], dtype=dtype).dtype):
+            raise TypeError(f"{name}.{column}: dtype {df[column].dtype} != {dtype}")
+
+
+def empty_frame(name: str, note: str = "") -> pd.DataFrame:
+    return make_frame(name, [], note=note)
+
+
+def _to_time(series: pd.Series, unit: str | None) -> pd.Series:
+    if unit is not None:
+        if unit not in TIME_UNITS:
+            raise ValueError(unit)
+        numeric = pd.to_numeric(series, errors="coerce")
+        return pd.to_datetime(numeric, unit=unit, utc=True).astype(TIME)
+    values = series.astype("object").where(series.notna(), None)
+    return pd.to_datetime(values, utc=True, format="ISO8601").astype(TIME)
+
+
+# --------------------------------------------------------------------------- Fly
+
+
+def machine_records(app: str, machines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Flatten Machines API objects into machine rows and event rows (exit details unpacked)."""
+    rows, events = [], []
+    for m in machines:
+        config = m.get("config") or {}
+        image_ref = m.get("image_ref") or {}
+        metadata = config.get("metadata") or {}
+        rows.append(
+            {
+                "app": app,
+                "machine_id": m.get("id"),
+                "name": m.get("name"),
+                "state": m.get("state"),
+                "region": m.get("region"),
+                "image": config.get("image") or _ref_from_image_ref(image_ref),
+                "image_repository": image_ref.get("repository"),
+                "image_tag": image_ref.get("tag"),
+                "image_digest": image_ref.get("digest"),
+                "auto_destroy": config.get("auto_destroy"),
+                "restart_policy": (config.get("restart") or {}).get("policy"),
+                "user_id": metadata.get("user_id"),
+                "instance_id": m.get("instance_id"),
+                "created_at": m.get("created_at"),
+                "updated_at": m.get("updated_at"),
+                "destroyed": m.get("state") == "destroyed",
+            }
+        )
+        events.extend(event_records(app, m.get("id", ""), m.get("events") or []))
+    return rows, events
+
+
+def event_records(app: str, machine_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for e in events:
+        request = e.get("request") or {}
+        # fly-go also nests it as request.MonitorEvent.exit_event
+        exit_event = request.get("exit_event") or (request.get("MonitorEvent") or {}).get("exit_event") or {}
+        exited_at = exit_event.get("exited_at")
+        out.append(
+            {
+                "app": app,
+                "machine_id": machine_id,
+                "event_id": e.get("id"),
+                "time": e.get("timestamp"),
+                "type": e.get("type"),
+                "status": e.get("status"),
+                "source": e.get("source"),
+                "exit_code": exit_event.get("exit_code"),
+                "oom_killed": exit_event.get("oom_killed"),
+                "requested_stop": exit_event.get("requested_stop"),
+                # ms in old samples, RFC 3339 in newer code: accept both
+                "exited_at": iso(pd.Timestamp(int(exited_at), unit="ms", tz="UTC")) if isinstance(exited_at, (int, float)) else exited_at,
+                "error": request.get("error"),
+            }
+        )
+    return out
+
+
+def _ref_from_image_ref(image_ref: dict[str, Any]) -> str | None:
+    if not image_ref.get("repository"):
+        return None
+    base = f"{image_ref.get('registry', 'registry.fly.io')}/{image_ref['repository']}"
+    return f"{base}:{image_ref['tag']}" if image_ref.get("tag") else f"{base}@{image_ref.get('digest')}"
+
+
+def fetch_apps(session: Any) -> pd.DataFrame:
+    """The org's apps (Machines API ``GET /v1/apps?org_slug=``)."""
+    apps = session.fly.list_apps(session.org)
+    records = [{"app": a["name"], "app_id": a.get("id"), "org": session.org, "status": a.get("status"), "machine_count": a.get("machine_count")} for a in apps]
+    return make_frame("apps", records, source=f"fly GET /v1/apps?org_slug={session.org}")
+
+
+def fetch_machines(session: Any, app: str, *, include_deleted: bool = True, also_ids: Iterable[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Machines (destroyed ones too, by default) and their events, from one paged list.
+
+    ``also_ids`` are machines known from elsewhere (DB rows, logs): any the list did
+    not return is read by id, because a destroyed machine stays readable by id.
+    """
+    machines = session.fly.list_machines(app, include_deleted=include_deleted)
+    seen = {m["id"] for m in machines}
+    missing_note = []
+    for mid in also_ids:
+        if mid and mid not in seen:
+            from vyxops.errors import NotFoundError
+
+            try:
+                machines.append(session.fly.get_machine(app, mid))
+                seen.add(mid)
+            except NotFoundError:
+                missing_note.append(mid)
+    rows, events = machine_records(app, machines)
+    source = f"fly GET /v1/apps/{app}/machines?include_deleted={str(include_deleted).lower()}"
+    note = f"not found by id: {', '.join(missing_note)}" if missing_note else ""
+    m_df = make_frame("machines", rows, source=source, note=note)
+    e_df = make_frame("machine_events", events, units={"time": "ms"}, source=source)
+    return m_df, e_df
+
+
+def fetch_machine_events(session: Any, app: str, machine_id: str) -> pd.DataFrame:
+    """One machine's events (``GET …/events``, at most 50, newest first on the wire)."""
+    events = session.fly.machine_events(app, machine_id)
+    return make_frame("machine_events", event_records(app, machine_id, events), units={"time": "ms"}, source=f"fly GET /v1/apps/{app}/machines/{machine_id}/events")
+
+
+def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
+    """Releases, newest first; ``current`` marks the newest complete one."""
+    nodes = session.fly.releases(app, limit=limit)
+    records = []
+    current_done = False
+    for n in sorted(nodes, key=lambda n: n.get("version", 0), reverse=True):
+        is_current = not current_done and n.get("status") == "complete"
+        current_done = current_done or is_current
+        user = n.get("user") or {}
+        records.append(
+            {
+                "app": app, "version": n.get("version"), "image": n.get("imageRef"), "status": n.get("status"),
+                "stable": n.get("stable"), "user": user.get("email") if isinstance(user, dict) else user,
+                "description": n.get("description"), "created_at": n.get("createdAt"), "current": is_current,
+            }
+        )
+    complete = len(nodes) < limit
+    return make_frame("releases", records, source="fly POST /graphql releasesUnprocessed", complete=complete, note="" if complete else f"only the newest {limit} releases were read")
+
+
+def fetch_manifests(session: Any, refs: Iterable[str]) -> pd.DataFrame:
+    """HEAD every image reference on the registry: exists, digest, media type."""
+    records = []
+    for ref in dict.fromkeys(r for r in refs if r):
+        parsed = parse_image_ref(ref)
+        record = {"ref": ref, "registry": parsed.registry, "repository": parsed.repository, "tag": parsed.tag, "checked_at": session.now()}
+        if parsed.registry != "registry.fly.io":
+            records.append({**record, "exists": None})  # only Fly's registry is checked
+            continue
+        record.update(session.fly.head_manifest(ref))
+        records.append(record)
+    return make_frame("manifests", records, source="registry HEAD /v2/<repo>/manifests/<ref>")
+
+
+def fetch_fly_logs(session: Any, app: str, *, since: pd.Timestamp | None = None, instance: str | None = None, max_pages: int = 200) -> pd.DataFrame:
+    """App logs from ``since`` (ns cursor) to the end, oldest first; Fly keeps about 7 days."""
+    token = str(int(since.value)) if since is not None else None
+    records: list[dict[str, Any]] = []
+    complete = True
+    for _ in range(max_pages):
+        entries, nxt = session.fly.logs_page(app, next_token=token, instance=instance)
+        for e in entries:
+            records.append({"app": app, "time": e.get("timestamp"), "instance": e.get("instance"), "region": e.get("region"), "level": e.get("level"), "provider": ((e.get("meta") or {}).get("event") or {}).get("provider"), "message": e.get("message")})
+        if not entries or nxt in (None, "", token):
+            break
+        token = nxt
+    else:
+        complete = False
+    return make_frame("fly_logs", records, source=f"fly GET /api/v1/apps/{app}/logs", complete=complete, note="" if complete else f"stopped after {max_pages} pages")
+
+
+# --------------------------------------------------------------------------- Supabase
+
+
+def fetch_machine_rows(session: Any, table: str | None = None, *, filters: list[tuple[str, str, Any]] | None = None, page_size: int = 1000) -> pd.DataFrame:
+    """Every row of the provisioning table, paged past PostgREST's silent 1000-row cap."""
+    table = table or session.machines_table
+    page = session.supabase.select_all(table, filters=filters, order="id", page_size=page_size)
+    records = [{**r, "table": table, "updated_at_raw": r.get("updated_at")} for r in page.rows]
+    return make_frame("machine_rows", records, source=f"supabase GET /rest/v1/{table}", complete=page.complete, note=page.note)
+
+
+def fetch_secrets(session: Any) -> pd.DataFrame:
+    """Secret names with their SHA-256 digests (the Management API never returns values)."""
+    secrets = session.supabase.list_secrets()
+    return make_frame("secrets", [{"name": s["name"], "digest": s.get("value"), "updated_at": s.get("updated_at")} for s in secrets], source="supabase GET /v1/projects/{ref}/secrets")
+
+
+def fetch_functions(session: Any) -> pd.DataFrame:
+    fns = session.supabase.list_functions()
+    records = [{"function_id": f["id"], "slug": f["slug"], "name": f.get("name"), "status": f.get("status"), "version": f.get("version"), "created_at": f.get("created_at"), "updated_at": f.get("updated_at"), "verify_jwt": f.get("verify_jwt")} for f in fns]
+    return make_frame("functions", records, units={"created_at": "ms", "updated_at": "ms"}, source="supabase GET /v1/projects/{ref}/functions")
+
+
+_FN_LOG_COLUMNS = {
+    "function_edge_logs": "id, timestamp, event_message, log_attributes['function_id'] as function_id, log_attributes['execution_id'] as execution_id, log_attributes['response.status_code'] as status_code",
+    "function_logs": "id, timestamp, event_message, severity_text, log_attributes['function_id'] as function_id, log_attributes['execution_id'] as execution_id, log_attributes['level'] as level, log_attributes['event_type'] as event_type",
+}
+LOG_PAGE = 1000
+LOG_WINDOW = pd.Timedelta(hours=24)
+
+
+def fetch_function_logs(
+    session: Any,
+    since: pd.Timestamp,
+    until: pd.Timestamp,
+    *,
+    functions: pd.DataFrame | None = None,
+    sources: tuple[str, ...] = ("function_edge_logs", "function_logs"),
+    max_queries: int = 400,
+) -> pd.DataFrame:
+    """Function invocations and console output in [since, until], every row.
+
+    Each query is bounded by source, a ≤ 24 h window (both bounds always sent) and
+    a LIMIT; a full page moves the window's end back to its oldest row, so paging
+    is by time, as Supabase advises.
+    """
+    if until <= since:
+        raise InputError("--since/--until", f"the window is empty ({iso(since)} .. {iso(until)})", allowed="since < until")
+    slugs = {} if functions is None else dict(zip(functions["function_id"], functions["slug"]))
+    records: list[dict[str, Any]] = []
+    queries = 0
+    complete = True
+    for source in sources:
+        chunk_end = until
+        while chunk_end > since:
+            chunk_start = max(since, chunk_end - LOG_WINDOW)
+            end = chunk_end
+            seen_ids: set[str] = set()
+            while True:
+                queries += 1
+                if queries > max_queries:
+                    complete = False
+                    break
+                sql = (
+                    f"select {_FN_LOG_COLUMNS[source]} from logs where source = '{source}' "
+                    f"and timestamp >= '{_ch_time(chunk_start)}' and timestamp <= '{_ch_time(end)}' "
+                    f"order by timestamp desc limit {LOG_PAGE}"
+                )
+                rows = session.supabase.query_logs(sql, _z(chunk_start), _z(end))
+                fresh = [r for r in rows if r["id"] not in seen_ids]
+                for r in fresh:
+                    seen_ids.add(r["id"])
+                    records.append(
+                        {
+                            "time": r["timestamp"], "source": source, "log_id": r["id"], "function_id": r.get("function_id") or None,
+                            "function": slugs.get(r.get("function_id")), "execution_id": r.get("execution_id") or None,
+                            "level": r.get("level") or (r.get("severity_text") or "").lower() or None, "event_type": r.get("event_type") or None,
+                            "status_code": int(r["status_code"]) if str(r.get("status_code") or "").isdigit() else None,
+                            "message": (r.get("event_message") or "").rstrip("\n"),
+                        }
+                    )
+                if len(rows) < LOG_PAGE or not fresh:
+                    break
+                end = pd.Timestamp(rows[-1]["timestamp"], tz="UTC")  # oldest of the page; ids dedupe the edge
+            if not complete:
+                break
+            chunk_end = chunk_start
+    df = make_frame("function_logs", records, source="supabase GET /v1/projects/{ref}/analytics/endpoints/logs", complete=complete, note="" if complete else f"stopped after {max_queries} queries")
+    return df.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _ch_time(ts: pd.Timestamp) -> str:
+    return ts.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _z(ts: pd.Timestamp) -> str:
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,82 @@
+"""What the notebooks call to show things: narrative in the notebook, logic here.
+
+``setup()`` makes a vyxops error show as its message and hint instead of a
+traceback; the rest render an investigation or a plan as Markdown and tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from vyxops.errors import VyxopsError
+
+
+def setup() -> None:
+    """Quiet library logs and show vyxops errors as message + hint (the cell still fails)."""
+    for noisy in ("httpx", "httpcore", "matplotlib", "sqlglot"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    pd.set_option("display.max_colwidth", 200)
+    pd.set_option("display.width", 200)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+
+    def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+        text = f"{etype.__name__}: {value}"
+        print(text)
+        return [text]
+
+    ip.set_custom_exc((VyxopsError,), handler)
+
+
+def md(text: str) -> None:
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def show_summary(inv: Any) -> None:
+    """The headline: root cause code and the chain of evidence, or that nothing is wrong."""
+    e = inv.evidence
+    head = f"**Target** `{e.target}` · **app** `{e.app}` · **window** {e.since:%Y-%m-%d %H:%M}–{e.until:%Y-%m-%d %H:%M} UTC · **now** {e.now:%Y-%m-%d %H:%M:%S} UTC"
+    if inv.root is None:
+        md(f"{head}\n\n### No root cause: nothing critical found\n\n{len(inv.findings)} finding(s) below, none critical.")
+        return
+    md(f"{head}\n\n### Root cause: `{inv.root.code}`\n\n{inv.summary}")
+
+
+def show_findings(inv: Any) -> None:
+    """Each finding with its evidence table and the fixes that address it."""
+    if not inv.findings:
+        md("No findings.")
+        return
+    for f in inv.findings:
+        mark = {"critical": "🔴", "warning": "🟠", "info": "🔵"}.get(f.severity, "")
+        root = " — **root cause**" if inv.root is f else ""
+        md(f"#### {mark} `{f.code}` {f.title}{root}\n\nEntity `{f.entity}` · severity {f.severity} · fixes: {', '.join(f'`{x}`' for x in f.fixes) or 'none'}")
+        from IPython.display import display
+
+        display(pd.DataFrame(f.evidence, columns=["time", "source", "detail"]).style.hide(axis="index"))
+
+
+def show_fixes(inv: Any) -> None:
+    """The fixes the findings recommend, in the order they should be applied."""
+    order = ["PIN_SECRET_TO_RELEASE", "TAG_LATEST", "UNSET_SECRET", "RECONCILE_STUCK_ROWS", "VERIFY_PROVISIONING"]
+    wanted = [c for c in order if any(c in f.fixes for f in inv.findings if f.severity == "critical" or inv.root is f)]
+    if not wanted:
+        md("No fix is recommended.")
+        return
+    lines = [f"1. `{c}`" for c in wanted]
+    md("Plan them with `vyxops remediate --app " + inv.evidence.app + " --out DIR` (dry run), then apply with `--apply --confirm " + inv.evidence.app + "`:\n\n" + "\n".join(lines))
+
+
+def show_incomplete(notes: list[str]) -> None:
+    if notes:
+        md("**Incomplete evidence:**\n\n" + "\n".join(f"- {n}" for n in notes))

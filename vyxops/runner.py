@@ -1,0 +1,100 @@
+"""Run the notebooks with papermill and turn them into HTML reports.
+
+A failure inside a notebook reaches the user as the vyxops error it raised (its
+message and hint), not as a wall of traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from vyxops.errors import ApiError, ConfigError, InputError, TransportError, VyxopsError
+
+NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
+_EXIT_BY_ENAME = {
+    **{n: 2 for n in ("InputError", "ScenarioError", "ConfigError")},
+    **{n: 3 for n in ("ApiError", "AuthError", "NotFoundError", "RateLimitedError", "ManifestUnknownError", "TransportError")},
+}
+
+
+class NotebookFailed(VyxopsError):
+    """A notebook stopped on an error; carries the error's name, message and the cell."""
+
+    def __init__(self, notebook: Path, ename: str, evalue: str, cell_index: int | None) -> None:
+        self.notebook = notebook
+        self.ename = ename
+        self.evalue = evalue
+        self.cell_index = cell_index
+        self.exit_code = _EXIT_BY_ENAME.get(ename, 1)
+        where = f" (cell {cell_index})" if cell_index is not None else ""
+        super().__init__(f"{ename}: {evalue}", hint=f"the executed notebook is at {notebook}{where}")
+
+
+def notebook_path(name: str) -> Path:
+    """The source notebook ``notebooks/<name>.ipynb`` of this checkout."""
+    if name not in NOTEBOOKS:
+        raise InputError("notebook", f"unknown notebook {name!r}", allowed=list(NOTEBOOKS))
+    here = Path(__file__).resolve().parent.parent / "notebooks" / f"{name}.ipynb"
+    if not here.is_file():
+        raise ConfigError(f"notebook {here} is missing", hint="run vyxops from a checkout of the repository")
+    return here
+
+
+def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path) -> Path:
+    """Execute ``notebooks/<name>.ipynb`` with ``parameters`` into ``out_dir/<name>.ipynb``."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    for noisy in ("papermill", "traitlets", "blib2to3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / f"{name}.ipynb"
+    env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # quiets a debugger warning in the kernel
+    try:
+        papermill.execute_notebook(
+            str(notebook_path(name)),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+            cwd=str(Path.cwd()),
+        )
+    except PapermillExecutionError as exc:
+        raise NotebookFailed(output, exc.ename, _first_line(exc.evalue), exc.cell_index) from None
+    finally:
+        if env_before is None:
+            os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
+    return output
+
+
+def _first_line(text: str) -> str:
+    return str(text).strip()
+
+
+def export_html(notebook: Path, html: Path, *, title: str | None = None) -> Path:
+    """Render an executed notebook as HTML with code hidden (a report, not a program)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or notebook.stem}})
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+__all__ = ["NotebookFailed", "run_notebook", "export_html", "notebook_path", "ApiError", "TransportError"]
