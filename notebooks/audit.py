@@ -1,0 +1,47 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+target = "sandbox"  # sandbox | live | bundle:PATH
+scenario = None
+apps = []  # empty with all_apps=True: every app of the org
+all_apps = False
+fail_on = "critical"  # critical | warning
+stuck_after_minutes = 10.0
+out_dir = "out/audit"
+
+# %% [markdown]
+# # Audit
+#
+# Each app investigated over the last 24 hours; the worst severity decides whether
+# the scheduled run fails (`--fail-on`).
+
+# %%
+from vyxops import nbtools
+from vyxops.audit import run_audit
+from vyxops.session import open_session
+
+nbtools.setup()
+with open_session(target, scenario=scenario) as session:
+    audit = run_audit(session, [] if all_apps else apps, stuck_after_minutes=stuck_after_minutes)
+path = audit.write(out_dir, fail_on)
+audit.frame()
+
+# %% [markdown]
+# ## Per app
+
+# %%
+for app, inv in audit.investigations.items():
+    nbtools.md(f"## {app}")
+    nbtools.show_summary(inv)
+    nbtools.show_findings(inv)

@@ -1,0 +1,60 @@
+"""Shared fixtures, and the scan that no artefact of the test run holds a credential."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from vyxops.sandbox.scenario import scenario_names
+from vyxops.sandbox.world import credentials_for
+
+ARTEFACT_SUFFIXES = {".ipynb", ".html", ".json", ".jsonl", ".parquet", ".png", ".log", ".txt", ".csv", ".md"}
+TOKEN_SHAPE = re.compile(rb"(sbp_[0-9A-Za-z]{16,}|fm[12][ra]?_[A-Za-z0-9+/=_\-]{16,}|FlyV1 [A-Za-z0-9]|sb_secret_[A-Za-z0-9]{16,}|sb_publishable_[A-Za-z0-9]{16,}|eyJhbGciOi[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{20,})")
+
+
+@pytest.fixture
+def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh sandbox directory and audit log for one test, set in the environment."""
+    directory = tmp_path / "sandbox"
+    monkeypatch.setenv("VYXOPS_SANDBOX_DIR", str(directory))
+    monkeypatch.setenv("VYXOPS_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    return directory
+
+
+def _known_credentials() -> list[bytes]:
+    values: list[bytes] = []
+    for name in scenario_names() + ["fleet"]:
+        values += [v.encode() for v in credentials_for(name).values()]
+    return values
+
+
+def find_leaks(root: Path) -> list[str]:
+    """Files under ``root`` (artefacts only) that contain a sandbox credential or a token-shaped string."""
+    creds = _known_credentials()
+    leaks = []
+    for path in root.rglob("*"):
+        if not path.is_file() or path.suffix not in ARTEFACT_SUFFIXES:
+            continue
+        data = path.read_bytes()
+        if any(c in data for c in creds) or TOKEN_SHAPE.search(data):
+            leaks.append(str(path))
+    return leaks
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when any artefact written under the test run's temp dirs holds a token."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    try:
+        base = factory.getbasetemp()
+    except Exception:  # no test used a temp dir
+        return
+    leaks = find_leaks(Path(base))
+    if leaks:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            "CREDENTIAL LEAK in test artefacts:\n  " + "\n  ".join(leaks), red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
