@@ -1,0 +1,1025 @@
+"""The sandbox's Supabase: PostgREST, Edge Functions and the Management API, over httpx.
+
+Three handlers, one per surface, each taking the :class:`World` and an
+``httpx.Request`` and answering an ``httpx.Response`` (or ``None`` when the
+path is not theirs, so the router can fall through):
+
+- :func:`handle_postgrest`   ``/rest/v1/<table>`` (the Data API, as supabase-py 2.34.1 calls it)
+- :func:`handle_functions`   ``/functions/v1/<slug>`` (the Edge Functions relay)
+- :func:`handle_management`  ``/v1/projects/{ref}/…`` (``api.supabase.com``)
+
+Shapes come from ``/work/shared/reference/supabase/`` (each is named where it is
+used). Where the real behaviour is unknown the code says so and picks the answer
+that loses no evidence and fails loudly rather than silently.
+
+Table rows are read and written here, directly on
+``world.state["supabase"]["tables"][name]["rows"]`` followed by ``world.touch()``
+(DESIGN.md); everything else goes through ``World`` methods.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import hashlib
+import json
+import math
+import re
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from vyxops.sandbox.world import World, pg_time, sha256_hex
+
+__all__ = ["MAX_ROWS", "RATE_LIMIT", "handle_functions", "handle_management", "handle_postgrest"]
+
+# GET /v1/projects/{ref}/postgrest answers max_rows 1000 (mgmt-api-recorded-cli-fixtures.json);
+# PostgREST drops rows past it silently (PLATFORM.md, reference README "Key numbers").
+MAX_ROWS = 1000
+# 120 requests/min per user, per project, per endpoint (reference README, api_rate_limits.mdx).
+RATE_LIMIT = 120
+RATE_WINDOW_MS = 60_000
+
+JSON_CT = "application/json; charset=utf-8"
+OBJECT_CT = "application/vnd.pgrst.object+json; charset=utf-8"
+EXPOSED_SCHEMAS = ("public", "graphql_public")  # db_schema of the recorded /postgrest fixture
+
+
+# =========================================================================== shared helpers
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _body(request: httpx.Request) -> bytes:
+    try:
+        return request.content
+    except httpx.RequestNotRead:
+        return request.read()
+
+
+def _request_id(world: World, request: httpx.Request) -> str:
+    """A request id shaped like a UUIDv7 (time first), derived from the clock and the request.
+
+    Deterministic on purpose: the same session against the same scenario gives the
+    same ids, so captured evidence stays byte-stable. (Real ids are random.)
+    """
+    h = hashlib.sha256(b"|".join([str(world.now_ms).encode(), request.method.encode(), str(request.url).encode(), _body(request)])).hexdigest()
+    t = f"{world.now_ms & 0xFFFFFFFFFFFF:012x}"
+    return f"{t[:8]}-{t[8:12]}-7{h[:3]}-{'89ab'[int(h[3], 16) % 4]}{h[4:7]}-{h[7:19]}"
+
+
+def _response(
+    world: World,
+    request: httpx.Request,
+    status: int,
+    body: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+    content_type: str = JSON_CT,
+) -> httpx.Response:
+    """A response with the JSON ``body`` (None: no body), its Content-Type and an ``sb-request-id``."""
+    out = {"sb-request-id": _request_id(world, request)}
+    content = b"" if body is None else _dumps(body)
+    if content:
+        out["content-type"] = content_type
+    out.update(headers or {})
+    if request.method == "HEAD":
+        content = b""
+    return httpx.Response(status, headers=out, content=content, request=request)
+
+
+def _read_json(request: httpx.Request) -> tuple[bool, Any]:
+    """(ok, value) of the request body parsed as JSON; an empty body is not JSON."""
+    raw = _body(request)
+    if not raw or not raw.strip():
+        return False, None
+    try:
+        return True, json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return False, None
+
+
+def _bearer(request: httpx.Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+# =========================================================================== PostgREST
+class _PgError(Exception):
+    """A PostgREST error: ``{code, details, hint, message}`` with its HTTP status (postgrest-error-bodies.json)."""
+
+    def __init__(self, status: int, code: str, message: str, details: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"code": code, "details": details, "hint": hint, "message": message}
+
+
+class _GatewayError(Exception):
+    """The API gateway's own refusal: ``{message, hint}`` and no ``code`` (postgrest-error-bodies.json)."""
+
+    def __init__(self, status: int, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"message": message, "hint": hint}
+
+
+# Column types. The state keeps column names only, so the sandbox types them by the
+# convention of its machines table: `id` is a uuid (gen_random_uuid()), `*_at` a
+# timestamptz, everything else text. Real types would come from the schema cache.
+def _column_type(column: str) -> str:
+    if column == "id":
+        return "uuid"
+    if column.endswith("_at"):
+        return "timestamptz"
+    return "text"
+
+
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_ts(text: str) -> datetime | None:
+    """A timestamptz input as Postgres reads it (ISO 8601, ``Z`` or offset; no zone = UTC), or None."""
+    value = text.strip()
+    if value.endswith(("z", "Z")):
+        value = value[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _render_ts(dt: datetime) -> str:
+    """How PostgREST renders a timestamptz in JSON: ``2025-10-02T16:18:40.912+00:00`` (µs, zeros trimmed)."""
+    dt = dt.astimezone(timezone.utc)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dt.microsecond:
+        text += "." + f"{dt.microsecond:06d}".rstrip("0")
+    return text + "+00:00"
+
+
+def _input_value(table: str, column: str, value: Any) -> Any:
+    """A value written to ``column`` as Postgres stores it, or the 22P02/22007 error it raises."""
+    if value is None:
+        return None
+    kind = _column_type(column)
+    if kind == "uuid":
+        if not isinstance(value, str) or not _UUID_RE.match(value):
+            raise _PgError(400, "22P02", f'invalid input syntax for type uuid: "{value}"')
+        v = value.replace("-", "").lower()
+        return f"{v[:8]}-{v[8:12]}-{v[12:16]}-{v[16:20]}-{v[20:]}"
+    if kind == "timestamptz":
+        dt = _parse_ts(value) if isinstance(value, str) else None
+        if dt is None:
+            raise _PgError(400, "22007", f'invalid input syntax for type timestamp with time zone: "{value}"')
+        return _render_ts(dt)
+    return value
+
+
+@dataclass
+class _Filter:
+    column: str
+    op: str
+    negate: bool
+    value: Any  # coerced operand: str, datetime, list, regex, or an `is` keyword
+
+
+# PGRST100 messages below follow PostgREST's parser errors ("\"failed to parse filter (…)\" (line 1,
+# column n)"); the column numbers and `details` are approximate.
+_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch", "in", "is")
+_RESERVED = {"select", "order", "limit", "offset", "columns", "on_conflict", "apikey"}
+_LOGIC = {"or", "and", "not.or", "not.and"}
+
+
+def _parse_in_list(text: str, raw: str) -> list[str]:
+    """``(a,"b,c",d)`` → ['a', 'b,c', 'd'] (PostgREST's list syntax: double quotes, backslash escapes)."""
+    if not (text.startswith("(") and text.endswith(")")):
+        raise _PgError(400, "PGRST100", f'"failed to parse filter ({raw})" (line 1, column {len(raw) + 1})', details="unexpected end of input expecting \"(\"")
+    inner = text[1:-1]
+    items: list[str] = []
+    buf = ""
+    quoted = False
+    i = 0
+    if inner == "":
+        return []
+    while i < len(inner):
+        ch = inner[i]
+        if quoted:
+            if ch == "\\" and i + 1 < len(inner):
+                buf += inner[i + 1]
+                i += 1
+            elif ch == '"':
+                quoted = False
+            else:
+                buf += ch
+        elif ch == '"':
+            quoted = True
+        elif ch == ",":
+            items.append(buf)
+            buf = ""
+        else:
+            buf += ch
+        i += 1
+    items.append(buf)
+    return items
+
+
+def _like_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    """SQL LIKE as a regex; PostgREST lets ``*`` stand for ``%`` in URLs."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out += re.escape(pattern[i + 1])
+            i += 1
+        elif ch in "%*":
+            out += ".*"
+        elif ch == "_":
+            out += "."
+        else:
+            out += re.escape(ch)
+        i += 1
+    return re.compile(f"^{out}\\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _operand(table: str, column: str, op: str, text: str, raw: str) -> Any:
+    """The filter value typed like the column, raising what Postgres raises for a bad literal."""
+    if op == "is":
+        word = text.lower()
+        if word not in ("null", "true", "false", "unknown", "not_null"):
+            raise _PgError(400, "PGRST100", f'"failed to parse filter ({raw})" (line 1, column {len(raw) - len(text) + 1})', details='unexpected "' + text[:1] + '" expecting null or trilean value (unknown, true, false)')
+        return word
+    if op in ("like", "ilike"):
+        return _like_regex(text, op == "ilike")
+    if op in ("match", "imatch"):
+        try:
+            return re.compile(text, re.IGNORECASE if op == "imatch" else 0)
+        except re.error as exc:
+            raise _PgError(400, "2201B", f"invalid regular expression: {exc}") from None
+    if op == "in":
+        return [_typed_operand(table, column, v) for v in _parse_in_list(text, raw)]
+    return _typed_operand(table, column, text)
+
+
+def _typed_operand(table: str, column: str, text: str) -> Any:
+    kind = _column_type(column)
+    if kind == "uuid":
+        return _input_value(table, column, text)
+    if kind == "timestamptz":
+        dt = _parse_ts(text)
+        if dt is None:
+            raise _PgError(400, "22007", f'invalid input syntax for type timestamp with time zone: "{text}"')
+        return dt
+    return text
+
+
+def _cell(column: str, value: Any) -> Any:
+    """A stored value in the form filters and sorting compare."""
+    if value is None:
+        return None
+    if _column_type(column) == "timestamptz" and isinstance(value, str):
+        return _parse_ts(value) or value
+    return value
+
+
+def _compare(cell: Any, operand: Any) -> int:
+    """-1/0/1 comparing a stored value with a filter operand (text operands coerce to the cell's kind)."""
+    a, b = cell, operand
+    if isinstance(b, str) and not isinstance(a, str):
+        if isinstance(a, bool):
+            b = b.lower() in ("true", "t", "yes", "on", "1")
+        elif isinstance(a, (int, float)):
+            try:
+                b = float(b)
+            except ValueError:
+                raise _PgError(400, "22P02", f'invalid input syntax for type numeric: "{operand}"') from None
+        else:
+            a = json.dumps(a) if isinstance(a, (dict, list)) else str(a)
+    if isinstance(a, datetime) != isinstance(b, datetime):
+        a, b = str(a), str(b)
+    try:
+        return (a > b) - (a < b)
+    except TypeError:
+        return (str(a) > str(b)) - (str(a) < str(b))
+
+
+def _test(f: _Filter, row: dict[str, Any]) -> bool | None:
+    """SQL three-valued logic: None when the comparison is NULL (so neq and not.* skip NULL cells)."""
+    cell = _cell(f.column, row.get(f.column))
+    result: bool | None
+    if f.op == "is":
+        # IS never yields NULL, so negating it is always defined.
+        if f.value in ("null", "unknown"):
+            result = cell is None
+        elif f.value == "not_null":
+            result = cell is not None
+        elif cell is None:
+            result = False
+        elif isinstance(cell, bool):
+            result = cell == (f.value == "true")
+        else:
+            raise _PgError(400, "42804", f"argument of IS {f.value.upper()} must be type boolean, not type text")
+    elif cell is None:
+        result = None
+    elif f.op in ("like", "ilike", "match", "imatch"):
+        text = _render_ts(cell) if isinstance(cell, datetime) else str(cell)
+        result = bool(f.value.search(text)) if f.op in ("match", "imatch") else bool(f.value.match(text))
+    elif f.op == "in":
+        result = any(_compare(cell, v) == 0 for v in f.value)
+    else:
+        c = _compare(cell, f.value)
+        result = {"eq": c == 0, "neq": c != 0, "gt": c == 1, "gte": c in (0, 1), "lt": c == -1, "lte": c in (0, -1)}[f.op]
+    if f.negate and result is not None:
+        return not result
+    return result
+
+
+def _did_you_mean(name: str, options: list[str]) -> str | None:
+    best = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return best[0] if best else None
+
+
+def _unknown_column(table: str, column: str, columns: list[str]) -> _PgError:
+    # 42703 text from postgrest-error-bodies.json ("column new_test.id8 does not exist" + a hint).
+    best = _did_you_mean(column, columns)
+    hint = f'Perhaps you meant to reference the column "{table}.{best}".' if best else None
+    return _PgError(400, "42703", f"column {table}.{column} does not exist", hint=hint)
+
+
+@dataclass
+class _Query:
+    table: str
+    columns: list[str]
+    select: list[tuple[str, str, str | None]]  # (output key, column, cast)
+    filters: list[_Filter] = field(default_factory=list)
+    order: list[tuple[str, bool, bool]] = field(default_factory=list)  # (column, desc, nulls_first)
+    limit: int | None = None
+    offset: int = 0
+    on_conflict: list[str] = field(default_factory=list)
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside parentheses and quotes."""
+    out, buf, depth, quoted = [], "", 0, False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0 and not quoted:
+            out.append(buf)
+            buf = ""
+        else:
+            buf += ch
+    out.append(buf)
+    return out
+
+
+_SELECT_ITEM = re.compile(r"^(?:(?P<alias>[A-Za-z_][A-Za-z0-9_]*):(?!:))?(?P<col>[A-Za-z_][A-Za-z0-9_]*|\*)(?:::(?P<cast>[A-Za-z_][A-Za-z0-9_ ]*))?$")
+
+
+def _parse_select(text: str, table: str, columns: list[str]) -> list[tuple[str, str, str | None]]:
+    out: list[tuple[str, str, str | None]] = []
+    for item in _split_top(text.replace(" ", "").replace("\n", "")):
+        if item == "":
+            continue
+        if "(" in item:
+            # Embedding needs foreign keys; the sandbox's tables have none.
+            name = item.split("(", 1)[0].split(":")[-1].split("!")[0]
+            raise _PgError(
+                400,
+                "PGRST200",
+                f"Could not find a relationship between '{table}' and '{name}' in the schema cache",
+                details=f"Searched for a foreign key relationship between '{table}' and '{name}' in the schema 'public', but no matches were found.",
+            )
+        m = _SELECT_ITEM.match(item)
+        if not m:
+            raise _PgError(400, "PGRST100", f'"failed to parse select parameter ({text})"', details=f"unexpected {item!r}")
+        col, alias, cast = m.group("col"), m.group("alias"), m.group("cast")
+        if col == "*":
+            out.extend((c, c, None) for c in columns)
+            continue
+        if col not in columns:
+            raise _unknown_column(table, col, columns)
+        out.append((alias or col, col, cast))
+    return out
+
+
+def _parse_query(request: httpx.Request, table: str, columns: list[str]) -> _Query:
+    """Read select/filters/order/limit/offset from the URL, validating columns like PostgREST + Postgres."""
+    params = request.url.params.multi_items()
+    select_text = next((v for k, v in params if k == "select"), "*")
+    q = _Query(table=table, columns=columns, select=_parse_select(select_text or "*", table, columns))
+    for key, raw in params:
+        if key in _RESERVED:
+            continue
+        if key in _LOGIC or key.endswith((".or", ".and")):
+            # Not modelled; say so instead of answering something wrong.
+            raise _PgError(400, "PGRST100", f'"failed to parse logic tree ({raw})"', details="the vyxops sandbox does not model or=/and= filters")
+        if "." in key:
+            # Filters on embedded resources (`rel.col=…`) need relationships the sandbox lacks.
+            raise _PgError(400, "PGRST108", f"'{key.split('.')[0]}' is not an embedded resource in this request", hint=f"Verify that '{key.split('.')[0]}' is included in the 'select' query parameter.")
+        negate = raw.startswith("not.")
+        rest = raw[4:] if negate else raw
+        op, dot, text = rest.partition(".")
+        if not dot or op not in _OPS:
+            raise _PgError(400, "PGRST100", f'"failed to parse filter ({raw})" (line 1, column 1)', details="unexpected " + (repr(op[:1]) if op else "end of input") + " expecting an operator")
+        if key not in columns:
+            raise _unknown_column(table, key, columns)
+        q.filters.append(_Filter(key, op, negate, _operand(table, key, op, text, raw)))
+    order = request.url.params.get("order")
+    if order:
+        for term in order.split(","):
+            parts = term.strip().split(".")
+            col, mods = parts[0], parts[1:]
+            if not col or any(m not in ("asc", "desc", "nullsfirst", "nullslast") for m in mods):
+                raise _PgError(400, "PGRST100", f'"failed to parse order ({order})" (line 1, column 1)', details=f"unexpected {term!r}")
+            if col not in columns:
+                raise _unknown_column(table, col, columns)
+            desc = "desc" in mods
+            nulls_first = "nullsfirst" in mods if ("nullsfirst" in mods or "nullslast" in mods) else desc  # Postgres default
+            q.order.append((col, desc, nulls_first))
+    for name in ("limit", "offset"):
+        value = request.url.params.get(name)
+        if value is not None:
+            if not value.isdigit():
+                raise _PgError(400, "PGRST100", f'"failed to parse {name} parameter ({value})" (line 1, column 1)', details='unexpected "' + value[:1] + '" expecting digit')
+            setattr(q, name, int(value))
+    oc = request.url.params.get("on_conflict")
+    if oc:
+        q.on_conflict = [c.strip() for c in oc.split(",") if c.strip()]
+        for c in q.on_conflict:
+            if c not in columns:
+                raise _unknown_column(table, c, columns)
+    return q
+
+
+def _sort_key(column: str, value: Any) -> tuple[int, Any]:
+    v = _cell(column, value)
+    if isinstance(v, bool):
+        return (0, int(v))
+    if isinstance(v, (int, float)):
+        return (1, v)
+    if isinstance(v, datetime):
+        return (2, v)
+    # Text sorts by code point here; a real database sorts by its collation (en_US.UTF-8
+    # on Supabase), so mixed-case text may order differently. Always order by a key.
+    return (3, v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+
+
+def _ordered(rows: list[dict[str, Any]], order: list[tuple[str, bool, bool]]) -> list[dict[str, Any]]:
+    for col, desc, nulls_first in reversed(order):
+        nulls = [r for r in rows if r.get(col) is None]
+        vals = [r for r in rows if r.get(col) is not None]
+        vals.sort(key=lambda r: _sort_key(col, r[col]), reverse=desc)
+        rows = nulls + vals if nulls_first else vals + nulls
+    return rows
+
+
+def _project(row: dict[str, Any], select: list[tuple[str, str, str | None]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, col, cast in select:
+        value = copy.deepcopy(row.get(col))
+        if cast and cast.lower() in ("text", "varchar") and value is not None and not isinstance(value, str):
+            value = json.dumps(value) if isinstance(value, (dict, list)) else str(value).lower() if isinstance(value, bool) else str(value)
+        out[key] = value
+    return out
+
+
+def _matching(rows: list[dict[str, Any]], filters: list[_Filter]) -> list[dict[str, Any]]:
+    return [r for r in rows if all(_test(f, r) is True for f in filters)]
+
+
+def _prefer(request: httpx.Request) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for header in request.headers.get_list("prefer"):
+        for token in header.split(","):
+            key, _, value = token.strip().partition("=")
+            if key:
+                out[key.strip().lower()] = value.strip()
+    return out
+
+
+def _accept(request: httpx.Request) -> str:
+    """'array' or 'object' (single()), or a 406 PGRST107 for a media type the sandbox does not serve."""
+    header = request.headers.get("accept", "")
+    types = [t.split(";")[0].strip().lower() for t in header.split(",") if t.strip()]
+    if not types:
+        return "array"
+    for t in types:
+        if t == "application/vnd.pgrst.object+json" or t == "application/vnd.pgrst.object":
+            return "object"
+        if t in ("*/*", "application/*", "application/json", "application/vnd.pgrst.array+json"):
+            return "array"
+    # text/csv, geo+json, plans … are real PostgREST media types the sandbox does not model.
+    raise _PgError(406, "PGRST107", f"None of these media types are available: {', '.join(types)}")
+
+
+def _content_range(lower: int, count: int, total: int | None) -> str:
+    """PostgREST's contentRangeH: ``0-9/100``, ``0-9/*``, ``*/0``, ``*/*``."""
+    upper = lower + count - 1
+    rng = f"{lower}-{upper}" if total != 0 and lower <= upper else "*"
+    return f"{rng}/{'*' if total is None else total}"
+
+
+def _header_range(request: httpx.Request) -> tuple[int, int | None] | None:
+    """The ``Range: a-b`` header (Range-Unit items, the default), or None when absent or malformed."""
+    value = request.headers.get("range")
+    if not value or request.headers.get("range-unit", "items").lower() != "items":
+        return None
+    m = re.fullmatch(r"\s*(\d+)-(\d*)\s*", value)
+    if not m:
+        return None  # PostgREST ignores a Range it cannot parse
+    return int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
+
+
+def _gateway_role(world: World, request: httpx.Request) -> str:
+    """'service_role' or 'anon' from the apikey and Authorization headers, or a 401.
+
+    The gateway checks ``apikey`` (header, or the ``apikey`` URL parameter); the
+    role comes from ``Authorization: Bearer`` when present, else from the apikey.
+    """
+    creds = world.credentials
+    keys = {creds["supabase_service_role_key"]: "service_role", creds["supabase_anon_key"]: "anon"}
+    apikey = request.headers.get("apikey") or request.url.params.get("apikey")
+    if not apikey:
+        # Kong's key-auth text as Supabase answers it (widely quoted; not in the reference files).
+        raise _GatewayError(401, "No API key found in request", "No `apikey` request header or url param was found.")
+    if apikey not in keys:
+        raise _GatewayError(401, "Invalid API key", "Double check your Supabase `anon` or `service_role` API key.")
+    if "authorization" not in request.headers:
+        return keys[apikey]
+    token = _bearer(request)
+    if token in keys:
+        return keys[token]  # type: ignore[index]
+    # A bearer that is neither key nor a JWT the project signed. Text illustrative
+    # (postgrest-error-bodies.json PGRST301).
+    raise _PgError(401, "PGRST301", "JWT could not be decoded")
+
+
+def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | None:
+    """Serve ``/rest/v1/<table>``: GET/HEAD (select), PATCH (update), POST (insert), DELETE.
+
+    Promises: rows past ``MAX_ROWS`` are dropped silently; ``count=exact`` gives
+    the true total in Content-Range; an update or delete without a filter is
+    refused with 21000; errors have PostgREST's ``{code, details, hint, message}``.
+    Returns None for paths outside ``/rest/v1/<name>``.
+    """
+    path = request.url.path
+    if not path.startswith("/rest/v1/"):
+        return None
+    name = path[len("/rest/v1/"):]
+    if not name:
+        return None  # the OpenAPI root is not modelled
+    try:
+        role = _gateway_role(world, request)
+        profile = request.headers.get("accept-profile" if request.method in ("GET", "HEAD") else "content-profile")
+        if profile and profile not in EXPOSED_SCHEMAS:
+            # PostgREST v13 text (remembered, not in the reference files).
+            raise _PgError(406, "PGRST106", f"Invalid schema: {profile}", hint=f"Only the following schemas are exposed: {', '.join(EXPOSED_SCHEMAS)}")
+        if name.startswith("rpc/"):
+            fn = name[4:]
+            ok, args = _read_json(request)
+            arg_names = ", ".join(sorted(args)) if ok and isinstance(args, dict) else ""
+            raise _PgError(
+                404,
+                "PGRST202",
+                f"Could not find the function public.{fn}({arg_names}) in the schema cache",
+                details=f"Searched for the function public.{fn} with parameters {arg_names or 'none'} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.",
+            )
+        if "/" in name:
+            raise _PgError(404, "PGRST125", "Invalid path specified in request URL")
+        tables = world.state["supabase"]["tables"]
+        table = tables.get(name)
+        if table is None:
+            best = _did_you_mean(name, list(tables))
+            # PGRST205 per postgrest-error-bodies.json (message/hint text illustrative there).
+            raise _PgError(404, "PGRST205", f"Could not find the table 'public.{name}' in the schema cache", hint=f"Perhaps you meant the table 'public.{best}'" if best else None)
+        if role == "anon":
+            # The sandbox's tables grant nothing to anon: 42501, 401 because the role is
+            # anonymous (postgrest-error-bodies.json). A real table with RLS on and no anon
+            # policy would instead answer reads with 200 [] — the louder answer is kept.
+            raise _PgError(401, "42501", f"permission denied for table {name}")
+        method = request.method
+        if method in ("GET", "HEAD"):
+            return _select(world, request, name, table)
+        if method == "PATCH":
+            return _update(world, request, name, table)
+        if method == "POST":
+            return _insert(world, request, name, table)
+        if method == "DELETE":
+            return _delete(world, request, name, table)
+        raise _PgError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+    except _GatewayError as exc:
+        return _response(world, request, exc.status, exc.body)
+    except _PgError as exc:
+        return _response(world, request, exc.status, exc.body)
+
+
+def _page(request: httpx.Request, q: _Query) -> tuple[int, int | None]:
+    """(lower, upper-or-None) of the requested window: limit/offset ∩ Range header, then max_rows."""
+    lower, upper = q.offset, (q.offset + q.limit - 1 if q.limit is not None else None)
+    hr = _header_range(request)
+    if hr is not None:
+        lower = max(lower, hr[0])
+        if hr[1] is not None:
+            upper = hr[1] if upper is None else min(upper, hr[1])
+    cap = lower + MAX_ROWS - 1
+    upper = cap if upper is None else min(upper, cap)
+    return lower, upper
+
+
+def _select(world: World, request: httpx.Request, name: str, table: dict[str, Any]) -> httpx.Response:
+    shape = _accept(request)
+    q = _parse_query(request, name, table["columns"])
+    matched = _ordered(_matching(table["rows"], q.filters), q.order)
+    prefer = _prefer(request)
+    # planned/estimated counts are exact here: the sandbox has no planner statistics.
+    total = len(matched) if prefer.get("count") in ("exact", "planned", "estimated") else None
+    lower, upper = _page(request, q)
+    hr = _header_range(request)
+    if hr is not None and hr[1] is not None and hr[1] < hr[0]:
+        raise _PgError(416, "PGRST103", "Requested range not satisfiable", details="The lower boundary must be lower than or equal to the upper boundary in the Range header.")
+    page = matched[lower : upper + 1] if upper >= lower else []
+    # PostgREST's rangeStatus: no count → 200; offset past the total → 416;
+    # fewer rows than the total → 206; else 200.
+    status = 200
+    if total is not None:
+        if lower > total:
+            raise _PgError(416, "PGRST103", "Requested range not satisfiable", details=f"An offset of {lower} was requested, but there are only {total} rows.")
+        if len(page) < total:
+            status = 206
+    headers = {"content-range": _content_range(lower, len(page), total)}
+    rows = [_project(r, q.select) for r in page]
+    if shape == "object":
+        if len(rows) != 1:
+            # PGRST116 body from postgrest-error-bodies.json.
+            raise _PgError(406, "PGRST116", "JSON object requested, multiple (or no) rows returned", details=f"The result contains {len(rows)} rows")
+        return _response(world, request, 200, rows[0], headers=headers, content_type=OBJECT_CT)
+    return _response(world, request, status, rows, headers=headers)
+
+
+def _body_rows(request: httpx.Request, name: str, columns: list[str], *, many: bool) -> list[dict[str, Any]]:
+    """The JSON body as rows; unknown keys → PGRST204, invalid JSON → PGRST102."""
+    ok, body = _read_json(request)
+    if not ok or not (isinstance(body, dict) or (many and isinstance(body, list) and all(isinstance(r, dict) for r in body))):
+        raise _PgError(400, "PGRST102", "Empty or invalid json")
+    rows = body if isinstance(body, list) else [body]
+    if many and len(rows) > 1 and any(set(r) != set(rows[0]) for r in rows):
+        raise _PgError(400, "PGRST102", "All object keys must match")
+    for r in rows:
+        for key in r:
+            if key not in columns:
+                # PostgREST v12+ wording (as quoted in the brief; not in postgrest-error-bodies.json).
+                raise _PgError(400, "PGRST204", f"Could not find the '{key}' column of '{name}' in the schema cache")
+    return rows
+
+
+def _mutation_response(
+    world: World,
+    request: httpx.Request,
+    q: _Query,
+    rows: list[dict[str, Any]],
+    *,
+    created: bool,
+    shape: str,
+) -> httpx.Response:
+    prefer = _prefer(request)
+    total = len(rows) if prefer.get("count") in ("exact", "planned", "estimated") else None
+    # Inserts answer Content-Range */n; updates/deletes 0-(n-1)/n (PostgREST's mutation responses).
+    headers = {"content-range": f"*/{'*' if total is None else total}" if created else _content_range(0, len(rows), total)}
+    if prefer.get("return") == "representation":
+        out = [_project(r, q.select) for r in rows]
+        if shape == "object":
+            return _response(world, request, 201 if created else 200, out[0], headers=headers, content_type=OBJECT_CT)
+        return _response(world, request, 201 if created else 200, out, headers=headers)
+    # return=minimal (the default) and headers-only: no body.
+    return _response(world, request, 201 if created else 204, None, headers=headers)
+
+
+def _guards(request: httpx.Request, n: int, shape: str) -> None:
+    """max-affected (with handling=strict) and single(): checked before anything is written, as PostgREST rolls back."""
+    prefer = _prefer(request)
+    limit = prefer.get("max-affected")
+    if limit is not None and prefer.get("handling") == "strict" and limit.isdigit() and n > int(limit):
+        raise _PgError(400, "PGRST124", "Query result exceeds max-affected preference constraint", details=f"The query affects {n} rows")
+    if shape == "object" and n != 1:
+        raise _PgError(406, "PGRST116", "JSON object requested, multiple (or no) rows returned", details=f"The result contains {n} rows")
+
+
+def _update(world: World, request: httpx.Request, name: str, table: dict[str, Any]) -> httpx.Response:
+    shape = _accept(request)
+    columns = table["columns"]
+    values = _body_rows(request, name, columns, many=False)[0]
+    q = _parse_query(request, name, columns)
+    if not q.filters:
+        # pg-safeupdate on Supabase (postgrest-error-bodies.json, verbatim).
+        raise _PgError(400, "21000", "UPDATE requires a WHERE clause")
+    typed = {k: _input_value(name, k, v) for k, v in values.items()}
+    # An empty object updates nothing (PostgREST turns `{}` into a no-op).
+    targets = _matching(table["rows"], q.filters) if typed else []
+    _guards(request, len(targets), shape)
+    if targets:
+        # The real table's triggers are unknown; like World.db_update, updated_at follows
+        # every update (a moddatetime trigger) unless the update sets it.
+        stamp = pg_time(world.now_ms)
+        for row in targets:
+            row.update(copy.deepcopy(typed))
+            if "updated_at" in columns and "updated_at" not in typed:
+                row["updated_at"] = stamp
+        world.touch()
+    return _mutation_response(world, request, q, targets, created=False, shape=shape)
+
+
+def _delete(world: World, request: httpx.Request, name: str, table: dict[str, Any]) -> httpx.Response:
+    shape = _accept(request)
+    q = _parse_query(request, name, table["columns"])
+    if not q.filters:
+        raise _PgError(400, "21000", "DELETE requires a WHERE clause")
+    targets = _matching(table["rows"], q.filters)
+    _guards(request, len(targets), shape)
+    if targets:
+        gone = {id(r) for r in targets}
+        table["rows"] = [r for r in table["rows"] if id(r) not in gone]
+        world.touch()
+    return _mutation_response(world, request, q, targets, created=False, shape=shape)
+
+
+def _insert(world: World, request: httpx.Request, name: str, table: dict[str, Any]) -> httpx.Response:
+    shape = _accept(request)
+    columns = table["columns"]
+    body = _body_rows(request, name, columns, many=True)
+    q = _parse_query(request, name, columns)
+    prefer = _prefer(request)
+    resolution = prefer.get("resolution")  # merge-duplicates | ignore-duplicates (upsert)
+    key_cols = q.on_conflict or (["id"] if "id" in columns else [])
+    stamp = pg_time(world.now_ms)
+    new_rows: list[dict[str, Any]] = []
+    merges: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    returned: list[dict[str, Any]] = []
+    index = {tuple(str(r.get(c)) for c in key_cols): r for r in table["rows"]} if key_cols else {}
+    for item in body:
+        row: dict[str, Any] = {c: None for c in columns}
+        for k, v in item.items():
+            row[k] = _input_value(name, k, v)
+        # Column defaults of the machines table: id gen_random_uuid(), created_at/updated_at now().
+        if "id" in columns and "id" not in item:
+            row["id"] = world._uuid("row")
+        for c in ("created_at", "updated_at"):
+            if c in columns and c not in item:
+                row[c] = stamp
+        key = tuple(str(row.get(c)) for c in key_cols) if key_cols else None
+        existing = index.get(key) if key is not None and all(row.get(c) is not None for c in key_cols) else None
+        if existing is not None:
+            if resolution == "merge-duplicates":
+                merges.append((existing, {k: row[k] for k in item}))
+                returned.append(existing)
+                continue
+            if resolution == "ignore-duplicates":
+                continue
+            constraint = f"{name}_pkey" if key_cols == ["id"] else f"{name}_{'_'.join(key_cols)}_key"
+            raise _PgError(
+                409,
+                "23505",
+                f'duplicate key value violates unique constraint "{constraint}"',
+                details=f"Key ({', '.join(key_cols)})=({', '.join(str(row[c]) for c in key_cols)}) already exists.",
+            )
+        if key is not None:
+            index[key] = row
+        new_rows.append(row)
+        returned.append(row)
+    if shape == "object":
+        _guards(request, len(returned), shape)
+    for existing, changes in merges:
+        existing.update(changes)
+        if "updated_at" in columns and "updated_at" not in changes:
+            existing["updated_at"] = stamp  # the same moddatetime model as _update
+    table["rows"].extend(new_rows)
+    if new_rows or merges:
+        world.touch()
+    return _mutation_response(world, request, q, returned, created=True, shape=shape)
+
+
+# =========================================================================== Edge Functions
+def handle_functions(world: World, request: httpx.Request) -> httpx.Response | None:
+    """Serve ``POST /functions/v1/<slug>`` through ``world.invoke_function``.
+
+    Promises: an unknown slug → 404 ``{"code":"NOT_FOUND",…}`` (what World answers,
+    the relay's text); a verify_jwt function without a project key as bearer → 401;
+    a body that is not a JSON object → 400 and no invocation.
+    """
+    path = request.url.path
+    if not path.startswith("/functions/v1/"):
+        return None
+    slug = path[len("/functions/v1/"):].strip("/")
+    if not slug or "/" in slug:
+        return None
+    fn = world.function(slug)
+    if fn is None:
+        status, body = world.invoke_function(slug, {})  # World answers the relay's 404 for an unknown slug
+        return _response(world, request, status, body)
+    if fn.get("verify_jwt", True):
+        creds = world.credentials
+        token = _bearer(request)
+        if "authorization" not in request.headers or token is None:
+            # Relay text (brief): {"code":401,"message":"Missing authorization header"}.
+            return _response(world, request, 401, {"code": 401, "message": "Missing authorization header"})
+        if token not in (creds["supabase_service_role_key"], creds["supabase_anon_key"]):
+            # Edge runtime text for a bearer that fails verification (remembered, unverified).
+            return _response(world, request, 401, {"code": 401, "message": "Invalid JWT"})
+        # NB: on the real platform verify_jwt accepts only JWTs; the new sb_publishable_/
+        # sb_secret_ keys (the sandbox's key shape) need --no-verify-jwt there. The sandbox
+        # accepts its keys so the sandbox's own credentials work end to end.
+    if request.method != "POST":
+        # provision-machine's own model (the function's code is not known): POST only.
+        return _response(world, request, 405, {"error": f"method {request.method} not allowed"})
+    ok, body = _read_json(request)
+    if not ok or not isinstance(body, dict):
+        # The function's `await req.json()` fails; its answer is its own and unknown —
+        # the sandbox answers 400 without invoking (no machine, no row, no logs).
+        return _response(world, request, 400, {"error": "request body must be a JSON object"})
+    status, answer = world.invoke_function(slug, body)
+    return _response(world, request, status, answer)
+
+
+# =========================================================================== Management API
+_REF_RE = re.compile(r"^/v1/projects/(?P<ref>[^/]+)(?P<rest>/.*)?$")
+_budgets: weakref.WeakKeyDictionary[World, dict[tuple[str, ...], list[int]]] = weakref.WeakKeyDictionary()
+
+
+def _mgmt_routes() -> list[tuple[str, re.Pattern[str], str]]:
+    # (method, sub-path pattern, endpoint template); the template keys the rate budget.
+    return [
+        ("GET", re.compile(r"^/secrets$"), "/secrets"),
+        ("POST", re.compile(r"^/secrets$"), "/secrets"),
+        ("DELETE", re.compile(r"^/secrets$"), "/secrets"),
+        ("GET", re.compile(r"^/functions$"), "/functions"),
+        ("GET", re.compile(r"^/functions/(?P<slug>[A-Za-z0-9_-]+)$"), "/functions/{function_slug}"),
+        ("GET", re.compile(r"^/postgrest$"), "/postgrest"),
+        ("GET", re.compile(r"^/analytics/endpoints/logs$"), "/analytics/endpoints/logs"),
+    ]
+
+
+_ROUTES = _mgmt_routes()
+
+
+def _rate(world: World, key: tuple[str, ...]) -> tuple[bool, dict[str, str]]:
+    """Spend one request of ``key``'s budget on the virtual clock: (allowed, x-ratelimit-* headers).
+
+    A fixed 60 s window opened by the first request, like the recorded fixtures
+    (remaining 119 then 118, reset 60 then 59). Kept in memory, not in the state:
+    a new process starts with a fresh budget, as after a quiet minute.
+    """
+    buckets = _budgets.setdefault(world, {})
+    now = world.now_ms
+    bucket = buckets.get(key)
+    if bucket is None or now >= bucket[0] + RATE_WINDOW_MS:
+        bucket = buckets[key] = [now, 0]
+    allowed = bucket[1] < RATE_LIMIT
+    if allowed:
+        bucket[1] += 1
+    reset = max(1, math.ceil((bucket[0] + RATE_WINDOW_MS - now) / 1000))
+    headers = {"x-ratelimit-limit": str(RATE_LIMIT), "x-ratelimit-remaining": str(max(0, RATE_LIMIT - bucket[1])), "x-ratelimit-reset": str(reset)}
+    return allowed, headers
+
+
+def _nest_404(method: str, path: str) -> dict[str, Any]:
+    # NestJS's answer for a route it does not have (the Management API answers with
+    # NestJS's guard texts, e.g. "Forbidden resource"); the exact body is unverified.
+    return {"statusCode": 404, "message": f"Cannot {method} {path}", "error": "Not Found"}
+
+
+def handle_management(world: World, request: httpx.Request) -> httpx.Response | None:
+    """Serve ``/v1/projects/{ref}/…``: secrets, functions, postgrest config, the logs endpoint.
+
+    Promises: every response carries ``x-ratelimit-limit/-remaining/-reset``; over
+    120 requests a minute (virtual clock) per token, ref and endpoint → 429 with
+    ``retry-after``; a wrong or missing token → 401 ``{"message":"Unauthorized"}``;
+    another project's ref → 403 ``{"message":"Forbidden resource"}``; secrets are
+    listed as SHA-256 digests, never plaintext; DELETE secrets needs a non-empty
+    list of names. Returns None for paths outside ``/v1/projects/{ref}``.
+    """
+    m = _REF_RE.match(request.url.path)
+    if not m:
+        return None
+    ref, rest = m.group("ref"), m.group("rest") or ""
+    method = request.method
+    route = next(((tmpl, rm) for meth, pat, tmpl in _ROUTES if meth == method and (rm := pat.match(rest))), None)
+    template = route[0] if route else rest
+    token = _bearer(request) or ""
+    who = hashlib.sha256(token.encode()).hexdigest()[:16]
+    allowed, rl = _rate(world, (who, ref, method, template))
+
+    def answer(status: int, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        return _response(world, request, status, body, headers={**rl, **(headers or {})})
+
+    if not allowed:
+        # Studio retries 429s after `retry-after` (supabase/supabase PR #35957), so the API
+        # sends it; the body is @nestjs/throttler's text (unverified).
+        return answer(429, {"message": "ThrottlerException: Too Many Requests"}, {"retry-after": rl["x-ratelimit-reset"]})
+    if route is None:
+        # Includes logs.all, retired 2026-09-23 (PLATFORM.md): answered like a route that no
+        # longer exists. Routing comes before the guards in NestJS, so before auth here too.
+        return answer(404, _nest_404(method, request.url.path))
+    creds = world.credentials
+    if token != creds["supabase_access_token"]:
+        return answer(401, {"message": "Unauthorized"})
+    if ref != creds["project_ref"]:
+        # The spec documents 403 "Forbidden action" on every project route (no 404); the body
+        # is the one users quote for a token/ref pair that does not match (supabase/cli #1819).
+        return answer(403, {"message": "Forbidden resource"})
+    tmpl, match = route
+    sup = world.state["supabase"]
+    if tmpl == "/secrets":
+        if method == "GET":
+            # SecretResponse {name, value: sha256 hex, updated_at} sorted by name (mgmt-secrets-list.sample.json).
+            items = [{"name": n, "value": sha256_hex(s["value"]), "updated_at": s["updated_at"]} for n, s in sorted(sup["secrets"].items())]
+            return answer(200, items)
+        if method == "POST":
+            return _post_secrets(world, request, answer)
+        return _delete_secrets(world, request, answer)
+    if tmpl == "/functions":
+        return answer(200, [copy.deepcopy(f) for f in sup["functions"]])
+    if tmpl == "/functions/{function_slug}":
+        fn = world.function(match.group("slug"))
+        if fn is None:
+            # Not in the spec (which lists no 404 here); body unverified.
+            return answer(404, {"message": "Function not found"})
+        return answer(200, copy.deepcopy(fn))
+    if tmpl == "/postgrest":
+        # The recorded fixture's body (mgmt-api-recorded-cli-fixtures.json). jwt_secret is a
+        # sandbox value: real ones are secrets, so a capture must drop this key.
+        jwt = "sandbox-jwt-secret-" + hashlib.sha256(f"jwt:{world.scenario_name}".encode()).hexdigest()[:32]
+        return answer(200, {"db_schema": ",".join(EXPOSED_SCHEMAS), "max_rows": MAX_ROWS, "db_extra_search_path": "public, extensions", "db_pool": None, "jwt_secret": jwt})
+    return _logs(world, request, answer)
+
+
+def _post_secrets(world: World, request: httpx.Request, answer: Any) -> httpx.Response:
+    """POST /secrets: CreateSecretBody (array of {name, value}) → world.set_secrets → 201, no body."""
+    ok, body = _read_json(request)
+    if not ok or not isinstance(body, list):
+        return answer(400, {"message": "Invalid request body: expected an array of {name, value}"})
+    for i, item in enumerate(body):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(item.get("value"), str):
+            return answer(400, {"message": f"Invalid request body: item {i} needs string name and value"})
+        name, value = item["name"], item["value"]
+        # CreateSecretBody: name pattern ^(?!SUPABASE_).* maxLength 256, value maxLength 24576.
+        # Message text: the spec's description, as users quote it (supabase/supabase #36390).
+        if name.startswith("SUPABASE_"):
+            return answer(400, {"message": "Secret name must not start with the SUPABASE_ prefix"})
+        if not name or len(name) > 256:
+            # The spec allows "", an env var cannot be empty: refused here (real answer unknown).
+            return answer(400, {"message": f"Invalid request body: item {i} name must be 1-256 characters"})
+        if len(value) > 24576:
+            return answer(400, {"message": f"Invalid request body: item {i} value must be at most 24576 characters"})
+    if body:
+        world.set_secrets([{"name": it["name"], "value": it["value"]} for it in body])
+    return answer(201)
+
+
+def _delete_secrets(world: World, request: httpx.Request, answer: Any) -> httpx.Response:
+    """DELETE /secrets: DeleteSecretsBody (array of names) → world.unset_secrets → 200, no body.
+
+    A missing body or an empty list is refused: what the real API does with `[]` is
+    unknown, and `supabase secrets unset` with no names deletes everything — the
+    sandbox refuses so that a test catches a caller that sends no names.
+    """
+    ok, body = _read_json(request)
+    if not ok or not isinstance(body, list) or not all(isinstance(n, str) and n for n in body):
+        return answer(400, {"message": "Invalid request body: expected a non-empty array of secret names"})
+    if not body:
+        return answer(400, {"message": "Invalid request body: expected a non-empty array of secret names"})
+    if any(n.startswith("SUPABASE_") for n in body):
+        # Studio mirrors an API check on delete too (supabase/supabase PR #29661).
+        return answer(400, {"message": "Secret name must not start with the SUPABASE_ prefix"})
+    world.unset_secrets(list(body))
+    return answer(200)
+
+
+def _logs(world: World, request: httpx.Request, answer: Any) -> httpx.Response:
+    """GET /analytics/endpoints/logs: ClickHouse SQL over the ``logs`` rows, via logsql.
+
+    200 ``{"result": [...], "error": null}``; a refused query answers the status the
+    query engine chose with ``{"result": null, "error": message}`` — the
+    AnalyticsResponse shape (logs-endpoint-errors.sample.json); the real body of a
+    4xx is unverified there, so clients must read ``error`` whatever the status.
+    """
+    from vyxops.sandbox.logsql import LogQueryError, run_logs_query
+
+    params = request.url.params
+    try:
+        rows = run_logs_query(world.state["supabase"]["logs"], params.get("sql") or "", params.get("iso_timestamp_start"), params.get("iso_timestamp_end"), world.now_ms)
+    except LogQueryError as exc:
+        return answer(exc.status, {"result": None, "error": exc.message})
+    return answer(200, {"result": rows, "error": None})
