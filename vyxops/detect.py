@@ -156,7 +156,10 @@ def detect_image_refs(e: Evidence, t: Thresholds) -> list[Finding]:
 def _rejections(e: Evidence) -> list[dict[str, Any]]:
     """Function log lines where the Machines API refused a create (no machine was made)."""
     logs = e.function_logs
-    hits = logs[logs["message"].fillna("").str.contains(r"MANIFEST_UNKNOWN|Fly API error \(4\d\d\)", regex=True)]
+    text = logs["message"].fillna("")
+    # One project may provision several apps: keep the lines about this app's images.
+    mine = text.str.contains(f"{FLY_REGISTRY}/{e.app}:", regex=False) | text.str.contains(f"{FLY_REGISTRY}/{e.app}@", regex=False)
+    hits = logs[text.str.contains(r"MANIFEST_UNKNOWN|Fly API error \(4\d\d\)", regex=True) & mine]
     return [dict(r) for _, r in hits.iterrows()]
 
 

@@ -1,0 +1,94 @@
+"""Detectors and ranking on stories no shipped scenario tells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vyxops.investigate import investigate
+from vyxops.session import open_session
+
+HERE = Path(__file__).parent / "scenarios"
+
+
+def run(tmp_path: Path, name: str, app: str, **kw):
+    with open_session("sandbox", scenario=HERE / f"{name}.yaml", sandbox_dir=tmp_path) as s:
+        return investigate(s, app, **kw)
+
+
+def codes(inv) -> set[str]:
+    return {f.code for f in inv.findings}
+
+
+def test_two_apps_only_the_broken_one_has_a_root_cause(tmp_path: Path) -> None:
+    """With two apps in one project, the app whose :latest is missing gets LATEST_TAG_MISSING; the other none."""
+    beta = run(tmp_path, "two-apps-only-beta-broken", "beta-app")
+    assert beta.root.code == "LATEST_TAG_MISSING"
+    assert codes(beta) == {"LATEST_TAG_MISSING", "MACHINE_CREATE_REJECTED"}
+    assert "registry.fly.io/beta-app:latest" in beta.summary
+    alpha = run(tmp_path, "two-apps-only-beta-broken", "alpha-app")
+    assert alpha.root is None and not any(f.severity == "critical" for f in alpha.findings)
+
+
+def test_only_the_machines_that_failed_are_named(tmp_path: Path) -> None:
+    """When some machines ran and later ones exited, only the later ones get exit findings, with their exit code."""
+    inv = run(tmp_path, "some-machines-failed", "gamma-app")
+    assert inv.root.code == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
+    exited = [f for f in inv.findings if f.code == "MACHINE_EXITED_AUTO_DESTROYED"]
+    machines = inv.evidence.machines.set_index("machine_id")
+    assert len(exited) == 2
+    for f in exited:
+        mid = f.entity.split(":")[1]
+        assert machines.loc[mid, "image"] == "registry.fly.io/gamma-app:debug"
+        assert f.facts["code"] == 3
+    running = machines[machines["state"] == "started"]
+    assert len(running) == 2 and not any(f.entity.endswith(m) for f in inv.findings for m in running.index)
+    assert "registry.fly.io/gamma-app:debug" in inv.summary and "code 3" in inv.summary
+
+
+def test_incident_fixed_midway_blames_the_old_machine_not_the_current_secret(tmp_path: Path) -> None:
+    """After the secret was pinned to the release, the secret is not blamed; the old machine and its stuck row are."""
+    inv = run(tmp_path, "fixed-midway", "delta-app")
+    assert "SECRET_IMAGE_NOT_CURRENT_RELEASE" not in codes(inv)
+    assert inv.root.code == "MACHINE_EXITED_AUTO_DESTROYED"
+    assert inv.root.entity == "machine:0a1b2c3d4e5f60"
+    stuck = [f for f in inv.findings if f.code == "DB_STATUS_STUCK"]
+    assert [f.facts["row"]["fly_machine_id"] for f in stuck] == ["0a1b2c3d4e5f60"]
+
+
+def test_row_already_marked_failed_is_not_stuck(tmp_path: Path) -> None:
+    """A row someone already marked failed is not reported stuck, and the crash is still named with its code."""
+    inv = run(tmp_path, "stuck-row-cleaned-up", "api-app")
+    assert "DB_STATUS_STUCK" not in codes(inv)
+    assert inv.root.code == "MACHINE_EXITED_AUTO_DESTROYED" and inv.root.facts["code"] == 137
+    assert "own image" in inv.summary
+
+
+def test_stuck_threshold_is_a_parameter(tmp_path: Path) -> None:
+    """A row 66 minutes in `starting` is stuck at the default threshold and not at a 120-minute one."""
+    assert "DB_STATUS_STUCK" in codes(run(tmp_path, "../../vyxops/scenarios/stub-image", "vyx-app"))
+    relaxed = run(tmp_path, "../../vyxops/scenarios/stub-image", "vyx-app", stuck_after_minutes=120)
+    assert "DB_STATUS_STUCK" not in codes(relaxed)
+    assert relaxed.root.code == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
+
+
+def test_machine_focus_keeps_its_story(tmp_path: Path) -> None:
+    """Investigating one machine keeps its findings and drops the other machines'."""
+    inv = run(tmp_path, "some-machines-failed", "gamma-app")
+    target = next(f.entity.split(":")[1] for f in inv.findings if f.code == "MACHINE_EXITED_AUTO_DESTROYED")
+    focused = run(tmp_path, "some-machines-failed", "gamma-app", machine_id=target)
+    ents = {f.entity for f in focused.findings if f.code == "MACHINE_EXITED_AUTO_DESTROYED"}
+    assert ents == {f"machine:{target}"}
+    assert set(focused.timeline["entity"]) & {target}
+
+
+def test_seed_summary_never_claims_the_stub_tag_is_missing(tmp_path: Path) -> None:
+    """The seed's root cause says the stub exists and the machine exited 0, never that the tag is missing."""
+    inv = run(tmp_path, "../../vyxops/scenarios/stub-image", "vyx-app")
+    assert inv.root.code == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
+    text = inv.summary
+    for needle in ("registry.fly.io/vyx-app:stub", "deployment-01K6JV132H7B7Y5PP8Y5QSR23X", "5683732efe3208", "code 0", "auto_destroy", "starting", "v2"):
+        assert needle in text, needle
+    assert "IMAGE_TAG_MISSING" not in codes(inv)
+    assert "does not exist" not in text and "exists in the registry" in text
