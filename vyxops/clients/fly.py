@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from vyxops.errors import ApiError, NotFoundError
+from vyxops.errors import ApiError, AuthError, NotFoundError
 from vyxops.http import Api
 from vyxops.images import parse_image_ref
 
@@ -117,7 +117,8 @@ class FlyClient:
         errors = body.get("errors") if isinstance(body, dict) else None
         if errors:
             message = "; ".join(str(e.get("message")) for e in errors)
-            cls = NotFoundError if "could not find" in message.lower() else ApiError
+            codes = {str((e.get("extensions") or {}).get("code", "")) for e in errors}
+            cls = AuthError if "UNAUTHORIZED" in codes else NotFoundError if "could not find" in message.lower() else ApiError
             raise cls(message, platform="fly-graphql", method="POST", path="/graphql", status=200, hint=f"check that the app {app!r} exists and the token can read it")
         return body["data"]["app"]["releases"]["nodes"]
 
