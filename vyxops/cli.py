@@ -149,11 +149,13 @@ def _report(name: str, out: Path, title: str) -> tuple[Path, Path]:
 
 
 def cmd_investigate(args: argparse.Namespace) -> int:
-    check_common(args)
-    from vyxops.runner import read_json, run_notebook
+    from vyxops.runner import WARM_IMPORTS, Kernel, preload_exporter, read_json, run_notebook
 
-    params = _params(args, app=args.app, machine_id=args.machine_id, since=args.since, until=args.until, stuck_after_minutes=args.stuck_after_minutes)
-    run_notebook("investigate", params, args.out)
+    with Kernel(WARM_IMPORTS["investigate"]) as kernel:  # boots while the inputs are checked
+        check_common(args)
+        preload_exporter()
+        params = _params(args, app=args.app, machine_id=args.machine_id, since=args.since, until=args.until, stuck_after_minutes=args.stuck_after_minutes)
+        run_notebook("investigate", params, args.out, kernel=kernel)
     nb, html = _report("investigate", args.out, f"Investigation of {args.app}")
     doc = read_json(args.out / "findings.json")
     root = doc["root_cause"]

@@ -44,7 +44,61 @@ def notebook_path(name: str) -> Path:
     return here
 
 
-def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path) -> Path:
+class Kernel:
+    """A kernel started before the inputs are checked, so its boot overlaps the CLI's own work.
+
+    Use as a context manager; it is always shut down, also when a check fails.
+    IPC transport keeps the kernel off TCP (and quiet about it).
+    """
+
+    def __init__(self, warm: str = "") -> None:
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name="python3", transport="ipc")
+        self.km.start_kernel(stderr=_devnull(), cwd=str(Path.cwd()))
+        if warm:
+            # Queue the notebook's imports now: they run as soon as the kernel is up,
+            # while this process is still checking inputs and loading papermill.
+            client = self.km.client()
+            client.start_channels()
+            client.execute(warm, silent=True, store_history=False)
+            self._warm_client = client
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        client = getattr(self, "_warm_client", None)
+        if client is not None:
+            client.stop_channels()
+        try:
+            self.km.shutdown_kernel(now=True)
+        finally:
+            self.km.cleanup_resources()
+
+
+WARM_IMPORTS = {
+    "investigate": "import vyxops.investigate, vyxops.plot, vyxops.nbtools, vyxops.session, vyxops.timeline, supabase, matplotlib.figure",
+}
+
+
+def _devnull() -> Any:
+    return open(os.devnull, "w")  # noqa: SIM115 - the kernel process owns it
+
+
+def preload_exporter() -> Any:
+    """Import nbconvert in a thread while the notebook runs (the kernel does the work meanwhile)."""
+    import threading
+
+    def warm() -> None:
+        import nbconvert  # noqa: F401
+
+    thread = threading.Thread(target=warm, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel: Kernel | None = None) -> Path:
     """Execute ``notebooks/<name>.ipynb`` with ``parameters`` into ``out_dir/<name>.ipynb``."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -65,6 +119,7 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path) -> Path:
             progress_bar=False,
             log_output=False,
             cwd=str(Path.cwd()),
+            **({"km": kernel.km} if kernel is not None else {}),
         )
     except PapermillExecutionError as exc:
         raise NotebookFailed(output, exc.ename, _first_line(exc.evalue), exc.cell_index) from None

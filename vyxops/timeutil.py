@@ -7,9 +7,10 @@ function times), µs integers (Supabase logs) and ns integers (Fly log cursors).
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 UNITS = ("s", "ms", "us", "ns")
 
@@ -19,6 +20,8 @@ def to_utc(value: Any, unit: str | None = None) -> pd.Timestamp | None:
 
     Integers (and digit strings) need ``unit``; strings without a zone are UTC.
     """
+    import pandas as pd  # here, not at the top: the CLI's input checks must stay light
+
     if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
         return None
     if isinstance(value, pd.Timestamp):
@@ -38,19 +41,39 @@ def to_utc(value: Any, unit: str | None = None) -> pd.Timestamp | None:
 
 def series_to_utc(values: Any, unit: str | None = None) -> pd.Series:
     """Convert a sequence to a ``datetime64[ns, UTC]`` Series (``NaT`` for missing)."""
+    import pandas as pd
+
     converted = [to_utc(v, unit) for v in values]
     return pd.Series(pd.to_datetime(converted, utc=True), dtype="datetime64[ns, UTC]")
 
 
 def iso(ts: Any) -> str:
-    """Render a time as RFC 3339 UTC: ``2025-10-02T16:18:40Z``, with ms when non-zero."""
-    t = to_utc(ts, "ms") if not isinstance(ts, str) else to_utc(ts)
-    if t is None:
-        return ""
-    py = t.to_pydatetime().astimezone(timezone.utc)
-    if py.microsecond:
+    """Render a time as RFC 3339 UTC: ``2025-10-02T16:18:40Z``, with ms when non-zero.
+
+    Integers are Unix ms. Plain ints and strings are handled without pandas, since
+    the sandbox renders every time it stores through here.
+    """
+    if isinstance(ts, int) and not isinstance(ts, bool):
+        py = datetime.fromtimestamp(ts // 1000, tz=timezone.utc).replace(microsecond=(ts % 1000) * 1000)
+    else:
+        t = to_utc(ts, "ms") if not isinstance(ts, str) else to_utc(ts)
+        if t is None:
+            return ""
+        py = t.to_pydatetime().astimezone(timezone.utc)
+    if py.microsecond // 1000:
         return py.strftime("%Y-%m-%dT%H:%M:%S.") + f"{py.microsecond // 1000:03d}Z"
     return py.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339_ms(text: str) -> int:
+    """Unix ms of an RFC 3339 string (no zone means UTC), without pandas; ValueError if not a time."""
+    value = text.strip().replace("z", "Z")
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000) if dt.microsecond == 0 else int(dt.timestamp()) * 1000 + dt.microsecond // 1000
 
 
 def to_ms(value: Any, unit: str | None = None) -> int:

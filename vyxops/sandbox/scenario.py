@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from vyxops.errors import ScenarioError
-from vyxops.timeutil import to_ms
+from vyxops.timeutil import parse_rfc3339_ms
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -228,7 +228,7 @@ class _Validator:
         try:
             if hasattr(value, "isoformat"):
                 value = value.isoformat()
-            return to_ms(str(value))
+            return parse_rfc3339_ms(str(value))
         except (ValueError, TypeError):
             self.fail(keys, f"{value!r} is not a time", allowed="RFC 3339, e.g. 2025-10-02T17:25:00Z")
         raise AssertionError  # unreachable
