@@ -52,9 +52,13 @@ class Kernel:
     """
 
     def __init__(self, warm: str = "") -> None:
+        import tempfile
+
         from jupyter_client.manager import KernelManager
 
-        self.km = KernelManager(kernel_name="python3", transport="ipc")
+        # IPC sockets in a private directory: two runs in one directory must not share them.
+        self._sockets = tempfile.TemporaryDirectory(prefix="vyxops-kernel-")
+        self.km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(self._sockets.name) / "k"))
         self.km.start_kernel(stderr=_devnull(), cwd=str(Path.cwd()))
         if warm:
             # Queue the notebook's imports now: they run as soon as the kernel is up,
@@ -75,6 +79,7 @@ class Kernel:
             self.km.shutdown_kernel(now=True)
         finally:
             self.km.cleanup_resources()
+            self._sockets.cleanup()
 
 
 WARM_IMPORTS = {
