@@ -51,7 +51,7 @@ nbtools.show_incomplete(inv.evidence.notes)
 
 # %%
 fig = plot_timeline(inv.timeline, title=f"{app} — {inv.evidence.target}")
-fig
+nbtools.show_figure(fig)
 
 # %%
 inv.timeline[["time", "source", "entity", "kind", "message"]]

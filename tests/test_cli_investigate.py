@@ -53,7 +53,11 @@ def test_investigate_names_the_root_cause_of_each_scenario(name: str, sandbox_en
     tl = pd.read_parquet(out / "timeline.parquet")
     assert str(tl["time"].dtype) == "datetime64[ns, UTC]" and tl["time"].is_monotonic_increasing and len(tl) > 0
     html = (out / "investigate.html").read_text()
-    assert "<img" in html or "image/png" in html  # the timeline plot is in the report
+    assert "data:image/png;base64," in html  # the timeline plot is in the report
+    import nbformat
+
+    nb = nbformat.read(str(out / "investigate.ipynb"), as_version=4)
+    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert "open_session(" not in html  # code hidden
     if root:
         assert root in html

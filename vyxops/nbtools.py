@@ -80,3 +80,14 @@ def show_fixes(inv: Any) -> None:
 def show_incomplete(notes: list[str]) -> None:
     if notes:
         md("**Incomplete evidence:**\n\n" + "\n".join(f"- {n}" for n in notes))
+
+
+def show_figure(fig: Any) -> None:
+    """Display a matplotlib Figure as a PNG (works without pyplot, headless, in HTML reports)."""
+    import io
+
+    from IPython.display import Image, display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    display(Image(buf.getvalue()))
