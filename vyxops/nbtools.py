@@ -61,9 +61,9 @@ def show_findings(inv: Any) -> None:
         mark = {"critical": "🔴", "warning": "🟠", "info": "🔵"}.get(f.severity, "")
         root = " — **root cause**" if inv.root is f else ""
         md(f"#### {mark} `{f.code}` {f.title}{root}\n\nEntity `{f.entity}` · severity {f.severity} · fixes: {', '.join(f'`{x}`' for x in f.fixes) or 'none'}")
-        from IPython.display import display
+        from IPython.display import HTML, display
 
-        display(pd.DataFrame(f.evidence, columns=["time", "source", "detail"]).style.hide(axis="index"))
+        display(HTML(pd.DataFrame(f.evidence, columns=["time", "source", "detail"]).to_html(index=False, escape=True)))
 
 
 def show_fixes(inv: Any) -> None:

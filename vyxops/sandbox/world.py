@@ -569,8 +569,17 @@ class World:
         return changed
 
     def _db_report(self, table: str, fly_machine_id: str, status: str, at_ms: int) -> None:
-        # The app on the machine reports its own status, as the real app does.
-        self.db_update(table, {"fly_machine_id": fly_machine_id}, {"status": status})
+        # The app on the machine reports its own status, as the real app does. Its row
+        # is almost always among the newest, so look from the end (fleets have many rows).
+        t = self.table(table)
+        if t is None:
+            return
+        for row in reversed(t["rows"]):
+            if row.get("fly_machine_id") == fly_machine_id:
+                row["status"] = status
+                row["updated_at"] = pg_time(self.now_ms)
+                self.touch()
+                return
 
     # ------------------------------------------------------------------ supabase: functions
     def _add_function(self, slug: str) -> None:

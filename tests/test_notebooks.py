@@ -1,0 +1,62 @@
+"""The notebooks as code: paired with their py:percent files, parameters first, and validated with nbval."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ["investigate", "remediate", "audit", "explore"]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_first_cell_is_parameters_and_no_stale_outputs(name: str) -> None:
+    """Each notebook opens with the cell tagged `parameters` and is committed without outputs."""
+    nb = nbformat.read(str(ROOT / "notebooks" / f"{name}.ipynb"), as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "code" and "parameters" in first.metadata.get("tags", [])
+    assert "target" in first.source
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_matches_its_jupytext_pair(name: str) -> None:
+    """The .ipynb holds the same cells as its py:percent pair, so review of the .py is review of the notebook."""
+    import jupytext
+
+    paired = jupytext.read(str(ROOT / "notebooks" / f"{name}.py"))
+    nb = nbformat.read(str(ROOT / "notebooks" / f"{name}.ipynb"), as_version=4)
+    assert [(c.cell_type, c.source) for c in paired.cells] == [(c.cell_type, c.source) for c in nb.cells]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_cells_hold_calls_not_logic(name: str) -> None:
+    """Notebook code cells stay short: no function or class definitions (logic lives in the package)."""
+    nb = nbformat.read(str(ROOT / "notebooks" / f"{name}.ipynb"), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert "def " not in cell.source and "class " not in cell.source
+            assert len(cell.source.splitlines()) <= 20
+
+
+def test_executed_investigation_revalidates_with_nbval(sandbox_env: Path, tmp_path: Path) -> None:
+    """The investigation notebook, executed by papermill, re-runs under nbval with the same outputs."""
+    from vyxops.cli import main
+
+    out = tmp_path / "nb"
+    assert main(["investigate", "--scenario", "stub-image", "--app", "vyx-app", "--out", str(out)]) == 0
+    executed = out / "investigate.ipynb"
+    env = {**os.environ, "VYXOPS_SANDBOX_DIR": str(sandbox_env)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(executed), "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg")],
+        cwd=str(Path.cwd()), env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout
