@@ -210,3 +210,28 @@ def test_wrong_credentials_get_auth_errors_without_the_token(tmp_path: Path) -> 
         rest = httpx.Client(transport=transport)
         answer = rest.get(f"https://{s.project_ref}.supabase.co/rest/v1/machines", headers={"apikey": "nope", "authorization": "Bearer nope"})
         assert answer.status_code == 401 and answer.json()["message"] == "Invalid API key"
+
+
+def test_fly_logs_page_with_next_token_to_the_end(tmp_path: Path) -> None:
+    """More log lines than one page (100) are all read by following next_token."""
+    with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
+        app = s.world.app("vyx-app")
+        base = (s.world.now_ms - 3_600_000) * 1_000_000
+        for i in range(250):
+            app["logs"].append({"ts_ns": base + i * 1_000_000, "message": f"line {i}", "level": "info", "instance": "i", "region": "sjc", "provider": "app"})
+        logs = frames.fetch_fly_logs(s, "vyx-app", since=s.now() - pd.Timedelta(hours=2))
+        assert sum(m.startswith("line ") for m in logs["message"]) == 250
+        assert logs["time"].is_monotonic_increasing and logs.attrs["complete"]
+
+
+def test_function_logs_page_by_time_past_the_query_limit(tmp_path: Path) -> None:
+    """2,500 function log rows in one window are all read though each query returns at most 1,000."""
+    with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
+        logs = s.world.state["supabase"]["logs"]
+        start_us = (s.world.now_ms - 1_800_000) * 1000
+        for i in range(2500):
+            logs.append({"id": f"bulk-{i:05d}", "timestamp_us": start_us + i * 500_000, "source": "function_logs", "event_message": f"bulk {i}\n", "severity_text": "INFO", "log_attributes": {"level": "info", "event_type": "Log", "function_id": "f", "execution_id": "e"}})
+        df = frames.fetch_function_logs(s, s.now() - pd.Timedelta(hours=1), s.now(), sources=("function_logs",))
+        bulk = df[df["log_id"].str.startswith("bulk-")]
+        assert len(bulk) == 2500 and bulk["log_id"].is_unique
+        assert df.attrs["complete"]
