@@ -107,3 +107,16 @@ def test_capture_then_replay_a_bundle_gives_the_same_findings(sandbox_env: Path,
     doc = json.loads((out / "findings.json").read_text())
     assert doc["root_cause"]["code"] == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
     assert doc["target"] == f"bundle:{bundle}"
+
+
+def test_platform_failure_inside_the_notebook_reaches_the_user_as_a_message(sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A platform that keeps refusing (429 on GraphQL, set in the sandbox's faults.json) exits 3 with the vyxops error, not a traceback."""
+    from vyxops.sandbox.faults import FaultRule, Faults
+    from vyxops.sandbox.world import World
+
+    World.load("stub-image", sandbox_env)
+    Faults([FaultRule(kind="429", rate=1.0, path="/graphql")]).save(sandbox_env)
+    assert main(["investigate", "--scenario", "stub-image", "--app", "vyx-app", "--out", str(tmp_path / "o")]) == 3
+    err = capsys.readouterr().err
+    assert "RateLimitedError" in err and "/graphql" in err and "429" in err
+    assert "Traceback" not in err and "File \"" not in err

@@ -92,3 +92,21 @@ def test_seed_summary_never_claims_the_stub_tag_is_missing(tmp_path: Path) -> No
         assert needle in text, needle
     assert "IMAGE_TAG_MISSING" not in codes(inv)
     assert "does not exist" not in text and "exists in the registry" in text
+
+
+def test_stale_latest_is_a_warning_not_a_root_cause(tmp_path: Path) -> None:
+    """:latest still on v1 while v2 is current is LATEST_TAG_STALE (warning); nothing failed, so no root cause."""
+    inv = run(tmp_path, "latest-stale", "eps-app")
+    assert codes(inv) == {"LATEST_TAG_STALE"}
+    assert inv.root is None and inv.findings[0].severity == "warning"
+    assert "TAG_LATEST" in inv.findings[0].fixes
+
+
+def test_secret_matching_no_known_reference_is_said_not_guessed(tmp_path: Path) -> None:
+    """A DOCKER_IMAGE digest that matches no candidate gives SECRET_DIGEST_UNMATCHED and names no image."""
+    inv = run(tmp_path, "secret-unmatched", "zeta-app")
+    unmatched = [f for f in inv.findings if f.code == "SECRET_DIGEST_UNMATCHED"]
+    assert len(unmatched) == 1 and unmatched[0].severity == "warning"
+    assert "ghcr.io" not in str(unmatched[0].evidence)  # the value is unknown to vyxops: only its digest is
+    assert "SECRET_IMAGE_NOT_CURRENT_RELEASE" not in codes(inv)
+    assert inv.root is None

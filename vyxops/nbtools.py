@@ -29,9 +29,11 @@ def setup() -> None:
         return
 
     def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
-        text = f"{etype.__name__}: {value}"
-        print(text)
-        return [text]
+        # An error output with the name and message, and no traceback frames: papermill
+        # reads ename/evalue from it, a person reads the message and hint.
+        stb = [f"{etype.__name__}: {value}"]
+        shell._showtraceback(etype, value, stb)
+        return stb
 
     ip.set_custom_exc((VyxopsError,), handler)
 
@@ -89,5 +91,5 @@ def show_figure(fig: Any) -> None:
     from IPython.display import Image, display
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90)  # the figure lays itself out; "tight" would render twice
     display(Image(buf.getvalue()))
