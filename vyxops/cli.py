@@ -149,9 +149,9 @@ def _report(name: str, out: Path, title: str) -> tuple[Path, Path]:
 
 
 def cmd_investigate(args: argparse.Namespace) -> int:
-    from vyxops.runner import WARM_IMPORTS, Kernel, preload_exporter, read_json, run_notebook
+    from vyxops.runner import Kernel, preload_exporter, read_json, run_notebook
 
-    with Kernel(WARM_IMPORTS["investigate"]) as kernel:  # boots while the inputs are checked
+    with Kernel() as kernel:  # boots while the inputs are checked
         check_common(args)
         preload_exporter()
         params = _params(args, app=args.app, machine_id=args.machine_id, since=args.since, until=args.until, stuck_after_minutes=args.stuck_after_minutes)

@@ -15,6 +15,7 @@ from typing import Any
 from vyxops.errors import ApiError, ConfigError, InputError, TransportError, VyxopsError
 
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
+EXECUTION_TIMEOUT_S = 900  # per cell
 _EXIT_BY_ENAME = {
     **{n: 2 for n in ("InputError", "ScenarioError", "ConfigError")},
     **{n: 3 for n in ("ApiError", "AuthError", "NotFoundError", "RateLimitedError", "ManifestUnknownError", "TransportError")},
@@ -51,7 +52,7 @@ class Kernel:
     IPC transport keeps the kernel off TCP (and quiet about it).
     """
 
-    def __init__(self, warm: str = "") -> None:
+    def __init__(self) -> None:
         import tempfile
 
         from jupyter_client.manager import KernelManager
@@ -60,31 +61,16 @@ class Kernel:
         self._sockets = tempfile.TemporaryDirectory(prefix="vyxops-kernel-")
         self.km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(self._sockets.name) / "k"))
         self.km.start_kernel(stderr=_devnull(), cwd=str(Path.cwd()))
-        if warm:
-            # Queue the notebook's imports now: they run as soon as the kernel is up,
-            # while this process is still checking inputs and loading papermill.
-            client = self.km.client()
-            client.start_channels()
-            client.execute(warm, silent=True, store_history=False)
-            self._warm_client = client
 
     def __enter__(self) -> Kernel:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        client = getattr(self, "_warm_client", None)
-        if client is not None:
-            client.stop_channels()
         try:
             self.km.shutdown_kernel(now=True)
         finally:
             self.km.cleanup_resources()
             self._sockets.cleanup()
-
-
-WARM_IMPORTS = {
-    "investigate": "import vyxops.investigate, vyxops.plot, vyxops.nbtools, vyxops.session, vyxops.timeline, supabase, matplotlib.figure",
-}
 
 
 def _devnull() -> Any:
@@ -124,6 +110,8 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel
             progress_bar=False,
             log_output=False,
             cwd=str(Path.cwd()),
+            start_timeout=120,
+            execution_timeout=EXECUTION_TIMEOUT_S,  # a lost kernel message must not hang an on-call run
             **({"km": kernel.km} if kernel is not None else {}),
         )
     except PapermillExecutionError as exc:
