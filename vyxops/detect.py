@@ -131,7 +131,7 @@ def detect_image_refs(e: Evidence, t: Thresholds) -> list[Finding]:
             else:
                 evidence.insert(0, ev("supabase.secrets", None, "DOCKER_IMAGE is not set: provision-machine falls back to :latest"))
             evidence += [ev("supabase.function_logs", r["time"], r["message"][:240]) for r in related[:3]]
-            severity = "critical" if related or not s["set"] or True else "warning"
+            severity = "critical"  # provisioning uses this reference: every attempt is refused
             if ref == latest:
                 ever = e.machines[e.machines["image_tag"] == "latest"]
                 how = "was pruned (machines ran it before)" if not ever.empty else "was never tagged or was pruned"
@@ -230,7 +230,8 @@ def detect_machine_outcomes(e: Evidence, t: Thresholds) -> list[Finding]:
             out.append(Finding("MACHINE_LAUNCH_FAILED", severity, f"machine {mid} never started and was destroyed", f"machine:{mid}", evidence, ["RECONCILE_STUCK_ROWS"], {"machine_id": mid, "image": m["image"], "digest": m["image_digest"], "story": st, "row": row}))
             continue
         x = st["exit"]
-        if st["start"] is not None and x is not None and not bool(x["requested_stop"] is True) and st["destroy"] is not None and bool(m["auto_destroy"]):
+        # requested_stop is a numpy bool (never `is True`): a stop someone asked for is not a failure
+        if st["start"] is not None and x is not None and not (not pd.isna(x["requested_stop"]) and bool(x["requested_stop"])) and st["destroy"] is not None and bool(m["auto_destroy"]):
             code = "unknown" if pd.isna(x["exit_code"]) else int(x["exit_code"])
             evidence = [
                 ev("fly.events", st["launch"]["time"] if st["launch"] is not None else m["created_at"], f"machine {mid} created with {m['image']} (auto_destroy={bool(m['auto_destroy'])}, restart={m['restart_policy']})"),
@@ -300,6 +301,9 @@ def rank(e: Evidence, findings: list[Finding]) -> tuple[Finding | None, list[Fin
     """
     by = {c: [f for f in findings if f.code == c] for c in CODES}
     failures = by["MACHINE_EXITED_AUTO_DESTROYED"] + by["MACHINE_LAUNCH_FAILED"]
+    # A failure whose row is settled and whose image provisioning no longer uses is history (e.g. after fixes).
+    by["MACHINE_EXITED_AUTO_DESTROYED"] = [f for f in by["MACHINE_EXITED_AUTO_DESTROYED"] if _still_current(e, f)]
+    by["MACHINE_LAUNCH_FAILED"] = [f for f in by["MACHINE_LAUNCH_FAILED"] if _still_current(e, f)]
     root: Finding | None = None
     if by["IMAGE_TAG_MISSING"]:
         root = by["IMAGE_TAG_MISSING"][0]
@@ -324,6 +328,15 @@ def rank(e: Evidence, findings: list[Finding]) -> tuple[Finding | None, list[Fin
         return None, findings
     root.severity = "critical"
     return root, findings
+
+
+def _still_current(e: Evidence, f: Finding) -> bool:
+    """Whether a machine failure still explains something: its row is stuck/running, or provisioning still uses its image."""
+    ref = _secret_state(e)["ref"]
+    if f.severity == "critical" or ref is None:
+        return True
+    _, digest = _exists(e, ref)
+    return f.facts["image"] == ref or (digest is not None and str(f.facts.get("digest")) == digest)
 
 
 def _latest(found: list[Finding]) -> Finding:

@@ -1,0 +1,80 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+target = "sandbox"  # sandbox | live | bundle:PATH (tokens come from the environment only)
+scenario = None  # sandbox scenario name or file; None keeps what the sandbox holds
+app = "vyx-app"
+fixes = []  # only these fix codes (empty: whatever the findings call for)
+strategy = "pin"  # pin | pin-digest | latest
+dry_run = True  # True changes nothing
+confirm = ""  # must be the app's name to apply
+stuck_after_minutes = 10.0
+out_dir = "out/remediate"
+
+# %% [markdown]
+# # Remediation
+#
+# Investigate the app, plan the fixes its findings call for, and — only with
+# `dry_run=False` and `confirm` set to the app's name — apply them. Each action
+# re-checks what it read before it acts, so a plan applied twice changes nothing
+# the second time. Run by `vyxops remediate`; parameters above.
+
+# %%
+from vyxops import fixes as fx
+from vyxops import nbtools
+from vyxops.investigate import investigate
+from vyxops.session import open_session
+
+nbtools.setup()
+with open_session(target, scenario=scenario) as session:
+    inv = investigate(session, app, stuck_after_minutes=stuck_after_minutes)
+    plan = fx.plan_fixes(inv, fixes=list(fixes or []) or None, strategy=strategy)
+    plan.write(out_dir, dry_run=dry_run)
+    result = fx.apply_plan(session, plan, dry_run=dry_run, confirm=confirm or None, app=app)
+if not dry_run:
+    result.write(out_dir)
+
+# %% [markdown]
+# ## Findings in
+# What the investigation found before anything was changed.
+
+# %%
+nbtools.show_summary(inv)
+inv.findings_frame()
+
+# %% [markdown]
+# ## The plan
+# One row per action, in the order they are applied, with what each will check first.
+
+# %%
+fx.show_plan(plan, dry_run=dry_run)
+
+# %% [markdown]
+# ## What was applied
+
+# %%
+fx.show_result(result)
+
+# %% [markdown]
+# ## Verification
+# A canary provisioning through the real path: the function, the machine, the DB row.
+
+# %%
+fx.show_verification(result)
+
+# %% [markdown]
+# ## Audit log
+
+# %%
+fx.show_audit(result)

@@ -1,0 +1,98 @@
+"""`vyxops remediate` end to end: dry run, refusal, apply, re-apply, then a clean investigation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vyxops import runner
+from vyxops.cli import main
+from vyxops.sandbox.world import World
+
+APP = "vyx-app"
+
+
+def artefact_leaks(out: Path, credentials: dict[str, str]) -> list[str]:
+    """Files under ``out`` that hold one of the sandbox's credentials."""
+    secrets = [v.encode() for k, v in credentials.items() if k != "project_ref"]
+    return [str(p) for p in out.rglob("*") if p.is_file() and any(c in p.read_bytes() for c in secrets)]
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """A fresh stub-image sandbox and audit log, set in the environment like an operator would."""
+    directory = tmp_path / "sandbox"
+    monkeypatch.setenv("VYXOPS_SANDBOX_DIR", str(directory))
+    monkeypatch.setenv("VYXOPS_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    monkeypatch.chdir(tmp_path)
+    return World.load("stub-image", directory)
+
+
+def test_dry_run_writes_the_plan_and_changes_nothing(sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --apply the CLI writes plan.json, the notebook and the report, prints the plan and leaves the sandbox as it was."""
+    state = tmp_path / "sandbox" / "state.json"
+    before = state.read_bytes()
+    out = tmp_path / "plan"
+    assert main(["remediate", "--scenario", "stub-image", "--app", APP, "--out", str(out)]) == 0
+    assert state.read_bytes() == before
+    assert {p.name for p in out.iterdir()} >= {"plan.json", "remediate.ipynb", "remediate.html"}
+    assert not (out / "result.json").exists() and not (tmp_path / "audit.jsonl").exists()
+    doc = json.loads((out / "plan.json").read_text())
+    assert doc["schema"] == "vyxops.remediation/1" and doc["dry_run"] is True
+    assert [(a["code"], a["status"]) for a in doc["actions"]] == [
+        ("PIN_SECRET_TO_RELEASE", "planned"), ("RECONCILE_STUCK_ROWS", "planned"), ("VERIFY_PROVISIONING", "planned")
+    ]
+    printed = capsys.readouterr().out
+    assert "PIN_SECRET_TO_RELEASE" in printed and "dry run: nothing changed" in printed
+    html = (out / "remediate.html").read_text()
+    assert "PIN_SECRET_TO_RELEASE" in html and "open_session(" not in html
+    assert not artefact_leaks(out, sandbox.credentials)
+
+
+def test_apply_without_confirm_exits_2_before_anything(sandbox: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--apply without --confirm APP exits 2 naming --confirm, runs no notebook, writes no file and changes nothing."""
+    state = tmp_path / "sandbox" / "state.json"
+    before = state.read_bytes()
+
+    def no_notebook(*a: object, **k: object) -> None:
+        raise AssertionError("the notebook ran")
+
+    monkeypatch.setattr(runner, "run_notebook", no_notebook)
+    for extra in ([], ["--confirm", "other-app"]):
+        out = tmp_path / "refused"
+        assert main(["remediate", "--scenario", "stub-image", "--app", APP, "--out", str(out), "--apply", *extra]) == 2
+        assert "--confirm" in capsys.readouterr().err
+        assert not out.exists()
+    assert state.read_bytes() == before and not (tmp_path / "audit.jsonl").exists()
+
+
+def test_apply_then_reapply_then_investigate_is_clean(sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--apply --confirm fixes the seed; a second apply changes nothing; the next investigation finds no root cause."""
+    out1, out2, out3 = tmp_path / "apply1", tmp_path / "apply2", tmp_path / "after"
+    args = ["remediate", "--scenario", "stub-image", "--app", APP, "--apply", "--confirm", APP, "--out"]
+    assert main([*args, str(out1)]) == 0
+    first = json.loads((out1 / "result.json").read_text())
+    assert first["dry_run"] is False
+    assert [(a["code"], a["status"]) for a in first["actions"]] == [
+        ("PIN_SECRET_TO_RELEASE", "applied"), ("RECONCILE_STUCK_ROWS", "applied"), ("VERIFY_PROVISIONING", "applied")
+    ]
+    assert (out1 / "plan.json").exists() and (out1 / "remediate.html").exists()
+    audit = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert len(audit) == 3
+
+    state = tmp_path / "sandbox" / "state.json"
+    before = state.read_bytes()
+    assert main([*args, str(out2)]) == 0
+    second = json.loads((out2 / "result.json").read_text())
+    # Re-planned from a clean investigation: nothing is left to do, so nothing is touched.
+    assert all(a["status"] == "skipped" and a["reason"].startswith("already done") for a in second["actions"])
+    assert second["notes"] and state.read_bytes() == before
+    assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == 3
+
+    assert main(["investigate", "--scenario", "stub-image", "--app", APP, "--out", str(out3)]) == 0
+    findings = json.loads((out3 / "findings.json").read_text())
+    assert findings["root_cause"] is None and not any(f["severity"] == "critical" for f in findings["findings"])
+    capsys.readouterr()
+    assert not artefact_leaks(tmp_path, sandbox.credentials)  # every out dir, the audit log, the sandbox
