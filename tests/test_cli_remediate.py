@@ -45,7 +45,7 @@ def test_dry_run_writes_the_plan_and_changes_nothing(sandbox: World, tmp_path: P
         ("PIN_SECRET_TO_RELEASE", "planned"), ("RECONCILE_STUCK_ROWS", "planned"), ("VERIFY_PROVISIONING", "planned")
     ]
     printed = capsys.readouterr().out
-    assert "PIN_SECRET_TO_RELEASE" in printed and "dry run: nothing changed" in printed
+    assert "PIN_SECRET_TO_RELEASE" in printed and "nothing changed" in printed
     html = (out / "remediate.html").read_text()
     assert "PIN_SECRET_TO_RELEASE" in html and "open_session(" not in html
     assert not artefact_leaks(out, sandbox.credentials)

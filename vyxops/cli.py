@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(rem)
     rem.add_argument("--app", required=True)
     rem.add_argument("--fix", nargs="+", dest="fixes", metavar="CODE", help=f"only these fixes: {', '.join(FIX_CODES)}")
-    rem.add_argument("--strategy", choices=("pin", "latest"), default="pin", help="pin DOCKER_IMAGE to the release (default) or tag :latest and unset the secret")
+    rem.add_argument("--strategy", choices=("pin", "pin-digest", "latest"), default="pin", help="pin DOCKER_IMAGE to the release's tag (default) or digest, or tag :latest and unset the secret")
     rem.add_argument("--apply", action="store_true")
     rem.add_argument("--confirm")
     rem.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes")
@@ -137,6 +137,16 @@ def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     return {"target": args.target, "scenario": args.scenario, "out_dir": str(args.out), **extra}
 
 
+def _run(name: str, args: argparse.Namespace, **params: Any) -> None:
+    """Check the inputs while a kernel boots, then run notebook ``name`` into ``--out``."""
+    from vyxops.runner import Kernel, preload_exporter, run_notebook
+
+    with Kernel() as kernel:
+        check_common(args)
+        preload_exporter()
+        run_notebook(name, _params(args, **params), args.out, kernel=kernel)
+
+
 def _report(name: str, out: Path, title: str) -> tuple[Path, Path]:
     from vyxops.runner import export_html
 
@@ -149,13 +159,9 @@ def _report(name: str, out: Path, title: str) -> tuple[Path, Path]:
 
 
 def cmd_investigate(args: argparse.Namespace) -> int:
-    from vyxops.runner import Kernel, preload_exporter, read_json, run_notebook
+    from vyxops.runner import read_json
 
-    with Kernel() as kernel:  # boots while the inputs are checked
-        check_common(args)
-        preload_exporter()
-        params = _params(args, app=args.app, machine_id=args.machine_id, since=args.since, until=args.until, stuck_after_minutes=args.stuck_after_minutes)
-        run_notebook("investigate", params, args.out, kernel=kernel)
+    _run("investigate", args, app=args.app, machine_id=args.machine_id, since=args.since, until=args.until, stuck_after_minutes=args.stuck_after_minutes)
     nb, html = _report("investigate", args.out, f"Investigation of {args.app}")
     doc = read_json(args.out / "findings.json")
     root = doc["root_cause"]
@@ -173,27 +179,28 @@ def cmd_remediate(args: argparse.Namespace) -> int:
     for code in args.fixes or []:
         if code not in FIX_CODES:
             raise InputError("--fix", f"unknown fix {code!r}", allowed=list(FIX_CODES))
-    check_common(args)
-    from vyxops.runner import read_json, run_notebook
+    from vyxops.runner import read_json
 
-    params = _params(args, app=args.app, fixes=args.fixes or [], strategy=args.strategy, dry_run=not args.apply, confirm=args.confirm or "", stuck_after_minutes=args.stuck_after_minutes)
-    run_notebook("remediate", params, args.out)
+    _run("remediate", args, app=args.app, fixes=args.fixes or [], strategy=args.strategy, dry_run=not args.apply, confirm=args.confirm or "", stuck_after_minutes=args.stuck_after_minutes)
     nb, html = _report("remediate", args.out, f"Remediation of {args.app}")
     result = read_json(args.out / ("result.json" if args.apply else "plan.json"))
     for a in result["actions"]:
         print(f"{a['status']:>8}  {a['code']:<24} {a['target']}  {a.get('reason') or ''}")
-    print(("applied" if args.apply else "dry run: nothing changed") + f"\nreport:   {html}\nnotebook: {nb}\nplan:     {args.out / 'plan.json'}" + (f"\nresult:   {args.out / 'result.json'}" if args.apply else ""))
+    if args.apply:
+        counts = {s: sum(a["status"] == s for a in result["actions"]) for s in ("applied", "skipped", "failed")}
+        head = f"applied {counts['applied']}, skipped {counts['skipped']}, failed {counts['failed']}" if result["actions"] else "nothing to apply"
+    else:
+        head = f"dry run: {len(result['actions'])} action(s) planned, nothing changed"
+    print(head + f"\nreport:   {html}\nnotebook: {nb}\nplan:     {args.out / 'plan.json'}" + (f"\nresult:   {args.out / 'result.json'}" if args.apply else ""))
     return 3 if any(a["status"] == "failed" for a in result["actions"]) else 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     if not args.apps and not args.all_apps:
         raise InputError("--app/--all", "name the apps to audit", allowed="--app APP (repeatable) or --all")
-    check_common(args)
-    from vyxops.runner import read_json, run_notebook
+    from vyxops.runner import read_json
 
-    params = _params(args, apps=args.apps or [], all_apps=args.all_apps, fail_on=args.fail_on, stuck_after_minutes=args.stuck_after_minutes)
-    run_notebook("audit", params, args.out)
+    _run("audit", args, apps=args.apps or [], all_apps=args.all_apps, fail_on=args.fail_on, stuck_after_minutes=args.stuck_after_minutes)
     nb, html = _report("audit", args.out, "Audit")
     doc = read_json(args.out / "audit.json")
     levels = ("critical",) if args.fail_on == "critical" else ("critical", "warning")

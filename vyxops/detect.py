@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops.evidence import Evidence, candidate_refs, match_secret
+from vyxops.evidence import IMAGE_IN_TEXT, Evidence, candidate_refs, match_secret
 from vyxops.images import FLY_REGISTRY
 from vyxops.timeutil import iso
 
@@ -178,7 +178,7 @@ def detect_create_rejected(e: Evidence, t: Thresholds) -> list[Finding]:
         Finding(
             "MACHINE_CREATE_REJECTED", "critical", f"{len(rejects)} provisioning attempt(s) refused by the Machines API; no machine was made",
             "function:provision-machine", evidence, ["VERIFY_PROVISIONING"],
-            {"count": len(rejects), "first": rejects[0]["time"], "last": rejects[-1]["time"]},
+            {"count": len(rejects), "first": rejects[0]["time"], "last": rejects[-1]["time"], "refs": sorted({ref for r in rejects for ref in IMAGE_IN_TEXT.findall(r["message"])})},
         )
     ]
 
@@ -317,7 +317,7 @@ def rank(e: Evidence, findings: list[Finding]) -> tuple[Finding | None, list[Fin
         root = by["DB_FLY_STATE_DRIFT"][0]
     elif by["MACHINE_EXITED_AUTO_DESTROYED"]:
         root = _latest(by["MACHINE_EXITED_AUTO_DESTROYED"])
-    elif by["MACHINE_CREATE_REJECTED"]:
+    elif [f for f in by["MACHINE_CREATE_REJECTED"] if _rejection_current(e, f)]:
         root = by["MACHINE_CREATE_REJECTED"][0]
     elif by["DB_STATUS_STUCK"]:
         root = by["DB_STATUS_STUCK"][0]
@@ -337,6 +337,12 @@ def _still_current(e: Evidence, f: Finding) -> bool:
         return True
     _, digest = _exists(e, ref)
     return f.facts["image"] == ref or (digest is not None and str(f.facts.get("digest")) == digest)
+
+
+def _rejection_current(e: Evidence, f: Finding) -> bool:
+    """Whether refused creates still explain something: they name no image, or the image provisioning uses now."""
+    refs = f.facts.get("refs") or []
+    return not refs or _secret_state(e)["ref"] in refs
 
 
 def _latest(found: list[Finding]) -> Finding:
