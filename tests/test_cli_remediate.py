@@ -89,6 +89,11 @@ def test_apply_then_reapply_then_investigate_is_clean(sandbox: World, tmp_path: 
     # Re-planned from a clean investigation: nothing is left to do, so nothing is touched.
     assert all(a["status"] == "skipped" and a["reason"].startswith("already done") for a in second["actions"])
     assert second["notes"] and state.read_bytes() == before
+    reported = {n.split(": ", 1)[0]: n.split(": ", 1)[1] for n in second["notes"]}
+    assert reported["PIN_SECRET_TO_RELEASE"].startswith("already done")
+    assert reported["RECONCILE_STUCK_ROWS"].startswith("already done")
+    printed = capsys.readouterr().out
+    assert "already done" in printed and "nothing to apply" in printed
     assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == 3
 
     assert main(["investigate", "--scenario", "stub-image", "--app", APP, "--out", str(out3)]) == 0

@@ -186,6 +186,9 @@ def cmd_remediate(args: argparse.Namespace) -> int:
     result = read_json(args.out / ("result.json" if args.apply else "plan.json"))
     for a in result["actions"]:
         print(f"{a['status']:>8}  {a['code']:<24} {a['target']}  {a.get('reason') or ''}")
+    for note in result.get("notes") or []:
+        code, _, why = note.partition(": ")
+        print(f"{'-':>8}  {code:<24} {why}" if code.isupper() else f"{'-':>8}  {note}")
     if args.apply:
         counts = {s: sum(a["status"] == s for a in result["actions"]) for s in ("applied", "skipped", "failed")}
         head = f"applied {counts['applied']}, skipped {counts['skipped']}, failed {counts['failed']}" if result["actions"] else "nothing to apply"

@@ -255,17 +255,25 @@ def plan_fixes(inv: Any, *, fixes: list[str] | None = None, strategy: str = "pin
                 notes.append(f"{code}: {made}")
             else:
                 actions.append(made)
+    elif not wanted:
+        # Nothing asks for an image fix. Still say whether the strategy's fix holds, so a
+        # second apply reports each fix as done instead of saying nothing.
+        for code in ["TAG_LATEST", "UNSET_SECRET"] if strategy == "latest" else ["PIN_SECRET_TO_RELEASE"]:
+            made = {"PIN_SECRET_TO_RELEASE": _plan_pin, "TAG_LATEST": _plan_tag_latest, "UNSET_SECRET": _plan_unset}[code](app, facts, strategy, "")
+            notes.append(f"{code}: {made}" if isinstance(made, str) else f"{code}: not planned: no finding asks for it")
 
     # -- rows whose machine is gone
     if allowed("RECONCILE_STUCK_ROWS"):
         rows = _plan_reconcile(inv, notes)
         actions += rows
-        if "RECONCILE_STUCK_ROWS" in wanted and not rows and not any(n.startswith("RECONCILE_STUCK_ROWS") for n in notes):
-            notes.append("RECONCILE_STUCK_ROWS: nothing to do: no row is stuck on a machine that is gone")
+        if not rows and not any(n.startswith("RECONCILE_STUCK_ROWS") for n in notes):
+            notes.append("RECONCILE_STUCK_ROWS: already done: no row is stuck on a machine that is gone")
 
     # -- verification, last: it checks the fixes above on the real path
     if allowed("VERIFY_PROVISIONING") and (actions or "VERIFY_PROVISIONING" in critical_asks or "VERIFY_PROVISIONING" in wanted):
         actions.append(_plan_verify(inv, asked.get("VERIFY_PROVISIONING", []), [a.code for a in actions]))
+    elif allowed("VERIFY_PROVISIONING"):
+        notes.append("VERIFY_PROVISIONING: not needed: nothing is planned and no critical finding asks for it")
     if not actions and not notes:
         notes.append("nothing to do: no finding calls for a change")
     return Plan(app=app, target=e.target, strategy=strategy, actions=actions, notes=notes, generated_at=iso(e.now))
