@@ -16,6 +16,7 @@ from vyxops.errors import ApiError, ConfigError, InputError, TransportError, Vyx
 
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
 EXECUTION_TIMEOUT_S = 900  # per cell
+PRELOAD = ("import pandas, matplotlib.figure, matplotlib.backends.backend_agg, supabase", "import vyxops.investigate, vyxops.nbtools, vyxops.plot, vyxops.session, vyxops.timeline")
 _EXIT_BY_ENAME = {
     **{n: 2 for n in ("InputError", "ScenarioError", "ConfigError")},
     **{n: 3 for n in ("ApiError", "AuthError", "NotFoundError", "RateLimitedError", "ManifestUnknownError", "TransportError")},
@@ -60,7 +61,10 @@ class Kernel:
         # IPC sockets in a private directory: two runs in one directory must not share them.
         self._sockets = tempfile.TemporaryDirectory(prefix="vyxops-kernel-")
         self.km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(self._sockets.name) / "k"))
-        self.km.start_kernel(stderr=_devnull(), cwd=str(Path.cwd()))
+        # The notebooks' heavy imports run while the kernel boots (before it says it is
+        # ready), which overlaps with this process loading papermill and checking inputs.
+        warm = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
+        self.km.start_kernel(stderr=_devnull(), cwd=str(Path.cwd()), extra_arguments=warm)
 
     def __enter__(self) -> Kernel:
         return self
