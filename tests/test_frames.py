@@ -194,7 +194,7 @@ def test_wrong_credentials_get_auth_errors_without_the_token(tmp_path: Path) -> 
 
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
         transport = SandboxTransport(SandboxApp(s.world))
-        bad = "fm2_wrongtoken0000000000000000000000"
+        bad = "fm2_" + "wrongtoken" * 3  # a canary: token-shaped, never real
         client = FlyClient(
             Api(make_client("fly-machines", "https://api.machines.dev", fly(bad), transport=transport), "fly-machines"),
             Api(make_client("fly-api", "https://api.fly.io", fly(bad), transport=transport), "fly-api"),

