@@ -115,7 +115,7 @@ def test_bearer_auth_sends_bearer_header() -> None:
     ],
 )
 def test_fly_auth_sends_macaroons_as_flyv1(token: str) -> None:
-    """fly() sends a token with a fm1r_, fm1a_ or fm2_ part under the FlyV1 scheme."""
+    """fly() sends a token with a fm1r_, fm1a_ or fm2_ part under Fly's macaroon scheme."""
     assert captured_headers(fly(token))["authorization"] == f"FlyV1 {token}"
 
 
