@@ -60,3 +60,18 @@ def test_executed_investigation_revalidates_with_nbval(sandbox_env: Path, tmp_pa
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout
+
+
+def test_explore_notebook_runs_headless_with_its_widgets(sandbox_env: Path, tmp_path: Path) -> None:
+    """explore.ipynb executes on the sandbox and shows the app picker and the timeline table."""
+    import papermill
+
+    from vyxops.sandbox.world import World
+
+    World.load("stub-image", sandbox_env)
+    out = tmp_path / "explore.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "explore.ipynb"), str(out), parameters={"app": "vyx-app"}, progress_bar=False, kernel_name="python3")
+    nb = nbformat.read(str(out), as_version=4)
+    data = [o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])]
+    assert any("application/vnd.jupyter.widget-view+json" in d for d in data)
+    assert any("5683732efe3208" in d.get("text/html", "") for d in data)

@@ -6,6 +6,7 @@ base URLs differ (SPEC.md "Targets").
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def open_session(
         clock = WallClock()
         label = "live"
         urls = dict(config.LIVE_URLS)
-        env = environ or {}
+        env = os.environ if environ is None else environ
         machines_table = env.get("VYXOPS_MACHINES_TABLE", "machines")
         org = env.get("FLY_ORG", "personal")
     for secret in (fly_token, service_key, access_token):
