@@ -88,8 +88,14 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     """Validate scenario YAML ``text``; errors name ``path``, the key and its line."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # One parse (libyaml when present: a fleet scenario has thousands of steps); the
+        # node tree is kept for the line numbers of errors, the data built from it.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         line = exc.problem_mark.line + 1 if getattr(exc, "problem_mark", None) else None
         raise ScenarioError(path, "(file)", f"not valid YAML: {getattr(exc, 'problem', exc)}", line=line) from None
