@@ -235,3 +235,15 @@ def test_function_logs_page_by_time_past_the_query_limit(tmp_path: Path) -> None
         bulk = df[df["log_id"].str.startswith("bulk-")]
         assert len(bulk) == 2500 and bulk["log_id"].is_unique
         assert df.attrs["complete"]
+
+
+def test_apps_and_one_machines_events_have_their_schemas(seed) -> None:
+    """fetch_apps lists the org's apps; fetch_machine_events reads one machine's events, exit code unpacked."""
+    apps = frames.fetch_apps(seed)
+    frames.check_frame("apps", apps)
+    assert apps["app"].tolist() == ["vyx-app"]
+    ev = frames.fetch_machine_events(seed, "vyx-app", SEED_MACHINE)
+    frames.check_frame("machine_events", ev)
+    assert ev["type"].tolist() == ["destroy", "exit", "start", "launch"]
+    assert ev.loc[ev["type"] == "exit", "exit_code"].tolist() == [0]
+    assert ev["time"].is_monotonic_decreasing  # newest first, as the API sends them

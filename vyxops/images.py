@@ -42,16 +42,3 @@ def parse_image_ref(ref: str) -> ImageRef:
 def secret_digest(value: str) -> str:
     """The digest the Supabase Management API shows for a secret's value (SHA-256 hex)."""
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def ulid_time_ms(tag: str) -> int | None:
-    """Build time encoded in a ``deployment-<ULID>`` tag (the ULID's first 10 chars are ms)."""
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    if not tag.startswith("deployment-") or len(tag) < len("deployment-") + 10:
-        return None
-    ms = 0
-    for ch in tag[len("deployment-"):len("deployment-") + 10].upper():
-        if ch not in alphabet:
-            return None
-        ms = ms * 32 + alphabet.index(ch)
-    return ms
