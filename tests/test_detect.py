@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from vyxops.investigate import investigate
 from vyxops.session import open_session

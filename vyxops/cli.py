@@ -232,6 +232,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from vyxops.config import sandbox_dir
     from vyxops.sandbox.world import World
+    from vyxops.timeutil import iso
 
     directory = sandbox_dir()
     if args.action == "reset":
@@ -242,7 +243,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         return 0
     world = World.load(args.scenario, directory)
     if args.action == "status":
-        info = {"base_url": f"http://127.0.0.1:{args.port}", "scenario": world.scenario_name, "now": _iso_ms(world.now_ms), "sandbox_dir": str(directory), **world.credentials}
+        info = {"base_url": f"http://127.0.0.1:{args.port}", "scenario": world.scenario_name, "now": iso(world.now_ms), "sandbox_dir": str(directory), **world.credentials}
         if args.json:
             print(json.dumps(info, indent=1))
         else:
@@ -254,12 +255,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     serve(world, port=args.port)
     return 0
-
-
-def _iso_ms(ms: int) -> str:
-    from vyxops.timeutil import iso
-
-    return iso(ms)
 
 
 if __name__ == "__main__":

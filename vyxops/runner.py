@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vyxops.errors import ApiError, ConfigError, InputError, TransportError, VyxopsError
+from vyxops.errors import ConfigError, InputError, VyxopsError
 
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
 EXECUTION_TIMEOUT_S = 900  # per cell
@@ -119,15 +119,11 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel
             **({"km": kernel.km} if kernel is not None else {}),
         )
     except PapermillExecutionError as exc:
-        raise NotebookFailed(output, exc.ename, _first_line(exc.evalue), exc.cell_index) from None
+        raise NotebookFailed(output, exc.ename, str(exc.evalue).strip(), exc.cell_index) from None
     finally:
         if env_before is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
     return output
-
-
-def _first_line(text: str) -> str:
-    return str(text).strip()
 
 
 def export_html(notebook: Path, html: Path, *, title: str | None = None) -> Path:
@@ -149,4 +145,4 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-__all__ = ["NotebookFailed", "run_notebook", "export_html", "notebook_path", "ApiError", "TransportError"]
+__all__ = ["Kernel", "NotebookFailed", "export_html", "notebook_path", "preload_exporter", "read_json", "run_notebook"]
