@@ -54,7 +54,7 @@ fig = plot_timeline(inv.timeline, title=f"{app} — {inv.evidence.target}")
 nbtools.show_figure(fig)
 
 # %%
-inv.timeline[["time", "source", "entity", "kind", "message"]]
+nbtools.show_timeline(inv.timeline)
 
 # %% [markdown]
 # ## Findings

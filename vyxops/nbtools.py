@@ -55,17 +55,28 @@ def show_summary(inv: Any) -> None:
 
 
 def show_findings(inv: Any) -> None:
-    """Each finding with its evidence table and the fixes that address it."""
+    """Each finding, the root cause first, with its evidence table and the fixes that address it."""
     if not inv.findings:
         md("No findings.")
         return
-    for f in inv.findings:
-        mark = {"critical": "🔴", "warning": "🟠", "info": "🔵"}.get(f.severity, "")
-        root = " — **root cause**" if inv.root is f else ""
-        md(f"#### {mark} `{f.code}` {f.title}{root}\n\nEntity `{f.entity}` · severity {f.severity} · fixes: {', '.join(f'`{x}`' for x in f.fixes) or 'none'}")
-        from IPython.display import HTML, display
+    from IPython.display import HTML, display
 
+    ordered = sorted(inv.findings, key=lambda f: (inv.root is not f, {"critical": 0, "warning": 1}.get(f.severity, 2)))
+    for f in ordered:
+        root = " — **root cause**" if inv.root is f else ""
+        md(f"#### `{f.code}` {f.title}{root}\n\n**{f.severity.upper()}** · entity `{f.entity}` · fixes: {', '.join(f'`{x}`' for x in f.fixes) or 'none'}")
         display(HTML(pd.DataFrame(f.evidence, columns=["time", "source", "detail"]).to_html(index=False, escape=True)))
+
+
+def show_timeline(tl: pd.DataFrame, limit: int = 500) -> None:
+    """The timeline as a table a person reads: ms times, left-aligned messages, newest last."""
+    from IPython.display import HTML, display
+
+    view = tl[["time", "source", "entity", "kind", "message"]].tail(limit).copy()
+    view["time"] = view["time"].dt.strftime("%Y-%m-%d %H:%M:%S.%f").str[:-3]
+    note = f"<p>last {limit} of {len(tl)} events</p>" if len(tl) > limit else ""
+    html = view.to_html(index=False, escape=True, justify="left").replace("<td>", '<td style="text-align:left">')
+    display(HTML(note + html))
 
 
 def show_fixes(inv: Any) -> None:
