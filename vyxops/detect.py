@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops.evidence import IMAGE_IN_TEXT, Evidence, candidate_refs, match_secret
+from vyxops.evidence import IMAGE_IN_TEXT, Evidence
 from vyxops.images import FLY_REGISTRY
 from vyxops.timeutil import iso
 
@@ -58,21 +58,11 @@ def ev(source: str, time: Any, detail: str) -> dict[str, str]:
 
 
 def _secret_state(e: Evidence) -> dict[str, Any]:
-    """What DOCKER_IMAGE is, as far as digests tell: set?, its digest, the matching ref."""
-    row = e.secrets[e.secrets["name"] == "DOCKER_IMAGE"]
-    if row.empty:
-        return {"set": False, "ref": f"{FLY_REGISTRY}/{e.app}:latest", "digest": None, "updated_at": None}
-    digest, updated = row.iloc[0]["digest"], row.iloc[0]["updated_at"]
-    texts = e.function_logs["message"].dropna().tolist() + e.fly_logs["message"].dropna().tolist()
-    refs = candidate_refs(e.app, e.releases, e.machines, e.machine_rows, texts)
-    return {"set": True, "ref": match_secret(digest, refs, e.manifests), "digest": digest, "updated_at": updated, "tried": len(refs)}
-
-
-def _exists(e: Evidence, ref: str) -> tuple[bool | None, str | None]:
-    m = e.manifest(ref)
-    if m is None or pd.isna(m["exists"]):
-        return None, None
-    return bool(m["exists"]), (None if pd.isna(m["digest"]) else str(m["digest"]))
+    """The image provisioning uses: DOCKER_IMAGE's match, or :latest when the secret is unset."""
+    s = dict(e.docker_image())
+    if not s["set"]:
+        s["ref"] = f"{FLY_REGISTRY}/{e.app}:latest"
+    return s
 
 
 def detect_secret(e: Evidence, t: Thresholds) -> list[Finding]:
@@ -93,8 +83,8 @@ def detect_secret(e: Evidence, t: Thresholds) -> list[Finding]:
     if release is None:
         return []
     ref, rel_image = s["ref"], str(release["image"])
-    exists, digest = _exists(e, ref)
-    rel_exists, rel_digest = _exists(e, rel_image)
+    exists, digest = e.head(ref)
+    rel_exists, rel_digest = e.head(rel_image)
     if ref == rel_image or exists is False or (digest and digest == rel_digest):
         return []  # the release's image (by tag or digest), or missing: IMAGE_TAG_MISSING speaks for it
     evidence = [
@@ -122,7 +112,7 @@ def detect_image_refs(e: Evidence, t: Thresholds) -> list[Finding]:
     ref = s["ref"]
     rejects = _rejections(e)
     if ref is not None:
-        exists, _ = _exists(e, ref)
+        exists, _ = e.head(ref)
         if exists is False:
             related = [r for r in rejects if ref in r["message"]]
             evidence = [ev("fly.registry", None, f"HEAD {ref} → 404 MANIFEST_UNKNOWN")]
@@ -140,8 +130,8 @@ def detect_image_refs(e: Evidence, t: Thresholds) -> list[Finding]:
                 out.append(Finding("IMAGE_TAG_MISSING", severity, f"{ref} does not resolve in the registry", f"image:{ref}", evidence, ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"], {"ref": ref, "updated_at": s["updated_at"], "rejections": len(related)}))
     # :latest against the current release, when something relies on it
     if release is not None and (not s["set"] or ref == latest):
-        exists, digest = _exists(e, latest)
-        _, rel_digest = _exists(e, str(release["image"]))
+        exists, digest = e.head(latest)
+        _, rel_digest = e.head(str(release["image"]))
         if exists and rel_digest and digest != rel_digest:
             out.append(
                 Finding(
@@ -335,7 +325,7 @@ def _still_current(e: Evidence, f: Finding) -> bool:
     ref = _secret_state(e)["ref"]
     if f.severity == "critical" or ref is None:
         return True
-    _, digest = _exists(e, ref)
+    _, digest = e.head(ref)
     return f.facts["image"] == ref or (digest is not None and str(f.facts.get("digest")) == digest)
 
 
@@ -380,7 +370,7 @@ def summarize(e: Evidence, root: Finding | None, findings: list[Finding]) -> str
     elif root.code in ("MACHINE_EXITED_AUTO_DESTROYED", "MACHINE_LAUNCH_FAILED"):
         release = e.current_release()
         img = root.facts["image"]
-        _, rel_digest = _exists(e, str(release["image"])) if release is not None else (None, None)
+        _, rel_digest = e.head(str(release["image"])) if release is not None else (None, None)
         if release is not None and (img == release["image"] or (rel_digest and root.facts.get("digest") == rel_digest)):
             same = "" if img == release["image"] else f" (as {img}, same digest {rel_digest[:19]}…)"
             parts.append(f"Nothing points at a wrong image: machines run the current release v{release['version']}'s own image {release['image']}{same}, and it fails.")

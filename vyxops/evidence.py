@@ -41,6 +41,7 @@ class Evidence:
     functions: pd.DataFrame
     function_logs: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    _docker_image: dict[str, Any] | None = field(default=None, repr=False)
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {
@@ -55,6 +56,31 @@ class Evidence:
     def manifest(self, ref: str) -> pd.Series | None:
         hit = self.manifests[self.manifests["ref"] == ref]
         return None if hit.empty else hit.iloc[0]
+
+    def head(self, ref: str | None) -> tuple[bool | None, str | None]:
+        """(exists, digest) of an image reference as the registry answered; (None, None) if not checked."""
+        m = self.manifest(ref) if ref else None
+        if m is None or pd.isna(m["exists"]):
+            return None, None
+        return bool(m["exists"]), (None if pd.isna(m["digest"]) else str(m["digest"]))
+
+    def docker_image(self) -> dict[str, Any]:
+        """What DOCKER_IMAGE points at, as far as digests tell (computed once).
+
+        ``{"set", "digest", "updated_at", "ref"}``: ``ref`` is the candidate whose SHA-256
+        equals the digest, or None when unset or when nothing matches; ``tried`` counts
+        the candidates hashed.
+        """
+        if self._docker_image is None:
+            row = self.secrets[self.secrets["name"] == "DOCKER_IMAGE"]
+            if row.empty:
+                self._docker_image = {"set": False, "digest": None, "updated_at": None, "ref": None, "tried": 0}
+            else:
+                digest = None if pd.isna(row.iloc[0]["digest"]) else str(row.iloc[0]["digest"])
+                texts = self.function_logs["message"].dropna().tolist() + self.fly_logs["message"].dropna().tolist()
+                refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, texts)
+                self._docker_image = {"set": True, "digest": digest, "updated_at": row.iloc[0]["updated_at"], "ref": match_secret(digest, refs, self.manifests), "tried": len(refs)}
+        return self._docker_image
 
 
 def parse_window(now: pd.Timestamp, since: Any = None, until: Any = None) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -31,7 +31,6 @@ import pandas as pd
 
 from vyxops import config
 from vyxops.errors import ApiError, InputError, NotFoundError, PreconditionError, TransportError, redact
-from vyxops.evidence import candidate_refs, match_secret
 from vyxops.images import FLY_REGISTRY, parse_image_ref, secret_digest
 from vyxops.timeutil import iso
 
@@ -289,20 +288,11 @@ def _image_facts(e: Any) -> dict[str, Any]:
     """The secret, the current release and :latest as the investigation read them."""
     release = e.current_release()
     latest_ref = f"{FLY_REGISTRY}/{e.app}:latest"
-    rows = e.secrets[e.secrets["name"] == SECRET]
-    digest = None if rows.empty or pd.isna(rows.iloc[0]["digest"]) else str(rows.iloc[0]["digest"])
-    texts = e.function_logs["message"].dropna().tolist() + e.fly_logs["message"].dropna().tolist()
-    ref = match_secret(digest, candidate_refs(e.app, e.releases, e.machines, e.machine_rows, texts), e.manifests) if digest else None
-
-    def head(r: str | None) -> tuple[bool | None, str | None]:
-        m = e.manifest(r) if r else None
-        if m is None or pd.isna(m["exists"]):
-            return None, None
-        return bool(m["exists"]), (None if pd.isna(m["digest"]) else str(m["digest"]))
-
+    secret = e.docker_image()
+    digest, ref = secret["digest"], secret["ref"]
     rel_image = None if release is None or pd.isna(release["image"]) else str(release["image"])
-    rel_exists, rel_digest = head(rel_image)
-    latest_exists, latest_digest = head(latest_ref)
+    rel_exists, rel_digest = e.head(rel_image)
+    latest_exists, latest_digest = e.head(latest_ref)
     return {
         "secret_digest": digest,
         "secret_ref": ref,

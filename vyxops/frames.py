@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops.errors import InputError
+from vyxops.errors import InputError, NotFoundError
 from vyxops.images import parse_image_ref
 from vyxops.timeutil import iso
 
@@ -214,8 +214,6 @@ def fetch_machines(session: Any, app: str, *, include_deleted: bool = True, also
     missing_note = []
     for mid in also_ids:
         if mid and mid not in seen:
-            from vyxops.errors import NotFoundError
-
             try:
                 machines.append(session.fly.get_machine(app, mid))
                 seen.add(mid)

@@ -153,9 +153,6 @@ def open_session(
     if base_url:
         urls = {k: base_url for k in urls}
         supabase_url = base_url
-    if t.kind == "sandbox":
-        retry = retry or RetryPolicy()
-
     def client(platform: str, url: str, auth: httpx.Auth | None) -> httpx.Client:
         return make_client(platform, url, auth, transport=transport)
 
