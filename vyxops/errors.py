@@ -167,10 +167,11 @@ class PreconditionError(VyxopsError):
     """A fix's precondition does not hold: the world moved since the plan was made."""
 
 
-def exit_code_for(error: BaseException) -> int:
-    """The CLI exit status for ``error``: 2 bad input/config, 3 platform unreachable or refused."""
-    if isinstance(error, (InputError, ConfigError)):
+def exit_code_for(error: BaseException | type[BaseException]) -> int:
+    """The CLI exit status for an error (or its class): 2 bad input/config, 3 platform, else 1."""
+    cls = error if isinstance(error, type) else type(error)
+    if issubclass(cls, (InputError, ConfigError)):
         return 2
-    if isinstance(error, (ApiError, TransportError)):
+    if issubclass(cls, (ApiError, TransportError)):
         return 3
-    return 1 if isinstance(error, VyxopsError) else 1
+    return 1

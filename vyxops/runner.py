@@ -12,17 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vyxops.errors import ConfigError, InputError, VyxopsError
+from vyxops import errors
+from vyxops.errors import ConfigError, InputError, VyxopsError, exit_code_for
 
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
 EXECUTION_TIMEOUT_S = 900  # per cell
 PRELOAD = ("import pandas, matplotlib.figure, matplotlib.backends.backend_agg, supabase", "import vyxops.investigate, vyxops.nbtools, vyxops.plot, vyxops.session, vyxops.timeline")
-_EXIT_BY_ENAME = {
-    **{n: 2 for n in ("InputError", "ScenarioError", "ConfigError")},
-    **{n: 3 for n in ("ApiError", "AuthError", "NotFoundError", "RateLimitedError", "ManifestUnknownError", "TransportError")},
-}
-
-
 class NotebookFailed(VyxopsError):
     """A notebook stopped on an error; carries the error's name, message and the cell."""
 
@@ -31,7 +26,9 @@ class NotebookFailed(VyxopsError):
         self.ename = ename
         self.evalue = evalue
         self.cell_index = cell_index
-        self.exit_code = _EXIT_BY_ENAME.get(ename, 1)
+        # The kernel reports the error's class by name; the error tree decides the status.
+        cls = getattr(errors, ename, None)
+        self.exit_code = exit_code_for(cls) if isinstance(cls, type) and issubclass(cls, BaseException) else 1
         where = f" (cell {cell_index})" if cell_index is not None else ""
         super().__init__(f"{ename}: {evalue}", hint=f"the executed notebook is at {notebook}{where}")
 
