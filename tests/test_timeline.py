@@ -298,3 +298,21 @@ def test_plot_saves_a_png(seed: pd.DataFrame, tmp_path: Path) -> None:
     save_timeline_png(plot_timeline(seed, title="Machine not visible in dashboard"), path)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+@pytest.mark.parametrize("story", ["seed", "fleet", "empty"])
+def test_plot_keeps_every_label_and_the_legend_inside_the_picture(story: str, seed: pd.DataFrame, fleet: pd.DataFrame) -> None:
+    """Lane labels, titles, axis labels and the legend all fall inside the figure, and the panels do not overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    tl = {"seed": seed, "fleet": fleet, "empty": build_timeline()}[story]
+    fig = plot_timeline(tl, title="a title long enough to matter — sandbox:stub-image", max_lanes=12)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box = fig.bbox
+    for ax in fig.axes:
+        tight = ax.get_tightbbox(renderer)  # the axis with its tick labels, title, labels and legend
+        assert tight.x0 >= box.x0 - 1 and tight.y0 >= box.y0 - 1 and tight.x1 <= box.x1 + 1 and tight.y1 <= box.y1 + 1, (story, ax.get_title(loc="left"), tight, box)
+    if len(fig.axes) == 2:
+        upper, lower = (ax.get_tightbbox(renderer) for ax in fig.axes)
+        assert upper.y0 > lower.y1, "the zoom panel overlaps the panel above it"

@@ -64,6 +64,10 @@ OK_COLOUR, ERROR_COLOUR = "#2ca02c", "#d62728"
 RELEASE_COLOUR, SECRET_COLOUR = "#3182bd", "#756bb1"
 ZOOM_BELOW = 0.1  # zoom when the lanes' activity spans less than this share of the whole
 ONE_SECOND = 1 / 86_400  # in matplotlib date units (days)
+FIG_WIDTH_IN = 13
+# Room, in inches, around the panels for what sits outside them: the title above a
+# panel, the tick labels and axis label below it, padding beside the measured parts.
+TITLE_IN, XAXIS_IN, PAD_IN = 0.35, 0.65, 0.12
 
 
 @dataclass
@@ -99,7 +103,7 @@ def plot_timeline(tl: pd.DataFrame, *, title: str = "", max_lanes: int = 30) -> 
     zoom = _zoom_window(pic)
     panels = 2 if zoom else 1
     height = max(2.6, 1.3 + 0.4 * max(n_rows, 1))
-    fig = Figure(figsize=(13, height * panels + 0.4), layout="constrained")
+    fig = Figure(figsize=(FIG_WIDTH_IN, height * panels + 0.4))
     axes = fig.subplots(panels, 1, squeeze=False)[:, 0]
 
     pad = max((pic.end - pic.start) * 0.03, ONE_SECOND)
@@ -114,7 +118,8 @@ def plot_timeline(tl: pd.DataFrame, *, title: str = "", max_lanes: int = 30) -> 
         _draw(axes[1], pic, zoom)
         lo, hi = (num2date(x).strftime("%Y-%m-%d %H:%M:%S") for x in zoom)
         axes[1].set_title(f"zoom on the lanes: {lo} – {hi} UTC", loc="left", fontsize=9)
-    _legend(axes[0], pic)
+    legend = _legend(axes[0], pic)
+    _place(fig, axes, legend)
     return fig
 
 
@@ -285,7 +290,30 @@ def _draw_changes(ax: Axes, changes: list[tuple[float, str, str, str]], xlim: tu
         )
 
 
-def _legend(ax: Axes, pic: _Picture) -> None:
+def _place(fig: Figure, axes: Any, legend: Any) -> None:
+    """Set the margins from the measured lane labels and legend.
+
+    This is what constrained layout would work out, but from the few texts that
+    decide it, instead of a full extra draw of every artist (which doubled the
+    cost of rendering the figure).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    width, height = fig.get_size_inches()
+    labels = [t for ax in axes for t in ax.get_yticklabels() if t.get_text()]
+    left = max((t.get_window_extent(renderer).width / fig.dpi for t in labels), default=0.0) + PAD_IN  # the tick marks fit in the pad
+    right = legend.get_window_extent(renderer).width / fig.dpi + PAD_IN
+    panels = len(axes)
+    gap = XAXIS_IN + TITLE_IN - 0.15  # the lower title sits close to the axis above it
+    panel = (height - TITLE_IN - XAXIS_IN - gap * (panels - 1)) / panels
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, top=1 - TITLE_IN / height, bottom=XAXIS_IN / height,
+        hspace=gap / panel if panels > 1 else 0.2,
+    )
+
+
+def _legend(ax: Axes, pic: _Picture) -> Any:
     handles: list[Any] = [Patch(facecolor=STATE_COLOURS.get(s, OTHER_COLOUR), label=s) for s in pic.states_used]
     handles += [
         Line2D([], [], color=RELEASE_COLOUR, linestyle="--", label="release (vN)"),
@@ -296,7 +324,7 @@ def _legend(ax: Axes, pic: _Picture) -> None:
             Line2D([], [], color=OK_COLOUR, marker="v", linestyle="none", label="invocation ok (<400)"),
             Line2D([], [], color=ERROR_COLOUR, marker="v", linestyle="none", label="invocation error"),
         ]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    return ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
 
 
 def _naive(times: pd.Series) -> np.ndarray:

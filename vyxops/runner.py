@@ -66,32 +66,106 @@ class Kernel:
     def __enter__(self) -> Kernel:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            # Stopping takes a tenth of a second of waiting on the process; the report
+            # is written meanwhile. ``wait_stopped`` joins it.
+            import threading
+
+            self._stopping = threading.Thread(target=self._stop, name="vyxops-kernel-stop", daemon=True)
+            self._stopping.start()
+        else:
+            self._stop()
+
+    def _stop(self) -> None:
         try:
             self.km.shutdown_kernel(now=True)
         finally:
             self.km.cleanup_resources()
             self._sockets.cleanup()
 
+    def wait_stopped(self) -> None:
+        """Block until a shutdown begun by leaving the ``with`` block is over."""
+        stopping = getattr(self, "_stopping", None)
+        if stopping is not None:
+            stopping.join()
+
 
 def _devnull() -> Any:
     return open(os.devnull, "w")  # noqa: SIM115 - the kernel process owns it
 
 
-def preload_exporter() -> Any:
-    """Import nbconvert in a thread while the notebook runs (the kernel does the work meanwhile)."""
-    import threading
+class Reporter:
+    """Turns an executed notebook into the HTML report, warmed up while the notebook runs.
 
-    def warm() -> None:
-        import nbconvert  # noqa: F401
+    The first render of nbconvert's lab template costs far more than the next ones
+    (imports, template compilation, the Markdown, HTML and image code paths), so a
+    thread renders a small notebook with every kind of output the reports carry while
+    the kernel does the work; the real report is then a warm render.
+    """
 
-    thread = threading.Thread(target=warm, daemon=True)
-    thread.start()
-    return thread
+    def __init__(self) -> None:
+        import threading
+
+        self._exporter: Any = None
+        self._thread = threading.Thread(target=self._warm, name="vyxops-report-warmup", daemon=True)
+        self._thread.start()
+
+    def _warm(self) -> None:
+        try:
+            exporter = _html_exporter()
+            exporter.from_notebook_node(_warmup_notebook(), resources={"metadata": {"name": "warm-up"}})
+            self._exporter = exporter
+        except Exception:  # noqa: BLE001 - a failed warm-up only means a cold render later
+            self._exporter = None
+
+    def export(self, nb: Any, html: Path, *, title: str) -> Path:
+        """Write ``nb`` (an executed notebook node) to ``html`` with code hidden."""
+        self._thread.join()
+        exporter = self._exporter or _html_exporter()
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+        Path(html).write_text(body, encoding="utf-8")
+        return Path(html)
 
 
-def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel: Kernel | None = None) -> Path:
-    """Execute ``notebooks/<name>.ipynb`` with ``parameters`` into ``out_dir/<name>.ipynb``."""
+def _html_exporter() -> Any:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    return exporter
+
+
+def _warmup_notebook() -> Any:
+    import base64
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    png = base64.b64encode(bytes.fromhex(  # a 1x1 PNG
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+    )).decode()
+    outputs = [
+        new_output("display_data", data={"text/markdown": "### warm `up`\n\n**a** · b", "text/plain": "warm"}),
+        new_output("display_data", data={"text/html": "<table><tr><td>warm</td></tr></table>", "text/plain": "warm"}),
+        new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"}),
+        new_output("stream", name="stderr", text="warm\n"),
+        new_output("error", ename="VyxopsError", evalue="warm", traceback=["VyxopsError: warm"]),
+    ]
+    nb = new_notebook(cells=[new_markdown_cell("# warm\n\nup"), new_code_cell("x = 1", outputs=outputs)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.validate(nb)
+    return nb
+
+
+def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel: Kernel | None = None) -> tuple[Path, Any]:
+    """Execute ``notebooks/<name>.ipynb`` with ``parameters`` into ``out_dir/<name>.ipynb``.
+
+    Returns the output path and the executed notebook node (what was written there).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -103,7 +177,7 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel
     env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # quiets a debugger warning in the kernel
     try:
-        papermill.execute_notebook(
+        nb = papermill.execute_notebook(
             str(notebook_path(name)),
             str(output),
             parameters=parameters,
@@ -120,26 +194,21 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel
     finally:
         if env_before is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
-    return output
+    return output, nb
 
 
 def export_html(notebook: Path, html: Path, *, title: str | None = None) -> Path:
-    """Render an executed notebook as HTML with code hidden (a report, not a program)."""
+    """Render an executed notebook file as HTML with code hidden (a report, not a program)."""
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
-    exporter = HTMLExporter(template_name="lab")
-    exporter.exclude_input = True
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or notebook.stem}})
-    html.write_text(body, encoding="utf-8")
-    return html
+    body, _ = _html_exporter().from_notebook_node(nb, resources={"metadata": {"name": title or notebook.stem}})
+    Path(html).write_text(body, encoding="utf-8")
+    return Path(html)
 
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-__all__ = ["Kernel", "NotebookFailed", "export_html", "notebook_path", "preload_exporter", "read_json", "run_notebook"]
+__all__ = ["Kernel", "NotebookFailed", "export_html", "notebook_path", "Reporter", "read_json", "run_notebook"]
