@@ -107,8 +107,8 @@ def run() -> None:
 # --------------------------------------------------------------------------- checks before any call
 
 
-def check_common(args: argparse.Namespace) -> None:
-    """Validate target, scenario, app and times; load the sandbox world when it is the target."""
+def check_common(args: argparse.Namespace) -> Any:
+    """Validate target, scenario, app and times; load and return the sandbox world when it is the target."""
     from vyxops.config import parse_target
 
     target = parse_target(args.target)
@@ -147,6 +147,7 @@ def check_common(args: argparse.Namespace) -> None:
     out = getattr(args, "out", None)
     if out is not None and out.exists() and not out.is_dir():
         raise InputError("--out", f"{out} exists and is not a directory")
+    return world if target.kind == "sandbox" else None
 
 
 def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
@@ -156,14 +157,28 @@ def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tuple[Path, Path]:
     """Check the inputs while a kernel boots, run notebook ``name`` into ``--out``, write its report.
 
-    Returns the executed notebook's path and the HTML report's.
+    On the sandbox, this process serves it to the kernel (``$VYXOPS_SANDBOX_URL``,
+    see :mod:`vyxops.sandbox.hosted`): the platforms' work runs here, on the
+    virtual clock, beside the kernel that renders the report. Returns the
+    executed notebook's path and the HTML report's.
     """
     from vyxops.runner import Kernel, Reporter, run_notebook
 
-    with Kernel() as kernel:
-        check_common(args)
-        reporter = Reporter()
-        nb_path, nb = run_notebook(name, _params(args, **params), args.out, kernel=kernel)
+    hosted = None
+    if args.target == "sandbox":  # the exact word: anything else is checked (and refused) below
+        from vyxops.sandbox.hosted import HostedSandbox
+
+        hosted = HostedSandbox.reserve()
+    try:
+        with Kernel(env={HostedSandbox.ENV: hosted.url} if hosted else None) as kernel:
+            world = check_common(args)
+            if hosted is not None:
+                hosted.start(world, loaded_as=args.scenario)
+            reporter = Reporter()
+            nb_path, nb = run_notebook(name, _params(args, **params), args.out, kernel=kernel)
+    finally:
+        if hosted is not None:
+            hosted.stop()  # and save what the notebook changed, also when it failed
     try:
         html = reporter.export(nb, args.out / f"{name}.html", title=title)
     finally:

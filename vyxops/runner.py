@@ -50,7 +50,7 @@ class Kernel:
     IPC transport keeps the kernel off TCP (and quiet about it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         import tempfile
 
         from jupyter_client.manager import KernelManager
@@ -61,7 +61,7 @@ class Kernel:
         # The notebooks' heavy imports run while the kernel boots (before it says it is
         # ready), which overlaps with this process loading papermill and checking inputs.
         warm = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
-        self.km.start_kernel(stderr=_devnull(), cwd=str(Path.cwd()), extra_arguments=warm)
+        self.km.start_kernel(stderr=_devnull(), cwd=str(Path.cwd()), extra_arguments=warm, env={**os.environ, **(env or {})})
 
     def __enter__(self) -> Kernel:
         return self

@@ -7,6 +7,7 @@ base URLs differ (SPEC.md "Targets").
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pandas as pd
 from vyxops import config
 from vyxops.clients.fly import FlyClient
 from vyxops.clients.supabase import SupabaseClient
-from vyxops.errors import register_secret
+from vyxops.errors import ConfigError, register_secret
 from vyxops.http import Api, Clock, RetryPolicy, RetryTransport, WallClock, bearer, fly, make_client, registry_basic, supabase_key
 
 
@@ -32,6 +33,64 @@ class SandboxClock:
 
     def sleep(self, seconds: float) -> None:
         self.world.sleep(seconds)
+
+
+class ServedSandboxClock:
+    """A served sandbox's clock: read from the server; a wait moves its virtual time.
+
+    Against ``vyxops sandbox serve`` (real time) a wait is a real sleep, since
+    wall time moves that server's clock by itself.
+    """
+
+    def __init__(self, control: httpx.Client, realtime: bool) -> None:
+        self.control = control
+        self.realtime = realtime
+
+    def now(self) -> float:
+        return _control(self.control, "GET", "clock")["now_ms"] / 1000
+
+    def sleep(self, seconds: float) -> None:
+        if self.realtime:
+            time.sleep(max(0.0, seconds))
+        else:
+            _control(self.control, "POST", "clock", json={"sleep_s": max(0.0, seconds)})
+
+
+class ServedSandboxTransport(httpx.HTTPTransport):
+    """HTTP to a served sandbox; its injected timeouts arrive as a header and leave as ReadTimeout."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        from vyxops.sandbox.hosted import FAULT_HEADER
+
+        response = super().handle_request(request)
+        if response.headers.get(FAULT_HEADER) == "timeout":
+            response.close()
+            raise httpx.ReadTimeout("sandbox: injected timeout", request=request)
+        return response
+
+
+def check_served_url(url: str) -> None:
+    """A served sandbox listens on 127.0.0.1 over plain HTTP; refuse anything else by name."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost") or not parts.port:
+        raise ConfigError(
+            f"VYXOPS_SANDBOX_URL={url!r} is not a served sandbox's address",
+            hint="it is http://127.0.0.1:PORT, as `vyxops sandbox serve` prints; unset it to open the sandbox in-process",
+        )
+
+
+def _control(client: httpx.Client, method: str, name: str, **kw: Any) -> Any:
+    try:
+        response = client.request(method, f"/_sandbox/{name}", **kw)
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ConfigError(
+            f"the sandbox at {client.base_url} did not answer {method} /_sandbox/{name}: {type(exc).__name__}",
+            hint="start one with `vyxops sandbox serve`, or unset VYXOPS_SANDBOX_URL to open the sandbox in-process",
+        ) from None
 
 
 class FixedClock:
@@ -95,13 +154,44 @@ def open_session(
 
     ``base_url`` sends every API to one origin (a served sandbox). With ``record``,
     every exchange is kept on ``session.recorder`` for an evidence bundle.
+
+    The sandbox opens in-process, from ``sandbox_dir`` (default
+    ``$VYXOPS_SANDBOX_DIR``), unless ``$VYXOPS_SANDBOX_URL`` names a served one
+    (the CLI sets it for its notebook kernel; ``vyxops sandbox serve`` is the
+    other): then every call goes there over HTTP, and ``scenario`` must be the
+    one it holds.
     """
     t = target if isinstance(target, config.Target) else config.parse_target(target)
     world = None
     machines_table, org = "machines", "personal"
     clock: Clock
     transport: httpx.BaseTransport | None = None
-    if t.kind == "sandbox":
+    own: list[httpx.Client] = []  # clients the session closes besides the platform ones
+    env = os.environ if environ is None else environ
+    served = (env.get("VYXOPS_SANDBOX_URL") or "").strip().rstrip("/") if t.kind == "sandbox" and sandbox_dir is None and faults is None else ""
+    if served:
+        check_served_url(served)
+        # Plain HTTP on loopback: no TLS, so no CA bundle to load (0.06 s a transport).
+        transport = ServedSandboxTransport(verify=False)
+        control = httpx.Client(base_url=served, timeout=30.0, transport=transport)
+        own.append(control)
+        meta = _control(control, "GET", "session")
+        if scenario is not None and str(scenario) not in (meta["scenario"], meta.get("loaded_as")):
+            control.close()
+            raise ConfigError(
+                f"the sandbox at {served} ($VYXOPS_SANDBOX_URL) holds scenario {meta['scenario']!r}, not {str(scenario)!r}",
+                hint=f"reset it with `vyxops sandbox reset --scenario {scenario}`, or unset VYXOPS_SANDBOX_URL to open the sandbox in-process",
+            )
+        creds = meta["credentials"]
+        fly_token, service_key, access_token = creds["fly_api_token"], creds["supabase_service_role_key"], creds["supabase_access_token"]
+        ref = creds["project_ref"]
+        clock = ServedSandboxClock(control, bool(meta["realtime"]))
+        label = f"sandbox:{meta['scenario']}"
+        machines_table, org = meta["machines_table"], meta["org"]
+        urls = dict(config.LIVE_URLS)
+        base_url = base_url or served
+        supabase_url = served
+    elif t.kind == "sandbox":
         from vyxops.sandbox.faults import Faults
         from vyxops.sandbox.router import SandboxApp, SandboxTransport
         from vyxops.sandbox.world import World
@@ -139,7 +229,6 @@ def open_session(
         clock = WallClock()
         label = "live"
         urls = dict(config.LIVE_URLS)
-        env = os.environ if environ is None else environ
         machines_table = env.get("VYXOPS_MACHINES_TABLE", "machines")
         org = env.get("FLY_ORG", "personal")
     for secret in (fly_token, service_key, access_token):
@@ -182,6 +271,6 @@ def open_session(
         org=org,
         world=world,
         recorder=recorder,
-        _clients=[machines_c, api_c, registry_c, mgmt_c, fn_c, rest_c],
+        _clients=[machines_c, api_c, registry_c, mgmt_c, fn_c, rest_c, *own],
     )
 

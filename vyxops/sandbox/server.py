@@ -1,12 +1,26 @@
-"""``vyxops sandbox serve``: every sandbox API on one origin, on 127.0.0.1 only.
+"""The sandbox over HTTP on 127.0.0.1: ``vyxops sandbox serve``, and the CLI's own.
 
-The same :class:`~vyxops.sandbox.router.SandboxApp` as the in-process transport;
-here wall time moves the virtual clock too, since a remote client's sleeps cannot
-be seen.
+The same :class:`~vyxops.sandbox.router.SandboxApp` as the in-process transport.
+Two clocks:
+
+- **realtime** (``vyxops sandbox serve``): wall time moves the virtual clock too,
+  since a remote client's sleeps cannot be seen.
+- **virtual** (the sandbox the CLI serves to its notebook kernel, see
+  :class:`~vyxops.sandbox.hosted.HostedSandbox`): time moves only when the client says it waits, by
+  ``POST /_sandbox/clock``, exactly as an in-process session's sleeps move it.
+  An injected timeout is answered at once with ``x-vyxops-sandbox-fault: timeout``
+  for the client's transport to raise as a read timeout, as in-process.
+
+Both answer ``GET /_sandbox/session`` (scenario, credentials, table, org, clock)
+so that a session can be opened against them from ``$VYXOPS_SANDBOX_URL``. The
+sandbox's credentials are its own fake ones, the same that
+``vyxops sandbox status --json`` prints; nothing here logs a header.
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,16 +29,56 @@ from typing import Any
 import httpx
 
 from vyxops.sandbox.faults import Faults
+from vyxops.sandbox.hosted import FAULT_HEADER
 from vyxops.sandbox.router import InjectedTimeout, SandboxApp
 from vyxops.sandbox.world import World
 
+CONTROL = "/_sandbox/"
 
-def make_server(world: World, port: int = 0, faults: Faults | None = None) -> ThreadingHTTPServer:
-    """A server bound to 127.0.0.1:``port`` (0 picks a free port) serving ``world``."""
-    app = SandboxApp(world, faults if faults is not None else Faults.load(world.sandbox_dir) if world.sandbox_dir else None, realtime=True)
+
+def make_server(
+    world: World,
+    port: int = 0,
+    faults: Faults | None = None,
+    *,
+    realtime: bool = True,
+    sock: socket.socket | None = None,
+    loaded_as: str | None = None,
+    quiet: bool = False,
+) -> ThreadingHTTPServer:
+    """A server on 127.0.0.1:``port`` (0 picks a free port), or on ``sock`` already bound there."""
+    app = SandboxApp(world, faults if faults is not None else Faults.load(world.sandbox_dir) if world.sandbox_dir else None, realtime=realtime)
+
+    def control(request: httpx.Request) -> httpx.Response:
+        with app.lock:
+            if request.url.path == CONTROL + "session" and request.method == "GET":
+                return httpx.Response(200, json={
+                    "scenario": world.scenario_name,
+                    "loaded_as": loaded_as,
+                    "realtime": realtime,
+                    "now_ms": world.now_ms,
+                    "machines_table": world.state["supabase"]["machines_table"],
+                    "org": world.state["fly"]["org"],
+                    "credentials": world.credentials,
+                })
+            if request.url.path == CONTROL + "clock" and request.method == "GET":
+                return httpx.Response(200, json={"now_ms": world.now_ms})
+            if request.url.path == CONTROL + "clock" and request.method == "POST" and not realtime:
+                try:
+                    seconds = float(json.loads(request.content)["sleep_s"])
+                except (ValueError, KeyError, TypeError):
+                    return httpx.Response(400, json={"error": 'body must be {"sleep_s": <seconds>}'})
+                world.sleep(seconds)
+                if world.dirty:
+                    world.save()
+                return httpx.Response(200, json={"now_ms": world.now_ms})
+            return httpx.Response(404, json={"error": f"no sandbox control {request.method} {request.url.path}"})
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle's algorithm the second
+        # waits for the client's delayed ACK, 40 ms a request on Linux loopback.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
@@ -32,11 +86,17 @@ def make_server(world: World, port: int = 0, faults: Faults | None = None) -> Th
             host, p = self.server.server_address[:2]
             request = httpx.Request(self.command, f"http://{host}:{p}{self.path}", headers=list(self.headers.items()), content=body)
             try:
-                response = app.handle(request)
+                response = control(request) if request.url.path.startswith(CONTROL) else app.handle(request)
             except InjectedTimeout as exc:
+                if not realtime:
+                    self._answer(httpx.Response(504, headers={FAULT_HEADER: "timeout"}))
+                    return
                 threading.Event().wait(exc.rule.latency_ms / 1000)
                 self.close_connection = True
                 return
+            self._answer(response)
+
+        def _answer(self, response: httpx.Response) -> None:
             payload = b"" if self.command == "HEAD" else response.content
             self.send_response(response.status_code)
             for k, v in response.headers.items():
@@ -50,9 +110,16 @@ def make_server(world: World, port: int = 0, faults: Faults | None = None) -> Th
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            sys.stderr.write("sandbox %s\n" % (format % args))  # no headers are logged, so no tokens
+            if not quiet:
+                sys.stderr.write("sandbox %s\n" % (format % args))  # no headers are logged, so no tokens
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if sock is None:
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    else:
+        server = ThreadingHTTPServer(sock.getsockname()[:2], Handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = sock
+        server.server_address = sock.getsockname()[:2]
     server.daemon_threads = True
     return server
 
