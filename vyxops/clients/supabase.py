@@ -1,8 +1,13 @@
-"""Supabase: table rows through supabase-py, Management API and Edge Functions through httpx.
+"""Supabase: table rows through supabase-py's PostgREST client, Management API and Edge Functions through httpx.
 
-supabase-py gets vyxops's own httpx client (``ClientOptions(httpx_client=…)``), so the
-transport, timeouts and redaction are shared, and its own GET retries are turned
-off because vyxops retries in its transport (PLATFORM.md).
+Rows go through ``postgrest.SyncPostgrestClient``, the client supabase-py's
+``Client.table()`` hands its builders from, built as ``create_client`` builds it
+(``/rest/v1``, ``apiKey`` and ``Authorization: Bearer`` headers, schema ``public``).
+vyxops uses nothing else of ``supabase.Client``, whose construction also sets up
+the auth, realtime and storage clients: 0.15 s of imports in every notebook kernel.
+It gets vyxops's own httpx client, so the transport, timeouts and redaction are
+shared, and its own GET retries are off because vyxops retries in its transport
+(PLATFORM.md).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ class SupabaseClient:
     """Calls to one Supabase project: PostgREST (supabase-py), Management API, Edge Functions."""
 
     def __init__(self, url: str, service_key: str, rest_http: httpx.Client, mgmt: Api, functions: Api, project_ref: str) -> None:
-        from supabase import ClientOptions, create_client  # heavy import, only when a session opens
+        from postgrest import SyncPostgrestClient  # only when a session opens
 
         self.project_ref = project_ref
         self.mgmt = mgmt
@@ -50,7 +55,13 @@ class SupabaseClient:
         self._last = _LastResponse()
         rest_http.event_hooks.setdefault("response", []).append(self._remember)
         self._rest_http = rest_http
-        self.client = create_client(url, service_key, options=ClientOptions(httpx_client=rest_http, postgrest_client_retry=False))
+        self.client = SyncPostgrestClient(
+            f"{url.rstrip('/')}/rest/v1",
+            headers={"apiKey": service_key, "Authorization": f"Bearer {service_key}"},
+            schema="public",
+            http_client=rest_http,
+            retry_enabled=False,
+        )
 
     def _remember(self, response: httpx.Response) -> None:
         self._last.status = response.status_code
