@@ -174,6 +174,11 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
             world = check_common(args)
             if hosted is not None:
                 hosted.start(world, loaded_as=args.scenario)
+            # papermill (and jupyter_client under it) load on this thread before the
+            # report's warm-up thread loads nbconvert, which shares modules with them:
+            # two threads importing one package cycle can see it half-initialised.
+            kernel.km  # noqa: B018 - hands the running kernel to jupyter_client
+            import papermill  # noqa: F401
             reporter = Reporter()
             nb_path, nb = run_notebook(name, _params(args, **params), args.out, kernel=kernel)
     finally:

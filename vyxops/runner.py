@@ -17,7 +17,7 @@ from vyxops.errors import ConfigError, InputError, VyxopsError, exit_code_for
 
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
 EXECUTION_TIMEOUT_S = 900  # per cell
-PRELOAD = ("import pandas, matplotlib.figure, matplotlib.backends.backend_agg, supabase", "import vyxops.investigate, vyxops.nbtools, vyxops.plot, vyxops.session, vyxops.timeline")
+PRELOAD = ("import pandas, matplotlib.figure, matplotlib.backends.backend_agg, postgrest", "import vyxops.investigate, vyxops.nbtools, vyxops.plot, vyxops.session, vyxops.timeline")
 class NotebookFailed(VyxopsError):
     """A notebook stopped on an error; carries the error's name, message and the cell."""
 
@@ -44,24 +44,58 @@ def notebook_path(name: str) -> Path:
 
 
 class Kernel:
-    """A kernel started before the inputs are checked, so its boot overlaps the CLI's own work.
+    """A kernel started first thing, so its boot overlaps everything else the CLI does.
+
+    The process is spawned with :mod:`subprocess` before jupyter_client is even
+    imported (that import alone is ~0.12 s, all of it on the run's critical path
+    otherwise), with a connection file written here: IPC sockets in a private
+    directory, so two runs in one directory never share them, and a fresh HMAC key.
+    ``km`` then hands that process to a jupyter_client ``KernelManager`` through the
+    hook jupyter_client documents for launching kernels differently
+    (``_async_launch_kernel``); everything else (connection file, control socket,
+    shutdown, clean-up) is jupyter_client's own.
 
     Use as a context manager; it is always shut down, also when a check fails.
-    IPC transport keeps the kernel off TCP (and quiet about it).
     """
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
+        import secrets
+        import subprocess
+        import sys
         import tempfile
 
-        from jupyter_client.manager import KernelManager
-
-        # IPC sockets in a private directory: two runs in one directory must not share them.
         self._sockets = tempfile.TemporaryDirectory(prefix="vyxops-kernel-")
-        self.km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(self._sockets.name) / "k"))
+        directory = Path(self._sockets.name)
+        self.info = {
+            "transport": "ipc", "ip": str(directory / "k"),
+            "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5,
+            "key": secrets.token_hex(32), "signature_scheme": "hmac-sha256", "kernel_name": "python3",
+        }
+        connection = directory / "kernel.json"
+        with open(os.open(connection, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+            json.dump(self.info, f)
         # The notebooks' heavy imports run while the kernel boots (before it says it is
         # ready), which overlaps with this process loading papermill and checking inputs.
         warm = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
-        self.km.start_kernel(stderr=_devnull(), cwd=str(Path.cwd()), extra_arguments=warm, env={**os.environ, **(env or {})})
+        kernel_env = {
+            **os.environ, **(env or {}),
+            "JPY_PARENT_PID": str(os.getpid()),  # the kernel exits if this process dies
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # quiets a debugger warning in the kernel
+        }
+        self.cwd = str(Path.cwd())
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection), *warm],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=self.cwd, env=kernel_env, start_new_session=True,  # its own group, as jupyter_client does
+        )
+        self._km: Any = None
+
+    @property
+    def km(self) -> Any:
+        """The jupyter_client ``KernelManager`` managing the process (created on first use)."""
+        if self._km is None:
+            self._km = _adopt(self)
+        return self._km
 
     def __enter__(self) -> Kernel:
         return self
@@ -79,9 +113,13 @@ class Kernel:
 
     def _stop(self) -> None:
         try:
-            self.km.shutdown_kernel(now=True)
+            if self._km is None:  # never adopted (a check failed first): just end the process
+                self.process.kill()
+                self.process.wait()
+            else:
+                self._km.shutdown_kernel(now=True)
+                self._km.cleanup_resources()
         finally:
-            self.km.cleanup_resources()
             self._sockets.cleanup()
 
     def wait_stopped(self) -> None:
@@ -91,8 +129,32 @@ class Kernel:
             stopping.join()
 
 
-def _devnull() -> Any:
-    return open(os.devnull, "w")  # noqa: SIM115 - the kernel process owns it
+def _adopt(kernel: Kernel) -> Any:
+    """A ``KernelManager`` for ``kernel.process``, started by jupyter_client's own sequence.
+
+    Its connection file (same ports and key) goes next to the kernel's, so neither
+    file is rewritten while the kernel may be reading its own.
+    """
+    from jupyter_client.manager import KernelManager
+
+    class PrespawnedKernelManager(KernelManager):  # type: ignore[misc]
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            provisioner = self.provisioner
+            provisioner.process = kernel.process
+            provisioner.pid = kernel.process.pid
+            try:
+                provisioner.pgid = os.getpgid(kernel.process.pid)
+            except OSError:  # already gone: nbclient reports the dead kernel
+                provisioner.pgid = None
+            provisioner.cwd = kernel.cwd
+
+    km = PrespawnedKernelManager(
+        kernel_name="python3", transport="ipc", ip=kernel.info["ip"],
+        connection_file=str(Path(kernel.info["ip"]).parent / "manager.json"),
+    )
+    km.load_connection_info(kernel.info)
+    km.start_kernel()
+    return km
 
 
 class Reporter:
@@ -175,7 +237,7 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{name}.ipynb"
     env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
-    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # quiets a debugger warning in the kernel
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # quiets a debugger warning in a kernel papermill starts
     try:
         nb = papermill.execute_notebook(
             str(notebook_path(name)),

@@ -1,0 +1,70 @@
+"""The CLI's kernel: started first, handed to jupyter_client, always stopped and cleaned up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vyxops.runner import Kernel, Reporter, run_notebook
+
+
+def _gone(pid: int, within_s: float) -> bool:
+    """Whether process ``pid`` has ended (or is a zombie) within ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(") ", 1)[1].startswith("Z"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_prestarted_kernel_runs_a_notebook_and_is_cleaned_up(sandbox_env: Path, tmp_path: Path) -> None:
+    """jupyter_client manages the very process started first; after the run it has exited and its sockets are gone."""
+    with Kernel() as kernel:
+        assert kernel.km.provisioner.pid == kernel.process.pid  # adopted, not a second kernel
+        assert kernel.km.is_alive()
+        reporter = Reporter()
+        path, nb = run_notebook("investigate", {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path / "out")}, tmp_path / "out", kernel=kernel)
+    html = reporter.export(nb, tmp_path / "out" / "investigate.html", title="t")
+    kernel.wait_stopped()
+    assert path.is_file() and "SECRET_IMAGE_NOT_CURRENT_RELEASE" in html.read_text()
+    assert kernel.process.poll() is not None
+    assert not Path(kernel.info["ip"]).parent.exists()
+
+
+def test_a_kernel_whose_run_never_started_is_killed_and_cleaned_up() -> None:
+    """When the inputs fail before the kernel is handed over, leaving the block still ends the process and removes its files."""
+    with pytest.raises(RuntimeError), Kernel() as kernel:
+        raise RuntimeError("a check failed")
+    assert kernel._km is None and kernel.process.poll() is not None
+    assert not Path(kernel.info["ip"]).parent.exists()
+
+
+def test_the_connection_file_is_private() -> None:
+    """The kernel's connection file (its HMAC key) is readable by its owner only."""
+    with Kernel() as kernel:
+        mode = (Path(kernel.info["ip"]).parent / "kernel.json").stat().st_mode & 0o777
+    kernel.wait_stopped()
+    assert mode == 0o600
+
+
+def test_a_killed_cli_leaves_no_kernel_behind(tmp_path: Path) -> None:
+    """If the process that started the kernel dies without cleaning up, the kernel exits by itself."""
+    import shutil
+
+    script = "import os, sys; from vyxops.runner import Kernel; k = Kernel(); print(k.process.pid, k.info['ip'], flush=True); os._exit(0)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path, env=os.environ)
+    pid, ip = out.stdout.split()
+    try:
+        assert _gone(int(pid), within_s=30), f"kernel {pid} still running after its parent died"
+    finally:
+        shutil.rmtree(Path(ip).parent, ignore_errors=True)  # what the dead parent could not clean up
