@@ -164,7 +164,7 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
     """
     from vyxops.runner import Kernel, Reporter, run_notebook
 
-    hosted = None
+    hosted = kernel = None
     if args.target == "sandbox":  # the exact word: anything else is checked (and refused) below
         from vyxops.sandbox.hosted import HostedSandbox
 
@@ -181,13 +181,12 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
             import papermill  # noqa: F401
             reporter = Reporter()
             nb_path, nb = run_notebook(name, _params(args, **params), args.out, kernel=kernel)
+        html = reporter.export(nb, args.out / f"{name}.html", title=title)  # while the kernel stops
     finally:
         if hosted is not None:
             hosted.stop()  # and save what the notebook changed, also when it failed
-    try:
-        html = reporter.export(nb, args.out / f"{name}.html", title=title)
-    finally:
-        kernel.wait_stopped()
+        if kernel is not None:
+            kernel.wait_stopped()
     return nb_path, html
 
 

@@ -102,5 +102,7 @@ def show_figure(fig: Any) -> None:
     from IPython.display import Image, display
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)  # the figure lays itself out; "tight" would render twice
+    # The figure lays itself out ("tight" would render twice). zlib's fastest level:
+    # a quarter larger, a fifth of the encoding time.
+    fig.savefig(buf, format="png", dpi=90, pil_kwargs={"compress_level": 1})
     display(Image(buf.getvalue()))

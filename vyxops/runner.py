@@ -17,7 +17,7 @@ from vyxops.errors import ConfigError, InputError, VyxopsError, exit_code_for
 
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
 EXECUTION_TIMEOUT_S = 900  # per cell
-PRELOAD = ("import pandas, matplotlib.figure, matplotlib.backends.backend_agg, postgrest", "import vyxops.investigate, vyxops.nbtools, vyxops.plot, vyxops.session, vyxops.timeline")
+PRELOAD = ("import vyxops.kernel_preload",)  # the notebooks' heavy imports, while the kernel boots
 class NotebookFailed(VyxopsError):
     """A notebook stopped on an error; carries the error's name, message and the cell."""
 

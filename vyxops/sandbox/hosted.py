@@ -54,7 +54,7 @@ class HostedSandbox:
 
             logsql.warm_up()  # sqlglot's and DuckDB's first use, before the first logs query
         finally:
-            self._server.serve_forever(poll_interval=0.05)
+            self._server.serve_forever(poll_interval=0.01)  # how long stop() may wait
 
     def stop(self) -> None:
         """Stop serving and save what the notebook changed. Safe to call twice."""
