@@ -79,3 +79,18 @@ def test_the_kernel_preload_leaves_matplotlib_whole_and_says_nothing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok" and out.stderr == "", out.stderr
+
+
+def test_the_kernel_client_is_ready_with_iopub_connected() -> None:
+    """Once wait_for_ready returns (without jupyter_client's 0.2 s IOPub flush), the first cell's printed output arrives."""
+    with Kernel() as kernel:
+        kc = kernel.km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=120)
+            reply = kc.execute_interactive("print('first output')", timeout=60, output_hook=(seen := []).append)
+        finally:
+            kc.stop_channels()
+    kernel.wait_stopped()
+    assert reply["content"]["status"] == "ok"
+    assert [m["content"]["text"] for m in seen if m["msg_type"] == "stream"] == ["first output\n"]

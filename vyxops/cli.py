@@ -164,6 +164,11 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
     """
     from vyxops.runner import Kernel, Reporter, run_notebook
 
+    # Three threads share this process's GIL while the kernel works: the sandbox
+    # server, papermill's message loop and the report's warm-up. At the default 5 ms
+    # switch interval, each blocking call the server makes can wait that long for
+    # the warm-up to let go, and the kernel waits on the server.
+    sys.setswitchinterval(0.0005)
     hosted = kernel = None
     if args.target == "sandbox":  # the exact word: anything else is checked (and refused) below
         from vyxops.sandbox.hosted import HostedSandbox
