@@ -465,3 +465,13 @@ def test_100k_rows_group_by_and_page() -> None:
         {"id": "id099995", "timestamp": "2026-09-24T10:16:39.950000"},
         {"id": "id099991", "timestamp": "2026-09-24T10:16:39.910000"},
     ]
+
+
+def test_a_query_sees_only_its_own_window_after_a_wider_one() -> None:
+    """The engine is reused between queries: a narrow window after a wide one still sees only its own rows."""
+    sql = "select id from logs order by id"
+    wide = query(sql)
+    narrow = query(sql, "2026-09-24T10:59:00Z", "2026-09-24T11:00:00Z")
+    assert len(narrow) < len(wide)
+    assert query(sql) == wide
+    assert query(sql, "2026-09-24T10:59:00Z", "2026-09-24T11:00:00Z") == narrow

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import itertools
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -314,27 +315,45 @@ def _logs_arrow(rows: list[dict[str, Any]], start_us: int, end_us: int) -> pa.Ta
     )
 
 
-def _open_engine(table: pa.Table) -> duckdb.DuckDBPyConnection:
-    """Return an in-memory DuckDB holding ``table`` as `logs` and the ClickHouse macros, locked down."""
-    con = duckdb.connect(":memory:")
+_ENGINE: duckdb.DuckDBPyConnection | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def _engine() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB with the ClickHouse macros, locked down; made once.
+
+    Opening one and creating the macros cost ~20 ms, most of a query. Queries only
+    ever SELECT from `logs` (``_parse_and_check``), so nothing one leaves behind
+    is seen by the next; each replaces `logs` with its own window's rows.
+    """
+    global _ENGINE
+    if _ENGINE is None:
+        con = duckdb.connect(":memory:")
+        try:
+            # UTC so strings with offsets compare like ClickHouse's UTC column;
+            # one thread so GROUP BY without ORDER BY answers in a stable order.
+            con.execute("SET TimeZone = 'UTC'; SET threads = 1")
+            con.execute(";".join(f"CREATE MACRO {macro}" for macro in _MACROS))
+            # The query may name any DuckDB function: it must not reach files,
+            # the network or settings.
+            con.execute(
+                "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;"
+                "SET enable_external_access = false; SET lock_configuration = true"
+            )
+        except BaseException:
+            con.close()
+            raise
+        _ENGINE = con
+    return _ENGINE
+
+
+def _load_window(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """Make ``table`` the `logs` the next query sees."""
+    con.register("logs_src", table)
     try:
-        # UTC so strings with offsets compare like ClickHouse's UTC column;
-        # one thread so GROUP BY without ORDER BY answers in a stable order.
-        con.execute("SET TimeZone = 'UTC'; SET threads = 1")
-        con.register("logs_src", table)
-        con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM logs_src")
+        con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * FROM logs_src")
+    finally:
         con.unregister("logs_src")
-        con.execute(";".join(f"CREATE MACRO {macro}" for macro in _MACROS))
-        # The query may name any DuckDB function: it must not reach files,
-        # the network or settings.
-        con.execute(
-            "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;"
-            "SET enable_external_access = false; SET lock_configuration = true"
-        )
-    except BaseException:
-        con.close()
-        raise
-    return con
 
 
 def _json_value(value: Any) -> Any:
@@ -380,16 +399,16 @@ def run_logs_query(
     start_us, end_us = _resolve_window(iso_timestamp_start, iso_timestamp_end, now_ms)
     root = _parse_and_check(sql)
     duck_sql = _to_duckdb_sql(root, now_ms)
-    con = _open_engine(_logs_arrow(rows, start_us, end_us))
-    try:
+    table = _logs_arrow(rows, start_us, end_us)
+    with _ENGINE_LOCK:
+        con = _engine()
+        _load_window(con, table)
         try:
             cursor = con.execute(duck_sql)
             names = [d[0] for d in cursor.description or []]
             fetched = cursor.fetchall()
         except duckdb.Error as error:
             raise LogQueryError(f"query failed: {str(error).strip().splitlines()[0][:300]}") from None
-    finally:
-        con.close()
     return [{name: _json_value(value) for name, value in zip(names, record)} for record in fetched]
 
 
