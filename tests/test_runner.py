@@ -94,3 +94,24 @@ def test_the_kernel_client_is_ready_with_iopub_connected() -> None:
     kernel.wait_stopped()
     assert reply["content"]["status"] == "ok"
     assert [m["content"]["text"] for m in seen if m["msg_type"] == "stream"] == ["first output\n"]
+
+
+def test_the_output_notebook_is_complete_after_a_run_and_after_a_failure(sandbox_env: Path, tmp_path: Path) -> None:
+    """Saves during a run are throttled, but the file on disk ends with every output, or with the error that stopped it."""
+    import json
+
+    from vyxops.runner import NotebookFailed
+
+    ok, nb = run_notebook("investigate", {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path / "ok")}, tmp_path / "ok")
+    import nbformat
+
+    on_disk = nbformat.read(str(ok), as_version=4)
+    assert [c.get("outputs") for c in on_disk.cells] == [c.get("outputs") for c in nb.cells]
+    assert any(o.get("data", {}).get("image/png") for c in on_disk.cells for o in c.get("outputs", []))  # the plot cell, late in the run
+    assert all(c.metadata.papermill.status == "completed" for c in on_disk.cells)
+    with pytest.raises(NotebookFailed) as caught:
+        run_notebook("investigate", {"scenario": "stub-image", "app": "no-such-app", "out_dir": str(tmp_path / "bad")}, tmp_path / "bad")
+    failed = json.loads((tmp_path / "bad" / "investigate.ipynb").read_text())
+    assert failed["metadata"]["papermill"]["exception"] is True
+    errors = [o for c in failed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert errors and errors[0]["ename"] == caught.value.ename == "NotFoundError"

@@ -294,6 +294,7 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel
         nb = papermill.execute_notebook(
             str(notebook_path(name)),
             str(output),
+            engine_name=_engine_name(),
             parameters=parameters,
             kernel_name="python3",
             progress_bar=False,
@@ -309,6 +310,54 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel
         if env_before is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
     return output, nb
+
+
+SAVE_EVERY_S = 1.0  # how stale the output notebook may be while a run is in progress
+_ENGINE_REGISTERED = False
+
+
+def _engine_name() -> str:
+    """papermill's nbclient engine, saving the output notebook at most every SAVE_EVERY_S.
+
+    papermill writes the whole output notebook before and after every cell, markdown
+    ones included: 26 writes for the investigation, each while the kernel waits for
+    its next cell. Here a cell's start or end writes only when the last write is
+    SAVE_EVERY_S old, so a killed run still leaves a notebook at most that stale;
+    the first write, and the last one (papermill's own, after the run, failed or
+    not), always happen.
+    """
+    global _ENGINE_REGISTERED
+    if _ENGINE_REGISTERED:
+        return "vyxops"
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class ThrottledManager(NotebookExecutionManager):  # type: ignore[misc]
+        _written = False
+
+        def save(self, **kwargs: Any) -> None:
+            if self._written and (self.now() - self.last_save_time).total_seconds() < SAVE_EVERY_S:
+                return
+            super().save(**kwargs)
+            self._written = True
+
+    class ThrottledEngine(NBClientEngine):  # type: ignore[misc]
+        @classmethod
+        def execute_notebook(cls, nb: Any, kernel_name: str, output_path: Any = None, progress_bar: Any = True,
+                             log_output: bool = False, autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+            # papermill's Engine.execute_notebook, with the manager above
+            nb_man = ThrottledManager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                                      autosave_cell_every=autosave_cell_every)
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    papermill_engines.register("vyxops", ThrottledEngine)
+    _ENGINE_REGISTERED = True
+    return "vyxops"
 
 
 def export_html(notebook: Path, html: Path, *, title: str | None = None) -> Path:
