@@ -30,7 +30,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - start
 
 
-def measure(runs: int = 5) -> dict[str, float]:
+def measure(runs: int = 7) -> dict[str, float]:
     import os
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,7 +46,10 @@ def measure(runs: int = 5) -> dict[str, float]:
             empty.append(timed(papermill, env))
             inv.append(timed(investigate, env))
     e, i = statistics.median(empty), statistics.median(inv)
-    return {"papermill_empty_s": e, "investigate_s": i, "ratio": i / e}
+    return {
+        "papermill_empty_s": e, "investigate_s": i, "ratio": i / e, "runs": runs,
+        "papermill_range_s": (min(empty), max(empty)), "investigate_range_s": (min(inv), max(inv)),
+    }
 
 
 if __name__ == "__main__":
