@@ -20,17 +20,17 @@ if _blocked:
 try:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Unable to import Axes3D")
-        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.backends.backend_agg
         import matplotlib.figure  # noqa: F401
 finally:
     if _blocked:
         del sys.modules["mpl_toolkits.mplot3d"]
 
-import pandas  # noqa: E402, F401
-import postgrest  # noqa: E402, F401
+import pandas  # noqa: F401
+import postgrest  # noqa: F401
 
-import vyxops.investigate  # noqa: E402, F401
-import vyxops.nbtools  # noqa: E402, F401
-import vyxops.plot  # noqa: E402, F401
-import vyxops.session  # noqa: E402, F401
-import vyxops.timeline  # noqa: E402, F401
+import vyxops.investigate
+import vyxops.nbtools
+import vyxops.plot
+import vyxops.session
+import vyxops.timeline  # noqa: F401

@@ -155,10 +155,10 @@ def _prompt_client_class() -> Any:
                     reply = await ensure_async(self.shell_channel.get_msg(timeout=1))
                 except Empty:
                     reply = None
-                if reply is not None and reply["msg_type"] == "kernel_info_reply":
-                    if await self._iopub_idle_after(reply["parent_header"].get("msg_id"), within=0.5):
-                        self._handle_kernel_info_reply(reply)
-                        return
+                answered = reply is not None and reply["msg_type"] == "kernel_info_reply"
+                if answered and await self._iopub_idle_after(reply["parent_header"].get("msg_id"), within=0.5):
+                    self._handle_kernel_info_reply(reply)
+                    return
                 if not await self._async_is_alive():
                     raise RuntimeError("Kernel died before replying to kernel_info")
                 if time.monotonic() > deadline:
@@ -329,7 +329,11 @@ def _engine_name() -> str:
     global _ENGINE_REGISTERED
     if _ENGINE_REGISTERED:
         return "vyxops"
-    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+    from papermill.engines import (
+        NBClientEngine,
+        NotebookExecutionManager,
+        papermill_engines,
+    )
 
     class ThrottledManager(NotebookExecutionManager):  # type: ignore[misc]
         _written = False
@@ -360,18 +364,8 @@ def _engine_name() -> str:
     return "vyxops"
 
 
-def export_html(notebook: Path, html: Path, *, title: str | None = None) -> Path:
-    """Render an executed notebook file as HTML with code hidden (a report, not a program)."""
-    import nbformat
-
-    nb = nbformat.read(str(notebook), as_version=4)
-    body, _ = _html_exporter().from_notebook_node(nb, resources={"metadata": {"name": title or notebook.stem}})
-    Path(html).write_text(body, encoding="utf-8")
-    return Path(html)
-
-
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-__all__ = ["Kernel", "NotebookFailed", "export_html", "notebook_path", "Reporter", "read_json", "run_notebook"]
+__all__ = ["Kernel", "NotebookFailed", "Reporter", "notebook_path", "read_json", "run_notebook"]

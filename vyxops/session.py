@@ -19,7 +19,18 @@ from vyxops import config
 from vyxops.clients.fly import FlyClient
 from vyxops.clients.supabase import SupabaseClient
 from vyxops.errors import ConfigError, register_secret
-from vyxops.http import Api, Clock, RetryPolicy, RetryTransport, WallClock, bearer, fly, make_client, registry_basic, supabase_key
+from vyxops.http import (
+    Api,
+    Clock,
+    RetryPolicy,
+    RetryTransport,
+    WallClock,
+    bearer,
+    fly,
+    make_client,
+    registry_basic,
+    supabase_key,
+)
 
 
 class SandboxClock:
