@@ -70,11 +70,14 @@ def test_seed_tells_secret_then_release_then_call_then_machine_lifecycle(seed: p
 
 
 def test_seed_invocation_is_logged_when_the_response_is_sent(seed: pd.DataFrame) -> None:
-    """The edge log (function.invoked, 200) lands after the machine's launch and before its start, as the platform writes it."""
+    """The edge log (function.invoked, 200) lands after the machine's launch and before its start, as the platform writes it;
+    its message says how long the call took, which puts the call's start before the launch."""
     invoked = first(seed, "function.invoked")
-    assert invoked["message"] == "provision-machine invoked: 200"
+    assert invoked["message"] == "provision-machine invoked: 200 in 850 ms"
     assert invoked["source"] == "supabase.edge_logs" and invoked["entity"] == "provision-machine"
-    assert first(seed, "machine.launch", SEED_MACHINE)["time"] < invoked["time"] < first(seed, "machine.start", SEED_MACHINE)["time"]
+    launch = first(seed, "machine.launch", SEED_MACHINE)["time"]
+    assert launch < invoked["time"] < first(seed, "machine.start", SEED_MACHINE)["time"]
+    assert invoked["time"] - pd.Timedelta(milliseconds=850) < launch
 
 
 def test_seed_exit_event_reads_exit_code_zero(seed: pd.DataFrame) -> None:
@@ -184,7 +187,7 @@ def test_a_frame_missing_columns_is_an_input_error(seed_frames: dict[str, pd.Dat
 def test_refused_call_reads_500_and_makes_no_machine() -> None:
     """When the tag is missing, the invocations read 500 and no machine event exists."""
     tl = build_timeline(**frames_of("secret-tag-missing"))
-    assert tl.loc[tl["kind"] == "function.invoked", "message"].tolist() == ["provision-machine invoked: 500"] * 2
+    assert tl.loc[tl["kind"] == "function.invoked", "message"].tolist() == ["provision-machine invoked: 500 in 850 ms"] * 2
     assert not tl["kind"].str.startswith("machine.").any()
     assert tl["message"].str.contains("MANIFEST_UNKNOWN").any()
 

@@ -67,7 +67,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     # one function log record: an invocation (function_edge_logs) or console output (function_logs)
     "function_logs": {
         "time": TIME, "source": STR, "log_id": STR, "function_id": STR, "function": STR, "execution_id": STR,
-        "level": STR, "event_type": STR, "status_code": "Int64", "message": STR,
+        "level": STR, "event_type": STR, "status_code": "Int64", "duration_ms": "Int64", "message": STR,
     },
 }
 TIME_UNITS = {"ms", "us", "ns", "s"}
@@ -308,7 +308,7 @@ def fetch_functions(session: Any) -> pd.DataFrame:
 
 
 _FN_LOG_COLUMNS = {
-    "function_edge_logs": "id, timestamp, event_message, log_attributes['function_id'] as function_id, log_attributes['execution_id'] as execution_id, log_attributes['response.status_code'] as status_code",
+    "function_edge_logs": "id, timestamp, event_message, log_attributes['function_id'] as function_id, log_attributes['execution_id'] as execution_id, log_attributes['response.status_code'] as status_code, log_attributes['execution_time_ms'] as execution_time_ms",
     "function_logs": "id, timestamp, event_message, severity_text, log_attributes['function_id'] as function_id, log_attributes['execution_id'] as execution_id, log_attributes['level'] as level, log_attributes['event_type'] as event_type",
 }
 LOG_PAGE = 1000
@@ -362,6 +362,7 @@ def fetch_function_logs(
                             "function": slugs.get(r.get("function_id")), "execution_id": r.get("execution_id") or None,
                             "level": r.get("level") or (r.get("severity_text") or "").lower() or None, "event_type": r.get("event_type") or None,
                             "status_code": int(r["status_code"]) if str(r.get("status_code") or "").isdigit() else None,
+                            "duration_ms": int(r["execution_time_ms"]) if str(r.get("execution_time_ms") or "").isdigit() else None,
                             "message": (r.get("event_message") or "").rstrip("\n"),
                         }
                     )

@@ -23,7 +23,7 @@ supabase.rows             db.row.created              ``row <id> for machine <mi
 supabase.rows             db.row.updated              ``row <id> for machine <mid> updated to status <s>[ (error: <e>)]``
 supabase.secrets          secret.updated              ``secret <NAME> updated (digest <8 hex>…)``
 supabase.functions        function.deployed/.updated  ``function <slug> deployed (version <n>, <STATUS>)``
-supabase.edge_logs        function.invoked            ``<slug> invoked: <HTTP status>``
+supabase.edge_logs        function.invoked            ``<slug> invoked: <HTTP status>[ in <n> ms]``
 supabase.function_logs    function.log                the console line
 ========================  ==========================  =============================================
 
@@ -39,7 +39,9 @@ A DB row's status is always the word after ``status `` in its message
 
 ``function.invoked`` is timed by the edge log, which the platform writes when the
 response is sent: it follows the function's own console lines and, for
-provision-machine, the ``machine.launch`` of the machine it created.
+provision-machine, the ``machine.launch`` of the machine it created. The message
+says how long the invocation took (``execution_time_ms``), so its start can be read
+off too.
 
 Registry manifests carry no push time, so they yield no events. Events without a
 time cannot be placed and are dropped; ``attrs["untimed"]`` counts them.
@@ -345,7 +347,8 @@ def _function_logs_blocks(logs: pd.DataFrame) -> list[pa.Table]:
             continue
         f = lambda a, m=mask: pc.filter(a, m)  # noqa: E731
         if kind == "function.invoked":
-            message = _join(f(slug), " invoked: ", _or(f(_str(logs, "status_code")), "?"))
+            took = _opt(" in ", f(_str(logs, "duration_ms")), " ms")  # nothing when unknown
+            message = _join(f(slug), " invoked: ", _or(f(_str(logs, "status_code")), "?"), took)
         else:
             message = _or(f(_str(logs, "message")), "")
         blocks.append(

@@ -192,12 +192,14 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
     for r in sup["logs"]:
         attrs = r.get("log_attributes") or {}
         status = attrs.get("response.status_code")
+        took = attrs.get("execution_time_ms")
         fn_logs.append(
             {
                 "time": r["timestamp_us"], "source": r["source"], "log_id": r["id"], "function_id": attrs.get("function_id") or None,
                 "function": slugs.get(attrs.get("function_id")), "execution_id": attrs.get("execution_id") or None,
                 "level": attrs.get("level") or (r.get("severity_text") or "").lower() or None, "event_type": attrs.get("event_type") or None,
-                "status_code": int(status) if str(status or "").isdigit() else None, "message": (r.get("event_message") or "").rstrip("\n"),
+                "status_code": int(status) if str(status or "").isdigit() else None,
+                "duration_ms": int(took) if str(took or "").isdigit() else None, "message": (r.get("event_message") or "").rstrip("\n"),
             }
         )
     src = f"sandbox:{world.scenario_name}"
@@ -458,6 +460,7 @@ def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: 
             "level": _string_array(pa.array(np.where(fl_level == "", None, fl_level), L)),
             "event_type": _string_array(pa.array(np.where(fl_event_type == "", None, fl_event_type), L)),
             "status_code": pd.arrays.IntegerArray(np.concatenate([np.zeros(3 * n_calls, dtype=np.int64), status]), ~is_edge),
+            "duration_ms": pd.arrays.IntegerArray(np.full(nf, FUNCTION_DONE_MS, dtype=np.int64), ~is_edge),
             "message": _string_array(fl_msg),
         }
     )
