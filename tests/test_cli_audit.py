@@ -33,3 +33,33 @@ def test_audit_of_a_healthy_app_passes_and_warnings_fail_only_when_asked(sandbox
 def test_audit_needs_apps(sandbox_env: Path, tmp_path: Path) -> None:
     """Without --app or --all the audit refuses with exit 2, naming both options."""
     assert main(["audit", "--scenario", "stub-image", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_an_audit_reads_project_wide_sources_once_for_all_apps(tmp_path: Path) -> None:
+    """Auditing two apps reads secrets, functions and function logs once, and finds what separate investigations find."""
+    from vyxops.audit import run_audit
+    from vyxops.investigate import investigate
+    from vyxops.session import open_session
+
+    story = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
+
+    def management_calls(session: object) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for ex in session.recorder.exchanges:  # type: ignore[attr-defined]
+            path = json.loads(ex["key"])[1]
+            if path.startswith("/v1/projects/"):
+                name = path.rsplit("/", 1)[-1]
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    with open_session("sandbox", scenario=story, sandbox_dir=tmp_path / "one", record=True) as s:
+        alone = {app: investigate(s, app) for app in ("alpha-app", "beta-app")}
+    with open_session("sandbox", scenario=story, sandbox_dir=tmp_path / "audit", record=True) as s:
+        audit = run_audit(s, ["alpha-app", "beta-app"])
+        calls = management_calls(s)
+    assert calls["secrets"] == 1 and calls["functions"] == 1
+    assert calls["logs"] == 2  # one query per log source, for both apps
+    for app, inv in alone.items():
+        got = audit.investigations[app]
+        assert (got.root.code if got.root else None) == (inv.root.code if inv.root else None)
+        assert sorted(f.code for f in got.findings) == sorted(f.code for f in inv.findings)

@@ -58,7 +58,15 @@ def worst(inv: Investigation) -> str | None:
 
 
 def run_audit(session: Any, apps: list[str] | None = None, *, stuck_after_minutes: float = 10.0) -> Audit:
-    """Investigate each app (every app of the org when ``apps`` is empty)."""
+    """Investigate each app (every app of the org when ``apps`` is empty), over one window.
+
+    The window is fixed once (the target's now, 24 h back), and the project-wide
+    reads (secrets, functions, function logs) are made once for all the apps.
+    """
+    from vyxops.evidence import ProjectReads
+
     names = list(apps or []) or [a["name"] for a in session.fly.list_apps(session.org)]
-    investigations = {app: investigate(session, app, stuck_after_minutes=stuck_after_minutes) for app in names}
+    until = session.now()
+    project = ProjectReads(session)
+    investigations = {app: investigate(session, app, until=until, stuck_after_minutes=stuck_after_minutes, project=project) for app in names}
     return Audit(session.label, session.now(), investigations)

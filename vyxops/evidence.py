@@ -108,19 +108,53 @@ def candidate_refs(app: str, releases: pd.DataFrame, machines: pd.DataFrame, row
     return list(dict.fromkeys(refs))
 
 
-def collect_evidence(session: Any, app: str, *, since: Any = None, until: Any = None, machine_id: str | None = None) -> Evidence:
-    """Read both platforms for ``app`` over the window; each source is read once."""
+class ProjectReads:
+    """The project-wide reads (functions, secrets, function logs), made once and shared.
+
+    They do not depend on the app, and the Management API allows 120 requests a
+    minute per endpoint: an audit of fifty apps reading them once per app would
+    be refused half-way. An audit passes one of these to every app's evidence;
+    a single investigation makes its own. Frames are handed out as copies.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
+
+    def _once(self, key: tuple[Any, ...], fetch: Any) -> pd.DataFrame:
+        if key not in self._frames:
+            self._frames[key] = fetch()
+        return self._frames[key].copy()
+
+    def functions(self) -> pd.DataFrame:
+        return self._once(("functions",), lambda: frames.fetch_functions(self.session))
+
+    def secrets(self) -> pd.DataFrame:
+        return self._once(("secrets",), lambda: frames.fetch_secrets(self.session))
+
+    def function_logs(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        return self._once(("function_logs", start, end), lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions()))
+
+
+def collect_evidence(
+    session: Any, app: str, *, since: Any = None, until: Any = None, machine_id: str | None = None, project: ProjectReads | None = None
+) -> Evidence:
+    """Read both platforms for ``app`` over the window; each source is read once.
+
+    ``project`` shares the project-wide reads between the apps of one audit.
+    """
     if not app or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", app):
         raise InputError("--app", f"{app!r} is not a Fly app name", allowed="lower-case letters, digits and '-'")
+    project = project or ProjectReads(session)
     now = session.now()
     start, end = parse_window(now, since, until)
     releases = frames.fetch_releases(session, app)
-    functions = frames.fetch_functions(session)
-    secrets = frames.fetch_secrets(session)
+    functions = project.functions()
+    secrets = project.secrets()
     rows = frames.fetch_machine_rows(session, filters=[("fly_app", "eq", app)])
     known_ids = rows["fly_machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
     machines, events = frames.fetch_machines(session, app, include_deleted=True, also_ids=known_ids)
-    fn_logs = frames.fetch_function_logs(session, start, end, functions=functions)
+    fn_logs = project.function_logs(start, end)
     fly_logs = frames.fetch_fly_logs(session, app, since=start)
     fly_logs = fly_logs[fly_logs["time"] <= end].reset_index(drop=True)
     refs = candidate_refs(app, releases, machines, rows, fn_logs["message"].dropna().tolist() + fly_logs["message"].dropna().tolist())

@@ -56,11 +56,15 @@ def investigate(
     until: Any = None,
     machine_id: str | None = None,
     stuck_after_minutes: float = 10.0,
+    project: Any = None,
 ) -> Investigation:
-    """Reconstruct what happened to ``app`` and name the root cause with its evidence."""
+    """Reconstruct what happened to ``app`` and name the root cause with its evidence.
+
+    ``project`` (an :class:`~vyxops.evidence.ProjectReads`) shares project-wide reads between apps.
+    """
     from vyxops.timeline import build_timeline, filter_timeline
 
-    evidence = collect_evidence(session, app, since=since, until=until, machine_id=machine_id)
+    evidence = collect_evidence(session, app, since=since, until=until, machine_id=machine_id, project=project)
     timeline = build_timeline(**evidence.frames())
     timeline = filter_timeline(timeline, machine_id=machine_id) if machine_id else timeline
     findings = run_detectors(evidence, Thresholds(stuck_after_minutes=stuck_after_minutes))

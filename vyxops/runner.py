@@ -89,6 +89,7 @@ class Kernel:
             cwd=self.cwd, env=kernel_env, start_new_session=True,  # its own group, as jupyter_client does
         )
         self._km: Any = None
+        self.clients: list[Any] = []  # kernel clients made by ``km``, stopped with the kernel
 
     @property
     def km(self) -> Any:
@@ -117,6 +118,9 @@ class Kernel:
             # most of a stop. Its shutdown then finds the process gone and only cleans up.
             self.process.kill()
             self.process.wait()
+            for kc in self.clients:
+                if kc.channels_running:
+                    kc.stop_channels()
             if self._km is not None:
                 self._km.shutdown_kernel(now=True)
                 self._km.cleanup_resources()
@@ -189,6 +193,13 @@ def _adopt(kernel: Kernel) -> Any:
     from jupyter_client.manager import KernelManager
 
     class PrespawnedKernelManager(KernelManager):  # type: ignore[misc]
+        def client(self, **kwargs: Any) -> Any:
+            # nbclient leaves the channels of a client it made from a manager it
+            # does not own running; the kernel's stop closes them.
+            kc = super().client(**kwargs)
+            kernel.clients.append(kc)
+            return kc
+
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             provisioner = self.provisioner
             provisioner.process = kernel.process
