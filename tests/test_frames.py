@@ -237,6 +237,32 @@ def test_function_logs_page_by_time_past_the_query_limit(tmp_path: Path) -> None
         assert df.attrs["complete"]
 
 
+def test_function_logs_sharing_one_microsecond_past_the_query_limit_are_all_read(tmp_path: Path) -> None:
+    """2,300 rows stamped with the same microsecond (and some around them) are read once each, and the frame says complete."""
+    with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
+        logs = s.world.state["supabase"]["logs"]
+        same_us = (s.world.now_ms - 600_000) * 1000
+        attrs = {"level": "info", "event_type": "Log", "function_id": "f", "execution_id": "e"}
+        for i, at in enumerate([same_us] * 2300 + [same_us - 1, same_us + 1] * 5):
+            logs.append({"id": f"tie-{i:05d}", "timestamp_us": at, "source": "function_logs", "event_message": f"tie {i}\n", "severity_text": "INFO", "log_attributes": attrs})
+        df = frames.fetch_function_logs(s, s.now() - pd.Timedelta(hours=1), s.now(), sources=("function_logs",))
+    ties = df[df["log_id"].str.startswith("tie-")]
+    assert len(ties) == 2310 and ties["log_id"].is_unique
+    assert df.attrs["complete"]
+
+
+def test_function_logs_on_a_window_edge_are_read_once(tmp_path: Path) -> None:
+    """A row exactly on the boundary between two 24 h windows is read once."""
+    with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
+        until = s.now()
+        edge_us = int((until - pd.Timedelta(hours=24)).value // 1000)
+        s.world.state["supabase"]["logs"].append(
+            {"id": "on-the-edge", "timestamp_us": edge_us, "source": "function_logs", "event_message": "edge\n", "severity_text": "INFO", "log_attributes": {"function_id": "f"}}
+        )
+        df = frames.fetch_function_logs(s, until - pd.Timedelta(hours=30), until, sources=("function_logs",))
+    assert (df["log_id"] == "on-the-edge").sum() == 1
+
+
 def test_apps_and_one_machines_events_have_their_schemas(seed) -> None:
     """fetch_apps lists the org's apps; fetch_machine_events reads one machine's events, exit code unpacked."""
     apps = frames.fetch_apps(seed)

@@ -327,8 +327,9 @@ def fetch_function_logs(
     """Function invocations and console output in [since, until], every row.
 
     Each query is bounded by source, a ≤ 24 h window (both bounds always sent) and
-    a LIMIT; a full page moves the window's end back to its oldest row, so paging
-    is by time, as Supabase advises.
+    a LIMIT, and pages by time as Supabase advises: newest first, then a keyset on
+    the oldest row read (its timestamp, then its id), so rows that share one
+    microsecond are neither skipped nor read twice, however many there are.
     """
     if until <= since:
         raise InputError("--since/--until", f"the window is empty ({iso(since)} .. {iso(until)})", allowed="since < until")
@@ -338,10 +339,9 @@ def fetch_function_logs(
     complete = True
     for source in sources:
         chunk_end = until
-        while chunk_end > since:
+        older = f"timestamp <= '{_ch_time(chunk_end)}'"  # the first page of the newest window
+        while chunk_end > since and complete:
             chunk_start = max(since, chunk_end - LOG_WINDOW)
-            end = chunk_end
-            seen_ids: set[str] = set()
             while True:
                 queries += 1
                 if queries > max_queries:
@@ -349,13 +349,11 @@ def fetch_function_logs(
                     break
                 sql = (
                     f"select {_FN_LOG_COLUMNS[source]} from logs where source = '{source}' "
-                    f"and timestamp >= '{_ch_time(chunk_start)}' and timestamp <= '{_ch_time(end)}' "
-                    f"order by timestamp desc limit {LOG_PAGE}"
+                    f"and timestamp >= '{_ch_time(chunk_start)}' and {older} "
+                    f"order by timestamp desc, id desc limit {LOG_PAGE}"
                 )
-                rows = session.supabase.query_logs(sql, _z(chunk_start), _z(end))
-                fresh = [r for r in rows if r["id"] not in seen_ids]
-                for r in fresh:
-                    seen_ids.add(r["id"])
+                rows = session.supabase.query_logs(sql, _z(chunk_start), _z(chunk_end))
+                for r in rows:
                     records.append(
                         {
                             "time": r["timestamp"], "source": source, "log_id": r["id"], "function_id": r.get("function_id") or None,
@@ -366,11 +364,12 @@ def fetch_function_logs(
                             "message": (r.get("event_message") or "").rstrip("\n"),
                         }
                     )
-                if len(rows) < LOG_PAGE or not fresh:
+                if len(rows) < LOG_PAGE:
                     break
-                end = pd.Timestamp(rows[-1]["timestamp"], tz="UTC")  # oldest of the page; ids dedupe the edge
-            if not complete:
-                break
+                oldest, last_id = _ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC")), str(rows[-1]["id"]).replace("'", "''")
+                older = f"(timestamp < '{oldest}' or (timestamp = '{oldest}' and id < '{last_id}'))"
+            # the next window starts strictly before this one's start, which was read (>=)
+            older = f"timestamp < '{_ch_time(chunk_start)}'"
             chunk_end = chunk_start
     df = make_frame("function_logs", records, source="supabase GET /v1/projects/{ref}/analytics/endpoints/logs", complete=complete, note="" if complete else f"stopped after {max_queries} queries")
     return df.sort_values("time", kind="stable").reset_index(drop=True)
