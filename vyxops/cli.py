@@ -171,6 +171,7 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
     # server, papermill's message loop and the report's warm-up. At the default 5 ms
     # switch interval, each blocking call the server makes can wait that long for
     # the warm-up to let go, and the kernel waits on the server.
+    switch_before = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     hosted = kernel = None
     if args.target == "sandbox":  # the exact word: anything else is checked (and refused) below
@@ -195,6 +196,7 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
             hosted.stop()  # and save what the notebook changed, also when it failed
         if kernel is not None:
             kernel.wait_stopped()
+        sys.setswitchinterval(switch_before)
     return nb_path, html
 
 
