@@ -115,3 +115,16 @@ def test_the_output_notebook_is_complete_after_a_run_and_after_a_failure(sandbox
     assert failed["metadata"]["papermill"]["exception"] is True
     errors = [o for c in failed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert errors and errors[0]["ename"] == caught.value.ename == "NotFoundError"
+
+
+def test_a_kernel_that_dies_while_starting_is_a_clear_error(sandbox_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel that exits before it is ready gives a ConfigError with its exit status and last stderr line, not a traceback."""
+    from vyxops import runner
+    from vyxops.errors import ConfigError
+
+    monkeypatch.setattr(runner, "PRELOAD", ("import os; os.write(2, b'ImportError: no module named pandas\\n'); os._exit(3)",))
+    with pytest.raises(ConfigError) as caught, Kernel() as kernel:
+        run_notebook("investigate", {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path)}, tmp_path, kernel=kernel)
+    assert "exited with status 3" in str(caught.value)
+    assert "no module named pandas" in (caught.value.hint or "")
+    assert kernel.process.poll() is not None and not Path(kernel.info["ip"]).parent.exists()

@@ -83,11 +83,15 @@ class Kernel:
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # quiets a debugger warning in the kernel
         }
         self.cwd = str(Path.cwd())
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection), *warm],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            cwd=self.cwd, env=kernel_env, start_new_session=True,  # its own group, as jupyter_client does
-        )
+        # The kernel's own stderr (import errors, a crash) goes to a file, for the error
+        # a dead kernel becomes; what cells print reaches the notebook over IOPub instead.
+        self._stderr = directory / "stderr.log"
+        with open(self._stderr, "wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection), *warm],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                cwd=self.cwd, env=kernel_env, start_new_session=True,  # its own group, as jupyter_client does
+            )
         self._km: Any = None
         self.clients: list[Any] = []  # kernel clients made by ``km``, stopped with the kernel
 
@@ -103,8 +107,8 @@ class Kernel:
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         if exc_type is None:
-            # Stopping takes a tenth of a second of waiting on the process; the report
-            # is written meanwhile. ``wait_stopped`` joins it.
+            # Stopping (kill, reap, jupyter_client's clean-up) runs while the report is
+            # written; ``wait_stopped`` joins it.
             import threading
 
             self._stopping = threading.Thread(target=self._stop, name="vyxops-kernel-stop", daemon=True)
@@ -126,6 +130,14 @@ class Kernel:
                 self._km.cleanup_resources()
         finally:
             self._sockets.cleanup()
+
+    def stderr_tail(self, lines: int = 3) -> str:
+        """The last lines the kernel process wrote to stderr (redacted), while its directory exists."""
+        try:
+            text = self._stderr.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return errors.redact(" / ".join(line.strip() for line in text.strip().splitlines()[-lines:]))
 
     def wait_stopped(self) -> None:
         """Block until a shutdown begun by leaving the ``with`` block is over."""
@@ -317,6 +329,13 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel
         )
     except PapermillExecutionError as exc:
         raise NotebookFailed(output, exc.ename, str(exc.evalue).strip(), exc.cell_index) from None
+    except RuntimeError as exc:  # nbclient: the kernel died or never answered
+        if kernel is None or kernel.process.poll() is None:
+            raise
+        raise ConfigError(
+            f"the notebook kernel exited with status {kernel.process.returncode} before the run ended ({exc})",
+            hint="its last words: " + (kernel.stderr_tail() or "none") + " | check the environment with `make setup`",
+        ) from None
     finally:
         if env_before is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
