@@ -71,11 +71,12 @@ def test_a_killed_cli_leaves_no_kernel_behind(tmp_path: Path) -> None:
 
 
 def test_the_kernel_preload_leaves_matplotlib_whole_and_says_nothing() -> None:
-    """After the preload (which skips matplotlib's 3D toolkit while loading it), 3D still imports and no warning was shown."""
+    """After the preload (which skips matplotlib's 3D toolkit and pauses the GC while loading), 3D still imports,
+    the GC runs again and no warning was shown."""
     script = (
         "import warnings; warnings.simplefilter('error'); import vyxops.kernel_preload, sys; "
         "assert 'pandas' in sys.modules and 'matplotlib.figure' in sys.modules; "
-        "import mpl_toolkits.mplot3d; print('ok')"
+        "import mpl_toolkits.mplot3d, gc; assert gc.isenabled(); print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok" and out.stderr == "", out.stderr

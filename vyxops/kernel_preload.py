@@ -7,30 +7,40 @@ instead of following it. Nothing here runs at ``import vyxops``.
 
 from __future__ import annotations
 
+import gc
 import sys
 import warnings
 
-# matplotlib registers its 3D projection at import time by importing
-# mpl_toolkits.mplot3d: 60 ms, a twentieth of a whole run, for axes the reports
-# never draw. Blocked for that one import, then unblocked, so that an explicit
-# ``import mpl_toolkits.mplot3d`` in the kernel still works.
-_blocked = "mpl_toolkits.mplot3d" not in sys.modules
-if _blocked:
-    sys.modules["mpl_toolkits.mplot3d"] = None  # type: ignore[assignment]
+# A few hundred thousand objects are created below and live as long as the kernel.
+# The cyclic collector would walk them several times while they load (~0.08 s) and
+# again in every full collection later; it is paused while they load, and then they
+# are frozen out of its sight (see the end of this module).
+gc.disable()
 try:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Unable to import Axes3D")
-        import matplotlib.backends.backend_agg
-        import matplotlib.figure  # noqa: F401
-finally:
+    # matplotlib registers its 3D projection at import time by importing
+    # mpl_toolkits.mplot3d: 60 ms, a twentieth of a whole run, for axes the reports
+    # never draw. Blocked for that one import, then unblocked, so that an explicit
+    # ``import mpl_toolkits.mplot3d`` in the kernel still works.
+    _blocked = "mpl_toolkits.mplot3d" not in sys.modules
     if _blocked:
-        del sys.modules["mpl_toolkits.mplot3d"]
+        sys.modules["mpl_toolkits.mplot3d"] = None  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Unable to import Axes3D")
+            import matplotlib.backends.backend_agg
+            import matplotlib.figure  # noqa: F401
+    finally:
+        if _blocked:
+            del sys.modules["mpl_toolkits.mplot3d"]
 
-import pandas  # noqa: F401
-import postgrest  # noqa: F401
+    import pandas  # noqa: F401
+    import postgrest  # noqa: F401
 
-import vyxops.investigate
-import vyxops.nbtools
-import vyxops.plot
-import vyxops.session
-import vyxops.timeline  # noqa: F401
+    import vyxops.investigate
+    import vyxops.nbtools
+    import vyxops.plot
+    import vyxops.session
+    import vyxops.timeline  # noqa: F401
+finally:
+    gc.freeze()
+    gc.enable()
