@@ -9,6 +9,7 @@ from typing import Any
 ENV = "VYXOPS_SANDBOX_URL"  # where a session finds a served sandbox (set by the CLI for its kernel)
 FAULT_HEADER = "x-vyxops-sandbox-fault"  # a served sandbox's "this request timed out"
 
+
 class HostedSandbox:
     """The sandbox the CLI serves to its notebook kernel, on the virtual clock.
 
@@ -57,7 +58,11 @@ class HostedSandbox:
             self._server.serve_forever(poll_interval=0.01)  # how long stop() may wait
 
     def stop(self) -> None:
-        """Stop serving and save what the notebook changed. Safe to call twice."""
+        """Stop serving and save what the notebook changed. Safe to call twice.
+
+        Called before the server loop has started (a run that failed at once), it
+        waits for the logs engine's warm-up, and the loop then ends at once.
+        """
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
