@@ -224,13 +224,22 @@ def test_fly_logs_page_with_next_token_to_the_end(tmp_path: Path) -> None:
         assert logs["time"].is_monotonic_increasing and logs.attrs["complete"]
 
 
+def add_console_log(session: object, log_id: str, at_us: int) -> None:
+    """Append one console-output row to the sandbox's Supabase logs."""
+    session.world.state["supabase"]["logs"].append(  # type: ignore[attr-defined]
+        {
+            "id": log_id, "timestamp_us": at_us, "source": "function_logs", "event_message": f"{log_id}\n", "severity_text": "INFO",
+            "log_attributes": {"level": "info", "event_type": "Log", "function_id": "f", "execution_id": "e"},
+        }
+    )
+
+
 def test_function_logs_page_by_time_past_the_query_limit(tmp_path: Path) -> None:
     """2,500 function log rows in one window are all read though each query returns at most 1,000."""
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
-        logs = s.world.state["supabase"]["logs"]
         start_us = (s.world.now_ms - 1_800_000) * 1000
         for i in range(2500):
-            logs.append({"id": f"bulk-{i:05d}", "timestamp_us": start_us + i * 500_000, "source": "function_logs", "event_message": f"bulk {i}\n", "severity_text": "INFO", "log_attributes": {"level": "info", "event_type": "Log", "function_id": "f", "execution_id": "e"}})
+            add_console_log(s, f"bulk-{i:05d}", start_us + i * 500_000)
         df = frames.fetch_function_logs(s, s.now() - pd.Timedelta(hours=1), s.now(), sources=("function_logs",))
         bulk = df[df["log_id"].str.startswith("bulk-")]
         assert len(bulk) == 2500 and bulk["log_id"].is_unique
@@ -240,11 +249,9 @@ def test_function_logs_page_by_time_past_the_query_limit(tmp_path: Path) -> None
 def test_function_logs_sharing_one_microsecond_past_the_query_limit_are_all_read(tmp_path: Path) -> None:
     """2,300 rows stamped with the same microsecond (and some around them) are read once each, and the frame says complete."""
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
-        logs = s.world.state["supabase"]["logs"]
         same_us = (s.world.now_ms - 600_000) * 1000
-        attrs = {"level": "info", "event_type": "Log", "function_id": "f", "execution_id": "e"}
         for i, at in enumerate([same_us] * 2300 + [same_us - 1, same_us + 1] * 5):
-            logs.append({"id": f"tie-{i:05d}", "timestamp_us": at, "source": "function_logs", "event_message": f"tie {i}\n", "severity_text": "INFO", "log_attributes": attrs})
+            add_console_log(s, f"tie-{i:05d}", at)
         df = frames.fetch_function_logs(s, s.now() - pd.Timedelta(hours=1), s.now(), sources=("function_logs",))
     ties = df[df["log_id"].str.startswith("tie-")]
     assert len(ties) == 2310 and ties["log_id"].is_unique
@@ -255,10 +262,7 @@ def test_function_logs_on_a_window_edge_are_read_once(tmp_path: Path) -> None:
     """A row exactly on the boundary between two 24 h windows is read once."""
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
         until = s.now()
-        edge_us = int((until - pd.Timedelta(hours=24)).value // 1000)
-        s.world.state["supabase"]["logs"].append(
-            {"id": "on-the-edge", "timestamp_us": edge_us, "source": "function_logs", "event_message": "edge\n", "severity_text": "INFO", "log_attributes": {"function_id": "f"}}
-        )
+        add_console_log(s, "on-the-edge", int((until - pd.Timedelta(hours=24)).value // 1000))
         df = frames.fetch_function_logs(s, until - pd.Timedelta(hours=30), until, sources=("function_logs",))
     assert (df["log_id"] == "on-the-edge").sum() == 1
 
