@@ -353,17 +353,7 @@ def fetch_function_logs(
                     f"order by timestamp desc, id desc limit {LOG_PAGE}"
                 )
                 rows = session.supabase.query_logs(sql, _z(chunk_start), _z(chunk_end))
-                for r in rows:
-                    records.append(
-                        {
-                            "time": r["timestamp"], "source": source, "log_id": r["id"], "function_id": r.get("function_id") or None,
-                            "function": slugs.get(r.get("function_id")), "execution_id": r.get("execution_id") or None,
-                            "level": r.get("level") or (r.get("severity_text") or "").lower() or None, "event_type": r.get("event_type") or None,
-                            "status_code": int(r["status_code"]) if str(r.get("status_code") or "").isdigit() else None,
-                            "duration_ms": int(r["execution_time_ms"]) if str(r.get("execution_time_ms") or "").isdigit() else None,
-                            "message": (r.get("event_message") or "").rstrip("\n"),
-                        }
-                    )
+                records += [function_log_record(r, source, slugs) for r in rows]
                 if len(rows) < LOG_PAGE:
                     break
                 oldest, last_id = _ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC")), str(rows[-1]["id"]).replace("'", "''")
@@ -373,6 +363,25 @@ def fetch_function_logs(
             chunk_end = chunk_start
     df = make_frame("function_logs", records, source="supabase GET /v1/projects/{ref}/analytics/endpoints/logs", complete=complete, note="" if complete else f"stopped after {max_queries} queries")
     return df.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def function_log_record(r: dict[str, Any], source: str, slugs: dict[str, str]) -> dict[str, Any]:
+    """One ``function_logs`` record from a logs row in the shape ``_FN_LOG_COLUMNS`` selects.
+
+    ``slugs`` maps function ids to slugs. Map values arrive as strings
+    (``Map(String, String)``); numbers that are not digits become null.
+    """
+
+    def number(value: Any) -> int | None:
+        return int(value) if str(value or "").isdigit() else None
+
+    return {
+        "time": r["timestamp"], "source": source, "log_id": r["id"], "function_id": r.get("function_id") or None,
+        "function": slugs.get(r.get("function_id")), "execution_id": r.get("execution_id") or None,
+        "level": r.get("level") or (r.get("severity_text") or "").lower() or None, "event_type": r.get("event_type") or None,
+        "status_code": number(r.get("status_code")), "duration_ms": number(r.get("execution_time_ms")),
+        "message": (r.get("event_message") or "").rstrip("\n"),
+    }
 
 
 def _ch_time(ts: pd.Timestamp) -> str:

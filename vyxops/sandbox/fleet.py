@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vyxops.frames import machine_records, make_frame
+from vyxops.frames import function_log_record, machine_records, make_frame
 from vyxops.images import secret_digest
 from vyxops.sandbox.world import (
     APP_REPORT_MS,
@@ -189,19 +189,14 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
         rows_out.extend({**r, "table": table, "updated_at_raw": r.get("updated_at")} for r in t["rows"])
     slugs = {f["id"]: f["slug"] for f in sup["functions"]}
     fn_logs = []
-    for r in sup["logs"]:
+    for r in sup["logs"]:  # as the logs endpoint would answer _FN_LOG_COLUMNS, then as the fetcher reads it
         attrs = r.get("log_attributes") or {}
-        status = attrs.get("response.status_code")
-        took = attrs.get("execution_time_ms")
-        fn_logs.append(
-            {
-                "time": r["timestamp_us"], "source": r["source"], "log_id": r["id"], "function_id": attrs.get("function_id") or None,
-                "function": slugs.get(attrs.get("function_id")), "execution_id": attrs.get("execution_id") or None,
-                "level": attrs.get("level") or (r.get("severity_text") or "").lower() or None, "event_type": attrs.get("event_type") or None,
-                "status_code": int(status) if str(status or "").isdigit() else None,
-                "duration_ms": int(took) if str(took or "").isdigit() else None, "message": (r.get("event_message") or "").rstrip("\n"),
-            }
-        )
+        row = {
+            "id": r["id"], "timestamp": r["timestamp_us"], "event_message": r.get("event_message"), "severity_text": r.get("severity_text"),
+            **{k: attrs.get(k) for k in ("function_id", "execution_id", "level", "event_type", "execution_time_ms")},
+            "status_code": attrs.get("response.status_code"),
+        }
+        fn_logs.append(function_log_record(row, r["source"], slugs))
     src = f"sandbox:{world.scenario_name}"
     return {
         "machines": make_frame("machines", machines, source=src),
