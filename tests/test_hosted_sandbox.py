@@ -29,14 +29,13 @@ APP = "vyx-app"
 @pytest.fixture
 def hosted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostedSandbox]:
     """The seed world served on the virtual clock, named in the environment as the CLI names it for its kernel."""
-    h = HostedSandbox.reserve()
-    h.start(World.load("stub-image", tmp_path / "served"), loaded_as="stub-image")
-    monkeypatch.setenv(ENV, h.url)
+    h = serve_scenario("stub-image", tmp_path / "served", monkeypatch)
     yield h
     h.stop()
 
 
 def serve_scenario(name: str, directory: Path, monkeypatch: pytest.MonkeyPatch) -> HostedSandbox:
+    """Serve scenario ``name`` from ``directory`` and name it in the environment."""
     h = HostedSandbox.reserve()
     h.start(World.load(name, directory), loaded_as=name)
     monkeypatch.setenv(ENV, h.url)

@@ -31,6 +31,8 @@ from vyxops.http import (
     registry_basic,
     supabase_key,
 )
+from vyxops.sandbox.hosted import ENV as SANDBOX_URL_ENV
+from vyxops.sandbox.hosted import FAULT_HEADER
 
 
 class SandboxClock:
@@ -71,8 +73,6 @@ class ServedSandboxTransport(httpx.HTTPTransport):
     """HTTP to a served sandbox; its injected timeouts arrive as a header and leave as ReadTimeout."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        from vyxops.sandbox.hosted import FAULT_HEADER
-
         response = super().handle_request(request)
         if response.headers.get(FAULT_HEADER) == "timeout":
             response.close()
@@ -179,7 +179,7 @@ def open_session(
     transport: httpx.BaseTransport | None = None
     own: list[httpx.Client] = []  # clients the session closes besides the platform ones
     env = os.environ if environ is None else environ
-    served = (env.get("VYXOPS_SANDBOX_URL") or "").strip().rstrip("/") if t.kind == "sandbox" and sandbox_dir is None and faults is None else ""
+    served = (env.get(SANDBOX_URL_ENV) or "").strip().rstrip("/") if t.kind == "sandbox" and sandbox_dir is None and faults is None else ""
     if served:
         check_served_url(served)
         # Plain HTTP on loopback: no TLS, so no CA bundle to load (0.06 s a transport).
