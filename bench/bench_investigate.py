@@ -17,8 +17,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 EMPTY = {
-    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {"tags": ["parameters"]}, "outputs": [], "source": ["x = 1"]}],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}, "language_info": {"name": "python"}},
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {"tags": ["parameters"]},
+            "outputs": [],
+            "source": ["x = 1"],
+        }
+    ],
+    "metadata": {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    },
     "nbformat": 4,
     "nbformat_minor": 5,
 }
@@ -37,8 +48,27 @@ def measure(runs: int = 7) -> dict[str, float]:
         t = Path(tmp)
         (t / "empty.ipynb").write_text(json.dumps(EMPTY))
         env = {**os.environ, "VYXOPS_SANDBOX_DIR": str(t / "sandbox")}
-        papermill = [str(BIN / "papermill"), "--log-level", "ERROR", "--no-progress-bar", str(t / "empty.ipynb"), str(t / "empty-out.ipynb"), "-p", "x", "2"]
-        investigate = [str(BIN / "vyxops"), "investigate", "--scenario", "stub-image", "--app", "vyx-app", "--out", str(t / "out")]
+        papermill = [
+            str(BIN / "papermill"),
+            "--log-level",
+            "ERROR",
+            "--no-progress-bar",
+            str(t / "empty.ipynb"),
+            str(t / "empty-out.ipynb"),
+            "-p",
+            "x",
+            "2",
+        ]
+        investigate = [
+            str(BIN / "vyxops"),
+            "investigate",
+            "--scenario",
+            "stub-image",
+            "--app",
+            "vyx-app",
+            "--out",
+            str(t / "out"),
+        ]
         timed(papermill, env)  # warm the OS caches for both before measuring
         timed(investigate, env)
         empty, inv = [], []
@@ -47,8 +77,12 @@ def measure(runs: int = 7) -> dict[str, float]:
             inv.append(timed(investigate, env))
     e, i = statistics.median(empty), statistics.median(inv)
     return {
-        "papermill_empty_s": e, "investigate_s": i, "ratio": i / e, "runs": runs,
-        "papermill_range_s": (min(empty), max(empty)), "investigate_range_s": (min(inv), max(inv)),
+        "papermill_empty_s": e,
+        "investigate_s": i,
+        "ratio": i / e,
+        "runs": runs,
+        "papermill_range_s": (min(empty), max(empty)),
+        "investigate_range_s": (min(inv), max(inv)),
     }
 
 

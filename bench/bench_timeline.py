@@ -36,7 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vyxops.sandbox.fleet import generate_fleet, generate_fleet_frames, fleet_frames  # noqa: E402
+from vyxops.sandbox.fleet import fleet_frames, generate_fleet, generate_fleet_frames  # noqa: E402
 from vyxops.sandbox.scenario import parse_scenario  # noqa: E402
 from vyxops.sandbox.world import World  # noqa: E402
 from vyxops.timeline import build_timeline  # noqa: E402
@@ -48,8 +48,14 @@ REPEATS = 3
 
 # each source frame's own time column, renamed "time" for the bare baseline
 TIME_COLUMNS = {
-    "machines": "created_at", "machine_events": "time", "releases": "created_at", "fly_logs": "time",
-    "machine_rows": "created_at", "secrets": "updated_at", "functions": "created_at", "function_logs": "time",
+    "machines": "created_at",
+    "machine_events": "time",
+    "releases": "created_at",
+    "fly_logs": "time",
+    "machine_rows": "created_at",
+    "secrets": "updated_at",
+    "functions": "created_at",
+    "function_logs": "time",
 }
 
 
@@ -90,10 +96,17 @@ def peak_memory(fn: Callable[[], Any]) -> tuple[float, str]:
 
 def peak_memory_in_child(events: int, seed: int) -> tuple[float, str]:
     """:func:`peak_memory` of the first build in a fresh interpreter (see the module docstring)."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", "--events", str(events), "--seed", str(seed)],
-        check=True, capture_output=True, text=True, cwd=ROOT,
-    ).stdout.strip().splitlines()[-1]
+    out = (
+        subprocess.run(
+            [sys.executable, __file__, "--memory-child", "--events", str(events), "--seed", str(seed)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     mib, _, how = out.partition(" ")
     return float(mib), how
 
@@ -114,12 +127,20 @@ def import_seconds(runs: int = 7) -> tuple[float, float]:
         return time.perf_counter() - t
 
     def importtime() -> float:
-        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import vyxops"], check=True, cwd=ROOT, capture_output=True, text=True).stderr
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import vyxops"],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stderr
         top = [line for line in err.splitlines() if line.rstrip().endswith("| vyxops")]
         return int(top[-1].split("|")[1]) / 1e6  # cumulative µs of the package and all it imports
 
     cumulative = statistics.median(importtime() for _ in range(runs))
-    walls = statistics.median(wall("import vyxops") for _ in range(runs)) - statistics.median(wall("pass") for _ in range(runs))
+    walls = statistics.median(wall("import vyxops") for _ in range(runs)) - statistics.median(
+        wall("pass") for _ in range(runs)
+    )
     return cumulative, max(0.0, walls)
 
 

@@ -22,13 +22,17 @@ TARGET_INVESTIGATE_RATIO = 1.5
 
 def main() -> int:
     r = bench_investigate.measure()
-    print(f"== vyxops investigate (seed, sandbox) vs papermill on an empty notebook, median of {r['runs']}, interleaved")
+    print(
+        f"== vyxops investigate (seed, sandbox) vs papermill on an empty notebook, median of {r['runs']}, interleaved"
+    )
     ok_inv = r["ratio"] <= TARGET_INVESTIGATE_RATIO
     lo, hi = r["papermill_range_s"]
     print(f"papermill empty notebook   {r['papermill_empty_s']:.2f} s   (runs {lo:.2f}-{hi:.2f} s)")
     lo, hi = r["investigate_range_s"]
     print(f"vyxops investigate         {r['investigate_s']:.2f} s   (runs {lo:.2f}-{hi:.2f} s)")
-    print(f"ratio                      {r['ratio']:.2f}x   (target <= {TARGET_INVESTIGATE_RATIO}x)  {'ok' if ok_inv else 'MISSED'}")
+    print(
+        f"ratio                      {r['ratio']:.2f}x   (target <= {TARGET_INVESTIGATE_RATIO}x)  {'ok' if ok_inv else 'MISSED'}"
+    )
     print()
     timeline = subprocess.run([sys.executable, str(HERE / "bench_timeline.py")])
     return 0 if ok_inv and timeline.returncode == 0 else 1

@@ -10,13 +10,17 @@ import pytest
 from vyxops.cli import main
 
 
-def test_audit_fails_on_a_critical_finding_and_names_the_root_cause(sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_audit_fails_on_a_critical_finding_and_names_the_root_cause(
+    sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Auditing every app of the seed exits 1 and audit.json names vyx-app's root cause."""
     out = tmp_path / "audit"
     assert main(["audit", "--scenario", "stub-image", "--all", "--out", str(out)]) == 1
     doc = json.loads((out / "audit.json").read_text())
     assert doc["schema"] == "vyxops.audit/1"
-    assert [(a["app"], a["worst"], a["root_cause"]) for a in doc["apps"]] == [("vyx-app", "critical", "SECRET_IMAGE_NOT_CURRENT_RELEASE")]
+    assert [(a["app"], a["worst"], a["root_cause"]) for a in doc["apps"]] == [
+        ("vyx-app", "critical", "SECRET_IMAGE_NOT_CURRENT_RELEASE")
+    ]
     assert (out / "audit.html").is_file() and "vyx-app" in capsys.readouterr().out
 
 
@@ -27,7 +31,10 @@ def test_audit_of_a_healthy_app_passes_and_warnings_fail_only_when_asked(sandbox
     assert main(["audit", "--scenario", "healthy", "--app", "vyx-app", "--out", str(tmp_path / "h")]) == 0
     stale = str(P(__file__).parent / "scenarios" / "latest-stale.yaml")
     assert main(["audit", "--scenario", stale, "--app", "eps-app", "--out", str(tmp_path / "s1")]) == 0
-    assert main(["audit", "--scenario", stale, "--app", "eps-app", "--fail-on", "warning", "--out", str(tmp_path / "s2")]) == 1
+    assert (
+        main(["audit", "--scenario", stale, "--app", "eps-app", "--fail-on", "warning", "--out", str(tmp_path / "s2")])
+        == 1
+    )
 
 
 def test_audit_needs_apps(sandbox_env: Path, tmp_path: Path) -> None:

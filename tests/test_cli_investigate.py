@@ -29,7 +29,9 @@ def test_every_shipped_scenario_has_an_expectation() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_investigate_names_the_root_cause_of_each_scenario(name: str, sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_investigate_names_the_root_cause_of_each_scenario(
+    name: str, sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The CLI names the scenario's root cause with its companions and nothing else, and writes every artefact."""
     root, companions = EXPECTED[name]
     app = load_scenario(name).apps[0]
@@ -68,11 +70,20 @@ def test_seed_report_tells_the_chain(sandbox_env: Path, tmp_path: Path) -> None:
     out = tmp_path / "seed"
     assert main(["investigate", "--scenario", "stub-image", "--app", "vyx-app", "--out", str(out)]) == 0
     summary = json.loads((out / "findings.json").read_text())["root_cause"]["summary"]
-    for needle in ("registry.fly.io/vyx-app:stub", "exists in the registry", "5683732efe3208", "exited with code 0", "auto_destroy", "starting"):
+    for needle in (
+        "registry.fly.io/vyx-app:stub",
+        "exists in the registry",
+        "5683732efe3208",
+        "exited with code 0",
+        "auto_destroy",
+        "starting",
+    ):
         assert needle in summary
 
 
-def test_bad_input_exits_2_before_any_call(sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2_before_any_call(
+    sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Unknown app, scenario, target or time: exit 2 with a message naming the input, and nothing written."""
     out = tmp_path / "never"
     cases = [
@@ -88,9 +99,18 @@ def test_bad_input_exits_2_before_any_call(sandbox_env: Path, tmp_path: Path, ca
     assert not out.exists()
 
 
-def test_live_target_without_credentials_names_the_missing_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_live_target_without_credentials_names_the_missing_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--target live with no credentials exits 2 naming every missing variable, before any call."""
-    for var in ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ACCESS_TOKEN", "SUPABASE_PROJECT_REF"):
+    for var in (
+        "FLY_API_TOKEN",
+        "FLY_ACCESS_TOKEN",
+        "SUPABASE_URL",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_ACCESS_TOKEN",
+        "SUPABASE_PROJECT_REF",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert main(["investigate", "--target", "live", "--app", "vyx-app", "--out", str(tmp_path / "o")]) == 2
@@ -109,7 +129,9 @@ def test_capture_then_replay_a_bundle_gives_the_same_findings(sandbox_env: Path,
     assert doc["target"] == f"bundle:{bundle}"
 
 
-def test_platform_failure_inside_the_notebook_reaches_the_user_as_a_message(sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_platform_failure_inside_the_notebook_reaches_the_user_as_a_message(
+    sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A platform that keeps refusing (429 on GraphQL, set in the sandbox's faults.json) exits 3 with the vyxops error, not a traceback."""
     from vyxops.sandbox.faults import FaultRule, Faults
     from vyxops.sandbox.world import World
@@ -119,4 +141,4 @@ def test_platform_failure_inside_the_notebook_reaches_the_user_as_a_message(sand
     assert main(["investigate", "--scenario", "stub-image", "--app", "vyx-app", "--out", str(tmp_path / "o")]) == 3
     err = capsys.readouterr().err
     assert "RateLimitedError" in err and "/graphql" in err and "429" in err
-    assert "Traceback" not in err and "File \"" not in err
+    assert "Traceback" not in err and 'File "' not in err

@@ -30,7 +30,9 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     return World.load("stub-image", directory)
 
 
-def test_dry_run_writes_the_plan_and_changes_nothing(sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_writes_the_plan_and_changes_nothing(
+    sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Without --apply the CLI writes plan.json, the notebook and the report, prints the plan and leaves the sandbox as it was."""
     state = tmp_path / "sandbox" / "state.json"
     before = state.read_bytes()
@@ -42,7 +44,9 @@ def test_dry_run_writes_the_plan_and_changes_nothing(sandbox: World, tmp_path: P
     doc = json.loads((out / "plan.json").read_text())
     assert doc["schema"] == "vyxops.remediation/1" and doc["dry_run"] is True
     assert [(a["code"], a["status"]) for a in doc["actions"]] == [
-        ("PIN_SECRET_TO_RELEASE", "planned"), ("RECONCILE_STUCK_ROWS", "planned"), ("VERIFY_PROVISIONING", "planned")
+        ("PIN_SECRET_TO_RELEASE", "planned"),
+        ("RECONCILE_STUCK_ROWS", "planned"),
+        ("VERIFY_PROVISIONING", "planned"),
     ]
     printed = capsys.readouterr().out
     assert "PIN_SECRET_TO_RELEASE" in printed and "nothing changed" in printed
@@ -51,7 +55,9 @@ def test_dry_run_writes_the_plan_and_changes_nothing(sandbox: World, tmp_path: P
     assert not artefact_leaks(out, sandbox.credentials)
 
 
-def test_apply_without_confirm_exits_2_before_anything(sandbox: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_apply_without_confirm_exits_2_before_anything(
+    sandbox: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--apply without --confirm APP exits 2 naming --confirm, runs no notebook, writes no file and changes nothing."""
     state = tmp_path / "sandbox" / "state.json"
     before = state.read_bytes()
@@ -68,7 +74,9 @@ def test_apply_without_confirm_exits_2_before_anything(sandbox: World, tmp_path:
     assert state.read_bytes() == before and not (tmp_path / "audit.jsonl").exists()
 
 
-def test_apply_then_reapply_then_investigate_is_clean(sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_apply_then_reapply_then_investigate_is_clean(
+    sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--apply --confirm fixes the seed; a second apply changes nothing; the next investigation finds no root cause."""
     out1, out2, out3 = tmp_path / "apply1", tmp_path / "apply2", tmp_path / "after"
     args = ["remediate", "--scenario", "stub-image", "--app", APP, "--apply", "--confirm", APP, "--out"]
@@ -76,7 +84,9 @@ def test_apply_then_reapply_then_investigate_is_clean(sandbox: World, tmp_path: 
     first = json.loads((out1 / "result.json").read_text())
     assert first["dry_run"] is False
     assert [(a["code"], a["status"]) for a in first["actions"]] == [
-        ("PIN_SECRET_TO_RELEASE", "applied"), ("RECONCILE_STUCK_ROWS", "applied"), ("VERIFY_PROVISIONING", "applied")
+        ("PIN_SECRET_TO_RELEASE", "applied"),
+        ("RECONCILE_STUCK_ROWS", "applied"),
+        ("VERIFY_PROVISIONING", "applied"),
     ]
     assert (out1 / "plan.json").exists() and (out1 / "remediate.html").exists()
     audit = (tmp_path / "audit.jsonl").read_text().splitlines()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from vyxops.investigate import investigate
 from vyxops.session import open_session
 
@@ -87,7 +86,15 @@ def test_seed_summary_never_claims_the_stub_tag_is_missing(tmp_path: Path) -> No
     inv = run(tmp_path, "../../vyxops/scenarios/stub-image", "vyx-app")
     assert inv.root.code == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
     text = inv.summary
-    for needle in ("registry.fly.io/vyx-app:stub", "deployment-01K6JV132H7B7Y5PP8Y5QSR23X", "5683732efe3208", "code 0", "auto_destroy", "starting", "v2"):
+    for needle in (
+        "registry.fly.io/vyx-app:stub",
+        "deployment-01K6JV132H7B7Y5PP8Y5QSR23X",
+        "5683732efe3208",
+        "code 0",
+        "auto_destroy",
+        "starting",
+        "v2",
+    ):
         assert needle in text, needle
     assert "IMAGE_TAG_MISSING" not in codes(inv)
     assert "does not exist" not in text and "exists in the registry" in text

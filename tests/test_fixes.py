@@ -86,8 +86,16 @@ def test_seed_plan_pins_the_secret_reconciles_the_row_and_verifies(tmp_path: Pat
         plan = plan_fixes(investigate(s, APP))
     assert codes(plan) == ["PIN_SECRET_TO_RELEASE", "RECONCILE_STUCK_ROWS", "VERIFY_PROVISIONING"]
     pin, row, _ = plan.actions
-    assert pin.desired["ref"] == RELEASE_V2 and pin.read["secret_digest"] == secret_digest(STUB) and pin.read["release_version"] == 2
-    assert row.read["status"] == "starting" and row.read["updated_at_raw"] == "2025-10-02T16:18:40.500+00:00" and row.read["machine_id"] == SEED_MACHINE
+    assert (
+        pin.desired["ref"] == RELEASE_V2
+        and pin.read["secret_digest"] == secret_digest(STUB)
+        and pin.read["release_version"] == 2
+    )
+    assert (
+        row.read["status"] == "starting"
+        and row.read["updated_at_raw"] == "2025-10-02T16:18:40.500+00:00"
+        and row.read["machine_id"] == SEED_MACHINE
+    )
     assert "exited with code 0" in row.desired["error"] and "auto-destroyed" in row.desired["error"]
     frame = plan.frame()
     assert list(frame.columns) == ["action", "target", "current", "new", "precondition", "risk"]
@@ -156,7 +164,9 @@ def test_apply_fixes_the_seed_verifies_and_logs(tmp_path: Path, audit: Path) -> 
     for x in lines:
         assert {"time", "target", "app", "action", "entity", "before", "after", "result", "who"} <= set(x)
         assert x["result"] == "applied" and x["who"] == "test-operator" and x["target"] == "sandbox:stub-image"
-    assert lines[0]["before"]["digest"] == secret_digest(STUB) and lines[0]["after"]["digest"] == secret_digest(RELEASE_V2)
+    assert lines[0]["before"]["digest"] == secret_digest(STUB) and lines[0]["after"]["digest"] == secret_digest(
+        RELEASE_V2
+    )
     doc = result.document()
     assert doc["dry_run"] is False and [a["status"] for a in doc["actions"]] == ["applied"] * 3
 
@@ -168,7 +178,9 @@ def test_after_applying_a_new_session_finds_nothing_critical_and_nothing_to_do(t
     with reopen(tmp_path) as s:
         inv = investigate(s, APP)
         assert secret_now(s) == secret_digest(RELEASE_V2)
-    assert inv.root is None and not any(f.severity == "critical" for f in inv.findings), inv.findings_frame().to_string()
+    assert inv.root is None and not any(f.severity == "critical" for f in inv.findings), (
+        inv.findings_frame().to_string()
+    )
     replan = plan_fixes(inv)
     assert replan.actions == [] and replan.notes
 
@@ -183,7 +195,10 @@ def test_applying_the_same_plan_twice_changes_nothing_but_reverifies(tmp_path: P
         again = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
         assert s.supabase.list_secrets() == secrets_before and seed_row(s) == row_before
         assert json.dumps(s.world.state["registry"], sort_keys=True) == registry_before
-    assert [(a.status, a.reason.startswith("already done")) for a in again.actions[:2]] == [("skipped", True), ("skipped", True)]
+    assert [(a.status, a.reason.startswith("already done")) for a in again.actions[:2]] == [
+        ("skipped", True),
+        ("skipped", True),
+    ]
     assert by_code(again, "VERIFY_PROVISIONING").status == "applied"
     assert [x["action"] for x in again.audit_lines] == ["VERIFY_PROVISIONING"]
     assert len(audit.read_text().splitlines()) == 4
@@ -201,21 +216,27 @@ def test_pin_by_digest_sets_the_release_digest(tmp_path: Path, audit: Path) -> N
     assert inv.root is None
 
 
-def test_latest_strategy_moves_latest_and_unsets_only_docker_image(tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_latest_strategy_moves_latest_and_unsets_only_docker_image(
+    tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """TAG_LATEST makes :latest the release's digest; UNSET_SECRET then deletes DOCKER_IMAGE by name and no other secret."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), strategy="latest")
         seen = record_requests(s, monkeypatch)
         result = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
         assert [a.status for a in result.actions] == ["applied"] * 4, result.frame().to_string()
-        assert s.fly.head_manifest("registry.fly.io/vyx-app:latest")["digest"] == s.fly.head_manifest(RELEASE_V2)["digest"]
+        assert (
+            s.fly.head_manifest("registry.fly.io/vyx-app:latest")["digest"] == s.fly.head_manifest(RELEASE_V2)["digest"]
+        )
         names = {x["name"] for x in s.supabase.list_secrets()}
     deletes = [json.loads(r.content) for r in seen if r.method == "DELETE" and r.url.path.endswith("/secrets")]
     assert deletes == [["DOCKER_IMAGE"]]
     assert "DOCKER_IMAGE" not in names and {"FLY_APP_NAME", "SUPABASE_URL"} <= names
 
 
-def test_unset_secret_waits_for_latest_to_be_the_release(tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unset_secret_waits_for_latest_to_be_the_release(
+    tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """UNSET_SECRET alone is skipped while :latest does not resolve to the release: provisioning would fall back to nothing."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["UNSET_SECRET"])
@@ -265,7 +286,9 @@ def test_row_updated_since_planning_is_left_alone(tmp_path: Path, audit: Path) -
     assert row.status == "skipped" and "changed since it was read" in row.reason and touched["updated_at"] in row.reason
 
 
-def test_row_changed_between_check_and_write_is_caught_by_the_filter(tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_row_changed_between_check_and_write_is_caught_by_the_filter(
+    tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The PATCH is guarded by id, status and updated_at: a row changed just before it matches nothing and is skipped."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["RECONCILE_STUCK_ROWS"])
@@ -295,7 +318,10 @@ def test_a_failure_stops_the_plan_and_a_rerun_finishes_it(tmp_path: Path, audit:
         assert seed_row(s)["status"] == "starting"
     assert [a.status for a in first.actions] == ["applied", "failed", "skipped"]
     assert "503" in first.actions[1].reason and first.actions[2].reason == NOT_RUN
-    assert [(x["action"], x["result"]) for x in first.audit_lines] == [("PIN_SECRET_TO_RELEASE", "applied"), ("RECONCILE_STUCK_ROWS", "failed")]
+    assert [(x["action"], x["result"]) for x in first.audit_lines] == [
+        ("PIN_SECRET_TO_RELEASE", "applied"),
+        ("RECONCILE_STUCK_ROWS", "failed"),
+    ]
     with reopen(tmp_path) as s:
         second = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
         assert seed_row(s)["status"] == "failed"
@@ -316,7 +342,9 @@ def test_a_write_whose_answer_was_lost_is_already_done_on_rerun(tmp_path: Path, 
 
 
 @pytest.mark.parametrize("confirm", [None, "", "other-app"])
-def test_apply_without_the_app_name_is_refused_before_any_call(tmp_path: Path, audit: Path, confirm: str | None) -> None:
+def test_apply_without_the_app_name_is_refused_before_any_call(
+    tmp_path: Path, audit: Path, confirm: str | None
+) -> None:
     """dry_run=False without confirm equal to the app is an InputError naming --confirm, raised before any platform call."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))

@@ -12,7 +12,16 @@ from vyxops.sandbox.scenario import load_scenario, parse_scenario
 from vyxops.sandbox.world import World
 from vyxops.timeline import build_timeline
 
-FRAME_NAMES = ["machines", "machine_events", "releases", "fly_logs", "machine_rows", "secrets", "functions", "function_logs"]
+FRAME_NAMES = [
+    "machines",
+    "machine_events",
+    "releases",
+    "fly_logs",
+    "machine_rows",
+    "secrets",
+    "functions",
+    "function_logs",
+]
 
 
 def replay(text: str) -> World:
@@ -21,7 +30,9 @@ def replay(text: str) -> World:
 
 def test_same_seed_gives_the_same_yaml() -> None:
     """Two calls with the same arguments write byte-identical scenarios."""
-    assert generate_fleet(apps=2, machines_per_day=5, days=2, seed=7) == generate_fleet(apps=2, machines_per_day=5, days=2, seed=7)
+    assert generate_fleet(apps=2, machines_per_day=5, days=2, seed=7) == generate_fleet(
+        apps=2, machines_per_day=5, days=2, seed=7
+    )
 
 
 def test_another_seed_gives_another_fleet() -> None:
@@ -88,7 +99,12 @@ def test_fleet_frames_read_the_seed_world() -> None:
         check_frame(name, frames[name])
     m = frames["machines"].iloc[0]
     assert m["machine_id"] == "5683732efe3208" and bool(m["destroyed"]) and m["image"] == "registry.fly.io/vyx-app:stub"
-    assert frames["machine_events"]["type"].tolist() == ["destroy", "exit", "start", "launch"]  # newest first, as the API
+    assert frames["machine_events"]["type"].tolist() == [
+        "destroy",
+        "exit",
+        "start",
+        "launch",
+    ]  # newest first, as the API
     assert frames["releases"]["version"].tolist() == [2, 1] and frames["releases"]["current"].tolist() == [True, False]
     assert frames["machine_rows"]["status"].tolist() == ["starting"]
     assert "DOCKER_IMAGE" in set(frames["secrets"]["name"])

@@ -66,7 +66,9 @@ def test_secret_digest_is_sha256_of_the_stub_reference(seed) -> None:
 def test_stub_tag_exists_in_the_registry(seed) -> None:
     """HEAD on the stub manifest is 200 with a digest; a tag never pushed is reported missing."""
     df = frames.fetch_manifests(seed, ["registry.fly.io/vyx-app:stub", "registry.fly.io/vyx-app:nope"]).set_index("ref")
-    assert bool(df.loc["registry.fly.io/vyx-app:stub", "exists"]) and df.loc["registry.fly.io/vyx-app:stub", "digest"].startswith("sha256:")
+    assert bool(df.loc["registry.fly.io/vyx-app:stub", "exists"]) and df.loc[
+        "registry.fly.io/vyx-app:stub", "digest"
+    ].startswith("sha256:")
     assert not bool(df.loc["registry.fly.io/vyx-app:nope", "exists"])
 
 
@@ -85,14 +87,21 @@ def test_function_logs_name_the_machine_and_image(seed) -> None:
     assert SEED_MACHINE in console and "registry.fly.io/vyx-app:stub" in console
     inv = logs[logs["source"] == "function_edge_logs"]
     assert inv["status_code"].tolist() == [200]
-    named = frames.fetch_function_logs(seed, pd.Timestamp("2025-10-02T16:00:00Z"), pd.Timestamp("2025-10-02T17:00:00Z"), functions=frames.fetch_functions(seed))
+    named = frames.fetch_function_logs(
+        seed,
+        pd.Timestamp("2025-10-02T16:00:00Z"),
+        pd.Timestamp("2025-10-02T17:00:00Z"),
+        functions=frames.fetch_functions(seed),
+    )
     assert set(named["function"].dropna()) == {"provision-machine"}
 
 
 def test_function_logs_over_two_days_are_read_in_24h_windows(seed) -> None:
     """A window longer than 24 h is split into queries the endpoint accepts, and nothing is lost."""
     wide = frames.fetch_function_logs(seed, seed.now() - pd.Timedelta(days=3), seed.now())
-    narrow = frames.fetch_function_logs(seed, pd.Timestamp("2025-10-02T16:00:00Z"), pd.Timestamp("2025-10-02T17:00:00Z"))
+    narrow = frames.fetch_function_logs(
+        seed, pd.Timestamp("2025-10-02T16:00:00Z"), pd.Timestamp("2025-10-02T17:00:00Z")
+    )
     assert sorted(wide["log_id"]) == sorted(narrow["log_id"])
 
 
@@ -100,7 +109,9 @@ def _many_machines(tmp_path: Path, n: int):
     session = open_session("sandbox", scenario="healthy", sandbox_dir=tmp_path)
     world = session.world
     for i in range(n):
-        world.create_machine("vyx-app", {"image": "registry.fly.io/vyx-app:latest", "auto_destroy": False}, machine_id=f"m{i:013d}")
+        world.create_machine(
+            "vyx-app", {"image": "registry.fly.io/vyx-app:latest", "auto_destroy": False}, machine_id=f"m{i:013d}"
+        )
     world.advance_to(world.now_ms + 10_000)
     return session
 
@@ -161,7 +172,13 @@ def test_rows_ride_out_a_503_through_supabase_py(tmp_path: Path) -> None:
 def test_persistent_429_becomes_a_rate_limited_error(tmp_path: Path) -> None:
     """A platform that keeps answering 429 yields RateLimitedError naming the platform, after the retries."""
     faults = Faults([FaultRule(kind="429", rate=1.0, path=r"/graphql")])
-    with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path, faults=faults, retry=RetryPolicy(max_attempts=3, base_delay=0.1)) as s:
+    with open_session(
+        "sandbox",
+        scenario="stub-image",
+        sandbox_dir=tmp_path,
+        faults=faults,
+        retry=RetryPolicy(max_attempts=3, base_delay=0.1),
+    ) as s:
         with pytest.raises(RateLimitedError) as err:
             frames.fetch_releases(s, "vyx-app")
     assert err.value.platform == "fly-api" and err.value.status == 429
@@ -198,17 +215,34 @@ def test_wrong_credentials_get_auth_errors_without_the_token(tmp_path: Path) -> 
         client = FlyClient(
             Api(make_client("fly-machines", "https://api.machines.dev", fly(bad), transport=transport), "fly-machines"),
             Api(make_client("fly-api", "https://api.fly.io", fly(bad), transport=transport), "fly-api"),
-            Api(make_client("fly-registry", "https://registry.fly.io", registry_basic(bad), transport=transport), "fly-registry"),
+            Api(
+                make_client("fly-registry", "https://registry.fly.io", registry_basic(bad), transport=transport),
+                "fly-registry",
+            ),
         )
-        for call in (lambda: client.list_machines("vyx-app"), lambda: client.head_manifest("registry.fly.io/vyx-app:stub")):
+        for call in (
+            lambda: client.list_machines("vyx-app"),
+            lambda: client.head_manifest("registry.fly.io/vyx-app:stub"),
+        ):
             with pytest.raises(AuthError) as err:
                 call()
             assert bad not in str(err.value) and bad not in repr(err.value.args)
-        mgmt = Api(make_client("supabase-mgmt", "https://api.supabase.com", bearer("sbp_wrong00000000000000000000000000"), transport=transport), "supabase-mgmt")
+        mgmt = Api(
+            make_client(
+                "supabase-mgmt",
+                "https://api.supabase.com",
+                bearer("sbp_wrong00000000000000000000000000"),
+                transport=transport,
+            ),
+            "supabase-mgmt",
+        )
         with pytest.raises(AuthError):
             mgmt.get_json(f"/v1/projects/{s.project_ref}/secrets")
         rest = httpx.Client(transport=transport)
-        answer = rest.get(f"https://{s.project_ref}.supabase.co/rest/v1/machines", headers={"apikey": "nope", "authorization": "Bearer nope"})
+        answer = rest.get(
+            f"https://{s.project_ref}.supabase.co/rest/v1/machines",
+            headers={"apikey": "nope", "authorization": "Bearer nope"},
+        )
         assert answer.status_code == 401 and answer.json()["message"] == "Invalid API key"
 
 
@@ -218,7 +252,16 @@ def test_fly_logs_page_with_next_token_to_the_end(tmp_path: Path) -> None:
         app = s.world.app("vyx-app")
         base = (s.world.now_ms - 3_600_000) * 1_000_000
         for i in range(250):
-            app["logs"].append({"ts_ns": base + i * 1_000_000, "message": f"line {i}", "level": "info", "instance": "i", "region": "sjc", "provider": "app"})
+            app["logs"].append(
+                {
+                    "ts_ns": base + i * 1_000_000,
+                    "message": f"line {i}",
+                    "level": "info",
+                    "instance": "i",
+                    "region": "sjc",
+                    "provider": "app",
+                }
+            )
         logs = frames.fetch_fly_logs(s, "vyx-app", since=s.now() - pd.Timedelta(hours=2))
         assert sum(m.startswith("line ") for m in logs["message"]) == 250
         assert logs["time"].is_monotonic_increasing and logs.attrs["complete"]
@@ -228,7 +271,11 @@ def add_console_log(session: object, log_id: str, at_us: int) -> None:
     """Append one console-output row to the sandbox's Supabase logs."""
     session.world.state["supabase"]["logs"].append(  # type: ignore[attr-defined]
         {
-            "id": log_id, "timestamp_us": at_us, "source": "function_logs", "event_message": f"{log_id}\n", "severity_text": "INFO",
+            "id": log_id,
+            "timestamp_us": at_us,
+            "source": "function_logs",
+            "event_message": f"{log_id}\n",
+            "severity_text": "INFO",
             "log_attributes": {"level": "info", "event_type": "Log", "function_id": "f", "execution_id": "e"},
         }
     )

@@ -43,7 +43,9 @@ def serve_scenario(name: str, directory: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize("scenario", ["stub-image", "image-pull-fails", "machine-never-reports", "healthy"])
-def test_served_investigation_is_the_in_process_one(scenario: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_served_investigation_is_the_in_process_one(
+    scenario: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Findings, summary and timeline from the served sandbox equal the in-process ones, byte for byte."""
     with open_session("sandbox", scenario=scenario, sandbox_dir=tmp_path / "local") as local:
         assert local.world is not None  # sandbox_dir given: in-process, whatever the environment says
@@ -81,7 +83,10 @@ def test_an_injected_timeout_reaches_the_client_as_in_process(tmp_path: Path, mo
         Faults([FaultRule(kind="timeout", path="/graphql")]).save(directory)
         h = serve_scenario("stub-image", directory, monkeypatch) if where == "served" else None
         try:
-            with open_session("sandbox", sandbox_dir=None if h else directory) as session, pytest.raises(VyxopsError) as caught:
+            with (
+                open_session("sandbox", sandbox_dir=None if h else directory) as session,
+                pytest.raises(VyxopsError) as caught,
+            ):
                 session.fly.releases(APP)
             errors.append((type(caught.value), str(caught.value)))
         finally:
@@ -95,7 +100,9 @@ def test_an_injected_timeout_reaches_the_client_as_in_process(tmp_path: Path, mo
 def test_what_a_notebook_changes_is_saved_when_serving_stops(hosted: HostedSandbox, tmp_path: Path) -> None:
     """A row updated over HTTP is in the sandbox's state.json once the CLI stops serving."""
     with open_session("sandbox") as session:
-        changed = session.supabase.update_rows(session.machines_table, {"status": "failed", "error": "checked by a test"}, [("status", "eq", "starting")])
+        changed = session.supabase.update_rows(
+            session.machines_table, {"status": "failed", "error": "checked by a test"}, [("status", "eq", "starting")]
+        )
     assert len(changed) == 1
     hosted.stop()
     hosted.stop()  # twice is harmless
@@ -114,7 +121,9 @@ def test_a_session_refuses_a_served_sandbox_that_holds_another_scenario(hosted: 
         assert session.label == "sandbox:stub-image"
 
 
-@pytest.mark.parametrize("url", ["https://127.0.0.1:8787", "http://example.com:8787", "127.0.0.1:8787", "http://127.0.0.1"])
+@pytest.mark.parametrize(
+    "url", ["https://127.0.0.1:8787", "http://example.com:8787", "127.0.0.1:8787", "http://127.0.0.1"]
+)
 def test_a_sandbox_url_that_is_not_a_local_server_is_refused_by_name(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """VYXOPS_SANDBOX_URL must be http://127.0.0.1:PORT; the error names the variable and the valid form."""
     monkeypatch.setenv(ENV, url)

@@ -292,7 +292,10 @@ def test_now_is_the_sandbox_clock() -> None:
     """now() reads the sandbox clock (now_ms, to the second), so relative filters see sandbox time, not wall time."""
     assert query("select now() as n") == [{"n": "2026-09-24T11:00:00.000000"}]
     sql = "select id from logs where source = 'edge_logs' and timestamp > now() - interval 40 minute order by id"
-    assert query(sql) == [{"id": "3a4b5c6d-0000-4000-8000-000000000004"}, {"id": "3a4b5c6d-0000-4000-8000-000000000005"}]
+    assert query(sql) == [
+        {"id": "3a4b5c6d-0000-4000-8000-000000000004"},
+        {"id": "3a4b5c6d-0000-4000-8000-000000000005"},
+    ]
 
 
 # --------------------------------------------------------------------------- window
@@ -321,7 +324,10 @@ def test_window_with_only_end_is_the_minute_before_it() -> None:
 def test_window_with_only_start_runs_to_now() -> None:
     """With only iso_timestamp_start the window runs from it to now."""
     rows = _minute_rows()
-    assert query("select id from logs order by id", "2026-09-24T10:55:00", None, rows=rows) == [{"id": "30s"}, {"id": "90s"}]
+    assert query("select id from logs order by id", "2026-09-24T10:55:00", None, rows=rows) == [
+        {"id": "30s"},
+        {"id": "90s"},
+    ]
 
 
 def test_rows_outside_window_are_invisible_and_z_is_optional() -> None:
@@ -330,10 +336,15 @@ def test_rows_outside_window_are_invisible_and_z_is_optional() -> None:
     with_z = query(sql)
     without_z = query(sql, "2026-09-24T09:00:00", "2026-09-24T11:00:00")
     with_offset = query(sql, "2026-09-24T11:00:00+02:00", "2026-09-24T13:00:00+02:00")
-    assert with_z == without_z == with_offset == [
-        {"id": "b6f0e0a2-3c1d-4b8e-9f7a-1d2c3b4a5e61"},
-        {"id": "c7a1f1b3-4d2e-4c9f-8a6b-2e3d4c5b6f72"},
-    ]
+    assert (
+        with_z
+        == without_z
+        == with_offset
+        == [
+            {"id": "b6f0e0a2-3c1d-4b8e-9f7a-1d2c3b4a5e61"},
+            {"id": "c7a1f1b3-4d2e-4c9f-8a6b-2e3d4c5b6f72"},
+        ]
+    )
 
 
 def test_window_over_24h_is_refused() -> None:

@@ -55,8 +55,23 @@ def test_executed_investigation_revalidates_with_nbval(sandbox_env: Path, tmp_pa
     executed = out / "investigate.ipynb"
     env = {**os.environ, "VYXOPS_SANDBOX_DIR": str(sandbox_env)}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(executed), "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg")],
-        cwd=str(Path.cwd()), env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            str(executed),
+            "--nbval-sanitize-with",
+            str(ROOT / "tests" / "nbval_sanitize.cfg"),
+        ],
+        cwd=str(Path.cwd()),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout
@@ -70,7 +85,13 @@ def test_explore_notebook_runs_headless_with_its_widgets(sandbox_env: Path, tmp_
 
     World.load("stub-image", sandbox_env)
     out = tmp_path / "explore.ipynb"
-    papermill.execute_notebook(str(ROOT / "notebooks" / "explore.ipynb"), str(out), parameters={"app": "vyx-app"}, progress_bar=False, kernel_name="python3")
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "explore.ipynb"),
+        str(out),
+        parameters={"app": "vyx-app"},
+        progress_bar=False,
+        kernel_name="python3",
+    )
     nb = nbformat.read(str(out), as_version=4)
     data = [o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])]
     assert any("application/vnd.jupyter.widget-view+json" in d for d in data)

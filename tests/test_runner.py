@@ -33,7 +33,12 @@ def test_the_prestarted_kernel_runs_a_notebook_and_is_cleaned_up(sandbox_env: Pa
         assert kernel.km.provisioner.pid == kernel.process.pid  # adopted, not a second kernel
         assert kernel.km.is_alive()
         reporter = Reporter()
-        path, nb = run_notebook("investigate", {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path / "out")}, tmp_path / "out", kernel=kernel)
+        path, nb = run_notebook(
+            "investigate",
+            {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path / "out")},
+            tmp_path / "out",
+            kernel=kernel,
+        )
     html = reporter.export(nb, tmp_path / "out" / "investigate.html", title="t")
     kernel.wait_stopped()
     assert path.is_file() and "SECRET_IMAGE_NOT_CURRENT_RELEASE" in html.read_text()
@@ -62,7 +67,9 @@ def test_a_killed_cli_leaves_no_kernel_behind(tmp_path: Path) -> None:
     import shutil
 
     script = "import os, sys; from vyxops.runner import Kernel; k = Kernel(); print(k.process.pid, k.info['ip'], flush=True); os._exit(0)"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path, env=os.environ)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path, env=os.environ
+    )
     pid, ip = out.stdout.split()
     try:
         assert _gone(int(pid), within_s=30), f"kernel {pid} still running after its parent died"
@@ -103,29 +110,46 @@ def test_the_output_notebook_is_complete_after_a_run_and_after_a_failure(sandbox
 
     from vyxops.runner import NotebookFailed
 
-    ok, nb = run_notebook("investigate", {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path / "ok")}, tmp_path / "ok")
+    ok, nb = run_notebook(
+        "investigate", {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path / "ok")}, tmp_path / "ok"
+    )
     import nbformat
 
     on_disk = nbformat.read(str(ok), as_version=4)
     assert [c.get("outputs") for c in on_disk.cells] == [c.get("outputs") for c in nb.cells]
-    assert any(o.get("data", {}).get("image/png") for c in on_disk.cells for o in c.get("outputs", []))  # the plot cell, late in the run
+    assert any(
+        o.get("data", {}).get("image/png") for c in on_disk.cells for o in c.get("outputs", [])
+    )  # the plot cell, late in the run
     assert all(c.metadata.papermill.status == "completed" for c in on_disk.cells)
     with pytest.raises(NotebookFailed) as caught:
-        run_notebook("investigate", {"scenario": "stub-image", "app": "no-such-app", "out_dir": str(tmp_path / "bad")}, tmp_path / "bad")
+        run_notebook(
+            "investigate",
+            {"scenario": "stub-image", "app": "no-such-app", "out_dir": str(tmp_path / "bad")},
+            tmp_path / "bad",
+        )
     failed = json.loads((tmp_path / "bad" / "investigate.ipynb").read_text())
     assert failed["metadata"]["papermill"]["exception"] is True
     errors = [o for c in failed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert errors and errors[0]["ename"] == caught.value.ename == "NotFoundError"
 
 
-def test_a_kernel_that_dies_while_starting_is_a_clear_error(sandbox_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kernel_that_dies_while_starting_is_a_clear_error(
+    sandbox_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A kernel that exits before it is ready gives a ConfigError with its exit status and last stderr line, not a traceback."""
     from vyxops import runner
     from vyxops.errors import ConfigError
 
-    monkeypatch.setattr(runner, "PRELOAD", ("import os; os.write(2, b'ImportError: no module named pandas\\n'); os._exit(3)",))
+    monkeypatch.setattr(
+        runner, "PRELOAD", ("import os; os.write(2, b'ImportError: no module named pandas\\n'); os._exit(3)",)
+    )
     with pytest.raises(ConfigError) as caught, Kernel() as kernel:
-        run_notebook("investigate", {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path)}, tmp_path, kernel=kernel)
+        run_notebook(
+            "investigate",
+            {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path)},
+            tmp_path,
+            kernel=kernel,
+        )
     assert "exited with status 3" in str(caught.value)
     assert "no module named pandas" in (caught.value.hint or "")
     assert kernel.process.poll() is not None and not Path(kernel.info["ip"]).parent.exists()

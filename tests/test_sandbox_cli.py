@@ -16,7 +16,9 @@ import pytest
 from vyxops.cli import main
 
 
-def test_status_json_prints_base_url_scenario_now_and_credentials(sandbox_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_json_prints_base_url_scenario_now_and_credentials(
+    sandbox_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`sandbox status --json` prints base_url, scenario, now and the sandbox's own credentials."""
     assert main(["sandbox", "status", "--scenario", "stub-image", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -40,8 +42,22 @@ def test_reset_starts_the_scenario_over(sandbox_env: Path, capsys: pytest.Captur
 def test_served_sandbox_answers_the_seed_questions(sandbox_env: Path, tmp_path: Path) -> None:
     """Over 127.0.0.1: empty plain list, destroyed machine with include_deleted, exit code, stub manifest 200, MANIFEST_UNKNOWN, secret digest."""
     env = {**os.environ, "VYXOPS_SANDBOX_DIR": str(sandbox_env)}
-    status = json.loads(subprocess.run([sys.executable, "-m", "vyxops.cli", "sandbox", "status", "--scenario", "stub-image", "--json"], env=env, capture_output=True, text=True, check=True).stdout)
-    proc = subprocess.Popen([sys.executable, "-m", "vyxops.cli", "sandbox", "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    status = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "vyxops.cli", "sandbox", "status", "--scenario", "stub-image", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vyxops.cli", "sandbox", "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         base = line.split("serving on ")[1].split()[0]
@@ -56,11 +72,21 @@ def test_served_sandbox_answers_the_seed_questions(sandbox_env: Path, tmp_path: 
             assert times == sorted(times, reverse=True)
             assert next(e for e in m["events"] if e["type"] == "exit")["request"]["exit_event"]["exit_code"] == 0
             basic = "Basic " + base64.b64encode(f"x:{status['fly_api_token']}".encode()).decode()
-            head = c.head("/v2/vyx-app/manifests/stub", headers={"authorization": basic, "accept": "application/vnd.docker.distribution.manifest.v2+json"})
+            head = c.head(
+                "/v2/vyx-app/manifests/stub",
+                headers={"authorization": basic, "accept": "application/vnd.docker.distribution.manifest.v2+json"},
+            )
             assert head.status_code == 200 and head.headers["docker-content-digest"].startswith("sha256:")
-            created = c.post("/v1/apps/vyx-app/machines", headers=fly, json={"config": {"image": "registry.fly.io/vyx-app:does-not-exist"}})
+            created = c.post(
+                "/v1/apps/vyx-app/machines",
+                headers=fly,
+                json={"config": {"image": "registry.fly.io/vyx-app:does-not-exist"}},
+            )
             assert created.status_code == 400 and "MANIFEST_UNKNOWN" in created.json()["error"]
-            secrets = c.get(f"/v1/projects/{status['project_ref']}/secrets", headers={"authorization": f"Bearer {status['supabase_access_token']}"}).json()
+            secrets = c.get(
+                f"/v1/projects/{status['project_ref']}/secrets",
+                headers={"authorization": f"Bearer {status['supabase_access_token']}"},
+            ).json()
             digest = next(s["value"] for s in secrets if s["name"] == "DOCKER_IMAGE")
             assert digest == hashlib.sha256(b"registry.fly.io/vyx-app:stub").hexdigest()
             assert c.get("/v1/apps/vyx-app/machines", headers={"authorization": "Bearer wrong"}).status_code == 401

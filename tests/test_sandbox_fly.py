@@ -132,7 +132,13 @@ def test_state_region_and_metadata_filters_select_machines(world: World) -> None
 
 def test_invalid_list_parameters_are_400(world: World) -> None:
     """A limit over 1000, a cursor without limit, a garbled cursor or a non-boolean flag is refused with an ErrorResponse."""
-    for params in ({"limit": "1001"}, {"limit": "0"}, {"cursor": "abc"}, {"limit": "5", "cursor": "!!"}, {"include_deleted": "yes"}):
+    for params in (
+        {"limit": "1001"},
+        {"limit": "0"},
+        {"cursor": "abc"},
+        {"limit": "5", "cursor": "!!"},
+        {"include_deleted": "yes"},
+    ):
         response = call(world, "GET", machines_url(), params=params)
         assert response.status_code == 400, params
         # The 2026-05-07 spec lists no 400 here; the newer spec answers 400 with an ErrorResponse.
@@ -218,7 +224,10 @@ def test_events_endpoint_serves_newest_first_and_honours_limit(world: World) -> 
 
 def test_unknown_app_and_machine_are_404_json(world: World) -> None:
     """An unknown app or machine id is a JSON 404 ErrorResponse, not the plain route 404."""
-    for url, message in ((machines_url(suffix="/0000000000000a"), "machine not found"), (machines_url(app="no-such-app"), "app not found")):
+    for url, message in (
+        (machines_url(suffix="/0000000000000a"), "machine not found"),
+        (machines_url(app="no-such-app"), "app not found"),
+    ):
         response = call(world, "GET", url)
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("application/json")
@@ -228,7 +237,11 @@ def test_unknown_app_and_machine_are_404_json(world: World) -> None:
 
 def test_machine_id_with_a_slash_gets_the_plain_go_404(world: World) -> None:
     """`fly image show registry.fly.io/vyx-app:stub` treats the ref as a machine id: plain-text '404 page not found'."""
-    for url in (machines_url(suffix=f"/{STUB}"), machines_url(suffix="/registry.fly.io%2Fvyx-app:stub"), f"{MACHINES}/v1/apps/{APP}/nothing"):
+    for url in (
+        machines_url(suffix=f"/{STUB}"),
+        machines_url(suffix="/registry.fly.io%2Fvyx-app:stub"),
+        f"{MACHINES}/v1/apps/{APP}/nothing",
+    ):
         response = call(world, "GET", url)
         assert response.status_code == 404
         assert response.text == "404 page not found\n"
@@ -249,7 +262,9 @@ def test_create_with_a_missing_tag_is_400_manifest_unknown_and_makes_no_machine(
     before = len(world.app(APP)["machines"])  # type: ignore[index]
     response = create(world, "registry.fly.io/vyx-app:deployment-01K6GSC1H9Z5M48PZDQMRD7NZX")
     assert response.status_code == 400
-    assert response.json() == {"error": "failed to get manifest registry.fly.io/vyx-app:deployment-01K6GSC1H9Z5M48PZDQMRD7NZX: MANIFEST_UNKNOWN"}
+    assert response.json() == {
+        "error": "failed to get manifest registry.fly.io/vyx-app:deployment-01K6GSC1H9Z5M48PZDQMRD7NZX: MANIFEST_UNKNOWN"
+    }
     validate(response.json(), component("ErrorResponse"))
     assert len(world.app(APP)["machines"]) == before  # type: ignore[index]
     assert call(world, "GET", machines_url(), params={"include_deleted": "true"}).json()[0]["id"] == SEED_MACHINE
@@ -285,7 +300,9 @@ def test_wait_for_started_jumps_the_clock_and_answers_200(world: World) -> None:
     """wait?state=started on a new machine moves the virtual clock to its start event and answers WaitMachineResponse."""
     machine = create(world, RELEASE_IMAGE).json()
     t0 = world.now_ms
-    response = call(world, "GET", machines_url(suffix=f"/{machine['id']}/wait"), params={"state": "started", "timeout": "60"})
+    response = call(
+        world, "GET", machines_url(suffix=f"/{machine['id']}/wait"), params={"state": "started", "timeout": "60"}
+    )
     assert response.status_code == 200
     body = response.json()
     validate(body, schema_of("/apps/{app_name}/machines/{machine_id}/wait"))
@@ -297,7 +314,9 @@ def test_wait_for_started_jumps_the_clock_and_answers_200(world: World) -> None:
 
 def test_wait_on_the_destroyed_seed_machine_answers_404(world: World) -> None:
     """Waiting for started on a machine that is already destroyed and will never start answers 404."""
-    response = call(world, "GET", machines_url(suffix=f"/{SEED_MACHINE}/wait"), params={"state": "started", "timeout": "5"})
+    response = call(
+        world, "GET", machines_url(suffix=f"/{SEED_MACHINE}/wait"), params={"state": "started", "timeout": "5"}
+    )
     assert response.status_code == 404
     validate(response.json(), component("ErrorResponse"))
 
@@ -309,7 +328,9 @@ def test_wait_on_a_machine_that_cannot_pull_times_out_with_408() -> None:
     image = "registry.fly.io/render-app:deployment-01KB9ZZZZZZZZZZZZZZZZZZZZZ"
     machine = call(world, "POST", machines_url(app), json={"config": {"image": image, "auto_destroy": True}}).json()
     t0 = world.now_ms
-    response = call(world, "GET", machines_url(app, f"/{machine['id']}/wait"), params={"state": "started", "timeout": "5"})
+    response = call(
+        world, "GET", machines_url(app, f"/{machine['id']}/wait"), params={"state": "started", "timeout": "5"}
+    )
     assert response.status_code == 408
     assert response.content == b""
     assert world.now_ms - t0 == 5000  # the timeout passed on the virtual clock
@@ -348,7 +369,10 @@ def test_stop_a_started_machine_then_auto_destroy_removes_it(world: World) -> No
     assert again.status_code == 412
     validate(again.json(), component("ErrorResponse"))
     bad = call(world, "POST", url, json=["SIGTERM"])
-    assert bad.status_code == 400 and bad.json()["error"] == "json: cannot unmarshal array into Go value of type main.stopRequest"
+    assert (
+        bad.status_code == 400
+        and bad.json()["error"] == "json: cannot unmarshal array into Go value of type main.stopRequest"
+    )
 
 
 def test_destroying_a_running_machine_needs_force(world: World) -> None:
@@ -382,7 +406,11 @@ def test_apps_list_and_get_follow_the_docs_samples(world: World) -> None:
 def test_missing_or_wrong_token_is_401_with_the_observed_body(world: World) -> None:
     """No token or a wrong one gets 401 {"error": "Authenticate: token validation error"}; Bearer or FlyV1: both pass."""
     observed = next(c for c in reference("machines-api-error-bodies.observed.json")["cases"] if c["status"] == 401)
-    for headers in ({}, {"Authorization": "Bearer not-the-token"}, {"Authorization": world.credentials["fly_api_token"]}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer not-the-token"},
+        {"Authorization": world.credentials["fly_api_token"]},
+    ):
         response = call(world, "GET", machines_url(), headers=headers)
         assert response.status_code == 401
         assert response.json() == observed["body"]
@@ -402,7 +430,9 @@ def test_every_answer_carries_a_deterministic_fly_request_id(world: World) -> No
 
 
 # --------------------------------------------------------------------------- GraphQL
-def graphql(world: World, query: str, variables: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+def graphql(
+    world: World, query: str, variables: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> httpx.Response:
     return call(world, "POST", f"{API}/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
 
 
@@ -425,7 +455,9 @@ def test_graphql_unknown_app_is_http_200_with_errors(world: World) -> None:
     request = reference("graphql-releases.request.docs.json")
     response = graphql(world, request["query"], {"appName": "no-such-app", "limit": 25})
     assert response.status_code == 200
-    expected = {k: v for k, v in reference("graphql-error.app-not-found.constructed.json").items() if not k.startswith("_")}
+    expected = {
+        k: v for k, v in reference("graphql-error.app-not-found.constructed.json").items() if not k.startswith("_")
+    }
     assert response.json() == expected
 
 
@@ -437,7 +469,11 @@ def test_graphql_minimal_app_query_selects_only_the_asked_fields(world: World) -
 
 def test_graphql_unsupported_query_names_what_the_sandbox_supports(world: World) -> None:
     """A query outside the modelled subset is HTTP 200 with an errors[] message listing what is supported."""
-    for query in ("query { viewer { email } }", "query { app(name: \"vyx-app\") { machines { nodes { id } } } }", "mutation { x }"):
+    for query in (
+        "query { viewer { email } }",
+        'query { app(name: "vyx-app") { machines { nodes { id } } } }',
+        "mutation { x }",
+    ):
         response = graphql(world, query)
         assert response.status_code == 200
         message = response.json()["errors"][0]["message"]
@@ -446,7 +482,7 @@ def test_graphql_unsupported_query_names_what_the_sandbox_supports(world: World)
 
 def test_graphql_without_token_is_an_unauthorized_error(world: World) -> None:
     """Without the Fly token GraphQL answers errors[] with flyctl's 'You must be authenticated' and code UNAUTHORIZED."""
-    response = graphql(world, "query { app(name: \"vyx-app\") { id } }", headers={})
+    response = graphql(world, 'query { app(name: "vyx-app") { id } }', headers={})
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "UNAUTHORIZED" and "authenticated" in error["message"]
     assert response.json()["data"] is None
@@ -470,8 +506,7 @@ def test_rest_current_release_and_404_when_there_is_none(world: World) -> None:
     assert current.status_code == 200 and current.json()["version"] == 2
     bare = World.from_scenario(
         parse_scenario(
-            "name: bare\nnow: 2025-10-02T17:25:00Z\nfly: {apps: [bare-app]}\n"
-            "supabase: {project_ref: bareprojectref}\n"
+            "name: bare\nnow: 2025-10-02T17:25:00Z\nfly: {apps: [bare-app]}\nsupabase: {project_ref: bareprojectref}\n"
         )
     )
     assert call(bare, "GET", f"{API}/api/v1/apps/bare-app/releases/current").status_code == 404
@@ -481,7 +516,9 @@ def test_rest_current_release_and_404_when_there_is_none(world: World) -> None:
 def test_rest_without_token_is_401(world: World) -> None:
     """The REST API refuses a request without the Fly token with 401."""
     assert call(world, "GET", f"{API}/api/v1/apps/{APP}/releases", headers={}).status_code == 401
-    assert call(world, "GET", f"{API}/api/v1/apps/{APP}/logs", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        call(world, "GET", f"{API}/api/v1/apps/{APP}/logs", headers={"Authorization": "Bearer nope"}).status_code == 401
+    )
 
 
 # --------------------------------------------------------------------------- logs
@@ -558,4 +595,3 @@ def test_release_and_log_handlers_leave_other_paths_to_the_router(world: World) 
         (fly_api.handle_machines, f"{MACHINES}/v1/projects/x"),
     ):
         assert handler(world, httpx.Request("GET", url, headers=auth(world))) is None
-

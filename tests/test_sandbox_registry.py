@@ -38,7 +38,9 @@ def basic(world: World, user: str = "x", password: str | None = None) -> dict[st
 
 def call(world: World, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
     """Send one request (Basic-authenticated unless ``headers`` is given) to the registry handler."""
-    request = httpx.Request(method, REGISTRY + path, headers={"Accept": ACCEPT, **basic(world)} if headers is None else headers, **kw)
+    request = httpx.Request(
+        method, REGISTRY + path, headers={"Accept": ACCEPT, **basic(world)} if headers is None else headers, **kw
+    )
     response = registry_api.handle_registry(world, request)
     assert response is not None, f"{method} {path} was not taken"
     return response
@@ -68,10 +70,17 @@ def test_get_returns_the_stored_bytes_unchanged(world: World) -> None:
 
 def test_unknown_tag_is_404_manifest_unknown(world: World) -> None:
     """An unknown tag answers 404 with the observed MANIFEST_UNKNOWN body; HEAD gets the status without a body."""
-    observed = json.loads((REFERENCE / "registry-errors.observed.json").read_text())["manifest_unknown_404"] if REFERENCE.exists() else None
+    observed = (
+        json.loads((REFERENCE / "registry-errors.observed.json").read_text())["manifest_unknown_404"]
+        if REFERENCE.exists()
+        else None
+    )
     response = call(world, "GET", "/v2/vyx-app/manifests/abc123")
     assert response.status_code == 404
-    assert response.json() == (observed or {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown", "detail": "unknown tag=abc123"}]})
+    assert response.json() == (
+        observed
+        or {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown", "detail": "unknown tag=abc123"}]}
+    )
     head = call(world, "HEAD", "/v2/vyx-app/manifests/abc123")
     assert head.status_code == 404 and head.content == b""
     assert call(world, "GET", "/v2/no-such-repo/manifests/latest").json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
@@ -79,11 +88,17 @@ def test_unknown_tag_is_404_manifest_unknown(world: World) -> None:
 
 def test_missing_or_wrong_credentials_get_the_basic_challenge(world: World) -> None:
     """Without the token as Basic password the registry answers 401, the Basic realm challenge and an UNAUTHORIZED error."""
-    for headers in ({}, basic(world, password="wrong"), {"Authorization": f"Bearer {world.credentials['fly_api_token']}"}):
+    for headers in (
+        {},
+        basic(world, password="wrong"),
+        {"Authorization": f"Bearer {world.credentials['fly_api_token']}"},
+    ):
         response = call(world, "GET", "/v2/vyx-app/manifests/stub", headers=headers)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == 'Basic realm="flyio-registry.fly.dev"'
-        assert response.json() == {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required", "detail": None}]}
+        assert response.json() == {
+            "errors": [{"code": "UNAUTHORIZED", "message": "authentication required", "detail": None}]
+        }
     head = call(world, "HEAD", "/v2/vyx-app/manifests/stub", headers={})
     assert head.status_code == 401 and head.content == b""
 
@@ -118,7 +133,11 @@ def test_retag_via_get_and_put_keeps_the_digest(world: World) -> None:
 def test_put_of_bytes_that_are_not_json_is_400_manifest_invalid(world: World) -> None:
     """A PUT whose body does not parse as JSON is refused with 400 MANIFEST_INVALID and no tag is made."""
     response = call(
-        world, "PUT", "/v2/vyx-app/manifests/broken", headers={**basic(world), "Content-Type": MANIFEST_TYPES[0]}, content=b"\x00not json"
+        world,
+        "PUT",
+        "/v2/vyx-app/manifests/broken",
+        headers={**basic(world), "Content-Type": MANIFEST_TYPES[0]},
+        content=b"\x00not json",
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "MANIFEST_INVALID"
@@ -129,14 +148,26 @@ def test_put_under_a_digest_that_does_not_match_is_400_digest_invalid(world: Wor
     """A PUT by digest whose bytes hash to another digest is refused with DIGEST_INVALID."""
     body = call(world, "GET", "/v2/vyx-app/manifests/stub").content
     wrong = "sha256:" + "0" * 64
-    response = call(world, "PUT", f"/v2/vyx-app/manifests/{wrong}", headers={**basic(world), "Content-Type": MANIFEST_TYPES[0]}, content=body)
+    response = call(
+        world,
+        "PUT",
+        f"/v2/vyx-app/manifests/{wrong}",
+        headers={**basic(world), "Content-Type": MANIFEST_TYPES[0]},
+        content=body,
+    )
     assert response.status_code == 400 and response.json()["errors"][0]["code"] == "DIGEST_INVALID"
 
 
 def test_oci_manifest_is_served_only_to_a_client_that_accepts_it(world: World) -> None:
     """An OCI manifest is served with its own type when accepted, and is MANIFEST_UNKNOWN to a client that does not accept OCI."""
     manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
-    put = call(world, "PUT", "/v2/vyx-app/manifests/oci", headers={**basic(world), "Content-Type": OCI_MANIFEST}, content=manifest)
+    put = call(
+        world,
+        "PUT",
+        "/v2/vyx-app/manifests/oci",
+        headers={**basic(world), "Content-Type": OCI_MANIFEST},
+        content=manifest,
+    )
     assert put.status_code == 201
     served = call(world, "GET", "/v2/vyx-app/manifests/oci")
     assert served.headers["content-type"] == OCI_MANIFEST and served.content == manifest

@@ -61,7 +61,16 @@ def supabase_for(world: World, key: str | None = None) -> Client:
     )
 
 
-def rest(world: World, method: str, path: str, *, key: str | None = None, params: Any = None, headers: dict[str, str] | None = None, body: Any = None) -> httpx.Response:
+def rest(
+    world: World,
+    method: str,
+    path: str,
+    *,
+    key: str | None = None,
+    params: Any = None,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+) -> httpx.Response:
     """A raw PostgREST request with the service key unless told otherwise."""
     c = creds(world)
     k = c["supabase_service_role_key"] if key is None else key
@@ -70,13 +79,25 @@ def rest(world: World, method: str, path: str, *, key: str | None = None, params
     content = json.dumps(body).encode() if body is not None else None
     if content is not None:
         h["content-type"] = "application/json"
-    request = httpx.Request(method, f"https://{c['project_ref']}.supabase.co/rest/v1/{path}", params=params, headers=h, content=content)
+    request = httpx.Request(
+        method, f"https://{c['project_ref']}.supabase.co/rest/v1/{path}", params=params, headers=h, content=content
+    )
     response = handle_postgrest(world, request)
     assert response is not None
     return response
 
 
-def mgmt(world: World, method: str, sub: str, *, token: str | None = None, ref: str | None = None, params: Any = None, body: Any = None, raw: bytes | None = None) -> httpx.Response:
+def mgmt(
+    world: World,
+    method: str,
+    sub: str,
+    *,
+    token: str | None = None,
+    ref: str | None = None,
+    params: Any = None,
+    body: Any = None,
+    raw: bytes | None = None,
+) -> httpx.Response:
     """A Management API request with the sandbox's access token unless told otherwise."""
     c = creds(world)
     t = c["supabase_access_token"] if token is None else token
@@ -84,13 +105,21 @@ def mgmt(world: World, method: str, sub: str, *, token: str | None = None, ref: 
     content = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     if content is not None:
         headers["content-type"] = "application/json"
-    request = httpx.Request(method, f"https://api.supabase.com/v1/projects/{ref or c['project_ref']}{sub}", params=params, headers=headers, content=content)
+    request = httpx.Request(
+        method,
+        f"https://api.supabase.com/v1/projects/{ref or c['project_ref']}{sub}",
+        params=params,
+        headers=headers,
+        content=content,
+    )
     response = handle_management(world, request)
     assert response is not None
     return response
 
 
-def invoke(world: World, slug: str, body: Any = None, *, auth: str | None = "service", raw: bytes | None = None) -> httpx.Response:
+def invoke(
+    world: World, slug: str, body: Any = None, *, auth: str | None = "service", raw: bytes | None = None
+) -> httpx.Response:
     c = creds(world)
     headers: dict[str, str] = {"content-type": "application/json"}
     if auth == "service":
@@ -98,7 +127,9 @@ def invoke(world: World, slug: str, body: Any = None, *, auth: str | None = "ser
     elif auth is not None:
         headers["authorization"] = auth
     content = raw if raw is not None else json.dumps(body).encode()
-    request = httpx.Request("POST", f"https://{c['project_ref']}.supabase.co/functions/v1/{slug}", headers=headers, content=content)
+    request = httpx.Request(
+        "POST", f"https://{c['project_ref']}.supabase.co/functions/v1/{slug}", headers=headers, content=content
+    )
     response = handle_functions(world, request)
     assert response is not None
     return response
@@ -111,7 +142,17 @@ def machines_rows(world: World) -> list[dict[str, Any]]:
 def add_rows(world: World, n: int) -> None:
     """Insert ``n`` rows through supabase-py (one POST), as a real backfill would."""
     sb = supabase_for(world)
-    rows = [{"user_id": f"u-{i}", "fly_machine_id": f"m{i:05d}", "fly_app": "vyx-app", "region": "ord", "image": STUB_IMAGE, "status": "running"} for i in range(n)]
+    rows = [
+        {
+            "user_id": f"u-{i}",
+            "fly_machine_id": f"m{i:05d}",
+            "fly_app": "vyx-app",
+            "region": "ord",
+            "image": STUB_IMAGE,
+            "status": "running",
+        }
+        for i in range(n)
+    ]
     sb.table("machines").insert(rows, returning="minimal").execute()
 
 
@@ -153,7 +194,14 @@ def test_docker_image_secret_digest_is_sha256_of_stub_image(world: World) -> Non
 def test_seed_machine_row_is_starting_via_supabase_py(world: World) -> None:
     """The seed's DB row for 5683732efe3208 reads as `starting` through supabase-py eq().single()."""
     sb = supabase_for(world)
-    row = sb.table("machines").select("fly_machine_id,status,image").eq("fly_machine_id", SEED_MACHINE).single().execute().data
+    row = (
+        sb.table("machines")
+        .select("fly_machine_id,status,image")
+        .eq("fly_machine_id", SEED_MACHINE)
+        .single()
+        .execute()
+        .data
+    )
     assert row == {"fly_machine_id": SEED_MACHINE, "status": "starting", "image": STUB_IMAGE}
 
 
@@ -242,7 +290,13 @@ def test_count_forms_for_empty_results_and_head(world: World) -> None:
 def test_range_header_and_offset_past_the_end(world: World) -> None:
     """A Range header pages like limit/offset, and an offset beyond the counted total is 416 PGRST103."""
     add_rows(world, 20)
-    r = rest(world, "GET", "machines", params={"select": "fly_machine_id", "order": "fly_machine_id.asc", "fly_machine_id": "like.m*"}, headers={"range": "5-9", "range-unit": "items", "prefer": "count=exact"})
+    r = rest(
+        world,
+        "GET",
+        "machines",
+        params={"select": "fly_machine_id", "order": "fly_machine_id.asc", "fly_machine_id": "like.m*"},
+        headers={"range": "5-9", "range-unit": "items", "prefer": "count=exact"},
+    )
     assert r.status_code == 206
     assert [x["fly_machine_id"] for x in r.json()] == [f"m{i:05d}" for i in range(5, 10)]
     assert r.headers["content-range"] == "5-9/20"
@@ -253,11 +307,26 @@ def test_range_header_and_offset_past_the_end(world: World) -> None:
 def test_filter_operators_and_null_logic(world: World) -> None:
     """neq skips NULL cells, is.null finds them, not.in excludes, ilike matches case-insensitively with `*`."""
     add_rows(world, 3)
-    r = rest(world, "GET", "machines", params={"select": "fly_machine_id", "error": "is.null", "fly_machine_id": "not.in.(m00000,m00001)", "order": "fly_machine_id"})
+    r = rest(
+        world,
+        "GET",
+        "machines",
+        params={
+            "select": "fly_machine_id",
+            "error": "is.null",
+            "fly_machine_id": "not.in.(m00000,m00001)",
+            "order": "fly_machine_id",
+        },
+    )
     assert [x["fly_machine_id"] for x in r.json()] == [SEED_MACHINE, "m00002"]
     r = rest(world, "GET", "machines", params={"select": "fly_machine_id", "error": "neq.x"})
     assert r.json() == []  # every error is NULL: NULL <> 'x' is not true
-    r = rest(world, "GET", "machines", params={"select": "image", "image": "ilike.*VYX-APP:STUB", "fly_machine_id": f"eq.{SEED_MACHINE}"})
+    r = rest(
+        world,
+        "GET",
+        "machines",
+        params={"select": "image", "image": "ilike.*VYX-APP:STUB", "fly_machine_id": f"eq.{SEED_MACHINE}"},
+    )
     assert r.json() == [{"image": STUB_IMAGE}]
 
 
@@ -274,7 +343,12 @@ def test_unknown_column_and_table_errors(world: World) -> None:
     """Unknown select/filter columns give 400 42703, an unknown table 404 PGRST205 with a hint."""
     r = rest(world, "GET", "machines", params={"select": "id,statuss"})
     assert r.status_code == 400
-    assert r.json() == {"code": "42703", "details": None, "hint": 'Perhaps you meant to reference the column "machines.status".', "message": "column machines.statuss does not exist"}
+    assert r.json() == {
+        "code": "42703",
+        "details": None,
+        "hint": 'Perhaps you meant to reference the column "machines.status".',
+        "message": "column machines.statuss does not exist",
+    }
     r = rest(world, "GET", "machines", params={"nope": "eq.1"})
     assert r.status_code == 400 and r.json()["code"] == "42703"
     r = rest(world, "GET", "machine")
@@ -293,7 +367,10 @@ def test_gateway_refuses_missing_or_wrong_apikey(world: World) -> None:
     """A missing or wrong apikey gets the gateway's 401 without a `code` (not a PostgREST error)."""
     r = rest(world, "GET", "machines", key="sb_secret_wrong")
     assert r.status_code == 401
-    assert r.json() == {"message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."}
+    assert r.json() == {
+        "message": "Invalid API key",
+        "hint": "Double check your Supabase `anon` or `service_role` API key.",
+    }
     r = rest(world, "GET", "machines", key="")
     assert r.status_code == 401 and "code" not in r.json()
 
@@ -304,7 +381,12 @@ def test_anon_key_cannot_read_or_update_machines(world: World) -> None:
     anon = creds(world)["supabase_anon_key"]
     r = rest(world, "GET", "machines", key=anon)
     assert r.status_code == 401
-    assert r.json() == {"code": "42501", "details": None, "hint": None, "message": "permission denied for table machines"}
+    assert r.json() == {
+        "code": "42501",
+        "details": None,
+        "hint": None,
+        "message": "permission denied for table machines",
+    }
     sb = supabase_for(world, key=anon)
     with pytest.raises(APIError) as info:
         sb.table("machines").update({"status": "failed"}).eq("status", "starting").execute()
@@ -331,7 +413,14 @@ def test_update_matching_nothing_returns_empty_list(world: World) -> None:
     sb = supabase_for(world)
     result = sb.table("machines").update({"status": "failed"}).eq("fly_machine_id", "does-not-exist").execute()
     assert result.data == []
-    r = rest(world, "PATCH", "machines", params={"fly_machine_id": "eq.does-not-exist"}, body={"status": "failed"}, headers={"prefer": "return=representation"})
+    r = rest(
+        world,
+        "PATCH",
+        "machines",
+        params={"fly_machine_id": "eq.does-not-exist"},
+        body={"status": "failed"},
+        headers={"prefer": "return=representation"},
+    )
     assert (r.status_code, r.json()) == (200, [])
 
 
@@ -340,7 +429,14 @@ def test_guarded_update_changes_row_only_when_unchanged(world: World) -> None:
     sb = supabase_for(world)
 
     def read() -> dict[str, Any]:
-        return sb.table("machines").select("id,status,updated_at").eq("fly_machine_id", SEED_MACHINE).single().execute().data
+        return (
+            sb.table("machines")
+            .select("id,status,updated_at")
+            .eq("fly_machine_id", SEED_MACHINE)
+            .single()
+            .execute()
+            .data
+        )
 
     def guarded(seen: dict[str, Any]) -> list[dict[str, Any]]:
         return (
@@ -372,7 +468,14 @@ def test_guarded_update_changes_row_only_when_unchanged(world: World) -> None:
 
 def test_update_minimal_with_count_is_204_with_content_range(world: World) -> None:
     """return=minimal,count=exact answers 204 with no body and the affected count in Content-Range."""
-    r = rest(world, "PATCH", "machines", params={"fly_machine_id": f"eq.{SEED_MACHINE}"}, body={"region": "iad"}, headers={"prefer": "return=minimal,count=exact"})
+    r = rest(
+        world,
+        "PATCH",
+        "machines",
+        params={"fly_machine_id": f"eq.{SEED_MACHINE}"},
+        body={"region": "iad"},
+        headers={"prefer": "return=minimal,count=exact"},
+    )
     assert r.status_code == 204 and r.content == b""
     assert r.headers["content-range"] == "0-0/1"
     assert next(x for x in machines_rows(world) if x["fly_machine_id"] == SEED_MACHINE)["region"] == "iad"
@@ -399,7 +502,13 @@ def test_unknown_column_in_update_body_is_pgrst204(world: World) -> None:
 
 def test_insert_returns_201_with_defaults(world: World) -> None:
     """POST with return=representation answers 201 and the stored rows with id and timestamps filled."""
-    r = rest(world, "POST", "machines", body={"user_id": "u-7", "status": "starting"}, headers={"prefer": "return=representation"})
+    r = rest(
+        world,
+        "POST",
+        "machines",
+        body={"user_id": "u-7", "status": "starting"},
+        headers={"prefer": "return=representation"},
+    )
     assert r.status_code == 201
     (row,) = r.json()
     assert row["user_id"] == "u-7" and row["status"] == "starting"
@@ -424,7 +533,12 @@ def test_provision_machine_creates_machine_and_starting_row(world: World) -> Non
 
 def test_provision_machine_with_missing_tag_is_500_and_no_row(world: World) -> None:
     """With DOCKER_IMAGE on a tag the registry lacks, the function answers 500 and writes no row and no machine."""
-    assert mgmt(world, "POST", "/secrets", body=[{"name": "DOCKER_IMAGE", "value": "registry.fly.io/vyx-app:nope"}]).status_code == 201
+    assert (
+        mgmt(
+            world, "POST", "/secrets", body=[{"name": "DOCKER_IMAGE", "value": "registry.fly.io/vyx-app:nope"}]
+        ).status_code
+        == 201
+    )
     rows_before = len(machines_rows(world))
     machines_before = set(world.app("vyx-app")["machines"])
     r = invoke(world, "provision-machine", {"user_id": "u-5"})
@@ -458,7 +572,12 @@ def test_supabase_py_functions_invoke(world: World) -> None:
 # --------------------------------------------------------------------------- Management API
 def test_secrets_upsert_and_delete_by_name(world: World) -> None:
     """POST upserts (201, new digest listed); DELETE removes only the named secrets (200)."""
-    r = mgmt(world, "POST", "/secrets", body=[{"name": "DOCKER_IMAGE", "value": "registry.fly.io/vyx-app:v2"}, {"name": "EXTRA", "value": "x"}])
+    r = mgmt(
+        world,
+        "POST",
+        "/secrets",
+        body=[{"name": "DOCKER_IMAGE", "value": "registry.fly.io/vyx-app:v2"}, {"name": "EXTRA", "value": "x"}],
+    )
     assert r.status_code == 201 and r.content == b""
     listed = {s["name"]: s["value"] for s in mgmt(world, "GET", "/secrets").json()}
     assert listed["DOCKER_IMAGE"] == hashlib.sha256(b"registry.fly.io/vyx-app:v2").hexdigest()
@@ -539,7 +658,12 @@ def test_logs_endpoint_returns_seed_function_logs(world: World) -> None:
         "select id, timestamp, event_message, log_attributes['level'] as level from logs "
         "where source = 'function_logs' and event_message ilike '%5683732efe3208%' order by timestamp desc limit 100"
     )
-    r = mgmt(world, "GET", "/analytics/endpoints/logs", params={"sql": sql, "iso_timestamp_start": "2025-10-02T16:00:00Z", "iso_timestamp_end": "2025-10-02T17:25:00Z"})
+    r = mgmt(
+        world,
+        "GET",
+        "/analytics/endpoints/logs",
+        params={"sql": sql, "iso_timestamp_start": "2025-10-02T16:00:00Z", "iso_timestamp_end": "2025-10-02T17:25:00Z"},
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["error"] is None
@@ -549,7 +673,16 @@ def test_logs_endpoint_returns_seed_function_logs(world: World) -> None:
 
 def test_logs_endpoint_errors_and_retired_logs_all(world: World) -> None:
     """A refused query answers {"result": null, "error": msg}; the retired logs.all path is 404."""
-    r = mgmt(world, "GET", "/analytics/endpoints/logs", params={"sql": "select * from logs", "iso_timestamp_start": "2025-10-02T16:00:00Z", "iso_timestamp_end": "2025-10-02T17:00:00Z"})
+    r = mgmt(
+        world,
+        "GET",
+        "/analytics/endpoints/logs",
+        params={
+            "sql": "select * from logs",
+            "iso_timestamp_start": "2025-10-02T16:00:00Z",
+            "iso_timestamp_end": "2025-10-02T17:00:00Z",
+        },
+    )
     assert r.status_code == 400
     assert r.json()["result"] is None and r.json()["error"]
     r = mgmt(world, "GET", "/analytics/endpoints/logs.all", params={"sql": "select 1"})
@@ -580,4 +713,3 @@ def test_handlers_ignore_paths_that_are_not_theirs(world: World) -> None:
     assert handle_postgrest(world, req) is None
     assert handle_functions(world, req) is None
     assert handle_management(world, req) is None
-

@@ -26,12 +26,22 @@ steps:
 @pytest.mark.parametrize(
     ("broken", "key", "line", "allowed"),
     [
-        (GOOD.replace("behaviour: exit", "behaviour: explode"), "images.registry.fly.io/vyx-app:stub.behaviour", 6, "serve"),
+        (
+            GOOD.replace("behaviour: exit", "behaviour: explode"),
+            "images.registry.fly.io/vyx-app:stub.behaviour",
+            6,
+            "serve",
+        ),
         (GOOD.replace("    invoke:", "    invok:"), "steps[0]", 8, "invoke"),
         (GOOD.replace("now: 2025-10-02T17:25:00Z", "now: tomorrow"), "now", 2, "RFC 3339"),
         (GOOD.replace("2025-10-02T16:18:40Z", "2025-10-03T16:18:40Z"), "steps[0].at", 8, None),
         (GOOD.replace("apps: [vyx-app]", "apps: []"), "fly.apps", 3, None),
-        (GOOD.replace("body: {user_id: u-1}", "body: {user_id: u-1}, colour: red"), "steps[0].invoke.colour", 9, "machine_id"),
+        (
+            GOOD.replace("body: {user_id: u-1}", "body: {user_id: u-1}, colour: red"),
+            "steps[0].invoke.colour",
+            9,
+            "machine_id",
+        ),
         (GOOD + "extra: 1\n", "extra", 10, "steps"),
     ],
     ids=["behaviour", "step-kind", "now", "step-after-now", "no-apps", "unknown-arg", "unknown-top-key"],
@@ -70,7 +80,9 @@ def test_seed_replays_the_incident_as_spec_tells_it() -> None:
     assert m["events"][1]["request"]["exit_event"]["exit_code"] == 0
     assert m["config"]["auto_destroy"] is True and m["config"]["restart"] == {"policy": "no"}
     rows = w.table("machines")["rows"]
-    assert [(r["fly_machine_id"], r["status"], r["image"]) for r in rows] == [("5683732efe3208", "starting", "registry.fly.io/vyx-app:stub")]
+    assert [(r["fly_machine_id"], r["status"], r["image"]) for r in rows] == [
+        ("5683732efe3208", "starting", "registry.fly.io/vyx-app:stub")
+    ]
     assert [r["version"] for r in w.app("vyx-app")["releases"]] == [2, 1]
     assert w.state["scenario"]["now"] == "2025-10-02T17:25:00Z"
 
@@ -84,7 +96,10 @@ def test_sandbox_keeps_its_state_for_the_same_scenario_and_reloads_for_another(t
     assert World.load(None, tmp_path).scenario_name == "stub-image"
     other = World.load("healthy", tmp_path)
     assert other.scenario_name == "healthy"
-    assert World.load("stub-image", tmp_path).state["supabase"]["secrets"]["DOCKER_IMAGE"]["value"] == "registry.fly.io/vyx-app:stub"
+    assert (
+        World.load("stub-image", tmp_path).state["supabase"]["secrets"]["DOCKER_IMAGE"]["value"]
+        == "registry.fly.io/vyx-app:stub"
+    )
 
 
 def test_missing_tag_in_a_create_step_makes_no_machine() -> None:

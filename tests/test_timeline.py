@@ -39,7 +39,9 @@ def seed(seed_frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fleet() -> pd.DataFrame:
-    world = World.from_scenario(parse_scenario(generate_fleet(apps=2, machines_per_day=6, days=2, seed=3, failure_rate=0.3)))
+    world = World.from_scenario(
+        parse_scenario(generate_fleet(apps=2, machines_per_day=6, days=2, seed=3, failure_rate=0.3))
+    )
     return build_timeline(**fleet_frames(world))
 
 
@@ -82,7 +84,10 @@ def test_seed_invocation_is_logged_when_the_response_is_sent(seed: pd.DataFrame)
 
 def test_seed_exit_event_reads_exit_code_zero(seed: pd.DataFrame) -> None:
     """The machine's exit event says it exited with code 0 on its own (not a requested stop)."""
-    assert first(seed, "machine.exit", SEED_MACHINE)["message"] == f"machine {SEED_MACHINE} exited with code 0 (requested_stop=false)"
+    assert (
+        first(seed, "machine.exit", SEED_MACHINE)["message"]
+        == f"machine {SEED_MACHINE} exited with code 0 (requested_stop=false)"
+    )
     launch = first(seed, "machine.launch", SEED_MACHINE)
     assert "registry.fly.io/vyx-app:stub" in launch["message"]
     assert launch["key"].startswith(f"fly.events:{SEED_MACHINE}:")
@@ -94,7 +99,9 @@ def test_seed_row_is_created_starting_and_never_updated(seed: pd.DataFrame) -> N
     assert rows["kind"].tolist() == ["db.row.created"]
     row = rows.iloc[0]
     assert row["message"].endswith(f"for machine {SEED_MACHINE} created with status starting")
-    assert row["app"] == "vyx-app" and row["key"].endswith(":created") and row["key"].startswith("supabase.rows:machines:")
+    assert (
+        row["app"] == "vyx-app" and row["key"].endswith(":created") and row["key"].startswith("supabase.rows:machines:")
+    )
 
 
 def test_secret_message_shows_a_digest_prefix_not_the_value(seed: pd.DataFrame) -> None:
@@ -108,7 +115,9 @@ def test_secret_message_shows_a_digest_prefix_not_the_value(seed: pd.DataFrame) 
 def test_release_event_names_its_version_and_image(seed: pd.DataFrame) -> None:
     """A release event's entity is vN and its message names the image."""
     release = first(seed, "release.created", "v2")
-    assert release["message"].startswith("release v2 created: registry.fly.io/vyx-app:deployment-01K6JV132H7B7Y5PP8Y5QSR23X")
+    assert release["message"].startswith(
+        "release v2 created: registry.fly.io/vyx-app:deployment-01K6JV132H7B7Y5PP8Y5QSR23X"
+    )
     assert release["key"] == "fly.releases:vyx-app:v2"
 
 
@@ -160,12 +169,18 @@ def test_machines_frame_adds_created_only_when_no_launch_event(seed_frames: dict
     assert both["kind"].tolist() == ["machine.launch", "machine.start", "machine.exit", "machine.destroy"]
     alone = build_timeline(machines=seed_frames["machines"])
     assert alone["kind"].tolist() == ["machine.created"]
-    assert alone["message"].iloc[0] == f"machine {SEED_MACHINE} created in sjc with image registry.fly.io/vyx-app:stub (state destroyed)"
+    assert (
+        alone["message"].iloc[0]
+        == f"machine {SEED_MACHINE} created in sjc with image registry.fly.io/vyx-app:stub (state destroyed)"
+    )
 
 
 def test_empty_inputs_give_an_empty_timeline_with_the_schema() -> None:
     """No frames, or empty ones, give an empty timeline that still has every column and dtype."""
-    for tl in (build_timeline(), build_timeline(machines=empty_frame("machines"), function_logs=empty_frame("function_logs"))):
+    for tl in (
+        build_timeline(),
+        build_timeline(machines=empty_frame("machines"), function_logs=empty_frame("function_logs")),
+    ):
         assert len(tl) == 0
         assert {c: str(t) for c, t in tl.dtypes.items()} == TIMELINE_SCHEMA
 
@@ -187,7 +202,9 @@ def test_a_frame_missing_columns_is_an_input_error(seed_frames: dict[str, pd.Dat
 def test_refused_call_reads_500_and_makes_no_machine() -> None:
     """When the tag is missing, the invocations read 500 and no machine event exists."""
     tl = build_timeline(**frames_of("secret-tag-missing"))
-    assert tl.loc[tl["kind"] == "function.invoked", "message"].tolist() == ["provision-machine invoked: 500 in 850 ms"] * 2
+    assert (
+        tl.loc[tl["kind"] == "function.invoked", "message"].tolist() == ["provision-machine invoked: 500 in 850 ms"] * 2
+    )
     assert not tl["kind"].str.startswith("machine.").any()
     assert tl["message"].str.contains("MANIFEST_UNKNOWN").any()
 
@@ -198,7 +215,11 @@ def test_pull_failure_reads_failed_to_launch_with_the_error() -> None:
     failed = first(tl, "machine.launch_failed")
     assert "failed to launch: failed to pull image registry.fly.io/render-app:" in failed["message"]
     machine = tl[tl["entity"] == failed["entity"]]
-    assert machine.loc[machine["kind"].str.startswith("machine."), "kind"].tolist() == ["machine.launch", "machine.launch_failed", "machine.destroy"]
+    assert machine.loc[machine["kind"].str.startswith("machine."), "kind"].tolist() == [
+        "machine.launch",
+        "machine.launch_failed",
+        "machine.destroy",
+    ]
 
 
 # --------------------------------------------------------------------------- filters
@@ -208,7 +229,15 @@ def test_filter_by_machine_keeps_its_events_row_and_log_lines(fleet: pd.DataFram
     """Filtering by machine keeps its own events, its DB row and the function lines naming it, and nothing of others."""
     mid = first(fleet, "machine.exit")["entity"]
     kept = filter_timeline(fleet, machine_id=mid)
-    assert set(kept["kind"]) >= {"machine.launch", "machine.start", "machine.exit", "machine.destroy", "fly.log", "db.row.created", "function.log"}
+    assert set(kept["kind"]) >= {
+        "machine.launch",
+        "machine.start",
+        "machine.exit",
+        "machine.destroy",
+        "fly.log",
+        "db.row.created",
+        "function.log",
+    }
     assert (kept.loc[kept["entity_type"] == "machine", "entity"] == mid).all()
     assert kept.loc[kept["kind"] == "function.log", "message"].str.contains(f"Created machine {mid}").all()
     assert kept.loc[kept["entity_type"] == "db_row", "message"].str.contains(f"for machine {mid}").all()
@@ -253,7 +282,11 @@ def test_plot_has_a_lane_per_machine_and_row_and_marks_releases(seed: pd.DataFra
     """The seed plot has one lane for the machine, one for its row, an invocation row, and v1/v2 release markers."""
     fig = plot_timeline(seed, title="seed")
     assert isinstance(fig, Figure)
-    assert lane_labels(fig) == [f"machine {SEED_MACHINE}", f"row {first(seed, 'db.row.created')['entity'][:8]} → {SEED_MACHINE}", "invocations (provision-machine)"]
+    assert lane_labels(fig) == [
+        f"machine {SEED_MACHINE}",
+        f"row {first(seed, 'db.row.created')['entity'][:8]} → {SEED_MACHINE}",
+        "invocations (provision-machine)",
+    ]
     labels = texts(fig)
     assert "v1" in labels and "v2" in labels and any("DOCKER_IMAGE" in t for t in labels)
     assert "destroyed" in labels and "starting" in labels  # each lane's last state
@@ -270,7 +303,9 @@ def test_plot_colours_failed_invocations_as_errors() -> None:
     coloured = {}
     for coll in fig.axes[0].collections:
         if len(coll.get_offsets()) and len(coll.get_facecolors()):
-            coloured[mcolors.to_hex(coll.get_facecolors()[0])] = coloured.get(mcolors.to_hex(coll.get_facecolors()[0]), 0) + len(coll.get_offsets())
+            coloured[mcolors.to_hex(coll.get_facecolors()[0])] = coloured.get(
+                mcolors.to_hex(coll.get_facecolors()[0]), 0
+            ) + len(coll.get_offsets())
     assert coloured.get(ERROR_COLOUR) == 2 and OK_COLOUR not in coloured
 
 
@@ -304,7 +339,9 @@ def test_plot_saves_a_png(seed: pd.DataFrame, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("story", ["seed", "fleet", "empty"])
-def test_plot_keeps_every_label_and_the_legend_inside_the_picture(story: str, seed: pd.DataFrame, fleet: pd.DataFrame) -> None:
+def test_plot_keeps_every_label_and_the_legend_inside_the_picture(
+    story: str, seed: pd.DataFrame, fleet: pd.DataFrame
+) -> None:
     """Lane labels, titles, axis labels and the legend all fall inside the figure, and the panels do not overlap."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -315,7 +352,9 @@ def test_plot_keeps_every_label_and_the_legend_inside_the_picture(story: str, se
     box = fig.bbox
     for ax in fig.axes:
         tight = ax.get_tightbbox(renderer)  # the axis with its tick labels, title, labels and legend
-        assert tight.x0 >= box.x0 - 1 and tight.y0 >= box.y0 - 1 and tight.x1 <= box.x1 + 1 and tight.y1 <= box.y1 + 1, (story, ax.get_title(loc="left"), tight, box)
+        assert (
+            tight.x0 >= box.x0 - 1 and tight.y0 >= box.y0 - 1 and tight.x1 <= box.x1 + 1 and tight.y1 <= box.y1 + 1
+        ), (story, ax.get_title(loc="left"), tight, box)
     if len(fig.axes) == 2:
         upper, lower = (ax.get_tightbbox(renderer) for ax in fig.axes)
         assert upper.y0 > lower.y1, "the zoom panel overlaps the panel above it"

@@ -27,7 +27,15 @@ class Audit:
     def frame(self) -> pd.DataFrame:
         rows = []
         for app, inv in self.investigations.items():
-            rows.append({"app": app, "worst": worst(inv), "root_cause": inv.root.code if inv.root else None, "findings": len(inv.findings), "summary": inv.summary})
+            rows.append(
+                {
+                    "app": app,
+                    "worst": worst(inv),
+                    "root_cause": inv.root.code if inv.root else None,
+                    "findings": len(inv.findings),
+                    "summary": inv.summary,
+                }
+            )
         return pd.DataFrame(rows, columns=["app", "worst", "root_cause", "findings", "summary"])
 
     def document(self, fail_on: str) -> dict[str, Any]:
@@ -37,7 +45,12 @@ class Audit:
             "generated_at": iso(self.generated_at),
             "fail_on": fail_on,
             "apps": [
-                {"app": app, "worst": worst(inv), "root_cause": inv.root.code if inv.root else None, "findings": [f.as_json() for f in inv.findings]}
+                {
+                    "app": app,
+                    "worst": worst(inv),
+                    "root_cause": inv.root.code if inv.root else None,
+                    "findings": [f.as_json() for f in inv.findings],
+                }
                 for app, inv in self.investigations.items()
             ],
         }
@@ -68,5 +81,8 @@ def run_audit(session: Any, apps: list[str] | None = None, *, stuck_after_minute
     names = list(apps or []) or [a["name"] for a in session.fly.list_apps(session.org)]
     until = session.now()
     project = ProjectReads(session)
-    investigations = {app: investigate(session, app, until=until, stuck_after_minutes=stuck_after_minutes, project=project) for app in names}
+    investigations = {
+        app: investigate(session, app, until=until, stuck_after_minutes=stuck_after_minutes, project=project)
+        for app in names
+    }
     return Audit(session.label, session.now(), investigations)

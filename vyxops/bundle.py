@@ -21,7 +21,14 @@ import httpx
 from vyxops.errors import InputError, redact
 
 BUNDLE_SCHEMA = "vyxops.bundle/1"
-_KEEP_HEADERS = ("content-type", "fly-next-cursor", "content-range", "docker-content-digest", "retry-after", "x-ratelimit-remaining")
+_KEEP_HEADERS = (
+    "content-type",
+    "fly-next-cursor",
+    "content-range",
+    "docker-content-digest",
+    "retry-after",
+    "x-ratelimit-remaining",
+)
 
 
 def exchange_key(request: httpx.Request) -> str:
@@ -65,7 +72,9 @@ def write_bundle(path: Path, recorder: RecordingTransport, meta: dict[str, Any])
     with (path / "exchanges.jsonl").open("w", encoding="utf-8") as fh:
         for ex in recorder.exchanges:
             fh.write(json.dumps(ex, sort_keys=True) + "\n")
-    (path / "bundle.json").write_text(json.dumps({"schema": BUNDLE_SCHEMA, **meta, "exchanges": len(recorder.exchanges)}, indent=1, sort_keys=True))
+    (path / "bundle.json").write_text(
+        json.dumps({"schema": BUNDLE_SCHEMA, **meta, "exchanges": len(recorder.exchanges)}, indent=1, sort_keys=True)
+    )
     return path
 
 
@@ -73,7 +82,11 @@ def read_bundle_meta(path: Path) -> dict[str, Any]:
     """The bundle's ``bundle.json``; an InputError names the path when it is not a bundle."""
     meta_path = Path(path) / "bundle.json"
     if not meta_path.is_file():
-        raise InputError("--target", f"no evidence bundle at {path} (bundle.json missing)", allowed="bundle:PATH of a directory written by `vyxops capture`")
+        raise InputError(
+            "--target",
+            f"no evidence bundle at {path} (bundle.json missing)",
+            allowed="bundle:PATH of a directory written by `vyxops capture`",
+        )
     meta = json.loads(meta_path.read_text())
     if meta.get("schema") != BUNDLE_SCHEMA:
         raise InputError("--target", f"{path} is not a {BUNDLE_SCHEMA} bundle")
@@ -100,4 +113,6 @@ class ReplayTransport(httpx.BaseTransport):
         i = self.used.get(key, 0)
         self.used[key] = i + 1
         ex = answers[min(i, len(answers) - 1)]  # the last answer repeats
-        return httpx.Response(ex["status"], headers=ex["headers"], content=base64.b64decode(ex["body_b64"]), request=request)
+        return httpx.Response(
+            ex["status"], headers=ex["headers"], content=base64.b64decode(ex["body_b64"]), request=request
+        )

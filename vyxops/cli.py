@@ -43,13 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--machine", dest="machine_id")
     inv.add_argument("--since")
     inv.add_argument("--until")
-    inv.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes", help="minutes a row may stay in a transitional status")
+    inv.add_argument(
+        "--stuck-after",
+        type=float,
+        default=10.0,
+        dest="stuck_after_minutes",
+        help="minutes a row may stay in a transitional status",
+    )
 
     rem = sub.add_parser("remediate", help="plan fixes (dry run) and, with --apply --confirm APP, apply them")
     common(rem)
     rem.add_argument("--app", required=True)
     rem.add_argument("--fix", nargs="+", dest="fixes", metavar="CODE", help=f"only these fixes: {', '.join(FIX_CODES)}")
-    rem.add_argument("--strategy", choices=("pin", "pin-digest", "latest"), default="pin", help="pin DOCKER_IMAGE to the release's tag (default) or digest, or tag :latest and unset the secret")
+    rem.add_argument(
+        "--strategy",
+        choices=("pin", "pin-digest", "latest"),
+        default="pin",
+        help="pin DOCKER_IMAGE to the release's tag (default) or digest, or tag :latest and unset the secret",
+    )
     rem.add_argument("--apply", action="store_true")
     rem.add_argument("--confirm")
     rem.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes")
@@ -79,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns (and exits with) the status SPEC.md defines."""
     try:
         args = build_parser().parse_args(argv)
-        return {"investigate": cmd_investigate, "remediate": cmd_remediate, "audit": cmd_audit, "capture": cmd_capture, "sandbox": cmd_sandbox}[args.verb](args)
+        return {
+            "investigate": cmd_investigate,
+            "remediate": cmd_remediate,
+            "audit": cmd_audit,
+            "capture": cmd_capture,
+            "sandbox": cmd_sandbox,
+        }[args.verb](args)
     except VyxopsError as exc:
         code = getattr(exc, "exit_code", None) or exit_code_for(exc)
         print(f"vyxops: {exc}", file=sys.stderr)
@@ -137,7 +154,9 @@ def check_common(args: argparse.Namespace) -> Any:
             try:
                 to_utc(value)
             except (ValueError, TypeError):
-                raise InputError(f"--{name}", f"{value!r} is not a time", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z") from None
+                raise InputError(
+                    f"--{name}", f"{value!r} is not a time", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z"
+                ) from None
     if target.kind == "sandbox":
         from vyxops.config import sandbox_dir
         from vyxops.sandbox.world import World
@@ -188,6 +207,7 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
             # two threads importing one package cycle can see it half-initialised.
             kernel.km  # noqa: B018 - hands the running kernel to jupyter_client
             import papermill  # noqa: F401
+
             reporter = Reporter()
             nb_path, nb = run_notebook(name, _params(args, **params), args.out, kernel=kernel)
         html = reporter.export(nb, args.out / f"{name}.html", title=title)  # while the kernel stops
@@ -207,20 +227,34 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     from vyxops.runner import read_json
 
     nb, html = _run(
-        "investigate", args, f"Investigation of {args.app}",
-        app=args.app, machine_id=args.machine_id, since=args.since, until=args.until, stuck_after_minutes=args.stuck_after_minutes,
+        "investigate",
+        args,
+        f"Investigation of {args.app}",
+        app=args.app,
+        machine_id=args.machine_id,
+        since=args.since,
+        until=args.until,
+        stuck_after_minutes=args.stuck_after_minutes,
     )
     doc = read_json(args.out / "findings.json")
     root = doc["root_cause"]
     top = next((f for f in doc["findings"] if root and f["code"] == root["code"]), None)
-    print(f"root cause: {root['code']}: {top['title'] if top else ''}" if root else "root cause: none — nothing critical found")
-    print(f"report:   {html}\nnotebook: {nb}\nfindings: {args.out / 'findings.json'}\ntimeline: {args.out / 'timeline.parquet'}")
+    print(
+        f"root cause: {root['code']}: {top['title'] if top else ''}"
+        if root
+        else "root cause: none — nothing critical found"
+    )
+    print(
+        f"report:   {html}\nnotebook: {nb}\nfindings: {args.out / 'findings.json'}\ntimeline: {args.out / 'timeline.parquet'}"
+    )
     return 0
 
 
 def cmd_remediate(args: argparse.Namespace) -> int:
     if args.apply and args.confirm != args.app:
-        raise InputError("--confirm", f"--apply needs --confirm {args.app} (the app's name) to change anything", allowed=args.app)
+        raise InputError(
+            "--confirm", f"--apply needs --confirm {args.app} (the app's name) to change anything", allowed=args.app
+        )
     if args.confirm and not args.apply:
         raise InputError("--confirm", "only means something with --apply")
     for code in args.fixes or []:
@@ -229,8 +263,15 @@ def cmd_remediate(args: argparse.Namespace) -> int:
     from vyxops.runner import read_json
 
     nb, html = _run(
-        "remediate", args, f"Remediation of {args.app}",
-        app=args.app, fixes=args.fixes or [], strategy=args.strategy, dry_run=not args.apply, confirm=args.confirm or "", stuck_after_minutes=args.stuck_after_minutes,
+        "remediate",
+        args,
+        f"Remediation of {args.app}",
+        app=args.app,
+        fixes=args.fixes or [],
+        strategy=args.strategy,
+        dry_run=not args.apply,
+        confirm=args.confirm or "",
+        stuck_after_minutes=args.stuck_after_minutes,
     )
     result = read_json(args.out / ("result.json" if args.apply else "plan.json"))
     for a in result["actions"]:
@@ -240,10 +281,18 @@ def cmd_remediate(args: argparse.Namespace) -> int:
         print(f"{'-':>8}  {code:<24} {why}" if code.isupper() else f"{'-':>8}  {note}")
     if args.apply:
         counts = {s: sum(a["status"] == s for a in result["actions"]) for s in ("applied", "skipped", "failed")}
-        head = f"applied {counts['applied']}, skipped {counts['skipped']}, failed {counts['failed']}" if result["actions"] else "nothing to apply"
+        head = (
+            f"applied {counts['applied']}, skipped {counts['skipped']}, failed {counts['failed']}"
+            if result["actions"]
+            else "nothing to apply"
+        )
     else:
         head = f"dry run: {len(result['actions'])} action(s) planned, nothing changed"
-    print(head + f"\nreport:   {html}\nnotebook: {nb}\nplan:     {args.out / 'plan.json'}" + (f"\nresult:   {args.out / 'result.json'}" if args.apply else ""))
+    print(
+        head
+        + f"\nreport:   {html}\nnotebook: {nb}\nplan:     {args.out / 'plan.json'}"
+        + (f"\nresult:   {args.out / 'result.json'}" if args.apply else "")
+    )
     return 3 if any(a["status"] == "failed" for a in result["actions"]) else 0
 
 
@@ -252,7 +301,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise InputError("--app/--all", "name the apps to audit", allowed="--app APP (repeatable) or --all")
     from vyxops.runner import read_json
 
-    nb, html = _run("audit", args, "Audit", apps=args.apps or [], all_apps=args.all_apps, fail_on=args.fail_on, stuck_after_minutes=args.stuck_after_minutes)
+    nb, html = _run(
+        "audit",
+        args,
+        "Audit",
+        apps=args.apps or [],
+        all_apps=args.all_apps,
+        fail_on=args.fail_on,
+        stuck_after_minutes=args.stuck_after_minutes,
+    )
     doc = read_json(args.out / "audit.json")
     levels = ("critical",) if args.fail_on == "critical" else ("critical", "warning")
     failing = [a for a in doc["apps"] if a["worst"] in levels]
@@ -271,9 +328,20 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     with open_session(args.target, scenario=args.scenario, record=True) as session:
         e = collect_evidence(session, args.app, since=args.since, until=args.until)
-        meta = {"captured_from": session.label, "app": args.app, "now": iso(session.now()), "since": iso(e.since), "until": iso(e.until), "project_ref": session.project_ref, "machines_table": session.machines_table, "org": session.org}
+        meta = {
+            "captured_from": session.label,
+            "app": args.app,
+            "now": iso(session.now()),
+            "since": iso(e.since),
+            "until": iso(e.until),
+            "project_ref": session.project_ref,
+            "machines_table": session.machines_table,
+            "org": session.org,
+        }
         path = write_bundle(args.out, session.recorder, meta)
-    print(f"bundle: {path} ({len(session.recorder.exchanges)} exchanges)\nreplay: vyxops investigate --target bundle:{path} --app {args.app} --out DIR")
+    print(
+        f"bundle: {path} ({len(session.recorder.exchanges)} exchanges)\nreplay: vyxops investigate --target bundle:{path} --app {args.app} --out DIR"
+    )
     return 0
 
 
@@ -291,7 +359,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         return 0
     world = World.load(args.scenario, directory)
     if args.action == "status":
-        info = {"base_url": f"http://127.0.0.1:{args.port}", "scenario": world.scenario_name, "now": iso(world.now_ms), "sandbox_dir": str(directory), **world.credentials}
+        info = {
+            "base_url": f"http://127.0.0.1:{args.port}",
+            "scenario": world.scenario_name,
+            "now": iso(world.now_ms),
+            "sandbox_dir": str(directory),
+            **world.credentials,
+        }
         if args.json:
             print(json.dumps(info, indent=1))
         else:

@@ -20,9 +20,16 @@ from vyxops.timeutil import iso
 FINDINGS_SCHEMA = "vyxops.findings/1"
 TRANSITIONAL = ("starting", "provisioning", "pending", "creating", "stopping")
 CODES = (
-    "IMAGE_TAG_MISSING", "MACHINE_CREATE_REJECTED", "MACHINE_EXITED_AUTO_DESTROYED", "MACHINE_LAUNCH_FAILED",
-    "DB_STATUS_STUCK", "DB_FLY_STATE_DRIFT", "SECRET_IMAGE_NOT_CURRENT_RELEASE", "SECRET_DIGEST_UNMATCHED",
-    "LATEST_TAG_MISSING", "LATEST_TAG_STALE",
+    "IMAGE_TAG_MISSING",
+    "MACHINE_CREATE_REJECTED",
+    "MACHINE_EXITED_AUTO_DESTROYED",
+    "MACHINE_LAUNCH_FAILED",
+    "DB_STATUS_STUCK",
+    "DB_FLY_STATE_DRIFT",
+    "SECRET_IMAGE_NOT_CURRENT_RELEASE",
+    "SECRET_DIGEST_UNMATCHED",
+    "LATEST_TAG_MISSING",
+    "LATEST_TAG_STALE",
 )
 
 
@@ -73,8 +80,17 @@ def detect_secret(e: Evidence, t: Thresholds) -> list[Finding]:
     if s["ref"] is None:
         return [
             Finding(
-                "SECRET_DIGEST_UNMATCHED", "warning", "DOCKER_IMAGE matches no known image reference", "secret:DOCKER_IMAGE",
-                [ev("supabase.secrets", s["updated_at"], f"DOCKER_IMAGE digest {s['digest'][:16]}… matches none of {s['tried']} candidate references (release images, :latest, machine configs, DB rows, logs)")],
+                "SECRET_DIGEST_UNMATCHED",
+                "warning",
+                "DOCKER_IMAGE matches no known image reference",
+                "secret:DOCKER_IMAGE",
+                [
+                    ev(
+                        "supabase.secrets",
+                        s["updated_at"],
+                        f"DOCKER_IMAGE digest {s['digest'][:16]}… matches none of {s['tried']} candidate references (release images, :latest, machine configs, DB rows, logs)",
+                    )
+                ],
                 ["PIN_SECRET_TO_RELEASE"],
                 {"digest": s["digest"]},
             )
@@ -95,10 +111,19 @@ def detect_secret(e: Evidence, t: Thresholds) -> list[Finding]:
         evidence.append(ev("fly.registry", None, f"HEAD {ref} → 200, {digest}: the tag exists"))
     return [
         Finding(
-            "SECRET_IMAGE_NOT_CURRENT_RELEASE", "warning",
-            f"DOCKER_IMAGE points at {ref}, not release v{release['version']}'s image", "secret:DOCKER_IMAGE",
-            evidence, ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
-            {"ref": ref, "release_image": rel_image, "release_version": int(release["version"]), "updated_at": s["updated_at"], "release_created_at": release["created_at"]},
+            "SECRET_IMAGE_NOT_CURRENT_RELEASE",
+            "warning",
+            f"DOCKER_IMAGE points at {ref}, not release v{release['version']}'s image",
+            "secret:DOCKER_IMAGE",
+            evidence,
+            ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
+            {
+                "ref": ref,
+                "release_image": rel_image,
+                "release_version": int(release["version"]),
+                "updated_at": s["updated_at"],
+                "release_created_at": release["created_at"],
+            },
         )
     ]
 
@@ -117,17 +142,46 @@ def detect_image_refs(e: Evidence, t: Thresholds) -> list[Finding]:
             related = [r for r in rejects if ref in r["message"]]
             evidence = [ev("fly.registry", None, f"HEAD {ref} → 404 MANIFEST_UNKNOWN")]
             if s["set"]:
-                evidence.insert(0, ev("supabase.secrets", s["updated_at"], f"DOCKER_IMAGE digest {s['digest'][:16]}… = sha256({ref!r})"))
+                evidence.insert(
+                    0,
+                    ev(
+                        "supabase.secrets",
+                        s["updated_at"],
+                        f"DOCKER_IMAGE digest {s['digest'][:16]}… = sha256({ref!r})",
+                    ),
+                )
             else:
-                evidence.insert(0, ev("supabase.secrets", None, "DOCKER_IMAGE is not set: provision-machine falls back to :latest"))
+                evidence.insert(
+                    0, ev("supabase.secrets", None, "DOCKER_IMAGE is not set: provision-machine falls back to :latest")
+                )
             evidence += [ev("supabase.function_logs", r["time"], r["message"][:240]) for r in related[:3]]
             severity = "critical"  # provisioning uses this reference: every attempt is refused
             if ref == latest:
                 ever = e.machines[e.machines["image_tag"] == "latest"]
                 how = "was pruned (machines ran it before)" if not ever.empty else "was never tagged or was pruned"
-                out.append(Finding("LATEST_TAG_MISSING", severity, f"{latest} does not exist: it {how}", f"image:{latest}", evidence, ["TAG_LATEST", "PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"], {"ref": ref, "how": how, "secret_set": s["set"], "rejections": len(related)}))
+                out.append(
+                    Finding(
+                        "LATEST_TAG_MISSING",
+                        severity,
+                        f"{latest} does not exist: it {how}",
+                        f"image:{latest}",
+                        evidence,
+                        ["TAG_LATEST", "PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
+                        {"ref": ref, "how": how, "secret_set": s["set"], "rejections": len(related)},
+                    )
+                )
             else:
-                out.append(Finding("IMAGE_TAG_MISSING", severity, f"{ref} does not resolve in the registry", f"image:{ref}", evidence, ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"], {"ref": ref, "updated_at": s["updated_at"], "rejections": len(related)}))
+                out.append(
+                    Finding(
+                        "IMAGE_TAG_MISSING",
+                        severity,
+                        f"{ref} does not resolve in the registry",
+                        f"image:{ref}",
+                        evidence,
+                        ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
+                        {"ref": ref, "updated_at": s["updated_at"], "rejections": len(related)},
+                    )
+                )
     # :latest against the current release, when something relies on it
     if release is not None and (not s["set"] or ref == latest):
         exists, digest = e.head(latest)
@@ -135,9 +189,20 @@ def detect_image_refs(e: Evidence, t: Thresholds) -> list[Finding]:
         if exists and rel_digest and digest != rel_digest:
             out.append(
                 Finding(
-                    "LATEST_TAG_STALE", "warning", f":latest is not release v{release['version']}'s image", f"image:{latest}",
-                    [ev("fly.registry", None, f"{latest} → {digest}"), ev("fly.releases", release["created_at"], f"v{release['version']} {release['image']} → {rel_digest}")],
-                    ["TAG_LATEST"], {"ref": latest},
+                    "LATEST_TAG_STALE",
+                    "warning",
+                    f":latest is not release v{release['version']}'s image",
+                    f"image:{latest}",
+                    [
+                        ev("fly.registry", None, f"{latest} → {digest}"),
+                        ev(
+                            "fly.releases",
+                            release["created_at"],
+                            f"v{release['version']} {release['image']} → {rel_digest}",
+                        ),
+                    ],
+                    ["TAG_LATEST"],
+                    {"ref": latest},
                 )
             )
     return out
@@ -148,7 +213,9 @@ def _rejections(e: Evidence) -> list[dict[str, Any]]:
     logs = e.function_logs
     text = logs["message"].fillna("")
     # One project may provision several apps: keep the lines about this app's images.
-    mine = text.str.contains(f"{FLY_REGISTRY}/{e.app}:", regex=False) | text.str.contains(f"{FLY_REGISTRY}/{e.app}@", regex=False)
+    mine = text.str.contains(f"{FLY_REGISTRY}/{e.app}:", regex=False) | text.str.contains(
+        f"{FLY_REGISTRY}/{e.app}@", regex=False
+    )
     hits = logs[text.str.contains(r"MANIFEST_UNKNOWN|Fly API error \(4\d\d\)", regex=True) & mine]
     return [dict(r) for _, r in hits.iterrows()]
 
@@ -162,13 +229,26 @@ def detect_create_rejected(e: Evidence, t: Thresholds) -> list[Finding]:
     evidence = []
     for r in rejects[:5]:
         inv = edge[edge["execution_id"] == r["execution_id"]]
-        status = f" (invocation answered {int(inv.iloc[0]['status_code'])})" if not inv.empty and not pd.isna(inv.iloc[0]["status_code"]) else ""
+        status = (
+            f" (invocation answered {int(inv.iloc[0]['status_code'])})"
+            if not inv.empty and not pd.isna(inv.iloc[0]["status_code"])
+            else ""
+        )
         evidence.append(ev("supabase.function_logs", r["time"], r["message"][:240] + status))
     return [
         Finding(
-            "MACHINE_CREATE_REJECTED", "critical", f"{len(rejects)} provisioning attempt(s) refused by the Machines API; no machine was made",
-            "function:provision-machine", evidence, ["VERIFY_PROVISIONING"],
-            {"count": len(rejects), "first": rejects[0]["time"], "last": rejects[-1]["time"], "refs": sorted({ref for r in rejects for ref in IMAGE_IN_TEXT.findall(r["message"])})},
+            "MACHINE_CREATE_REJECTED",
+            "critical",
+            f"{len(rejects)} provisioning attempt(s) refused by the Machines API; no machine was made",
+            "function:provision-machine",
+            evidence,
+            ["VERIFY_PROVISIONING"],
+            {
+                "count": len(rejects),
+                "first": rejects[0]["time"],
+                "last": rejects[-1]["time"],
+                "refs": sorted({ref for r in rejects for ref in IMAGE_IN_TEXT.findall(r["message"])}),
+            },
         )
     ]
 
@@ -178,10 +258,21 @@ def detect_create_rejected(e: Evidence, t: Thresholds) -> list[Finding]:
 
 def _machine_story(e: Evidence, machine_id: str) -> dict[str, Any]:
     evs = e.machine_events[e.machine_events["machine_id"] == machine_id].sort_values("time")
+
     def first(kind: str, status: str | None = None) -> pd.Series | None:
         hit = evs[evs["type"] == kind] if status is None else evs[evs["status"] == status]
         return None if hit.empty else hit.iloc[0]
-    return {"events": evs, "launch": first("launch"), "start": first("start", "started"), "exit": first("exit"), "destroy": first("destroy", "destroyed"), "failed": first("", "launch_failed") if (evs["status"] == "launch_failed").any() else (first("", "failed") if (evs["status"] == "failed").any() else None)}
+
+    return {
+        "events": evs,
+        "launch": first("launch"),
+        "start": first("start", "started"),
+        "exit": first("exit"),
+        "destroy": first("destroy", "destroyed"),
+        "failed": first("", "launch_failed")
+        if (evs["status"] == "launch_failed").any()
+        else (first("", "failed") if (evs["status"] == "failed").any() else None),
+    }
 
 
 def _row_for(e: Evidence, machine_id: str) -> pd.Series | None:
@@ -190,7 +281,11 @@ def _row_for(e: Evidence, machine_id: str) -> pd.Series | None:
 
 
 def _stuck(e: Evidence, row: pd.Series | None, t: Thresholds) -> bool:
-    return row is not None and row["status"] in TRANSITIONAL and (e.now - row["updated_at"]) > pd.Timedelta(minutes=t.stuck_after_minutes)
+    return (
+        row is not None
+        and row["status"] in TRANSITIONAL
+        and (e.now - row["updated_at"]) > pd.Timedelta(minutes=t.stuck_after_minutes)
+    )
 
 
 def _in_scope(e: Evidence) -> pd.DataFrame:
@@ -213,24 +308,75 @@ def detect_machine_outcomes(e: Evidence, t: Thresholds) -> list[Finding]:
         if st["start"] is None and (st["failed"] is not None or st["destroy"] is not None):
             end = st["failed"] if st["failed"] is not None else st["destroy"]
             err = end["error"] if not pd.isna(end["error"]) else "no start event"
-            evidence = [ev("fly.events", st["launch"]["time"] if st["launch"] is not None else m["created_at"], f"machine {mid} launched with {m['image']}")]
+            evidence = [
+                ev(
+                    "fly.events",
+                    st["launch"]["time"] if st["launch"] is not None else m["created_at"],
+                    f"machine {mid} launched with {m['image']}",
+                )
+            ]
             evidence.append(ev("fly.events", end["time"], f"never reached started: {err}"))
             if st["destroy"] is not None:
                 evidence.append(ev("fly.events", st["destroy"]["time"], f"destroyed (state {m['state']})"))
-            out.append(Finding("MACHINE_LAUNCH_FAILED", severity, f"machine {mid} never started and was destroyed", f"machine:{mid}", evidence, ["RECONCILE_STUCK_ROWS"], {"machine_id": mid, "image": m["image"], "digest": m["image_digest"], "story": st, "row": row}))
+            out.append(
+                Finding(
+                    "MACHINE_LAUNCH_FAILED",
+                    severity,
+                    f"machine {mid} never started and was destroyed",
+                    f"machine:{mid}",
+                    evidence,
+                    ["RECONCILE_STUCK_ROWS"],
+                    {"machine_id": mid, "image": m["image"], "digest": m["image_digest"], "story": st, "row": row},
+                )
+            )
             continue
         x = st["exit"]
         # requested_stop is a numpy bool (never `is True`): a stop someone asked for is not a failure
-        if st["start"] is not None and x is not None and not (not pd.isna(x["requested_stop"]) and bool(x["requested_stop"])) and st["destroy"] is not None and bool(m["auto_destroy"]):
+        if (
+            st["start"] is not None
+            and x is not None
+            and not (not pd.isna(x["requested_stop"]) and bool(x["requested_stop"]))
+            and st["destroy"] is not None
+            and bool(m["auto_destroy"])
+        ):
             code = "unknown" if pd.isna(x["exit_code"]) else int(x["exit_code"])
             evidence = [
-                ev("fly.events", st["launch"]["time"] if st["launch"] is not None else m["created_at"], f"machine {mid} created with {m['image']} (auto_destroy={bool(m['auto_destroy'])}, restart={m['restart_policy']})"),
+                ev(
+                    "fly.events",
+                    st["launch"]["time"] if st["launch"] is not None else m["created_at"],
+                    f"machine {mid} created with {m['image']} (auto_destroy={bool(m['auto_destroy'])}, restart={m['restart_policy']})",
+                ),
                 ev("fly.events", st["start"]["time"], "started: the image was pulled and ran"),
-                ev("fly.events", x["time"], f"exited with code {code} (oom_killed={x['oom_killed']}, requested_stop={x['requested_stop']})"),
-                ev("fly.events", st["destroy"]["time"], "destroyed by auto_destroy: gone from `fly machines list` (visible with include_deleted=true)"),
+                ev(
+                    "fly.events",
+                    x["time"],
+                    f"exited with code {code} (oom_killed={x['oom_killed']}, requested_stop={x['requested_stop']})",
+                ),
+                ev(
+                    "fly.events",
+                    st["destroy"]["time"],
+                    "destroyed by auto_destroy: gone from `fly machines list` (visible with include_deleted=true)",
+                ),
             ]
             fixes = ["RECONCILE_STUCK_ROWS"] if _stuck(e, row, t) else []
-            out.append(Finding("MACHINE_EXITED_AUTO_DESTROYED", severity, f"machine {mid} exited with code {code} and auto_destroy removed it", f"machine:{mid}", evidence, fixes + ["VERIFY_PROVISIONING"], {"machine_id": mid, "image": m["image"], "digest": m["image_digest"], "code": code, "story": st, "row": row}))
+            out.append(
+                Finding(
+                    "MACHINE_EXITED_AUTO_DESTROYED",
+                    severity,
+                    f"machine {mid} exited with code {code} and auto_destroy removed it",
+                    f"machine:{mid}",
+                    evidence,
+                    fixes + ["VERIFY_PROVISIONING"],
+                    {
+                        "machine_id": mid,
+                        "image": m["image"],
+                        "digest": m["image_digest"],
+                        "code": code,
+                        "story": st,
+                        "row": row,
+                    },
+                )
+            )
     return out
 
 
@@ -249,22 +395,53 @@ def detect_rows(e: Evidence, t: Thresholds) -> list[Finding]:
         minutes = int(age.total_seconds() // 60)
         if _stuck(e, row, t):
             evidence = [
-                ev("supabase.rows", row["created_at"], f"row {row['id']} for machine {mid} created with status {row['status']}"),
-                ev("supabase.rows", row["updated_at"], f"last updated {minutes} min before {iso(e.now)}; still {row['status']}"),
+                ev(
+                    "supabase.rows",
+                    row["created_at"],
+                    f"row {row['id']} for machine {mid} created with status {row['status']}",
+                ),
+                ev(
+                    "supabase.rows",
+                    row["updated_at"],
+                    f"last updated {minutes} min before {iso(e.now)}; still {row['status']}",
+                ),
             ]
             if fly_state is not None:
                 evidence.append(ev("fly.machines", m["updated_at"], f"Fly says machine {mid} is {fly_state}"))
             gone = fly_state in (None, "destroyed", "stopped", "failed", "launch_failed")
-            out.append(Finding("DB_STATUS_STUCK", "critical", f"row for machine {mid} has been {row['status']} for {minutes} min", f"db_row:{row['id']}", evidence, ["RECONCILE_STUCK_ROWS"] if gone else [], {"row": row, "minutes": minutes, "machine_state": fly_state}))
+            out.append(
+                Finding(
+                    "DB_STATUS_STUCK",
+                    "critical",
+                    f"row for machine {mid} has been {row['status']} for {minutes} min",
+                    f"db_row:{row['id']}",
+                    evidence,
+                    ["RECONCILE_STUCK_ROWS"] if gone else [],
+                    {"row": row, "minutes": minutes, "machine_state": fly_state},
+                )
+            )
         # drift: Fly says the machine is alive and the DB says otherwise, or the reverse
         alive = fly_state == "started"
         started_long = alive and (e.now - m["updated_at"]) > pd.Timedelta(minutes=t.drift_after_minutes)
-        if (started_long and row["status"] != "running") or (row["status"] == "running" and fly_state in (None, "destroyed", "stopped")):
+        if (started_long and row["status"] != "running") or (
+            row["status"] == "running" and fly_state in (None, "destroyed", "stopped")
+        ):
             out.append(
                 Finding(
-                    "DB_FLY_STATE_DRIFT", "critical", f"Fly says machine {mid} is {fly_state or 'missing'}, the DB says {row['status']}", f"machine:{mid}",
-                    [ev("fly.machines", None if m is None else m["updated_at"], f"machine {mid} state {fly_state or 'not found'}"), ev("supabase.rows", row["updated_at"], f"row {row['id']} status {row['status']}")],
-                    [] if alive else ["RECONCILE_STUCK_ROWS"], {"row": row, "machine_state": fly_state},
+                    "DB_FLY_STATE_DRIFT",
+                    "critical",
+                    f"Fly says machine {mid} is {fly_state or 'missing'}, the DB says {row['status']}",
+                    f"machine:{mid}",
+                    [
+                        ev(
+                            "fly.machines",
+                            None if m is None else m["updated_at"],
+                            f"machine {mid} state {fly_state or 'not found'}",
+                        ),
+                        ev("supabase.rows", row["updated_at"], f"row {row['id']} status {row['status']}"),
+                    ],
+                    [] if alive else ["RECONCILE_STUCK_ROWS"],
+                    {"row": row, "machine_state": fly_state},
                 )
             )
     return out
@@ -299,7 +476,9 @@ def rank(e: Evidence, findings: list[Finding]) -> tuple[Finding | None, list[Fin
         root = by["IMAGE_TAG_MISSING"][0]
     elif by["LATEST_TAG_MISSING"]:
         root = by["LATEST_TAG_MISSING"][0]
-    elif by["SECRET_IMAGE_NOT_CURRENT_RELEASE"] and any(f.facts["image"] == by["SECRET_IMAGE_NOT_CURRENT_RELEASE"][0].facts["ref"] for f in failures):
+    elif by["SECRET_IMAGE_NOT_CURRENT_RELEASE"] and any(
+        f.facts["image"] == by["SECRET_IMAGE_NOT_CURRENT_RELEASE"][0].facts["ref"] for f in failures
+    ):
         root = by["SECRET_IMAGE_NOT_CURRENT_RELEASE"][0]
     elif by["MACHINE_LAUNCH_FAILED"]:
         root = _latest(by["MACHINE_LAUNCH_FAILED"])
@@ -336,7 +515,12 @@ def _rejection_current(e: Evidence, f: Finding) -> bool:
 
 
 def _latest(found: list[Finding]) -> Finding:
-    return max(found, key=lambda f: f.facts["story"]["launch"]["time"] if f.facts["story"]["launch"] is not None else pd.Timestamp(0, tz="UTC"))
+    return max(
+        found,
+        key=lambda f: (
+            f.facts["story"]["launch"]["time"] if f.facts["story"]["launch"] is not None else pd.Timestamp(0, tz="UTC")
+        ),
+    )
 
 
 def summarize(e: Evidence, root: Finding | None, findings: list[Finding]) -> str:
@@ -352,18 +536,26 @@ def summarize(e: Evidence, root: Finding | None, findings: list[Finding]) -> str
             f"Supabase secret DOCKER_IMAGE (updated {iso(f['updated_at'])}) points at {f['ref']} — its SHA-256 digest matches that reference — "
             f"not the current release v{f['release_version']}'s image {f['release_image']} (released {iso(f['release_created_at'])})."
         )
-        parts.append(f"{f['ref']} exists in the registry, so the Machines API accepted the create (a missing tag is refused with 400 MANIFEST_UNKNOWN and no machine).")
+        parts.append(
+            f"{f['ref']} exists in the registry, so the Machines API accepted the create (a missing tag is refused with 400 MANIFEST_UNKNOWN and no machine)."
+        )
         parts += [_failure_sentence(x, stuck) for x in failures if x.facts["image"] == f["ref"]]
     elif root.code in ("IMAGE_TAG_MISSING", "LATEST_TAG_MISSING"):
         f = root.facts
         if root.code == "LATEST_TAG_MISSING":
-            parts.append(f"DOCKER_IMAGE is {'set to' if f['secret_set'] else 'not set, so provision-machine falls back to'} {f['ref']}, which {f['how']}: the registry answers HEAD with 404 MANIFEST_UNKNOWN.")
+            parts.append(
+                f"DOCKER_IMAGE is {'set to' if f['secret_set'] else 'not set, so provision-machine falls back to'} {f['ref']}, which {f['how']}: the registry answers HEAD with 404 MANIFEST_UNKNOWN."
+            )
         else:
-            parts.append(f"DOCKER_IMAGE (updated {iso(f['updated_at'])}) points at {f['ref']} — its digest matches that reference — and the registry answers HEAD with 404 MANIFEST_UNKNOWN.")
+            parts.append(
+                f"DOCKER_IMAGE (updated {iso(f['updated_at'])}) points at {f['ref']} — its digest matches that reference — and the registry answers HEAD with 404 MANIFEST_UNKNOWN."
+            )
         rej = [x for x in findings if x.code == "MACHINE_CREATE_REJECTED"]
         if rej:
             r = rej[0].facts
-            parts.append(f"The Machines API refused {r['count']} create(s) with 400 MANIFEST_UNKNOWN between {iso(r['first'])} and {iso(r['last'])}: no machine was made and no DB row written; provision-machine answered 500.")
+            parts.append(
+                f"The Machines API refused {r['count']} create(s) with 400 MANIFEST_UNKNOWN between {iso(r['first'])} and {iso(r['last'])}: no machine was made and no DB row written; provision-machine answered 500."
+            )
         release = e.current_release()
         if release is not None:
             parts.append(f"The current release v{release['version']} runs {release['image']}.")
@@ -373,7 +565,9 @@ def summarize(e: Evidence, root: Finding | None, findings: list[Finding]) -> str
         _, rel_digest = e.head(str(release["image"])) if release is not None else (None, None)
         if release is not None and (img == release["image"] or (rel_digest and root.facts.get("digest") == rel_digest)):
             same = "" if img == release["image"] else f" (as {img}, same digest {rel_digest[:19]}…)"
-            parts.append(f"Nothing points at a wrong image: machines run the current release v{release['version']}'s own image {release['image']}{same}, and it fails.")
+            parts.append(
+                f"Nothing points at a wrong image: machines run the current release v{release['version']}'s own image {release['image']}{same}, and it fails."
+            )
         else:
             parts.append(f"Machine {root.facts['machine_id']} ran {img}.")
         parts += [_failure_sentence(x, stuck) for x in failures]

@@ -46,7 +46,17 @@ class Evidence:
     def frames(self) -> dict[str, pd.DataFrame]:
         return {
             name: getattr(self, name)
-            for name in ("machines", "machine_events", "releases", "manifests", "fly_logs", "machine_rows", "secrets", "functions", "function_logs")
+            for name in (
+                "machines",
+                "machine_events",
+                "releases",
+                "manifests",
+                "fly_logs",
+                "machine_rows",
+                "secrets",
+                "functions",
+                "function_logs",
+            )
         }
 
     def current_release(self) -> pd.Series | None:
@@ -79,7 +89,13 @@ class Evidence:
                 digest = None if pd.isna(row.iloc[0]["digest"]) else str(row.iloc[0]["digest"])
                 texts = self.function_logs["message"].dropna().tolist() + self.fly_logs["message"].dropna().tolist()
                 refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, texts)
-                self._docker_image = {"set": True, "digest": digest, "updated_at": row.iloc[0]["updated_at"], "ref": match_secret(digest, refs, self.manifests), "tried": len(refs)}
+                self._docker_image = {
+                    "set": True,
+                    "digest": digest,
+                    "updated_at": row.iloc[0]["updated_at"],
+                    "ref": match_secret(digest, refs, self.manifests),
+                    "tried": len(refs),
+                }
         return self._docker_image
 
 
@@ -89,14 +105,18 @@ def parse_window(now: pd.Timestamp, since: Any = None, until: Any = None) -> tup
         end = to_utc(until) if until not in (None, "") else now
         start = to_utc(since) if since not in (None, "") else end - DEFAULT_LOOKBACK
     except (ValueError, TypeError) as exc:
-        raise InputError("--since/--until", f"not a time: {exc}", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z") from None
+        raise InputError(
+            "--since/--until", f"not a time: {exc}", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z"
+        ) from None
     assert start is not None and end is not None
     if start >= end:
         raise InputError("--since/--until", f"since ({start}) must be before until ({end})")
     return start, end
 
 
-def candidate_refs(app: str, releases: pd.DataFrame, machines: pd.DataFrame, rows: pd.DataFrame, texts: list[str]) -> list[str]:
+def candidate_refs(
+    app: str, releases: pd.DataFrame, machines: pd.DataFrame, rows: pd.DataFrame, texts: list[str]
+) -> list[str]:
     """Every image reference the secret could point at: releases, :latest, configs, rows, logs."""
     refs: list[str] = []
     refs += [r for r in releases["image"].dropna().tolist()]
@@ -133,11 +153,20 @@ class ProjectReads:
         return self._once(("secrets",), lambda: frames.fetch_secrets(self.session))
 
     def function_logs(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        return self._once(("function_logs", start, end), lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions()))
+        return self._once(
+            ("function_logs", start, end),
+            lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions()),
+        )
 
 
 def collect_evidence(
-    session: Any, app: str, *, since: Any = None, until: Any = None, machine_id: str | None = None, project: ProjectReads | None = None
+    session: Any,
+    app: str,
+    *,
+    since: Any = None,
+    until: Any = None,
+    machine_id: str | None = None,
+    project: ProjectReads | None = None,
 ) -> Evidence:
     """Read both platforms for ``app`` over the window; each source is read once.
 
@@ -157,15 +186,34 @@ def collect_evidence(
     fn_logs = project.function_logs(start, end)
     fly_logs = frames.fetch_fly_logs(session, app, since=start)
     fly_logs = fly_logs[fly_logs["time"] <= end].reset_index(drop=True)
-    refs = candidate_refs(app, releases, machines, rows, fn_logs["message"].dropna().tolist() + fly_logs["message"].dropna().tolist())
+    refs = candidate_refs(
+        app, releases, machines, rows, fn_logs["message"].dropna().tolist() + fly_logs["message"].dropna().tolist()
+    )
     manifests = frames.fetch_manifests(session, refs)
-    notes = [f"{df.attrs.get('frame')}: {df.attrs.get('note')}" for df in (releases, rows, machines, fn_logs, fly_logs) if not df.attrs.get("complete", True)]
+    notes = [
+        f"{df.attrs.get('frame')}: {df.attrs.get('note')}"
+        for df in (releases, rows, machines, fn_logs, fly_logs)
+        if not df.attrs.get("complete", True)
+    ]
     if machine_id and machine_id not in set(machines["machine_id"]):
         notes.append(f"machine {machine_id} was not found in app {app}, even by id")
     return Evidence(
-        target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id,
-        machines=machines, machine_events=events, releases=releases, manifests=manifests, fly_logs=fly_logs,
-        machine_rows=rows, secrets=secrets, functions=functions, function_logs=fn_logs, notes=notes,
+        target=session.label,
+        app=app,
+        now=now,
+        since=start,
+        until=end,
+        machine_id=machine_id,
+        machines=machines,
+        machine_events=events,
+        releases=releases,
+        manifests=manifests,
+        fly_logs=fly_logs,
+        machine_rows=rows,
+        secrets=secrets,
+        functions=functions,
+        function_logs=fn_logs,
+        notes=notes,
     )
 
 

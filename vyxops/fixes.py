@@ -86,7 +86,14 @@ class Action:
     desired: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {"code": self.code, "target": self.target, "status": "planned", "reason": self.reason, "before": _jsonable(self.read), "after": _jsonable(self.desired)}
+        return {
+            "code": self.code,
+            "target": self.target,
+            "status": "planned",
+            "reason": self.reason,
+            "before": _jsonable(self.read),
+            "after": _jsonable(self.desired),
+        }
 
 
 @dataclass
@@ -103,7 +110,17 @@ class Plan:
     def frame(self) -> pd.DataFrame:
         """One row per action: action, target, current, new, precondition, risk."""
         return pd.DataFrame(
-            [{"action": a.code, "target": a.target, "current": a.current, "new": a.new, "precondition": a.precondition, "risk": a.risk} for a in self.actions],
+            [
+                {
+                    "action": a.code,
+                    "target": a.target,
+                    "current": a.current,
+                    "new": a.new,
+                    "precondition": a.precondition,
+                    "risk": a.risk,
+                }
+                for a in self.actions
+            ],
             columns=["action", "target", "current", "new", "precondition", "risk"],
         )
 
@@ -137,7 +154,14 @@ class Outcome:
     after: Any = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"code": self.code, "target": self.target, "status": self.status, "reason": self.reason, "before": _jsonable(self.before), "after": _jsonable(self.after)}
+        return {
+            "code": self.code,
+            "target": self.target,
+            "status": self.status,
+            "reason": self.reason,
+            "before": _jsonable(self.before),
+            "after": _jsonable(self.after),
+        }
 
 
 @dataclass
@@ -166,7 +190,17 @@ class Result:
     def frame(self) -> pd.DataFrame:
         """One row per action: action, target, status, reason, before, after."""
         return pd.DataFrame(
-            [{"action": a.code, "target": a.target, "status": a.status, "reason": a.reason, "before": _brief(a.before), "after": _brief(a.after)} for a in self.actions],
+            [
+                {
+                    "action": a.code,
+                    "target": a.target,
+                    "status": a.status,
+                    "reason": a.reason,
+                    "before": _brief(a.before),
+                    "after": _brief(a.after),
+                }
+                for a in self.actions
+            ],
             columns=["action", "target", "status", "reason", "before", "after"],
         )
 
@@ -249,7 +283,9 @@ def plan_fixes(inv: Any, *, fixes: list[str] | None = None, strategy: str = "pin
         for code in codes:
             if not allowed(code):
                 continue
-            made = {"PIN_SECRET_TO_RELEASE": _plan_pin, "TAG_LATEST": _plan_tag_latest, "UNSET_SECRET": _plan_unset}[code](app, facts, strategy, why)
+            made = {"PIN_SECRET_TO_RELEASE": _plan_pin, "TAG_LATEST": _plan_tag_latest, "UNSET_SECRET": _plan_unset}[
+                code
+            ](app, facts, strategy, why)
             if isinstance(made, str):
                 notes.append(f"{code}: {made}")
             else:
@@ -258,7 +294,9 @@ def plan_fixes(inv: Any, *, fixes: list[str] | None = None, strategy: str = "pin
         # Nothing asks for an image fix. Still say whether the strategy's fix holds, so a
         # second apply reports each fix as done instead of saying nothing.
         for code in ["TAG_LATEST", "UNSET_SECRET"] if strategy == "latest" else ["PIN_SECRET_TO_RELEASE"]:
-            made = {"PIN_SECRET_TO_RELEASE": _plan_pin, "TAG_LATEST": _plan_tag_latest, "UNSET_SECRET": _plan_unset}[code](app, facts, strategy, "")
+            made = {"PIN_SECRET_TO_RELEASE": _plan_pin, "TAG_LATEST": _plan_tag_latest, "UNSET_SECRET": _plan_unset}[
+                code
+            ](app, facts, strategy, "")
             notes.append(f"{code}: {made}" if isinstance(made, str) else f"{code}: not planned: no finding asks for it")
 
     # -- rows whose machine is gone
@@ -269,7 +307,9 @@ def plan_fixes(inv: Any, *, fixes: list[str] | None = None, strategy: str = "pin
             notes.append("RECONCILE_STUCK_ROWS: already done: no row is stuck on a machine that is gone")
 
     # -- verification, last: it checks the fixes above on the real path
-    if allowed("VERIFY_PROVISIONING") and (actions or "VERIFY_PROVISIONING" in critical_asks or "VERIFY_PROVISIONING" in wanted):
+    if allowed("VERIFY_PROVISIONING") and (
+        actions or "VERIFY_PROVISIONING" in critical_asks or "VERIFY_PROVISIONING" in wanted
+    ):
         actions.append(_plan_verify(inv, asked.get("VERIFY_PROVISIONING", []), [a.code for a in actions]))
     elif allowed("VERIFY_PROVISIONING"):
         notes.append("VERIFY_PROVISIONING: not needed: nothing is planned and no critical finding asks for it")
@@ -375,7 +415,10 @@ def _plan_unset(app: str, f: dict[str, Any], strategy: str, why: str) -> Action 
     problem = _release_problem(f)
     if problem:
         return problem
-    read = {k: f[k] for k in ("secret_digest", "secret_ref", "latest_ref", "release_version", "release_image", "release_digest")}
+    read = {
+        k: f[k]
+        for k in ("secret_digest", "secret_ref", "latest_ref", "release_version", "release_image", "release_digest")
+    }
     return Action(
         code="UNSET_SECRET",
         target=f"secret:{SECRET}",
@@ -421,7 +464,14 @@ def _plan_reconcile(inv: Any, notes: list[str]) -> list[Action]:
                 precondition=f"row still {row['status']} with updated_at {raw}; machine {mid} still gone",
                 risk="low: one row, guarded by its status and updated_at; the app treats it as a failed session",
                 reason="asked for by " + ", ".join(sorted({f.code for f in found})),
-                read={"table": table, "row_id": row_id, "status": str(row["status"]), "updated_at_raw": raw, "machine_id": mid, "machine_state": state},
+                read={
+                    "table": table,
+                    "row_id": row_id,
+                    "status": str(row["status"]),
+                    "updated_at_raw": raw,
+                    "machine_id": mid,
+                    "machine_state": state,
+                },
                 desired={"status": "failed", "error": fate},
             )
         )
@@ -507,10 +557,21 @@ def apply_plan(
     if app != plan.app:
         raise InputError("app", f"the plan is for {plan.app!r}, not {app!r}", allowed=plan.app)
     if dry_run:
-        outcomes = [Outcome(a.code, a.target, "planned", "dry run: nothing changed", a.read, a.desired) for a in plan.actions]
-        return Result(app=app, target=plan.target, dry_run=True, actions=outcomes, finished_at=iso(session.now()), notes=list(plan.notes))
+        outcomes = [
+            Outcome(a.code, a.target, "planned", "dry run: nothing changed", a.read, a.desired) for a in plan.actions
+        ]
+        return Result(
+            app=app,
+            target=plan.target,
+            dry_run=True,
+            actions=outcomes,
+            finished_at=iso(session.now()),
+            notes=list(plan.notes),
+        )
     if confirm != app:
-        raise InputError("--confirm", f"applying changes {app!r}: pass --confirm {app} (confirm={app!r}) to apply", allowed=app)
+        raise InputError(
+            "--confirm", f"applying changes {app!r}: pass --confirm {app} (confirm={app!r}) to apply", allowed=app
+        )
     log_path = Path(audit_log) if audit_log is not None else config.audit_log_path()
     # Open the log before the first call: a change that cannot be logged is not made.
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -591,14 +652,22 @@ def _check_release(session: Any, app: str, read: dict[str, Any]) -> dict[str, An
     rel = _current_release(session, app)
     if rel is None or rel.get("version") != read["release_version"]:
         now = "no complete release" if rel is None else f"v{rel.get('version')} ({rel.get('imageRef')})"
-        raise PreconditionError(f"release moved since planning: {now} is current now, the plan was made for v{read['release_version']} ({read['release_image']}); re-plan")
+        raise PreconditionError(
+            f"release moved since planning: {now} is current now, the plan was made for v{read['release_version']} ({read['release_image']}); re-plan"
+        )
     if rel.get("imageRef") != read["release_image"]:
-        raise PreconditionError(f"release v{read['release_version']} now names image {rel.get('imageRef')}, planned {read['release_image']}; re-plan")
+        raise PreconditionError(
+            f"release v{read['release_version']} now names image {rel.get('imageRef')}, planned {read['release_image']}; re-plan"
+        )
     head = session.fly.head_manifest(read["release_image"])
     if not head["exists"]:
-        raise PreconditionError(f"release v{read['release_version']}'s image {read['release_image']} no longer resolves in the registry; fixing to it would make every create fail")
+        raise PreconditionError(
+            f"release v{read['release_version']}'s image {read['release_image']} no longer resolves in the registry; fixing to it would make every create fail"
+        )
     if read.get("release_digest") and head["digest"] != read["release_digest"]:
-        raise PreconditionError(f"{read['release_image']} now resolves to {_short(head['digest'])}, planned {_short(read['release_digest'])} (the tag was re-pushed); re-plan")
+        raise PreconditionError(
+            f"{read['release_image']} now resolves to {_short(head['digest'])}, planned {_short(read['release_digest'])} (the tag was re-pushed); re-plan"
+        )
     return {"version": rel.get("version"), "image": rel.get("imageRef"), "digest": head["digest"]}
 
 
@@ -609,7 +678,9 @@ def _apply_pin(ctx: _Ctx, a: Action) -> Outcome:
     digest = _secret_now(s)
     before = {"digest": digest, "ref": a.read.get("secret_ref") if digest == a.read["secret_digest"] else None}
     if digest == want:
-        return Outcome(a.code, a.target, "skipped", f"already done: {SECRET} already points at {ref}", before, a.desired)
+        return Outcome(
+            a.code, a.target, "skipped", f"already done: {SECRET} already points at {ref}", before, a.desired
+        )
     if digest != a.read["secret_digest"]:
         raise PreconditionError(
             f"{SECRET} changed since planning: digest {_short(digest) if digest else 'unset'}, planned from {_short(a.read['secret_digest']) if a.read['secret_digest'] else 'unset'}; re-plan"
@@ -618,8 +689,22 @@ def _apply_pin(ctx: _Ctx, a: Action) -> Outcome:
     got = _secret_now(s)
     after = {"digest": got, "ref": ref if got == want else None}
     if got != want:
-        return Outcome(a.code, a.target, "failed", f"{SECRET} read back as digest {_short(got) if got else 'unset'}, expected sha256({ref}) = {_short(want)}", before, after)
-    return Outcome(a.code, a.target, "applied", f"{SECRET} now points at {ref} (release v{a.read['release_version']}); read back {_short(got)}", before, after)
+        return Outcome(
+            a.code,
+            a.target,
+            "failed",
+            f"{SECRET} read back as digest {_short(got) if got else 'unset'}, expected sha256({ref}) = {_short(want)}",
+            before,
+            after,
+        )
+    return Outcome(
+        a.code,
+        a.target,
+        "applied",
+        f"{SECRET} now points at {ref} (release v{a.read['release_version']}); read back {_short(got)}",
+        before,
+        after,
+    )
 
 
 def _apply_tag_latest(ctx: _Ctx, a: Action) -> Outcome:
@@ -628,9 +713,18 @@ def _apply_tag_latest(ctx: _Ctx, a: Action) -> Outcome:
     latest = s.fly.head_manifest(a.read["latest_ref"])
     before = {"digest": latest["digest"] if latest["exists"] else None}
     if latest["exists"] and latest["digest"] == rel["digest"]:
-        return Outcome(a.code, a.target, "skipped", f"already done: :latest is already release v{rel['version']}'s image ({_short(rel['digest'])})", before, a.desired)
+        return Outcome(
+            a.code,
+            a.target,
+            "skipped",
+            f"already done: :latest is already release v{rel['version']}'s image ({_short(rel['digest'])})",
+            before,
+            a.desired,
+        )
     if before["digest"] != a.read["latest_digest"]:
-        raise PreconditionError(f":latest changed since planning: {_short(before['digest']) if before['digest'] else 'missing'}, planned from {_short(a.read['latest_digest']) if a.read['latest_digest'] else 'missing'}; re-plan")
+        raise PreconditionError(
+            f":latest changed since planning: {_short(before['digest']) if before['digest'] else 'missing'}, planned from {_short(a.read['latest_digest']) if a.read['latest_digest'] else 'missing'}; re-plan"
+        )
     body, media_type, digest = s.fly.get_manifest(a.read["release_image"])
     if digest and digest != rel["digest"]:
         raise PreconditionError(f"{a.read['release_image']} changed while reading it ({_short(digest)}); re-plan")
@@ -639,8 +733,22 @@ def _apply_tag_latest(ctx: _Ctx, a: Action) -> Outcome:
     check = s.fly.head_manifest(a.read["latest_ref"])
     after = {"digest": check["digest"]}
     if check["digest"] != rel["digest"]:
-        return Outcome(a.code, a.target, "failed", f":latest resolves to {_short(check['digest'])} after the PUT, expected {_short(rel['digest'])}", before, after)
-    return Outcome(a.code, a.target, "applied", f":latest now resolves to release v{rel['version']}'s image ({_short(rel['digest'])})", before, after)
+        return Outcome(
+            a.code,
+            a.target,
+            "failed",
+            f":latest resolves to {_short(check['digest'])} after the PUT, expected {_short(rel['digest'])}",
+            before,
+            after,
+        )
+    return Outcome(
+        a.code,
+        a.target,
+        "applied",
+        f":latest now resolves to release v{rel['version']}'s image ({_short(rel['digest'])})",
+        before,
+        after,
+    )
 
 
 def _apply_unset(ctx: _Ctx, a: Action) -> Outcome:
@@ -650,7 +758,9 @@ def _apply_unset(ctx: _Ctx, a: Action) -> Outcome:
     if digest is None:
         return Outcome(a.code, a.target, "skipped", f"already done: {SECRET} is not set", before, a.desired)
     if digest != a.read["secret_digest"]:
-        raise PreconditionError(f"{SECRET} changed since planning: digest {_short(digest)}, planned from {_short(a.read['secret_digest'])}; re-plan")
+        raise PreconditionError(
+            f"{SECRET} changed since planning: digest {_short(digest)}, planned from {_short(a.read['secret_digest'])}; re-plan"
+        )
     rel = _check_release(s, ctx.app, a.read)
     latest = s.fly.head_manifest(a.read["latest_ref"])
     if not latest["exists"] or latest["digest"] != rel["digest"]:
@@ -663,8 +773,17 @@ def _apply_unset(ctx: _Ctx, a: Action) -> Outcome:
     got = _secret_now(s)
     after = {"digest": got, "set": got is not None}
     if got is not None:
-        return Outcome(a.code, a.target, "failed", f"{SECRET} is still set after the delete (digest {_short(got)})", before, after)
-    return Outcome(a.code, a.target, "applied", f"{SECRET} unset: provisioning uses {a.read['latest_ref']} = release v{rel['version']}", before, after)
+        return Outcome(
+            a.code, a.target, "failed", f"{SECRET} is still set after the delete (digest {_short(got)})", before, after
+        )
+    return Outcome(
+        a.code,
+        a.target,
+        "applied",
+        f"{SECRET} unset: provisioning uses {a.read['latest_ref']} = release v{rel['version']}",
+        before,
+        after,
+    )
 
 
 def _read_row(s: Any, table: str, row_id: str) -> dict[str, Any] | None:
@@ -705,10 +824,14 @@ def _apply_reconcile(ctx: _Ctx, a: Action) -> Outcome:
     stamp = iso(s.now()).replace("Z", "+00:00")
     values = {"status": "failed", "error": a.desired["error"], "updated_at": stamp}
     # The guard is the filter: the PATCH matches only the row as it was read.
-    changed = s.supabase.update_rows(table, values, [("id", "eq", row_id), ("status", "eq", r["status"]), ("updated_at", "eq", r["updated_at_raw"])])
+    changed = s.supabase.update_rows(
+        table, values, [("id", "eq", row_id), ("status", "eq", r["status"]), ("updated_at", "eq", r["updated_at_raw"])]
+    )
     if not changed:
         now = _read_row(s, table, row_id)
-        raise PreconditionError(_row_moved(now, r) if now else f"row {row_id} was deleted while it was being reconciled")
+        raise PreconditionError(
+            _row_moved(now, r) if now else f"row {row_id} was deleted while it was being reconciled"
+        )
     got = changed[0]
     after = {"status": got.get("status"), "updated_at": got.get("updated_at"), "error": got.get("error")}
     return Outcome(a.code, a.target, "applied", f"row {row_id} marked failed: {a.desired['error']}", before, after)
@@ -737,12 +860,26 @@ def _apply_verify(ctx: _Ctx, a: Action) -> Outcome:
     seen["invoke_status"] = status
     if status != 200:
         seen["function_answer"] = _brief(body)
-        return Outcome(a.code, a.target, "failed", f"{FUNCTION} answered {status}: {_brief(body)}; no machine was provisioned", None, dict(seen))
+        return Outcome(
+            a.code,
+            a.target,
+            "failed",
+            f"{FUNCTION} answered {status}: {_brief(body)}; no machine was provisioned",
+            None,
+            dict(seen),
+        )
     mid = body.get("machine_id") or body.get("id") if isinstance(body, dict) else None
     seen["machine_id"] = mid
     seen["image"] = body.get("image") if isinstance(body, dict) else None
     if not mid:
-        return Outcome(a.code, a.target, "failed", f"{FUNCTION} answered 200 without a machine id: {_brief(body)}", None, dict(seen))
+        return Outcome(
+            a.code,
+            a.target,
+            "failed",
+            f"{FUNCTION} answered 200 without a machine id: {_brief(body)}",
+            None,
+            dict(seen),
+        )
 
     problem = _wait_started(s, ctx.app, mid, seen)
     row = None
@@ -751,13 +888,25 @@ def _apply_verify(ctx: _Ctx, a: Action) -> Outcome:
     cleanup = _cleanup(s, ctx.app, table, mid, row, problem, seen)
     seen["finished_at"] = iso(s.now())
     if problem is not None:
-        return Outcome(a.code, a.target, "failed", f"provisioning did not work: {problem}; cleanup: {cleanup}", None, dict(seen))
+        return Outcome(
+            a.code, a.target, "failed", f"provisioning did not work: {problem}; cleanup: {cleanup}", None, dict(seen)
+        )
     if not seen.get("cleaned_up"):
-        return Outcome(a.code, a.target, "failed", f"provisioning works (machine {mid} started, row running) but cleanup failed: {cleanup}", None, dict(seen))
+        return Outcome(
+            a.code,
+            a.target,
+            "failed",
+            f"provisioning works (machine {mid} started, row running) but cleanup failed: {cleanup}",
+            None,
+            dict(seen),
+        )
     return Outcome(
-        a.code, a.target, "applied",
+        a.code,
+        a.target,
+        "applied",
         f"provisioning works: machine {mid} reached started and its row running in {seen['waited_s']:.0f} s; {cleanup}",
-        None, dict(seen),
+        None,
+        dict(seen),
     )
 
 
@@ -780,7 +929,9 @@ def _wait_started(s: Any, app: str, mid: str, seen: dict[str, Any]) -> str | Non
             return f"machine {mid} did not reach started within {VERIFY_START_BUDGET_S:.0f} s (state {state})"
 
 
-def _wait_row_running(s: Any, app: str, table: str, mid: str, seen: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def _wait_row_running(
+    s: Any, app: str, table: str, mid: str, seen: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str | None]:
     """Poll the DB row once a second (≤ VERIFY_DB_BUDGET_S) for ``running``; stop early if the machine is gone."""
     t0 = s.clock.now()
     polls = 0
@@ -799,12 +950,18 @@ def _wait_row_running(s: Any, app: str, table: str, mid: str, seen: dict[str, An
             state = _machine_state(s, app, mid, seen)
             seen["machine_state"] = state
             if state in GONE_STATES or state == "not found":
-                return row, f"machine {mid} reached started, then {seen.get('machine_story') or state}; its row stayed {seen['row_status'] or 'absent'}"
+                return (
+                    row,
+                    f"machine {mid} reached started, then {seen.get('machine_story') or state}; its row stayed {seen['row_status'] or 'absent'}",
+                )
         if waited >= VERIFY_DB_BUDGET_S:
             state = _machine_state(s, app, mid, seen)
             seen["machine_state"] = state
             seen["waited_s"] = round(waited, 1)
-            return row, f"machine {mid} is {state} but its row is {seen['row_status'] or 'absent'} after {VERIFY_DB_BUDGET_S:.0f} s (the app never reported running)"
+            return (
+                row,
+                f"machine {mid} is {state} but its row is {seen['row_status'] or 'absent'} after {VERIFY_DB_BUDGET_S:.0f} s (the app never reported running)",
+            )
         s.clock.sleep(1)
 
 
@@ -819,15 +976,21 @@ def _machine_state(s: Any, app: str, mid: str, seen: dict[str, Any]) -> str:
         x = ((ev.get("request") or {}).get("exit_event")) or None
         if ev.get("type") == "exit" and x:
             seen["exit_code"] = x.get("exit_code")
-            seen["machine_story"] = f"exited with code {x.get('exit_code')} (requested_stop={x.get('requested_stop')}) and is {state}"
+            seen["machine_story"] = (
+                f"exited with code {x.get('exit_code')} (requested_stop={x.get('requested_stop')}) and is {state}"
+            )
             break
         if ev.get("status") in ("launch_failed", "failed"):
-            seen["machine_story"] = f"failed to launch ({(ev.get('request') or {}).get('error') or ev.get('status')}) and is {state}"
+            seen["machine_story"] = (
+                f"failed to launch ({(ev.get('request') or {}).get('error') or ev.get('status')}) and is {state}"
+            )
             break
     return state
 
 
-def _cleanup(s: Any, app: str, table: str, mid: str, row: dict[str, Any] | None, problem: str | None, seen: dict[str, Any]) -> str:
+def _cleanup(
+    s: Any, app: str, table: str, mid: str, row: dict[str, Any] | None, problem: str | None, seen: dict[str, Any]
+) -> str:
     """Stop and destroy the canary, then mark its row so no detector mistakes it for a live session.
 
     The row becomes ``destroyed`` (the machine was removed on purpose) when provisioning
@@ -858,7 +1021,11 @@ def _cleanup(s: Any, app: str, table: str, mid: str, row: dict[str, Any] | None,
             status = "failed" if problem else "destroyed"
             error = f"vyxops VERIFY_PROVISIONING canary: {problem}" if problem else None
             stamp = iso(s.now()).replace("Z", "+00:00")
-            s.supabase.update_rows(table, {"status": status, "error": error, "updated_at": stamp}, [("id", "eq", r["id"]), ("fly_machine_id", "eq", mid)])
+            s.supabase.update_rows(
+                table,
+                {"status": status, "error": error, "updated_at": stamp},
+                [("id", "eq", r["id"]), ("fly_machine_id", "eq", mid)],
+            )
             done.append(f"row {r['id']} marked {status}")
             seen["row_final_status"] = status
         seen["cleaned_up"] = True
@@ -929,7 +1096,9 @@ def show_plan(plan: Plan, dry_run: bool = True) -> None:
 
     mode = "dry run: nothing will change" if dry_run else "applying (confirmed)"
     if plan.actions:
-        md(f"**{len(plan.actions)} action(s)** for `{plan.app}` on `{plan.target}`, strategy `{plan.strategy}` — {mode}.")
+        md(
+            f"**{len(plan.actions)} action(s)** for `{plan.app}` on `{plan.target}`, strategy `{plan.strategy}` — {mode}."
+        )
         display(plan.frame().style.hide(axis="index"))
     else:
         md(f"**Nothing to do** for `{plan.app}` on `{plan.target}`.")

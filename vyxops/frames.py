@@ -29,45 +29,112 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "apps": {"app": STR, "app_id": STR, "org": STR, "status": STR, "machine_count": "Int64"},
     # one machine (destroyed ones included), as the Machines API last showed it
     "machines": {
-        "app": STR, "machine_id": STR, "name": STR, "state": STR, "region": STR, "image": STR,
-        "image_repository": STR, "image_tag": STR, "image_digest": STR, "auto_destroy": "boolean",
-        "restart_policy": STR, "user_id": STR, "instance_id": STR, "created_at": TIME, "updated_at": TIME,
+        "app": STR,
+        "machine_id": STR,
+        "name": STR,
+        "state": STR,
+        "region": STR,
+        "image": STR,
+        "image_repository": STR,
+        "image_tag": STR,
+        "image_digest": STR,
+        "auto_destroy": "boolean",
+        "restart_policy": STR,
+        "user_id": STR,
+        "instance_id": STR,
+        "created_at": TIME,
+        "updated_at": TIME,
         "destroyed": "boolean",
     },
     # one machine event; exit details unpacked
     "machine_events": {
-        "app": STR, "machine_id": STR, "event_id": STR, "time": TIME, "type": STR, "status": STR,
-        "source": STR, "exit_code": "Int64", "oom_killed": "boolean", "requested_stop": "boolean",
-        "exited_at": TIME, "error": STR,
+        "app": STR,
+        "machine_id": STR,
+        "event_id": STR,
+        "time": TIME,
+        "type": STR,
+        "status": STR,
+        "source": STR,
+        "exit_code": "Int64",
+        "oom_killed": "boolean",
+        "requested_stop": "boolean",
+        "exited_at": TIME,
+        "error": STR,
     },
     # one release
     "releases": {
-        "app": STR, "version": "Int64", "image": STR, "status": STR, "stable": "boolean", "user": STR,
-        "description": STR, "created_at": TIME, "current": "boolean",
+        "app": STR,
+        "version": "Int64",
+        "image": STR,
+        "status": STR,
+        "stable": "boolean",
+        "user": STR,
+        "description": STR,
+        "created_at": TIME,
+        "current": "boolean",
     },
     # one image reference checked against the registry
     "manifests": {
-        "ref": STR, "registry": STR, "repository": STR, "tag": STR, "exists": "boolean", "digest": STR,
-        "media_type": STR, "checked_at": TIME,
+        "ref": STR,
+        "registry": STR,
+        "repository": STR,
+        "tag": STR,
+        "exists": "boolean",
+        "digest": STR,
+        "media_type": STR,
+        "checked_at": TIME,
     },
     # one Fly log line
-    "fly_logs": {"app": STR, "time": TIME, "instance": STR, "region": STR, "level": STR, "provider": STR, "message": STR},
+    "fly_logs": {
+        "app": STR,
+        "time": TIME,
+        "instance": STR,
+        "region": STR,
+        "level": STR,
+        "provider": STR,
+        "message": STR,
+    },
     # one row of the provisioning table (its columns as stored, times converted)
     "machine_rows": {
-        "table": STR, "id": STR, "user_id": STR, "fly_machine_id": STR, "fly_app": STR, "region": STR, "image": STR,
-        "status": STR, "error": STR, "created_at": TIME, "updated_at": TIME, "updated_at_raw": STR,
+        "table": STR,
+        "id": STR,
+        "user_id": STR,
+        "fly_machine_id": STR,
+        "fly_app": STR,
+        "region": STR,
+        "image": STR,
+        "status": STR,
+        "error": STR,
+        "created_at": TIME,
+        "updated_at": TIME,
+        "updated_at_raw": STR,
     },
     # one Supabase secret: its SHA-256 digest, never its value
     "secrets": {"name": STR, "digest": STR, "updated_at": TIME},
     # one Edge Function
     "functions": {
-        "function_id": STR, "slug": STR, "name": STR, "status": STR, "version": "Int64",
-        "created_at": TIME, "updated_at": TIME, "verify_jwt": "boolean",
+        "function_id": STR,
+        "slug": STR,
+        "name": STR,
+        "status": STR,
+        "version": "Int64",
+        "created_at": TIME,
+        "updated_at": TIME,
+        "verify_jwt": "boolean",
     },
     # one function log record: an invocation (function_edge_logs) or console output (function_logs)
     "function_logs": {
-        "time": TIME, "source": STR, "log_id": STR, "function_id": STR, "function": STR, "execution_id": STR,
-        "level": STR, "event_type": STR, "status_code": "Int64", "duration_ms": "Int64", "message": STR,
+        "time": TIME,
+        "source": STR,
+        "log_id": STR,
+        "function_id": STR,
+        "function": STR,
+        "execution_id": STR,
+        "level": STR,
+        "event_type": STR,
+        "status_code": "Int64",
+        "duration_ms": "Int64",
+        "message": STR,
     },
 }
 TIME_UNITS = {"ms", "us", "ns", "s"}
@@ -182,7 +249,9 @@ def event_records(app: str, machine_id: str, events: list[dict[str, Any]]) -> li
                 "oom_killed": exit_event.get("oom_killed"),
                 "requested_stop": exit_event.get("requested_stop"),
                 # ms in old samples, RFC 3339 in newer code: accept both
-                "exited_at": iso(pd.Timestamp(int(exited_at), unit="ms", tz="UTC")) if isinstance(exited_at, (int, float)) else exited_at,
+                "exited_at": iso(pd.Timestamp(int(exited_at), unit="ms", tz="UTC"))
+                if isinstance(exited_at, (int, float))
+                else exited_at,
                 "error": request.get("error"),
             }
         )
@@ -199,11 +268,22 @@ def _ref_from_image_ref(image_ref: dict[str, Any]) -> str | None:
 def fetch_apps(session: Any) -> pd.DataFrame:
     """The org's apps (Machines API ``GET /v1/apps?org_slug=``)."""
     apps = session.fly.list_apps(session.org)
-    records = [{"app": a["name"], "app_id": a.get("id"), "org": session.org, "status": a.get("status"), "machine_count": a.get("machine_count")} for a in apps]
+    records = [
+        {
+            "app": a["name"],
+            "app_id": a.get("id"),
+            "org": session.org,
+            "status": a.get("status"),
+            "machine_count": a.get("machine_count"),
+        }
+        for a in apps
+    ]
     return make_frame("apps", records, source=f"fly GET /v1/apps?org_slug={session.org}")
 
 
-def fetch_machines(session: Any, app: str, *, include_deleted: bool = True, also_ids: Iterable[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fetch_machines(
+    session: Any, app: str, *, include_deleted: bool = True, also_ids: Iterable[str] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Machines (destroyed ones too, by default) and their events, from one paged list.
 
     ``also_ids`` are machines known from elsewhere (DB rows, logs): any the list did
@@ -230,7 +310,12 @@ def fetch_machines(session: Any, app: str, *, include_deleted: bool = True, also
 def fetch_machine_events(session: Any, app: str, machine_id: str) -> pd.DataFrame:
     """One machine's events (``GET …/events``, at most 50, newest first on the wire)."""
     events = session.fly.machine_events(app, machine_id)
-    return make_frame("machine_events", event_records(app, machine_id, events), units={"time": "ms"}, source=f"fly GET /v1/apps/{app}/machines/{machine_id}/events")
+    return make_frame(
+        "machine_events",
+        event_records(app, machine_id, events),
+        units={"time": "ms"},
+        source=f"fly GET /v1/apps/{app}/machines/{machine_id}/events",
+    )
 
 
 def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
@@ -244,13 +329,25 @@ def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
         user = n.get("user") or {}
         records.append(
             {
-                "app": app, "version": n.get("version"), "image": n.get("imageRef"), "status": n.get("status"),
-                "stable": n.get("stable"), "user": user.get("email") if isinstance(user, dict) else user,
-                "description": n.get("description"), "created_at": n.get("createdAt"), "current": is_current,
+                "app": app,
+                "version": n.get("version"),
+                "image": n.get("imageRef"),
+                "status": n.get("status"),
+                "stable": n.get("stable"),
+                "user": user.get("email") if isinstance(user, dict) else user,
+                "description": n.get("description"),
+                "created_at": n.get("createdAt"),
+                "current": is_current,
             }
         )
     complete = len(nodes) < limit
-    return make_frame("releases", records, source="fly POST /graphql releasesUnprocessed", complete=complete, note="" if complete else f"only the newest {limit} releases were read")
+    return make_frame(
+        "releases",
+        records,
+        source="fly POST /graphql releasesUnprocessed",
+        complete=complete,
+        note="" if complete else f"only the newest {limit} releases were read",
+    )
 
 
 def fetch_manifests(session: Any, refs: Iterable[str]) -> pd.DataFrame:
@@ -258,7 +355,13 @@ def fetch_manifests(session: Any, refs: Iterable[str]) -> pd.DataFrame:
     records = []
     for ref in dict.fromkeys(r for r in refs if r):
         parsed = parse_image_ref(ref)
-        record = {"ref": ref, "registry": parsed.registry, "repository": parsed.repository, "tag": parsed.tag, "checked_at": session.now()}
+        record = {
+            "ref": ref,
+            "registry": parsed.registry,
+            "repository": parsed.repository,
+            "tag": parsed.tag,
+            "checked_at": session.now(),
+        }
         if parsed.registry != "registry.fly.io":
             records.append({**record, "exists": None})  # only Fly's registry is checked
             continue
@@ -267,7 +370,9 @@ def fetch_manifests(session: Any, refs: Iterable[str]) -> pd.DataFrame:
     return make_frame("manifests", records, source="registry HEAD /v2/<repo>/manifests/<ref>")
 
 
-def fetch_fly_logs(session: Any, app: str, *, since: pd.Timestamp | None = None, instance: str | None = None, max_pages: int = 200) -> pd.DataFrame:
+def fetch_fly_logs(
+    session: Any, app: str, *, since: pd.Timestamp | None = None, instance: str | None = None, max_pages: int = 200
+) -> pd.DataFrame:
     """App logs from ``since`` (ns cursor) to the end, oldest first; Fly keeps about 7 days."""
     token = str(int(since.value)) if since is not None else None
     records: list[dict[str, Any]] = []
@@ -275,36 +380,77 @@ def fetch_fly_logs(session: Any, app: str, *, since: pd.Timestamp | None = None,
     for _ in range(max_pages):
         entries, nxt = session.fly.logs_page(app, next_token=token, instance=instance)
         for e in entries:
-            records.append({"app": app, "time": e.get("timestamp"), "instance": e.get("instance"), "region": e.get("region"), "level": e.get("level"), "provider": ((e.get("meta") or {}).get("event") or {}).get("provider"), "message": e.get("message")})
+            records.append(
+                {
+                    "app": app,
+                    "time": e.get("timestamp"),
+                    "instance": e.get("instance"),
+                    "region": e.get("region"),
+                    "level": e.get("level"),
+                    "provider": ((e.get("meta") or {}).get("event") or {}).get("provider"),
+                    "message": e.get("message"),
+                }
+            )
         if not entries or nxt in (None, "", token):
             break
         token = nxt
     else:
         complete = False
-    return make_frame("fly_logs", records, source=f"fly GET /api/v1/apps/{app}/logs", complete=complete, note="" if complete else f"stopped after {max_pages} pages")
+    return make_frame(
+        "fly_logs",
+        records,
+        source=f"fly GET /api/v1/apps/{app}/logs",
+        complete=complete,
+        note="" if complete else f"stopped after {max_pages} pages",
+    )
 
 
 # --------------------------------------------------------------------------- Supabase
 
 
-def fetch_machine_rows(session: Any, table: str | None = None, *, filters: list[tuple[str, str, Any]] | None = None, page_size: int = 1000) -> pd.DataFrame:
+def fetch_machine_rows(
+    session: Any, table: str | None = None, *, filters: list[tuple[str, str, Any]] | None = None, page_size: int = 1000
+) -> pd.DataFrame:
     """Every row of the provisioning table, paged past PostgREST's silent 1000-row cap."""
     table = table or session.machines_table
     page = session.supabase.select_all(table, filters=filters, order="id", page_size=page_size)
     records = [{**r, "table": table, "updated_at_raw": r.get("updated_at")} for r in page.rows]
-    return make_frame("machine_rows", records, source=f"supabase GET /rest/v1/{table}", complete=page.complete, note=page.note)
+    return make_frame(
+        "machine_rows", records, source=f"supabase GET /rest/v1/{table}", complete=page.complete, note=page.note
+    )
 
 
 def fetch_secrets(session: Any) -> pd.DataFrame:
     """Secret names with their SHA-256 digests (the Management API never returns values)."""
     secrets = session.supabase.list_secrets()
-    return make_frame("secrets", [{"name": s["name"], "digest": s.get("value"), "updated_at": s.get("updated_at")} for s in secrets], source="supabase GET /v1/projects/{ref}/secrets")
+    return make_frame(
+        "secrets",
+        [{"name": s["name"], "digest": s.get("value"), "updated_at": s.get("updated_at")} for s in secrets],
+        source="supabase GET /v1/projects/{ref}/secrets",
+    )
 
 
 def fetch_functions(session: Any) -> pd.DataFrame:
     fns = session.supabase.list_functions()
-    records = [{"function_id": f["id"], "slug": f["slug"], "name": f.get("name"), "status": f.get("status"), "version": f.get("version"), "created_at": f.get("created_at"), "updated_at": f.get("updated_at"), "verify_jwt": f.get("verify_jwt")} for f in fns]
-    return make_frame("functions", records, units={"created_at": "ms", "updated_at": "ms"}, source="supabase GET /v1/projects/{ref}/functions")
+    records = [
+        {
+            "function_id": f["id"],
+            "slug": f["slug"],
+            "name": f.get("name"),
+            "status": f.get("status"),
+            "version": f.get("version"),
+            "created_at": f.get("created_at"),
+            "updated_at": f.get("updated_at"),
+            "verify_jwt": f.get("verify_jwt"),
+        }
+        for f in fns
+    ]
+    return make_frame(
+        "functions",
+        records,
+        units={"created_at": "ms", "updated_at": "ms"},
+        source="supabase GET /v1/projects/{ref}/functions",
+    )
 
 
 _FN_LOG_COLUMNS = {
@@ -332,7 +478,9 @@ def fetch_function_logs(
     microsecond are neither skipped nor read twice, however many there are.
     """
     if until <= since:
-        raise InputError("--since/--until", f"the window is empty ({iso(since)} .. {iso(until)})", allowed="since < until")
+        raise InputError(
+            "--since/--until", f"the window is empty ({iso(since)} .. {iso(until)})", allowed="since < until"
+        )
     slugs = {} if functions is None else dict(zip(functions["function_id"], functions["slug"]))
     records: list[dict[str, Any]] = []
     queries = 0
@@ -356,12 +504,21 @@ def fetch_function_logs(
                 records += [function_log_record(r, source, slugs) for r in rows]
                 if len(rows) < LOG_PAGE:
                     break
-                oldest, last_id = _ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC")), str(rows[-1]["id"]).replace("'", "''")
+                oldest, last_id = (
+                    _ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC")),
+                    str(rows[-1]["id"]).replace("'", "''"),
+                )
                 older = f"(timestamp < '{oldest}' or (timestamp = '{oldest}' and id < '{last_id}'))"
             # the next window starts strictly before this one's start, which was read (>=)
             older = f"timestamp < '{_ch_time(chunk_start)}'"
             chunk_end = chunk_start
-    df = make_frame("function_logs", records, source="supabase GET /v1/projects/{ref}/analytics/endpoints/logs", complete=complete, note="" if complete else f"stopped after {max_queries} queries")
+    df = make_frame(
+        "function_logs",
+        records,
+        source="supabase GET /v1/projects/{ref}/analytics/endpoints/logs",
+        complete=complete,
+        note="" if complete else f"stopped after {max_queries} queries",
+    )
     return df.sort_values("time", kind="stable").reset_index(drop=True)
 
 
@@ -376,10 +533,16 @@ def function_log_record(r: dict[str, Any], source: str, slugs: dict[str, str]) -
         return int(value) if str(value or "").isdigit() else None
 
     return {
-        "time": r["timestamp"], "source": source, "log_id": r["id"], "function_id": r.get("function_id") or None,
-        "function": slugs.get(r.get("function_id")), "execution_id": r.get("execution_id") or None,
-        "level": r.get("level") or (r.get("severity_text") or "").lower() or None, "event_type": r.get("event_type") or None,
-        "status_code": number(r.get("status_code")), "duration_ms": number(r.get("execution_time_ms")),
+        "time": r["timestamp"],
+        "source": source,
+        "log_id": r["id"],
+        "function_id": r.get("function_id") or None,
+        "function": slugs.get(r.get("function_id")),
+        "execution_id": r.get("execution_id") or None,
+        "level": r.get("level") or (r.get("severity_text") or "").lower() or None,
+        "event_type": r.get("event_type") or None,
+        "status_code": number(r.get("status_code")),
+        "duration_ms": number(r.get("execution_time_ms")),
         "message": (r.get("event_message") or "").rstrip("\n"),
     }
 

@@ -329,7 +329,10 @@ class RetryTransport(httpx.BaseTransport):
                     delay = policy.backoff(attempt, self.rng)
                     log.debug(
                         "%s %s: %s, retrying in %.2fs",
-                        request.method, _safe_path(request.url), type(exc).__name__, delay,
+                        request.method,
+                        _safe_path(request.url),
+                        type(exc).__name__,
+                        delay,
                     )
                     self.clock.sleep(delay)
                     continue
@@ -339,7 +342,10 @@ class RetryTransport(httpx.BaseTransport):
                 response.close()  # release the connection before the next attempt
                 log.debug(
                     "%s %s: %d, retrying in %.2fs",
-                    request.method, _safe_path(request.url), response.status_code, delay,
+                    request.method,
+                    _safe_path(request.url),
+                    response.status_code,
+                    delay,
                 )
                 self.clock.sleep(delay)
                 continue
@@ -534,7 +540,13 @@ class Api:
                 elapsed = time.perf_counter() - started
                 log.debug(
                     "%s %s %s -> %s attempt %d/%d %.3fs",
-                    self.platform, method, where, type(failure).__name__, attempt, attempts, elapsed,
+                    self.platform,
+                    method,
+                    where,
+                    type(failure).__name__,
+                    attempt,
+                    attempts,
+                    elapsed,
                 )
                 if attempt < attempts and policy.retries_exception(failure, idempotent):
                     self._sleep(policy.backoff(attempt, self.rng), method, where, type(failure).__name__)
@@ -546,7 +558,13 @@ class Api:
             status = response.status_code
             log.debug(
                 "%s %s %s -> %d attempt %d/%d %.3fs",
-                self.platform, method, where, status, attempt, attempts, elapsed,
+                self.platform,
+                method,
+                where,
+                status,
+                attempt,
+                attempts,
+                elapsed,
             )
             if status < 400 or status in ok:
                 return response

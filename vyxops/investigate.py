@@ -34,7 +34,17 @@ class Investigation:
     def findings_frame(self) -> pd.DataFrame:
         """One row per finding: code, severity, title, entity, fixes, evidence count."""
         return pd.DataFrame(
-            [{"code": f.code, "severity": f.severity, "title": f.title, "entity": f.entity, "fixes": ", ".join(f.fixes), "evidence": len(f.evidence)} for f in self.findings],
+            [
+                {
+                    "code": f.code,
+                    "severity": f.severity,
+                    "title": f.title,
+                    "entity": f.entity,
+                    "fixes": ", ".join(f.fixes),
+                    "evidence": len(f.evidence),
+                }
+                for f in self.findings
+            ],
             columns=["code", "severity", "title", "entity", "fixes", "evidence"],
         )
 
@@ -70,4 +80,6 @@ def investigate(
     findings = run_detectors(evidence, Thresholds(stuck_after_minutes=stuck_after_minutes))
     root, findings = rank(evidence, findings)
     summary = summarize(evidence, root, findings)
-    return Investigation(evidence, timeline, findings, root, summary, findings_document(evidence, root, findings, summary))
+    return Investigation(
+        evidence, timeline, findings, root, summary, findings_document(evidence, root, findings, summary)
+    )

@@ -49,7 +49,9 @@ def show_summary(inv: Any) -> None:
     e = inv.evidence
     head = f"**Target** `{e.target}` · **app** `{e.app}` · **window** {e.since:%Y-%m-%d %H:%M}–{e.until:%Y-%m-%d %H:%M} UTC · **now** {e.now:%Y-%m-%d %H:%M:%S} UTC"
     if inv.root is None:
-        md(f"{head}\n\n### No root cause: nothing critical found\n\n{len(inv.findings)} finding(s) below, none critical.")
+        md(
+            f"{head}\n\n### No root cause: nothing critical found\n\n{len(inv.findings)} finding(s) below, none critical."
+        )
         return
     md(f"{head}\n\n### Root cause: `{inv.root.code}`\n\n{inv.summary}")
 
@@ -64,7 +66,9 @@ def show_findings(inv: Any) -> None:
     ordered = sorted(inv.findings, key=lambda f: (inv.root is not f, {"critical": 0, "warning": 1}.get(f.severity, 2)))
     for f in ordered:
         root = " — **root cause**" if inv.root is f else ""
-        md(f"#### `{f.code}` {f.title}{root}\n\n**{f.severity.upper()}** · entity `{f.entity}` · fixes: {', '.join(f'`{x}`' for x in f.fixes) or 'none'}")
+        md(
+            f"#### `{f.code}` {f.title}{root}\n\n**{f.severity.upper()}** · entity `{f.entity}` · fixes: {', '.join(f'`{x}`' for x in f.fixes) or 'none'}"
+        )
         display(HTML(pd.DataFrame(f.evidence, columns=["time", "source", "detail"]).to_html(index=False, escape=True)))
 
 
@@ -87,7 +91,14 @@ def show_fixes(inv: Any) -> None:
         md("No fix is recommended.")
         return
     lines = [f"1. `{c}`" for c in wanted]
-    md("Plan them with `vyxops remediate --app " + inv.evidence.app + " --out DIR` (dry run), then apply with `--apply --confirm " + inv.evidence.app + "`:\n\n" + "\n".join(lines))
+    md(
+        "Plan them with `vyxops remediate --app "
+        + inv.evidence.app
+        + " --out DIR` (dry run), then apply with `--apply --confirm "
+        + inv.evidence.app
+        + "`:\n\n"
+        + "\n".join(lines)
+    )
 
 
 def show_incomplete(notes: list[str]) -> None:

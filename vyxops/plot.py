@@ -226,7 +226,12 @@ def _draw(ax: Axes, pic: _Picture, xlim: tuple[float, float]) -> None:
         ax.scatter(x[ok], np.full(int(ok.sum()), y - 0.15), marker="v", s=size, color=OK_COLOUR, zorder=4)
         ax.scatter(x[~ok], np.full(int((~ok).sum()), y + 0.15), marker="v", s=size, color=ERROR_COLOUR, zorder=4)
         labels.append(pic.invocation_label)
-    _draw_changes(ax, [(t, name, RELEASE_COLOUR, "--") for t, name in pic.releases] + [(t, name, SECRET_COLOUR, ":") for t, name in pic.secrets], xlim)
+    _draw_changes(
+        ax,
+        [(t, name, RELEASE_COLOUR, "--") for t, name in pic.releases]
+        + [(t, name, SECRET_COLOUR, ":") for t, name in pic.secrets],
+        xlim,
+    )
 
     n = len(labels)
     ax.set_yticks(range(n), labels, fontsize=8, family="monospace")
@@ -249,15 +254,28 @@ def _draw_lane(ax: Axes, y: int, lane: _Lane, end: float, used: list[str]) -> No
     for i, (t, s) in enumerate(changes):
         until = changes[i + 1][0] if i + 1 < len(changes) else (t if s in TERMINAL else end)
         if until > t:
-            ax.broken_barh([(t, until - t)], (y - 0.3, 0.6), facecolors=STATE_COLOURS.get(s, OTHER_COLOUR), edgecolor="none", zorder=2)
+            ax.broken_barh(
+                [(t, until - t)],
+                (y - 0.3, 0.6),
+                facecolors=STATE_COLOURS.get(s, OTHER_COLOUR),
+                edgecolor="none",
+                zorder=2,
+            )
         if s not in used:
             used.append(s)
     colours = [STATE_COLOURS.get(s, OTHER_COLOUR) if s else "white" for s in lane.states]
     ax.scatter(lane.times, np.full(len(lane.times), y), s=16, c=colours, edgecolors="black", linewidths=0.5, zorder=3)
     if changes:
         ax.annotate(
-            changes[-1][1], (float(lane.times.max()), y), xytext=(6, 0), textcoords="offset points",
-            va="center", fontsize=7, color="#333333", zorder=5, annotation_clip=True,
+            changes[-1][1],
+            (float(lane.times.max()), y),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+            color="#333333",
+            zorder=5,
+            annotation_clip=True,
         )
 
 
@@ -285,8 +303,16 @@ def _draw_changes(ax: Axes, changes: list[tuple[float, str, str, str]], xlim: tu
         level = next((i for i, e in enumerate(level_end) if x > e), int(np.argmin(level_end)))
         level_end[level] = x + 0.0055 * len(text) + 0.01  # ~7 pt characters on a 13 in axis
         ax.annotate(
-            text, (t, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3 - 10 * level),
-            textcoords="offset points", va="top", ha="left", fontsize=7, color=colour, zorder=5,
+            text,
+            (t, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -3 - 10 * level),
+            textcoords="offset points",
+            va="top",
+            ha="left",
+            fontsize=7,
+            color=colour,
+            zorder=5,
         )
 
 
@@ -302,13 +328,18 @@ def _place(fig: Figure, axes: Any, legend: Any) -> None:
     renderer = FigureCanvasAgg(fig).get_renderer()
     width, height = fig.get_size_inches()
     labels = [t for ax in axes for t in ax.get_yticklabels() if t.get_text()]
-    left = max((t.get_window_extent(renderer).width / fig.dpi for t in labels), default=0.0) + PAD_IN  # the tick marks fit in the pad
+    left = (
+        max((t.get_window_extent(renderer).width / fig.dpi for t in labels), default=0.0) + PAD_IN
+    )  # the tick marks fit in the pad
     right = legend.get_window_extent(renderer).width / fig.dpi + PAD_IN
     panels = len(axes)
     gap = XAXIS_IN + TITLE_IN - 0.15  # the lower title sits close to the axis above it
     panel = (height - TITLE_IN - XAXIS_IN - gap * (panels - 1)) / panels
     fig.subplots_adjust(
-        left=left / width, right=1 - right / width, top=1 - TITLE_IN / height, bottom=XAXIS_IN / height,
+        left=left / width,
+        right=1 - right / width,
+        top=1 - TITLE_IN / height,
+        bottom=XAXIS_IN / height,
         hspace=gap / panel if panels > 1 else 0.2,
     )
 

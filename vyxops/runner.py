@@ -18,6 +18,8 @@ from vyxops.errors import ConfigError, InputError, VyxopsError, exit_code_for
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
 EXECUTION_TIMEOUT_S = 900  # per cell
 PRELOAD = ("import vyxops.kernel_preload",)  # the notebooks' heavy imports, while the kernel boots
+
+
 class NotebookFailed(VyxopsError):
     """A notebook stopped on an error; carries the error's name, message and the cell."""
 
@@ -67,9 +69,16 @@ class Kernel:
         self._sockets = tempfile.TemporaryDirectory(prefix="vyxops-kernel-")
         directory = Path(self._sockets.name)
         self.info = {
-            "transport": "ipc", "ip": str(directory / "k"),
-            "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5,
-            "key": secrets.token_hex(32), "signature_scheme": "hmac-sha256", "kernel_name": "python3",
+            "transport": "ipc",
+            "ip": str(directory / "k"),
+            "shell_port": 1,
+            "iopub_port": 2,
+            "stdin_port": 3,
+            "control_port": 4,
+            "hb_port": 5,
+            "key": secrets.token_hex(32),
+            "signature_scheme": "hmac-sha256",
+            "kernel_name": "python3",
         }
         connection = directory / "kernel.json"
         with open(os.open(connection, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
@@ -78,7 +87,8 @@ class Kernel:
         # ready), which overlaps with this process loading papermill and checking inputs.
         warm = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
         kernel_env = {
-            **os.environ, **(env or {}),
+            **os.environ,
+            **(env or {}),
             "JPY_PARENT_PID": str(os.getpid()),  # the kernel exits if this process dies
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # quiets a debugger warning in the kernel
         }
@@ -89,8 +99,12 @@ class Kernel:
         with open(self._stderr, "wb") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection), *warm],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-                cwd=self.cwd, env=kernel_env, start_new_session=True,  # its own group, as jupyter_client does
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=self.cwd,
+                env=kernel_env,
+                start_new_session=True,  # its own group, as jupyter_client does
             )
         self._km: Any = None
         self.clients: list[Any] = []  # kernel clients made by ``km``, stopped with the kernel
@@ -187,7 +201,11 @@ def _prompt_client_class() -> Any:
                     msg = await ensure_async(self.iopub_channel.get_msg(timeout=left))
                 except Empty:
                     return False
-                if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle" and msg["parent_header"].get("msg_id") == msg_id:
+                if (
+                    msg["msg_type"] == "status"
+                    and msg["content"].get("execution_state") == "idle"
+                    and msg["parent_header"].get("msg_id") == msg_id
+                ):
                     return True
             return False
 
@@ -223,7 +241,9 @@ def _adopt(kernel: Kernel) -> Any:
             provisioner.cwd = kernel.cwd
 
     km = PrespawnedKernelManager(
-        kernel_name="python3", transport="ipc", ip=kernel.info["ip"],
+        kernel_name="python3",
+        transport="ipc",
+        ip=kernel.info["ip"],
         connection_file=str(Path(kernel.info["ip"]).parent / "manager.json"),
     )
     km.client_factory = _prompt_client_class()
@@ -281,10 +301,12 @@ def _warmup_notebook() -> Any:
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-    png = base64.b64encode(bytes.fromhex(  # a 1x1 PNG
-        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-        "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
-    )).decode()
+    png = base64.b64encode(
+        bytes.fromhex(  # a 1x1 PNG
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+        )
+    ).decode()
     outputs = [
         new_output("display_data", data={"text/markdown": "### warm `up`\n\n**a** · b", "text/plain": "warm"}),
         new_output("display_data", data={"text/html": "<table><tr><td>warm</td></tr></table>", "text/plain": "warm"}),
@@ -298,7 +320,9 @@ def _warmup_notebook() -> Any:
     return nb
 
 
-def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, *, kernel: Kernel | None = None) -> tuple[Path, Any]:
+def run_notebook(
+    name: str, parameters: dict[str, Any], out_dir: Path, *, kernel: Kernel | None = None
+) -> tuple[Path, Any]:
     """Execute ``notebooks/<name>.ipynb`` with ``parameters`` into ``out_dir/<name>.ipynb``.
 
     Returns the output path and the executed notebook node (what was written there).
@@ -376,11 +400,24 @@ def _engine_name() -> str:
 
     class ThrottledEngine(NBClientEngine):  # type: ignore[misc]
         @classmethod
-        def execute_notebook(cls, nb: Any, kernel_name: str, output_path: Any = None, progress_bar: Any = True,
-                             log_output: bool = False, autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+        def execute_notebook(
+            cls,
+            nb: Any,
+            kernel_name: str,
+            output_path: Any = None,
+            progress_bar: Any = True,
+            log_output: bool = False,
+            autosave_cell_every: int = 30,
+            **kwargs: Any,
+        ) -> Any:
             # papermill's Engine.execute_notebook, with the manager above
-            nb_man = ThrottledManager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
-                                      autosave_cell_every=autosave_cell_every)
+            nb_man = ThrottledManager(
+                nb,
+                output_path=output_path,
+                progress_bar=progress_bar,
+                log_output=log_output,
+                autosave_cell_every=autosave_cell_every,
+            )
             nb_man.notebook_start()
             try:
                 cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)

@@ -179,7 +179,11 @@ def open_session(
     transport: httpx.BaseTransport | None = None
     own: list[httpx.Client] = []  # clients the session closes besides the platform ones
     env = os.environ if environ is None else environ
-    served = (env.get(SANDBOX_URL_ENV) or "").strip().rstrip("/") if t.kind == "sandbox" and sandbox_dir is None and faults is None else ""
+    served = (
+        (env.get(SANDBOX_URL_ENV) or "").strip().rstrip("/")
+        if t.kind == "sandbox" and sandbox_dir is None and faults is None
+        else ""
+    )
     if served:
         check_served_url(served)
         # Plain HTTP on loopback: no TLS, so no CA bundle to load (0.06 s a transport).
@@ -194,7 +198,11 @@ def open_session(
                 hint=f"reset it with `vyxops sandbox reset --scenario {scenario}`, or unset VYXOPS_SANDBOX_URL to open the sandbox in-process",
             )
         creds = meta["credentials"]
-        fly_token, service_key, access_token = creds["fly_api_token"], creds["supabase_service_role_key"], creds["supabase_access_token"]
+        fly_token, service_key, access_token = (
+            creds["fly_api_token"],
+            creds["supabase_service_role_key"],
+            creds["supabase_access_token"],
+        )
         ref = creds["project_ref"]
         clock = ServedSandboxClock(control, bool(meta["realtime"]))
         label = f"sandbox:{meta['scenario']}"
@@ -212,7 +220,11 @@ def open_session(
         app = SandboxApp(world, faults if faults is not None else Faults.load(directory))
         transport = SandboxTransport(app)
         creds = world.credentials
-        fly_token, service_key, access_token = creds["fly_api_token"], creds["supabase_service_role_key"], creds["supabase_access_token"]
+        fly_token, service_key, access_token = (
+            creds["fly_api_token"],
+            creds["supabase_service_role_key"],
+            creds["supabase_access_token"],
+        )
         ref = creds["project_ref"]
         supabase_url = f"https://{ref}.supabase.co"
         clock = SandboxClock(world)
@@ -235,7 +247,11 @@ def open_session(
         urls = dict(config.LIVE_URLS)
     else:
         creds_live = config.live_credentials(environ)
-        fly_token, service_key, access_token = creds_live.fly_token, creds_live.supabase_service_role_key, creds_live.supabase_access_token
+        fly_token, service_key, access_token = (
+            creds_live.fly_token,
+            creds_live.supabase_service_role_key,
+            creds_live.supabase_access_token,
+        )
         ref, supabase_url = creds_live.project_ref, creds_live.supabase_url
         clock = WallClock()
         label = "live"
@@ -253,6 +269,7 @@ def open_session(
     if base_url:
         urls = {k: base_url for k in urls}
         supabase_url = base_url
+
     def client(platform: str, url: str, auth: httpx.Auth | None) -> httpx.Client:
         return make_client(platform, url, auth, transport=transport)
 
@@ -263,14 +280,19 @@ def open_session(
     fn_c = client("supabase-functions", supabase_url, supabase_key(service_key))
     # supabase-py sends through this client itself, so its retries live in the transport.
     rest_c = make_client(
-        "supabase-rest", supabase_url, None, transport=RetryTransport(transport or httpx.HTTPTransport(), retry or RetryPolicy(), clock)
+        "supabase-rest",
+        supabase_url,
+        None,
+        transport=RetryTransport(transport or httpx.HTTPTransport(), retry or RetryPolicy(), clock),
     )
 
     def api(c: httpx.Client, platform: str) -> Api:
         return Api(c, platform, clock=clock, retry=retry)
 
     fly_client = FlyClient(api(machines_c, "fly-machines"), api(api_c, "fly-api"), api(registry_c, "fly-registry"))
-    supa = SupabaseClient(supabase_url, service_key, rest_c, api(mgmt_c, "supabase-mgmt"), api(fn_c, "supabase-functions"), ref)
+    supa = SupabaseClient(
+        supabase_url, service_key, rest_c, api(mgmt_c, "supabase-mgmt"), api(fn_c, "supabase-functions"), ref
+    )
     return Session(
         target=t,
         label=label,
@@ -284,4 +306,3 @@ def open_session(
         recorder=recorder,
         _clients=[machines_c, api_c, registry_c, mgmt_c, fn_c, rest_c, *own],
     )
-

@@ -196,12 +196,23 @@ def _machines_block(machines: pd.DataFrame, machine_events: pd.DataFrame | None)
     df = machines[np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)]
     mid = _or(_str(df, "machine_id"), "?")
     message = _join(
-        "machine ", mid, " created",
-        _opt(" in ", _str(df, "region")), _opt(" with image ", _str(df, "image")), _opt(" (state ", _str(df, "state"), ")"),
+        "machine ",
+        mid,
+        " created",
+        _opt(" in ", _str(df, "region")),
+        _opt(" with image ", _str(df, "image")),
+        _opt(" (state ", _str(df, "state"), ")"),
     )
     return _block(
-        len(df), time=_time(df, "created_at"), source="fly.machines", app=_str(df, "app"), entity_type="machine",
-        entity=mid, kind="machine.created", message=message, key=_join("fly.machines:", mid, ":created"),
+        len(df),
+        time=_time(df, "created_at"),
+        source="fly.machines",
+        app=_str(df, "app"),
+        entity_type="machine",
+        entity=mid,
+        kind="machine.created",
+        message=message,
+        key=_join("fly.machines:", mid, ":created"),
     )
 
 
@@ -217,9 +228,16 @@ def _events_block(events: pd.DataFrame, machines: pd.DataFrame | None) -> pa.Tab
     is_exit = _or_false(pc.equal(etype, _s("exit")))
     is_launch = _or_false(pc.equal(etype, _s("launch")))
     exit_details = _join(
-        " with code ", _or(_str(events, "exit_code"), "?"),
-        " (requested_stop=", _or(_str(events, "requested_stop"), "?"), ")",
-        pc.if_else(_or_false(pc.cast(pa.array(events["oom_killed"], from_pandas=True), pa.bool_())), _s(" (oom killed)"), _s("")),
+        " with code ",
+        _or(_str(events, "exit_code"), "?"),
+        " (requested_stop=",
+        _or(_str(events, "requested_stop"), "?"),
+        ")",
+        pc.if_else(
+            _or_false(pc.cast(pa.array(events["oom_killed"], from_pandas=True), pa.bool_())),
+            _s(" (oom killed)"),
+            _s(""),
+        ),
     )
     launch_details = pa.repeat(_s(""), len(events))
     if machines is not None and len(machines):
@@ -233,8 +251,15 @@ def _events_block(events: pd.DataFrame, machines: pd.DataFrame | None) -> pa.Tab
     kind = _join("machine.", _or(etype, "unknown"))
     key = _join("fly.events:", mid, ":", _or(_str(events, "event_id"), lambda: _str(events, "time")))
     return _block(
-        len(events), time=_time(events, "time"), source="fly.events", app=_str(events, "app"), entity_type="machine",
-        entity=mid, kind=kind, message=message, key=key,
+        len(events),
+        time=_time(events, "time"),
+        source="fly.events",
+        app=_str(events, "app"),
+        entity_type="machine",
+        entity=mid,
+        kind=kind,
+        message=message,
+        key=key,
     )
 
 
@@ -242,12 +267,21 @@ def _releases_block(releases: pd.DataFrame) -> pa.Table:
     version = _join("v", _or(_str(releases, "version"), "?"))
     image = _str(releases, "image")
     message = _join(
-        "release ", version, " created",
-        pc.if_else(pc.is_null(image), _s(" (no image)"), _opt(": ", image)), _opt(" by ", _str(releases, "user")),
+        "release ",
+        version,
+        " created",
+        pc.if_else(pc.is_null(image), _s(" (no image)"), _opt(": ", image)),
+        _opt(" by ", _str(releases, "user")),
     )
     return _block(
-        len(releases), time=_time(releases, "created_at"), source="fly.releases", app=_str(releases, "app"),
-        entity_type="release", entity=version, kind="release.created", message=message,
+        len(releases),
+        time=_time(releases, "created_at"),
+        source="fly.releases",
+        app=_str(releases, "app"),
+        entity_type="release",
+        entity=version,
+        kind="release.created",
+        message=message,
         key=_join("fly.releases:", _or(_str(releases, "app"), ""), ":", version),
     )
 
@@ -260,9 +294,15 @@ def _fly_logs_block(logs: pd.DataFrame) -> pa.Table:
     # No log id exists: the ns timestamp (Fly's own cursor unit) names the line.
     key = _join("fly.logs:", _or(app, ""), ":", _or(instance, ""), ":", pc.cast(pc.cast(time, pa.int64()), _L))
     return _block(
-        len(logs), time=time, source="fly.logs", app=app,
-        entity_type=pc.if_else(has_instance, _s("machine"), _s("app")), entity=pc.if_else(has_instance, instance, app),
-        kind="fly.log", message=_or(_str(logs, "message"), ""), key=key,
+        len(logs),
+        time=time,
+        source="fly.logs",
+        app=app,
+        entity_type=pc.if_else(has_instance, _s("machine"), _s("app")),
+        entity=pc.if_else(has_instance, instance, app),
+        kind="fly.log",
+        message=_or(_str(logs, "message"), ""),
+        key=key,
     )
 
 
@@ -279,8 +319,15 @@ def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
     created_msg = _join(who, " created", pc.if_else(changed, _s(""), _join(" with status ", status)))
     blocks = [
         _block(
-            len(rows), time=created, source="supabase.rows", app=app, entity_type="db_row", entity=rid,
-            kind="db.row.created", message=created_msg, key=_join("supabase.rows:", table, ":", rid, ":created"),
+            len(rows),
+            time=created,
+            source="supabase.rows",
+            app=app,
+            entity_type="db_row",
+            entity=rid,
+            kind="db.row.created",
+            message=created_msg,
+            key=_join("supabase.rows:", table, ":", rid, ":created"),
         )
     ]
     if pc.any(changed).as_py():
@@ -289,8 +336,14 @@ def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
         message = _join(f(who), " updated to status ", f(status), _opt(" (error: ", f(_str(rows, "error")), ")"))
         blocks.append(
             _block(
-                int(pc.sum(mask).as_py()), time=f(updated), source="supabase.rows", app=f(app), entity_type="db_row",
-                entity=f(rid), kind="db.row.updated", message=message,
+                int(pc.sum(mask).as_py()),
+                time=f(updated),
+                source="supabase.rows",
+                app=f(app),
+                entity_type="db_row",
+                entity=f(rid),
+                kind="db.row.updated",
+                message=message,
                 key=_join("supabase.rows:", f(table), ":", f(rid), ":updated"),
             )
         )
@@ -302,8 +355,14 @@ def _secrets_block(secrets: pd.DataFrame) -> pa.Table:
     digest = pc.utf8_slice_codeunits(_str(secrets, "digest"), 0, 8)
     message = _join("secret ", name, " updated", _opt(" (digest ", digest, "…)"))
     return _block(
-        len(secrets), time=_time(secrets, "updated_at"), source="supabase.secrets", entity_type="secret", entity=name,
-        kind="secret.updated", message=message, key=_join("supabase.secrets:", name, _opt(":", digest)),
+        len(secrets),
+        time=_time(secrets, "updated_at"),
+        source="supabase.secrets",
+        entity_type="secret",
+        entity=name,
+        kind="secret.updated",
+        message=message,
+        key=_join("supabase.secrets:", name, _opt(":", digest)),
     )
 
 
@@ -314,7 +373,11 @@ def _functions_blocks(functions: pd.DataFrame) -> list[pa.Table]:
     created, updated = _time(functions, "created_at"), _time(functions, "updated_at")
     blocks = [
         _block(
-            len(functions), time=created, source="supabase.functions", entity_type="function", entity=slug,
+            len(functions),
+            time=created,
+            source="supabase.functions",
+            entity_type="function",
+            entity=slug,
             kind="function.deployed",
             message=_join("function ", slug, " deployed", _opt(" (version ", version, _opt(", ", status), ")")),
             key=_join("supabase.functions:", fid, ":deployed"),
@@ -325,9 +388,15 @@ def _functions_blocks(functions: pd.DataFrame) -> list[pa.Table]:
         f = lambda a: pc.filter(a, changed)  # noqa: E731
         blocks.append(
             _block(
-                int(pc.sum(changed).as_py()), time=f(updated), source="supabase.functions", entity_type="function",
-                entity=f(slug), kind="function.updated",
-                message=_join("function ", f(slug), " updated", _opt(" to version ", f(version)), _opt(" (", f(status), ")")),
+                int(pc.sum(changed).as_py()),
+                time=f(updated),
+                source="supabase.functions",
+                entity_type="function",
+                entity=f(slug),
+                kind="function.updated",
+                message=_join(
+                    "function ", f(slug), " updated", _opt(" to version ", f(version)), _opt(" (", f(status), ")")
+                ),
                 key=_join("supabase.functions:", f(fid), ":updated"),
             )
         )
@@ -341,7 +410,10 @@ def _function_logs_blocks(logs: pd.DataFrame) -> list[pa.Table]:
     time = _time(logs, "time")
     is_edge = _or_false(pc.equal(source, _s("function_edge_logs")))
     blocks = []
-    for mask, src, kind in ((is_edge, "supabase.edge_logs", "function.invoked"), (pc.invert(is_edge), "supabase.function_logs", "function.log")):
+    for mask, src, kind in (
+        (is_edge, "supabase.edge_logs", "function.invoked"),
+        (pc.invert(is_edge), "supabase.function_logs", "function.log"),
+    ):
         count = int(pc.sum(mask).as_py() or 0)
         if not count:
             continue
@@ -353,7 +425,13 @@ def _function_logs_blocks(logs: pd.DataFrame) -> list[pa.Table]:
             message = _or(f(_str(logs, "message")), "")
         blocks.append(
             _block(
-                count, time=f(time), source=src, entity_type="function", entity=f(slug), kind=kind, message=message,
+                count,
+                time=f(time),
+                source=src,
+                entity_type="function",
+                entity=f(slug),
+                kind=kind,
+                message=message,
                 key=_join(f"{src}:", f(log_id)),
             )
         )
@@ -496,7 +574,9 @@ def _bound(value: Any, name: str) -> pd.Timestamp:
     try:
         ts = to_utc(value, "ms")
     except (ValueError, TypeError) as exc:
-        raise InputError(name, f"{value!r} is not a time ({exc})", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z") from None
+        raise InputError(
+            name, f"{value!r} is not a time ({exc})", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z"
+        ) from None
     if ts is None:
         raise InputError(name, "no time given", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z")
     return ts

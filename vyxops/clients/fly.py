@@ -81,7 +81,9 @@ class FlyClient:
     def machine_events(self, app: str, machine_id: str, limit: int = 50) -> list[dict[str, Any]]:
         return self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}/events", params={"limit": min(limit, 50)})
 
-    def create_machine(self, app: str, config: dict[str, Any], *, region: str | None = None, name: str | None = None) -> dict[str, Any]:
+    def create_machine(
+        self, app: str, config: dict[str, Any], *, region: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
         """POST a machine. Never retried blindly: a timeout may still have made it."""
         body: dict[str, Any] = {"config": config}
         if region:
@@ -102,7 +104,9 @@ class FlyClient:
         return None if response.status_code == 408 else self.machines.parse_json(response)
 
     def stop_machine(self, app: str, machine_id: str) -> dict[str, Any]:
-        return self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}/stop", method="POST", json={}, idempotent=True)
+        return self.machines.get_json(
+            f"/v1/apps/{app}/machines/{machine_id}/stop", method="POST", json={}, idempotent=True
+        )
 
     def destroy_machine(self, app: str, machine_id: str, *, force: bool = False) -> dict[str, Any]:
         params = {"force": "true"} if force else None
@@ -112,18 +116,36 @@ class FlyClient:
     def releases(self, app: str, limit: int = 25) -> list[dict[str, Any]]:
         """Releases newest first, from GraphQL (errors arrive as HTTP 200 with ``errors[]``)."""
         body = self.api.get_json(
-            "/graphql", method="POST", json={"query": RELEASES_QUERY, "variables": {"appName": app, "limit": limit}}, idempotent=True
+            "/graphql",
+            method="POST",
+            json={"query": RELEASES_QUERY, "variables": {"appName": app, "limit": limit}},
+            idempotent=True,
         )
         errors = body.get("errors") if isinstance(body, dict) else None
         if errors:
             message = "; ".join(str(e.get("message")) for e in errors)
             codes = {str((e.get("extensions") or {}).get("code", "")) for e in errors}
-            cls = AuthError if "UNAUTHORIZED" in codes else NotFoundError if "could not find" in message.lower() else ApiError
-            raise cls(message, platform="fly-graphql", method="POST", path="/graphql", status=200, hint=f"check that the app {app!r} exists and the token can read it")
+            cls = (
+                AuthError
+                if "UNAUTHORIZED" in codes
+                else NotFoundError
+                if "could not find" in message.lower()
+                else ApiError
+            )
+            raise cls(
+                message,
+                platform="fly-graphql",
+                method="POST",
+                path="/graphql",
+                status=200,
+                hint=f"check that the app {app!r} exists and the token can read it",
+            )
         return body["data"]["app"]["releases"]["nodes"]
 
     # -- logs
-    def logs_page(self, app: str, *, next_token: str | None = None, instance: str | None = None, region: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    def logs_page(
+        self, app: str, *, next_token: str | None = None, instance: str | None = None, region: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of app logs (oldest first) and the ns cursor for the next."""
         params = {k: v for k, v in {"next_token": next_token, "instance": instance, "region": region}.items() if v}
         body = self.api.get_json(f"/api/v1/apps/{app}/logs", params=params)
@@ -138,17 +160,27 @@ class FlyClient:
         )
         if response.status_code == 404:
             return {"exists": False, "digest": None, "media_type": None}
-        return {"exists": True, "digest": response.headers.get("docker-content-digest"), "media_type": response.headers.get("content-type")}
+        return {
+            "exists": True,
+            "digest": response.headers.get("docker-content-digest"),
+            "media_type": response.headers.get("content-type"),
+        }
 
     def get_manifest(self, ref: str) -> tuple[bytes, str, str | None]:
         """The manifest's raw bytes, media type and digest (for a byte-exact retag)."""
         r = parse_image_ref(ref)
-        response = self.registry.request("GET", f"/v2/{r.repository}/manifests/{r.reference}", headers={"accept": MANIFEST_ACCEPT})
+        response = self.registry.request(
+            "GET", f"/v2/{r.repository}/manifests/{r.reference}", headers={"accept": MANIFEST_ACCEPT}
+        )
         return response.content, response.headers.get("content-type", ""), response.headers.get("docker-content-digest")
 
     def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> str | None:
         """PUT raw manifest bytes under ``tag`` unchanged; returns the digest the registry reports."""
         response = self.registry.request(
-            "PUT", f"/v2/{repository}/manifests/{tag}", content=body, headers={"content-type": media_type}, idempotent=True
+            "PUT",
+            f"/v2/{repository}/manifests/{tag}",
+            content=body,
+            headers={"content-type": media_type},
+            idempotent=True,
         )
         return response.headers.get("docker-content-digest")

@@ -46,7 +46,9 @@ class RowsPage:
 class SupabaseClient:
     """Calls to one Supabase project: PostgREST (supabase-py), Management API, Edge Functions."""
 
-    def __init__(self, url: str, service_key: str, rest_http: httpx.Client, mgmt: Api, functions: Api, project_ref: str) -> None:
+    def __init__(
+        self, url: str, service_key: str, rest_http: httpx.Client, mgmt: Api, functions: Api, project_ref: str
+    ) -> None:
         from postgrest import SyncPostgrestClient  # only when a session opens
 
         self.project_ref = project_ref
@@ -125,19 +127,30 @@ class SupabaseClient:
             offset += len(batch)
             if max_rows is not None and len(rows) >= max_rows:
                 complete = total is not None and len(rows) >= total
-                return RowsPage(rows[:max_rows], total, complete, "" if complete else f"stopped at {max_rows} of {total} rows")
+                return RowsPage(
+                    rows[:max_rows], total, complete, "" if complete else f"stopped at {max_rows} of {total} rows"
+                )
             if not batch or (total is not None and offset >= total):
                 break
         complete = total is None or len(rows) >= total
-        return RowsPage(rows, total, complete, "" if complete else f"read {len(rows)} of {total} rows: the table changed while paging")
+        return RowsPage(
+            rows,
+            total,
+            complete,
+            "" if complete else f"read {len(rows)} of {total} rows: the table changed while paging",
+        )
 
-    def update_rows(self, table: str, values: dict[str, Any], filters: list[tuple[str, str, Any]]) -> list[dict[str, Any]]:
+    def update_rows(
+        self, table: str, values: dict[str, Any], filters: list[tuple[str, str, Any]]
+    ) -> list[dict[str, Any]]:
         """Update the rows matching ``filters`` and return the rows changed ([] when none matched).
 
         Refuses an update without a filter before sending it.
         """
         if not filters:
-            raise InputError("filters", "an update needs at least one filter", hint="vyxops never updates a whole table")
+            raise InputError(
+                "filters", "an update needs at least one filter", hint="vyxops never updates a whole table"
+            )
         q = self.client.table(table).update(values)
         for column, op, value in filters:
             q = _apply_filter(q, column, op, value)
@@ -156,7 +169,9 @@ class SupabaseClient:
     def delete_secrets(self, names: list[str]) -> None:
         """Delete exactly the named secrets; an empty list is refused (it would mean every secret)."""
         if not names or not all(isinstance(n, str) and n for n in names):
-            raise InputError("secret names", "name at least one secret to delete", hint="vyxops never deletes every secret")
+            raise InputError(
+                "secret names", "name at least one secret to delete", hint="vyxops never deletes every secret"
+            )
         self.mgmt.request("DELETE", f"/v1/projects/{self.project_ref}/secrets", json=list(names))
 
     def list_functions(self) -> list[dict[str, Any]]:
@@ -185,7 +200,9 @@ class SupabaseClient:
     # -- Edge Functions
     def invoke(self, slug: str, body: dict[str, Any]) -> tuple[int, Any]:
         """POST a function once (never retried: it provisions). Returns (status, JSON body)."""
-        response = self.functions.request("POST", f"/functions/v1/{slug}", json=body, idempotent=False, ok=tuple(range(400, 600)))
+        response = self.functions.request(
+            "POST", f"/functions/v1/{slug}", json=body, idempotent=False, ok=tuple(range(400, 600))
+        )
         try:
             return response.status_code, response.json()
         except ValueError:
@@ -198,5 +215,9 @@ def _apply_filter(q: Any, column: str, op: str, value: Any) -> Any:
     if op == "is":
         return q.is_(column, value)
     if op not in ("eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike"):
-        raise InputError("filter", f"unknown operator {op!r}", allowed=["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is"])
+        raise InputError(
+            "filter",
+            f"unknown operator {op!r}",
+            allowed=["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is"],
+        )
     return getattr(q, op)(column, value)

@@ -53,7 +53,9 @@ def _iso(ms: int) -> str:
     return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def generate_fleet(apps: int = 3, machines_per_day: int = 50, days: int = 7, seed: int = 0, failure_rate: float = 0.1) -> str:
+def generate_fleet(
+    apps: int = 3, machines_per_day: int = 50, days: int = 7, seed: int = 0, failure_rate: float = 0.1
+) -> str:
     """Scenario YAML for ``apps`` apps provisioning ``machines_per_day`` machines each per day for ``days`` days.
 
     Deterministic in its arguments. Each app gets a first release the hour before
@@ -124,7 +126,9 @@ def generate_fleet(apps: int = 3, machines_per_day: int = 50, days: int = 7, see
                 step(at - pre, f"set_secret: {{name: DOCKER_IMAGE, value: {missing}}}")
             elif mode == "crash_release":
                 crash = f"registry.fly.io/{app}:deployment-{_ulid(at - pre, rng)}"
-                images.append(f"  {crash}: {{behaviour: crash, exit_code: {rng.choice((1, 2, 137))}, after_s: {rng.choice((1, 3, 5))}}}")
+                images.append(
+                    f"  {crash}: {{behaviour: crash, exit_code: {rng.choice((1, 2, 137))}, after_s: {rng.choice((1, 3, 5))}}}"
+                )
                 step(at - pre, f"deploy: {{app: {app}, image: {crash}, tag_latest: true}}")
             step(at, f"invoke: {{function: provision-machine, body: {body}}}")
             if mode in ("stub", "missing_tag"):
@@ -174,13 +178,27 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
             current_done = current_done or is_current
             releases.append(
                 {
-                    "app": app, "version": r["version"], "image": r.get("imageRef"), "status": r.get("status"),
-                    "stable": r.get("stable"), "user": (r.get("user") or {}).get("email"),
-                    "description": r.get("description"), "created_at": r.get("createdAt"), "current": is_current,
+                    "app": app,
+                    "version": r["version"],
+                    "image": r.get("imageRef"),
+                    "status": r.get("status"),
+                    "stable": r.get("stable"),
+                    "user": (r.get("user") or {}).get("email"),
+                    "description": r.get("description"),
+                    "created_at": r.get("createdAt"),
+                    "current": is_current,
                 }
             )
         logs.extend(
-            {"app": app, "time": e["ts_ns"], "instance": e.get("instance"), "region": e.get("region"), "level": e.get("level"), "provider": e.get("provider"), "message": e.get("message")}
+            {
+                "app": app,
+                "time": e["ts_ns"],
+                "instance": e.get("instance"),
+                "region": e.get("region"),
+                "level": e.get("level"),
+                "provider": e.get("provider"),
+                "message": e.get("message"),
+            }
             for e in a["logs"]
         )
     sup = state["supabase"]
@@ -192,7 +210,10 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
     for r in sup["logs"]:  # as the logs endpoint would answer _FN_LOG_COLUMNS, then as the fetcher reads it
         attrs = r.get("log_attributes") or {}
         row = {
-            "id": r["id"], "timestamp": r["timestamp_us"], "event_message": r.get("event_message"), "severity_text": r.get("severity_text"),
+            "id": r["id"],
+            "timestamp": r["timestamp_us"],
+            "event_message": r.get("event_message"),
+            "severity_text": r.get("severity_text"),
             **{k: attrs.get(k) for k in ("function_id", "execution_id", "level", "event_type", "execution_time_ms")},
             "status_code": attrs.get("response.status_code"),
         }
@@ -205,11 +226,28 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
         "fly_logs": make_frame("fly_logs", logs, units={"time": "ns"}, source=src),
         "machine_rows": make_frame("machine_rows", rows_out, source=src),
         "secrets": make_frame(
-            "secrets", [{"name": k, "digest": secret_digest(v["value"]), "updated_at": v["updated_at"]} for k, v in sup["secrets"].items()], source=src
+            "secrets",
+            [
+                {"name": k, "digest": secret_digest(v["value"]), "updated_at": v["updated_at"]}
+                for k, v in sup["secrets"].items()
+            ],
+            source=src,
         ),
         "functions": make_frame(
             "functions",
-            [{"function_id": f["id"], "slug": f["slug"], "name": f.get("name"), "status": f.get("status"), "version": f.get("version"), "created_at": f.get("created_at"), "updated_at": f.get("updated_at"), "verify_jwt": f.get("verify_jwt")} for f in sup["functions"]],
+            [
+                {
+                    "function_id": f["id"],
+                    "slug": f["slug"],
+                    "name": f.get("name"),
+                    "status": f.get("status"),
+                    "version": f.get("version"),
+                    "created_at": f.get("created_at"),
+                    "updated_at": f.get("updated_at"),
+                    "verify_jwt": f.get("verify_jwt"),
+                }
+                for f in sup["functions"]
+            ],
             units={"created_at": "ms", "updated_at": "ms"},
             source=src,
         ),
@@ -244,7 +282,9 @@ def _uuid(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: int = 7, failure_rate: float = 0.1) -> dict[str, pd.DataFrame]:
+def generate_fleet_frames(
+    n_events: int, seed: int = 0, *, apps: int = 5, days: int = 7, failure_rate: float = 0.1
+) -> dict[str, pd.DataFrame]:
     """Frames whose timeline holds exactly ``n_events`` events (for ``n_events`` ≥ ~100), synthesized with numpy.
 
     Same keys and schemas as :func:`fleet_frames`; each provisioning call follows the
@@ -291,17 +331,26 @@ def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: 
     # releases: one before the fleet starts, then one a day per app
     rel_app = np.repeat(app_names, days + 1)
     rel_version = np.tile(np.arange(1, days + 2), apps)
-    rel_time = np.tile(np.arange(days + 1) * 86_400_000 - 3_600_000, apps) + start_ms + rng.integers(0, 3_600_000, size=apps * (days + 1))
-    rel_image = np.char.add(np.char.add(np.char.add("registry.fly.io/", rel_app), ":deployment-"), np.char.upper(_hex(rng, len(rel_app), 26)))
+    rel_time = (
+        np.tile(np.arange(days + 1) * 86_400_000 - 3_600_000, apps)
+        + start_ms
+        + rng.integers(0, 3_600_000, size=apps * (days + 1))
+    )
+    rel_image = np.char.add(
+        np.char.add(np.char.add("registry.fly.io/", rel_app), ":deployment-"),
+        np.char.upper(_hex(rng, len(rel_app), 26)),
+    )
     # the image in force at each call: its app's latest release before it (a loop over apps, not calls)
     rel_key = np.zeros(n_calls, dtype=np.int64)
     for a in range(apps):
         mine = app_i == a
-        times = rel_time[a * (days + 1):(a + 1) * (days + 1)]
+        times = rel_time[a * (days + 1) : (a + 1) * (days + 1)]
         rel_key[mine] = a * (days + 1) + np.clip(np.searchsorted(times, t0[mine], side="right") - 1, 0, days)
     image = rel_image[rel_key]
     stub = np.char.add(np.char.add("registry.fly.io/", app), ":stub")
-    missing_img = np.char.add(np.char.add(np.char.add("registry.fly.io/", app), ":deployment-"), np.char.upper(_hex(rng, n_calls, 26)))
+    missing_img = np.char.add(
+        np.char.add(np.char.add("registry.fly.io/", app), ":deployment-"), np.char.upper(_hex(rng, n_calls, 26))
+    )
     image = np.where(outcome == 1, stub, np.where(outcome == 3, missing_img, image))
 
     made = outcome != 3
@@ -318,8 +367,17 @@ def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: 
 
     # machine events: launch + start for all, exit + destroy for the ones that exit
     ev_m = np.concatenate([np.arange(nm), np.arange(nm), exited, exited])
-    ev_type = np.concatenate([np.full(nm, "launch"), np.full(nm, "start"), np.full(len(exited), "exit"), np.full(len(exited), "destroy")])
-    ev_status = np.concatenate([np.full(nm, "created"), np.full(nm, "started"), np.full(len(exited), "stopped"), np.full(len(exited), "destroyed")])
+    ev_type = np.concatenate(
+        [np.full(nm, "launch"), np.full(nm, "start"), np.full(len(exited), "exit"), np.full(len(exited), "destroy")]
+    )
+    ev_status = np.concatenate(
+        [
+            np.full(nm, "created"),
+            np.full(nm, "started"),
+            np.full(len(exited), "stopped"),
+            np.full(len(exited), "destroyed"),
+        ]
+    )
     ev_source = np.where(ev_type == "launch", "user", "flyd")
     ev_time = np.concatenate([launch, start, exit_at[exited] + 30, exit_at[exited] + 30 + DESTROY_AFTER_EXIT_MS])
     is_exit = ev_type == "exit"
@@ -337,7 +395,9 @@ def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: 
             "exit_code": pd.arrays.IntegerArray(ev_code.astype(np.int64), ~is_exit),
             "oom_killed": pd.arrays.BooleanArray(np.zeros(ne, dtype=bool), ~is_exit),
             "requested_stop": pd.arrays.BooleanArray(np.zeros(ne, dtype=bool), ~is_exit),
-            "exited_at": pd.to_datetime(np.where(is_exit, ev_time - 30, 0), unit="ms", utc=True).astype("datetime64[ns, UTC]").where(is_exit),
+            "exited_at": pd.to_datetime(np.where(is_exit, ev_time - 30, 0), unit="ms", utc=True)
+            .astype("datetime64[ns, UTC]")
+            .where(is_exit),
             "error": _string_array(pa.nulls(ne, L)),
         }
     )
@@ -372,12 +432,41 @@ def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: 
     mimg = pa.array(m_image, L)
     code_text = pa.array(code.astype(str), L)
     parts = [
-        (np.arange(nm), launch + 100, pc.binary_join_element_wise(pa.scalar("Pulling container image ", L), mimg, pa.scalar("", L)), "runner"),
-        (np.arange(nm), launch + PULL_MS, pc.binary_join_element_wise(pa.scalar("Successfully prepared image ", L), mimg, pa.scalar(f" ({PULL_MS / 1000:.1f}s)", L), pa.scalar("", L)), "runner"),
+        (
+            np.arange(nm),
+            launch + 100,
+            pc.binary_join_element_wise(pa.scalar("Pulling container image ", L), mimg, pa.scalar("", L)),
+            "runner",
+        ),
+        (
+            np.arange(nm),
+            launch + PULL_MS,
+            pc.binary_join_element_wise(
+                pa.scalar("Successfully prepared image ", L),
+                mimg,
+                pa.scalar(f" ({PULL_MS / 1000:.1f}s)", L),
+                pa.scalar("", L),
+            ),
+            "runner",
+        ),
         (np.arange(nm), start - 100, pa.repeat(pa.scalar("Configuring firecracker", L), nm), "runner"),
-        (np.arange(nm), start + 20, pa.repeat(pa.scalar(f"Machine started in {(START_MS - PULL_MS) / 1000:.3f}s", L), nm), "app"),
+        (
+            np.arange(nm),
+            start + 20,
+            pa.repeat(pa.scalar(f"Machine started in {(START_MS - PULL_MS) / 1000:.3f}s", L), nm),
+            "app",
+        ),
         (ok, start[ok] + 600, pa.repeat(pa.scalar("Listening on 0.0.0.0:8080", L), len(ok)), "app"),
-        (exited, exit_at[exited] - 5, pc.binary_join_element_wise(pa.scalar("INFO Main child exited normally with code: ", L), code_text.take(pa.array(exited)), pa.scalar("", L)), "app"),
+        (
+            exited,
+            exit_at[exited] - 5,
+            pc.binary_join_element_wise(
+                pa.scalar("INFO Main child exited normally with code: ", L),
+                code_text.take(pa.array(exited)),
+                pa.scalar("", L),
+            ),
+            "app",
+        ),
         (exited, exit_at[exited] + 10, pa.repeat(pa.scalar("INFO Starting clean up.", L), len(exited)), "app"),
     ]
     lg_m = np.concatenate([p[0] for p in parts])
@@ -424,7 +513,11 @@ def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: 
     fid = "7c1e5f2b-9a0d-4a51-8c3e-2b6f1d7e9a10"
     exec_id = _uuid(rng, n_calls)
     provisioning = np.char.add(
-        np.char.add(np.char.add(np.char.add(np.char.add("Provisioning machine for user ", user), " in "), region), " with image "), image
+        np.char.add(
+            np.char.add(np.char.add(np.char.add("Provisioning machine for user ", user), " in "), region),
+            " with image ",
+        ),
+        image,
     )
     created_line = np.full(n_calls, "", dtype=object)
     created_line[m_idx] = np.char.add(np.char.add(np.char.add("Created machine ", mid), " with image "), m_image)
@@ -434,13 +527,32 @@ def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: 
     )
     second_at = np.where(made, t0 + FUNCTION_CREATE_MS + 210, t0 + FUNCTION_CREATE_MS + 120)
     status = np.where(made, 200, 500)
-    fl_time_us = np.concatenate([t0 * 1000 + 266, (t0 + 40) * 1000 + 561, second_at * 1000 + 713, (t0 + FUNCTION_DONE_MS) * 1000])
+    fl_time_us = np.concatenate(
+        [t0 * 1000 + 266, (t0 + 40) * 1000 + 561, second_at * 1000 + 713, (t0 + FUNCTION_DONE_MS) * 1000]
+    )
     fl_src = np.repeat(np.array(["function_logs", "function_logs", "function_logs", "function_edge_logs"]), n_calls)
-    fl_level = np.concatenate([np.full(n_calls, "log"), np.full(n_calls, "info"), np.where(made, "info", "error"), np.full(n_calls, "", dtype="<U5")])
-    fl_event_type = np.concatenate([np.full(n_calls, "Boot"), np.full(n_calls, "Log"), np.full(n_calls, "Log"), np.full(n_calls, "", dtype="<U4")])
-    edge_msg = np.char.add(np.char.add("POST | ", status.astype(str)), f" | https://{FLEET_PROJECT_REF}.supabase.co/functions/v1/provision-machine")
+    fl_level = np.concatenate(
+        [
+            np.full(n_calls, "log"),
+            np.full(n_calls, "info"),
+            np.where(made, "info", "error"),
+            np.full(n_calls, "", dtype="<U5"),
+        ]
+    )
+    fl_event_type = np.concatenate(
+        [np.full(n_calls, "Boot"), np.full(n_calls, "Log"), np.full(n_calls, "Log"), np.full(n_calls, "", dtype="<U4")]
+    )
+    edge_msg = np.char.add(
+        np.char.add("POST | ", status.astype(str)),
+        f" | https://{FLEET_PROJECT_REF}.supabase.co/functions/v1/provision-machine",
+    )
     fl_msg = pa.concat_arrays(
-        [pa.repeat(pa.scalar("booted (time: 31ms)", L), n_calls), pa.array(provisioning, L), pa.array(created_line.astype(str), L), pa.array(edge_msg, L)]
+        [
+            pa.repeat(pa.scalar("booted (time: 31ms)", L), n_calls),
+            pa.array(provisioning, L),
+            pa.array(created_line.astype(str), L),
+            pa.array(edge_msg, L),
+        ]
     )
     nf = 4 * n_calls
     is_edge = fl_src == "function_edge_logs"
@@ -451,10 +563,14 @@ def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: 
             "log_id": _string_array(_uuid(rng, nf)),
             "function_id": _string_array(np.full(nf, fid)),
             "function": _string_array(np.full(nf, "provision-machine")),
-            "execution_id": _string_array(pa.array(np.concatenate([np.full(n_calls, None, dtype=object), exec_id, exec_id, exec_id]), L)),
+            "execution_id": _string_array(
+                pa.array(np.concatenate([np.full(n_calls, None, dtype=object), exec_id, exec_id, exec_id]), L)
+            ),
             "level": _string_array(pa.array(np.where(fl_level == "", None, fl_level), L)),
             "event_type": _string_array(pa.array(np.where(fl_event_type == "", None, fl_event_type), L)),
-            "status_code": pd.arrays.IntegerArray(np.concatenate([np.zeros(3 * n_calls, dtype=np.int64), status]), ~is_edge),
+            "status_code": pd.arrays.IntegerArray(
+                np.concatenate([np.zeros(3 * n_calls, dtype=np.int64), status]), ~is_edge
+            ),
             "duration_ms": pd.arrays.IntegerArray(np.full(nf, FUNCTION_DONE_MS, dtype=np.int64), ~is_edge),
             "message": _string_array(fl_msg),
         }
@@ -476,20 +592,52 @@ def generate_fleet_frames(n_events: int, seed: int = 0, *, apps: int = 5, days: 
     )
     secret_rows = [
         {"name": "FLY_APP_NAME", "digest": secret_digest(str(app_names[0])), "updated_at": first},
-        {"name": "SUPABASE_URL", "digest": secret_digest(f"https://{FLEET_PROJECT_REF}.supabase.co"), "updated_at": first},
-        {"name": "DOCKER_IMAGE", "digest": secret_digest(f"registry.fly.io/{app_names[0]}:stub"), "updated_at": start_ms + span_ms // 2},
+        {
+            "name": "SUPABASE_URL",
+            "digest": secret_digest(f"https://{FLEET_PROJECT_REF}.supabase.co"),
+            "updated_at": first,
+        },
+        {
+            "name": "DOCKER_IMAGE",
+            "digest": secret_digest(f"registry.fly.io/{app_names[0]}:stub"),
+            "updated_at": start_ms + span_ms // 2,
+        },
     ]
     secrets = make_frame("secrets", secret_rows, units={"updated_at": "ms"}, source="synthetic")
     functions = make_frame(
         "functions",
-        [{"function_id": fid, "slug": "provision-machine", "name": "provision-machine", "status": "ACTIVE", "version": 1, "created_at": first, "updated_at": first, "verify_jwt": True}],
+        [
+            {
+                "function_id": fid,
+                "slug": "provision-machine",
+                "name": "provision-machine",
+                "status": "ACTIVE",
+                "version": 1,
+                "created_at": first,
+                "updated_at": first,
+                "verify_jwt": True,
+            }
+        ],
         units={"created_at": "ms", "updated_at": "ms"},
         source="synthetic",
     )
     frames = {
-        "machines": machines, "machine_events": machine_events, "releases": releases, "fly_logs": fly_logs,
-        "machine_rows": machine_rows, "secrets": secrets, "functions": functions, "function_logs": function_logs,
+        "machines": machines,
+        "machine_events": machine_events,
+        "releases": releases,
+        "fly_logs": fly_logs,
+        "machine_rows": machine_rows,
+        "secrets": secrets,
+        "functions": functions,
+        "function_logs": function_logs,
     }
     for name, df in frames.items():
-        df.attrs.update({"frame": name, "source": f"synthetic:generate_fleet_frames({n_events}, {seed})", "complete": True, "note": ""})
+        df.attrs.update(
+            {
+                "frame": name,
+                "source": f"synthetic:generate_fleet_frames({n_events}, {seed})",
+                "complete": True,
+                "note": "",
+            }
+        )
     return frames

@@ -46,7 +46,14 @@ MACHINE_STATES = frozenset(
 )
 WAIT_STATES = ("started", "stopped", "suspended", "destroyed", "failed", "settled")  # spec enum of …/wait?state=
 DELETED_STATES = frozenset({"destroyed"})  # left out of a list unless include_deleted=true
-SUMMARY_DROPS = ("config", "incomplete_config", "checks", "events", "host_status", "nonce")  # spec: summary "omit config, checks, events, host_status, nonce, etc."
+SUMMARY_DROPS = (
+    "config",
+    "incomplete_config",
+    "checks",
+    "events",
+    "host_status",
+    "nonce",
+)  # spec: summary "omit config, checks, events, host_status, nonce, etc."
 MAX_MACHINE_PAGE = 1000  # newer spec: limit "must be between 1 and 1000"
 MAX_APP_PAGE = 5000  # newer spec: apps limit "must be between 1 and 5000"
 CURSOR_TTL_MS = 30 * 60 * 1000  # newer spec: "Cursor expires 30 minutes after the first page was requested."
@@ -92,7 +99,11 @@ def go_not_found(world: World) -> httpx.Response:
     return httpx.Response(
         404,
         content=b"404 page not found\n",
-        headers={"content-type": "text/plain; charset=utf-8", "x-content-type-options": "nosniff", "fly-request-id": request_id(world)},
+        headers={
+            "content-type": "text/plain; charset=utf-8",
+            "x-content-type-options": "nosniff",
+            "fly-request-id": request_id(world),
+        },
     )
 
 
@@ -101,7 +112,11 @@ def _method_not_allowed(world: World, allowed: set[str]) -> httpx.Response:
     return httpx.Response(
         405,
         content=b"Method Not Allowed\n",
-        headers={"content-type": "text/plain; charset=utf-8", "allow": ", ".join(sorted(allowed)), "fly-request-id": request_id(world)},
+        headers={
+            "content-type": "text/plain; charset=utf-8",
+            "allow": ", ".join(sorted(allowed)),
+            "fly-request-id": request_id(world),
+        },
     )
 
 
@@ -198,7 +213,10 @@ def _list_apps(world: World, request: httpx.Request, p: Params) -> httpx.Respons
     if not org:
         # The spec marks org_slug required; the real error text is unknown.
         return json_response(world, 400, {"error": "org_slug is required"})
-    apps = sorted((a for a in world.state["fly"]["apps"].values() if a.get("org", world.state["fly"]["org"]) == org), key=lambda a: a["name"])
+    apps = sorted(
+        (a for a in world.state["fly"]["apps"].values() if a.get("org", world.state["fly"]["org"]) == org),
+        key=lambda a: a["name"],
+    )
     if not apps and org != world.state["fly"]["org"]:
         # Unknown org: the real answer is unknown; an error says more than an empty list.
         return json_response(world, 404, {"error": "organization not found"})
@@ -241,7 +259,11 @@ def _get_app(world: World, request: httpx.Request, p: Params) -> httpx.Response:
         return _app_not_found(world)
     org = a.get("org", world.state["fly"]["org"])
     # The org's display name is not in the world; its slug stands in for it.
-    return json_response(world, 200, {"id": a["id"], "name": a["name"], "status": a["status"], "organization": {"name": org, "slug": org}})
+    return json_response(
+        world,
+        200,
+        {"id": a["id"], "name": a["name"], "status": a["status"], "organization": {"name": org, "slug": org}},
+    )
 
 
 def _app_not_found(world: World) -> httpx.Response:
@@ -395,7 +417,9 @@ def _wait_machine(world: World, request: httpx.Request, p: Params) -> httpx.Resp
     states = states or ["started"]
     bad = [s for s in states if s not in WAIT_STATES]
     if bad:
-        return json_response(world, 400, {"error": f"invalid state: {', '.join(bad)} (one of {', '.join(WAIT_STATES)})"})
+        return json_response(
+            world, 400, {"error": f"invalid state: {', '.join(bad)} (one of {', '.join(WAIT_STATES)})"}
+        )
     timeout_s = WAIT_DEFAULT_S
     text = q.get("timeout")
     if text:
@@ -404,7 +428,9 @@ def _wait_machine(world: World, request: httpx.Request, p: Params) -> httpx.Resp
             return json_response(world, 400, {"error": f"invalid timeout: {text!r} (1 to {WAIT_MAX_S} seconds)"})
         timeout_s = parsed
     if world.machine(p["app"], p["id"]) is None:
-        return json_response(world, 404, {"error": "not_found: machine not found"})  # machines-api-error-bodies.observed.json
+        return json_response(
+            world, 404, {"error": "not_found: machine not found"}
+        )  # machines-api-error-bodies.observed.json
     status, body = world.wait_machine(p["app"], p["id"], ",".join(dict.fromkeys(states)), timeout_s)
     world.touch()
     # 408: the body is not documented (machines-api-error-bodies.observed.json), so none is sent.
@@ -424,7 +450,11 @@ def _stop_machine(world: World, request: httpx.Request, p: Params) -> httpx.Resp
     if not world.stop_machine(p["app"], p["id"]):
         # Real answer for a machine that is not running is unknown; this follows the wording
         # of Fly's destroy precondition error (world.destroy_machine) rather than claim success.
-        return json_response(world, 412, {"error": f"failed_precondition: unable to stop machine, not currently started (state: {m['state']})"})
+        return json_response(
+            world,
+            412,
+            {"error": f"failed_precondition: unable to stop machine, not currently started (state: {m['state']})"},
+        )
     world.touch()
     return json_response(world, 200, {"ok": True})
 
@@ -435,7 +465,9 @@ def _destroy_machine(world: World, request: httpx.Request, p: Params) -> httpx.R
         return _app_not_found(world)
     force = _parse_bool(request.url.params.get("force"))
     if force is None:
-        return json_response(world, 400, {"error": f"invalid force: {request.url.params.get('force')!r} is not a boolean"})
+        return json_response(
+            world, 400, {"error": f"invalid force: {request.url.params.get('force')!r} is not a boolean"}
+        )
     status, body = world.destroy_machine(p["app"], p["id"], force)
     world.touch()
     return json_response(world, status, body)
@@ -455,9 +487,18 @@ _ROUTES: list[tuple[tuple[str, ...], dict[str, Route | None]]] = [
     *[
         (("{app}", "machines", "{id}", action), dict.fromkeys(methods))
         for action, methods in [
-            ("cordon", ["POST"]), ("uncordon", ["POST"]), ("exec", ["POST"]), ("lease", ["GET", "POST", "DELETE"]),
-            ("memory", ["GET", "PUT"]), ("metadata", ["GET", "PUT", "PATCH"]), ("ps", ["GET"]), ("restart", ["POST"]),
-            ("signal", ["POST"]), ("start", ["POST"]), ("suspend", ["POST"]), ("versions", ["GET"]),
+            ("cordon", ["POST"]),
+            ("uncordon", ["POST"]),
+            ("exec", ["POST"]),
+            ("lease", ["GET", "POST", "DELETE"]),
+            ("memory", ["GET", "PUT"]),
+            ("metadata", ["GET", "PUT", "PATCH"]),
+            ("ps", ["GET"]),
+            ("restart", ["POST"]),
+            ("signal", ["POST"]),
+            ("start", ["POST"]),
+            ("suspend", ["POST"]),
+            ("versions", ["GET"]),
         ]
     ],
     (("{app}", "machines", "{id}", "memory", "reclaim"), {"POST": None}),
@@ -474,7 +515,10 @@ _ROUTES: list[tuple[tuple[str, ...], dict[str, Route | None]]] = [
     (("{app}", "ip_assignments", "{ip}"), {"DELETE": None}),
     (("{app}", "secretkeys"), {"GET": None}),
     (("{app}", "secretkeys", "{name}"), {"GET": None, "POST": None, "DELETE": None}),
-    *[(("{app}", "secretkeys", "{name}", op), {"POST": None}) for op in ("decrypt", "encrypt", "generate", "sign", "verify")],
+    *[
+        (("{app}", "secretkeys", "{name}", op), {"POST": None})
+        for op in ("decrypt", "encrypt", "generate", "sign", "verify")
+    ],
     (("{app}", "secrets"), {"GET": None, "POST": None}),
     (("{app}", "secrets", "{name}"), {"GET": None, "POST": None, "DELETE": None}),
     (("{app}", "volumes"), {"GET": None, "POST": None}),
@@ -536,7 +580,9 @@ _SUPPORTED_GRAPHQL = (
     "releasesUnprocessed(first: Int) { nodes { id version description reason status imageRef stable inProgress "
     "user { id email name } createdAt } totalCount } } }"
 )
-_TOKEN = re.compile(r'\s+|,|#[^\n]*|(\.\.\.|[{}()\[\]:!$=@]|[_A-Za-z][_0-9A-Za-z]*|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"(?:\\.|[^"\\])*")')
+_TOKEN = re.compile(
+    r'\s+|,|#[^\n]*|(\.\.\.|[{}()\[\]:!$=@]|[_A-Za-z][_0-9A-Za-z]*|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"(?:\\.|[^"\\])*")'
+)
 
 
 class _Unsupported(Exception):
@@ -632,7 +678,7 @@ class _QueryReader:
         if tok == "$":
             name = self.take()
             if name not in self.variables:
-                raise _Unsupported(f"variable ${name} has no value in \"variables\"")
+                raise _Unsupported(f'variable ${name} has no value in "variables"')
             return self.variables[name]
         if tok.startswith('"'):
             return json.loads(tok)
@@ -743,7 +789,14 @@ def handle_graphql(world: World, request: httpx.Request) -> httpx.Response | Non
         return None  # what api.fly.io answers to GET /graphql is unknown: the router's plain 404
     if not fly_token_ok(world, request):
         return json_response(
-            world, 200, {"data": None, "errors": [{"message": "You must be authenticated to view this.", "extensions": {"code": "UNAUTHORIZED"}}]}
+            world,
+            200,
+            {
+                "data": None,
+                "errors": [
+                    {"message": "You must be authenticated to view this.", "extensions": {"code": "UNAUTHORIZED"}}
+                ],
+            },
         )
     try:
         body = json.loads(request.content or b"null")
@@ -751,11 +804,18 @@ def handle_graphql(world: World, request: httpx.Request) -> httpx.Response | Non
         # Real status for an undecodable body is unknown; 400 with GraphQL-shaped errors.
         return json_response(world, 400, {"errors": [{"message": "request body is not JSON"}]})
     if not isinstance(body, dict):
-        return json_response(world, 400, {"errors": [{"message": 'request body must be {"query": ..., "variables": ...}'}]})
+        return json_response(
+            world, 400, {"errors": [{"message": 'request body must be {"query": ..., "variables": ...}'}]}
+        )
     try:
         answer = _graphql_answer(world, body)
     except _Unsupported as exc:
-        answer = {"data": None, "errors": [{"message": f"vyxops sandbox: unsupported GraphQL ({exc}); the sandbox supports {_SUPPORTED_GRAPHQL}"}]}
+        answer = {
+            "data": None,
+            "errors": [
+                {"message": f"vyxops sandbox: unsupported GraphQL ({exc}); the sandbox supports {_SUPPORTED_GRAPHQL}"}
+            ],
+        }
     return json_response(world, 200, answer)
 
 
@@ -838,7 +898,9 @@ def _logs(world: World, request: httpx.Request, a: dict[str, Any]) -> httpx.Resp
     else:
         page = [e for e in entries if e["ts_ns"] > token][:LOG_PAGE]
     next_token = str(page[-1]["ts_ns"]) if page else token_text
-    return json_response(world, 200, {"data": [_log_entry(a["name"], e) for e in page], "meta": {"next_token": next_token}})
+    return json_response(
+        world, 200, {"data": [_log_entry(a["name"], e) for e in page], "meta": {"next_token": next_token}}
+    )
 
 
 def handle_fly_rest(world: World, request: httpx.Request) -> httpx.Response | None:
@@ -851,7 +913,9 @@ def handle_fly_rest(world: World, request: httpx.Request) -> httpx.Response | No
     if not path.startswith("/api/v1/apps/"):
         return None
     segments = path.split("/")[4:]
-    known = len(segments) in (2, 3) and segments[0] and (segments[1:] in (["releases"], ["releases", "current"], ["logs"]))
+    known = (
+        len(segments) in (2, 3) and segments[0] and (segments[1:] in (["releases"], ["releases", "current"], ["logs"]))
+    )
     if not known:
         return None
     if request.method != "GET":

@@ -36,7 +36,9 @@ REALM = 'Basic realm="flyio-registry.fly.dev"'  # registry-errors.observed.json 
 
 # Distribution's path grammar: a repository name of lower-case components, a tag, or a digest.
 _NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-_MANIFEST_PATH = re.compile(rf"^/v2/(?P<name>{_NAME})/manifests/(?P<ref>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}|sha256:[a-f0-9]{{64}})$")
+_MANIFEST_PATH = re.compile(
+    rf"^/v2/(?P<name>{_NAME})/manifests/(?P<ref>[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}|sha256:[a-f0-9]{{64}})$"
+)
 _BLOB_PATH = re.compile(rf"^/v2/(?P<name>{_NAME})/blobs/")
 
 
@@ -44,7 +46,15 @@ def _headers(world: World, extra: dict[str, str] | None = None) -> dict[str, str
     return {"docker-distribution-api-version": "registry/2.0", "fly-request-id": request_id(world), **(extra or {})}
 
 
-def _error(world: World, request: httpx.Request, status: int, code: str, message: str, detail: object, extra: dict[str, str] | None = None) -> httpx.Response:
+def _error(
+    world: World,
+    request: httpx.Request,
+    status: int,
+    code: str,
+    message: str,
+    detail: object,
+    extra: dict[str, str] | None = None,
+) -> httpx.Response:
     """A distribution-spec error; a HEAD answer carries the status and headers but no body."""
     headers = _headers(world, extra)
     if request.method == "HEAD":
@@ -67,7 +77,11 @@ def _authorized(world: World, request: httpx.Request) -> bool:
 
 
 def _accepted(request: httpx.Request) -> set[str]:
-    return {part.split(";")[0].strip().lower() for part in request.headers.get_list("accept", split_commas=True) if part.strip()}
+    return {
+        part.split(";")[0].strip().lower()
+        for part in request.headers.get_list("accept", split_commas=True)
+        if part.strip()
+    }
 
 
 def _unknown_manifest(world: World, request: httpx.Request, repo: str, ref: str) -> httpx.Response:
@@ -90,12 +104,32 @@ def _get_manifest(world: World, request: httpx.Request, repo: str, ref: str) -> 
     # client that says it takes one (otherwise MANIFEST_UNKNOWN with distribution's wording).
     accepted = _accepted(request)
     if media_type == OCI_MANIFEST and OCI_MANIFEST not in accepted:
-        return _error(world, request, 404, "MANIFEST_UNKNOWN", "OCI manifest found, but accept header does not support OCI manifests", None)
+        return _error(
+            world,
+            request,
+            404,
+            "MANIFEST_UNKNOWN",
+            "OCI manifest found, but accept header does not support OCI manifests",
+            None,
+        )
     if media_type == OCI_INDEX and OCI_INDEX not in accepted:
-        return _error(world, request, 404, "MANIFEST_UNKNOWN", "OCI index found, but accept header does not support OCI indexes", None)
+        return _error(
+            world,
+            request,
+            404,
+            "MANIFEST_UNKNOWN",
+            "OCI index found, but accept header does not support OCI indexes",
+            None,
+        )
     body = manifest["body"].encode()
     headers = _headers(
-        world, {"content-type": media_type, "content-length": str(len(body)), "docker-content-digest": digest, "etag": f'"{digest}"'}
+        world,
+        {
+            "content-type": media_type,
+            "content-length": str(len(body)),
+            "docker-content-digest": digest,
+            "etag": f'"{digest}"',
+        },
     )
     return httpx.Response(200, content=b"" if request.method == "HEAD" else body, headers=headers)
 
@@ -117,16 +151,39 @@ def _put_manifest(world: World, request: httpx.Request, repo: str, ref: str) -> 
     declared = parsed.get("mediaType")
     media_type = content_type or (declared if isinstance(declared, str) else "")
     if media_type not in MANIFEST_TYPES:
-        return _error(world, request, 400, "MANIFEST_INVALID", "manifest invalid", f"unsupported manifest media type {media_type!r}")
+        return _error(
+            world,
+            request,
+            400,
+            "MANIFEST_INVALID",
+            "manifest invalid",
+            f"unsupported manifest media type {media_type!r}",
+        )
     if isinstance(declared, str) and declared and declared != media_type:
-        return _error(world, request, 400, "MANIFEST_INVALID", "manifest invalid", f"mediaType in manifest should be '{media_type}' not '{declared}'")
+        return _error(
+            world,
+            request,
+            400,
+            "MANIFEST_INVALID",
+            "manifest invalid",
+            f"mediaType in manifest should be '{media_type}' not '{declared}'",
+        )
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     if ref.startswith("sha256:") and ref != digest:
-        return _error(world, request, 400, "DIGEST_INVALID", "provided digest did not match uploaded content", {"expected": ref, "actual": digest})
+        return _error(
+            world,
+            request,
+            400,
+            "DIGEST_INVALID",
+            "provided digest did not match uploaded content",
+            {"expected": ref, "actual": digest},
+        )
     # Blobs the manifest references are not checked (the sandbox stores no layers).
     stored = world.put_manifest(repo, ref, text, media_type)
     world.touch()
-    headers = _headers(world, {"docker-content-digest": stored, "location": f"/v2/{repo}/manifests/{stored}", "content-length": "0"})
+    headers = _headers(
+        world, {"docker-content-digest": stored, "location": f"/v2/{repo}/manifests/{stored}", "content-length": "0"}
+    )
     return httpx.Response(201, content=b"", headers=headers)
 
 
@@ -143,14 +200,22 @@ def handle_registry(world: World, request: httpx.Request) -> httpx.Response | No
         if request.method not in ("GET", "HEAD"):
             return httpx.Response(405, content=b"", headers=_headers(world, {"allow": "GET, HEAD"}))
         if not _authorized(world, request):
-            return _error(world, request, 401, "UNAUTHORIZED", "authentication required", None, {"www-authenticate": REALM})
+            return _error(
+                world, request, 401, "UNAUTHORIZED", "authentication required", None, {"www-authenticate": REALM}
+            )
         if request.method == "HEAD":
-            return httpx.Response(200, content=b"", headers=_headers(world, {"content-type": "application/json", "content-length": "2"}))
+            return httpx.Response(
+                200, content=b"", headers=_headers(world, {"content-type": "application/json", "content-length": "2"})
+            )
         return httpx.Response(200, content=b"{}", headers=_headers(world, {"content-type": "application/json"}))
     if _BLOB_PATH.match(path):
         if not _authorized(world, request):
-            return _error(world, request, 401, "UNAUTHORIZED", "authentication required", None, {"www-authenticate": REALM})
-        return _error(world, request, 501, "UNSUPPORTED", "vyxops sandbox: blobs are not modelled (no layers are stored)", None)
+            return _error(
+                world, request, 401, "UNAUTHORIZED", "authentication required", None, {"www-authenticate": REALM}
+            )
+        return _error(
+            world, request, 501, "UNSUPPORTED", "vyxops sandbox: blobs are not modelled (no layers are stored)", None
+        )
     m = _MANIFEST_PATH.match(path)
     if m is None:
         # Includes /v2/<repo>/tags/list and /v2/_catalog: registry.fly.io documents no tag listing.

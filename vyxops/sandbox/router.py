@@ -49,7 +49,9 @@ def not_found() -> httpx.Response:
 class SandboxApp:
     """Routes a request to the platform model that serves its path, with faults applied."""
 
-    def __init__(self, world: World, faults: Faults | None = None, *, realtime: bool = False, autosave: bool = True) -> None:
+    def __init__(
+        self, world: World, faults: Faults | None = None, *, realtime: bool = False, autosave: bool = True
+    ) -> None:
         self.world = world
         self.faults = faults or Faults()
         self.realtime = realtime  # served mode: wall time moves the virtual clock too
@@ -85,7 +87,11 @@ class SandboxApp:
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         for prefix, handler in self.routes:
-            if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/") or path == prefix.rstrip("/"):
+            if (
+                path == prefix
+                or path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+                or path == prefix.rstrip("/")
+            ):
                 response = handler(self.world, request)
                 if response is not None:
                     return response
@@ -103,10 +109,14 @@ class SandboxApp:
         if rule.kind == "429":
             headers = {"content-type": "application/json"}
             if rule.retry_after is not None:
-                headers["retry-after"] = str(int(rule.retry_after) if float(rule.retry_after).is_integer() else rule.retry_after)
+                headers["retry-after"] = str(
+                    int(rule.retry_after) if float(rule.retry_after).is_integer() else rule.retry_after
+                )
             return httpx.Response(429, json={"error": "rate limit exceeded"}, headers=headers)
         if rule.kind == "5xx":
-            return httpx.Response(rule.status, content=b"<html><body>upstream error</body></html>", headers={"content-type": "text/html"})
+            return httpx.Response(
+                rule.status, content=b"<html><body>upstream error</body></html>", headers={"content-type": "text/html"}
+            )
         if rule.kind == "malformed":
             return httpx.Response(200, content=b'{"data": [{"id": "trunc', headers={"content-type": "application/json"})
         return None

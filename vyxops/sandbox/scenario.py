@@ -118,14 +118,22 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     supa = v.require(data, [], "supabase", dict)
     project_ref = v.require(supa, ["supabase"], "project_ref", str)
     if not re.fullmatch(r"[a-z0-9]{8,40}", project_ref):
-        v.fail(["supabase", "project_ref"], f"{project_ref!r} is not a project ref", allowed="8-40 lower-case letters/digits")
+        v.fail(
+            ["supabase", "project_ref"],
+            f"{project_ref!r} is not a project ref",
+            allowed="8-40 lower-case letters/digits",
+        )
     machines_table = supa.get("machines_table", "machines")
 
     images: dict[str, dict[str, Any]] = {}
     for ref, spec in (data.get("images") or {}).items():
         where = ["images", ref]
         if not isinstance(ref, str) or not _REF.match(ref):
-            v.fail(where, f"{ref!r} is not an image reference", allowed="registry/repo:tag or registry/repo@sha256:<64 hex>")
+            v.fail(
+                where,
+                f"{ref!r} is not an image reference",
+                allowed="registry/repo:tag or registry/repo@sha256:<64 hex>",
+            )
         spec = spec or {}
         if not isinstance(spec, dict):
             v.fail(where, "must be a mapping", allowed=sorted(IMAGE_KEYS))
@@ -165,7 +173,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         if kind == "invoke" and not isinstance(args["body"], dict):
             v.fail([*where, kind, "body"], "must be a mapping (the JSON body)")
         if kind == "db_update" and not (isinstance(args["match"], dict) and args["match"]):
-            v.fail([*where, kind, "match"], "needs at least one column to match (an update without a filter is refused)")
+            v.fail(
+                [*where, kind, "match"], "needs at least one column to match (an update without a filter is refused)"
+            )
         if last is not None and at_ms < last:
             v.fail([*where, "at"], "steps must be sorted by `at`")
         if at_ms > now_ms:

@@ -47,20 +47,27 @@ def make_server(
     quiet: bool = False,
 ) -> ThreadingHTTPServer:
     """A server on 127.0.0.1:``port`` (0 picks a free port), or on ``sock`` already bound there."""
-    app = SandboxApp(world, faults if faults is not None else Faults.load(world.sandbox_dir) if world.sandbox_dir else None, realtime=realtime)
+    app = SandboxApp(
+        world,
+        faults if faults is not None else Faults.load(world.sandbox_dir) if world.sandbox_dir else None,
+        realtime=realtime,
+    )
 
     def control(request: httpx.Request) -> httpx.Response:
         with app.lock:
             if request.url.path == CONTROL + "session" and request.method == "GET":
-                return httpx.Response(200, json={
-                    "scenario": world.scenario_name,
-                    "loaded_as": loaded_as,
-                    "realtime": realtime,
-                    "now_ms": world.now_ms,
-                    "machines_table": world.state["supabase"]["machines_table"],
-                    "org": world.state["fly"]["org"],
-                    "credentials": world.credentials,
-                })
+                return httpx.Response(
+                    200,
+                    json={
+                        "scenario": world.scenario_name,
+                        "loaded_as": loaded_as,
+                        "realtime": realtime,
+                        "now_ms": world.now_ms,
+                        "machines_table": world.state["supabase"]["machines_table"],
+                        "org": world.state["fly"]["org"],
+                        "credentials": world.credentials,
+                    },
+                )
             if request.url.path == CONTROL + "clock" and request.method == "GET":
                 return httpx.Response(200, json={"now_ms": world.now_ms})
             if request.url.path == CONTROL + "clock" and request.method == "POST" and not realtime:
@@ -84,7 +91,9 @@ def make_server(
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             host, p = self.server.server_address[:2]
-            request = httpx.Request(self.command, f"http://{host}:{p}{self.path}", headers=list(self.headers.items()), content=body)
+            request = httpx.Request(
+                self.command, f"http://{host}:{p}{self.path}", headers=list(self.headers.items()), content=body
+            )
             try:
                 response = control(request) if request.url.path.startswith(CONTROL) else app.handle(request)
             except InjectedTimeout as exc:

@@ -67,7 +67,9 @@ def _request_id(world: World, request: httpx.Request) -> str:
     Deterministic on purpose: the same session against the same scenario gives the
     same ids, so captured evidence stays byte-stable. (Real ids are random.)
     """
-    h = hashlib.sha256(b"|".join([str(world.now_ms).encode(), request.method.encode(), str(request.url).encode(), _body(request)])).hexdigest()
+    h = hashlib.sha256(
+        b"|".join([str(world.now_ms).encode(), request.method.encode(), str(request.url).encode(), _body(request)])
+    ).hexdigest()
     t = f"{world.now_ms & 0xFFFFFFFFFFFF:012x}"
     return f"{t[:8]}-{t[8:12]}-7{h[:3]}-{'89ab'[int(h[3], 16) % 4]}{h[4:7]}-{h[7:19]}"
 
@@ -115,7 +117,9 @@ def _bearer(request: httpx.Request) -> str | None:
 class _PgError(Exception):
     """A PostgREST error: ``{code, details, hint, message}`` with its HTTP status (postgrest-error-bodies.json)."""
 
-    def __init__(self, status: int, code: str, message: str, details: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: str | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = {"code": code, "details": details, "hint": hint, "message": message}
@@ -202,7 +206,12 @@ _LOGIC = {"or", "and", "not.or", "not.and"}
 def _parse_in_list(text: str, raw: str) -> list[str]:
     """``(a,"b,c",d)`` → ['a', 'b,c', 'd'] (PostgREST's list syntax: double quotes, backslash escapes)."""
     if not (text.startswith("(") and text.endswith(")")):
-        raise _PgError(400, "PGRST100", f'"failed to parse filter ({raw})" (line 1, column {len(raw) + 1})', details="unexpected end of input expecting \"(\"")
+        raise _PgError(
+            400,
+            "PGRST100",
+            f'"failed to parse filter ({raw})" (line 1, column {len(raw) + 1})',
+            details='unexpected end of input expecting "("',
+        )
     inner = text[1:-1]
     items: list[str] = []
     buf = ""
@@ -256,7 +265,12 @@ def _operand(table: str, column: str, op: str, text: str, raw: str) -> Any:
     if op == "is":
         word = text.lower()
         if word not in ("null", "true", "false", "unknown", "not_null"):
-            raise _PgError(400, "PGRST100", f'"failed to parse filter ({raw})" (line 1, column {len(raw) - len(text) + 1})', details='unexpected "' + text[:1] + '" expecting null or trilean value (unknown, true, false)')
+            raise _PgError(
+                400,
+                "PGRST100",
+                f'"failed to parse filter ({raw})" (line 1, column {len(raw) - len(text) + 1})',
+                details='unexpected "' + text[:1] + '" expecting null or trilean value (unknown, true, false)',
+            )
         return word
     if op in ("like", "ilike"):
         return _like_regex(text, op == "ilike")
@@ -337,7 +351,9 @@ def _test(f: _Filter, row: dict[str, Any]) -> bool | None:
         result = any(_compare(cell, v) == 0 for v in f.value)
     else:
         c = _compare(cell, f.value)
-        result = {"eq": c == 0, "neq": c != 0, "gt": c == 1, "gte": c in (0, 1), "lt": c == -1, "lte": c in (0, -1)}[f.op]
+        result = {"eq": c == 0, "neq": c != 0, "gt": c == 1, "gte": c in (0, 1), "lt": c == -1, "lte": c in (0, -1)}[
+            f.op
+        ]
     if f.negate and result is not None:
         return not result
     return result
@@ -386,7 +402,9 @@ def _split_top(text: str) -> list[str]:
     return out
 
 
-_SELECT_ITEM = re.compile(r"^(?:(?P<alias>[A-Za-z_][A-Za-z0-9_]*):(?!:))?(?P<col>[A-Za-z_][A-Za-z0-9_]*|\*)(?:::(?P<cast>[A-Za-z_][A-Za-z0-9_ ]*))?$")
+_SELECT_ITEM = re.compile(
+    r"^(?:(?P<alias>[A-Za-z_][A-Za-z0-9_]*):(?!:))?(?P<col>[A-Za-z_][A-Za-z0-9_]*|\*)(?:::(?P<cast>[A-Za-z_][A-Za-z0-9_ ]*))?$"
+)
 
 
 def _parse_select(text: str, table: str, columns: list[str]) -> list[tuple[str, str, str | None]]:
@@ -405,7 +423,9 @@ def _parse_select(text: str, table: str, columns: list[str]) -> list[tuple[str, 
             )
         m = _SELECT_ITEM.match(item)
         if not m:
-            raise _PgError(400, "PGRST100", f'"failed to parse select parameter ({text})"', details=f"unexpected {item!r}")
+            raise _PgError(
+                400, "PGRST100", f'"failed to parse select parameter ({text})"', details=f"unexpected {item!r}"
+            )
         col, alias, cast = m.group("col"), m.group("alias"), m.group("cast")
         if col == "*":
             out.extend((c, c, None) for c in columns)
@@ -426,15 +446,30 @@ def _parse_query(request: httpx.Request, table: str, columns: list[str]) -> _Que
             continue
         if key in _LOGIC or key.endswith((".or", ".and")):
             # Not modelled; say so instead of answering something wrong.
-            raise _PgError(400, "PGRST100", f'"failed to parse logic tree ({raw})"', details="the vyxops sandbox does not model or=/and= filters")
+            raise _PgError(
+                400,
+                "PGRST100",
+                f'"failed to parse logic tree ({raw})"',
+                details="the vyxops sandbox does not model or=/and= filters",
+            )
         if "." in key:
             # Filters on embedded resources (`rel.col=…`) need relationships the sandbox lacks.
-            raise _PgError(400, "PGRST108", f"'{key.split('.')[0]}' is not an embedded resource in this request", hint=f"Verify that '{key.split('.')[0]}' is included in the 'select' query parameter.")
+            raise _PgError(
+                400,
+                "PGRST108",
+                f"'{key.split('.')[0]}' is not an embedded resource in this request",
+                hint=f"Verify that '{key.split('.')[0]}' is included in the 'select' query parameter.",
+            )
         negate = raw.startswith("not.")
         rest = raw[4:] if negate else raw
         op, dot, text = rest.partition(".")
         if not dot or op not in _OPS:
-            raise _PgError(400, "PGRST100", f'"failed to parse filter ({raw})" (line 1, column 1)', details="unexpected " + (repr(op[:1]) if op else "end of input") + " expecting an operator")
+            raise _PgError(
+                400,
+                "PGRST100",
+                f'"failed to parse filter ({raw})" (line 1, column 1)',
+                details="unexpected " + (repr(op[:1]) if op else "end of input") + " expecting an operator",
+            )
         if key not in columns:
             raise _unknown_column(table, key, columns)
         q.filters.append(_Filter(key, op, negate, _operand(table, key, op, text, raw)))
@@ -444,17 +479,29 @@ def _parse_query(request: httpx.Request, table: str, columns: list[str]) -> _Que
             parts = term.strip().split(".")
             col, mods = parts[0], parts[1:]
             if not col or any(m not in ("asc", "desc", "nullsfirst", "nullslast") for m in mods):
-                raise _PgError(400, "PGRST100", f'"failed to parse order ({order})" (line 1, column 1)', details=f"unexpected {term!r}")
+                raise _PgError(
+                    400,
+                    "PGRST100",
+                    f'"failed to parse order ({order})" (line 1, column 1)',
+                    details=f"unexpected {term!r}",
+                )
             if col not in columns:
                 raise _unknown_column(table, col, columns)
             desc = "desc" in mods
-            nulls_first = "nullsfirst" in mods if ("nullsfirst" in mods or "nullslast" in mods) else desc  # Postgres default
+            nulls_first = (
+                "nullsfirst" in mods if ("nullsfirst" in mods or "nullslast" in mods) else desc
+            )  # Postgres default
             q.order.append((col, desc, nulls_first))
     for name in ("limit", "offset"):
         value = request.url.params.get(name)
         if value is not None:
             if not value.isdigit():
-                raise _PgError(400, "PGRST100", f'"failed to parse {name} parameter ({value})" (line 1, column 1)', details='unexpected "' + value[:1] + '" expecting digit')
+                raise _PgError(
+                    400,
+                    "PGRST100",
+                    f'"failed to parse {name} parameter ({value})" (line 1, column 1)',
+                    details='unexpected "' + value[:1] + '" expecting digit',
+                )
             setattr(q, name, int(value))
     oc = request.url.params.get("on_conflict")
     if oc:
@@ -492,7 +539,13 @@ def _project(row: dict[str, Any], select: list[tuple[str, str, str | None]]) -> 
     for key, col, cast in select:
         value = copy.deepcopy(row.get(col))
         if cast and cast.lower() in ("text", "varchar") and value is not None and not isinstance(value, str):
-            value = json.dumps(value) if isinstance(value, (dict, list)) else str(value).lower() if isinstance(value, bool) else str(value)
+            value = (
+                json.dumps(value)
+                if isinstance(value, (dict, list))
+                else str(value).lower()
+                if isinstance(value, bool)
+                else str(value)
+            )
         out[key] = value
     return out
 
@@ -579,7 +632,7 @@ def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | N
     path = request.url.path
     if not path.startswith("/rest/v1/"):
         return None
-    name = path[len("/rest/v1/"):]
+    name = path[len("/rest/v1/") :]
     if not name:
         return None  # the OpenAPI root is not modelled
     try:
@@ -587,7 +640,12 @@ def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | N
         profile = request.headers.get("accept-profile" if request.method in ("GET", "HEAD") else "content-profile")
         if profile and profile not in EXPOSED_SCHEMAS:
             # PostgREST v13 text (remembered, not in the reference files).
-            raise _PgError(406, "PGRST106", f"Invalid schema: {profile}", hint=f"Only the following schemas are exposed: {', '.join(EXPOSED_SCHEMAS)}")
+            raise _PgError(
+                406,
+                "PGRST106",
+                f"Invalid schema: {profile}",
+                hint=f"Only the following schemas are exposed: {', '.join(EXPOSED_SCHEMAS)}",
+            )
         if name.startswith("rpc/"):
             fn = name[4:]
             ok, args = _read_json(request)
@@ -605,7 +663,12 @@ def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | N
         if table is None:
             best = _did_you_mean(name, list(tables))
             # PGRST205 per postgrest-error-bodies.json (message/hint text illustrative there).
-            raise _PgError(404, "PGRST205", f"Could not find the table 'public.{name}' in the schema cache", hint=f"Perhaps you meant the table 'public.{best}'" if best else None)
+            raise _PgError(
+                404,
+                "PGRST205",
+                f"Could not find the table 'public.{name}' in the schema cache",
+                hint=f"Perhaps you meant the table 'public.{best}'" if best else None,
+            )
         if role == "anon":
             # The sandbox's tables grant nothing to anon: 42501, 401 because the role is
             # anonymous (postgrest-error-bodies.json). A real table with RLS on and no anon
@@ -650,14 +713,24 @@ def _select(world: World, request: httpx.Request, name: str, table: dict[str, An
     lower, upper = _page(request, q)
     hr = _header_range(request)
     if hr is not None and hr[1] is not None and hr[1] < hr[0]:
-        raise _PgError(416, "PGRST103", "Requested range not satisfiable", details="The lower boundary must be lower than or equal to the upper boundary in the Range header.")
+        raise _PgError(
+            416,
+            "PGRST103",
+            "Requested range not satisfiable",
+            details="The lower boundary must be lower than or equal to the upper boundary in the Range header.",
+        )
     page = matched[lower : upper + 1] if upper >= lower else []
     # PostgREST's rangeStatus: no count → 200; offset past the total → 416;
     # fewer rows than the total → 206; else 200.
     status = 200
     if total is not None:
         if lower > total:
-            raise _PgError(416, "PGRST103", "Requested range not satisfiable", details=f"An offset of {lower} was requested, but there are only {total} rows.")
+            raise _PgError(
+                416,
+                "PGRST103",
+                "Requested range not satisfiable",
+                details=f"An offset of {lower} was requested, but there are only {total} rows.",
+            )
         if len(page) < total:
             status = 206
     headers = {"content-range": _content_range(lower, len(page), total)}
@@ -665,7 +738,12 @@ def _select(world: World, request: httpx.Request, name: str, table: dict[str, An
     if shape == "object":
         if len(rows) != 1:
             # PGRST116 body from postgrest-error-bodies.json.
-            raise _PgError(406, "PGRST116", "JSON object requested, multiple (or no) rows returned", details=f"The result contains {len(rows)} rows")
+            raise _PgError(
+                406,
+                "PGRST116",
+                "JSON object requested, multiple (or no) rows returned",
+                details=f"The result contains {len(rows)} rows",
+            )
         return _response(world, request, 200, rows[0], headers=headers, content_type=OBJECT_CT)
     return _response(world, request, status, rows, headers=headers)
 
@@ -673,7 +751,9 @@ def _select(world: World, request: httpx.Request, name: str, table: dict[str, An
 def _body_rows(request: httpx.Request, name: str, columns: list[str], *, many: bool) -> list[dict[str, Any]]:
     """The JSON body as rows; unknown keys → PGRST204, invalid JSON → PGRST102."""
     ok, body = _read_json(request)
-    if not ok or not (isinstance(body, dict) or (many and isinstance(body, list) and all(isinstance(r, dict) for r in body))):
+    if not ok or not (
+        isinstance(body, dict) or (many and isinstance(body, list) and all(isinstance(r, dict) for r in body))
+    ):
         raise _PgError(400, "PGRST102", "Empty or invalid json")
     rows = body if isinstance(body, list) else [body]
     if many and len(rows) > 1 and any(set(r) != set(rows[0]) for r in rows):
@@ -698,7 +778,9 @@ def _mutation_response(
     prefer = _prefer(request)
     total = len(rows) if prefer.get("count") in ("exact", "planned", "estimated") else None
     # Inserts answer Content-Range */n; updates/deletes 0-(n-1)/n (PostgREST's mutation responses).
-    headers = {"content-range": f"*/{'*' if total is None else total}" if created else _content_range(0, len(rows), total)}
+    headers = {
+        "content-range": f"*/{'*' if total is None else total}" if created else _content_range(0, len(rows), total)
+    }
     if prefer.get("return") == "representation":
         out = [_project(r, q.select) for r in rows]
         if shape == "object":
@@ -713,9 +795,19 @@ def _guards(request: httpx.Request, n: int, shape: str) -> None:
     prefer = _prefer(request)
     limit = prefer.get("max-affected")
     if limit is not None and prefer.get("handling") == "strict" and limit.isdigit() and n > int(limit):
-        raise _PgError(400, "PGRST124", "Query result exceeds max-affected preference constraint", details=f"The query affects {n} rows")
+        raise _PgError(
+            400,
+            "PGRST124",
+            "Query result exceeds max-affected preference constraint",
+            details=f"The query affects {n} rows",
+        )
     if shape == "object" and n != 1:
-        raise _PgError(406, "PGRST116", "JSON object requested, multiple (or no) rows returned", details=f"The result contains {n} rows")
+        raise _PgError(
+            406,
+            "PGRST116",
+            "JSON object requested, multiple (or no) rows returned",
+            details=f"The result contains {n} rows",
+        )
 
 
 def _update(world: World, request: httpx.Request, name: str, table: dict[str, Any]) -> httpx.Response:
@@ -822,7 +914,7 @@ def handle_functions(world: World, request: httpx.Request) -> httpx.Response | N
     path = request.url.path
     if not path.startswith("/functions/v1/"):
         return None
-    slug = path[len("/functions/v1/"):].strip("/")
+    slug = path[len("/functions/v1/") :].strip("/")
     if not slug or "/" in slug:
         return None
     fn = world.function(slug)
@@ -890,7 +982,11 @@ def _rate(world: World, key: tuple[str, ...]) -> tuple[bool, dict[str, str]]:
     if allowed:
         bucket[1] += 1
     reset = max(1, math.ceil((bucket[0] + RATE_WINDOW_MS - now) / 1000))
-    headers = {"x-ratelimit-limit": str(RATE_LIMIT), "x-ratelimit-remaining": str(max(0, RATE_LIMIT - bucket[1])), "x-ratelimit-reset": str(reset)}
+    headers = {
+        "x-ratelimit-limit": str(RATE_LIMIT),
+        "x-ratelimit-remaining": str(max(0, RATE_LIMIT - bucket[1])),
+        "x-ratelimit-reset": str(reset),
+    }
     return allowed, headers
 
 
@@ -927,7 +1023,9 @@ def handle_management(world: World, request: httpx.Request) -> httpx.Response | 
     if not allowed:
         # Studio retries 429s after `retry-after` (supabase/supabase PR #35957), so the API
         # sends it; the body is @nestjs/throttler's text (unverified).
-        return answer(429, {"message": "ThrottlerException: Too Many Requests"}, {"retry-after": rl["x-ratelimit-reset"]})
+        return answer(
+            429, {"message": "ThrottlerException: Too Many Requests"}, {"retry-after": rl["x-ratelimit-reset"]}
+        )
     if route is None:
         # Includes logs.all, retired 2026-09-23 (PLATFORM.md): answered like a route that no
         # longer exists. Routing comes before the guards in NestJS, so before auth here too.
@@ -944,7 +1042,10 @@ def handle_management(world: World, request: httpx.Request) -> httpx.Response | 
     if tmpl == "/secrets":
         if method == "GET":
             # SecretResponse {name, value: sha256 hex, updated_at} sorted by name (mgmt-secrets-list.sample.json).
-            items = [{"name": n, "value": sha256_hex(s["value"]), "updated_at": s["updated_at"]} for n, s in sorted(sup["secrets"].items())]
+            items = [
+                {"name": n, "value": sha256_hex(s["value"]), "updated_at": s["updated_at"]}
+                for n, s in sorted(sup["secrets"].items())
+            ]
             return answer(200, items)
         if method == "POST":
             return _post_secrets(world, request, answer)
@@ -961,7 +1062,16 @@ def handle_management(world: World, request: httpx.Request) -> httpx.Response | 
         # The recorded fixture's body (mgmt-api-recorded-cli-fixtures.json). jwt_secret is a
         # sandbox value: real ones are secrets, so a capture must drop this key.
         jwt = "sandbox-jwt-secret-" + hashlib.sha256(f"jwt:{world.scenario_name}".encode()).hexdigest()[:32]
-        return answer(200, {"db_schema": ",".join(EXPOSED_SCHEMAS), "max_rows": MAX_ROWS, "db_extra_search_path": "public, extensions", "db_pool": None, "jwt_secret": jwt})
+        return answer(
+            200,
+            {
+                "db_schema": ",".join(EXPOSED_SCHEMAS),
+                "max_rows": MAX_ROWS,
+                "db_extra_search_path": "public, extensions",
+                "db_pool": None,
+                "jwt_secret": jwt,
+            },
+        )
     return _logs(world, request, answer)
 
 
@@ -971,7 +1081,11 @@ def _post_secrets(world: World, request: httpx.Request, answer: Any) -> httpx.Re
     if not ok or not isinstance(body, list):
         return answer(400, {"message": "Invalid request body: expected an array of {name, value}"})
     for i, item in enumerate(body):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(item.get("value"), str):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or not isinstance(item.get("value"), str)
+        ):
             return answer(400, {"message": f"Invalid request body: item {i} needs string name and value"})
         name, value = item["name"], item["value"]
         # CreateSecretBody: name pattern ^(?!SUPABASE_).* maxLength 256, value maxLength 24576.
@@ -1019,7 +1133,13 @@ def _logs(world: World, request: httpx.Request, answer: Any) -> httpx.Response:
 
     params = request.url.params
     try:
-        rows = run_logs_query(world.state["supabase"]["logs"], params.get("sql") or "", params.get("iso_timestamp_start"), params.get("iso_timestamp_end"), world.now_ms)
+        rows = run_logs_query(
+            world.state["supabase"]["logs"],
+            params.get("sql") or "",
+            params.get("iso_timestamp_start"),
+            params.get("iso_timestamp_end"),
+            world.now_ms,
+        )
     except LogQueryError as exc:
         return answer(exc.status, {"result": None, "error": exc.message})
     return answer(200, {"result": rows, "error": None})

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from vyxops.errors import InputError
-from vyxops.images import FLY_REGISTRY, parse_image_ref as _parse_ref, secret_digest
+from vyxops.images import FLY_REGISTRY, secret_digest
+from vyxops.images import parse_image_ref as _parse_ref
 from vyxops.sandbox.scenario import Scenario, load_scenario
 from vyxops.timeutil import iso
 
@@ -39,7 +40,21 @@ FUNCTION_CREATE_MS = 300  # provision-machine calls the Machines API this far in
 FUNCTION_DONE_MS = 850
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ADJ = ["aged", "billowing", "bitter", "cold", "damp", "falling", "frosty", "lingering", "misty", "red", "snowy", "summer", "wild"]
+_ADJ = [
+    "aged",
+    "billowing",
+    "bitter",
+    "cold",
+    "damp",
+    "falling",
+    "frosty",
+    "lingering",
+    "misty",
+    "red",
+    "snowy",
+    "summer",
+    "wild",
+]
 _NOUN = ["wind", "sun", "thunder", "sea", "frost", "dust", "leaf", "field", "brook", "moon", "pond", "shadow", "star"]
 
 
@@ -93,7 +108,12 @@ class World:
         first = min([s["at_ms"] for s in scenario.steps] + [scenario.now_ms])
         state: dict[str, Any] = {
             "schema": SCHEMA,
-            "scenario": {"name": scenario.name, "title": scenario.title, "now": iso(scenario.now_ms), "sha256": scenario.sha256},
+            "scenario": {
+                "name": scenario.name,
+                "title": scenario.title,
+                "now": iso(scenario.now_ms),
+                "sha256": scenario.sha256,
+            },
             "now_ms": first - 3_600_000,
             "seq": 0,
             "fly": {"org": scenario.org, "apps": {}},
@@ -103,7 +123,18 @@ class World:
                 "machines_table": scenario.machines_table,
                 "tables": {
                     scenario.machines_table: {
-                        "columns": ["id", "user_id", "fly_machine_id", "fly_app", "region", "image", "status", "error", "created_at", "updated_at"],
+                        "columns": [
+                            "id",
+                            "user_id",
+                            "fly_machine_id",
+                            "fly_app",
+                            "region",
+                            "image",
+                            "status",
+                            "error",
+                            "created_at",
+                            "updated_at",
+                        ],
                         "rows": [],
                     }
                 },
@@ -161,7 +192,11 @@ class World:
                 return existing
             scenario = "stub-image"
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        if existing is not None and existing.state["scenario"]["name"] == sc.name and existing.state["scenario"]["sha256"] == sc.sha256:
+        if (
+            existing is not None
+            and existing.state["scenario"]["name"] == sc.name
+            and existing.state["scenario"]["sha256"] == sc.sha256
+        ):
             return existing
         world = cls.from_scenario(sc, Path(sandbox_dir))
         world.save()
@@ -252,7 +287,15 @@ class World:
             if m is not None:
                 self._add_event(m, p["event"], p["at_ms"])
         elif p["kind"] == "fly_log":
-            self._fly_log(p["app"], p["at_ms"], p["message"], p["instance"], p["region"], p.get("level", "info"), p.get("provider", "app"))
+            self._fly_log(
+                p["app"],
+                p["at_ms"],
+                p["message"],
+                p["instance"],
+                p["region"],
+                p.get("level", "info"),
+                p.get("provider", "app"),
+            )
         elif p["kind"] == "db_report":
             self._db_report(p["table"], p["fly_machine_id"], p["status"], p["at_ms"])
 
@@ -260,7 +303,9 @@ class World:
     def apply_step(self, kind: str, args: dict[str, Any]) -> None:
         """Carry out one scenario step at the current clock."""
         if kind == "deploy":
-            self.deploy(args["app"], args["image"], tag_latest=bool(args.get("tag_latest", False)), user=args.get("user"))
+            self.deploy(
+                args["app"], args["image"], tag_latest=bool(args.get("tag_latest", False)), user=args.get("user")
+            )
         elif kind == "set_secret":
             self.set_secrets([{"name": args["name"], "value": str(args["value"])}])
         elif kind == "unset_secret":
@@ -275,11 +320,23 @@ class World:
                 "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256},
             }
             try:
-                self.create_machine(args["app"], config, region=args.get("region", "sjc"), machine_id=args.get("machine_id"), name=args.get("name"))
+                self.create_machine(
+                    args["app"],
+                    config,
+                    region=args.get("region", "sjc"),
+                    machine_id=args.get("machine_id"),
+                    name=args.get("name"),
+                )
             except ManifestUnknown:
                 pass  # like `fly machines run`: refused, nothing made; the person saw the error
         elif kind == "push_image":
-            self._push(args["ref"], args["behaviour"], args["exit_code"], args["after_s"], args.get("pushed_at_ms", self.now_ms))
+            self._push(
+                args["ref"],
+                args["behaviour"],
+                args["exit_code"],
+                args["after_s"],
+                args.get("pushed_at_ms", self.now_ms),
+            )
         elif kind == "delete_tag":
             self.delete_tag(args["ref"])
         elif kind == "db_update":
@@ -294,15 +351,32 @@ class World:
             {
                 "schemaVersion": 2,
                 "mediaType": MANIFEST_V2,
-                "config": {"mediaType": IMAGE_CONFIG, "size": 1000 + int(self._hash("cfg", ref)[:3], 16), "digest": "sha256:" + self._hash("config", ref)},
+                "config": {
+                    "mediaType": IMAGE_CONFIG,
+                    "size": 1000 + int(self._hash("cfg", ref)[:3], 16),
+                    "digest": "sha256:" + self._hash("config", ref),
+                },
                 "layers": [
-                    {"mediaType": LAYER, "size": 3_000_000 + int(self._hash("lsz", ref)[:5], 16), "digest": "sha256:" + self._hash("layer", ref, i)}
+                    {
+                        "mediaType": LAYER,
+                        "size": 3_000_000 + int(self._hash("lsz", ref)[:5], 16),
+                        "digest": "sha256:" + self._hash("layer", ref, i),
+                    }
                     for i in range(2)
                 ],
             },
             separators=(",", ":"),
         )
-        return self.put_manifest(repo, tag or digest or "latest", body, MANIFEST_V2, behaviour=behaviour, exit_code=exit_code, after_s=after_s, pushed_at_ms=pushed_at_ms)
+        return self.put_manifest(
+            repo,
+            tag or digest or "latest",
+            body,
+            MANIFEST_V2,
+            behaviour=behaviour,
+            exit_code=exit_code,
+            after_s=after_s,
+            pushed_at_ms=pushed_at_ms,
+        )
 
     def put_manifest(self, repo: str, reference: str, body: str, media_type: str, **meta: Any) -> str:
         """Store a manifest's raw bytes under a tag (the registry's PUT); returns its digest.
@@ -408,7 +482,8 @@ class World:
         h = self._hash("machine-name", mid)
         m = {
             "id": mid,
-            "name": name or f"{_ADJ[int(h[0:2], 16) % len(_ADJ)]}-{_NOUN[int(h[2:4], 16) % len(_NOUN)]}-{int(h[4:8], 16) % 10000}",
+            "name": name
+            or f"{_ADJ[int(h[0:2], 16) % len(_ADJ)]}-{_NOUN[int(h[2:4], 16) % len(_NOUN)]}-{int(h[4:8], 16) % 10000}",
             "state": "created",
             "region": region,
             "image_ref": {"registry": FLY_REGISTRY, "repository": repo, "tag": tag, "digest": digest, "labels": {}},
@@ -431,8 +506,18 @@ class World:
             # the model records it as a launch_failed event carrying the pull error, then destroys.
             err = f"failed to pull image {image}: unexpected status from registry: 500 Internal Server Error"
             log(t0 + PULL_FAIL_MS - 50, f"Error: {err}", level="error")
-            self._event_later(app, mid, t0 + PULL_FAIL_MS, {"type": "launch_failed", "status": "launch_failed", "source": "flyd", "request": {"error": err}})
-            self._event_later(app, mid, t0 + PULL_FAIL_MS + DESTROY_AFTER_EXIT_MS, {"type": "destroy", "status": "destroyed", "source": "flyd"})
+            self._event_later(
+                app,
+                mid,
+                t0 + PULL_FAIL_MS,
+                {"type": "launch_failed", "status": "launch_failed", "source": "flyd", "request": {"error": err}},
+            )
+            self._event_later(
+                app,
+                mid,
+                t0 + PULL_FAIL_MS + DESTROY_AFTER_EXIT_MS,
+                {"type": "destroy", "status": "destroyed", "source": "flyd"},
+            )
             self.touch()
             return copy.deepcopy(m)
         log(t0 + PULL_MS, f"Successfully prepared image {image} ({PULL_MS / 1000:.1f}s)")
@@ -443,7 +528,13 @@ class World:
         if behaviour in ("serve", "no_callback"):
             log(start + 600, "Listening on 0.0.0.0:8080", provider="app")
             if behaviour == "serve":
-                self._schedule(start + APP_REPORT_MS, "db_report", table=self.state["supabase"]["machines_table"], fly_machine_id=mid, status="running")
+                self._schedule(
+                    start + APP_REPORT_MS,
+                    "db_report",
+                    table=self.state["supabase"]["machines_table"],
+                    fly_machine_id=mid,
+                    status="running",
+                )
         else:  # exit / crash
             code = int(manifest["exit_code"])
             exit_at = start + int(float(manifest["after_s"]) * 1000)
@@ -451,7 +542,12 @@ class World:
             log(exit_at + 10, "INFO Starting clean up.", provider="app")
             self._event_later(app, mid, exit_at + 30, _exit_event(code, exit_at, requested=False))
             if config.get("auto_destroy"):
-                self._event_later(app, mid, exit_at + 30 + DESTROY_AFTER_EXIT_MS, {"type": "destroy", "status": "destroyed", "source": "flyd"})
+                self._event_later(
+                    app,
+                    mid,
+                    exit_at + 30 + DESTROY_AFTER_EXIT_MS,
+                    {"type": "destroy", "status": "destroyed", "source": "flyd"},
+                )
         self.touch()
         return copy.deepcopy(m)
 
@@ -466,7 +562,9 @@ class World:
 
     def _cancel_pending(self, mid: str) -> None:
         self.state["pending"] = [
-            p for p in self.state["pending"] if not (p.get("machine_id") == mid or p.get("instance") == mid or p.get("fly_machine_id") == mid)
+            p
+            for p in self.state["pending"]
+            if not (p.get("machine_id") == mid or p.get("instance") == mid or p.get("fly_machine_id") == mid)
         ]
 
     def stop_machine(self, app: str, mid: str) -> bool:
@@ -528,10 +626,21 @@ class World:
         return 408, None
 
     # ------------------------------------------------------------------ fly logs
-    def _fly_log(self, app: str, at_ms: int, message: str, instance: str, region: str, level: str, provider: str) -> None:
+    def _fly_log(
+        self, app: str, at_ms: int, message: str, instance: str, region: str, level: str, provider: str
+    ) -> None:
         a = self.app(app)
         if a is not None:
-            a["logs"].append({"ts_ns": at_ms * 1_000_000 + int(self._next("log")[:6], 16) % 1000, "message": message, "level": level, "instance": instance, "region": region, "provider": provider})
+            a["logs"].append(
+                {
+                    "ts_ns": at_ms * 1_000_000 + int(self._next("log")[:6], 16) % 1000,
+                    "message": message,
+                    "level": level,
+                    "instance": instance,
+                    "region": region,
+                    "provider": provider,
+                }
+            )
 
     # ------------------------------------------------------------------ supabase: secrets
     def _set_secret(self, name: str, value: str) -> None:
@@ -604,7 +713,9 @@ class World:
     def function(self, slug: str) -> dict[str, Any] | None:
         return next((f for f in self.state["supabase"]["functions"] if f["slug"] == slug), None)
 
-    def _fn_log(self, fn: dict[str, Any], exec_id: str, at_ms: int, message: str, level: str, event_type: str = "Log") -> None:
+    def _fn_log(
+        self, fn: dict[str, Any], exec_id: str, at_ms: int, message: str, level: str, event_type: str = "Log"
+    ) -> None:
         self.state["supabase"]["logs"].append(
             {
                 "id": self._uuid("fnlog"),
@@ -612,11 +723,18 @@ class World:
                 "source": "function_logs",
                 "event_message": message + "\n",
                 "severity_text": {"error": "ERROR", "info": "INFO", "warn": "WARN"}.get(level, ""),
-                "log_attributes": {"level": level, "event_type": event_type, "function_id": fn["id"], "execution_id": exec_id},
+                "log_attributes": {
+                    "level": level,
+                    "event_type": event_type,
+                    "function_id": fn["id"],
+                    "execution_id": exec_id,
+                },
             }
         )
 
-    def invoke_function(self, slug: str, body: dict[str, Any], *, machine_id: str | None = None) -> tuple[int, dict[str, Any]]:
+    def invoke_function(
+        self, slug: str, body: dict[str, Any], *, machine_id: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """POST /functions/v1/<slug>. Models provision-machine as SPEC.md describes it.
 
         image = secret DOCKER_IMAGE or registry.fly.io/<app>:latest; on an API error it
@@ -643,9 +761,17 @@ class World:
             self._fn_log(fn, exec_id, t0 + 5, answer["error"], "error")
         else:
             image = secrets["DOCKER_IMAGE"]["value"] if "DOCKER_IMAGE" in secrets else f"{FLY_REGISTRY}/{app}:latest"
-            self._fn_log(fn, exec_id, t0 + 40, f"Provisioning machine for user {user_id} in {region} with image {image}", "info")
+            self._fn_log(
+                fn, exec_id, t0 + 40, f"Provisioning machine for user {user_id} in {region} with image {image}", "info"
+            )
             self.advance_to(t0 + FUNCTION_CREATE_MS)
-            config = {"image": image, "auto_destroy": True, "restart": {"policy": "no"}, "metadata": {"user_id": str(user_id)}, "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 1024}}
+            config = {
+                "image": image,
+                "auto_destroy": True,
+                "restart": {"policy": "no"},
+                "metadata": {"user_id": str(user_id)},
+                "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 1024},
+            }
             try:
                 m = self.create_machine(app, config, region=region, machine_id=machine_id)
             except ManifestUnknown as exc:
