@@ -9,7 +9,7 @@ exits 1 if a target is missed:
 - ``import vyxops`` in a fresh interpreter <= 0.35 s (median of 7 runs of
   ``python -c "import vyxops"`` minus the median of ``python -c "pass"``).
 
-The events come from :func:`vyxops.sandbox.fleet.generate_fleet_frames` (synthetic
+The events come from :func:`vyxops.testing.fleet.generate_fleet_frames` (synthetic
 frames in the real schemas, vectorised): replaying a world of that size through
 ``World.from_scenario`` takes far too long (its cost grows faster than linearly),
 so the replay of the default ``generate_fleet()`` is timed too, for scale.
@@ -36,10 +36,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vyxops.sandbox.fleet import fleet_frames, generate_fleet, generate_fleet_frames  # noqa: E402
-from vyxops.sandbox.scenario import parse_scenario  # noqa: E402
-from vyxops.sandbox.world import World  # noqa: E402
+from vyxops.testing.fleet import fleet_frames, generate_fleet, generate_fleet_frames  # noqa: E402
 from vyxops.timeline import build_timeline  # noqa: E402
+from vyxops_sandbox.scenario import parse_scenario  # noqa: E402
+from vyxops_sandbox.world import World  # noqa: E402
 
 TARGET_BUILD_S = 2.0
 TARGET_RATIO = 3.0

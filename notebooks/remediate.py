@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -58,23 +60,23 @@ inv.findings_frame()
 # One row per action, in the order they are applied, with what each will check first.
 
 # %%
-fx.show_plan(plan, dry_run=dry_run)
+nbtools.show_plan(plan, dry_run=dry_run)
 
 # %% [markdown]
 # ## What was applied
 
 # %%
-fx.show_result(result)
+nbtools.show_result(result)
 
 # %% [markdown]
 # ## Verification
 # A canary provisioning through the real path: the function, the machine, the DB row.
 
 # %%
-fx.show_verification(result)
+nbtools.show_verification(result)
 
 # %% [markdown]
 # ## Audit log
 
 # %%
-fx.show_audit(result)
+nbtools.show_audit(result)

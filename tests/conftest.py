@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.sandbox.scenario import scenario_names
-from vyxops.sandbox.world import credentials_for
+from vyxops_sandbox.scenario import scenario_names
+from vyxops_sandbox.world import credentials_for
 
 ARTEFACT_SUFFIXES = {".ipynb", ".html", ".json", ".jsonl", ".parquet", ".png", ".log", ".txt", ".csv", ".md"}
 TOKEN_SHAPE = re.compile(

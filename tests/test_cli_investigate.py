@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from vyxops.cli import main
-from vyxops.sandbox.scenario import load_scenario, scenario_names
+from vyxops_sandbox.scenario import load_scenario, scenario_names
 
 EXPECTED = {
     "stub-image": ("SECRET_IMAGE_NOT_CURRENT_RELEASE", {"MACHINE_EXITED_AUTO_DESTROYED", "DB_STATUS_STUCK"}),
@@ -133,8 +133,8 @@ def test_platform_failure_inside_the_notebook_reaches_the_user_as_a_message(
     sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A platform that keeps refusing (429 on GraphQL, set in the sandbox's faults.json) exits 3 with the vyxops error, not a traceback."""
-    from vyxops.sandbox.faults import FaultRule, Faults
-    from vyxops.sandbox.world import World
+    from vyxops_sandbox.faults import FaultRule, Faults
+    from vyxops_sandbox.world import World
 
     World.load("stub-image", sandbox_env)
     Faults([FaultRule(kind="429", rate=1.0, path="/graphql")]).save(sandbox_env)

@@ -9,7 +9,7 @@ import pytest
 
 from vyxops import runner
 from vyxops.cli import main
-from vyxops.sandbox.world import World
+from vyxops_sandbox.world import World
 
 APP = "vyx-app"
 

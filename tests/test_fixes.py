@@ -13,8 +13,9 @@ from vyxops.errors import InputError
 from vyxops.fixes import NOT_RUN, apply_plan, plan_fixes
 from vyxops.images import secret_digest
 from vyxops.investigate import investigate
-from vyxops.sandbox.faults import FaultRule, Faults
 from vyxops.session import Session, open_session
+from vyxops_sandbox.faults import FaultRule, Faults
+from vyxops_sandbox.testing import world_of
 
 APP = "vyx-app"
 RELEASE_V2 = "registry.fly.io/vyx-app:deployment-01K6JV132H7B7Y5PP8Y5QSR23X"
@@ -74,7 +75,7 @@ def record_requests(session: Session, monkeypatch: pytest.MonkeyPatch) -> list[h
 
 
 def leaks(data: bytes, session: Session) -> list[str]:
-    return [k for k, v in session.world.credentials.items() if k != "project_ref" and v.encode() in data]
+    return [k for k, v in world_of(session).credentials.items() if k != "project_ref" and v.encode() in data]
 
 
 # --------------------------------------------------------------------------- planning
@@ -191,10 +192,10 @@ def test_applying_the_same_plan_twice_changes_nothing_but_reverifies(tmp_path: P
         plan = plan_fixes(investigate(s, APP))
         apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
         secrets_before, row_before = s.supabase.list_secrets(), seed_row(s)
-        registry_before = json.dumps(s.world.state["registry"], sort_keys=True)
+        registry_before = json.dumps(world_of(s).state["registry"], sort_keys=True)
         again = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
         assert s.supabase.list_secrets() == secrets_before and seed_row(s) == row_before
-        assert json.dumps(s.world.state["registry"], sort_keys=True) == registry_before
+        assert json.dumps(world_of(s).state["registry"], sort_keys=True) == registry_before
     assert [(a.status, a.reason.startswith("already done")) for a in again.actions[:2]] == [
         ("skipped", True),
         ("skipped", True),
@@ -255,7 +256,7 @@ def test_secret_changed_since_planning_skips_the_pin(tmp_path: Path, audit: Path
     """When someone set DOCKER_IMAGE after the plan was made, the pin is skipped with the reason and their value stays."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
-        s.world.set_secrets([{"name": "DOCKER_IMAGE", "value": "registry.fly.io/vyx-app:hotfix"}])
+        world_of(s).set_secrets([{"name": "DOCKER_IMAGE", "value": "registry.fly.io/vyx-app:hotfix"}])
         result = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
         assert secret_now(s) == secret_digest("registry.fly.io/vyx-app:hotfix")
     pin = by_code(result, "PIN_SECRET_TO_RELEASE")
@@ -266,7 +267,7 @@ def test_release_moved_since_planning_skips_the_pin(tmp_path: Path, audit: Path)
     """When a new release was deployed after planning, the pin to the old release is skipped, naming the new version."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
-        s.world.deploy(APP, "registry.fly.io/vyx-app:deployment-01K6JZZZZZZZZZZZZZZZZZZZZZ")
+        world_of(s).deploy(APP, "registry.fly.io/vyx-app:deployment-01K6JZZZZZZZZZZZZZZZZZZZZZ")
         result = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
         assert secret_now(s) == secret_digest(STUB)
     pin = by_code(result, "PIN_SECRET_TO_RELEASE")
@@ -277,8 +278,8 @@ def test_row_updated_since_planning_is_left_alone(tmp_path: Path, audit: Path) -
     """A row that changed after it was read (here: the app touched it) is not reconciled, and says how it changed."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
-        s.world.sleep(30)
-        s.world.db_update("machines", {"fly_machine_id": SEED_MACHINE}, {"status": "starting"})
+        world_of(s).sleep(30)
+        world_of(s).db_update("machines", {"fly_machine_id": SEED_MACHINE}, {"status": "starting"})
         touched = seed_row(s)
         result = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
         assert seed_row(s) == touched
@@ -297,8 +298,8 @@ def test_row_changed_between_check_and_write_is_caught_by_the_filter(
 
         def racing(request: httpx.Request) -> httpx.Response:
             if request.method == "PATCH":  # the app reports in between our read and our write
-                s.world.sleep(1)
-                s.world.db_update("machines", {"fly_machine_id": SEED_MACHINE}, {"status": "running"})
+                world_of(s).sleep(1)
+                world_of(s).db_update("machines", {"fly_machine_id": SEED_MACHINE}, {"status": "running"})
             return original(request)
 
         monkeypatch.setattr(app, "handle", racing)

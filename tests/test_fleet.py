@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from vyxops.frames import SCHEMAS, check_frame
-from vyxops.sandbox.fleet import fleet_frames, generate_fleet, generate_fleet_frames
-from vyxops.sandbox.scenario import load_scenario, parse_scenario
-from vyxops.sandbox.world import World
+from vyxops.testing.fleet import fleet_frames, generate_fleet, generate_fleet_frames
 from vyxops.timeline import build_timeline
+from vyxops_sandbox.scenario import load_scenario, parse_scenario
+from vyxops_sandbox.world import World
 
 FRAME_NAMES = [
     "machines",

@@ -12,8 +12,9 @@ from vyxops import frames
 from vyxops.errors import AuthError, RateLimitedError, TransportError
 from vyxops.http import RetryPolicy
 from vyxops.images import secret_digest
-from vyxops.sandbox.faults import FaultRule, Faults
 from vyxops.session import open_session
+from vyxops_sandbox.faults import FaultRule, Faults
+from vyxops_sandbox.testing import world_of
 
 SEED_MACHINE = "5683732efe3208"
 
@@ -107,7 +108,7 @@ def test_function_logs_over_two_days_are_read_in_24h_windows(seed) -> None:
 
 def _many_machines(tmp_path: Path, n: int):
     session = open_session("sandbox", scenario="healthy", sandbox_dir=tmp_path)
-    world = session.world
+    world = world_of(session)
     for i in range(n):
         world.create_machine(
             "vyx-app", {"image": "registry.fly.io/vyx-app:latest", "auto_destroy": False}, machine_id=f"m{i:013d}"
@@ -128,7 +129,7 @@ def test_machine_list_pages_past_one_page(tmp_path: Path) -> None:
 def test_rows_are_paged_past_the_silent_1000_row_cap(tmp_path: Path) -> None:
     """2,500 rows come back whole, though PostgREST returns at most 1000 per request."""
     session = open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path)
-    table = session.world.table("machines")
+    table = world_of(session).table("machines")
     for i in range(2499):
         table["rows"].append({**table["rows"][0], "id": f"row-{i:05d}", "fly_machine_id": f"x{i}"})
     raw = session.supabase.client.table("machines").select("id").execute()
@@ -197,20 +198,20 @@ def test_create_is_not_retried_after_a_timeout(tmp_path: Path) -> None:
     """A machine create whose answer timed out is not sent again: it may have been made."""
     faults = Faults([FaultRule(kind="timeout", nth=1, method="POST", path=r"/machines$", when="after")])
     with open_session("sandbox", scenario="healthy", sandbox_dir=tmp_path, faults=faults) as s:
-        before = len(s.world.app("vyx-app")["machines"])
+        before = len(world_of(s).app("vyx-app")["machines"])
         with pytest.raises(TransportError):
             s.fly.create_machine("vyx-app", {"image": "registry.fly.io/vyx-app:latest"})
-        assert len(s.world.app("vyx-app")["machines"]) == before + 1  # made once, not twice
+        assert len(world_of(s).app("vyx-app")["machines"]) == before + 1  # made once, not twice
 
 
 def test_wrong_credentials_get_auth_errors_without_the_token(tmp_path: Path) -> None:
     """Every platform refuses a wrong token with AuthError, and the error text never holds the token."""
     from vyxops.clients.fly import FlyClient
     from vyxops.http import Api, bearer, fly, make_client, registry_basic
-    from vyxops.sandbox.router import SandboxApp, SandboxTransport
+    from vyxops_sandbox.router import SandboxApp, SandboxTransport
 
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
-        transport = SandboxTransport(SandboxApp(s.world))
+        transport = SandboxTransport(SandboxApp(world_of(s)))
         bad = "fm2_" + "wrongtoken" * 3  # a canary: token-shaped, never real
         client = FlyClient(
             Api(make_client("fly-machines", "https://api.machines.dev", fly(bad), transport=transport), "fly-machines"),
@@ -249,8 +250,8 @@ def test_wrong_credentials_get_auth_errors_without_the_token(tmp_path: Path) -> 
 def test_fly_logs_page_with_next_token_to_the_end(tmp_path: Path) -> None:
     """More log lines than one page (100) are all read by following next_token."""
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
-        app = s.world.app("vyx-app")
-        base = (s.world.now_ms - 3_600_000) * 1_000_000
+        app = world_of(s).app("vyx-app")
+        base = (world_of(s).now_ms - 3_600_000) * 1_000_000
         for i in range(250):
             app["logs"].append(
                 {
@@ -269,7 +270,7 @@ def test_fly_logs_page_with_next_token_to_the_end(tmp_path: Path) -> None:
 
 def add_console_log(session: object, log_id: str, at_us: int) -> None:
     """Append one console-output row to the sandbox's Supabase logs."""
-    session.world.state["supabase"]["logs"].append(  # type: ignore[attr-defined]
+    world_of(session).state["supabase"]["logs"].append(  # type: ignore[attr-defined]
         {
             "id": log_id,
             "timestamp_us": at_us,
@@ -284,7 +285,7 @@ def add_console_log(session: object, log_id: str, at_us: int) -> None:
 def test_function_logs_page_by_time_past_the_query_limit(tmp_path: Path) -> None:
     """2,500 function log rows in one window are all read though each query returns at most 1,000."""
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
-        start_us = (s.world.now_ms - 1_800_000) * 1000
+        start_us = (world_of(s).now_ms - 1_800_000) * 1000
         for i in range(2500):
             add_console_log(s, f"bulk-{i:05d}", start_us + i * 500_000)
         df = frames.fetch_function_logs(s, s.now() - pd.Timedelta(hours=1), s.now(), sources=("function_logs",))
@@ -296,7 +297,7 @@ def test_function_logs_page_by_time_past_the_query_limit(tmp_path: Path) -> None
 def test_function_logs_sharing_one_microsecond_past_the_query_limit_are_all_read(tmp_path: Path) -> None:
     """2,300 rows stamped with the same microsecond (and some around them) are read once each, and the frame says complete."""
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
-        same_us = (s.world.now_ms - 600_000) * 1000
+        same_us = (world_of(s).now_ms - 600_000) * 1000
         for i, at in enumerate([same_us] * 2300 + [same_us - 1, same_us + 1] * 5):
             add_console_log(s, f"tie-{i:05d}", at)
         df = frames.fetch_function_logs(s, s.now() - pd.Timedelta(hours=1), s.now(), sources=("function_logs",))

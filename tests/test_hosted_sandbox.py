@@ -17,11 +17,12 @@ import pytest
 
 from vyxops.errors import ConfigError, VyxopsError
 from vyxops.investigate import investigate
-from vyxops.sandbox.faults import FaultRule, Faults
-from vyxops.sandbox.hosted import ENV, HostedSandbox
-from vyxops.sandbox.server import make_server
-from vyxops.sandbox.world import World
 from vyxops.session import open_session
+from vyxops_sandbox.faults import FaultRule, Faults
+from vyxops_sandbox.hosted import ENV, HostedSandbox
+from vyxops_sandbox.server import make_server
+from vyxops_sandbox.testing import world_of
+from vyxops_sandbox.world import World
 
 APP = "vyx-app"
 
@@ -48,13 +49,13 @@ def test_served_investigation_is_the_in_process_one(
 ) -> None:
     """Findings, summary and timeline from the served sandbox equal the in-process ones, byte for byte."""
     with open_session("sandbox", scenario=scenario, sandbox_dir=tmp_path / "local") as local:
-        assert local.world is not None  # sandbox_dir given: in-process, whatever the environment says
-        app = next(iter(local.world.state["fly"]["apps"]))
+        assert local.opened_by == "sandbox"  # sandbox_dir given: in-process, whatever the environment says
+        app = next(iter(world_of(local).state["fly"]["apps"]))
         expected = investigate(local, app)
     h = serve_scenario(scenario, tmp_path / "served", monkeypatch)
     try:
         with open_session("sandbox", scenario=scenario) as served:
-            assert served.world is None and served.label == f"sandbox:{scenario}"
+            assert served.opened_by == "sandbox-served" and served.label == f"sandbox:{scenario}"
             got = investigate(served, app)
     finally:
         h.stop()
@@ -152,7 +153,7 @@ def test_a_session_can_use_vyxops_sandbox_serve(tmp_path: Path, monkeypatch: pyt
         host, port = server.server_address[:2]
         monkeypatch.setenv(ENV, f"http://{host}:{port}")
         with open_session("sandbox") as session:
-            assert session.world is None
+            assert session.opened_by == "sandbox-served"
             inv = investigate(session, APP)
         assert inv.root is not None and inv.root.code == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
     finally:

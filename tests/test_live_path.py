@@ -6,9 +6,9 @@ import threading
 from pathlib import Path
 
 from vyxops.investigate import investigate
-from vyxops.sandbox.server import make_server
-from vyxops.sandbox.world import World
 from vyxops.session import open_session
+from vyxops_sandbox.server import make_server
+from vyxops_sandbox.world import World
 
 
 def test_live_target_over_http_finds_the_seed_root_cause(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_live_target_over_http_finds_the_seed_root_cause(tmp_path: Path) -> None
             "SUPABASE_PROJECT_REF": creds["project_ref"],
         }
         with open_session("live", environ=environ, base_url=base) as session:
-            assert session.label == "live" and session.world is None
+            assert session.label == "live" and session.opened_by == "live"
             inv = investigate(session, "vyx-app", since="2025-10-02T00:00:00Z", until="2025-10-02T17:25:00Z")
         assert inv.root is not None and inv.root.code == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
         assert "5683732efe3208" in inv.summary

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from vyxops.sandbox.logsql import LogQueryError, run_logs_query
+from vyxops_sandbox.logsql import LogQueryError, run_logs_query
 
 FN = "5f2b7c1e-9a0d-4a51-8c3e-2b6f1d7e9a10"
 OTHER_FN = "11111111-2222-4333-8444-555555555555"

@@ -81,7 +81,7 @@ def test_explore_notebook_runs_headless_with_its_widgets(sandbox_env: Path, tmp_
     """explore.ipynb executes on the sandbox and shows the app picker and the timeline table."""
     import papermill
 
-    from vyxops.sandbox.world import World
+    from vyxops_sandbox.world import World
 
     World.load("stub-image", sandbox_env)
     out = tmp_path / "explore.ipynb"

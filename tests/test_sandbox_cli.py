@@ -30,7 +30,7 @@ def test_status_json_prints_base_url_scenario_now_and_credentials(
 
 def test_reset_starts_the_scenario_over(sandbox_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`sandbox reset` discards changes made to the sandbox."""
-    from vyxops.sandbox.world import World
+    from vyxops_sandbox.world import World
 
     w = World.load("stub-image", sandbox_env)
     w.unset_secrets(["DOCKER_IMAGE"])

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from vyxops.sandbox import fly_api
-from vyxops.sandbox.scenario import load_scenario, parse_scenario
-from vyxops.sandbox.world import World
+from vyxops_sandbox import fly_api
+from vyxops_sandbox.scenario import load_scenario, parse_scenario
+from vyxops_sandbox.world import World
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fly"
 MACHINES = "https://api.machines.dev"

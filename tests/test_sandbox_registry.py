@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from vyxops.sandbox import registry_api
-from vyxops.sandbox.registry_api import MANIFEST_TYPES, OCI_MANIFEST
-from vyxops.sandbox.scenario import load_scenario
-from vyxops.sandbox.world import World
+from vyxops_sandbox import registry_api
+from vyxops_sandbox.registry_api import MANIFEST_TYPES, OCI_MANIFEST
+from vyxops_sandbox.scenario import load_scenario
+from vyxops_sandbox.world import World
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fly"
 REGISTRY = "https://registry.fly.io"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from vyxops.errors import ScenarioError
-from vyxops.sandbox.scenario import load_scenario, parse_scenario, scenario_names
-from vyxops.sandbox.world import World
+from vyxops_sandbox.scenario import load_scenario, parse_scenario, scenario_names
+from vyxops_sandbox.world import World
 
 GOOD = """\
 name: tiny

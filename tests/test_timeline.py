@@ -15,10 +15,10 @@ from matplotlib.figure import Figure
 from vyxops.errors import InputError
 from vyxops.frames import empty_frame
 from vyxops.plot import ERROR_COLOUR, OK_COLOUR, plot_timeline, save_timeline_png
-from vyxops.sandbox.fleet import fleet_frames, generate_fleet
-from vyxops.sandbox.scenario import load_scenario, parse_scenario
-from vyxops.sandbox.world import World
+from vyxops.testing.fleet import fleet_frames, generate_fleet
 from vyxops.timeline import TIMELINE_SCHEMA, build_timeline, filter_timeline
+from vyxops_sandbox.scenario import load_scenario, parse_scenario
+from vyxops_sandbox.world import World
 
 SEED_MACHINE = "5683732efe3208"
 

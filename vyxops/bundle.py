@@ -14,11 +14,15 @@ import hashlib
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from vyxops.errors import InputError, redact
+
+if TYPE_CHECKING:
+    from vyxops.session import Opened
+    from vyxops.targets import OpenRequest
 
 BUNDLE_SCHEMA = "vyxops.bundle/1"
 _KEEP_HEADERS = (
@@ -116,3 +120,39 @@ class ReplayTransport(httpx.BaseTransport):
         return httpx.Response(
             ex["status"], headers=ex["headers"], content=base64.b64decode(ex["body_b64"]), request=request
         )
+
+
+class FixedClock:
+    """A bundle's clock: its capture time, moved only by sleeps."""
+
+    def __init__(self, start_s: float) -> None:
+        self.t = start_s
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+
+
+def open_bundle(request: OpenRequest) -> Opened:
+    """The ``bundle`` opener: answers from the bundle, its capture time as the clock."""
+    import pandas as pd
+
+    from vyxops.session import Credentials, Opened
+
+    path = Path(request.target.path or "")
+    meta = read_bundle_meta(path)
+    ref = meta["project_ref"]
+    no_credentials = "bundle-replay-no-credentials"
+    return Opened(
+        opener="bundle",
+        label=f"bundle:{path}",
+        description=f"bundle: evidence captured from {meta.get('captured_from', '?')} at {meta['now']}, replayed from {path}",
+        credentials=Credentials(no_credentials, no_credentials, no_credentials, ref),
+        clock=FixedClock(pd.Timestamp(meta["now"]).timestamp()),
+        supabase_url=f"https://{ref}.supabase.co",
+        transport=ReplayTransport(path),
+        machines_table=meta.get("machines_table", "machines"),
+        org=meta.get("org", "personal"),
+    )

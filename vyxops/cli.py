@@ -8,7 +8,6 @@ call to a platform.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -157,19 +156,15 @@ def check_common(args: argparse.Namespace) -> Any:
                 raise InputError(
                     f"--{name}", f"{value!r} is not a time", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z"
                 ) from None
+    world = None
     if target.kind == "sandbox":
-        from vyxops.config import sandbox_dir
-        from vyxops.sandbox.world import World
+        from vyxops.targets import sandbox_control
 
-        world = World.load(args.scenario, sandbox_dir())
-        known = list(world.state["fly"]["apps"])
-        for app in apps:
-            if app not in known:
-                raise InputError("--app", f"no app {app!r} in sandbox scenario {world.scenario_name}", allowed=known)
+        world = sandbox_control().load_world(args.scenario, apps)
     out = getattr(args, "out", None)
     if out is not None and out.exists() and not out.is_dir():
         raise InputError("--out", f"{out} exists and is not a directory")
-    return world if target.kind == "sandbox" else None
+    return world
 
 
 def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
@@ -180,7 +175,7 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
     """Check the inputs while a kernel boots, run notebook ``name`` into ``--out``, write its report.
 
     On the sandbox, this process serves it to the kernel (``$VYXOPS_SANDBOX_URL``,
-    see :mod:`vyxops.sandbox.hosted`): the platforms' work runs here, on the
+    see :mod:`vyxops_sandbox.hosted`): the platforms' work runs here, on the
     virtual clock, beside the kernel that renders the report. Returns the
     executed notebook's path and the HTML report's.
     """
@@ -192,13 +187,14 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
     # the warm-up to let go, and the kernel waits on the server.
     switch_before = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
+    from vyxops.targets import SANDBOX_URL_ENV, sandbox_control
+
     hosted = kernel = None
     if args.target == "sandbox":  # the exact word: anything else is checked (and refused) below
-        from vyxops.sandbox.hosted import HostedSandbox
 
-        hosted = HostedSandbox.reserve()
+        hosted = sandbox_control().HostedSandbox.reserve()
     try:
-        with Kernel(env={HostedSandbox.ENV: hosted.url} if hosted else None) as kernel:
+        with Kernel(env={SANDBOX_URL_ENV: hosted.url} if hosted else None) as kernel:
             world = check_common(args)
             if hosted is not None:
                 hosted.start(world, loaded_as=args.scenario)
@@ -346,37 +342,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from vyxops.config import sandbox_dir
-    from vyxops.sandbox.world import World
-    from vyxops.timeutil import iso
+    from vyxops.targets import sandbox_control
 
-    directory = sandbox_dir()
-    if args.action == "reset":
-        if (directory / "state.json").exists():
-            (directory / "state.json").unlink()
-        world = World.load(args.scenario, directory)
-        print(f"sandbox reset: {world.scenario_name} at {world.state['scenario']['now']} in {directory}")
-        return 0
-    world = World.load(args.scenario, directory)
-    if args.action == "status":
-        info = {
-            "base_url": f"http://127.0.0.1:{args.port}",
-            "scenario": world.scenario_name,
-            "now": iso(world.now_ms),
-            "sandbox_dir": str(directory),
-            **world.credentials,
-        }
-        if args.json:
-            print(json.dumps(info, indent=1))
-        else:
-            for k in ("scenario", "now", "sandbox_dir", "base_url"):
-                print(f"{k:<12} {info[k]}")
-            print("credentials  vyxops sandbox status --json")
-        return 0
-    from vyxops.sandbox.server import serve
-
-    serve(world, port=args.port)
-    return 0
+    return sandbox_control().command(args.action, args.scenario, args.port, args.json)
 
 
 if __name__ == "__main__":

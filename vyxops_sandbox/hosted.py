@@ -6,7 +6,8 @@ import socket
 import threading
 from typing import Any
 
-ENV = "VYXOPS_SANDBOX_URL"  # where a session finds a served sandbox (set by the CLI for its kernel)
+from vyxops.targets import SANDBOX_URL_ENV as ENV  # where a session finds a served sandbox
+
 FAULT_HEADER = "x-vyxops-sandbox-fault"  # a served sandbox's "this request timed out"
 
 
@@ -40,8 +41,8 @@ class HostedSandbox:
         return cls(sock)
 
     def start(self, world: Any, loaded_as: str | None) -> None:
-        """Serve ``world`` (a :class:`~vyxops.sandbox.world.World`) from a thread."""
-        from vyxops.sandbox.server import make_server
+        """Serve ``world`` (a :class:`~vyxops_sandbox.world.World`) from a thread."""
+        from vyxops_sandbox.server import make_server
 
         self.world = world
         self._server = make_server(world, realtime=False, sock=self.sock, loaded_as=loaded_as, quiet=True)
@@ -51,7 +52,7 @@ class HostedSandbox:
     def _serve(self) -> None:
         assert self._server is not None
         try:
-            from vyxops.sandbox import logsql
+            from vyxops_sandbox import logsql
 
             logsql.warm_up()  # sqlglot's and DuckDB's first use, before the first logs query
         finally:

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from vyxops.sandbox.world import World, pg_time, sha256_hex
+from vyxops_sandbox.world import World, pg_time, sha256_hex
 
 __all__ = ["MAX_ROWS", "RATE_LIMIT", "handle_functions", "handle_management", "handle_postgrest"]
 
@@ -1129,7 +1129,7 @@ def _logs(world: World, request: httpx.Request, answer: Any) -> httpx.Response:
     AnalyticsResponse shape (logs-endpoint-errors.sample.json); the real body of a
     4xx is unverified there, so clients must read ``error`` whatever the status.
     """
-    from vyxops.sandbox.logsql import LogQueryError, run_logs_query
+    from vyxops_sandbox.logsql import LogQueryError, run_logs_query
 
     params = request.url.params
     try:

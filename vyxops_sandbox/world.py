@@ -21,8 +21,8 @@ from typing import Any
 from vyxops.errors import InputError
 from vyxops.images import FLY_REGISTRY, secret_digest
 from vyxops.images import parse_image_ref as _parse_ref
-from vyxops.sandbox.scenario import Scenario, load_scenario
 from vyxops.timeutil import iso
+from vyxops_sandbox.scenario import Scenario, load_scenario
 
 SCHEMA = "vyxops.sandbox/1"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"

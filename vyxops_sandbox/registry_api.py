@@ -22,8 +22,8 @@ import re
 
 import httpx
 
-from vyxops.sandbox.fly_api import go_not_found, request_id
-from vyxops.sandbox.world import World
+from vyxops_sandbox.fly_api import go_not_found, request_id
+from vyxops_sandbox.world import World
 
 __all__ = ["handle_registry", "MANIFEST_TYPES"]
 

@@ -1,12 +1,12 @@
 """The sandbox over HTTP on 127.0.0.1: ``vyxops sandbox serve``, and the CLI's own.
 
-The same :class:`~vyxops.sandbox.router.SandboxApp` as the in-process transport.
+The same :class:`~vyxops_sandbox.router.SandboxApp` as the in-process transport.
 Two clocks:
 
 - **realtime** (``vyxops sandbox serve``): wall time moves the virtual clock too,
   since a remote client's sleeps cannot be seen.
 - **virtual** (the sandbox the CLI serves to its notebook kernel, see
-  :class:`~vyxops.sandbox.hosted.HostedSandbox`): time moves only when the client says it waits, by
+  :class:`~vyxops_sandbox.hosted.HostedSandbox`): time moves only when the client says it waits, by
   ``POST /_sandbox/clock``, exactly as an in-process session's sleeps move it.
   An injected timeout is answered at once with ``x-vyxops-sandbox-fault: timeout``
   for the client's transport to raise as a read timeout, as in-process.
@@ -28,10 +28,10 @@ from typing import Any
 
 import httpx
 
-from vyxops.sandbox.faults import Faults
-from vyxops.sandbox.hosted import FAULT_HEADER
-from vyxops.sandbox.router import InjectedTimeout, SandboxApp
-from vyxops.sandbox.world import World
+from vyxops_sandbox.faults import Faults
+from vyxops_sandbox.hosted import FAULT_HEADER
+from vyxops_sandbox.router import InjectedTimeout, SandboxApp
+from vyxops_sandbox.world import World
 
 CONTROL = "/_sandbox/"
 

@@ -17,7 +17,7 @@ import yaml
 from vyxops.errors import ScenarioError
 from vyxops.timeutil import parse_rfc3339_ms
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "vyxops" / "scenarios"  # SPEC.md: shipped with the product
 
 BEHAVIOURS = ("serve", "exit", "crash", "pull_fail", "no_callback")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")

@@ -1,6 +1,6 @@
 """The sandbox's Fly.io HTTP APIs: the Machines API, GraphQL releases, REST releases and logs.
 
-Every answer is read from :class:`~vyxops.sandbox.world.World` state and every change
+Every answer is read from :class:`~vyxops_sandbox.world.World` state and every change
 goes through a ``World`` method; this module only speaks the wire formats. Shapes
 follow the files in ``shared/reference/fly/`` (named beside each one). Where the real
 answer is unknown the code says so and picks the answer that loses no evidence.
@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from vyxops.sandbox.world import ManifestUnknown, World
+from vyxops_sandbox.world import ManifestUnknown, World
 
 __all__ = [
     "handle_machines",

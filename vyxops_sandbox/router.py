@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import httpx
 
-from vyxops.sandbox.faults import FaultRule, Faults
-from vyxops.sandbox.world import World
+from vyxops_sandbox.faults import FaultRule, Faults
+from vyxops_sandbox.world import World
 
 Handler = Callable[[World, httpx.Request], "httpx.Response | None"]
 
@@ -28,7 +28,7 @@ class InjectedTimeout(Exception):
 
 def _routes() -> list[tuple[str, Handler]]:
     # Imported here so that importing the router stays light for the CLI.
-    from vyxops.sandbox import fly_api, registry_api, supabase_api
+    from vyxops_sandbox import fly_api, registry_api, supabase_api
 
     return [
         ("/v1/apps", fly_api.handle_machines),

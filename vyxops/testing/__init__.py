@@ -1,0 +1,6 @@
+"""Helpers that tests and benchmarks share: fleet generators (and, later, planted credentials, hostile strings).
+
+The one bridge between the product and the simulator: :mod:`vyxops.testing.fleet`
+reads a sandbox world's state and follows its lifecycle timings, so it may import
+``vyxops_sandbox``; product modules may not (tests/test_layers.py).
+"""

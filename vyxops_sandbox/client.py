@@ -1,0 +1,114 @@
+"""The ``sandbox-served`` opener: a sandbox served over HTTP on 127.0.0.1, found by ``$VYXOPS_SANDBOX_URL``.
+
+Served by the CLI for its notebook kernel (:mod:`vyxops_sandbox.hosted`, on the
+virtual clock) or by ``vyxops sandbox serve`` (real time). Only httpx is needed
+here: the simulator runs in the serving process.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from vyxops import config
+from vyxops.errors import ConfigError
+from vyxops.session import Credentials, Opened
+from vyxops.targets import SANDBOX_URL_ENV, OpenRequest
+from vyxops_sandbox.hosted import FAULT_HEADER
+
+
+class ServedSandboxClock:
+    """A served sandbox's clock: read from the server; a wait moves its virtual time.
+
+    Against ``vyxops sandbox serve`` (real time) a wait is a real sleep, since
+    wall time moves that server's clock by itself.
+    """
+
+    def __init__(self, control: httpx.Client, realtime: bool) -> None:
+        self.control = control
+        self.realtime = realtime
+
+    def now(self) -> float:
+        return float(_control(self.control, "GET", "clock")["now_ms"]) / 1000
+
+    def sleep(self, seconds: float) -> None:
+        if self.realtime:
+            time.sleep(max(0.0, seconds))
+        else:
+            _control(self.control, "POST", "clock", json={"sleep_s": max(0.0, seconds)})
+
+
+class ServedSandboxTransport(httpx.HTTPTransport):
+    """HTTP to a served sandbox; its injected timeouts arrive as a header and leave as ReadTimeout."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if response.headers.get(FAULT_HEADER) == "timeout":
+            response.close()
+            raise httpx.ReadTimeout("sandbox: injected timeout", request=request)
+        return response
+
+
+def check_served_url(url: str) -> None:
+    """A served sandbox listens on 127.0.0.1 over plain HTTP; refuse anything else by name."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost") or not parts.port:
+        raise ConfigError(
+            f"{SANDBOX_URL_ENV}={url!r} is not a served sandbox's address",
+            hint="it is http://127.0.0.1:PORT, as `vyxops sandbox serve` prints; "
+            "unset it to open the sandbox in-process",
+        )
+
+
+def _control(client: httpx.Client, method: str, name: str, **kw: Any) -> Any:
+    try:
+        response = client.request(method, f"/_sandbox/{name}", **kw)
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ConfigError(
+            f"the sandbox at {client.base_url} did not answer {method} /_sandbox/{name}: {type(exc).__name__}",
+            hint=f"start one with `vyxops sandbox serve`, or unset {SANDBOX_URL_ENV} to open the sandbox in-process",
+        ) from None
+
+
+def open_served(request: OpenRequest) -> Opened:
+    """Open the sandbox at ``$VYXOPS_SANDBOX_URL``; ``scenario``, when given, must be the one it holds."""
+    served = (request.env.get(SANDBOX_URL_ENV) or "").strip().rstrip("/")
+    check_served_url(served)
+    # Plain HTTP on loopback: no TLS, so no CA bundle to load (0.06 s a transport).
+    transport = ServedSandboxTransport(verify=False)
+    control = httpx.Client(base_url=served, timeout=30.0, transport=transport)
+    meta = _control(control, "GET", "session")
+    scenario = request.scenario
+    if scenario is not None and str(scenario) not in (meta["scenario"], meta.get("loaded_as")):
+        control.close()
+        raise ConfigError(
+            f"the sandbox at {served} (${SANDBOX_URL_ENV}) holds scenario {meta['scenario']!r}, not {str(scenario)!r}",
+            hint=f"reset it with `vyxops sandbox reset --scenario {scenario}`, "
+            f"or unset {SANDBOX_URL_ENV} to open the sandbox in-process",
+        )
+    creds = meta["credentials"]
+    realtime = bool(meta["realtime"])
+    return Opened(
+        opener="sandbox-served",
+        label=f"sandbox:{meta['scenario']}",
+        description=f"sandbox served at {served}: scenario {meta['scenario']} "
+        f"({'real time' if realtime else 'virtual clock'})",
+        credentials=Credentials(
+            creds["fly_api_token"],
+            creds["supabase_service_role_key"],
+            creds["supabase_access_token"],
+            creds["project_ref"],
+        ),
+        clock=ServedSandboxClock(control, realtime),
+        supabase_url=served,
+        transport=transport,
+        urls={k: served for k in config.LIVE_URLS},
+        machines_table=meta["machines_table"],
+        org=meta["org"],
+        closers=[control.close],
+    )

@@ -1,0 +1,66 @@
+"""What the ``vyxops`` CLI asks of the sandbox: load and check it, host it for a kernel, the ``sandbox`` verb.
+
+Light to import (the world and the server load inside the functions), because the
+CLI reserves the hosted sandbox's port before it starts a kernel.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from vyxops_sandbox.hosted import HostedSandbox
+
+if TYPE_CHECKING:
+    from vyxops_sandbox.world import World
+
+__all__ = ["HostedSandbox", "load_world", "command"]
+
+
+def load_world(scenario: str | None, apps: list[str]) -> World:
+    """The sandbox's world for ``scenario`` (kept when it already holds it); InputError for an unknown app."""
+    from vyxops.config import sandbox_dir
+    from vyxops.errors import InputError
+    from vyxops_sandbox.world import World
+
+    world = World.load(scenario, sandbox_dir())
+    known = list(world.state["fly"]["apps"])
+    for app in apps:
+        if app not in known:
+            raise InputError("--app", f"no app {app!r} in sandbox scenario {world.scenario_name}", allowed=known)
+    return world
+
+
+def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
+    """``vyxops sandbox reset | serve | status``."""
+    from vyxops.config import sandbox_dir
+    from vyxops.timeutil import iso
+    from vyxops_sandbox.world import World
+
+    directory = sandbox_dir()
+    if action == "reset":
+        if (directory / "state.json").exists():
+            (directory / "state.json").unlink()
+        world = World.load(scenario, directory)
+        print(f"sandbox reset: {world.scenario_name} at {world.state['scenario']['now']} in {directory}")
+        return 0
+    world = World.load(scenario, directory)
+    if action == "status":
+        info = {
+            "base_url": f"http://127.0.0.1:{port}",
+            "scenario": world.scenario_name,
+            "now": iso(world.now_ms),
+            "sandbox_dir": str(directory),
+            **world.credentials,
+        }
+        if as_json:
+            print(json.dumps(info, indent=1))
+        else:
+            for k in ("scenario", "now", "sandbox_dir", "base_url"):
+                print(f"{k:<12} {info[k]}")
+            print("credentials  vyxops sandbox status --json")
+        return 0
+    from vyxops_sandbox.server import serve
+
+    serve(world, port=port)
+    return 0
