@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: A module may import modules of its own layer or lower ones; names are dotted
 #: module paths, a package name covers its submodules.
 LAYERS: list[tuple[str, ...]] = [
-    ("vyxops", "vyxops.errors", "vyxops.timeutil", "vyxops.images", "vyxops.config", "vyxops.facts"),
+    ("vyxops", "vyxops.errors", "vyxops.timeutil", "vyxops.images", "vyxops.config", "vyxops.facts", "vyxops.coverage"),
     ("vyxops.http",),
     ("vyxops.clients",),
     ("vyxops.session", "vyxops.targets", "vyxops.bundle"),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.coverage import Gap
 from vyxops.errors import InputError, NotFoundError
 from vyxops.images import parse_image_ref
 from vyxops.timeutil import iso
@@ -83,6 +84,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "digest": STR,
         "media_type": STR,
         "checked_at": TIME,
+        "check": STR,  # how the registry answered: "200", "404 MANIFEST_UNKNOWN", "401 denied", ...
     },
     # one Fly log line
     "fly_logs": {
@@ -148,6 +150,7 @@ def make_frame(
     source: str = "",
     complete: bool = True,
     note: str = "",
+    gaps: list[Gap] | None = None,
 ) -> pd.DataFrame:
     """Build frame ``name`` from records, converting to its declared schema.
 
@@ -164,7 +167,9 @@ def make_frame(
             df[column] = df[column].astype("object").where(df[column].notna(), None).astype(STR)
         else:
             df[column] = df[column].astype(dtype)
-    df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note})
+    gap_list = [g.as_json() for g in gaps or []]
+    complete = complete and not gap_list
+    df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note, "gaps": gap_list})
     if not complete:
         warnings.warn(f"{name}: incomplete: {note}", stacklevel=2)
         log.warning("%s: incomplete: %s", name, note)
@@ -363,7 +368,7 @@ def fetch_manifests(session: Any, refs: Iterable[str]) -> pd.DataFrame:
             "checked_at": session.now(),
         }
         if parsed.registry != "registry.fly.io":
-            records.append({**record, "exists": None})  # only Fly's registry is checked
+            records.append({**record, "exists": None, "check": "not checked: not registry.fly.io"})
             continue
         record.update(session.fly.head_manifest(ref))
         records.append(record)

@@ -159,8 +159,9 @@ class FlyClient:
             "HEAD", f"/v2/{r.repository}/manifests/{r.reference}", headers={"accept": MANIFEST_ACCEPT}, ok=(404,)
         )
         if response.status_code == 404:
-            return {"exists": False, "digest": None, "media_type": None}
+            return {"exists": False, "digest": None, "media_type": None, "check": "404 MANIFEST_UNKNOWN"}
         return {
+            "check": str(response.status_code),
             "exists": True,
             "digest": response.headers.get("docker-content-digest"),
             "media_type": response.headers.get("content-type"),
