@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
 FREE = ("vyxops.testing",)
 SANDBOX = "vyxops_sandbox"
 #: What the simulator may import of the product: leaf modules, and the session types its openers return.
-SANDBOX_MAY_IMPORT = ("vyxops", "vyxops.errors", "vyxops.timeutil", "vyxops.images", "vyxops.config")
+SANDBOX_MAY_IMPORT = ("vyxops", "vyxops.errors", "vyxops.timeutil", "vyxops.images", "vyxops.config", "vyxops.facts")
 SANDBOX_OPENERS_MAY_IMPORT = ("vyxops.session", "vyxops.targets", "vyxops.http")
 SANDBOX_OPENERS = ("vyxops_sandbox.target", "vyxops_sandbox.client", "vyxops_sandbox.testing", "vyxops_sandbox.hosted")
 

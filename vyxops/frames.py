@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops import facts
 from vyxops.coverage import Gap
 from vyxops.errors import InputError, NotFoundError
 from vyxops.images import parse_image_ref
@@ -41,6 +42,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "image_digest": STR,
         "auto_destroy": "boolean",
         "restart_policy": STR,
+        "restart_max_retries": "Int64",
+        "process_group": STR,  # metadata fly_process_group: flyctl's own machines (release command, console)
         "user_id": STR,
         "instance_id": STR,
         "created_at": TIME,
@@ -59,6 +62,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "exit_code": "Int64",
         "oom_killed": "boolean",
         "requested_stop": "boolean",
+        "restart_count": "Int64",
         "exited_at": TIME,
         "error": STR,
     },
@@ -72,7 +76,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "user": STR,
         "description": STR,
         "created_at": TIME,
-        "current": "boolean",
+        "current": "boolean",  # the newest complete release (vyxops.facts.current_release_index)
+        "runs_image": "boolean",  # the release whose image machines run now (vyxops.facts.current_image_index)
     },
     # one image reference checked against the registry
     "manifests": {
@@ -204,12 +209,16 @@ def _to_time(series: pd.Series, unit: str | None) -> pd.Series:
 
 
 def machine_records(app: str, machines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Flatten Machines API objects into machine rows and event rows (exit details unpacked)."""
+    """Flatten Machines API objects into machine rows and event rows (exit details unpacked).
+
+    Go encodes an empty slice or map as ``null``: every list or map read here may be null.
+    """
     rows, events = [], []
-    for m in machines:
+    for m in machines or []:
         config = m.get("config") or {}
         image_ref = m.get("image_ref") or {}
         metadata = config.get("metadata") or {}
+        restart = config.get("restart") or {}
         rows.append(
             {
                 "app": app,
@@ -222,7 +231,9 @@ def machine_records(app: str, machines: list[dict[str, Any]]) -> tuple[list[dict
                 "image_tag": image_ref.get("tag"),
                 "image_digest": image_ref.get("digest"),
                 "auto_destroy": config.get("auto_destroy"),
-                "restart_policy": (config.get("restart") or {}).get("policy"),
+                "restart_policy": restart.get("policy") or None,
+                "restart_max_retries": restart.get("max_retries"),
+                "process_group": metadata.get(facts.PROCESS_GROUP_KEY),
                 "user_id": metadata.get("user_id"),
                 "instance_id": m.get("instance_id"),
                 "created_at": m.get("created_at"),
@@ -235,12 +246,12 @@ def machine_records(app: str, machines: list[dict[str, Any]]) -> tuple[list[dict
 
 
 def event_records(app: str, machine_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Event rows, exit details read by :func:`vyxops.facts.read_exit_event` (absent fields stay null)."""
     out = []
-    for e in events:
-        request = e.get("request") or {}
-        # fly-go also nests it as request.MonitorEvent.exit_event
-        exit_event = request.get("exit_event") or (request.get("MonitorEvent") or {}).get("exit_event") or {}
-        exited_at = exit_event.get("exited_at")
+    for e in events or []:
+        x = facts.read_exit_event(e)
+        exited_at = x.exited_at if x else None
+        request = e.get("request") if isinstance(e.get("request"), dict) else {}
         out.append(
             {
                 "app": app,
@@ -250,9 +261,10 @@ def event_records(app: str, machine_id: str, events: list[dict[str, Any]]) -> li
                 "type": e.get("type"),
                 "status": e.get("status"),
                 "source": e.get("source"),
-                "exit_code": exit_event.get("exit_code"),
-                "oom_killed": exit_event.get("oom_killed"),
-                "requested_stop": exit_event.get("requested_stop"),
+                "exit_code": x.exit_code if x else None,
+                "oom_killed": x.oom_killed if x else None,
+                "requested_stop": x.requested_stop if x else None,
+                "restart_count": x.restart_count if x else None,
                 # ms in old samples, RFC 3339 in newer code: accept both
                 "exited_at": iso(pd.Timestamp(int(exited_at), unit="ms", tz="UTC"))
                 if isinstance(exited_at, (int, float))
@@ -323,14 +335,15 @@ def fetch_machine_events(session: Any, app: str, machine_id: str) -> pd.DataFram
     )
 
 
-def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
-    """Releases, newest first; ``current`` marks the newest complete one."""
-    nodes = session.fly.releases(app, limit=limit)
+def release_records(app: str, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Release rows, newest first, marking the current release and the one whose image runs now."""
+    ordered = sorted(nodes or [], key=lambda n: n.get("version") or 0, reverse=True)
+    versions = [n.get("version") for n in ordered]
+    statuses = [n.get("status") for n in ordered]
+    current = facts.current_release_index(versions, statuses)
+    runs = facts.current_image_index(versions, statuses, [n.get("imageRef") for n in ordered])
     records = []
-    current_done = False
-    for n in sorted(nodes, key=lambda n: n.get("version", 0), reverse=True):
-        is_current = not current_done and n.get("status") == "complete"
-        current_done = current_done or is_current
+    for i, n in enumerate(ordered):
         user = n.get("user") or {}
         records.append(
             {
@@ -342,13 +355,20 @@ def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
                 "user": user.get("email") if isinstance(user, dict) else user,
                 "description": n.get("description"),
                 "created_at": n.get("createdAt"),
-                "current": is_current,
+                "current": i == current,
+                "runs_image": i == runs,
             }
         )
+    return records
+
+
+def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
+    """Releases, newest first; ``current`` marks the newest complete one, ``runs_image`` the one whose image runs."""
+    nodes = session.fly.releases(app, limit=limit) or []
     complete = len(nodes) < limit
     return make_frame(
         "releases",
-        records,
+        release_records(app, nodes),
         source="fly POST /graphql releasesUnprocessed",
         complete=complete,
         note="" if complete else f"only the newest {limit} releases were read",

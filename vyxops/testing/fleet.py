@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vyxops.frames import function_log_record, machine_records, make_frame
+from vyxops.frames import function_log_record, machine_records, make_frame, release_records
 from vyxops.images import secret_digest
 from vyxops_sandbox.world import (
     APP_REPORT_MS,
@@ -172,23 +172,7 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
         rows, evs = machine_records(app, list(a["machines"].values()))
         machines.extend(rows)
         events.extend(evs)
-        current_done = False
-        for r in sorted(a["releases"], key=lambda r: r["version"], reverse=True):
-            is_current = not current_done and r.get("status") == "complete"
-            current_done = current_done or is_current
-            releases.append(
-                {
-                    "app": app,
-                    "version": r["version"],
-                    "image": r.get("imageRef"),
-                    "status": r.get("status"),
-                    "stable": r.get("stable"),
-                    "user": (r.get("user") or {}).get("email"),
-                    "description": r.get("description"),
-                    "created_at": r.get("createdAt"),
-                    "current": is_current,
-                }
-            )
+        releases.extend(release_records(app, a["releases"]))
         logs.extend(
             {
                 "app": app,
@@ -395,6 +379,7 @@ def generate_fleet_frames(
             "exit_code": pd.arrays.IntegerArray(ev_code.astype(np.int64), ~is_exit),
             "oom_killed": pd.arrays.BooleanArray(np.zeros(ne, dtype=bool), ~is_exit),
             "requested_stop": pd.arrays.BooleanArray(np.zeros(ne, dtype=bool), ~is_exit),
+            "restart_count": pd.arrays.IntegerArray(np.zeros(ne, dtype=np.int64), ~is_exit),
             "exited_at": pd.to_datetime(np.where(is_exit, ev_time - 30, 0), unit="ms", utc=True)
             .astype("datetime64[ns, UTC]")
             .where(is_exit),
@@ -419,6 +404,8 @@ def generate_fleet_frames(
             "image_digest": _string_array(np.char.add("sha256:", _hex(rng, nm, 32))),
             "auto_destroy": pd.arrays.BooleanArray(np.ones(nm, dtype=bool), np.zeros(nm, dtype=bool)),
             "restart_policy": _string_array(np.full(nm, "no")),
+            "restart_max_retries": pd.array([None] * nm, dtype="Int64"),
+            "process_group": _string_array(pa.nulls(nm, L)),
             "user_id": _string_array(user[m_idx]),
             "instance_id": _string_array(np.char.add("01K", np.char.upper(_hex(rng, nm, 23)))),
             "created_at": pd.to_datetime(launch - launch % 1000, unit="ms", utc=True).astype("datetime64[ns, UTC]"),
@@ -588,6 +575,7 @@ def generate_fleet_frames(
             "description": _string_array(np.char.add("Deploy image ", rel_image)),
             "created_at": pd.to_datetime(rel_time, unit="ms", utc=True).astype("datetime64[ns, UTC]"),
             "current": pd.array(rel_version == days + 1, dtype="boolean"),
+            "runs_image": pd.array(rel_version == days + 1, dtype="boolean"),
         }
     )
     secret_rows = [

@@ -1,0 +1,187 @@
+"""The platforms' vocabulary, written once: states, exit events, process groups, releases, provisioning.
+
+Every rule here is a fact about Fly.io, Supabase or the provisioning function
+(PLATFORM.md, SPEC.md, reference/fly/machine-states-and-events.json) that more
+than one module needs. Detectors, fixes, frames, the timeline and the sandbox
+import it from here instead of restating it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# --------------------------------------------------------------------------- machine states
+
+#: A machine in one of these states no longer exists (terminal states).
+GONE_STATES = frozenset({"destroyed", "replaced", "migrated"})
+#: States in which nothing runs: a DB row saying "starting"/"running" for such a machine can only be wrong.
+NOT_RUNNING_STATES = GONE_STATES | {"stopped", "failed", "launch_failed", "destroying", "suspended"}
+#: fly-go's IsActive: anything but destroyed/destroying.
+INACTIVE_STATES = frozenset({"destroyed", "destroying"})
+STARTED = "started"
+#: Event statuses that mean the machine never ran (a failed pull or launch).
+LAUNCH_FAILED_STATUSES = frozenset({"launch_failed", "failed"})
+
+
+def is_gone(state: str | None) -> bool:
+    """Whether a machine in ``state`` no longer exists (None: not found, even by id)."""
+    return state is None or state in GONE_STATES
+
+
+def is_not_running(state: str | None) -> bool:
+    """Whether nothing runs on a machine in ``state`` (None: not found)."""
+    return state is None or state in NOT_RUNNING_STATES
+
+
+# --------------------------------------------------------------------------- exit events
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """What an ``exit`` event says. fly-go's exit-event fields are ``omitempty``: a field the
+    event leaves out is None here ("not reported"), never an invented 0/False."""
+
+    exit_code: int | None
+    oom_killed: bool | None
+    requested_stop: bool | None
+    exited_at: str | int | None  # ms in old samples, RFC 3339 in newer code
+    restart_count: int | None
+
+
+def read_exit_event(event: Mapping[str, Any]) -> ExitInfo | None:
+    """The exit details of a machine event, or None when it carries none.
+
+    Read from ``request.exit_event`` or fly-go's nested ``request.MonitorEvent.exit_event``
+    (fly-go MachineRequest.GetExitCode); ``restart_count`` sits beside ``exit_event``.
+    """
+    request = event.get("request") or {}
+    if not isinstance(request, Mapping):
+        return None
+    monitor = request.get("MonitorEvent") or {}
+    x = request.get("exit_event") or (monitor.get("exit_event") if isinstance(monitor, Mapping) else None)
+    restart = request.get("restart_count")
+    if not isinstance(x, Mapping):
+        if event.get("type") == "exit":
+            return ExitInfo(None, None, None, None, _int(restart))
+        return None
+    return ExitInfo(
+        exit_code=_int(x.get("exit_code")),
+        oom_killed=_bool(x.get("oom_killed")),
+        requested_stop=_bool(x.get("requested_stop")),
+        exited_at=x.get("exited_at"),
+        restart_count=_int(restart),
+    )
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+#: The exit code Linux reports for a process killed by SIGKILL, which the OOM killer sends.
+OOM_EXIT_CODE = 137
+
+
+def describe_exit(code: int | None, oom_killed: bool | None) -> str:
+    """How a person reads an exit: "exited with code 1", "was killed for memory (…)", "exit code not reported"."""
+    if oom_killed:
+        return f"was killed for memory (oom_killed, exit code {OOM_EXIT_CODE if code is None else code})"
+    if code is None:
+        return "exited (exit code not reported: fly-go leaves a 0 out)"
+    return f"exited with code {code}"
+
+
+# --------------------------------------------------------------------------- who made a machine
+
+#: fly-go's metadata key for a machine's process group, and the groups flyctl uses for its own machines.
+PROCESS_GROUP_KEY = "fly_process_group"
+RELEASE_COMMAND_GROUP = "fly_app_release_command"
+CONSOLE_GROUP = "fly_app_console"
+TEST_MACHINE_GROUP = "fly_app_test_machine_command"
+#: Machines flyctl makes for itself: they exit and are destroyed by design (PLATFORM.md).
+INTERNAL_PROCESS_GROUPS = frozenset({RELEASE_COMMAND_GROUP, CONSOLE_GROUP, TEST_MACHINE_GROUP})
+#: The user id vyxops's own provisioning canaries carry (VERIFY_PROVISIONING, --probe).
+CANARY_USER_PREFIX = "vyxops-verify-"
+
+
+def machine_origin(process_group: str | None, user_id: str | None, has_row: bool) -> str:
+    """Who made a machine: ``internal`` (flyctl's own groups), ``canary``, ``user`` (provisioned), ``other``."""
+    if process_group in INTERNAL_PROCESS_GROUPS:
+        return "internal"
+    if user_id and user_id.startswith(CANARY_USER_PREFIX):
+        return "canary"
+    if user_id or has_row:
+        return "user"
+    return "other"
+
+
+# --------------------------------------------------------------------------- the provisioning function
+
+#: The Edge Function that provisions a machine per user session (SPEC.md), and the secret it reads.
+PROVISION_FUNCTION = "provision-machine"
+IMAGE_SECRET = "DOCKER_IMAGE"
+APP_SECRET = "FLY_APP_NAME"
+#: DB row statuses: transitional ones must not last; "stopped" is a session that ended.
+TRANSITIONAL_ROW_STATUSES = ("starting", "provisioning", "pending", "creating", "stopping")
+RUNNING_ROW_STATUS = "running"
+ENDED_ROW_STATUSES = frozenset({"stopped", "destroyed", "ended", "completed"})
+FAILED_ROW_STATUS = "failed"
+
+#: An image reference in free text (function logs, Fly logs).
+IMAGE_IN_TEXT = re.compile(r"registry\.fly\.io/[a-z0-9._\-/]+(?::[A-Za-z0-9_.\-]+|@sha256:[0-9a-f]{64})")
+#: A create the Machines API refused, as a provisioning function logs it: the API's 400 body
+#: (``failed to get manifest …: MANIFEST_UNKNOWN``) or the function's own "Fly API error (4xx)".
+REFUSAL_IN_TEXT = re.compile(r"MANIFEST_UNKNOWN|NAME_UNKNOWN|failed to get manifest|Fly API error \(4\d\d\)")
+#: Log-line templates of the sandbox's provision-machine model (SPEC.md). Live functions may word
+#: things differently: detectors match REFUSAL_IN_TEXT and IMAGE_IN_TEXT, not these.
+PROVISIONING_LINE = "Provisioning machine for user {user_id} in {region} with image {image}"
+CREATED_LINE = "Created machine {machine_id} with image {image}"
+API_ERROR_LINE = "Fly API error ({status}): {body}"
+
+
+def images_in(text: str | None) -> list[str]:
+    """Every registry.fly.io image reference in ``text``, in order, once each."""
+    return list(dict.fromkeys(IMAGE_IN_TEXT.findall(text or "")))
+
+
+def is_refusal(text: str | None) -> bool:
+    """Whether a function log line reports a create the Machines API refused."""
+    return bool(REFUSAL_IN_TEXT.search(text or ""))
+
+
+# --------------------------------------------------------------------------- releases
+
+RELEASE_COMPLETE = "complete"
+
+
+def current_release_index(versions: list[int | None], statuses: list[str | None]) -> int | None:
+    """Index of the current release: the newest (highest version) with status ``complete``.
+
+    A release's ``imageRef`` may be null and several releases may carry one image
+    (a rollback re-releases an old one); neither changes which release is current.
+    """
+    best: tuple[int, int] | None = None
+    for i, (version, status) in enumerate(zip(versions, statuses)):
+        if status == RELEASE_COMPLETE and version is not None and (best is None or version > best[0]):
+            best = (int(version), i)
+    return None if best is None else best[1]
+
+
+def current_image_index(versions: list[int | None], statuses: list[str | None], images: list[str | None]) -> int | None:
+    """Index of the release whose image machines run now: the newest complete release that names one.
+
+    A release without an imageRef (null in the API) keeps the image the release before it ran.
+    """
+    best: tuple[int, int] | None = None
+    for i, (version, status, image) in enumerate(zip(versions, statuses, images)):
+        if status != RELEASE_COMPLETE or version is None or not image:
+            continue
+        if best is None or version > best[0]:
+            best = (int(version), i)
+    return None if best is None else best[1]
