@@ -45,14 +45,18 @@ def test_only_the_machines_that_failed_are_named(tmp_path: Path) -> None:
     assert "registry.fly.io/gamma-app:debug" in inv.summary and "code 3" in inv.summary
 
 
-def test_incident_fixed_midway_blames_the_old_machine_not_the_current_secret(tmp_path: Path) -> None:
-    """After the secret was pinned to the release, the secret is not blamed; the old machine and its stuck row are."""
+def test_incident_fixed_midway_is_history_with_a_leftover_row(tmp_path: Path) -> None:
+    """After the secret was pinned and a later session worked, the old failure is info "resolved at", its row a warning."""
     inv = run(tmp_path, "fixed-midway", "delta-app")
     assert "SECRET_IMAGE_NOT_CURRENT_RELEASE" not in codes(inv)
-    assert inv.root.code == "MACHINE_EXITED_AUTO_DESTROYED"
-    assert inv.root.entity == "machine:0a1b2c3d4e5f60"
+    assert inv.root is None and inv.verdict == "healthy"
+    old = next(f for f in inv.findings if f.code == "MACHINE_EXITED_AUTO_DESTROYED")
+    assert old.entity == "machine:0a1b2c3d4e5f60" and old.severity == "info"
+    assert "resolved at 2025-10-02T17:35" in old.title
     stuck = [f for f in inv.findings if f.code == "DB_STATUS_STUCK"]
     assert [f.facts["row"]["fly_machine_id"] for f in stuck] == ["0a1b2c3d4e5f60"]
+    assert stuck[0].severity == "warning" and "RECONCILE_STUCK_ROWS" in stuck[0].fixes
+    assert "history" in inv.summary and "0a1b2c3d4e5f60" in inv.summary
 
 
 def test_row_already_marked_failed_is_not_stuck(tmp_path: Path) -> None:

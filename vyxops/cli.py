@@ -191,7 +191,6 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
 
     hosted = kernel = None
     if args.target == "sandbox":  # the exact word: anything else is checked (and refused) below
-
         hosted = sandbox_control().HostedSandbox.reserve()
     try:
         with Kernel(env={SANDBOX_URL_ENV: hosted.url} if hosted else None) as kernel:

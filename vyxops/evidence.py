@@ -12,13 +12,16 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops import frames
-from vyxops.errors import InputError
+from vyxops import facts, frames
+from vyxops.coverage import Gap
+from vyxops.errors import ApiError, AuthError, InputError, TransportError
 from vyxops.images import FLY_REGISTRY, secret_digest
-from vyxops.timeutil import to_utc
+from vyxops.timeutil import iso, to_utc
 
-IMAGE_IN_TEXT = re.compile(r"registry\.fly\.io/[a-z0-9._\-/]+(?::[A-Za-z0-9_.\-]+|@sha256:[0-9a-f]{64})")
+IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
 DEFAULT_LOOKBACK = pd.Timedelta(hours=24)
+#: A Fly machine id as it may go into a URL path (14 hex characters today; a little slack, never a '/').
+MACHINE_ID = re.compile(r"[0-9a-z]{8,32}")
 
 
 @dataclass
@@ -41,7 +44,19 @@ class Evidence:
     functions: pd.DataFrame
     function_logs: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    org_apps: list[str] | None = None  # the org's apps, when the token may list them
+    extra_gaps: list[Gap] = field(default_factory=list)  # sources that failed outright
     _docker_image: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def gaps(self) -> list[Gap]:
+        """What the evidence could not show: every frame's gaps, its early stops, and failed sources."""
+        out = list(self.extra_gaps)
+        for df in self.frames().values():
+            out += [Gap.from_json(g) for g in df.attrs.get("gaps") or []]
+            if not df.attrs.get("gaps") and not df.attrs.get("complete", True):
+                out.append(Gap(str(df.attrs.get("source") or df.attrs.get("frame")), str(df.attrs.get("note"))))
+        return list(dict.fromkeys(out))
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {
@@ -152,6 +167,17 @@ class ProjectReads:
     def secrets(self) -> pd.DataFrame:
         return self._once(("secrets",), lambda: frames.fetch_secrets(self.session))
 
+    def org_apps(self) -> list[str] | None:
+        """The org's app names, or None when the token may not list them (an app-scoped token)."""
+        if ("apps",) not in self._frames:
+            try:
+                self._frames["apps",] = frames.fetch_apps(self.session)
+            except (AuthError, ApiError):
+                self._frames["apps",] = frames.empty_frame("apps", note="could not list the org's apps")
+                self._frames["apps",].attrs["denied"] = True
+        apps = self._frames["apps",]
+        return None if apps.attrs.get("denied") else apps["app"].dropna().astype(str).tolist()
+
     def function_logs(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         return self._once(
             ("function_logs", start, end),
@@ -174,18 +200,22 @@ def collect_evidence(
     """
     if not app or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", app):
         raise InputError("--app", f"{app!r} is not a Fly app name", allowed="lower-case letters, digits and '-'")
+    check_machine_id(machine_id)
     project = project or ProjectReads(session)
     now = session.now()
     start, end = parse_window(now, since, until)
+    gaps: list[Gap] = []
     releases = frames.fetch_releases(session, app)
     functions = project.functions()
     secrets = project.secrets()
     rows = frames.fetch_machine_rows(session, filters=[("fly_app", "eq", app)])
     known_ids = rows["fly_machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
     machines, events = frames.fetch_machines(session, app, include_deleted=True, also_ids=known_ids)
-    fn_logs = project.function_logs(start, end)
-    fly_logs = frames.fetch_fly_logs(session, app, since=start)
-    fly_logs = fly_logs[fly_logs["time"] <= end].reset_index(drop=True)
+    fn_logs = _optional(gaps, "supabase.function_logs", start, end, lambda: project.function_logs(start, end),
+                        lambda: frames.empty_frame("function_logs"))  # fmt: skip
+    fly_logs = _optional(gaps, "fly.logs", start, end, lambda: frames.fetch_fly_logs(session, app, since=start),
+                         lambda: frames.empty_frame("fly_logs"))  # fmt: skip
+    fly_logs = _keep_attrs(fly_logs, fly_logs[fly_logs["time"] <= end].reset_index(drop=True))
     refs = candidate_refs(
         app, releases, machines, rows, fn_logs["message"].dropna().tolist() + fly_logs["message"].dropna().tolist()
     )
@@ -195,8 +225,7 @@ def collect_evidence(
         for df in (releases, rows, machines, fn_logs, fly_logs)
         if not df.attrs.get("complete", True)
     ]
-    if machine_id and machine_id not in set(machines["machine_id"]):
-        notes.append(f"machine {machine_id} was not found in app {app}, even by id")
+    check_machine_in_window(machine_id, app, machines, start, end)
     return Evidence(
         target=session.label,
         app=app,
@@ -214,7 +243,52 @@ def collect_evidence(
         functions=functions,
         function_logs=fn_logs,
         notes=notes,
+        org_apps=project.org_apps(),
+        extra_gaps=gaps,
     )
+
+
+def _optional(
+    gaps: list[Gap], source: str, start: pd.Timestamp, end: pd.Timestamp, fetch: Any, empty: Any
+) -> pd.DataFrame:
+    """A source the investigation can do without: when it fails, its absence is a gap, not the end."""
+    try:
+        df: pd.DataFrame = fetch()
+    except (ApiError, TransportError) as exc:
+        gaps.append(Gap(source, f"{source} could not be read ({exc.message}); retry later", iso(start), iso(end)))
+        return empty()
+    return df
+
+
+def _keep_attrs(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    after.attrs.update(before.attrs)
+    return after
+
+
+def check_machine_id(machine_id: str | None) -> None:
+    """A ``--machine`` value goes into a URL path: refuse anything that is not a machine id's shape."""
+    if machine_id is not None and not MACHINE_ID.fullmatch(machine_id):
+        raise InputError(
+            "--machine",
+            f"{machine_id!r} is not a Fly machine id",
+            allowed="lower-case letters and digits, e.g. 5683732efe3208",
+        )
+
+
+def check_machine_in_window(
+    machine_id: str | None, app: str, machines: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+) -> None:
+    """``--machine`` must name one of the app's machines that existed during the window (SPEC.md: exit 2)."""
+    if not machine_id:
+        return
+    hit = machines[machines["machine_id"] == machine_id]
+    if hit.empty:
+        raise InputError("--machine", f"machine {machine_id} is not one of app {app}'s machines, even by id",
+                         hint=f"list them with `fly machines list -a {app}` (destroyed ones: the Machines API with include_deleted=true)")  # fmt: skip
+    created = hit.iloc[0]["created_at"]
+    if pd.notna(created) and created > end:
+        raise InputError("--machine", f"machine {machine_id} was created at {iso(created)}, after the window ends ({iso(end)})",
+                         hint="widen the window with --until")  # fmt: skip
 
 
 def match_secret(digest: str | None, refs: list[str], manifests: pd.DataFrame | None = None) -> str | None:

@@ -9,8 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops.detect import Finding, Thresholds, findings_document, rank, run_detectors, summarize
-from vyxops.evidence import Evidence, collect_evidence
+from vyxops.coverage import Gap
+from vyxops.detect import Finding, Thresholds, build_context, findings_document, rank, run_detectors, summarize
+from vyxops.evidence import Evidence, ProjectReads, collect_evidence
+from vyxops.session import Session
 
 
 @dataclass
@@ -23,13 +25,21 @@ class Investigation:
     root: Finding | None
     summary: str
     document: dict[str, Any]
+    gaps: list[Gap]
+
+    @property
+    def verdict(self) -> str:
+        """``root_cause``, ``healthy`` (complete evidence, nothing wrong) or ``inconclusive``."""
+        return str(self.document["verdict"])
 
     @property
     def root_line(self) -> str:
         """The root cause in one line, for a terminal."""
-        if self.root is None:
-            return "no root cause: nothing critical found"
-        return f"{self.root.code}: {self.root.title}"
+        if self.root is not None:
+            return f"{self.root.code}: {self.root.title}"
+        if self.gaps:
+            return "inconclusive: nothing critical seen, but the evidence is incomplete"
+        return "no root cause: nothing critical found"
 
     def findings_frame(self) -> pd.DataFrame:
         """One row per finding: code, severity, title, entity, fixes, evidence count."""
@@ -59,27 +69,39 @@ class Investigation:
 
 
 def investigate(
-    session: Any,
+    session: Session,
     app: str,
     *,
     since: Any = None,
     until: Any = None,
     machine_id: str | None = None,
     stuck_after_minutes: float = 10.0,
-    project: Any = None,
+    project: ProjectReads | None = None,
 ) -> Investigation:
     """Reconstruct what happened to ``app`` and name the root cause with its evidence.
 
-    ``project`` (an :class:`~vyxops.evidence.ProjectReads`) shares project-wide reads between apps.
+    The ranking always looks at the whole app; ``machine_id`` then focuses the timeline and
+    the machine findings on one machine, keeping the app-wide findings (secret, images,
+    ``:latest``, refused creates) and the root cause whole (SPEC.md). ``project`` shares
+    project-wide reads between the apps of one audit.
     """
     from vyxops.timeline import build_timeline, filter_timeline
 
     evidence = collect_evidence(session, app, since=since, until=until, machine_id=machine_id, project=project)
     timeline = build_timeline(**evidence.frames())
     timeline = filter_timeline(timeline, machine_id=machine_id) if machine_id else timeline
-    findings = run_detectors(evidence, Thresholds(stuck_after_minutes=stuck_after_minutes))
-    root, findings = rank(evidence, findings)
-    summary = summarize(evidence, root, findings)
-    return Investigation(
-        evidence, timeline, findings, root, summary, findings_document(evidence, root, findings, summary)
-    )
+    ctx = build_context(evidence, Thresholds(stuck_after_minutes=stuck_after_minutes))
+    root, findings = rank(run_detectors(ctx))
+    findings = sorted(findings, key=lambda f: (int(f.link), f.code, f.entity))
+    if machine_id:
+        findings = [f for f in findings if f is root or _concerns(f, machine_id)]
+    gaps = list(dict.fromkeys(evidence.gaps + ctx.gaps))
+    summary = summarize(ctx, root, findings, gaps)
+    document = findings_document(ctx, root, findings, summary, gaps)
+    return Investigation(evidence, timeline, findings, root, summary, document, gaps)
+
+
+def _concerns(f: Finding, machine_id: str) -> bool:
+    """Whether a finding stays in a focus on ``machine_id``: app-wide ones do, machine ones only for it."""
+    mid = f.facts.get("machine_id")
+    return mid is None or mid == machine_id

@@ -1,0 +1,231 @@
+"""What every detector reads, computed once per investigation: the ledger, refusals, provisioning, release."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from vyxops import facts
+from vyxops.coverage import Gap
+from vyxops.detect.ledger import build_ledger
+from vyxops.detect.model import Thresholds
+from vyxops.evidence import Evidence
+from vyxops.images import FLY_REGISTRY, parse_image_ref, secret_digest
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """The image provisioning uses now: DOCKER_IMAGE's match, or ``:latest`` when the secret is unset."""
+
+    secret_set: bool
+    secret_digest: str | None
+    secret_updated_at: pd.Timestamp | None
+    ref: str | None  # None: the secret's digest matches no known reference
+    exists: bool | None  # what the registry said of ``ref`` (None: not checked or could not check)
+    digest: str | None
+    check: str | None  # how the registry answered
+    tried: int  # candidate references hashed
+
+    @property
+    def uses_latest(self) -> bool:
+        return self.ref is not None and parse_image_ref(self.ref).tag == "latest"
+
+
+@dataclass(frozen=True)
+class Release:
+    """The release whose image machines run now (the newest complete release that names one)."""
+
+    version: int
+    image: str
+    created_at: pd.Timestamp
+    exists: bool | None
+    digest: str | None
+
+    def same_image(self, ref: str | None, digest: str | None) -> bool:
+        """Whether ``ref`` (or its ``digest``) is this release's image."""
+        return ref == self.image or (digest is not None and self.digest is not None and digest == self.digest)
+
+
+@dataclass
+class Context:
+    """One investigation's evidence and everything derived from it that detectors share."""
+
+    e: Evidence
+    t: Thresholds
+    as_of: pd.Timestamp  # the window's end, or now when that is earlier
+    ledger: pd.DataFrame  # one row per machine (vyxops.detect.ledger)
+    refusals: pd.DataFrame  # one row per create the Machines API refused for this app's provisioning
+    provisioning: Provisioning
+    release: Release | None
+    gaps: list[Gap] = field(default_factory=list)  # what detectors found they could not see
+
+    @property
+    def app(self) -> str:
+        return self.e.app
+
+    @property
+    def latest_ref(self) -> str:
+        return f"{FLY_REGISTRY}/{self.e.app}:latest"
+
+    def check_of(self, ref: str | None) -> str | None:
+        m = self.e.manifest(ref) if ref else None
+        return None if m is None or pd.isna(m["check"]) else str(m["check"])
+
+    def refused(self, ref: str | None) -> pd.DataFrame:
+        """This app's refusals that name ``ref``."""
+        return self.refusals[self.refusals["image"] == ref] if ref else self.refusals.iloc[0:0]
+
+    def missing(self, ref: str | None) -> bool | None:
+        """Whether ``ref`` does not resolve: the registry's 404, else the Machines API's own refusals
+        naming it (MANIFEST_UNKNOWN) when the registry could not be asked; None when nothing says."""
+        if ref is None:
+            return None
+        exists, _ = self.e.head(ref)
+        if exists is not None:
+            return not exists
+        said = self.refused(ref)["message"].fillna("")
+        return True if said.str.contains("MANIFEST_UNKNOWN|NAME_UNKNOWN", regex=True).any() else None
+
+    def in_scope(self) -> pd.DataFrame:
+        """The ledger's machines an investigation speaks of: created in the window, or still named
+        by a row that says the session is on (an old failure outside the window is not reported)."""
+        led = self.ledger
+        in_window = (led["created_at"] >= self.e.since) & (led["created_at"] <= self.e.until)
+        open_row = led["row_status"].isin((*facts.TRANSITIONAL_ROW_STATUSES, facts.RUNNING_ROW_STATUS))
+        return led[in_window | open_row]
+
+    def successes(self) -> pd.DataFrame:
+        """Provisioned machines that worked (started, and their row said running or ended), oldest first."""
+        led = self.ledger
+        ok_row = led["row_status"].isin((facts.RUNNING_ROW_STATUS, *facts.ENDED_ROW_STATUSES))
+        worked = led["origin"].isin(("user", "canary")) & led["start_at"].notna() & ok_row
+        worked &= led["outcome"].isin(("running", "ended", "stopped_on_request"))
+        return led[worked].sort_values("start_at")
+
+    def resolved_at(self, at: pd.Series, image: pd.Series, digest: pd.Series) -> pd.Series:
+        """For failures at ``at`` on ``image``/``digest``: the first later provisioning that worked on
+        another image (NaT when none). Linear after one sort: successes between a failure and the
+        first success on another image all share one image, so one "next different" jump finds it."""
+        ok = self.successes()
+        out = pd.Series(pd.NaT, index=at.index, dtype="datetime64[ns, UTC]")
+        if ok.empty or at.empty:
+            return out
+        times = ok["start_at"].to_numpy()
+        ident = ok["image_digest"].fillna(ok["image"]).fillna("").to_numpy(dtype=object)
+        nxt = np.full(len(ident), len(ident))  # index of the next success on another image
+        for k in range(len(ident) - 2, -1, -1):
+            nxt[k] = k + 1 if ident[k + 1] != ident[k] else nxt[k + 1]
+        mine = digest.fillna(image).fillna("").to_numpy(dtype=object)
+        start = np.searchsorted(times, at.to_numpy(), side="right")
+        for row, (i, me) in enumerate(zip(start, mine)):
+            if i < len(ident):
+                j = i if ident[i] != me else nxt[i]
+                if j < len(ident):
+                    out.iloc[row] = ok["start_at"].iloc[j]
+        return out
+
+    def no_longer_used(self, image: str | None, digest: str | None) -> bool:
+        """Whether provisioning now uses another image than ``image`` (known for sure)."""
+        p = self.provisioning
+        if p.ref is None or image is None:
+            return False
+        if digest is not None and p.digest is not None:
+            return digest != p.digest  # a moved tag (:latest) is another image under the same name
+        return p.ref != image
+
+
+def build_context(e: Evidence, t: Thresholds) -> Context:
+    """Everything the detectors share, each computed once."""
+    as_of = min(e.now, e.until)
+    ledger = build_ledger(
+        e.machines, e.machine_events, e.machine_rows, as_of, present=e.until >= e.now, loop_exits=t.restart_loop_exits
+    )
+    return Context(e, t, as_of, ledger, _refusals(e, as_of), _provisioning(e), _release(e))
+
+
+def _provisioning(e: Evidence) -> Provisioning:
+    s = e.docker_image()
+    ref = s["ref"] if s["set"] else f"{FLY_REGISTRY}/{e.app}:latest"
+    exists, digest = e.head(ref)
+    m = e.manifest(ref) if ref else None
+    check = None if m is None or pd.isna(m["check"]) else str(m["check"])
+    updated = s["updated_at"]
+    return Provisioning(
+        secret_set=bool(s["set"]),
+        secret_digest=s["digest"],
+        secret_updated_at=None if updated is None or pd.isna(updated) else updated,
+        ref=ref,
+        exists=exists,
+        digest=digest,
+        check=check,
+        tried=int(s["tried"]),
+    )
+
+
+def _release(e: Evidence) -> Release | None:
+    runs = e.releases[e.releases["runs_image"].fillna(False).astype(bool)]
+    if runs.empty:
+        return None
+    r = runs.iloc[0]
+    exists, digest = e.head(str(r["image"]))
+    return Release(int(r["version"]), str(r["image"]), r["created_at"], exists, digest)
+
+
+def _refusals(e: Evidence, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Creates the Machines API refused, read off the provisioning function's log lines.
+
+    Every refusal for this app's provisioning counts, whatever repository its image
+    names (SPEC.md): one naming this app's repository is this app's, one naming another
+    app of the org is that app's, and one naming a repository no app owns (a typo) is
+    this app's when the project's FLY_APP_NAME secret is this app (the function's default
+    app) or the repository is a near miss of this app's name.
+    """
+    logs = e.function_logs
+    logs = logs[(logs["source"] == "function_logs") & (logs["time"] <= as_of)]
+    hits = logs[logs["message"].fillna("").map(facts.is_refusal)]
+    columns = ["time", "execution_id", "message", "image", "status_code"]
+    if hits.empty:
+        return pd.DataFrame(columns=columns)
+    by_exec = _images_by_execution(logs)
+    edge = e.function_logs[e.function_logs["source"] == "function_edge_logs"]
+    status = dict(zip(edge["execution_id"], edge["status_code"]))
+    default_app = _is_default_app(e)
+    others = set(e.org_apps or ()) - {e.app}
+    records = []
+    for row in hits.itertuples(index=False):
+        named = facts.images_in(row.message) or by_exec.get(row.execution_id, [])
+        image = named[0] if named else None
+        if image is not None and not _ours(image, e.app, default_app, others):
+            continue
+        if image is None and not default_app:
+            continue
+        code = status.get(row.execution_id)
+        records.append([row.time, row.execution_id, row.message, image, None if pd.isna(code) else int(code)])
+    return pd.DataFrame(records, columns=columns)
+
+
+def _images_by_execution(logs: pd.DataFrame) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for execution, message in zip(logs["execution_id"], logs["message"]):
+        if isinstance(execution, str) and isinstance(message, str):
+            out.setdefault(execution, []).extend(facts.images_in(message))
+    return out
+
+
+def _is_default_app(e: Evidence) -> bool:
+    row = e.secrets[e.secrets["name"] == facts.APP_SECRET]
+    return not row.empty and row.iloc[0]["digest"] == secret_digest(e.app)
+
+
+def _ours(image: str, app: str, default_app: bool, others: set[str]) -> bool:
+    """Whether a refusal naming ``image`` is ``app``'s: its own repository, or one no other app of the
+    org owns (a typo) when ``app`` is the function's default app or the name is a near miss of it."""
+    repo = parse_image_ref(image).repository
+    if repo == app:
+        return True
+    if repo in others:
+        return False
+    return default_app or difflib.SequenceMatcher(None, repo, app).ratio() >= 0.8

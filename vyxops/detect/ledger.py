@@ -1,0 +1,195 @@
+"""The machine ledger: one row per machine with its whole story, built once with group-bys.
+
+Every machine detector reads this table instead of scanning the events once per
+machine, so an investigation stays n·log n in events on a busy day. Only events up
+to ``as_of`` (the window's end) count: evidence after the window is not cited as if
+it were inside it.
+
+Outcomes (``outcome`` column), from who made the machine and what its events and
+DB row say — never from "exited + destroyed" alone (PLATFORM.md):
+
+=================  =====================================================================
+internal_ok        flyctl's own machine (release command, console, test) that exited 0
+internal_failed    flyctl's own machine that exited non-zero (a failed release command)
+pending            created, not started yet
+never_started      never reached started: a failed pull or launch, or destroyed first
+running            started and still running
+stopped_on_request someone asked it to stop (requested_stop)
+ended              exited 0 after its DB row said the session ended (stopped)
+exited_ok          a machine nothing provisioned (no user, no row) that exited 0
+restart_loop       its restart policy restarted it again and again after exits nobody asked for
+exited             exited on its own, and nothing says that was the plan: a failure
+=================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from vyxops import facts
+
+OUTCOMES = (
+    "internal_ok",
+    "internal_failed",
+    "pending",
+    "never_started",
+    "running",
+    "stopped_on_request",
+    "ended",
+    "exited_ok",
+    "restart_loop",
+    "exited",
+)
+FAILED_OUTCOMES = frozenset({"never_started", "exited", "restart_loop"})
+HEALTHY_OUTCOMES = frozenset({"internal_ok", "running", "stopped_on_request", "ended", "exited_ok"})
+
+
+def _first(events: pd.DataFrame, mask: pd.Series, column: str = "time") -> pd.Series:
+    return events.loc[mask].groupby("machine_id", sort=False)[column].min()
+
+
+def _events_summary(events: pd.DataFrame) -> pd.DataFrame:
+    """Per machine: launch, first/last start, exits and the last one's details, destroy, launch failure."""
+    ev = events.sort_values(["machine_id", "time"], kind="stable")
+    out = pd.DataFrame(index=pd.Index(ev["machine_id"].unique(), name="machine_id"))
+    out["launch_at"] = _first(ev, ev["type"] == "launch")
+    started = ev["status"] == facts.STARTED
+    out["start_at"] = _first(ev, started)
+    out["last_start_at"] = ev.loc[started].groupby("machine_id", sort=False)["time"].max()
+    out["starts"] = ev.loc[started].groupby("machine_id", sort=False).size()
+    exits = ev.loc[ev["type"] == "exit"]
+    out["exits"] = exits.groupby("machine_id", sort=False).size()
+    unasked = exits["requested_stop"].fillna(False).astype(bool) == False  # noqa: E712 (a boolean Series)
+    out["unasked_exits"] = exits.loc[unasked].groupby("machine_id", sort=False).size()
+    last = exits.groupby("machine_id", sort=False).tail(1).set_index("machine_id")
+    for column, name in (
+        ("time", "exit_at"),
+        ("exit_code", "exit_code"),
+        ("oom_killed", "oom_killed"),
+        ("requested_stop", "requested_stop"),
+    ):
+        out[name] = last[column]
+    out["restart_count"] = exits.groupby("machine_id", sort=False)["restart_count"].max()
+    out["destroy_at"] = _first(ev, ev["status"] == "destroyed")
+    failed = ev["status"].isin(facts.LAUNCH_FAILED_STATUSES)
+    out["failed_at"] = _first(ev, failed)
+    out["failed_error"] = ev.loc[failed & ev["error"].notna()].groupby("machine_id", sort=False)["error"].first()
+    out["last_status"] = ev.groupby("machine_id", sort=False)["status"].last()
+    for column in ("starts", "exits", "unasked_exits"):
+        out[column] = out[column].fillna(0).astype("int64")
+    return out
+
+
+def _rows_by_machine(rows: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The newest row per machine, as of ``as_of``: rows created later do not exist yet, and a row
+    changed after ``as_of`` has an unknown status at ``as_of``."""
+    rows = rows[rows["fly_machine_id"].notna() & (rows["created_at"].isna() | (rows["created_at"] <= as_of))]
+    rows = rows.sort_values("created_at", kind="stable").groupby("fly_machine_id", sort=False).tail(1)
+    known = rows["updated_at"].isna() | (rows["updated_at"] <= as_of)
+    out = pd.DataFrame(
+        {
+            "row_id": rows["id"].to_numpy(),
+            "row_status": rows["status"].where(known).to_numpy(),
+            "row_created_at": rows["created_at"].to_numpy(),
+            "row_updated_at": rows["updated_at"].to_numpy(),
+            "row_user_id": rows["user_id"].to_numpy(),
+        },
+        index=pd.Index(rows["fly_machine_id"].to_numpy(), name="machine_id"),
+    )
+    return out
+
+
+def build_ledger(
+    machines: pd.DataFrame,
+    events: pd.DataFrame,
+    rows: pd.DataFrame,
+    as_of: pd.Timestamp,
+    present: bool,
+    loop_exits: int = 3,
+) -> pd.DataFrame:
+    """One row per machine created by ``as_of``: its frame columns, event summary, DB row and outcome.
+
+    ``present``: ``as_of`` is the target's now, so the machine's state as listed is evidence
+    too (a destroyed record may lack its destroy event); otherwise the state is read off the
+    events up to ``as_of``. ``loop_exits``: exits nobody asked for that make a restarting
+    machine a restart loop.
+    """
+    m = machines[machines["created_at"].isna() | (machines["created_at"] <= as_of)]
+    m = m.drop_duplicates("machine_id").set_index("machine_id")
+    ledger = m.join(_events_summary(events[events["time"] <= as_of]), how="left")
+    ledger = ledger.join(_rows_by_machine(rows, as_of), how="left")
+    for column in ("starts", "exits", "unasked_exits"):
+        ledger[column] = ledger[column].fillna(0).astype("int64")
+    state = ledger["state"] if present else ledger["last_status"].fillna(ledger["state"])
+    ledger["state_as_of"] = state
+    ledger["gone"] = state.isin(facts.GONE_STATES) | ledger["destroy_at"].notna()
+    ledger["origin"] = _origins(ledger)
+    ledger["outcome"] = _outcomes(ledger, loop_exits)
+    ledger["outcome_at"] = _outcome_times(ledger)
+    return ledger.reset_index()
+
+
+def _origins(ledger: pd.DataFrame) -> np.ndarray:
+    group = ledger["process_group"].astype("object")
+    user = ledger["user_id"].fillna(ledger["row_user_id"]).astype("object")
+    internal = group.isin(facts.INTERNAL_PROCESS_GROUPS).to_numpy()
+    canary = user.fillna("").astype(str).str.startswith(facts.CANARY_USER_PREFIX).to_numpy()
+    provisioned = (user.notna() | ledger["row_id"].notna()).to_numpy()
+    return np.select([internal, canary, provisioned], ["internal", "canary", "user"], default="other")
+
+
+def _outcomes(ledger: pd.DataFrame, loop_exits: int) -> np.ndarray:
+    code = ledger["exit_code"]
+    clean = (code.isna() | (code == 0)).fillna(True).to_numpy(dtype=bool) & ~_true(ledger["oom_killed"])
+    internal = (ledger["origin"] == "internal").to_numpy()
+    exited = (ledger["exits"] > 0).to_numpy()
+    started = ledger["start_at"].notna().to_numpy()
+    failed_launch = (ledger["failed_at"].notna() | ledger["gone"] | ledger["state_as_of"].isin(["failed"])).to_numpy()
+    running = (ledger["state_as_of"] == facts.STARTED).to_numpy()
+    asked = _true(ledger["requested_stop"])
+    restarts = ledger["restart_policy"].isin(["on-failure", "always"]).to_numpy()
+    gave_up = ~(ledger["state_as_of"] == facts.STARTED).to_numpy() & (ledger["unasked_exits"] >= 2).to_numpy()
+    looping = restarts & ((ledger["unasked_exits"] >= loop_exits).to_numpy() | gave_up)
+    ended_row = ledger["row_status"].isin(facts.ENDED_ROW_STATUSES).to_numpy()
+    nobody = (ledger["origin"] == "other").to_numpy() & ledger["row_id"].isna().to_numpy()
+    conditions = [
+        internal & exited & clean,
+        internal & exited,
+        internal,
+        ~started & failed_launch,
+        ~started,
+        exited & asked,
+        looping,
+        running,
+        exited & clean & ended_row,
+        exited & clean & nobody,
+        exited,
+    ]
+    choices = [
+        "internal_ok",
+        "internal_failed",
+        "internal_ok",
+        "never_started",
+        "pending",
+        "stopped_on_request",
+        "restart_loop",
+        "running",
+        "ended",
+        "exited_ok",
+        "exited",
+    ]
+    return np.select(conditions, choices, default="running")
+
+
+def _outcome_times(ledger: pd.DataFrame) -> pd.Series:
+    """When the outcome happened: the last exit, the failed launch or destroy, else the start or creation."""
+    never = ledger["failed_at"].fillna(ledger["destroy_at"])
+    when = ledger["exit_at"].where(ledger["exits"] > 0)
+    when = when.where(ledger["outcome"] != "never_started", never)
+    fallback = ledger["start_at"].fillna(ledger["launch_at"]).fillna(ledger["created_at"])
+    return when.fillna(fallback)
+
+
+def _true(series: pd.Series) -> np.ndarray:
+    return series.astype("boolean").fillna(False).to_numpy(dtype=bool)

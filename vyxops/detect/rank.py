@@ -1,0 +1,86 @@
+"""The causal ranking: the root cause is the most upstream link that explains what happened.
+
+SPEC.md's principles, in the order this module applies them:
+
+1. Symptoms are what happened to provisioning (refusals, failed machines, rows);
+   a symptom whose cause is no longer in effect is history: ``info``, "resolved at …".
+2. A cause explains a symptom only if it came first (the registry's ``explains``
+   predicates say which; e.g. a tag deleted after a launch did not cause it).
+3. The root is the most upstream finding among the causes that explain a current
+   symptom and the current symptoms nothing explains. A DB discrepancy is never
+   the root when a machine failure (current or past) explains it.
+4. With no current symptom, a cause that makes every provisioning fail while it
+   holds (``certain``: the image provisioning uses does not exist) is the root.
+5. Healthy lifecycles never reach here (the ledger sets them apart); with no root,
+   no finding is critical.
+"""
+
+from __future__ import annotations
+
+from vyxops.detect.model import Finding, detector_for, is_db_discrepancy
+from vyxops.timeutil import iso
+
+
+def _explains(cause: Finding, symptom: Finding) -> bool:
+    if cause is symptom:
+        return False
+    predicate = detector_for(cause.code).explains
+    return bool(predicate and predicate(cause, symptom))
+
+
+def rank(findings: list[Finding]) -> tuple[Finding | None, list[Finding]]:
+    """Name the finding that explains the others and set every finding's severity by its role."""
+    symptoms = [f for f in findings if f.symptom]
+    for s in symptoms:
+        if not s.current:
+            _mark_history(s)
+    live = [s for s in symptoms if s.current]
+    explained = {s.key: [c for c in findings if _explains(c, s)] for s in symptoms}
+    candidates = [c for c in findings if any(c in explained[s.key] for s in live) and c.current]
+    for s in live:
+        if explained[s.key]:
+            continue  # its cause speaks for it
+        candidates.append(s)
+    root = _most_upstream(candidates)
+    if root is None:
+        certain = [f for f in findings if not f.symptom and detector_for(f.code).certain]
+        root = _most_upstream(certain)
+    _set_severities(findings, root, explained)
+    return root, findings
+
+
+def _most_upstream(found: list[Finding]) -> Finding | None:
+    """The finding at the most upstream link; among equals, the one that happened last."""
+    if not found:
+        return None
+    latest = max((f.at for f in found if f.at is not None), default=None)
+
+    def order(f: Finding) -> tuple[int, int, str, str]:
+        recent = 0 if latest is not None and f.at is not None and f.at == latest else 1
+        return (int(f.link), recent, f.code, f.entity)
+
+    return min(found, key=order)
+
+
+def _mark_history(f: Finding) -> None:
+    when = (
+        f" (resolved at {iso(f.resolved_at)})" if f.resolved_at is not None else " (its cause is no longer in effect)"
+    )
+    if "resolved" not in f.title:
+        f.title += when
+
+
+def _set_severities(
+    findings: list[Finding], root: Finding | None, explained: dict[tuple[str, str], list[Finding]]
+) -> None:
+    for f in findings:
+        if f is root:
+            f.severity = "critical"
+        elif f.symptom and not f.current:
+            f.severity = "info"
+        elif f.symptom and is_db_discrepancy(f.code) and any(not c.current for c in explained[f.key]):
+            f.severity = "warning"  # a leftover of a failure that is history: reconcile it
+        elif f.symptom:
+            f.severity = "critical" if root is not None else "warning"
+        elif f.severity == "critical":
+            f.severity = "warning"  # a cause that explains nothing that happened

@@ -1,0 +1,113 @@
+"""The DB link: rows that sit in a transitional status, and rows that disagree with Fly.
+
+A DB discrepancy is never the root when a machine failure explains it (the ranking
+asks the machine detectors); alone, it is: a machine that runs but never reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from vyxops import facts
+from vyxops.coverage import Gap
+from vyxops.detect.context import Context
+from vyxops.detect.model import Finding, Link, ev, register
+from vyxops.timeutil import iso
+
+
+def _rows(ctx: Context) -> pd.DataFrame:
+    """Rows as of the window's end, joined with their machine's ledger row (state, outcome)."""
+    rows = ctx.e.machine_rows
+    rows = rows[rows["created_at"].isna() | (rows["created_at"] <= ctx.as_of)]
+    if ctx.e.machine_id:
+        rows = rows[rows["fly_machine_id"] == ctx.e.machine_id]
+    known = rows["updated_at"].isna() | (rows["updated_at"] <= ctx.as_of)
+    rows = rows[known]  # a row changed after the window: its status then is not known
+    led = ctx.ledger.set_index("machine_id")[["state_as_of", "outcome", "start_at", "exit_at", "gone", "updated_at"]]
+    led = led.rename(columns={"updated_at": "machine_updated_at"})
+    return rows.join(led, on="fly_machine_id")
+
+
+@register("DB_STATUS_STUCK", "DB_FLY_STATE_DRIFT", link=Link.DB, symptom=True)
+def detect_rows(ctx: Context) -> list[Finding]:
+    """DB_STATUS_STUCK (a row in a transitional status too long) and DB_FLY_STATE_DRIFT (the DB and Fly disagree)."""
+    out: list[Finding] = []
+    stuck_after = pd.Timedelta(minutes=ctx.t.stuck_after_minutes)
+    drift_after = pd.Timedelta(minutes=ctx.t.drift_after_minutes)
+    for row in _rows(ctx).itertuples():
+        state = None if pd.isna(row.state_as_of) else str(row.state_as_of)
+        if row.status in facts.TRANSITIONAL_ROW_STATUSES and ctx.as_of - row.updated_at > stuck_after:
+            out.append(_stuck(ctx, row, state))
+        alive = state == facts.STARTED and pd.notna(row.start_at) and ctx.as_of - row.start_at > drift_after
+        silent = alive and row.status != facts.RUNNING_ROW_STATUS and row.status not in facts.ENDED_ROW_STATUSES
+        dead = row.status == facts.RUNNING_ROW_STATUS and facts.is_not_running(state)
+        if silent or dead:
+            out.append(_drift(ctx, row, state, silent))
+    return out
+
+
+def _row_series(ctx: Context, row_id: Any) -> pd.Series:
+    rows = ctx.e.machine_rows
+    return rows[rows["id"] == row_id].iloc[0]
+
+
+def _stuck(ctx: Context, row: Any, state: str | None) -> Finding:
+    mid = row.fly_machine_id
+    minutes = int((ctx.as_of - row.updated_at).total_seconds() // 60)
+    evidence = [
+        ev("supabase.rows", row.created_at, f"row {row.id} for machine {mid} created with status {row.status}"),
+        ev("supabase.rows", row.updated_at, f"last updated {minutes} min before {iso(ctx.as_of)}; still {row.status}"),
+    ]
+    if state is not None:
+        evidence.append(ev("fly.machines", row.machine_updated_at, f"Fly says machine {mid} is {state}"))
+    else:
+        _unseen(ctx, mid, row.id)
+        evidence.append(ev("fly.machines", None, f"machine {mid} was not found, even by id"))
+    gone = facts.is_not_running(state)
+    return Finding(
+        "DB_STATUS_STUCK",
+        "critical",
+        f"row for machine {mid} has been {row.status} for {minutes} min",
+        f"db_row:{row.id}",
+        evidence,
+        ["RECONCILE_STUCK_ROWS"] if gone else [],
+        {"row": _row_series(ctx, row.id), "minutes": minutes, "machine_state": state, "machine_id": mid},
+        at=row.updated_at,
+    )
+
+
+def _drift(ctx: Context, row: Any, state: str | None, silent: bool) -> Finding:
+    mid = row.fly_machine_id
+    if silent:
+        since = row.start_at + pd.Timedelta(minutes=ctx.t.drift_after_minutes)
+        saw = f"machine {mid} started at {iso(row.start_at)} and runs"
+    else:
+        since = row.exit_at if pd.notna(row.exit_at) else row.machine_updated_at
+        saw = f"machine {mid} is {state or 'not found, even by id'}"
+        if state is None:
+            _unseen(ctx, mid, row.id)
+    evidence = [
+        ev("fly.machines", row.machine_updated_at if state else None, saw),
+        ev("supabase.rows", row.updated_at, f"row {row.id} status {row.status}"),
+    ]
+    return Finding(
+        "DB_FLY_STATE_DRIFT",
+        "critical",
+        f"Fly says machine {mid} is {state or 'missing'}, the DB says {row.status}",
+        f"machine:{mid}",
+        evidence,
+        [] if state == facts.STARTED else ["RECONCILE_STUCK_ROWS"],
+        {"row": _row_series(ctx, row.id), "machine_state": state, "machine_id": mid, "silent": silent},
+        at=since if pd.notna(since) else row.updated_at,
+    )
+
+
+def _unseen(ctx: Context, machine_id: str, row_id: str) -> None:
+    """A row names a machine Fly no longer has: destroyed machines age out (PLATFORM.md)."""
+    why = (
+        f"row {row_id} names machine {machine_id}, which Fly no longer returns even by id: destroyed "
+        "machines are kept for an undocumented time, so its story cannot be told (capture evidence early)"
+    )
+    ctx.gaps.append(Gap("fly.machines", why))

@@ -1,0 +1,120 @@
+"""The secret link: what DOCKER_IMAGE (or ``:latest``, when it is unset) points at, against the release."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from vyxops import facts
+from vyxops.detect.context import Context
+from vyxops.detect.model import Finding, Link, ev, is_machine_failure, register
+
+
+def _used_since(cause: Finding, symptom: Finding) -> bool:
+    since = cause.at
+    return since is None or symptom.at is None or pd.isna(since) or symptom.at >= since
+
+
+def _secret_explains(cause: Finding, symptom: Finding) -> bool:
+    """A machine failure on the image the secret points at, since the secret was set, is the secret's doing."""
+    if not is_machine_failure(symptom.code) or not _used_since(cause, symptom):
+        return False
+    f, s = cause.facts, symptom.facts
+    return s.get("image") == f["ref"] or (f.get("digest") is not None and s.get("digest") == f["digest"])
+
+
+@register("SECRET_IMAGE_NOT_CURRENT_RELEASE", "SECRET_DIGEST_UNMATCHED", link=Link.SECRET, explains=_secret_explains)
+def detect_secret(ctx: Context) -> list[Finding]:
+    """DOCKER_IMAGE's digest against the current release's image (SPEC.md: found by hashing candidates)."""
+    p, release = ctx.provisioning, ctx.release
+    if not p.secret_set:
+        return []
+    if p.ref is None:
+        detail = (
+            f"{facts.IMAGE_SECRET} digest {str(p.secret_digest)[:16]}… matches none of {p.tried} candidate "
+            "references (release images, :latest, machine configs, DB rows, logs)"
+        )
+        return [
+            Finding(
+                "SECRET_DIGEST_UNMATCHED",
+                "warning",
+                f"{facts.IMAGE_SECRET} matches no known image reference",
+                f"secret:{facts.IMAGE_SECRET}",
+                [ev("supabase.secrets", p.secret_updated_at, detail)],
+                ["PIN_SECRET_TO_RELEASE"],
+                {"digest": p.secret_digest},
+                at=p.secret_updated_at,
+            )
+        ]
+    if release is None or release.same_image(p.ref, p.digest) or ctx.missing(p.ref):
+        return []  # the release's own image (by tag or digest), or missing: IMAGE_TAG_MISSING speaks for it
+    evidence = [
+        ev(
+            "supabase.secrets",
+            p.secret_updated_at,
+            f"{facts.IMAGE_SECRET} digest {str(p.secret_digest)[:16]}… = sha256({p.ref!r})",
+        ),
+        ev("fly.releases", release.created_at, f"current release v{release.version} runs {release.image}"),
+    ]
+    if p.exists:
+        evidence.append(ev("fly.registry", None, f"HEAD {p.ref} → 200, {p.digest}: the tag exists"))
+    elif p.check:
+        evidence.append(ev("fly.registry", None, f"HEAD {p.ref} → {p.check}: could not check that it exists"))
+    return [
+        Finding(
+            "SECRET_IMAGE_NOT_CURRENT_RELEASE",
+            "warning",
+            f"{facts.IMAGE_SECRET} points at {p.ref}, not release v{release.version}'s image",
+            f"secret:{facts.IMAGE_SECRET}",
+            evidence,
+            ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
+            {
+                "ref": p.ref,
+                "digest": p.digest,
+                "exists": p.exists,
+                "release_image": release.image,
+                "release_version": release.version,
+                "updated_at": p.secret_updated_at,
+                "release_created_at": release.created_at,
+            },
+            at=p.secret_updated_at,
+        )
+    ]
+
+
+def _latest_explains(cause: Finding, symptom: Finding) -> bool:
+    """A machine failure on :latest while it named another image than the release is the tag's doing."""
+    if not is_machine_failure(symptom.code):
+        return False
+    s = symptom.facts
+    return s.get("image") == cause.facts["ref"] and s.get("digest") != cause.facts["release_digest"]
+
+
+@register("LATEST_TAG_STALE", link=Link.SECRET, explains=_latest_explains)
+def detect_latest_stale(ctx: Context) -> list[Finding]:
+    """``:latest`` is not the current release's image while provisioning relies on it."""
+    p, release = ctx.provisioning, ctx.release
+    if release is None or not p.uses_latest or not p.exists or release.digest is None or p.digest == release.digest:
+        return []
+    latest = ctx.latest_ref
+    how = "the secret is unset, so provisioning uses it" if not p.secret_set else "DOCKER_IMAGE names it"
+    return [
+        Finding(
+            "LATEST_TAG_STALE",
+            "warning",
+            f":latest is not release v{release.version}'s image ({how})",
+            f"image:{latest}",
+            [
+                ev("fly.registry", None, f"{latest} → {p.digest}"),
+                ev("fly.releases", release.created_at, f"v{release.version} {release.image} → {release.digest}"),
+            ],
+            ["TAG_LATEST"],
+            {
+                "ref": latest,
+                "digest": p.digest,
+                "release_digest": release.digest,
+                "release_version": release.version,
+                "release_image": release.image,
+                "secret_set": p.secret_set,
+            },
+        )
+    ]

@@ -1,0 +1,235 @@
+"""The paragraph that names the chain with times, the verdict, and ``findings.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from vyxops import facts
+from vyxops.coverage import Gap
+from vyxops.detect.context import Context
+from vyxops.detect.machines import story_sentence
+from vyxops.detect.model import Finding, is_machine_failure
+from vyxops.timeutil import iso
+
+FINDINGS_SCHEMA = "vyxops.findings/1"
+Sentences = Callable[[Context, Finding, list[Finding]], list[str]]
+#: code -> the sentences that tell its chain; a code without one is told by its title.
+SUMMARIES: dict[str, Sentences] = {}
+
+
+def summary_for(*codes: str) -> Callable[[Sentences], Sentences]:
+    def wrap(fn: Sentences) -> Sentences:
+        for code in codes:
+            SUMMARIES[code] = fn
+        return fn
+
+    return wrap
+
+
+def _when(ts: Any) -> str:
+    return "?" if ts is None or pd.isna(ts) else iso(ts)
+
+
+def _rows_sentences(found: list[Finding], failures: list[Finding]) -> list[str]:
+    """What the DB rows of the failed machines say."""
+    out = []
+    ids = {f.facts["machine_id"] for f in failures}
+    for f in found:
+        if f.code == "DB_STATUS_STUCK" and f.facts.get("machine_id") in ids:
+            row = f.facts["row"]
+            out.append(
+                f"Its DB row {row['id']} has been `{row['status']}` since {_when(row['updated_at'])} ({f.facts['minutes']} min)."
+            )
+        elif f.code == "DB_FLY_STATE_DRIFT" and f.facts.get("machine_id") in ids and not f.facts.get("silent"):
+            row = f.facts["row"]
+            out.append(
+                f"Its DB row {row['id']} still says `{row['status']}` although the machine is {f.facts['machine_state'] or 'gone'}."
+            )
+    return out
+
+
+def _failures_told(found: list[Finding], keep: Callable[[Finding], bool]) -> list[str]:
+    failures = [f for f in found if is_machine_failure(f.code) and f.current and keep(f)]
+    failures.sort(key=lambda f: f.at if f.at is not None else pd.Timestamp(0, tz="UTC"))
+    told = []
+    for f in failures[-3:]:
+        told.append(story_sentence(f))
+        told += _rows_sentences(found, [f])
+    if len(failures) > 3:
+        told.insert(0, f"{len(failures)} machines failed this way; the last three:")
+    return told
+
+
+@summary_for("SECRET_IMAGE_NOT_CURRENT_RELEASE")
+def _secret(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    f = root.facts
+    parts = [
+        f"Supabase secret {facts.IMAGE_SECRET} (updated {_when(f['updated_at'])}) points at {f['ref']} — its SHA-256 "
+        f"digest matches that reference — not the current release v{f['release_version']}'s image "
+        f"{f['release_image']} (released {_when(f['release_created_at'])})."
+    ]
+    if f["exists"]:
+        parts.append(
+            f"{f['ref']} exists in the registry, so the Machines API accepted the create "
+            "(a missing tag is refused with 400 MANIFEST_UNKNOWN and no machine)."
+        )
+    parts += _failures_told(
+        found, lambda x: x.facts.get("image") == f["ref"] or x.facts.get("digest") == f.get("digest")
+    )
+    return parts
+
+
+@summary_for("IMAGE_TAG_MISSING", "LATEST_TAG_MISSING")
+def _missing(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    f = root.facts
+    how = "the registry answers HEAD with 404 MANIFEST_UNKNOWN"
+    if f.get("from_refusals"):
+        how = "the registry could not be asked, and the Machines API refused creates with it as MANIFEST_UNKNOWN"
+    if root.code == "LATEST_TAG_MISSING":
+        lead = "set to" if f["secret_set"] else "not set, so provision-machine falls back to"
+        parts = [f"{facts.IMAGE_SECRET} is {lead} {f['ref']}, which {f['how']}: {how}."]
+    else:
+        parts = [
+            f"{facts.IMAGE_SECRET} (updated {_when(f['updated_at'])}) points at {f['ref']} — its digest matches "
+            f"that reference — and {how}."
+        ]
+    rej = next((x for x in found if x.code == "MACHINE_CREATE_REJECTED"), None)
+    if rej is not None:
+        r = rej.facts
+        parts.append(
+            f"The Machines API refused {r['count']} create(s) with 400 MANIFEST_UNKNOWN between {_when(r['first'])} "
+            f"and {_when(r['last'])}: no machine was made and no DB row written; provision-machine answered 500."
+        )
+    else:
+        parts.append(
+            "Every provisioning will be refused while this holds (the Machines API checks the image at create)."
+        )
+    if ctx.release is not None:
+        parts.append(f"The current release v{ctx.release.version} runs {ctx.release.image}.")
+    return parts
+
+
+@summary_for("MACHINE_EXITED_AUTO_DESTROYED", "MACHINE_EXITED", "MACHINE_LAUNCH_FAILED", "MACHINE_RESTART_LOOP")
+def _machine(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    release, img = ctx.release, root.facts["image"]
+    if release is not None and release.same_image(img, root.facts.get("digest")):
+        same = "" if img == release.image else f" (as {img}, same digest {str(release.digest)[:19]}…)"
+        parts = [
+            f"Nothing points at a wrong image: machines run the current release v{release.version}'s own image "
+            f"{release.image}{same}, and it fails."
+        ]
+    else:
+        parts = [f"Machine {root.facts['machine_id']} ran {img}."]
+    return parts + _failures_told(found, lambda x: x.facts.get("image") == img)
+
+
+@summary_for("LATEST_TAG_STALE")
+def _latest(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    f = root.facts
+    why = "DOCKER_IMAGE is unset, so provision-machine uses" if not f["secret_set"] else "DOCKER_IMAGE names"
+    parts = [
+        f"{why} {f['ref']}, which now names {f['digest']}, not release v{f['release_version']}'s image "
+        f"{f['release_image']} ({f['release_digest']}): the tag was overwritten, or not moved by the last deploy."
+    ]
+    return parts + _failures_told(found, lambda x: x.facts.get("image") == f["ref"])
+
+
+@summary_for("DB_FLY_STATE_DRIFT")
+def _drift(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    row = root.facts["row"]
+    mid, state = row["fly_machine_id"], root.facts["machine_state"]
+    if root.facts.get("silent"):
+        return [
+            f"Fly says machine {mid} is {state} while its DB row {row['id']} says {row['status']} "
+            f"(created {_when(row['created_at'])}, last updated {_when(row['updated_at'])}): the machine runs "
+            "but never reported back to the DB."
+        ]
+    return [
+        f"DB row {row['id']} says {row['status']} (last updated {_when(row['updated_at'])}) but Fly says machine "
+        f"{mid} is {state or 'not there, even by id'}: nothing on Fly explains it, so the row is wrong."
+    ]
+
+
+@summary_for("MACHINE_CREATE_REJECTED")
+def _refused(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    r = root.facts
+    named = ", ".join(r["refs"]) or "an image the logs do not name"
+    return [
+        f"The Machines API refused {r['count']} create(s) for {named} between {_when(r['first'])} and "
+        f"{_when(r['last'])}: no machine was made and no DB row written."
+    ]
+
+
+def summarize(ctx: Context, root: Finding | None, found: list[Finding], gaps: list[Gap]) -> str:
+    """One paragraph: the chain (secret → image → machine → exit/destroy → DB row) with times, or the verdict."""
+    if root is None:
+        return _no_root(ctx, found, gaps)
+    tell = SUMMARIES.get(root.code)
+    parts = tell(ctx, root, found) if tell else [root.title + "."]
+    parts += _latent(root, found)
+    if gaps:
+        parts.append("Incomplete evidence: " + "; ".join(g.why for g in gaps) + ".")
+    return " ".join(p for p in parts if p)
+
+
+def _latent(root: Finding, found: list[Finding]) -> list[str]:
+    """Causes in effect that did not cause what happened, said as what comes next."""
+    out = []
+    for f in found:
+        if f is not root and f.code in ("IMAGE_TAG_MISSING", "LATEST_TAG_MISSING"):
+            out.append(
+                f"Now, {f.facts['ref']} does not resolve: the next provisioning will be refused — that did not "
+                "cause the failure above, whose create was accepted."
+            )
+    return out
+
+
+def _no_root(ctx: Context, found: list[Finding], gaps: list[Gap]) -> str:
+    history = [f for f in found if f.symptom and not f.current]
+    parts = []
+    if gaps:
+        parts.append(
+            "No failure was seen, but the evidence is incomplete: " + "; ".join(g.why for g in gaps) + ". "
+            "An outage may be hiding there. To see provisioning work now, run a provisioning probe "
+            f"(`vyxops investigate --app {ctx.app} --probe …`: a canary machine, cleaned up after)."
+        )
+    else:
+        parts.append("Nothing critical: provisioning works as far as the evidence shows.")
+    if history:
+        parts.append(f"{len(history)} earlier failure(s) are history: " + "; ".join(f.title for f in history[:3]) + ".")
+    leftovers = [f for f in found if f.symptom and f.current and f.severity == "warning"]
+    if leftovers:
+        parts.append(
+            "Left behind: " + "; ".join(f.title for f in leftovers[:3]) + " (reconcile with RECONCILE_STUCK_ROWS)."
+        )
+    return " ".join(parts)
+
+
+def verdict(root: Finding | None, gaps: list[Gap]) -> str:
+    """``root_cause`` when one is named; ``healthy`` only on complete evidence; else ``inconclusive``."""
+    if root is not None:
+        return "root_cause"
+    return "inconclusive" if gaps else "healthy"
+
+
+def findings_document(
+    ctx: Context, root: Finding | None, found: list[Finding], summary: str, gaps: list[Gap]
+) -> dict[str, Any]:
+    """``findings.json`` (schema vyxops.findings/1)."""
+    e = ctx.e
+    return {
+        "schema": FINDINGS_SCHEMA,
+        "target": e.target,
+        "app": e.app,
+        "generated_at": iso(e.now),
+        "window": {"since": iso(e.since), "until": iso(e.until)},
+        "verdict": verdict(root, gaps),
+        "complete": not gaps,
+        "gaps": [g.as_json() for g in gaps],
+        "root_cause": None if root is None else {"code": root.code, "summary": summary},
+        "summary": summary,
+        "findings": [f.as_json() for f in found],
+    }
