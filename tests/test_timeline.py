@@ -358,3 +358,34 @@ def test_plot_keeps_every_label_and_the_legend_inside_the_picture(
     if len(fig.axes) == 2:
         upper, lower = (ax.get_tightbbox(renderer) for ax in fig.axes)
         assert upper.y0 > lower.y1, "the zoom panel overlaps the panel above it"
+
+
+# --------------------------------------------------------------------------- structured fields
+
+
+def test_events_carry_machine_status_and_exit_code_as_fields(seed: pd.DataFrame) -> None:
+    """The exit, the DB row and the invocation say machine id, status and exit code in columns, not only in text."""
+    exit_ = first(seed, "machine.exit", SEED_MACHINE)
+    assert exit_["machine_id"] == SEED_MACHINE and exit_["status"] == "stopped" and exit_["exit_code"] == 0
+    row = seed[seed["entity_type"] == "db_row"].iloc[0]
+    assert row["machine_id"] == SEED_MACHINE and row["status"] == "starting"
+    invoked = first(seed, "function.invoked")
+    assert invoked["status"] == "200" and pd.isna(invoked["exit_code"])
+    assert str(seed["exit_code"].dtype) == "Int64"
+
+
+def test_an_exit_event_without_a_code_says_it_was_not_reported(seed_frames: dict[str, pd.DataFrame]) -> None:
+    """fly-go omits a zero exit_code: the timeline says "exit code not reported" and leaves the field null."""
+    events = seed_frames["machine_events"].copy()
+    events.loc[events["type"] == "exit", "exit_code"] = pd.NA
+    tl = build_timeline(**{**seed_frames, "machine_events": events})
+    exit_ = first(tl, "machine.exit", SEED_MACHINE)
+    assert "exit code not reported" in exit_["message"] and "code ?" not in exit_["message"]
+    assert pd.isna(exit_["exit_code"])
+
+
+def test_filter_by_machine_uses_the_machine_id_field(seed: pd.DataFrame) -> None:
+    """Focusing on a machine keeps its events, its row (by field) and the log lines naming it."""
+    focused = filter_timeline(seed, machine_id=SEED_MACHINE)
+    assert set(focused["entity_type"]) >= {"machine", "db_row"}
+    assert (focused["machine_id"].fillna(SEED_MACHINE) == SEED_MACHINE).all()

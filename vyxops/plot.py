@@ -30,7 +30,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from vyxops.timeline import INVOKED_STATUS_PATTERN, ROW_STATUS_PATTERN
 
 # machine event kind -> the state it leaves the machine in; other kinds keep the state
 MACHINE_STATES = {
@@ -151,7 +150,7 @@ def _read(tl: pd.DataFrame, max_lanes: int) -> _Picture:
             lanes.append(_Lane(f"machine {entity}", times, [MACHINE_STATES.get(k) for k in events["kind"]]))
 
     inv = tl[kind == "function.invoked"]
-    codes = inv["message"].str.extract(INVOKED_STATUS_PATTERN, expand=False).astype("Float64")
+    codes = pd.to_numeric(inv["status"], errors="coerce").astype("Float64")
     slugs = sorted(set(inv["entity"].dropna()))
     releases, secrets = tl[kind == "release.created"], tl[kind == "secret.updated"]
     times = _naive(tl["time"].dropna())
@@ -182,15 +181,14 @@ def _release_labels(releases: pd.DataFrame) -> list[str]:
 
 
 def _row_states(events: pd.DataFrame) -> list[str | None]:
-    found = events["message"].str.extract(ROW_STATUS_PATTERN, expand=False)
     return [
         s if isinstance(s, str) else ("row created" if k == "db.row.created" else None)
-        for s, k in zip(found.tolist(), events["kind"].tolist())
+        for s, k in zip(events["status"].astype(object).tolist(), events["kind"].tolist())
     ]
 
 
 def _row_label(entity: str, events: pd.DataFrame) -> str:
-    machine = events["message"].str.extract(r"for machine (\S+)", expand=False).dropna()
+    machine = events["machine_id"].dropna()
     return f"row {str(entity)[:8]}" + (f" → {machine.iloc[0]}" if len(machine) else "")
 
 

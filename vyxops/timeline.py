@@ -33,9 +33,10 @@ functions, function logs). ``key`` is ``<source>:<raw id>``, e.g.
 ``fly.events:<machine id>:<event id>``, ``supabase.rows:<table>:<row id>:created``,
 ``supabase.edge_logs:<log id>``, ``fly.logs:<app>:<instance>:<ns>``.
 
-A DB row's status is always the word after ``status `` in its message
-(:data:`ROW_STATUS_PATTERN`); an invocation's HTTP status follows ``invoked: ``
-(:data:`INVOKED_STATUS_PATTERN`).
+Structured fields say what the message says, so nothing parses a message back:
+``machine_id`` (the machine an event, a DB row or a log line is about), ``status``
+(the machine state, the row status, an invocation's HTTP status) and ``exit_code``
+(null when not an exit, or when fly-go left a 0 out: "exit code not reported").
 
 ``function.invoked`` is timed by the edge log, which the platform writes when the
 response is sent: it follows the function's own console lines and, for
@@ -73,15 +74,17 @@ TIMELINE_SCHEMA: dict[str, str] = {
     "kind": "string",
     "message": "string",
     "key": "string",
+    "machine_id": "string",  # the machine the event is about (its events, its DB row, its log lines)
+    "status": "string",  # the state or status the event leaves: machine state, row status, HTTP status
+    "exit_code": "Int64",  # an exit event's code; null when not an exit or not reported (fly-go omits 0)
 }
 SORT_KEYS = ("time", "source", "entity", "kind")
 DEDUP_KEYS = ("time", "source", "entity", "kind", "message")
-ROW_STATUS_PATTERN = r"status (\w+)"
-INVOKED_STATUS_PATTERN = r"invoked: (\d{3})"
 
 _L = pa.large_string()
 _TS = pa.timestamp("ns", tz="UTC")
-_ARROW_SCHEMA = pa.schema([("time", _TS)] + [(c, _L) for c in list(TIMELINE_SCHEMA)[1:]])
+_ARROW_TYPES = {TIME: _TS, "string": _L, "Int64": pa.int64()}
+_ARROW_SCHEMA = pa.schema([(c, _ARROW_TYPES[t]) for c, t in TIMELINE_SCHEMA.items()])
 
 # Machine event type -> the verb a person reads; an unknown type reads "event <type>".
 _MACHINE_VERBS = {
@@ -213,6 +216,8 @@ def _machines_block(machines: pd.DataFrame, machine_events: pd.DataFrame | None)
         kind="machine.created",
         message=message,
         key=_join("fly.machines:", mid, ":created"),
+        machine_id=mid,
+        status=_str(df, "state"),
     )
 
 
@@ -227,9 +232,9 @@ def _events_block(events: pd.DataFrame, machines: pd.DataFrame | None) -> pa.Tab
     verb = _map_values(etype, lambda t: "had an event" if t is None else _MACHINE_VERBS.get(t, f"event {t}"))
     is_exit = _or_false(pc.equal(etype, _s("exit")))
     is_launch = _or_false(pc.equal(etype, _s("launch")))
+    code = _str(events, "exit_code")
     exit_details = _join(
-        " with code ",
-        _or(_str(events, "exit_code"), "?"),
+        pc.if_else(pc.is_null(code), _s(" (exit code not reported)"), _join(" with code ", _or(code, ""))),
         " (requested_stop=",
         _or(_str(events, "requested_stop"), "?"),
         ")",
@@ -260,6 +265,9 @@ def _events_block(events: pd.DataFrame, machines: pd.DataFrame | None) -> pa.Tab
         kind=kind,
         message=message,
         key=key,
+        machine_id=mid,
+        status=_str(events, "status"),
+        exit_code=pa.array(events["exit_code"], type=pa.int64(), from_pandas=True),
     )
 
 
@@ -303,6 +311,7 @@ def _fly_logs_block(logs: pd.DataFrame) -> pa.Table:
         kind="fly.log",
         message=_or(_str(logs, "message"), ""),
         key=key,
+        machine_id=instance,
     )
 
 
@@ -328,6 +337,8 @@ def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
             kind="db.row.created",
             message=created_msg,
             key=_join("supabase.rows:", table, ":", rid, ":created"),
+            machine_id=_str(rows, "fly_machine_id"),
+            status=pc.if_else(changed, pa.nulls(len(rows), _L), status),
         )
     ]
     if pc.any(changed).as_py():
@@ -345,6 +356,8 @@ def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
                 kind="db.row.updated",
                 message=message,
                 key=_join("supabase.rows:", f(table), ":", f(rid), ":updated"),
+                machine_id=f(_str(rows, "fly_machine_id")),
+                status=f(status),
             )
         )
     return blocks
@@ -418,9 +431,11 @@ def _function_logs_blocks(logs: pd.DataFrame) -> list[pa.Table]:
         if not count:
             continue
         f = lambda a, m=mask: pc.filter(a, m)  # noqa: E731
+        status = None
         if kind == "function.invoked":
             took = _opt(" in ", f(_str(logs, "duration_ms")), " ms")  # nothing when unknown
-            message = _join(f(slug), " invoked: ", _or(f(_str(logs, "status_code")), "?"), took)
+            status = f(_str(logs, "status_code"))
+            message = _join(f(slug), " invoked: ", _or(status, "?"), took)
         else:
             message = _or(f(_str(logs, "message")), "")
         blocks.append(
@@ -433,6 +448,7 @@ def _function_logs_blocks(logs: pd.DataFrame) -> list[pa.Table]:
                 kind=kind,
                 message=message,
                 key=_join(f"{src}:", f(log_id)),
+                status=status,
             )
         )
     return blocks
@@ -536,7 +552,7 @@ def _drop_repeats(table: pa.Table) -> tuple[pa.Table, int]:
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
     string = pd.StringDtype("pyarrow")
-    df = table.to_pandas(types_mapper={_L: string, pa.string(): string}.get)
+    df = table.to_pandas(types_mapper={_L: string, pa.string(): string, pa.int64(): pd.Int64Dtype()}.get)
     df["time"] = df["time"].astype(TIME)  # keeps ns even if pandas would pick another unit
     return df.reset_index(drop=True)
 
@@ -561,8 +577,9 @@ def filter_timeline(
     if app is not None:
         mask &= (tl["app"] == app).fillna(True)
     if machine_id is not None:
+        # a function's console line ("Created machine …") names it only in its text
         mentions = tl["message"].str.contains(machine_id, regex=False).fillna(False)
-        mask &= (tl["entity"] == machine_id).fillna(False) | mentions
+        mask &= (tl["machine_id"] == machine_id).fillna(False) | (tl["entity"] == machine_id).fillna(False) | mentions
     if since is not None:
         mask &= tl["time"] >= _bound(since, "since")
     if until is not None:
