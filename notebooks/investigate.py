@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -43,7 +45,7 @@ paths = inv.write(out_dir)
 
 # %%
 nbtools.show_summary(inv)
-nbtools.show_incomplete(inv.evidence.notes)
+nbtools.show_incomplete(inv.gaps)
 
 # %% [markdown]
 # ## Timeline

@@ -48,7 +48,9 @@ class Audit:
                 {
                     "app": app,
                     "worst": worst(inv),
+                    "verdict": inv.verdict,
                     "root_cause": inv.root.code if inv.root else None,
+                    "gaps": [g.as_json() for g in inv.gaps],
                     "findings": [f.as_json() for f in inv.findings],
                 }
                 for app, inv in self.investigations.items()
@@ -64,10 +66,14 @@ class Audit:
 
 
 def worst(inv: Investigation) -> str | None:
-    """The highest severity among an investigation's findings, or None when there are none."""
-    if not inv.findings:
+    """The highest severity among an investigation's findings, or None when there are none.
+
+    An inconclusive verdict (no root cause, incomplete evidence) counts as a warning (SPEC.md).
+    """
+    levels = [f.severity for f in inv.findings] + (["warning"] if inv.verdict == "inconclusive" else [])
+    if not levels:
         return None
-    return max((f.severity for f in inv.findings), key=lambda s: _RANK.get(s, 0))
+    return max(levels, key=lambda s: _RANK.get(s, 0))
 
 
 def run_audit(session: Any, apps: list[str] | None = None, *, stuck_after_minutes: float = 10.0) -> Audit:

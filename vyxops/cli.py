@@ -234,11 +234,13 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     doc = read_json(args.out / "findings.json")
     root = doc["root_cause"]
     top = next((f for f in doc["findings"] if root and f["code"] == root["code"]), None)
-    print(
-        f"root cause: {root['code']}: {top['title'] if top else ''}"
-        if root
-        else "root cause: none — nothing critical found"
-    )
+    if root:
+        print(f"root cause: {root['code']}: {top['title'] if top else ''}")
+    elif doc.get("verdict") == "inconclusive":
+        gaps = "; ".join(g["source"] for g in doc.get("gaps") or [])
+        print(f"root cause: none seen — inconclusive: the evidence is incomplete ({gaps}); see the report")
+    else:
+        print("root cause: none — nothing critical found (healthy)")
     print(
         f"report:   {html}\nnotebook: {nb}\nfindings: {args.out / 'findings.json'}\ntimeline: {args.out / 'timeline.parquet'}"
     )

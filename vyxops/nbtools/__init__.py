@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.coverage import Gap
 from vyxops.errors import VyxopsError
 from vyxops.nbtools.display import md, show_figure
 
@@ -43,12 +44,12 @@ def show_summary(inv: Any) -> None:
     """The headline: root cause code and the chain of evidence, or that nothing is wrong."""
     e = inv.evidence
     head = f"**Target** `{e.target}` · **app** `{e.app}` · **window** {e.since:%Y-%m-%d %H:%M}–{e.until:%Y-%m-%d %H:%M} UTC · **now** {e.now:%Y-%m-%d %H:%M:%S} UTC"
-    if inv.root is None:
-        md(
-            f"{head}\n\n### No root cause: nothing critical found\n\n{len(inv.findings)} finding(s) below, none critical."
-        )
-        return
-    md(f"{head}\n\n### Root cause: `{inv.root.code}`\n\n{inv.summary}")
+    if inv.root is not None:
+        md(f"{head}\n\n### Root cause: `{inv.root.code}`\n\n{inv.summary}")
+    elif inv.verdict == "inconclusive":
+        md(f"{head}\n\n### Inconclusive: nothing critical seen, but the evidence is incomplete\n\n{inv.summary}")
+    else:
+        md(f"{head}\n\n### Healthy: nothing critical found\n\n{inv.summary}")
 
 
 def show_findings(inv: Any) -> None:
@@ -96,9 +97,11 @@ def show_fixes(inv: Any) -> None:
     )
 
 
-def show_incomplete(notes: list[str]) -> None:
-    if notes:
-        md("**Incomplete evidence:**\n\n" + "\n".join(f"- {n}" for n in notes))
+def show_incomplete(gaps: list[Gap]) -> None:
+    """What the evidence could not show, each gap with its source and span; nothing when complete."""
+    if gaps:
+        lines = [f"- `{g.source}`{f' {g.since} – {g.until}' if g.since else ''}: {g.why}" for g in gaps]
+        md("**Incomplete evidence** (a missing record is not proof that nothing happened):\n\n" + "\n".join(lines))
 
 
 from vyxops.nbtools.remediation import show_audit, show_plan, show_result, show_verification
