@@ -61,6 +61,7 @@ class Context:
     provisioning: Provisioning
     release: Release | None
     gaps: list[Gap] = field(default_factory=list)  # what detectors found they could not see
+    _rows_by_id: dict[object, int] | None = field(default=None, repr=False)
 
     @property
     def app(self) -> str:
@@ -69,6 +70,16 @@ class Context:
     @property
     def latest_ref(self) -> str:
         return f"{FLY_REGISTRY}/{self.e.app}:latest"
+
+    def row(self, row_id: object) -> pd.Series | None:
+        """The machine_rows row with id ``row_id`` (indexed once)."""
+        if row_id is None or (isinstance(row_id, float) and pd.isna(row_id)) or row_id is pd.NA:
+            return None
+        if self._rows_by_id is None:
+            rows = self.e.machine_rows
+            self._rows_by_id = {rid: i for i, rid in enumerate(rows["id"].tolist())}
+        i = self._rows_by_id.get(row_id)
+        return None if i is None else self.e.machine_rows.iloc[i]
 
     def check_of(self, ref: str | None) -> str | None:
         m = self.e.manifest(ref) if ref else None

@@ -30,14 +30,6 @@ def _failures(ctx: Context, outcome: str, origins: tuple[str, ...] = ("user", "c
     return hit
 
 
-def _row_of(ctx: Context, row_id: Any) -> pd.Series | None:
-    if row_id is None or pd.isna(row_id):
-        return None
-    rows = ctx.e.machine_rows
-    hit = rows[rows["id"] == row_id]
-    return None if hit.empty else hit.iloc[0]
-
-
 def _story(m: Any) -> dict[str, Any]:
     return {
         "launch": m.launch_at if pd.notna(m.launch_at) else m.created_at,
@@ -52,7 +44,7 @@ def _story(m: Any) -> dict[str, Any]:
 
 
 def _finding(ctx: Context, m: Any, kind: str, title: str, evidence: list[dict[str, str]], **extra: Any) -> Finding:
-    row = _row_of(ctx, m.row_id)
+    row = ctx.row(m.row_id)
     stuck = row is not None and row["status"] in facts.TRANSITIONAL_ROW_STATUSES
     resolved = None if pd.isna(m.resolved_at) else m.resolved_at
     current = resolved is None and not ctx.no_longer_used(m.image, _str(m.image_digest))

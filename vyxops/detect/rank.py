@@ -28,6 +28,21 @@ def _explains(cause: Finding, symptom: Finding) -> bool:
     return bool(predicate and predicate(cause, symptom))
 
 
+def _explainers(findings: list[Finding], symptoms: list[Finding]) -> dict[tuple[str, str], list[Finding]]:
+    """symptom key -> the findings that explain it, without trying every pair on a busy day: a state
+    (secret, image) may explain any symptom, a symptom only the symptoms of its own machine."""
+    states = [f for f in findings if not f.symptom and detector_for(f.code).explains]
+    by_machine: dict[object, list[Finding]] = {}
+    for f in findings:
+        if f.symptom and detector_for(f.code).explains:
+            by_machine.setdefault(f.facts.get("machine_id"), []).append(f)
+    out = {}
+    for s in symptoms:
+        near = by_machine.get(s.facts.get("machine_id"), []) if s.facts.get("machine_id") else []
+        out[s.key] = [c for c in states + near if _explains(c, s)]
+    return out
+
+
 def rank(findings: list[Finding]) -> tuple[Finding | None, list[Finding]]:
     """Name the finding that explains the others and set every finding's severity by its role."""
     symptoms = [f for f in findings if f.symptom]
@@ -35,8 +50,9 @@ def rank(findings: list[Finding]) -> tuple[Finding | None, list[Finding]]:
         if not s.current:
             _mark_history(s)
     live = [s for s in symptoms if s.current]
-    explained = {s.key: [c for c in findings if _explains(c, s)] for s in symptoms}
-    candidates = [c for c in findings if any(c in explained[s.key] for s in live) and c.current]
+    explained = _explainers(findings, symptoms)
+    causing = {id(c) for s in live for c in explained[s.key]}
+    candidates = [c for c in findings if id(c) in causing and c.current]
     for s in live:
         if explained[s.key]:
             continue  # its cause speaks for it

@@ -49,8 +49,9 @@ def detect_rows(ctx: Context) -> list[Finding]:
 
 
 def _row_series(ctx: Context, row_id: Any) -> pd.Series:
-    rows = ctx.e.machine_rows
-    return rows[rows["id"] == row_id].iloc[0]
+    row = ctx.row(row_id)
+    assert row is not None  # it came from these rows
+    return row
 
 
 def _stuck(ctx: Context, row: Any, state: str | None) -> Finding:
