@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,10 +16,11 @@
 # %% tags=["parameters"]
 target = "sandbox"  # sandbox | live | bundle:PATH
 scenario = None
-apps = []  # empty with all_apps=True: every app of the org
+apps = []  # app names; empty with all_apps set, every app of the org
 all_apps = False
 fail_on = "critical"  # critical | warning
 stuck_after_minutes = 10.0
+tz = "UTC"  # time zone the report shows times in (an IANA name)
 out_dir = "out/audit"
 
 # %% [markdown]

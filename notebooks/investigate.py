@@ -21,6 +21,7 @@ machine_id = None  # focus on one machine
 since = None  # RFC 3339; default 24 h before `until`
 until = None  # RFC 3339; default the target's now
 stuck_after_minutes = 10.0
+tz = "UTC"  # time zone the report shows times in (an IANA name)
 out_dir = "out/investigate"
 
 # %% [markdown]

@@ -1,8 +1,9 @@
 """``vyxops``: one verb per notebook, plus sandbox control (SPEC.md "Entry points").
 
 Exit status: 0 done, 1 findings at or above --fail-on (audit), 2 bad input,
-3 the platform could not be reached or refused. Inputs are checked before any
-call to a platform.
+3 the platform could not be reached or refused. Every check that needs no
+platform runs before any work starts (:mod:`vyxops.checks`); no traceback
+reaches a user, and every error line starts with one ``vyxops:``.
 """
 
 from __future__ import annotations
@@ -13,46 +14,91 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vyxops import __version__
 from vyxops.errors import InputError, VyxopsError, exit_code_for
 
 FIX_CODES = ("PIN_SECRET_TO_RELEASE", "TAG_LATEST", "UNSET_SECRET", "RECONCILE_STUCK_ROWS", "VERIFY_PROVISIONING")
-APP_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+#: What each verb writes into --out (checked to be files, not directories, before a run).
+WRITES = {
+    "investigate": ("investigate.ipynb", "investigate.html", "findings.json", "timeline.parquet", "postmortem.md"),
+    "remediate": ("remediate.ipynb", "remediate.html", "plan.json", "result.json"),
+    "audit": ("audit.ipynb", "audit.html", "audit.json"),
+    "capture": ("bundle.json", "exchanges.jsonl"),
+}
+_ARGUMENT = re.compile(r"argument (\S+?):")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad usage as an InputError (exit 2) naming the input."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(self.prog, message, hint=f"see `{self.prog} --help`")
+        named = _ARGUMENT.search(message)
+        name = named.group(1).split("/")[0] if named else "usage"
+        message = _ARGUMENT.sub("", message).strip() if named else message
+        raise InputError(name, message, hint=f"see `{self.prog} --help`")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vyxops", description="Investigate and fix Fly.io + Supabase incidents.")
-    sub = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    p.add_argument("--version", action="version", version=f"vyxops {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
+    _investigate_parser(sub)
+    _remediate_parser(sub)
+    _audit_parser(sub)
+    _capture_parser(sub)
+    _sandbox_parsers(sub)
+    return p
 
-    def common(sp: argparse.ArgumentParser, out: bool = True) -> None:
-        sp.add_argument("--target", default="sandbox", help="sandbox (default) | live | bundle:PATH")
-        sp.add_argument("--scenario", help="sandbox scenario: a shipped name or a YAML file")
-        if out:
-            sp.add_argument("--out", required=True, type=Path, help="directory for the notebook, report and results")
 
-    inv = sub.add_parser("investigate", help="reconstruct an incident and name its root cause")
-    common(inv)
-    inv.add_argument("--app", required=True)
-    inv.add_argument("--machine", dest="machine_id")
-    inv.add_argument("--since")
-    inv.add_argument("--until")
-    inv.add_argument(
+def _common(sp: argparse.ArgumentParser, out: bool = True) -> None:
+    sp.add_argument(
+        "--target", default="sandbox", help="where the platforms are: sandbox (default) | live | bundle:PATH"
+    )
+    sp.add_argument(
+        "--scenario", help="sandbox only: a shipped scenario (see `vyxops scenarios`) or a YAML file; default: kept"
+    )
+    if out:
+        sp.add_argument("--out", required=True, type=Path, help="directory for the notebook, report and results")
+
+
+def _window(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--since", help="start of the window, RFC 3339 (default: 24 h before --until)")
+    sp.add_argument("--until", help="end of the window, RFC 3339 (default: the target's now)")
+
+
+def _stuck(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
         "--stuck-after",
         type=float,
         default=10.0,
         dest="stuck_after_minutes",
-        help="minutes a row may stay in a transitional status",
+        metavar="MIN",
+        help="minutes a DB row may stay in a transitional status (default 10)",
     )
 
+
+def _tz(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--tz", default="UTC", help="time zone for times shown in the report, e.g. Europe/Paris (default UTC)"
+    )
+
+
+def _investigate_parser(sub: Any) -> None:
+    inv = sub.add_parser("investigate", help="reconstruct an incident and name its root cause")
+    _common(inv)
+    inv.add_argument("--app", required=True, help="the Fly app whose provisioning to investigate")
+    inv.add_argument(
+        "--machine", dest="machine_id", metavar="ID", help="focus the timeline and machine findings on one machine"
+    )
+    _window(inv)
+    _stuck(inv)
+    _tz(inv)
+
+
+def _remediate_parser(sub: Any) -> None:
     rem = sub.add_parser("remediate", help="plan fixes (dry run) and, with --apply --confirm APP, apply them")
-    common(rem)
-    rem.add_argument("--app", required=True)
+    _common(rem)
+    rem.add_argument("--app", required=True, help="the Fly app to fix")
     rem.add_argument("--fix", nargs="+", dest="fixes", metavar="CODE", help=f"only these fixes: {', '.join(FIX_CODES)}")
     rem.add_argument(
         "--strategy",
@@ -60,29 +106,50 @@ def build_parser() -> argparse.ArgumentParser:
         default="pin",
         help="pin DOCKER_IMAGE to the release's tag (default) or digest, or tag :latest and unset the secret",
     )
-    rem.add_argument("--apply", action="store_true")
-    rem.add_argument("--confirm")
-    rem.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes")
+    rem.add_argument(
+        "--apply", action="store_true", help="change the platforms (default: a dry run that changes nothing)"
+    )
+    rem.add_argument("--confirm", metavar="APP", help="with --apply: the app's name again, to confirm")
+    _stuck(rem)
+    _tz(rem)
 
+
+def _audit_parser(sub: Any) -> None:
     aud = sub.add_parser("audit", help="scheduled check of one or more apps")
-    common(aud)
-    aud.add_argument("--app", action="append", dest="apps")
-    aud.add_argument("--all", action="store_true", dest="all_apps")
-    aud.add_argument("--fail-on", choices=("critical", "warning"), default="critical")
-    aud.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes")
+    _common(aud)
+    aud.add_argument("--app", action="append", dest="apps", metavar="APP", help="an app to audit (repeatable)")
+    aud.add_argument("--all", action="store_true", dest="all_apps", help="audit every app of the org")
+    aud.add_argument(
+        "--fail-on",
+        choices=("critical", "warning"),
+        default="critical",
+        help="exit 1 at this severity (default critical)",
+    )
+    aud.add_argument("--json", action="store_true", help="print the summary as JSON on stdout, nothing else")
+    aud.add_argument(
+        "--notify",
+        metavar="URL",
+        help="on failure, notify this Apprise URL (slack://…, mailto://…, json://…); default $VYXOPS_NOTIFY",
+    )
+    _stuck(aud)
+    _tz(aud)
 
+
+def _capture_parser(sub: Any) -> None:
     cap = sub.add_parser("capture", help="capture an evidence bundle for offline replay")
-    common(cap)
-    cap.add_argument("--app", required=True)
-    cap.add_argument("--since")
-    cap.add_argument("--until")
+    _common(cap)
+    cap.add_argument("--app", required=True, help="the Fly app whose evidence to capture")
+    _window(cap)
 
+
+def _sandbox_parsers(sub: Any) -> None:
     sb = sub.add_parser("sandbox", help="control the sandbox: reset | serve | status")
-    sb.add_argument("action", choices=("reset", "serve", "status"))
-    sb.add_argument("--scenario")
-    sb.add_argument("--port", type=int, default=8787)
-    sb.add_argument("--json", action="store_true")
-    return p
+    sb.add_argument("action", choices=("reset", "serve", "status"), help="start over | serve on 127.0.0.1 | show")
+    sb.add_argument("--scenario", help="a shipped scenario (see `vyxops scenarios`) or a YAML file")
+    sb.add_argument("--port", type=int, default=8787, help="port for serve (default 8787)")
+    sb.add_argument("--json", action="store_true", help="status as JSON, with the sandbox's own credentials")
+    sc = sub.add_parser("scenarios", help="list the shipped sandbox scenarios, their apps and stories")
+    sc.add_argument("--json", action="store_true", help="as JSON")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,10 +162,11 @@ def main(argv: list[str] | None = None) -> int:
             "audit": cmd_audit,
             "capture": cmd_capture,
             "sandbox": cmd_sandbox,
+            "scenarios": cmd_scenarios,
         }[args.verb](args)
     except VyxopsError as exc:
         code = getattr(exc, "exit_code", None) or exit_code_for(exc)
-        print(f"vyxops: {exc}", file=sys.stderr)
+        _error(f"vyxops: {exc}")
         return int(code)
     except KeyboardInterrupt:
         return 130
@@ -118,53 +186,110 @@ def run() -> None:
 
     code = main()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the reader left (`vyxops … | head -1`): nothing to say to it
     os._exit(code)
 
 
-# --------------------------------------------------------------------------- checks before any call
+_stdout_closed = False
+
+
+def say(*lines: str) -> None:
+    """Print to stdout; a reader that went away (a closed pipe) is not an error."""
+    global _stdout_closed
+    if _stdout_closed:
+        return
+    try:
+        print(*lines, sep="\n", flush=True)
+    except BrokenPipeError:
+        _stdout_closed = True
+        try:  # make the interpreter's own final flush quiet too
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+def _error(line: str) -> None:
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+# --------------------------------------------------------------------------- checks before any work
 
 
 def check_common(args: argparse.Namespace) -> Any:
-    """Validate target, scenario, app and times; load and return the sandbox world when it is the target."""
+    """Every check that needs no platform; returns the sandbox's world when it is the target.
+
+    Target, scenario, apps, machine, window, --out (writable, and no file it will
+    write is a directory), a bundle's app and window against its metadata, and on
+    the sandbox the apps and the machine against the world.
+    """
+    from vyxops import checks
     from vyxops.config import parse_target
 
     target = parse_target(args.target)
     if target.kind != "sandbox" and getattr(args, "scenario", None):
         raise InputError("--scenario", "only applies to --target sandbox")
+    apps = getattr(args, "apps", None) or ([args.app] if getattr(args, "app", None) else [])
+    for app in apps:
+        checks.check_app(app)
+    machine = checks.check_machine_id(getattr(args, "machine_id", None))
+    checks.check_window(getattr(args, "since", None), getattr(args, "until", None))
+    _check_tz(getattr(args, "tz", None))
     if target.kind == "bundle":
-        from vyxops.bundle import read_bundle_meta
-
-        read_bundle_meta(Path(target.path or ""))
+        _check_bundle(args, Path(target.path or ""))
     if target.kind == "live":
         from vyxops.config import live_credentials
 
         live_credentials()  # ConfigError naming every missing variable, before any call
-    apps = getattr(args, "apps", None) or ([args.app] if getattr(args, "app", None) else [])
-    for app in apps:
-        if not APP_RE.match(app):
-            raise InputError("--app", f"{app!r} is not a Fly app name", allowed="lower-case letters, digits and '-'")
-    for name in ("since", "until"):
-        value = getattr(args, name, None)
-        if value:
-            from vyxops.timeutil import to_utc
-
-            try:
-                to_utc(value)
-            except (ValueError, TypeError):
-                raise InputError(
-                    f"--{name}", f"{value!r} is not a time", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z"
-                ) from None
     world = None
     if target.kind == "sandbox":
         from vyxops.targets import sandbox_control
 
-        world = sandbox_control().load_world(args.scenario, apps)
-    out = getattr(args, "out", None)
-    if out is not None and out.exists() and not out.is_dir():
-        raise InputError("--out", f"{out} exists and is not a directory")
+        control = sandbox_control()
+        world = control.load_world(args.scenario, apps)
+        if machine:
+            control.check_machine(world, apps[0], machine, getattr(args, "until", None))
+    if getattr(args, "out", None) is not None:  # last: nothing is written when another input is bad
+        checks.check_out(args.out, WRITES.get(args.verb, ()))
     return world
+
+
+def _check_tz(tz: str | None) -> None:
+    if not tz or tz == "UTC":
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError("--tz", f"{tz!r} is not a time zone", allowed="an IANA name, e.g. UTC, Europe/Paris") from None
+
+
+def _check_bundle(args: argparse.Namespace, path: Path) -> None:
+    """A bundle answers only what was captured: its app, and times inside its window."""
+    from vyxops import checks
+    from vyxops.bundle import read_bundle_meta
+    from vyxops.timeutil import iso, parse_rfc3339_ms
+
+    meta = read_bundle_meta(path)
+    app = getattr(args, "app", None)
+    if app and meta.get("app") and app != meta["app"]:
+        raise InputError("--app", f"the bundle at {path} holds app {meta['app']!r}, not {app!r}", allowed=[meta["app"]])
+    since, until = checks.check_window(getattr(args, "since", None), getattr(args, "until", None))
+    lo, hi = parse_rfc3339_ms(meta["since"]), parse_rfc3339_ms(meta["until"])
+    for name, value in (("--since", since), ("--until", until)):
+        if value is not None and not lo <= value <= hi:
+            raise InputError(
+                name, f"{iso(value)} is outside the bundle's window", allowed=f"{meta['since']} .. {meta['until']}"
+            )
 
 
 def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
@@ -172,14 +297,17 @@ def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
 
 def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tuple[Path, Path]:
-    """Check the inputs while a kernel boots, run notebook ``name`` into ``--out``, write its report.
+    """Check every input, start a kernel, run notebook ``name`` into ``--out``, write its report.
 
-    On the sandbox, this process serves it to the kernel (``$VYXOPS_SANDBOX_URL``,
-    see :mod:`vyxops_sandbox.hosted`): the platforms' work runs here, on the
-    virtual clock, beside the kernel that renders the report. Returns the
-    executed notebook's path and the HTML report's.
+    The checks come first, so bad input never waits for a kernel (exit 2 at once). On
+    the sandbox, this process then serves it to the kernel (``$VYXOPS_SANDBOX_URL``,
+    see :mod:`vyxops_sandbox.hosted`): the platforms' work runs here, on the virtual
+    clock, beside the kernel that renders the report. Returns the executed notebook's
+    path and the HTML report's.
     """
+    world = check_common(args)
     from vyxops.runner import Kernel, Reporter, run_notebook
+    from vyxops.targets import SANDBOX_URL_ENV, sandbox_control
 
     # Three threads share this process's GIL while the kernel works: the sandbox
     # server, papermill's message loop and the report's warm-up. At the default 5 ms
@@ -187,14 +315,14 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
     # the warm-up to let go, and the kernel waits on the server.
     switch_before = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
-    from vyxops.targets import SANDBOX_URL_ENV, sandbox_control
-
     hosted = kernel = None
-    if args.target == "sandbox":  # the exact word: anything else is checked (and refused) below
+    if world is not None:
         hosted = sandbox_control().HostedSandbox.reserve()
+    echo = _ProgressEcho()
+    env = {**echo.env, **({SANDBOX_URL_ENV: hosted.url} if hosted else {})}
     try:
-        with Kernel(env={SANDBOX_URL_ENV: hosted.url} if hosted else None) as kernel:
-            world = check_common(args)
+        progress(f"starting a kernel for {name}.ipynb")
+        with Kernel(env=env) as kernel:
             if hosted is not None:
                 hosted.start(world, loaded_as=args.scenario)
             # papermill (and jupyter_client under it) load on this thread before the
@@ -204,15 +332,65 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
             import papermill  # noqa: F401
 
             reporter = Reporter()
+            progress(f"running {name}.ipynb on {args.target}")
             nb_path, nb = run_notebook(name, _params(args, **params), args.out, kernel=kernel)
+        progress("writing the report")
         html = reporter.export(nb, args.out / f"{name}.html", title=title)  # while the kernel stops
     finally:
+        echo.stop()
         if hosted is not None:
             hosted.stop()  # and save what the notebook changed, also when it failed
         if kernel is not None:
             kernel.wait_stopped()
         sys.setswitchinterval(switch_before)
     return nb_path, html
+
+
+def progress(text: str) -> None:
+    """One line of what is happening, on stderr, only when stderr is a terminal (never in scheduled runs)."""
+    if sys.stderr.isatty():
+        _error(f"vyxops: {text}…")
+
+
+class _ProgressEcho:
+    """Echoes the stages the notebook's kernel reports (:mod:`vyxops.progress`) while it runs, on a terminal only."""
+
+    def __init__(self) -> None:
+        import tempfile
+        import threading
+
+        self.env: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if not sys.stderr.isatty():
+            return
+        from vyxops.progress import FILE_ENV
+
+        fd, self.path = tempfile.mkstemp(prefix="vyxops-progress-", suffix=".log")
+        import os
+
+        os.close(fd)
+        self.env = {FILE_ENV: self.path}
+        self._thread = threading.Thread(target=self._tail, name="vyxops-progress", daemon=True)
+        self._thread.start()
+
+    def _tail(self) -> None:
+        with open(self.path, encoding="utf-8") as fh:
+            while not self._stop.wait(0.2):
+                for line in fh.readlines():
+                    progress(line.strip())
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=1)
+        import os
+
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- verbs
@@ -230,19 +408,24 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         since=args.since,
         until=args.until,
         stuck_after_minutes=args.stuck_after_minutes,
+        tz=args.tz,
     )
     doc = read_json(args.out / "findings.json")
     root = doc["root_cause"]
     top = next((f for f in doc["findings"] if root and f["code"] == root["code"]), None)
     if root:
-        print(f"root cause: {root['code']}: {top['title'] if top else ''}")
+        say(f"root cause: {root['code']}: {top['title'] if top else ''}")
     elif doc.get("verdict") == "inconclusive":
         gaps = "; ".join(g["source"] for g in doc.get("gaps") or [])
-        print(f"root cause: none seen — inconclusive: the evidence is incomplete ({gaps}); see the report")
+        say(f"root cause: none seen — inconclusive: the evidence is incomplete ({gaps}); see the report")
     else:
-        print("root cause: none — nothing critical found (healthy)")
-    print(
-        f"report:   {html}\nnotebook: {nb}\nfindings: {args.out / 'findings.json'}\ntimeline: {args.out / 'timeline.parquet'}"
+        say("root cause: none — nothing critical found (healthy)")
+    say(
+        f"report:     {html}",
+        f"postmortem: {args.out / 'postmortem.md'}",
+        f"notebook:   {nb}",
+        f"findings:   {args.out / 'findings.json'}",
+        f"timeline:   {args.out / 'timeline.parquet'}",
     )
     return 0
 
@@ -272,10 +455,10 @@ def cmd_remediate(args: argparse.Namespace) -> int:
     )
     result = read_json(args.out / ("result.json" if args.apply else "plan.json"))
     for a in result["actions"]:
-        print(f"{a['status']:>8}  {a['code']:<24} {a['target']}  {a.get('reason') or ''}")
+        say(f"{a['status']:>8}  {a['code']:<24} {a['target']}  {a.get('reason') or ''}")
     for note in result.get("notes") or []:
         code, _, why = note.partition(": ")
-        print(f"{'-':>8}  {code:<24} {why}" if code.isupper() else f"{'-':>8}  {note}")
+        say(f"{'-':>8}  {code:<24} {why}" if code.isupper() else f"{'-':>8}  {note}")
     if args.apply:
         counts = {s: sum(a["status"] == s for a in result["actions"]) for s in ("applied", "skipped", "failed")}
         head = (
@@ -285,7 +468,7 @@ def cmd_remediate(args: argparse.Namespace) -> int:
         )
     else:
         head = f"dry run: {len(result['actions'])} action(s) planned, nothing changed"
-    print(
+    say(
         head
         + f"\nreport:   {html}\nnotebook: {nb}\nplan:     {args.out / 'plan.json'}"
         + (f"\nresult:   {args.out / 'result.json'}" if args.apply else "")
@@ -294,25 +477,55 @@ def cmd_remediate(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+    import os
+
     if not args.apps and not args.all_apps:
         raise InputError("--app/--all", "name the apps to audit", allowed="--app APP (repeatable) or --all")
+    notify = args.notify or os.environ.get("VYXOPS_NOTIFY") or None
+    if notify:
+        from vyxops.notify import check_url
+
+        check_url(notify)
     from vyxops.runner import read_json
 
-    nb, html = _run(
-        "audit",
-        args,
-        "Audit",
-        apps=args.apps or [],
-        all_apps=args.all_apps,
-        fail_on=args.fail_on,
-        stuck_after_minutes=args.stuck_after_minutes,
-    )
+    try:
+        nb, html = _run(
+            "audit",
+            args,
+            "Audit",
+            apps=args.apps or [],
+            all_apps=args.all_apps,
+            fail_on=args.fail_on,
+            stuck_after_minutes=args.stuck_after_minutes,
+            tz=args.tz,
+        )
+    except VyxopsError as exc:
+        if notify and exit_code_for(exc) == 3:
+            from vyxops.notify import notify_error
+
+            notify_error(notify, args, exc)
+        raise
     doc = read_json(args.out / "audit.json")
     levels = ("critical",) if args.fail_on == "critical" else ("critical", "warning")
     failing = [a for a in doc["apps"] if a["worst"] in levels]
-    for a in doc["apps"]:
-        print(f"{a['app']:<24} {a['worst'] or 'ok':<9} {a['root_cause'] or ''}")
-    print(f"report:   {html}\nnotebook: {nb}\naudit:    {args.out / 'audit.json'}")
+    summary = {
+        "failed": bool(failing),
+        "fail_on": args.fail_on,
+        "report": str(html),
+        "audit": str(args.out / "audit.json"),
+        "apps": [{k: a.get(k) for k in ("app", "worst", "verdict", "root_cause")} for a in doc["apps"]],
+    }
+    if args.json:
+        say(json.dumps(summary, indent=1))
+    else:
+        for a in doc["apps"]:
+            say(f"{a['app']:<24} {a['worst'] or 'ok':<9} {a.get('verdict') or '':<13} {a['root_cause'] or ''}")
+        say(f"report:   {html}", f"notebook: {nb}", f"audit:    {args.out / 'audit.json'}")
+    if failing and notify:
+        from vyxops.notify import notify_failure
+
+        notify_failure(notify, summary)
     return 1 if failing else 0
 
 
@@ -336,8 +549,10 @@ def cmd_capture(args: argparse.Namespace) -> int:
             "org": session.org,
         }
         path = write_bundle(args.out, session.recorder, meta)
-    print(
-        f"bundle: {path} ({len(session.recorder.exchanges)} exchanges)\nreplay: vyxops investigate --target bundle:{path} --app {args.app} --out DIR"
+    exchanges = len(session.recorder.exchanges)  # type: ignore[attr-defined]
+    say(
+        f"bundle: {path} ({exchanges} exchanges)",
+        f"replay: vyxops investigate --target bundle:{path} --app {args.app} --out out/{args.app}-replay",
     )
     return 0
 
@@ -345,7 +560,26 @@ def cmd_capture(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from vyxops.targets import sandbox_control
 
-    return sandbox_control().command(args.action, args.scenario, args.port, args.json)
+    if args.action == "serve":
+        from vyxops.checks import check_port
+
+        check_port(args.port)
+    return int(sandbox_control().command(args.action, args.scenario, args.port, args.json))
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    import json
+
+    from vyxops.targets import sandbox_control
+
+    listed = sandbox_control().scenarios()
+    if args.json:
+        say(json.dumps(listed, indent=1))
+        return 0
+    width = max((len(s["name"]) for s in listed), default=10)
+    for s in listed:
+        say(f"{s['name']:<{width}}  {', '.join(s['apps']):<28} {s['story']}")
+    return 0
 
 
 if __name__ == "__main__":

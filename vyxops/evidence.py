@@ -6,22 +6,21 @@ timeline and the notebooks work on the :class:`Evidence` it returns.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from vyxops import facts, frames
+from vyxops.checks import check_app, check_machine_id, check_time
 from vyxops.coverage import Gap
-from vyxops.errors import ApiError, AuthError, InputError, TransportError
+from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError
 from vyxops.images import FLY_REGISTRY, secret_digest
+from vyxops.progress import stages
 from vyxops.timeutil import iso, to_utc
 
 IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
 DEFAULT_LOOKBACK = pd.Timedelta(hours=24)
-#: A Fly machine id as it may go into a URL path (14 hex characters today; a little slack, never a '/').
-MACHINE_ID = re.compile(r"[0-9a-z]{8,32}")
 
 
 @dataclass
@@ -115,18 +114,28 @@ class Evidence:
 
 
 def parse_window(now: pd.Timestamp, since: Any = None, until: Any = None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The investigation window: ``until`` defaults to the target's now, ``since`` to 24 h before."""
-    try:
-        end = to_utc(until) if until not in (None, "") else now
-        start = to_utc(since) if since not in (None, "") else end - DEFAULT_LOOKBACK
-    except (ValueError, TypeError) as exc:
-        raise InputError(
-            "--since/--until", f"not a time: {exc}", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z"
-        ) from None
-    assert start is not None and end is not None
+    """The investigation window: ``until`` defaults to the target's now, ``since`` to 24 h before.
+
+    Strings go through :func:`vyxops.checks.check_time` (strict RFC 3339; "nan" is no time);
+    timestamps are taken as they are.
+    """
+    end = _time_arg(until, "--until") or now
+    start = _time_arg(since, "--since") or end - DEFAULT_LOOKBACK
     if start >= end:
-        raise InputError("--since/--until", f"since ({start}) must be before until ({end})")
+        raise InputError("--since/--until", f"since ({iso(start)}) must be before until ({iso(end)})")
     return start, end
+
+
+def _time_arg(value: Any, name: str) -> pd.Timestamp | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        ms = check_time(value, name)
+        return None if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")
+    ts = to_utc(value, "ms")
+    if ts is None or pd.isna(ts):
+        raise InputError(name, f"{value!r} is not a time", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z")
+    return ts
 
 
 def candidate_refs(
@@ -198,54 +207,78 @@ def collect_evidence(
 
     ``project`` shares the project-wide reads between the apps of one audit.
     """
-    if not app or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", app):
-        raise InputError("--app", f"{app!r} is not a Fly app name", allowed="lower-case letters, digits and '-'")
+    check_app(app)
     check_machine_id(machine_id)
     project = project or ProjectReads(session)
     now = session.now()
     start, end = parse_window(now, since, until)
     gaps: list[Gap] = []
-    releases = frames.fetch_releases(session, app)
-    functions = project.functions()
-    secrets = project.secrets()
-    rows = frames.fetch_machine_rows(session, filters=[("fly_app", "eq", app)])
-    known_ids = rows["fly_machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
-    machines, events = frames.fetch_machines(session, app, include_deleted=True, also_ids=known_ids)
+    got: dict[str, pd.DataFrame] = {}
+    with stages(7, f"evidence for {app}") as say:
+        say.step("Fly releases")
+        got["releases"] = _app_read(session, app, lambda: frames.fetch_releases(session, app))
+        say.step("Supabase functions and secrets")
+        got["functions"], got["secrets"] = project.functions(), project.secrets()
+        say.step("DB rows")
+        rows = got["machine_rows"] = frames.fetch_machine_rows(session, filters=[("fly_app", "eq", app)])
+        say.step("Fly machines, destroyed ones too")
+        known_ids = rows["fly_machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
+        got["machines"], got["machine_events"] = frames.fetch_machines(
+            session, app, include_deleted=True, also_ids=known_ids
+        )
+        say.step("function logs and Fly logs")
+        got["function_logs"], got["fly_logs"] = _logs(session, project, app, start, end, gaps)
+        say.step("image manifests")
+        got["manifests"] = _manifests(session, app, got)
+    check_machine_in_window(machine_id, app, got["machines"], start, end)
+    return Evidence(
+        target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
+        notes=_notes(got), org_apps=project.org_apps(), extra_gaps=gaps,
+    )  # fmt: skip
+
+
+def _app_read(session: Any, app: str, fetch: Any) -> pd.DataFrame:
+    """The first read of the app: a missing app names what the target holds and how to switch."""
+    try:
+        df: pd.DataFrame = fetch()
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"app {app!r} not found on {session.label}: {exc.message}",
+            platform=exc.platform,
+            method=exc.method,
+            path=exc.path,
+            status=exc.status,
+            hint=f"{session.description or session.label}; on the sandbox, switch with "
+            "`vyxops sandbox reset --scenario NAME` (list them with `vyxops scenarios`)",
+        ) from None
+    return df
+
+
+def _logs(
+    session: Any, project: ProjectReads, app: str, start: pd.Timestamp, end: pd.Timestamp, gaps: list[Gap]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     fn_logs = _optional(gaps, "supabase.function_logs", start, end, lambda: project.function_logs(start, end),
                         lambda: frames.empty_frame("function_logs"))  # fmt: skip
     fly_logs = _optional(gaps, "fly.logs", start, end, lambda: frames.fetch_fly_logs(session, app, since=start),
                          lambda: frames.empty_frame("fly_logs"))  # fmt: skip
-    fly_logs = _keep_attrs(fly_logs, fly_logs[fly_logs["time"] <= end].reset_index(drop=True))
-    refs = candidate_refs(
-        app, releases, machines, rows, fn_logs["message"].dropna().tolist() + fly_logs["message"].dropna().tolist()
-    )
-    manifests = frames.fetch_manifests(session, refs)
-    notes = [
+    return fn_logs, _keep_attrs(fly_logs, fly_logs[fly_logs["time"] <= end].reset_index(drop=True))
+
+
+def _manifests(session: Any, app: str, got: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """HEAD every image reference the secret could point at (candidate_refs)."""
+    texts = got["function_logs"]["message"].dropna().tolist() + got["fly_logs"]["message"].dropna().tolist()
+    refs = candidate_refs(app, got["releases"], got["machines"], got["machine_rows"], texts)
+    return frames.fetch_manifests(session, refs)
+
+
+def _notes(got: dict[str, pd.DataFrame]) -> list[str]:
+    """One line per frame that stopped early."""
+    return [
         f"{df.attrs.get('frame')}: {df.attrs.get('note')}"
-        for df in (releases, rows, machines, fn_logs, fly_logs)
-        if not df.attrs.get("complete", True)
+        for name, df in got.items()
+        if name in ("releases", "machine_rows", "machines", "function_logs", "fly_logs")
+        and not df.attrs.get("complete", True)
     ]
-    check_machine_in_window(machine_id, app, machines, start, end)
-    return Evidence(
-        target=session.label,
-        app=app,
-        now=now,
-        since=start,
-        until=end,
-        machine_id=machine_id,
-        machines=machines,
-        machine_events=events,
-        releases=releases,
-        manifests=manifests,
-        fly_logs=fly_logs,
-        machine_rows=rows,
-        secrets=secrets,
-        functions=functions,
-        function_logs=fn_logs,
-        notes=notes,
-        org_apps=project.org_apps(),
-        extra_gaps=gaps,
-    )
 
 
 def _optional(
@@ -263,16 +296,6 @@ def _optional(
 def _keep_attrs(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     after.attrs.update(before.attrs)
     return after
-
-
-def check_machine_id(machine_id: str | None) -> None:
-    """A ``--machine`` value goes into a URL path: refuse anything that is not a machine id's shape."""
-    if machine_id is not None and not MACHINE_ID.fullmatch(machine_id):
-        raise InputError(
-            "--machine",
-            f"{machine_id!r} is not a Fly machine id",
-            allowed="lower-case letters and digits, e.g. 5683732efe3208",
-        )
 
 
 def check_machine_in_window(

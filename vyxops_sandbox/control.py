@@ -64,3 +64,35 @@ def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
 
     serve(world, port=port)
     return 0
+
+
+def check_machine(world: World, app: str, machine_id: str, until: str | None) -> None:
+    """``--machine`` names one of the app's machines that existed by the window's end (InputError, exit 2)."""
+    from vyxops.errors import InputError
+    from vyxops.timeutil import iso, parse_rfc3339_ms
+
+    a = world.app(app) or {}
+    m = (a.get("machines") or {}).get(machine_id)
+    if m is None:
+        known = sorted(a.get("machines") or {})
+        raise InputError(
+            "--machine",
+            f"machine {machine_id} is not one of app {app}'s machines in sandbox scenario {world.scenario_name}",
+            allowed=known[:20] or "none: the app has no machines",
+        )
+    end = parse_rfc3339_ms(until) if until else world.now_ms
+    if parse_rfc3339_ms(m["created_at"]) > end:
+        raise InputError("--machine", f"machine {machine_id} was created at {m['created_at']}, after the window ({iso(end)})")
+
+
+def scenarios() -> list[dict[str, object]]:
+    """The shipped scenarios: name, apps, title and the story (the file's opening comment)."""
+    from vyxops_sandbox.scenario import SCENARIO_DIR, load_scenario, scenario_names
+
+    out: list[dict[str, object]] = []
+    for name in scenario_names():
+        sc = load_scenario(name)
+        text = (SCENARIO_DIR / f"{name}.yaml").read_text(encoding="utf-8")
+        story = " ".join(line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#"))
+        out.append({"name": name, "apps": list(sc.apps), "title": sc.title, "story": story or sc.title})
+    return out

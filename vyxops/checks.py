@@ -1,0 +1,101 @@
+"""Checks of a user's input that need no platform: each raises an InputError naming the input and what is valid.
+
+Light to import (no pandas): the CLI runs them before it starts any work, and the
+package runs the same ones where a notebook passes the same values.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+from pathlib import Path
+
+from vyxops.errors import InputError
+from vyxops.timeutil import iso, parse_rfc3339_ms
+
+APP_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+#: A Fly machine id as it may go into a URL path (14 hex characters today; some slack, never a '/').
+MACHINE_ID = re.compile(r"[0-9a-z]{8,32}")
+TIME_EXAMPLE = "RFC 3339, e.g. 2025-10-02T16:00:00Z"
+#: Times vyxops accepts: the platforms keep nothing older, and nothing is newer than this century.
+EARLIEST_MS = parse_rfc3339_ms("2015-01-01T00:00:00Z")
+LATEST_MS = parse_rfc3339_ms("2100-01-01T00:00:00Z")
+
+
+def check_app(app: str | None, name: str = "--app") -> str:
+    """A Fly app name (it goes into URL paths)."""
+    if not app or not APP_NAME.fullmatch(app):
+        raise InputError(name, f"{app!r} is not a Fly app name", allowed="lower-case letters, digits and '-'")
+    return app
+
+
+def check_machine_id(machine_id: str | None) -> str | None:
+    """A ``--machine`` value goes into a URL path: anything not shaped like a machine id is refused."""
+    if machine_id is not None and not MACHINE_ID.fullmatch(machine_id):
+        raise InputError(
+            "--machine",
+            f"{machine_id!r} is not a Fly machine id",
+            allowed="lower-case letters and digits, e.g. 5683732efe3208",
+        )
+    return machine_id
+
+
+def check_time(value: str | None, name: str) -> int | None:
+    """Unix ms of an RFC 3339 time (None when not given); "nan", "now" and far-off years are refused."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        ms = parse_rfc3339_ms(str(value))
+    except (ValueError, TypeError, OverflowError):
+        raise InputError(name, f"{value!r} is not a time", allowed=TIME_EXAMPLE) from None
+    if not EARLIEST_MS <= ms < LATEST_MS:
+        raise InputError(name, f"{value!r} is out of range", allowed=f"{iso(EARLIEST_MS)} .. {iso(LATEST_MS)}")
+    return ms
+
+
+def check_window(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    """Both times valid, and ``since`` before ``until`` when both are given."""
+    start, end = check_time(since, "--since"), check_time(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise InputError("--since/--until", f"since ({iso(start)}) must be before until ({iso(end)})")
+    return start, end
+
+
+def check_out(out: Path, writes: tuple[str, ...] = ()) -> Path:
+    """``--out`` is (or can be made) a writable directory, and none of the files a run writes there is a directory."""
+    if out.exists() and not out.is_dir():
+        raise InputError("--out", f"{out} exists and is not a directory", allowed="a directory (made if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".vyxops-write-check-"):
+            pass
+    except OSError as exc:
+        raise InputError("--out", f"{out} is not a writable directory ({exc.strerror or type(exc).__name__})") from None
+    for name in writes:
+        if (out / name).is_dir():
+            raise InputError(
+                "--out",
+                f"{out / name} is a directory, but the run writes a file there",
+                hint="remove it or choose another --out",
+            )
+    return out
+
+
+def check_port(port: int) -> int:
+    """A TCP port that 127.0.0.1 can listen on now (0: any free one)."""
+    if not 0 <= port <= 65535:
+        raise InputError("--port", f"{port} is not a TCP port", allowed="1-65535, or 0 for any free port")
+    if port == 0:
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise InputError(
+                "--port", f"127.0.0.1:{port} is not free ({exc.strerror})", hint="choose another --port"
+            ) from None
+    return port
