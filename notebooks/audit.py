@@ -46,5 +46,7 @@ audit.frame()
 # %%
 for app, inv in audit.investigations.items():
     nbtools.md(f"## {app}")
-    nbtools.show_summary(inv)
-    nbtools.show_findings(inv)
+    nbtools.show_header(inv, tz)
+    nbtools.show_summary(inv, tz)
+    nbtools.show_incomplete(inv.gaps)
+    nbtools.show_findings(inv, tz)

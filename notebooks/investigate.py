@@ -28,45 +28,53 @@ out_dir = "out/investigate"
 # # Incident investigation
 #
 # What happened to the app across Fly.io and Supabase, in order, and the root
-# cause with the evidence for it. Run by `vyxops investigate`; parameters below.
+# cause with the evidence for it. Run by `vyxops investigate`; parameters above.
 
 # %%
 from vyxops import nbtools
 from vyxops.investigate import investigate
 from vyxops.plot import plot_timeline
+from vyxops.postmortem import write_postmortem
 from vyxops.session import open_session
 
 nbtools.setup()
 with open_session(target, scenario=scenario) as session:
     inv = investigate(session, app, since=since, until=until, machine_id=machine_id, stuck_after_minutes=stuck_after_minutes)
 paths = inv.write(out_dir)
+paths["postmortem"] = write_postmortem(inv, out_dir, tz=tz)
+nbtools.show_header(inv, tz)
 
 # %% [markdown]
 # ## Summary
 
 # %%
-nbtools.show_summary(inv)
+nbtools.show_summary(inv, tz)
 nbtools.show_incomplete(inv.gaps)
-
-# %% [markdown]
-# ## Timeline
-# Machines and DB rows as lanes of state; releases, secret changes and function invocations marked.
-
-# %%
-fig = plot_timeline(inv.timeline, title=f"{app} — {inv.evidence.target}")
-nbtools.show_figure(fig)
-
-# %%
-nbtools.show_timeline(inv.timeline)
 
 # %% [markdown]
 # ## Findings
 
 # %%
-nbtools.show_findings(inv)
+nbtools.show_findings(inv, tz)
 
 # %% [markdown]
 # ## Recommended fixes
 
 # %%
-nbtools.show_fixes(inv)
+nbtools.show_fixes(inv, target, scenario)
+
+# %% [markdown]
+# ## Incident timeline
+# Machines and DB rows as lanes of state; releases, secret changes and function invocations marked.
+
+# %%
+incident = inv.incident_timeline()
+shown = incident if len(incident) else inv.timeline
+nbtools.show_figure(plot_timeline(shown, title=f"{app} — {inv.evidence.target}"))
+nbtools.show_timeline(incident, tz, note="" if len(incident) else "No incident in the window: the full timeline follows.")
+
+# %% [markdown]
+# ## Full timeline
+
+# %%
+nbtools.show_timeline(inv.timeline, tz)

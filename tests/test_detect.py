@@ -52,7 +52,7 @@ def test_incident_fixed_midway_is_history_with_a_leftover_row(tmp_path: Path) ->
     assert inv.root is None and inv.verdict == "healthy"
     old = next(f for f in inv.findings if f.code == "MACHINE_EXITED_AUTO_DESTROYED")
     assert old.entity == "machine:0a1b2c3d4e5f60" and old.severity == "info"
-    assert "resolved at 2025-10-02T17:35" in old.title
+    assert "resolved at 2025-10-02 17:35" in old.title
     stuck = [f for f in inv.findings if f.code == "DB_STATUS_STUCK"]
     assert [f.facts["row"]["fly_machine_id"] for f in stuck] == ["0a1b2c3d4e5f60"]
     assert stuck[0].severity == "warning" and "RECONCILE_STUCK_ROWS" in stuck[0].fixes

@@ -13,17 +13,28 @@ ROOT = Path(__file__).resolve().parents[1]
 #: A module may import modules of its own layer or lower ones; names are dotted
 #: module paths, a package name covers its submodules.
 LAYERS: list[tuple[str, ...]] = [
-    ("vyxops", "vyxops.errors", "vyxops.timeutil", "vyxops.images", "vyxops.config", "vyxops.facts", "vyxops.coverage"),
+    (
+        "vyxops",
+        "vyxops.errors",
+        "vyxops.timeutil",
+        "vyxops.images",
+        "vyxops.config",
+        "vyxops.facts",
+        "vyxops.coverage",
+        "vyxops.checks",
+        "vyxops.present",
+        "vyxops.progress",
+    ),
     ("vyxops.http",),
     ("vyxops.clients",),
     ("vyxops.session", "vyxops.targets", "vyxops.bundle"),
     ("vyxops.frames",),
     ("vyxops.evidence",),
     ("vyxops.timeline", "vyxops.detect"),
-    ("vyxops.investigate",),
+    ("vyxops.investigate", "vyxops.impact"),
     ("vyxops.audit", "vyxops.fixes"),
-    ("vyxops.plot", "vyxops.explore", "vyxops.nbtools"),
-    ("vyxops.runner", "vyxops.kernel_preload", "vyxops.cli"),
+    ("vyxops.plot", "vyxops.explore", "vyxops.nbtools", "vyxops.postmortem", "vyxops.report"),
+    ("vyxops.runner", "vyxops.kernel_preload", "vyxops.cli", "vyxops.notify"),
 ]
 #: Test support may import anything, the simulator included.
 FREE = ("vyxops.testing",)

@@ -185,3 +185,27 @@ def current_image_index(versions: list[int | None], statuses: list[str | None], 
         if best is None or version > best[0]:
             best = (int(version), i)
     return None if best is None else best[1]
+
+
+#: The user a provisioning line names (the sandbox's wording; a live function may not say).
+USER_IN_TEXT = re.compile(r"for user (\S+)")
+
+
+# --------------------------------------------------------------------------- dashboards
+
+
+def dashboard_links(app: str, project_ref: str | None) -> dict[str, str]:
+    """Where a person looks in the platforms' own dashboards for this app and project."""
+    links = {
+        "Fly machines": f"https://fly.io/apps/{app}/machines",
+        "Fly releases": f"https://fly.io/apps/{app}/releases",
+        "Fly logs": f"https://fly.io/apps/{app}/monitoring",
+    }
+    if project_ref:
+        base = f"https://supabase.com/dashboard/project/{project_ref}"
+        links |= {
+            "Supabase function logs": f"{base}/functions/{PROVISION_FUNCTION}/logs",
+            "Supabase secrets": f"{base}/functions/secrets",
+            "Supabase table editor": f"{base}/editor",
+        }
+    return links

@@ -10,9 +10,21 @@ from typing import Any
 import pandas as pd
 
 from vyxops.coverage import Gap
-from vyxops.detect import Finding, Thresholds, build_context, findings_document, rank, run_detectors, summarize
+from vyxops.detect import (
+    Context,
+    Finding,
+    Thresholds,
+    build_context,
+    findings_document,
+    rank,
+    run_detectors,
+    summarize,
+)
 from vyxops.evidence import Evidence, ProjectReads, collect_evidence
+from vyxops.impact import Impact, impact_of
 from vyxops.session import Session
+
+INCIDENT_MARGIN = pd.Timedelta(minutes=15)
 
 
 @dataclass
@@ -26,6 +38,27 @@ class Investigation:
     summary: str
     document: dict[str, Any]
     gaps: list[Gap]
+    context: Context
+    impact: Impact
+    project_ref: str | None = None
+
+    def incident_window(self, margin: pd.Timedelta = INCIDENT_MARGIN) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """From the first current symptom (or the root cause's time) to the last, with a margin; None when healthy."""
+        times = [f.at for f in self.findings if f.at is not None and f.symptom and f.current]
+        if self.root is not None and self.root.at is not None:
+            times.append(self.root.at)
+        if not times:
+            return None
+        return min(times) - margin, max(times) + margin
+
+    def incident_timeline(self) -> pd.DataFrame:
+        """The timeline within :meth:`incident_window` (empty when there is no incident)."""
+        from vyxops.timeline import filter_timeline
+
+        window = self.incident_window()
+        if window is None:
+            return self.timeline.iloc[0:0]
+        return filter_timeline(self.timeline, since=window[0], until=window[1])
 
     @property
     def verdict(self) -> str:
@@ -57,6 +90,18 @@ class Investigation:
             ],
             columns=["code", "severity", "title", "entity", "fixes", "evidence"],
         )
+
+    def summary_in(self, tz: str) -> str:
+        """The summary told with times in ``tz`` (findings.json keeps UTC)."""
+        return self.summary if tz in ("", "UTC") else summarize(self.context, self.root, self.findings, self.gaps, tz)
+
+    def recommended_fixes(self) -> list[str]:
+        """The fix codes the root cause and the critical findings ask for, root cause first."""
+        wanted: list[str] = []
+        for f in sorted(self.findings, key=lambda f: (self.root is not f, f.severity != "critical")):
+            if f.severity == "critical" or self.root is f:
+                wanted += [c for c in f.fixes if c not in wanted]
+        return wanted
 
     def write(self, out_dir: Path) -> dict[str, Path]:
         """Write findings.json and timeline.parquet into ``out_dir``."""
@@ -98,7 +143,8 @@ def investigate(
     gaps = list(dict.fromkeys(evidence.gaps + ctx.gaps))
     summary = summarize(ctx, root, findings, gaps)
     document = findings_document(ctx, root, findings, summary, gaps)
-    return Investigation(evidence, timeline, findings, root, summary, document, gaps)
+    impact = impact_of(ctx, findings)
+    return Investigation(evidence, timeline, findings, root, summary, document, gaps, ctx, impact, session.project_ref)
 
 
 def _concerns(f: Finding, machine_id: str) -> bool:

@@ -30,7 +30,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-
 # machine event kind -> the state it leaves the machine in; other kinds keep the state
 MACHINE_STATES = {
     "machine.created": "created",

@@ -281,7 +281,9 @@ class Reporter:
         self._thread.join()
         exporter = self._exporter or _html_exporter()
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-        Path(html).write_text(body, encoding="utf-8")
+        from vyxops.report import add_toc
+
+        Path(html).write_text(add_toc(body), encoding="utf-8")
         return Path(html)
 
 

@@ -6,7 +6,6 @@ import pandas as pd
 
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, register
-from vyxops.timeutil import iso
 
 
 def _current(ctx: Context, refusals: pd.DataFrame) -> pd.Series:
@@ -49,7 +48,6 @@ def detect_create_rejected(ctx: Context) -> list[Finding]:
                 "first": refusals["time"].min(),
                 "last": refusals["time"].max(),
                 "refs": sorted({str(x) for x in refusals["image"].dropna()}),
-                "last_iso": iso(refusals["time"].max()),
             },
             at=refusals["time"].max(),
             current=live > 0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vyxops import facts
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, register
-from vyxops.timeutil import iso
+from vyxops.present import fmt_time
 
 
 def _refusals_explained(cause: Finding, symptom: Finding) -> bool:
@@ -44,7 +44,7 @@ def detect_missing_image(ctx: Context) -> list[Finding]:
                 {"ref": p.ref, "how": how, "secret_set": p.secret_set, "rejections": len(refused)},
             )
         ]
-    since = f" since {iso(p.secret_updated_at)}" if p.secret_updated_at is not None else ""
+    since = f" since {fmt_time(p.secret_updated_at)}" if p.secret_updated_at is not None else ""
     return [
         Finding(
             "IMAGE_TAG_MISSING",

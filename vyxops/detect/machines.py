@@ -15,7 +15,7 @@ import pandas as pd
 from vyxops import facts
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, is_db_discrepancy, register
-from vyxops.timeutil import iso
+from vyxops.present import fmt_time
 
 
 def _its_row(cause: Finding, symptom: Finding) -> bool:
@@ -165,20 +165,20 @@ def detect_release_command_failed(ctx: Context) -> list[Finding]:
     return out
 
 
-def story_sentence(f: Finding) -> str:
+def story_sentence(f: Finding, tz: str = "UTC") -> str:
     """One sentence telling a failed machine's story with its times."""
     st, mid = f.facts["story"], f.facts["machine_id"]
-    launch = iso(st["launch"]) if pd.notna(st["launch"]) else "?"
+    launch = fmt_time(st["launch"], tz) if pd.notna(st["launch"]) else "?"
     if f.code == "MACHINE_LAUNCH_FAILED":
-        gone = f" and was destroyed at {iso(st['destroy'])}" if pd.notna(st["destroy"]) else ""
+        gone = f" and was destroyed at {fmt_time(st['destroy'], tz)}" if pd.notna(st["destroy"]) else ""
         return f"Machine {mid} was created at {launch} with {f.facts['image']} but never started ({f.facts['error']}){gone}."
     said = facts.describe_exit(f.facts.get("exit_code"), f.facts.get("oom_killed"))
-    text = f"Machine {mid} was created at {launch}, started at {iso(st['start'])}"
+    text = f"Machine {mid} was created at {launch}, started at {fmt_time(st['start'], tz)}"
     if f.facts.get("reported_running"):
         text += ", its app reported `running` to the DB"
-    text += f", its process {said} at {iso(st['exit'])}"
+    text += f", its process {said} at {fmt_time(st['exit'], tz)}"
     if f.code == "MACHINE_EXITED_AUTO_DESTROYED":
-        when = f" at {iso(st['destroy'])}" if pd.notna(st["destroy"]) else ""
+        when = f" at {fmt_time(st['destroy'], tz)}" if pd.notna(st["destroy"]) else ""
         text += f" and auto_destroy destroyed it{when} — which is why `fly machines list` (without include_deleted) does not show it"
     elif f.code == "MACHINE_RESTART_LOOP":
         text += f"; it was restarted {f.facts.get('restarts')} time(s) and is {st['state']}"

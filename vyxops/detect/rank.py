@@ -18,7 +18,7 @@ SPEC.md's principles, in the order this module applies them:
 from __future__ import annotations
 
 from vyxops.detect.model import Finding, detector_for, is_db_discrepancy
-from vyxops.timeutil import iso
+from vyxops.present import fmt_time
 
 
 def _explains(cause: Finding, symptom: Finding) -> bool:
@@ -80,7 +80,9 @@ def _most_upstream(found: list[Finding]) -> Finding | None:
 
 def _mark_history(f: Finding) -> None:
     when = (
-        f" (resolved at {iso(f.resolved_at)})" if f.resolved_at is not None else " (its cause is no longer in effect)"
+        f" (resolved at {fmt_time(f.resolved_at)})"
+        if f.resolved_at is not None
+        else " (its cause is no longer in effect)"
     )
     if "resolved" not in f.title:
         f.title += when

@@ -14,7 +14,7 @@ from vyxops import facts
 from vyxops.coverage import Gap
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, register
-from vyxops.timeutil import iso
+from vyxops.present import fmt_time
 
 
 def _rows(ctx: Context) -> pd.DataFrame:
@@ -59,7 +59,11 @@ def _stuck(ctx: Context, row: Any, state: str | None) -> Finding:
     minutes = int((ctx.as_of - row.updated_at).total_seconds() // 60)
     evidence = [
         ev("supabase.rows", row.created_at, f"row {row.id} for machine {mid} created with status {row.status}"),
-        ev("supabase.rows", row.updated_at, f"last updated {minutes} min before {iso(ctx.as_of)}; still {row.status}"),
+        ev(
+            "supabase.rows",
+            row.updated_at,
+            f"last updated {minutes} min before {fmt_time(ctx.as_of)}; still {row.status}",
+        ),
     ]
     if state is not None:
         evidence.append(ev("fly.machines", row.machine_updated_at, f"Fly says machine {mid} is {state}"))
@@ -83,7 +87,7 @@ def _drift(ctx: Context, row: Any, state: str | None, silent: bool) -> Finding:
     mid = row.fly_machine_id
     if silent:
         since = row.start_at + pd.Timedelta(minutes=ctx.t.drift_after_minutes)
-        saw = f"machine {mid} started at {iso(row.start_at)} and runs"
+        saw = f"machine {mid} started at {fmt_time(row.start_at)} and runs"
     else:
         since = row.exit_at if pd.notna(row.exit_at) else row.machine_updated_at
         saw = f"machine {mid} is {state or 'not found, even by id'}"

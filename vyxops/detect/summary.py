@@ -12,6 +12,7 @@ from vyxops.coverage import Gap
 from vyxops.detect.context import Context
 from vyxops.detect.machines import story_sentence
 from vyxops.detect.model import Finding, is_machine_failure
+from vyxops.present import fmt_time
 from vyxops.timeutil import iso
 
 FINDINGS_SCHEMA = "vyxops.findings/1"
@@ -30,7 +31,10 @@ def summary_for(*codes: str) -> Callable[[Sentences], Sentences]:
 
 
 def _when(ts: Any) -> str:
-    return "?" if ts is None or pd.isna(ts) else iso(ts)
+    return fmt_time(ts, _TZ[0]) or "?"
+
+
+_TZ = ["UTC"]  # the zone summaries are told in (set by summarize for the length of one call)
 
 
 def _rows_sentences(found: list[Finding], failures: list[Finding]) -> list[str]:
@@ -56,7 +60,7 @@ def _failures_told(found: list[Finding], keep: Callable[[Finding], bool]) -> lis
     failures.sort(key=lambda f: f.at if f.at is not None else pd.Timestamp(0, tz="UTC"))
     told = []
     for f in failures[-3:]:
-        told.append(story_sentence(f))
+        told.append(story_sentence(f, _TZ[0]))
         told += _rows_sentences(found, [f])
     if len(failures) > 3:
         told.insert(0, f"{len(failures)} machines failed this way; the last three:")
@@ -163,16 +167,20 @@ def _refused(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     ]
 
 
-def summarize(ctx: Context, root: Finding | None, found: list[Finding], gaps: list[Gap]) -> str:
-    """One paragraph: the chain (secret → image → machine → exit/destroy → DB row) with times, or the verdict."""
-    if root is None:
-        return _no_root(ctx, found, gaps)
-    tell = SUMMARIES.get(root.code)
-    parts = tell(ctx, root, found) if tell else [root.title + "."]
-    parts += _latent(root, found)
-    if gaps:
-        parts.append("Incomplete evidence: " + "; ".join(g.why for g in gaps) + ".")
-    return " ".join(p for p in parts if p)
+def summarize(ctx: Context, root: Finding | None, found: list[Finding], gaps: list[Gap], tz: str = "UTC") -> str:
+    """One paragraph: the chain (secret → image → machine → exit/destroy → DB row) with times in ``tz``, or the verdict."""
+    _TZ[0] = tz
+    try:
+        if root is None:
+            return _no_root(ctx, found, gaps)
+        tell = SUMMARIES.get(root.code)
+        parts = tell(ctx, root, found) if tell else [root.title + "."]
+        parts += _latent(root, found)
+        if gaps:
+            parts.append("Incomplete evidence: " + "; ".join(g.why for g in gaps) + ".")
+        return " ".join(p for p in parts if p)
+    finally:
+        _TZ[0] = "UTC"
 
 
 def _latent(root: Finding, found: list[Finding]) -> list[str]:

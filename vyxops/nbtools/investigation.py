@@ -1,0 +1,109 @@
+"""What the investigate and audit notebooks show, in the order a person reads at 3 am.
+
+Summary (verdict, impact, dashboards), findings (root cause first), recommended
+fixes as commands that run as printed, then the incident's timeline, then the
+whole timeline. One time format (:func:`vyxops.present.fmt_time`). Every string
+that comes from a platform, a scenario or an argument is escaped: it is data.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from vyxops import facts
+from vyxops.coverage import Gap
+from vyxops.nbtools.display import md, table
+from vyxops.present import fmt_time, vyxops_command
+
+if TYPE_CHECKING:
+    from vyxops.investigate import Investigation
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+VERDICT_HEADINGS = {
+    "root_cause": "Root cause",
+    "healthy": "Healthy: nothing critical found",
+    "inconclusive": "Inconclusive: nothing critical seen, but the evidence is incomplete",
+}
+
+
+def esc(text: object) -> str:
+    """Text from a platform, a scenario or an argument, safe inside Markdown and HTML."""
+    return html.escape(str(text), quote=True).replace("`", "&#96;")
+
+
+def show_header(inv: Investigation, tz: str = "UTC") -> None:
+    """Target (naming the sandbox's scenario), app, window and the target's now."""
+    e = inv.evidence
+    md(
+        f"**Target** {esc(e.target)} · **app** {esc(e.app)} · **window** {fmt_time(e.since, tz)} – "
+        f"{fmt_time(e.until, tz)} · **now** {fmt_time(e.now, tz)}"
+    )
+
+
+def show_summary(inv: Investigation, tz: str = "UTC") -> None:
+    """The verdict, the chain of evidence, who was affected and where to look in the dashboards."""
+    heading = VERDICT_HEADINGS[inv.verdict]
+    if inv.root is not None:
+        heading += f": {esc(inv.root.code)}"
+    links = facts.dashboard_links(inv.evidence.app, inv.project_ref)
+    dashboards = " · ".join(f"[{name}]({url})" for name, url in links.items())
+    md(
+        f"### {heading}\n\n{esc(inv.summary_in(tz))}\n\n**Impact.** {esc(inv.impact.sentence())}\n\n"
+        f"**Dashboards.** {dashboards}"
+    )
+
+
+def show_incomplete(gaps: list[Gap]) -> None:
+    """What the evidence could not show, each gap with its source and span; nothing when complete."""
+    if gaps:
+        lines = [
+            f"- **{esc(g.source)}**{f' {esc(g.since)} – {esc(g.until)}' if g.since else ''}: {esc(g.why)}" for g in gaps
+        ]
+        md("**Incomplete evidence** (a missing record is not proof that nothing happened):\n\n" + "\n".join(lines))
+
+
+def ordered_findings(inv: Investigation) -> list:  # type: ignore[type-arg]
+    """Root cause first, then by severity, then as found."""
+    return sorted(inv.findings, key=lambda f: (inv.root is not f, SEVERITY_ORDER.get(f.severity, 3)))
+
+
+def show_findings(inv: Investigation, tz: str = "UTC") -> None:
+    """Each finding, the root cause first, with its evidence table and the fixes that address it."""
+    if not inv.findings:
+        md("No findings.")
+        return
+    from IPython.display import HTML, display
+
+    for f in ordered_findings(inv):
+        root = " — root cause" if inv.root is f else ""
+        fixes = ", ".join(esc(x) for x in f.fixes) or "none"
+        md(f"#### {esc(f.code)}{root}\n\n{esc(f.title)}\n\n**{f.severity.upper()}** · {esc(f.entity)} · fixes: {fixes}")
+        evidence = pd.DataFrame(f.evidence, columns=["time", "source", "detail"])
+        evidence["time"] = [fmt_time(t, tz) if t else "" for t in evidence["time"]]
+        display(HTML(table(evidence)))
+
+
+def show_fixes(inv: Investigation, target: str, scenario: str | None) -> None:
+    """The fixes the findings recommend, with the commands that plan and apply them, as they run."""
+    wanted = inv.recommended_fixes()
+    if not wanted:
+        md("No fix is recommended.")
+        return
+    app = inv.evidence.app
+    out = f"out/remediate-{app}"
+    plan = vyxops_command("remediate", app, target, scenario, out)
+    apply = vyxops_command("remediate", app, target, scenario, out, "--apply", "--confirm", app)
+    lines = "\n".join(f"1. {esc(c)}" for c in wanted)
+    md(f"{lines}\n\nPlan them (a dry run, nothing changes):\n\n    {plan}\n\nthen apply them:\n\n    {apply}")
+
+
+def show_timeline(tl: pd.DataFrame, tz: str = "UTC", limit: int = 500, note: str = "") -> None:
+    """A timeline as a table a person reads: one time format, left-aligned, newest last."""
+    from IPython.display import HTML, display
+
+    view = tl[["time", "source", "entity", "kind", "message"]].tail(limit)
+    cut = f"<p>the last {limit} of {len(tl)} events</p>" if len(tl) > limit else ""
+    display(HTML((f"<p>{esc(note)}</p>" if note else "") + cut + table(view, tz=tz)))

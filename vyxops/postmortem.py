@@ -1,0 +1,157 @@
+"""``postmortem.md``: the investigation as a document that pastes cleanly into a postmortem.
+
+Summary, impact, the incident's timeline, the root cause with its evidence, what
+was done (the fixes' audit log, when fixes were applied) and action items (the
+recommended fixes not applied yet). Plain GitHub-flavoured Markdown: headings,
+lists and pipe tables; every value from a platform is escaped for a table cell.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vyxops.config import audit_log_path
+from vyxops.present import fmt_time, vyxops_command
+
+if TYPE_CHECKING:
+    from vyxops.investigate import Investigation
+
+TIMELINE_ROWS = 60
+
+
+def cell(text: Any) -> str:
+    """A value safe in a Markdown table cell: one line, pipes escaped, no raw HTML."""
+    value = "" if text is None else str(text)
+    value = value.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    return value.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_postmortem(
+    inv: Investigation, out_dir: str | Path, *, tz: str = "UTC", audit_log: Path | None = None
+) -> Path:
+    """Write ``postmortem.md`` into ``out_dir``."""
+    path = Path(out_dir) / "postmortem.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_postmortem(inv, tz=tz, audit_log=audit_log), encoding="utf-8")
+    return path
+
+
+def render_postmortem(inv: Investigation, *, tz: str = "UTC", audit_log: Path | None = None) -> str:
+    """The whole document."""
+    e = inv.evidence
+    head = f"{inv.root.code}: {inv.root.title}" if inv.root is not None else inv.root_line
+    parts = [
+        f"# Postmortem: {cell(e.app)} — {cell(head)}",
+        "",
+        f"_Written by vyxops from {cell(e.target)} at {fmt_time(e.now, tz)}; "
+        f"window {fmt_time(e.since, tz)} – {fmt_time(e.until, tz)}._",
+        "",
+        "## Summary",
+        "",
+        f"**Verdict:** {inv.verdict}." + (f" **Root cause:** `{inv.root.code}`." if inv.root is not None else ""),
+        "",
+        cell(inv.summary_in(tz)) if inv.summary else "",
+        "",
+        "## Impact",
+        "",
+        inv.impact.sentence(),
+        "",
+        *_timeline(inv, tz),
+        *_evidence(inv, tz),
+        *_done(inv, tz, audit_log),
+        *_action_items(inv, audit_log),
+        *_gaps(inv),
+    ]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _timeline(inv: Investigation, tz: str) -> list[str]:
+    tl = inv.incident_timeline()
+    window = inv.incident_window()
+    out = ["## Timeline", ""]
+    if window is None or tl.empty:
+        return [*out, "No incident in the window.", ""]
+    out += [f"From {fmt_time(window[0], tz)} to {fmt_time(window[1], tz)}:", ""]
+    out += ["| time | source | what happened |", "|---|---|---|"]
+    shown = tl.tail(TIMELINE_ROWS)
+    out += [f"| {fmt_time(r.time, tz)} | {cell(r.source)} | {cell(r.message)} |" for r in shown.itertuples()]
+    if len(tl) > TIMELINE_ROWS:
+        out += ["", f"_The last {TIMELINE_ROWS} of {len(tl)} events; the report and timeline.parquet hold them all._"]
+    return [*out, ""]
+
+
+def _evidence(inv: Investigation, tz: str) -> list[str]:
+    out = ["## Root cause and evidence", ""]
+    if inv.root is None:
+        out += ["No root cause: " + cell(inv.root_line) + ".", ""]
+    else:
+        out += [f"**{inv.root.code}** — {cell(inv.root.title)}", ""]
+        out += [
+            f"- {fmt_time(x['time'], tz) or '—'} · {cell(x['source'])} · {cell(x['detail'])}" for x in inv.root.evidence
+        ]
+        out.append("")
+    others = [f for f in inv.findings if f is not inv.root]
+    if others:
+        out += ["Other findings:", ""]
+        out += [f"- `{f.code}` ({f.severity}) — {cell(f.title)}" for f in others]
+        out.append("")
+    return out
+
+
+def read_audit_lines(path: Path, app: str, target: str) -> list[dict[str, Any]]:
+    """What the fixes did to ``app`` on ``target``: the audit log's outcome lines (intents are not deeds)."""
+    if not path.is_file():
+        return []
+    lines = []
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue  # a torn last line after a kill: not a deed
+        if not isinstance(line, dict) or line.get("app") != app or line.get("target") != target:
+            continue
+        if line.get("phase") == "intent":
+            continue
+        lines.append(line)
+    return lines
+
+
+def _done(inv: Investigation, tz: str, audit_log: Path | None) -> list[str]:
+    lines = read_audit_lines(audit_log or audit_log_path(), inv.evidence.app, inv.evidence.target)
+    out = ["## What was done", ""]
+    if not lines:
+        return [*out, "No fix has been applied through vyxops for this app on this target.", ""]
+    out += ["| when | action | on | result | why |", "|---|---|---|---|---|"]
+    for x in lines:
+        when = fmt_time(x.get("time"), tz)
+        out.append(
+            f"| {when} | {cell(x.get('action'))} | {cell(x.get('entity'))} | {cell(x.get('result'))} | {cell(x.get('reason'))} |"
+        )
+    return [*out, ""]
+
+
+def _action_items(inv: Investigation, audit_log: Path | None) -> list[str]:
+    done = read_audit_lines(audit_log or audit_log_path(), inv.evidence.app, inv.evidence.target)
+    applied = {x.get("action") for x in done if x.get("result") == "applied"}
+    todo = [c for c in inv.recommended_fixes() if c not in applied]
+    out = ["## Action items", ""]
+    if not todo:
+        return [*out, "None outstanding.", ""]
+    target = inv.evidence.target
+    kind, _, scenario = target.partition(":")
+    command = vyxops_command(
+        "remediate", inv.evidence.app, kind if kind in ("sandbox", "live") else target,
+        scenario if kind == "sandbox" else None, f"out/remediate-{inv.evidence.app}",
+    )  # fmt: skip
+    out += [f"- [ ] `{c}`" for c in todo]
+    return [*out, "", f"Plan them with `{command}` (a dry run), then add `--apply --confirm {inv.evidence.app}`.", ""]
+
+
+def _gaps(inv: Investigation) -> list[str]:
+    if not inv.gaps:
+        return []
+    out = ["## Evidence that could not be seen", ""]
+    out += [f"- {cell(g.source)}{f' ({g.since} – {g.until})' if g.since else ''}: {cell(g.why)}" for g in inv.gaps]
+    return [*out, ""]
