@@ -44,6 +44,9 @@ audit.frame()
 # ## Per app
 
 # %%
+for app, err in audit.errors.items():
+    nbtools.md(f"## {app}")
+    nbtools.show_error(err.error)
 for app, inv in audit.investigations.items():
     nbtools.md(f"## {app}")
     nbtools.show_header(inv, tz)

@@ -70,3 +70,27 @@ def test_an_audit_reads_project_wide_sources_once_for_all_apps(tmp_path: Path) -
         got = audit.investigations[app]
         assert (got.root.code if got.root else None) == (inv.root.code if inv.root else None)
         assert sorted(f.code for f in got.findings) == sorted(f.code for f in inv.findings)
+
+
+def test_one_apps_failure_is_its_own_error_row_and_the_others_are_reported(tmp_path: Path) -> None:
+    """An app whose reads fail becomes an `error` row with its typed error; the other app's findings still come."""
+    from vyxops.audit import run_audit
+    from vyxops.errors import TransportError
+    from vyxops.session import open_session
+
+    scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
+    with open_session("sandbox", scenario=scenario, sandbox_dir=tmp_path / "sb") as s:
+        real = s.fly.list_machines
+
+        def flaky(app: str, **kw: object) -> list[dict[str, object]]:
+            if app == "alpha-app":
+                raise TransportError("timed out", platform="fly-machines", method="GET", path=f"/v1/apps/{app}/machines")
+            return real(app, **kw)  # type: ignore[arg-type]
+
+        s.fly.list_machines = flaky  # type: ignore[method-assign]
+        audit = run_audit(s, ["alpha-app", "beta-app"])
+    doc = audit.document("critical")
+    rows = {a["app"]: a for a in doc["apps"]}
+    assert rows["alpha-app"]["worst"] == "error" and rows["alpha-app"]["error"]["type"] == "TransportError"
+    assert rows["beta-app"]["root_cause"] == "LATEST_TAG_MISSING"
+    assert doc["unreachable"] is True

@@ -1,60 +1,102 @@
-"""Scheduled audits: investigate several apps and say which need attention."""
+"""Scheduled audits: investigate several apps and say which need attention.
+
+One app's failure is that app's ``error`` row, with its typed error; the other
+apps are still reported. The audit's exit status is the worst of them, and 3
+only when a platform itself could not be reached (SPEC.md exit codes).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from vyxops.errors import TransportError, VyxopsError, exit_code_for
+from vyxops.evidence import ProjectReads
 from vyxops.investigate import Investigation, investigate
+from vyxops.session import Session
 from vyxops.timeutil import iso
 
 AUDIT_SCHEMA = "vyxops.audit/1"
-_RANK = {"critical": 2, "warning": 1, "info": 0}
+_RANK = {"error": 3, "critical": 2, "warning": 1, "info": 0}
+
+
+@dataclass(frozen=True)
+class AppError:
+    """An app the audit could not investigate, and why."""
+
+    app: str
+    error: VyxopsError
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "type": type(self.error).__name__,
+            "message": str(self.error),
+            "exit_code": exit_code_for(self.error),
+            "unreachable": isinstance(self.error, TransportError),
+        }
 
 
 @dataclass
 class Audit:
-    """One investigation per app, and the worst severity each reached."""
+    """One investigation per app (or the error that stopped it), and the worst severity each reached."""
 
     target: str
     generated_at: pd.Timestamp
     investigations: dict[str, Investigation]
+    errors: dict[str, AppError] = field(default_factory=dict)
+
+    @property
+    def apps(self) -> list[str]:
+        return sorted(set(self.investigations) | set(self.errors))
+
+    def row(self, app: str) -> dict[str, Any]:
+        """One app's line: worst, verdict, root cause, findings count, summary (or its error)."""
+        if app in self.errors:
+            err = self.errors[app]
+            return {"app": app, "worst": "error", "verdict": "error", "root_cause": None, "findings": 0,
+                    "summary": str(err.error)}  # fmt: skip
+        inv = self.investigations[app]
+        return {
+            "app": app,
+            "worst": worst(inv),
+            "verdict": inv.verdict,
+            "root_cause": inv.root.code if inv.root else None,
+            "findings": len(inv.findings),
+            "summary": inv.summary,
+        }
 
     def frame(self) -> pd.DataFrame:
-        rows = []
-        for app, inv in self.investigations.items():
-            rows.append(
-                {
-                    "app": app,
-                    "worst": worst(inv),
-                    "root_cause": inv.root.code if inv.root else None,
-                    "findings": len(inv.findings),
-                    "summary": inv.summary,
-                }
-            )
-        return pd.DataFrame(rows, columns=["app", "worst", "root_cause", "findings", "summary"])
+        columns = ["app", "worst", "verdict", "root_cause", "findings", "summary"]
+        return pd.DataFrame([self.row(app) for app in self.apps], columns=columns)
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether a platform could not be reached at all (the audit then exits 3)."""
+        return any(isinstance(e.error, TransportError) for e in self.errors.values())
 
     def document(self, fail_on: str) -> dict[str, Any]:
+        apps = []
+        for app in self.apps:
+            line = self.row(app)
+            line.pop("summary")
+            line.pop("findings")
+            if app in self.errors:
+                line.update({"gaps": [], "findings": [], "error": self.errors[app].as_json()})
+            else:
+                inv = self.investigations[app]
+                line.update({"gaps": [g.as_json() for g in inv.gaps], "findings": [f.as_json() for f in inv.findings]})
+            apps.append(line)
         return {
             "schema": AUDIT_SCHEMA,
             "target": self.target,
             "generated_at": iso(self.generated_at),
             "fail_on": fail_on,
-            "apps": [
-                {
-                    "app": app,
-                    "worst": worst(inv),
-                    "verdict": inv.verdict,
-                    "root_cause": inv.root.code if inv.root else None,
-                    "gaps": [g.as_json() for g in inv.gaps],
-                    "findings": [f.as_json() for f in inv.findings],
-                }
-                for app, inv in self.investigations.items()
-            ],
+            "unreachable": self.unreachable,
+            "apps": apps,
         }
 
     def write(self, out_dir: Path, fail_on: str) -> Path:
@@ -76,19 +118,25 @@ def worst(inv: Investigation) -> str | None:
     return max(levels, key=lambda s: _RANK.get(s, 0))
 
 
-def run_audit(session: Any, apps: list[str] | None = None, *, stuck_after_minutes: float = 10.0) -> Audit:
+def run_audit(session: Session, apps: list[str] | None = None, *, stuck_after_minutes: float = 10.0) -> Audit:
     """Investigate each app (every app of the org when ``apps`` is empty), over one window.
 
     The window is fixed once (the target's now, 24 h back), and the project-wide
-    reads (secrets, functions, function logs) are made once for all the apps.
+    reads (secrets, functions, function logs) are made once for all the apps. An
+    app whose investigation fails is recorded with its error; the rest go on.
     """
-    from vyxops.evidence import ProjectReads
-
     names = list(apps or []) or [a["name"] for a in session.fly.list_apps(session.org)]
     until = session.now()
     project = ProjectReads(session)
-    investigations = {
-        app: investigate(session, app, until=until, stuck_after_minutes=stuck_after_minutes, project=project)
-        for app in names
-    }
-    return Audit(session.label, session.now(), investigations)
+    investigations: dict[str, Investigation] = {}
+    errors: dict[str, AppError] = {}
+    for app in names:
+        try:
+            investigations[app] = investigate(
+                session, app, until=until, stuck_after_minutes=stuck_after_minutes, project=project
+            )
+        except VyxopsError as exc:
+            if exit_code_for(exc) == 2:
+                raise  # bad input (a malformed app name) is the caller's to fix, not an app's state
+            errors[app] = AppError(app, exc)
+    return Audit(session.label, session.now(), investigations, errors)

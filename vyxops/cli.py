@@ -507,14 +507,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
             notify_error(notify, args, exc)
         raise
     doc = read_json(args.out / "audit.json")
-    levels = ("critical",) if args.fail_on == "critical" else ("critical", "warning")
+    levels = ("error", "critical") if args.fail_on == "critical" else ("error", "critical", "warning")
     failing = [a for a in doc["apps"] if a["worst"] in levels]
     summary = {
         "failed": bool(failing),
         "fail_on": args.fail_on,
         "report": str(html),
         "audit": str(args.out / "audit.json"),
-        "apps": [{k: a.get(k) for k in ("app", "worst", "verdict", "root_cause")} for a in doc["apps"]],
+        "apps": [{k: a.get(k) for k in ("app", "worst", "verdict", "root_cause", "error")} for a in doc["apps"]],
     }
     if args.json:
         say(json.dumps(summary, indent=1))
@@ -526,6 +526,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         from vyxops.notify import notify_failure
 
         notify_failure(notify, summary)
+    for a in doc["apps"]:
+        if a.get("error"):
+            _error(f"vyxops: {a['app']}: {a['error']['type']}: {a['error']['message']}")
+    if doc.get("unreachable"):
+        return 3
     return 1 if failing else 0
 
 

@@ -48,7 +48,7 @@ def failure_message(summary: dict[str, Any]) -> tuple[str, str]:
 
 
 def _levels(fail_on: str) -> tuple[str, ...]:
-    return ("critical",) if fail_on == "critical" else ("critical", "warning")
+    return ("error", "critical") if fail_on == "critical" else ("error", "critical", "warning")
 
 
 def notify_failure(url: str, summary: dict[str, Any]) -> bool:

@@ -14,6 +14,7 @@ import pandas as pd
 from vyxops.errors import VyxopsError
 from vyxops.nbtools.display import md, show_figure, table
 from vyxops.nbtools.investigation import (
+    show_error,
     show_findings,
     show_fixes,
     show_header,
@@ -53,6 +54,7 @@ __all__ = [
     "md",
     "table",
     "show_header",
+    "show_error",
     "show_summary",
     "show_findings",
     "show_timeline",

@@ -56,6 +56,11 @@ def show_summary(inv: Investigation, tz: str = "UTC") -> None:
     )
 
 
+def show_error(error: Exception) -> None:
+    """An app the audit could not investigate: its typed error, as text."""
+    md(f"**Could not be investigated** ({esc(type(error).__name__)}): {esc(error)}")
+
+
 def show_incomplete(gaps: list[Gap]) -> None:
     """What the evidence could not show, each gap with its source and span; nothing when complete."""
     if gaps:
