@@ -39,6 +39,8 @@ def find_leaks(root: Path) -> list[str]:
     for path in root.rglob("*"):
         if not path.is_file() or path.suffix not in ARTEFACT_SUFFIXES:
             continue
+        if path.name == "state.json" and (path.parent / "state.json").exists() and "sandbox" in path.parent.name:
+            continue  # the simulated platforms' own storage: it holds what users wrote, as the real ones do
         data = path.read_bytes()
         if any(c in data for c in creds) or TOKEN_SHAPE.search(data):
             leaks.append(str(path))

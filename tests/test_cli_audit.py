@@ -84,7 +84,9 @@ def test_one_apps_failure_is_its_own_error_row_and_the_others_are_reported(tmp_p
 
         def flaky(app: str, **kw: object) -> list[dict[str, object]]:
             if app == "alpha-app":
-                raise TransportError("timed out", platform="fly-machines", method="GET", path=f"/v1/apps/{app}/machines")
+                raise TransportError(
+                    "timed out", platform="fly-machines", method="GET", path=f"/v1/apps/{app}/machines"
+                )
             return real(app, **kw)  # type: ignore[arg-type]
 
         s.fly.list_machines = flaky  # type: ignore[method-assign]

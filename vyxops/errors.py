@@ -20,8 +20,10 @@ status and a short excerpt of the body, and the excerpt is redacted.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 __all__ = [
     "VyxopsError",
@@ -44,6 +46,7 @@ _TOKEN_RE = re.compile(
     r"(sbp_[0-9A-Za-z]{16,}"
     r"|fm[12][ra]?_[A-Za-z0-9+/=_\-,]{16,}"
     r"|FlyV1 [A-Za-z0-9+/=_\-,]+"
+    r"|sb_(?:secret|publishable)_[A-Za-z0-9_\-]{16,}"
     r"|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"
     r"|(?i:bearer) [A-Za-z0-9+/=_\-.,]{8,})"
 )
@@ -51,9 +54,31 @@ _extra_secrets: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a credential so that :func:`redact` removes it wherever it appears."""
+    """Remember a credential so that :func:`redact` removes it wherever it appears.
+
+    Its base64 (standard and URL-safe, padded or not) and URL-encoded forms are
+    remembered too: a platform may echo a credential in any of them.
+    """
     if value and len(value) >= 8:
-        _extra_secrets.add(value)
+        _extra_secrets.update(f for f in secret_forms(value) if len(f) >= 8)
+
+
+def secret_forms(value: str) -> set[str]:
+    """The ways a credential may be written: as is, base64 in both alphabets with or without padding, URL-encoded."""
+    raw = value.encode()
+    forms = {value, quote(value, safe=""), quote_plus(value)}
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        b64 = encode(raw).decode("ascii")
+        forms |= {b64, b64.rstrip("=")}
+    return forms
+
+
+def registered_secrets() -> frozenset[str]:
+    """Every credential form :func:`redact` masks (for vectorised redaction of whole columns)."""
+    return frozenset(_extra_secrets)
+
+
+TOKEN_PATTERN = _TOKEN_RE.pattern
 
 
 def redact(text: str) -> str:

@@ -8,6 +8,7 @@ fetcher stopped before the end) and ``note`` (why). Every time column is
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 
 from vyxops import facts
 from vyxops.coverage import Gap
-from vyxops.errors import InputError, NotFoundError
+from vyxops.errors import TOKEN_PATTERN, InputError, NotFoundError, redact, registered_secrets
 from vyxops.images import parse_image_ref
 from vyxops.timeutil import iso
 
@@ -169,7 +170,7 @@ def make_frame(
         if dtype == TIME:
             df[column] = _to_time(df[column], (units or {}).get(column))
         elif dtype == STR:
-            df[column] = df[column].astype("object").where(df[column].notna(), None).astype(STR)
+            df[column] = redact_column(df[column].astype("object").where(df[column].notna(), None).astype(STR))
         else:
             df[column] = df[column].astype(dtype)
     gap_list = [g.as_json() for g in gaps or []]
@@ -179,6 +180,27 @@ def make_frame(
         warnings.warn(f"{name}: incomplete: {note}", stacklevel=2)
         log.warning("%s: incomplete: %s", name, note)
     return df
+
+
+def redact_column(column: pd.Series) -> pd.Series:
+    """A string column with every registered credential (and its encodings) and token shape masked.
+
+    Platforms hand back what users wrote: a key pasted in a log line or a row must not
+    reach a frame, and so not the parquet, the notebook or a report (issue: redaction
+    covers what the platforms hand back). Only cells that hold a match are rewritten.
+    """
+    if column.empty:
+        return column
+    secrets = sorted(registered_secrets(), key=len, reverse=True)
+    pattern = "|".join([TOKEN_PATTERN, *(re.escape(x) for x in secrets)])
+    with warnings.catch_warnings():  # the token pattern has groups; only a yes/no per cell is wanted here
+        warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular expression")
+        hit = column.str.contains(pattern, regex=True, na=False)
+    if not hit.any():
+        return column
+    out = column.copy()
+    out[hit] = [redact(str(v)) for v in column[hit]]
+    return out
 
 
 def check_frame(name: str, df: pd.DataFrame) -> None:

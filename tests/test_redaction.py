@@ -1,0 +1,63 @@
+"""Credentials the platforms hand back (in log lines, rows, error bodies) are masked in every artefact."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from vyxops.cli import main
+from vyxops.testing.hostile import planted_forms
+from vyxops_sandbox.world import credentials_for
+
+NAME = "planted-credentials"
+
+
+def artefacts(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and p.suffix in {".html", ".ipynb", ".json", ".md", ".parquet"}]
+
+
+def test_credentials_in_platform_data_never_reach_an_artefact(sandbox_env: Path, tmp_path: Path) -> None:
+    """The service key as a user id, the Fly token base64'd in a row error and the access token URL-encoded are masked."""
+    creds = credentials_for(NAME)
+    key, fly, access = creds["supabase_service_role_key"], creds["fly_api_token"], creds["supabase_access_token"]
+    scenario = tmp_path / f"{NAME}.yaml"
+    scenario.write_text(
+        f"""name: {NAME}
+now: 2025-10-02T17:25:00Z
+fly: {{org: personal, apps: [vyx-app]}}
+supabase: {{project_ref: vyxsandboxprojectref, machines_table: machines}}
+images:
+  registry.fly.io/vyx-app:stub: {{behaviour: exit, exit_code: 0, after_s: 2}}
+steps:
+  - at: 2025-10-02T16:00:00Z
+    deploy: {{app: vyx-app, image: registry.fly.io/vyx-app:deployment-01K6JV132H7B7Y5PP8Y5QSR23X}}
+  - at: 2025-10-02T16:10:00Z
+    set_secret: {{name: DOCKER_IMAGE, value: registry.fly.io/vyx-app:stub}}
+  - at: 2025-10-02T16:18:40Z
+    invoke: {{function: provision-machine, body: {{user_id: "{key}", region: "{quote(access, safe="")}"}}, machine_id: 5683732efe3208}}
+  - at: 2025-10-02T16:30:00Z
+    db_update: {{table: machines, match: {{fly_machine_id: 5683732efe3208}}, set: {{error: "{base64.b64encode(fly.encode()).decode()}"}}}}
+"""
+    )
+    out = tmp_path / "out"
+    assert main(["investigate", "--scenario", str(scenario), "--app", "vyx-app", "--out", str(out)]) == 0
+    found = artefacts(out)
+    assert {p.suffix for p in found} >= {".html", ".ipynb", ".json", ".md", ".parquet"}
+    forms = [f for c in (key, fly, access) for f in planted_forms(c)]
+    for path in found:
+        data = path.read_bytes()
+        leaked = [f for f in forms if f.encode() in data]
+        assert not leaked, f"{path.name} holds a credential form"
+
+
+@pytest.mark.parametrize("credential", ["sbp_0123456789abcdef0123456789abcdef", "fm2_lJPECAAAAAAAAMiYxBDf0123456789"])
+def test_every_encoded_form_of_a_registered_credential_is_masked(credential: str) -> None:
+    """register_secret masks the value, its base64 forms and its URL-encoded forms inside any text."""
+    from vyxops.errors import redact, register_secret
+
+    register_secret(credential)
+    for form in planted_forms(credential):
+        assert form not in redact(f"body: {{'detail': '{form}'}}"), form
