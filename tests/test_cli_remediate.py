@@ -11,6 +11,8 @@ from vyxops import runner
 from vyxops.cli import main
 from vyxops_sandbox.world import World
 
+from test_fixes import unpaired
+
 APP = "vyx-app"
 
 
@@ -50,6 +52,9 @@ def test_dry_run_writes_the_plan_and_changes_nothing(
     ]
     printed = capsys.readouterr().out
     assert "PIN_SECRET_TO_RELEASE" in printed and "nothing changed" in printed
+    # The command it prints runs as printed: complete (--out included) and naming the scenario.
+    apply = f"apply:    vyxops remediate --scenario stub-image --app {APP} --apply --confirm {APP} --out {out}"
+    assert apply in printed
     html = (out / "remediate.html").read_text()
     assert "PIN_SECRET_TO_RELEASE" in html and "open_session(" not in html
     assert not artefact_leaks(out, sandbox.credentials)
@@ -89,8 +94,13 @@ def test_apply_then_reapply_then_investigate_is_clean(
         ("VERIFY_PROVISIONING", "applied"),
     ]
     assert (out1 / "plan.json").exists() and (out1 / "remediate.html").exists()
-    audit = (tmp_path / "audit.jsonl").read_text().splitlines()
-    assert len(audit) == 3
+    audit = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert not unpaired(audit)
+    assert [x["action"] for x in audit if x["kind"] == "outcome" and x["step"] in ("set_secret", "update_row", "verify")] == [
+        "PIN_SECRET_TO_RELEASE",
+        "RECONCILE_STUCK_ROWS",
+        "VERIFY_PROVISIONING",
+    ]
 
     state = tmp_path / "sandbox" / "state.json"
     before = state.read_bytes()
@@ -104,7 +114,7 @@ def test_apply_then_reapply_then_investigate_is_clean(
     assert reported["RECONCILE_STUCK_ROWS"].startswith("already done")
     printed = capsys.readouterr().out
     assert "already done" in printed and "nothing to apply" in printed
-    assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == 3
+    assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == len(audit)  # nothing written the second time
 
     assert main(["investigate", "--scenario", "stub-image", "--app", APP, "--out", str(out3)]) == 0
     findings = json.loads((out3 / "findings.json").read_text())
