@@ -24,6 +24,8 @@ START_BUDGET_S = 120.0  # a machine normally starts in seconds; a pull may take 
 DB_BUDGET_S = 60.0  # the app reports `running` to the DB a few seconds after start
 MACHINE_CHECK_EVERY = 5  # DB polls between looks at the machine (stop waiting when it is gone)
 CLOSED_ROW_STATUSES = ENDED_ROW_STATUSES | {FAILED_ROW_STATUS}
+LAUNCHING_STATES = ("created", "starting")
+SETTLE_BUDGET_S = 30.0  # how long cleanup lets a launching canary come up before destroying it
 
 
 @dataclass
@@ -169,6 +171,8 @@ def clean_up(ctx: ApplyContext, code: str, canary: Canary, problem: str | None) 
 def _destroy(ctx: ApplyContext, code: str, canary: Canary) -> tuple[bool, str, bool]:
     s, mid = ctx.session, str(canary.machine_id)
     state = machine_state(s, ctx.app, mid)
+    if state in LAUNCHING_STATES:
+        state = _let_it_settle(s, ctx.app, mid) or state
     if state in (None, "destroyed"):
         return True, f"machine {mid} already gone", False
 
@@ -195,6 +199,16 @@ def _destroy(ctx: ApplyContext, code: str, canary: Canary) -> tuple[bool, str, b
         f"machine {mid} is not destroyed ({step.reason}): `fly machines destroy --force {mid} -a {ctx.app}`",
         True,
     )
+
+
+def _let_it_settle(session: Session, app: str, mid: str) -> str | None:
+    """Wait (≤ SETTLE_BUDGET_S) for a canary still launching to start, so its record reads "started, then
+    destroyed" instead of "never started": a canary destroyed mid-launch looks like a launch failure."""
+    try:
+        session.fly.wait_machine(app, mid, "started", timeout_s=int(SETTLE_BUDGET_S))
+        return machine_state(session, app, mid)
+    except Exception:  # gone, or the wait failed: destroy it as it is
+        return None
 
 
 def _close_row(
