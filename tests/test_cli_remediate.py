@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_fixes import unpaired
 
 from vyxops import runner
 from vyxops.cli import main
 from vyxops_sandbox.world import World
-
-from test_fixes import unpaired
 
 APP = "vyx-app"
 
@@ -35,7 +34,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
 def test_dry_run_writes_the_plan_and_changes_nothing(
     sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without --apply the CLI writes plan.json, the notebook and the report, prints the plan and leaves the sandbox as it was."""
+    """Without --apply the CLI writes plan.json, the notebook and the report, prints the plan and leaves the sandbox as
+    it was."""
     state = tmp_path / "sandbox" / "state.json"
     before = state.read_bytes()
     out = tmp_path / "plan"
@@ -96,7 +96,9 @@ def test_apply_then_reapply_then_investigate_is_clean(
     assert (out1 / "plan.json").exists() and (out1 / "remediate.html").exists()
     audit = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert not unpaired(audit)
-    assert [x["action"] for x in audit if x["kind"] == "outcome" and x["step"] in ("set_secret", "update_row", "verify")] == [
+    assert [
+        x["action"] for x in audit if x["kind"] == "outcome" and x["step"] in ("set_secret", "update_row", "verify")
+    ] == [
         "PIN_SECRET_TO_RELEASE",
         "RECONCILE_STUCK_ROWS",
         "VERIFY_PROVISIONING",

@@ -118,7 +118,8 @@ def canaries_left(session: Session) -> list[str]:
 
 
 def test_seed_plan_pins_the_secret_reconciles_the_row_and_verifies(tmp_path: Path) -> None:
-    """The seed's plan pins DOCKER_IMAGE to release v2's image, fails the stuck row of the gone machine, then verifies."""
+    """The seed's plan pins DOCKER_IMAGE to release v2's image, fails the
+    stuck row of the gone machine, then verifies."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
     assert codes(plan) == ["PIN_SECRET_TO_RELEASE", "RECONCILE_STUCK_ROWS", "VERIFY_PROVISIONING"]
@@ -180,7 +181,8 @@ def test_dry_run_changes_nothing(tmp_path: Path, audit: Path) -> None:
 
 
 def test_apply_fixes_the_seed_verifies_and_logs(tmp_path: Path, audit: Path) -> None:
-    """Applying pins the secret, fails the row with the machine's fate, verifies with a cleaned-up canary and logs each action."""
+    """Applying pins the secret, fails the row with the machine's fate, verifies with a cleaned-up canary and logs each
+    action."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
         result = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
@@ -198,7 +200,9 @@ def test_apply_fixes_the_seed_verifies_and_logs(tmp_path: Path, audit: Path) -> 
         assert not canaries_left(s)
     lines = [json.loads(x) for x in data.decode().splitlines()]
     assert lines == result.audit_lines and not unpaired(lines)
-    fixes = [(x["action"], x["step"], x["result"]) for x in lines if x["kind"] == "outcome" and x["step"] != "settle_canary"]
+    fixes = [
+        (x["action"], x["step"], x["result"]) for x in lines if x["kind"] == "outcome" and x["step"] != "settle_canary"
+    ]
     assert fixes == [
         ("PIN_SECRET_TO_RELEASE", "set_secret", "applied"),
         ("RECONCILE_STUCK_ROWS", "update_row", "applied"),
@@ -208,7 +212,9 @@ def test_apply_fixes_the_seed_verifies_and_logs(tmp_path: Path, audit: Path) -> 
         ("VERIFY_PROVISIONING", "verify", "applied"),
     ]
     for x in lines:
-        assert {"time", "target", "app", "action", "step", "entity", "kind", "txn", "who", "run", "pid", "host"} <= set(x)
+        assert {"time", "target", "app", "action", "step", "entity", "kind", "txn", "who", "run", "pid", "host"} <= set(
+            x
+        )
         assert x["who"] == "test-operator" and x["target"] == "sandbox:stub-image" and x["app"] == APP
     pin = next(x for x in lines if x["kind"] == "outcome" and x["action"] == "PIN_SECRET_TO_RELEASE")
     assert pin["before"]["digest"] == secret_digest(STUB) and pin["after"]["digest"] == secret_digest(RELEASE_V2)
@@ -255,7 +261,8 @@ def test_applying_the_same_plan_twice_changes_nothing_but_reverifies(tmp_path: P
 
 
 def test_pin_by_digest_sets_the_release_digest(tmp_path: Path, audit: Path) -> None:
-    """Strategy pin-digest sets DOCKER_IMAGE to registry.fly.io/<repo>@<release digest>, and the next investigation is clean."""
+    """Strategy pin-digest sets DOCKER_IMAGE to registry.fly.io/<repo>@<release digest>, and the next investigation is
+    clean."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), strategy="pin-digest")
         digest = s.fly.head_manifest(RELEASE_V2)["digest"]
@@ -269,7 +276,8 @@ def test_pin_by_digest_sets_the_release_digest(tmp_path: Path, audit: Path) -> N
 def test_latest_strategy_moves_latest_and_unsets_only_docker_image(
     tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """TAG_LATEST makes :latest the release's digest; UNSET_SECRET then deletes DOCKER_IMAGE by name and no other secret."""
+    """TAG_LATEST makes :latest the release's digest; UNSET_SECRET then deletes DOCKER_IMAGE by name and no other
+    secret."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), strategy="latest")
         seen = record_requests(s, monkeypatch)
@@ -287,7 +295,8 @@ def test_latest_strategy_moves_latest_and_unsets_only_docker_image(
 def test_unset_secret_waits_for_latest_to_be_the_release(
     tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """UNSET_SECRET alone is skipped while :latest does not resolve to the release: provisioning would fall back to nothing."""
+    """UNSET_SECRET alone is skipped while :latest does not resolve to the release: provisioning would fall back to
+    nothing."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["UNSET_SECRET"])
         seen = record_requests(s, monkeypatch)
@@ -302,7 +311,8 @@ def test_unset_secret_waits_for_latest_to_be_the_release(
 
 
 def test_secret_changed_since_planning_skips_the_pin(tmp_path: Path, audit: Path) -> None:
-    """When someone set DOCKER_IMAGE after the plan was made, the pin is skipped with the reason and their value stays."""
+    """When someone set DOCKER_IMAGE after the plan was made, the pin is
+    skipped with the reason and their value stays."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
         world_of(s).set_secrets([{"name": "DOCKER_IMAGE", "value": "registry.fly.io/vyx-app:hotfix"}])
@@ -339,7 +349,8 @@ def test_row_updated_since_planning_is_left_alone(tmp_path: Path, audit: Path) -
 def test_row_changed_between_check_and_write_is_caught_by_the_filter(
     tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The PATCH is guarded by id, status and updated_at: a row changed just before it matches nothing and is skipped."""
+    """The PATCH is guarded by id, status and updated_at: a row changed
+    just before it matches nothing and is skipped."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["RECONCILE_STUCK_ROWS"])
         app = s.fly.machines.client._transport.app
@@ -361,7 +372,8 @@ def test_row_changed_between_check_and_write_is_caught_by_the_filter(
 
 
 def test_a_failure_stops_the_plan_and_a_rerun_finishes_it(tmp_path: Path, audit: Path) -> None:
-    """A failing PATCH fails its action, the rest are not run, nothing is half-applied, and a rerun without the fault finishes."""
+    """A failing PATCH fails its action, the rest are not run, nothing is half-applied, and a rerun without the fault
+    finishes."""
     faults = Faults([FaultRule(kind="5xx", path="/rest/v1/", method="PATCH")])
     with seed(tmp_path, faults=faults) as s:
         plan = plan_fixes(investigate(s, APP))
@@ -381,7 +393,8 @@ def test_a_failure_stops_the_plan_and_a_rerun_finishes_it(tmp_path: Path, audit:
 
 
 def test_a_write_whose_answer_was_lost_is_reread_and_applied(tmp_path: Path, audit: Path) -> None:
-    """When the PATCH took effect but its answer was lost (a 503 after the fact), the re-read makes it applied, and a rerun sees it done."""
+    """When the PATCH took effect but its answer was lost (a 503 after the fact), the re-read makes it applied, and a
+    rerun sees it done."""
     faults = Faults([FaultRule(kind="5xx", path="/rest/v1/", method="PATCH", when="after")])
     with seed(tmp_path, faults=faults) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["RECONCILE_STUCK_ROWS"])
@@ -399,7 +412,8 @@ def test_a_write_whose_answer_was_lost_is_reread_and_applied(tmp_path: Path, aud
 def test_apply_without_the_app_name_is_refused_before_any_call(
     tmp_path: Path, audit: Path, confirm: str | None
 ) -> None:
-    """dry_run=False without confirm equal to the app is an InputError naming --confirm, raised before any platform call."""
+    """dry_run=False without confirm equal to the app is an InputError naming --confirm, raised before any platform
+    call."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
         calls = sandbox_calls(s)
@@ -415,7 +429,8 @@ def test_apply_without_the_app_name_is_refused_before_any_call(
 
 
 def test_verification_reports_what_it_saw_when_provisioning_still_fails(tmp_path: Path, audit: Path) -> None:
-    """Verifying the unfixed seed fails with the canary's story (started, exited, row never running) and leaves no stuck row."""
+    """Verifying the unfixed seed fails with the canary's story (started, exited, row never running) and leaves no
+    stuck row."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["VERIFY_PROVISIONING"])
         result = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
