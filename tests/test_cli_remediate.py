@@ -123,3 +123,27 @@ def test_apply_then_reapply_then_investigate_is_clean(
     assert findings["root_cause"] is None and not any(f["severity"] == "critical" for f in findings["findings"])
     capsys.readouterr()
     assert not artefact_leaks(tmp_path, sandbox.credentials)  # every out dir, the audit log, the sandbox
+
+
+def test_hostile_region_and_row_values_reach_the_report_as_text(
+    sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A provisioning request wrote <script> into a row's user id and region: the dry run's HTML and notebook show it
+    escaped, never as markup."""
+    payload = '<script>alert("vyx-xss")</script>'
+    sandbox.invoke_function("provision-machine", {"user_id": f"vyxops-verify-{payload}", "region": payload})
+    sandbox.sleep(60)
+    sandbox.save()
+    out = tmp_path / "hostile"
+    assert main(["remediate", "--scenario", "stub-image", "--app", APP, "--out", str(out)]) == 0
+    capsys.readouterr()
+    html = (out / "remediate.html").read_text()
+    notebook = json.loads((out / "remediate.ipynb").read_text())
+    outputs = json.dumps([c.get("outputs", []) for c in notebook["cells"]])
+    assert payload not in html and "<script>alert(" not in html
+    assert html.count("&lt;script&gt;alert(") >= 2  # there, as text: in the plan's table and the region's note
+    assert "<script>alert(" not in outputs
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["actions"][0]["code"] == "CLEANUP_VERIFY_CANARY" and payload in plan["actions"][0]["target"]
+    verify = next(a for a in plan["actions"] if a["code"] == "VERIFY_PROVISIONING")
+    assert verify["before"]["region"] == "sjc"  # not a Fly region code: never sent to the Machines API

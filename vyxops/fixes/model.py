@@ -138,7 +138,7 @@ class Result:
 
     def frame(self) -> pd.DataFrame:
         """One row per action: action, target, status, reason, and the change as a readable diff."""
-        rows = [[a.code, a.target, a.status, a.reason, describe_change(a.before, a.after)] for a in self.actions]
+        rows = [[a.code, a.target, a.status, a.reason, _change(a)] for a in self.actions]
         return pd.DataFrame(rows, columns=["action", "target", "status", "reason", "change"])
 
     def verification_frame(self) -> pd.DataFrame:
@@ -169,3 +169,11 @@ class Result:
     def write(self, out_dir: str | Path) -> Path:
         """Write ``result.json`` into ``out_dir`` (atomically: a kill never leaves half a file)."""
         return write_json(Path(out_dir) / "result.json", self.document())
+
+
+def _change(a: Outcome) -> str:
+    """The outcome's diff; for a planned action, only over what it would set (what it read besides is not a change)."""
+    before = a.before
+    if a.status == "planned" and isinstance(before, dict) and isinstance(a.after, dict):
+        before = {k: v for k, v in before.items() if k in a.after}
+    return describe_change(before, a.after)
