@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     rem = sub.add_parser("remediate", help="plan fixes (dry run) and, with --apply --confirm APP, apply them")
+    _add_remediate(rem, common)
+
+    aud = sub.add_parser("audit", help="scheduled check of one or more apps")
+    common(aud)
+    aud.add_argument("--app", action="append", dest="apps")
+    aud.add_argument("--all", action="store_true", dest="all_apps")
+    aud.add_argument("--fail-on", choices=("critical", "warning"), default="critical")
+    aud.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes")
+
+    cap = sub.add_parser("capture", help="capture an evidence bundle for offline replay")
+    common(cap)
+    cap.add_argument("--app", required=True)
+    cap.add_argument("--since")
+    cap.add_argument("--until")
+
+    sb = sub.add_parser("sandbox", help="control the sandbox: reset | serve | status")
+    sb.add_argument("action", choices=("reset", "serve", "status"))
+    sb.add_argument("--scenario")
+    sb.add_argument("--port", type=int, default=8787)
+    sb.add_argument("--json", action="store_true")
+    return p
+
+
+def _add_remediate(rem: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The remediate verb's arguments."""
     common(rem)
     rem.add_argument("--app", required=True, help="the Fly app whose incident is fixed")
     # The codes come from the fix registry (vyxops.fixes), read when the command runs: importing it
@@ -76,26 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
         dest="stuck_after_minutes",
         help="minutes a row may stay in a transitional status",
     )
-
-    aud = sub.add_parser("audit", help="scheduled check of one or more apps")
-    common(aud)
-    aud.add_argument("--app", action="append", dest="apps")
-    aud.add_argument("--all", action="store_true", dest="all_apps")
-    aud.add_argument("--fail-on", choices=("critical", "warning"), default="critical")
-    aud.add_argument("--stuck-after", type=float, default=10.0, dest="stuck_after_minutes")
-
-    cap = sub.add_parser("capture", help="capture an evidence bundle for offline replay")
-    common(cap)
-    cap.add_argument("--app", required=True)
-    cap.add_argument("--since")
-    cap.add_argument("--until")
-
-    sb = sub.add_parser("sandbox", help="control the sandbox: reset | serve | status")
-    sb.add_argument("action", choices=("reset", "serve", "status"))
-    sb.add_argument("--scenario")
-    sb.add_argument("--port", type=int, default=8787)
-    sb.add_argument("--json", action="store_true")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

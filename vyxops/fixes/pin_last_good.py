@@ -5,6 +5,7 @@ image of the last release whose machines served (issue 12 §8), so no canary and
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 from vyxops.errors import PreconditionError
 from vyxops.fixes.context import ApplyContext, PlanContext
@@ -12,7 +13,7 @@ from vyxops.fixes.model import Action, Outcome
 from vyxops.fixes.pin_secret import secret_text, write_secret
 from vyxops.fixes.reads import IMAGE_SECRET, current_release
 from vyxops.fixes.registry import Fix, Place, register
-from vyxops.fixes.served import SERVED_AFTER
+from vyxops.fixes.served import SERVED_AFTER, ReleaseRecord
 from vyxops.fixes.values import short
 from vyxops.images import parse_image_ref, secret_digest
 
@@ -44,42 +45,41 @@ def plan(ctx: PlanContext) -> list[Action]:
     if ctx.strategy == "pin-digest" and good.digest:
         r = parse_image_ref(good.image)
         ref = f"{r.registry}/{r.repository}@{good.digest}"
-    f = ctx.facts
-    if f["secret_digest"] == secret_digest(ref):
+    if ctx.facts["secret_digest"] == secret_digest(ref):
         ctx.note(CODE, f"already done: {IMAGE_SECRET} already points at {ref} (release v{good.version}, which served)")
         return []
+    return [_action(ctx.facts, cur, good, ref, failing)]
+
+
+def _action(f: dict[str, Any], cur: ReleaseRecord, good: ReleaseRecord, ref: str, failing: str) -> Action:
     was = short(f["secret_digest"]) if f["secret_digest"] else "unset"
-    return [
-        Action(
-            code=CODE,
-            target=f"secret:{IMAGE_SECRET}",
-            current=secret_text(f["secret_digest"], f["secret_ref"]),
-            new=f"{ref} (release v{good.version}, the last release whose machines served)",
-            precondition=(
-                f"{IMAGE_SECRET} digest still {was}; release v{cur.version} still current; release v{good.version}'s "
-                f"image still resolves to {short(good.digest)}"
-            ),
-            risk=(
-                f"medium: new sessions run release v{good.version}'s older code until a fixed release is deployed; "
-                f"undo by setting {IMAGE_SECRET} again"
-            ),
-            reason=(
-                f"release v{cur.version}'s own image fails ({failing}); release v{good.version} served: "
-                + "; ".join(good.served[:2])
-            ),
-            read={
-                "secret_digest": f["secret_digest"],
-                "secret_ref": f["secret_ref"],
-                "release_version": cur.version,
-                "release_image": cur.image,
-                "good_version": good.version,
-                "good_image": good.image,
-                "good_digest": good.digest,
-                "served": good.served[:3],
-            },
-            desired={"name": IMAGE_SECRET, "ref": ref, "digest": secret_digest(ref)},
-        )
-    ]
+    return Action(
+        code=CODE,
+        target=f"secret:{IMAGE_SECRET}",
+        current=secret_text(f["secret_digest"], f["secret_ref"]),
+        new=f"{ref} (release v{good.version}, the last release whose machines served)",
+        precondition=(
+            f"{IMAGE_SECRET} digest still {was}; release v{cur.version} still current; release v{good.version}'s "
+            f"image still resolves to {short(good.digest)}"
+        ),
+        risk=(
+            f"medium: new sessions run release v{good.version}'s older code until a fixed release is deployed; "
+            f"undo by setting {IMAGE_SECRET} again"
+        ),
+        reason=f"release v{cur.version}'s own image fails ({failing}); release v{good.version} served: "
+        + "; ".join(good.served[:2]),
+        read={
+            "secret_digest": f["secret_digest"],
+            "secret_ref": f["secret_ref"],
+            "release_version": cur.version,
+            "release_image": cur.image,
+            "good_version": good.version,
+            "good_image": good.image,
+            "good_digest": good.digest,
+            "served": good.served[:3],
+        },
+        desired={"name": IMAGE_SECRET, "ref": ref, "digest": secret_digest(ref)},
+    )
 
 
 def apply(ctx: ApplyContext, a: Action) -> Outcome:
