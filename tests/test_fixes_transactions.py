@@ -289,3 +289,24 @@ def test_sigkill_while_provisioning_the_canary_is_cleaned_up_by_the_next_run(tmp
     assert any("closed 2 intent(s)" in n for n in second.notes)
     assert any(n.startswith("lock: took over a stale lock left by") for n in second.notes)  # the killed run's
     assert not unpaired(audit_lines(audit))
+
+
+def test_an_unwritable_audit_log_or_result_refuses_before_any_change(
+    tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log that cannot be written is a ConfigError, a result.json that cannot be is an InputError: both before any
+    write."""
+    from vyxops.errors import ConfigError, InputError
+
+    state = tmp_path / "sandbox" / "state.json"
+    with seed(tmp_path) as s:
+        plan = plan_fixes(investigate(s, APP))
+        before = state.read_bytes()
+        (tmp_path / "log-is-a-dir").mkdir()
+        with pytest.raises(ConfigError):
+            apply_plan(s, plan, dry_run=False, confirm=APP, app=APP, audit_log=tmp_path / "log-is-a-dir")
+        (tmp_path / "out" / "result.json").mkdir(parents=True)
+        with pytest.raises(InputError) as bad_out:
+            apply_plan(s, plan, dry_run=False, confirm=APP, app=APP, out_dir=tmp_path / "out")
+        assert secret_now(s) != secret_digest(RELEASE_V2)
+    assert bad_out.value.name == "--out" and state.read_bytes() == before

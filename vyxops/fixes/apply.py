@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from vyxops import config
-from vyxops.errors import InputError, PreconditionError
+from vyxops.errors import ConfigError, InputError, PreconditionError
 from vyxops.fixes import registry
 from vyxops.fixes.audit_log import AuditLog, read_history
 from vyxops.fixes.context import ApplyContext
@@ -61,9 +61,7 @@ def apply_plan(
         if lock.took_over:
             result.notes.append(f"lock: took over a stale lock left by {describe_holder(lock.took_over)}")
         log = AuditLog(log_path, target=session.label, app=app, who=operator, now=session.now)
-        log.open()  # a change that cannot be logged is not made
-        if out_dir is not None:
-            result.write(out_dir)  # and a result that cannot be written: before any change
+        _before_any_change(log, result, out_dir)
         ctx = ApplyContext(session, app, session.machines_table, log)
         try:
             _settle_open_intents(log, result)
@@ -75,6 +73,25 @@ def apply_plan(
             if out_dir is not None:
                 result.write(out_dir)
     return result
+
+
+def _before_any_change(log: AuditLog, result: Result, out_dir: str | Path | None) -> None:
+    """Open the audit log and write result.json once: a change that cannot be logged or reported is not made."""
+    try:
+        log.open()
+    except OSError as exc:
+        raise ConfigError(
+            f"the audit log {log.path} cannot be written ({exc.strerror or exc}); nothing was changed",
+            hint="set $VYXOPS_AUDIT_LOG to a writable file",
+        ) from None
+    if out_dir is None:
+        return
+    try:
+        result.write(out_dir)
+    except OSError as exc:
+        raise InputError(
+            "--out", f"{out_dir} cannot hold result.json ({exc.strerror or exc}); nothing was changed"
+        ) from None
 
 
 def _settle_open_intents(log: AuditLog, result: Result) -> None:
