@@ -23,6 +23,7 @@ dry_run = True  # True changes nothing
 confirm = ""  # must be the app's name to apply
 stuck_after_minutes = 10.0
 out_dir = "out/remediate"
+lock_token = ""  # set by `vyxops remediate --apply`, which holds the app's lock for this run
 
 # %% [markdown]
 # # Remediation
@@ -30,53 +31,61 @@ out_dir = "out/remediate"
 # Investigate the app, plan the fixes its findings call for, and — only with
 # `dry_run=False` and `confirm` set to the app's name — apply them. Each action
 # re-checks what it read before it acts, so a plan applied twice changes nothing
-# the second time. Run by `vyxops remediate`; parameters above.
+# the second time; each platform write is logged (intent, then outcome) in the audit
+# log, and a run that was interrupted is settled by the next one. Run by
+# `vyxops remediate`; parameters above.
 
 # %%
 from vyxops import fixes as fx
 from vyxops import nbtools
+from vyxops.fixes.commands import remediate_command
 from vyxops.investigate import investigate
+from vyxops.nbtools import remediation as views
 from vyxops.session import open_session
 
 nbtools.setup()
+fix_codes = list(fixes or [])
+apply_command = remediate_command(app, out_dir=out_dir, target=target, scenario=scenario, fixes=fix_codes,
+                                  strategy=strategy, stuck_after_minutes=stuck_after_minutes)
+
+# %%
 with open_session(target, scenario=scenario) as session:
     inv = investigate(session, app, stuck_after_minutes=stuck_after_minutes)
-    plan = fx.plan_fixes(inv, fixes=list(fixes or []) or None, strategy=strategy)
+    plan = fx.plan_fixes(inv, fixes=fix_codes or None, strategy=strategy, project_ref=session.project_ref)
     plan.write(out_dir, dry_run=dry_run)
-    result = fx.apply_plan(session, plan, dry_run=dry_run, confirm=confirm or None, app=app)
-if not dry_run:
-    result.write(out_dir)
+    result = fx.apply_plan(session, plan, dry_run=dry_run, confirm=confirm or None, app=app,
+                           lock_token=lock_token or None, out_dir=None if dry_run else out_dir)
 
 # %% [markdown]
 # ## Findings in
 # What the investigation found before anything was changed.
 
 # %%
-nbtools.show_summary(inv)
-inv.findings_frame()
+views.show_investigation(inv)
 
 # %% [markdown]
 # ## The plan
-# One row per action, in the order they are applied, with what each will check first.
+# One row per action, in the order they are applied, with what each will check first,
+# then what a person could type instead and where to look in the dashboards.
 
 # %%
-nbtools.show_plan(plan, dry_run=dry_run)
+views.show_plan(plan, dry_run=dry_run)
 
 # %% [markdown]
 # ## What was applied
 
 # %%
-nbtools.show_result(result)
+views.show_result(result, apply_command=apply_command)
 
 # %% [markdown]
 # ## Verification
 # A canary provisioning through the real path: the function, the machine, the DB row.
 
 # %%
-nbtools.show_verification(result)
+views.show_verification(result)
 
 # %% [markdown]
 # ## Audit log
 
 # %%
-nbtools.show_audit(result)
+views.show_audit(result)

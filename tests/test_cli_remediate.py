@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_fixes import unpaired
 
 from vyxops import runner
 from vyxops.cli import main
@@ -33,7 +34,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
 def test_dry_run_writes_the_plan_and_changes_nothing(
     sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without --apply the CLI writes plan.json, the notebook and the report, prints the plan and leaves the sandbox as it was."""
+    """Without --apply the CLI writes plan.json, the notebook and the report, prints the plan and leaves the sandbox as
+    it was."""
     state = tmp_path / "sandbox" / "state.json"
     before = state.read_bytes()
     out = tmp_path / "plan"
@@ -50,6 +52,9 @@ def test_dry_run_writes_the_plan_and_changes_nothing(
     ]
     printed = capsys.readouterr().out
     assert "PIN_SECRET_TO_RELEASE" in printed and "nothing changed" in printed
+    # The command it prints runs as printed: complete (--out included) and naming the scenario.
+    apply = f"apply:    vyxops remediate --scenario stub-image --app {APP} --apply --confirm {APP} --out {out}"
+    assert apply in printed
     html = (out / "remediate.html").read_text()
     assert "PIN_SECRET_TO_RELEASE" in html and "open_session(" not in html
     assert not artefact_leaks(out, sandbox.credentials)
@@ -89,8 +94,15 @@ def test_apply_then_reapply_then_investigate_is_clean(
         ("VERIFY_PROVISIONING", "applied"),
     ]
     assert (out1 / "plan.json").exists() and (out1 / "remediate.html").exists()
-    audit = (tmp_path / "audit.jsonl").read_text().splitlines()
-    assert len(audit) == 3
+    audit = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert not unpaired(audit)
+    assert [
+        x["action"] for x in audit if x["kind"] == "outcome" and x["step"] in ("set_secret", "update_row", "verify")
+    ] == [
+        "PIN_SECRET_TO_RELEASE",
+        "RECONCILE_STUCK_ROWS",
+        "VERIFY_PROVISIONING",
+    ]
 
     state = tmp_path / "sandbox" / "state.json"
     before = state.read_bytes()
@@ -104,10 +116,34 @@ def test_apply_then_reapply_then_investigate_is_clean(
     assert reported["RECONCILE_STUCK_ROWS"].startswith("already done")
     printed = capsys.readouterr().out
     assert "already done" in printed and "nothing to apply" in printed
-    assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == 3
+    assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == len(audit)  # nothing written the second time
 
     assert main(["investigate", "--scenario", "stub-image", "--app", APP, "--out", str(out3)]) == 0
     findings = json.loads((out3 / "findings.json").read_text())
     assert findings["root_cause"] is None and not any(f["severity"] == "critical" for f in findings["findings"])
     capsys.readouterr()
     assert not artefact_leaks(tmp_path, sandbox.credentials)  # every out dir, the audit log, the sandbox
+
+
+def test_hostile_region_and_row_values_reach_the_report_as_text(
+    sandbox: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A provisioning request wrote <script> into a row's user id and region: the dry run's HTML and notebook show it
+    escaped, never as markup."""
+    payload = '<script>alert("vyx-xss")</script>'
+    sandbox.invoke_function("provision-machine", {"user_id": f"vyxops-verify-{payload}", "region": payload})
+    sandbox.sleep(60)
+    sandbox.save()
+    out = tmp_path / "hostile"
+    assert main(["remediate", "--scenario", "stub-image", "--app", APP, "--out", str(out)]) == 0
+    capsys.readouterr()
+    html = (out / "remediate.html").read_text()
+    notebook = json.loads((out / "remediate.ipynb").read_text())
+    outputs = json.dumps([c.get("outputs", []) for c in notebook["cells"]])
+    assert payload not in html and "<script>alert(" not in html
+    assert html.count("&lt;script&gt;alert(") >= 2  # there, as text: in the plan's table and the region's note
+    assert "<script>alert(" not in outputs
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["actions"][0]["code"] == "CLEANUP_VERIFY_CANARY" and payload in plan["actions"][0]["target"]
+    verify = next(a for a in plan["actions"] if a["code"] == "VERIFY_PROVISIONING")
+    assert verify["before"]["region"] == "sjc"  # not a Fly region code: never sent to the Machines API

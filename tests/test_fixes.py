@@ -78,11 +78,48 @@ def leaks(data: bytes, session: Session) -> list[str]:
     return [k for k, v in world_of(session).credentials.items() if k != "project_ref" and v.encode() in data]
 
 
+def audit_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def unpaired(lines: list[dict[str, Any]]) -> list[str]:
+    """What breaks "every intent has exactly one outcome, after it, and every outcome an intent"."""
+    problems = []
+    intents = {x["txn"]: i for i, x in enumerate(lines) if x["kind"] == "intent"}
+    outcomes: dict[str, list[int]] = {}
+    for i, x in enumerate(lines):
+        if x["kind"] == "outcome":
+            outcomes.setdefault(x["txn"], []).append(i)
+    for txn, i in intents.items():
+        got = outcomes.get(txn, [])
+        if len(got) != 1 or got[0] < i:
+            problems.append(f"intent {txn} ({lines[i]['action']} {lines[i]['step']}) has outcomes at {got}")
+    problems += [f"outcome {t} has no intent" for t in outcomes if t not in intents]
+    return problems
+
+
+def canaries_left(session: Session) -> list[str]:
+    """Canary machines not destroyed and canary rows still open, read from the world itself."""
+    world = world_of(session)
+    left = []
+    for app in world.state["fly"]["apps"].values():
+        for m in app["machines"].values():
+            user = ((m.get("config") or {}).get("metadata") or {}).get("user_id") or ""
+            if user.startswith("vyxops-verify-") and m["state"] != "destroyed":
+                left.append(f"machine {m['id']} {m['state']}")
+    for table in world.state["supabase"]["tables"].values():
+        for row in table["rows"]:
+            if str(row.get("user_id") or "").startswith("vyxops-verify-") and row["status"] in ("starting", "running"):
+                left.append(f"row {row['id']} {row['status']}")
+    return left
+
+
 # --------------------------------------------------------------------------- planning
 
 
 def test_seed_plan_pins_the_secret_reconciles_the_row_and_verifies(tmp_path: Path) -> None:
-    """The seed's plan pins DOCKER_IMAGE to release v2's image, fails the stuck row of the gone machine, then verifies."""
+    """The seed's plan pins DOCKER_IMAGE to release v2's image, fails the
+    stuck row of the gone machine, then verifies."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
     assert codes(plan) == ["PIN_SECRET_TO_RELEASE", "RECONCILE_STUCK_ROWS", "VERIFY_PROVISIONING"]
@@ -144,7 +181,8 @@ def test_dry_run_changes_nothing(tmp_path: Path, audit: Path) -> None:
 
 
 def test_apply_fixes_the_seed_verifies_and_logs(tmp_path: Path, audit: Path) -> None:
-    """Applying pins the secret, fails the row with the machine's fate, verifies with a cleaned-up canary and logs each action."""
+    """Applying pins the secret, fails the row with the machine's fate, verifies with a cleaned-up canary and logs each
+    action."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
         result = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
@@ -159,15 +197,31 @@ def test_apply_fixes_the_seed_verifies_and_logs(tmp_path: Path, audit: Path) -> 
         assert canary["status"] == "destroyed" and canary["user_id"].startswith("vyxops-verify-")
         data = audit.read_bytes()
         assert not leaks(data, s)
+        assert not canaries_left(s)
     lines = [json.loads(x) for x in data.decode().splitlines()]
-    assert [x["action"] for x in lines] == ["PIN_SECRET_TO_RELEASE", "RECONCILE_STUCK_ROWS", "VERIFY_PROVISIONING"]
-    assert lines == result.audit_lines
+    assert lines == result.audit_lines and not unpaired(lines)
+    fixes = [
+        (x["action"], x["step"], x["result"]) for x in lines if x["kind"] == "outcome" and x["step"] != "settle_canary"
+    ]
+    assert fixes == [
+        ("PIN_SECRET_TO_RELEASE", "set_secret", "applied"),
+        ("RECONCILE_STUCK_ROWS", "update_row", "applied"),
+        ("VERIFY_PROVISIONING", "invoke", "applied"),
+        ("VERIFY_PROVISIONING", "destroy_machine", "applied"),
+        ("VERIFY_PROVISIONING", "close_row", "applied"),
+        ("VERIFY_PROVISIONING", "verify", "applied"),
+    ]
     for x in lines:
-        assert {"time", "target", "app", "action", "entity", "before", "after", "result", "who"} <= set(x)
-        assert x["result"] == "applied" and x["who"] == "test-operator" and x["target"] == "sandbox:stub-image"
-    assert lines[0]["before"]["digest"] == secret_digest(STUB) and lines[0]["after"]["digest"] == secret_digest(
-        RELEASE_V2
-    )
+        assert {"time", "target", "app", "action", "step", "entity", "kind", "txn", "who", "run", "pid", "host"} <= set(
+            x
+        )
+        assert x["who"] == "test-operator" and x["target"] == "sandbox:stub-image" and x["app"] == APP
+    pin = next(x for x in lines if x["kind"] == "outcome" and x["action"] == "PIN_SECRET_TO_RELEASE")
+    assert pin["before"]["digest"] == secret_digest(STUB) and pin["after"]["digest"] == secret_digest(RELEASE_V2)
+    invoke = next(x for x in lines if x["kind"] == "outcome" and x["step"] == "invoke")
+    assert invoke["canary"]["machine_id"] == v["machine_id"] and invoke["duty"]
+    assert lines.index(invoke) < min(i for i, x in enumerate(lines) if x["step"] == "destroy_machine")
+    assert next(x for x in lines if x["step"] == "settle_canary" and x["kind"] == "outcome")["canary_cleaned"]
     doc = result.document()
     assert doc["dry_run"] is False and [a["status"] for a in doc["actions"]] == ["applied"] * 3
 
@@ -190,7 +244,7 @@ def test_applying_the_same_plan_twice_changes_nothing_but_reverifies(tmp_path: P
     """A second apply reports the pin and the row already done, changes neither, and only re-runs the verification."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
-        apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
+        first = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
         secrets_before, row_before = s.supabase.list_secrets(), seed_row(s)
         registry_before = json.dumps(world_of(s).state["registry"], sort_keys=True)
         again = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
@@ -201,12 +255,14 @@ def test_applying_the_same_plan_twice_changes_nothing_but_reverifies(tmp_path: P
         ("skipped", True),
     ]
     assert by_code(again, "VERIFY_PROVISIONING").status == "applied"
-    assert [x["action"] for x in again.audit_lines] == ["VERIFY_PROVISIONING"]
-    assert len(audit.read_text().splitlines()) == 4
+    assert {x["action"] for x in again.audit_lines} == {"VERIFY_PROVISIONING"}
+    lines = audit_lines(audit)
+    assert len(lines) == len(first.audit_lines) + len(again.audit_lines) and not unpaired(lines)
 
 
 def test_pin_by_digest_sets_the_release_digest(tmp_path: Path, audit: Path) -> None:
-    """Strategy pin-digest sets DOCKER_IMAGE to registry.fly.io/<repo>@<release digest>, and the next investigation is clean."""
+    """Strategy pin-digest sets DOCKER_IMAGE to registry.fly.io/<repo>@<release digest>, and the next investigation is
+    clean."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), strategy="pin-digest")
         digest = s.fly.head_manifest(RELEASE_V2)["digest"]
@@ -220,7 +276,8 @@ def test_pin_by_digest_sets_the_release_digest(tmp_path: Path, audit: Path) -> N
 def test_latest_strategy_moves_latest_and_unsets_only_docker_image(
     tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """TAG_LATEST makes :latest the release's digest; UNSET_SECRET then deletes DOCKER_IMAGE by name and no other secret."""
+    """TAG_LATEST makes :latest the release's digest; UNSET_SECRET then deletes DOCKER_IMAGE by name and no other
+    secret."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), strategy="latest")
         seen = record_requests(s, monkeypatch)
@@ -238,7 +295,8 @@ def test_latest_strategy_moves_latest_and_unsets_only_docker_image(
 def test_unset_secret_waits_for_latest_to_be_the_release(
     tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """UNSET_SECRET alone is skipped while :latest does not resolve to the release: provisioning would fall back to nothing."""
+    """UNSET_SECRET alone is skipped while :latest does not resolve to the release: provisioning would fall back to
+    nothing."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["UNSET_SECRET"])
         seen = record_requests(s, monkeypatch)
@@ -253,7 +311,8 @@ def test_unset_secret_waits_for_latest_to_be_the_release(
 
 
 def test_secret_changed_since_planning_skips_the_pin(tmp_path: Path, audit: Path) -> None:
-    """When someone set DOCKER_IMAGE after the plan was made, the pin is skipped with the reason and their value stays."""
+    """When someone set DOCKER_IMAGE after the plan was made, the pin is
+    skipped with the reason and their value stays."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
         world_of(s).set_secrets([{"name": "DOCKER_IMAGE", "value": "registry.fly.io/vyx-app:hotfix"}])
@@ -290,7 +349,8 @@ def test_row_updated_since_planning_is_left_alone(tmp_path: Path, audit: Path) -
 def test_row_changed_between_check_and_write_is_caught_by_the_filter(
     tmp_path: Path, audit: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The PATCH is guarded by id, status and updated_at: a row changed just before it matches nothing and is skipped."""
+    """The PATCH is guarded by id, status and updated_at: a row changed
+    just before it matches nothing and is skipped."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["RECONCILE_STUCK_ROWS"])
         app = s.fly.machines.client._transport.app
@@ -307,11 +367,13 @@ def test_row_changed_between_check_and_write_is_caught_by_the_filter(
         assert seed_row(s)["status"] == "running"
     (row,) = result.actions
     assert row.status == "skipped" and "now status running" in row.reason
-    assert not result.audit_lines
+    # The PATCH was sent (its intent is logged); the re-read shows it matched nothing: skipped, not applied.
+    assert [(x["kind"], x.get("result")) for x in result.audit_lines] == [("intent", None), ("outcome", "skipped")]
 
 
 def test_a_failure_stops_the_plan_and_a_rerun_finishes_it(tmp_path: Path, audit: Path) -> None:
-    """A failing PATCH fails its action, the rest are not run, nothing is half-applied, and a rerun without the fault finishes."""
+    """A failing PATCH fails its action, the rest are not run, nothing is half-applied, and a rerun without the fault
+    finishes."""
     faults = Faults([FaultRule(kind="5xx", path="/rest/v1/", method="PATCH")])
     with seed(tmp_path, faults=faults) as s:
         plan = plan_fixes(investigate(s, APP))
@@ -319,7 +381,7 @@ def test_a_failure_stops_the_plan_and_a_rerun_finishes_it(tmp_path: Path, audit:
         assert seed_row(s)["status"] == "starting"
     assert [a.status for a in first.actions] == ["applied", "failed", "skipped"]
     assert "503" in first.actions[1].reason and first.actions[2].reason == NOT_RUN
-    assert [(x["action"], x["result"]) for x in first.audit_lines] == [
+    assert [(x["action"], x["result"]) for x in first.audit_lines if x["kind"] == "outcome"] == [
         ("PIN_SECRET_TO_RELEASE", "applied"),
         ("RECONCILE_STUCK_ROWS", "failed"),
     ]
@@ -330,15 +392,19 @@ def test_a_failure_stops_the_plan_and_a_rerun_finishes_it(tmp_path: Path, audit:
     assert second.actions[0].reason.startswith("already done")
 
 
-def test_a_write_whose_answer_was_lost_is_already_done_on_rerun(tmp_path: Path, audit: Path) -> None:
-    """When the PATCH took effect but its answer was lost, the action fails and the rerun sees the row already failed."""
+def test_a_write_whose_answer_was_lost_is_reread_and_applied(tmp_path: Path, audit: Path) -> None:
+    """When the PATCH took effect but its answer was lost (a 503 after the fact), the re-read makes it applied, and a
+    rerun sees it done."""
     faults = Faults([FaultRule(kind="5xx", path="/rest/v1/", method="PATCH", when="after")])
     with seed(tmp_path, faults=faults) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["RECONCILE_STUCK_ROWS"])
         first = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
+        assert seed_row(s)["status"] == "failed"
     with reopen(tmp_path) as s:
         second = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
-    assert first.actions[0].status == "failed"
+    assert first.actions[0].status == "applied" and "the answer was lost" in first.actions[0].reason
+    outcome = next(x for x in first.audit_lines if x["kind"] == "outcome")
+    assert outcome["result"] == "applied" and "503" in outcome["answer_lost"]
     assert second.actions[0].status == "skipped" and second.actions[0].reason.startswith("already done")
 
 
@@ -346,7 +412,8 @@ def test_a_write_whose_answer_was_lost_is_already_done_on_rerun(tmp_path: Path, 
 def test_apply_without_the_app_name_is_refused_before_any_call(
     tmp_path: Path, audit: Path, confirm: str | None
 ) -> None:
-    """dry_run=False without confirm equal to the app is an InputError naming --confirm, raised before any platform call."""
+    """dry_run=False without confirm equal to the app is an InputError naming --confirm, raised before any platform
+    call."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP))
         calls = sandbox_calls(s)
@@ -362,7 +429,8 @@ def test_apply_without_the_app_name_is_refused_before_any_call(
 
 
 def test_verification_reports_what_it_saw_when_provisioning_still_fails(tmp_path: Path, audit: Path) -> None:
-    """Verifying the unfixed seed fails with the canary's story (started, exited, row never running) and leaves no stuck row."""
+    """Verifying the unfixed seed fails with the canary's story (started, exited, row never running) and leaves no
+    stuck row."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["VERIFY_PROVISIONING"])
         result = apply_plan(s, plan, dry_run=False, confirm=APP, app=APP)
@@ -373,4 +441,5 @@ def test_verification_reports_what_it_saw_when_provisioning_still_fails(tmp_path
     assert verify.status == "failed" and "exited with code 0" in verify.reason and "starting" in verify.reason
     assert v["image"] == STUB and v["exit_code"] == 0 and v["row_status"] == "starting"
     assert state == "destroyed" and canary["status"] == "failed" and "exited with code 0" in canary["error"]
-    assert [x["result"] for x in result.audit_lines] == ["failed"]
+    verdict = [x["result"] for x in result.audit_lines if x["kind"] == "outcome" and x["step"] == "verify"]
+    assert verdict == ["failed"] and not unpaired(result.audit_lines)

@@ -17,7 +17,6 @@ from typing import Any
 from vyxops import __version__
 from vyxops.errors import InputError, VyxopsError, exit_code_for
 
-FIX_CODES = ("PIN_SECRET_TO_RELEASE", "TAG_LATEST", "UNSET_SECRET", "RECONCILE_STUCK_ROWS", "VERIFY_PROVISIONING")
 #: What each verb writes into --out (checked to be files, not directories, before a run).
 WRITES = {
     "investigate": ("investigate.ipynb", "investigate.html", "findings.json", "timeline.parquet", "postmortem.md"),
@@ -99,7 +98,15 @@ def _remediate_parser(sub: Any) -> None:
     rem = sub.add_parser("remediate", help="plan fixes (dry run) and, with --apply --confirm APP, apply them")
     _common(rem)
     rem.add_argument("--app", required=True, help="the Fly app to fix")
-    rem.add_argument("--fix", nargs="+", dest="fixes", metavar="CODE", help=f"only these fixes: {', '.join(FIX_CODES)}")
+    # The codes come from the fix registry (vyxops.fixes), read when the command runs: importing it
+    # here would cost every verb's start the registry's imports (pandas).
+    rem.add_argument(
+        "--fix",
+        nargs="+",
+        dest="fixes",
+        metavar="CODE",
+        help="only these fixes (codes as in plan.json; an unknown code is refused with the list)",
+    )
     rem.add_argument(
         "--strategy",
         choices=("pin", "pin-digest", "latest"),
@@ -431,28 +438,52 @@ def cmd_investigate(args: argparse.Namespace) -> int:
 
 
 def cmd_remediate(args: argparse.Namespace) -> int:
+    """Plan (and with --apply, apply) the fixes in a notebook; one apply per app and target at a time."""
     if args.apply and args.confirm != args.app:
         raise InputError(
             "--confirm", f"--apply needs --confirm {args.app} (the app's name) to change anything", allowed=args.app
         )
     if args.confirm and not args.apply:
         raise InputError("--confirm", "only means something with --apply")
+    from vyxops.fixes import FIX_CODES
+
     for code in args.fixes or []:
         if code not in FIX_CODES:
             raise InputError("--fix", f"unknown fix {code!r}", allowed=list(FIX_CODES))
+    for name in ("plan.json", "result.json", "remediate.ipynb", "remediate.html"):
+        if (args.out / name).is_dir():
+            raise InputError("--out", f"{args.out / name} is a directory, where this run writes its {name}")
+    lock = None
+    if args.apply:  # before the kernel starts: a second apply refuses at once, naming the holder (exit 2)
+        from vyxops.config import parse_target
+        from vyxops.fixes.lock import acquire, describe_holder
+
+        lock = acquire(parse_target(args.target), args.app)
+        if lock.took_over:
+            say(f"lock:     took over a stale lock left by {describe_holder(lock.took_over)}")
+    try:
+        nb, html = _run(
+            "remediate",
+            args,
+            f"Remediation of {args.app}",
+            app=args.app,
+            fixes=args.fixes or [],
+            strategy=args.strategy,
+            dry_run=not args.apply,
+            confirm=args.confirm or "",
+            stuck_after_minutes=args.stuck_after_minutes,
+            lock_token=lock.token if lock else "",
+        )
+    finally:
+        if lock is not None:
+            lock.release()
+    return _print_remediation(args, nb, html)
+
+
+def _print_remediation(args: argparse.Namespace, nb: Path, html: Path) -> int:
+    from vyxops.fixes.commands import remediate_command
     from vyxops.runner import read_json
 
-    nb, html = _run(
-        "remediate",
-        args,
-        f"Remediation of {args.app}",
-        app=args.app,
-        fixes=args.fixes or [],
-        strategy=args.strategy,
-        dry_run=not args.apply,
-        confirm=args.confirm or "",
-        stuck_after_minutes=args.stuck_after_minutes,
-    )
     result = read_json(args.out / ("result.json" if args.apply else "plan.json"))
     for a in result["actions"]:
         say(f"{a['status']:>8}  {a['code']:<24} {a['target']}  {a.get('reason') or ''}")
@@ -468,6 +499,17 @@ def cmd_remediate(args: argparse.Namespace) -> int:
         )
     else:
         head = f"dry run: {len(result['actions'])} action(s) planned, nothing changed"
+        if result["actions"]:
+            command = remediate_command(
+                args.app,
+                out_dir=str(args.out),
+                target=args.target,
+                scenario=args.scenario,
+                fixes=args.fixes or [],
+                strategy=args.strategy,
+                stuck_after_minutes=args.stuck_after_minutes,
+            )
+            head += f"\napply:    {command}"
     say(
         head
         + f"\nreport:   {html}\nnotebook: {nb}\nplan:     {args.out / 'plan.json'}"

@@ -8,7 +8,6 @@ lists and pipe tables; every value from a platform is escaped for a table cell.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,21 +100,10 @@ def _evidence(inv: Investigation, tz: str) -> list[str]:
 
 
 def read_audit_lines(path: Path, app: str, target: str) -> list[dict[str, Any]]:
-    """What the fixes did to ``app`` on ``target``: the audit log's outcome lines (intents are not deeds)."""
-    if not path.is_file():
-        return []
-    lines = []
-    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue  # a torn last line after a kill: not a deed
-        if not isinstance(line, dict) or line.get("app") != app or line.get("target") != target:
-            continue
-        if line.get("phase") == "intent":
-            continue
-        lines.append(line)
-    return lines
+    """What the fixes did to ``app`` on ``target``: the audit log's outcome lines (an intent is not a deed)."""
+    from vyxops.fixes.audit_log import read_history
+
+    return [x for x in read_history(path, target=target, app=app).lines if x.get("kind", "outcome") == "outcome"]
 
 
 def _done(inv: Investigation, tz: str, audit_log: Path | None) -> list[str]:
@@ -123,11 +111,13 @@ def _done(inv: Investigation, tz: str, audit_log: Path | None) -> list[str]:
     out = ["## What was done", ""]
     if not lines:
         return [*out, "No fix has been applied through vyxops for this app on this target.", ""]
-    out += ["| when | action | on | result | why |", "|---|---|---|---|---|"]
+    out += ["| when | action | step | on | result | why |", "|---|---|---|---|---|---|"]
     for x in lines:
         when = fmt_time(x.get("time"), tz)
+        step = cell(x.get("step") or "")
         out.append(
-            f"| {when} | {cell(x.get('action'))} | {cell(x.get('entity'))} | {cell(x.get('result'))} | {cell(x.get('reason'))} |"
+            f"| {when} | {cell(x.get('action'))} | {step} | {cell(x.get('entity'))} | {cell(x.get('result'))} "
+            f"| {cell(x.get('reason'))} |"
         )
     return [*out, ""]
 

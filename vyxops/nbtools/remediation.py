@@ -1,61 +1,125 @@
-"""What the remediate notebook shows: a plan, what applying it did, the verification and the audit lines."""
+"""What the remediate notebook shows: the investigation, the plan, what applying it did, the verification, the audit.
+
+Everything a platform, a scenario or an argument put into a string is data, never
+markup: paragraphs are built with ``html.escape`` (not Markdown, which passes raw
+HTML through) and tables with ``DataFrame.to_html(escape=True, index=False)``.
+Tables are left-aligned, show no index and leave empty cells blank.
+"""
 
 from __future__ import annotations
 
+from html import escape
+
+import pandas as pd
+
 from vyxops.fixes import Plan, Result
-from vyxops.nbtools.display import md
+from vyxops.investigate import Investigation
+
+TABLE_STYLE = (
+    "<style>table.vyx th, table.vyx td {text-align: left; vertical-align: top; white-space: pre-wrap;"
+    " padding: 2px 8px} table.vyx {border-collapse: collapse}</style>"
+)
+
+
+def table_html(df: pd.DataFrame) -> str:
+    """A table as escaped HTML: left-aligned, no index, empty cells blank, line breaks kept."""
+    clean = df.astype(object).where(df.notna(), "")
+    return TABLE_STYLE + clean.to_html(escape=True, index=False, na_rep="", border=0, justify="left", classes="vyx")
+
+
+def paragraph(text: str, bold: str = "") -> str:
+    """One escaped paragraph, with an optional escaped bold lead."""
+    lead = f"<b>{escape(bold)}</b> " if bold else ""
+    return f"<p>{lead}{escape(text)}</p>"
+
+
+def bullets(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>" if items else ""
+
+
+def code_line(text: str, lead: str = "") -> str:
+    return f"<p>{escape(lead)} <code>{escape(text)}</code></p>"
+
+
+def investigation_html(inv: Investigation) -> str:
+    """The headline and the findings the plan starts from."""
+    e = inv.evidence
+    head = paragraph(f"target {e.target} · app {e.app} · now {e.now:%Y-%m-%d %H:%M:%S} UTC")
+    if inv.root is None:
+        body = paragraph(f"{len(inv.findings)} finding(s), none critical.", "No root cause:")
+    else:
+        body = paragraph(inv.summary, f"Root cause {inv.root.code}:")
+    return head + body + (table_html(inv.findings_frame()) if inv.findings else "")
+
+
+def plan_html(plan: Plan, dry_run: bool = True) -> str:
+    """The plan as a table a person reads, what to type instead, and the fixes not planned (with why)."""
+    mode = "dry run: nothing will change" if dry_run else "applying (confirmed)"
+    if not plan.actions:
+        return paragraph(f"for {plan.app} on {plan.target}.", "Nothing to do") + bullets(plan.notes)
+    head = paragraph(
+        f"for {plan.app} on {plan.target}, strategy {plan.strategy} — {mode}.", f"{len(plan.actions)} action(s)"
+    )
+    by_hand = paragraph("the commands a person could type instead, and where to see it in the dashboards:", "By hand:")
+    return head + table_html(plan.frame()) + by_hand + table_html(plan.by_hand_frame()) + bullets(plan.notes)
+
+
+def result_html(result: Result, apply_command: str = "") -> str:
+    """What each action did (or, on a dry run, that nothing was done and how to apply)."""
+    if result.dry_run:
+        out = paragraph("nothing was changed.", "Dry run:")
+        if apply_command and result.actions:
+            out += code_line(apply_command, "Apply with")
+    else:
+        counts = {s: sum(a.status == s for a in result.actions) for s in ("applied", "skipped", "failed")}
+        out = paragraph(
+            f"applied {counts['applied']}, skipped {counts['skipped']}, failed {counts['failed']}.", "Result:"
+        )
+    if result.actions:
+        out += table_html(result.frame())
+    return out + bullets([n for n in result.notes if n.startswith(("lock:", "audit log:"))])
+
+
+def verification_html(result: Result) -> str:
+    """What VERIFY_PROVISIONING saw: the canary machine's state, its row, the cleanup."""
+    verify = next((a for a in result.actions if a.code == "VERIFY_PROVISIONING"), None)
+    if verify is None:
+        return paragraph("Provisioning was not verified (VERIFY_PROVISIONING is not in the plan).")
+    if result.verification is None:
+        return paragraph(f"{verify.status} — {verify.reason}", "Provisioning was not verified:")
+    return paragraph(verify.reason, f"{verify.status}:") + table_html(result.verification_frame())
+
+
+def audit_html(result: Result) -> str:
+    """The audit lines this run appended (intents and outcomes), and where the log is."""
+    if not result.audit_lines:
+        return paragraph("No audit line appended (nothing was written to a platform).")
+    return paragraph(f"{len(result.audit_lines)} line(s) appended to {result.audit_log}:") + table_html(
+        result.audit_frame()
+    )
+
+
+def _show(html: str) -> None:
+    from IPython.display import HTML, display
+
+    display(HTML(html))  # type: ignore[no-untyped-call]  # IPython ships no types
+
+
+def show_investigation(inv: Investigation) -> None:
+    _show(investigation_html(inv))
 
 
 def show_plan(plan: Plan, dry_run: bool = True) -> None:
-    """The plan as a table a person reads, and the fixes that were not planned (with why)."""
-    from IPython.display import display
-
-    mode = "dry run: nothing will change" if dry_run else "applying (confirmed)"
-    if plan.actions:
-        md(
-            f"**{len(plan.actions)} action(s)** for `{plan.app}` on `{plan.target}`, strategy `{plan.strategy}` — {mode}."
-        )
-        display(plan.frame().style.hide(axis="index"))
-    else:
-        md(f"**Nothing to do** for `{plan.app}` on `{plan.target}`.")
-    if plan.notes:
-        md("\n".join(f"- {n}" for n in plan.notes))
+    _show(plan_html(plan, dry_run))
 
 
-def show_result(result: Result) -> None:
-    """What each action did (or, on a dry run, that nothing was done)."""
-    from IPython.display import display
-
-    if result.dry_run:
-        md("Dry run: **nothing was changed**. Apply with `vyxops remediate --apply --confirm " + result.app + "`.")
-    else:
-        counts = {s: sum(a.status == s for a in result.actions) for s in ("applied", "skipped", "failed")}
-        md(f"Applied **{counts['applied']}**, skipped **{counts['skipped']}**, failed **{counts['failed']}**.")
-    if result.actions:
-        display(result.frame().style.hide(axis="index"))
+def show_result(result: Result, apply_command: str = "") -> None:
+    _show(result_html(result, apply_command))
 
 
 def show_verification(result: Result) -> None:
-    """What VERIFY_PROVISIONING saw: the canary machine's state, its row, the cleanup."""
-    from IPython.display import display
-
-    verify = next((a for a in result.actions if a.code == "VERIFY_PROVISIONING"), None)
-    if verify is None:
-        md("Provisioning was not verified (VERIFY_PROVISIONING is not in the plan).")
-        return
-    if result.verification is None:
-        md(f"Provisioning was not verified: {verify.status} — {verify.reason}")
-        return
-    md(f"**{verify.status}**: {verify.reason}")
-    display(result.verification_frame().style.hide(axis="index"))
+    _show(verification_html(result))
 
 
 def show_audit(result: Result) -> None:
-    """The audit lines this run appended, and where the log is."""
-    from IPython.display import display
-
-    if not result.audit_lines:
-        md("No audit line appended (nothing was applied).")
-        return
-    md(f"{len(result.audit_lines)} line(s) appended to `{result.audit_log}`:")
-    display(result.audit_frame().style.hide(axis="index"))
+    _show(audit_html(result))

@@ -1,0 +1,253 @@
+"""Verification canaries: find one by its user id, watch it come up, and clean it up, every write logged.
+
+A canary is a machine (and its DB row) that VERIFY_PROVISIONING provisions through
+the real path, with user id ``vyxops-verify-…``. It must never outlive the run that
+made it: its id and cleanup duty go to the audit log the moment the platform returns
+it, cleanup tolerates every error type and believes only what it reads back, and
+CLEANUP_VERIFY_CANARY finishes the job for a run that was killed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vyxops.errors import NotFoundError
+from vyxops.facts import CANARY_USER_PREFIX, ENDED_ROW_STATUSES, FAILED_ROW_STATUS, NOT_RUNNING_STATES
+from vyxops.fixes.context import ApplyContext
+from vyxops.fixes.reads import machine_state, read_row
+from vyxops.fixes.steps import describe_error, run_write
+from vyxops.session import Session
+from vyxops.timeutil import iso
+
+START_BUDGET_S = 120.0  # a machine normally starts in seconds; a pull may take a minute
+DB_BUDGET_S = 60.0  # the app reports `running` to the DB a few seconds after start
+MACHINE_CHECK_EVERY = 5  # DB polls between looks at the machine (stop waiting when it is gone)
+CLOSED_ROW_STATUSES = ENDED_ROW_STATUSES | {FAILED_ROW_STATUS}
+LAUNCHING_STATES = ("created", "starting")
+SETTLE_BUDGET_S = 30.0  # how long cleanup lets a launching canary come up before destroying it
+
+
+@dataclass
+class Canary:
+    """One canary: its user id, its machine (when known) and its rows as last read."""
+
+    user_id: str
+    machine_id: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def ref(self) -> dict[str, Any]:
+        """How the audit log names it."""
+        return {"user_id": self.user_id, "machine_id": self.machine_id}
+
+
+def _rows(session: Session, table: str, column: str, value: str) -> list[dict[str, Any]]:
+    rows = session.supabase.select_all(table, filters=[(column, "eq", value)]).rows
+    if not isinstance(rows, list) or any(not isinstance(r, dict) for r in rows):
+        raise ValueError(f"PostgREST answered rows that are not objects: {str(rows)[:80]}")
+    return [r for r in rows if str(r.get("user_id") or "").startswith(CANARY_USER_PREFIX)]
+
+
+def find_canary(session: Session, app: str, table: str, user_id: str, machine_id: str | None = None) -> Canary:
+    """Look the canary up on both platforms: machines by metadata user_id (destroyed ones too), rows by user_id."""
+    found = Canary(user_id, machine_id)
+    if machine_id is None:
+        machines = session.fly.list_machines(app, include_deleted=True)
+        mine = [
+            m
+            for m in machines
+            if isinstance(m, dict) and ((m.get("config") or {}).get("metadata") or {}).get("user_id") == user_id
+        ]
+        if mine:
+            found.machine_id = str(max(mine, key=lambda m: str(m.get("created_at") or ""))["id"])
+    found.rows = _rows(session, table, "user_id", user_id)
+    if found.machine_id is None:
+        found.machine_id = next((str(r["fly_machine_id"]) for r in found.rows if r.get("fly_machine_id")), None)
+    elif not found.rows:
+        found.rows = _rows(session, table, "fly_machine_id", found.machine_id)
+    return found
+
+
+def machine_story(session: Session, app: str, mid: str, seen: dict[str, Any]) -> str:
+    """The machine's state now ("not found" when Fly does not know it); records its last exit in ``seen``."""
+    try:
+        m = session.fly.get_machine(app, mid)
+    except NotFoundError:
+        return "not found"
+    state = str(m.get("state"))
+    for ev in m.get("events") or []:  # newest first
+        x = (ev.get("request") or {}).get("exit_event") or None
+        if ev.get("type") == "exit" and x:
+            seen["exit_code"] = x.get("exit_code")
+            seen["machine_story"] = (
+                f"exited with code {x.get('exit_code')} (requested_stop={x.get('requested_stop')}) and is {state}"
+            )
+            break
+        if ev.get("status") in ("launch_failed", "failed"):
+            err = (ev.get("request") or {}).get("error") or ev.get("status")
+            seen["machine_story"] = f"failed to launch ({err}) and is {state}"
+            break
+    return state
+
+
+def wait_started(session: Session, app: str, mid: str, seen: dict[str, Any]) -> str | None:
+    """Wait (≤ START_BUDGET_S) for the machine to start; None when it did, else what was seen."""
+    t0 = session.clock.now()
+    while True:
+        try:
+            got = session.fly.wait_machine(app, mid, "started", timeout_s=60)
+        except NotFoundError:  # gone before it started (e.g. a failed pull, then destroyed)
+            seen["machine_state"] = machine_story(session, app, mid, seen)
+            return f"machine {mid} never reached started: {seen.get('machine_story') or seen['machine_state']}"
+        if got is not None:
+            seen["machine_started_at"] = iso(session.now())
+            seen["machine_state"] = "started"
+            return None
+        if session.clock.now() - t0 >= START_BUDGET_S:
+            seen["machine_state"] = state = machine_story(session, app, mid, seen)
+            return f"machine {mid} did not reach started within {START_BUDGET_S:.0f} s (state {state})"
+
+
+def wait_row_running(session: Session, app: str, table: str, mid: str, seen: dict[str, Any]) -> str | None:
+    """Poll the DB row once a second (≤ DB_BUDGET_S) for ``running``; stop early when the machine is gone."""
+    t0 = session.clock.now()
+    polls = 0
+    while True:
+        rows = _rows(session, table, "fly_machine_id", mid)
+        row = rows[0] if rows else None
+        polls += 1
+        seen["row_status"] = row.get("status") if row else None
+        seen["row_id"] = row.get("id") if row else None
+        waited = session.clock.now() - t0
+        if row is not None and row.get("status") == "running":
+            seen["waited_s"] = round(waited, 1)
+            return None
+        if polls % MACHINE_CHECK_EVERY == 0:
+            seen["machine_state"] = state = machine_story(session, app, mid, seen)
+            if state in NOT_RUNNING_STATES or state == "not found":
+                story = seen.get("machine_story") or state
+                return f"machine {mid} reached started, then {story}; its row stayed {seen['row_status'] or 'absent'}"
+        if waited >= DB_BUDGET_S:
+            seen["machine_state"] = state = machine_story(session, app, mid, seen)
+            seen["waited_s"] = round(waited, 1)
+            return (
+                f"machine {mid} is {state} but its row is {seen['row_status'] or 'absent'} after {DB_BUDGET_S:.0f} s "
+                "(the app never reported running)"
+            )
+        session.clock.sleep(1)
+
+
+def clean_up(ctx: ApplyContext, code: str, canary: Canary, problem: str | None) -> tuple[str, str]:
+    """Destroy the canary's machine and close its rows, each write logged and read back.
+
+    Rows become ``destroyed`` when provisioning worked (the machine was removed on
+    purpose), ``failed`` with ``problem`` when it did not. Returns (``cleaned`` |
+    ``nothing to do`` | ``failed``, what was done); never raises an Exception.
+    """
+    done: list[str] = []
+    wrote = False
+    try:
+        if canary.machine_id:
+            ok, text, acted = _destroy(ctx, code, canary)
+            done.append(text)
+            wrote |= acted
+            if not ok:
+                return "failed", "; ".join(done)
+        for row in _rows(ctx.session, ctx.table, "user_id", canary.user_id):  # as they are now, not as first read
+            if row.get("status") in CLOSED_ROW_STATUSES:
+                continue
+            ok, text = _close_row(ctx, code, canary, row, problem)
+            done.append(text)
+            wrote = True
+            if not ok:
+                return "failed", "; ".join(done)
+    except Exception as exc:  # a read failed: what was done stays said, the duty stays open
+        done.append(f"then {describe_error(exc)}")
+        return "failed", "; ".join(done)
+    _settle(ctx, code, canary)
+    return ("cleaned" if wrote else "nothing to do"), "; ".join(done) or "machine and rows already gone"
+
+
+def _destroy(ctx: ApplyContext, code: str, canary: Canary) -> tuple[bool, str, bool]:
+    s, mid = ctx.session, str(canary.machine_id)
+    state = machine_state(s, ctx.app, mid)
+    if state in LAUNCHING_STATES:
+        state = _let_it_settle(s, ctx.app, mid) or state
+    if state in (None, "destroyed"):
+        return True, f"machine {mid} already gone", False
+
+    def confirm() -> tuple[bool, dict[str, Any]]:
+        now = machine_state(s, ctx.app, mid)
+        return now in (None, "destroyed"), {"state": now or "not found"}
+
+    step = run_write(
+        ctx.log,
+        code,
+        "destroy_machine",
+        f"machine:{mid}",
+        write=lambda: s.fly.destroy_machine(ctx.app, mid, force=True),
+        confirm=confirm,
+        done=f"machine {mid} destroyed",
+        before={"state": state},
+        planned={"state": "destroyed"},
+        intent={"canary": canary.ref()},
+    )
+    if step.status == "applied":
+        return True, step.reason, True
+    return (
+        False,
+        f"machine {mid} is not destroyed ({step.reason}): `fly machines destroy --force {mid} -a {ctx.app}`",
+        True,
+    )
+
+
+def _let_it_settle(session: Session, app: str, mid: str) -> str | None:
+    """Wait (≤ SETTLE_BUDGET_S) for a canary still launching to start, so its record reads "started, then
+    destroyed" instead of "never started": a canary destroyed mid-launch looks like a launch failure."""
+    try:
+        session.fly.wait_machine(app, mid, "started", timeout_s=int(SETTLE_BUDGET_S))
+        return machine_state(session, app, mid)
+    except Exception:  # gone, or the wait failed: destroy it as it is
+        return None
+
+
+def _close_row(
+    ctx: ApplyContext, code: str, canary: Canary, row: dict[str, Any], problem: str | None
+) -> tuple[bool, str]:
+    s, row_id = ctx.session, str(row["id"])
+    status = FAILED_ROW_STATUS if problem else "destroyed"
+    values = {
+        "status": status,
+        "error": f"vyxops VERIFY_PROVISIONING canary: {problem}" if problem else None,
+        "updated_at": iso(s.now()).replace("Z", "+00:00"),
+    }
+    guard = [("id", "eq", row_id), ("user_id", "eq", canary.user_id), ("status", "eq", row.get("status"))]
+
+    def confirm() -> tuple[bool, dict[str, Any]]:
+        now = read_row(s, ctx.table, row_id)
+        got = None if now is None else now.get("status")
+        return got is None or got in CLOSED_ROW_STATUSES, {"status": got}
+
+    step = run_write(
+        ctx.log,
+        code,
+        "close_row",
+        f"db_row:{row_id}",
+        write=lambda: s.supabase.update_rows(ctx.table, values, guard),
+        confirm=confirm,
+        done=f"row {row_id} marked {status}",
+        before={"status": row.get("status")},
+        planned={"status": status},
+        intent={"canary": canary.ref()},
+    )
+    if step.status == "applied":
+        return True, step.reason
+    return False, f"row {row_id} is not closed ({step.reason})"
+
+
+def _settle(ctx: ApplyContext, code: str, canary: Canary) -> None:
+    """Record that the canary's cleanup duty is done (machine gone, rows closed): no platform write."""
+    txn = ctx.log.intent(code, "settle_canary", f"canary:{canary.user_id}", canary=canary.ref())
+    ctx.log.outcome(
+        txn, "applied", "machine gone and rows closed: nothing of the canary is left", canary_cleaned=canary.ref()
+    )

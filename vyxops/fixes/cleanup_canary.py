@@ -1,0 +1,110 @@
+"""CLEANUP_VERIFY_CANARY: destroy a canary an earlier run left behind and close its rows.
+
+Planned first in every plan, whatever ``--fix`` says: a leftover canary is a billed
+machine and a lying row. Leftovers are found three ways: cleanup duties the audit log
+never saw discharged, machines whose metadata user_id starts ``vyxops-verify-`` and
+are not destroyed, and such rows still open.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from vyxops.fixes.canary import CLOSED_ROW_STATUSES, clean_up, find_canary
+from vyxops.fixes.context import ApplyContext, PlanContext
+from vyxops.fixes.model import Action, Outcome
+from vyxops.fixes.reads import CANARY_USER_PREFIX
+from vyxops.fixes.reconcile_rows import sql_ident, sql_text
+from vyxops.fixes.registry import Fix, Place, register
+
+CODE = "CLEANUP_VERIFY_CANARY"
+
+
+@dataclass
+class _Found:
+    machine_id: str | None = None
+    sources: list[str] = field(default_factory=list)
+
+
+def plan(ctx: PlanContext) -> list[Action]:
+    e = ctx.evidence
+    found: dict[str, _Found] = {}  # user id -> what is known of the canary
+    for duty in ctx.history.canaries:
+        found[duty.user_id] = _Found(duty.machine_id, ["audit log"])
+    machines = e.machines[e.machines["user_id"].fillna("").str.startswith(CANARY_USER_PREFIX)]
+    for _, m in machines[machines["state"] != "destroyed"].iterrows():
+        c = found.setdefault(str(m["user_id"]), _Found())
+        c.machine_id = str(m["machine_id"])
+        c.sources.append("machine list")
+    rows = e.machine_rows[e.machine_rows["user_id"].fillna("").str.startswith(CANARY_USER_PREFIX)]
+    for _, r in rows[~rows["status"].isin(list(CLOSED_ROW_STATUSES))].iterrows():
+        c = found.setdefault(str(r["user_id"]), _Found())
+        c.machine_id = c.machine_id or (None if pd.isna(r["fly_machine_id"]) else str(r["fly_machine_id"]))
+        c.sources.append("open row")
+    return [_action(ctx, user_id, c) for user_id, c in found.items()]
+
+
+def _action(ctx: PlanContext, user_id: str, c: _Found) -> Action:
+    e = ctx.evidence
+    mid = c.machine_id
+    m = e.machines[e.machines["machine_id"] == mid] if mid else e.machines.iloc[0:0]
+    state = str(m.iloc[0]["state"]) if not m.empty else ("unknown" if mid else "no machine known")
+    rows = e.machine_rows[e.machine_rows["user_id"] == user_id]
+    open_rows = [f"{r['id']} {r['status']}" for _, r in rows.iterrows() if r["status"] not in CLOSED_ROW_STATUSES]
+    return Action(
+        code=CODE,
+        target=f"canary:{user_id}",
+        current=f"machine {mid or '?'} {state}; open rows: {', '.join(open_rows) or 'none'}",
+        new="machine destroyed; rows closed (failed, with why)",
+        precondition=f"the rows are still open and belong to user {user_id}",
+        risk="low: the canary was vyxops's own (user vyxops-verify-…); no user's machine or row is touched",
+        reason=f"left behind by an interrupted verification (found by: {', '.join(dict.fromkeys(c.sources))})",
+        read={"user_id": user_id, "machine_id": mid, "machine_state": state, "open_rows": open_rows},
+        desired={"machine": "destroyed", "rows": "failed"},
+    )
+
+
+def apply(ctx: ApplyContext, a: Action) -> Outcome:
+    user_id = str(a.read["user_id"])
+    mid = a.read.get("machine_id")
+    canary = find_canary(ctx.session, ctx.app, ctx.table, user_id, str(mid) if mid else None)
+    why = "canary left behind by an interrupted verification; cleaned up by a later run"
+    status, text = clean_up(ctx, a.code, canary, why)
+    after = {"machine_id": canary.machine_id, "cleanup": text}
+    if status == "failed":
+        return Outcome(a.code, a.target, "failed", f"cleanup failed: {text}", a.read, after)
+    if status == "nothing to do":
+        return Outcome(a.code, a.target, "skipped", f"already done: {text}", a.read, after)
+    return Outcome(a.code, a.target, "applied", text, a.read, after)
+
+
+def native(a: Action, place: Place) -> list[str]:
+    out = []
+    if a.read.get("machine_id"):
+        out.append(f"fly machines destroy --force {shlex.quote(str(a.read['machine_id']))} -a {shlex.quote(place.app)}")
+    out.append(
+        f"update public.{sql_ident(place.table)} set status = 'failed', error = 'vyxops canary cleaned up by hand', "
+        f"updated_at = now() where user_id = {sql_text(a.read['user_id'])} "
+        "and status not in ('failed', 'destroyed', 'stopped');"
+    )
+    return out
+
+
+def dashboard(a: Action, place: Place) -> list[str]:
+    return [place.fly("machines"), place.supabase("sql/new")]
+
+
+FIX = register(
+    Fix(
+        code=CODE,
+        order=0,
+        description="destroy a verification canary an interrupted run left behind and close its rows (always planned)",
+        plan=plan,
+        apply=apply,
+        native=native,
+        dashboard=dashboard,
+    )
+)

@@ -1,0 +1,119 @@
+"""What planners and appliers are handed: the investigation and the audit history, or the session and the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from vyxops.evidence import Evidence
+from vyxops.fixes.audit_log import AuditLog, History
+from vyxops.fixes.model import Action
+from vyxops.fixes.registry import Place
+from vyxops.fixes.served import ReleaseHealth
+from vyxops.images import FLY_REGISTRY
+from vyxops.investigate import Investigation
+from vyxops.session import Session
+
+#: The fixes that decide which image provisioning uses, and the ones each strategy plans.
+IMAGE_FIXES = ("PIN_SECRET_TO_RELEASE", "TAG_LATEST", "UNSET_SECRET")
+STRATEGY_FIXES = {
+    "pin": ["PIN_SECRET_TO_RELEASE"],
+    "pin-digest": ["PIN_SECRET_TO_RELEASE"],
+    "latest": ["TAG_LATEST", "UNSET_SECRET"],
+}
+#: Root causes that mean "the image itself fails", when it is the current release's image.
+IMAGE_FAILURES = ("MACHINE_EXITED_AUTO_DESTROYED", "MACHINE_LAUNCH_FAILED")
+
+
+@dataclass
+class PlanContext:
+    """One plan being made: the investigation, the audit history, and what is planned so far."""
+
+    inv: Investigation
+    strategy: str
+    wanted: list[str]  # --fix codes (empty: whatever the findings call for)
+    history: History
+    place: Place
+    health: ReleaseHealth
+    facts: dict[str, Any]  # the secret, the current release and :latest as the investigation read them
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def evidence(self) -> Evidence:
+        return self.inv.evidence
+
+    def allowed(self, code: str) -> bool:
+        """Whether ``--fix`` lets ``code`` be planned."""
+        return not self.wanted or code in self.wanted
+
+    def asked(self, code: str) -> list[str]:
+        """The finding codes asking for fix ``code``."""
+        return list(dict.fromkeys(f.code for f in self.inv.findings if code in f.fixes))
+
+    def asked_critically(self, code: str) -> bool:
+        return any(code in f.fixes for f in self.inv.findings if f.severity == "critical" or self.inv.root is f)
+
+    def note(self, code: str, text: str) -> None:
+        self.notes.append(f"{code}: {text}")
+
+    def release_fails(self) -> str | None:
+        """Why the current release's own image is known to fail (the evidence), or None."""
+        cur = self.health.current
+        if cur is None:
+            return None
+        root = self.inv.root
+        if root is not None and root.code in IMAGE_FAILURES:
+            image, digest = root.facts.get("image"), root.facts.get("digest")
+            if image == cur.image or (cur.digest and digest == cur.digest):
+                return f"root cause {root.code}: {root.title}"
+        if cur.fails:
+            return "; ".join(cur.failed[:3])
+        return None
+
+    def image_choice(self, code: str) -> str | None:
+        """Why image fix ``code`` is planned ("" when only its state is reported), or None when it is not in play."""
+        named = [c for c in IMAGE_FIXES if c in self.wanted]
+        reasons = list(dict.fromkeys(c for fix in IMAGE_FIXES for c in self.asked(fix)))
+        if reasons or named:
+            chosen = named or STRATEGY_FIXES[self.strategy]
+            if code not in chosen or not self.allowed(code):
+                return None
+            return "asked for by " + ", ".join(reasons) if reasons else "named with --fix " + " ".join(named)
+        if not self.wanted and code in STRATEGY_FIXES[self.strategy]:
+            return ""
+        return None
+
+
+@dataclass
+class ApplyContext:
+    """One apply: the session, the audit log, and what the verification saw."""
+
+    session: Session
+    app: str
+    table: str
+    log: AuditLog
+    verification: dict[str, Any] | None = None
+
+
+def image_facts(e: Evidence) -> dict[str, Any]:
+    """The secret, the current release and :latest as the investigation read them."""
+    release = e.current_release()
+    latest_ref = f"{FLY_REGISTRY}/{e.app}:latest"
+    secret = e.docker_image()
+    rel_image = None if release is None or pd.isna(release["image"]) else str(release["image"])
+    rel_exists, rel_digest = e.head(rel_image)
+    latest_exists, latest_digest = e.head(latest_ref)
+    return {
+        "secret_digest": secret["digest"],
+        "secret_ref": secret["ref"],
+        "release_version": None if release is None else int(release["version"]),
+        "release_image": rel_image,
+        "release_exists": rel_exists,
+        "release_digest": rel_digest,
+        "latest_ref": latest_ref,
+        "latest_exists": latest_exists,
+        "latest_digest": latest_digest,
+    }

@@ -1,0 +1,159 @@
+"""PIN_SECRET_TO_RELEASE: set DOCKER_IMAGE to the current release's image, by tag or by digest."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from vyxops.errors import PreconditionError
+from vyxops.fixes.context import ApplyContext, PlanContext
+from vyxops.fixes.model import Action, Outcome
+from vyxops.fixes.reads import IMAGE_SECRET, check_release, secret_now
+from vyxops.fixes.registry import Fix, Place, register
+from vyxops.fixes.steps import outcome_of, run_write
+from vyxops.fixes.values import short
+from vyxops.images import parse_image_ref, secret_digest
+
+CODE = "PIN_SECRET_TO_RELEASE"
+
+
+def release_problem(f: dict[str, Any]) -> str | None:
+    """Why the current release's image cannot be pointed at, or None."""
+    if f["release_version"] is None or not f["release_image"]:
+        return "not planned: the app has no current release with an image to point at"
+    if f["release_exists"] is False:
+        return (
+            f"not planned: release v{f['release_version']}'s image {f['release_image']} does not resolve in the "
+            "registry (pruned?); fixing to it would make every create fail"
+        )
+    return None
+
+
+def secret_text(digest: str | None, ref: str | None) -> str:
+    """What DOCKER_IMAGE holds, as a person reads it."""
+    if digest is None:
+        return "unset (provisioning falls back to :latest)"
+    return f"{ref} ({short(digest)})" if ref else f"digest {short(digest)} (matches no known image)"
+
+
+def plan_image_fix(ctx: PlanContext, code: str, make: Callable[[dict[str, Any], str], Action | str]) -> list[Action]:
+    """The shared rule of the image fixes: planned when the findings (or --fix) choose it, never for a failing release.
+
+    When nothing asks for an image fix, the strategy's own fix still says in the notes
+    whether it holds, so a second apply reports each fix as done instead of nothing.
+    """
+    why = ctx.image_choice(code)
+    if why is None:
+        return []
+    failing = ctx.release_fails()
+    if failing:
+        ctx.note(code, f"not planned: release v{ctx.facts['release_version']}'s own image fails ({failing})")
+        return []
+    made = make(ctx.facts, why)
+    if isinstance(made, str):
+        ctx.note(code, made)
+        return []
+    if not why:
+        ctx.note(code, "not planned: no finding asks for it")
+        return []
+    return [made]
+
+
+def plan(ctx: PlanContext) -> list[Action]:
+    return plan_image_fix(ctx, CODE, lambda f, why: _plan(f, ctx.strategy, why))
+
+
+def _plan(f: dict[str, Any], strategy: str, why: str) -> Action | str:
+    problem = release_problem(f)
+    if problem:
+        return problem
+    rel = parse_image_ref(f["release_image"])
+    if strategy == "pin-digest":
+        if not f["release_digest"]:
+            return "not planned: the release image's digest is unknown, so it cannot be pinned by digest"
+        ref = f"{rel.registry}/{rel.repository}@{f['release_digest']}"
+    else:
+        ref = f["release_image"]
+    if f["secret_digest"] == secret_digest(ref):
+        return f"already done: {IMAGE_SECRET} already points at {ref}"
+    read = {k: f[k] for k in ("secret_digest", "secret_ref", "release_version", "release_image", "release_digest")}
+    was = short(f["secret_digest"]) if f["secret_digest"] else "unset"
+    return Action(
+        code=CODE,
+        target=f"secret:{IMAGE_SECRET}",
+        current=secret_text(f["secret_digest"], f["secret_ref"]),
+        new=f"{ref} (release v{f['release_version']}, {short(secret_digest(ref))})",
+        precondition=(
+            f"{IMAGE_SECRET} digest still {was}; release v{f['release_version']} still current; "
+            "its image still resolves"
+        ),
+        risk="low: the next provisioning uses the release's image; undo by setting the old value again",
+        reason=why,
+        read=read,
+        desired={"name": IMAGE_SECRET, "ref": ref, "digest": secret_digest(ref)},
+    )
+
+
+def apply(ctx: ApplyContext, a: Action) -> Outcome:
+    check_release(ctx.session, ctx.app, a.read)
+    return write_secret(
+        ctx, a, f"{IMAGE_SECRET} now points at {a.desired['ref']} (release v{a.read['release_version']})"
+    )
+
+
+def write_secret(ctx: ApplyContext, a: Action, done: str) -> Outcome:
+    """Upsert DOCKER_IMAGE = ``a.desired["ref"]`` if it still holds what was planned; judged by reading it back."""
+    s = ctx.session
+    ref, want = a.desired["ref"], a.desired["digest"]
+    digest = secret_now(s)
+    before = {"digest": digest, "ref": a.read.get("secret_ref") if digest == a.read["secret_digest"] else None}
+    if digest == want:
+        return Outcome(
+            a.code, a.target, "skipped", f"already done: {IMAGE_SECRET} already points at {ref}", before, a.desired
+        )
+    if digest != a.read["secret_digest"]:
+        now, planned = (
+            short(digest) if digest else "unset",
+            short(a.read["secret_digest"]) if a.read["secret_digest"] else "unset",
+        )
+        raise PreconditionError(f"{IMAGE_SECRET} changed since planning: digest {now}, planned from {planned}; re-plan")
+
+    def confirm() -> tuple[bool, dict[str, Any]]:
+        got = secret_now(s)
+        return got == want, {"digest": got, "ref": ref if got == want else None}
+
+    step = run_write(
+        ctx.log,
+        a.code,
+        "set_secret",
+        a.target,
+        write=lambda: s.supabase.set_secrets([{"name": IMAGE_SECRET, "value": ref}]),
+        confirm=confirm,
+        done=done,
+        before=before,
+        planned=a.desired,
+    )
+    return outcome_of(step, a.code, a.target, before)
+
+
+def native(a: Action, place: Place) -> list[str]:
+    value = shlex.quote(f"{IMAGE_SECRET}={a.desired['ref']}")
+    return [f"supabase secrets set {value} --project-ref {place.ref_arg}"]
+
+
+def dashboard(a: Action, place: Place) -> list[str]:
+    return [place.supabase("functions/secrets")]
+
+
+FIX = register(
+    Fix(
+        code=CODE,
+        order=20,
+        description="set DOCKER_IMAGE to the current release's image (by tag, or by digest with --strategy pin-digest)",
+        plan=plan,
+        apply=apply,
+        native=native,
+        dashboard=dashboard,
+    )
+)

@@ -1,0 +1,241 @@
+"""VERIFY_PROVISIONING: provision a canary through the real path, watch it reach started and running, clean it up."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import Any
+
+import pandas as pd
+
+from vyxops.fixes.canary import Canary, clean_up, find_canary, wait_row_running, wait_started
+from vyxops.fixes.context import ApplyContext, PlanContext
+from vyxops.fixes.model import Action, Outcome
+from vyxops.fixes.reads import CANARY_USER_PREFIX, PROVISION_FUNCTION
+from vyxops.fixes.registry import Fix, Place, register
+from vyxops.fixes.steps import describe_error
+from vyxops.fixes.values import brief
+from vyxops.timeutil import iso
+
+CODE = "VERIFY_PROVISIONING"
+DEFAULT_REGION = "sjc"
+#: A Fly region code. The region comes from a DB row, which provisioning wrote from a request body.
+REGION = re.compile(r"^[a-z]{3}$")
+
+
+def plan(ctx: PlanContext) -> list[Action]:
+    """Last: it checks the fixes before it on the real path, and the ones an interrupted run left unverified."""
+    if not ctx.allowed(CODE):
+        return []
+    named = CODE in ctx.wanted
+    before = [a.code for a in ctx.actions if a.code != "CLEANUP_VERIFY_CANARY"]
+    unverified = ctx.history.unverified_text()
+    if not (before or named or ctx.asked_critically(CODE) or unverified):
+        ctx.note(
+            CODE,
+            "not needed: nothing is planned, no critical finding asks for it, "
+            "and the audit log shows no unverified fix",
+        )
+        return []
+    failing = ctx.release_fails()
+    if failing and not any(a.code == "PIN_SECRET_TO_LAST_GOOD_RELEASE" for a in ctx.actions) and not _pinned_away(ctx):
+        ctx.note(
+            CODE,
+            f"not planned: provisioning would use release v{ctx.facts['release_version']}'s image, which fails "
+            f"({failing}): a canary would fail the same way",
+        )
+        return []
+    region, region_note = _region(ctx)
+    if region_note:
+        ctx.note(CODE, region_note)
+    reasons = []
+    if before:
+        reasons.append("checks " + ", ".join(dict.fromkeys(before)))
+    if unverified:
+        reasons.append("the audit log shows fixes never verified since: " + unverified)
+    asked = ctx.asked(CODE)
+    if asked:
+        reasons.insert(0, "asked for by " + ", ".join(asked))
+    if named and not reasons:
+        reasons.append("named with --fix")
+    rows = ctx.evidence.machine_rows.dropna(subset=["created_at"]).sort_values("created_at")
+    table = None if rows.empty or pd.isna(rows.iloc[-1]["table"]) else str(rows.iloc[-1]["table"])
+    critical = any(f.severity == "critical" for f in ctx.inv.findings)
+    return [
+        Action(
+            code=CODE,
+            target=f"function:{PROVISION_FUNCTION}",
+            current="provisioning last failed" if critical else "not verified",
+            new=f"a canary machine in {region} reaches started and its row running; then it is destroyed",
+            precondition="the fixes before it applied or already done",
+            risk=(
+                "low: creates one short-lived machine (user vyxops-verify-…) and one row, cleaned up; "
+                "runs on every apply"
+            ),
+            reason="; ".join(reasons),
+            read={"function": PROVISION_FUNCTION, "region": region, "table": table},
+            desired={"machine": "started, then destroyed", "row": "running, then destroyed"},
+        )
+    ]
+
+
+def _pinned_away(ctx: PlanContext) -> bool:
+    """Whether DOCKER_IMAGE already points somewhere other than the failing release's image."""
+    cur = ctx.health.current
+    ref = ctx.facts["secret_ref"]
+    if cur is None or ctx.facts["secret_digest"] is None or ref is None:
+        return False
+    _, digest = ctx.evidence.head(ref)
+    return ref != cur.image and (digest is None or digest != cur.digest)
+
+
+def _region(ctx: PlanContext) -> tuple[str, str]:
+    """The newest row's region when it is a Fly region code, else the default (and a note saying why)."""
+    rows = ctx.evidence.machine_rows.dropna(subset=["created_at"]).sort_values("created_at")
+    if rows.empty or pd.isna(rows.iloc[-1]["region"]):
+        return DEFAULT_REGION, ""
+    region = str(rows.iloc[-1]["region"])
+    if REGION.match(region):
+        return region, ""
+    return (
+        DEFAULT_REGION,
+        f"region {region!r} of row {rows.iloc[-1]['id']} is not a Fly region code: the canary uses {DEFAULT_REGION}",
+    )
+
+
+def apply(ctx: ApplyContext, a: Action) -> Outcome:
+    """Not idempotent by nature: it runs on every apply and leaves nothing lasting behind."""
+    s = ctx.session
+    region = str(a.read.get("region") or DEFAULT_REGION)
+    ctx.table = str(a.read.get("table") or ctx.table)
+    user_id = f"{CANARY_USER_PREFIX}{s.now().strftime('%Y%m%d%H%M%S')}-{ctx.log.run[:6]}"
+    seen: dict[str, Any] = {"user_id": user_id, "region": region, "started_at": iso(s.now())}
+    ctx.verification = seen
+    txn = ctx.log.intent(CODE, "verify", a.target, after=a.desired, canary_user_id=user_id)
+    try:
+        outcome = _verify(ctx, a, user_id, region, seen)
+    except Exception as exc:
+        ctx.log.outcome(txn, "failed", describe_error(exc))
+        raise
+    except BaseException:
+        ctx.log.outcome(txn, "interrupted", "interrupted while verifying: the next run cleans up the canary")
+        raise
+    seen["finished_at"] = iso(s.now())
+    ctx.log.outcome(txn, outcome.status, outcome.reason, after=seen)
+    return outcome
+
+
+def _verify(ctx: ApplyContext, a: Action, user_id: str, region: str, seen: dict[str, Any]) -> Outcome:
+    s = ctx.session
+    canary, refused = _invoke(ctx, user_id, region, seen)
+    if canary is None:
+        return Outcome(
+            a.code,
+            a.target,
+            "failed",
+            f"{refused}; no machine was provisioned",
+            None,
+            {"invoke_status": seen.get("invoke_status")},
+        )
+    mid = str(canary.machine_id)
+    problem: str | None
+    try:
+        problem = wait_started(s, ctx.app, mid, seen) or wait_row_running(s, ctx.app, ctx.table, mid, seen)
+    except Exception as exc:
+        problem = f"could not watch canary {mid}: {describe_error(exc)}"
+    cleaned, cleanup = clean_up(ctx, a.code, canary, problem)
+    seen["cleaned_up"] = cleaned != "failed"
+    after = {k: seen.get(k) for k in ("machine_id", "machine_state", "row_status", "cleaned_up")}
+    if problem is not None:
+        return Outcome(
+            a.code, a.target, "failed", f"provisioning did not work: {problem}; cleanup: {cleanup}", None, after
+        )
+    if cleaned == "failed":
+        why = f"provisioning works (machine {mid} started, row running) but cleanup failed: {cleanup}"
+        return Outcome(a.code, a.target, "failed", why, None, after)
+    why = (
+        f"provisioning works: machine {mid} reached started and its row running in {seen['waited_s']:.0f} s; {cleanup}"
+    )
+    return Outcome(a.code, a.target, "applied", why, None, after)
+
+
+def _invoke(ctx: ApplyContext, user_id: str, region: str, seen: dict[str, Any]) -> tuple[Canary | None, str]:
+    """Invoke provisioning; the canary's id and cleanup duty are logged as soon as it is known.
+
+    An answer that is lost, malformed or an error is not the end: the canary is looked
+    for by its user id before anyone says no machine was made.
+    """
+    s = ctx.session
+    ref = {"user_id": user_id}
+    txn = ctx.log.intent(
+        CODE, "invoke", f"function:{PROVISION_FUNCTION}", canary=ref, body={"user_id": user_id, "region": region}
+    )
+    try:
+        try:
+            status, body = s.supabase.invoke(PROVISION_FUNCTION, {"user_id": user_id, "region": region})
+            answer = f"{PROVISION_FUNCTION} answered {status}: {brief(body)}"
+        except Exception as exc:
+            status, body, answer = None, None, f"{PROVISION_FUNCTION}: {describe_error(exc)}"
+        seen["invoke_status"] = status
+        mid = (body.get("machine_id") or body.get("id")) if status == 200 and isinstance(body, dict) else None
+        try:
+            canary = find_canary(s, ctx.app, ctx.table, user_id, str(mid) if mid else None)
+        except Exception as exc:
+            if mid:
+                canary = Canary(user_id, str(mid))
+            else:
+                why = f"{answer}; could not look for the canary by user_id ({describe_error(exc)})"
+                ctx.log.outcome(txn, "unknown", why, canary=ref)
+                return None, why
+    except Exception:  # writing the audit log failed: nothing more can be logged
+        raise
+    except BaseException:
+        ctx.log.outcome(txn, "interrupted", "interrupted while provisioning the canary", canary=ref)
+        raise
+    if canary.machine_id is None:
+        ctx.log.outcome(txn, "failed", answer, canary_cleaned={**ref, "why": "no canary machine or row exists"})
+        seen["function_answer"] = brief(body)
+        return None, answer
+    seen["machine_id"] = canary.machine_id
+    seen["image"] = body.get("image") if isinstance(body, dict) else next((r.get("image") for r in canary.rows), None)
+    lost = "" if mid else f" ({answer}; found machine {canary.machine_id} by its user_id)"
+    ctx.log.outcome(
+        txn,
+        "applied",
+        f"canary machine {canary.machine_id} provisioned{lost}",
+        canary=canary.ref(),
+        duty="destroy the canary machine and close its row",
+    )
+    return canary, ""
+
+
+def native(a: Action, place: Place) -> list[str]:
+    body = shlex.quote(
+        json.dumps({"user_id": "vyxops-verify-manual", "region": a.read.get("region") or DEFAULT_REGION})
+    )
+    app = shlex.quote(place.app)
+    return [
+        f'MID=$(curl -sS -X POST "$SUPABASE_URL/functions/v1/{PROVISION_FUNCTION}" '
+        f'-H "Authorization: Bearer $SUPABASE_SERVICE_ROLE_KEY" -H "Content-Type: application/json" -d {body} '
+        "| jq -r .machine_id)",
+        f'fly machine status "$MID" -a {app}',
+        f'fly machines destroy --force "$MID" -a {app}',
+    ]
+
+
+def dashboard(a: Action, place: Place) -> list[str]:
+    return [place.supabase(f"functions/{PROVISION_FUNCTION}/logs"), place.fly("machines")]
+
+
+FIX = register(
+    Fix(
+        code=CODE,
+        order=90,
+        description="provision a canary through the real path, wait for started and DB running, then clean it up",
+        plan=plan,
+        apply=apply,
+        native=native,
+        dashboard=dashboard,
+    )
+)
