@@ -183,7 +183,8 @@ def _load_yaml(text: str, path: str) -> tuple[yaml.Node, dict[str, Any]]:
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
-        line = exc.problem_mark.line + 1 if getattr(exc, "problem_mark", None) else None
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
         raise ScenarioError(path, "(file)", f"not valid YAML: {getattr(exc, 'problem', exc)}", line=line) from None
     except (ValueError, OverflowError, TypeError) as exc:  # e.g. a YAML timestamp out of datetime's range
         raise ScenarioError(path, "(file)", f"a value YAML cannot represent: {exc}") from None

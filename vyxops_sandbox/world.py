@@ -498,7 +498,7 @@ class World:
             "dns": {"skip_registration": True},
             "guest": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 512},  # flyctl's shared-cpu-2x default
         }
-        run = {
+        run: dict[str, Any] = {
             "behaviour": "exit",
             "exit_code": int(command["exit_code"]),
             "after_ms": int(float(command["after_s"]) * 1000),
