@@ -79,7 +79,7 @@ def _response(
     content_type: str = JSON_CT,
     null: bool = False,
 ) -> httpx.Response:
-    """A response with the JSON ``body`` (None: no body, unless ``null``: a JSON null), its type and ``sb-request-id``."""
+    """A response with the JSON ``body`` (None: no body unless ``null``, a JSON null) and an ``sb-request-id``."""
     out = {"sb-request-id": _request_id(world, request)}
     content = b"" if body is None and not null else _dumps(body)
     if content:
