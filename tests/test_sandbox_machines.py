@@ -277,3 +277,16 @@ def test_wait_follows_a_restarting_machine(when: str) -> None:
     assert status == 200
     if when == "exit":
         assert body["state"] == "stopped"
+
+
+def test_a_second_machine_with_a_taken_id_is_refused_and_the_first_keeps_its_history() -> None:
+    """World.create_machine with an id already used raises DuplicateMachine; the first machine is untouched."""
+    from vyxops_sandbox.world import DuplicateMachine
+
+    world = replay(
+        "", step("16:00:00", f"create_machine: {{app: vyx-app, image: {RELEASE}, machine_id: 0a0a0a0a0a0a0a}}")
+    )
+    before = machine(world, "0a0a0a0a0a0a0a")
+    with pytest.raises(DuplicateMachine, match="0a0a0a0a0a0a0a"):
+        world.create_machine("vyx-app", {"image": NEXT}, machine_id="0a0a0a0a0a0a0a")
+    assert machine(world, "0a0a0a0a0a0a0a") == before

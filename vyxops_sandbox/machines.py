@@ -98,6 +98,8 @@ def create(
     a = world.app(app)
     if a is None:
         raise KeyError(app)
+    if machine_id is not None and machine_id in a["machines"]:
+        raise DuplicateMachine(f"machine {machine_id} already exists in app {app}")
     image = str(config.get("image", ""))
     resolved = world.resolve_image(image)
     if resolved is None:
@@ -106,8 +108,6 @@ def create(
         raise ManifestUnknown(
             image, ref.tag if ref else image, "MANIFEST_UNKNOWN" if known or ref is None else "NAME_UNKNOWN"
         )
-    if machine_id is not None and machine_id in a["machines"]:
-        raise DuplicateMachine(f"machine {machine_id} already exists in app {app}")
     repo, tag, digest, manifest = resolved
     t0 = world.now_ms
     mid = machine_id or world._next("machine")[:14]
