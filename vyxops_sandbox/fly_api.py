@@ -313,26 +313,7 @@ def _list_machines(world: World, request: httpx.Request, p: Params) -> httpx.Res
     unknown = sorted(states - MACHINE_STATES)
     if unknown:
         return json_response(world, 400, {"error": f"invalid state filter: {', '.join(unknown)}"})
-    region = q.get("region") or None
-    metadata = {k[len("metadata.") :]: v for k, v in q.multi_items() if k.startswith("metadata.")}
-
-    machines = []
-    for m in a["machines"].values():
-        if not visible(world, m):
-            continue  # destroyed longer ago than the platform keeps machines
-        # A state filter applies after the deleted ones are left out: state=destroyed needs include_deleted too
-        # (real behaviour unknown; this way one flag decides whether destroyed machines show).
-        if _is_deleted(m) and not flags["include_deleted"]:
-            continue
-        if states and m.get("state") not in states:
-            continue
-        if region and m.get("region") != region:
-            continue
-        meta = (m.get("config") or {}).get("metadata") or {}
-        if any(str(meta.get(k)) != v or k not in meta for k, v in metadata.items()):
-            continue
-        machines.append(m)
-    machines.sort(key=_machine_order)
+    machines = sorted(_listed_machines(world, a, q, states, flags["include_deleted"]), key=_machine_order)
 
     headers: dict[str, str] = {}
     limit_text, cursor = q.get("limit"), q.get("cursor")
@@ -362,6 +343,31 @@ def _list_machines(world: World, request: httpx.Request, p: Params) -> httpx.Res
         [_public_machine(m, summary=flags["summary"], nil_lists=world.platform.fly.empty_as_null) for m in machines],
     )
     return json_response(world, 200, body, headers, null=True)
+
+
+def _listed_machines(
+    world: World, a: dict[str, Any], q: httpx.QueryParams, states: set[str], include_deleted: bool
+) -> list[dict[str, Any]]:
+    """The app's machines that a list with these filters shows (unordered)."""
+    region = q.get("region") or None
+    metadata = {k[len("metadata.") :]: v for k, v in q.multi_items() if k.startswith("metadata.")}
+    machines = []
+    for m in a["machines"].values():
+        if not visible(world, m):
+            continue  # destroyed longer ago than the platform keeps machines
+        # A state filter applies after the deleted ones are left out: state=destroyed needs include_deleted too
+        # (real behaviour unknown; this way one flag decides whether destroyed machines show).
+        if _is_deleted(m) and not include_deleted:
+            continue
+        if states and m.get("state") not in states:
+            continue
+        if region and m.get("region") != region:
+            continue
+        meta = (m.get("config") or {}).get("metadata") or {}
+        if any(str(meta.get(k)) != v or k not in meta for k, v in metadata.items()):
+            continue
+        machines.append(m)
+    return machines
 
 
 def _create_machine(world: World, request: httpx.Request, p: Params) -> httpx.Response:
