@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from vyxops_sandbox.platform import API_KEYS, FLY_TOKENS, FlyPlatform, Platform, SupabasePlatform, credentials_for
 from vyxops_sandbox.scenario import scenario_names
-from vyxops_sandbox.world import credentials_for
 
 ARTEFACT_SUFFIXES = {".ipynb", ".html", ".json", ".jsonl", ".parquet", ".png", ".log", ".txt", ".csv", ".md"}
 TOKEN_SHAPE = re.compile(
@@ -26,10 +26,15 @@ def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _known_credentials() -> list[bytes]:
-    values: list[bytes] = []
-    for name in scenario_names() + ["fleet"]:
-        values += [v.encode() for v in credentials_for(name).values()]
-    return values
+    """Every credential a sandbox of a shipped or test scenario can hand out, in each key and token shape."""
+    names = scenario_names() + [p.stem for p in (Path(__file__).parent / "scenarios").glob("*.yaml")] + ["fleet"]
+    values: set[bytes] = set()
+    for name in names:
+        for key in API_KEYS:
+            for token in FLY_TOKENS:
+                platform = Platform(SupabasePlatform(api_key=key), FlyPlatform(token=token))
+                values.update(v.encode() for v in credentials_for(name, platform).values())
+    return sorted(values)
 
 
 def find_leaks(root: Path) -> list[str]:

@@ -139,11 +139,11 @@ def test_registry_basic_auth_uses_user_x_and_token_password() -> None:
     assert base64.b64decode(encoded).decode() == f"x:{PLAIN_TOKEN}"
 
 
-def test_supabase_key_auth_sends_apikey_and_bearer() -> None:
-    """supabase_key() sends both `apikey: <key>` and `Authorization: Bearer <key>`."""
+def test_supabase_key_auth_sends_a_key_that_is_not_a_jwt_in_apikey_only() -> None:
+    """supabase_key() sends `apikey: <key>`; a key that is not a JWT is never sent as `Authorization: Bearer`."""
     headers = captured_headers(supabase_key(SUPABASE_KEY))
     assert headers["apikey"] == SUPABASE_KEY
-    assert headers["authorization"] == f"Bearer {SUPABASE_KEY}"
+    assert "authorization" not in headers
 
 
 @pytest.mark.parametrize("factory", [bearer, fly, registry_basic, supabase_key])

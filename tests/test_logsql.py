@@ -348,9 +348,10 @@ def test_rows_outside_window_are_invisible_and_z_is_optional() -> None:
 
 
 def test_window_over_24h_is_refused() -> None:
-    """A window longer than 24 h is a 400 validation error; exactly 24 h is accepted."""
-    error = refused("select id from logs", "2026-09-23T08:59:59Z", "2026-09-24T09:00:00Z")
+    """A window longer than 24 h once rounded to the minute is a 400 validation error; exactly 24 h is accepted."""
+    error = refused("select id from logs", "2026-09-23T08:59:00Z", "2026-09-24T09:00:00Z")
     assert error.status == 400 and "24 hours" in str(error)
+    assert query("select id from logs", "2026-09-23T08:59:59Z", "2026-09-24T09:00:00Z") is not None  # rounds to 24 h
     assert query("select count() as n from logs", "2026-09-23T11:00:00Z", "2026-09-24T11:00:00Z") == [{"n": len(ROWS)}]
 
 
@@ -486,3 +487,21 @@ def test_a_query_sees_only_its_own_window_after_a_wider_one() -> None:
     assert len(narrow) < len(wide)
     assert query(sql) == wide
     assert query(sql, "2026-09-24T10:59:00Z", "2026-09-24T11:00:00Z") == narrow
+
+
+def test_window_bounds_are_rounded_to_the_nearest_minute() -> None:
+    """The endpoint rounds each bound to the nearest minute (the OpenAPI text): rows just inside a bound may fall out.
+
+    Pinned from management-api-openapi.json (v1-get-project-logs): "The timestamp range must be no more than
+    24 hours and is rounded to the nearest minute."
+    """
+    rows = [
+        row("early", "2026-09-24T10:00:10", "function_logs", "10 s after 10:00"),
+        row("mid", "2026-09-24T10:00:40", "function_logs", "40 s after 10:00"),
+        row("late", "2026-09-24T10:01:20", "function_logs", "80 s after 10:00"),
+    ]
+    sql = "select id from logs order by timestamp"
+    # 10:00:20 rounds down to 10:00 (early comes back), 10:01:10 rounds down to 10:01 (late falls out)
+    assert query(sql, "2026-09-24T10:00:20Z", "2026-09-24T10:01:10Z", rows=rows) == [{"id": "early"}, {"id": "mid"}]
+    # 10:00:30 rounds up to 10:01: early and mid fall out although they are inside the asked window
+    assert query(sql, "2026-09-24T10:00:30Z", "2026-09-24T10:01:30Z", rows=rows) == [{"id": "late"}]

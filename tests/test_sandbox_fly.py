@@ -595,3 +595,12 @@ def test_release_and_log_handlers_leave_other_paths_to_the_router(world: World) 
         (fly_api.handle_machines, f"{MACHINES}/v1/projects/x"),
     ):
         assert handler(world, httpx.Request("GET", url, headers=auth(world))) is None
+
+
+def test_the_wider_worlds_machines_still_match_the_spec() -> None:
+    """healthy-noise's machines (release command, console, restarts, requested stop) validate against the spec."""
+    world = World.from_scenario(load_scenario("healthy-noise"))
+    body = call(world, "GET", machines_url(), params={"include_deleted": "true"}).json()
+    validate(body, schema_of("/apps/{app_name}/machines"))
+    groups = {(m["config"].get("metadata") or {}).get("fly_process_group") for m in body}
+    assert {"fly_app_release_command", "fly_app_console", "worker"} <= groups

@@ -83,7 +83,19 @@ def test_unknown_tag_is_404_manifest_unknown(world: World) -> None:
     )
     head = call(world, "HEAD", "/v2/vyx-app/manifests/abc123")
     assert head.status_code == 404 and head.content == b""
-    assert call(world, "GET", "/v2/no-such-repo/manifests/latest").json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+
+def test_a_repository_no_app_has_is_404_name_unknown(world: World) -> None:
+    """A repository that is no app of the org (a typo'd name) answers 404 NAME_UNKNOWN "app repository not found"."""
+    response = call(world, "GET", "/v2/vyx-ap/manifests/latest")
+    assert response.status_code == 404
+    assert response.json()["errors"][0] == {
+        "code": "NAME_UNKNOWN",
+        "message": "app repository not found",
+        "detail": {"name": "vyx-ap"},
+    }
+    head = call(world, "HEAD", "/v2/vyx-ap/manifests/latest")
+    assert head.status_code == 404 and head.content == b""
 
 
 def test_missing_or_wrong_credentials_get_the_basic_challenge(world: World) -> None:

@@ -21,8 +21,9 @@ from openapi_schema_validator import OAS30Validator
 from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 
+from vyxops_sandbox.management_api import handle_management
 from vyxops_sandbox.scenario import load_scenario
-from vyxops_sandbox.supabase_api import MAX_ROWS, handle_functions, handle_management, handle_postgrest
+from vyxops_sandbox.supabase_api import MAX_ROWS, handle_functions, handle_postgrest
 from vyxops_sandbox.world import World
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "supabase"

@@ -17,9 +17,9 @@ import pandas as pd
 
 from vyxops import facts
 from vyxops.coverage import Gap
-from vyxops.errors import TOKEN_PATTERN, InputError, NotFoundError, redact, registered_secrets
+from vyxops.errors import TOKEN_PATTERN, ApiError, InputError, NotFoundError, redact, registered_secrets
 from vyxops.images import parse_image_ref
-from vyxops.timeutil import iso
+from vyxops.timeutil import iso, to_utc
 
 log = logging.getLogger("vyxops.frames")
 
@@ -398,8 +398,15 @@ def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
 
 
 def fetch_manifests(session: Any, refs: Iterable[str]) -> pd.DataFrame:
-    """HEAD every image reference on the registry: exists, digest, media type."""
-    records = []
+    """Ask the registry about every image reference: exists, digest, media type, and how it answered (``check``).
+
+    ``exists`` is None when the registry could not tell (``check`` says why: "401
+    denied" for a repository the token may not see, a 200 without a digest, a 404
+    that is not the registry's, any other error status): each such reference is a
+    Gap with source ``fly.registry``, never an error that ends the investigation.
+    Only a failure to reach the registry at all raises (TransportError).
+    """
+    records, gaps = [], []
     for ref in dict.fromkeys(r for r in refs if r):
         parsed = parse_image_ref(ref)
         record = {
@@ -412,44 +419,100 @@ def fetch_manifests(session: Any, refs: Iterable[str]) -> pd.DataFrame:
         if parsed.registry != "registry.fly.io":
             records.append({**record, "exists": None, "check": "not checked: not registry.fly.io"})
             continue
-        record.update(session.fly.head_manifest(ref))
-        records.append(record)
-    return make_frame("manifests", records, source="registry HEAD /v2/<repo>/manifests/<ref>")
+        try:
+            answer = session.fly.head_manifest(ref)
+        except ApiError as exc:
+            answer = {"exists": None, "check": f"{exc.status} {exc.code or ''}".strip()}
+        records.append({**record, **answer})
+        if answer["exists"] is None:
+            gaps.append(_registry_gap(ref, answer["check"]))
+    note = f"{len(gaps)} image reference(s) could not be checked" if gaps else ""
+    return make_frame("manifests", records, source="registry HEAD /v2/<repo>/manifests/<ref>", note=note, gaps=gaps)
+
+
+def _registry_gap(ref: str, check: str) -> Gap:
+    if check.endswith("denied"):
+        why = (
+            f"{ref}: the registry answered {check}: the token may not see this repository (another app's or "
+            "another org's), so whether the image exists is unknown; check it with a token of the app's org"
+        )
+    else:
+        why = (
+            f"{ref}: the registry answered {check}, which says neither that the image exists nor that it is "
+            "missing (a proxy or another service may have answered); check again, e.g. `docker manifest inspect`"
+        )
+    return Gap("fly.registry", why)
+
+
+FLY_LOG_PAGE = 100  # the logs API's first page: the most recent 100 lines of the last 24 h
+FLY_LOG_FIRST_REACH = pd.Timedelta(hours=24)
 
 
 def fetch_fly_logs(
     session: Any, app: str, *, since: pd.Timestamp | None = None, instance: str | None = None, max_pages: int = 200
 ) -> pd.DataFrame:
-    """App logs from ``since`` (ns cursor) to the end, oldest first; Fly keeps about 7 days."""
-    token = str(int(since.value)) if since is not None else None
+    """App logs from ``since`` on, oldest first, as far back as the logs API reaches.
+
+    The API pages forward only: the first request (no ``next_token``) answers its
+    most recent lines (100 of the last 24 h, logs.response.constructed.json) and each
+    answer's ``next_token`` leads to newer ones. Only tokens the API returned are
+    followed (PLATFORM.md), so what lies before the first page is unreachable: a Gap
+    with source ``fly.logs`` from ``since`` to the oldest time the first page covers,
+    never an empty past. (Fly keeps logs about 7 days in any case.)
+    """
+    token: str | None = None
     records: list[dict[str, Any]] = []
-    complete = True
-    for _ in range(max_pages):
+    reach: pd.Timestamp | None = None
+    complete, note = True, ""
+    for page in range(max_pages):
         entries, nxt = session.fly.logs_page(app, next_token=token, instance=instance)
-        for e in entries:
-            records.append(
-                {
-                    "app": app,
-                    "time": e.get("timestamp"),
-                    "instance": e.get("instance"),
-                    "region": e.get("region"),
-                    "level": e.get("level"),
-                    "provider": ((e.get("meta") or {}).get("event") or {}).get("provider"),
-                    "message": e.get("message"),
-                }
-            )
-        if not entries or nxt in (None, "", token):
+        if page == 0:
+            reach = _first_page_reach(session, entries)
+        records += [_fly_log_record(app, e) for e in entries]
+        if not entries or not nxt or nxt == token:
             break
         token = nxt
     else:
-        complete = False
-    return make_frame(
-        "fly_logs",
-        records,
-        source=f"fly GET /api/v1/apps/{app}/logs",
-        complete=complete,
-        note="" if complete else f"stopped after {max_pages} pages",
+        complete, note = False, f"stopped after {max_pages} pages"
+    gaps = []
+    if since is not None and reach is not None and since < reach:
+        why = (
+            f"the Fly logs API answers its most recent {FLY_LOG_PAGE} lines of the last 24 h and pages forward "
+            f"only, so lines before {iso(reach)} could not be read (and Fly keeps about 7 days); "
+            "ship logs to a sink (fly-log-shipper) to keep them"
+        )
+        gaps.append(Gap("fly.logs", why, iso(since), iso(reach)))
+        note = note or "lines before the first page are out of the API's reach"
+    df = make_frame(
+        "fly_logs", records, source=f"fly GET /api/v1/apps/{app}/logs", complete=complete, note=note, gaps=gaps
     )
+    if since is not None:
+        attrs = dict(df.attrs)
+        df = df[df["time"] >= since].reset_index(drop=True)
+        df.attrs.update(attrs)
+    return df
+
+
+def _first_page_reach(session: Any, entries: list[dict[str, Any]]) -> pd.Timestamp:
+    """How far back the first page saw: its oldest line when it was full, else the last 24 h."""
+    if len(entries) >= FLY_LOG_PAGE:
+        times = [to_utc(e.get("timestamp")) for e in entries if e.get("timestamp")]
+        known = [t for t in times if t is not None]
+        if known:
+            return min(known)
+    return session.now() - FLY_LOG_FIRST_REACH
+
+
+def _fly_log_record(app: str, e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "app": app,
+        "time": e.get("timestamp"),
+        "instance": e.get("instance"),
+        "region": e.get("region"),
+        "level": e.get("level"),
+        "provider": ((e.get("meta") or {}).get("event") or {}).get("provider"),
+        "message": e.get("message"),
+    }
 
 
 # --------------------------------------------------------------------------- Supabase
@@ -505,7 +568,12 @@ _FN_LOG_COLUMNS = {
     "function_logs": "id, timestamp, event_message, severity_text, log_attributes['function_id'] as function_id, log_attributes['execution_id'] as execution_id, log_attributes['level'] as level, log_attributes['event_type'] as event_type",
 }
 LOG_PAGE = 1000
+# The endpoint refuses a window over 24 h and rounds each bound to the nearest minute (its OpenAPI
+# text). Queries send their bounds widened to whole minutes, so rounding loses no row (the SQL keeps
+# the exact bounds); a window then starts no earlier than 24 h before its widened end.
 LOG_WINDOW = pd.Timedelta(hours=24)
+# Supabase pricing, "log retention" (PLATFORM.md): how long each plan keeps function logs.
+LOG_RETENTION_DAYS = {"free": 1, "pro": 7, "team": 28, "enterprise": 90}
 
 
 def fetch_function_logs(
@@ -517,12 +585,18 @@ def fetch_function_logs(
     sources: tuple[str, ...] = ("function_edge_logs", "function_logs"),
     max_queries: int = 400,
 ) -> pd.DataFrame:
-    """Function invocations and console output in [since, until], every row.
+    """Function invocations and console output in [since, until], every row the plan still keeps.
 
     Each query is bounded by source, a ≤ 24 h window (both bounds always sent) and
     a LIMIT, and pages by time as Supabase advises: newest first, then a keyset on
     the oldest row read (its timestamp, then its id), so rows that share one
     microsecond are neither skipped nor read twice, however many there are.
+
+    Logs older than the plan's retention are gone without a trace, so the part of
+    the window before it is a Gap (source ``supabase.function_logs``). The plan is
+    read from the project's organization; when it cannot be read, the shortest
+    retention any plan keeps (Free's day) is assumed, since missing logs must not
+    pass for a quiet past.
     """
     if until <= since:
         raise InputError(
@@ -530,43 +604,79 @@ def fetch_function_logs(
         )
     slugs = {} if functions is None else dict(zip(functions["function_id"], functions["slug"]))
     records: list[dict[str, Any]] = []
-    queries = 0
-    complete = True
-    for source in sources:
-        chunk_end = until
-        older = f"timestamp <= '{_ch_time(chunk_end)}'"  # the first page of the newest window
-        while chunk_end > since and complete:
-            chunk_start = max(since, chunk_end - LOG_WINDOW)
-            while True:
-                queries += 1
-                if queries > max_queries:
-                    complete = False
-                    break
-                sql = (
-                    f"select {_FN_LOG_COLUMNS[source]} from logs where source = '{source}' "
-                    f"and timestamp >= '{_ch_time(chunk_start)}' and {older} "
-                    f"order by timestamp desc, id desc limit {LOG_PAGE}"
-                )
-                rows = session.supabase.query_logs(sql, _z(chunk_start), _z(chunk_end))
-                records += [function_log_record(r, source, slugs) for r in rows]
-                if len(rows) < LOG_PAGE:
-                    break
-                oldest, last_id = (
-                    _ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC")),
-                    str(rows[-1]["id"]).replace("'", "''"),
-                )
-                older = f"(timestamp < '{oldest}' or (timestamp = '{oldest}' and id < '{last_id}'))"
-            # the next window starts strictly before this one's start, which was read (>=)
-            older = f"timestamp < '{_ch_time(chunk_start)}'"
-            chunk_end = chunk_start
+    budget = [max_queries]
+    complete = all(_read_log_source(session, source, since, until, slugs, records, budget) for source in sources)
+    gaps = _retention_gaps(session, since, until)
     df = make_frame(
         "function_logs",
         records,
         source="supabase GET /v1/projects/{ref}/analytics/endpoints/logs",
         complete=complete,
-        note="" if complete else f"stopped after {max_queries} queries",
+        note=f"stopped after {max_queries} queries" if not complete else "past the plan's retention" if gaps else "",
+        gaps=gaps,
     )
-    return df.sort_values("time", kind="stable").reset_index(drop=True)
+    attrs = dict(df.attrs)
+    df = df.sort_values("time", kind="stable").reset_index(drop=True)
+    df.attrs.update(attrs)
+    return df
+
+
+def _read_log_source(
+    session: Any,
+    source: str,
+    since: pd.Timestamp,
+    until: pd.Timestamp,
+    slugs: dict[str, str],
+    records: list[dict[str, Any]],
+    budget: list[int],
+) -> bool:
+    """Read one source's rows in [since, until] into ``records``, newest window first; False if the budget ran out."""
+    chunk_end = until
+    older = f"timestamp <= '{_ch_time(chunk_end)}'"  # the first page of the newest window
+    while chunk_end > since:
+        chunk_start = max(since, chunk_end.ceil("min") - LOG_WINDOW)
+        while True:
+            budget[0] -= 1
+            if budget[0] < 0:
+                return False
+            sql = (
+                f"select {_FN_LOG_COLUMNS[source]} from logs where source = '{source}' "
+                f"and timestamp >= '{_ch_time(chunk_start)}' and {older} "
+                f"order by timestamp desc, id desc limit {LOG_PAGE}"
+            )
+            rows = session.supabase.query_logs(sql, _z(chunk_start.floor("min")), _z(chunk_end.ceil("min")))
+            records += [function_log_record(r, source, slugs) for r in rows]
+            if len(rows) < LOG_PAGE:
+                break
+            oldest = _ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC"))
+            last_id = str(rows[-1]["id"]).replace("'", "''")
+            older = f"(timestamp < '{oldest}' or (timestamp = '{oldest}' and id < '{last_id}'))"
+        # the next window starts strictly before this one's start, which was read (>=)
+        older = f"timestamp < '{_ch_time(chunk_start)}'"
+        chunk_end = chunk_start
+    return True
+
+
+def _retention_gaps(session: Any, since: pd.Timestamp, until: pd.Timestamp) -> list[Gap]:
+    """A Gap for the part of [since, until] older than the plan keeps function logs (none when all is kept)."""
+    plan = session.supabase.organization_plan()
+    days = LOG_RETENTION_DAYS.get(plan or "")
+    if days is None:
+        days = min(LOG_RETENTION_DAYS.values())
+        reason = (
+            f"the project's plan could not be read ({plan or 'no answer'}): assuming the shortest retention "
+            f"any plan keeps ({days} day)"
+        )
+    else:
+        reason = f"the project's organization is on the {plan} plan, which keeps function logs {days} days"
+    kept_from = session.now() - pd.Timedelta(days=days)
+    if since >= kept_from:
+        return []
+    why = (
+        f"{reason}; logs before {iso(kept_from)} are gone from the logs endpoint, which is not evidence that "
+        "nothing happened (a log drain keeps them; a provisioning probe gathers fresh evidence)"
+    )
+    return [Gap("supabase.function_logs", why, iso(since), iso(min(kept_from, until)))]
 
 
 def function_log_record(r: dict[str, Any], source: str, slugs: dict[str, str]) -> dict[str, Any]:

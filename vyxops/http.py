@@ -56,6 +56,9 @@ __all__ = [
     "fly_authorization",
     "registry_basic",
     "supabase_key",
+    "supabase_key_headers",
+    "registry_password",
+    "is_jwt",
     "make_client",
     "RetryTransport",
     "Api",
@@ -204,24 +207,62 @@ class FlyAuth(_HeaderAuth):
 
 
 class RegistryBasicAuth(_HeaderAuth):
-    """registry.fly.io: HTTP Basic with user ``x`` and the Fly token as password."""
+    """registry.fly.io: HTTP Basic with user ``x`` and the Fly token, without its ``FlyV1 `` scheme, as password.
+
+    flyctl strips the scheme from a macaroon token before using it as the registry
+    password (PLATFORM.md "Registry password"); a bundle stays comma-joined.
+    """
 
     def __init__(self, token: str) -> None:
-        token = token.strip()
-        encoded = base64.b64encode(f"x:{token}".encode()).decode("ascii")
-        register_secret(token)
+        password = registry_password(token)
+        encoded = base64.b64encode(f"x:{password}".encode()).decode("ascii")
+        register_secret(token.strip())
+        register_secret(password)
         # The base64 form is as good as the token itself: mask it too.
         register_secret(encoded)
         super().__init__({"Authorization": f"Basic {encoded}"})
 
 
 class SupabaseKeyAuth(_HeaderAuth):
-    """Supabase API key auth: ``apikey: <key>`` and ``Authorization: Bearer <key>``."""
+    """Supabase API key auth: ``apikey: <key>``, and ``Authorization: Bearer <key>`` only for a JWT-shaped key."""
 
     def __init__(self, key: str) -> None:
         key = key.strip()
         register_secret(key)
-        super().__init__({"apikey": key, "Authorization": f"Bearer {key}"})
+        super().__init__(supabase_key_headers(key))
+
+
+def registry_password(token: str) -> str:
+    """The registry's Basic password for a Fly token: the token without a leading ``FlyV1 `` scheme."""
+    token = token.strip()
+    return token[len("FlyV1 ") :].strip() if token.startswith("FlyV1 ") else token
+
+
+def is_jwt(token: str) -> bool:
+    """Whether ``token`` has a JWT's shape: three base64url parts, the first a JSON header naming ``alg``."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        return False
+    try:
+        header = jsonlib.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+def supabase_key_headers(key: str) -> dict[str, str]:
+    """Headers for a Supabase API key: always ``apikey``; ``Authorization: Bearer`` only when the key is a JWT.
+
+    The new ``sb_secret_…``/``sb_publishable_…`` keys are not JWTs: as a bearer they are
+    refused (Edge Functions' verify_jwt: 401 "Invalid JWT" before the function runs;
+    PostgREST: PGRST301), so they go in ``apikey`` alone. A legacy service_role or
+    anon key is a JWT and goes in both (Supabase's "Authorization headers" guide).
+    """
+    key = key.strip()
+    headers = {"apikey": key}
+    if is_jwt(key):
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
 
 
 def fly_authorization(token: str) -> str:
@@ -251,12 +292,12 @@ def fly(token: str) -> FlyAuth:
 
 
 def registry_basic(token: str) -> RegistryBasicAuth:
-    """Auth for registry.fly.io: Basic ``base64("x:" + token)``."""
+    """Auth for registry.fly.io: Basic ``base64("x:" + token without "FlyV1 ")``."""
     return RegistryBasicAuth(token)
 
 
 def supabase_key(key: str) -> SupabaseKeyAuth:
-    """Auth for Supabase REST/functions: ``apikey`` and ``Authorization: Bearer`` headers."""
+    """Auth for Supabase REST/functions: ``apikey``, plus ``Authorization: Bearer`` for a JWT-shaped key."""
     return SupabaseKeyAuth(key)
 
 

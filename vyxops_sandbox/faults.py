@@ -54,6 +54,53 @@ class FaultRule:
         return not self.path or re.search(self.path, path) is not None
 
 
+_FAULTS_HINT = "fix or delete the file; README 'Fault injection' shows the format"
+# field -> the JSON types it takes (bool is refused where a number is meant: True is not 1 here)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "rate": (int, float),
+    "nth": (int,),
+    "times": (int,),
+    "path": (str,),
+    "method": (str,),
+    "status": (int,),
+    "retry_after": (int, float),
+    "latency_ms": (int,),
+    "when": (str,),
+}
+
+
+def _rule(path: Path, index: int, data: Any) -> FaultRule:
+    """One rule of faults.json, checked field by field; InputError names the file, the rule and the field."""
+    where = f"{path}: rules[{index}]"
+    if not isinstance(data, dict):
+        raise InputError(where, "a rule is an object", allowed=sorted(_FIELD_TYPES), hint=_FAULTS_HINT)
+    for key, value in data.items():
+        types = _FIELD_TYPES.get(key)
+        if types is None:
+            raise InputError(f"{where}.{key}", "unknown field", allowed=sorted(_FIELD_TYPES), hint=_FAULTS_HINT)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            kind = " or ".join(t.__name__ for t in types)
+            raise InputError(
+                f"{where}.{key}", f"{value!r} is not {'an' if kind[0] == 'i' else 'a'} {kind}", hint=_FAULTS_HINT
+            )
+    if "kind" not in data:
+        raise InputError(f"{where}.kind", "is required", allowed=list(KINDS), hint=_FAULTS_HINT)
+    for key in ("nth", "times", "latency_ms"):
+        if data.get(key) is not None and data[key] < (1 if key == "nth" else 0):
+            raise InputError(f"{where}.{key}", f"{data[key]} is out of range", hint=_FAULTS_HINT)
+    if data.get("path") is not None:
+        try:
+            re.compile(data["path"])
+        except re.error as exc:
+            raise InputError(f"{where}.path", f"not a regular expression: {exc}", hint=_FAULTS_HINT) from None
+    try:
+        return FaultRule(**data)
+    except InputError as exc:
+        field = exc.name.removeprefix("fault.")
+        raise InputError(f"{where}.{field}", exc.message.split(": ", 1)[-1], hint=_FAULTS_HINT) from None
+
+
 class Faults:
     """The sandbox's fault rules and their counters."""
 
@@ -63,11 +110,20 @@ class Faults:
 
     @classmethod
     def load(cls, sandbox_dir: Path) -> Faults:
+        """The rules in ``<sandbox_dir>/faults.json`` (none when absent); InputError naming the file when malformed."""
         path = Path(sandbox_dir) / "faults.json"
         if not path.is_file():
             return cls()
-        data = json.loads(path.read_text())
-        return cls([FaultRule(**r) for r in data.get("rules", [])], seed=int(data.get("seed", 0)))
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InputError(str(path), f"not JSON: {exc}", hint=_FAULTS_HINT) from None
+        if not isinstance(data, dict) or not isinstance(data.get("rules", []), list):
+            raise InputError(str(path), 'must be {"seed": N, "rules": [...]}', hint=_FAULTS_HINT)
+        seed = data.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InputError(f"{path}: seed", f"{seed!r} is not an integer", hint=_FAULTS_HINT)
+        return cls([_rule(path, i, r) for i, r in enumerate(data.get("rules", []))], seed=seed)
 
     def save(self, sandbox_dir: Path) -> None:
         Path(sandbox_dir).mkdir(parents=True, exist_ok=True)

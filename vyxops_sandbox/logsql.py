@@ -13,14 +13,15 @@ with status 400):
 
 - the window comes from ``iso_timestamp_start`` / ``iso_timestamp_end``, never
   from the SQL: neither bound → the last minute before the sandbox clock; only a
-  start → up to now; only an end → the minute before it; longer than 24 h →
-  refused; both bounds inclusive;
+  start → up to now; only an end → the minute before it; each bound is rounded to
+  the nearest minute (the spec: "is rounded to the nearest minute", a half minute
+  rounds up); longer than 24 h once rounded → refused; both bounds inclusive;
 - only one SELECT over ``logs`` (CTEs and subqueries allowed);
 - ``select *`` and ``count(*)`` are refused (use a column list and ``count()``);
 - a missing map key reads as ``''``, like ClickHouse's Map, not NULL;
 - ``now()`` is the sandbox clock, not the wall clock.
 
-Not modelled: the rounding of the window to the minute, ClickHouse's quoting of
+Not modelled: ClickHouse's quoting of
 64-bit integers as JSON strings (ints stay ints here), case-sensitive
 identifiers, and ClickHouse's column naming for unaliased ``m['k']``
 subscripts (named here as written; always alias).
@@ -46,6 +47,7 @@ __all__ = ["LogQueryError", "run_logs_query"]
 
 TABLE = "logs"
 MAP_COLUMN = "log_attributes"
+MINUTE_US = 60 * 1_000_000
 DEFAULT_WINDOW_US = 60 * 1_000_000  # OpenAPI: "only the last 1 minute of logs will be queried"
 MAX_WINDOW_US = 24 * 3600 * 1_000_000  # OpenAPI: "no more than 24 hours"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"  # documented rendering: 2026-06-22T09:34:06.215000
@@ -78,6 +80,11 @@ def _parse_iso_us(name: str, value: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def _round_to_minute(us: int) -> int:
+    """``us`` rounded to the nearest whole minute (a half minute rounds up)."""
+    return (us + MINUTE_US // 2) // MINUTE_US * MINUTE_US
+
+
 def _resolve_window(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
     """Return the request window as inclusive unix µs bounds, or refuse it like the endpoint."""
     start = start or None  # an empty query parameter counts as absent
@@ -94,6 +101,7 @@ def _resolve_window(start: str | None, end: str | None, now_ms: int) -> tuple[in
     else:
         end_us = _parse_iso_us("iso_timestamp_end", end or "")
         start_us = end_us - DEFAULT_WINDOW_US
+    start_us, end_us = _round_to_minute(start_us), _round_to_minute(end_us)
     if start_us > end_us:
         raise LogQueryError("iso_timestamp_start must be before iso_timestamp_end")
     if end_us - start_us > MAX_WINDOW_US:

@@ -9,6 +9,11 @@ tag, so the digest is kept. Error bodies are the distribution-spec shape
 Left out on purpose: tag listing (``/v2/<repo>/tags/list``) and ``/v2/_catalog`` —
 Fly documents neither (PLATFORM.md), so they answer like an unknown route; manifest
 DELETE (405 UNSUPPORTED); blobs and uploads (501, no layers are stored).
+
+Who may see what: the Basic password is the Fly token without ``FlyV1 ``; a
+repository outside the token's scope answers 401 ``UNAUTHORIZED`` "not allowed"
+and a name no app has 404 ``NAME_UNKNOWN`` (:func:`_scope_refusal`). A HEAD
+answer carries the status and headers of its GET, never a body.
 """
 
 from __future__ import annotations
@@ -65,7 +70,13 @@ def _error(
 
 
 def _authorized(world: World, request: httpx.Request) -> bool:
-    """Basic auth with the Fly token as password (flyctl sends user ``x``; whether the user is checked is unknown: any is accepted)."""
+    """Basic auth whose password is the Fly token without its ``FlyV1 `` scheme.
+
+    flyctl sends user ``x`` and, for a macaroon token, the bundle without ``FlyV1 ``
+    (PLATFORM.md "Registry password": fly-go's token helpers strip the scheme); a
+    password that still carries ``FlyV1 `` is refused like any wrong one. Whether the
+    user name is checked is unknown: any is accepted.
+    """
     scheme, _, encoded = request.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "basic":
         return False
@@ -73,7 +84,30 @@ def _authorized(world: World, request: httpx.Request) -> bool:
         _user, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return False
-    return hmac.compare_digest(password, world.credentials["fly_api_token"])
+    return hmac.compare_digest(password, world.credentials["fly_registry_password"])
+
+
+def _scope_refusal(world: World, request: httpx.Request, repo: str) -> httpx.Response | None:
+    """The answer for a repository the token may not see, or None when it may.
+
+    registry.fly.io is scoped by the token (PLATFORM.md): an org token sees every app
+    of its org, a deploy token (``platform.fly.token_apps``) only its apps. Outside
+    the scope the answer is 401 UNAUTHORIZED "not allowed" (the registry's text as
+    pushes report it), whether or not the repository exists, so a token cannot probe
+    other orgs. Inside an org token's reach, a name that is no app at all is
+    NAME_UNKNOWN "app repository not found" (404), as a push to it reports.
+    """
+    scope = world.platform.fly.token_apps
+    if scope is not None:
+        allowed = repo in scope
+    else:
+        allowed = world.app(repo) is not None
+        if not allowed and repo not in world.state["registry"]:
+            return _error(world, request, 404, "NAME_UNKNOWN", "app repository not found", {"name": repo})
+    if allowed:
+        return None
+    detail = [{"Type": "repository", "Name": repo, "Action": "pull"}]
+    return _error(world, request, 401, "UNAUTHORIZED", "not allowed", detail, {"www-authenticate": REALM})
 
 
 def _accepted(request: httpx.Request) -> set[str]:
@@ -225,6 +259,9 @@ def handle_registry(world: World, request: httpx.Request) -> httpx.Response | No
         return httpx.Response(405, content=b"", headers=_headers(world, {"allow": "DELETE, GET, HEAD, PUT"}))
     if not _authorized(world, request):
         return _error(world, request, 401, "UNAUTHORIZED", "authentication required", None, {"www-authenticate": REALM})
+    refused = _scope_refusal(world, request, repo)
+    if refused is not None:
+        return refused
     if request.method == "DELETE":
         # Whether registry.fly.io deletes manifests is undocumented; distribution's answer with deletes off.
         return _error(world, request, 405, "UNSUPPORTED", "The operation is unsupported.", None)

@@ -28,7 +28,7 @@ class InjectedTimeout(Exception):
 
 def _routes() -> list[tuple[str, Handler]]:
     # Imported here so that importing the router stays light for the CLI.
-    from vyxops_sandbox import fly_api, registry_api, supabase_api
+    from vyxops_sandbox import fly_api, management_api, registry_api, supabase_api
 
     return [
         ("/v1/apps", fly_api.handle_machines),
@@ -37,7 +37,8 @@ def _routes() -> list[tuple[str, Handler]]:
         ("/v2", registry_api.handle_registry),
         ("/rest/v1/", supabase_api.handle_postgrest),
         ("/functions/v1/", supabase_api.handle_functions),
-        ("/v1/projects/", supabase_api.handle_management),
+        ("/v1/projects/", management_api.handle_management),
+        ("/v1/organizations/", management_api.handle_management),
     ]
 
 

@@ -1,12 +1,12 @@
-"""The sandbox's Supabase: PostgREST, Edge Functions and the Management API, over httpx.
+"""The sandbox's Supabase data plane: PostgREST and Edge Functions, over httpx.
 
-Three handlers, one per surface, each taking the :class:`World` and an
+Two handlers, one per surface, each taking the :class:`World` and an
 ``httpx.Request`` and answering an ``httpx.Response`` (or ``None`` when the
 path is not theirs, so the router can fall through):
 
 - :func:`handle_postgrest`   ``/rest/v1/<table>`` (the Data API, as supabase-py 2.34.1 calls it)
 - :func:`handle_functions`   ``/functions/v1/<slug>`` (the Edge Functions relay)
-- :func:`handle_management`  ``/v1/projects/{ref}/…`` (``api.supabase.com``)
+- the Management API (``api.supabase.com``) lives in :mod:`vyxops_sandbox.management_api`
 
 Shapes come from ``/work/shared/reference/supabase/`` (each is named where it is
 used). Where the real behaviour is unknown the code says so and picks the answer
@@ -24,26 +24,21 @@ import difflib
 import functools
 import hashlib
 import json
-import math
 import re
-import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
-from vyxops_sandbox.world import World, pg_time, sha256_hex
+from vyxops_sandbox.platform import is_jwt
+from vyxops_sandbox.world import World, pg_time
 
-__all__ = ["MAX_ROWS", "RATE_LIMIT", "handle_functions", "handle_management", "handle_postgrest"]
+__all__ = ["MAX_ROWS", "handle_functions", "handle_postgrest"]
 
 # GET /v1/projects/{ref}/postgrest answers max_rows 1000 (mgmt-api-recorded-cli-fixtures.json);
 # PostgREST drops rows past it silently (PLATFORM.md, reference README "Key numbers").
 MAX_ROWS = 1000
-# 120 requests/min per user, per project, per endpoint (reference README, api_rate_limits.mdx).
-RATE_LIMIT = 120
-RATE_WINDOW_MS = 60_000
-
 JSON_CT = "application/json; charset=utf-8"
 OBJECT_CT = "application/vnd.pgrst.object+json; charset=utf-8"
 EXPOSED_SCHEMAS = ("public", "graphql_public")  # db_schema of the recorded /postgrest fixture
@@ -82,10 +77,11 @@ def _response(
     *,
     headers: dict[str, str] | None = None,
     content_type: str = JSON_CT,
+    null: bool = False,
 ) -> httpx.Response:
-    """A response with the JSON ``body`` (None: no body), its Content-Type and an ``sb-request-id``."""
+    """A response with the JSON ``body`` (None: no body unless ``null``, a JSON null) and an ``sb-request-id``."""
     out = {"sb-request-id": _request_id(world, request)}
-    content = b"" if body is None else _dumps(body)
+    content = b"" if body is None and not null else _dumps(body)
     if content:
         out["content-type"] = content_type
     out.update(headers or {})
@@ -602,6 +598,9 @@ def _gateway_role(world: World, request: httpx.Request) -> str:
 
     The gateway checks ``apikey`` (header, or the ``apikey`` URL parameter); the
     role comes from ``Authorization: Bearer`` when present, else from the apikey.
+    A bearer must be a JWT: the new ``sb_secret_``/``sb_publishable_`` keys are not,
+    and "can't be put in the Authorization header" (Supabase's API-keys guide), so
+    PostgREST fails to decode one, with its own message for a token of one part.
     """
     creds = world.credentials
     keys = {creds["supabase_service_role_key"]: "service_role", creds["supabase_anon_key"]: "anon"}
@@ -614,6 +613,11 @@ def _gateway_role(world: World, request: httpx.Request) -> str:
     if "authorization" not in request.headers:
         return keys[apikey]
     token = _bearer(request)
+    if token is not None and not is_jwt(token):
+        parts = len(token.split("."))
+        raise _PgError(
+            401, "PGRST301", f"JWSError (CompactDecodeError Invalid number of parts: Expected 3 parts; got {parts})"
+        )
     if token in keys:
         return keys[token]  # type: ignore[index]
     # A bearer that is neither key nor a JWT the project signed. Text illustrative
@@ -908,8 +912,9 @@ def handle_functions(world: World, request: httpx.Request) -> httpx.Response | N
     """Serve ``POST /functions/v1/<slug>`` through ``world.invoke_function``.
 
     Promises: an unknown slug → 404 ``{"code":"NOT_FOUND",…}`` (what World answers,
-    the relay's text); a verify_jwt function without a project key as bearer → 401;
-    a body that is not a JSON object → 400 and no invocation.
+    the relay's text); a verify_jwt function refuses a request whose bearer is not one
+    of the project's JWTs with 401 before it runs (:func:`_verify_jwt`, no log row); a
+    body that is not a JSON object → 400 and no invocation.
     """
     path = request.url.path
     if not path.startswith("/functions/v1/"):
@@ -921,18 +926,9 @@ def handle_functions(world: World, request: httpx.Request) -> httpx.Response | N
     if fn is None:
         status, body = world.invoke_function(slug, {})  # World answers the relay's 404 for an unknown slug
         return _response(world, request, status, body)
-    if fn.get("verify_jwt", True):
-        creds = world.credentials
-        token = _bearer(request)
-        if "authorization" not in request.headers or token is None:
-            # Relay text (brief): {"code":401,"message":"Missing authorization header"}.
-            return _response(world, request, 401, {"code": 401, "message": "Missing authorization header"})
-        if token not in (creds["supabase_service_role_key"], creds["supabase_anon_key"]):
-            # Edge runtime text for a bearer that fails verification (remembered, unverified).
-            return _response(world, request, 401, {"code": 401, "message": "Invalid JWT"})
-        # NB: on the real platform verify_jwt accepts only JWTs; the new sb_publishable_/
-        # sb_secret_ keys (the sandbox's key shape) need --no-verify-jwt there. The sandbox
-        # accepts its keys so the sandbox's own credentials work end to end.
+    refusal = _verify_jwt(world, request, fn)
+    if refusal is not None:
+        return refusal
     if request.method != "POST":
         # provision-machine's own model (the function's code is not known): POST only.
         return _response(world, request, 405, {"error": f"method {request.method} not allowed"})
@@ -945,201 +941,22 @@ def handle_functions(world: World, request: httpx.Request) -> httpx.Response | N
     return _response(world, request, status, answer)
 
 
-# =========================================================================== Management API
-_REF_RE = re.compile(r"^/v1/projects/(?P<ref>[^/]+)(?P<rest>/.*)?$")
-_budgets: weakref.WeakKeyDictionary[World, dict[tuple[str, ...], list[int]]] = weakref.WeakKeyDictionary()
+def _verify_jwt(world: World, request: httpx.Request, fn: dict[str, Any]) -> httpx.Response | None:
+    """The relay's ``verify_jwt`` check, or None when the request may reach the function.
 
-
-def _mgmt_routes() -> list[tuple[str, re.Pattern[str], str]]:
-    # (method, sub-path pattern, endpoint template); the template keys the rate budget.
-    return [
-        ("GET", re.compile(r"^/secrets$"), "/secrets"),
-        ("POST", re.compile(r"^/secrets$"), "/secrets"),
-        ("DELETE", re.compile(r"^/secrets$"), "/secrets"),
-        ("GET", re.compile(r"^/functions$"), "/functions"),
-        ("GET", re.compile(r"^/functions/(?P<slug>[A-Za-z0-9_-]+)$"), "/functions/{function_slug}"),
-        ("GET", re.compile(r"^/postgrest$"), "/postgrest"),
-        ("GET", re.compile(r"^/analytics/endpoints/logs$"), "/analytics/endpoints/logs"),
-    ]
-
-
-_ROUTES = _mgmt_routes()
-
-
-def _rate(world: World, key: tuple[str, ...]) -> tuple[bool, dict[str, str]]:
-    """Spend one request of ``key``'s budget on the virtual clock: (allowed, x-ratelimit-* headers).
-
-    A fixed 60 s window opened by the first request, like the recorded fixtures
-    (remaining 119 then 118, reset 60 then 59). Kept in memory, not in the state:
-    a new process starts with a fresh budget, as after a quiet minute.
+    On (the default), the platform reads ``Authorization`` before the function runs
+    (Supabase "Authorization headers" guide): no header → 401 "Missing authorization
+    header"; a bearer that is not a JWT the project signed — an ``sb_secret_…`` key
+    is not a JWT at all — → 401 "Invalid JWT" (PLATFORM.md). Neither reaches the
+    function, so neither leaves an execution log. The apikey header is not looked at.
+    Off, the function is public: the relay checks nothing.
     """
-    buckets = _budgets.setdefault(world, {})
-    now = world.now_ms
-    bucket = buckets.get(key)
-    if bucket is None or now >= bucket[0] + RATE_WINDOW_MS:
-        bucket = buckets[key] = [now, 0]
-    allowed = bucket[1] < RATE_LIMIT
-    if allowed:
-        bucket[1] += 1
-    reset = max(1, math.ceil((bucket[0] + RATE_WINDOW_MS - now) / 1000))
-    headers = {
-        "x-ratelimit-limit": str(RATE_LIMIT),
-        "x-ratelimit-remaining": str(max(0, RATE_LIMIT - bucket[1])),
-        "x-ratelimit-reset": str(reset),
-    }
-    return allowed, headers
-
-
-def _nest_404(method: str, path: str) -> dict[str, Any]:
-    # NestJS's answer for a route it does not have (the Management API answers with
-    # NestJS's guard texts, e.g. "Forbidden resource"); the exact body is unverified.
-    return {"statusCode": 404, "message": f"Cannot {method} {path}", "error": "Not Found"}
-
-
-def handle_management(world: World, request: httpx.Request) -> httpx.Response | None:
-    """Serve ``/v1/projects/{ref}/…``: secrets, functions, postgrest config, the logs endpoint.
-
-    Promises: every response carries ``x-ratelimit-limit/-remaining/-reset``; over
-    120 requests a minute (virtual clock) per token, ref and endpoint → 429 with
-    ``retry-after``; a wrong or missing token → 401 ``{"message":"Unauthorized"}``;
-    another project's ref → 403 ``{"message":"Forbidden resource"}``; secrets are
-    listed as SHA-256 digests, never plaintext; DELETE secrets needs a non-empty
-    list of names. Returns None for paths outside ``/v1/projects/{ref}``.
-    """
-    m = _REF_RE.match(request.url.path)
-    if not m:
+    if not fn.get("verify_jwt", True):
         return None
-    ref, rest = m.group("ref"), m.group("rest") or ""
-    method = request.method
-    route = next(((tmpl, rm) for meth, pat, tmpl in _ROUTES if meth == method and (rm := pat.match(rest))), None)
-    template = route[0] if route else rest
-    token = _bearer(request) or ""
-    who = hashlib.sha256(token.encode()).hexdigest()[:16]
-    allowed, rl = _rate(world, (who, ref, method, template))
-
-    def answer(status: int, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
-        return _response(world, request, status, body, headers={**rl, **(headers or {})})
-
-    if not allowed:
-        # Studio retries 429s after `retry-after` (supabase/supabase PR #35957), so the API
-        # sends it; the body is @nestjs/throttler's text (unverified).
-        return answer(
-            429, {"message": "ThrottlerException: Too Many Requests"}, {"retry-after": rl["x-ratelimit-reset"]}
-        )
-    if route is None:
-        # Includes logs.all, retired 2026-09-23 (PLATFORM.md): answered like a route that no
-        # longer exists. Routing comes before the guards in NestJS, so before auth here too.
-        return answer(404, _nest_404(method, request.url.path))
+    token = _bearer(request)
+    if "authorization" not in request.headers or token is None:
+        return _response(world, request, 401, {"code": 401, "message": "Missing authorization header"})
     creds = world.credentials
-    if token != creds["supabase_access_token"]:
-        return answer(401, {"message": "Unauthorized"})
-    if ref != creds["project_ref"]:
-        # The spec documents 403 "Forbidden action" on every project route (no 404); the body
-        # is the one users quote for a token/ref pair that does not match (supabase/cli #1819).
-        return answer(403, {"message": "Forbidden resource"})
-    tmpl, match = route
-    sup = world.state["supabase"]
-    if tmpl == "/secrets":
-        if method == "GET":
-            # SecretResponse {name, value: sha256 hex, updated_at} sorted by name (mgmt-secrets-list.sample.json).
-            items = [
-                {"name": n, "value": sha256_hex(s["value"]), "updated_at": s["updated_at"]}
-                for n, s in sorted(sup["secrets"].items())
-            ]
-            return answer(200, items)
-        if method == "POST":
-            return _post_secrets(world, request, answer)
-        return _delete_secrets(world, request, answer)
-    if tmpl == "/functions":
-        return answer(200, [copy.deepcopy(f) for f in sup["functions"]])
-    if tmpl == "/functions/{function_slug}":
-        fn = world.function(match.group("slug"))
-        if fn is None:
-            # Not in the spec (which lists no 404 here); body unverified.
-            return answer(404, {"message": "Function not found"})
-        return answer(200, copy.deepcopy(fn))
-    if tmpl == "/postgrest":
-        # The recorded fixture's body (mgmt-api-recorded-cli-fixtures.json). jwt_secret is a
-        # sandbox value: real ones are secrets, so a capture must drop this key.
-        jwt = "sandbox-jwt-secret-" + hashlib.sha256(f"jwt:{world.scenario_name}".encode()).hexdigest()[:32]
-        return answer(
-            200,
-            {
-                "db_schema": ",".join(EXPOSED_SCHEMAS),
-                "max_rows": MAX_ROWS,
-                "db_extra_search_path": "public, extensions",
-                "db_pool": None,
-                "jwt_secret": jwt,
-            },
-        )
-    return _logs(world, request, answer)
-
-
-def _post_secrets(world: World, request: httpx.Request, answer: Any) -> httpx.Response:
-    """POST /secrets: CreateSecretBody (array of {name, value}) → world.set_secrets → 201, no body."""
-    ok, body = _read_json(request)
-    if not ok or not isinstance(body, list):
-        return answer(400, {"message": "Invalid request body: expected an array of {name, value}"})
-    for i, item in enumerate(body):
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("name"), str)
-            or not isinstance(item.get("value"), str)
-        ):
-            return answer(400, {"message": f"Invalid request body: item {i} needs string name and value"})
-        name, value = item["name"], item["value"]
-        # CreateSecretBody: name pattern ^(?!SUPABASE_).* maxLength 256, value maxLength 24576.
-        # Message text: the spec's description, as users quote it (supabase/supabase #36390).
-        if name.startswith("SUPABASE_"):
-            return answer(400, {"message": "Secret name must not start with the SUPABASE_ prefix"})
-        if not name or len(name) > 256:
-            # The spec allows "", an env var cannot be empty: refused here (real answer unknown).
-            return answer(400, {"message": f"Invalid request body: item {i} name must be 1-256 characters"})
-        if len(value) > 24576:
-            return answer(400, {"message": f"Invalid request body: item {i} value must be at most 24576 characters"})
-    if body:
-        world.set_secrets([{"name": it["name"], "value": it["value"]} for it in body])
-    return answer(201)
-
-
-def _delete_secrets(world: World, request: httpx.Request, answer: Any) -> httpx.Response:
-    """DELETE /secrets: DeleteSecretsBody (array of names) → world.unset_secrets → 200, no body.
-
-    A missing body or an empty list is refused: what the real API does with `[]` is
-    unknown, and `supabase secrets unset` with no names deletes everything — the
-    sandbox refuses so that a test catches a caller that sends no names.
-    """
-    ok, body = _read_json(request)
-    if not ok or not isinstance(body, list) or not all(isinstance(n, str) and n for n in body):
-        return answer(400, {"message": "Invalid request body: expected a non-empty array of secret names"})
-    if not body:
-        return answer(400, {"message": "Invalid request body: expected a non-empty array of secret names"})
-    if any(n.startswith("SUPABASE_") for n in body):
-        # Studio mirrors an API check on delete too (supabase/supabase PR #29661).
-        return answer(400, {"message": "Secret name must not start with the SUPABASE_ prefix"})
-    world.unset_secrets(list(body))
-    return answer(200)
-
-
-def _logs(world: World, request: httpx.Request, answer: Any) -> httpx.Response:
-    """GET /analytics/endpoints/logs: ClickHouse SQL over the ``logs`` rows, via logsql.
-
-    200 ``{"result": [...], "error": null}``; a refused query answers the status the
-    query engine chose with ``{"result": null, "error": message}`` — the
-    AnalyticsResponse shape (logs-endpoint-errors.sample.json); the real body of a
-    4xx is unverified there, so clients must read ``error`` whatever the status.
-    """
-    from vyxops_sandbox.logsql import LogQueryError, run_logs_query
-
-    params = request.url.params
-    try:
-        rows = run_logs_query(
-            world.state["supabase"]["logs"],
-            params.get("sql") or "",
-            params.get("iso_timestamp_start"),
-            params.get("iso_timestamp_end"),
-            world.now_ms,
-        )
-    except LogQueryError as exc:
-        return answer(exc.status, {"result": None, "error": exc.message})
-    return answer(200, {"result": rows, "error": None})
+    if not is_jwt(token) or token not in (creds["supabase_service_role_key"], creds["supabase_anon_key"]):
+        return _response(world, request, 401, {"code": 401, "message": "Invalid JWT"})
+    return None

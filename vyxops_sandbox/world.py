@@ -3,7 +3,10 @@
 Everything the sandbox serves is read from ``World.state``; everything that
 changes it goes through a ``World`` method, so each platform rule lives in one
 place. The state is plain JSON, persisted under the sandbox directory, and the
-same scenario file always replays to the same bytes.
+same scenario file always replays to the same bytes. The machine lifecycle lives
+in :mod:`vyxops_sandbox.machines`, the Edge Functions in
+:mod:`vyxops_sandbox.functions`; this module keeps the state, the clock, the
+steps, the registry, releases, secrets and tables.
 
 Where the real platform's behaviour is unknown the model says so in a comment
 and picks the behaviour that loses no evidence (PLATFORM.md).
@@ -18,65 +21,35 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vyxops.errors import InputError
+from vyxops.errors import InputError, ScenarioError
 from vyxops.images import FLY_REGISTRY, secret_digest
 from vyxops.images import parse_image_ref as _parse_ref
 from vyxops.timeutil import iso
+from vyxops_sandbox import functions, machines
+from vyxops_sandbox.functions import FUNCTION_CREATE_MS, FUNCTION_DONE_MS  # noqa: F401  (re-exported)
+from vyxops_sandbox.machines import (  # noqa: F401  (re-exported: the fleet generator and tests read them here)
+    APP_REPORT_MS,
+    DESTROY_AFTER_EXIT_MS,
+    PULL_MS,
+    START_MS,
+    DuplicateMachine,
+    MachineRefused,
+    ManifestUnknown,
+)
+from vyxops_sandbox.platform import Platform, credentials_for
 from vyxops_sandbox.scenario import Scenario, load_scenario
 
-SCHEMA = "vyxops.sandbox/1"
+# 2: the platform block, machines' run model (`_run`), release-command releases, new steps.
+SCHEMA = "vyxops.sandbox/2"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 IMAGE_CONFIG = "application/vnd.docker.container.image.v1+json"
 LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-
-# Offsets of the machine lifecycle model, in ms after create. Realistic, not measured:
-# Fly pulls, then boots a Firecracker VM in about 1-2 s.
-PULL_MS = 1400
-START_MS = 1800
-APP_REPORT_MS = 2500  # a serving app calls back to the DB this long after start
-DESTROY_AFTER_EXIT_MS = 400
-PULL_FAIL_MS = 9000
-FUNCTION_CREATE_MS = 300  # provision-machine calls the Machines API this far into its run
-FUNCTION_DONE_MS = 850
+FLYCTL_VERSION = "0.3.200"  # what a release-command machine's metadata names as fly_flyctl_version
+STATE_KEYS = ("scenario", "now_ms", "seq", "fly", "registry", "supabase", "pending", "platform")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ADJ = [
-    "aged",
-    "billowing",
-    "bitter",
-    "cold",
-    "damp",
-    "falling",
-    "frosty",
-    "lingering",
-    "misty",
-    "red",
-    "snowy",
-    "summer",
-    "wild",
-]
-_NOUN = ["wind", "sun", "thunder", "sea", "frost", "dust", "leaf", "field", "brook", "moon", "pond", "shadow", "star"]
 
-
-class ManifestUnknown(Exception):
-    """An image reference that the registry does not hold (the Machines API answers 400)."""
-
-    def __init__(self, ref: str, tag: str | None) -> None:
-        self.ref = ref
-        self.tag = tag
-        super().__init__(f"failed to get manifest {ref}: MANIFEST_UNKNOWN")
-
-
-def credentials_for(scenario_name: str) -> dict[str, str]:
-    """The sandbox's own credentials for a scenario: fixed per scenario, never real."""
-    h = hashlib.sha256(f"vyxops-sandbox:{scenario_name}".encode()).hexdigest()
-    return {
-        "fly_api_token": f"fm2_sandbox{h[:40]}",
-        "supabase_service_role_key": f"sb_secret_sandbox{h[8:48]}",
-        "supabase_anon_key": f"sb_publishable_sandbox{h[16:56]}",
-        "supabase_access_token": f"sbp_sandbox{h[24:64]}",
-    }
-
+__all__ = ["World", "ManifestUnknown", "DuplicateMachine", "credentials_for", "SCHEMA", "pg_time", "sha256_hex"]
 
 sha256_hex = secret_digest
 
@@ -93,6 +66,10 @@ def pg_time(ms: int) -> str:
     return text[:-1] + "+00:00"
 
 
+def _reset_hint(scenario: str | None) -> str:
+    return f"start it over with `vyxops sandbox reset --scenario {scenario or 'NAME'}` (fixes applied so far are lost)"
+
+
 class World:
     """The state of both platforms, with the only methods allowed to change it."""
 
@@ -100,53 +77,20 @@ class World:
         self.state = state
         self.sandbox_dir = Path(sandbox_dir) if sandbox_dir else None
         self.dirty = False
+        self.platform = Platform.from_json(state.get("platform"))
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
     def from_scenario(cls, scenario: Scenario, sandbox_dir: Path | None = None) -> World:
-        """Replay ``scenario`` from nothing up to its ``now``."""
+        """Replay ``scenario`` from nothing up to its ``now``.
+
+        A step the world refuses (a stop of a machine that is not running, a machine
+        id used twice) is a ScenarioError naming the step and its line.
+        """
         first = min([s["at_ms"] for s in scenario.steps] + [scenario.now_ms])
-        state: dict[str, Any] = {
-            "schema": SCHEMA,
-            "scenario": {
-                "name": scenario.name,
-                "title": scenario.title,
-                "now": iso(scenario.now_ms),
-                "sha256": scenario.sha256,
-            },
-            "now_ms": first - 3_600_000,
-            "seq": 0,
-            "fly": {"org": scenario.org, "apps": {}},
-            "registry": {},
-            "supabase": {
-                "project_ref": scenario.project_ref,
-                "machines_table": scenario.machines_table,
-                "tables": {
-                    scenario.machines_table: {
-                        "columns": [
-                            "id",
-                            "user_id",
-                            "fly_machine_id",
-                            "fly_app",
-                            "region",
-                            "image",
-                            "status",
-                            "error",
-                            "created_at",
-                            "updated_at",
-                        ],
-                        "rows": [],
-                    }
-                },
-                "secrets": {},
-                "functions": [],
-                "logs": [],
-            },
-            "pending": [],
-        }
-        world = cls(state, sandbox_dir)
+        world = cls(_empty_state(scenario, first - 3_600_000), sandbox_dir)
         for app in scenario.apps:
-            state["fly"]["apps"][app] = {
+            world.state["fly"]["apps"][app] = {
                 "id": world._hash("app", app)[:16],
                 "name": app,
                 "status": "deployed",
@@ -157,26 +101,54 @@ class World:
             }
         world._set_secret("FLY_APP_NAME", scenario.apps[0])
         world._set_secret("SUPABASE_URL", f"https://{scenario.project_ref}.supabase.co")
-        world._add_function("provision-machine")
+        functions.add_function(world, functions.PROVISION)
         for ref, spec in scenario.images.items():
-            pushed = spec.get("pushed_at_ms", state["now_ms"])
-            world._push(ref, spec["behaviour"], spec["exit_code"], spec["after_s"], pushed)
-        for step in scenario.steps:
+            world._push(ref, {**spec, "pushed_at_ms": spec.get("pushed_at_ms", world.now_ms)})
+        for i, step in enumerate(scenario.steps):
             world.advance_to(step["at_ms"])
-            world.apply_step(step["kind"], step["args"])
+            try:
+                world.apply_step(step["kind"], step["args"])
+            except (DuplicateMachine, MachineRefused) as exc:
+                raise ScenarioError(scenario.path, f"steps[{i}].{step['kind']}", str(exc), line=step["line"]) from None
         world.advance_to(scenario.now_ms)
         world.dirty = True
         return world
 
     @classmethod
-    def open(cls, sandbox_dir: Path) -> World | None:
-        """The world persisted in ``sandbox_dir``, or None when it holds none."""
+    def open(cls, sandbox_dir: Path, scenario: str | None = None) -> World | None:
+        """The world persisted in ``sandbox_dir``, or None when it holds none.
+
+        A state file that is not this schema's, or not readable as one, is refused
+        (InputError naming the reset command), never replayed over: it may hold fixes.
+        """
         path = Path(sandbox_dir) / "state.json"
         if not path.is_file():
             return None
-        state = json.loads(path.read_text(encoding="utf-8"))
-        if state.get("schema") != SCHEMA:
-            return None
+        try:
+            state = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InputError(
+                str(path),
+                f"the sandbox state is corrupted ({type(exc).__name__}: {str(exc)[:120]})",
+                hint=_reset_hint(scenario),
+            ) from None
+        held = (
+            state.get("scenario", {}).get("name")
+            if isinstance(state, dict) and isinstance(state.get("scenario"), dict)
+            else None
+        )
+        if not isinstance(state, dict) or state.get("schema") != SCHEMA:
+            found = state.get("schema") if isinstance(state, dict) else type(state).__name__
+            raise InputError(
+                str(path), f"the sandbox state has schema {found!r}, not {SCHEMA!r}", hint=_reset_hint(scenario or held)
+            )
+        missing = [k for k in STATE_KEYS if k not in state]
+        if missing or not isinstance(state["now_ms"], int) or not isinstance(held, str):
+            raise InputError(
+                str(path),
+                f"the sandbox state is incomplete (missing {', '.join(missing) or 'scenario name/clock'})",
+                hint=_reset_hint(scenario or held),
+            )
         return cls(state, Path(sandbox_dir))
 
     @classmethod
@@ -186,7 +158,8 @@ class World:
         With ``scenario=None`` the persisted world is used, and the seed incident
         (``stub-image``) is loaded when the sandbox holds none.
         """
-        existing = cls.open(sandbox_dir)
+        hint = scenario.name if isinstance(scenario, Scenario) else None if scenario is None else str(scenario)
+        existing = cls.open(sandbox_dir, hint)
         if scenario is None:
             if existing is not None:
                 return existing
@@ -231,7 +204,10 @@ class World:
 
     @property
     def credentials(self) -> dict[str, str]:
-        return {**credentials_for(self.scenario_name), "project_ref": self.state["supabase"]["project_ref"]}
+        return {
+            **credentials_for(self.scenario_name, self.platform),
+            "project_ref": self.state["supabase"]["project_ref"],
+        }
 
     def _hash(self, *parts: Any) -> str:
         return hashlib.sha256(":".join([self.scenario_name, *map(str, parts)]).encode()).hexdigest()
@@ -249,6 +225,10 @@ class World:
     def _uuid(self, kind: str) -> str:
         h = self._next(kind)
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) % 4]}{h[17:20]}-{h[20:32]}"
+
+    def pg_now(self, offset_ms: int = 0) -> str:
+        """The clock (plus ``offset_ms``) as PostgREST renders a timestamptz."""
+        return pg_time(self.now_ms + offset_ms)
 
     def app(self, name: str) -> dict[str, Any] | None:
         return self.state["fly"]["apps"].get(name)
@@ -281,12 +261,19 @@ class World:
         self.state["seq"] += 1
         self.state["pending"].append({"at_ms": at_ms, "seq": self.state["seq"], "kind": kind, **data})
 
+    def cancel_pending(self, mid: str) -> None:
+        """Drop everything scheduled for machine ``mid`` (its events, logs and its app's DB reports)."""
+        self.state["pending"] = [
+            p
+            for p in self.state["pending"]
+            if not (p.get("machine_id") == mid or p.get("instance") == mid or p.get("fly_machine_id") == mid)
+        ]
+
     def _apply_pending(self, p: dict[str, Any]) -> None:
-        if p["kind"] == "machine_event":
-            m = self.machine(p["app"], p["machine_id"])
-            if m is not None:
-                self._add_event(m, p["event"], p["at_ms"])
-        elif p["kind"] == "fly_log":
+        kind = p["kind"]
+        if kind in machines.MACHINE_KINDS:
+            machines.apply_pending(self, p)
+        elif kind == "fly_log":
             self._fly_log(
                 p["app"],
                 p["at_ms"],
@@ -296,15 +283,22 @@ class World:
                 p.get("level", "info"),
                 p.get("provider", "app"),
             )
-        elif p["kind"] == "db_report":
+        elif kind == "db_report":
             self._db_report(p["table"], p["fly_machine_id"], p["status"], p["at_ms"])
+        elif kind == "release_done":
+            self._finish_release(p["app"], p["release_id"], p["status"])
 
     # ------------------------------------------------------------------ steps
     def apply_step(self, kind: str, args: dict[str, Any]) -> None:
-        """Carry out one scenario step at the current clock."""
+        """Carry out one validated scenario step at the current clock."""
         if kind == "deploy":
             self.deploy(
-                args["app"], args["image"], tag_latest=bool(args.get("tag_latest", False)), user=args.get("user")
+                args["app"],
+                args["image"],
+                tag_latest=bool(args.get("tag_latest", False)),
+                user=args.get("user"),
+                release_command=args.get("release_command"),
+                image_ref=args.get("image_ref", True),
             )
         elif kind == "set_secret":
             self.set_secrets([{"name": args["name"], "value": str(args["value"])}])
@@ -313,39 +307,55 @@ class World:
         elif kind == "invoke":
             self.invoke_function(args["function"], dict(args["body"]), machine_id=args.get("machine_id"))
         elif kind == "create_machine":
-            config = {
-                "image": args["image"],
-                "auto_destroy": bool(args.get("auto_destroy", False)),
-                "restart": {"policy": "no" if args.get("auto_destroy") else "always"},
-                "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256},
-            }
-            try:
-                self.create_machine(
-                    args["app"],
-                    config,
-                    region=args.get("region", "sjc"),
-                    machine_id=args.get("machine_id"),
-                    name=args.get("name"),
-                )
-            except ManifestUnknown:
-                pass  # like `fly machines run`: refused, nothing made; the person saw the error
+            self._create_machine_step(args)
         elif kind == "push_image":
-            self._push(
-                args["ref"],
-                args["behaviour"],
-                args["exit_code"],
-                args["after_s"],
-                args.get("pushed_at_ms", self.now_ms),
-            )
+            self._push(args["ref"], {**args, "pushed_at_ms": args.get("pushed_at_ms", self.now_ms)})
         elif kind == "delete_tag":
             self.delete_tag(args["ref"])
         elif kind == "db_update":
             self.db_update(args["table"], args["match"], args["set"])
+        elif kind in ("stop_machine", "destroy_machine"):
+            self._asked_step(kind, args["app"], args["machine_id"])
         else:  # validated by the scenario reader
             raise InputError("step", f"unknown kind {kind!r}")
 
+    def _create_machine_step(self, args: dict[str, Any]) -> None:
+        """Like `fly machine run`: --rm means auto_destroy with restart `no`; no policy otherwise (flyd's default)."""
+        config: dict[str, Any] = {"image": args["image"], "auto_destroy": bool(args.get("auto_destroy", False))}
+        if "restart" in args:
+            config["restart"] = dict(args["restart"])
+        elif config["auto_destroy"]:
+            config["restart"] = {"policy": "no"}  # flyctl machine run: auto_destroy needs policy no
+        if args.get("metadata"):
+            config["metadata"] = dict(args["metadata"])
+        config["guest"] = {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256}
+        try:
+            self.create_machine(
+                args["app"],
+                config,
+                region=args.get("region", "sjc"),
+                machine_id=args.get("machine_id"),
+                name=args.get("name"),
+                session_s=args.get("session_s"),
+            )
+        except ManifestUnknown:
+            pass  # like `fly machines run`: refused, nothing made; the person saw the error
+
+    def _asked_step(self, kind: str, app: str, mid: str) -> None:
+        m = self.machine(app, mid)
+        if m is None:
+            raise MachineRefused(f"no machine {mid} in app {app} (a create that was refused makes none)")
+        if kind == "stop_machine":
+            if not self.stop_machine(app, mid):
+                raise MachineRefused(f"machine {mid} is {m['state']}, not started: there is nothing to stop")
+            return
+        if m["state"] == "destroyed":
+            raise MachineRefused(f"machine {mid} is already destroyed")
+        self.destroy_machine(app, mid, force=True)
+
     # ------------------------------------------------------------------ registry
-    def _push(self, ref: str, behaviour: str, exit_code: int, after_s: float, pushed_at_ms: int) -> str:
+    def _push(self, ref: str, spec: dict[str, Any]) -> str:
+        """Push an image whose process behaves as ``spec`` says (behaviour, exit_code, after_s, …)."""
         registry, repo, tag, digest = parse_image_ref(ref)
         body = json.dumps(
             {
@@ -367,16 +377,8 @@ class World:
             },
             separators=(",", ":"),
         )
-        return self.put_manifest(
-            repo,
-            tag or digest or "latest",
-            body,
-            MANIFEST_V2,
-            behaviour=behaviour,
-            exit_code=exit_code,
-            after_s=after_s,
-            pushed_at_ms=pushed_at_ms,
-        )
+        meta = {k: v for k, v in spec.items() if k in _MANIFEST_META}
+        return self.put_manifest(repo, tag or digest or "latest", body, MANIFEST_V2, **meta)
 
     def put_manifest(self, repo: str, reference: str, body: str, media_type: str, **meta: Any) -> str:
         """Store a manifest's raw bytes under a tag (the registry's PUT); returns its digest.
@@ -395,6 +397,8 @@ class World:
                 "exit_code": meta.get("exit_code", 0),
                 "after_s": meta.get("after_s", 2),
                 "pushed_at": iso(meta.get("pushed_at_ms", self.now_ms)),
+                # the wider world's keys, stored only when a scenario sets them
+                **{k: meta[k] for k in ("session_s", "reports_running", "oom_killed") if meta.get(k) is not None},
             }
         if not reference.startswith("sha256:"):
             r["tags"][reference] = digest
@@ -427,23 +431,43 @@ class World:
         self.touch()
 
     # ------------------------------------------------------------------ releases
-    def deploy(self, app: str, image: str, *, tag_latest: bool = False, user: str | None = None) -> dict[str, Any]:
-        """`fly deploy`: push the image if new (behaviour serve), make release vN, maybe move :latest."""
+    def deploy(
+        self,
+        app: str,
+        image: str,
+        *,
+        tag_latest: bool = False,
+        user: str | None = None,
+        release_command: dict[str, Any] | None = None,
+        image_ref: bool = True,
+    ) -> dict[str, Any]:
+        """`fly deploy`: push the image if new (behaviour serve), make release vN, maybe move :latest.
+
+        With a ``release_command`` the release is ``running`` while a machine on the new
+        image runs the command (process group ``fly_app_release_command``); it ends
+        ``complete`` on exit 0 and ``failed`` otherwise. flyctl creates the release
+        before the command and marks it failed after (internal/command/deploy/
+        machines.go createReleaseInBackend, machines_deploymachinesapp.go
+        updateReleaseInBackend), so a failed command leaves a failed release that is
+        never current. ``image_ref=False`` records the release without an image
+        (GraphQL ``imageRef: null``, which real releases can have).
+        """
         a = self.app(app)
         if a is None:
             raise InputError("app", f"no app {app!r}", allowed=list(self.state["fly"]["apps"]))
         if self.resolve_image(image) is None:
-            self._push(image, "serve", 0, 2, self.now_ms - 60_000)
+            self._push(
+                image, {"behaviour": "serve", "exit_code": 0, "after_s": 2, "pushed_at_ms": self.now_ms - 60_000}
+            )
         email = user or "deployer@example.com"
-        version = len(a["releases"]) + 1
         release = {
             "id": self._ulid("release", self.now_ms)[:14],
-            "version": version,
+            "version": len(a["releases"]) + 1,
             "description": f"Deploy image {image}",
             "reason": "deploy",
-            "status": "complete",
-            "imageRef": image,
-            "stable": True,
+            "status": "running" if release_command else "complete",
+            "imageRef": image if image_ref else None,
+            "stable": not release_command,
             "user": {"id": self._hash("user", email)[:12], "email": email, "name": email.split("@")[0]},
             "createdAt": iso(self.now_ms),
         }
@@ -451,10 +475,56 @@ class World:
         if tag_latest:
             repo, _, digest, manifest = self.resolve_image(image)  # type: ignore[misc]
             self.put_manifest(repo, "latest", manifest["body"], manifest["media_type"])
+        if release_command:
+            self._run_release_command(app, image, release, release_command)
         self.touch()
         return release
 
-    # ------------------------------------------------------------------ machines
+    def _run_release_command(self, app: str, image: str, release: dict[str, Any], command: dict[str, Any]) -> None:
+        """The release-command machine, as flyctl builds it (appconfig/machines.go ToReleaseMachineConfig)."""
+        config = {
+            "image": image,
+            "auto_destroy": True,
+            "restart": {"policy": "no"},
+            "init": {"cmd": ["/bin/sh", "-c", "release"]},
+            "env": {"RELEASE_COMMAND": "1", "FLY_PROCESS_GROUP": "fly_app_release_command"},
+            "metadata": {
+                "fly_flyctl_version": FLYCTL_VERSION,
+                "fly_platform_version": "v2",
+                "fly_process_group": "fly_app_release_command",
+                "fly_release_id": release["id"],
+                "fly_release_version": str(release["version"]),
+            },
+            "dns": {"skip_registration": True},
+            "guest": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 512},  # flyctl's shared-cpu-2x default
+        }
+        run: dict[str, Any] = {
+            "behaviour": "exit",
+            "exit_code": int(command["exit_code"]),
+            "after_ms": int(float(command["after_s"]) * 1000),
+            "reports_running": False,
+            "oom_killed": False,
+            "session_ms": None,
+        }
+        m = machines.create(self, app, config, region="sjc", machine_id=None, name=None, run=run)
+        if m["_run"]["behaviour"] == "pull_fail":
+            done, ok = self.now_ms + machines.PULL_FAIL_MS + DESTROY_AFTER_EXIT_MS, False
+        else:
+            done = self.now_ms + START_MS + run["after_ms"] + machines.EXIT_EVENT_MS + DESTROY_AFTER_EXIT_MS
+            ok = run["exit_code"] == 0
+        # flyctl waits for the machine to be destroyed, then reads its exit code and sets the release status.
+        self._schedule(
+            done + 200, "release_done", app=app, release_id=release["id"], status="complete" if ok else "failed"
+        )
+
+    def _finish_release(self, app: str, release_id: str, status: str) -> None:
+        a = self.app(app)
+        release = next((r for r in a["releases"] if r["id"] == release_id), None) if a else None
+        if release is not None:
+            release["status"] = status
+            release["stable"] = status == "complete"
+
+    # ------------------------------------------------------------------ machines (rules in machines.py)
     def create_machine(
         self,
         app: str,
@@ -463,167 +533,26 @@ class World:
         region: str = "sjc",
         machine_id: str | None = None,
         name: str | None = None,
+        session_s: float | None = None,
     ) -> dict[str, Any]:
         """Create a machine like the Machines API: the image is checked now, the lifecycle scheduled.
 
-        Raises :class:`ManifestUnknown` (no machine is made) when the image does not resolve.
+        Raises :class:`ManifestUnknown` (no machine is made) when the image does not
+        resolve, :class:`DuplicateMachine` when ``machine_id`` is taken.
         """
-        a = self.app(app)
-        if a is None:
-            raise KeyError(app)
-        image = str(config.get("image", ""))
-        resolved = self.resolve_image(image)
-        if resolved is None:
-            _, _, tag, _ = parse_image_ref(image) if "/" in image else ("", "", image, None)
-            raise ManifestUnknown(image, tag)
-        repo, tag, digest, manifest = resolved
-        t0 = self.now_ms
-        mid = machine_id or self._next("machine")[:14]
-        h = self._hash("machine-name", mid)
-        m = {
-            "id": mid,
-            "name": name
-            or f"{_ADJ[int(h[0:2], 16) % len(_ADJ)]}-{_NOUN[int(h[2:4], 16) % len(_NOUN)]}-{int(h[4:8], 16) % 10000}",
-            "state": "created",
-            "region": region,
-            "image_ref": {"registry": FLY_REGISTRY, "repository": repo, "tag": tag, "digest": digest, "labels": {}},
-            "instance_id": self._ulid("instance", t0),
-            "private_ip": f"fdaa:0:{h[8:12]}:a7b:{h[12:15]}:{h[15:19]}:{h[19:23]}:2",
-            "created_at": iso(t0 - t0 % 1000),
-            "updated_at": iso(t0 - t0 % 1000),
-            "config": copy.deepcopy(config),
-            "events": [],
-        }
-        a["machines"][mid] = m
-        self._add_event(m, {"type": "launch", "status": "created", "source": "user"}, t0)
-        behaviour = manifest["behaviour"]
-        log = lambda at, msg, provider="runner", level="info": self._schedule(  # noqa: E731
-            at, "fly_log", app=app, instance=mid, region=region, message=msg, provider=provider, level=level
-        )
-        log(t0 + 100, f"Pulling container image {image}")
-        if behaviour == "pull_fail":
-            # The real event for a failed pull is not documented (machine-states-and-events.json):
-            # the model records it as a launch_failed event carrying the pull error, then destroys.
-            err = f"failed to pull image {image}: unexpected status from registry: 500 Internal Server Error"
-            log(t0 + PULL_FAIL_MS - 50, f"Error: {err}", level="error")
-            self._event_later(
-                app,
-                mid,
-                t0 + PULL_FAIL_MS,
-                {"type": "launch_failed", "status": "launch_failed", "source": "flyd", "request": {"error": err}},
-            )
-            self._event_later(
-                app,
-                mid,
-                t0 + PULL_FAIL_MS + DESTROY_AFTER_EXIT_MS,
-                {"type": "destroy", "status": "destroyed", "source": "flyd"},
-            )
-            self.touch()
-            return copy.deepcopy(m)
-        log(t0 + PULL_MS, f"Successfully prepared image {image} ({PULL_MS / 1000:.1f}s)")
-        log(t0 + START_MS - 100, "Configuring firecracker")
-        start = t0 + START_MS
-        self._event_later(app, mid, start, {"type": "start", "status": "started", "source": "flyd"})
-        log(start + 20, f"Machine started in {(START_MS - PULL_MS) / 1000:.3f}s", provider="app")
-        if behaviour in ("serve", "no_callback"):
-            log(start + 600, "Listening on 0.0.0.0:8080", provider="app")
-            if behaviour == "serve":
-                self._schedule(
-                    start + APP_REPORT_MS,
-                    "db_report",
-                    table=self.state["supabase"]["machines_table"],
-                    fly_machine_id=mid,
-                    status="running",
-                )
-        else:  # exit / crash
-            code = int(manifest["exit_code"])
-            exit_at = start + int(float(manifest["after_s"]) * 1000)
-            log(exit_at - 5, f"INFO Main child exited normally with code: {code}", provider="app")
-            log(exit_at + 10, "INFO Starting clean up.", provider="app")
-            self._event_later(app, mid, exit_at + 30, _exit_event(code, exit_at, requested=False))
-            if config.get("auto_destroy"):
-                self._event_later(
-                    app,
-                    mid,
-                    exit_at + 30 + DESTROY_AFTER_EXIT_MS,
-                    {"type": "destroy", "status": "destroyed", "source": "flyd"},
-                )
-        self.touch()
-        return copy.deepcopy(m)
-
-    def _event_later(self, app: str, mid: str, at: int, event: dict[str, Any]) -> None:
-        self._schedule(at, "machine_event", app=app, machine_id=mid, event=event)
-
-    def _add_event(self, m: dict[str, Any], event: dict[str, Any], at: int) -> None:
-        event = {"id": self._ulid("event", at), **event, "timestamp": at}
-        m["events"].insert(0, event)  # newest first, like the API
-        m["state"] = event["status"]
-        m["updated_at"] = iso(at - at % 1000)
-
-    def _cancel_pending(self, mid: str) -> None:
-        self.state["pending"] = [
-            p
-            for p in self.state["pending"]
-            if not (p.get("machine_id") == mid or p.get("instance") == mid or p.get("fly_machine_id") == mid)
-        ]
+        return machines.create(self, app, config, region=region, machine_id=machine_id, name=name, session_s=session_s)
 
     def stop_machine(self, app: str, mid: str) -> bool:
-        """Stop a started machine (requested stop); auto_destroy then destroys it."""
-        m = self.machine(app, mid)
-        if m is None or m["state"] != "started":
-            return False
-        self._cancel_pending(mid)
-        now = self.now_ms
-        self._add_event(m, _exit_event(0, now, requested=True) | {"type": "exit"}, now)
-        if m["config"].get("auto_destroy"):
-            self._add_event(m, {"type": "destroy", "status": "destroyed", "source": "flyd"}, now + 1)
-        self.touch()
-        return True
+        """Stop a started machine (a requested stop); auto_destroy then destroys it."""
+        return machines.stop(self, app, mid)
 
     def destroy_machine(self, app: str, mid: str, force: bool = False) -> tuple[int, dict[str, Any]]:
         """DELETE a machine: refused while it runs unless ``force``; destroyed machines stay readable."""
-        m = self.machine(app, mid)
-        if m is None:
-            return 404, {"error": "machine not found"}
-        if m["state"] == "destroyed":
-            return 200, {"ok": True}
-        if m["state"] == "started" and not force:
-            return 412, {"error": "failed_precondition: unable to destroy machine, not currently stopped or suspended"}
-        self._cancel_pending(mid)
-        self._add_event(m, {"type": "destroy", "status": "destroyed", "source": "user"}, self.now_ms)
-        self.touch()
-        return 200, {"ok": True}
+        return machines.destroy(self, app, mid, force)
 
     def wait_machine(self, app: str, mid: str, state: str, timeout_s: float) -> tuple[int, dict[str, Any] | None]:
         """GET …/wait: jump the clock to the modelled event, or answer 408 after ``timeout_s``."""
-        m = self.machine(app, mid)
-        if m is None:
-            return 404, {"error": "not_found: machine not found"}
-
-        wanted = set(state.split(","))  # the API takes comma-separated states: any one of them will do
-
-        def reached() -> bool:
-            if "settled" in wanted and m["state"] in ("started", "stopped", "suspended", "failed", "destroyed"):
-                return True
-            return m["state"] in wanted
-
-        deadline = self.now_ms + int(timeout_s * 1000)
-        while not reached():
-            upcoming = sorted(
-                (p for p in self.state["pending"] if p.get("machine_id") == mid and p["kind"] == "machine_event"),
-                key=lambda p: (p["at_ms"], p["seq"]),
-            )
-            if not upcoming or upcoming[0]["at_ms"] > deadline:
-                break
-            self.advance_to(upcoming[0]["at_ms"])
-            m = self.machine(app, mid) or m
-        if reached():
-            ev = m["events"][0]
-            return 200, {"ok": True, "state": m["state"], "event_id": ev.get("id"), "version": m["instance_id"]}
-        self.advance_to(deadline)
-        if m["state"] == "destroyed":
-            return 404, {"error": "not_found: machine not found"}
-        return 408, None
+        return machines.wait(self, app, mid, state, timeout_s)
 
     # ------------------------------------------------------------------ fly logs
     def _fly_log(
@@ -644,6 +573,7 @@ class World:
 
     # ------------------------------------------------------------------ supabase: secrets
     def _set_secret(self, name: str, value: str) -> None:
+        # updated_at is always kept; the secrets API leaves it out under `secrets_updated_at: false`.
         self.state["supabase"]["secrets"][name] = {"value": value, "updated_at": iso(self.now_ms)}
 
     def set_secrets(self, items: list[dict[str, str]]) -> None:
@@ -690,153 +620,54 @@ class World:
                 self.touch()
                 return
 
-    # ------------------------------------------------------------------ supabase: functions
-    def _add_function(self, slug: str) -> None:
-        fid = self._uuid(f"function:{slug}")
-        ms = self.now_ms
-        self.state["supabase"]["functions"].append(
-            {
-                "id": fid,
-                "slug": slug,
-                "name": slug,
-                "status": "ACTIVE",
-                "version": 1,
-                "created_at": ms,
-                "updated_at": ms,
-                "verify_jwt": True,
-                "import_map": False,
-                "entrypoint_path": f"file:///tmp/user_fn_{self.state['supabase']['project_ref']}_{fid}_1/source/index.ts",
-                "ezbr_sha256": self._hash("ezbr", slug),
-            }
-        )
-
+    # ------------------------------------------------------------------ supabase: functions (rules in functions.py)
     def function(self, slug: str) -> dict[str, Any] | None:
         return next((f for f in self.state["supabase"]["functions"] if f["slug"] == slug), None)
-
-    def _fn_log(
-        self, fn: dict[str, Any], exec_id: str, at_ms: int, message: str, level: str, event_type: str = "Log"
-    ) -> None:
-        self.state["supabase"]["logs"].append(
-            {
-                "id": self._uuid("fnlog"),
-                "timestamp_us": at_ms * 1000 + int(self._next("us")[:4], 16) % 1000,
-                "source": "function_logs",
-                "event_message": message + "\n",
-                "severity_text": {"error": "ERROR", "info": "INFO", "warn": "WARN"}.get(level, ""),
-                "log_attributes": {
-                    "level": level,
-                    "event_type": event_type,
-                    "function_id": fn["id"],
-                    "execution_id": exec_id,
-                },
-            }
-        )
 
     def invoke_function(
         self, slug: str, body: dict[str, Any], *, machine_id: str | None = None
     ) -> tuple[int, dict[str, Any]]:
-        """POST /functions/v1/<slug>. Models provision-machine as SPEC.md describes it.
-
-        image = secret DOCKER_IMAGE or registry.fly.io/<app>:latest; on an API error it
-        logs the error and answers 500 with no row; on success it inserts a `starting`
-        row, logs the machine id and image, answers 200 at once and never looks again.
-        ``body["app"]`` may override the FLY_APP_NAME secret (several-app scenarios).
-        """
-        fn = self.function(slug)
-        if fn is None:
-            return 404, {"code": "NOT_FOUND", "message": "Requested function was not found"}
-        sup = self.state["supabase"]
-        t0 = self.now_ms
-        exec_id = self._uuid("execution")
-        self._fn_log(fn, "", t0, "booted (time: 31ms)", "log", "Boot")
-        user_id, region = body.get("user_id"), body.get("region", "sjc")
-        secrets = sup["secrets"]
-        app = str(body.get("app") or secrets.get("FLY_APP_NAME", {}).get("value", ""))
-        status, answer = 200, {}
-        if not user_id:
-            status, answer = 400, {"error": "user_id is required"}
-            self._fn_log(fn, exec_id, t0 + 5, "Missing user_id in request body", "error")
-        elif self.app(app) is None:
-            status, answer = 500, {"error": f"Fly API error (404): app {app!r} not found"}
-            self._fn_log(fn, exec_id, t0 + 5, answer["error"], "error")
-        else:
-            image = secrets["DOCKER_IMAGE"]["value"] if "DOCKER_IMAGE" in secrets else f"{FLY_REGISTRY}/{app}:latest"
-            self._fn_log(
-                fn, exec_id, t0 + 40, f"Provisioning machine for user {user_id} in {region} with image {image}", "info"
-            )
-            self.advance_to(t0 + FUNCTION_CREATE_MS)
-            config = {
-                "image": image,
-                "auto_destroy": True,
-                "restart": {"policy": "no"},
-                "metadata": {"user_id": str(user_id)},
-                "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 1024},
-            }
-            try:
-                m = self.create_machine(app, config, region=region, machine_id=machine_id)
-            except ManifestUnknown as exc:
-                err = json.dumps({"error": str(exc)})
-                self._fn_log(fn, exec_id, self.now_ms + 120, f"Fly API error (400): {err}", "error")
-                status, answer = 500, {"error": f"Failed to create machine: Fly API error (400): {err}"}
-            else:
-                row_time = pg_time(self.now_ms + 200)
-                table = self.table(sup["machines_table"])
-                row = {
-                    "id": self._uuid("row"),
-                    "user_id": str(user_id),
-                    "fly_machine_id": m["id"],
-                    "fly_app": app,
-                    "region": region,
-                    "image": image,
-                    "status": "starting",
-                    "error": None,
-                    "created_at": row_time,
-                    "updated_at": row_time,
-                }
-                assert table is not None
-                table["rows"].append(row)
-                self._fn_log(fn, exec_id, self.now_ms + 210, f"Created machine {m['id']} with image {image}", "info")
-                answer = {"machine_id": m["id"], "status": "starting", "row_id": row["id"], "image": image}
-        done = t0 + FUNCTION_DONE_MS
-        sup["logs"].append(
-            {
-                "id": self._uuid("edgelog"),
-                "timestamp_us": done * 1000,
-                "source": "function_edge_logs",
-                "event_message": f"POST | {status} | https://{sup['project_ref']}.supabase.co/functions/v1/{slug}",
-                "severity_text": "",
-                "log_attributes": {
-                    "response.status_code": str(status),
-                    "request.method": "POST",
-                    "request.pathname": f"/functions/v1/{slug}",
-                    "function_id": fn["id"],
-                    "execution_id": exec_id,
-                    "execution_time_ms": str(FUNCTION_DONE_MS),
-                    "deployment_id": f"{sup['project_ref']}_{fn['id']}_{fn['version']}",
-                    "version": str(fn["version"]),
-                },
-            }
-        )
-        self.advance_to(done)
-        return status, answer
+        """POST /functions/v1/<slug> past the relay: provision-machine as SPEC.md describes it."""
+        return functions.invoke(self, slug, body, machine_id=machine_id)
 
 
-def _exit_event(code: int, exited_at_ms: int, *, requested: bool) -> dict[str, Any]:
+_MANIFEST_META = ("behaviour", "exit_code", "after_s", "pushed_at_ms", "session_s", "reports_running", "oom_killed")
+
+
+def _empty_state(scenario: Scenario, start_ms: int) -> dict[str, Any]:
+    """The state before the first step: apps, registry and project empty, the clock an hour before."""
+    columns = [
+        "id",
+        "user_id",
+        "fly_machine_id",
+        "fly_app",
+        "region",
+        "image",
+        "status",
+        "error",
+        "created_at",
+        "updated_at",
+    ]
     return {
-        "type": "exit",
-        "status": "stopped",
-        "source": "flyd",
-        "request": {
-            "exit_event": {
-                "exit_code": code,
-                "exited_at": iso(exited_at_ms),  # RFC 3339, as newer flyd writes it
-                "guest_exit_code": code,
-                "guest_signal": -1,
-                "oom_killed": False,
-                "requested_stop": requested,
-                "restarting": False,
-                "signal": -1,
-            },
-            "restart_count": 0,
+        "schema": SCHEMA,
+        "scenario": {
+            "name": scenario.name,
+            "title": scenario.title,
+            "now": iso(scenario.now_ms),
+            "sha256": scenario.sha256,
         },
+        "platform": scenario.platform.as_json(),
+        "now_ms": start_ms,
+        "seq": 0,
+        "fly": {"org": scenario.org, "apps": {}},
+        "registry": {},
+        "supabase": {
+            "project_ref": scenario.project_ref,
+            "machines_table": scenario.machines_table,
+            "tables": {scenario.machines_table: {"columns": columns, "rows": []}},
+            "secrets": {},
+            "functions": [],
+            "logs": [],
+        },
+        "pending": [],
     }

@@ -5,8 +5,11 @@ One method per API call; JSON in, JSON out. Frames are built a layer up.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
+
+import httpx
 
 from vyxops.errors import ApiError, AuthError, NotFoundError
 from vyxops.http import Api
@@ -38,7 +41,8 @@ class FlyClient:
 
     # -- apps
     def list_apps(self, org_slug: str) -> list[dict[str, Any]]:
-        return self.machines.get_json("/v1/apps", params={"org_slug": org_slug}).get("apps", [])
+        body = self.machines.get_json("/v1/apps", params={"org_slug": org_slug})
+        return (body or {}).get("apps") or []  # Go encodes an empty slice as null
 
     def get_app(self, app: str) -> dict[str, Any]:
         return self.machines.get_json(f"/v1/apps/{app}")
@@ -54,7 +58,7 @@ class FlyClient:
         region: str | None = None,
         page_size: int = MAX_PAGE,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield pages of machines until the API stops sending ``fly-next-cursor``."""
+        """Yield pages of machines until the API stops sending ``fly-next-cursor``; a ``null`` page is empty."""
         params: dict[str, Any] = {"limit": min(page_size, MAX_PAGE)}
         if include_deleted:
             params["include_deleted"] = "true"
@@ -66,7 +70,7 @@ class FlyClient:
             params["region"] = region
         while True:
             response = self.machines.request("GET", f"/v1/apps/{app}/machines", params=params)
-            yield self.machines.parse_json(response)
+            yield self.machines.parse_json(response) or []
             cursor = response.headers.get("fly-next-cursor")
             if not cursor:
                 return
@@ -79,7 +83,8 @@ class FlyClient:
         return self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}")
 
     def machine_events(self, app: str, machine_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        return self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}/events", params={"limit": min(limit, 50)})
+        path = f"/v1/apps/{app}/machines/{machine_id}/events"
+        return self.machines.get_json(path, params={"limit": min(limit, 50)}) or []
 
     def create_machine(
         self, app: str, config: dict[str, Any], *, region: str | None = None, name: str | None = None
@@ -140,32 +145,42 @@ class FlyClient:
                 status=200,
                 hint=f"check that the app {app!r} exists and the token can read it",
             )
-        return body["data"]["app"]["releases"]["nodes"]
+        app_node = ((body if isinstance(body, dict) else {}).get("data") or {}).get("app") or {}
+        return (app_node.get("releases") or {}).get("nodes") or []  # nodes may be null (an empty Go slice)
 
     # -- logs
     def logs_page(
         self, app: str, *, next_token: str | None = None, instance: str | None = None, region: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of app logs (oldest first) and the ns cursor for the next."""
+        """One page of app logs (oldest first) and the ns cursor for the next.
+
+        Without ``next_token`` the API answers its most recent lines (about 100, of the
+        last 24 h); pass only tokens it returned. ``data: null`` is an empty page.
+        """
         params = {k: v for k, v in {"next_token": next_token, "instance": instance, "region": region}.items() if v}
-        body = self.api.get_json(f"/api/v1/apps/{app}/logs", params=params)
-        return [d["attributes"] for d in body.get("data", [])], (body.get("meta") or {}).get("next_token")
+        body = self.api.get_json(f"/api/v1/apps/{app}/logs", params=params) or {}
+        return [d["attributes"] for d in body.get("data") or []], (body.get("meta") or {}).get("next_token")
 
     # -- registry
     def head_manifest(self, ref: str) -> dict[str, Any]:
-        """Whether an image reference resolves: ``{exists, digest, media_type}`` (HEAD, like the host's pull)."""
+        """How the registry answers for an image reference: ``{exists, digest, media_type, check}``.
+
+        ``exists`` is True only for a 200 that carries ``Docker-Content-Digest``; False
+        only when the registry says MANIFEST_UNKNOWN or NAME_UNKNOWN; None when it could
+        not be told (401/403: the token may not see the repository; a 200 without a
+        digest; a 404 that is not the registry's). ``check`` says which, e.g. "200",
+        "404 MANIFEST_UNKNOWN", "401 denied". Other error statuses raise ApiError.
+
+        A HEAD answer has no body (the distribution spec: HEAD answers as GET would,
+        without the body), so a 404 is read again with a GET, whose body names the
+        error code; only that code tells a missing tag from a proxy's or a route's 404.
+        """
         r = parse_image_ref(ref)
-        response = self.registry.request(
-            "HEAD", f"/v2/{r.repository}/manifests/{r.reference}", headers={"accept": MANIFEST_ACCEPT}, ok=(404,)
-        )
+        path = f"/v2/{r.repository}/manifests/{r.reference}"
+        response = self.registry.request("HEAD", path, headers={"accept": MANIFEST_ACCEPT}, ok=(401, 403, 404))
         if response.status_code == 404:
-            return {"exists": False, "digest": None, "media_type": None, "check": "404 MANIFEST_UNKNOWN"}
-        return {
-            "check": str(response.status_code),
-            "exists": True,
-            "digest": response.headers.get("docker-content-digest"),
-            "media_type": response.headers.get("content-type"),
-        }
+            response = self.registry.request("GET", path, headers={"accept": MANIFEST_ACCEPT}, ok=(401, 403, 404))
+        return manifest_answer(response)
 
     def get_manifest(self, ref: str) -> tuple[bytes, str, str | None]:
         """The manifest's raw bytes, media type and digest (for a byte-exact retag)."""
@@ -185,3 +200,35 @@ class FlyClient:
             idempotent=True,
         )
         return response.headers.get("docker-content-digest")
+
+
+_MISSING_CODES = ("MANIFEST_UNKNOWN", "NAME_UNKNOWN")
+
+
+def manifest_answer(response: httpx.Response) -> dict[str, Any]:
+    """``{exists, digest, media_type, check}`` of a registry's answer to HEAD/GET of a manifest (see head_manifest)."""
+    status = response.status_code
+    unknown: dict[str, Any] = {"exists": None, "digest": None, "media_type": None}
+    if status in (401, 403):
+        return {**unknown, "check": f"{status} denied"}
+    if status == 404:
+        code = _registry_error_code(response)
+        if code in _MISSING_CODES:
+            return {**unknown, "exists": False, "check": f"404 {code}"}
+        return {**unknown, "check": "404 not a registry answer"}
+    digest = response.headers.get("docker-content-digest")
+    if not digest:
+        return {**unknown, "check": f"{status} without Docker-Content-Digest"}
+    return {"exists": True, "digest": digest, "media_type": response.headers.get("content-type"), "check": str(status)}
+
+
+def _registry_error_code(response: httpx.Response) -> str | None:
+    """The first ``errors[].code`` of a distribution-spec error body, if the body is one."""
+    try:
+        body = json.loads(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    code = first.get("code")
+    return code if isinstance(code, str) else None

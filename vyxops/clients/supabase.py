@@ -2,7 +2,9 @@
 
 Rows go through ``postgrest.SyncPostgrestClient``, the client supabase-py's
 ``Client.table()`` hands its builders from, built as ``create_client`` builds it
-(``/rest/v1``, ``apiKey`` and ``Authorization: Bearer`` headers, schema ``public``).
+(``/rest/v1``, schema ``public``) except for the key: ``apikey`` always, and
+``Authorization: Bearer`` only for a JWT-shaped key (an ``sb_secret_`` key as a
+bearer is refused: :func:`vyxops.http.supabase_key_headers`).
 vyxops uses nothing else of ``supabase.Client``, whose construction also sets up
 the auth, realtime and storage clients: 0.15 s of imports in every notebook kernel.
 It gets vyxops's own httpx client, so the transport, timeouts and redaction are
@@ -18,7 +20,7 @@ from typing import Any
 import httpx
 
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError
-from vyxops.http import Api
+from vyxops.http import Api, supabase_key_headers
 
 MAX_ROWS = 1000  # PostgREST on Supabase returns at most this many rows, silently
 MAX_LOG_WINDOW_S = 24 * 3600
@@ -55,11 +57,13 @@ class SupabaseClient:
         self.mgmt = mgmt
         self.functions = functions
         self._last = _LastResponse()
+        self._plan: str | None = None
+        self._plan_read = False
         rest_http.event_hooks.setdefault("response", []).append(self._remember)
         self._rest_http = rest_http
         self.client = SyncPostgrestClient(
             f"{url.rstrip('/')}/rest/v1",
-            headers={"apiKey": service_key, "Authorization": f"Bearer {service_key}"},
+            headers=supabase_key_headers(service_key),
             schema="public",
             http_client=rest_http,
             retry_enabled=False,
@@ -158,8 +162,11 @@ class SupabaseClient:
 
     # -- Management API
     def list_secrets(self) -> list[dict[str, Any]]:
-        """Secrets as ``{name, value: sha256 digest, updated_at}``: the API never returns plaintext."""
-        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/secrets")
+        """Secrets as ``{name, value: sha256 digest, updated_at?}``: never plaintext; ``updated_at`` is optional.
+
+        A ``null`` body (an empty list as Go-style servers send it) is an empty list.
+        """
+        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/secrets") or []
 
     def set_secrets(self, items: list[dict[str, str]]) -> None:
         if not items:
@@ -175,7 +182,28 @@ class SupabaseClient:
         self.mgmt.request("DELETE", f"/v1/projects/{self.project_ref}/secrets", json=list(names))
 
     def list_functions(self) -> list[dict[str, Any]]:
-        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/functions")
+        """Edge Functions (FunctionResponse, each with ``verify_jwt``); ``null`` reads as none."""
+        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/functions") or []
+
+    def organization_plan(self) -> str | None:
+        """The plan of the project's organization (free | pro | team | enterprise | platform), None if unreadable.
+
+        Two Management API reads, once per client: ``GET /v1/projects/{ref}`` names the
+        ``organization_slug``, ``GET /v1/organizations/{slug}`` its ``plan`` (optional in
+        the spec). A token that may not read the organization gets None, not an error:
+        the plan only says how far back function logs reach.
+        """
+        if not self._plan_read:
+            self._plan_read = True
+            try:
+                project = self.mgmt.get_json(f"/v1/projects/{self.project_ref}")
+                slug = project.get("organization_slug") if isinstance(project, dict) else None
+                org = self.mgmt.get_json(f"/v1/organizations/{slug}") if slug else None
+                plan = org.get("plan") if isinstance(org, dict) else None
+                self._plan = plan if isinstance(plan, str) else None
+            except ApiError:
+                self._plan = None
+        return self._plan
 
     def postgrest_config(self) -> dict[str, Any]:
         return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/postgrest")

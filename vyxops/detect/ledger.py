@@ -17,7 +17,7 @@ running            started and still running
 stopped_on_request someone asked it to stop (requested_stop)
 ended              exited 0 after its DB row said the session ended (stopped)
 exited_ok          a machine nothing provisioned (no user, no row) that exited 0
-restart_loop       its restart policy restarted it again and again after exits nobody asked for
+restart_loop       its restart policy restarted it again and again after failing exits nobody asked for
 exited             exited on its own, and nothing says that was the plan: a failure
 =================  =====================================================================
 """
@@ -62,6 +62,10 @@ def _events_summary(events: pd.DataFrame) -> pd.DataFrame:
     out["exits"] = exits.groupby("machine_id", sort=False).size()
     unasked = exits["requested_stop"].fillna(False).astype(bool) == False  # noqa: E712 (a boolean Series)
     out["unasked_exits"] = exits.loc[unasked].groupby("machine_id", sort=False).size()
+    # A failing exit: nobody asked, and the code is non-zero or the kernel killed it for memory. A code
+    # left out (fly-go omitempty) is a 0: a worker that exits 0 under restart `always` is doing its job.
+    failing = unasked & ((exits["exit_code"].fillna(0) != 0) | exits["oom_killed"].fillna(False).astype(bool))
+    out["failing_exits"] = exits.loc[failing].groupby("machine_id", sort=False).size()
     last = exits.groupby("machine_id", sort=False).tail(1).set_index("machine_id")
     for column, name in (
         ("time", "exit_at"),
@@ -76,7 +80,7 @@ def _events_summary(events: pd.DataFrame) -> pd.DataFrame:
     out["failed_at"] = _first(ev, failed)
     out["failed_error"] = ev.loc[failed & ev["error"].notna()].groupby("machine_id", sort=False)["error"].first()
     out["last_status"] = ev.groupby("machine_id", sort=False)["status"].last()
-    for column in ("starts", "exits", "unasked_exits"):
+    for column in ("starts", "exits", "unasked_exits", "failing_exits"):
         out[column] = out[column].fillna(0).astype("int64")
     return out
 
@@ -119,7 +123,7 @@ def build_ledger(
     m = m.drop_duplicates("machine_id").set_index("machine_id")
     ledger = m.join(_events_summary(events[events["time"] <= as_of]), how="left")
     ledger = ledger.join(_rows_by_machine(rows, as_of), how="left")
-    for column in ("starts", "exits", "unasked_exits"):
+    for column in ("starts", "exits", "unasked_exits", "failing_exits"):
         ledger[column] = ledger[column].fillna(0).astype("int64")
     state = ledger["state"] if present else ledger["last_status"].fillna(ledger["state"])
     ledger["state_as_of"] = state
@@ -149,8 +153,9 @@ def _outcomes(ledger: pd.DataFrame, loop_exits: int) -> np.ndarray:
     running = (ledger["state_as_of"] == facts.STARTED).to_numpy()
     asked = _true(ledger["requested_stop"])
     restarts = ledger["restart_policy"].isin(["on-failure", "always"]).to_numpy()
-    gave_up = ~(ledger["state_as_of"] == facts.STARTED).to_numpy() & (ledger["unasked_exits"] >= 2).to_numpy()
-    looping = restarts & ((ledger["unasked_exits"] >= loop_exits).to_numpy() | gave_up)
+    failing = ledger["failing_exits"].to_numpy()
+    gave_up = ~(ledger["state_as_of"] == facts.STARTED).to_numpy() & (failing >= 2)
+    looping = restarts & ((failing >= loop_exits) | gave_up)
     ended_row = ledger["row_status"].isin(facts.ENDED_ROW_STATUSES).to_numpy()
     nobody = (ledger["origin"] == "other").to_numpy() & ledger["row_id"].isna().to_numpy()
     conditions = [

@@ -47,7 +47,9 @@ def _finding(ctx: Context, m: Any, kind: str, title: str, evidence: list[dict[st
     row = ctx.row(m.row_id)
     stuck = row is not None and row["status"] in facts.TRANSITIONAL_ROW_STATUSES
     resolved = None if pd.isna(m.resolved_at) else m.resolved_at
-    current = resolved is None and not ctx.no_longer_used(m.image, _str(m.image_digest))
+    # A machine nothing provisioned fails on its own account: provisioning's image says nothing about it.
+    provisioned = m.origin in ("user", "canary")
+    current = resolved is None and not (provisioned and ctx.no_longer_used(m.image, _str(m.image_digest)))
     fixes = (["RECONCILE_STUCK_ROWS"] if stuck and bool(m.gone) else []) + ["VERIFY_PROVISIONING"]
     facts_ = {
         "machine_id": m.machine_id,
@@ -134,16 +136,18 @@ def detect_restart_loop(ctx: Context) -> list[Finding]:
     """Machines that keep exiting and being restarted in place (flyctl: "constantly restarting")."""
     out = []
     for m in _failures(ctx, "restart_loop", ("user", "canary", "other")).itertuples():
+        if m.origin == "other":
+            m = m._replace(resolved_at=pd.NaT)  # another image working for users does not mend this machine
         code = None if pd.isna(m.exit_code) else int(m.exit_code)
-        restarts = int(m.restart_count) if pd.notna(m.restart_count) else max(0, int(m.unasked_exits) - 1)
+        restarts = int(m.restart_count) if pd.notna(m.restart_count) else max(0, int(m.failing_exits) - 1)
         now = "still restarting" if m.state_as_of == facts.STARTED else f"gave up and is {m.state_as_of}"
         evidence = [
             _created(m),
             ev("fly.events", m.start_at, "started"),
-            ev("fly.events", m.exit_at, f"exit {int(m.unasked_exits)}: {facts.describe_exit(code, None)}, "
+            ev("fly.events", m.exit_at, f"exit {int(m.failing_exits)}: {facts.describe_exit(code, None)}, "
                                         f"restart_count {restarts}; {now}"),
         ]  # fmt: skip
-        title = f"machine {m.machine_id} keeps restarting: {int(m.unasked_exits)} exits (restart {m.restart_policy})"
+        title = f"machine {m.machine_id} keeps restarting: {int(m.failing_exits)} failing exits (restart {m.restart_policy})"
         out.append(_finding(ctx, m, "MACHINE_RESTART_LOOP", title, evidence, code=code, restarts=restarts))
     return out
 

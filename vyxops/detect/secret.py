@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from vyxops import facts
+from vyxops.coverage import Gap
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, is_machine_failure, register
 
@@ -29,6 +30,13 @@ def detect_secret(ctx: Context) -> list[Finding]:
     if not p.secret_set:
         return []
     if p.ref is None:
+        ctx.gaps.append(
+            Gap(
+                "supabase.secrets",
+                f"{facts.IMAGE_SECRET}'s digest matches none of {p.tried} known image references, so what "
+                "provisioning uses cannot be told (the references it could match may have aged out of the logs)",
+            )
+        )
         detail = (
             f"{facts.IMAGE_SECRET} digest {str(p.secret_digest)[:16]}… matches none of {p.tried} candidate "
             "references (release images, :latest, machine configs, DB rows, logs)"

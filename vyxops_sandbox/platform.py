@@ -1,0 +1,149 @@
+"""How the platforms behave in one scenario (its ``platform:`` block), and the sandbox's credentials.
+
+Every key is optional; the defaults are what the sandbox modelled before the block
+existed, except where a model fact chose otherwise (each default says why)::
+
+    platform:
+      supabase:
+        plan: pro                  # free | pro | team | enterprise: function logs kept 1 | 7 | 28 | 90 days
+        secrets_updated_at: true   # false: the secrets list leaves `updated_at` out (the spec allows it)
+        api_key: jwt               # jwt | sb_secret: the shape of the service and anon keys
+        verify_jwt: true           # provision-machine's verify_jwt (reported by the functions list)
+        empty_as_null: false       # true: an empty list is sent as null (secrets, functions, logs result)
+      fly:
+        token: legacy              # legacy | macaroon: the shape of the Fly token
+        token_apps: [vyx-app]      # a token scoped to these apps (a deploy token); default: the whole org
+        exit_events: full          # full | omitempty: omitempty leaves zero values out of exit events
+        destroy_events: true       # false: destroyed machines carry no `destroy` event (state says it)
+        destroyed_retention_h: 48  # destroyed machines vanish from the API this long after (default: kept)
+        empty_as_null: false       # true: Go's nil slices and maps: `null` lists, `metadata: null`
+
+Defaults and why:
+- ``api_key: jwt`` (SPEC.md): the legacy service_role key is a JWT, which passes
+  ``verify_jwt``; ``sb_secret`` is the new non-JWT key that it refuses.
+- ``token: legacy``: a personal access token of the old shape (no prefix, no
+  scheme) sent as ``Bearer``; its registry password is the token itself. The
+  sandbox's first token (``fm2_…`` without a scheme) belonged to neither shape.
+  ``macaroon`` is what ``fly tokens create`` prints: ``FlyV1 fm2_…,fm2_…``.
+- ``exit_events: full``: Fly's own docs sample of an exit event lists the zero
+  values (``oom_killed: false``, ``guest_exit_code: 0``); fly-go's
+  ``MachineExitEvent`` marks them ``omitempty``, so a record that went through it
+  leaves them out — that form is the opt-in.
+- ``destroy_events: true``: no official sample shows a ``destroy`` event
+  (reference/fly/machine-states-and-events.json); the sandbox kept one so far.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PLANS = ("free", "pro", "team", "enterprise")
+# Supabase pricing page, "log retention" (PLATFORM.md): days each plan keeps function logs.
+LOG_RETENTION_DAYS = {"free": 1, "pro": 7, "team": 28, "enterprise": 90}
+API_KEYS = ("jwt", "sb_secret")
+FLY_TOKENS = ("legacy", "macaroon")
+EXIT_EVENTS = ("full", "omitempty")
+
+
+@dataclass(frozen=True)
+class SupabasePlatform:
+    plan: str = "pro"
+    secrets_updated_at: bool = True
+    api_key: str = "jwt"
+    verify_jwt: bool = True
+    empty_as_null: bool = False
+
+    @property
+    def log_retention_days(self) -> int:
+        return LOG_RETENTION_DAYS[self.plan]
+
+
+@dataclass(frozen=True)
+class FlyPlatform:
+    token: str = "legacy"
+    token_apps: tuple[str, ...] | None = None  # None: every app of the org
+    exit_events: str = "full"
+    destroy_events: bool = True
+    destroyed_retention_h: float | None = None  # None: destroyed machines stay readable
+    empty_as_null: bool = False
+
+
+@dataclass(frozen=True)
+class Platform:
+    """One scenario's platform settings, as validated by the scenario reader."""
+
+    supabase: SupabasePlatform = field(default_factory=SupabasePlatform)
+    fly: FlyPlatform = field(default_factory=FlyPlatform)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        apps = data["fly"]["token_apps"]
+        data["fly"]["token_apps"] = list(apps) if apps is not None else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Platform:
+        data = data or {}
+        fly = dict(data.get("fly") or {})
+        if fly.get("token_apps") is not None:
+            fly["token_apps"] = tuple(fly["token_apps"])
+        return cls(SupabasePlatform(**(data.get("supabase") or {})), FlyPlatform(**fly))
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _jwt(secret: bytes, role: str) -> str:
+    """A legacy Supabase API key: an HS256 JWT (header.payload.signature) whose payload names the role."""
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = {"iss": "supabase", "ref": "vyxops-sandbox", "role": role, "iat": 1700000000, "exp": 2015000000}
+    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signature = _b64url(hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+    return f"{header}.{payload}.{signature}"
+
+
+def credentials_for(scenario_name: str, platform: Platform | None = None) -> dict[str, str]:
+    """The sandbox's own credentials for a scenario: fixed per scenario and platform, never real.
+
+    ``fly_api_token`` is what a user would put in ``FLY_API_TOKEN``: a legacy token, or
+    ``FlyV1 <permission macaroon>,<discharge macaroon>``. ``fly_registry_password`` is
+    what registry.fly.io takes as the Basic password: the token without ``FlyV1 ``.
+    """
+    p = platform or Platform()
+    h = hashlib.sha256(f"vyxops-sandbox:{scenario_name}".encode()).hexdigest()
+    if p.fly.token == "macaroon":
+        bundle = f"fm2_lJPEsandbox{h[:40]},fm2_lJPEdischarge{h[40:64]}"
+        fly_token, registry_password = f"FlyV1 {bundle}", bundle
+    else:
+        # Shape unverified: old personal tokens were a bare 43-character string.
+        fly_token = registry_password = f"sbx{h[:40]}"
+    if p.supabase.api_key == "sb_secret":
+        service, anon = f"sb_secret_sandbox{h[8:48]}", f"sb_publishable_sandbox{h[16:56]}"
+    else:
+        secret = f"vyxops-sandbox-jwt:{scenario_name}".encode()
+        service, anon = _jwt(secret, "service_role"), _jwt(secret, "anon")
+    return {
+        "fly_api_token": fly_token,
+        "fly_registry_password": registry_password,
+        "supabase_service_role_key": service,
+        "supabase_anon_key": anon,
+        "supabase_access_token": f"sbp_sandbox{h[24:64]}",
+    }
+
+
+def is_jwt(token: str) -> bool:
+    """Whether ``token`` has a JWT's shape: three base64url parts, the first a JSON header."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        return False
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and "alg" in header
