@@ -242,8 +242,9 @@ def _app_read(session: Any, app: str, fetch: Any) -> pd.DataFrame:
     try:
         df: pd.DataFrame = fetch()
     except NotFoundError as exc:
+        said = exc.message.split(": ", 1)[-1]  # the platform's own words, without the request line
         raise NotFoundError(
-            f"app {app!r} not found on {session.label}: {exc.message}",
+            f"app {app!r} not found on {session.label} ({said})",
             platform=exc.platform,
             method=exc.method,
             path=exc.path,

@@ -186,21 +186,33 @@ def redact_column(column: pd.Series) -> pd.Series:
     """A string column with every registered credential (and its encodings) and token shape masked.
 
     Platforms hand back what users wrote: a key pasted in a log line or a row must not
-    reach a frame, and so not the parquet, the notebook or a report (issue: redaction
-    covers what the platforms hand back). Only cells that hold a match are rewritten.
+    reach a frame, and so not the parquet, the notebook or a report. The match runs in
+    Arrow's regex engine over the whole column; only cells that hold a match are rewritten.
     """
     if column.empty:
         return column
-    secrets = sorted(registered_secrets(), key=len, reverse=True)
-    pattern = "|".join([TOKEN_PATTERN, *(re.escape(x) for x in secrets)])
-    with warnings.catch_warnings():  # the token pattern has groups; only a yes/no per cell is wanted here
-        warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular expression")
-        hit = column.str.contains(pattern, regex=True, na=False)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(column.astype(object).where(column.notna(), None), type=pa.large_string())
+    hit = pc.fill_null(pc.match_substring_regex(values, _redaction_pattern()), False).to_numpy(zero_copy_only=False)
     if not hit.any():
         return column
     out = column.copy()
     out[hit] = [redact(str(v)) for v in column[hit]]
     return out
+
+
+_PATTERNS: dict[frozenset[str], str] = {}
+
+
+def _redaction_pattern() -> str:
+    """One regex for the token shapes and every registered credential form (rebuilt when they change)."""
+    secrets = registered_secrets()
+    if secrets not in _PATTERNS:
+        _PATTERNS.clear()
+        _PATTERNS[secrets] = "|".join([TOKEN_PATTERN, *(re.escape(x) for x in sorted(secrets, key=len, reverse=True))])
+    return _PATTERNS[secrets]
 
 
 def check_frame(name: str, df: pd.DataFrame) -> None:

@@ -76,6 +76,7 @@ def _events_summary(events: pd.DataFrame) -> pd.DataFrame:
         out[name] = last[column]
     out["restart_count"] = exits.groupby("machine_id", sort=False)["restart_count"].max()
     out["destroy_at"] = _first(ev, ev["status"] == "destroyed")
+    out["destroy_source"] = ev.loc[ev["status"] == "destroyed"].groupby("machine_id", sort=False)["source"].first()
     failed = ev["status"].isin(facts.LAUNCH_FAILED_STATUSES)
     out["failed_at"] = _first(ev, failed)
     out["failed_error"] = ev.loc[failed & ev["error"].notna()].groupby("machine_id", sort=False)["error"].first()
@@ -149,7 +150,11 @@ def _outcomes(ledger: pd.DataFrame, loop_exits: int) -> np.ndarray:
     internal = (ledger["origin"] == "internal").to_numpy()
     exited = (ledger["exits"] > 0).to_numpy()
     started = ledger["start_at"].notna().to_numpy()
-    failed_launch = (ledger["failed_at"].notna() | ledger["gone"] | ledger["state_as_of"].isin(["failed"])).to_numpy()
+    # Destroyed before it started is a failed launch, unless someone asked (a destroy from "user", e.g. a
+    # canary's cleanup): then nothing failed, the machine was simply not wanted any more.
+    asked_destroy = (ledger["destroy_source"] == "user").fillna(False).to_numpy(dtype=bool)
+    failed_launch = (ledger["failed_at"].notna() | ledger["state_as_of"].isin(["failed"])).to_numpy(dtype=bool)
+    failed_launch = failed_launch | (ledger["gone"].to_numpy(dtype=bool) & ~asked_destroy)
     running = (ledger["state_as_of"] == facts.STARTED).to_numpy()
     asked = _true(ledger["requested_stop"])
     restarts = ledger["restart_policy"].isin(["on-failure", "always"]).to_numpy()
@@ -163,6 +168,7 @@ def _outcomes(ledger: pd.DataFrame, loop_exits: int) -> np.ndarray:
         internal & exited,
         internal,
         ~started & failed_launch,
+        ~started & asked_destroy,
         ~started,
         exited & asked,
         looping,
@@ -176,6 +182,7 @@ def _outcomes(ledger: pd.DataFrame, loop_exits: int) -> np.ndarray:
         "internal_failed",
         "internal_ok",
         "never_started",
+        "stopped_on_request",
         "pending",
         "stopped_on_request",
         "restart_loop",
