@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -29,6 +30,9 @@ COLUMNS = ["time", "source", "entity", "kind", "message"]
 PAGE_SIZE = 25
 PLOT_LANES = 12  # a fleet's dozens of machines would make the picture taller than the screen
 TIME_EXAMPLE = "2025-10-02 16:18:40.123"
+ALL_MACHINES = ""  # the machine picker's value for "all" (None would show as no choice at all)
+_CELL = "text-align:left;vertical-align:top;padding:2px 10px 2px 0;"
+_NOWRAP = "white-space:nowrap;"
 
 
 def format_time(value: Any) -> str:
@@ -88,14 +92,22 @@ def page_of(table: pd.DataFrame, number: int, size: int) -> Page:
 
 
 def table_html(rows: pd.DataFrame) -> str:
-    """Timeline rows as an HTML table a person reads: ms times, left-aligned, no index, blanks for nothing."""
+    """Timeline rows as an HTML table a person reads: ms times, left-aligned, no index, blanks for nothing.
+
+    Styles are inline, so that JupyterLab's right-aligned table style cannot win; only
+    the message wraps, so a time stays on one line.
+    """
     if rows.empty:
         return "<p>no events in this selection</p>"
-    view = rows[COLUMNS].astype("string").fillna("")  # to_html writes <NA> for a missing string, whatever na_rep says
+    view = rows[COLUMNS].astype("string").fillna("")
     view["time"] = format_times(rows["time"])
-    html = view.to_html(index=False, escape=True, border=0, justify="left", classes="vyxops-timeline")
-    # Inline, so that JupyterLab's right-aligned table style cannot win.
-    return html.replace("<th>", '<th style="text-align:left">').replace("<td>", '<td style="text-align:left">')
+    head = "".join(f'<th style="{_CELL}{_NOWRAP}">{name}</th>' for name in COLUMNS)
+    styles = [_CELL + ("" if name == "message" else _NOWRAP) for name in COLUMNS]
+    body = "".join(
+        "<tr>" + "".join(f'<td style="{style}">{escape(value)}</td>' for style, value in zip(styles, row)) + "</tr>"
+        for row in view.itertuples(index=False)
+    )
+    return f'<table class="vyxops-timeline"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def figure_png(fig: Figure, dpi: int = 72) -> bytes:
@@ -191,7 +203,7 @@ class ExplorerUI:
         self._quiet = False  # set while options are replaced, so one change refreshes once
         ex = explorer
         self.app = w.Dropdown(options=ex.apps, value=ex.app or None, description="app")
-        self.machine = w.Dropdown(options=self._machine_options(), value=None, description="machine")
+        self.machine = w.Dropdown(options=self._machine_options(), value=ALL_MACHINES, description="machine")
         self.since = w.Text(value=format_time(ex.since), description="since", placeholder=TIME_EXAMPLE)
         self.until = w.Text(value=format_time(ex.until), description="until", placeholder=TIME_EXAMPLE)
         self.show_window = w.Button(description="show window", tooltip="show the events between since and until (UTC)")
@@ -205,7 +217,8 @@ class ExplorerUI:
         self.box = w.VBox(
             [
                 w.HBox([self.app, self.machine]),
-                w.HBox([self.since, self.until, self.show_window, self.window_note]),
+                w.HBox([self.since, self.until, self.show_window]),
+                self.window_note,
                 self.kinds,
                 w.HBox([self.prev, self.pager, self.next]),
                 self.table,
@@ -232,8 +245,8 @@ class ExplorerUI:
         self.prev.on_click(lambda _: self._turn(-1))
         self.next.on_click(lambda _: self._turn(+1))
 
-    def _machine_options(self) -> list[tuple[str, str | None]]:
-        return [("all", None)] + [(m, m) for m in self.explorer.machines()]
+    def _machine_options(self) -> list[tuple[str, str]]:
+        return [("all", ALL_MACHINES)] + [(m, m) for m in self.explorer.machines()]
 
     def _replace_options(self) -> None:
         """New machines and kinds after a reload; kinds still present stay selected."""
@@ -242,7 +255,7 @@ class ExplorerUI:
             kept = tuple(k for k in self.kinds.value if k in self.explorer.kinds())
             self.kinds.options = self.explorer.kinds()
             self.kinds.value = kept
-            machine = self.machine.value if self.machine.value in self.explorer.machines() else None
+            machine = self.machine.value if self.machine.value in self.explorer.machines() else ALL_MACHINES
             self.machine.options = self._machine_options()
             self.machine.value = machine
         finally:
@@ -276,10 +289,8 @@ class ExplorerUI:
         self.refresh(plot=False)
 
     def _note(self, text: str, *, error: bool = False) -> None:
-        import html
-
         colour = "#b00020" if error else "inherit"
-        self.window_note.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+        self.window_note.value = f'<span style="color:{colour}">{escape(text)}</span>'
 
     def refresh(self, *, plot: bool) -> None:
         """Show the current page of the selection (and draw the selection again when ``plot``)."""
@@ -288,10 +299,11 @@ class ExplorerUI:
         machine, kinds = self.machine.value, list(self.kinds.value)
         page = self.explorer.page(self.page_number, machine, kinds)
         self.page_number = page.number
-        self.pager.value = page.label()
-        self.prev.disabled = page.number == 0
-        self.next.disabled = page.number >= page.count - 1
+        # The pager and the note change last: a front end that sees them change has the rest.
         self.table.value = table_html(page.rows)
-        self._note(f"window {format_time(self.explorer.since)} – {format_time(self.explorer.until)} UTC")
         if plot:
             self.image.value = figure_png(self.explorer.plot(machine))
+        self.prev.disabled = page.number == 0
+        self.next.disabled = page.number >= page.count - 1
+        self.pager.value = page.label()
+        self._note(f"window {format_time(self.explorer.since)} – {format_time(self.explorer.until)} UTC")
