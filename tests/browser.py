@@ -63,6 +63,7 @@ CHROMIUM_FLAGS = (
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 VIEWPORT = {"width": 1400, "height": 1000}
+_HOME_DIRS = (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"), ("XDG_DATA_HOME", ".local/share"))
 
 
 # --------------------------------------------------------------------------- skip outside CI, fail in CI
@@ -143,8 +144,11 @@ def chromium_process(workdir: Path) -> Iterator[str]:
     run = Path(tempfile.mkdtemp(prefix="chromium-", dir=workdir))  # one per browser: a test may start several
     profile, log = run / "profile", run / "chromium.log"
     args = [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
+    # Its crash database and GTK's settings cache go under $HOME/XDG dirs whatever the profile: keep them here.
+    home = {name: str(run / "home" / sub) for name, sub in _HOME_DIRS}
+    env = {**os.environ, **home, "HOME": str(run / "home")}
     with open(log, "wb") as out:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     try:
         port_file = profile / "DevToolsActivePort"  # Chromium writes the port it took here
         _wait_until(lambda: port_file.exists() and port_file.read_text().strip(), proc, log, "Chromium")
@@ -267,6 +271,7 @@ def jupyterlab(root: Path, workdir: Path, env: Mapping[str, str]) -> Iterator[La
         "--ServerApp.terminals_enabled=False",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",  # the default asks PyPI
+        "--LanguageServerManager.autodetect=False",  # else jupyter-lsp runs `npm`, which logs under ~/.npm
     ]
     log = workdir / "jupyterlab.log"
     with open(log, "wb") as out:
