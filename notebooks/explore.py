@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,12 +17,20 @@
 target = "sandbox"  # sandbox | live | bundle:PATH
 scenario = None
 app = None  # None: the first app of the org
+since = None  # window start (UTC), e.g. "2025-10-02 16:00:00"; None: 24 h before until
+until = None  # window end (UTC); None: the target's now
+page_size = 25  # timeline rows a page
 
 # %% [markdown]
 # # Explore
 #
-# Ad hoc look at one app: pick it, pick a window, filter the timeline by machine.
-# Every frame is in `ev` (e.g. `ev.machines`, `ev.function_logs`) for your own pandas.
+# Ad hoc look at one app. Pick the app and a machine, type a window in UTC
+# (`2025-10-02 16:18:40.123`; seconds and milliseconds may be left out) and press
+# **show window**, filter by kind, and page through the timeline with **prev** / **next**.
+# The plot under the table follows the app, the machine and the window.
+#
+# Every frame is in `ev` (e.g. `ev.machines`, `ev.function_logs`) for your own pandas, and
+# `explorer.view(machine_id, kinds)` is a selection as a DataFrame.
 
 # %%
 from vyxops import nbtools
@@ -29,9 +39,12 @@ from vyxops.session import open_session
 
 nbtools.setup()
 session = open_session(target, scenario=scenario)
-explorer = Explorer(session, app)
+explorer = Explorer(session, app, since=since, until=until, page_size=page_size)
 explorer.widget()
+
+# %% [markdown]
+# The window's last events, as a table that also shows where widgets do not (a papermill run, an HTML export):
 
 # %%
 ev = explorer.evidence
-explorer.timeline.tail(20)
+explorer.table(last=20)

@@ -15,6 +15,7 @@ from vyxops.config import (
     live_base_url,
     live_credentials,
     parse_target,
+    project_dir,
     sandbox_dir,
 )
 
@@ -208,15 +209,50 @@ def test_live_base_url_maps_each_platform(no_flyctl: Path) -> None:
     assert live_base_url("supabase-rest", creds) == f"https://{REF}.supabase.co"
 
 
-def test_sandbox_dir_from_the_environment_or_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """sandbox_dir is $VYXOPS_SANDBOX_DIR when set, else .vyxops/sandbox under the working directory."""
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_environment_variables_win_over_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$VYXOPS_SANDBOX_DIR and $VYXOPS_AUDIT_LOG are used as given, even inside a project."""
+    (tmp_path / "pyproject.toml").write_text("")
     monkeypatch.chdir(tmp_path)
     assert sandbox_dir({"VYXOPS_SANDBOX_DIR": "/srv/sb"}) == Path("/srv/sb")
-    assert sandbox_dir({}) == tmp_path / ".vyxops" / "sandbox"
-
-
-def test_audit_log_path_from_the_environment_or_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """audit_log_path is $VYXOPS_AUDIT_LOG when set, else .vyxops/audit.jsonl under the working directory."""
-    monkeypatch.chdir(tmp_path)
     assert audit_log_path({"VYXOPS_AUDIT_LOG": "/var/log/a.jsonl"}) == Path("/var/log/a.jsonl")
+
+
+def test_lab_kernel_in_notebooks_opens_the_checkouts_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From notebooks/ (where JupyterLab runs kernels), the default sandbox and audit log are the checkout's."""
+    monkeypatch.chdir(ROOT / "notebooks")
+    assert sandbox_dir({}) == ROOT / ".vyxops" / "sandbox"
+    assert audit_log_path({}) == ROOT / ".vyxops" / "audit.jsonl"
+
+
+def test_defaults_come_from_the_nearest_directory_with_pyproject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below a directory holding pyproject.toml, the defaults live in that directory's .vyxops/."""
+    (tmp_path / "outer" / "inner" / "deep").mkdir(parents=True)
+    (tmp_path / "outer" / "pyproject.toml").write_text("")
+    (tmp_path / "outer" / "inner" / "pyproject.toml").write_text("")
+    monkeypatch.chdir(tmp_path / "outer" / "inner" / "deep")
+    assert project_dir() == tmp_path / "outer" / "inner"
+    assert sandbox_dir({}) == tmp_path / "outer" / "inner" / ".vyxops" / "sandbox"
+    assert audit_log_path({}) == tmp_path / "outer" / "inner" / ".vyxops" / "audit.jsonl"
+
+
+def test_a_vyxops_directory_marks_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside a checkout, the .vyxops/ an earlier run left marks the project for runs in subdirectories."""
+    (tmp_path / "incidents" / ".vyxops").mkdir(parents=True)
+    (tmp_path / "incidents" / "2025-10-02").mkdir()
+    monkeypatch.chdir(tmp_path / "incidents" / "2025-10-02")
+    assert sandbox_dir({}) == tmp_path / "incidents" / ".vyxops" / "sandbox"
+
+
+def test_without_a_project_the_defaults_are_under_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no pyproject.toml or .vyxops/ at or above the cwd, the defaults are under the cwd."""
+    above = [d for d in tmp_path.parents if (d / "pyproject.toml").is_file() or (d / ".vyxops").is_dir()]
+    assert not above, f"this test needs a temp dir outside any project, but {above[0]} is one"
+    monkeypatch.chdir(tmp_path)
+    assert project_dir() is None
+    assert sandbox_dir({}) == tmp_path / ".vyxops" / "sandbox"
     assert audit_log_path({}) == tmp_path / ".vyxops" / "audit.jsonl"

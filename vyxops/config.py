@@ -26,6 +26,7 @@ __all__ = [
     "live_credentials",
     "LIVE_URLS",
     "live_base_url",
+    "project_dir",
     "sandbox_dir",
     "audit_log_path",
 ]
@@ -251,15 +252,35 @@ def live_base_url(platform: str, credentials: LiveCredentials) -> str:
 # --------------------------------------------------------------------------- paths
 
 
+def project_dir(start: Path | None = None) -> Path | None:
+    """The nearest directory at or above ``start`` (default the cwd) holding ``pyproject.toml`` or ``.vyxops/``.
+
+    A checkout has its ``pyproject.toml``; elsewhere, the ``.vyxops/`` of an earlier
+    run marks the project. None when no directory up to the root holds either.
+    Local state is found from here, not from the cwd, so that the CLI (run at the
+    checkout's top), JupyterLab's kernels (run in ``notebooks/``) and ``vyxops
+    sandbox serve`` share one sandbox and one audit log.
+    """
+    here = (start if start is not None else Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / "pyproject.toml").is_file() or (directory / ".vyxops").is_dir():
+            return directory
+    return None
+
+
+def _local_path(env: Mapping[str, str], variable: str, default: str) -> Path:
+    """``$variable`` when set, else ``.vyxops/<default>`` under :func:`project_dir`, else under the cwd."""
+    value = (env.get(variable) or "").strip()
+    if value:
+        return Path(value).expanduser()
+    return (project_dir() or Path.cwd()) / ".vyxops" / default
+
+
 def sandbox_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """The sandbox's directory: ``$VYXOPS_SANDBOX_DIR``, else ``.vyxops/sandbox`` under the cwd."""
-    env = os.environ if environ is None else environ
-    value = (env.get("VYXOPS_SANDBOX_DIR") or "").strip()
-    return Path(value).expanduser() if value else Path.cwd() / ".vyxops" / "sandbox"
+    """The sandbox's directory: ``$VYXOPS_SANDBOX_DIR``, else ``.vyxops/sandbox`` in the project, else in the cwd."""
+    return _local_path(os.environ if environ is None else environ, "VYXOPS_SANDBOX_DIR", "sandbox")
 
 
 def audit_log_path(environ: Mapping[str, str] | None = None) -> Path:
-    """The fixes' audit log: ``$VYXOPS_AUDIT_LOG``, else ``.vyxops/audit.jsonl`` under the cwd."""
-    env = os.environ if environ is None else environ
-    value = (env.get("VYXOPS_AUDIT_LOG") or "").strip()
-    return Path(value).expanduser() if value else Path.cwd() / ".vyxops" / "audit.jsonl"
+    """The fixes' audit log: ``$VYXOPS_AUDIT_LOG``, else ``.vyxops/audit.jsonl`` in the project, else in the cwd."""
+    return _local_path(os.environ if environ is None else environ, "VYXOPS_AUDIT_LOG", "audit.jsonl")
