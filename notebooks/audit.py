@@ -21,6 +21,7 @@ all_apps = False
 fail_on = "critical"  # critical | warning
 stuck_after_minutes = 10.0
 tz = "UTC"  # time zone the report shows times in (an IANA name)
+probe = False  # probe (a canary, logged and cleaned up) each app whose verdict is inconclusive
 out_dir = "out/audit"
 
 # %% [markdown]
@@ -32,11 +33,13 @@ out_dir = "out/audit"
 # %%
 from vyxops import nbtools
 from vyxops.audit import run_audit
+from vyxops.probe import probe_inconclusive
 from vyxops.session import open_session
 
 nbtools.setup()
 with open_session(target, scenario=scenario) as session:
     audit = run_audit(session, [] if all_apps else apps, stuck_after_minutes=stuck_after_minutes)
+    probed = probe_inconclusive(session, audit, stuck_after_minutes=stuck_after_minutes) if probe else {}
 path = audit.write(out_dir, fail_on)
 audit.frame()
 
@@ -50,6 +53,7 @@ for app, err in audit.errors.items():
 for app, inv in audit.investigations.items():
     nbtools.md(f"## {app}")
     nbtools.show_header(inv, tz)
+    nbtools.show_probe(probed.get(app))
     nbtools.show_summary(inv, tz)
     nbtools.show_incomplete(inv.gaps)
     nbtools.show_findings(inv, tz)

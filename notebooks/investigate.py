@@ -22,6 +22,7 @@ since = None  # RFC 3339; default 24 h before `until`
 until = None  # RFC 3339; default the target's now
 stuck_after_minutes = 10.0
 tz = "UTC"  # time zone the report shows times in (an IANA name)
+probe = False  # provision a canary first (logged, cleaned up) to see provisioning work now
 out_dir = "out/investigate"
 
 # %% [markdown]
@@ -35,14 +36,18 @@ from vyxops import nbtools
 from vyxops.investigate import investigate
 from vyxops.plot import plot_timeline
 from vyxops.postmortem import write_postmortem
+from vyxops.probe import probe_and_investigate
 from vyxops.session import open_session
 
 nbtools.setup()
+kw = {"since": since, "until": until, "machine_id": machine_id, "stuck_after_minutes": stuck_after_minutes}
 with open_session(target, scenario=scenario) as session:
-    inv = investigate(session, app, since=since, until=until, machine_id=machine_id, stuck_after_minutes=stuck_after_minutes)
+    probed = probe_and_investigate(session, app, **kw) if probe else None
+    inv = probed.investigation if probed else investigate(session, app, **kw)
 paths = inv.write(out_dir)
 paths["postmortem"] = write_postmortem(inv, out_dir, tz=tz)
 nbtools.show_header(inv, tz)
+nbtools.show_probe(probed)
 
 # %% [markdown]
 # ## Summary

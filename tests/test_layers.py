@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vyxops.evidence",),
     ("vyxops.timeline", "vyxops.detect"),
     ("vyxops.investigate", "vyxops.impact"),
-    ("vyxops.audit", "vyxops.fixes"),
+    ("vyxops.audit", "vyxops.fixes", "vyxops.probe"),
     ("vyxops.plot", "vyxops.explore", "vyxops.nbtools", "vyxops.postmortem", "vyxops.report"),
     ("vyxops.runner", "vyxops.kernel_preload", "vyxops.cli", "vyxops.notify"),
 ]

@@ -82,6 +82,15 @@ def _tz(sp: argparse.ArgumentParser) -> None:
     )
 
 
+def _probe(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--probe",
+        action="store_true",
+        help="provision a canary first (logged in the audit log, cleaned up) to see provisioning work now; "
+        "refused up front when it cannot work",
+    )
+
+
 def _investigate_parser(sub: Any) -> None:
     inv = sub.add_parser("investigate", help="reconstruct an incident and name its root cause")
     _common(inv)
@@ -92,6 +101,7 @@ def _investigate_parser(sub: Any) -> None:
     _window(inv)
     _stuck(inv)
     _tz(inv)
+    _probe(inv)
 
 
 def _remediate_parser(sub: Any) -> None:
@@ -133,6 +143,7 @@ def _audit_parser(sub: Any) -> None:
         help="exit 1 at this severity (default critical)",
     )
     aud.add_argument("--json", action="store_true", help="print the summary as JSON on stdout, nothing else")
+    _probe(aud)
     aud.add_argument(
         "--notify",
         metavar="URL",
@@ -416,6 +427,7 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         until=args.until,
         stuck_after_minutes=args.stuck_after_minutes,
         tz=args.tz,
+        probe=args.probe,
     )
     doc = read_json(args.out / "findings.json")
     root = doc["root_cause"]
@@ -541,6 +553,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             fail_on=args.fail_on,
             stuck_after_minutes=args.stuck_after_minutes,
             tz=args.tz,
+            probe=args.probe,
         )
     except VyxopsError as exc:
         if notify and exit_code_for(exc) == 3:

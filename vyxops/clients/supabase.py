@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError
-from vyxops.http import Api, supabase_key_headers
+from vyxops.http import Api, is_jwt, supabase_key_headers
 
 MAX_ROWS = 1000  # PostgREST on Supabase returns at most this many rows, silently
 MAX_LOG_WINDOW_S = 24 * 3600
@@ -54,6 +54,8 @@ class SupabaseClient:
         from postgrest import SyncPostgrestClient  # only when a session opens
 
         self.project_ref = project_ref
+        #: Whether the service key is a JWT: a function with verify_jwt refuses any other bearer.
+        self.key_is_jwt = is_jwt(service_key)
         self.mgmt = mgmt
         self.functions = functions
         self._last = _LastResponse()

@@ -12,7 +12,7 @@ from vyxops.coverage import Gap
 from vyxops.detect.context import Context
 from vyxops.detect.machines import story_sentence
 from vyxops.detect.model import Finding, is_machine_failure
-from vyxops.present import fmt_time
+from vyxops.present import fmt_time, vyxops_command
 from vyxops.timeutil import iso
 
 FINDINGS_SCHEMA = "vyxops.findings/1"
@@ -199,10 +199,15 @@ def _no_root(ctx: Context, found: list[Finding], gaps: list[Gap]) -> str:
     history = [f for f in found if f.symptom and not f.current]
     parts = []
     if gaps:
+        kind, _, scenario = ctx.e.target.partition(":")
+        target = kind if kind in ("sandbox", "live") else ctx.e.target
+        probe = vyxops_command(
+            "investigate", ctx.app, target, scenario if kind == "sandbox" else None, f"out/{ctx.app}-probe", "--probe"
+        )
         parts.append(
             "No failure was seen, but the evidence is incomplete: " + "; ".join(g.why for g in gaps) + ". "
             "An outage may be hiding there. To see provisioning work now, run a provisioning probe "
-            f"(`vyxops investigate --app {ctx.app} --probe …`: a canary machine, cleaned up after)."
+            f"(a canary machine, logged and cleaned up after): `{probe}`."
         )
     else:
         parts.append("Nothing critical: provisioning works as far as the evidence shows.")

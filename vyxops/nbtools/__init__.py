@@ -19,6 +19,7 @@ from vyxops.nbtools.investigation import (
     show_fixes,
     show_header,
     show_incomplete,
+    show_probe,
     show_summary,
     show_timeline,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "table",
     "show_header",
     "show_error",
+    "show_probe",
     "show_summary",
     "show_findings",
     "show_timeline",

@@ -56,6 +56,19 @@ def show_summary(inv: Investigation, tz: str = "UTC") -> None:
     )
 
 
+def show_probe(probed: object) -> None:
+    """What ``--probe`` did: its canary's outcome, or why it did not run (nothing when not asked)."""
+    if probed is None:
+        return
+    result = getattr(probed, "result", None)
+    if result is None:
+        md(f"**Probe not run:** {esc(getattr(probed, 'skipped', ''))}")
+        return
+    verify = next((a for a in result.actions if a.code == "VERIFY_PROVISIONING"), None)
+    if verify is not None:
+        md(f"**Probe:** a canary was provisioned now — {esc(verify.status)}: {esc(verify.reason)}")
+
+
 def show_error(error: Exception) -> None:
     """An app the audit could not investigate: its typed error, as text."""
     md(f"**Could not be investigated** ({esc(type(error).__name__)}): {esc(error)}")
