@@ -24,7 +24,11 @@ def test_a_probe_turns_an_inconclusive_outage_into_its_root_cause(tmp_path: Path
         probed = probe_and_investigate(s, app)
         world = world_of(s)
         machines = world.app(app)["machines"].values()  # type: ignore[index]
-        canaries = [m for m in machines if str((m["config"].get("metadata") or {}).get("user_id", "")).startswith("vyxops-verify-")]
+        canaries = [
+            m
+            for m in machines
+            if str((m["config"].get("metadata") or {}).get("user_id", "")).startswith("vyxops-verify-")
+        ]
     inv = probed.investigation
     assert probed.result is not None
     assert inv.root is not None and inv.root.code == "IMAGE_TAG_MISSING"
@@ -54,7 +58,20 @@ def test_a_probe_the_function_would_refuse_is_refused_up_front(tmp_path: Path, s
     assert not (sandbox_env.parent / "audit.jsonl").exists()
 
 
-def test_investigate_probe_through_the_cli_exits_2_when_refused(sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_investigate_probe_through_the_cli_exits_2_when_refused(
+    sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`vyxops investigate --probe` on a key the function refuses exits 2 with the reason."""
-    code = main(["investigate", "--scenario", "stub-image-sb-secret-key", "--app", "vyx-app", "--probe", "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "investigate",
+            "--scenario",
+            "stub-image-sb-secret-key",
+            "--app",
+            "vyx-app",
+            "--probe",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "verify_jwt" in capsys.readouterr().err

@@ -82,7 +82,9 @@ def check_machine(world: World, app: str, machine_id: str, until: str | None) ->
         )
     end = parse_rfc3339_ms(until) if until else world.now_ms
     if parse_rfc3339_ms(m["created_at"]) > end:
-        raise InputError("--machine", f"machine {machine_id} was created at {m['created_at']}, after the window ({iso(end)})")
+        raise InputError(
+            "--machine", f"machine {machine_id} was created at {m['created_at']}, after the window ({iso(end)})"
+        )
 
 
 def scenarios() -> list[dict[str, object]]:

@@ -65,6 +65,7 @@ class SandboxApp:
     def handle(self, request: httpx.Request) -> httpx.Response:
         with self.lock:
             self.calls += 1
+            self.world.refresh()  # another process (the CLI applying a fix, a served copy) may have saved
             if self.realtime:
                 wall = time.monotonic()
                 self.world.advance_to(self.world.now_ms + int((wall - self._last_wall) * 1000))

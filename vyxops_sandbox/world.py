@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from vyxops.errors import InputError, ScenarioError
 from vyxops.images import FLY_REGISTRY, secret_digest
 from vyxops.images import parse_image_ref as _parse_ref
 from vyxops.timeutil import iso
-from vyxops_sandbox import functions, machines
+from vyxops_sandbox import functions, machines, statefile
 from vyxops_sandbox.functions import FUNCTION_CREATE_MS, FUNCTION_DONE_MS  # noqa: F401  (re-exported)
 from vyxops_sandbox.machines import (  # noqa: F401  (re-exported: the fleet generator and tests read them here)
     APP_REPORT_MS,
@@ -76,7 +75,11 @@ class World:
     def __init__(self, state: dict[str, Any], sandbox_dir: Path | None = None) -> None:
         self.state = state
         self.sandbox_dir = Path(sandbox_dir) if sandbox_dir else None
-        self.dirty = False
+        self.dirty = False  # anything changed since the last save (the clock included)
+        self.changed = False  # something other than the clock changed since the last save
+        self._clock_only = False  # inside advance_to: what changes is the clock's doing
+        self.revision = statefile.revision_of(state)
+        self._stamp: statefile.Stamp | None = None
         self.platform = Platform.from_json(state.get("platform"))
 
     # ------------------------------------------------------------------ lifecycle
@@ -149,7 +152,9 @@ class World:
                 f"the sandbox state is incomplete (missing {', '.join(missing) or 'scenario name/clock'})",
                 hint=_reset_hint(scenario or held),
             )
-        return cls(state, Path(sandbox_dir))
+        world = cls(state, Path(sandbox_dir))
+        world._stamp = statefile.Stamp.of(path)
+        return world
 
     @classmethod
     def load(cls, scenario: str | Path | Scenario | None, sandbox_dir: Path) -> World:
@@ -172,18 +177,53 @@ class World:
         ):
             return existing
         world = cls.from_scenario(sc, Path(sandbox_dir))
+        if existing is not None:  # switching scenario replaces the held state on purpose: take its place
+            world.revision, world._stamp = existing.revision, existing._stamp
         world.save()
         return world
 
     def save(self) -> None:
-        """Write the state atomically to ``<sandbox_dir>/state.json``."""
+        """Write the state to ``<sandbox_dir>/state.json`` under the sandbox's lock, never over a newer one.
+
+        A newer state on disk is adopted when this process changed only the clock since it
+        read; StaleState (exit 2) when it changed something itself (statefile's docstring).
+        """
         if self.sandbox_dir is None:
             return
-        self.sandbox_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.sandbox_dir / f"state.json.{os.getpid()}.tmp"
-        tmp.write_text(self.dumps(), encoding="utf-8")
-        os.replace(tmp, self.sandbox_dir / "state.json")
-        self.dirty = False
+        with statefile.locked(self.sandbox_dir):
+            self._catch_up()
+            self.state["revision"] = self.revision + 1
+            self._stamp = statefile.write_state(self.sandbox_dir, self.dumps())
+            self.revision += 1
+        self.dirty = self.changed = False
+
+    def refresh(self) -> None:
+        """Pick up a state another process saved since this one last read or wrote (one stat when none did)."""
+        if self.sandbox_dir is None or statefile.Stamp.of(self.sandbox_dir / statefile.STATE) == self._stamp:
+            return
+        with statefile.locked(self.sandbox_dir):
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Adopt a newer state on disk (keeping this process's later clock), or refuse when both changed."""
+        path = self.sandbox_dir / statefile.STATE  # type: ignore[operator]
+        stamp = statefile.Stamp.of(path)
+        if stamp is None or stamp == self._stamp:
+            return
+        try:
+            disk = statefile.read_state(path)
+        except (ValueError, UnicodeDecodeError):
+            return  # a corrupted file is World.open's to report; this write replaces it
+        theirs = statefile.revision_of(disk)
+        if theirs <= self.revision:
+            self._stamp = stamp
+            return
+        if self.changed:
+            raise statefile.stale_error(path.parent, self.revision, theirs)
+        now = self.now_ms
+        self.state, self.revision, self._stamp = disk, theirs, stamp
+        self.platform = Platform.from_json(disk.get("platform"))
+        self.advance_to(now)
 
     def dumps(self) -> str:
         """The state as canonical JSON (same state, same bytes)."""
@@ -192,6 +232,8 @@ class World:
     def touch(self) -> None:
         """Mark the state changed so that the next save writes it."""
         self.dirty = True
+        if not self._clock_only:
+            self.changed = True
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -239,7 +281,18 @@ class World:
 
     # ------------------------------------------------------------------ clock
     def advance_to(self, ms: int) -> None:
-        """Move the virtual clock to ``ms``, applying every pending event due by then, in order."""
+        """Move the virtual clock to ``ms``, applying every pending event due by then, in order.
+
+        What it changes is the clock's doing (the events were scheduled already), so it
+        does not count as this process's own change when another process saved meanwhile.
+        """
+        outer, self._clock_only = self._clock_only, True
+        try:
+            self._advance(ms)
+        finally:
+            self._clock_only = outer
+
+    def _advance(self, ms: int) -> None:
         pending = self.state["pending"]
         while True:
             due = [p for p in pending if p["at_ms"] <= ms]
