@@ -96,3 +96,23 @@ def test_explore_notebook_runs_headless_with_its_widgets(sandbox_env: Path, tmp_
     data = [o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])]
     assert any("application/vnd.jupyter.widget-view+json" in d for d in data)
     assert any("5683732efe3208" in d.get("text/html", "") for d in data)
+
+
+def test_a_notebook_error_is_named_by_its_class_in_the_error_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fixes' LockHeld (an InputError) reaches papermill named InputError, so the CLI exits 2, text intact."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from vyxops import nbtools
+    from vyxops.fixes.lock import LockHeld
+
+    shell = InteractiveShell.instance()
+    shown: list[tuple[type, list[str]]] = []
+    monkeypatch.setattr(shell, "_showtraceback", lambda etype, value, stb: shown.append((etype, stb)))
+    nbtools.setup()
+    shell.user_ns["LockHeld"], shell.user_ns["Path"] = LockHeld, Path
+    shell.run_cell("raise LockHeld(Path('x.lock'), {'who': 'alice', 'target': 'sandbox', 'app': 'vyx-app'})")
+    etype, stb = shown[-1]
+    assert etype.__name__ == "InputError" and stb[0].startswith("LockHeld: ")
+    from vyxops.errors import exit_code_for
+
+    assert exit_code_for(etype) == 2

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from vyxops.errors import ApiError, AuthError, InputError, NotFoundError
+from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, RateLimitedError, TransportError, redact
 from vyxops.http import Api, is_jwt, supabase_key_headers
 
 MAX_ROWS = 1000  # PostgREST on Supabase returns at most this many rows, silently
@@ -78,29 +78,82 @@ class SupabaseClient:
         self._last.request_id = response.headers.get("sb-request-id") or response.headers.get("x-request-id")
 
     def _run(self, builder: Any) -> Any:
-        """Execute a supabase-py query, turning its APIError into a typed vyxops error."""
+        """Execute a supabase-py query; every failure leaves as a typed vyxops error.
+
+        supabase-py raises APIError (without the HTTP status: the response hook keeps it),
+        lets httpx's own exceptions through, and hands back a non-JSON body as a string:
+        each becomes an ApiError subclass or a TransportError, never an untyped exit.
+        """
         from postgrest.exceptions import APIError
 
+        failure: Exception | None = None
         try:
-            return builder.execute()
+            result = builder.execute()
         except APIError as exc:
-            status = self._last.status
-            cls = AuthError if status in (401, 403) else NotFoundError if status == 404 else ApiError
-            hint = {
-                "21000": "an update needs a filter; vyxops never updates a whole table",
-                "42703": "the column does not exist in this table",
-                "PGRST205": "the table does not exist or is not exposed; check --table / the scenario's machines_table",
-            }.get(str(exc.code), "check SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY" if status in (401, 403) else None)
-            raise cls(
-                str(exc.message),
+            failure = self._api_error(exc)
+        except httpx.HTTPError as exc:
+            failure = self._transport_error(exc)
+        if failure is not None:
+            raise failure  # outside the except block: the httpx exception holds the request, keys included
+        data = getattr(result, "data", None)
+        if data is not None and not isinstance(data, list):
+            raise TransportError(
+                f"malformed response body ({self._last.status}, not a JSON list of rows)",
                 platform="supabase-rest",
                 method=self._last.method,
                 path=self._last.path,
-                status=status,
-                request_id=self._last.request_id,
-                code=str(exc.code) if exc.code else None,
-                hint=hint,
-            ) from None
+                hint="something other than PostgREST answered (proxy, wrong SUPABASE_URL?); retry later",
+            )
+        return result
+
+    def _api_error(self, exc: Any) -> ApiError:
+        status = self._last.status
+        cls: type[ApiError] = (
+            AuthError
+            if status in (401, 403)
+            else NotFoundError
+            if status == 404
+            else RateLimitedError
+            if status == 429
+            else ApiError
+        )
+        hint = {
+            "21000": "an update needs a filter; vyxops never updates a whole table",
+            "42703": "the column does not exist in this table",
+            "PGRST205": "the table does not exist or is not exposed; check --table / the scenario's machines_table",
+        }.get(str(exc.code))
+        if hint is None and status in (401, 403):
+            hint = "check SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"
+        elif hint is None and status == 429:
+            hint = "rate limited after every retry; wait and run again"
+        elif hint is None and status is not None and (status == 408 or status >= 500):
+            hint = "the database API timed out or failed; retry later"
+        message = exc.message if isinstance(exc.message, str) and exc.message else f"HTTP {status} with no message"
+        return cls(
+            message,
+            platform="supabase-rest",
+            method=self._last.method,
+            path=self._last.path,
+            status=status,
+            request_id=self._last.request_id,
+            code=str(exc.code) if exc.code else None,
+            hint=hint,
+        )
+
+    def _transport_error(self, exc: httpx.HTTPError) -> TransportError:
+        try:
+            request: httpx.Request | None = exc.request
+        except RuntimeError:  # httpx raises when the exception carries no request
+            request = None
+        method = request.method if request is not None else self._last.method
+        path = request.url.path if request is not None else self._last.path
+        idempotent = method in ("GET", "HEAD")
+        hint = "the database API did not answer; retry later"
+        if not idempotent:
+            hint += "; the write may have been applied: read the row before writing again"
+        detail = redact(str(exc) or "no detail")
+        return TransportError(f"{type(exc).__name__}: {detail}", platform="supabase-rest", method=method,
+                              path=path, hint=hint)  # fmt: skip
 
     # -- PostgREST
     def select_all(

@@ -43,8 +43,11 @@ def setup() -> None:
     def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
         # An error output with the name and message, and no traceback frames: papermill
         # reads ename/evalue from it, a person reads the message and hint.
+        # The error is named by its nearest class in vyxops.errors, which is how the CLI maps it to
+        # an exit status (a fixes' LockHeld is an InputError: exit 2); the text keeps its own name.
         stb = [f"{etype.__name__}: {value}"]
-        shell._showtraceback(etype, value, stb)
+        named = next((c for c in etype.__mro__ if c.__module__ == "vyxops.errors"), etype)
+        shell._showtraceback(named, value, stb)
         return stb
 
     ip.set_custom_exc((VyxopsError,), handler)
