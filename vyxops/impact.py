@@ -26,7 +26,11 @@ class Impact:
     def sentence(self) -> str:
         if not self.sessions:
             return "No user session failed in the window."
-        span = f" between {self.first:%Y-%m-%d %H:%M} and {self.last:%H:%M} UTC" if self.first is not None else ""
+        span = ""
+        if self.first is not None and self.last is not None and self.first.floor("min") != self.last.floor("min"):
+            span = f" between {self.first:%Y-%m-%d %H:%M} and {self.last:%Y-%m-%d %H:%M} UTC"
+        elif self.first is not None:
+            span = f" at {self.first:%Y-%m-%d %H:%M} UTC"
         now = f"; {self.current} still failing now" if self.current != self.sessions else ""
         return (
             f"{self.sessions} session(s) for {self.users} user(s) failed{span}: {self.refused} refused at create, "

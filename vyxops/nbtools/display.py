@@ -24,9 +24,10 @@ def show_figure(fig: Any) -> None:
     display(Image(buf.getvalue()))
 
 
+# !important: the report template's own rule (.jp-RenderedHTMLCommon td, right-aligned) is more specific.
 TABLE_STYLE = (
     "<style>.vyxops-table{border-collapse:collapse}.vyxops-table th,.vyxops-table td"
-    "{text-align:left;vertical-align:top;padding:2px 8px}</style>"
+    "{text-align:left !important;vertical-align:top;padding:2px 8px}</style>"
 )
 
 

@@ -30,8 +30,9 @@ VERDICT_HEADINGS = {
 
 
 def esc(text: object) -> str:
-    """Text from a platform, a scenario or an argument, safe inside Markdown and HTML."""
-    return html.escape(str(text), quote=True).replace("`", "&#96;")
+    """Text from a platform, a scenario or an argument, safe inside Markdown and HTML (markup is escaped;
+    a backtick still makes a code span, whose content Markdown escapes too)."""
+    return html.escape(str(text), quote=True)
 
 
 def show_header(inv: Investigation, tz: str = "UTC") -> None:
