@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from vyxops import facts
 from vyxops.images import FLY_REGISTRY
 from vyxops_sandbox.machines import ManifestUnknown
 
@@ -101,7 +102,7 @@ def _provision(
     user_id, region = str(body["user_id"]), str(body.get("region", "sjc"))
     t0 = world.now_ms
     function_log(
-        world, fn, exec_id, t0 + 40, f"Provisioning machine for user {user_id} in {region} with image {image}", "info"
+        world, fn, exec_id, t0 + 40, facts.PROVISIONING_LINE.format(user_id=user_id, region=region, image=image), "info"
     )
     world.advance_to(t0 + FUNCTION_CREATE_MS)
     config = {
@@ -115,7 +116,7 @@ def _provision(
         m = world.create_machine(app, config, region=region, machine_id=machine_id)
     except ManifestUnknown as exc:
         err = json.dumps({"error": str(exc)})
-        function_log(world, fn, exec_id, world.now_ms + 120, f"Fly API error (400): {err}", "error")
+        function_log(world, fn, exec_id, world.now_ms + 120, facts.API_ERROR_LINE.format(status=400, body=err), "error")
         return 500, {"error": f"Failed to create machine: Fly API error (400): {err}"}
     row_time = world.pg_now(200)
     row = {
@@ -133,7 +134,7 @@ def _provision(
     table = world.table(world.state["supabase"]["machines_table"])
     assert table is not None
     table["rows"].append(row)
-    function_log(world, fn, exec_id, world.now_ms + 210, f"Created machine {m['id']} with image {image}", "info")
+    function_log(world, fn, exec_id, world.now_ms + 210, facts.CREATED_LINE.format(machine_id=m["id"], image=image), "info")
     return 200, {"machine_id": m["id"], "status": "starting", "row_id": row["id"], "image": image}
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vyxops import facts
 from vyxops.frames import function_log_record, machine_records, make_frame, release_records
 from vyxops.images import secret_digest
 from vyxops_sandbox.world import (
@@ -240,6 +241,18 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------- synthetic frames
+
+
+def _fill(template: str, **columns: Any) -> np.ndarray:
+    """``template.format(**row)`` for every row of equal-length arrays (or constants), vectorised."""
+    import string
+
+    out: Any = ""
+    for literal, field, _, _ in string.Formatter().parse(template):
+        out = np.char.add(out, literal) if literal else out
+        if field:
+            out = np.char.add(out, np.asarray(columns[field]).astype(str))
+    return np.asarray(out)
 
 
 def _string_array(values: Any) -> pd.arrays.ArrowStringArray:
@@ -499,19 +512,12 @@ def generate_fleet_frames(
     # function logs: boot, provisioning line, created/error line, then the edge log
     fid = "7c1e5f2b-9a0d-4a51-8c3e-2b6f1d7e9a10"
     exec_id = _uuid(rng, n_calls)
-    provisioning = np.char.add(
-        np.char.add(
-            np.char.add(np.char.add(np.char.add("Provisioning machine for user ", user), " in "), region),
-            " with image ",
-        ),
-        image,
-    )
+    provisioning = _fill(facts.PROVISIONING_LINE, user_id=user, region=region, image=image)
     created_line = np.full(n_calls, "", dtype=object)
-    created_line[m_idx] = np.char.add(np.char.add(np.char.add("Created machine ", mid), " with image "), m_image)
+    created_line[m_idx] = _fill(facts.CREATED_LINE, machine_id=mid, image=m_image)
     miss = np.flatnonzero(~made)
-    created_line[miss] = np.char.add(
-        np.char.add('Fly API error (400): {"error": "failed to get manifest ', image[miss]), ': MANIFEST_UNKNOWN"}'
-    )
+    refused = np.char.add(np.char.add('{"error": "failed to get manifest ', image[miss]), ': MANIFEST_UNKNOWN"}')
+    created_line[miss] = _fill(facts.API_ERROR_LINE, status="400", body=refused)
     second_at = np.where(made, t0 + FUNCTION_CREATE_MS + 210, t0 + FUNCTION_CREATE_MS + 120)
     status = np.where(made, 200, 500)
     fl_time_us = np.concatenate(
