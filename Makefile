@@ -6,7 +6,7 @@ UV     := .tools/bin/uv
 STAMP  := $(VENV)/.installed
 OUT    ?= out/stub-image
 
-.PHONY: setup bytecode demo test bench lab clean
+.PHONY: setup bytecode demo test bench faults lab clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -34,6 +34,12 @@ test: setup  ## the whole test suite, offline
 
 bench: setup  ## speed and memory figures, as ratios measured in one run
 	$(VENV)/bin/python bench/run.py
+
+faults: setup  ## the whole fault matrix: investigations and fixes under every fault, kills, concurrent applies
+	$(VENV)/bin/python tests/test_fault_matrix_investigate.py
+	$(VENV)/bin/python tests/test_fault_matrix.py
+	VYXOPS_FAULT_MATRIX=full $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/test_fixes_transactions.py tests/test_fixes_lock.py tests/test_sandbox_state.py
 
 lab: setup  ## JupyterLab for ad hoc exploration (installs the lab extra)
 	$(UV) pip install --quiet --python $(VENV)/bin/python --compile-bytecode -e '.[test,lab]'
