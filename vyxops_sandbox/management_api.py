@@ -235,14 +235,14 @@ def _logs(world: World, request: httpx.Request, answer: Answer, match: re.Match[
 
     params = request.url.params
     oldest_us = world.now_ms * 1000 - world.platform.supabase.log_retention_days * DAY_US
-    kept = [r for r in world.state["supabase"]["logs"] if r["timestamp_us"] >= oldest_us]
     try:
         rows = run_logs_query(
-            kept,
+            world.state["supabase"]["logs"],
             params.get("sql") or "",
             params.get("iso_timestamp_start"),
             params.get("iso_timestamp_end"),
             world.now_ms,
+            oldest_us=oldest_us,
         )
     except LogQueryError as exc:
         return answer(exc.status, {"result": None, "error": exc.message})

@@ -89,20 +89,30 @@ def ordered_findings(inv: Investigation) -> list:  # type: ignore[type-arg]
     return sorted(inv.findings, key=lambda f: (inv.root is not f, SEVERITY_ORDER.get(f.severity, 3)))
 
 
-def show_findings(inv: Investigation, tz: str = "UTC") -> None:
+#: Findings shown in full with their evidence; on a busy day the rest go in one table.
+FINDINGS_IN_FULL = 20
+
+
+def show_findings(inv: Investigation, tz: str = "UTC", in_full: int = FINDINGS_IN_FULL) -> None:
     """Each finding, the root cause first, with its evidence table and the fixes that address it."""
     if not inv.findings:
         md("No findings.")
         return
     from IPython.display import HTML, display
 
-    for f in ordered_findings(inv):
+    ordered = ordered_findings(inv)
+    for f in ordered[:in_full]:
         root = " — root cause" if inv.root is f else ""
         fixes = ", ".join(esc(x) for x in f.fixes) or "none"
         md(f"#### {esc(f.code)}{root}\n\n{esc(f.title)}\n\n**{f.severity.upper()}** · {esc(f.entity)} · fixes: {fixes}")
         evidence = pd.DataFrame(f.evidence, columns=["time", "source", "detail"])
         evidence["time"] = [fmt_time(t, tz) if t else "" for t in evidence["time"]]
         display(HTML(table(evidence)))
+    rest = ordered[in_full:]
+    if rest:
+        md(f"#### {len(rest)} more finding(s)\n\nThe same kinds as above; each in findings.json with its evidence.")
+        rows = [{"code": f.code, "severity": f.severity, "entity": f.entity, "title": f.title} for f in rest]
+        display(HTML(table(pd.DataFrame(rows, columns=["code", "severity", "entity", "title"]))))
 
 
 def show_fixes(inv: Investigation, target: str, scenario: str | None) -> None:
