@@ -591,7 +591,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_capture(args: argparse.Namespace) -> int:
     check_common(args)
-    from vyxops.bundle import write_bundle
+    from vyxops.bundle import RecordingTransport, write_bundle
     from vyxops.evidence import collect_evidence
     from vyxops.session import open_session
     from vyxops.timeutil import iso
@@ -608,8 +608,10 @@ def cmd_capture(args: argparse.Namespace) -> int:
             "machines_table": session.machines_table,
             "org": session.org,
         }
-        path = write_bundle(args.out, session.recorder, meta)
-    exchanges = len(session.recorder.exchanges)  # type: ignore[attr-defined]
+        recorder = session.recorder
+        assert isinstance(recorder, RecordingTransport)  # record=True makes one
+        path = write_bundle(args.out, recorder, meta)
+    exchanges = len(recorder.exchanges)
     say(
         f"bundle: {path} ({exchanges} exchanges)",
         f"replay: vyxops investigate --target bundle:{path} --app {args.app} --out out/{args.app}-replay",

@@ -196,7 +196,7 @@ class ExplorerUI:
     """The ipywidgets of an :class:`Explorer`; every widget is an attribute, so tests can drive it."""
 
     def __init__(self, explorer: Explorer) -> None:
-        import ipywidgets as w  # type: ignore[import-untyped]
+        import ipywidgets as w
 
         self.explorer = explorer
         self.page_number = 0

@@ -23,7 +23,7 @@ class Stages:
         self.path = os.environ.get(FILE_ENV) or None
         self.bar: Any = None
         if self.path is None and _interactive():
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]  # tqdm ships no types
 
             self.bar = tqdm(total=total, desc=desc, leave=False)
         self.desc = desc

@@ -492,18 +492,18 @@ def build_timeline(
     if events is not None:
         blocks.append(_events_block(events, known_machines))
     if _usable("releases", releases):
-        blocks.append(_releases_block(releases))  # type: ignore[arg-type]
+        blocks.append(_releases_block(releases))
     _usable("manifests", manifests)  # checked for shape only: no time to place it at
     if _usable("fly_logs", fly_logs):
-        blocks.append(_fly_logs_block(fly_logs))  # type: ignore[arg-type]
+        blocks.append(_fly_logs_block(fly_logs))
     if _usable("machine_rows", machine_rows):
-        blocks.extend(_rows_blocks(machine_rows))  # type: ignore[arg-type]
+        blocks.extend(_rows_blocks(machine_rows))
     if _usable("secrets", secrets):
-        blocks.append(_secrets_block(secrets))  # type: ignore[arg-type]
+        blocks.append(_secrets_block(secrets))
     if _usable("functions", functions):
-        blocks.extend(_functions_blocks(functions))  # type: ignore[arg-type]
+        blocks.extend(_functions_blocks(functions))
     if _usable("function_logs", function_logs):
-        blocks.extend(_function_logs_blocks(function_logs))  # type: ignore[arg-type]
+        blocks.extend(_function_logs_blocks(function_logs))
     if not blocks:
         return empty_timeline()
 
@@ -534,7 +534,7 @@ def _drop_repeats(table: pa.Table) -> tuple[pa.Table, int]:
         col = table[k].combine_chunks()
         eq = pc.fill_null(pc.equal(col.slice(1), col.slice(0, n - 1)), pa.scalar(k != "time"))
         same = eq if same is None else pc.and_(same, eq)
-    same_prev = np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)  # row i+1 ties with row i
+    same_prev = np.asarray(same.to_numpy(zero_copy_only=False), dtype=np.bool_)  # row i+1 ties with row i
     if not same_prev.any():
         return table, 0
     in_run = np.zeros(n, dtype=bool)

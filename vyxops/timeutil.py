@@ -43,8 +43,8 @@ def series_to_utc(values: Any, unit: str | None = None) -> pd.Series:
     """Convert a sequence to a ``datetime64[ns, UTC]`` Series (``NaT`` for missing)."""
     import pandas as pd
 
-    converted = [to_utc(v, unit) for v in values]
-    return pd.Series(pd.to_datetime(converted, utc=True), dtype="datetime64[ns, UTC]")
+    converted = [to_utc(v, unit) or pd.NaT for v in values]
+    return pd.Series(pd.to_datetime(pd.Series(converted, dtype=object), utc=True), dtype="datetime64[ns, UTC]")
 
 
 def iso(ts: Any) -> str:

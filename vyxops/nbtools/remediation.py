@@ -102,7 +102,7 @@ def audit_html(result: Result) -> str:
 def _show(html: str) -> None:
     from IPython.display import HTML, display
 
-    display(HTML(html))  # type: ignore[no-untyped-call]  # IPython ships no types
+    display(HTML(html))  # IPython ships no types: untyped calls are allowed in nbtools (pyproject)
 
 
 def show_investigation(inv: Investigation) -> None:

@@ -24,15 +24,9 @@ import pandas as pd
 from vyxops import facts
 from vyxops.frames import function_log_record, machine_records, make_frame, release_records
 from vyxops.images import secret_digest
-from vyxops_sandbox.world import (
-    APP_REPORT_MS,
-    DESTROY_AFTER_EXIT_MS,
-    FUNCTION_CREATE_MS,
-    FUNCTION_DONE_MS,
-    PULL_MS,
-    START_MS,
-    World,
-)
+from vyxops_sandbox.functions import FUNCTION_CREATE_MS, FUNCTION_DONE_MS
+from vyxops_sandbox.machines import APP_REPORT_MS, DESTROY_AFTER_EXIT_MS, PULL_MS, START_MS
+from vyxops_sandbox.world import World
 
 FLEET_START = pd.Timestamp("2025-09-01T00:00:00Z")
 FLEET_PROJECT_REF = "fleetprojectref0001"
@@ -187,7 +181,7 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
             for e in a["logs"]
         )
     sup = state["supabase"]
-    rows_out = []
+    rows_out: list[dict[str, Any]] = []
     for table, t in sup["tables"].items():
         rows_out.extend({**r, "table": table, "updated_at_raw": r.get("updated_at")} for r in t["rows"])
     slugs = {f["id"]: f["slug"] for f in sup["functions"]}
