@@ -9,14 +9,35 @@ at import time: the CLI imports this module before it spawns the kernel.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vyxops import errors
+from vyxops.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from jupyter_client.provisioning import LocalProvisioner
 
 PRELOAD = ("import vyxops.kernel; vyxops.kernel.preload()",)  # the notebooks' heavy imports, while the kernel boots
+KERNEL_NAME = "python3"
+#: The provisioner that adopts a pre-spawned kernel, registered by pyproject.toml's
+#: ``jupyter_client.kernel_provisioners`` entry point (``PrespawnedProvisioner`` below).
+PROVISIONER_NAME = "vyxops-prespawned"
+_PRESPAWNED: dict[str, Kernel] = {}  # kernels spawned and not yet adopted, by kernel id
+
+
+def kernel_argv(connection_file: str) -> list[str]:
+    """The kernel's command line: ipykernel on ``connection_file``, with the preload as its exec_lines."""
+    # The notebooks' heavy imports run while the kernel boots (before it says it is
+    # ready), which overlaps with the CLI loading papermill and checking inputs.
+    warm = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
+    return [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file, *warm]
 
 
 class Kernel:
@@ -26,10 +47,10 @@ class Kernel:
     imported (that import alone is ~0.12 s, all of it on the run's critical path
     otherwise), with a connection file written here: IPC sockets in a private
     directory, so two runs in one directory never share them, and a fresh HMAC key.
-    ``km`` then hands that process to a jupyter_client ``KernelManager`` through the
-    hook jupyter_client documents for launching kernels differently
-    (``_async_launch_kernel``); everything else (connection file, control socket,
-    shutdown, clean-up) is jupyter_client's own.
+    ``km`` then hands that process to a jupyter_client ``KernelManager`` whose kernel
+    provisioner adopts it instead of starting one (``PrespawnedProvisioner``, found by
+    this kernel's ``id``); everything else (connection file, control socket, shutdown,
+    clean-up) is jupyter_client's own.
 
     Use as a context manager; it is always shut down, also when a check fails.
     """
@@ -37,7 +58,6 @@ class Kernel:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         import secrets
         import subprocess
-        import sys
         import tempfile
 
         self._sockets = tempfile.TemporaryDirectory(prefix="vyxops-kernel-")
@@ -52,14 +72,12 @@ class Kernel:
             "hb_port": 5,
             "key": secrets.token_hex(32),
             "signature_scheme": "hmac-sha256",
-            "kernel_name": "python3",
+            "kernel_name": KERNEL_NAME,
         }
+        self.id = secrets.token_hex(16)  # the kernel id its provisioner finds it by
         connection = directory / "kernel.json"
         with open(os.open(connection, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
             json.dump(self.info, f)
-        # The notebooks' heavy imports run while the kernel boots (before it says it is
-        # ready), which overlaps with this process loading papermill and checking inputs.
-        warm = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
         kernel_env = {
             **os.environ,
             **(env or {}),
@@ -72,7 +90,7 @@ class Kernel:
         self._stderr = directory / "stderr.log"
         with open(self._stderr, "wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection), *warm],
+                kernel_argv(str(connection)),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -82,6 +100,7 @@ class Kernel:
             )
         self._km: Any = None
         self.clients: list[Any] = []  # kernel clients made by ``km``, stopped with the kernel
+        _PRESPAWNED[self.id] = self
 
     @property
     def km(self) -> Any:
@@ -105,6 +124,7 @@ class Kernel:
             self._stop()
 
     def _stop(self) -> None:
+        _PRESPAWNED.pop(self.id, None)
         try:
             # Ended here first: jupyter_client's own wait polls every 0.1 s, which was
             # most of a stop. Its shutdown then finds the process gone and only cleans up.
@@ -188,15 +208,17 @@ def _prompt_client_class() -> Any:
     return PromptKernelClient
 
 
-def _adopt(kernel: Kernel) -> Any:
+def _adopt(kernel: Kernel) -> KernelManager:
     """A ``KernelManager`` for ``kernel.process``, started by jupyter_client's own sequence.
 
-    Its connection file (same ports and key) goes next to the kernel's, so neither
-    file is rewritten while the kernel may be reading its own.
+    Public API throughout (checked against jupyter_client 8.10.0): the manager's kernel
+    spec names ``PrespawnedProvisioner``, whose ``launch_kernel`` adopts the process.
+    Its connection file (same ports and key) goes next to the kernel's, so neither file
+    is rewritten while the kernel may be reading its own.
     """
     from jupyter_client.manager import KernelManager
 
-    class PrespawnedKernelManager(KernelManager):  # type: ignore[misc]
+    class AdoptingKernelManager(KernelManager):
         def client(self, **kwargs: Any) -> Any:
             # nbclient leaves the channels of a client it made from a manager it
             # does not own running; the kernel's stop closes them.
@@ -204,26 +226,91 @@ def _adopt(kernel: Kernel) -> Any:
             kernel.clients.append(kc)
             return kc
 
-        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-            provisioner = self.provisioner
-            provisioner.process = kernel.process
-            provisioner.pid = kernel.process.pid
-            try:
-                provisioner.pgid = os.getpgid(kernel.process.pid)
-            except OSError:  # already gone: nbclient reports the dead kernel
-                provisioner.pgid = None
-            provisioner.cwd = kernel.cwd
-
-    km = PrespawnedKernelManager(
-        kernel_name="python3",
+    km = AdoptingKernelManager(
+        kernel_name=KERNEL_NAME,
+        kernel_id=kernel.id,  # what the provisioner finds the process by
+        kernel_spec_manager=_spec_manager_class()(),
         transport="ipc",
         ip=kernel.info["ip"],
         connection_file=str(Path(kernel.info["ip"]).parent / "manager.json"),
+        transport_encryption="disabled",  # the kernel reads its own connection file, which holds no Curve keys
+        client_factory=_prompt_client_class(),
     )
-    km.client_factory = _prompt_client_class()
     km.load_connection_info(kernel.info)
-    km.start_kernel()
+    try:
+        km.start_kernel()
+    except ModuleNotFoundError as exc:
+        if PROVISIONER_NAME not in str(exc):
+            raise
+        raise ConfigError(
+            f"jupyter_client does not know the kernel provisioner {PROVISIONER_NAME!r}",
+            hint="vyxops was installed before it registered one: run `make setup` again",
+        ) from None
     return km
+
+
+@functools.cache
+def _spec_manager_class() -> type[KernelSpecManager]:
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+    class PrespawnedSpecs(KernelSpecManager):
+        """Kernel specs in which ``python3`` is the pre-spawned kernel.
+
+        Public API (jupyter_client 8.10.0): a spec's ``metadata.kernel_provisioner``
+        is how jupyter_client documents choosing a provisioner. Its argv is the one
+        ``Kernel`` ran, so a kernel started again (a restart) is the same kernel.
+        """
+
+        def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+            if kernel_name != KERNEL_NAME:
+                return super().get_kernel_spec(kernel_name)
+            return KernelSpec(
+                argv=kernel_argv("{connection_file}"),
+                display_name="Python 3 (vyxops)",
+                language="python",
+                metadata={"kernel_provisioner": {"provisioner_name": PROVISIONER_NAME, "config": {}}},
+            )
+
+    return PrespawnedSpecs
+
+
+@functools.cache
+def _provisioner_class() -> type[LocalProvisioner]:
+    from jupyter_client.provisioning import LocalProvisioner
+
+    class PrespawnedProvisioner(LocalProvisioner):
+        """jupyter_client's local provisioner, adopting the process ``Kernel`` spawned instead of starting one.
+
+        Public API (jupyter_client 8.10.0): ``launch_kernel`` is where a provisioner
+        starts its kernel, and ``LocalProvisioner`` is documented as the class to
+        subclass for local kernels. Relied on: LocalProvisioner manages the process
+        through the four attributes its own ``launch_kernel`` sets (``process``,
+        ``pid``, ``pgid``, ``cwd``), which tests/test_kernel_contract.py pins.
+        """
+
+        async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+            kernel = _PRESPAWNED.pop(self.kernel_id or "", None)
+            if kernel is None:  # a restart: started as LocalProvisioner starts any kernel
+                return await super().launch_kernel(cmd, **kwargs)
+            self.process = kernel.process
+            self.pid = kernel.process.pid
+            try:
+                self.pgid = os.getpgid(kernel.process.pid)
+            except OSError:  # already gone: nbclient reports the dead kernel
+                self.pgid = None
+            self.cwd = kernel.cwd
+            return self.connection_info
+
+    return PrespawnedProvisioner
+
+
+def __getattr__(name: str) -> Any:
+    # pyproject.toml's entry point names vyxops.kernel:PrespawnedProvisioner. The class
+    # is built when jupyter_client loads it, so that importing this module (the CLI does,
+    # before it spawns the kernel) never imports jupyter_client.
+    if name == "PrespawnedProvisioner":
+        return _provisioner_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 SAVE_EVERY_S = 1.0  # how stale the output notebook may be while a run is in progress
