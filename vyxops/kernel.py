@@ -20,9 +20,11 @@ from vyxops import errors
 from vyxops.errors import ConfigError
 
 if TYPE_CHECKING:
+    from jupyter_client.blocking.client import BlockingKernelClient
+    from jupyter_client.connect import KernelConnectionInfo
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
-    from jupyter_client.provisioning import LocalProvisioner
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 PRELOAD = ("import vyxops.kernel; vyxops.kernel.preload()",)  # the notebooks' heavy imports, while the kernel boots
 KERNEL_NAME = "python3"
@@ -62,7 +64,7 @@ class Kernel:
 
         self._sockets = tempfile.TemporaryDirectory(prefix="vyxops-kernel-")
         directory = Path(self._sockets.name)
-        self.info = {
+        self.info: KernelConnectionInfo = {
             "transport": "ipc",
             "ip": str(directory / "k"),
             "shell_port": 1,
@@ -154,7 +156,8 @@ class Kernel:
             stopping.join()
 
 
-def _prompt_client_class() -> Any:
+@functools.cache
+def _prompt_client_class() -> type[BlockingKernelClient]:
     """jupyter_client's blocking client, without 0.2 s of idle waiting when the kernel comes up.
 
     Its ``wait_for_ready`` ends with "flush IOPub": it reads IOPub until nothing has
@@ -163,36 +166,42 @@ def _prompt_client_class() -> Any:
     at the IOPub ``idle`` status of that very request: the last message the
     request causes, so IOPub is both connected and flushed. Otherwise (IOPub not yet
     connected, or the kernel still booting) it asks again, as jupyter_client does.
+
+    Checked against jupyter_client 8.10.0 and nbclient 0.11.0: it overrides the public
+    ``wait_for_ready``, which nbclient calls on the client the manager makes, with the
+    blocking client's public calls. Relied on: upstream's own readiness wait
+    (``KernelClient._async_wait_for_ready``, re-done here without the flush) and the
+    private ``_handle_kernel_info_reply`` it calls on the reply (the protocol version
+    the session adapts to); tests/test_kernel_contract.py pins both.
     """
     import time
     from queue import Empty
 
     from jupyter_client.blocking.client import BlockingKernelClient
-    from jupyter_core.utils import ensure_async, run_sync
 
-    class PromptKernelClient(BlockingKernelClient):  # type: ignore[misc]
-        async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+    class PromptKernelClient(BlockingKernelClient):
+        def wait_for_ready(self, timeout: float | None = None) -> None:
             deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
             while True:
                 self.kernel_info()
                 try:
-                    reply = await ensure_async(self.shell_channel.get_msg(timeout=1))
+                    reply = self.get_shell_msg(timeout=1)
                 except Empty:
                     reply = None
-                answered = reply is not None and reply["msg_type"] == "kernel_info_reply"
-                if answered and await self._iopub_idle_after(reply["parent_header"].get("msg_id"), within=0.5):
-                    self._handle_kernel_info_reply(reply)
-                    return
-                if not await self._async_is_alive():
+                if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                    if self._iopub_idle_after(reply["parent_header"].get("msg_id"), within=0.5):
+                        self._handle_kernel_info_reply(reply)
+                        return
+                if not self.is_alive():
                     raise RuntimeError("Kernel died before replying to kernel_info")
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
 
-        async def _iopub_idle_after(self, msg_id: str | None, within: float) -> bool:
+        def _iopub_idle_after(self, msg_id: str | None, within: float) -> bool:
             end = time.monotonic() + within
             while (left := end - time.monotonic()) > 0:
                 try:
-                    msg = await ensure_async(self.iopub_channel.get_msg(timeout=left))
+                    msg = self.get_iopub_msg(timeout=left)
                 except Empty:
                     return False
                 if (
@@ -202,8 +211,6 @@ def _prompt_client_class() -> Any:
                 ):
                     return True
             return False
-
-        wait_for_ready = run_sync(_async_wait_for_ready)
 
     return PromptKernelClient
 
@@ -233,7 +240,7 @@ def _adopt(kernel: Kernel) -> KernelManager:
         transport="ipc",
         ip=kernel.info["ip"],
         connection_file=str(Path(kernel.info["ip"]).parent / "manager.json"),
-        transport_encryption="disabled",  # the kernel reads its own connection file, which holds no Curve keys
+        transport_encryption="disabled",  # the kernel reads its own connection file: no Curve keys there
         client_factory=_prompt_client_class(),
     )
     km.load_connection_info(kernel.info)
@@ -276,7 +283,7 @@ def _spec_manager_class() -> type[KernelSpecManager]:
 
 @functools.cache
 def _provisioner_class() -> type[LocalProvisioner]:
-    from jupyter_client.provisioning import LocalProvisioner
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
     class PrespawnedProvisioner(LocalProvisioner):
         """jupyter_client's local provisioner, adopting the process ``Kernel`` spawned instead of starting one.
