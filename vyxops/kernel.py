@@ -1,10 +1,22 @@
 """The notebook kernel's speed tricks, in one module.
 
-A run's length is the kernel's (docs/DESIGN.md, "Where a run's time goes"), so the
-CLI starts the kernel first, hands it to jupyter_client later, readies its client
-without an idle wait, throttles papermill's saves, and has the kernel import what
-the notebooks need while it boots. Nothing here imports jupyter_client or papermill
-at import time: the CLI imports this module before it spawns the kernel.
+A run's length is the kernel's (docs/DESIGN.md, "Where a run's time goes"). Each
+trick below names the upstream versions it was checked against (pyproject.toml
+declares the ranges tested) and, where it leans on more than a public API, what;
+tests/test_kernel_contract.py fails, naming the upstream and what to re-check
+here, when a release changes that.
+
+- ``Kernel``: the kernel process is spawned first thing, before jupyter_client is
+  imported; ``PrespawnedProvisioner`` later hands it to a ``KernelManager``.
+- ``_prompt_client_class``: the kernel client is ready without jupyter_client's
+  0.2 s IOPub flush.
+- ``register_throttled_engine``: papermill saves the output notebook at most once
+  a second instead of before and after every cell.
+- ``preload``: the kernel imports what the notebooks need while it boots, with the
+  cyclic GC paused and matplotlib's 3D toolkit left out.
+
+Nothing here imports jupyter_client or papermill at import time: the CLI imports
+this module before it spawns the kernel, and the kernel imports it to preload.
 """
 
 from __future__ import annotations
@@ -321,27 +333,36 @@ def __getattr__(name: str) -> Any:
 
 
 SAVE_EVERY_S = 1.0  # how stale the output notebook may be while a run is in progress
-_ENGINE_REGISTERED = False
+ENGINE_NAME = "vyxops"
 
 
 def register_throttled_engine() -> str:
-    """papermill's nbclient engine, saving the output notebook at most every SAVE_EVERY_S.
+    """Register papermill's nbclient engine, saving at most every SAVE_EVERY_S, and return its name.
 
     papermill writes the whole output notebook before and after every cell, markdown
     ones included: 26 writes for the investigation, each while the kernel waits for
     its next cell. Here a cell's start or end writes only when the last write is
-    SAVE_EVERY_S old, so a killed run still leaves a notebook at most that stale;
-    the first write, and the last one (papermill's own, after the run, failed or
-    not), always happen.
+    SAVE_EVERY_S old, so a killed run still leaves a notebook at most that stale.
+    The first write always happens, and so does papermill's own after the run (the
+    notebook with the failed cell marked, or the final one).
     """
-    global _ENGINE_REGISTERED
-    if _ENGINE_REGISTERED:
-        return "vyxops"
-    from papermill.engines import (
-        NBClientEngine,
-        NotebookExecutionManager,
-        papermill_engines,
-    )
+    from papermill.engines import papermill_engines  # type: ignore[import-untyped]
+
+    papermill_engines.register(ENGINE_NAME, _throttled_engine_class())
+    return ENGINE_NAME
+
+
+@functools.cache
+def _throttled_engine_class() -> type[Any]:
+    """papermill's ``NBClientEngine`` whose notebook manager is ``ThrottledManager``.
+
+    Public API (papermill 2.7.0): engines are papermill's extension point, and
+    ``NotebookExecutionManager.save`` is the one hook every write goes through. No
+    option chooses the manager an engine builds, so ``execute_notebook`` is papermill
+    2.7.0's ``Engine.execute_notebook`` copied with the manager class swapped;
+    tests/test_kernel_contract.py fails when upstream's body changes.
+    """
+    from papermill.engines import NBClientEngine, NotebookExecutionManager
 
     class ThrottledManager(NotebookExecutionManager):  # type: ignore[misc]
         _written = False
@@ -364,7 +385,7 @@ def register_throttled_engine() -> str:
             autosave_cell_every: int = 30,
             **kwargs: Any,
         ) -> Any:
-            # papermill's Engine.execute_notebook, with the manager above
+            # Copied from papermill 2.7.0's Engine.execute_notebook; only the manager's class differs.
             nb_man = ThrottledManager(
                 nb,
                 output_path=output_path,
@@ -372,17 +393,17 @@ def register_throttled_engine() -> str:
                 log_output=log_output,
                 autosave_cell_every=autosave_cell_every,
             )
+
             nb_man.notebook_start()
             try:
                 cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
             finally:
                 nb_man.cleanup_pbar()
                 nb_man.notebook_complete()
+
             return nb_man.nb
 
-    papermill_engines.register("vyxops", ThrottledEngine)
-    _ENGINE_REGISTERED = True
-    return "vyxops"
+    return ThrottledEngine
 
 
 def preload() -> None:
@@ -391,6 +412,11 @@ def preload() -> None:
     The notebooks' heavy modules load before the kernel says it is ready, so their
     cost overlaps the CLI's own start (papermill, input checks, serving the sandbox)
     instead of following it. Nothing here runs at ``import vyxops``.
+
+    Public APIs: ipykernel's ``--IPKernelApp.exec_lines`` (ipykernel 7.4.0) and the
+    ``gc`` module. Relied on: matplotlib (3.11.2) imports its 3D toolkit inside a
+    ``try`` that turns any failure into the warning filtered below, which
+    tests/test_kernel_contract.py pins.
     """
     import gc
     import sys
@@ -405,7 +431,8 @@ def preload() -> None:
         # matplotlib registers its 3D projection at import time by importing
         # mpl_toolkits.mplot3d: 60 ms, a twentieth of a whole run, for axes the reports
         # never draw. Blocked for that one import, then unblocked, so that an explicit
-        # ``import mpl_toolkits.mplot3d`` in the kernel still works.
+        # ``import mpl_toolkits.mplot3d`` in the kernel still works; the "3d" projection
+        # then needs ``matplotlib.projections.register_projection(Axes3D)``.
         blocked = "mpl_toolkits.mplot3d" not in sys.modules
         if blocked:
             sys.modules["mpl_toolkits.mplot3d"] = None  # type: ignore[assignment]
