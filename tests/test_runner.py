@@ -137,11 +137,11 @@ def test_a_kernel_that_dies_while_starting_is_a_clear_error(
     sandbox_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A kernel that exits before it is ready gives a ConfigError with its exit status and last stderr line, not a traceback."""
-    from vyxops import runner
+    from vyxops import kernel as kernel_module
     from vyxops.errors import ConfigError
 
     monkeypatch.setattr(
-        runner, "PRELOAD", ("import os; os.write(2, b'ImportError: no module named pandas\\n'); os._exit(3)",)
+        kernel_module, "PRELOAD", ("import os; os.write(2, b'ImportError: no module named pandas\\n'); os._exit(3)",)
     )
     with pytest.raises(ConfigError) as caught, Kernel() as kernel:
         run_notebook(

@@ -1,7 +1,8 @@
 """Run the notebooks with papermill and turn them into HTML reports.
 
 A failure inside a notebook reaches the user as the vyxops error it raised (its
-message and hint), not as a wall of traceback.
+message and hint), not as a wall of traceback. The kernel itself, and every trick
+that makes a run fast, live in :mod:`vyxops.kernel`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 from vyxops import errors
 from vyxops.errors import ConfigError, InputError, VyxopsError, exit_code_for
+from vyxops.kernel import Kernel, register_throttled_engine
 
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
 EXECUTION_TIMEOUT_S = 900  # per cell
-PRELOAD = ("import vyxops.kernel_preload",)  # the notebooks' heavy imports, while the kernel boots
 
 
 class NotebookFailed(VyxopsError):
@@ -43,213 +44,6 @@ def notebook_path(name: str) -> Path:
     if not here.is_file():
         raise ConfigError(f"notebook {here} is missing", hint="run vyxops from a checkout of the repository")
     return here
-
-
-class Kernel:
-    """A kernel started first thing, so its boot overlaps everything else the CLI does.
-
-    The process is spawned with :mod:`subprocess` before jupyter_client is even
-    imported (that import alone is ~0.12 s, all of it on the run's critical path
-    otherwise), with a connection file written here: IPC sockets in a private
-    directory, so two runs in one directory never share them, and a fresh HMAC key.
-    ``km`` then hands that process to a jupyter_client ``KernelManager`` through the
-    hook jupyter_client documents for launching kernels differently
-    (``_async_launch_kernel``); everything else (connection file, control socket,
-    shutdown, clean-up) is jupyter_client's own.
-
-    Use as a context manager; it is always shut down, also when a check fails.
-    """
-
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        import secrets
-        import subprocess
-        import sys
-        import tempfile
-
-        self._sockets = tempfile.TemporaryDirectory(prefix="vyxops-kernel-")
-        directory = Path(self._sockets.name)
-        self.info = {
-            "transport": "ipc",
-            "ip": str(directory / "k"),
-            "shell_port": 1,
-            "iopub_port": 2,
-            "stdin_port": 3,
-            "control_port": 4,
-            "hb_port": 5,
-            "key": secrets.token_hex(32),
-            "signature_scheme": "hmac-sha256",
-            "kernel_name": "python3",
-        }
-        connection = directory / "kernel.json"
-        with open(os.open(connection, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
-            json.dump(self.info, f)
-        # The notebooks' heavy imports run while the kernel boots (before it says it is
-        # ready), which overlaps with this process loading papermill and checking inputs.
-        warm = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
-        kernel_env = {
-            **os.environ,
-            **(env or {}),
-            "JPY_PARENT_PID": str(os.getpid()),  # the kernel exits if this process dies
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # quiets a debugger warning in the kernel
-        }
-        self.cwd = str(Path.cwd())
-        # The kernel's own stderr (import errors, a crash) goes to a file, for the error
-        # a dead kernel becomes; what cells print reaches the notebook over IOPub instead.
-        self._stderr = directory / "stderr.log"
-        with open(self._stderr, "wb") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection), *warm],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                cwd=self.cwd,
-                env=kernel_env,
-                start_new_session=True,  # its own group, as jupyter_client does
-            )
-        self._km: Any = None
-        self.clients: list[Any] = []  # kernel clients made by ``km``, stopped with the kernel
-
-    @property
-    def km(self) -> Any:
-        """The jupyter_client ``KernelManager`` managing the process (created on first use)."""
-        if self._km is None:
-            self._km = _adopt(self)
-        return self._km
-
-    def __enter__(self) -> Kernel:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            # Stopping (kill, reap, jupyter_client's clean-up) runs while the report is
-            # written; ``wait_stopped`` joins it.
-            import threading
-
-            self._stopping = threading.Thread(target=self._stop, name="vyxops-kernel-stop", daemon=True)
-            self._stopping.start()
-        else:
-            self._stop()
-
-    def _stop(self) -> None:
-        try:
-            # Ended here first: jupyter_client's own wait polls every 0.1 s, which was
-            # most of a stop. Its shutdown then finds the process gone and only cleans up.
-            self.process.kill()
-            self.process.wait()
-            for kc in self.clients:
-                if kc.channels_running:
-                    kc.stop_channels()
-            if self._km is not None:
-                self._km.shutdown_kernel(now=True)
-                self._km.cleanup_resources()
-        finally:
-            self._sockets.cleanup()
-
-    def stderr_tail(self, lines: int = 3) -> str:
-        """The last lines the kernel process wrote to stderr (redacted), while its directory exists."""
-        try:
-            text = self._stderr.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return errors.redact(" / ".join(line.strip() for line in text.strip().splitlines()[-lines:]))
-
-    def wait_stopped(self) -> None:
-        """Block until a shutdown begun by leaving the ``with`` block is over."""
-        stopping = getattr(self, "_stopping", None)
-        if stopping is not None:
-            stopping.join()
-
-
-def _prompt_client_class() -> Any:
-    """jupyter_client's blocking client, without 0.2 s of idle waiting when the kernel comes up.
-
-    Its ``wait_for_ready`` ends with "flush IOPub": it reads IOPub until nothing has
-    arrived for 0.2 s, so every run (papermill's too) waits 0.2 s with the kernel
-    ready and idle. This one asks for ``kernel_info`` just as it does, and is ready
-    at the IOPub ``idle`` status of that very request: the last message the
-    request causes, so IOPub is both connected and flushed. Otherwise (IOPub not yet
-    connected, or the kernel still booting) it asks again, as jupyter_client does.
-    """
-    import time
-    from queue import Empty
-
-    from jupyter_client.blocking.client import BlockingKernelClient
-    from jupyter_core.utils import ensure_async, run_sync
-
-    class PromptKernelClient(BlockingKernelClient):  # type: ignore[misc]
-        async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
-            deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
-            while True:
-                self.kernel_info()
-                try:
-                    reply = await ensure_async(self.shell_channel.get_msg(timeout=1))
-                except Empty:
-                    reply = None
-                answered = reply is not None and reply["msg_type"] == "kernel_info_reply"
-                if answered and await self._iopub_idle_after(reply["parent_header"].get("msg_id"), within=0.5):
-                    self._handle_kernel_info_reply(reply)
-                    return
-                if not await self._async_is_alive():
-                    raise RuntimeError("Kernel died before replying to kernel_info")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
-
-        async def _iopub_idle_after(self, msg_id: str | None, within: float) -> bool:
-            end = time.monotonic() + within
-            while (left := end - time.monotonic()) > 0:
-                try:
-                    msg = await ensure_async(self.iopub_channel.get_msg(timeout=left))
-                except Empty:
-                    return False
-                if (
-                    msg["msg_type"] == "status"
-                    and msg["content"].get("execution_state") == "idle"
-                    and msg["parent_header"].get("msg_id") == msg_id
-                ):
-                    return True
-            return False
-
-        wait_for_ready = run_sync(_async_wait_for_ready)
-
-    return PromptKernelClient
-
-
-def _adopt(kernel: Kernel) -> Any:
-    """A ``KernelManager`` for ``kernel.process``, started by jupyter_client's own sequence.
-
-    Its connection file (same ports and key) goes next to the kernel's, so neither
-    file is rewritten while the kernel may be reading its own.
-    """
-    from jupyter_client.manager import KernelManager
-
-    class PrespawnedKernelManager(KernelManager):  # type: ignore[misc]
-        def client(self, **kwargs: Any) -> Any:
-            # nbclient leaves the channels of a client it made from a manager it
-            # does not own running; the kernel's stop closes them.
-            kc = super().client(**kwargs)
-            kernel.clients.append(kc)
-            return kc
-
-        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-            provisioner = self.provisioner
-            provisioner.process = kernel.process
-            provisioner.pid = kernel.process.pid
-            try:
-                provisioner.pgid = os.getpgid(kernel.process.pid)
-            except OSError:  # already gone: nbclient reports the dead kernel
-                provisioner.pgid = None
-            provisioner.cwd = kernel.cwd
-
-    km = PrespawnedKernelManager(
-        kernel_name="python3",
-        transport="ipc",
-        ip=kernel.info["ip"],
-        connection_file=str(Path(kernel.info["ip"]).parent / "manager.json"),
-    )
-    km.client_factory = _prompt_client_class()
-    km.load_connection_info(kernel.info)
-    km.start_kernel()
-    return km
 
 
 class Reporter:
@@ -343,7 +137,7 @@ def run_notebook(
         nb = papermill.execute_notebook(
             str(notebook_path(name)),
             str(output),
-            engine_name=_engine_name(),
+            engine_name=register_throttled_engine(),
             parameters=parameters,
             kernel_name="python3",
             progress_bar=False,
@@ -366,71 +160,6 @@ def run_notebook(
         if env_before is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
     return output, nb
-
-
-SAVE_EVERY_S = 1.0  # how stale the output notebook may be while a run is in progress
-_ENGINE_REGISTERED = False
-
-
-def _engine_name() -> str:
-    """papermill's nbclient engine, saving the output notebook at most every SAVE_EVERY_S.
-
-    papermill writes the whole output notebook before and after every cell, markdown
-    ones included: 26 writes for the investigation, each while the kernel waits for
-    its next cell. Here a cell's start or end writes only when the last write is
-    SAVE_EVERY_S old, so a killed run still leaves a notebook at most that stale;
-    the first write, and the last one (papermill's own, after the run, failed or
-    not), always happen.
-    """
-    global _ENGINE_REGISTERED
-    if _ENGINE_REGISTERED:
-        return "vyxops"
-    from papermill.engines import (
-        NBClientEngine,
-        NotebookExecutionManager,
-        papermill_engines,
-    )
-
-    class ThrottledManager(NotebookExecutionManager):  # type: ignore[misc]
-        _written = False
-
-        def save(self, **kwargs: Any) -> None:
-            if self._written and (self.now() - self.last_save_time).total_seconds() < SAVE_EVERY_S:
-                return
-            super().save(**kwargs)
-            self._written = True
-
-    class ThrottledEngine(NBClientEngine):  # type: ignore[misc]
-        @classmethod
-        def execute_notebook(
-            cls,
-            nb: Any,
-            kernel_name: str,
-            output_path: Any = None,
-            progress_bar: Any = True,
-            log_output: bool = False,
-            autosave_cell_every: int = 30,
-            **kwargs: Any,
-        ) -> Any:
-            # papermill's Engine.execute_notebook, with the manager above
-            nb_man = ThrottledManager(
-                nb,
-                output_path=output_path,
-                progress_bar=progress_bar,
-                log_output=log_output,
-                autosave_cell_every=autosave_cell_every,
-            )
-            nb_man.notebook_start()
-            try:
-                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
-            finally:
-                nb_man.cleanup_pbar()
-                nb_man.notebook_complete()
-            return nb_man.nb
-
-    papermill_engines.register("vyxops", ThrottledEngine)
-    _ENGINE_REGISTERED = True
-    return "vyxops"
 
 
 def read_json(path: Path) -> Any:
