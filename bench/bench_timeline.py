@@ -119,7 +119,7 @@ def _status_kib(field: str) -> int:
 
 
 def import_seconds(runs: int = 7) -> tuple[float, float]:
-    """``import vyxops`` in fresh interpreters: (median ``-X importtime`` cumulative, median wall time minus start-up)."""
+    """``import vyxops`` in fresh interpreters: (median ``-X importtime`` cumulative, median wall minus start-up)."""
 
     def wall(code: str) -> float:
         t = time.perf_counter()

@@ -12,7 +12,10 @@ from vyxops_sandbox.scenario import scenario_names
 
 ARTEFACT_SUFFIXES = {".ipynb", ".html", ".json", ".jsonl", ".parquet", ".png", ".log", ".txt", ".csv", ".md"}
 TOKEN_SHAPE = re.compile(
-    rb"(sbp_[0-9A-Za-z]{16,}|fm[12][ra]?_[A-Za-z0-9+/=_\-]{16,}|FlyV1 [A-Za-z0-9]|sb_secret_[A-Za-z0-9]{16,}|sb_publishable_[A-Za-z0-9]{16,}|eyJhbGciOi[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{20,})"
+    rb"(sbp_[0-9A-Za-z]{16,}"  # Supabase access token
+    rb"|fm[12][ra]?_[A-Za-z0-9+/=_\-]{16,}|FlyV1 [A-Za-z0-9]"  # Fly tokens
+    rb"|sb_secret_[A-Za-z0-9]{16,}|sb_publishable_[A-Za-z0-9]{16,}"  # Supabase API keys
+    rb"|eyJhbGciOi[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{20,})"  # a JWT (legacy API keys)
 )
 
 

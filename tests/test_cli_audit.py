@@ -43,7 +43,7 @@ def test_audit_needs_apps(sandbox_env: Path, tmp_path: Path) -> None:
 
 
 def test_an_audit_reads_project_wide_sources_once_for_all_apps(tmp_path: Path) -> None:
-    """Auditing two apps reads secrets, functions and function logs once, and finds what separate investigations find."""
+    """Auditing two apps reads secrets, functions and function logs once; it finds what separate investigations find."""
     from vyxops.audit import run_audit
     from vyxops.investigate import investigate
     from vyxops.session import open_session

@@ -56,7 +56,7 @@ def no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_input_exits_2_before_a_kernel_starts(
     args: list[str], name: str, sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_kernel: None
 ) -> None:
-    """Times out of order or range, an unknown or path-like machine, a bad zone: exit 2 naming it, no kernel, no --out."""
+    """Times out of order/range, an unknown or path-like machine, a bad zone: exit 2 naming it, no kernel, no --out."""
     out = tmp_path / "out"
     assert main(["investigate", "--scenario", "stub-image", "--app", APP, *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -182,7 +182,7 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 def test_a_failing_audit_notifies_once_and_a_passing_one_is_silent(sandbox_env: Path, tmp_path: Path) -> None:
-    """With --notify json://…, a failing audit posts one message naming app, verdict and report, no token; success is silent."""
+    """With --notify json://…, a failing audit posts one message (app, verdict, report; no token); success is silent."""
     from vyxops_sandbox.world import credentials_for
 
     server = HTTPServer(("127.0.0.1", 0), _Hook)

@@ -82,7 +82,7 @@ def test_every_shipped_scenario_has_an_expectation() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_shipped_scenario_gets_its_diagnosis(name: str, tmp_path: Path) -> None:
-    """Each shipped scenario's verdict, root cause and companions, as its header comment says; no critical without a root."""
+    """Each shipped scenario's verdict, root cause and companions are as its header says; no critical without a root."""
     from vyxops.investigate import investigate
     from vyxops.session import open_session
 
@@ -200,7 +200,7 @@ def test_capture_then_replay_a_bundle_gives_the_same_findings(sandbox_env: Path,
 def test_platform_failure_inside_the_notebook_reaches_the_user_as_a_message(
     sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A platform that keeps refusing (429 on GraphQL, set in the sandbox's faults.json) exits 3 with the vyxops error, not a traceback."""
+    """A platform refusing every call (429 on GraphQL, via faults.json) exits 3 with the vyxops error, no traceback."""
     from vyxops_sandbox.faults import FaultRule, Faults
     from vyxops_sandbox.world import World
 

@@ -46,7 +46,7 @@ def test_only_the_machines_that_failed_are_named(tmp_path: Path) -> None:
 
 
 def test_incident_fixed_midway_is_history_with_a_leftover_row(tmp_path: Path) -> None:
-    """After the secret was pinned and a later session worked, the old failure is info "resolved at", its row a warning."""
+    """Once the secret is pinned and a later session works, the old failure is info "resolved at", its row a warning."""
     inv = run(tmp_path, "fixed-midway", "delta-app")
     assert "SECRET_IMAGE_NOT_CURRENT_RELEASE" not in codes(inv)
     assert inv.root is None and inv.verdict == "healthy"

@@ -46,7 +46,8 @@ def run_case(tmp_path: Path, family: str, kind: str, mode: str) -> str:
     """'' when the case held, else what went wrong."""
     rule = FaultRule(path=FAMILIES[family], **KINDS[kind], **MODES[mode])  # type: ignore[arg-type]
     try:
-        with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path, faults=Faults([rule]), retry=FAST) as s:
+        faults = Faults([rule])
+        with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path, faults=faults, retry=FAST) as s:
             inv = investigate(s, "vyx-app")
     except VyxopsError as exc:
         code = exit_code_for(exc)
@@ -66,7 +67,9 @@ CASES = [(f, k, m) for f in FAMILIES for k in KINDS for m in MODES]
 
 
 @pytest.mark.parametrize(("family", "kind", "mode"), CASES, ids=[f"{f}-{k}-{m}" for f, k, m in CASES])
-def test_an_investigation_under_a_fault_recovers_or_stops_typed(tmp_path: Path, family: str, kind: str, mode: str) -> None:
+def test_an_investigation_under_a_fault_recovers_or_stops_typed(
+    tmp_path: Path, family: str, kind: str, mode: str
+) -> None:
     """A fault is retried away, becomes a gap, or ends in a typed error; never a wrong root cause or a traceback."""
     problem = run_case(tmp_path, family, kind, mode)
     assert not problem, problem
@@ -90,7 +93,8 @@ def matrix() -> str:
         totals[0] += tried
         totals[1] += held
         rows.append(f"| {family} | " + " | ".join(cells) + f" | {tried} | {held} | {tried - held} |")
-    rows.append(f"| **all** |" + " |" * (len(KINDS) * len(MODES)) + f" {totals[0]} | {totals[1]} | {totals[0] - totals[1]} |")
+    empty_cells = " |" * (len(KINDS) * len(MODES))
+    rows.append("| **all** |" + empty_cells + f" {totals[0]} | {totals[1]} | {totals[0] - totals[1]} |")
     return "\n".join(rows)
 
 

@@ -65,7 +65,7 @@ def test_fleet_without_failures_provisions_every_machine() -> None:
 
 
 def test_fleet_at_full_failure_rate_fails_every_call_the_three_ways() -> None:
-    """At failure_rate 1 no machine runs: calls are refused (500) or machines exit, 0 for the stub and non-zero for crashes."""
+    """At failure_rate 1 no machine runs: calls are refused (500) or machines exit (0: the stub, non-zero: crashes)."""
     world = replay(generate_fleet(apps=2, machines_per_day=12, days=1, seed=5, failure_rate=1.0))
     frames = fleet_frames(world)
     codes = frames["function_logs"]["status_code"].dropna()

@@ -162,7 +162,7 @@ def test_a_session_can_use_vyxops_sandbox_serve(tmp_path: Path, monkeypatch: pyt
 
 
 def test_the_cli_names_the_served_sandbox_to_the_kernel_only(sandbox_env: Path, tmp_path: Path) -> None:
-    """`vyxops investigate` serves the sandbox to its kernel without leaving VYXOPS_SANDBOX_URL in its own environment."""
+    """`vyxops investigate` serves the sandbox to its kernel, leaving no VYXOPS_SANDBOX_URL in its own environment."""
     from vyxops.cli import main
 
     assert ENV not in os.environ

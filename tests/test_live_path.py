@@ -12,7 +12,7 @@ from vyxops_sandbox.world import World
 
 
 def test_live_target_over_http_finds_the_seed_root_cause(tmp_path: Path) -> None:
-    """`--target live` with credentials from the environment, pointed at a served sandbox, names the seed's root cause."""
+    """`--target live`, credentials from the environment, pointed at a served sandbox, names the seed's root cause."""
     world = World.load("stub-image", tmp_path)
     server = make_server(world, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

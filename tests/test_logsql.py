@@ -51,8 +51,10 @@ def edge(id_: str, ts: str, status: str, execution_id: str, ms: str, function_id
 
 
 ROWS: list[dict[str, Any]] = [
-    edge("b6f0e0a2-3c1d-4b8e-9f7a-1d2c3b4a5e61", "2026-09-24T10:47:13.512", "200", "8a1f2e3d-4c5b-4a69-8e7d-6f5a4b3c2d1e", "1843"),
-    edge("c7a1f1b3-4d2e-4c9f-8a6b-2e3d4c5b6f72", "2026-09-24T10:41:51.004", "500", "9b2e3f4a-5d6c-4b7a-9f8e-7a6b5c4d3e2f", "412"),
+    edge("b6f0e0a2-3c1d-4b8e-9f7a-1d2c3b4a5e61", "2026-09-24T10:47:13.512", "200",
+         "8a1f2e3d-4c5b-4a69-8e7d-6f5a4b3c2d1e", "1843"),
+    edge("c7a1f1b3-4d2e-4c9f-8a6b-2e3d4c5b6f72", "2026-09-24T10:41:51.004", "500",
+         "9b2e3f4a-5d6c-4b7a-9f8e-7a6b5c4d3e2f", "412"),
     # another function, and one invocation of ours outside the 09:00-11:00 window
     edge("d8b2a2c4-0000-4000-8000-000000000001", "2026-09-24T10:30:00", "503", "e-other", "9", function_id=OTHER_FN),
     edge("d8b2a2c4-0000-4000-8000-000000000002", "2026-09-24T08:59:59.999999", "500", "e-early", "7"),
@@ -61,7 +63,8 @@ ROWS: list[dict[str, Any]] = [
         level="info", event_type="Log", function_id=FN, execution_id="8a1f2e3d-4c5b-4a69-8e7d-6f5a4b3c2d1e"),
     row("1e2f3a4b-5c6d-4e7f-9a81-92a3b4c5d6e7", "2026-09-24T10:41:51.001877", "function_logs",
         "Error: Fly API 422: image not found\n    at provisionMachine (file:///.../index.ts:41:11)\n", "ERROR",
-        level="error", event_type="UncaughtException", function_id=FN, execution_id="9b2e3f4a-5d6c-4b7a-9f8e-7a6b5c4d3e2f"),
+        level="error", event_type="UncaughtException", function_id=FN,
+        execution_id="9b2e3f4a-5d6c-4b7a-9f8e-7a6b5c4d3e2f"),
     row("2f3a4b5c-6d7e-4f80-8b92-a3b4c5d6e7f8", "2026-09-24T10:41:40.120044", "function_logs",
         "booted (time: 31ms)\n", "", level="log", event_type="Boot", function_id=FN),
     row("3a4b5c6d-0000-4000-8000-000000000003", "2026-09-24T10:20:00", "edge_logs", "GET | 404 | /rest/v1/x",
@@ -73,8 +76,13 @@ ROWS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
-def query(sql: str, start: str | None = WINDOW[0], end: str | None = WINDOW[1], rows: list[dict[str, Any]] | None = None,
-          now_ms: int = NOW_MS) -> list[dict[str, Any]]:  # fmt: skip
+def query(
+    sql: str,
+    start: str | None = WINDOW[0],
+    end: str | None = WINDOW[1],
+    rows: list[dict[str, Any]] | None = None,
+    now_ms: int = NOW_MS,
+) -> list[dict[str, Any]]:
     """Run ``sql`` over ``rows`` (default ROWS) in the sample window."""
     return run_logs_query(ROWS if rows is None else rows, sql, start, end, now_ms)
 
@@ -113,7 +121,10 @@ def test_function_edge_logs_sample_query_returns_the_sample_rows() -> None:
 
 def test_result_keys_follow_the_select_list_order() -> None:
     """Each result row's keys come in the order the SELECT lists them."""
-    sql = "select log_attributes['version'] as version, id, timestamp from logs where source = 'function_edge_logs' limit 1"
+    sql = (
+        "select log_attributes['version'] as version, id, timestamp from logs "
+        "where source = 'function_edge_logs' limit 1"
+    )
     assert list(query(sql)[0]) == ["version", "id", "timestamp"]
 
 
@@ -210,7 +221,10 @@ def test_timestamp_compares_with_t_separated_string_and_todatetime() -> None:
 
 def test_invocation_count_with_count() -> None:
     """Studio's invocation count, count() as count, counts one function's in-window invocations as an int."""
-    sql = f"select count() as count from logs where source = 'function_edge_logs' and log_attributes['function_id'] = '{FN}'"
+    sql = (
+        "select count() as count from logs "
+        f"where source = 'function_edge_logs' and log_attributes['function_id'] = '{FN}'"
+    )
     assert query(sql) == [{"count": 2}]
 
 
@@ -234,7 +248,7 @@ def test_select_alias_usable_in_where() -> None:
 
 
 def test_discover_keys_with_arrayjoin_mapkeys() -> None:
-    """The skill's key-discovery query (arrayJoin(mapKeys(log_attributes)), count()) lists each key once with its count."""
+    """The skill's key-discovery query (arrayJoin(mapKeys(log_attributes)), count()) lists each key once, counted."""
     sql = (
         "select arrayJoin(mapKeys(log_attributes)) as key, count() as n from logs "
         "where source = 'edge_logs' group by key order by n desc, key limit 200"
@@ -282,9 +296,12 @@ def test_to_start_of_minute_and_hour_render_as_timestamps() -> None:
 
 
 def test_or_zero_conversions_follow_clickhouse() -> None:
-    """toInt32OrZero gives 0 for '', '12.5' and text (no rounding); toFloat64OrZero parses '1e3' and gives 0.0 for text."""
-    sql = ("select toInt32OrZero('') as a, toInt32OrZero('12.5') as b, toInt32OrZero('abc') as c, "
-           "toInt32OrZero('-7') as d, toFloat64OrZero('1e3') as e, toFloat64OrZero('x') as f from logs limit 1")  # fmt: skip
+    """toInt32OrZero gives 0 for '', '12.5' and text (no rounding); toFloat64OrZero parses '1e3', gives 0.0 for text."""
+    sql = (
+        "select toInt32OrZero('') as a, toInt32OrZero('12.5') as b, toInt32OrZero('abc') as c, "
+        "toInt32OrZero('-7') as d, toFloat64OrZero('1e3') as e, toFloat64OrZero('x') as f "
+        "from logs limit 1"
+    )
     assert query(sql) == [{"a": 0, "b": 0, "c": 0, "d": -7, "e": 1000.0, "f": 0.0}]
 
 
@@ -332,7 +349,10 @@ def test_window_with_only_start_runs_to_now() -> None:
 
 def test_rows_outside_window_are_invisible_and_z_is_optional() -> None:
     """Rows outside the window never reach the query, and bounds with or without Z mean UTC."""
-    sql = f"select id from logs where log_attributes['function_id'] = '{FN}' and source = 'function_edge_logs' order by id"
+    sql = (
+        f"select id from logs where log_attributes['function_id'] = '{FN}' "
+        "and source = 'function_edge_logs' order by id"
+    )
     with_z = query(sql)
     without_z = query(sql, "2026-09-24T09:00:00", "2026-09-24T11:00:00")
     with_offset = query(sql, "2026-09-24T11:00:00+02:00", "2026-09-24T13:00:00+02:00")
@@ -412,7 +432,10 @@ def test_other_tables_are_refused(sql: str) -> None:
 
 def test_cte_over_logs_is_allowed() -> None:
     """A WITH clause over logs is a SELECT over logs and runs."""
-    sql = "with e as (select id, timestamp from logs where source = 'edge_logs') select id from e order by timestamp limit 1"
+    sql = (
+        "with e as (select id, timestamp from logs where source = 'edge_logs') "
+        "select id from e order by timestamp limit 1"
+    )
     assert query(sql) == [{"id": "3a4b5c6d-0000-4000-8000-000000000003"}]
 
 

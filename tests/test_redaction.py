@@ -20,7 +20,7 @@ def artefacts(root: Path) -> list[Path]:
 
 
 def test_credentials_in_platform_data_never_reach_an_artefact(sandbox_env: Path, tmp_path: Path) -> None:
-    """The service key as a user id, the Fly token base64'd in a row error and the access token URL-encoded are masked."""
+    """The service key as a user id, the Fly token base64'd in a row error, the access token URL-encoded: all masked."""
     creds = credentials_for(NAME)
     key, fly, access = creds["supabase_service_role_key"], creds["fly_api_token"], creds["supabase_access_token"]
     scenario = tmp_path / f"{NAME}.yaml"
@@ -37,9 +37,15 @@ steps:
   - at: 2025-10-02T16:10:00Z
     set_secret: {{name: DOCKER_IMAGE, value: registry.fly.io/vyx-app:stub}}
   - at: 2025-10-02T16:18:40Z
-    invoke: {{function: provision-machine, body: {{user_id: "{key}", region: "{quote(access, safe="")}"}}, machine_id: 5683732efe3208}}
+    invoke:
+      function: provision-machine
+      body: {{user_id: "{key}", region: "{quote(access, safe="")}"}}
+      machine_id: 5683732efe3208
   - at: 2025-10-02T16:30:00Z
-    db_update: {{table: machines, match: {{fly_machine_id: 5683732efe3208}}, set: {{error: "{base64.b64encode(fly.encode()).decode()}"}}}}
+    db_update:
+      table: machines
+      match: {{fly_machine_id: 5683732efe3208}}
+      set: {{error: "{base64.b64encode(fly.encode()).decode()}"}}
 """
     )
     out = tmp_path / "out"

@@ -123,7 +123,7 @@ def test_a_postmortem_after_fixes_says_what_was_done(sandbox_env: Path, tmp_path
 
 
 def test_hostile_strings_from_the_platforms_stay_text_in_every_report(sandbox_env: Path, tmp_path: Path) -> None:
-    """A user id, region and row error holding HTML reach investigate.html and postmortem.md escaped, never as markup."""
+    """A user id, region and row error holding HTML reach investigate.html and postmortem.md escaped, not as markup."""
     scenario = tmp_path / "hostile.yaml"
     scenario.write_text(
         f"""name: hostile
@@ -138,7 +138,10 @@ steps:
   - at: 2025-10-02T16:10:00Z
     set_secret: {{name: DOCKER_IMAGE, value: registry.fly.io/vyx-app:stub}}
   - at: 2025-10-02T16:18:40Z
-    invoke: {{function: provision-machine, body: {{user_id: "{HOSTILE}", region: "{HOSTILE_IMG}"}}, machine_id: 5683732efe3208}}
+    invoke:
+      function: provision-machine
+      body: {{user_id: "{HOSTILE}", region: "{HOSTILE_IMG}"}}
+      machine_id: 5683732efe3208
   - at: 2025-10-02T16:30:00Z
     db_update: {{table: machines, match: {{fly_machine_id: 5683732efe3208}}, set: {{error: "{HOSTILE}"}}}}
 """
@@ -152,6 +155,9 @@ steps:
 
 def test_the_table_of_contents_escapes_heading_text() -> None:
     """A heading holding markup is listed as text."""
-    body = '<h1 id="t">T<a class="anchor-link" href="#t">¶</a></h1><h2 id="x">&lt;b&gt;x<a class="anchor-link" href="#x">¶</a></h2>'
+    body = (
+        '<h1 id="t">T<a class="anchor-link" href="#t">¶</a></h1>'
+        '<h2 id="x">&lt;b&gt;x<a class="anchor-link" href="#x">¶</a></h2>'
+    )
     out = add_toc(body)
     assert '<a href="#x">&lt;b&gt;x</a>' in out and out.index("<nav") > out.index("</h1>")

@@ -47,7 +47,7 @@ def test_the_prestarted_kernel_runs_a_notebook_and_is_cleaned_up(sandbox_env: Pa
 
 
 def test_a_kernel_whose_run_never_started_is_killed_and_cleaned_up() -> None:
-    """When the inputs fail before the kernel is handed over, leaving the block still ends the process and removes its files."""
+    """If the inputs fail before the kernel is handed over, the block still ends the process and removes its files."""
     with pytest.raises(RuntimeError), Kernel() as kernel:
         raise RuntimeError("a check failed")
     assert kernel._km is None and kernel.process.poll() is not None
@@ -66,7 +66,10 @@ def test_a_killed_cli_leaves_no_kernel_behind(tmp_path: Path) -> None:
     """If the process that started the kernel dies without cleaning up, the kernel exits by itself."""
     import shutil
 
-    script = "import os, sys; from vyxops.runner import Kernel; k = Kernel(); print(k.process.pid, k.info['ip'], flush=True); os._exit(0)"
+    script = (
+        "import os, sys; from vyxops.runner import Kernel; k = Kernel(); "
+        "print(k.process.pid, k.info['ip'], flush=True); os._exit(0)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path, env=os.environ
     )
@@ -90,7 +93,7 @@ def test_the_kernel_preload_leaves_matplotlib_whole_and_says_nothing() -> None:
 
 
 def test_the_kernel_client_is_ready_with_iopub_connected() -> None:
-    """Once wait_for_ready returns (without jupyter_client's 0.2 s IOPub flush), the first cell's printed output arrives."""
+    """Once wait_for_ready returns (no jupyter_client 0.2 s IOPub flush), the first cell's printed output arrives."""
     with Kernel() as kernel:
         kc = kernel.km.client()
         kc.start_channels()
@@ -105,7 +108,7 @@ def test_the_kernel_client_is_ready_with_iopub_connected() -> None:
 
 
 def test_the_output_notebook_is_complete_after_a_run_and_after_a_failure(sandbox_env: Path, tmp_path: Path) -> None:
-    """Saves during a run are throttled, but the file on disk ends with every output, or with the error that stopped it."""
+    """Saves during a run are throttled, yet the file on disk ends with every output, or the error that stopped it."""
     import json
 
     from vyxops.runner import NotebookFailed
@@ -136,7 +139,7 @@ def test_the_output_notebook_is_complete_after_a_run_and_after_a_failure(sandbox
 def test_a_kernel_that_dies_while_starting_is_a_clear_error(
     sandbox_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A kernel that exits before it is ready gives a ConfigError with its exit status and last stderr line, not a traceback."""
+    """A kernel that exits before it is ready: a ConfigError with its exit status and last stderr line, no traceback."""
     from vyxops import kernel as kernel_module
     from vyxops.errors import ConfigError
 

@@ -40,7 +40,7 @@ def test_reset_starts_the_scenario_over(sandbox_env: Path, capsys: pytest.Captur
 
 
 def test_served_sandbox_answers_the_seed_questions(sandbox_env: Path, tmp_path: Path) -> None:
-    """Over 127.0.0.1: empty plain list, destroyed machine with include_deleted, exit code, stub manifest 200, MANIFEST_UNKNOWN, secret digest."""
+    """Over 127.0.0.1: empty list, destroyed machine with include_deleted, exit code, manifests, secret digest."""
     env = {**os.environ, "VYXOPS_SANDBOX_DIR": str(sandbox_env)}
     status = json.loads(
         subprocess.run(

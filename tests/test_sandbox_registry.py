@@ -99,7 +99,7 @@ def test_a_repository_no_app_has_is_404_name_unknown(world: World) -> None:
 
 
 def test_missing_or_wrong_credentials_get_the_basic_challenge(world: World) -> None:
-    """Without the token as Basic password the registry answers 401, the Basic realm challenge and an UNAUTHORIZED error."""
+    """Without the token as Basic password the registry answers 401, a Basic realm challenge, UNAUTHORIZED."""
     for headers in (
         {},
         basic(world, password="wrong"),
@@ -124,7 +124,7 @@ def test_base_endpoint_answers_an_empty_object(world: World) -> None:
 
 
 def test_retag_via_get_and_put_keeps_the_digest(world: World) -> None:
-    """GET the release manifest's raw bytes and type, PUT them as :latest: 201, same digest, and :latest then resolves."""
+    """GET the release manifest's raw bytes and type, PUT them as :latest: 201, same digest, then :latest resolves."""
     source = call(world, "GET", f"/v2/vyx-app/manifests/{RELEASE_TAG}")
     put = call(
         world,
@@ -171,7 +171,7 @@ def test_put_under_a_digest_that_does_not_match_is_400_digest_invalid(world: Wor
 
 
 def test_oci_manifest_is_served_only_to_a_client_that_accepts_it(world: World) -> None:
-    """An OCI manifest is served with its own type when accepted, and is MANIFEST_UNKNOWN to a client that does not accept OCI."""
+    """An OCI manifest is served with its own type when accepted, MANIFEST_UNKNOWN to a client not accepting OCI."""
     manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
     put = call(
         world,

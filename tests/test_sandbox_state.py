@@ -25,7 +25,7 @@ def secret_on_disk(directory: Path) -> str | None:
 
 
 def test_a_served_copy_picks_up_a_fix_and_never_undoes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`vyxops sandbox serve` running while the CLI pins the secret: its next answer shows the pin, and state.json keeps it."""
+    """`vyxops sandbox serve` runs as the CLI pins the secret: its next answer shows the pin; state.json keeps it."""
     directory = tmp_path / "sandbox"
     monkeypatch.setenv("VYXOPS_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     served = World.load("stub-image", directory)

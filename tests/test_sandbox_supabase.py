@@ -208,7 +208,7 @@ def test_seed_machine_row_is_starting_via_supabase_py(world: World) -> None:
 
 # --------------------------------------------------------------------------- PostgREST reads
 def test_supabase_py_filters_order_and_exact_count(world: World) -> None:
-    """select with eq/gte/lte/in_/order/limit and count="exact" returns the matching rows newest first and their total."""
+    """select with eq/gte/lte/in_/order/limit and count="exact" gives matching rows newest first, and the total."""
     add_rows(world, 30)
     sb = supabase_for(world)
     result = (
@@ -426,7 +426,7 @@ def test_update_matching_nothing_returns_empty_list(world: World) -> None:
 
 
 def test_guarded_update_changes_row_only_when_unchanged(world: World) -> None:
-    """status=eq.starting&updated_at=eq.<read value> matches nothing after a concurrent change, updates once otherwise."""
+    """status=eq.starting&updated_at=eq.<value read> matches nothing after a concurrent change, else updates once."""
     sb = supabase_for(world)
 
     def read() -> dict[str, Any]:
@@ -691,7 +691,7 @@ def test_logs_endpoint_errors_and_retired_logs_all(world: World) -> None:
 
 
 def test_rate_limit_headers_and_429(world: World) -> None:
-    """Every Management answer carries x-ratelimit-*; the 121st call in a virtual minute is 429, and a minute later it passes."""
+    """Every Management answer carries x-ratelimit-*; call 121 in a virtual minute is 429, a minute later it passes."""
     first = mgmt(world, "GET", "/functions")
     assert first.headers["x-ratelimit-limit"] == "120"
     assert first.headers["x-ratelimit-remaining"] == "119"

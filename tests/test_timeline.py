@@ -55,7 +55,7 @@ def first(tl: pd.DataFrame, kind: str, entity: str | None = None) -> pd.Series:
 
 
 def test_seed_tells_secret_then_release_then_call_then_machine_lifecycle(seed: pd.DataFrame) -> None:
-    """On the seed, DOCKER_IMAGE changes before release v2, which precedes the call, the launch, start, exit and destroy."""
+    """On the seed, DOCKER_IMAGE changes before release v2, which precedes the call, launch, start, exit and destroy."""
     chain = [
         first(seed, "secret.updated", "DOCKER_IMAGE"),
         first(seed, "release.created", "v2"),
@@ -72,8 +72,8 @@ def test_seed_tells_secret_then_release_then_call_then_machine_lifecycle(seed: p
 
 
 def test_seed_invocation_is_logged_when_the_response_is_sent(seed: pd.DataFrame) -> None:
-    """The edge log (function.invoked, 200) lands after the machine's launch and before its start, as the platform writes it;
-    its message says how long the call took, which puts the call's start before the launch."""
+    """The edge log (function.invoked, 200) lands after the machine's launch and before its start, as the platform
+    writes it; its message says how long the call took, which puts the call's start before the launch."""
     invoked = first(seed, "function.invoked")
     assert invoked["message"] == "provision-machine invoked: 200 in 850 ms"
     assert invoked["source"] == "supabase.edge_logs" and invoked["entity"] == "provision-machine"

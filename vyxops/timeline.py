@@ -5,27 +5,31 @@ Every row is one timed event: ``time`` (UTC ns), ``source`` (where it was read),
 raw record it came from). One record may yield several events (a DB row: created
 and last updated).
 
-Conventions other modules rely on (detectors, :mod:`vyxops.plot`):
+Conventions other modules rely on (detectors, :mod:`vyxops.plot`), by source and kind:
 
-========================  ==========================  =============================================
-source                    kind                        message
-========================  ==========================  =============================================
-fly.machines              machine.created             ``machine <id> created in <region> with image <ref> (state <state>)``
-                                                      — only for machines with no ``launch`` event
-fly.events                machine.<event type>        ``machine <id> launched in <region> with image <ref>``,
-                                                      ``machine <id> started``,
-                                                      ``machine <id> exited with code <n> (requested_stop=<bool>)[ (oom killed)]``,
-                                                      ``machine <id> destroyed``, ``machine <id> failed to launch: <error>``
-fly.releases              release.created             ``release v<N> created: <image> by <user>``  (entity ``v<N>``)
-fly.logs                  fly.log                     the log line (entity = the instance, i.e. the machine id)
-supabase.rows             db.row.created              ``row <id> for machine <mid> created with status <s>`` when never
-                                                      updated; ``row <id> for machine <mid> created`` otherwise
-supabase.rows             db.row.updated              ``row <id> for machine <mid> updated to status <s>[ (error: <e>)]``
-supabase.secrets          secret.updated              ``secret <NAME> updated (digest <8 hex>…)``
-supabase.functions        function.deployed/.updated  ``function <slug> deployed (version <n>, <STATUS>)``
-supabase.edge_logs        function.invoked            ``<slug> invoked: <HTTP status>[ in <n> ms]``
-supabase.function_logs    function.log                the console line
-========================  ==========================  =============================================
+``fly.machines``, ``machine.created`` (only for machines with no ``launch`` event)
+    ``machine <id> created in <region> with image <ref> (state <state>)``
+``fly.events``, ``machine.<event type>``
+    ``machine <id> launched in <region> with image <ref>``, ``machine <id> started``,
+    ``machine <id> exited with code <n> (requested_stop=<bool>)[ (oom killed)]``,
+    ``machine <id> destroyed``, ``machine <id> failed to launch: <error>``
+``fly.releases``, ``release.created``
+    ``release v<N> created: <image> by <user>``  (entity ``v<N>``)
+``fly.logs``, ``fly.log``
+    the log line (entity = the instance, i.e. the machine id)
+``supabase.rows``, ``db.row.created``
+    ``row <id> for machine <mid> created with status <s>`` when never updated;
+    ``row <id> for machine <mid> created`` otherwise
+``supabase.rows``, ``db.row.updated``
+    ``row <id> for machine <mid> updated to status <s>[ (error: <e>)]``
+``supabase.secrets``, ``secret.updated``
+    ``secret <NAME> updated (digest <8 hex>…)``
+``supabase.functions``, ``function.deployed`` / ``function.updated``
+    ``function <slug> deployed (version <n>, <STATUS>)``
+``supabase.edge_logs``, ``function.invoked``
+    ``<slug> invoked: <HTTP status>[ in <n> ms]``
+``supabase.function_logs``, ``function.log``
+    the console line
 
 ``entity_type`` is machine, release, secret, db_row, function or app (a Fly log
 line with no instance). ``app`` is null for project-wide events (secrets,

@@ -134,7 +134,8 @@ def _provision(
     table = world.table(world.state["supabase"]["machines_table"])
     assert table is not None
     table["rows"].append(row)
-    function_log(world, fn, exec_id, world.now_ms + 210, facts.CREATED_LINE.format(machine_id=m["id"], image=image), "info")
+    created = facts.CREATED_LINE.format(machine_id=m["id"], image=image)
+    function_log(world, fn, exec_id, world.now_ms + 210, created, "info")
     return 200, {"machine_id": m["id"], "status": "starting", "row_id": row["id"], "image": image}
 
 

@@ -58,7 +58,7 @@ _EPOCH = _dt.datetime(1970, 1, 1)
 
 
 class LogQueryError(Exception):
-    """The endpoint refuses the query; .status is the HTTP status to answer (400 for a validation error), str() the message."""
+    """The endpoint refuses the query: ``.status`` is the HTTP status to answer (400: invalid), str() the message."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         self.message = message
@@ -260,15 +260,17 @@ def _to_duckdb_sql(root: exp.Query, now_ms: int) -> str:
 # rounds '12.5' to 13 and trims spaces, hence the regular expression guards.
 _INT_RE = r"'^[+-]?[0-9]+$'"
 _FLOAT_RE = r"'^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$|^[+-]?(inf|nan)$'"
+_IS_INT = f"regexp_matches(CAST(x AS VARCHAR), {_INT_RE})"
+_IS_FLOAT = f"regexp_matches(CAST(x AS VARCHAR), {_FLOAT_RE})"
 _MACROS: tuple[str, ...] = (
     # conversions; numbers in log_attributes are strings
-    f"toInt32OrZero(x) AS coalesce(CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS INTEGER) END, 0)",
-    f"toInt64OrZero(x) AS coalesce(CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS BIGINT) END, 0)",
-    f"toUInt32OrZero(x) AS coalesce(CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS UINTEGER) END, 0)",
-    f"toInt32OrNull(x) AS CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS INTEGER) END",
-    f"toInt64OrNull(x) AS CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_INT_RE}) THEN TRY_CAST(x AS BIGINT) END",
-    f"toFloat64OrZero(x) AS coalesce(CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_FLOAT_RE}) THEN TRY_CAST(x AS DOUBLE) END, 0.0)",
-    f"toFloat64OrNull(x) AS CASE WHEN regexp_matches(CAST(x AS VARCHAR), {_FLOAT_RE}) THEN TRY_CAST(x AS DOUBLE) END",
+    f"toInt32OrZero(x) AS coalesce(CASE WHEN {_IS_INT} THEN TRY_CAST(x AS INTEGER) END, 0)",
+    f"toInt64OrZero(x) AS coalesce(CASE WHEN {_IS_INT} THEN TRY_CAST(x AS BIGINT) END, 0)",
+    f"toUInt32OrZero(x) AS coalesce(CASE WHEN {_IS_INT} THEN TRY_CAST(x AS UINTEGER) END, 0)",
+    f"toInt32OrNull(x) AS CASE WHEN {_IS_INT} THEN TRY_CAST(x AS INTEGER) END",
+    f"toInt64OrNull(x) AS CASE WHEN {_IS_INT} THEN TRY_CAST(x AS BIGINT) END",
+    f"toFloat64OrZero(x) AS coalesce(CASE WHEN {_IS_FLOAT} THEN TRY_CAST(x AS DOUBLE) END, 0.0)",
+    f"toFloat64OrNull(x) AS CASE WHEN {_IS_FLOAT} THEN TRY_CAST(x AS DOUBLE) END",
     "toInt32(x) AS CAST(x AS INTEGER)",
     "toInt64(x) AS CAST(x AS BIGINT)",
     "toFloat64(x) AS CAST(x AS DOUBLE)",

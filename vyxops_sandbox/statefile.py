@@ -1,4 +1,4 @@
-"""The sandbox's state file, shared by every process that opens the sandbox: one writer at a time, never older over newer.
+"""The sandbox's state file, shared by every process that opens the sandbox: one writer at a time, never old over new.
 
 ``state.json`` carries a ``revision`` that every save increments. A save takes an
 exclusive lock on ``state.lock`` and writes only when the file still holds the

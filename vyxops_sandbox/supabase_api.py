@@ -399,7 +399,9 @@ def _split_top(text: str) -> list[str]:
 
 
 _SELECT_ITEM = re.compile(
-    r"^(?:(?P<alias>[A-Za-z_][A-Za-z0-9_]*):(?!:))?(?P<col>[A-Za-z_][A-Za-z0-9_]*|\*)(?:::(?P<cast>[A-Za-z_][A-Za-z0-9_ ]*))?$"
+    r"^(?:(?P<alias>[A-Za-z_][A-Za-z0-9_]*):(?!:))?"  # alias:
+    r"(?P<col>[A-Za-z_][A-Za-z0-9_]*|\*)"  # column or *
+    r"(?:::(?P<cast>[A-Za-z_][A-Za-z0-9_ ]*))?$"  # ::cast
 )
 
 
@@ -415,7 +417,10 @@ def _parse_select(text: str, table: str, columns: list[str]) -> list[tuple[str, 
                 400,
                 "PGRST200",
                 f"Could not find a relationship between '{table}' and '{name}' in the schema cache",
-                details=f"Searched for a foreign key relationship between '{table}' and '{name}' in the schema 'public', but no matches were found.",
+                details=(
+                    f"Searched for a foreign key relationship between '{table}' and '{name}' in the schema 'public', "
+                    "but no matches were found."
+                ),
             )
         m = _SELECT_ITEM.match(item)
         if not m:
@@ -658,7 +663,10 @@ def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | N
                 404,
                 "PGRST202",
                 f"Could not find the function public.{fn}({arg_names}) in the schema cache",
-                details=f"Searched for the function public.{fn} with parameters {arg_names or 'none'} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.",
+                details=(
+                    f"Searched for the function public.{fn} with parameters {arg_names or 'none'} "
+                    "or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+                ),
             )
         if "/" in name:
             raise _PgError(404, "PGRST125", "Invalid path specified in request URL")

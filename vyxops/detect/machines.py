@@ -147,7 +147,10 @@ def detect_restart_loop(ctx: Context) -> list[Finding]:
             ev("fly.events", m.exit_at, f"exit {int(m.failing_exits)}: {facts.describe_exit(code, None)}, "
                                         f"restart_count {restarts}; {now}"),
         ]  # fmt: skip
-        title = f"machine {m.machine_id} keeps restarting: {int(m.failing_exits)} failing exits (restart {m.restart_policy})"
+        title = (
+            f"machine {m.machine_id} keeps restarting: {int(m.failing_exits)} failing exits "
+            f"(restart {m.restart_policy})"
+        )
         out.append(_finding(ctx, m, "MACHINE_RESTART_LOOP", title, evidence, code=code, restarts=restarts))
     return out
 
@@ -175,7 +178,10 @@ def story_sentence(f: Finding, tz: str = "UTC") -> str:
     launch = fmt_time(st["launch"], tz) if pd.notna(st["launch"]) else "?"
     if f.code == "MACHINE_LAUNCH_FAILED":
         gone = f" and was destroyed at {fmt_time(st['destroy'], tz)}" if pd.notna(st["destroy"]) else ""
-        return f"Machine {mid} was created at {launch} with {f.facts['image']} but never started ({f.facts['error']}){gone}."
+        return (
+            f"Machine {mid} was created at {launch} with {f.facts['image']} "
+            f"but never started ({f.facts['error']}){gone}."
+        )
     said = facts.describe_exit(f.facts.get("exit_code"), f.facts.get("oom_killed"))
     text = f"Machine {mid} was created at {launch}, started at {fmt_time(st['start'], tz)}"
     if f.facts.get("reported_running"):
@@ -183,7 +189,10 @@ def story_sentence(f: Finding, tz: str = "UTC") -> str:
     text += f", its process {said} at {fmt_time(st['exit'], tz)}"
     if f.code == "MACHINE_EXITED_AUTO_DESTROYED":
         when = f" at {fmt_time(st['destroy'], tz)}" if pd.notna(st["destroy"]) else ""
-        text += f" and auto_destroy destroyed it{when} — which is why `fly machines list` (without include_deleted) does not show it"
+        text += (
+            f" and auto_destroy destroyed it{when}"
+            " — which is why `fly machines list` (without include_deleted) does not show it"
+        )
     elif f.code == "MACHINE_RESTART_LOOP":
         text += f"; it was restarted {f.facts.get('restarts')} time(s) and is {st['state']}"
     return text + "."

@@ -45,12 +45,14 @@ def _rows_sentences(found: list[Finding], failures: list[Finding]) -> list[str]:
         if f.code == "DB_STATUS_STUCK" and f.facts.get("machine_id") in ids:
             row = f.facts["row"]
             out.append(
-                f"Its DB row {row['id']} has been `{row['status']}` since {_when(row['updated_at'])} ({f.facts['minutes']} min)."
+                f"Its DB row {row['id']} has been `{row['status']}` since {_when(row['updated_at'])} "
+                f"({f.facts['minutes']} min)."
             )
         elif f.code == "DB_FLY_STATE_DRIFT" and f.facts.get("machine_id") in ids and not f.facts.get("silent"):
             row = f.facts["row"]
             out.append(
-                f"Its DB row {row['id']} still says `{row['status']}` although the machine is {f.facts['machine_state'] or 'gone'}."
+                f"Its DB row {row['id']} still says `{row['status']}` "
+                f"although the machine is {f.facts['machine_state'] or 'gone'}."
             )
     return out
 
@@ -168,7 +170,7 @@ def _refused(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
 
 
 def summarize(ctx: Context, root: Finding | None, found: list[Finding], gaps: list[Gap], tz: str = "UTC") -> str:
-    """One paragraph: the chain (secret → image → machine → exit/destroy → DB row) with times in ``tz``, or the verdict."""
+    """One paragraph: the chain (secret → image → machine → exit/destroy → DB row), times in ``tz``; or the verdict."""
     _TZ[0] = tz
     try:
         if root is None:
