@@ -168,59 +168,22 @@ def live_credentials(
     value). Every token read is registered for redaction.
     """
     env = os.environ if environ is None else environ
-
-    def get(name: str) -> str | None:
-        value = (env.get(name) or "").strip()
-        if value and name not in _NOT_SECRET:
-            register_secret(value)
-        return value or None
-
-    missing: list[str] = []
     config_path = flyctl_config if flyctl_config is not None else _flyctl_config_path()
-
-    fly_token: str | None = None
-    fly_source = ""
-    for name in ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN"):
-        fly_token = get(name)
-        if fly_token:
-            fly_source = name
-            break
-    if not fly_token:
-        fly_token = _read_flyctl_token(config_path)
-        if fly_token:
-            register_secret(fly_token)
-            fly_source = str(config_path)
-        else:
-            missing.append(f"FLY_API_TOKEN (or FLY_ACCESS_TOKEN, or access_token in {config_path})")
-
-    supabase_url = get("SUPABASE_URL")
-    if supabase_url:
-        supabase_url = supabase_url.rstrip("/")
-        if urlsplit(supabase_url).scheme not in ("http", "https") or not urlsplit(supabase_url).hostname:
-            raise ConfigError(
-                "SUPABASE_URL is not an http(s) URL",
-                hint="set SUPABASE_URL to the project URL, e.g. https://<project-ref>.supabase.co",
-            )
-    else:
-        missing.append("SUPABASE_URL")
-    service_key = get("SUPABASE_SERVICE_ROLE_KEY")
-    if not service_key:
-        missing.append("SUPABASE_SERVICE_ROLE_KEY")
-    access_token = get("SUPABASE_ACCESS_TOKEN")
-    if not access_token:
-        missing.append("SUPABASE_ACCESS_TOKEN")
-
+    fly_token, fly_source = _fly_token(env, config_path)
+    supabase_url = _supabase_url(env)
+    service_key = _env_value(env, "SUPABASE_SERVICE_ROLE_KEY")
+    access_token = _env_value(env, "SUPABASE_ACCESS_TOKEN")
     url_ref = _project_ref_from_url(supabase_url) if supabase_url else None
-    project_ref = get("SUPABASE_PROJECT_REF") or url_ref
-    if not project_ref:
-        missing.append("SUPABASE_PROJECT_REF")
-
-    if missing:
-        raise ConfigError(
-            "the live target needs these environment variables: " + ", ".join(missing),
-            hint="export them in the shell that runs vyxops (credentials come from the environment "
-            "only, never from parameters), or use --target sandbox",
-        )
+    project_ref = _env_value(env, "SUPABASE_PROJECT_REF") or url_ref
+    _raise_for_missing(
+        {
+            f"FLY_API_TOKEN (or FLY_ACCESS_TOKEN, or access_token in {config_path})": fly_token,
+            "SUPABASE_URL": supabase_url,
+            "SUPABASE_SERVICE_ROLE_KEY": service_key,
+            "SUPABASE_ACCESS_TOKEN": access_token,
+            "SUPABASE_PROJECT_REF": project_ref,
+        }
+    )
     if url_ref and project_ref != url_ref:
         # REST calls would go to one project and Management API calls to another.
         raise ConfigError(
@@ -236,6 +199,52 @@ def live_credentials(
         project_ref=project_ref,
         fly_token_source=fly_source,
     )
+
+
+def _env_value(env: Mapping[str, str], name: str) -> str | None:
+    """``env[name]`` stripped, None when unset or empty; a secret is registered for redaction as it is read."""
+    value = (env.get(name) or "").strip()
+    if value and name not in _NOT_SECRET:
+        register_secret(value)
+    return value or None
+
+
+def _fly_token(env: Mapping[str, str], config_path: Path) -> tuple[str | None, str]:
+    """Fly's token and where it came from (a variable name or flyctl's config path); ``(None, "")`` when unset."""
+    for name in ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN"):
+        token = _env_value(env, name)
+        if token:
+            return token, name
+    token = _read_flyctl_token(config_path)
+    if token:
+        register_secret(token)
+        return token, str(config_path)
+    return None, ""
+
+
+def _supabase_url(env: Mapping[str, str]) -> str | None:
+    """``SUPABASE_URL`` without a trailing slash, None when unset; a ConfigError when it is not an http(s) URL."""
+    url = _env_value(env, "SUPABASE_URL")
+    if not url:
+        return None
+    url = url.rstrip("/")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise ConfigError(
+            "SUPABASE_URL is not an http(s) URL",
+            hint="set SUPABASE_URL to the project URL, e.g. https://<project-ref>.supabase.co",
+        )
+    return url
+
+
+def _raise_for_missing(values: dict[str, str | None]) -> None:
+    """A ConfigError naming, in order, every variable in ``values`` that has no value (never a value itself)."""
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise ConfigError(
+            "the live target needs these environment variables: " + ", ".join(missing),
+            hint="export them in the shell that runs vyxops (credentials come from the environment "
+            "only, never from parameters), or use --target sandbox",
+        )
 
 
 def live_base_url(platform: str, credentials: LiveCredentials) -> str:
