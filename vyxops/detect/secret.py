@@ -6,7 +6,7 @@ import pandas as pd
 
 from vyxops import facts
 from vyxops.coverage import Gap
-from vyxops.detect.context import Context
+from vyxops.detect.context import Context, Provisioning, Release
 from vyxops.detect.model import Finding, Link, ev, is_machine_failure, register
 
 
@@ -30,31 +30,40 @@ def detect_secret(ctx: Context) -> list[Finding]:
     if not p.secret_set:
         return []
     if p.ref is None:
-        ctx.gaps.append(
-            Gap(
-                "supabase.secrets",
-                f"{facts.IMAGE_SECRET}'s digest matches none of {p.tried} known image references, so what "
-                "provisioning uses cannot be told (the references it could match may have aged out of the logs)",
-            )
-        )
-        detail = (
-            f"{facts.IMAGE_SECRET} digest {str(p.secret_digest)[:16]}… matches none of {p.tried} candidate "
-            "references (release images, :latest, machine configs, DB rows, logs)"
-        )
-        return [
-            Finding(
-                "SECRET_DIGEST_UNMATCHED",
-                "warning",
-                f"{facts.IMAGE_SECRET} matches no known image reference",
-                f"secret:{facts.IMAGE_SECRET}",
-                [ev("supabase.secrets", p.secret_updated_at, detail)],
-                ["PIN_SECRET_TO_RELEASE"],
-                {"digest": p.secret_digest},
-                at=p.secret_updated_at,
-            )
-        ]
+        return [_digest_unmatched(ctx)]
     if release is None or release.same_image(p.ref, p.digest) or ctx.missing(p.ref):
         return []  # the release's own image (by tag or digest), or missing: IMAGE_TAG_MISSING speaks for it
+    return [_secret_not_current_release(p, release)]
+
+
+def _digest_unmatched(ctx: Context) -> Finding:
+    """SECRET_DIGEST_UNMATCHED, and the gap it leaves: no known reference hashes to the secret's digest."""
+    p = ctx.provisioning
+    ctx.gaps.append(
+        Gap(
+            "supabase.secrets",
+            f"{facts.IMAGE_SECRET}'s digest matches none of {p.tried} known image references, so what "
+            "provisioning uses cannot be told (the references it could match may have aged out of the logs)",
+        )
+    )
+    detail = (
+        f"{facts.IMAGE_SECRET} digest {str(p.secret_digest)[:16]}… matches none of {p.tried} candidate "
+        "references (release images, :latest, machine configs, DB rows, logs)"
+    )
+    return Finding(
+        "SECRET_DIGEST_UNMATCHED",
+        "warning",
+        f"{facts.IMAGE_SECRET} matches no known image reference",
+        f"secret:{facts.IMAGE_SECRET}",
+        [ev("supabase.secrets", p.secret_updated_at, detail)],
+        ["PIN_SECRET_TO_RELEASE"],
+        {"digest": p.secret_digest},
+        at=p.secret_updated_at,
+    )
+
+
+def _secret_not_current_release(p: Provisioning, release: Release) -> Finding:
+    """SECRET_IMAGE_NOT_CURRENT_RELEASE: the secret names ``p.ref``, another image than the release's."""
     evidence = [
         ev(
             "supabase.secrets",
@@ -67,26 +76,24 @@ def detect_secret(ctx: Context) -> list[Finding]:
         evidence.append(ev("fly.registry", None, f"HEAD {p.ref} → 200, {p.digest}: the tag exists"))
     elif p.check:
         evidence.append(ev("fly.registry", None, f"HEAD {p.ref} → {p.check}: could not check that it exists"))
-    return [
-        Finding(
-            "SECRET_IMAGE_NOT_CURRENT_RELEASE",
-            "warning",
-            f"{facts.IMAGE_SECRET} points at {p.ref}, not release v{release.version}'s image",
-            f"secret:{facts.IMAGE_SECRET}",
-            evidence,
-            ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
-            {
-                "ref": p.ref,
-                "digest": p.digest,
-                "exists": p.exists,
-                "release_image": release.image,
-                "release_version": release.version,
-                "updated_at": p.secret_updated_at,
-                "release_created_at": release.created_at,
-            },
-            at=p.secret_updated_at,
-        )
-    ]
+    return Finding(
+        "SECRET_IMAGE_NOT_CURRENT_RELEASE",
+        "warning",
+        f"{facts.IMAGE_SECRET} points at {p.ref}, not release v{release.version}'s image",
+        f"secret:{facts.IMAGE_SECRET}",
+        evidence,
+        ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
+        {
+            "ref": p.ref,
+            "digest": p.digest,
+            "exists": p.exists,
+            "release_image": release.image,
+            "release_version": release.version,
+            "updated_at": p.secret_updated_at,
+            "release_created_at": release.created_at,
+        },
+        at=p.secret_updated_at,
+    )
 
 
 def _latest_explains(cause: Finding, symptom: Finding) -> bool:
