@@ -531,20 +531,45 @@ def _print_remediation(args: argparse.Namespace, nb: Path, html: Path) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    import json
-    import os
-
     if not args.apps and not args.all_apps:
         raise InputError("--app/--all", "name the apps to audit", allowed="--app APP (repeatable) or --all")
-    notify = args.notify or os.environ.get("VYXOPS_NOTIFY") or None
+    notify = _notify_url(args)
+    from vyxops.runner import read_json
+
+    nb, html = _run_audit(args, notify)
+    doc = read_json(args.out / "audit.json")
+    levels = ("error", "critical") if args.fail_on == "critical" else ("error", "critical", "warning")
+    failing = [a for a in doc["apps"] if a["worst"] in levels]
+    summary = _audit_summary(args, doc, html, failed=bool(failing))
+    _print_audit(args, doc, summary, nb, html)
+    if failing and notify:
+        from vyxops.notify import notify_failure
+
+        notify_failure(notify, summary)
+    for a in doc["apps"]:
+        if a.get("error"):
+            _error(f"vyxops: {a['app']}: {a['error']['type']}: {a['error']['message']}")
+    if doc.get("unreachable"):
+        return 3
+    return 1 if failing else 0
+
+
+def _notify_url(args: argparse.Namespace) -> str | None:
+    """Where a failing audit is announced (--notify, else VYXOPS_NOTIFY), checked before anything runs; or None."""
+    import os
+
+    notify: str | None = args.notify or os.environ.get("VYXOPS_NOTIFY") or None
     if notify:
         from vyxops.notify import check_url
 
         check_url(notify)
-    from vyxops.runner import read_json
+    return notify
 
+
+def _run_audit(args: argparse.Namespace, notify: str | None) -> tuple[Path, Path]:
+    """Run the audit notebook; an error that ends the audit (exit 3) is announced to ``notify`` before it is raised."""
     try:
-        nb, html = _run(
+        return _run(
             "audit",
             args,
             "Audit",
@@ -561,32 +586,29 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
             notify_error(notify, args, exc)
         raise
-    doc = read_json(args.out / "audit.json")
-    levels = ("error", "critical") if args.fail_on == "critical" else ("error", "critical", "warning")
-    failing = [a for a in doc["apps"] if a["worst"] in levels]
-    summary = {
-        "failed": bool(failing),
+
+
+def _audit_summary(args: argparse.Namespace, doc: dict[str, Any], html: Path, failed: bool) -> dict[str, Any]:
+    """What --json prints and a notification carries: the verdict per app and where the reports are."""
+    return {
+        "failed": failed,
         "fail_on": args.fail_on,
         "report": str(html),
         "audit": str(args.out / "audit.json"),
         "apps": [{k: a.get(k) for k in ("app", "worst", "verdict", "root_cause", "error")} for a in doc["apps"]],
     }
+
+
+def _print_audit(args: argparse.Namespace, doc: dict[str, Any], summary: dict[str, Any], nb: Path, html: Path) -> None:
+    """The summary as JSON with --json, else one line per app and the paths of the reports."""
+    import json
+
     if args.json:
         say(json.dumps(summary, indent=1))
-    else:
-        for a in doc["apps"]:
-            say(f"{a['app']:<24} {a['worst'] or 'ok':<9} {a.get('verdict') or '':<13} {a['root_cause'] or ''}")
-        say(f"report:   {html}", f"notebook: {nb}", f"audit:    {args.out / 'audit.json'}")
-    if failing and notify:
-        from vyxops.notify import notify_failure
-
-        notify_failure(notify, summary)
+        return
     for a in doc["apps"]:
-        if a.get("error"):
-            _error(f"vyxops: {a['app']}: {a['error']['type']}: {a['error']['message']}")
-    if doc.get("unreachable"):
-        return 3
-    return 1 if failing else 0
+        say(f"{a['app']:<24} {a['worst'] or 'ok':<9} {a.get('verdict') or '':<13} {a['root_cause'] or ''}")
+    say(f"report:   {html}", f"notebook: {nb}", f"audit:    {args.out / 'audit.json'}")
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
