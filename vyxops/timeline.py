@@ -486,6 +486,21 @@ def build_timeline(
     (a manifest has no push time). ``attrs`` holds ``untimed`` (events dropped for
     lack of a time) and ``duplicates`` (events dropped as repeats).
     """
+    blocks = _fly_blocks(machines, machine_events, releases, manifests, fly_logs)
+    blocks += _supabase_blocks(machine_rows, secrets, functions, function_logs)
+    if not blocks:
+        return empty_timeline()
+    return _merge(blocks)
+
+
+def _fly_blocks(
+    machines: pd.DataFrame | None,
+    machine_events: pd.DataFrame | None,
+    releases: pd.DataFrame | None,
+    manifests: pd.DataFrame | None,
+    fly_logs: pd.DataFrame | None,
+) -> list[pa.Table]:
+    """The events read from Fly: machines (those with no launch event), their events, releases and logs."""
     blocks: list[pa.Table] = []
     events = machine_events if _usable("machine_events", machine_events) else None
     known_machines = machines if _usable("machines", machines) else None
@@ -500,6 +515,17 @@ def build_timeline(
     _usable("manifests", manifests)  # checked for shape only: no time to place it at
     if _usable("fly_logs", fly_logs):
         blocks.append(_fly_logs_block(fly_logs))
+    return blocks
+
+
+def _supabase_blocks(
+    machine_rows: pd.DataFrame | None,
+    secrets: pd.DataFrame | None,
+    functions: pd.DataFrame | None,
+    function_logs: pd.DataFrame | None,
+) -> list[pa.Table]:
+    """The events read from Supabase: DB rows, secrets, functions and function logs."""
+    blocks: list[pa.Table] = []
     if _usable("machine_rows", machine_rows):
         blocks.extend(_rows_blocks(machine_rows))
     if _usable("secrets", secrets):
@@ -508,9 +534,11 @@ def build_timeline(
         blocks.extend(_functions_blocks(functions))
     if _usable("function_logs", function_logs):
         blocks.extend(_function_logs_blocks(function_logs))
-    if not blocks:
-        return empty_timeline()
+    return blocks
 
+
+def _merge(blocks: list[pa.Table]) -> pd.DataFrame:
+    """One timeline from ``blocks``: untimed events dropped, sorted stably by SORT_KEYS, repeats kept once."""
     table = pa.concat_tables(blocks)
     timed = pc.is_valid(table["time"])
     untimed = len(table) - int(pc.sum(timed).as_py() or 0)
