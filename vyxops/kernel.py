@@ -201,7 +201,7 @@ def _prompt_client_class() -> type[BlockingKernelClient]:
                 except Empty:
                     reply = None
                 if reply is not None and reply["msg_type"] == "kernel_info_reply":
-                    if self._iopub_idle_after(reply["parent_header"].get("msg_id"), within=0.5):
+                    if _iopub_idle_after(self, reply["parent_header"].get("msg_id"), within=0.5):
                         self._handle_kernel_info_reply(reply)
                         return
                 if not self.is_alive():
@@ -209,22 +209,27 @@ def _prompt_client_class() -> type[BlockingKernelClient]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
 
-        def _iopub_idle_after(self, msg_id: str | None, within: float) -> bool:
-            end = time.monotonic() + within
-            while (left := end - time.monotonic()) > 0:
-                try:
-                    msg = self.get_iopub_msg(timeout=left)
-                except Empty:
-                    return False
-                if (
-                    msg["msg_type"] == "status"
-                    and msg["content"].get("execution_state") == "idle"
-                    and msg["parent_header"].get("msg_id") == msg_id
-                ):
-                    return True
-            return False
-
     return PromptKernelClient
+
+
+def _iopub_idle_after(client: BlockingKernelClient, msg_id: str | None, within: float) -> bool:
+    """Whether the kernel's IOPub ``idle`` status for request ``msg_id`` arrives within ``within`` seconds."""
+    import time
+    from queue import Empty
+
+    end = time.monotonic() + within
+    while (left := end - time.monotonic()) > 0:
+        try:
+            msg = client.get_iopub_msg(timeout=left)
+        except Empty:
+            return False
+        if (
+            msg["msg_type"] == "status"
+            and msg["content"].get("execution_state") == "idle"
+            and msg["parent_header"].get("msg_id") == msg_id
+        ):
+            return True
+    return False
 
 
 def _adopt(kernel: Kernel) -> KernelManager:
@@ -346,7 +351,7 @@ def register_throttled_engine() -> str:
     The first write always happens, and so does papermill's own after the run (the
     notebook with the failed cell marked, or the final one).
     """
-    from papermill.engines import papermill_engines  # type: ignore[import-untyped]
+    from papermill.engines import papermill_engines
 
     papermill_engines.register(ENGINE_NAME, _throttled_engine_class())
     return ENGINE_NAME
