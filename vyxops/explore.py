@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from IPython.display import HTML
     from matplotlib.figure import Figure
 
+    from vyxops.session import Session
+
 COLUMNS = ["time", "source", "entity", "kind", "message"]
 PAGE_SIZE = 25
 PLOT_LANES = 12  # a fleet's dozens of machines would make the picture taller than the screen
@@ -121,7 +123,13 @@ class Explorer:
     """One app's evidence and timeline, sliced by machine, kinds and window, a page at a time."""
 
     def __init__(
-        self, session: Any, app: str | None = None, *, since: Any = None, until: Any = None, page_size: int = PAGE_SIZE
+        self,
+        session: Session,
+        app: str | None = None,
+        *,
+        since: Any = None,
+        until: Any = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.session = session
         self.apps = [a["name"] for a in session.fly.list_apps(session.org)]
