@@ -12,7 +12,7 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vyxops import __version__
 from vyxops.errors import InputError, VyxopsError, exit_code_for
@@ -35,6 +35,11 @@ class _Parser(argparse.ArgumentParser):
         name = named.group(1).split("/")[0] if named else "usage"
         message = _ARGUMENT.sub("", message).strip() if named else message
         raise InputError(name, message, hint=f"see `{self.prog} --help`")
+
+
+if TYPE_CHECKING:
+    # What add_subparsers returns; argparse names no public type for it, typeshed this one.
+    _Subparsers = argparse._SubParsersAction[_Parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +96,7 @@ def _probe(sp: argparse.ArgumentParser) -> None:
     )
 
 
-def _investigate_parser(sub: Any) -> None:
+def _investigate_parser(sub: _Subparsers) -> None:
     inv = sub.add_parser("investigate", help="reconstruct an incident and name its root cause")
     _common(inv)
     inv.add_argument("--app", required=True, help="the Fly app whose provisioning to investigate")
@@ -104,7 +109,7 @@ def _investigate_parser(sub: Any) -> None:
     _probe(inv)
 
 
-def _remediate_parser(sub: Any) -> None:
+def _remediate_parser(sub: _Subparsers) -> None:
     rem = sub.add_parser("remediate", help="plan fixes (dry run) and, with --apply --confirm APP, apply them")
     _common(rem)
     rem.add_argument("--app", required=True, help="the Fly app to fix")
@@ -131,7 +136,7 @@ def _remediate_parser(sub: Any) -> None:
     _tz(rem)
 
 
-def _audit_parser(sub: Any) -> None:
+def _audit_parser(sub: _Subparsers) -> None:
     aud = sub.add_parser("audit", help="scheduled check of one or more apps")
     _common(aud)
     aud.add_argument("--app", action="append", dest="apps", metavar="APP", help="an app to audit (repeatable)")
@@ -153,14 +158,14 @@ def _audit_parser(sub: Any) -> None:
     _tz(aud)
 
 
-def _capture_parser(sub: Any) -> None:
+def _capture_parser(sub: _Subparsers) -> None:
     cap = sub.add_parser("capture", help="capture an evidence bundle for offline replay")
     _common(cap)
     cap.add_argument("--app", required=True, help="the Fly app whose evidence to capture")
     _window(cap)
 
 
-def _sandbox_parsers(sub: Any) -> None:
+def _sandbox_parsers(sub: _Subparsers) -> None:
     sb = sub.add_parser("sandbox", help="control the sandbox: reset | serve | status")
     sb.add_argument("action", choices=("reset", "serve", "status"), help="start over | serve on 127.0.0.1 | show")
     sb.add_argument("--scenario", help="a shipped scenario (see `vyxops scenarios`) or a YAML file")
@@ -242,8 +247,8 @@ def _error(line: str) -> None:
 # --------------------------------------------------------------------------- checks before any work
 
 
-def check_common(args: argparse.Namespace) -> Any:
-    """Every check that needs no platform; returns the sandbox's world when it is the target.
+def check_common(args: argparse.Namespace) -> object | None:
+    """Every check that needs no platform; returns the sandbox's world (opaque here) when it is the target.
 
     Target, scenario, apps, machine, window, --out (writable, and no file it will
     write is a directory), a bundle's app and window against its metadata, and on

@@ -19,6 +19,7 @@ in notebooks (a Figure displays itself in Jupyter).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +122,7 @@ def plot_timeline(tl: pd.DataFrame, *, title: str = "", max_lanes: int = 30) -> 
     return fig
 
 
-def save_timeline_png(fig: Figure, path: Any, *, dpi: int = 120) -> None:
+def save_timeline_png(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120) -> None:
     """Write ``fig`` to ``path`` as a PNG."""
     fig.savefig(path, format="png", dpi=dpi)
 

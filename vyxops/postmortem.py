@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 TIMELINE_ROWS = 60
 
 
-def cell(text: Any) -> str:
+def cell(text: object) -> str:
     """A value safe in a Markdown table cell: one line, pipes escaped, no raw HTML."""
     value = "" if text is None else str(text)
     value = value.replace("\r", " ").replace("\n", " ").replace("|", "\\|")

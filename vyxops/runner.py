@@ -11,11 +11,15 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vyxops import errors
 from vyxops.errors import ConfigError, InputError, VyxopsError, exit_code_for
 from vyxops.kernel import Kernel, register_throttled_engine
+
+if TYPE_CHECKING:
+    from nbconvert import HTMLExporter
+    from nbformat import NotebookNode
 
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
 EXECUTION_TIMEOUT_S = 900  # per cell
@@ -58,7 +62,7 @@ class Reporter:
     def __init__(self) -> None:
         import threading
 
-        self._exporter: Any = None
+        self._exporter: HTMLExporter | None = None
         self._thread = threading.Thread(target=self._warm, name="vyxops-report-warmup", daemon=True)
         self._thread.start()
 
@@ -70,7 +74,7 @@ class Reporter:
         except Exception:  # noqa: BLE001 - a failed warm-up only means a cold render later
             self._exporter = None
 
-    def export(self, nb: Any, html: Path, *, title: str) -> Path:
+    def export(self, nb: NotebookNode, html: Path, *, title: str) -> Path:
         """Write ``nb`` (an executed notebook node) to ``html`` with code hidden."""
         self._thread.join()
         exporter = self._exporter or _html_exporter()
@@ -81,7 +85,7 @@ class Reporter:
         return Path(html)
 
 
-def _html_exporter() -> Any:
+def _html_exporter() -> HTMLExporter:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")
@@ -91,7 +95,7 @@ def _html_exporter() -> Any:
     return exporter
 
 
-def _warmup_notebook() -> Any:
+def _warmup_notebook() -> NotebookNode:
     import base64
 
     import nbformat
@@ -110,7 +114,7 @@ def _warmup_notebook() -> Any:
         new_output("stream", name="stderr", text="warm\n"),
         new_output("error", ename="VyxopsError", evalue="warm", traceback=["VyxopsError: warm"]),
     ]
-    nb = new_notebook(cells=[new_markdown_cell("# warm\n\nup"), new_code_cell("x = 1", outputs=outputs)])
+    nb: NotebookNode = new_notebook(cells=[new_markdown_cell("# warm\n\nup"), new_code_cell("x = 1", outputs=outputs)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.validate(nb)
     return nb
@@ -118,7 +122,7 @@ def _warmup_notebook() -> Any:
 
 def run_notebook(
     name: str, parameters: dict[str, Any], out_dir: Path, *, kernel: Kernel | None = None
-) -> tuple[Path, Any]:
+) -> tuple[Path, NotebookNode]:
     """Execute ``notebooks/<name>.ipynb`` with ``parameters`` into ``out_dir/<name>.ipynb``.
 
     Returns the output path and the executed notebook node (what was written there).

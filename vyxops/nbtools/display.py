@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 
 def md(text: str) -> None:
@@ -11,7 +15,7 @@ def md(text: str) -> None:
     display(Markdown(text))
 
 
-def show_figure(fig: Any) -> None:
+def show_figure(fig: Figure) -> None:
     """Display a matplotlib Figure as a PNG (works without pyplot, headless, in HTML reports)."""
     import io
 
@@ -31,7 +35,7 @@ TABLE_STYLE = (
 )
 
 
-def table(df: Any, tz: str = "UTC") -> str:
+def table(df: pd.DataFrame, tz: str = "UTC") -> str:
     """A DataFrame as HTML a person reads: escaped, left-aligned, no index, blank for missing, one time format."""
     import pandas as pd
 

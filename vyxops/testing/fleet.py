@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from vyxops.images import secret_digest
 from vyxops_sandbox.functions import FUNCTION_CREATE_MS, FUNCTION_DONE_MS
 from vyxops_sandbox.machines import APP_REPORT_MS, DESTROY_AFTER_EXIT_MS, PULL_MS, START_MS
 from vyxops_sandbox.world import World
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FLEET_START = pd.Timestamp("2025-09-01T00:00:00Z")
 FLEET_PROJECT_REF = "fleetprojectref0001"
@@ -607,7 +610,7 @@ def _fly_logs_frame(rng: np.random.Generator, m: _Machines, excess: int) -> pd.D
     )
 
 
-def _fly_log_parts(m: _Machines) -> list[tuple[np.ndarray, np.ndarray, Any, str]]:
+def _fly_log_parts(m: _Machines) -> list[tuple[np.ndarray, np.ndarray, pa.Array, str]]:
     """The log lines the world model writes, one kind of line at a time: (machines, times in ms, text, provider)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -717,7 +720,7 @@ def _function_logs_frame(rng: np.random.Generator, calls: _Calls, m: _Machines) 
     )
 
 
-def _function_log_lines(calls: _Calls, m: _Machines, status: np.ndarray) -> Any:
+def _function_log_lines(calls: _Calls, m: _Machines, status: np.ndarray) -> pa.Array:
     """The four lines of every call, kind by kind: boot, provisioning, created machine or API error, edge log."""
     import pyarrow as pa
 
