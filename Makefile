@@ -29,7 +29,12 @@ setup: $(STAMP) bytecode
 demo: setup  ## investigate the seed incident on the sandbox
 	$(VENV)/bin/vyxops investigate --scenario stub-image --app vyx-app --out $(OUT)
 
+# Lint, format and types run first, so a style or type error fails in seconds rather than
+# after the whole suite (mypy's configuration, strict over vyxops, is in pyproject.toml).
 test: setup  ## the whole test suite, offline
+	$(VENV)/bin/ruff check vyxops vyxops_sandbox tests bench
+	$(VENV)/bin/ruff format --check vyxops vyxops_sandbox tests bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: setup  ## speed and memory figures, as ratios measured in one run
