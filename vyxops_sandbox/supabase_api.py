@@ -630,6 +630,21 @@ def _gateway_role(world: World, request: httpx.Request) -> str:
     raise _PgError(401, "PGRST301", "JWT could not be decoded")
 
 
+def _no_such_function(fn: str, request: httpx.Request) -> _PgError:
+    """PGRST202 for ``POST /rest/v1/rpc/<fn>``: the sandbox's database has no functions."""
+    ok, args = _read_json(request)
+    arg_names = ", ".join(sorted(args)) if ok and isinstance(args, dict) else ""
+    return _PgError(
+        404,
+        "PGRST202",
+        f"Could not find the function public.{fn}({arg_names}) in the schema cache",
+        details=(
+            f"Searched for the function public.{fn} with parameters {arg_names or 'none'} "
+            "or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+        ),
+    )
+
+
 def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | None:
     """Serve ``/rest/v1/<table>``: GET/HEAD (select), PATCH (update), POST (insert), DELETE.
 
@@ -656,18 +671,7 @@ def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | N
                 hint=f"Only the following schemas are exposed: {', '.join(EXPOSED_SCHEMAS)}",
             )
         if name.startswith("rpc/"):
-            fn = name[4:]
-            ok, args = _read_json(request)
-            arg_names = ", ".join(sorted(args)) if ok and isinstance(args, dict) else ""
-            raise _PgError(
-                404,
-                "PGRST202",
-                f"Could not find the function public.{fn}({arg_names}) in the schema cache",
-                details=(
-                    f"Searched for the function public.{fn} with parameters {arg_names or 'none'} "
-                    "or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
-                ),
-            )
+            raise _no_such_function(name[4:], request)
         if "/" in name:
             raise _PgError(404, "PGRST125", "Invalid path specified in request URL")
         tables = world.state["supabase"]["tables"]
