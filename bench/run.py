@@ -32,9 +32,8 @@ def main() -> int:
     print(f"papermill empty notebook   {r['papermill_empty_s']:.2f} s   (runs {lo:.2f}-{hi:.2f} s)")
     lo, hi = r["investigate_range_s"]
     print(f"vyxops investigate         {r['investigate_s']:.2f} s   (runs {lo:.2f}-{hi:.2f} s)")
-    print(
-        f"ratio                      {r['ratio']:.2f}x   (target <= {TARGET_INVESTIGATE_RATIO}x)  {'ok' if ok_inv else 'MISSED'}"
-    )
+    verdict = "ok" if ok_inv else "MISSED"
+    print(f"ratio                      {r['ratio']:.2f}x   (target <= {TARGET_INVESTIGATE_RATIO}x)  {verdict}")
     print()
     timeline = subprocess.run([sys.executable, str(HERE / "bench_timeline.py")])
     print()

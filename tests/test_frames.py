@@ -273,7 +273,8 @@ def test_function_logs_page_by_time_past_the_query_limit(tmp_path: Path) -> None
 
 
 def test_function_logs_sharing_one_microsecond_past_the_query_limit_are_all_read(tmp_path: Path) -> None:
-    """2,300 rows stamped with the same microsecond (and some around them) are read once each, and the frame says complete."""
+    """2,300 rows stamped with the same microsecond (and some around them) are read once each, and the frame says
+    complete."""
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
         same_us = (world_of(s).now_ms - 600_000) * 1000
         for i, at in enumerate([same_us] * 2300 + [same_us - 1, same_us + 1] * 5):

@@ -113,7 +113,8 @@ def test_summary_drops_events_and_config(world: World) -> None:
 
 
 def test_state_region_and_metadata_filters_select_machines(world: World) -> None:
-    """state (comma list), region and metadata.{key} each narrow the list; include_deleted still gates destroyed ones."""
+    """state (comma list), region and metadata.{key} each narrow the list; include_deleted still gates destroyed
+    ones."""
     create(world, RELEASE_IMAGE, region="ams", config={"metadata": {"user_id": "u-1"}, "auto_destroy": False})
     create(world, RELEASE_IMAGE, region="sjc", config={"metadata": {"user_id": "u-2"}, "auto_destroy": False})
     world.sleep(5)  # both start
@@ -131,7 +132,8 @@ def test_state_region_and_metadata_filters_select_machines(world: World) -> None
 
 
 def test_invalid_list_parameters_are_400(world: World) -> None:
-    """A limit over 1000, a cursor without limit, a garbled cursor or a non-boolean flag is refused with an ErrorResponse."""
+    """A limit over 1000, a cursor without limit, a garbled cursor or a non-boolean flag is refused with an
+    ErrorResponse."""
     for params in (
         {"limit": "1001"},
         {"limit": "0"},
@@ -249,7 +251,8 @@ def test_machine_id_with_a_slash_gets_the_plain_go_404(world: World) -> None:
 
 
 def test_real_but_unmodelled_endpoint_is_501_not_a_fake_404(world: World) -> None:
-    """An endpoint the real API has but the sandbox does not model (start) answers 501 naming it; a wrong method is 405."""
+    """An endpoint the real API has but the sandbox does not model (start) answers 501 naming it; a wrong method is
+    405."""
     response = call(world, "POST", machines_url(suffix=f"/{SEED_MACHINE}/start"))
     assert response.status_code == 501 and "not modelled" in response.json()["error"]
     wrong = call(world, "PUT", machines_url())
@@ -263,7 +266,8 @@ def test_create_with_a_missing_tag_is_400_manifest_unknown_and_makes_no_machine(
     response = create(world, "registry.fly.io/vyx-app:deployment-01K6GSC1H9Z5M48PZDQMRD7NZX")
     assert response.status_code == 400
     assert response.json() == {
-        "error": "failed to get manifest registry.fly.io/vyx-app:deployment-01K6GSC1H9Z5M48PZDQMRD7NZX: MANIFEST_UNKNOWN"
+        "error": "failed to get manifest registry.fly.io/vyx-app:deployment-01K6GSC1H9Z5M48PZDQMRD7NZX: "
+        "MANIFEST_UNKNOWN"
     }
     validate(response.json(), component("ErrorResponse"))
     assert len(world.app(APP)["machines"]) == before  # type: ignore[index]
@@ -280,7 +284,8 @@ def test_create_without_an_image_or_with_a_bad_body_is_400(world: World) -> None
 
 
 def test_create_with_an_existing_image_returns_the_created_machine(world: World) -> None:
-    """POST with an existing image answers 200 with a machine in state created and one launch event, shaped like the docs sample."""
+    """POST with an existing image answers 200 with a machine in state created and one launch event, shaped like the
+    docs sample."""
     response = create(world, RELEASE_IMAGE, region="ams", name="my-machine", config={"metadata": {"user_id": "u-7"}})
     assert response.status_code == 200
     machine = response.json()
@@ -297,7 +302,8 @@ def test_create_with_an_existing_image_returns_the_created_machine(world: World)
 
 # --------------------------------------------------------------------------- wait
 def test_wait_for_started_jumps_the_clock_and_answers_200(world: World) -> None:
-    """wait?state=started on a new machine moves the virtual clock to its start event and answers WaitMachineResponse."""
+    """wait?state=started on a new machine moves the virtual clock to its start event and answers
+    WaitMachineResponse."""
     machine = create(world, RELEASE_IMAGE).json()
     t0 = world.now_ms
     response = call(
@@ -322,7 +328,8 @@ def test_wait_on_the_destroyed_seed_machine_answers_404(world: World) -> None:
 
 
 def test_wait_on_a_machine_that_cannot_pull_times_out_with_408() -> None:
-    """A machine whose image cannot be pulled never starts: wait started times out with 408 (no body), wait destroyed answers 200."""
+    """A machine whose image cannot be pulled never starts: wait started times out with 408 (no body), wait destroyed
+    answers 200."""
     world = World.from_scenario(load_scenario("image-pull-fails"))
     app = "render-app"
     image = "registry.fly.io/render-app:deployment-01KB9ZZZZZZZZZZZZZZZZZZZZZ"
@@ -358,7 +365,8 @@ def test_wait_with_an_invalid_state_or_timeout_is_400(world: World) -> None:
 
 # --------------------------------------------------------------------------- stop / destroy
 def test_stop_a_started_machine_then_auto_destroy_removes_it(world: World) -> None:
-    """POST …/stop on a started auto_destroy machine answers {"ok": true} and the machine ends destroyed; a second stop is refused."""
+    """POST …/stop on a started auto_destroy machine answers {"ok": true} and the machine ends destroyed; a second stop
+    is refused."""
     machine = create(world, RELEASE_IMAGE).json()
     call(world, "GET", machines_url(suffix=f"/{machine['id']}/wait"))
     url = machines_url(suffix=f"/{machine['id']}/stop")
@@ -404,7 +412,8 @@ def test_apps_list_and_get_follow_the_docs_samples(world: World) -> None:
 
 
 def test_missing_or_wrong_token_is_401_with_the_observed_body(world: World) -> None:
-    """No token or a wrong one gets 401 {"error": "Authenticate: token validation error"}; Bearer or FlyV1: both pass."""
+    """No token or a wrong one gets 401 {"error": "Authenticate: token validation error"}; Bearer or FlyV1: both
+    pass."""
     observed = next(c for c in reference("machines-api-error-bodies.observed.json")["cases"] if c["status"] == 401)
     for headers in (
         {},
@@ -420,7 +429,8 @@ def test_missing_or_wrong_token_is_401_with_the_observed_body(world: World) -> N
 
 
 def test_every_answer_carries_a_deterministic_fly_request_id(world: World) -> None:
-    """Each answer has a fly-request-id shaped like the observed one; the same calls on the same scenario give the same ids."""
+    """Each answer has a fly-request-id shaped like the observed one; the same calls on the same scenario give the same
+    ids."""
     other = World.from_scenario(load_scenario("stub-image"))
     urls = [machines_url(), machines_url(suffix=f"/{SEED_MACHINE}"), machines_url(suffix=f"/{STUB}")]
     ids = [call(world, "GET", u).headers["fly-request-id"] for u in urls]
@@ -481,7 +491,8 @@ def test_graphql_unsupported_query_names_what_the_sandbox_supports(world: World)
 
 
 def test_graphql_without_token_is_an_unauthorized_error(world: World) -> None:
-    """Without the Fly token GraphQL answers errors[] with flyctl's 'You must be authenticated' and code UNAUTHORIZED."""
+    """Without the Fly token GraphQL answers errors[] with flyctl's 'You must be authenticated' and code
+    UNAUTHORIZED."""
     response = graphql(world, 'query { app(name: "vyx-app") { id } }', headers={})
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "UNAUTHORIZED" and "authenticated" in error["message"]
@@ -490,7 +501,8 @@ def test_graphql_without_token_is_an_unauthorized_error(world: World) -> None:
 
 # --------------------------------------------------------------------------- REST releases
 def test_rest_releases_follow_the_constructed_shape(world: World) -> None:
-    """GET /api/v1/apps/{app}/releases?limit=N has {releases: [...]} with the constructed sample's keys, newest first."""
+    """GET /api/v1/apps/{app}/releases?limit=N has {releases: [...]} with the constructed sample's keys, newest
+    first."""
     sample = reference("rest-releases.response.constructed.json")["releases"][0]
     body = call(world, "GET", f"{API}/api/v1/apps/{APP}/releases", params={"limit": "1"}).json()
     assert set(body) == {"releases"} and len(body["releases"]) == 1

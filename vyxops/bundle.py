@@ -91,7 +91,7 @@ def read_bundle_meta(path: Path) -> dict[str, Any]:
             f"no evidence bundle at {path} (bundle.json missing)",
             allowed="bundle:PATH of a directory written by `vyxops capture`",
         )
-    meta = json.loads(meta_path.read_text())
+    meta: dict[str, Any] = json.loads(meta_path.read_text())
     if meta.get("schema") != BUNDLE_SCHEMA:
         raise InputError("--target", f"{path} is not a {BUNDLE_SCHEMA} bundle")
     return meta
@@ -148,7 +148,9 @@ def open_bundle(request: OpenRequest) -> Opened:
     return Opened(
         opener="bundle",
         label=f"bundle:{path}",
-        description=f"bundle: evidence captured from {meta.get('captured_from', '?')} at {meta['now']}, replayed from {path}",
+        description=(
+            f"bundle: evidence captured from {meta.get('captured_from', '?')} at {meta['now']}, replayed from {path}"
+        ),
         credentials=Credentials(no_credentials, no_credentials, no_credentials, ref),
         clock=FixedClock(pd.Timestamp(meta["now"]).timestamp()),
         supabase_url=f"https://{ref}.supabase.co",

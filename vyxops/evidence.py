@@ -307,12 +307,19 @@ def check_machine_in_window(
         return
     hit = machines[machines["machine_id"] == machine_id]
     if hit.empty:
-        raise InputError("--machine", f"machine {machine_id} is not one of app {app}'s machines, even by id",
-                         hint=f"list them with `fly machines list -a {app}` (destroyed ones: the Machines API with include_deleted=true)")  # fmt: skip
+        raise InputError(
+            "--machine",
+            f"machine {machine_id} is not one of app {app}'s machines, even by id",
+            hint=f"list them with `fly machines list -a {app}` "
+            "(destroyed ones: the Machines API with include_deleted=true)",
+        )
     created = hit.iloc[0]["created_at"]
     if pd.notna(created) and created > end:
-        raise InputError("--machine", f"machine {machine_id} was created at {iso(created)}, after the window ends ({iso(end)})",
-                         hint="widen the window with --until")  # fmt: skip
+        raise InputError(
+            "--machine",
+            f"machine {machine_id} was created at {iso(created)}, after the window ends ({iso(end)})",
+            hint="widen the window with --until",
+        )
 
 
 def match_secret(digest: str | None, refs: list[str], manifests: pd.DataFrame | None = None) -> str | None:

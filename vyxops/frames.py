@@ -576,8 +576,24 @@ def fetch_functions(session: Any) -> pd.DataFrame:
 
 
 _FN_LOG_COLUMNS = {
-    "function_edge_logs": "id, timestamp, event_message, log_attributes['function_id'] as function_id, log_attributes['execution_id'] as execution_id, log_attributes['response.status_code'] as status_code, log_attributes['execution_time_ms'] as execution_time_ms",
-    "function_logs": "id, timestamp, event_message, severity_text, log_attributes['function_id'] as function_id, log_attributes['execution_id'] as execution_id, log_attributes['level'] as level, log_attributes['event_type'] as event_type",
+    "function_edge_logs": ", ".join(
+        [
+            "id, timestamp, event_message",
+            "log_attributes['function_id'] as function_id",
+            "log_attributes['execution_id'] as execution_id",
+            "log_attributes['response.status_code'] as status_code",
+            "log_attributes['execution_time_ms'] as execution_time_ms",
+        ]
+    ),
+    "function_logs": ", ".join(
+        [
+            "id, timestamp, event_message, severity_text",
+            "log_attributes['function_id'] as function_id",
+            "log_attributes['execution_id'] as execution_id",
+            "log_attributes['level'] as level",
+            "log_attributes['event_type'] as event_type",
+        ]
+    ),
 }
 LOG_PAGE = 1000
 # The endpoint refuses a window over 24 h and rounds each bound to the nearest minute (its OpenAPI

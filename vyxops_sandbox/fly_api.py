@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from vyxops_sandbox import limits
 from vyxops_sandbox.machines import visible
 from vyxops_sandbox.world import ManifestUnknown, World
 
@@ -569,6 +570,19 @@ def _match(template: tuple[str, ...], segments: list[str]) -> Params | None:
     return params
 
 
+def _rate_limited(world: World, wait_s: int) -> httpx.Response:
+    # What the real Machines API sends with its 429 is not known: Fly's docs give the limits
+    # but no body or headers (superfly/docs machines/api/working-with-machines-api.html.markerb,
+    # "Rate Limits"), and neither client reads one: fly-go (flaps/flaps.go handleAPIError, at
+    # 22d6e518) only decodes {"error"}/{"message"} from any 4xx, and flyctl (internal/flapsutil/
+    # retry.go IsTransientFlapsError, internal/command/machine/wait.go isRetryableWaitError, at
+    # ad0172fa) retries 429 on its own backoff without looking for Retry-After. The reference
+    # file machines-api-error-bodies.observed.json records the same ("Body and Retry-After header
+    # are NOT documented"). So the sandbox answers in Fly's error shape, {"error": ...}, and sends
+    # Retry-After in whole seconds until the bucket holds a request again (an assumption, not Fly).
+    return json_response(world, 429, {"error": "rate limit exceeded"}, {"retry-after": str(wait_s)})
+
+
 def handle_machines(world: World, request: httpx.Request) -> httpx.Response | None:
     """Serve the Machines API below ``/v1/apps``; None for paths outside it.
 
@@ -593,9 +607,13 @@ def handle_machines(world: World, request: httpx.Request) -> httpx.Response | No
             continue
         if not fly_token_ok(world, request):
             return json_response(world, 401, UNAUTHENTICATED)
+        pattern = "/v1/apps" + "".join("/" + t for t in template)
+        key, limit = limits.fly_machines_bucket(request.method, pattern, params, request.url.params.get("org_slug", ""))
+        wait_s = limits.take(world, key, limit)
+        if wait_s is not None:
+            return _rate_limited(world, wait_s)
         handler = methods[request.method]
         if handler is None:
-            pattern = "/v1/apps" + "".join("/" + t for t in template)
             return json_response(world, 501, {"error": f"vyxops sandbox: {request.method} {pattern} is not modelled"})
         return handler(world, request, params)
     if allowed:
@@ -804,7 +822,7 @@ def _graphql_answer(world: World, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def handle_graphql(world: World, request: httpx.Request) -> httpx.Response | None:
-    """POST /graphql: the ``fly releases`` query and a minimal ``app(name:)``; errors come as HTTP 200 with ``errors[]``.
+    """POST /graphql: the ``fly releases`` query and a minimal ``app(name:)``; errors are HTTP 200 with ``errors[]``.
 
     Not a GraphQL engine: a query using anything else gets 200 with an ``errors[]``
     message naming what the sandbox supports. Without the Fly token the answer is

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -45,7 +45,7 @@ class FlyClient:
         return (body or {}).get("apps") or []  # Go encodes an empty slice as null
 
     def get_app(self, app: str) -> dict[str, Any]:
-        return self.machines.get_json(f"/v1/apps/{app}")
+        return cast(dict[str, Any], self.machines.get_json(f"/v1/apps/{app}"))
 
     # -- machines
     def iter_machine_pages(
@@ -80,7 +80,7 @@ class FlyClient:
         return [m for page in self.iter_machine_pages(app, **kw) for m in page]
 
     def get_machine(self, app: str, machine_id: str) -> dict[str, Any]:
-        return self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}")
+        return cast(dict[str, Any], self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}"))
 
     def machine_events(self, app: str, machine_id: str, limit: int = 50) -> list[dict[str, Any]]:
         path = f"/v1/apps/{app}/machines/{machine_id}/events"
@@ -96,7 +96,7 @@ class FlyClient:
         if name:
             body["name"] = name
         response = self.machines.request("POST", f"/v1/apps/{app}/machines", json=body, idempotent=False)
-        return self.machines.parse_json(response)
+        return cast(dict[str, Any], self.machines.parse_json(response))
 
     def wait_machine(self, app: str, machine_id: str, state: str, timeout_s: int = 60) -> dict[str, Any] | None:
         """Block until the machine reaches ``state``; None on timeout (408)."""
@@ -109,13 +109,19 @@ class FlyClient:
         return None if response.status_code == 408 else self.machines.parse_json(response)
 
     def stop_machine(self, app: str, machine_id: str) -> dict[str, Any]:
-        return self.machines.get_json(
-            f"/v1/apps/{app}/machines/{machine_id}/stop", method="POST", json={}, idempotent=True
+        return cast(
+            dict[str, Any],
+            self.machines.get_json(
+                f"/v1/apps/{app}/machines/{machine_id}/stop", method="POST", json={}, idempotent=True
+            ),
         )
 
     def destroy_machine(self, app: str, machine_id: str, *, force: bool = False) -> dict[str, Any]:
         params = {"force": "true"} if force else None
-        return self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}", method="DELETE", params=params)
+        return cast(
+            dict[str, Any],
+            self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}", method="DELETE", params=params),
+        )
 
     # -- releases
     def releases(self, app: str, limit: int = 25) -> list[dict[str, Any]]:
@@ -199,7 +205,8 @@ class FlyClient:
             headers={"content-type": media_type},
             idempotent=True,
         )
-        return response.headers.get("docker-content-digest")
+        digest: str | None = response.headers.get("docker-content-digest")
+        return digest
 
 
 _MISSING_CODES = ("MANIFEST_UNKNOWN", "NAME_UNKNOWN")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from postgrest.types import CountMethod
 
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, RateLimitedError, TransportError, redact
 from vyxops.http import Api, is_jwt, supabase_key_headers
@@ -175,7 +176,7 @@ class SupabaseClient:
         total: int | None = None
         offset = 0
         while True:
-            q = self.client.table(table).select(columns, count="exact")
+            q = self.client.table(table).select(columns, count=CountMethod.exact)
             for column, op, value in filters or []:
                 q = _apply_filter(q, column, op, value)
             q = q.order(order).range(offset, offset + page_size - 1)
@@ -261,7 +262,8 @@ class SupabaseClient:
         return self._plan
 
     def postgrest_config(self) -> dict[str, Any]:
-        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/postgrest")
+        config: dict[str, Any] = self.mgmt.get_json(f"/v1/projects/{self.project_ref}/postgrest")
+        return config
 
     def query_logs(self, sql: str, start_iso: str, end_iso: str) -> list[dict[str, Any]]:
         """Run ClickHouse SQL on the logs endpoint over [start, end] (both always sent, ≤ 24 h)."""
