@@ -572,8 +572,8 @@ def _match(template: tuple[str, ...], segments: list[str]) -> Params | None:
 
 def _rate_limited(world: World, wait_s: int) -> httpx.Response:
     # What the real Machines API sends with its 429 is not known: Fly's docs give the limits
-    # but no body or headers (superfly/docs machines/api/working-with-machines-api.html.markerb,
-    # "Rate Limits"), and neither client reads one: fly-go (flaps/flaps.go handleAPIError, at
+    # but no body or headers (superfly/docs machines/api/working-with-machines-api.html.markerb
+    # "Rate Limits", at 045d1a60), and neither client reads one: fly-go (flaps/flaps.go handleAPIError, at
     # 22d6e518) only decodes {"error"}/{"message"} from any 4xx, and flyctl (internal/flapsutil/
     # retry.go IsTransientFlapsError, internal/command/machine/wait.go isRetryableWaitError, at
     # ad0172fa) retries 429 on its own backoff without looking for Retry-After. The reference
@@ -589,7 +589,9 @@ def handle_machines(world: World, request: httpx.Request) -> httpx.Response | No
     A path no route matches gets Go's plain-text ``404 page not found`` — so a machine
     id containing ``/`` (``fly image show registry.fly.io/vyx-app:stub``) gets exactly
     the 404 of the seed incident. Routing happens before authentication (which order
-    the real API uses is unknown); every other answer needs the Fly token.
+    the real API uses is unknown); every other answer needs the Fly token. An
+    authenticated call then spends from its rate bucket (:mod:`vyxops_sandbox.limits`)
+    and is answered 429 when that is empty.
     """
     path = request.url.path  # decoded: an escaped '/' in an id still splits, as Go's mux sees it
     if path != "/v1/apps" and not path.startswith("/v1/apps/"):

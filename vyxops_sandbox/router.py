@@ -63,28 +63,47 @@ class SandboxApp:
         self.calls = 0
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
         with self.lock:
             self.calls += 1
-            self.world.refresh()  # another process (the CLI applying a fix, a served copy) may have saved
-            if self.realtime:
-                wall = time.monotonic()
-                self.world.advance_to(self.world.now_ms + int((wall - self._last_wall) * 1000))
-                self._last_wall = wall
-            path = request.url.path
+            self._sync()
             rule = self.faults.pick(request.method, path, "before")
-            if rule is not None:
+            if rule is not None and not self._wall_latency(rule):
                 early = self._fault_response(rule)
                 if early is not None:
                     return early
+                rule = None
+        if rule is not None:
+            # Served: the delay is wall time and is spent outside the lock, so that
+            # concurrent requests are each delayed but overlap instead of queueing.
+            time.sleep(rule.latency_ms / 1000)
+        with self.lock:
+            if rule is not None:
+                self._sync()
             response = self._dispatch(request)
             if self.autosave and self.world.dirty:
                 self.world.save()
             after = self.faults.pick(request.method, path, "after")
-            if after is not None:
+            if after is not None and not self._wall_latency(after):
                 hidden = self._fault_response(after)
                 if hidden is not None:
                     return hidden
-            return response
+                after = None
+        if after is not None:
+            time.sleep(after.latency_ms / 1000)
+        return response
+
+    def _sync(self) -> None:
+        """Catch up with other processes' saves and, served in realtime, with the wall clock (under the lock)."""
+        self.world.refresh()  # another process (the CLI applying a fix, a served copy) may have saved
+        if self.realtime:
+            wall = time.monotonic()
+            self.world.advance_to(self.world.now_ms + int((wall - self._last_wall) * 1000))
+            self._last_wall = wall
+
+    def _wall_latency(self, rule: FaultRule) -> bool:
+        """Whether ``rule`` is a latency to sleep in wall time (served in realtime), outside the lock."""
+        return rule.kind == "latency" and self.realtime
 
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -100,11 +119,8 @@ class SandboxApp:
         return not_found()
 
     def _fault_response(self, rule: FaultRule) -> httpx.Response | None:
-        if rule.kind == "latency":
-            if self.realtime:
-                time.sleep(rule.latency_ms / 1000)
-            else:
-                self.world.sleep(rule.latency_ms / 1000)
+        if rule.kind == "latency":  # virtual clock; a served one sleeps in handle(), outside the lock
+            self.world.sleep(rule.latency_ms / 1000)
             return None
         if rule.kind == "timeout":
             raise InjectedTimeout(rule)

@@ -1,0 +1,151 @@
+"""The sandbox's Fly Machines API rate limits (vyxops_sandbox/limits.py) and served latency that overlaps.
+
+PLATFORM.md: "1 req/s per action per machine or app, burst 3; get machine 5 req/s,
+burst 10". Buckets refill on the world's clock, so in process only a sleep refills them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from vyxops_sandbox.faults import FaultRule, Faults
+from vyxops_sandbox.router import SandboxApp, SandboxTransport
+from vyxops_sandbox.scenario import load_scenario
+from vyxops_sandbox.server import make_server
+from vyxops_sandbox.target import SandboxClock
+from vyxops_sandbox.world import World
+
+MACHINES = "https://api.machines.dev"
+TWO_APPS = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
+APP = "vyx-app"
+SEED_MACHINE = "5683732efe3208"  # the stub-image seed's machine: destroyed, still readable by id
+
+
+def two_apps() -> World:
+    return World.from_scenario(load_scenario(TWO_APPS))
+
+
+def client(world: World) -> httpx.Client:
+    """An httpx client answered by the sandbox in process (no retries: every 429 is seen)."""
+    return httpx.Client(
+        transport=SandboxTransport(SandboxApp(world, autosave=False)),
+        headers={"Authorization": f"Bearer {world.credentials['fly_api_token']}"},
+    )
+
+
+def machines(app: str, suffix: str = "") -> str:
+    return f"{MACHINES}/v1/apps/{app}/machines{suffix}"
+
+
+def test_fourth_list_in_one_virtual_second_is_429_while_another_app_is_still_allowed() -> None:
+    """Listing is 1/s burst 3 per app: the 4th list of alpha-app is refused; beta-app's budget is its own."""
+    world = two_apps()
+    with client(world) as http:
+        assert [http.get(machines("alpha-app")).status_code for _ in range(3)] == [200, 200, 200]
+        assert http.get(machines("alpha-app")).status_code == 429
+        assert http.get(machines("beta-app")).status_code == 200
+        # Another action on the same app (create) has its own bucket too: a bad body is 400, not 429.
+        assert http.post(machines("alpha-app"), json={}).status_code == 400
+
+
+def test_get_machine_allows_a_burst_of_ten_then_429() -> None:
+    """Get Machine is 5/s burst 10, per machine."""
+    world = World.from_scenario(load_scenario("stub-image"))
+    with client(world) as http:
+        codes = [http.get(machines(APP, f"/{SEED_MACHINE}")).status_code for _ in range(11)]
+    assert codes == [200] * 10 + [429]
+
+
+def test_the_429_says_when_to_come_back_and_sleeping_the_virtual_clock_allows_again() -> None:
+    """Retry-After is the whole seconds until a request fits; after sleeping that long on the virtual clock it does."""
+    world = two_apps()
+    clock = SandboxClock(world)
+    with client(world) as http:
+        for _ in range(3):
+            http.get(machines("alpha-app"))
+        refused = http.get(machines("alpha-app"))
+        assert refused.status_code == 429
+        assert refused.json() == {"error": "rate limit exceeded"}
+        assert refused.headers["content-type"].startswith("application/json")
+        assert refused.headers["retry-after"] == "1"  # 1 req/s, empty bucket: a token in 1 s
+        assert "fly-request-id" in refused.headers
+        clock.sleep(0.5)
+        assert http.get(machines("alpha-app")).status_code == 429  # half a token is not a request
+        clock.sleep(0.5)
+        assert http.get(machines("alpha-app")).status_code == 200
+        assert http.get(machines("alpha-app")).status_code == 429
+        world.sleep(10)  # a quiet spell refills the burst, no more
+        assert [http.get(machines("alpha-app")).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_retry_after_rounds_the_get_machine_wait_up_to_a_whole_second() -> None:
+    """At 5/s the next token is 200 ms away: Retry-After says 1 (whole seconds), and 200 ms later one fits."""
+    world = World.from_scenario(load_scenario("stub-image"))
+    with client(world) as http:
+        for _ in range(10):
+            http.get(machines(APP, f"/{SEED_MACHINE}"))
+        refused = http.get(machines(APP, f"/{SEED_MACHINE}"))
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        world.sleep(0.2)
+        assert http.get(machines(APP, f"/{SEED_MACHINE}")).status_code == 200
+
+
+def test_a_refused_or_unauthenticated_call_spends_nothing() -> None:
+    """Only authenticated calls count: three 401s leave the burst whole."""
+    world = two_apps()
+    with client(world) as http:
+        for _ in range(3):
+            assert http.get(machines("alpha-app"), headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert [http.get(machines("alpha-app")).status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_concurrent_requests_to_a_served_sandbox_overlap_their_latency() -> None:
+    """A 300 ms latency fault served in realtime delays each of 5 concurrent requests, in parallel, not in a queue."""
+    latency_ms = 300
+    world = World.from_scenario(load_scenario("stub-image"))
+    server = make_server(world, 0, Faults([FaultRule(kind="latency", latency_ms=latency_ms)]), quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}/v1/apps/{APP}/machines/{SEED_MACHINE}"
+    headers = {"Authorization": f"Bearer {world.credentials['fly_api_token']}"}
+    results: list[Any] = [None] * 5
+
+    def fetch(i: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            results[i] = http.get(url, headers=headers).status_code
+
+    try:
+        start = time.monotonic()
+        threads = [threading.Thread(target=fetch, args=(i,)) for i in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        total = time.monotonic() - start
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert results == [200] * 5
+    assert latency_ms / 1000 <= total < 3 * latency_ms / 1000, f"5 concurrent requests took {total:.2f}s"
+
+
+@pytest.mark.parametrize("action", ["events", "wait", "stop"])
+def test_each_machine_action_has_its_own_bucket_of_three(action: str) -> None:
+    """events, wait and stop on one machine: three each, then 429, and none spends another's budget."""
+    world = World.from_scenario(load_scenario("stub-image"))
+    method = "POST" if action == "stop" else "GET"
+    url = machines(APP, f"/{SEED_MACHINE}/{action}")
+    with client(world) as http:
+        codes = [
+            http.request(method, url, params={"state": "destroyed"} if action == "wait" else None) for _ in range(4)
+        ]
+        assert [c.status_code == 429 for c in codes] == [False, False, False, True]
+        assert http.get(machines(APP, f"/{SEED_MACHINE}")).status_code == 200
