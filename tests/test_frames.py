@@ -178,12 +178,12 @@ def test_persistent_429_becomes_a_rate_limited_error(tmp_path: Path) -> None:
         scenario="stub-image",
         sandbox_dir=tmp_path,
         faults=faults,
-        retry=RetryPolicy(max_attempts=3, base_delay=0.1),
+        retry=RetryPolicy(max_attempts=2, max_rate_limited=5, base_delay=0.1),
     ) as s:
         with pytest.raises(RateLimitedError) as err:
             frames.fetch_releases(s, "vyx-app")
     assert err.value.platform == "fly-api" and err.value.status == 429
-    assert faults.rules[0].fired == 3
+    assert faults.rules[0].fired == 5  # 429s have their own allowance, not max_attempts
 
 
 def test_malformed_body_is_a_transport_error(tmp_path: Path) -> None:

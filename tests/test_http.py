@@ -403,12 +403,13 @@ def test_each_error_status_raises_its_typed_error(status: int, cls: type[errors.
 
 
 def test_rate_limited_error_comes_after_every_retry() -> None:
-    """A persistent 429 is retried up to max_attempts before RateLimitedError is raised."""
+    """A persistent 429 is retried max_rate_limited times (not max_attempts) before RateLimitedError is raised."""
     handler, seen = sequence(httpx.Response(429))
-    api, clock = make_api(handler, retry=RetryPolicy(max_attempts=4))
-    with pytest.raises(errors.RateLimitedError):
+    api, clock = make_api(handler, retry=RetryPolicy(max_attempts=2, max_rate_limited=5))
+    with pytest.raises(errors.RateLimitedError) as info:
         api.request("GET", "/v1/apps")
-    assert len(seen) == 4 and len(clock.sleeps) == 3
+    assert len(seen) == 5 and len(clock.sleeps) == 4
+    assert "after 5 attempts" in str(info.value)
 
 
 def test_supabase_401_hint_names_the_supabase_variables() -> None:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import httpx
 
 from vyxops import __version__
+from vyxops.budget import Budget, budget_for
 from vyxops.errors import (
     ApiError,
     AuthError,
@@ -95,8 +96,14 @@ class Clock(Protocol):
         ...
 
 
+class _WallScope:
+    """What every wall-clock session shares: one rate budget per process (vyxops.budget)."""
+
+
 class WallClock:
     """The real clock: :func:`time.time` and :func:`time.sleep`."""
+
+    budget_scope: object = _WallScope
 
     def now(self) -> float:
         """Current wall time in Unix seconds."""
@@ -122,6 +129,11 @@ class RetryPolicy:
     """
 
     max_attempts: int = 4
+    #: 429s a request may meet before giving up: the server did not act, and the budget
+    #: (vyxops.budget) paces every retry to the wait the server asked for, so a storm slows
+    #: a run down instead of failing it.
+    max_rate_limited: int = 12
+    max_rate_wait: float = 60.0
     base_delay: float = 0.5
     max_delay: float = 20.0
     jitter: float = 0.25
@@ -132,8 +144,8 @@ class RetryPolicy:
         delay = self.base_delay * (2 ** (retry_number - 1))
         # Jitter only stretches the delay, never shortens it, so a client never
         # comes back sooner than the plain backoff a rate limiter expects.
-        delay *= 1.0 + self.jitter * rng.random()
-        return min(delay, self.max_delay)
+        delay *= 1.0 + self.jitter * float(rng.random())
+        return float(min(delay, self.max_delay))
 
     def delay(self, retry_number: int, rng: random.Random, retry_after: str | None = None, now: float = 0.0) -> float:
         """Seconds to wait before retry ``retry_number``: the ``Retry-After`` value
@@ -143,6 +155,14 @@ class RetryPolicy:
         if seconds is not None:
             return min(seconds, self.max_delay)
         return self.backoff(retry_number, rng)
+
+    def rate_limit_delay(self, limited: int, rng: random.Random, retry_after: str | None, now: float) -> float:
+        """Seconds to pause after the ``limited``-th 429 in a row: ``Retry-After`` as the server
+        said (up to ``max_rate_wait``: a window is a minute at most), else :meth:`backoff`."""
+        seconds = _parse_retry_after(retry_after, now)
+        if seconds is not None:
+            return min(seconds, self.max_rate_wait)
+        return self.backoff(limited, rng)
 
     def retries_status(self, status: int, idempotent: bool) -> bool:
         """Whether an answer with ``status`` deserves another attempt.
@@ -349,25 +369,31 @@ class RetryTransport(httpx.BaseTransport):
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        *,
+        platform: str = "supabase-rest",
+        budget: Budget | None = None,
     ) -> None:
         self.transport = transport
         self.retry = retry if retry is not None else RetryPolicy()
         self.clock: Clock = clock if clock is not None else WallClock()
         self.rng = rng if rng is not None else random.Random()
+        self.platform = platform
+        self.budget = budget if budget is not None else budget_for(self.clock)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the wrapped transport, retrying per the policy."""
         policy = self.retry
         idempotent = request.method.upper() in IDEMPOTENT_METHODS
         attempts = max(1, policy.max_attempts)
-        attempt = 0
+        attempt = limited = 0
         while True:
             attempt += 1
+            self.budget.acquire(self.platform, request.method, request.url.path)
             try:
                 response = self.transport.handle_request(request)
             except httpx.RequestError as exc:
-                if attempt < attempts and policy.retries_exception(exc, idempotent):
-                    delay = policy.backoff(attempt, self.rng)
+                if attempt - limited < attempts and policy.retries_exception(exc, idempotent):
+                    delay = policy.backoff(attempt - limited, self.rng)
                     log.debug(
                         "%s %s: %s, retrying in %.2fs",
                         request.method,
@@ -378,8 +404,18 @@ class RetryTransport(httpx.BaseTransport):
                     self.clock.sleep(delay)
                     continue
                 raise
-            if attempt < attempts and policy.retries_status(response.status_code, idempotent):
-                delay = policy.delay(attempt, self.rng, response.headers.get("retry-after"), self.clock.now())
+            self.budget.observe(self.platform, request.method, request.url.path, response.headers)
+            if response.status_code == 429 and limited + 1 < policy.max_rate_limited:
+                limited += 1
+                retry_after = response.headers.get("retry-after")
+                pause = policy.rate_limit_delay(limited, self.rng, retry_after, self.clock.now())
+                response.close()
+                self.budget.pause(self.platform, request.method, request.url.path, pause)
+                continue
+            if response.status_code == 429:
+                return response
+            if attempt - limited < attempts and policy.retries_status(response.status_code, idempotent):
+                delay = policy.delay(attempt - limited, self.rng, response.headers.get("retry-after"), self.clock.now())
                 response.close()  # release the connection before the next attempt
                 log.debug(
                     "%s %s: %d, retrying in %.2fs",
@@ -523,12 +559,14 @@ class Api:
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.client = client
         self.platform = platform
         self.clock: Clock = clock if clock is not None else WallClock()
         self.retry = retry if retry is not None else RetryPolicy()
         self.rng = rng if rng is not None else random.Random()
+        self.budget = budget if budget is not None else budget_for(self.clock)
 
     def __repr__(self) -> str:
         return f"Api(platform={self.platform!r}, base_url={str(self.client.base_url)!r})"
@@ -564,13 +602,14 @@ class Api:
         # httpx treats timeout=None as "no timeout"; ours means "the client's".
         call_timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
 
-        attempt = 0
+        attempt = limited = 0  # every try; the 429s among them, which have their own allowance
         while True:
             attempt += 1
             request = self.client.build_request(
                 method, path, params=params, json=json, content=content, headers=headers, timeout=call_timeout
             )
             where = _safe_path(request.url)
+            self.budget.acquire(self.platform, method, request.url.path)
             started = time.perf_counter()
             failure: httpx.RequestError | None = None
             try:
@@ -589,8 +628,8 @@ class Api:
                     attempts,
                     elapsed,
                 )
-                if attempt < attempts and policy.retries_exception(failure, idempotent):
-                    self._sleep(policy.backoff(attempt, self.rng), method, where, type(failure).__name__)
+                if attempt - limited < attempts and policy.retries_exception(failure, idempotent):
+                    self._sleep(policy.backoff(attempt - limited, self.rng), method, where, type(failure).__name__)
                     continue
                 # Raised outside the except block so the httpx exception (which holds
                 # the request, credentials included) is neither __cause__ nor __context__.
@@ -607,10 +646,16 @@ class Api:
                 attempts,
                 elapsed,
             )
+            self.budget.observe(self.platform, method, request.url.path, response.headers)
             if status < 400 or status in ok:
                 return response
-            if attempt < attempts and policy.retries_status(status, idempotent):
-                delay = policy.delay(attempt, self.rng, response.headers.get("retry-after"), self.clock.now())
+            if status == 429:
+                limited += 1
+                if limited < policy.max_rate_limited:
+                    self._pause(request, response, limited)
+                    continue
+            elif attempt - limited < attempts and policy.retries_status(status, idempotent):
+                delay = policy.delay(attempt - limited, self.rng, response.headers.get("retry-after"), self.clock.now())
                 self._sleep(delay, method, where, str(status))
                 continue
             raise self.error_for(response, method=method, path=where, attempts=attempt, idempotent=idempotent)
@@ -645,6 +690,14 @@ class Api:
         )
 
     # ----------------------------------------------------------------- internals
+
+    def _pause(self, request: httpx.Request, response: httpx.Response, limited: int) -> None:
+        """A 429: pause this request's key in the shared budget; the next try waits it out."""
+        retry_after = response.headers.get("retry-after")
+        seconds = self.retry.rate_limit_delay(limited, self.rng, retry_after, self.clock.now())
+        response.close()
+        log.debug("%s %s %s: 429, pausing %.2fs", self.platform, request.method, _safe_path(request.url), seconds)
+        self.budget.pause(self.platform, request.method, request.url.path, seconds)
 
     def _sleep(self, seconds: float, method: str, where: str, reason: str) -> None:
         log.debug("%s %s %s: %s, retrying in %.2fs", self.platform, method, where, reason, seconds)

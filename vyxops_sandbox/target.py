@@ -20,6 +20,9 @@ class SandboxClock:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        # Every session on this world shares one rate budget (vyxops.budget), as the
+        # world's own rate limits are per world, not per session.
+        self.budget_scope: object = world
 
     def now(self) -> float:
         return self.world.now_ms / 1000

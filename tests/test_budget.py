@@ -1,0 +1,154 @@
+"""The shared rate budget: PLATFORM.md's documented limits, X-RateLimit-* headers, and 429 pauses."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import httpx
+import pytest
+
+from vyxops import errors
+from vyxops.budget import FLY_ACTION, FLY_GET_MACHINE, SUPABASE_MGMT, budget_for, fly_machines_key
+from vyxops.http import Api, RetryPolicy, RetryTransport, WallClock, make_client
+
+
+class FakeClock:
+    """Moves its own time when slept; thread-safe enough for the budget's use (sleeps under the GIL)."""
+
+    def __init__(self, moves: bool = True) -> None:
+        self.t = 1_750_000_000.0
+        self.moves = moves
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds if self.moves else 0.0
+
+
+def api_on(clock: FakeClock, handler, platform: str = "fly-machines") -> Api:  # type: ignore[no-untyped-def]
+    client = make_client(platform, "https://api.example.test", None, transport=httpx.MockTransport(handler))
+    return Api(client, platform, clock=clock, rng=random.Random(1))
+
+
+def ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={})
+
+
+def test_the_documented_fly_limits_key_by_action_and_machine_or_app() -> None:
+    """Get machine is 5/s burst 10 per machine; every other action 1/s burst 3 per machine or app (PLATFORM.md)."""
+    assert (FLY_GET_MACHINE.rate, FLY_GET_MACHINE.burst) == (5.0, 10)
+    assert (FLY_ACTION.rate, FLY_ACTION.burst) == (1.0, 3)
+    assert (SUPABASE_MGMT.rate * 60, SUPABASE_MGMT.burst) == (120, 120)
+    assert fly_machines_key("GET", "/v1/apps/a/machines/m1") == (("get", "m1"), FLY_GET_MACHINE)
+    assert fly_machines_key("POST", "/v1/apps/a/machines/m1/stop") == (("POST stop", "m1"), FLY_ACTION)
+    assert fly_machines_key("GET", "/v1/apps/a/machines") == (("GET /machines", "a"), FLY_ACTION)
+    assert fly_machines_key("GET", "/v1/apps/b/machines")[0] != fly_machines_key("GET", "/v1/apps/a/machines")[0]
+
+
+def test_one_apps_list_waits_after_its_burst_while_another_apps_does_not() -> None:
+    """Three lists of app a go at once, the fourth waits a second; app b's first list waits for nothing."""
+    clock = FakeClock()
+    api = api_on(clock, ok)
+    for _ in range(3):
+        api.request("GET", "/v1/apps/a/machines")
+    assert clock.sleeps == []
+    api.request("GET", "/v1/apps/b/machines")
+    assert clock.sleeps == []
+    api.request("GET", "/v1/apps/a/machines")
+    assert clock.sleeps == [pytest.approx(1.0)]
+
+
+def test_get_machine_allows_ten_then_paces_at_five_a_second() -> None:
+    clock = FakeClock()
+    api = api_on(clock, ok)
+    for _ in range(12):
+        api.request("GET", "/v1/apps/a/machines/m1")
+    assert clock.sleeps == [pytest.approx(0.2), pytest.approx(0.2)]
+
+
+def test_a_spent_management_window_waits_for_its_reset_instead_of_spending_a_429() -> None:
+    """X-RateLimit-Remaining: 0 with Reset: 42 holds that endpoint 42 s; another endpoint goes on."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(200, json=[], headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": "42"})
+
+    clock = FakeClock()
+    api = api_on(clock, handler, platform="supabase-mgmt")
+    api.request("GET", "/v1/projects/p/secrets")
+    api.request("GET", "/v1/projects/p/functions")
+    assert clock.sleeps == []
+    api.request("GET", "/v1/projects/p/secrets")
+    assert clock.sleeps == [pytest.approx(42.0)]
+    assert budget_for(clock).rate_limited == 0
+
+
+def test_a_429_pauses_the_key_for_every_client_on_the_clock() -> None:
+    """One client's 429 with Retry-After: 7 holds the other client's next request to that key, too."""
+    answers = iter([httpx.Response(429, headers={"retry-after": "7"})] + [httpx.Response(200, json={})] * 5)
+    clock = FakeClock()
+    first = api_on(clock, lambda r: next(answers))
+    second = api_on(clock, ok)
+    assert first.budget is second.budget
+    first.request("GET", "/graphql")  # unlimited platform key; paused by the 429 only
+    assert clock.sleeps == [pytest.approx(7.0)]
+    second.request("GET", "/graphql")
+    assert clock.sleeps == [pytest.approx(7.0)]  # the pause is over: no second wait
+
+
+def test_a_429_storm_slows_a_request_but_does_not_fail_it() -> None:
+    """Eight 429s in a row (each asking 2 s), then an answer: the request succeeds after 16 s of waiting."""
+    answers = [httpx.Response(429, headers={"retry-after": "2"})] * 8 + [httpx.Response(200, json={"ok": True})]
+    it = iter(answers)
+    clock = FakeClock()
+    api = api_on(clock, lambda r: next(it), platform="fly-api")
+    assert api.get_json("/api/v1/apps/a/logs") == {"ok": True}
+    assert sum(clock.sleeps) == pytest.approx(16.0)
+
+
+def test_a_create_is_retried_on_429_but_never_after_a_5xx() -> None:
+    """A 429 means the server did not act, so a create goes again; a 503 may have been applied, so it does not."""
+    answers = iter([httpx.Response(429, headers={"retry-after": "1"}), httpx.Response(503), httpx.Response(200)])
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        return next(answers)
+
+    api = api_on(FakeClock(), handler)
+    with pytest.raises(errors.ApiError) as info:
+        api.request("POST", "/v1/apps/a/machines", json={"config": {}})
+    assert info.value.status == 503 and seen == ["POST", "POST"]
+
+
+def test_supabase_py_transport_shares_the_budget_and_waits_out_429s() -> None:
+    """The transport supabase-py sends through pauses on 429 too, on the same budget as the Api clients."""
+    answers = iter([httpx.Response(429, headers={"retry-after": "3"}), httpx.Response(200, json=[])])
+    clock = FakeClock()
+    transport = RetryTransport(httpx.MockTransport(lambda r: next(answers)), RetryPolicy(), clock)
+    with httpx.Client(transport=transport, base_url="https://x.supabase.co") as client:
+        assert client.get("/rest/v1/machines").status_code == 200
+    assert clock.sleeps == [pytest.approx(3.0)]
+    assert transport.budget is budget_for(clock) and budget_for(clock).rate_limited == 1
+
+
+def test_every_wall_clock_session_shares_one_budget_and_each_fake_clock_has_its_own() -> None:
+    assert budget_for(WallClock()) is budget_for(WallClock())
+    assert budget_for(FakeClock()) is not budget_for(FakeClock())
+
+
+def test_concurrent_requests_on_one_key_are_paced_not_bunched() -> None:
+    """Six threads listing one app: three go at once, the other three wait 1, 2 and 3 s (tokens reserved in turn)."""
+    clock = FakeClock(moves=False)  # the threads' own sleeps must not refill each other's tokens
+    api = api_on(clock, ok)
+    threads = [threading.Thread(target=api.request, args=("GET", "/v1/apps/a/machines")) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(round(s, 6) for s in clock.sleeps) == [1.0, 2.0, 3.0]

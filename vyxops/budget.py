@@ -1,0 +1,189 @@
+"""One rate budget per platform, shared by every request the process sends on one clock.
+
+Concurrent fetching only pays if it stays inside what the platforms allow; a burst of
+429s costs more than it saves. Every request of :class:`vyxops.http.Api` and of the
+transport supabase-py sends through asks :func:`budget_for` its clock's :class:`Budget`
+for a token first, and tells it what came back.
+
+What the budget knows (PLATFORM.md "Rate limits"):
+
+- **Fly Machines API**: 1 request/s per action per machine or app, burst 3; *get machine*
+  5 requests/s, burst 10. The key is (action, app or machine id), so the reads of fifty
+  different apps never wait for each other, while one app's tenth read of one action does.
+- **Supabase Management API**: 120 requests a minute per endpoint. The window's state
+  comes with every answer (``X-RateLimit-Limit/-Remaining/-Reset``): when ``Remaining``
+  reaches 0 the endpoint waits for ``Reset`` rather than spending a request on a 429.
+- **Everything** (these two and the platforms with no documented limit: the registry,
+  PostgREST, Edge Functions, Fly's GraphQL and logs): a 429 pauses that key for the
+  wait :meth:`vyxops.http.RetryPolicy.rate_limit_delay` computes (``Retry-After``, or a
+  backoff when there is none), for every thread, not just the one that was refused.
+
+The budget reserves tokens under a lock and waits outside it, on the session's clock:
+wall time live, the virtual clock on the sandbox, so tests of waiting take no time.
+One budget per clock: live sessions share one (the process's), each sandbox world its own.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class _Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A token bucket: ``rate`` requests a second on average, ``burst`` at once."""
+
+    rate: float
+    burst: int
+
+
+# --------------------------------------------------------------------------- the documented limits
+
+#: Fly Machines API, per action per machine or app (PLATFORM.md; fly.io/docs/machines/api/working-with-machines-api).
+FLY_ACTION = Limit(rate=1.0, burst=3)
+#: Fly Machines API, get machine, per machine.
+FLY_GET_MACHINE = Limit(rate=5.0, burst=10)
+#: Supabase Management API: 120 a minute per endpoint; the headers then say exactly where the window stands.
+SUPABASE_MGMT = Limit(rate=2.0, burst=120)
+
+_MACHINE_PATH = re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)(?P<action>/[^/]+)?$")
+_APP_PATH = re.compile(r"^/v1/apps/(?P<app>[^/]+)(?P<rest>/.*)?$")
+
+
+def fly_machines_key(method: str, path: str) -> tuple[tuple[str, ...], Limit] | None:
+    """The (key, limit) of a Fly Machines API request: action per machine, else action per app."""
+    m = _MACHINE_PATH.match(path)
+    if m:
+        action = (m.group("action") or "").lstrip("/")
+        if method == "GET" and not action:
+            return ("get", m.group("id")), FLY_GET_MACHINE
+        return (f"{method} {action or 'machine'}", m.group("id")), FLY_ACTION
+    m = _APP_PATH.match(path)
+    if m:
+        return (f"{method} {m.group('rest') or '/'}", m.group("app")), FLY_ACTION
+    return None
+
+
+def supabase_mgmt_key(method: str, path: str) -> tuple[tuple[str, ...], Limit] | None:
+    """The (key, limit) of a Management API request: the endpoint (its path, ref included)."""
+    return (method, path), SUPABASE_MGMT
+
+
+#: platform → how its requests are keyed and limited; a platform not here is only paced by its 429s.
+RULES: dict[str, Callable[[str, str], tuple[tuple[str, ...], Limit] | None]] = {
+    "fly-machines": fly_machines_key,
+    "supabase-mgmt": supabase_mgmt_key,
+}
+
+#: The longest a spent window holds a key: the Management API's windows are a minute.
+MAX_PAUSE_S = 60.0
+
+
+# --------------------------------------------------------------------------- buckets
+
+
+class _Bucket:
+    """A token bucket that may go into debt: a request reserves a token now and waits out the debt."""
+
+    def __init__(self, limit: Limit | None, now: float) -> None:
+        self.limit = limit
+        self.tokens = float(limit.burst) if limit else 0.0
+        self.at = now
+        self.paused_until = 0.0
+
+    def reserve(self, now: float) -> float:
+        """Take one token; seconds to wait before sending."""
+        wait = max(0.0, self.paused_until - now)
+        if self.limit is None:
+            return wait
+        self.tokens = min(float(self.limit.burst), self.tokens + (now - self.at) * self.limit.rate)
+        self.at = now
+        self.tokens -= 1.0
+        if self.tokens < 0:
+            wait = max(wait, -self.tokens / self.limit.rate)
+        return wait
+
+
+class Budget:
+    """The rate budget of one clock: every platform's buckets, and the 429s it has seen."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[tuple[str, ...], _Bucket] = {}
+        self.waited_s = 0.0  # total time requests waited for the budget (benchmarks print it)
+        self.rate_limited = 0  # 429s seen
+
+    def _bucket(self, platform: str, method: str, path: str) -> _Bucket:
+        rule = RULES.get(platform)
+        keyed = rule(method, path) if rule else None
+        key, limit = ((platform, *keyed[0]), keyed[1]) if keyed else ((platform, "*"), None)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(limit, self.clock.now())
+        return bucket
+
+    def acquire(self, platform: str, method: str, path: str) -> float:
+        """Wait until a request may go out (on the clock); the seconds waited."""
+        with self._lock:
+            wait = self._bucket(platform, method, path).reserve(self.clock.now())
+            self.waited_s += wait
+        if wait > 0:
+            self.clock.sleep(wait)
+        return wait
+
+    def observe(self, platform: str, method: str, path: str, headers: Mapping[str, str]) -> None:
+        """Learn from an answer's ``X-RateLimit-*``: a spent window pauses its key until ``Reset``.
+
+        Supabase's Management API sends ``X-RateLimit-Remaining`` and ``-Reset`` (seconds
+        until the window reopens) on every answer; a key whose window is spent then waits
+        for it instead of spending a request on a 429.
+        """
+        if headers.get("x-ratelimit-remaining") != "0":
+            return
+        reset = _seconds(headers.get("x-ratelimit-reset"))
+        if reset is not None:
+            self.pause(platform, method, path, min(reset, MAX_PAUSE_S), counted=False)
+
+    def pause(self, platform: str, method: str, path: str, seconds: float, *, counted: bool = True) -> None:
+        """Hold every request of this key for ``seconds`` (a 429's Retry-After, or a spent window)."""
+        with self._lock:
+            bucket = self._bucket(platform, method, path)
+            bucket.paused_until = max(bucket.paused_until, self.clock.now() + seconds)
+            self.rate_limited += int(counted)
+
+
+def _seconds(value: str | None) -> float | None:
+    """A header's whole or fractional seconds; None when absent or not a number."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+_BUDGETS: weakref.WeakKeyDictionary[object, Budget] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def budget_for(clock: _Clock) -> Budget:
+    """The budget every request on ``clock`` shares (a clock may name its scope: ``budget_scope``)."""
+    scope = getattr(clock, "budget_scope", clock)
+    with _SHARED_LOCK:
+        budget = _BUDGETS.get(scope)
+        if budget is None:
+            budget = _BUDGETS[scope] = Budget(clock)
+        return budget
