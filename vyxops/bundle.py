@@ -73,8 +73,11 @@ def write_bundle(path: Path, recorder: RecordingTransport, meta: dict[str, Any])
     """Write the recorded exchanges and ``meta`` (target, app, captured_at, now) to ``path``."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    # Requests go out side by side (vyxops.fanout), so they are recorded in whatever order
+    # they were answered; written sorted by key, a bundle does not depend on it. The sort is
+    # stable: answers to one key (a retried request) keep the order they came in.
     with (path / "exchanges.jsonl").open("w", encoding="utf-8") as fh:
-        for ex in recorder.exchanges:
+        for ex in sorted(recorder.exchanges, key=lambda ex: str(ex["key"])):
             fh.write(json.dumps(ex, sort_keys=True) + "\n")
     (path / "bundle.json").write_text(
         json.dumps({"schema": BUNDLE_SCHEMA, **meta, "exchanges": len(recorder.exchanges)}, indent=1, sort_keys=True)
@@ -107,6 +110,7 @@ class ReplayTransport(httpx.BaseTransport):
             ex = json.loads(line)
             self.answers.setdefault(ex["key"], []).append(ex)
         self.used: dict[str, int] = {}
+        self.lock = threading.Lock()  # concurrent requests of one key take its answers in turn
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
@@ -114,8 +118,9 @@ class ReplayTransport(httpx.BaseTransport):
         answers = self.answers.get(key)
         if not answers:
             return httpx.Response(404, json={"error": "not in the evidence bundle", "request": key}, request=request)
-        i = self.used.get(key, 0)
-        self.used[key] = i + 1
+        with self.lock:
+            i = self.used.get(key, 0)
+            self.used[key] = i + 1
         ex = answers[min(i, len(answers) - 1)]  # the last answer repeats
         return httpx.Response(
             ex["status"], headers=ex["headers"], content=base64.b64decode(ex["body_b64"]), request=request

@@ -6,16 +6,18 @@ timeline and the notebooks work on the :class:`Evidence` it returns.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from vyxops import facts, frames
+from vyxops import facts, fanout, frames
 from vyxops.checks import check_app, check_machine_id, check_time
 from vyxops.coverage import Gap
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError
-from vyxops.images import FLY_REGISTRY, secret_digest
+from vyxops.images import FLY_REGISTRY, parse_image_ref, secret_digest
 from vyxops.progress import stages
 from vyxops.timeutil import iso, to_utc
 
@@ -153,21 +155,34 @@ def candidate_refs(
 
 
 class ProjectReads:
-    """The project-wide reads (functions, secrets, function logs), made once and shared.
+    """The reads every app of a project shares, made once per run however many apps ask.
 
-    They do not depend on the app, and the Management API allows 120 requests a
-    minute per endpoint: an audit of fifty apps reading them once per app would
-    be refused half-way. An audit passes one of these to every app's evidence;
-    a single investigation makes its own. Frames are handed out as copies.
+    Functions, secrets, function logs and the org's app list do not depend on the
+    app, and the Management API allows 120 requests a minute per endpoint: an audit
+    of fifty apps reading them once per app would be refused half-way. The same holds
+    for the registry: an image reference is asked about once per run (``manifest``),
+    not once per app that mentions it. An audit passes one of these to every app's
+    evidence; a single investigation makes its own. Apps of one audit ask from several
+    threads at once: each read is made by the first to ask, the others wait for it.
+    Frames are handed out as copies.
     """
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, apps: list[str] | None = None) -> None:
         self.session = session
+        self.apps = list(apps or [])  # the apps of this run, besides the org's (see other_apps)
         self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
+        self._answers: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
 
-    def _once(self, key: tuple[Any, ...], fetch: Any) -> pd.DataFrame:
-        if key not in self._frames:
-            self._frames[key] = fetch()
+    def _single(self, key: tuple[Any, ...]) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def _once(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        with self._single(key):
+            if key not in self._frames:
+                self._frames[key] = fetch()
         return self._frames[key].copy()
 
     def functions(self) -> pd.DataFrame:
@@ -178,20 +193,33 @@ class ProjectReads:
 
     def org_apps(self) -> list[str] | None:
         """The org's app names, or None when the token may not list them (an app-scoped token)."""
-        if ("apps",) not in self._frames:
-            try:
-                self._frames["apps",] = frames.fetch_apps(self.session)
-            except (AuthError, ApiError):
-                self._frames["apps",] = frames.empty_frame("apps", note="could not list the org's apps")
-                self._frames["apps",].attrs["denied"] = True
-        apps = self._frames["apps",]
+        apps = self._once(("apps",), self._fetch_apps)
         return None if apps.attrs.get("denied") else apps["app"].dropna().astype(str).tolist()
+
+    def _fetch_apps(self) -> pd.DataFrame:
+        try:
+            return frames.fetch_apps(self.session)
+        except (AuthError, ApiError):
+            denied = frames.empty_frame("apps", note="could not list the org's apps")
+            denied.attrs["denied"] = True
+            return denied
+
+    def other_apps(self, app: str) -> set[str]:
+        """Every app known to this run but ``app``: its image repositories are those apps' business."""
+        return (set(self.org_apps() or []) | set(self.apps)) - {app}
 
     def function_logs(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         return self._once(
             ("function_logs", start, end),
-            lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions()),
+            lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions),
         )
+
+    def manifest(self, ref: str) -> dict[str, Any]:
+        """The registry's answer for ``ref``, asked once per run (see :func:`vyxops.frames.head_answer`)."""
+        with self._single(("manifest", ref)):
+            if ref not in self._answers:
+                self._answers[ref] = frames.head_answer(self.session, ref)
+        return dict(self._answers[ref])
 
 
 def collect_evidence(
@@ -205,36 +233,136 @@ def collect_evidence(
 ) -> Evidence:
     """Read both platforms for ``app`` over the window; each source is read once.
 
-    ``project`` shares the project-wide reads between the apps of one audit.
+    Two stages, each read side by side (:mod:`vyxops.fanout`): first everything that
+    needs nothing else, then what needs those (machines known only by id, the image
+    references found in the first stage). The frames do not depend on the order in
+    which answers arrive. ``project`` shares the project-wide reads between the apps
+    of one audit.
     """
     check_app(app)
     check_machine_id(machine_id)
     project = project or ProjectReads(session)
     now = session.now()
     start, end = parse_window(now, since, until)
-    gaps: list[Gap] = []
-    got: dict[str, pd.DataFrame] = {}
-    with stages(7, f"evidence for {app}") as say:
-        say.step("Fly releases")
-        got["releases"] = _app_read(session, app, lambda: frames.fetch_releases(session, app))
-        say.step("Supabase functions and secrets")
-        got["functions"], got["secrets"] = project.functions(), project.secrets()
-        say.step("DB rows")
-        rows = got["machine_rows"] = frames.fetch_machine_rows(session, filters=[("fly_app", "eq", app)])
-        say.step("Fly machines, destroyed ones too")
-        known_ids = rows["fly_machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
-        got["machines"], got["machine_events"] = frames.fetch_machines(
-            session, app, include_deleted=True, also_ids=known_ids
-        )
-        say.step("function logs and Fly logs")
-        got["function_logs"], got["fly_logs"] = _logs(session, project, app, start, end, gaps)
-        say.step("image manifests")
-        got["manifests"] = _manifests(session, app, got)
+    with stages(2, f"evidence for {app}") as say:
+        say.step("Fly releases, machines, logs; Supabase rows, functions, secrets, logs")
+        first = fanout.gather(_first_stage(session, project, app, start, end))
+        say.step("machines known by id, image manifests")
+        got: dict[str, pd.DataFrame] = {name: first[name] for name in _FRAMES_FIRST}
+        second = fanout.gather(_second_stage(session, project, app, machine_id, first, got))
+        got["machines"], got["machine_events"] = second["machines"]
+        got["manifests"] = second["manifests"]
     check_machine_in_window(machine_id, app, got["machines"], start, end)
+    gaps = [gap for gap in (first["function_logs_gap"], first["fly_logs_gap"]) if gap is not None]
     return Evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
-        notes=_notes(got), org_apps=project.org_apps(), extra_gaps=gaps,
+        notes=_notes(got), org_apps=first["org_apps"], extra_gaps=gaps,
     )  # fmt: skip
+
+
+_FRAMES_FIRST = ("releases", "functions", "secrets", "machine_rows", "function_logs", "fly_logs")
+
+
+def _first_stage(
+    session: Any, project: ProjectReads, app: str, start: pd.Timestamp, end: pd.Timestamp
+) -> dict[str, Callable[[], Any]]:
+    """The reads that need nothing else, keyed in the order a failure among them is reported."""
+    return {
+        "releases": lambda: _app_read(session, app, lambda: frames.fetch_releases(session, app)),
+        "functions": project.functions,
+        "secrets": project.secrets,
+        "machine_rows": lambda: frames.fetch_machine_rows(session, filters=[("fly_app", "eq", app)]),
+        "listed": lambda: session.fly.list_machines(app, include_deleted=True),
+        "function_logs": lambda: _optional("supabase.function_logs", start, end,
+                                           lambda: project.function_logs(start, end), "function_logs"),
+        "fly_logs": lambda: _optional("fly.logs", start, end,
+                                      lambda: _fly_logs(session, app, start, end), "fly_logs"),
+        "org_apps": project.org_apps,
+    }  # fmt: skip
+
+
+def _second_stage(
+    session: Any,
+    project: ProjectReads,
+    app: str,
+    machine_id: str | None,
+    first: dict[str, Any],
+    got: dict[str, pd.DataFrame],
+) -> dict[str, Callable[[], Any]]:
+    """The reads that need the first stage: machines known by id only, and the image references."""
+    for name in ("function_logs", "fly_logs"):
+        got[name], first[f"{name}_gap"] = first[name]
+    rows = got["machine_rows"]
+    known_ids = rows["fly_machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
+    return {
+        "machines": lambda: frames.machine_frames(session, app, first["listed"], also_ids=known_ids),
+        "manifests": lambda: _manifests(session, project, app, got, first["listed"]),
+    }
+
+
+def _fly_logs(session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    logs = frames.fetch_fly_logs(session, app, since=start)
+    return _keep_attrs(logs, logs[logs["time"] <= end].reset_index(drop=True))
+
+
+def _manifests(
+    session: Any, project: ProjectReads, app: str, got: dict[str, pd.DataFrame], listed: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """Ask the registry about the references that concern ``app`` (:func:`refs_to_check`)."""
+    listed_images = pd.DataFrame({"image": [_config_image(m) for m in listed]}, dtype=object)
+    refs = refs_to_check(
+        app,
+        got["releases"],
+        listed_images,
+        got["machine_rows"],
+        own_texts=got["fly_logs"]["message"].dropna().tolist(),
+        project_texts=got["function_logs"]["message"].dropna().tolist(),
+        other_apps=project.other_apps(app),
+        secret=_secret_digest(got["secrets"]),
+    )
+    return frames.fetch_manifests(session, refs, ask=project.manifest)
+
+
+def refs_to_check(
+    app: str,
+    releases: pd.DataFrame,
+    machines: pd.DataFrame,
+    rows: pd.DataFrame,
+    *,
+    own_texts: list[str],
+    project_texts: list[str],
+    other_apps: set[str],
+    secret: str | None,
+) -> list[str]:
+    """The image references an app's investigation asks the registry about.
+
+    Those that concern the app: its releases, ``:latest``, its machines' and rows'
+    images, references in its own Fly logs, references in the project's function logs
+    unless they are in another known app's repository (that app's business: its own
+    investigation checks them), and whatever the ``DOCKER_IMAGE`` secret's digest
+    matches among all of them, since provisioning uses it whichever repository it names.
+    """
+    own = candidate_refs(app, releases, machines, rows, own_texts)
+    logged = [ref for text in project_texts for ref in IMAGE_IN_TEXT.findall(text or "")]
+    theirs = {ref for ref in logged if _repository_app(ref) in other_apps}
+    keep = own + [ref for ref in logged if ref not in theirs]
+    named = match_secret(secret, list(dict.fromkeys(own + logged)))
+    return list(dict.fromkeys(keep + ([named] if named else [])))
+
+
+def _repository_app(ref: str) -> str:
+    """The app whose repository ``ref`` is in (registry.fly.io/<app>[/…]:tag → <app>)."""
+    return parse_image_ref(ref).repository.split("/", 1)[0]
+
+
+def _config_image(machine: dict[str, Any]) -> str | None:
+    image = (machine.get("config") or {}).get("image")
+    return str(image) if image else None
+
+
+def _secret_digest(secrets: pd.DataFrame) -> str | None:
+    row = secrets[secrets["name"] == "DOCKER_IMAGE"]
+    return None if row.empty or pd.isna(row.iloc[0]["digest"]) else str(row.iloc[0]["digest"])
 
 
 def _app_read(session: Any, app: str, fetch: Any) -> pd.DataFrame:
@@ -255,23 +383,6 @@ def _app_read(session: Any, app: str, fetch: Any) -> pd.DataFrame:
     return df
 
 
-def _logs(
-    session: Any, project: ProjectReads, app: str, start: pd.Timestamp, end: pd.Timestamp, gaps: list[Gap]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    fn_logs = _optional(gaps, "supabase.function_logs", start, end, lambda: project.function_logs(start, end),
-                        lambda: frames.empty_frame("function_logs"))  # fmt: skip
-    fly_logs = _optional(gaps, "fly.logs", start, end, lambda: frames.fetch_fly_logs(session, app, since=start),
-                         lambda: frames.empty_frame("fly_logs"))  # fmt: skip
-    return fn_logs, _keep_attrs(fly_logs, fly_logs[fly_logs["time"] <= end].reset_index(drop=True))
-
-
-def _manifests(session: Any, app: str, got: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """HEAD every image reference the secret could point at (candidate_refs)."""
-    texts = got["function_logs"]["message"].dropna().tolist() + got["fly_logs"]["message"].dropna().tolist()
-    refs = candidate_refs(app, got["releases"], got["machines"], got["machine_rows"], texts)
-    return frames.fetch_manifests(session, refs)
-
-
 def _notes(got: dict[str, pd.DataFrame]) -> list[str]:
     """One line per frame that stopped early."""
     return [
@@ -283,15 +394,14 @@ def _notes(got: dict[str, pd.DataFrame]) -> list[str]:
 
 
 def _optional(
-    gaps: list[Gap], source: str, start: pd.Timestamp, end: pd.Timestamp, fetch: Any, empty: Any
-) -> pd.DataFrame:
+    source: str, start: pd.Timestamp, end: pd.Timestamp, fetch: Callable[[], pd.DataFrame], frame: str
+) -> tuple[pd.DataFrame, Gap | None]:
     """A source the investigation can do without: when it fails, its absence is a gap, not the end."""
     try:
-        df: pd.DataFrame = fetch()
+        return fetch(), None
     except (ApiError, TransportError) as exc:
-        gaps.append(Gap(source, f"{source} could not be read ({exc.message}); retry later", iso(start), iso(end)))
-        return empty()
-    return df
+        gap = Gap(source, f"{source} could not be read ({exc.message}); retry later", iso(start), iso(end))
+        return frames.empty_frame(frame), gap
 
 
 def _keep_attrs(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:

@@ -7,18 +7,19 @@ fetcher stopped before the end) and ``note`` (why). Every time column is
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
 
-from vyxops import facts
+from vyxops import facts, fanout
 from vyxops.coverage import Gap
 from vyxops.errors import TOKEN_PATTERN, ApiError, InputError, NotFoundError, redact, registered_secrets
-from vyxops.images import parse_image_ref
+from vyxops.images import FLY_REGISTRY, parse_image_ref
 from vyxops.timeutil import iso, to_utc
 
 log = logging.getLogger("vyxops.frames")
@@ -340,16 +341,28 @@ def fetch_machines(
     ``also_ids`` are machines known from elsewhere (DB rows, logs): any the list did
     not return is read by id, because a destroyed machine stays readable by id.
     """
-    machines = session.fly.list_machines(app, include_deleted=include_deleted)
+    listed = session.fly.list_machines(app, include_deleted=include_deleted)
+    return machine_frames(session, app, listed, include_deleted=include_deleted, also_ids=also_ids)
+
+
+def machine_frames(
+    session: Any, app: str, listed: list[dict[str, Any]], *, include_deleted: bool = True, also_ids: Iterable[str] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`fetch_machines` after the list: the ids it did not return are read by id, side by side."""
+    machines = list(listed)
     seen = {m["id"] for m in machines}
-    missing_note = []
-    for mid in also_ids:
-        if mid and mid not in seen:
-            try:
-                machines.append(session.fly.get_machine(app, mid))
-                seen.add(mid)
-            except NotFoundError:
-                missing_note.append(mid)
+    wanted = [mid for mid in dict.fromkeys(also_ids) if mid and mid not in seen]
+
+    def by_id(mid: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = session.fly.get_machine(app, mid)
+        except NotFoundError:
+            return None
+        return found
+
+    found = fanout.map_ordered(by_id, wanted)
+    machines += [m for m in found if m is not None]
+    missing_note = [mid for mid, m in zip(wanted, found) if m is None]
     rows, events = machine_records(app, machines)
     source = f"fly GET /v1/apps/{app}/machines?include_deleted={str(include_deleted).lower()}"
     note = f"not found by id: {', '.join(missing_note)}" if missing_note else ""
@@ -409,7 +422,19 @@ def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
     )
 
 
-def fetch_manifests(session: Any, refs: Iterable[str]) -> pd.DataFrame:
+Ask = Callable[[str], dict[str, Any]]
+
+
+def head_answer(session: Any, ref: str) -> dict[str, Any]:
+    """What the registry says of one reference: ``{"exists", "digest", …, "check"}``; an error status is the check."""
+    try:
+        answer: dict[str, Any] = session.fly.head_manifest(ref)
+    except ApiError as exc:
+        answer = {"exists": None, "check": f"{exc.status} {exc.code or ''}".strip()}
+    return answer
+
+
+def fetch_manifests(session: Any, refs: Iterable[str], *, ask: Ask | None = None) -> pd.DataFrame:
     """Ask the registry about every image reference: exists, digest, media type, and how it answered (``check``).
 
     ``exists`` is None when the registry could not tell (``check`` says why: "401
@@ -417,26 +442,28 @@ def fetch_manifests(session: Any, refs: Iterable[str]) -> pd.DataFrame:
     that is not the registry's, any other error status): each such reference is a
     Gap with source ``fly.registry``, never an error that ends the investigation.
     Only a failure to reach the registry at all raises (TransportError).
+
+    The references are asked side by side; ``ask`` replaces the HEAD (an audit passes
+    one that asks the registry once per reference for all its apps).
     """
+    asking: Ask = ask or (lambda ref: head_answer(session, ref))
+    wanted = list(dict.fromkeys(r for r in refs if r))
+    parsed = {ref: parse_image_ref(ref) for ref in wanted}
+    fly_refs = [ref for ref in wanted if parsed[ref].registry == FLY_REGISTRY]
+    answers = dict(zip(fly_refs, fanout.map_ordered(asking, fly_refs)))
+    checked_at = session.now()
     records, gaps = [], []
-    for ref in dict.fromkeys(r for r in refs if r):
-        parsed = parse_image_ref(ref)
+    for ref in wanted:
         record = {
             "ref": ref,
-            "registry": parsed.registry,
-            "repository": parsed.repository,
-            "tag": parsed.tag,
-            "checked_at": session.now(),
+            "registry": parsed[ref].registry,
+            "repository": parsed[ref].repository,
+            "tag": parsed[ref].tag,
+            "checked_at": checked_at,
         }
-        if parsed.registry != "registry.fly.io":
-            records.append({**record, "exists": None, "check": "not checked: not registry.fly.io"})
-            continue
-        try:
-            answer = session.fly.head_manifest(ref)
-        except ApiError as exc:
-            answer = {"exists": None, "check": f"{exc.status} {exc.code or ''}".strip()}
+        answer = answers.get(ref) or {"exists": None, "check": "not checked: not registry.fly.io"}
         records.append({**record, **answer})
-        if answer["exists"] is None:
+        if ref in answers and answer["exists"] is None:
             gaps.append(_registry_gap(ref, answer["check"]))
     note = f"{len(gaps)} image reference(s) could not be checked" if gaps else ""
     return make_frame("manifests", records, source="registry HEAD /v2/<repo>/manifests/<ref>", note=note, gaps=gaps)
@@ -609,7 +636,7 @@ def fetch_function_logs(
     since: pd.Timestamp,
     until: pd.Timestamp,
     *,
-    functions: pd.DataFrame | None = None,
+    functions: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
     sources: tuple[str, ...] = ("function_edge_logs", "function_logs"),
     max_queries: int = 400,
 ) -> pd.DataFrame:
@@ -625,16 +652,28 @@ def fetch_function_logs(
     read from the project's organization; when it cannot be read, the shortest
     retention any plan keeps (Free's day) is assumed, since missing logs must not
     pass for a quiet past.
+
+    The sources and the plan are read side by side, each source with its share of
+    ``max_queries``. ``functions`` (to name each row's function) may be a call made
+    alongside them.
     """
     if until <= since:
         raise InputError(
             "--since/--until", f"the window is empty ({iso(since)} .. {iso(until)})", allowed="since < until"
         )
-    slugs = {} if functions is None else dict(zip(functions["function_id"], functions["slug"]))
-    records: list[dict[str, Any]] = []
-    budget = [max_queries]
-    complete = all(_read_log_source(session, source, since, until, slugs, records, budget) for source in sources)
-    gaps = _retention_gaps(session, since, until)
+    share = max(1, max_queries // max(1, len(sources)))
+    calls: dict[str, Callable[[], Any]] = {
+        source: functools.partial(_read_log_source, session, source, since, until, share) for source in sources
+    }
+    calls["plan gaps"] = lambda: _retention_gaps(session, since, until)
+    if callable(functions):
+        calls["functions"] = functions
+    got = fanout.gather(calls)
+    named = got.get("functions") if callable(functions) else functions
+    slugs = {} if named is None else dict(zip(named["function_id"], named["slug"]))
+    records = [function_log_record(r, source, slugs) for source in sources for r in got[source][0]]
+    complete = all(got[source][1] for source in sources)
+    gaps: list[Gap] = got["plan gaps"]
     df = make_frame(
         "function_logs",
         records,
@@ -650,15 +689,11 @@ def fetch_function_logs(
 
 
 def _read_log_source(
-    session: Any,
-    source: str,
-    since: pd.Timestamp,
-    until: pd.Timestamp,
-    slugs: dict[str, str],
-    records: list[dict[str, Any]],
-    budget: list[int],
-) -> bool:
-    """Read one source's rows in [since, until] into ``records``, newest window first; False if the budget ran out."""
+    session: Any, source: str, since: pd.Timestamp, until: pd.Timestamp, max_queries: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """One source's raw rows in [since, until], newest window first, and whether all were read in ``max_queries``."""
+    rows_read: list[dict[str, Any]] = []
+    budget = [max_queries]
     chunk_end = until
     older = f"timestamp <= '{_ch_time(chunk_end)}'"  # the first page of the newest window
     while chunk_end > since:
@@ -666,14 +701,14 @@ def _read_log_source(
         while True:
             budget[0] -= 1
             if budget[0] < 0:
-                return False
+                return rows_read, False
             sql = (
                 f"select {_FN_LOG_COLUMNS[source]} from logs where source = '{source}' "
                 f"and timestamp >= '{_ch_time(chunk_start)}' and {older} "
                 f"order by timestamp desc, id desc limit {LOG_PAGE}"
             )
             rows = session.supabase.query_logs(sql, _z(chunk_start.floor("min")), _z(chunk_end.ceil("min")))
-            records += [function_log_record(r, source, slugs) for r in rows]
+            rows_read += rows
             if len(rows) < LOG_PAGE:
                 break
             oldest = _ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC"))
@@ -682,7 +717,7 @@ def _read_log_source(
         # the next window starts strictly before this one's start, which was read (>=)
         older = f"timestamp < '{_ch_time(chunk_start)}'"
         chunk_end = chunk_start
-    return True
+    return rows_read, True
 
 
 def _retention_gaps(session: Any, since: pd.Timestamp, until: pd.Timestamp) -> list[Gap]:

@@ -1,0 +1,101 @@
+"""Evidence fetched side by side: the same findings as one request at a time, shared reads made once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from vyxops import fanout
+from vyxops.audit import run_audit
+from vyxops.bundle import write_bundle
+from vyxops.investigate import investigate
+from vyxops.session import open_session
+from vyxops.testing.fleet import generate_fleet
+from vyxops_sandbox.faults import FaultRule, Faults
+from vyxops_sandbox.scenario import load_scenario, scenario_names
+
+
+def findings_bytes(scenario: str | Path, app: str, directory: Path, *, faults: Faults | None = None) -> str:
+    with open_session("sandbox", scenario=scenario, sandbox_dir=directory, faults=faults) as s:
+        return json.dumps(investigate(s, app).document, sort_keys=True)
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_concurrent_and_sequential_evidence_give_identical_findings(name: str, tmp_path: Path) -> None:
+    """Every shipped scenario: findings.json is byte for byte the same whichever order the answers came in."""
+    app = load_scenario(name).apps[0]
+    concurrent = findings_bytes(name, app, tmp_path / "concurrent")
+    with fanout.sequential():
+        one_by_one = findings_bytes(name, app, tmp_path / "sequential")
+    assert concurrent == one_by_one
+
+
+def test_gather_keeps_the_given_order_and_raises_the_first_failure_in_it() -> None:
+    """Results come back keyed in call order; with two failures, the earlier key's is raised after all finish."""
+    finished: list[str] = []
+    gate = threading.Barrier(3, timeout=5)
+
+    def ok(name: str) -> str:
+        gate.wait()  # all three run at once, or this times out
+        finished.append(name)
+        return name
+
+    assert list(fanout.gather({n: (lambda n=n: ok(n)) for n in ("c", "a", "b")})) == ["c", "a", "b"]
+
+    def fail(msg: str) -> str:
+        raise ValueError(msg)
+
+    with pytest.raises(ValueError, match="first"):
+        fanout.gather({"x": lambda: fail("first"), "y": lambda: fail("second"), "z": lambda: "done"})
+
+
+def fleet_audit(tmp_path: Path, apps: int, faults: Faults | None = None, *, record: bool = False):  # type: ignore[no-untyped-def]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    scenario = tmp_path / "fleet.yaml"
+    scenario.write_text(generate_fleet(apps=apps, machines_per_day=4, days=1, seed=11, failure_rate=0.5))
+    session = open_session("sandbox", scenario=scenario, sandbox_dir=tmp_path / "world", faults=faults, record=record)
+    return session, run_audit(session)
+
+
+def test_an_audit_asks_about_each_image_reference_once_and_each_app_only_about_its_own(tmp_path: Path) -> None:
+    """One HEAD per reference for the whole audit; no app's manifests name another app's repository."""
+    session, audit = fleet_audit(tmp_path, 4, record=True)
+    with session:
+        heads = Counter(
+            json.loads(ex["key"])[1] for ex in session.recorder.exchanges if json.loads(ex["key"])[0] == "HEAD"
+        )
+    assert heads and max(heads.values()) == 1
+    for app, inv in audit.investigations.items():
+        others = {a for a in audit.apps if a != app}
+        repos = {str(r).split("/", 1)[0] for r in inv.evidence.manifests["repository"]}
+        assert not repos & others, (app, repos & others)
+
+
+def test_a_429_storm_slows_an_audit_but_never_fails_it(tmp_path: Path) -> None:
+    """Half of all answers are 429 (seeded): the audit finishes with no app in error and the same verdicts."""
+    _, calm = fleet_audit(tmp_path / "calm", 3)
+    storm = Faults([FaultRule(kind="429", rate=0.5, retry_after=1)], seed=5)
+    session, stormy = fleet_audit(tmp_path / "storm", 3, storm)
+    session.close()
+    assert storm.rules[0].fired > 20
+    assert stormy.errors == {}
+    assert stormy.frame()[["app", "worst", "root_cause"]].equals(calm.frame()[["app", "worst", "root_cause"]])
+
+
+def test_a_bundle_of_a_concurrent_run_is_the_same_bytes_and_replays_to_the_same_findings(tmp_path: Path) -> None:
+    """Two captures of the seed, answered in different orders, write identical bundles; replay finds the same."""
+    bundles = []
+    for run in ("one", "two"):
+        with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path / run, record=True) as s:
+            document = investigate(s, "vyx-app").document
+            meta = {"project_ref": s.project_ref, "now": str(s.now()), "captured_from": s.label}
+            bundles.append(write_bundle(tmp_path / f"bundle-{run}", s.recorder, meta))  # type: ignore[arg-type]
+    assert (bundles[0] / "exchanges.jsonl").read_bytes() == (bundles[1] / "exchanges.jsonl").read_bytes()
+    with open_session(f"bundle:{bundles[0]}") as replay:
+        replayed = investigate(replay, "vyx-app").document
+    replayed.pop("target"), document.pop("target")  # bundle:PATH vs sandbox:stub-image, by design
+    assert json.dumps(replayed, sort_keys=True) == json.dumps(document, sort_keys=True)
