@@ -81,7 +81,10 @@ class SandboxApp:
             if rule is not None:
                 self._sync()
             response = self._dispatch(request)
-            if self.autosave and self.world.dirty:
+            # Saved when a request changed the state. A move of the clock alone (every request of
+            # a real-time server) is not worth writing the whole world for; the next real change,
+            # a clock control call or the session's close writes it.
+            if self.autosave and self.world.changed:
                 self.world.save()
             after = self.faults.pick(request.method, path, "after")
             if after is not None and not self._wall_latency(after):

@@ -36,6 +36,12 @@ from vyxops_sandbox.world import World
 CONTROL = "/_sandbox/"
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a client opening dozens of connections at
+    # once (an audit fetching side by side) would see SYNs dropped and retried a second later.
+    request_queue_size = 128
+
+
 def make_server(
     world: World,
     port: int = 0,
@@ -123,7 +129,7 @@ def make_server(
                 sys.stderr.write("sandbox %s\n" % (format % args))  # no headers are logged, so no tokens
 
     if sock is None:
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server = _Server(("127.0.0.1", port), Handler)
     else:
         server = ThreadingHTTPServer(sock.getsockname()[:2], Handler, bind_and_activate=False)
         server.socket.close()
