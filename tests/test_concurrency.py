@@ -99,3 +99,27 @@ def test_a_bundle_of_a_concurrent_run_is_the_same_bytes_and_replays_to_the_same_
         replayed = investigate(replay, "vyx-app").document
     replayed.pop("target"), document.pop("target")  # bundle:PATH vs sandbox:stub-image, by design
     assert json.dumps(replayed, sort_keys=True) == json.dumps(document, sort_keys=True)
+
+
+def test_an_app_checks_its_own_references_a_typo_and_what_the_secret_names_but_not_another_apps() -> None:
+    """refs_to_check: releases, :latest, rows and own logs; function-log refs unless another app's repository;
+    the DOCKER_IMAGE secret's reference even when it lies in another app's repository."""
+    import pandas as pd
+
+    from vyxops.evidence import refs_to_check
+    from vyxops.images import secret_digest
+
+    releases = pd.DataFrame({"image": ["registry.fly.io/a:deployment-1"]})
+    machines = pd.DataFrame({"image": ["registry.fly.io/a:deployment-1"]})
+    rows = pd.DataFrame({"image": [None]}, dtype=object)
+    project_texts = [
+        'Fly API error (400): {"error": "failed to get manifest registry.fly.io/b:deployment-9: MANIFEST_UNKNOWN"}',
+        "Provisioning machine for user u in region sjc with image registry.fly.io/a-typo:deployment-2",
+        "Provisioning machine for user v in region sjc with image registry.fly.io/b:shared",
+    ]
+    common = dict(own_texts=[], project_texts=project_texts, other_apps={"b"})
+    refs = refs_to_check("a", releases, machines, rows, secret=None, **common)  # type: ignore[arg-type]
+    assert refs == ["registry.fly.io/a:deployment-1", "registry.fly.io/a:latest", "registry.fly.io/a-typo:deployment-2"]
+    named = secret_digest("registry.fly.io/b:shared")
+    refs = refs_to_check("a", releases, machines, rows, secret=named, **common)  # type: ignore[arg-type]
+    assert refs[-1] == "registry.fly.io/b:shared" and "registry.fly.io/b:deployment-9" not in refs

@@ -249,18 +249,22 @@ def collect_evidence(
         first = fanout.gather(_first_stage(session, project, app, start, end))
         say.step("machines known by id, image manifests")
         got: dict[str, pd.DataFrame] = {name: first[name] for name in _FRAMES_FIRST}
-        second = fanout.gather(_second_stage(session, project, app, machine_id, first, got))
+        gaps: list[Gap] = []
+        for name in _OPTIONAL:  # (frame, the gap its failure left, if it failed)
+            got[name], gap = first[name]
+            gaps += [gap] if gap is not None else []
+        second = fanout.gather(_second_stage(session, project, app, machine_id, first["listed"], got))
         got["machines"], got["machine_events"] = second["machines"]
         got["manifests"] = second["manifests"]
     check_machine_in_window(machine_id, app, got["machines"], start, end)
-    gaps = [gap for gap in (first["function_logs_gap"], first["fly_logs_gap"]) if gap is not None]
     return Evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
         notes=_notes(got), org_apps=first["org_apps"], extra_gaps=gaps,
     )  # fmt: skip
 
 
-_FRAMES_FIRST = ("releases", "functions", "secrets", "machine_rows", "function_logs", "fly_logs")
+_FRAMES_FIRST = ("releases", "functions", "secrets", "machine_rows")
+_OPTIONAL = ("function_logs", "fly_logs")
 
 
 def _first_stage(
@@ -286,17 +290,15 @@ def _second_stage(
     project: ProjectReads,
     app: str,
     machine_id: str | None,
-    first: dict[str, Any],
+    listed: list[dict[str, Any]],
     got: dict[str, pd.DataFrame],
 ) -> dict[str, Callable[[], Any]]:
     """The reads that need the first stage: machines known by id only, and the image references."""
-    for name in ("function_logs", "fly_logs"):
-        got[name], first[f"{name}_gap"] = first[name]
     rows = got["machine_rows"]
     known_ids = rows["fly_machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
     return {
-        "machines": lambda: frames.machine_frames(session, app, first["listed"], also_ids=known_ids),
-        "manifests": lambda: _manifests(session, project, app, got, first["listed"]),
+        "machines": lambda: frames.machine_frames(session, app, listed, also_ids=known_ids),
+        "manifests": lambda: _manifests(session, project, app, got, listed),
     }
 
 
