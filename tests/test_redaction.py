@@ -67,3 +67,23 @@ def test_every_encoded_form_of_a_registered_credential_is_masked(credential: str
     register_secret(credential)
     for form in planted_forms(credential):
         assert form not in redact(f"body: {{'detail': '{form}'}}"), form
+
+
+@pytest.mark.parametrize("size", [3, 30_000])
+def test_a_column_small_or_large_has_each_credential_cell_masked_and_the_rest_untouched(size: int) -> None:
+    """redact_column searches a small column as one text and a large one with Arrow: same cells masked either way."""
+    import pandas as pd
+
+    from vyxops.errors import register_secret
+    from vyxops.frames import redact_column
+
+    planted = "a-registered-credential-0123456789"
+    register_secret(planted)
+    cells = [f"line {i}" for i in range(size)]
+    cells[1] = f"config says {planted}"
+    cells[-1] = "Authorization: Bearer sbp_0123456789abcdef0123456789abcdef"
+    column = pd.Series(cells + [None], dtype="string")
+    out = redact_column(column)
+    assert planted not in out[1] and "[REDACTED]" in out[1]
+    assert "sbp_" not in out[size - 1]
+    assert out[0] == "line 0" and pd.isna(out[size]) and len(out) == size + 1

@@ -187,16 +187,24 @@ def redact_column(column: pd.Series) -> pd.Series:
     """A string column with every registered credential (and its encodings) and token shape masked.
 
     Platforms hand back what users wrote: a key pasted in a log line or a row must not
-    reach a frame, and so not the parquet, the notebook or a report. The match runs in
-    Arrow's regex engine over the whole column; only cells that hold a match are rewritten.
+    reach a frame, and so not the parquet, the notebook or a report. Only cells that hold
+    a match are rewritten. A small column is searched as one text (cells joined by NUL,
+    which neither a token shape nor a credential contains, so no match spans two cells):
+    one search, most often with no hit. A large one runs in Arrow's regex engine.
     """
     if column.empty:
         return column
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    values = column.dropna()
+    if len(values) <= _SMALL_COLUMN:
+        if not _redaction_regex().search("\x00".join(map(str, values))):
+            return column
+        hit = column.notna().to_numpy() & column.map(lambda v: bool(_redaction_regex().search(str(v)))).to_numpy()
+    else:
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-    values = pa.array(column.astype(object).where(column.notna(), None), type=pa.large_string())
-    hit = pc.fill_null(pc.match_substring_regex(values, _redaction_pattern()), False).to_numpy(zero_copy_only=False)
+        arrow = pa.array(column.astype(object).where(column.notna(), None), type=pa.large_string())
+        hit = pc.fill_null(pc.match_substring_regex(arrow, _redaction_pattern()), False).to_numpy(zero_copy_only=False)
     if not hit.any():
         return column
     out = column.copy()
@@ -204,7 +212,9 @@ def redact_column(column: pd.Series) -> pd.Series:
     return out
 
 
+_SMALL_COLUMN = 20_000
 _PATTERNS: dict[frozenset[str], str] = {}
+_REGEXES: dict[str, re.Pattern[str]] = {}
 
 
 def _redaction_pattern() -> str:
@@ -214,6 +224,14 @@ def _redaction_pattern() -> str:
         _PATTERNS.clear()
         _PATTERNS[secrets] = "|".join([TOKEN_PATTERN, *(re.escape(x) for x in sorted(secrets, key=len, reverse=True))])
     return _PATTERNS[secrets]
+
+
+def _redaction_regex() -> re.Pattern[str]:
+    pattern = _redaction_pattern()
+    if pattern not in _REGEXES:
+        _REGEXES.clear()
+        _REGEXES[pattern] = re.compile(pattern)
+    return _REGEXES[pattern]
 
 
 def check_frame(name: str, df: pd.DataFrame) -> None:
