@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -51,6 +52,9 @@ _TOKEN_RE = re.compile(
     r"|(?i:bearer) [A-Za-z0-9+/=_\-.,]{8,})"
 )
 _extra_secrets: set[str] = set()
+# Sessions may open while other threads fetch and redact (vyxops.fanout): the set is only
+# changed and copied under this lock, so no reader iterates it while it grows.
+_secrets_lock = threading.Lock()
 
 
 def register_secret(value: str | None) -> None:
@@ -60,7 +64,9 @@ def register_secret(value: str | None) -> None:
     remembered too: a platform may echo a credential in any of them.
     """
     if value and len(value) >= 8:
-        _extra_secrets.update(f for f in secret_forms(value) if len(f) >= 8)
+        forms = {f for f in secret_forms(value) if len(f) >= 8}
+        with _secrets_lock:
+            _extra_secrets.update(forms)
 
 
 def secret_forms(value: str) -> set[str]:
@@ -75,7 +81,8 @@ def secret_forms(value: str) -> set[str]:
 
 def registered_secrets() -> frozenset[str]:
     """Every credential form :func:`redact` masks (for vectorised redaction of whole columns)."""
-    return frozenset(_extra_secrets)
+    with _secrets_lock:
+        return frozenset(_extra_secrets)
 
 
 TOKEN_PATTERN = _TOKEN_RE.pattern
@@ -83,7 +90,7 @@ TOKEN_PATTERN = _TOKEN_RE.pattern
 
 def redact(text: str) -> str:
     """Return ``text`` with every known credential and token-shaped string masked."""
-    for secret in sorted(_extra_secrets, key=len, reverse=True):
+    for secret in sorted(registered_secrets(), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "[REDACTED]")
     return _TOKEN_RE.sub("[REDACTED]", text)
