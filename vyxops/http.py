@@ -616,36 +616,16 @@ class Api:
                 response = self.client.send(request)
             except httpx.RequestError as exc:
                 failure = exc
+            outcome = type(failure).__name__ if failure is not None else str(response.status_code)
+            self._log_attempt(method, where, outcome, attempt, attempts, time.perf_counter() - started)
             if failure is not None:
-                elapsed = time.perf_counter() - started
-                log.debug(
-                    "%s %s %s -> %s attempt %d/%d %.3fs",
-                    self.platform,
-                    method,
-                    where,
-                    type(failure).__name__,
-                    attempt,
-                    attempts,
-                    elapsed,
-                )
                 if attempt - limited < attempts and policy.retries_exception(failure, idempotent):
                     self._sleep(policy.backoff(attempt - limited, self.rng), method, where, type(failure).__name__)
                     continue
                 # Raised outside the except block so the httpx exception (which holds
                 # the request, credentials included) is neither __cause__ nor __context__.
                 raise self._transport_error(failure, method, where, attempt, idempotent)
-            elapsed = time.perf_counter() - started
             status = response.status_code
-            log.debug(
-                "%s %s %s -> %d attempt %d/%d %.3fs",
-                self.platform,
-                method,
-                where,
-                status,
-                attempt,
-                attempts,
-                elapsed,
-            )
             self.budget.observe(self.platform, method, request.url.path, response.headers)
             if status < 400 or status in ok:
                 return response
@@ -690,6 +670,9 @@ class Api:
         )
 
     # ----------------------------------------------------------------- internals
+
+    def _log_attempt(self, method: str, where: str, outcome: str, attempt: int, attempts: int, took: float) -> None:
+        log.debug("%s %s %s -> %s attempt %d/%d %.3fs", self.platform, method, where, outcome, attempt, attempts, took)
 
     def _pause(self, request: httpx.Request, response: httpx.Response, limited: int) -> None:
         """A 429: pause this request's key in the shared budget; the next try waits it out."""
