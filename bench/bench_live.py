@@ -18,6 +18,7 @@ delay to every answer, as a far-away API would. Three measures, each from one ru
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -72,12 +73,31 @@ def served(scenario: str | Path, latency_ms: int) -> Iterator[str]:
 
 
 def session_at(url: str) -> Session:
-    return open_session("sandbox", environ={"VYXOPS_SANDBOX_URL": url}, record=True)
+    return open_session("sandbox", environ={"VYXOPS_SANDBOX_URL": url})
 
 
-def requests_of(session: Session) -> list[dict[str, Any]]:
-    recorder: Any = session.recorder
-    return [{"method": json.loads(ex["key"])[0], "path": json.loads(ex["key"])[1]} for ex in recorder.exchanges]
+class Requests(logging.Handler):
+    """Every request attempt the clients make, from their one debug line (vyxops.http.log_attempt)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("%s %s %s -> %s attempt") and isinstance(record.args, tuple):
+            self.seen.append({"method": record.args[1], "path": str(record.args[2]).split("?")[0]})
+
+
+@contextmanager
+def counting() -> Iterator[Requests]:
+    counter = Requests()
+    logger = logging.getLogger("vyxops.http")
+    logger.addHandler(counter)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
 
 
 def stage_round_trips(requests: list[dict[str, Any]], app: str) -> int:
@@ -102,11 +122,11 @@ def seed_latency() -> dict[str, Any]:
     for latency in (0, LATENCY_MS):
         with served("stub-image", latency) as url, session_at(url) as s:
             investigate(s, "vyx-app")  # warm: imports and first-use costs are not round trips
-        with served("stub-image", latency) as url, session_at(url) as s:
+        with served("stub-image", latency) as url, session_at(url) as s, counting() as counter:
             start = time.perf_counter()
             inv = investigate(s, "vyx-app")
             walls[latency] = time.perf_counter() - start
-            reqs = requests_of(s)
+            reqs = counter.seen
             counts[latency] = len(reqs)
             minimum = stage_round_trips(reqs, "vyx-app")
             assert inv.root is not None
@@ -115,11 +135,11 @@ def seed_latency() -> dict[str, Any]:
 
 
 def audit_once(scenario: Path, latency: int) -> dict[str, Any]:
-    with served(scenario, latency) as url, session_at(url) as s:
+    with served(scenario, latency) as url, session_at(url) as s, counting() as counter:
         start = time.perf_counter()
         audit = run_audit(s)
         wall = time.perf_counter() - start
-        reqs = requests_of(s)
+        reqs = counter.seen
         b = budgets.budget_for(s.clock)
         limited = sum(isinstance(e.error, RateLimitedError) for e in audit.errors.values())
         return {
@@ -168,9 +188,7 @@ def app_of(request: dict[str, Any]) -> str | None:
 
 def main() -> int:
     warnings.simplefilter("ignore")
-    import logging
-
-    logging.disable(logging.WARNING)
+    logging.getLogger().addHandler(logging.NullHandler())  # no stderr notes; the counter has its own handler
     ok = True
     r = seed_latency()
     ok_trips = r["trips"] <= TARGET_ROUND_TRIPS

@@ -389,9 +389,12 @@ class RetryTransport(httpx.BaseTransport):
         while True:
             attempt += 1
             self.budget.acquire(self.platform, request.method, request.url.path)
+            started = time.perf_counter()
+            where = _safe_path(request.url)
             try:
                 response = self.transport.handle_request(request)
             except httpx.RequestError as exc:
+                log_attempt(self.platform, request.method, where, type(exc).__name__, (attempt, attempts), 0.0)
                 if attempt - limited < attempts and policy.retries_exception(exc, idempotent):
                     delay = policy.backoff(attempt - limited, self.rng)
                     log.debug(
@@ -404,6 +407,8 @@ class RetryTransport(httpx.BaseTransport):
                     self.clock.sleep(delay)
                     continue
                 raise
+            took = time.perf_counter() - started
+            log_attempt(self.platform, request.method, where, str(response.status_code), (attempt, attempts), took)
             self.budget.observe(self.platform, request.method, request.url.path, response.headers)
             if response.status_code == 429 and limited + 1 < policy.max_rate_limited:
                 limited += 1
@@ -434,6 +439,12 @@ class RetryTransport(httpx.BaseTransport):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def log_attempt(platform: str, method: str, where: str, outcome: str, attempt: tuple[int, int], took: float) -> None:
+    """The one debug line per attempt, from every client: platform, method, path (query keys
+    only), status or exception, attempt n/max, seconds. Benchmarks count requests by it."""
+    log.debug("%s %s %s -> %s attempt %d/%d %.3fs", platform, method, where, outcome, *attempt, took)
 
 
 def _safe_path(url: httpx.URL) -> str:
@@ -617,7 +628,7 @@ class Api:
             except httpx.RequestError as exc:
                 failure = exc
             outcome = type(failure).__name__ if failure is not None else str(response.status_code)
-            self._log_attempt(method, where, outcome, attempt, attempts, time.perf_counter() - started)
+            log_attempt(self.platform, method, where, outcome, (attempt, attempts), time.perf_counter() - started)
             if failure is not None:
                 if attempt - limited < attempts and policy.retries_exception(failure, idempotent):
                     self._sleep(policy.backoff(attempt - limited, self.rng), method, where, type(failure).__name__)
@@ -670,9 +681,6 @@ class Api:
         )
 
     # ----------------------------------------------------------------- internals
-
-    def _log_attempt(self, method: str, where: str, outcome: str, attempt: int, attempts: int, took: float) -> None:
-        log.debug("%s %s %s -> %s attempt %d/%d %.3fs", self.platform, method, where, outcome, attempt, attempts, took)
 
     def _pause(self, request: httpx.Request, response: httpx.Response, limited: int) -> None:
         """A 429: pause this request's key in the shared budget; the next try waits it out."""
