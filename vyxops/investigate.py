@@ -130,9 +130,15 @@ def investigate(
     ``:latest``, refused creates) and the root cause whole (SPEC.md). ``project`` shares
     project-wide reads between the apps of one audit.
     """
+    evidence = collect_evidence(session, app, since=since, until=until, machine_id=machine_id, project=project)
+    return analyse(evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref)
+
+
+def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_ref: str | None = None) -> Investigation:
+    """What :func:`investigate` does once the evidence is in: timeline, detectors, ranking (no request)."""
     from vyxops.timeline import build_timeline, filter_timeline
 
-    evidence = collect_evidence(session, app, since=since, until=until, machine_id=machine_id, project=project)
+    machine_id = evidence.machine_id
     timeline = build_timeline(**evidence.frames())
     timeline = filter_timeline(timeline, machine_id=machine_id) if machine_id else timeline
     ctx = build_context(evidence, Thresholds(stuck_after_minutes=stuck_after_minutes))
@@ -144,7 +150,7 @@ def investigate(
     summary = summarize(ctx, root, findings, gaps)
     document = findings_document(ctx, root, findings, summary, gaps)
     impact = impact_of(ctx, findings)
-    return Investigation(evidence, timeline, findings, root, summary, document, gaps, ctx, impact, session.project_ref)
+    return Investigation(evidence, timeline, findings, root, summary, document, gaps, ctx, impact, project_ref)
 
 
 def _concerns(f: Finding, machine_id: str) -> bool:
