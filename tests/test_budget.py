@@ -11,22 +11,7 @@ import pytest
 from vyxops import errors
 from vyxops.budget import FLY_ACTION, FLY_GET_MACHINE, SUPABASE_MGMT, budget_for, fly_machines_key
 from vyxops.http import Api, RetryPolicy, RetryTransport, WallClock, make_client
-
-
-class FakeClock:
-    """Moves its own time when slept; thread-safe enough for the budget's use (sleeps under the GIL)."""
-
-    def __init__(self, moves: bool = True) -> None:
-        self.t = 1_750_000_000.0
-        self.moves = moves
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds if self.moves else 0.0
+from vyxops.testing.clock import FakeClock
 
 
 def api_on(clock: FakeClock, handler, platform: str = "fly-machines") -> Api:  # type: ignore[no-untyped-def]

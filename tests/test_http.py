@@ -28,6 +28,7 @@ from vyxops.http import (
     registry_basic,
     supabase_key,
 )
+from vyxops.testing.clock import FakeClock
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fly"
 
@@ -38,21 +39,6 @@ SUPABASE_KEY = "service-role-key-55aa1c0ffee2"
 MACAROON = "fm2_" + "lJPECAAAAAAAAAey" + "x" * 21  # a canary: token-shaped, never real
 
 Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class FakeClock:
-    """A clock that records sleeps and moves its own time instead of waiting."""
-
-    def __init__(self, start: float = 1_750_000_000.0) -> None:
-        self.t = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 def make_api(
