@@ -107,8 +107,10 @@ class _Bucket:
         wait = max(0.0, self.paused_until - now)
         if self.limit is None:
             return wait
-        self.tokens = min(float(self.limit.burst), self.tokens + (now - self.at) * self.limit.rate)
-        self.at = now
+        # ``now`` is read before the lock is taken, so another thread may have come in with a later one
+        elapsed = max(0.0, now - self.at)
+        self.tokens = min(float(self.limit.burst), self.tokens + elapsed * self.limit.rate)
+        self.at = max(self.at, now)
         self.tokens -= 1.0
         if self.tokens < 0:
             wait = max(wait, -self.tokens / self.limit.rate)
@@ -125,19 +127,21 @@ class Budget:
         self.waited_s = 0.0  # total time requests waited for the budget (benchmarks print it)
         self.rate_limited = 0  # 429s seen
 
-    def _bucket(self, platform: str, method: str, path: str) -> _Bucket:
+    def _bucket(self, platform: str, method: str, path: str, now: float) -> _Bucket:
+        """The bucket of this request's key (a platform without documented limits is one key)."""
         rule = RULES.get(platform)
         keyed = rule(method, path) if rule else None
         key, limit = ((platform, *keyed[0]), keyed[1]) if keyed else ((platform, "*"), None)
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket(limit, self.clock.now())
+            bucket = self._buckets[key] = _Bucket(limit, now)
         return bucket
 
     def acquire(self, platform: str, method: str, path: str) -> float:
         """Wait until a request may go out (on the clock); the seconds waited."""
+        now = self.clock.now()  # outside the lock: a served sandbox's clock is itself a request
         with self._lock:
-            wait = self._bucket(platform, method, path).reserve(self.clock.now())
+            wait = self._bucket(platform, method, path, now).reserve(now)
             self.waited_s += wait
         if wait > 0:
             self.clock.sleep(wait)
@@ -158,9 +162,10 @@ class Budget:
 
     def pause(self, platform: str, method: str, path: str, seconds: float, *, counted: bool = True) -> None:
         """Hold every request of this key for ``seconds`` (a 429's Retry-After, or a spent window)."""
+        now = self.clock.now()
         with self._lock:
-            bucket = self._bucket(platform, method, path)
-            bucket.paused_until = max(bucket.paused_until, self.clock.now() + seconds)
+            bucket = self._bucket(platform, method, path, now)
+            bucket.paused_until = max(bucket.paused_until, now + seconds)
             self.rate_limited += int(counted)
 
 
