@@ -76,29 +76,38 @@ def test_an_audit_asks_about_each_image_reference_once_and_each_app_only_about_i
 
 
 def test_a_429_storm_slows_an_audit_but_never_fails_it(tmp_path: Path) -> None:
-    """Half of all answers are 429 (seeded): the audit finishes with no app in error and the same verdicts."""
+    """Three answers in ten are 429 (seeded; twelve in a row for one request: 1 in 2 million).
+
+    The audit finishes with no app in error and the same verdicts as without the storm."""
     _, calm = fleet_audit(tmp_path / "calm", 3)
-    storm = Faults([FaultRule(kind="429", rate=0.5, retry_after=1)], seed=5)
+    storm = Faults([FaultRule(kind="429", rate=0.3, retry_after=1)], seed=5)
     session, stormy = fleet_audit(tmp_path / "storm", 3, storm)
     session.close()
-    assert storm.rules[0].fired > 20
+    assert storm.rules[0].fired >= 10
     assert stormy.errors == {}
     assert stormy.frame()[["app", "worst", "root_cause"]].equals(calm.frame()[["app", "worst", "root_cause"]])
 
 
-def test_a_bundle_of_a_concurrent_run_is_the_same_bytes_and_replays_to_the_same_findings(tmp_path: Path) -> None:
-    """Two captures of the seed, answered in different orders, write identical bundles; replay finds the same."""
-    bundles = []
+def test_a_bundle_of_a_concurrent_run_lists_its_requests_in_one_order_and_replays_to_the_same_findings(
+    tmp_path: Path,
+) -> None:
+    """Two captures of the seed, answered in whatever order, list the same requests in the same order (sorted by
+    key), and each replays to the findings it was captured with. The answers themselves may differ: a platform's
+    rate-limit counters (X-RateLimit-Remaining) count requests in the order they arrived."""
     for run in ("one", "two"):
         with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path / run, record=True) as s:
             document = investigate(s, "vyx-app").document
             meta = {"project_ref": s.project_ref, "now": str(s.now()), "captured_from": s.label}
-            bundles.append(write_bundle(tmp_path / f"bundle-{run}", s.recorder, meta))  # type: ignore[arg-type]
-    assert (bundles[0] / "exchanges.jsonl").read_bytes() == (bundles[1] / "exchanges.jsonl").read_bytes()
-    with open_session(f"bundle:{bundles[0]}") as replay:
-        replayed = investigate(replay, "vyx-app").document
-    replayed.pop("target"), document.pop("target")  # bundle:PATH vs sandbox:stub-image, by design
-    assert json.dumps(replayed, sort_keys=True) == json.dumps(document, sort_keys=True)
+            bundle = write_bundle(tmp_path / f"bundle-{run}", s.recorder, meta)  # type: ignore[arg-type]
+        with open_session(f"bundle:{bundle}") as replay:
+            replayed = investigate(replay, "vyx-app").document
+        replayed.pop("target"), document.pop("target")  # bundle:PATH vs sandbox:stub-image, by design
+        assert json.dumps(replayed, sort_keys=True) == json.dumps(document, sort_keys=True)
+    keys = [
+        [json.loads(line)["key"] for line in (tmp_path / f"bundle-{run}" / "exchanges.jsonl").read_text().splitlines()]
+        for run in ("one", "two")
+    ]
+    assert keys[0] == keys[1] and len(keys[0]) >= 15
 
 
 def test_an_app_checks_its_own_references_a_typo_and_what_the_secret_names_but_not_another_apps() -> None:
