@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from vyxops import errors
-from vyxops.budget import FLY_ACTION, FLY_GET_MACHINE, SUPABASE_MGMT, budget_for, fly_machines_key
+from vyxops.budget import SUPABASE_MGMT, budget_for, fly_machines_key
+from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT
 from vyxops.http import Api, RetryPolicy, RetryTransport, WallClock, make_client
 from vyxops.testing.clock import FakeClock
 
@@ -25,12 +26,12 @@ def ok(request: httpx.Request) -> httpx.Response:
 
 def test_the_documented_fly_limits_key_by_action_and_machine_or_app() -> None:
     """Get machine is 5/s burst 10 per machine; every other action 1/s burst 3 per machine or app (PLATFORM.md)."""
-    assert (FLY_GET_MACHINE.rate, FLY_GET_MACHINE.burst) == (5.0, 10)
-    assert (FLY_ACTION.rate, FLY_ACTION.burst) == (1.0, 3)
-    assert (SUPABASE_MGMT.rate * 60, SUPABASE_MGMT.burst) == (120, 120)
-    assert fly_machines_key("GET", "/v1/apps/a/machines/m1") == (("get", "m1"), FLY_GET_MACHINE)
-    assert fly_machines_key("POST", "/v1/apps/a/machines/m1/stop") == (("POST stop", "m1"), FLY_ACTION)
-    assert fly_machines_key("GET", "/v1/apps/a/machines") == (("GET /machines", "a"), FLY_ACTION)
+    assert (FLY_GET_MACHINE_LIMIT.per_s, FLY_GET_MACHINE_LIMIT.burst) == (5, 10)
+    assert (FLY_ACTION_LIMIT.per_s, FLY_ACTION_LIMIT.burst) == (1, 3)
+    assert (SUPABASE_MGMT.per_s * 60, SUPABASE_MGMT.burst) == (120, 120)
+    assert fly_machines_key("GET", "/v1/apps/a/machines/m1") == (("get", "m1"), FLY_GET_MACHINE_LIMIT)
+    assert fly_machines_key("POST", "/v1/apps/a/machines/m1/stop") == (("POST stop", "m1"), FLY_ACTION_LIMIT)
+    assert fly_machines_key("GET", "/v1/apps/a/machines") == (("GET /machines", "a"), FLY_ACTION_LIMIT)
     assert fly_machines_key("GET", "/v1/apps/b/machines")[0] != fly_machines_key("GET", "/v1/apps/a/machines")[0]
 
 

@@ -30,8 +30,9 @@ import re
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Protocol
+
+from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT, SUPABASE_MGMT_PER_MINUTE, RateLimit
 
 
 class _Clock(Protocol):
@@ -40,48 +41,36 @@ class _Clock(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
 
-@dataclass(frozen=True)
-class Limit:
-    """A token bucket: ``rate`` requests a second on average, ``burst`` at once."""
+# --------------------------------------------------------------------------- the documented limits (vyxops.facts)
 
-    rate: float
-    burst: int
-
-
-# --------------------------------------------------------------------------- the documented limits
-
-#: Fly Machines API, per action per machine or app (PLATFORM.md; fly.io/docs/machines/api/working-with-machines-api).
-FLY_ACTION = Limit(rate=1.0, burst=3)
-#: Fly Machines API, get machine, per machine.
-FLY_GET_MACHINE = Limit(rate=5.0, burst=10)
-#: Supabase Management API: 120 a minute per endpoint; the headers then say exactly where the window stands.
-SUPABASE_MGMT = Limit(rate=2.0, burst=120)
+#: 120 a minute per endpoint, as a bucket; the headers then say exactly where the window stands.
+SUPABASE_MGMT = RateLimit(per_s=SUPABASE_MGMT_PER_MINUTE // 60, burst=SUPABASE_MGMT_PER_MINUTE)
 
 _MACHINE_PATH = re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)(?P<action>/[^/]+)?$")
 _APP_PATH = re.compile(r"^/v1/apps/(?P<app>[^/]+)(?P<rest>/.*)?$")
 
 
-def fly_machines_key(method: str, path: str) -> tuple[tuple[str, ...], Limit] | None:
+def fly_machines_key(method: str, path: str) -> tuple[tuple[str, ...], RateLimit] | None:
     """The (key, limit) of a Fly Machines API request: action per machine, else action per app."""
     m = _MACHINE_PATH.match(path)
     if m:
         action = (m.group("action") or "").lstrip("/")
         if method == "GET" and not action:
-            return ("get", m.group("id")), FLY_GET_MACHINE
-        return (f"{method} {action or 'machine'}", m.group("id")), FLY_ACTION
+            return ("get", m.group("id")), FLY_GET_MACHINE_LIMIT
+        return (f"{method} {action or 'machine'}", m.group("id")), FLY_ACTION_LIMIT
     m = _APP_PATH.match(path)
     if m:
-        return (f"{method} {m.group('rest') or '/'}", m.group("app")), FLY_ACTION
+        return (f"{method} {m.group('rest') or '/'}", m.group("app")), FLY_ACTION_LIMIT
     return None
 
 
-def supabase_mgmt_key(method: str, path: str) -> tuple[tuple[str, ...], Limit] | None:
+def supabase_mgmt_key(method: str, path: str) -> tuple[tuple[str, ...], RateLimit] | None:
     """The (key, limit) of a Management API request: the endpoint (its path, ref included)."""
     return (method, path), SUPABASE_MGMT
 
 
 #: platform → how its requests are keyed and limited; a platform not here is only paced by its 429s.
-RULES: dict[str, Callable[[str, str], tuple[tuple[str, ...], Limit] | None]] = {
+RULES: dict[str, Callable[[str, str], tuple[tuple[str, ...], RateLimit] | None]] = {
     "fly-machines": fly_machines_key,
     "supabase-mgmt": supabase_mgmt_key,
 }
@@ -96,7 +85,7 @@ MAX_PAUSE_S = 60.0
 class _Bucket:
     """A token bucket that may go into debt: a request reserves a token now and waits out the debt."""
 
-    def __init__(self, limit: Limit | None, now: float) -> None:
+    def __init__(self, limit: RateLimit | None, now: float) -> None:
         self.limit = limit
         self.tokens = float(limit.burst) if limit else 0.0
         self.at = now
@@ -109,11 +98,11 @@ class _Bucket:
             return wait
         # ``now`` is read before the lock is taken, so another thread may have come in with a later one
         elapsed = max(0.0, now - self.at)
-        self.tokens = min(float(self.limit.burst), self.tokens + elapsed * self.limit.rate)
+        self.tokens = min(float(self.limit.burst), self.tokens + elapsed * self.limit.per_s)
         self.at = max(self.at, now)
         self.tokens -= 1.0
         if self.tokens < 0:
-            wait = max(wait, -self.tokens / self.limit.rate)
+            wait = max(wait, -self.tokens / self.limit.per_s)
         return wait
 
 

@@ -13,6 +13,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# --------------------------------------------------------------------------- rate limits
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``per_s`` requests a second sustained, up to ``burst`` at once after a quiet spell."""
+
+    per_s: int
+    burst: int
+
+
+#: Fly Machines API, per action per machine or app (PLATFORM.md; Fly's docs, "Working with the
+#: Machines API" → Rate Limits): every action but get machine …
+FLY_ACTION_LIMIT = RateLimit(per_s=1, burst=3)
+#: … and get machine, per machine.
+FLY_GET_MACHINE_LIMIT = RateLimit(per_s=5, burst=10)
+#: Supabase Management API: requests a minute per endpoint (PLATFORM.md, api_rate_limits.mdx);
+#: every answer reports the window in ``X-RateLimit-Limit/-Remaining/-Reset``.
+SUPABASE_MGMT_PER_MINUTE = 120
+
+
 # --------------------------------------------------------------------------- machine states
 
 #: A machine in one of these states no longer exists (terminal states).

@@ -17,31 +17,19 @@ from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import dataclass
 
+from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT, RateLimit
 from vyxops_sandbox.world import World
 
-__all__ = ["FLY_ACTION", "FLY_GET_MACHINE", "Limit", "fly_machines_bucket", "take"]
+__all__ = ["fly_machines_bucket", "take"]
 
 MILLI = 1000  # a bucket counts thousandths of a request, so that refill is exact integer arithmetic
-
-
-@dataclass(frozen=True)
-class Limit:
-    """A token bucket: ``per_s`` requests a second sustained, up to ``burst`` at once after a quiet spell."""
-
-    per_s: int
-    burst: int
-
-
-FLY_ACTION = Limit(per_s=1, burst=3)  # every Machines API action …
-FLY_GET_MACHINE = Limit(per_s=5, burst=10)  # … except Get Machine
 
 # key -> [thousandths of a request in the bucket, world.now_ms of the last refill]
 _buckets: weakref.WeakKeyDictionary[World, dict[tuple[str, ...], list[int]]] = weakref.WeakKeyDictionary()
 
 
-def take(world: World, key: tuple[str, ...], limit: Limit) -> int | None:
+def take(world: World, key: tuple[str, ...], limit: RateLimit) -> int | None:
     """Spend one request of ``key``'s bucket: None when allowed, else whole seconds until one is available (≥ 1)."""
     buckets = _buckets.setdefault(world, {})
     now = world.now_ms
@@ -62,7 +50,7 @@ GET_MACHINE = "GET /v1/apps/{app}/machines/{id}"
 
 def fly_machines_bucket(
     method: str, pattern: str, params: dict[str, str], org: str = ""
-) -> tuple[tuple[str, str], Limit]:
+) -> tuple[tuple[str, str], RateLimit]:
     """The bucket a Machines API call spends from: its key and size.
 
     The action is the endpoint (method and path template, e.g. ``POST
@@ -70,4 +58,5 @@ def fly_machines_bucket(
     one machine, else per app, and per ``org`` (the ``org_slug`` asked for) for the apps list.
     """
     scope = params.get("id") or params.get("app") or f"org:{org}"
-    return (f"{method} {pattern}", scope), FLY_GET_MACHINE if f"{method} {pattern}" == GET_MACHINE else FLY_ACTION
+    action = f"{method} {pattern}"
+    return (action, scope), FLY_GET_MACHINE_LIMIT if action == GET_MACHINE else FLY_ACTION_LIMIT

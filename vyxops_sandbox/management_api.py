@@ -19,13 +19,14 @@ from typing import Any
 
 import httpx
 
+from vyxops.facts import SUPABASE_MGMT_PER_MINUTE
 from vyxops_sandbox.supabase_api import EXPOSED_SCHEMAS, MAX_ROWS, _bearer, _read_json, _response
 from vyxops_sandbox.world import World, sha256_hex
 
 __all__ = ["RATE_LIMIT", "handle_management", "organization_slug"]
 
 # 120 requests/min per user, per project, per endpoint (reference README, api_rate_limits.mdx).
-RATE_LIMIT = 120
+RATE_LIMIT = SUPABASE_MGMT_PER_MINUTE
 RATE_WINDOW_MS = 60_000
 DAY_US = 86_400 * 1_000_000
 
