@@ -102,7 +102,7 @@ class Evidence:
             if row.empty:
                 self._docker_image = {"set": False, "digest": None, "updated_at": None, "ref": None, "tried": 0}
             else:
-                digest = None if pd.isna(row.iloc[0]["digest"]) else str(row.iloc[0]["digest"])
+                digest = _secret_digest(self.secrets)
                 texts = self.function_logs["message"].dropna().tolist() + self.fly_logs["message"].dropna().tolist()
                 refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, texts)
                 self._docker_image = {
@@ -311,7 +311,8 @@ def _manifests(
     session: Any, project: ProjectReads, app: str, got: dict[str, pd.DataFrame], listed: list[dict[str, Any]]
 ) -> pd.DataFrame:
     """Ask the registry about the references that concern ``app`` (:func:`refs_to_check`)."""
-    listed_images = pd.DataFrame({"image": [_config_image(m) for m in listed]}, dtype=object)
+    # The listed machines' images, read as the machines frame reads them (config, then image_ref).
+    listed_images = pd.DataFrame(frames.machine_records(app, listed)[0], columns=["image"], dtype=object)
     refs = refs_to_check(
         app,
         got["releases"],
@@ -355,11 +356,6 @@ def refs_to_check(
 def _repository_app(ref: str) -> str:
     """The app whose repository ``ref`` is in (registry.fly.io/<app>[/…]:tag → <app>)."""
     return parse_image_ref(ref).repository.split("/", 1)[0]
-
-
-def _config_image(machine: dict[str, Any]) -> str | None:
-    image = (machine.get("config") or {}).get("image")
-    return str(image) if image else None
 
 
 def _secret_digest(secrets: pd.DataFrame) -> str | None:
