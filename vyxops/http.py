@@ -410,14 +410,11 @@ class RetryTransport(httpx.BaseTransport):
             took = time.perf_counter() - started
             log_attempt(self.platform, request.method, where, str(response.status_code), (attempt, attempts), took)
             self.budget.observe(self.platform, request.method, request.url.path, response.headers)
-            if response.status_code == 429 and limited + 1 < policy.max_rate_limited:
-                limited += 1
-                retry_after = response.headers.get("retry-after")
-                pause = policy.rate_limit_delay(limited, self.rng, retry_after, self.clock.now())
-                response.close()
-                self.budget.pause(self.platform, request.method, request.url.path, pause)
-                continue
             if response.status_code == 429:
+                limited += 1
+                if limited < policy.max_rate_limited:
+                    pause_for_429(self, request, response, limited)
+                    continue
                 return response
             if attempt - limited < attempts and policy.retries_status(response.status_code, idempotent):
                 delay = policy.delay(attempt - limited, self.rng, response.headers.get("retry-after"), self.clock.now())
@@ -439,6 +436,26 @@ class RetryTransport(httpx.BaseTransport):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+class _Paced(Protocol):
+    """What :class:`Api` and :class:`RetryTransport` both carry."""
+
+    platform: str
+    retry: RetryPolicy
+    rng: random.Random
+    clock: Clock
+    budget: Budget
+
+
+def pause_for_429(client: _Paced, request: httpx.Request, response: httpx.Response, limited: int) -> None:
+    """A 429 (the ``limited``-th in a row): pause the request's key in the shared budget, for
+    every thread; the next try waits it out in :meth:`Budget.acquire`."""
+    retry_after = response.headers.get("retry-after")
+    seconds = client.retry.rate_limit_delay(limited, client.rng, retry_after, client.clock.now())
+    response.close()  # release the connection before the next attempt
+    log.debug("%s %s %s: 429, pausing %.2fs", client.platform, request.method, _safe_path(request.url), seconds)
+    client.budget.pause(client.platform, request.method, request.url.path, seconds)
 
 
 def log_attempt(platform: str, method: str, where: str, outcome: str, attempt: tuple[int, int], took: float) -> None:
@@ -643,7 +660,7 @@ class Api:
             if status == 429:
                 limited += 1
                 if limited < policy.max_rate_limited:
-                    self._pause(request, response, limited)
+                    pause_for_429(self, request, response, limited)
                     continue
             elif attempt - limited < attempts and policy.retries_status(status, idempotent):
                 delay = policy.delay(attempt - limited, self.rng, response.headers.get("retry-after"), self.clock.now())
@@ -681,14 +698,6 @@ class Api:
         )
 
     # ----------------------------------------------------------------- internals
-
-    def _pause(self, request: httpx.Request, response: httpx.Response, limited: int) -> None:
-        """A 429: pause this request's key in the shared budget; the next try waits it out."""
-        retry_after = response.headers.get("retry-after")
-        seconds = self.retry.rate_limit_delay(limited, self.rng, retry_after, self.clock.now())
-        response.close()
-        log.debug("%s %s %s: 429, pausing %.2fs", self.platform, request.method, _safe_path(request.url), seconds)
-        self.budget.pause(self.platform, request.method, request.url.path, seconds)
 
     def _sleep(self, seconds: float, method: str, where: str, reason: str) -> None:
         log.debug("%s %s %s: %s, retrying in %.2fs", self.platform, method, where, reason, seconds)
