@@ -149,3 +149,42 @@ def test_each_machine_action_has_its_own_bucket_of_three(action: str) -> None:
         ]
         assert [c.status_code == 429 for c in codes] == [False, False, False, True]
         assert http.get(machines(APP, f"/{SEED_MACHINE}")).status_code == 200
+
+
+def test_a_realtime_served_clock_is_read_from_the_server_once_a_second_and_runs_with_wall_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every request's rate budget reads the clock: against `vyxops sandbox serve` that must not be a
+    control request each time (it had doubled the requests of an audit), yet stay the server's time."""
+    from vyxops.session import open_session
+    from vyxops_sandbox import client as served_client
+
+    world = World.from_scenario(load_scenario("stub-image"))
+    server = make_server(world, 0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    reads: list[str] = []
+    control = served_client._control
+
+    def counted(http: httpx.Client, method: str, name: str, **kw: Any) -> Any:
+        reads.append(name)
+        return control(http, method, name, **kw)
+
+    monkeypatch.setattr(served_client, "_control", counted)
+    try:
+        with open_session("sandbox", environ={"VYXOPS_SANDBOX_URL": f"http://{host}:{port}"}) as s:
+            clock = s.clock
+            first = clock.now()
+            seen = [clock.now() for _ in range(200)]
+            time.sleep(0.25)
+            later = clock.now()
+            server_now = httpx.get(f"http://{host}:{port}/_sandbox/clock").json()["now_ms"] / 1000
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert reads.count("clock") <= 2, reads
+    assert seen == sorted(seen) and seen[0] >= first
+    assert 0.2 <= later - first < 1.0
+    assert abs(later - server_now) < 0.1, (later, server_now)

@@ -24,15 +24,26 @@ class ServedSandboxClock:
     """A served sandbox's clock: read from the server; a wait moves its virtual time.
 
     Against ``vyxops sandbox serve`` (real time) a wait is a real sleep, since
-    wall time moves that server's clock by itself.
+    wall time moves that server's clock by itself; and that clock is read once a
+    second, not per call: between reads it runs with this process's monotonic
+    clock, as the server's does (``Router._sync``). Every request's rate budget
+    reads the clock, and a control request per read had doubled the requests.
     """
 
-    def __init__(self, control: httpx.Client, realtime: bool) -> None:
+    def __init__(self, control: httpx.Client, realtime: bool, resync_s: float = 1.0) -> None:
         self.control = control
         self.realtime = realtime
+        self.resync_s = resync_s
+        self._read: tuple[float, float] | None = None  # (server seconds, local monotonic) at the last read
 
     def now(self) -> float:
-        return float(_control(self.control, "GET", "clock")["now_ms"]) / 1000
+        read = self._read
+        if self.realtime and read is not None and time.monotonic() - read[1] < self.resync_s:
+            return read[0] + (time.monotonic() - read[1])
+        at = time.monotonic()
+        server = float(_control(self.control, "GET", "clock")["now_ms"]) / 1000
+        self._read = (server, at)
+        return server
 
     def sleep(self, seconds: float) -> None:
         if self.realtime:

@@ -66,7 +66,7 @@ class SandboxApp:
         path = request.url.path
         with self.lock:
             self.calls += 1
-            self._sync()
+            self.sync()
             rule = self.faults.pick(request.method, path, "before")
             if rule is not None and not self._wall_latency(rule):
                 early = self._fault_response(rule)
@@ -79,7 +79,7 @@ class SandboxApp:
             time.sleep(rule.latency_ms / 1000)
         with self.lock:
             if rule is not None:
-                self._sync()
+                self.sync()
             response = self._dispatch(request)
             # Saved when a request changed the state. A move of the clock alone (every request of
             # a real-time server) is not worth writing the whole world for; the next real change,
@@ -96,7 +96,7 @@ class SandboxApp:
             time.sleep(after.latency_ms / 1000)
         return response
 
-    def _sync(self) -> None:
+    def sync(self) -> None:
         """Catch up with other processes' saves and, served in realtime, with the wall clock (under the lock)."""
         self.world.refresh()  # another process (the CLI applying a fix, a served copy) may have saved
         if self.realtime:

@@ -61,6 +61,7 @@ def make_server(
 
     def control(request: httpx.Request) -> httpx.Response:
         with app.lock:
+            app.sync()  # in realtime, the clock a client reads is the one the next answer will use
             if request.url.path == CONTROL + "session" and request.method == "GET":
                 return httpx.Response(
                     200,
