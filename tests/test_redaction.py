@@ -87,3 +87,22 @@ def test_a_column_small_or_large_has_each_credential_cell_masked_and_the_rest_un
     assert planted not in out[1] and "[REDACTED]" in out[1]
     assert "sbp_" not in out[size - 1]
     assert out[0] == "line 0" and pd.isna(out[size]) and len(out) == size + 1
+
+
+def test_make_frame_masks_a_credential_in_any_string_column_and_leaves_clean_cells_alone() -> None:
+    """make_frame searches all of a frame's string cells at once; a hit in any column is masked in that cell."""
+    import pandas as pd
+
+    from vyxops.errors import register_secret
+    from vyxops.frames import make_frame
+
+    planted = "another-registered-credential-9876543210"
+    register_secret(planted)
+    rows = [
+        {"id": 1, "user_id": "u-1", "status": "running", "error": None, "fly_machine_id": "m1"},
+        {"id": 2, "user_id": "u-2", "status": "error", "error": f"boom {planted}", "fly_machine_id": 42},
+    ]
+    df = make_frame("machine_rows", rows)
+    assert planted not in df.loc[1, "error"] and "[REDACTED]" in df.loc[1, "error"]
+    assert df["user_id"].tolist() == ["u-1", "u-2"] and df["fly_machine_id"].tolist() == ["m1", "42"]
+    assert pd.isna(df.loc[0, "error"]) and str(df["error"].dtype) == "string"

@@ -166,14 +166,20 @@ def make_frame(
     are null.
     """
     schema = SCHEMAS[name]
-    df = pd.DataFrame.from_records(list(records), columns=list(schema))
+    rows = list(records)
+    # Column by column from the records, each converted in one step: a frame of a dozen rows
+    # costs pandas' per-call overhead, not its per-cell work, so calls are what is counted here.
+    columns: dict[str, pd.Series] = {}
     for column, dtype in schema.items():
+        values = [r.get(column) for r in rows]
         if dtype == TIME:
-            df[column] = _to_time(df[column], (units or {}).get(column))
-        elif dtype == STR:
-            df[column] = redact_column(df[column].astype("object").where(df[column].notna(), None).astype(STR))
+            columns[column] = _to_time(pd.Series(values, dtype=object), (units or {}).get(column))
         else:
-            df[column] = df[column].astype(dtype)
+            columns[column] = pd.Series(values, dtype=dtype if dtype == STR else object)
+            if dtype != STR:
+                columns[column] = columns[column].astype(dtype)
+    _redact_strings(columns, [c for c, dtype in schema.items() if dtype == STR])
+    df = pd.DataFrame(columns)
     gap_list = [g.as_json() for g in gaps or []]
     complete = complete and not gap_list
     df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note, "gaps": gap_list})
@@ -181,6 +187,15 @@ def make_frame(
         warnings.warn(f"{name}: incomplete: {note}", stacklevel=2)
         log.warning("%s: incomplete: %s", name, note)
     return df
+
+
+def _redact_strings(columns: dict[str, pd.Series], names: list[str]) -> None:
+    """Redact the string ``columns`` named: one search over all their cells, then only the columns hit."""
+    cells = [v for c in names for v in columns[c].tolist() if isinstance(v, str)]
+    if len(cells) <= _SMALL_COLUMN and not _redaction_regex().search("\x00".join(cells)):
+        return
+    for c in names:
+        columns[c] = redact_column(columns[c])
 
 
 def redact_column(column: pd.Series) -> pd.Series:
