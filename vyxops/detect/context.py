@@ -62,6 +62,9 @@ class Context:
     release: Release | None
     gaps: list[Gap] = field(default_factory=list)  # what detectors found they could not see
     _rows_by_id: dict[object, int] | None = field(default=None, repr=False)
+    # Derived once and shared by the detectors that ask (frames are copy-on-write in pandas 3:
+    # a detector that changes what it was handed changes its own copy).
+    _derived: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
     def app(self) -> str:
@@ -103,18 +106,22 @@ class Context:
     def in_scope(self) -> pd.DataFrame:
         """The ledger's machines an investigation speaks of: created in the window, or still named
         by a row that says the session is on (an old failure outside the window is not reported)."""
-        led = self.ledger
-        in_window = (led["created_at"] >= self.e.since) & (led["created_at"] <= self.e.until)
-        open_row = led["row_status"].isin((*facts.TRANSITIONAL_ROW_STATUSES, facts.RUNNING_ROW_STATUS))
-        return led[in_window | open_row]
+        if "in_scope" not in self._derived:
+            led = self.ledger
+            in_window = (led["created_at"] >= self.e.since) & (led["created_at"] <= self.e.until)
+            open_row = led["row_status"].isin((*facts.TRANSITIONAL_ROW_STATUSES, facts.RUNNING_ROW_STATUS))
+            self._derived["in_scope"] = led[in_window | open_row]
+        return self._derived["in_scope"]
 
     def successes(self) -> pd.DataFrame:
         """Provisioned machines that worked (started, and their row said running or ended), oldest first."""
-        led = self.ledger
-        ok_row = led["row_status"].isin((facts.RUNNING_ROW_STATUS, *facts.ENDED_ROW_STATUSES))
-        worked = led["origin"].isin(("user", "canary")) & led["start_at"].notna() & ok_row
-        worked &= led["outcome"].isin(("running", "ended", "stopped_on_request"))
-        return led[worked].sort_values("start_at")
+        if "successes" not in self._derived:
+            led = self.ledger
+            ok_row = led["row_status"].isin((facts.RUNNING_ROW_STATUS, *facts.ENDED_ROW_STATUSES))
+            worked = led["origin"].isin(("user", "canary")) & led["start_at"].notna() & ok_row
+            worked &= led["outcome"].isin(("running", "ended", "stopped_on_request"))
+            self._derived["successes"] = led[worked].sort_values("start_at")
+        return self._derived["successes"]
 
     def resolved_at(self, at: pd.Series, image: pd.Series, digest: pd.Series) -> pd.Series:
         """For failures at ``at`` on ``image``/``digest``: the first later provisioning that worked on

@@ -15,6 +15,7 @@ import pandas as pd
 from vyxops import facts
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, is_db_discrepancy, register
+from vyxops.frames import TIME
 from vyxops.present import fmt_time
 
 
@@ -25,9 +26,10 @@ def _its_row(cause: Finding, symptom: Finding) -> bool:
 
 def _failures(ctx: Context, outcome: str, origins: tuple[str, ...] = ("user", "canary")) -> pd.DataFrame:
     led = ctx.in_scope()
-    hit = led[(led["outcome"] == outcome) & led["origin"].isin(origins)].copy()
-    hit["resolved_at"] = ctx.resolved_at(hit["outcome_at"], hit["image"], hit["image_digest"])
-    return hit
+    hit = led[(led["outcome"] == outcome) & led["origin"].isin(origins)]
+    if hit.empty:  # the usual case, a healthy app: nothing to resolve
+        return hit.assign(resolved_at=pd.Series(dtype=TIME))
+    return hit.assign(resolved_at=ctx.resolved_at(hit["outcome_at"], hit["image"], hit["image_digest"]))
 
 
 def _story(m: Any) -> dict[str, Any]:
