@@ -132,3 +132,29 @@ def test_an_app_checks_its_own_references_a_typo_and_what_the_secret_names_but_n
     named = secret_digest("registry.fly.io/b:shared")
     refs = refs_to_check("a", releases, machines, rows, secret=named, **common)  # type: ignore[arg-type]
     assert refs[-1] == "registry.fly.io/b:shared" and "registry.fly.io/b:deployment-9" not in refs
+
+
+def test_what_every_app_derives_from_a_project_read_is_derived_once_per_audit_and_is_each_apps_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refused creates in the project's function logs are parsed once for the audit, not once per app;
+    each app still keeps only its own, as its investigation alone would."""
+    from vyxops.detect import context
+
+    calls: list[int] = []
+    parse = context._project_refusals
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(context, "_project_refusals", counted)
+    scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
+    with open_session("sandbox", scenario=scenario) as session:
+        audit = run_audit(session)
+        assert len(audit.investigations) >= 2 and len(calls) == 1
+        refused = {app: inv.context.refusals for app, inv in audit.investigations.items()}
+        assert any(not r.empty for r in refused.values())
+        for app, frame in refused.items():
+            alone = investigate(session, app, until=audit.generated_at).context.refusals
+            assert frame.reset_index(drop=True).equals(alone.reset_index(drop=True)), app

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -22,6 +22,8 @@ from vyxops.progress import stages
 from vyxops.timeutil import iso, to_utc
 
 IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
+PROJECT_READ = "project_read"  # attrs key: which of a run's project-wide reads a frame is a copy of
+T = TypeVar("T")
 DEFAULT_LOOKBACK = pd.Timedelta(hours=24)
 
 
@@ -48,6 +50,11 @@ class Evidence:
     org_apps: list[str] | None = None  # the org's apps, when the token may list them
     extra_gaps: list[Gap] = field(default_factory=list)  # sources that failed outright
     _docker_image: dict[str, Any] | None = field(default=None, repr=False)
+    project: ProjectReads | None = field(default=None, repr=False, compare=False)  # shares derivations
+
+    def derive(self, frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """What every app of the run derives alike from a project-wide read, made once (ProjectReads.derive)."""
+        return self.project.derive(frame, key, compute) if self.project is not None else compute()
 
     @property
     def gaps(self) -> list[Gap]:
@@ -172,6 +179,7 @@ class ProjectReads:
         self.apps = list(apps or [])  # the apps of this run, besides the org's (see other_apps)
         self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
         self._answers: dict[str, dict[str, Any]] = {}
+        self._derived: dict[tuple[Any, ...], object] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
 
@@ -182,8 +190,27 @@ class ProjectReads:
     def _once(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         with self._single(key):
             if key not in self._frames:
-                self._frames[key] = fetch()
+                read = fetch()
+                read.attrs[PROJECT_READ] = repr(key)  # its copies carry it: see derive()
+                self._frames[key] = read
         return self._frames[key].copy()
+
+    def derive(self, frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, a pure function of ``frame`` and ``key``, made once per run for each read.
+
+        The apps of an audit each hold a copy of the same project-wide read (the function
+        logs, say); what they all derive from it alike is derived by the first to ask. A
+        frame that is not one of this run's reads (a failed source's empty frame) is
+        computed every time.
+        """
+        read = frame.attrs.get(PROJECT_READ)
+        if read is None:
+            return compute()
+        memo = ("derived", read, *key)
+        with self._single(memo):
+            if memo not in self._derived:
+                self._derived[memo] = compute()
+        return cast(T, self._derived[memo])
 
     def functions(self) -> pd.DataFrame:
         return self._once(("functions",), lambda: frames.fetch_functions(self.session))
@@ -259,7 +286,7 @@ def collect_evidence(
     check_machine_in_window(machine_id, app, got["machines"], start, end)
     return Evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
-        notes=_notes(got), org_apps=first["org_apps"], extra_gaps=gaps,
+        notes=_notes(got), org_apps=first["org_apps"], extra_gaps=gaps, project=project,
     )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -193,7 +194,7 @@ def _release(e: Evidence) -> Release | None:
 
 
 def _refusals(e: Evidence, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Creates the Machines API refused, read off the provisioning function's log lines.
+    """Creates the Machines API refused for this app's provisioning, read off the function's log lines.
 
     Every refusal for this app's provisioning counts, whatever repository its image
     names (SPEC.md): one naming this app's repository is this app's, one naming another
@@ -201,28 +202,39 @@ def _refusals(e: Evidence, as_of: pd.Timestamp) -> pd.DataFrame:
     this app's when the project's FLY_APP_NAME secret is this app (the function's default
     app) or the repository is a near miss of this app's name.
     """
-    logs = e.function_logs
-    logs = logs[(logs["source"] == "function_logs") & (logs["time"] <= as_of)]
-    hits = logs[logs["message"].fillna("").map(facts.is_refusal)]
     columns = ["time", "execution_id", "message", "image", "status_code"]
-    if hits.empty:
+    refused = e.derive(e.function_logs, ("refusals", as_of), lambda: _project_refusals(e.function_logs, as_of))
+    if not refused:
         return pd.DataFrame(columns=columns)
-    by_exec = _images_by_execution(logs)
-    edge = e.function_logs[e.function_logs["source"] == "function_edge_logs"]
-    status = dict(zip(edge["execution_id"], edge["status_code"]))
     default_app = _is_default_app(e)
     others = set(e.org_apps or ()) - {e.app}
     records = []
-    for row in hits.itertuples(index=False):
-        named = facts.images_in(row.message) or by_exec.get(row.execution_id, [])
-        image = named[0] if named else None
+    for at, execution, message, image, code in refused:
         if image is not None and not _ours(image, e.app, default_app, others):
             continue
         if image is None and not default_app:
             continue
-        code = status.get(row.execution_id)
-        records.append([row.time, row.execution_id, row.message, image, None if pd.isna(code) else int(code)])
+        records.append([at, execution, message, image, code])
     return pd.DataFrame(records, columns=columns)
+
+
+def _project_refusals(function_logs: pd.DataFrame, as_of: pd.Timestamp) -> list[tuple[Any, ...]]:
+    """Every refused create in the project's function logs up to ``as_of``, whichever app it was for:
+    (time, execution, message, the image it names or its execution named, the execution's status)."""
+    logs = function_logs[(function_logs["source"] == "function_logs") & (function_logs["time"] <= as_of)]
+    hits = logs[logs["message"].fillna("").map(facts.is_refusal)]
+    if hits.empty:
+        return []
+    by_exec = _images_by_execution(logs)
+    edge = function_logs[function_logs["source"] == "function_edge_logs"]
+    status = dict(zip(edge["execution_id"], edge["status_code"]))
+    out = []
+    for row in hits.itertuples(index=False):
+        named = facts.images_in(row.message) or by_exec.get(row.execution_id, [])
+        code = status.get(row.execution_id)
+        image = named[0] if named else None
+        out.append((row.time, row.execution_id, row.message, image, None if pd.isna(code) else int(code)))
+    return out
 
 
 def _images_by_execution(logs: pd.DataFrame) -> dict[str, list[str]]:
