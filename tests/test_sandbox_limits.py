@@ -188,3 +188,23 @@ def test_a_realtime_served_clock_is_read_from_the_server_once_a_second_and_runs_
     assert seen == sorted(seen) and seen[0] >= first
     assert 0.2 <= later - first < 1.0
     assert abs(later - server_now) < 0.1, (later, server_now)
+
+
+def test_a_control_read_survives_a_reset_connection_and_a_control_write_is_sent_once() -> None:
+    """A pooled connection found reset says nothing of the sandbox: a GET is tried again; a POST never is."""
+    from vyxops.errors import ConfigError
+    from vyxops_sandbox import client as served_client
+
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        if len(sent) in (1, 3):
+            raise httpx.ReadError("connection reset by peer", request=request)
+        return httpx.Response(200, json={"now_ms": 1000})
+
+    http = httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(answer))
+    assert served_client._control(http, "GET", "clock") == {"now_ms": 1000}
+    with pytest.raises(ConfigError, match="did not answer POST /_sandbox/clock: ReadError"):
+        served_client._control(http, "POST", "clock", json={"sleep_s": 1})
+    assert sent == ["GET", "GET", "POST"]

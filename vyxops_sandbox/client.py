@@ -75,15 +75,25 @@ def check_served_url(url: str) -> None:
 
 
 def _control(client: httpx.Client, method: str, name: str, **kw: Any) -> Any:
-    try:
-        response = client.request(method, f"/_sandbox/{name}", **kw)
-        response.raise_for_status()
-        return response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise ConfigError(
-            f"the sandbox at {client.base_url} did not answer {method} /_sandbox/{name}: {type(exc).__name__}",
-            hint=f"start one with `vyxops sandbox serve`, or unset {SANDBOX_URL_ENV} to open the sandbox in-process",
-        ) from None
+    """One control call. A read is tried three times: among an audit's hundreds of connections a
+    pooled keep-alive one can be found reset, which says nothing of the sandbox. A write goes once."""
+    tries = 3 if method == "GET" else 1
+    for attempt in range(1, tries + 1):
+        try:
+            response = client.request(method, f"/_sandbox/{name}", **kw)
+            response.raise_for_status()
+            return response.json()
+        except httpx.TransportError as exc:
+            if attempt < tries:
+                continue
+            failure: Exception = exc
+        except (httpx.HTTPError, ValueError) as exc:
+            failure = exc
+        break
+    raise ConfigError(
+        f"the sandbox at {client.base_url} did not answer {method} /_sandbox/{name}: {type(failure).__name__}",
+        hint=f"start one with `vyxops sandbox serve`, or unset {SANDBOX_URL_ENV} to open the sandbox in-process",
+    )
 
 
 def open_served(request: OpenRequest) -> Opened:

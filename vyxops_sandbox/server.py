@@ -38,8 +38,9 @@ CONTROL = "/_sandbox/"
 
 class _Server(ThreadingHTTPServer):
     # socketserver listens with a backlog of 5: a client opening dozens of connections at
-    # once (an audit fetching side by side) would see SYNs dropped and retried a second later.
-    request_queue_size = 128
+    # once (a 50-app audit fetching side by side opens a few hundred) would see SYNs dropped
+    # and retried a second later, or a connection stall for the 30 s timeout.
+    request_queue_size = 1024
 
 
 def make_server(
