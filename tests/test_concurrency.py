@@ -115,7 +115,7 @@ def test_an_app_checks_its_own_references_a_typo_and_what_the_secret_names_but_n
     the DOCKER_IMAGE secret's reference even when it lies in another app's repository."""
     import pandas as pd
 
-    from vyxops.evidence import refs_to_check
+    from vyxops.evidence import refs_in, refs_to_check
     from vyxops.images import secret_digest
 
     releases = pd.DataFrame({"image": ["registry.fly.io/a:deployment-1"]})
@@ -126,7 +126,7 @@ def test_an_app_checks_its_own_references_a_typo_and_what_the_secret_names_but_n
         "Provisioning machine for user u in region sjc with image registry.fly.io/a-typo:deployment-2",
         "Provisioning machine for user v in region sjc with image registry.fly.io/b:shared",
     ]
-    common = dict(own_texts=[], project_texts=project_texts, other_apps={"b"})
+    common = dict(own_texts=[], project_refs=refs_in(project_texts), other_apps={"b"})
     refs = refs_to_check("a", releases, machines, rows, secret=None, **common)  # type: ignore[arg-type]
     assert refs == ["registry.fly.io/a:deployment-1", "registry.fly.io/a:latest", "registry.fly.io/a-typo:deployment-2"]
     named = secret_digest("registry.fly.io/b:shared")

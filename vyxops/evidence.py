@@ -110,8 +110,9 @@ class Evidence:
                 self._docker_image = {"set": False, "digest": None, "updated_at": None, "ref": None, "tried": 0}
             else:
                 digest = _secret_digest(self.secrets)
-                texts = self.function_logs["message"].dropna().tolist() + self.fly_logs["message"].dropna().tolist()
-                refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, texts)
+                logged = self.derive(self.function_logs, ("refs",), lambda: refs_in(self.function_logs["message"]))
+                logged = logged + refs_in(self.fly_logs["message"])
+                refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, logged)
                 self._docker_image = {
                     "set": True,
                     "digest": digest,
@@ -148,17 +149,16 @@ def _time_arg(value: Any, name: str) -> pd.Timestamp | None:
 
 
 def candidate_refs(
-    app: str, releases: pd.DataFrame, machines: pd.DataFrame, rows: pd.DataFrame, texts: list[str]
+    app: str, releases: pd.DataFrame, machines: pd.DataFrame, rows: pd.DataFrame, logged: list[str]
 ) -> list[str]:
-    """Every image reference the secret could point at: releases, :latest, configs, rows, logs."""
+    """Every image reference the secret could point at: releases, :latest, configs, rows, and
+    ``logged``, those named in logs (:func:`refs_in`)."""
     refs: list[str] = []
     refs += [r for r in releases["image"].dropna().tolist()]
     refs.append(f"{FLY_REGISTRY}/{app}:latest")
     refs += machines["image"].dropna().tolist()
     refs += rows["image"].dropna().tolist()
-    for text in texts:
-        refs += IMAGE_IN_TEXT.findall(text or "")
-    return list(dict.fromkeys(refs))
+    return list(dict.fromkeys(refs + logged))
 
 
 class ProjectReads:
@@ -346,7 +346,7 @@ def _manifests(
         listed_images,
         got["machine_rows"],
         own_texts=got["fly_logs"]["message"].dropna().tolist(),
-        project_texts=got["function_logs"]["message"].dropna().tolist(),
+        project_refs=project.derive(got["function_logs"], ("refs",), lambda: refs_in(got["function_logs"]["message"])),
         other_apps=project.other_apps(app),
         secret=_secret_digest(got["secrets"]),
     )
@@ -360,7 +360,7 @@ def refs_to_check(
     rows: pd.DataFrame,
     *,
     own_texts: list[str],
-    project_texts: list[str],
+    project_refs: list[str],
     other_apps: set[str],
     secret: str | None,
 ) -> list[str]:
@@ -368,16 +368,20 @@ def refs_to_check(
 
     Those that concern the app: its releases, ``:latest``, its machines' and rows'
     images, references in its own Fly logs, references in the project's function logs
+    (``project_refs``: :func:`refs_in` of them, read once per run)
     unless they are in another known app's repository (that app's business: its own
     investigation checks them), and whatever the ``DOCKER_IMAGE`` secret's digest
     matches among all of them, since provisioning uses it whichever repository it names.
     """
-    own = candidate_refs(app, releases, machines, rows, own_texts)
-    logged = [ref for text in project_texts for ref in IMAGE_IN_TEXT.findall(text or "")]
-    theirs = {ref for ref in logged if _repository_app(ref) in other_apps}
-    keep = own + [ref for ref in logged if ref not in theirs]
-    named = match_secret(secret, list(dict.fromkeys(own + logged)))
+    own = candidate_refs(app, releases, machines, rows, refs_in(own_texts))
+    keep = own + [ref for ref in project_refs if _repository_app(ref) not in other_apps]
+    named = match_secret(secret, list(dict.fromkeys(own + project_refs)))
     return list(dict.fromkeys(keep + ([named] if named else [])))
+
+
+def refs_in(texts: pd.Series | list[str]) -> list[str]:
+    """The image references named in ``texts`` (the project's function log lines), each once, in order."""
+    return list(dict.fromkeys(ref for text in texts if isinstance(text, str) for ref in IMAGE_IN_TEXT.findall(text)))
 
 
 def _repository_app(ref: str) -> str:
