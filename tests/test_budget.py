@@ -138,3 +138,87 @@ def test_concurrent_requests_on_one_key_are_paced_not_bunched() -> None:
     for t in threads:
         t.join()
     assert sorted(round(s, 6) for s in clock.sleeps) == [1.0, 2.0, 3.0]
+
+
+def test_no_more_than_in_flight_requests_are_on_the_wire_at_once_through_either_client() -> None:
+    """Three times IN_FLIGHT requests at once, half through Api and half through the transport
+    supabase-py sends through: never more than IN_FLIGHT are being answered at the same moment."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vyxops.budget import IN_FLIGHT
+
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.02)
+        with lock:
+            now[0] -= 1
+        return httpx.Response(200, json={})
+
+    clock = WallClock()
+    api = Api(make_client("fly-registry", "https://r.test", None, transport=httpx.MockTransport(slow)), "fly-registry")
+    rest = httpx.Client(transport=RetryTransport(httpx.MockTransport(slow), clock=clock, platform="supabase-rest"))
+    calls = [lambda: api.request("GET", "/v2/") for _ in range(IN_FLIGHT * 3 // 2)]
+    calls += [lambda: rest.get("https://db.test/rest/v1/t") for _ in range(IN_FLIGHT * 3 // 2)]
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT * 3) as pool:
+        answers = list(pool.map(lambda call: call().status_code, calls))
+    assert answers == [200] * len(calls)
+    assert IN_FLIGHT // 2 < most[0] <= IN_FLIGHT
+
+
+def test_pools_keep_every_connection_they_open_where_httpx_defaults_close_and_reopen_them() -> None:
+    """httpcore 1.0 closes a connection going idle whenever its pool holds more than
+    max_keepalive_connections (20 by default), counting busy ones too: two rounds of 40 requests
+    at once open new connections in the second round. pool_limits() keeps them: no reconnects
+    (live, each is a TCP and TLS handshake, round trips the run does not need)."""
+    import socketserver
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from vyxops.budget import pool_limits
+
+    opened = []
+
+    class Slow(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            opened.append(1)
+            socketserver.StreamRequestHandler.setup(self)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            time.sleep(0.05)
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    def connections_for_two_rounds(limits: httpx.Limits) -> int:
+        opened.clear()
+        with httpx.Client(limits=limits) as http, ThreadPoolExecutor(40) as pool:
+            for _ in range(2):
+                assert set(pool.map(lambda _: http.get(url).status_code, range(40))) == {200}
+        return len(opened)
+
+    try:
+        ours = connections_for_two_rounds(pool_limits())
+        # httpx's documented defaults (https://www.python-httpx.org/advanced/resource-limits/)
+        defaults = connections_for_two_rounds(httpx.Limits(max_connections=100, max_keepalive_connections=20))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ours <= 40, ours
+    assert defaults > 40, defaults  # the churn pool_limits() is there for; if this fails, httpcore fixed it

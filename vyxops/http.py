@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import httpx
 
 from vyxops import __version__
-from vyxops.budget import Budget, budget_for
+from vyxops.budget import Budget, budget_for, pool_limits
 from vyxops.errors import (
     ApiError,
     AuthError,
@@ -347,6 +347,7 @@ def make_client(
         base_url=base_url,
         auth=auth,
         transport=transport,
+        limits=pool_limits(),  # used when there is no transport of ours: the live pool
         timeout=timeout,
         headers=all_headers,
         event_hooks=event_hooks,
@@ -392,7 +393,9 @@ class RetryTransport(httpx.BaseTransport):
             started = time.perf_counter()
             where = _safe_path(request.url)
             try:
-                response = self.transport.handle_request(request)
+                with self.budget.sending():
+                    response = self.transport.handle_request(request)
+                    response.read()  # the answer is in before the place in flight is given back
             except httpx.RequestError as exc:
                 log_attempt(self.platform, request.method, where, type(exc).__name__, (attempt, attempts), 0.0)
                 if attempt - limited < attempts and policy.retries_exception(exc, idempotent):
@@ -641,7 +644,8 @@ class Api:
             started = time.perf_counter()
             failure: httpx.RequestError | None = None
             try:
-                response = self.client.send(request)
+                with self.budget.sending():
+                    response = self.client.send(request)
             except httpx.RequestError as exc:
                 failure = exc
             outcome = type(failure).__name__ if failure is not None else str(response.status_code)
