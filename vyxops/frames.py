@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 
 from vyxops import facts, fanout
 from vyxops.coverage import Gap
@@ -167,19 +168,19 @@ def make_frame(
     """
     schema = SCHEMAS[name]
     rows = list(records)
-    # Column by column from the records, each converted in one step: a frame of a dozen rows
-    # costs pandas' per-call overhead, not its per-cell work, so calls are what is counted here.
-    columns: dict[str, pd.Series] = {}
+    # Column by column from the records, each converted in one step to an array (no index to
+    # align): a frame of a dozen rows costs pandas' per-call overhead, not its per-cell work.
+    columns: dict[str, ExtensionArray] = {}
     for column, dtype in schema.items():
         values = [r.get(column) for r in rows]
         if dtype == TIME:
-            columns[column] = _to_time(pd.Series(values, dtype=object), (units or {}).get(column))
+            columns[column] = _to_time(values, (units or {}).get(column))
+        elif dtype == STR or not values:
+            columns[column] = pd.array(values, dtype=dtype)
         else:
-            columns[column] = pd.Series(values, dtype=dtype if dtype == STR else object)
-            if dtype != STR:
-                columns[column] = columns[column].astype(dtype)
+            columns[column] = pd.array(values, dtype=object).astype(dtype)
     _redact_strings(columns, [c for c, dtype in schema.items() if dtype == STR])
-    df = pd.DataFrame(columns)
+    df = pd.DataFrame(columns, copy=False)
     gap_list = [g.as_json() for g in gaps or []]
     complete = complete and not gap_list
     df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note, "gaps": gap_list})
@@ -189,13 +190,13 @@ def make_frame(
     return df
 
 
-def _redact_strings(columns: dict[str, pd.Series], names: list[str]) -> None:
+def _redact_strings(columns: dict[str, ExtensionArray], names: list[str]) -> None:
     """Redact the string ``columns`` named: one search over all their cells, then only the columns hit."""
     cells = [v for c in names for v in columns[c].tolist() if isinstance(v, str)]
     if len(cells) <= _SMALL_COLUMN and not _redaction_regex().search("\x00".join(cells)):
         return
     for c in names:
-        columns[c] = redact_column(columns[c])
+        columns[c] = redact_column(pd.Series(columns[c], copy=False)).array
 
 
 def redact_column(column: pd.Series) -> pd.Series:
@@ -263,14 +264,16 @@ def empty_frame(name: str, note: str = "") -> pd.DataFrame:
     return make_frame(name, [], note=note)
 
 
-def _to_time(series: pd.Series, unit: str | None) -> pd.Series:
+def _to_time(values: list[Any], unit: str | None) -> ExtensionArray:
+    """A time column from its cells: numbers in ``unit`` (ms, us, ns, s), else RFC 3339 strings."""
     if unit is not None:
         if unit not in TIME_UNITS:
             raise ValueError(unit)
-        numeric = pd.to_numeric(series, errors="coerce")
-        return pd.to_datetime(numeric, unit=unit, utc=True).astype(TIME)
-    values = series.astype("object").where(series.notna(), None)
-    return pd.to_datetime(values, utc=True, format="ISO8601").astype(TIME)
+        numeric = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        return pd.to_datetime(numeric, unit=unit, utc=True).astype(TIME).array
+    if all(v is None for v in values):  # no time at all (or no rows): nothing to parse
+        return pd.array([pd.NaT] * len(values), dtype=TIME)
+    return pd.to_datetime(values, utc=True, format="ISO8601").as_unit("ns").array
 
 
 # --------------------------------------------------------------------------- Fly
