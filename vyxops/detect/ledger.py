@@ -1,7 +1,9 @@
-"""The machine ledger: one row per machine with its whole story, built once with group-bys.
+"""The machine ledger: one row per machine with its whole story, built once, in one pass.
 
 Every machine detector reads this table instead of scanning the events once per
-machine, so an investigation stays n·log n in events on a busy day. Only events up
+machine, so an investigation stays n·log n in events on a busy day. It is built in
+plain Python, machine by machine: an app has a dozen machines, and the two joins and
+dozens of column operations it took in pandas cost five times as much. Only events up
 to ``as_of`` (the window's end) count: evidence after the window is not cited as if
 it were inside it.
 
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from vyxops import facts
@@ -94,15 +95,23 @@ _READ_FROM = {
     "failed_error": "error",
     "last_status": "status",
 }
+_SUMMARY = ("launch_at", "start_at", "last_start_at", *_COUNTS, "exit_at", "exit_code", "oom_killed",
+            "requested_stop", "restart_count", "destroy_at", "destroy_source", "failed_at", "failed_error",
+            "last_status")  # fmt: skip
 _EVENT_COLUMNS = ("machine_id", "time", "type", "status", "source", "exit_code", "oom_killed", "requested_stop",
                   "restart_count", "error")  # fmt: skip
 
 
 def _known(value: object) -> bool:
-    return value is not None and value is not pd.NA and value is not pd.NaT
+    return value is not None and value is not pd.NA and value is not pd.NaT and value == value  # NaN != NaN
 
 
-def _events_summary(events: pd.DataFrame) -> pd.DataFrame:
+def _value(value: object) -> object:
+    """A cell as plain Python: None for every kind of missing (NA compares as neither true nor false)."""
+    return value if _known(value) else None
+
+
+def _stories(events: pd.DataFrame) -> dict[object, _Story]:
     """Per machine: launch, first/last start, exits and the last one's details, destroy, launch failure.
 
     One pass over the events in (machine, time) order, in plain Python: an app has a few
@@ -111,14 +120,13 @@ def _events_summary(events: pd.DataFrame) -> pd.DataFrame:
     values, as pandas' group-bys do.
     """
     ev = events.sort_values(["machine_id", "time"], kind="stable")
-    ids = ev["machine_id"].unique().tolist()
-    stories = {m: _Story() for m in ids if _known(m)}
+    stories: dict[object, _Story] = {}
     for mid, at, kind, status, source, code, oom, asked, restarts, error in zip(
         *(ev[c].tolist() for c in _EVENT_COLUMNS)
     ):
         if not _known(mid):
             continue
-        m, timed = stories[mid], _known(at)
+        m, timed = stories.setdefault(mid, _Story()), _known(at)
         if kind == "launch" and timed and m.launch_at is None:
             m.launch_at = at
         if status == facts.STARTED:
@@ -136,34 +144,36 @@ def _events_summary(events: pd.DataFrame) -> pd.DataFrame:
             m.failed_error = error if m.failed_error is None and _known(error) else m.failed_error
         if _known(status):
             m.last_status = status
-    rows = [stories.get(m, _Story()) for m in ids]
-    frame = {c: pd.Series([getattr(r, c) for r in rows], dtype="int64") for c in _COUNTS}
-    frame |= {c: pd.Series([getattr(r, c) for r in rows], dtype=TIME) for c in _TIMES}
-    for c, source_column in _READ_FROM.items():
-        frame[c] = pd.Series([getattr(r, c) for r in rows], dtype=object).astype(events[source_column].dtype)
-    order = ("launch_at", "start_at", "last_start_at", *_COUNTS, "exit_at", "exit_code", "oom_killed",
-             "requested_stop", "restart_count", "destroy_at", "destroy_source", "failed_at", "failed_error",
-             "last_status")  # fmt: skip
-    return pd.DataFrame({c: frame[c] for c in order}).set_axis(pd.Index(ev["machine_id"].unique(), name="machine_id"))
+    return stories
 
 
-def _rows_by_machine(rows: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Row:
+    """A machine's newest DB row as of the window's end (see :func:`_rows_by_machine`)."""
+
+    row_id: object = None
+    row_status: object = None
+    row_created_at: object = None
+    row_updated_at: object = None
+    row_user_id: object = None
+
+
+_ROW_COLUMNS = ("row_id", "row_status", "row_created_at", "row_updated_at", "row_user_id")
+_NO_ROW = _Row()
+
+
+def _rows_by_machine(rows: pd.DataFrame, as_of: pd.Timestamp) -> dict[object, _Row]:
     """The newest row per machine, as of ``as_of``: rows created later do not exist yet, and a row
     changed after ``as_of`` has an unknown status at ``as_of``."""
-    rows = rows[rows["fly_machine_id"].notna() & (rows["created_at"].isna() | (rows["created_at"] <= as_of))]
-    rows = rows.sort_values("created_at", kind="stable").groupby("fly_machine_id", sort=False).tail(1)
-    known = rows["updated_at"].isna() | (rows["updated_at"] <= as_of)
-    out = pd.DataFrame(
-        {
-            "row_id": rows["id"].to_numpy(),
-            "row_status": rows["status"].where(known).to_numpy(),
-            "row_created_at": rows["created_at"].to_numpy(),
-            "row_updated_at": rows["updated_at"].to_numpy(),
-            "row_user_id": rows["user_id"].to_numpy(),
-        },
-        index=pd.Index(rows["fly_machine_id"].to_numpy(), name="machine_id"),
-    )
-    return out
+    rows = rows.sort_values("created_at", kind="stable")
+    newest: dict[object, _Row] = {}
+    columns = ("fly_machine_id", "id", "status", "created_at", "updated_at", "user_id")
+    for mid, rid, status, created, updated, user in zip(*(rows[c].tolist() for c in columns)):
+        if not _known(mid) or (_known(created) and created > as_of):
+            continue
+        known = not _known(updated) or updated <= as_of
+        newest[mid] = _Row(_value(rid), _value(status) if known else None, created, updated, _value(user))
+    return newest
 
 
 def build_ledger(
@@ -179,90 +189,81 @@ def build_ledger(
     ``present``: ``as_of`` is the target's now, so the machine's state as listed is evidence
     too (a destroyed record may lack its destroy event); otherwise the state is read off the
     events up to ``as_of``. ``loop_exits``: exits nobody asked for that make a restarting
-    machine a restart loop.
+    machine a restart loop. Built machine by machine in plain Python, as :func:`_stories` is.
     """
-    m = machines[machines["created_at"].isna() | (machines["created_at"] <= as_of)]
-    m = m.drop_duplicates("machine_id").set_index("machine_id")
-    ledger = m.join(_events_summary(events[events["time"] <= as_of]), how="left")
-    ledger = ledger.join(_rows_by_machine(rows, as_of), how="left")
-    for column in ("starts", "exits", "unasked_exits", "failing_exits"):
-        ledger[column] = ledger[column].fillna(0).astype("int64")
-    state = ledger["state"] if present else ledger["last_status"].fillna(ledger["state"])
-    ledger["state_as_of"] = state
-    ledger["gone"] = state.isin(facts.GONE_STATES) | ledger["destroy_at"].notna()
-    ledger["origin"] = _origins(ledger)
-    ledger["outcome"] = _outcomes(ledger, loop_exits)
-    ledger["outcome_at"] = _outcome_times(ledger)
-    return ledger.reset_index()
-
-
-def _origins(ledger: pd.DataFrame) -> np.ndarray:
-    group = ledger["process_group"].astype("object")
-    user = ledger["user_id"].fillna(ledger["row_user_id"]).astype("object")
-    internal = group.isin(facts.INTERNAL_PROCESS_GROUPS).to_numpy()
-    canary = user.fillna("").astype(str).str.startswith(facts.CANARY_USER_PREFIX).to_numpy()
-    provisioned = (user.notna() | ledger["row_id"].notna()).to_numpy()
-    return np.select([internal, canary, provisioned], ["internal", "canary", "user"], default="other")
-
-
-def _outcomes(ledger: pd.DataFrame, loop_exits: int) -> np.ndarray:
-    code = ledger["exit_code"]
-    clean = (code.isna() | (code == 0)).fillna(True).to_numpy(dtype=bool) & ~_true(ledger["oom_killed"])
-    internal = (ledger["origin"] == "internal").to_numpy()
-    exited = (ledger["exits"] > 0).to_numpy()
-    started = ledger["start_at"].notna().to_numpy()
-    # Destroyed before it started is a failed launch, unless someone asked (a destroy from "user", e.g. a
-    # canary's cleanup): then nothing failed, the machine was simply not wanted any more.
-    asked_destroy = (ledger["destroy_source"] == "user").fillna(False).to_numpy(dtype=bool)
-    failed_launch = (ledger["failed_at"].notna() | ledger["state_as_of"].isin(["failed"])).to_numpy(dtype=bool)
-    failed_launch = failed_launch | (ledger["gone"].to_numpy(dtype=bool) & ~asked_destroy)
-    running = (ledger["state_as_of"] == facts.STARTED).to_numpy()
-    asked = _true(ledger["requested_stop"])
-    restarts = ledger["restart_policy"].isin(["on-failure", "always"]).to_numpy()
-    failing = ledger["failing_exits"].to_numpy()
-    gave_up = ~(ledger["state_as_of"] == facts.STARTED).to_numpy() & (failing >= 2)
-    looping = restarts & ((failing >= loop_exits) | gave_up)
-    ended_row = ledger["row_status"].isin(facts.ENDED_ROW_STATUSES).to_numpy()
-    nobody = (ledger["origin"] == "other").to_numpy() & ledger["row_id"].isna().to_numpy()
-    conditions = [
-        internal & exited & clean,
-        internal & exited,
-        internal,
-        ~started & failed_launch,
-        ~started & asked_destroy,
-        ~started,
-        exited & asked,
-        looping,
-        running,
-        exited & clean & ended_row,
-        exited & clean & nobody,
-        exited,
+    m = machines[machines["created_at"].isna() | (machines["created_at"] <= as_of)].drop_duplicates("machine_id")
+    ids = m["machine_id"].tolist()
+    stories = _stories(events[events["time"] <= as_of])
+    newest = _rows_by_machine(rows, as_of)
+    story = [stories.get(mid) or _Story() for mid in ids]
+    row = [newest.get(mid, _NO_ROW) for mid in ids]
+    own = {c: [_value(v) for v in m[c].tolist()] for c in ("state", "process_group", "user_id", "restart_policy")}
+    own["created_at"] = m["created_at"].tolist()
+    out: dict[str, object] = {c: m[c].array for c in ("machine_id", *(c for c in m.columns if c != "machine_id"))}
+    for c in _SUMMARY:
+        values = [getattr(x, c) for x in story]
+        if c in _READ_FROM:  # as its event column is typed
+            out[c] = pd.array(values, dtype=object).astype(events[_READ_FROM[c]].dtype)
+        else:
+            out[c] = pd.array(values, dtype="int64" if c in _COUNTS else TIME)
+    out |= {c: pd.array([getattr(x, c) for x in row], dtype=TIME if c.endswith("_at") else "str") for c in _ROW_COLUMNS}
+    states = [
+        listed if present or not _known(st.last_status) else st.last_status for listed, st in zip(own["state"], story)
     ]
-    choices = [
-        "internal_ok",
-        "internal_failed",
-        "internal_ok",
-        "never_started",
-        "stopped_on_request",
-        "pending",
-        "stopped_on_request",
-        "restart_loop",
-        "running",
-        "ended",
-        "exited_ok",
-        "exited",
+    verdicts = [
+        _verdict(st, rw, state, group, user, policy, created, loop_exits)
+        for st, rw, state, group, user, policy, created in zip(
+            story, row, states, own["process_group"], own["user_id"], own["restart_policy"], own["created_at"]
+        )
     ]
-    return np.select(conditions, choices, default="running")
+    out["state_as_of"] = pd.array(states, dtype=m["state"].dtype)
+    out["gone"] = pd.array([v[0] for v in verdicts], dtype=bool)
+    out["origin"] = pd.array([v[1] for v in verdicts], dtype="str")
+    out["outcome"] = pd.array([v[2] for v in verdicts], dtype="str")
+    out["outcome_at"] = pd.array([v[3] for v in verdicts], dtype=TIME)
+    return pd.DataFrame(out, copy=False)
 
 
-def _outcome_times(ledger: pd.DataFrame) -> pd.Series:
-    """When the outcome happened: the last exit, the failed launch or destroy, else the start or creation."""
-    never = ledger["failed_at"].fillna(ledger["destroy_at"])
-    when = ledger["exit_at"].where(ledger["exits"] > 0)
-    when = when.where(ledger["outcome"] != "never_started", never)
-    fallback = ledger["start_at"].fillna(ledger["launch_at"]).fillna(ledger["created_at"])
-    return when.fillna(fallback)
+def _verdict(
+    st: _Story, row: _Row, state: object, group: object, user: object, policy: object, created: object, loop_exits: int
+) -> tuple[bool, str, str, object]:
+    """(gone, origin, outcome, outcome_at) of one machine: the first outcome in OUTCOMES' table whose
+    conditions hold, in this order."""
+    gone = state in facts.GONE_STATES or _known(st.destroy_at)
+    user_id = user if user is not None else row.row_user_id
+    origin = facts.machine_origin(
+        None if group is None else str(group), None if user_id is None else str(user_id), row.row_id is not None
+    )
+    outcome = _outcome(st, row, state, origin, policy, gone, loop_exits)
+    if outcome == "never_started":
+        when = st.failed_at if _known(st.failed_at) else st.destroy_at
+    else:
+        when = st.exit_at if st.exits > 0 else None
+    for fallback in (st.start_at, st.launch_at, created):
+        when = when if _known(when) else fallback
+    return gone, origin, outcome, when
 
 
-def _true(series: pd.Series) -> np.ndarray:
-    return series.astype("boolean").fillna(False).to_numpy(dtype=bool)
+def _outcome(st: _Story, row: _Row, state: object, origin: str, policy: object, gone: bool, loop_exits: int) -> str:
+    """One machine's outcome (see the module's table)."""
+    clean = (not _known(st.exit_code) or st.exit_code == 0) and st.oom_killed is not True
+    exited, started, running = st.exits > 0, _known(st.start_at), state == facts.STARTED
+    asked_destroy = st.destroy_source == "user"
+    failed_launch = _known(st.failed_at) or state == "failed" or (gone and not asked_destroy)
+    gave_up = not running and st.failing_exits >= 2
+    looping = policy in ("on-failure", "always") and (st.failing_exits >= loop_exits or gave_up)
+    if origin == "internal":
+        return "internal_ok" if not exited or clean else "internal_failed"
+    if not started:
+        return "never_started" if failed_launch else "stopped_on_request" if asked_destroy else "pending"
+    if exited and st.requested_stop is True:
+        return "stopped_on_request"
+    if looping:
+        return "restart_loop"
+    if running:
+        return "running"
+    if exited and clean and row.row_status in facts.ENDED_ROW_STATUSES:
+        return "ended"
+    if exited and clean and origin == "other" and row.row_id is None:
+        return "exited_ok"
+    return "exited" if exited else "running"
