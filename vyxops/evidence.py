@@ -50,6 +50,7 @@ class Evidence:
     org_apps: list[str] | None = None  # the org's apps, when the token may list them
     extra_gaps: list[Gap] = field(default_factory=list)  # sources that failed outright
     _docker_image: dict[str, Any] | None = field(default=None, repr=False)
+    _manifest_rows: dict[object, int] | None = field(default=None, init=False, repr=False, compare=False)
     project: ProjectReads | None = field(default=None, repr=False, compare=False)  # shares derivations
 
     def derive(self, frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
@@ -87,8 +88,13 @@ class Evidence:
         return None if current.empty else current.iloc[0]
 
     def manifest(self, ref: str) -> pd.Series | None:
-        hit = self.manifests[self.manifests["ref"] == ref]
-        return None if hit.empty else hit.iloc[0]
+        """The registry's answer for ``ref`` (the first row naming it), found through an index built once."""
+        if self._manifest_rows is None:
+            self._manifest_rows = {}
+            for n, r in enumerate(self.manifests["ref"].tolist()):
+                self._manifest_rows.setdefault(r, n)
+        at = self._manifest_rows.get(ref)
+        return None if at is None else self.manifests.iloc[at]
 
     def head(self, ref: str | None) -> tuple[bool | None, str | None]:
         """(exists, digest) of an image reference as the registry answered; (None, None) if not checked."""

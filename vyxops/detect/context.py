@@ -66,6 +66,7 @@ class Context:
     # Derived once and shared by the detectors that ask (frames are copy-on-write in pandas 3:
     # a detector that changes what it was handed changes its own copy).
     _derived: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _pairs: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict, repr=False)
 
     @property
     def app(self) -> str:
@@ -113,6 +114,14 @@ class Context:
             open_row = led["row_status"].isin((*facts.TRANSITIONAL_ROW_STATUSES, facts.RUNNING_ROW_STATUS))
             self._derived["in_scope"] = led[in_window | open_row]
         return self._derived["in_scope"]
+
+    def outcomes_in_scope(self) -> frozenset[tuple[str, str]]:
+        """The (outcome, origin) pairs among :meth:`in_scope`'s machines: a detector whose pair is
+        missing has nothing to look at, and need not filter the ledger to find that out."""
+        if "pairs" not in self._pairs:
+            led = self.in_scope()
+            self._pairs["pairs"] = frozenset(zip(led["outcome"].tolist(), led["origin"].tolist()))
+        return self._pairs["pairs"]
 
     def successes(self) -> pd.DataFrame:
         """Provisioned machines that worked (started, and their row said running or ended), oldest first."""

@@ -26,9 +26,9 @@ def _its_row(cause: Finding, symptom: Finding) -> bool:
 
 def _failures(ctx: Context, outcome: str, origins: tuple[str, ...] = ("user", "canary")) -> pd.DataFrame:
     led = ctx.in_scope()
+    if not any((outcome, origin) in ctx.outcomes_in_scope() for origin in origins):
+        return led.iloc[0:0].assign(resolved_at=pd.Series(dtype=TIME))  # the usual case: none of these
     hit = led[(led["outcome"] == outcome) & led["origin"].isin(origins)]
-    if hit.empty:  # the usual case, a healthy app: nothing to resolve
-        return hit.assign(resolved_at=pd.Series(dtype=TIME))
     return hit.assign(resolved_at=ctx.resolved_at(hit["outcome_at"], hit["image"], hit["image_digest"]))
 
 
