@@ -145,6 +145,10 @@ def serve(world: World, port: int = 8787) -> None:
     """Serve until interrupted, printing where."""
     server = make_server(world, port)
     host, p = server.server_address[:2]
+    from vyxops_sandbox import logsql
+
+    logsql.warm_up()  # sqlglot's and DuckDB's first use, before the address is printed: the
+    # first logs query then takes its own time, not a 0.4 s import on the client's critical path
     print(f"vyxops sandbox {world.scenario_name} serving on http://{host}:{p} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
