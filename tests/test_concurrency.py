@@ -158,3 +158,25 @@ def test_what_every_app_derives_from_a_project_read_is_derived_once_per_audit_an
         for app, frame in refused.items():
             alone = investigate(session, app, until=audit.generated_at).context.refusals
             assert frame.reset_index(drop=True).equals(alone.reset_index(drop=True)), app
+
+
+def test_an_audit_builds_no_timeline_until_one_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An audit reports findings only: its investigations build their timeline when first read, once."""
+    import vyxops.timeline
+
+    built: list[int] = []
+    build = vyxops.timeline.build_timeline
+
+    def counted(**frames):  # type: ignore[no-untyped-def]
+        built.append(1)
+        return build(**frames)
+
+    monkeypatch.setattr(vyxops.timeline, "build_timeline", counted)
+    scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
+    with open_session("sandbox", scenario=scenario) as session:
+        audit = run_audit(session)
+    assert built == [] and audit.errors == {}
+    inv = audit.investigations["beta-app"]
+    timeline = inv.timeline
+    assert inv.timeline is timeline and built == [1]
+    assert not timeline.empty and set(timeline["app"].dropna()) <= {"beta-app", None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,6 @@ class Investigation:
     """What an investigation found, ready for a notebook, a report or findings.json."""
 
     evidence: Evidence
-    timeline: pd.DataFrame
     findings: list[Finding]
     root: Finding | None
     summary: str
@@ -41,6 +41,17 @@ class Investigation:
     context: Context
     impact: Impact
     project_ref: str | None = None
+
+    @functools.cached_property
+    def timeline(self) -> pd.DataFrame:
+        """Every event of the evidence in one frame (:mod:`vyxops.timeline`), focused on the
+        investigation's machine if it has one. Built when first asked for: the findings do not
+        read it, and an audit, which reports only findings, spent a fifth of its analysis on it."""
+        from vyxops.timeline import build_timeline, filter_timeline
+
+        timeline = build_timeline(**self.evidence.frames())
+        machine_id = self.evidence.machine_id
+        return filter_timeline(timeline, machine_id=machine_id) if machine_id else timeline
 
     def incident_window(self, margin: pd.Timedelta = INCIDENT_MARGIN) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         """From the first current symptom (or the root cause's time) to the last, with a margin; None when healthy."""
@@ -136,11 +147,7 @@ def investigate(
 
 def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_ref: str | None = None) -> Investigation:
     """What :func:`investigate` does once the evidence is in: timeline, detectors, ranking (no request)."""
-    from vyxops.timeline import build_timeline, filter_timeline
-
     machine_id = evidence.machine_id
-    timeline = build_timeline(**evidence.frames())
-    timeline = filter_timeline(timeline, machine_id=machine_id) if machine_id else timeline
     ctx = build_context(evidence, Thresholds(stuck_after_minutes=stuck_after_minutes))
     root, findings = rank(run_detectors(ctx))
     findings = sorted(findings, key=lambda f: (int(f.link), f.code, f.entity))
@@ -150,7 +157,7 @@ def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_re
     summary = summarize(ctx, root, findings, gaps)
     document = findings_document(ctx, root, findings, summary, gaps)
     impact = impact_of(ctx, findings)
-    return Investigation(evidence, timeline, findings, root, summary, document, gaps, ctx, impact, project_ref)
+    return Investigation(evidence, findings, root, summary, document, gaps, ctx, impact, project_ref)
 
 
 def _concerns(f: Finding, machine_id: str) -> bool:
