@@ -160,6 +160,8 @@ def detect_restart_loop(ctx: Context) -> list[Finding]:
 @register("RELEASE_COMMAND_FAILED", link=Link.RUN)
 def detect_release_command_failed(ctx: Context) -> list[Finding]:
     """A deploy's release command exited non-zero: the deploy was aborted, the previous release stays."""
+    if ("internal_failed", "internal") not in ctx.outcomes_in_scope():
+        return []
     led = ctx.in_scope()
     hit = led[(led["outcome"] == "internal_failed") & (led["process_group"] == facts.RELEASE_COMMAND_GROUP)]
     out = []

@@ -6,7 +6,7 @@ asks the machine detectors); alone, it is: a machine that runs but never reporte
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -17,17 +17,43 @@ from vyxops.detect.model import Finding, Link, ev, register
 from vyxops.present import fmt_time
 
 
-def _rows(ctx: Context) -> pd.DataFrame:
-    """Rows as of the window's end, joined with their machine's ledger row (state, outcome)."""
-    rows = ctx.e.machine_rows
-    rows = rows[rows["created_at"].isna() | (rows["created_at"] <= ctx.as_of)]
-    if ctx.e.machine_id:
-        rows = rows[rows["fly_machine_id"] == ctx.e.machine_id]
-    known = rows["updated_at"].isna() | (rows["updated_at"] <= ctx.as_of)
-    rows = rows[known]  # a row changed after the window: its status then is not known
-    led = ctx.ledger.set_index("machine_id")[["state_as_of", "outcome", "start_at", "exit_at", "gone", "updated_at"]]
-    led = led.rename(columns={"updated_at": "machine_updated_at"})
-    return rows.join(led, on="fly_machine_id")
+class _RowView(NamedTuple):
+    """A DB row as of the window's end, with what the ledger says of its machine (NaT/NA when nothing)."""
+
+    id: Any
+    fly_machine_id: Any
+    status: Any
+    created_at: Any
+    updated_at: Any
+    state_as_of: Any
+    start_at: Any
+    exit_at: Any
+    machine_updated_at: Any
+
+
+_LEDGER_FIELDS = ("state_as_of", "start_at", "exit_at", "updated_at")
+
+
+def _rows(ctx: Context) -> list[_RowView]:
+    """Rows as of the window's end, each with its machine's ledger state, start, exit and last update.
+
+    Read as lists and matched through a dict: a dozen rows joined with the ledger in pandas
+    cost a dozen operations for what a lookup per row does.
+    """
+    rows, led = ctx.e.machine_rows, ctx.ledger
+    machines = dict(zip(led["machine_id"].tolist(), zip(*(led[c].tolist() for c in _LEDGER_FIELDS))))
+    unknown = (pd.NA, pd.NaT, pd.NaT, pd.NaT)  # a row naming a machine the ledger does not hold
+    out = []
+    columns = ("id", "fly_machine_id", "status", "created_at", "updated_at")
+    for rid, mid, status, created, updated in zip(*(rows[c].tolist() for c in columns)):
+        if pd.notna(created) and created > ctx.as_of:
+            continue  # not created yet at the window's end
+        if ctx.e.machine_id and not (isinstance(mid, str) and mid == ctx.e.machine_id):
+            continue  # a focus on one machine: its rows only (a row naming none is not its)
+        if pd.notna(updated) and updated > ctx.as_of:
+            continue  # a row changed after the window: its status then is not known
+        out.append(_RowView(rid, mid, status, created, updated, *machines.get(mid, unknown)))
+    return out
 
 
 @register("DB_STATUS_STUCK", "DB_FLY_STATE_DRIFT", link=Link.DB, symptom=True)
@@ -36,7 +62,7 @@ def detect_rows(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     stuck_after = pd.Timedelta(minutes=ctx.t.stuck_after_minutes)
     drift_after = pd.Timedelta(minutes=ctx.t.drift_after_minutes)
-    for row in _rows(ctx).itertuples():
+    for row in _rows(ctx):
         state = None if pd.isna(row.state_as_of) else str(row.state_as_of)
         if row.status in facts.TRANSITIONAL_ROW_STATUSES and ctx.as_of - row.updated_at > stuck_after:
             out.append(_stuck(ctx, row, state))
