@@ -600,3 +600,13 @@ def test_api_repr_shows_platform_and_base_url_only() -> None:
     handler, _ = sequence(httpx.Response(200))
     api, _ = make_api(handler, auth=bearer(PLAIN_TOKEN))
     assert repr(api) == "Api(platform='fly-machines', base_url='https://api.example.test')"
+
+
+def test_error_path_lists_each_query_key_once_decoded_whatever_its_values_hold() -> None:
+    """Keys repeated, keys needing encoding, values holding '=' and '&': each key once, no value."""
+    handler, _ = sequence(httpx.Response(400, json={"message": "bad"}))
+    api, _ = make_api(handler, platform="supabase-mgmt")
+    params = [("sql", "select * from t where a='x&y=z'"), ("sql", "again"), ("a b", "v=1")]
+    with pytest.raises(errors.ApiError) as info:
+        api.request("GET", "/v1/logs", params=params)
+    assert info.value.path == "/v1/logs?sql=…&a b=…"

@@ -28,6 +28,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
+from urllib.parse import unquote_plus
 
 import httpx
 
@@ -469,10 +470,10 @@ def log_attempt(platform: str, method: str, where: str, outcome: str, attempt: t
 
 def _safe_path(url: httpx.URL) -> str:
     """``url``'s path with query keys but no query values (a value may be a key)."""
-    keys: list[str] = []
-    for key, _ in url.params.multi_items():
-        if key not in keys:
-            keys.append(key)
+    # The raw query split by hand: url.params decodes every value, a logs query's SQL included,
+    # to throw the values away (a tenth of a millisecond a request).
+    query = url.query.decode("ascii", "replace")
+    keys = list(dict.fromkeys(unquote_plus(part.split("=", 1)[0]) for part in query.split("&") if part))
     if not keys:
         return url.path
     return url.path + "?" + "&".join(f"{key}=…" for key in keys)
