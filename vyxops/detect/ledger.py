@@ -84,7 +84,6 @@ class _Story:
 
 
 _COUNTS = ("starts", "exits", "unasked_exits", "failing_exits")
-_TIMES = ("launch_at", "start_at", "last_start_at", "exit_at", "destroy_at", "failed_at")
 # summary column -> the event column it is read from, whose dtype it keeps
 _READ_FROM = {
     "exit_code": "exit_code",
