@@ -180,3 +180,47 @@ def test_an_audit_builds_no_timeline_until_one_is_asked_for(monkeypatch: pytest.
     timeline = inv.timeline
     assert inv.timeline is timeline and built == [1]
     assert not timeline.empty and set(timeline["app"].dropna()) <= {"beta-app", None}
+
+
+def test_the_project_reads_an_audit_makes_ahead_are_made_once_and_a_failed_one_is_made_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The function logs are read ahead while the apps are listed. A read that fails is not kept: the
+    apps read again and see the logs. One that works is not read again by any app."""
+    from vyxops.errors import TransportError
+    from vyxops.evidence import ProjectReads
+
+    scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
+    with open_session("sandbox", scenario=scenario) as session:
+        alone = investigate(session, "beta-app")
+    read = ProjectReads.function_logs
+    threads: list[str] = []
+
+    def first_fails(self, start, end):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        if len(threads) == 1:
+            raise TransportError("GET logs: ReadTimeout", platform="supabase-mgmt", method="GET", path="/logs")
+        return read(self, start, end)
+
+    prefetch = ProjectReads.prefetch
+    ahead: list[int] = []
+
+    def counted_prefetch(self, start, end):  # type: ignore[no-untyped-def]
+        ahead.append(len(threads))
+        prefetch(self, start, end)
+        ahead.append(len(threads))
+
+    monkeypatch.setattr(ProjectReads, "function_logs", first_fails)
+    monkeypatch.setattr(ProjectReads, "prefetch", counted_prefetch)
+    with open_session("sandbox", scenario=scenario, record=True) as session:
+        audit = run_audit(session)
+        logs_queries = sum("/analytics/endpoints/logs" in ex["key"] for ex in session.recorder.exchanges)
+    # The prefetch ran, the first read of the logs (most often the prefetch's) failed, and it was made again.
+    assert len(ahead) == 2 and len(threads) >= 2 and audit.errors == {}
+    beta = audit.investigations["beta-app"]
+    assert not beta.evidence.function_logs.empty and beta.document == alone.document
+    monkeypatch.setattr(ProjectReads, "function_logs", read)
+    with open_session("sandbox", scenario=scenario, record=True) as session:
+        run_audit(session)
+        again = sum("/analytics/endpoints/logs" in ex["key"] for ex in session.recorder.exchanges)
+    assert again == logs_queries > 0  # read once, ahead, whether or not the first try failed

@@ -18,7 +18,7 @@ import pandas as pd
 from vyxops import fanout
 from vyxops.checks import check_app
 from vyxops.errors import TransportError, VyxopsError, exit_code_for
-from vyxops.evidence import ProjectReads, collect_evidence
+from vyxops.evidence import ProjectReads, collect_evidence, parse_window
 from vyxops.investigate import Investigation, analyse
 from vyxops.session import Session
 from vyxops.timeutil import iso
@@ -139,9 +139,8 @@ def run_audit(
     """
     for app in apps or []:
         check_app(app)  # every name is checked before the first request: nothing half-done on a typo
-    names = list(apps or []) or [a["name"] for a in session.fly.list_apps(session.org)]
     until = session.now()
-    project = ProjectReads(session, apps=names)
+    project = ProjectReads(session)
     # Fetching overlaps; analysing cannot (one interpreter lock), so the apps take turns at it
     # rather than all switching between each other's pandas work, which costs a third more CPU.
     analysing = threading.Lock()
@@ -154,7 +153,15 @@ def run_audit(
         except VyxopsError as exc:
             return AppError(app, exc)
 
-    outcomes = fanout.map_ordered(one, names, width=width)
+    # The project-wide reads every app waits for (the function logs: the run's longest chain of
+    # round trips) start now, while the org's apps are listed.
+    wait_ahead = fanout.ahead(lambda: project.prefetch(*parse_window(until, until=until)), "vyxops-prefetch")
+    try:
+        names = list(apps or []) or [a["name"] for a in session.fly.list_apps(session.org)]
+        project.apps = names
+        outcomes = fanout.map_ordered(one, names, width=width)
+    finally:
+        wait_ahead()  # nothing is left running behind the audit, or behind its error
     for outcome in outcomes:
         if isinstance(outcome, AppError) and exit_code_for(outcome.error) == 2:
             raise outcome.error  # bad input (a malformed app name) is the caller's to fix, not an app's state

@@ -16,7 +16,7 @@ import pandas as pd
 from vyxops import facts, fanout, frames
 from vyxops.checks import check_app, check_machine_id, check_time
 from vyxops.coverage import Gap
-from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError
+from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, VyxopsError
 from vyxops.images import FLY_REGISTRY, parse_image_ref, secret_digest
 from vyxops.progress import stages
 from vyxops.timeutil import iso, to_utc
@@ -217,6 +217,23 @@ class ProjectReads:
             if memo not in self._derived:
                 self._derived[memo] = compute()
         return cast(T, self._derived[memo])
+
+    def prefetch(self, start: pd.Timestamp, end: pd.Timestamp) -> None:
+        """Read ahead, side by side, the project-wide sources every app of a run will ask for over
+        the window [start, end]. A read that fails here is not kept: each app makes it again, and
+        reports what it gets."""
+
+        def quietly(read: Callable[[], object]) -> Callable[[], None]:
+            def call() -> None:
+                try:
+                    read()
+                except VyxopsError:
+                    pass  # left for the apps, whose evidence says what failed
+
+            return call
+
+        reads = {"function_logs": lambda: self.function_logs(start, end), "secrets": self.secrets}
+        fanout.gather({name: quietly(read) for name, read in (reads | {"apps": self.org_apps}).items()})
 
     def functions(self) -> pd.DataFrame:
         return self._once(("functions",), lambda: frames.fetch_functions(self.session))

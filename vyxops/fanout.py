@@ -67,6 +67,17 @@ def map_ordered(fn: Callable[[T], U], items: Iterable[T], width: int = DEFAULT_W
     return [_result(future) for future in futures]
 
 
+def ahead(call: Callable[[], object], name: str = "vyxops-ahead") -> Callable[[], None]:
+    """Start ``call`` now, in the background, for a result others will ask for later (a cache it
+    fills); the function returned waits for it to end. Its result and errors are its own: the
+    call must not raise what nobody would see. Under :func:`sequential` nothing runs ahead."""
+    if _sequential.is_set():
+        return lambda: None
+    thread = threading.Thread(target=call, name=name, daemon=True)
+    thread.start()
+    return thread.join
+
+
 def _result(future: Future[T]) -> T:
     # The pool has been shut down (every call done) before the first result is read,
     # so raising here leaves nothing running; the order of reading fixes which error wins.
