@@ -12,7 +12,8 @@ delay to every answer, as a far-away API would. Three measures, each from one ru
 2. **Audit scaling**: ``run_audit`` over generated fleets of 10, 20 and 40 apps, at 0 and 200 ms:
    requests and wall time. Target: requests grow linearly with the apps (per-app cost flat).
 3. **A 50-app audit at 200 ms** against the bound the limits and the latency set (the busiest
-   rate-limit key, and one app's round trips): target within 1.5x, zero unhandled 429s.
+   rate-limit key, and one app's round trips): target within 1.5x, zero unhandled 429s. The
+   median of three runs, and of three at 0 ms for the CPU the audit needs.
 """
 
 from __future__ import annotations
@@ -216,8 +217,10 @@ def main() -> int:
         print(f"requests per app flat within 15%: {'ok' if linear else 'MISSED'}")
         print()
         fleet = fleet_file(Path(tmp), 50)
-        big = audit_once(fleet, LATENCY_MS)
-        cpu = audit_once(fleet, 0)["wall"]
+        # The median of three runs, each against a fresh server: one run on a shared VM varies by a fifth.
+        runs = sorted((audit_once(fleet, LATENCY_MS) for _ in range(3)), key=lambda r: r["wall"])
+        big = runs[1]
+        cpu = sorted(audit_once(fleet, 0)["wall"] for _ in range(3))[1]
     apps = [f"fleet-app-{i + 1}" for i in range(50)]
     floor_rate, floor_latency = rate_floor(big["reqs"]), latency_floor(big["reqs"], apps)
     bound = max(floor_rate, floor_latency)
@@ -226,7 +229,7 @@ def main() -> int:
     ok &= ok_big
     added = big["wall"] - cpu
     print(f"== audit of 50 apps at {LATENCY_MS} ms per answer, documented rate limits in force")
-    print(f"requests {big['requests']}, wall {big['wall']:.2f} s; the same audit at 0 ms: {cpu:.2f} s (CPU)")
+    print(f"requests {big['requests']}, wall {big['wall']:.2f} s (median of 3); at 0 ms: {cpu:.2f} s (CPU)")
     print(f"bound: rate limits {floor_rate:.2f} s, round trips {floor_latency:.2f} s -> {bound:.2f} s")
     print(f"latency's share of the wall: {added:.2f} s for {floor_latency:.2f} s of unavoidable round trips")
     print(
