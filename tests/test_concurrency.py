@@ -224,3 +224,35 @@ def test_the_project_reads_an_audit_makes_ahead_are_made_once_and_a_failed_one_i
         run_audit(session)
         again = sum("/analytics/endpoints/logs" in ex["key"] for ex in session.recorder.exchanges)
     assert again == logs_queries > 0  # read once, ahead, whether or not the first try failed
+
+
+def test_apps_take_turns_at_building_frames_but_the_project_frames_everyone_waits_for_never_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An app's frames are built one at a time across threads; a project frame is built even while
+    another thread holds the turn (it is what every app is waiting for)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vyxops import frames
+
+    lock, busy, most = threading.Lock(), [0], [0]
+    build = frames._build
+
+    def slow_build(name, rows, units):  # type: ignore[no-untyped-def]
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.01)
+        with lock:
+            busy[0] -= 1
+        return build(name, rows, units)
+
+    monkeypatch.setattr(frames, "_build", slow_build)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: frames.make_frame("releases", []), range(16)))
+    assert most[0] == 1
+    with fanout.turn():  # another app's analysis holds the turn
+        with ThreadPoolExecutor(1) as pool:
+            logs = pool.submit(frames.make_frame, "function_logs", []).result(timeout=5)
+    assert logs.empty and list(logs.columns) == list(frames.SCHEMAS["function_logs"])

@@ -8,7 +8,6 @@ only when a platform itself could not be reached (SPEC.md exit codes).
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,14 +140,12 @@ def run_audit(
         check_app(app)  # every name is checked before the first request: nothing half-done on a typo
     until = session.now()
     project = ProjectReads(session)
-    # Fetching overlaps; analysing cannot (one interpreter lock), so the apps take turns at it
-    # rather than all switching between each other's pandas work, which costs a third more CPU.
-    analysing = threading.Lock()
 
     def one(app: str) -> Investigation | AppError:
         try:
             evidence = collect_evidence(session, app, until=until, project=project)
-            with analysing:
+            # Fetching overlaps; CPU work cannot (one interpreter lock): the apps take turns at it.
+            with fanout.turn():
                 return analyse(evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref)
         except VyxopsError as exc:
             return AppError(app, exc)

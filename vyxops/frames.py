@@ -7,6 +7,7 @@ fetcher stopped before the end) and ``note`` (why). Every time column is
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -148,6 +149,9 @@ SCHEMAS: dict[str, dict[str, str]] = {
     },
 }
 TIME_UNITS = {"ms", "us", "ns", "s"}
+#: Frames of the whole project, read once per run by the one thread every app then waits
+#: for: they are built at once, never waiting their turn behind an app's (fanout.turn).
+PROJECT_FRAMES = frozenset({"apps", "functions", "secrets", "function_logs"})
 
 
 def make_frame(
@@ -166,21 +170,9 @@ def make_frame(
     are RFC 3339 (no zone means UTC). Unknown record keys are dropped, missing ones
     are null.
     """
-    schema = SCHEMAS[name]
-    rows = list(records)
-    # Column by column from the records, each converted in one step to an array (no index to
-    # align): a frame of a dozen rows costs pandas' per-call overhead, not its per-cell work.
-    columns: dict[str, ExtensionArray] = {}
-    for column, dtype in schema.items():
-        values = [r.get(column) for r in rows]
-        if dtype == TIME:
-            columns[column] = _to_time(values, (units or {}).get(column))
-        elif dtype == STR or not values:
-            columns[column] = pd.array(values, dtype=dtype)
-        else:
-            columns[column] = pd.array(values, dtype=object).astype(dtype)
-    _redact_strings(columns, [c for c, dtype in schema.items() if dtype == STR])
-    df = pd.DataFrame(columns, copy=False)
+    rows = list(records)  # read before the turn: records may still be arriving
+    with contextlib.nullcontext() if name in PROJECT_FRAMES else fanout.turn():
+        df = _build(name, rows, units or {})
     gap_list = [g.as_json() for g in gaps or []]
     complete = complete and not gap_list
     df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note, "gaps": gap_list})
@@ -188,6 +180,23 @@ def make_frame(
         warnings.warn(f"{name}: incomplete: {note}", stacklevel=2)
         log.warning("%s: incomplete: %s", name, note)
     return df
+
+
+def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.DataFrame:
+    """Frame ``name``'s columns from ``rows``, each converted in one step to an array (no index to
+    align): a frame of a dozen rows costs pandas' per-call overhead, not its per-cell work."""
+    schema = SCHEMAS[name]
+    columns: dict[str, ExtensionArray] = {}
+    for column, dtype in schema.items():
+        values = [r.get(column) for r in rows]
+        if dtype == TIME:
+            columns[column] = _to_time(values, units.get(column))
+        elif dtype == STR or not values:
+            columns[column] = pd.array(values, dtype=dtype)
+        else:
+            columns[column] = pd.array(values, dtype=object).astype(dtype)
+    _redact_strings(columns, [c for c, dtype in schema.items() if dtype == STR])
+    return pd.DataFrame(columns, copy=False)
 
 
 def _redact_strings(columns: dict[str, ExtensionArray], names: list[str]) -> None:
