@@ -154,7 +154,7 @@ def test_no_more_than_in_flight_requests_are_on_the_wire_at_once_through_either_
         with lock:
             now[0] += 1
             most[0] = max(most[0], now[0])
-        time.sleep(0.02)
+        time.sleep(0.05)
         with lock:
             now[0] -= 1
         return httpx.Response(200, json={})
@@ -167,7 +167,7 @@ def test_no_more_than_in_flight_requests_are_on_the_wire_at_once_through_either_
     with ThreadPoolExecutor(max_workers=IN_FLIGHT * 3) as pool:
         answers = list(pool.map(lambda call: call().status_code, calls))
     assert answers == [200] * len(calls)
-    assert IN_FLIGHT // 2 < most[0] <= IN_FLIGHT
+    assert IN_FLIGHT // 4 < most[0] <= IN_FLIGHT  # many at once, never more than the cap
 
 
 def test_pools_keep_every_connection_they_open_where_httpx_defaults_close_and_reopen_them() -> None:
@@ -176,13 +176,13 @@ def test_pools_keep_every_connection_they_open_where_httpx_defaults_close_and_re
     at once open new connections in the second round. pool_limits() keeps them: no reconnects
     (live, each is a TCP and TLS handshake, round trips the run does not need)."""
     import socketserver
-    import time
     from concurrent.futures import ThreadPoolExecutor
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from vyxops.budget import pool_limits
 
     opened = []
+    together = threading.Barrier(40)  # each round's 40 requests are answered only once all are in
 
     class Slow(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -192,7 +192,7 @@ def test_pools_keep_every_connection_they_open_where_httpx_defaults_close_and_re
             socketserver.StreamRequestHandler.setup(self)
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            time.sleep(0.05)
+            together.wait(timeout=10)
             self.send_response(200)
             self.send_header("content-length", "2")
             self.end_headers()
@@ -206,19 +206,20 @@ def test_pools_keep_every_connection_they_open_where_httpx_defaults_close_and_re
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
 
-    def connections_for_two_rounds(limits: httpx.Limits) -> int:
-        opened.clear()
+    def opened_in_second_round(limits: httpx.Limits) -> int:
+        """Connections opened by a second round of 40 requests at once, after a first one."""
         with httpx.Client(limits=limits) as http, ThreadPoolExecutor(40) as pool:
-            for _ in range(2):
-                assert set(pool.map(lambda _: http.get(url).status_code, range(40))) == {200}
-        return len(opened)
+            assert set(pool.map(lambda _: http.get(url).status_code, range(40))) == {200}
+            first = len(opened)
+            assert set(pool.map(lambda _: http.get(url).status_code, range(40))) == {200}
+            return len(opened) - first
 
     try:
-        ours = connections_for_two_rounds(pool_limits())
+        ours = opened_in_second_round(pool_limits())
         # httpx's documented defaults (https://www.python-httpx.org/advanced/resource-limits/)
-        defaults = connections_for_two_rounds(httpx.Limits(max_connections=100, max_keepalive_connections=20))
+        defaults = opened_in_second_round(httpx.Limits(max_connections=100, max_keepalive_connections=20))
     finally:
         server.shutdown()
         server.server_close()
-    assert ours <= 40, ours
-    assert defaults > 40, defaults  # the churn pool_limits() is there for; if this fails, httpcore fixed it
+    assert ours == 0, ours
+    assert defaults >= 20, defaults  # the churn pool_limits() is there for; if this fails, httpcore fixed it
