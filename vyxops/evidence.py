@@ -116,8 +116,7 @@ class Evidence:
                 self._docker_image = {"set": False, "digest": None, "updated_at": None, "ref": None, "tried": 0}
             else:
                 digest = _secret_digest(self.secrets)
-                logged = self.derive(self.function_logs, ("refs",), lambda: refs_in(self.function_logs["message"]))
-                logged = logged + refs_in(self.fly_logs["message"])
+                logged = function_log_refs(self.function_logs, self.derive) + refs_in(self.fly_logs["message"])
                 refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, logged)
                 self._docker_image = {
                     "set": True,
@@ -369,7 +368,7 @@ def _manifests(
         listed_images,
         got["machine_rows"],
         own_texts=got["fly_logs"]["message"].dropna().tolist(),
-        project_refs=project.derive(got["function_logs"], ("refs",), lambda: refs_in(got["function_logs"]["message"])),
+        project_refs=function_log_refs(got["function_logs"], project.derive),
         other_apps=project.other_apps(app),
         secret=_secret_digest(got["secrets"]),
     )
@@ -400,6 +399,12 @@ def refs_to_check(
     keep = own + [ref for ref in project_refs if _repository_app(ref) not in other_apps]
     named = match_secret(secret, list(dict.fromkeys(own + project_refs)))
     return list(dict.fromkeys(keep + ([named] if named else [])))
+
+
+def function_log_refs(logs: pd.DataFrame, derive: Callable[..., list[str]]) -> list[str]:
+    """:func:`refs_in` the project's function logs, read once per run through ``derive``
+    (:meth:`ProjectReads.derive`, or an investigation's own :meth:`Evidence.derive`)."""
+    return derive(logs, ("refs",), lambda: refs_in(logs["message"]))
 
 
 def refs_in(texts: pd.Series | list[str]) -> list[str]:
