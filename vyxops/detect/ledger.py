@@ -77,7 +77,7 @@ class _Story:
         self.exits += 1
         if asked is not True:
             self.unasked_exits += 1
-            self.failing_exits += (_known(code) and code != 0) or oom is True
+            self.failing_exits += (pd.notna(code) and code != 0) or oom is True
         self.exit_at, self.exit_code, self.oom_killed, self.requested_stop = at, code, oom, asked
         if isinstance(restarts, int) and not (isinstance(self.restart_count, int) and self.restart_count >= restarts):
             self.restart_count = restarts
@@ -101,13 +101,9 @@ _EVENT_COLUMNS = ("machine_id", "time", "type", "status", "source", "exit_code",
                   "restart_count", "error")  # fmt: skip
 
 
-def _known(value: object) -> bool:
-    return value is not None and value is not pd.NA and value is not pd.NaT and value == value  # NaN != NaN
-
-
 def _value(value: object) -> object:
     """A cell as plain Python: None for every kind of missing (NA compares as neither true nor false)."""
-    return value if _known(value) else None
+    return value if pd.notna(value) else None
 
 
 def _stories(events: pd.DataFrame) -> dict[object, _Story]:
@@ -123,9 +119,9 @@ def _stories(events: pd.DataFrame) -> dict[object, _Story]:
     for mid, at, kind, status, source, code, oom, asked, restarts, error in zip(
         *(ev[c].tolist() for c in _EVENT_COLUMNS)
     ):
-        if not _known(mid):
+        if not pd.notna(mid):
             continue
-        m, timed = stories.setdefault(mid, _Story()), _known(at)
+        m, timed = stories.setdefault(mid, _Story()), pd.notna(at)
         if kind == "launch" and timed and m.launch_at is None:
             m.launch_at = at
         if status == facts.STARTED:
@@ -137,11 +133,11 @@ def _stories(events: pd.DataFrame) -> dict[object, _Story]:
             m.exit(at, code, oom, asked, restarts)
         if status == "destroyed":
             m.destroy_at = at if m.destroy_at is None and timed else m.destroy_at
-            m.destroy_source = source if m.destroy_source is None and _known(source) else m.destroy_source
+            m.destroy_source = source if m.destroy_source is None and pd.notna(source) else m.destroy_source
         if status in facts.LAUNCH_FAILED_STATUSES:
             m.failed_at = at if m.failed_at is None and timed else m.failed_at
-            m.failed_error = error if m.failed_error is None and _known(error) else m.failed_error
-        if _known(status):
+            m.failed_error = error if m.failed_error is None and pd.notna(error) else m.failed_error
+        if pd.notna(status):
             m.last_status = status
     return stories
 
@@ -168,9 +164,9 @@ def _rows_by_machine(rows: pd.DataFrame, as_of: pd.Timestamp) -> dict[object, _R
     newest: dict[object, _Row] = {}
     columns = ("fly_machine_id", "id", "status", "created_at", "updated_at", "user_id")
     for mid, rid, status, created, updated, user in zip(*(rows[c].tolist() for c in columns)):
-        if not _known(mid) or (_known(created) and created > as_of):
+        if not pd.notna(mid) or (pd.notna(created) and created > as_of):
             continue
-        known = not _known(updated) or updated <= as_of
+        known = not pd.notna(updated) or updated <= as_of
         newest[mid] = _Row(_value(rid), _value(status) if known else None, created, updated, _value(user))
     return newest
 
@@ -207,7 +203,7 @@ def build_ledger(
             out[c] = pd.array(values, dtype="int64" if c in _COUNTS else TIME)
     out |= {c: pd.array([getattr(x, c) for x in row], dtype=TIME if c.endswith("_at") else "str") for c in _ROW_COLUMNS}
     states = [
-        listed if present or not _known(st.last_status) else st.last_status for listed, st in zip(own["state"], story)
+        listed if present or not pd.notna(st.last_status) else st.last_status for listed, st in zip(own["state"], story)
     ]
     verdicts = [
         _verdict(st, rw, state, group, user, policy, created, loop_exits)
@@ -228,27 +224,27 @@ def _verdict(
 ) -> tuple[bool, str, str, object]:
     """(gone, origin, outcome, outcome_at) of one machine: the first outcome in OUTCOMES' table whose
     conditions hold, in this order."""
-    gone = state in facts.GONE_STATES or _known(st.destroy_at)
+    gone = state in facts.GONE_STATES or pd.notna(st.destroy_at)
     user_id = user if user is not None else row.row_user_id
     origin = facts.machine_origin(
         None if group is None else str(group), None if user_id is None else str(user_id), row.row_id is not None
     )
     outcome = _outcome(st, row, state, origin, policy, gone, loop_exits)
     if outcome == "never_started":
-        when = st.failed_at if _known(st.failed_at) else st.destroy_at
+        when = st.failed_at if pd.notna(st.failed_at) else st.destroy_at
     else:
         when = st.exit_at if st.exits > 0 else None
     for fallback in (st.start_at, st.launch_at, created):
-        when = when if _known(when) else fallback
+        when = when if pd.notna(when) else fallback
     return gone, origin, outcome, when
 
 
 def _outcome(st: _Story, row: _Row, state: object, origin: str, policy: object, gone: bool, loop_exits: int) -> str:
     """One machine's outcome (see the module's table)."""
-    clean = (not _known(st.exit_code) or st.exit_code == 0) and st.oom_killed is not True
-    exited, started, running = st.exits > 0, _known(st.start_at), state == facts.STARTED
+    clean = (not pd.notna(st.exit_code) or st.exit_code == 0) and st.oom_killed is not True
+    exited, started, running = st.exits > 0, pd.notna(st.start_at), state == facts.STARTED
     asked_destroy = st.destroy_source == "user"
-    failed_launch = _known(st.failed_at) or state == "failed" or (gone and not asked_destroy)
+    failed_launch = pd.notna(st.failed_at) or state == "failed" or (gone and not asked_destroy)
     gave_up = not running and st.failing_exits >= 2
     looping = policy in ("on-failure", "always") and (st.failing_exits >= loop_exits or gave_up)
     if origin == "internal":
