@@ -13,6 +13,7 @@ from vyxops.budget import SUPABASE_MGMT, budget_for, fly_machines_key
 from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT
 from vyxops.http import Api, RetryPolicy, RetryTransport, WallClock, make_client
 from vyxops.testing.clock import FakeClock
+from vyxops.testing.overlap import Overlap
 
 
 def api_on(clock: FakeClock, handler, platform: str = "fly-machines") -> Api:  # type: ignore[no-untyped-def]
@@ -143,21 +144,15 @@ def test_concurrent_requests_on_one_key_are_paced_not_bunched() -> None:
 def test_no_more_than_in_flight_requests_are_on_the_wire_at_once_through_either_client() -> None:
     """Three times IN_FLIGHT requests at once, half through Api and half through the transport
     supabase-py sends through: never more than IN_FLIGHT are being answered at the same moment."""
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from vyxops.budget import IN_FLIGHT
 
-    lock, now, most = threading.Lock(), [0], [0]
+    overlap = Overlap()
 
     def slow(request: httpx.Request) -> httpx.Response:
-        with lock:
-            now[0] += 1
-            most[0] = max(most[0], now[0])
-        time.sleep(0.05)
-        with lock:
-            now[0] -= 1
-        return httpx.Response(200, json={})
+        with overlap.call(lasting=0.05):
+            return httpx.Response(200, json={})
 
     clock = WallClock()
     api = Api(make_client("fly-registry", "https://r.test", None, transport=httpx.MockTransport(slow)), "fly-registry")
@@ -167,7 +162,7 @@ def test_no_more_than_in_flight_requests_are_on_the_wire_at_once_through_either_
     with ThreadPoolExecutor(max_workers=IN_FLIGHT * 3) as pool:
         answers = list(pool.map(lambda call: call().status_code, calls))
     assert answers == [200] * len(calls)
-    assert IN_FLIGHT // 4 < most[0] <= IN_FLIGHT  # many at once, never more than the cap
+    assert IN_FLIGHT // 4 < overlap.most <= IN_FLIGHT  # many at once, never more than the cap
 
 
 def test_pools_keep_every_connection_they_open_where_httpx_defaults_close_and_reopen_them() -> None:

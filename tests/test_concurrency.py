@@ -15,6 +15,7 @@ from vyxops.bundle import write_bundle
 from vyxops.investigate import investigate
 from vyxops.session import open_session
 from vyxops.testing.fleet import generate_fleet
+from vyxops.testing.overlap import Overlap
 from vyxops_sandbox.faults import FaultRule, Faults
 from vyxops_sandbox.scenario import load_scenario, scenario_names
 
@@ -231,27 +232,20 @@ def test_apps_take_turns_at_building_frames_but_the_project_frames_everyone_wait
 ) -> None:
     """An app's frames are built one at a time across threads; a project frame is built even while
     another thread holds the turn (it is what every app is waiting for)."""
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from vyxops import frames
 
-    lock, busy, most = threading.Lock(), [0], [0]
-    build = frames._build
+    overlap, build = Overlap(), frames._build
 
     def slow_build(name, rows, units):  # type: ignore[no-untyped-def]
-        with lock:
-            busy[0] += 1
-            most[0] = max(most[0], busy[0])
-        time.sleep(0.01)
-        with lock:
-            busy[0] -= 1
-        return build(name, rows, units)
+        with overlap.call(lasting=0.01):
+            return build(name, rows, units)
 
     monkeypatch.setattr(frames, "_build", slow_build)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: frames.make_frame("releases", []), range(16)))
-    assert most[0] == 1
+    assert overlap.most == 1
     with fanout.turn():  # another app's analysis holds the turn
         with ThreadPoolExecutor(1) as pool:
             logs = pool.submit(frames.make_frame, "function_logs", []).result(timeout=5)
