@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from vyxops.investigate import investigate
 from vyxops.session import open_session
 
@@ -120,3 +122,59 @@ def test_secret_matching_no_known_reference_is_said_not_guessed(tmp_path: Path) 
     assert "ghcr.io" not in str(unmatched[0].evidence)  # the value is unknown to vyxops: only its digest is
     assert "SECRET_IMAGE_NOT_CURRENT_RELEASE" not in codes(inv)
     assert inv.root is None
+
+
+LEDGER_STORIES = {
+    # name: (machine metadata, its events as (ms, type, status, source, exit_code, requested_stop), row status)
+    "worker_exit_0": ({}, [(1, "launch", "created", "user", None, None), (2, "start", "started", "flyd", None, None),
+                           (3, "exit", "stopped", "flyd", 0, None)], None, "exited_ok"),
+    "empty_user_id_is_no_user": ({"user_id": ""}, [(1, "launch", "created", "user", None, None),
+                                                   (2, "start", "started", "flyd", None, None),
+                                                   (3, "exit", "stopped", "flyd", None, None)], None, "exited_ok"),
+    "session_ended": ({"user_id": "u1"}, [(1, "launch", "created", "user", None, None),
+                                          (2, "start", "started", "flyd", None, None),
+                                          (3, "exit", "stopped", "flyd", 0, None)], "stopped", "ended"),
+    "user_exit_1": ({"user_id": "u1"}, [(1, "launch", "created", "user", None, None),
+                                        (2, "start", "started", "flyd", None, None),
+                                        (3, "exit", "stopped", "flyd", 1, None)], "running", "exited"),
+    "asked_to_stop": ({"user_id": "u1"}, [(1, "launch", "created", "user", None, None),
+                                          (2, "start", "started", "flyd", None, None),
+                                          (3, "exit", "stopped", "flyd", 1, True)], "running", "stopped_on_request"),
+    "never_started_destroyed_by_user": ({"user_id": "u1"}, [(1, "launch", "created", "user", None, None),
+                                                            (2, "destroy", "destroyed", "user", None, None)],
+                                        None, "stopped_on_request"),
+    "release_command_ok": ({"fly_process_group": "fly_app_release_command"},
+                           [(1, "launch", "created", "user", None, None), (2, "start", "started", "flyd", None, None),
+                            (3, "exit", "stopped", "flyd", 0, None)], None, "internal_ok"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("story", sorted(LEDGER_STORIES))
+def test_the_ledger_tells_each_machine_lifecycle_apart(story: str) -> None:
+    """Outcomes from who made a machine and what its events and row say, never from "exited" alone;
+    an empty user_id in the metadata is no user (facts.machine_origin), so its clean exit is no failure."""
+    import pandas as pd
+
+    from vyxops.detect.ledger import build_ledger
+    from vyxops.frames import make_frame
+
+    metadata, events, row_status, expected = LEDGER_STORIES[story]
+    at = "2025-10-02T16:00:00Z"
+    machine = {"app": "a", "machine_id": "m1", "state": "stopped", "created_at": at,
+               "process_group": metadata.get("fly_process_group"), "user_id": metadata.get("user_id")}  # fmt: skip
+    machines = make_frame("machines", [machine])
+    base = 1_759_420_800_000  # 2025-10-02T16:00:00Z in ms
+    event_rows = [
+        {"app": "a", "machine_id": "m1", "time": base + s * 1000, "type": kind, "status": status, "source": source,
+         "exit_code": code, "requested_stop": asked}
+        for s, kind, status, source, code, asked in events
+    ]  # fmt: skip
+    rows = [{"id": "r1", "fly_machine_id": "m1", "status": row_status, "created_at": at, "updated_at": at}]
+    ledger = build_ledger(
+        machines,
+        make_frame("machine_events", event_rows, units={"time": "ms"}),
+        make_frame("machine_rows", rows if row_status else []),
+        pd.Timestamp("2025-10-02T17:00:00Z"),
+        present=True,
+    )
+    assert ledger.loc[0, "outcome"] == expected
