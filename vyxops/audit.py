@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops import fanout
+from vyxops import fanout, heap
 from vyxops.checks import check_app
 from vyxops.errors import TransportError, VyxopsError, exit_code_for
 from vyxops.evidence import ProjectReads, collect_evidence, parse_window
@@ -152,13 +152,15 @@ def run_audit(
 
     # The project-wide reads every app waits for (the function logs: the run's longest chain of
     # round trips) start now, while the org's apps are listed.
-    wait_ahead = fanout.ahead(lambda: project.prefetch(*parse_window(until, until=until)), "vyxops-prefetch")
-    try:
-        names = list(apps or []) or [a["name"] for a in session.fly.list_apps(session.org)]
-        project.apps = names
-        outcomes = fanout.map_ordered(one, names, width=width)
-    finally:
-        wait_ahead()  # nothing is left running behind the audit, or behind its error
+    # Everything the apps build is kept until the report: no whole-heap collection meanwhile (vyxops.heap).
+    with heap.batch():
+        wait_ahead = fanout.ahead(lambda: project.prefetch(*parse_window(until, until=until)), "vyxops-prefetch")
+        try:
+            names = list(apps or []) or [a["name"] for a in session.fly.list_apps(session.org)]
+            project.apps = names
+            outcomes = fanout.map_ordered(one, names, width=width)
+        finally:
+            wait_ahead()  # nothing is left running behind the audit, or behind its error
     for outcome in outcomes:
         if isinstance(outcome, AppError) and exit_code_for(outcome.error) == 2:
             raise outcome.error  # bad input (a malformed app name) is the caller's to fix, not an app's state
