@@ -57,6 +57,11 @@ class Evidence:
         """What every app of the run derives alike from a project-wide read, made once (ProjectReads.derive)."""
         return self.project.derive(frame, key, compute) if self.project is not None else compute()
 
+    def secret(self, name: str) -> dict[str, Any] | None:
+        """The project secret ``name``'s first row (``digest``, ``updated_at``), or None when unset.
+        The secrets are a project-wide read: indexed once per run (:meth:`derive`)."""
+        return secret_row(self.secrets, self.derive, name)
+
     @property
     def gaps(self) -> list[Gap]:
         """What the evidence could not show: every frame's gaps, its early stops, and failed sources."""
@@ -111,17 +116,17 @@ class Evidence:
         the candidates hashed.
         """
         if self._docker_image is None:
-            row = self.secrets[self.secrets["name"] == "DOCKER_IMAGE"]
-            if row.empty:
+            row = self.secret("DOCKER_IMAGE")
+            if row is None:
                 self._docker_image = {"set": False, "digest": None, "updated_at": None, "ref": None, "tried": 0}
             else:
-                digest = _secret_digest(self.secrets)
+                digest = None if pd.isna(row["digest"]) else str(row["digest"])
                 logged = function_log_refs(self.function_logs, self.derive) + refs_in(self.fly_logs["message"])
                 refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, logged)
                 self._docker_image = {
                     "set": True,
                     "digest": digest,
-                    "updated_at": row.iloc[0]["updated_at"],
+                    "updated_at": row["updated_at"],
                     "ref": match_secret(digest, refs, self.manifests),
                     "tried": len(refs),
                 }
@@ -370,7 +375,7 @@ def _manifests(
         own_texts=got["fly_logs"]["message"].dropna().tolist(),
         project_refs=function_log_refs(got["function_logs"], project.derive),
         other_apps=project.other_apps(app),
-        secret=_secret_digest(got["secrets"]),
+        secret=_secret_digest(got["secrets"], project.derive),
     )
     return frames.fetch_manifests(session, refs, ask=project.manifest)
 
@@ -417,9 +422,23 @@ def _repository_app(ref: str) -> str:
     return parse_image_ref(ref).repository.split("/", 1)[0]
 
 
-def _secret_digest(secrets: pd.DataFrame) -> str | None:
-    row = secrets[secrets["name"] == "DOCKER_IMAGE"]
-    return None if row.empty or pd.isna(row.iloc[0]["digest"]) else str(row.iloc[0]["digest"])
+def secrets_by_name(secrets: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each secret's first row by name: its ``digest`` and ``updated_at`` as the frame holds them."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, digest, updated in zip(*(secrets[c].tolist() for c in ("name", "digest", "updated_at"))):
+        out.setdefault(name, {"digest": digest, "updated_at": updated})
+    return out
+
+
+def secret_row(secrets: pd.DataFrame, derive: Callable[..., dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """Secret ``name``'s first row, through an index of the project's secrets made once per run by
+    ``derive`` (:meth:`ProjectReads.derive`, or an investigation's own :meth:`Evidence.derive`)."""
+    return derive(secrets, ("by_name",), lambda: secrets_by_name(secrets)).get(name)
+
+
+def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, Any]]) -> str | None:
+    row = secret_row(secrets, derive, "DOCKER_IMAGE")
+    return None if row is None or pd.isna(row["digest"]) else str(row["digest"])
 
 
 def _app_read(session: Any, app: str, fetch: Any) -> pd.DataFrame:

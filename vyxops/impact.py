@@ -70,10 +70,14 @@ def impact_of(ctx: Context, findings: list[Finding]) -> Impact:
 
 
 def _refused_users(ctx: Context) -> dict[str, str]:
-    """execution id -> the user its provisioning line names."""
+    """execution id -> the user its provisioning line names (the project's logs: derived once per run)."""
     logs = ctx.e.function_logs
+    return ctx.e.derive(logs, ("users_by_execution",), lambda: _users_by_execution(logs))
+
+
+def _users_by_execution(logs: pd.DataFrame) -> dict[str, str]:
     out: dict[str, str] = {}
-    for execution, message in zip(logs["execution_id"], logs["message"]):
+    for execution, message in zip(logs["execution_id"].tolist(), logs["message"].tolist()):
         if isinstance(execution, str) and isinstance(message, str):
             hit = facts.USER_IN_TEXT.search(message)
             if hit:

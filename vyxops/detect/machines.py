@@ -14,8 +14,7 @@ import pandas as pd
 
 from vyxops import facts
 from vyxops.detect.context import Context
-from vyxops.detect.model import Finding, Link, each_row, ev, is_db_discrepancy, register
-from vyxops.frames import TIME
+from vyxops.detect.model import Finding, Link, ev, is_db_discrepancy, register
 from vyxops.present import fmt_time
 
 
@@ -24,12 +23,8 @@ def _its_row(cause: Finding, symptom: Finding) -> bool:
     return is_db_discrepancy(symptom.code) and symptom.facts.get("machine_id") == cause.facts["machine_id"]
 
 
-def _failures(ctx: Context, outcome: str, origins: tuple[str, ...] = ("user", "canary")) -> pd.DataFrame:
-    led = ctx.in_scope()
-    if not any((outcome, origin) in ctx.outcomes_in_scope() for origin in origins):
-        return led.iloc[0:0].assign(resolved_at=pd.Series(dtype=TIME))  # the usual case: none of these
-    hit = led[(led["outcome"] == outcome) & led["origin"].isin(origins)]
-    return hit.assign(resolved_at=ctx.resolved_at(hit["outcome_at"], hit["image"], hit["image_digest"]))
+def _failures(ctx: Context, outcome: str, origins: tuple[str, ...] = ("user", "canary")) -> list[Any]:
+    return ctx.scope_rows(outcome, origins)
 
 
 def _story(m: Any) -> dict[str, Any]:
@@ -83,7 +78,7 @@ def _created(m: Any) -> dict[str, str]:
 def detect_launch_failed(ctx: Context) -> list[Finding]:
     """Machines that never reached started (a failed pull or launch) and were destroyed or failed."""
     out = []
-    for m in each_row(_failures(ctx, "never_started")):
+    for m in _failures(ctx, "never_started"):
         err = m.failed_error if pd.notna(m.failed_error) else "no start event"
         end = m.failed_at if pd.notna(m.failed_at) else m.destroy_at
         evidence = [_created(m), ev("fly.events", end, f"never reached started: {err}")]
@@ -117,7 +112,7 @@ def _exit_evidence(m: Any) -> list[dict[str, str]]:
 def detect_exited(ctx: Context) -> list[Finding]:
     """Provisioned machines whose process exited on its own though nothing says the session ended."""
     out = []
-    for m in each_row(_failures(ctx, "exited")):
+    for m in _failures(ctx, "exited"):
         code = None if pd.isna(m.exit_code) else int(m.exit_code)
         oom = None if pd.isna(m.oom_killed) else bool(m.oom_killed)
         said = facts.describe_exit(code, oom)
@@ -137,7 +132,7 @@ def detect_exited(ctx: Context) -> list[Finding]:
 def detect_restart_loop(ctx: Context) -> list[Finding]:
     """Machines that keep exiting and being restarted in place (flyctl: "constantly restarting")."""
     out = []
-    for m in each_row(_failures(ctx, "restart_loop", ("user", "canary", "other"))):
+    for m in _failures(ctx, "restart_loop", ("user", "canary", "other")):
         if m.origin == "other":
             m = m._replace(resolved_at=pd.NaT)  # another image working for users does not mend this machine
         code = None if pd.isna(m.exit_code) else int(m.exit_code)
@@ -160,12 +155,10 @@ def detect_restart_loop(ctx: Context) -> list[Finding]:
 @register("RELEASE_COMMAND_FAILED", link=Link.RUN)
 def detect_release_command_failed(ctx: Context) -> list[Finding]:
     """A deploy's release command exited non-zero: the deploy was aborted, the previous release stays."""
-    if ("internal_failed", "internal") not in ctx.outcomes_in_scope():
-        return []
-    led = ctx.in_scope()
-    hit = led[(led["outcome"] == "internal_failed") & (led["process_group"] == facts.RELEASE_COMMAND_GROUP)]
     out = []
-    for m in each_row(hit):
+    for m in _failures(ctx, "internal_failed", ("internal",)):
+        if m.process_group != facts.RELEASE_COMMAND_GROUP:
+            continue
         code = None if pd.isna(m.exit_code) else int(m.exit_code)
         evidence = [_created(m), ev("fly.events", m.exit_at, f"release command {facts.describe_exit(code, None)}")]
         title = f"release command on {m.image} {facts.describe_exit(code, None)}: that deploy was aborted"
