@@ -70,23 +70,49 @@ def test_every_encoded_form_of_a_registered_credential_is_masked(credential: str
 
 
 @pytest.mark.parametrize("size", [3, 30_000])
-def test_a_column_small_or_large_has_each_credential_cell_masked_and_the_rest_untouched(size: int) -> None:
-    """redact_column searches a small column as one text and a large one with Arrow: same cells masked either way."""
+def test_a_frame_small_or_large_has_each_credential_cell_masked_and_the_rest_untouched(size: int) -> None:
+    """make_frame searches the cells as one text, then each column, then each cell of a column hit;
+    a cell that is not a string is searched as the text its column will hold."""
     import pandas as pd
 
     from vyxops.errors import register_secret
-    from vyxops.frames import redact_column
+    from vyxops.frames import make_frame
 
     planted = "a-registered-credential-0123456789"
     register_secret(planted)
-    cells = [f"line {i}" for i in range(size)]
+    cells: list[object] = [f"line {i}" for i in range(size)]
     cells[1] = f"config says {planted}"
     cells[-1] = "Authorization: Bearer sbp_0123456789abcdef0123456789abcdef"
-    column = pd.Series(cells + [None], dtype="string")
-    out = redact_column(column)
+    cells.append(None)
+    cells.append({"env": {"TOKEN": planted}})  # an API's object where a string was expected
+    df = make_frame("fly_logs", [{"app": "a", "message": m, "level": "info"} for m in cells])
+    out = df["message"]
     assert planted not in out[1] and "[REDACTED]" in out[1]
-    assert "sbp_" not in out[size - 1]
-    assert out[0] == "line 0" and pd.isna(out[size]) and len(out) == size + 1
+    assert "sbp_" not in out[size - 1] and pd.isna(out[size])
+    assert planted not in out[size + 1] and "TOKEN" in out[size + 1]
+    assert out[0] == "line 0" and len(out) == size + 2 and (df["level"] == "info").all()
+
+
+def test_a_text_without_any_tokens_marker_is_not_searched_and_every_token_shape_has_one() -> None:
+    """may_hold_secret is the literal scan before the regex: it must say yes to every token shape
+    the regex masks (or a cell would keep its token), and no to an ordinary log line."""
+    from vyxops.errors import may_hold_secret, redact
+
+    shapes = [
+        "sbp_0123456789abcdef0123",
+        "fm2_lJPECAAAAAAAAMiYxBDf0123456789",
+        "fm1r_lJPECAAAAAAAAMiYxBDf0123456789",
+        "FlyV1 abc,def",
+        "sb_secret_0123456789abcdefXYZ",
+        "sb_publishable_0123456789abcdefXYZ",
+        "eyJhbGciOiJI.eyJzdWIiOiIx.sig",
+        "BeArEr abcdefgh12345",
+    ]
+    for shape in shapes:
+        text = f"said: {shape} ok"
+        assert redact(text) != text, shape  # the regex masks it ...
+        assert may_hold_secret(text), shape  # ... so the scan before it must not skip it
+    assert not may_hold_secret("machine 148e started: registry.fly.io/app:deployment-01J, exit 0")
 
 
 def test_make_frame_masks_a_credential_in_any_string_column_and_leaves_clean_cells_alone() -> None:

@@ -20,7 +20,15 @@ from pandas.api.extensions import ExtensionArray
 
 from vyxops import facts, fanout
 from vyxops.coverage import Gap
-from vyxops.errors import TOKEN_PATTERN, ApiError, InputError, NotFoundError, redact, registered_secrets
+from vyxops.errors import (
+    TOKEN_PATTERN,
+    ApiError,
+    InputError,
+    NotFoundError,
+    may_hold_secret,
+    redact,
+    registered_secrets,
+)
 from vyxops.images import FLY_REGISTRY, parse_image_ref
 from vyxops.timeutil import iso, to_utc
 
@@ -186,58 +194,46 @@ def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.D
     """Frame ``name``'s columns from ``rows``, each converted in one step to an array (no index to
     align): a frame of a dozen rows costs pandas' per-call overhead, not its per-cell work."""
     schema = SCHEMAS[name]
+    cells = {column: [r.get(column) for r in rows] for column in schema}
+    _redact_cells(cells, [c for c, dtype in schema.items() if dtype == STR])
     columns: dict[str, ExtensionArray] = {}
     for column, dtype in schema.items():
-        values = [r.get(column) for r in rows]
+        values = cells[column]
         if dtype == TIME:
             columns[column] = _to_time(values, units.get(column))
         elif dtype == STR or not values:
             columns[column] = pd.array(values, dtype=dtype)
         else:
             columns[column] = pd.array(values, dtype=object).astype(dtype)
-    _redact_strings(columns, [c for c, dtype in schema.items() if dtype == STR])
     return pd.DataFrame(columns, copy=False)
 
 
-def _redact_strings(columns: dict[str, ExtensionArray], names: list[str]) -> None:
-    """Redact the string ``columns`` named: one search over all their cells, then only the columns hit."""
-    cells = [v for c in names for v in columns[c].tolist() if isinstance(v, str)]
-    if len(cells) <= _SMALL_COLUMN and not _redaction_regex().search("\x00".join(cells)):
+def _redact_cells(cells: dict[str, list[Any]], names: list[str]) -> None:
+    """Mask credentials in the string columns ``names`` while their cells are still Python values:
+    one search over all of them (most often no hit), then one per column, then each cell of a
+    column hit. A cell that is not a string is searched as the text its column will hold (``str``).
+    NUL joins the cells: it is in no token shape nor credential, so no match spans two."""
+    texts = {c: [_text(v) for v in cells[c] if not _missing(v)] for c in names}
+    if not _holds_secret("\x00".join(text for c in names for text in texts[c])):
         return
     for c in names:
-        columns[c] = redact_column(pd.Series(columns[c], copy=False)).array
+        if _holds_secret("\x00".join(texts[c])):
+            cells[c] = [v if _missing(v) or not _holds_secret(_text(v)) else redact(_text(v)) for v in cells[c]]
 
 
-def redact_column(column: pd.Series) -> pd.Series:
-    """A string column with every registered credential (and its encodings) and token shape masked.
-
-    Platforms hand back what users wrote: a key pasted in a log line or a row must not
-    reach a frame, and so not the parquet, the notebook or a report. Only cells that hold
-    a match are rewritten. A small column is searched as one text (cells joined by NUL,
-    which neither a token shape nor a credential contains, so no match spans two cells):
-    one search, most often with no hit. A large one runs in Arrow's regex engine.
-    """
-    if column.empty:
-        return column
-    values = column.dropna()
-    if len(values) <= _SMALL_COLUMN:
-        if not _redaction_regex().search("\x00".join(map(str, values))):
-            return column
-        hit = column.notna().to_numpy() & column.map(lambda v: bool(_redaction_regex().search(str(v)))).to_numpy()
-    else:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        arrow = pa.array(column.astype(object).where(column.notna(), None), type=pa.large_string())
-        hit = pc.fill_null(pc.match_substring_regex(arrow, _redaction_pattern()), False).to_numpy(zero_copy_only=False)
-    if not hit.any():
-        return column
-    out = column.copy()
-    out[hit] = [redact(str(v)) for v in column[hit]]
-    return out
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
-_SMALL_COLUMN = 20_000
+def _holds_secret(text: str) -> bool:
+    return may_hold_secret(text) and _redaction_regex().search(text) is not None
+
+
+def _missing(value: object) -> bool:
+    """A cell a string column holds as missing (None, NA, NaT, NaN)."""
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
 _PATTERNS: dict[frozenset[str], str] = {}
 _REGEXES: dict[str, re.Pattern[str]] = {}
 
