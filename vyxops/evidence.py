@@ -198,12 +198,16 @@ class ProjectReads:
             return self._key_locks.setdefault(key, threading.Lock())
 
     def _once(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        return self._read(key, fetch).copy()
+
+    def _read(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """The run's one read of ``key`` itself, not a copy: for what is derived from it here."""
         with self._single(key):
             if key not in self._frames:
                 read = fetch()
                 read.attrs[PROJECT_READ] = repr(key)  # its copies carry it: see derive()
                 self._frames[key] = read
-        return self._frames[key].copy()
+        return self._frames[key]
 
     def derive(self, frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """``compute()``, a pure function of ``frame`` and ``key``, made once per run for each read.
@@ -247,8 +251,10 @@ class ProjectReads:
 
     def org_apps(self) -> list[str] | None:
         """The org's app names, or None when the token may not list them (an app-scoped token)."""
-        apps = self._once(("apps",), self._fetch_apps)
-        return None if apps.attrs.get("denied") else apps["app"].dropna().astype(str).tolist()
+        apps = self._read(("apps",), self._fetch_apps)
+        if apps.attrs.get("denied"):
+            return None
+        return list(self.derive(apps, ("names",), lambda: apps["app"].dropna().astype(str).tolist()))
 
     def _fetch_apps(self) -> pd.DataFrame:
         try:
