@@ -170,3 +170,15 @@ def test_the_cli_names_the_served_sandbox_to_the_kernel_only(sandbox_env: Path, 
     assert ENV not in os.environ
     doc = json.loads((tmp_path / "out" / "findings.json").read_text())
     assert doc["root_cause"]["code"] == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
+
+
+def test_a_served_client_keeps_one_pool_per_api_and_the_registry_is_one_api_whatever_the_repository() -> None:
+    """Live, the registry is one host for every app's repository: a pool (and its TLS context) per
+    repository made a 50-app audit open fifty of them."""
+    from vyxops_sandbox.client import lane_of
+
+    registry = {lane_of(f"/v2/app-{i}/manifests/latest") for i in range(50)} | {lane_of("/v2/a/b/manifests/x")}
+    assert registry == {"/v2"}
+    apis = ["/v1/apps/a/machines", "/api/v1/apps/a/logs", "/rest/v1/machines", "/graphql", "/v1/projects/p/secrets"]
+    assert len({lane_of(p) for p in apis} | registry) == len(apis) + 1
+    assert lane_of("/v1/apps/a/machines") == lane_of("/v1/apps/b/machines/m1/events")

@@ -22,16 +22,12 @@ The budget reserves tokens under a lock and waits outside it, on the session's c
 wall time live, the virtual clock on the sandbox, so tests of waiting take no time.
 One budget per clock: live sessions share one (the process's), each sandbox world its own.
 
-It also holds the requests on the wire at once to :data:`IN_FLIGHT` (:meth:`Budget.sending`),
-and every connection pool the clients open to :func:`pool_limits`. httpcore's pool (1.0.x,
-``_assign_requests_to_connections``) matches every queued request against every connection
-each time a request arrives or ends, and closes a connection that goes idle whenever the pool
-holds more connections than ``max_keepalive_connections`` (it counts all of them, idle or
-not). A 50-app audit queued some 400 requests in it: seconds of CPU, and connections closed
-and reopened all through the run, a TLS handshake each live. On the served sandbox, one run
-in three also met a connection reset mid-answer, or stalled for the 30 s timeout; none did in
-24 runs once held. Held below the pool size, nothing queues in the pool and no connection is
-closed while the run goes on (``tests/test_budget.py`` pins both facts).
+It also holds the requests on the wire at once to :data:`IN_FLIGHT` (:meth:`Budget.sending`).
+Held below the size of every connection pool (:mod:`vyxops.pools`), nothing queues in a pool:
+httpcore 1.0's pool matched every queued request against every connection each time a request
+arrived or ended, and a 50-app audit queued some 400 requests in it, seconds of CPU. On the
+served sandbox, one run in three also met a connection reset mid-answer, or stalled for the
+30 s timeout; none did in 24 runs once held (``tests/test_budget.py``).
 """
 
 from __future__ import annotations
@@ -43,8 +39,6 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Protocol
-
-import httpx
 
 from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT, SUPABASE_MGMT_PER_MINUTE, RateLimit
 
@@ -126,12 +120,6 @@ class _Bucket:
 #: alone took three round trips (bench, 200 ms per answer: 2.07 s at 96, 1.88 s at 192, 1.94 s
 #: at 256); the pool cost per request grows with the connections, so no higher than that.
 IN_FLIGHT = 192
-
-
-def pool_limits() -> httpx.Limits:
-    """Every client's connection pool: as many connections as requests may be in flight, all
-    kept alive, so httpcore never queues a request nor closes a connection the run will reuse."""
-    return httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
 
 
 class Budget:

@@ -33,7 +33,7 @@ from urllib.parse import unquote_plus
 import httpx
 
 from vyxops import __version__
-from vyxops.budget import Budget, budget_for, pool_limits
+from vyxops.budget import Budget, budget_for
 from vyxops.errors import (
     ApiError,
     AuthError,
@@ -44,6 +44,7 @@ from vyxops.errors import (
     redact,
     register_secret,
 )
+from vyxops.pools import PooledTransport
 
 __all__ = [
     "Clock",
@@ -338,7 +339,8 @@ def make_client(
     """An ``httpx.Client`` for one platform at ``base_url``.
 
     ``transport`` replaces the network (the sandbox, ``httpx.MockTransport``);
-    without it the client talks to the real host. Redirects are not followed, so
+    without it the client talks to the real host, through a :class:`~vyxops.pools.PooledTransport`
+    of its own (the host's connections spread over several pools). Redirects are not followed, so
     a 3xx stays visible to the caller instead of silently changing host with the
     credentials attached.
     """
@@ -347,8 +349,7 @@ def make_client(
     return httpx.Client(
         base_url=base_url,
         auth=auth,
-        transport=transport,
-        limits=pool_limits(),  # used when there is no transport of ours: the live pool
+        transport=transport if transport is not None else PooledTransport(),
         timeout=timeout,
         headers=all_headers,
         event_hooks=event_hooks,

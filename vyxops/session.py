@@ -17,7 +17,6 @@ import httpx
 import pandas as pd
 
 from vyxops import config
-from vyxops.budget import pool_limits
 from vyxops.clients.fly import FlyClient
 from vyxops.clients.supabase import SupabaseClient
 from vyxops.errors import register_secret
@@ -32,6 +31,7 @@ from vyxops.http import (
     registry_basic,
     supabase_key,
 )
+from vyxops.pools import PooledTransport
 
 log = logging.getLogger("vyxops.session")
 
@@ -154,7 +154,7 @@ def build_session(
     if record:
         from vyxops.bundle import RecordingTransport
 
-        recorder = RecordingTransport(transport or httpx.HTTPTransport(retries=1, limits=pool_limits()))
+        recorder = RecordingTransport(transport or PooledTransport(retries=1))
         transport = recorder
     urls, supabase_url = dict(opened.urls), opened.supabase_url
     if base_url:
@@ -171,7 +171,7 @@ def build_session(
     mgmt_c = client("supabase-mgmt", urls["supabase_mgmt"], bearer(creds.supabase_access_token))
     fn_c = client("supabase-functions", supabase_url, supabase_key(creds.supabase_service_role_key))
     # supabase-py sends through this client itself, so its retries live in the transport.
-    rest_wire = transport or httpx.HTTPTransport(limits=pool_limits())
+    rest_wire = transport or PooledTransport()
     rest_transport = RetryTransport(rest_wire, retry or RetryPolicy(), clock)
     rest_c = make_client("supabase-rest", supabase_url, None, transport=rest_transport)
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from vyxops import config
-from vyxops.budget import pool_limits
 from vyxops.errors import ConfigError
+from vyxops.pools import PooledTransport
 from vyxops.session import Credentials, Opened
 from vyxops.targets import SANDBOX_URL_ENV, OpenRequest
 from vyxops_sandbox.hosted import FAULT_HEADER
@@ -54,25 +54,32 @@ class ServedSandboxClock:
             _control(self.control, "POST", "clock", json={"sleep_s": max(0.0, seconds)})
 
 
+def lane_of(path: str) -> str:
+    """The API a served path belongs to: its first two segments (``/v1/apps``, ``/api/v1``,
+    ``/rest/v1``, ``/graphql``), but the registry's ``/v2`` whatever repository follows: live it
+    is one host (registry.fly.io), not one per app."""
+    return "/v2" if path.startswith("/v2/") else "/".join(path.split("/")[:3])
+
+
 class ServedSandboxTransport(httpx.BaseTransport):
     """HTTP to a served sandbox; its injected timeouts arrive as a header and leave as ReadTimeout.
 
     Live, each API is its own host and each client its own connection pool; served, they all
-    share one address. One pool per API (the path's first two segments) keeps it as live: a
-    pool's bookkeeping grows with the square of its connections (vyxops.budget), and one pool
-    for every API made an audit's CPU half as much again.
+    share one address. One pool per API (:func:`lane_of`) keeps it as live: a pool's
+    bookkeeping grows with the square of its connections (vyxops.budget), and one pool for
+    every API made an audit's CPU half as much again.
     """
 
     def __init__(self) -> None:
-        self._lanes: dict[str, httpx.HTTPTransport] = {}
+        self._lanes: dict[str, PooledTransport] = {}
         self._lock = threading.Lock()
 
-    def _lane(self, path: str) -> httpx.HTTPTransport:
-        key = "/".join(path.split("/")[:3])
+    def _lane(self, path: str) -> PooledTransport:
+        key = lane_of(path)
         with self._lock:
             if key not in self._lanes:
                 # Plain HTTP on loopback: no TLS, so no CA bundle to load (0.06 s a transport).
-                self._lanes[key] = httpx.HTTPTransport(verify=False, limits=pool_limits())
+                self._lanes[key] = PooledTransport(tls=False)
             return self._lanes[key]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
