@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
+import collections
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from vyxops import facts
@@ -68,6 +70,7 @@ class Context:
     _derived: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _pairs: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict, repr=False)
     _scope_rows: list[Any] | None = field(default=None, repr=False)
+    _scope_at: list[int] | None = field(default=None, repr=False)
 
     @property
     def app(self) -> str:
@@ -106,35 +109,49 @@ class Context:
         said = self.refused(ref)["message"].fillna("")
         return True if said.str.contains("MANIFEST_UNKNOWN|NAME_UNKNOWN", regex=True).any() else None
 
+    def _scope(self) -> list[int]:
+        """Positions in the ledger of :meth:`in_scope`'s machines, found once in plain Python."""
+        if self._scope_at is None:
+            since, until = self.e.since, self.e.until
+            open_statuses = (*facts.TRANSITIONAL_ROW_STATUSES, facts.RUNNING_ROW_STATUS)
+            created, status = self.ledger["created_at"].tolist(), self.ledger["row_status"].tolist()
+            self._scope_at = [
+                i
+                for i, (at, row) in enumerate(zip(created, status))
+                if (pd.notna(at) and since <= at <= until) or row in open_statuses
+            ]
+        return self._scope_at
+
     def in_scope(self) -> pd.DataFrame:
         """The ledger's machines an investigation speaks of: created in the window, or still named
         by a row that says the session is on (an old failure outside the window is not reported)."""
-        if "in_scope" not in self._derived:
-            led = self.ledger
-            in_window = (led["created_at"] >= self.e.since) & (led["created_at"] <= self.e.until)
-            open_row = led["row_status"].isin((*facts.TRANSITIONAL_ROW_STATUSES, facts.RUNNING_ROW_STATUS))
-            self._derived["in_scope"] = led[in_window | open_row]
-        return self._derived["in_scope"]
+        return self.ledger.iloc[self._scope()]
 
     def outcomes_in_scope(self) -> frozenset[tuple[str, str]]:
         """The (outcome, origin) pairs among :meth:`in_scope`'s machines: a detector whose pair is
         missing has nothing to look at, and need not filter the ledger to find that out."""
         if "pairs" not in self._pairs:
-            led = self.in_scope()
-            self._pairs["pairs"] = frozenset(zip(led["outcome"].tolist(), led["origin"].tolist()))
+            outcome, origin = self.ledger["outcome"].tolist(), self.ledger["origin"].tolist()
+            self._pairs["pairs"] = frozenset((outcome[i], origin[i]) for i in self._scope())
         return self._pairs["pairs"]
 
     def scope_rows(self, outcome: str, origins: tuple[str, ...]) -> list[Any]:
         """:meth:`in_scope`'s machines whose outcome is ``outcome`` and origin one of ``origins``, as
-        rows (``itertuples``) with their ``resolved_at`` (:meth:`resolved_at`). The rows are made
-        once per investigation, and only when some detector's pair is there at all: a pandas
-        filter per detector cost more than the detectors' own work."""
+        rows (the values ``itertuples`` gives) with their ``resolved_at`` (:meth:`resolved_at`). The
+        rows are made once per investigation, and only when some detector's pair is there at all:
+        a pandas filter per detector cost more than the detectors' own work."""
         if not any((outcome, origin) in self.outcomes_in_scope() for origin in origins):
             return []  # the usual case: none of these
         if self._scope_rows is None:
-            led = self.in_scope()
-            resolved = self.resolved_at(led["outcome_at"], led["image"], led["image_digest"])
-            self._scope_rows = list(led.assign(resolved_at=resolved).itertuples())
+            led, at = self.ledger, self._scope()
+            columns = [list(led[c]) for c in led.columns]  # a Series iterates as itertuples reads it
+            index = led.index.tolist()
+            cells = {c: [values[i] for i in at] for c, values in zip(led.columns, columns)}
+            resolved = self.resolved_at(cells["outcome_at"], cells["image"], cells["image_digest"])
+            row = _row_type(tuple(led.columns))
+            self._scope_rows = [
+                row(index[i], *(values[i] for values in columns), when) for i, when in zip(at, resolved)
+            ]
         return [m for m in self._scope_rows if m.outcome == outcome and m.origin in origins]
 
     def successes(self) -> pd.DataFrame:
@@ -147,26 +164,24 @@ class Context:
             self._derived["successes"] = led[worked].sort_values("start_at")
         return self._derived["successes"]
 
-    def resolved_at(self, at: pd.Series, image: pd.Series, digest: pd.Series) -> pd.Series:
+    def resolved_at(self, at: list[Any], image: list[Any], digest: list[Any]) -> list[Any]:
         """For failures at ``at`` on ``image``/``digest``: the first later provisioning that worked on
         another image (NaT when none). Linear after one sort: successes between a failure and the
-        first success on another image all share one image, so one "next different" jump finds it."""
+        first success on another image all share one image, so one "next different" jump finds it.
+        A failure at NaT compares false with every time, so it finds none."""
         ok = self.successes()
-        out = pd.Series(pd.NaT, index=at.index, dtype="datetime64[ns, UTC]")
-        if ok.empty or at.empty:
-            return out
-        times = ok["start_at"].to_numpy()
-        ident = ok["image_digest"].fillna(ok["image"]).fillna("").to_numpy(dtype=object)
-        nxt = np.full(len(ident), len(ident))  # index of the next success on another image
+        if ok.empty or not at:
+            return [pd.NaT] * len(at)
+        times = ok["start_at"].tolist()
+        ident = list(map(_image_identity, ok["image_digest"].tolist(), ok["image"].tolist()))
+        nxt = [len(ident)] * len(ident)  # index of the next success on another image
         for k in range(len(ident) - 2, -1, -1):
             nxt[k] = k + 1 if ident[k + 1] != ident[k] else nxt[k + 1]
-        mine = digest.fillna(image).fillna("").to_numpy(dtype=object)
-        start = np.searchsorted(times, at.to_numpy(), side="right")
-        for row, (i, me) in enumerate(zip(start, mine)):
-            if i < len(ident):
-                j = i if ident[i] != me else nxt[i]
-                if j < len(ident):
-                    out.iloc[row] = ok["start_at"].iloc[j]
+        out = []
+        for when, me in zip(at, map(_image_identity, digest, image)):
+            i = bisect.bisect_right(times, when)
+            j = len(ident) if i >= len(ident) else i if ident[i] != me else nxt[i]
+            out.append(times[j] if j < len(ident) else pd.NaT)
         return out
 
     def no_longer_used(self, image: str | None, digest: str | None) -> bool:
@@ -177,6 +192,17 @@ class Context:
         if digest is not None and p.digest is not None:
             return digest != p.digest  # a moved tag (:latest) is another image under the same name
         return p.ref != image
+
+
+def _image_identity(digest: object, image: object) -> object:
+    """What tells two images apart: the digest, else the reference, else "" (nothing known)."""
+    return digest if pd.notna(digest) else image if pd.notna(image) else ""
+
+
+@functools.cache
+def _row_type(columns: tuple[str, ...]) -> Any:
+    """The row of :meth:`Context.scope_rows`: the ledger's columns (as ``itertuples`` names them), then resolved_at."""
+    return collections.namedtuple("LedgerRow", ["Index", *columns, "resolved_at"], rename=True)
 
 
 def build_context(e: Evidence, t: Thresholds) -> Context:

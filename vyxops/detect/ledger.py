@@ -106,21 +106,23 @@ def _value(value: object) -> object:
     return value if pd.notna(value) else None
 
 
-def _stories(events: pd.DataFrame) -> dict[object, _Story]:
-    """Per machine: launch, first/last start, exits and the last one's details, destroy, launch failure.
+def _stories(events: pd.DataFrame, as_of: pd.Timestamp) -> dict[object, _Story]:
+    """Per machine: launch, first/last start, exits and the last one's details, destroy, launch failure,
+    from the events up to ``as_of`` (an event without a time is not known to be before it).
 
     One pass over the events in (machine, time) order, in plain Python: an app has a few
     dozen events, and a dozen pandas group-bys over them cost forty times what the pass
-    does. A missing time is never a first or last one; "first" and "last" skip missing
-    values, as pandas' group-bys do.
+    does. The order is a stable sort, as pandas' sort on the two columns is. "first" and
+    "last" skip missing values, as pandas' group-bys do.
     """
-    ev = events.sort_values(["machine_id", "time"], kind="stable")
+    cells = [events[c].tolist() for c in _EVENT_COLUMNS]
+    mids, times = cells[0], cells[1]
+    keep = [i for i, (mid, at) in enumerate(zip(mids, times)) if pd.notna(mid) and pd.notna(at) and at <= as_of]
+    keep.sort(key=lambda i: (mids[i], times[i]))
     stories: dict[object, _Story] = {}
-    for mid, at, kind, status, source, code, oom, asked, restarts, error in zip(
-        *(ev[c].tolist() for c in _EVENT_COLUMNS)
+    for mid, at, kind, status, source, code, oom, asked, restarts, error in (
+        [column[i] for column in cells] for i in keep
     ):
-        if not pd.notna(mid):
-            continue
         m, timed = stories.setdefault(mid, _Story()), pd.notna(at)
         if kind == "launch" and timed and m.launch_at is None:
             m.launch_at = at
@@ -160,15 +162,34 @@ _NO_ROW = _Row()
 def _rows_by_machine(rows: pd.DataFrame, as_of: pd.Timestamp) -> dict[object, _Row]:
     """The newest row per machine, as of ``as_of``: rows created later do not exist yet, and a row
     changed after ``as_of`` has an unknown status at ``as_of``."""
-    rows = rows.sort_values("created_at", kind="stable")
-    newest: dict[object, _Row] = {}
     columns = ("fly_machine_id", "id", "status", "created_at", "updated_at", "user_id")
-    for mid, rid, status, created, updated, user in zip(*(rows[c].tolist() for c in columns)):
+    cells = [rows[c].tolist() for c in columns]
+    # Oldest first, a row without a time last, ties as they came: pandas' stable sort on created_at.
+    order = sorted(range(len(rows)), key=lambda i: (0, cells[3][i]) if pd.notna(cells[3][i]) else (1, 0))
+    newest: dict[object, _Row] = {}
+    for mid, rid, status, created, updated, user in ([column[i] for column in cells] for i in order):
         if not pd.notna(mid) or (pd.notna(created) and created > as_of):
             continue
         known = not pd.notna(updated) or updated <= as_of
         newest[mid] = _Row(_value(rid), _value(status) if known else None, created, updated, _value(user))
     return newest
+
+
+def _first_of_each(machines: pd.DataFrame, as_of: pd.Timestamp) -> list[int]:
+    """Positions of the machines created by ``as_of`` (or at no known time), each id's first
+    (a missing id counts as one id, as pandas' drop_duplicates counts it)."""
+    seen: set[object] = set()
+    keep = []
+    for i, (mid, created) in enumerate(zip(machines["machine_id"].tolist(), machines["created_at"].tolist())):
+        key = mid if pd.notna(mid) else _MISSING
+        if (pd.notna(created) and created > as_of) or key in seen:
+            continue
+        seen.add(key)
+        keep.append(i)
+    return keep
+
+
+_MISSING = object()
 
 
 def build_ledger(
@@ -186,9 +207,9 @@ def build_ledger(
     events up to ``as_of``. ``loop_exits``: exits nobody asked for that make a restarting
     machine a restart loop. Built machine by machine in plain Python, as :func:`_stories` is.
     """
-    m = machines[machines["created_at"].isna() | (machines["created_at"] <= as_of)].drop_duplicates("machine_id")
+    m = machines.take(_first_of_each(machines, as_of))
     ids = m["machine_id"].tolist()
-    stories = _stories(events[events["time"] <= as_of])
+    stories = _stories(events, as_of)
     newest = _rows_by_machine(rows, as_of)
     story = [stories.get(mid) or _Story() for mid in ids]
     row = [newest.get(mid, _NO_ROW) for mid in ids]
