@@ -285,6 +285,47 @@ def test_function_logs_sharing_one_microsecond_past_the_query_limit_are_all_read
     assert df.attrs["complete"]
 
 
+def test_function_logs_past_a_full_page_are_read_in_slices_side_by_side_in_the_order_one_by_one_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a full first page, the rest of the window is read in time slices at once (two round trips
+    for 2,500 rows, not three), and the rows, ties included, come in the order pages read one after
+    another give them."""
+    from vyxops import logreads
+    from vyxops.testing.overlap import Overlap
+
+    def read(slices: int) -> tuple[list[str], int, int]:
+        monkeypatch.setattr(logreads, "LOG_SLICES", slices)
+        overlap, calls = Overlap(), []
+        query = session.supabase.query_logs
+
+        def watched(sql: str, start: str, end: str) -> list[dict[str, object]]:
+            calls.append(sql)
+            with overlap.call(lasting=0.05):
+                return query(sql, start, end)
+
+        monkeypatch.setattr(session.supabase, "query_logs", watched)
+        df = frames.fetch_function_logs(session, session.now() - pd.Timedelta(hours=1), session.now(),
+                                        sources=("function_logs",))  # fmt: skip
+        assert df.attrs["complete"]
+        return df["log_id"].tolist(), len(calls), overlap.most
+
+    with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as session:
+        start_us = (world_of(session).now_ms - 1_800_000) * 1000
+        for i in range(2500):
+            add_console_log(session, f"bulk-{i:05d}", start_us + i * 500_000)
+        for i in range(300):  # ties on one microsecond, in the part past the first page
+            add_console_log(session, f"tie-{i:03d}", start_us + 600 * 500_000)
+        most = logreads.LOG_SLICES
+        sliced, queries, together = read(most)
+        one_by_one, pages, alone = read(1)
+    assert len(sliced) == len(set(sliced)) == 2800 + len([x for x in sliced if not x.startswith(("bulk", "tie"))])
+    assert sliced == one_by_one
+    assert alone == 1 and pages == 3  # one slice: three pages in a row
+    # the rest at once: as many slices as the first page's density guesses, at most LOG_SLICES
+    assert together >= 2 and queries <= 1 + most + 1  # (a slice may still page once)
+
+
 def test_function_logs_on_a_window_edge_are_read_once(tmp_path: Path) -> None:
     """A row exactly on the boundary between two 24 h windows is read once."""
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:

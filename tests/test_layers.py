@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vyxops.http",),
     ("vyxops.clients",),
     ("vyxops.session", "vyxops.targets", "vyxops.bundle"),
-    ("vyxops.frames",),
+    ("vyxops.frames", "vyxops.logreads"),
     ("vyxops.evidence",),
     ("vyxops.timeline", "vyxops.detect"),
     ("vyxops.investigate", "vyxops.impact"),

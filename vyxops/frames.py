@@ -30,6 +30,7 @@ from vyxops.errors import (
     registered_secrets,
 )
 from vyxops.images import FLY_REGISTRY, parse_image_ref
+from vyxops.logreads import read_source
 from vyxops.timeutil import iso, to_utc
 
 log = logging.getLogger("vyxops.frames")
@@ -677,11 +678,6 @@ _FN_LOG_COLUMNS = {
         ]
     ),
 }
-LOG_PAGE = 1000
-# The endpoint refuses a window over 24 h and rounds each bound to the nearest minute (its OpenAPI
-# text). Queries send their bounds widened to whole minutes, so rounding loses no row (the SQL keeps
-# the exact bounds); a window then starts no earlier than 24 h before its widened end.
-LOG_WINDOW = pd.Timedelta(hours=24)
 # Supabase pricing, "log retention" (PLATFORM.md): how long each plan keeps function logs.
 LOG_RETENTION_DAYS = {"free": 1, "pro": 7, "team": 28, "enterprise": 90}
 
@@ -700,7 +696,8 @@ def fetch_function_logs(
     Each query is bounded by source, a ≤ 24 h window (both bounds always sent) and
     a LIMIT, and pages by time as Supabase advises: newest first, then a keyset on
     the oldest row read (its timestamp, then its id), so rows that share one
-    microsecond are neither skipped nor read twice, however many there are.
+    microsecond are neither skipped nor read twice, however many there are. Past a
+    full first page, the rest is read in time slices side by side (:mod:`vyxops.logreads`).
 
     Logs older than the plan's retention are gone without a trace, so the part of
     the window before it is a Gap (source ``supabase.function_logs``). The plan is
@@ -717,8 +714,10 @@ def fetch_function_logs(
             "--since/--until", f"the window is empty ({iso(since)} .. {iso(until)})", allowed="since < until"
         )
     share = max(1, max_queries // max(1, len(sources)))
+    query = session.supabase.query_logs
     calls: dict[str, Callable[[], Any]] = {
-        source: functools.partial(_read_log_source, session, source, since, until, share) for source in sources
+        source: functools.partial(read_source, query, _FN_LOG_COLUMNS[source], source, since, until, share)
+        for source in sources
     }
     calls["plan gaps"] = lambda: _retention_gaps(session, since, until)
     if callable(functions):
@@ -741,38 +740,6 @@ def fetch_function_logs(
     df = df.sort_values("time", kind="stable").reset_index(drop=True)
     df.attrs.update(attrs)
     return df
-
-
-def _read_log_source(
-    session: Any, source: str, since: pd.Timestamp, until: pd.Timestamp, max_queries: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """One source's raw rows in [since, until], newest window first, and whether all were read in ``max_queries``."""
-    rows_read: list[dict[str, Any]] = []
-    budget = [max_queries]
-    chunk_end = until
-    older = f"timestamp <= '{_ch_time(chunk_end)}'"  # the first page of the newest window
-    while chunk_end > since:
-        chunk_start = max(since, chunk_end.ceil("min") - LOG_WINDOW)
-        while True:
-            budget[0] -= 1
-            if budget[0] < 0:
-                return rows_read, False
-            sql = (
-                f"select {_FN_LOG_COLUMNS[source]} from logs where source = '{source}' "
-                f"and timestamp >= '{_ch_time(chunk_start)}' and {older} "
-                f"order by timestamp desc, id desc limit {LOG_PAGE}"
-            )
-            rows = session.supabase.query_logs(sql, _z(chunk_start.floor("min")), _z(chunk_end.ceil("min")))
-            rows_read += rows
-            if len(rows) < LOG_PAGE:
-                break
-            oldest = _ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC"))
-            last_id = str(rows[-1]["id"]).replace("'", "''")
-            older = f"(timestamp < '{oldest}' or (timestamp = '{oldest}' and id < '{last_id}'))"
-        # the next window starts strictly before this one's start, which was read (>=)
-        older = f"timestamp < '{_ch_time(chunk_start)}'"
-        chunk_end = chunk_start
-    return rows_read, True
 
 
 def _retention_gaps(session: Any, since: pd.Timestamp, until: pd.Timestamp) -> list[Gap]:
@@ -820,11 +787,3 @@ def function_log_record(r: dict[str, Any], source: str, slugs: dict[str, str]) -
         "duration_ms": number(r.get("execution_time_ms")),
         "message": (r.get("event_message") or "").rstrip("\n"),
     }
-
-
-def _ch_time(ts: pd.Timestamp) -> str:
-    return ts.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _z(ts: pd.Timestamp) -> str:
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
