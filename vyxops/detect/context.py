@@ -71,6 +71,7 @@ class Context:
     _pairs: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict, repr=False)
     _scope_rows: list[Any] | None = field(default=None, repr=False)
     _scope_at: list[int] | None = field(default=None, repr=False)
+    _successes_at: list[int] | None = field(default=None, repr=False)
 
     @property
     def app(self) -> str:
@@ -154,26 +155,41 @@ class Context:
             ]
         return [m for m in self._scope_rows if m.outcome == outcome and m.origin in origins]
 
+    def _success_at(self) -> list[int]:
+        """Positions in the ledger of :meth:`successes`, oldest start first (ties in ledger order)."""
+        if self._successes_at is None:
+            led = self.ledger
+            rows, origins, starts, outcomes = (led[c].tolist() for c in ("row_status", "origin", "start_at", "outcome"))
+            ok_rows = (facts.RUNNING_ROW_STATUS, *facts.ENDED_ROW_STATUSES)
+            worked = ("running", "ended", "stopped_on_request")
+            keep = [
+                i
+                for i, (row, origin, start, outcome) in enumerate(zip(rows, origins, starts, outcomes))
+                if row in ok_rows and origin in ("user", "canary") and pd.notna(start) and outcome in worked
+            ]
+            self._successes_at = sorted(keep, key=lambda i: starts[i])
+        return self._successes_at
+
     def successes(self) -> pd.DataFrame:
         """Provisioned machines that worked (started, and their row said running or ended), oldest first."""
-        if "successes" not in self._derived:
-            led = self.ledger
-            ok_row = led["row_status"].isin((facts.RUNNING_ROW_STATUS, *facts.ENDED_ROW_STATUSES))
-            worked = led["origin"].isin(("user", "canary")) & led["start_at"].notna() & ok_row
-            worked &= led["outcome"].isin(("running", "ended", "stopped_on_request"))
-            self._derived["successes"] = led[worked].sort_values("start_at")
-        return self._derived["successes"]
+        return self.ledger.iloc[self._success_at()]
+
+    def success_starts(self) -> list[pd.Timestamp]:
+        """When each of :meth:`successes` started, oldest first."""
+        starts = self.ledger["start_at"].tolist()
+        return [starts[i] for i in self._success_at()]
 
     def resolved_at(self, at: list[Any], image: list[Any], digest: list[Any]) -> list[Any]:
         """For failures at ``at`` on ``image``/``digest``: the first later provisioning that worked on
         another image (NaT when none). Linear after one sort: successes between a failure and the
         first success on another image all share one image, so one "next different" jump finds it.
         A failure at NaT compares false with every time, so it finds none."""
-        ok = self.successes()
-        if ok.empty or not at:
+        ok = self._success_at()
+        if not ok or not at:
             return [pd.NaT] * len(at)
-        times = ok["start_at"].tolist()
-        ident = list(map(_image_identity, ok["image_digest"].tolist(), ok["image"].tolist()))
+        times = self.success_starts()
+        digests, images = self.ledger["image_digest"].tolist(), self.ledger["image"].tolist()
+        ident = [_image_identity(digests[i], images[i]) for i in ok]
         nxt = [len(ident)] * len(ident)  # index of the next success on another image
         for k in range(len(ident) - 2, -1, -1):
             nxt[k] = k + 1 if ident[k + 1] != ident[k] else nxt[k + 1]

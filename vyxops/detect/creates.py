@@ -8,12 +8,15 @@ from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, register
 
 
-def _current(ctx: Context, refusals: pd.DataFrame) -> pd.Series:
+def _current(ctx: Context, refusals: pd.DataFrame) -> list[bool]:
     """Refusals still in effect: no provisioning worked after them, and their image is still what it uses."""
-    later_ok = ctx.successes()["start_at"]
-    first_ok_after = refusals["time"].map(lambda t: later_ok[later_ok > t].min() if not later_ok.empty else pd.NaT)
-    still_used = refusals["image"].map(lambda ref: not ctx.no_longer_used(ref, None) if ref else True)
-    return first_ok_after.isna() & still_used
+    starts = ctx.success_starts()  # oldest first: one started after a refusal if the last did
+    out = []
+    for at, ref in zip(refusals["time"].tolist(), refusals["image"].tolist()):
+        worked_after = bool(starts) and starts[-1] > at  # a refusal at no known time has none after it
+        still_used = not ctx.no_longer_used(ref, None) if ref else True
+        out.append(not worked_after and still_used)
+    return out
 
 
 @register("MACHINE_CREATE_REJECTED", link=Link.CREATE, symptom=True)
@@ -27,13 +30,12 @@ def detect_create_rejected(ctx: Context) -> list[Finding]:
     for r in refusals.tail(5).itertuples():
         answered = f" (invocation answered {r.status_code})" if r.status_code is not None else ""
         evidence.append(ev("supabase.function_logs", r.time, str(r.message)[:240] + answered))
-    n, live = len(refusals), int(current.sum())
+    n, live = len(refusals), sum(current)
     title = f"{n} provisioning attempt(s) refused by the Machines API; no machine was made"
     resolved = None
     if not live:
-        later = ctx.successes()["start_at"]
-        after = later[later > refusals["time"].max()]
-        resolved = None if after.empty else after.iloc[0]
+        last = refusals["time"].max()
+        resolved = next((start for start in ctx.success_starts() if start > last), None)
     return [
         Finding(
             "MACHINE_CREATE_REJECTED",
