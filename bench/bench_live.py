@@ -105,16 +105,26 @@ def counting() -> Iterator[Requests]:
 def stage_round_trips(requests: list[dict[str, Any]], app: str) -> int:
     """The fewest sequential round trips the two evidence stages allow for these requests.
 
-    Stage 1: the longest chain among Fly logs pages, each function-log source's pages, and the
-    plan (project, then its organization); every other read is one trip. Stage 2: a manifest
-    HEAD answered 404 is followed by a GET of its body (two trips); machines by id are one.
+    Stage 1: the longest chain among the Fly logs pages (each page's token leads to the next),
+    the function logs and the plan (project, then its organization: two). A function-log source
+    whose first page was full needs a second trip for the rest (read in slices side by side,
+    vyxops.logreads), and there was a rest whenever more queries went out than the window's
+    chunks of each source (a day's window is two chunks: one query each, all at once). Every other
+    read is one trip. Stage 2: a manifest HEAD answered 404 is followed by a GET of its body (two
+    trips); machines by id are one.
     """
     paths = Counter(r["path"] for r in requests if r["method"] == "GET")
     fly_pages = paths[f"/api/v1/apps/{app}/logs"]
     log_queries = sum(n for p, n in paths.items() if p.endswith("/analytics/endpoints/logs"))
-    first = max(1, fly_pages, (log_queries + 1) // 2, 2)
+    first_pages = LOG_SOURCES * LOG_CHUNKS
+    function_logs = 1 if log_queries <= first_pages else 2
+    first = max(1, fly_pages, function_logs, 2)
     manifest_gets = any(r["method"] == "GET" and "/manifests/" in r["path"] for r in requests)
     return first + (2 if manifest_gets else 1)
+
+
+LOG_SOURCES = 2  # function_edge_logs and function_logs
+LOG_CHUNKS = 2  # a day's window, widened to whole minutes: a 24 h chunk and a sliver (vyxops.logreads)
 
 
 def seed_latency() -> dict[str, Any]:
