@@ -359,3 +359,21 @@ def test_fly_logs_follow_the_tokens_the_api_returns_to_the_end() -> None:
 
     logs = frames.fetch_fly_logs(mock_session(handler), "vyx-app", since=NOW - pd.Timedelta(hours=1))
     assert sent == [None, "100", "200"] and logs["message"].tolist() == ["a", "b", "c"]
+
+
+def test_fly_logs_of_a_window_that_ended_before_the_first_page_was_asked_are_that_one_page() -> None:
+    """A newer page holds only lines received after the first page was asked. An investigation's
+    window ends at or before then (its until), so its read is one round trip: a snapshot."""
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.params.get("next_token"))
+        data = [{"id": "a", "attributes": {"timestamp": "2025-10-02T17:00:00Z", "message": "a"}}]
+        return httpx.Response(200, json={"data": data if len(sent) == 1 else [], "meta": {"next_token": "100"}})
+
+    s = mock_session(handler)
+    logs = frames.fetch_fly_logs(s, "vyx-app", since=NOW - pd.Timedelta(hours=1), until=NOW)
+    assert sent == [None] and logs["message"].tolist() == ["a"]
+    sent.clear()  # a window still open when the first page was asked reads on to the end
+    frames.fetch_fly_logs(s, "vyx-app", since=NOW - pd.Timedelta(hours=1), until=NOW + pd.Timedelta(seconds=1))
+    assert sent == [None, "100"]

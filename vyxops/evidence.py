@@ -363,7 +363,7 @@ def _second_stage(
 
 
 def _fly_logs(session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    logs = frames.fetch_fly_logs(session, app, since=start)
+    logs = frames.fetch_fly_logs(session, app, since=start, until=end)
     return _keep_attrs(logs, logs[logs["time"] <= end].reset_index(drop=True))
 
 

@@ -544,27 +544,40 @@ FLY_LOG_FIRST_REACH = pd.Timedelta(hours=24)
 
 
 def fetch_fly_logs(
-    session: Any, app: str, *, since: pd.Timestamp | None = None, instance: str | None = None, max_pages: int = 200
+    session: Any,
+    app: str,
+    *,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+    instance: str | None = None,
+    max_pages: int = 200,
 ) -> pd.DataFrame:
     """App logs from ``since`` on, oldest first, as far back as the logs API reaches.
 
     The API pages forward only: the first request (no ``next_token``) answers its
     most recent lines (100 of the last 24 h, logs.response.constructed.json) and each
-    answer's ``next_token`` leads to newer ones. Only tokens the API returned are
-    followed (PLATFORM.md), so what lies before the first page is unreachable: a Gap
-    with source ``fly.logs`` from ``since`` to the oldest time the first page covers,
-    never an empty past. (Fly keeps logs about 7 days in any case.)
+    answer's ``next_token`` leads to newer ones (flyctl's poller follows them to tail
+    the logs: logs/polling.go). Only tokens the API returned are followed (PLATFORM.md),
+    so what lies before the first page is unreachable: a Gap with source ``fly.logs``
+    from ``since`` to the oldest time the first page covers, never an empty past. (Fly
+    keeps logs about 7 days in any case.)
+
+    A page newer than the first holds only lines the API received after the first was
+    asked. With ``until`` (the window's end) at or before that moment, they are lines
+    after the window, or ones still in transit when it was read: the read stops at the
+    first page, one round trip, as a snapshot of the window.
     """
     token: str | None = None
     records: list[dict[str, Any]] = []
     reach: pd.Timestamp | None = None
     complete, note = True, ""
+    asked_at = session.now()
     for page in range(max_pages):
         entries, nxt = session.fly.logs_page(app, next_token=token, instance=instance)
         if page == 0:
             reach = _first_page_reach(session, entries)
         records += [_fly_log_record(app, e) for e in entries]
-        if not entries or not nxt or nxt == token:
+        if not entries or not nxt or nxt == token or (until is not None and until <= asked_at):
             break
         token = nxt
     else:
