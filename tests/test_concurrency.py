@@ -54,6 +54,59 @@ def test_gather_keeps_the_given_order_and_raises_the_first_failure_in_it() -> No
         fanout.gather({"x": lambda: fail("first"), "y": lambda: fail("second"), "z": lambda: "done"})
 
 
+def test_fan_outs_reuse_kept_threads_honour_their_width_and_nest_without_deadlock() -> None:
+    """A second fan-out runs on the first's threads (no thread started per call); a fan-out never has
+    more than its width of calls at once; fan-outs nested five deep, 8 wide, all finish."""
+    ran: list[int] = []
+
+    def who(_: int) -> int:
+        gate.wait()
+        ran.append(threading.get_ident())
+        return threading.get_ident()
+
+    gate = threading.Barrier(8, timeout=5)
+    first = set(fanout.map_ordered(who, range(8)))
+    kept = {t.ident for t in threading.enumerate() if t.name.startswith("vyxops-")}
+    second = set(fanout.map_ordered(who, range(8)))
+    assert len(first) == 8 and first <= kept and second <= kept  # no thread was started for the second
+
+    overlap = Overlap()
+
+    def slow(_: int) -> None:
+        with overlap.call(lasting=0.01):
+            pass
+
+    fanout.map_ordered(slow, range(40), width=4)
+    assert overlap.most == 4
+
+    def nest(depth: int) -> int:
+        return 1 if depth == 0 else sum(fanout.map_ordered(nest, [depth - 1] * 2))
+
+    assert fanout.map_ordered(nest, [4] * 8) == [16] * 8
+
+
+def test_a_kept_thread_ends_once_idle_and_a_failing_call_does_not_end_one() -> None:
+    """The pool shrinks when the work stops (a kernel does not keep an audit's threads), and an
+    exception is the caller's, not the thread's."""
+    from vyxops.fanout import _Workers
+
+    workers = _Workers(idle_s=0.05)
+    seen: list[threading.Thread] = []
+    done = threading.Event()
+
+    def task() -> None:
+        seen.append(threading.current_thread())
+        done.set()
+
+    workers.run(task)
+    assert done.wait(5)
+    seen[0].join(timeout=5)
+    assert not seen[0].is_alive()
+    with pytest.raises(KeyError):
+        fanout.gather({"a": lambda: {}["missing"], "b": lambda: 1})
+    assert fanout.gather({"a": lambda: 1, "b": lambda: 2}) == {"a": 1, "b": 2}
+
+
 def fleet_audit(tmp_path: Path, apps: int, faults: Faults | None = None, *, record: bool = False):  # type: ignore[no-untyped-def]
     tmp_path.mkdir(parents=True, exist_ok=True)
     scenario = tmp_path / "fleet.yaml"
