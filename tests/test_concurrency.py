@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -105,6 +106,36 @@ def test_a_kept_thread_ends_once_idle_and_a_failing_call_does_not_end_one() -> N
     with pytest.raises(KeyError):
         fanout.gather({"a": lambda: {}["missing"], "b": lambda: 1})
     assert fanout.gather({"a": lambda: 1, "b": lambda: 2}) == {"a": 1, "b": 2}
+
+
+def test_the_turn_goes_to_what_lets_requests_go_out_first_then_in_the_order_work_came() -> None:
+    """Waiting for the turn: an app's first frames (its next requests wait on them) before its other
+    frames, and those before analyses; first come, first served among equals; re-entrant."""
+    from vyxops.fanout import Urgency
+
+    ran: list[str] = []
+
+    def wait_for_turn(name: str, urgency: Urgency) -> threading.Thread:
+        def work() -> None:
+            with fanout.turn(urgency):
+                ran.append(name)
+
+        thread = threading.Thread(target=work)
+        queued = len(fanout._turn._waiting)
+        thread.start()
+        while len(fanout._turn._waiting) == queued:  # queued behind the holder, in this order
+            time.sleep(0.001)
+        return thread
+
+    with fanout.turn(), fanout.turn():  # held, twice over by the same thread
+        order = [("analysis", Urgency.ANALYSIS), ("first", Urgency.REQUESTS), ("rest", Urgency.EVIDENCE)]
+        threads = [wait_for_turn(name, urgency) for name, urgency in [*order, ("second", Urgency.REQUESTS)]]
+    for thread in threads:
+        thread.join(timeout=5)
+    assert ran == ["first", "second", "rest", "analysis"]
+    inherited: list[int] = []
+    fanout.at(Urgency.EVIDENCE, lambda: inherited.append(fanout._urgency.level))()
+    assert inherited == [Urgency.EVIDENCE] and getattr(fanout._urgency, "level", Urgency.REQUESTS) == 0
 
 
 def fleet_audit(tmp_path: Path, apps: int, faults: Faults | None = None, *, record: bool = False):  # type: ignore[no-untyped-def]

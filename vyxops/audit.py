@@ -144,8 +144,9 @@ def run_audit(
     def one(app: str) -> Investigation | AppError:
         try:
             evidence = collect_evidence(session, app, until=until, project=project)
-            # Fetching overlaps; CPU work cannot (one interpreter lock): the apps take turns at it.
-            with fanout.turn():
+            # Fetching overlaps; CPU work cannot (one interpreter lock): the apps take turns at it,
+            # analyses after the frames that let other apps' requests go out (fanout.Urgency).
+            with fanout.turn(fanout.Urgency.ANALYSIS):
                 return analyse(evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref)
         except VyxopsError as exc:
             return AppError(app, exc)

@@ -306,14 +306,16 @@ def collect_evidence(
     start, end = parse_window(now, since, until)
     with stages(2, f"evidence for {app}") as say:
         say.step("Fly releases, machines, logs; Supabase rows, functions, secrets, logs")
-        first = fanout.gather(_first_stage(session, project, app, start, end))
+        reads = _first_stage(session, project, app, start, end)
+        first = fanout.gather(_urgent(reads, fanout.Urgency.REQUESTS))
         say.step("machines known by id, image manifests")
         got: dict[str, pd.DataFrame] = {name: first[name] for name in _FRAMES_FIRST}
         gaps: list[Gap] = []
         for name in _OPTIONAL:  # (frame, the gap its failure left, if it failed)
             got[name], gap = first[name]
             gaps += [gap] if gap is not None else []
-        second = fanout.gather(_second_stage(session, project, app, machine_id, first["listed"], got))
+        reads = _second_stage(session, project, app, machine_id, first["listed"], got)
+        second = fanout.gather(_urgent(reads, fanout.Urgency.EVIDENCE))
         got["machines"], got["machine_events"] = second["machines"]
         got["manifests"] = second["manifests"]
     check_machine_in_window(machine_id, app, got["machines"], start, end)
@@ -321,6 +323,11 @@ def collect_evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
         notes=_notes(got), org_apps=first["org_apps"], extra_gaps=gaps, project=project,
     )  # fmt: skip
+
+
+def _urgent(calls: dict[str, Callable[[], Any]], urgency: fanout.Urgency) -> dict[str, Callable[[], Any]]:
+    """A stage's calls, their frames built with ``urgency`` when they wait for a turn (fanout.turn)."""
+    return {name: fanout.at(urgency, call) for name, call in calls.items()}
 
 
 _FRAMES_FIRST = ("releases", "functions", "secrets", "machine_rows")
