@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from vyxops import facts
-from vyxops.frames import TIME
+from vyxops.frames import TIME, converted_together
 
 OUTCOMES = (
     "internal_ok",
@@ -216,13 +216,6 @@ def build_ledger(
     own = {c: [_value(v) for v in m[c].tolist()] for c in ("state", "process_group", "user_id", "restart_policy")}
     own["created_at"] = m["created_at"].tolist()
     out: dict[str, object] = {c: m[c].array for c in ("machine_id", *(c for c in m.columns if c != "machine_id"))}
-    for c in _SUMMARY:
-        values = [getattr(x, c) for x in story]
-        if c in _READ_FROM:  # as its event column is typed
-            out[c] = pd.array(values, dtype=object).astype(events[_READ_FROM[c]].dtype)
-        else:
-            out[c] = pd.array(values, dtype="int64" if c in _COUNTS else TIME)
-    out |= {c: pd.array([getattr(x, c) for x in row], dtype=TIME if c.endswith("_at") else "str") for c in _ROW_COLUMNS}
     states = [
         listed if present or not pd.notna(st.last_status) else st.last_status for listed, st in zip(own["state"], story)
     ]
@@ -232,12 +225,41 @@ def build_ledger(
             story, row, states, own["process_group"], own["user_id"], own["restart_policy"], own["created_at"]
         )
     ]
-    out["state_as_of"] = pd.array(states, dtype=m["state"].dtype)
-    out["gone"] = pd.array([v[0] for v in verdicts], dtype=bool)
-    out["origin"] = pd.array([v[1] for v in verdicts], dtype="str")
-    out["outcome"] = pd.array([v[2] for v in verdicts], dtype="str")
-    out["outcome_at"] = pd.array([v[3] for v in verdicts], dtype=TIME)
+    # Each column's values and how it is typed; the columns typed alike are converted in one call.
+    typed: dict[str, tuple[str, object, list[object]]] = {}
+    for c in _SUMMARY:
+        values = [getattr(x, c) for x in story]
+        if c in _READ_FROM:  # as its event column is typed
+            typed[c] = ("astype", events[_READ_FROM[c]].dtype, values)
+        else:
+            typed[c] = ("array", "int64" if c in _COUNTS else TIME, values)
+    for c in _ROW_COLUMNS:
+        typed[c] = ("array", TIME if c.endswith("_at") else "str", [getattr(x, c) for x in row])
+    typed["state_as_of"] = ("array", m["state"].dtype, states)
+    typed["gone"] = ("array", bool, [v[0] for v in verdicts])
+    typed["origin"] = ("array", "str", [v[1] for v in verdicts])
+    typed["outcome"] = ("array", "str", [v[2] for v in verdicts])
+    typed["outcome_at"] = ("array", TIME, [v[3] for v in verdicts])
+    out |= _typed_together(typed, len(ids))
+    out = {c: out[c] for c in (*(c for c in out if c not in typed), *typed)}  # the ledger's column order
     return pd.DataFrame(out, copy=False)
+
+
+def _typed_together(typed: dict[str, tuple[str, object, list[object]]], rows: int) -> dict[str, object]:
+    """Each column as ``pd.array`` types it (``array``: of that dtype; ``astype``: as objects, then
+    cast), the columns typed alike converted in one call (:func:`vyxops.frames.converted_together`)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for c, (how, dtype, _) in typed.items():
+        groups.setdefault((how, str(dtype)), []).append(c)
+    out: dict[str, object] = {}
+    for names in groups.values():
+        how, dtype, _ = typed[names[0]]
+        cells = {c: typed[c][2] for c in names}
+        if how == "astype":
+            out |= converted_together(cells, names, rows, lambda v, t=dtype: pd.array(v, dtype=object).astype(t))
+        else:
+            out |= converted_together(cells, names, rows, lambda v, t=dtype: pd.array(v, dtype=t))
+    return out
 
 
 def _verdict(
