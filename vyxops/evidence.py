@@ -57,7 +57,7 @@ class Evidence:
         """What every app of the run derives alike from a project-wide read, made once (ProjectReads.derive)."""
         return self.project.derive(frame, key, compute) if self.project is not None else compute()
 
-    def secret(self, name: str) -> dict[str, Any] | None:
+    def secret(self, name: str) -> dict[str, object] | None:
         """The project secret ``name``'s first row (``digest``, ``updated_at``), or None when unset.
         The secrets are a project-wide read: indexed once per run (:meth:`derive`)."""
         return secret_row(self.secrets, self.derive, name)
@@ -435,21 +435,23 @@ def _repository_app(ref: str) -> str:
     return parse_image_ref(ref).repository.split("/", 1)[0]
 
 
-def secrets_by_name(secrets: pd.DataFrame) -> dict[str, dict[str, Any]]:
+def secrets_by_name(secrets: pd.DataFrame) -> dict[str, dict[str, object]]:
     """Each secret's first row by name: its ``digest`` and ``updated_at`` as the frame holds them."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, object]] = {}
     for name, digest, updated in zip(*(secrets[c].tolist() for c in ("name", "digest", "updated_at"))):
         out.setdefault(name, {"digest": digest, "updated_at": updated})
     return out
 
 
-def secret_row(secrets: pd.DataFrame, derive: Callable[..., dict[str, Any]], name: str) -> dict[str, Any] | None:
+def secret_row(
+    secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]], name: str
+) -> dict[str, object] | None:
     """Secret ``name``'s first row, through an index of the project's secrets made once per run by
     ``derive`` (:meth:`ProjectReads.derive`, or an investigation's own :meth:`Evidence.derive`)."""
     return derive(secrets, ("by_name",), lambda: secrets_by_name(secrets)).get(name)
 
 
-def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, Any]]) -> str | None:
+def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]]) -> str | None:
     row = secret_row(secrets, derive, "DOCKER_IMAGE")
     return None if row is None or pd.isna(row["digest"]) else str(row["digest"])
 

@@ -117,39 +117,42 @@ def map_ordered(fn: Callable[[T], U], items: Iterable[T], width: int = DEFAULT_W
     return _run_all([functools.partial(fn, item) for item in todo], width)
 
 
+class _Batch:
+    """One fan-out's calls and their outcomes, drained in order by the threads given to it."""
+
+    def __init__(self, calls: list[Callable[[], object]]) -> None:
+        self.calls = calls
+        self.outcomes: list[tuple[bool, object]] = [(False, None)] * len(calls)
+        self._order = iter(range(len(calls)))
+        self._lock = threading.Lock()
+
+    def drain(self, done: Future[None]) -> None:
+        """Run the next call not yet taken, until none is left; then say so through ``done``."""
+        while (i := self._next()) is not None:
+            try:
+                self.outcomes[i] = (True, self.calls[i]())
+            except BaseException as exc:  # re-raised by _run_all, in the caller's thread
+                self.outcomes[i] = (False, exc)
+        done.set_result(None)
+
+    def _next(self) -> int | None:
+        with self._lock:
+            return next(self._order, None)
+
+
 def _run_all(calls: list[Callable[[], T]], width: int) -> list[T]:
     """Every call on the kept threads, at most ``width`` at once: that many drain the calls in
     order. Results in order; after all have ended, the first failure in that order is raised."""
-    outcomes: list[tuple[bool, object]] = [(False, None)] * len(calls)
-    order, lock = iter(range(len(calls))), threading.Lock()
-
-    def drain() -> None:
-        while True:
-            with lock:
-                i = next(order, None)
-            if i is None:
-                return
-            try:
-                outcomes[i] = (True, calls[i]())
-            except BaseException as exc:  # re-raised below, in the caller's thread
-                outcomes[i] = (False, exc)
-
-    def drainer(done: Future[None]) -> Callable[[], None]:
-        def task() -> None:
-            drain()
-            done.set_result(None)
-
-        return task
-
+    batch = _Batch(list(calls))
     drained: list[Future[None]] = [Future() for _ in range(min(width, len(calls)))]
     for done in drained:
-        _workers.run(drainer(done))
+        _workers.run(functools.partial(batch.drain, done))
     for done in drained:
         done.result()
-    for ok, value in outcomes:
+    for ok, value in batch.outcomes:
         if not ok:
             raise cast(BaseException, value)
-    return [cast(T, value) for _, value in outcomes]
+    return [cast(T, value) for _, value in batch.outcomes]
 
 
 class Urgency(enum.IntEnum):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import itertools
 import ssl
-from typing import Any
 
 import httpx
 
@@ -55,11 +54,13 @@ class PooledTransport(httpx.BaseTransport):
     """One host's transport: :data:`SHARDS` connection pools, each request to the next in turn.
 
     ``tls=False`` is for plain HTTP on loopback (the served sandbox): no CA bundle is loaded.
-    Other keywords go to each pool's ``httpx.HTTPTransport`` (``retries``: connect retries)."""
+    ``retries``: how often each pool retries a connection that could not be made."""
 
-    def __init__(self, *, shards: int = SHARDS, tls: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, shards: int = SHARDS, tls: bool = True, retries: int = 0) -> None:
         context = tls_context() if tls else _no_tls()
-        self._pools = [httpx.HTTPTransport(verify=context, limits=pool_limits(), **kwargs) for _ in range(shards)]
+        self._pools = [
+            httpx.HTTPTransport(verify=context, limits=pool_limits(), retries=retries) for _ in range(shards)
+        ]
         self._turn = itertools.count()  # next() on a count is atomic under the interpreter lock
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -179,7 +179,7 @@ class Context:
         starts = self.ledger["start_at"].tolist()
         return [starts[i] for i in self._success_at()]
 
-    def resolved_at(self, at: list[Any], image: list[Any], digest: list[Any]) -> list[Any]:
+    def resolved_at(self, at: list[object], image: list[object], digest: list[object]) -> list[object]:
         """For failures at ``at`` on ``image``/``digest``: the first later provisioning that worked on
         another image (NaT when none). Linear after one sort: successes between a failure and the
         first success on another image all share one image, so one "next different" jump finds it.
@@ -193,7 +193,7 @@ class Context:
         nxt = [len(ident)] * len(ident)  # index of the next success on another image
         for k in range(len(ident) - 2, -1, -1):
             nxt[k] = k + 1 if ident[k + 1] != ident[k] else nxt[k + 1]
-        out = []
+        out: list[object] = []
         for when, me in zip(at, map(_image_identity, digest, image)):
             i = bisect.bisect_right(times, when)
             j = len(ident) if i >= len(ident) else i if ident[i] != me else nxt[i]
