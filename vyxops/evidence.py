@@ -165,10 +165,15 @@ def candidate_refs(
     ``logged``, those named in logs (:func:`refs_in`)."""
     refs: list[str] = []
     refs += [r for r in releases["image"].dropna().tolist()]
-    refs.append(f"{FLY_REGISTRY}/{app}:latest")
+    refs.append(latest_ref(app))
     refs += machines["image"].dropna().tolist()
     refs += rows["image"].dropna().tolist()
     return list(dict.fromkeys(refs + logged))
+
+
+def latest_ref(app: str) -> str:
+    """The reference provisioning falls back to when DOCKER_IMAGE is unset: the app's ``:latest``."""
+    return f"{FLY_REGISTRY}/{app}:latest"
 
 
 class ProjectReads:

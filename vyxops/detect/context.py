@@ -15,8 +15,8 @@ from vyxops import facts
 from vyxops.coverage import Gap
 from vyxops.detect.ledger import build_ledger
 from vyxops.detect.model import Thresholds
-from vyxops.evidence import Evidence
-from vyxops.images import FLY_REGISTRY, parse_image_ref, secret_digest
+from vyxops.evidence import Evidence, latest_ref
+from vyxops.images import parse_image_ref, secret_digest
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Context:
 
     @property
     def latest_ref(self) -> str:
-        return f"{FLY_REGISTRY}/{self.e.app}:latest"
+        return latest_ref(self.e.app)
 
     def row(self, row_id: object) -> pd.Series | None:
         """The machine_rows row with id ``row_id`` (indexed once)."""
@@ -232,7 +232,7 @@ def build_context(e: Evidence, t: Thresholds) -> Context:
 
 def _provisioning(e: Evidence) -> Provisioning:
     s = e.docker_image()
-    ref = s["ref"] if s["set"] else f"{FLY_REGISTRY}/{e.app}:latest"
+    ref = s["ref"] if s["set"] else latest_ref(e.app)
     exists, digest = e.head(ref)
     m = e.manifest(ref) if ref else None
     check = None if m is None or pd.isna(m["check"]) else str(m["check"])

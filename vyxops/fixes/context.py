@@ -7,12 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops.evidence import Evidence
+from vyxops.evidence import Evidence, latest_ref
 from vyxops.fixes.audit_log import AuditLog, History
 from vyxops.fixes.model import Action
 from vyxops.fixes.registry import Place
 from vyxops.fixes.served import ReleaseHealth
-from vyxops.images import FLY_REGISTRY
 from vyxops.investigate import Investigation
 from vyxops.session import Session
 
@@ -101,11 +100,11 @@ class ApplyContext:
 def image_facts(e: Evidence) -> dict[str, Any]:
     """The secret, the current release and :latest as the investigation read them."""
     release = e.current_release()
-    latest_ref = f"{FLY_REGISTRY}/{e.app}:latest"
+    latest = latest_ref(e.app)
     secret = e.docker_image()
     rel_image = None if release is None or pd.isna(release["image"]) else str(release["image"])
     rel_exists, rel_digest = e.head(rel_image)
-    latest_exists, latest_digest = e.head(latest_ref)
+    latest_exists, latest_digest = e.head(latest)
     return {
         "secret_digest": secret["digest"],
         "secret_ref": secret["ref"],
@@ -113,7 +112,7 @@ def image_facts(e: Evidence) -> dict[str, Any]:
         "release_image": rel_image,
         "release_exists": rel_exists,
         "release_digest": rel_digest,
-        "latest_ref": latest_ref,
+        "latest_ref": latest,
         "latest_exists": latest_exists,
         "latest_digest": latest_digest,
     }
