@@ -138,6 +138,28 @@ def test_the_turn_goes_to_what_lets_requests_go_out_first_then_in_the_order_work
     assert inherited == [Urgency.EVIDENCE] and getattr(fanout._urgency, "level", Urgency.REQUESTS) == 0
 
 
+def test_a_forked_child_fans_out_on_threads_of_its_own() -> None:
+    """After a fork the parent's kept threads are gone: the child's fan-outs start their own."""
+    import os
+    import signal
+
+    assert fanout.map_ordered(lambda i: i, range(4)) == [0, 1, 2, 3]  # the parent now keeps threads
+    for _ in range(500):  # ... idle ones, waiting for work
+        if fanout._workers._idle >= 2:
+            break
+        time.sleep(0.01)
+    assert fanout._workers._idle >= 2
+    pid = os.fork()
+    if pid == 0:  # the child: a hang here is what the test is about, so it is bounded
+        signal.alarm(10)
+        ok = fanout.map_ordered(lambda i: i * 2, range(2)) == [0, 2]  # two calls for two idle threads
+        with fanout.turn():
+            pass
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def fleet_audit(tmp_path: Path, apps: int, faults: Faults | None = None, *, record: bool = False):  # type: ignore[no-untyped-def]
     tmp_path.mkdir(parents=True, exist_ok=True)
     scenario = tmp_path / "fleet.yaml"

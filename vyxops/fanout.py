@@ -29,6 +29,7 @@ import enum
 import functools
 import heapq
 import itertools
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -206,6 +207,16 @@ class _Turn:
 
 _turn = _Turn()
 _urgency = threading.local()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's threads: its kept threads and its turn start afresh
+    (else a task would be queued for an idle thread that is not there, and wait for ever)."""
+    global _workers, _turn
+    _workers, _turn = _Workers(), _Turn()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager
