@@ -64,11 +64,9 @@ class Context:
     provisioning: Provisioning
     release: Release | None
     gaps: list[Gap] = field(default_factory=list)  # what detectors found they could not see
+    # Derived once and shared by the detectors that ask (positions into the ledger, rows, pairs).
     _rows_by_id: dict[object, int] | None = field(default=None, repr=False)
-    # Derived once and shared by the detectors that ask (frames are copy-on-write in pandas 3:
-    # a detector that changes what it was handed changes its own copy).
-    _derived: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
-    _pairs: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    _pairs: frozenset[tuple[str, str]] | None = field(default=None, repr=False)
     _scope_rows: list[Any] | None = field(default=None, repr=False)
     _scope_at: list[int] | None = field(default=None, repr=False)
     _successes_at: list[int] | None = field(default=None, repr=False)
@@ -131,10 +129,10 @@ class Context:
     def outcomes_in_scope(self) -> frozenset[tuple[str, str]]:
         """The (outcome, origin) pairs among :meth:`in_scope`'s machines: a detector whose pair is
         missing has nothing to look at, and need not filter the ledger to find that out."""
-        if "pairs" not in self._pairs:
+        if self._pairs is None:
             outcome, origin = self.ledger["outcome"].tolist(), self.ledger["origin"].tolist()
-            self._pairs["pairs"] = frozenset((outcome[i], origin[i]) for i in self._scope())
-        return self._pairs["pairs"]
+            self._pairs = frozenset((outcome[i], origin[i]) for i in self._scope())
+        return self._pairs
 
     def scope_rows(self, outcome: str, origins: tuple[str, ...]) -> list[Any]:
         """:meth:`in_scope`'s machines whose outcome is ``outcome`` and origin one of ``origins``, as

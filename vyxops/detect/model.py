@@ -9,7 +9,7 @@ registry and the findings, so adding a detector is one module that registers its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -79,12 +79,6 @@ def ev(source: str, time: Any, detail: str) -> dict[str, str]:
     """One piece of evidence: where it was read, when it happened ("" when untimed), what it says."""
     timed = time is not None and not (isinstance(time, float) and pd.isna(time)) and time is not pd.NaT
     return {"source": source, "time": iso(time) if timed and not pd.isna(time) else "", "detail": detail}
-
-
-def each_row(df: pd.DataFrame) -> Iterator[Any]:
-    """``df.itertuples()``, and nothing at all for an empty frame: pandas 3 builds a Series for
-    each of the ledger's fifty columns even then, and most detectors find nothing most of the time."""
-    return iter(()) if df.empty else df.itertuples()
 
 
 Detect = Callable[["Context"], list[Finding]]
