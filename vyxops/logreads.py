@@ -9,10 +9,10 @@ as Supabase advises, so rows that share a microsecond are neither skipped nor re
 
 Pages in a row are round trips in a row: a busy day's three pages took three. The chunks
 are read side by side, and when a chunk's first page is full, the rest of it is cut into
-slices by time, as many as
-the first page's density says it holds pages (at most :data:`LOG_SLICES`), and the slices
-are read side by side, each paging on its own. The rows come back in the order one query
-after another would have read them (newest first), whatever order the answers arrive in.
+slices by time, as many as the first page's density says it holds pages (at most
+:data:`LOG_SLICES`), and the slices are read side by side, each paging on its own. The rows
+come back in the order one query after another would have read them (newest first),
+whatever order the answers arrive in.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -104,8 +104,7 @@ class _Part:
         """What of this part is older than ``rows`` (a page it answered): its keyset continuation."""
         oldest = ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC"))
         last_id = str(rows[-1]["id"]).replace("'", "''")
-        upper = f"(timestamp < '{oldest}' or (timestamp = '{oldest}' and id < '{last_id}'))"
-        return _Part(self.query, self.columns, self.source, self.start, self.end, self.lower, upper)
+        return replace(self, upper=f"(timestamp < '{oldest}' or (timestamp = '{oldest}' and id < '{last_id}'))")
 
     def all_pages(self, queries: _Queries) -> tuple[list[dict[str, Any]], bool]:
         """Every row of the part, page after page; whether the allowance held."""
@@ -127,14 +126,14 @@ def _rest_of_chunk(part: _Part, first: list[dict[str, Any]], queries: _Queries) 
     left, span = oldest - part.start, newest - oldest
     guess = LOG_SLICES if span <= pd.Timedelta(0) else math.ceil(left / span)  # pages the rest may hold
     slices = max(1, min(LOG_SLICES, guess))
-    cuts = [ch_time(part.start + left * k / slices) for k in range(1, slices)]
-    bounds = [part.lower, *(f"timestamp >= '{c}'" for c in cuts)]  # oldest slice first
-    tops = [*(f"timestamp < '{c}'" for c in cuts), rest.upper]
-    starts = [part.start, *(part.start + left * k / slices for k in range(1, slices))]
+    starts = [part.start + left * k / slices for k in range(slices)]  # oldest slice first
+    cuts = [ch_time(start) for start in starts[1:]]  # one text per boundary: both sides read it alike
+    lowers = [part.lower, *(f"timestamp >= '{cut}'" for cut in cuts)]
+    uppers = [*(f"timestamp < '{cut}'" for cut in cuts), rest.upper]
     ends = [*starts[1:], part.end]
     parts = [
-        _Part(part.query, part.columns, part.source, s, e, low, top)
-        for s, e, low, top in zip(starts, ends, bounds, tops)
+        replace(part, start=start, end=end, lower=lower, upper=upper)
+        for start, end, lower, upper in zip(starts, ends, lowers, uppers)
     ][::-1]  # newest first: the order the rows are read in
     got = fanout.map_ordered(lambda p: p.all_pages(queries), parts)
     return [row for rows, _ in got for row in rows], all(complete for _, complete in got)
