@@ -289,6 +289,35 @@ def test_an_audit_builds_no_timeline_until_one_is_asked_for(monkeypatch: pytest.
     assert not timeline.empty and set(timeline["app"].dropna()) <= {"beta-app", None}
 
 
+def test_an_audit_lists_the_orgs_apps_once_and_a_token_that_may_not_list_them_is_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The apps are listed once per audit (the read ahead's list is the audit's); when the token may
+    not list them, the audit fails with the platform's refusal, not with an empty fleet."""
+    from vyxops.clients.fly import FlyClient
+    from vyxops.errors import AuthError
+
+    listed: list[str] = []
+    list_apps = FlyClient.list_apps
+
+    def counted(self, org):  # type: ignore[no-untyped-def]
+        listed.append(org)
+        return list_apps(self, org)
+
+    monkeypatch.setattr(FlyClient, "list_apps", counted)
+    session, audit = fleet_audit(tmp_path, 3)
+    with session:
+        assert len(listed) == 1 and len(audit.apps) == 3 and audit.errors == {}
+
+    def refused(self, org):  # type: ignore[no-untyped-def]
+        listed.append(org)
+        raise AuthError("listing apps: 401", platform="fly-machines", method="GET", path="/v1/apps", status=401)
+
+    monkeypatch.setattr(FlyClient, "list_apps", refused)
+    with open_session("sandbox", scenario=tmp_path / "fleet.yaml") as session, pytest.raises(AuthError):
+        run_audit(session)
+
+
 def test_the_project_reads_an_audit_makes_ahead_are_made_once_and_a_failed_one_is_made_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -157,7 +157,7 @@ def run_audit(
     with heap.batch():
         wait_ahead = fanout.ahead(lambda: project.prefetch(*parse_window(until, until=until)), "vyxops-prefetch")
         try:
-            names = list(apps or []) or [a["name"] for a in session.fly.list_apps(session.org)]
+            names = list(apps or []) or _org_app_names(session, project)
             project.apps = names
             outcomes = fanout.map_ordered(one, names, width=width)
         finally:
@@ -168,3 +168,10 @@ def run_audit(
     investigations = {app: o for app, o in zip(names, outcomes) if not isinstance(o, AppError)}
     errors = {app: o for app, o in zip(names, outcomes) if isinstance(o, AppError)}
     return Audit(session.label, session.now(), investigations, errors)
+
+
+def _org_app_names(session: Session, project: ProjectReads) -> list[str]:
+    """The org's apps, from the run's one read of them (made ahead with the project's sources).
+    When the token may not list them, they are asked for again, so the refusal is the audit's error."""
+    names = project.org_apps()
+    return names if names is not None else [a["name"] for a in session.fly.list_apps(session.org)]
