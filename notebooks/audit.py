@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,6 +16,7 @@
 # %% tags=["parameters"]
 target = "sandbox"  # sandbox | live | bundle:PATH
 scenario = None
+contract = None  # the team's pipeline contract file; None: the project's vyxops.toml, else discovered
 apps = []  # app names; empty with all_apps set, every app of the org
 all_apps = False
 fail_on = "critical"  # critical | warning
@@ -38,8 +39,9 @@ from vyxops.session import open_session
 
 nbtools.setup()
 with open_session(target, scenario=scenario) as session:
-    audit = run_audit(session, [] if all_apps else apps, stuck_after_minutes=stuck_after_minutes)
-    probed = probe_inconclusive(session, audit, stuck_after_minutes=stuck_after_minutes) if probe else {}
+    audit = run_audit(session, [] if all_apps else apps, contract=contract, stuck_after_minutes=stuck_after_minutes)
+    probed = probe_inconclusive(session, audit, contract=audit.contract, stuck_after_minutes=stuck_after_minutes) \
+        if probe else {}
 path = audit.write(out_dir, fail_on)
 audit.frame()
 

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,6 +16,7 @@
 # %% tags=["parameters"]
 target = "sandbox"  # sandbox | live | bundle:PATH
 scenario = None
+contract = None  # the team's pipeline contract file; None: the project's vyxops.toml, else discovered
 app = None  # None: the first app of the org
 since = None  # window start (UTC), e.g. "2025-10-02 16:00:00"; None: 24 h before until
 until = None  # window end (UTC); None: the target's now
@@ -39,7 +40,7 @@ from vyxops.session import open_session
 
 nbtools.setup()
 session = open_session(target, scenario=scenario)
-explorer = Explorer(session, app, since=since, until=until, page_size=page_size)
+explorer = Explorer(session, app, since=since, until=until, page_size=page_size, contract=contract)
 explorer.widget()
 
 # %% [markdown]

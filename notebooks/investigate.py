@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,6 +16,7 @@
 # %% tags=["parameters"]
 target = "sandbox"  # sandbox | live | bundle:PATH (tokens come from the environment only)
 scenario = None  # sandbox scenario name or file; None keeps what the sandbox holds
+contract = None  # the team's pipeline contract file; None: the project's vyxops.toml, else discovered
 app = "vyx-app"
 machine_id = None  # focus on one machine
 since = None  # RFC 3339; default 24 h before `until`
@@ -40,7 +41,8 @@ from vyxops.probe import probe_and_investigate
 from vyxops.session import open_session
 
 nbtools.setup()
-kw = {"since": since, "until": until, "machine_id": machine_id, "stuck_after_minutes": stuck_after_minutes}
+kw = {"since": since, "until": until, "machine_id": machine_id, "stuck_after_minutes": stuck_after_minutes,
+      "contract": contract}
 with open_session(target, scenario=scenario) as session:
     probed = probe_and_investigate(session, app, **kw) if probe else None
     inv = probed.investigation if probed else investigate(session, app, **kw)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,6 +16,7 @@
 # %% tags=["parameters"]
 target = "sandbox"  # sandbox | live | bundle:PATH (tokens come from the environment only)
 scenario = None  # sandbox scenario name or file; None keeps what the sandbox holds
+contract = None  # the team's pipeline contract file; None: the project's vyxops.toml, else discovered
 app = "vyx-app"
 fixes = []  # only these fix codes (empty: whatever the findings call for)
 strategy = "pin"  # pin | pin-digest | latest
@@ -50,7 +51,7 @@ apply_command = remediate_command(app, out_dir=out_dir, target=target, scenario=
 
 # %%
 with open_session(target, scenario=scenario) as session:
-    inv = investigate(session, app, stuck_after_minutes=stuck_after_minutes)
+    inv = investigate(session, app, contract=contract, stuck_after_minutes=stuck_after_minutes)
     plan = fx.plan_fixes(inv, fixes=fix_codes or None, strategy=strategy, project_ref=session.project_ref)
     plan.write(out_dir, dry_run=dry_run)
     result = fx.apply_plan(session, plan, dry_run=dry_run, confirm=confirm or None, app=app,

@@ -16,6 +16,8 @@ import pandas as pd
 
 from vyxops import fanout, heap
 from vyxops.checks import check_app
+from vyxops.contract import Contract
+from vyxops.discover import resolve_contract
 from vyxops.errors import TransportError, VyxopsError, exit_code_for
 from vyxops.evidence import ProjectReads, collect_evidence, parse_window
 from vyxops.investigate import Investigation, analyse
@@ -50,6 +52,7 @@ class Audit:
     generated_at: pd.Timestamp
     investigations: dict[str, Investigation]
     errors: dict[str, AppError] = field(default_factory=dict)
+    contract: Contract | None = None  # the pipeline every app was read with
 
     @property
     def apps(self) -> list[str]:
@@ -127,23 +130,31 @@ AUDIT_WIDTH = 64
 
 
 def run_audit(
-    session: Session, apps: list[str] | None = None, *, stuck_after_minutes: float = 10.0, width: int = AUDIT_WIDTH
+    session: Session,
+    apps: list[str] | None = None,
+    *,
+    contract: Contract | str | Path | None = None,
+    stuck_after_minutes: float = 10.0,
+    width: int = AUDIT_WIDTH,
 ) -> Audit:
     """Investigate each app (every app of the org when ``apps`` is empty), over one window, side by side.
 
     The window is fixed once (the target's now, 24 h back), and the project-wide
     reads (secrets, functions, function logs, each image reference) are made once for
     all the apps. An app whose investigation fails is recorded with its error; the rest
-    go on. The result is the same whatever order the apps finish in.
+    go on. The result is the same whatever order the apps finish in. One pipeline
+    contract serves every app of the project (``contract``, else declared, else
+    discovered over all the apps: :func:`vyxops.discover.resolve_contract`).
     """
     for app in apps or []:
         check_app(app)  # every name is checked before the first request: nothing half-done on a typo
     until = session.now()
     project = ProjectReads(session)
+    pipeline: list[Contract] = []
 
     def one(app: str) -> Investigation | AppError:
         try:
-            evidence = collect_evidence(session, app, until=until, project=project)
+            evidence = collect_evidence(session, app, contract=pipeline[0], until=until, project=project)
             # Fetching overlaps; CPU work cannot (one interpreter lock): the apps take turns at it,
             # analyses after the frames that let other apps' requests go out (fanout.Urgency).
             with fanout.turn(fanout.Urgency.ANALYSIS):
@@ -159,6 +170,9 @@ def run_audit(
         try:
             names = list(apps or []) or _org_app_names(session, project)
             project.apps = names
+            since, _ = parse_window(until, until=until)
+            pipeline.append(resolve_contract(session, names, declared=contract, project=project, since=since,
+                                             until=until))  # fmt: skip
             outcomes = fanout.map_ordered(one, names, width=width)
         finally:
             wait_ahead()  # nothing is left running behind the audit, or behind its error
@@ -167,7 +181,7 @@ def run_audit(
             raise outcome.error  # bad input (a malformed app name) is the caller's to fix, not an app's state
     investigations = {app: o for app, o in zip(names, outcomes) if not isinstance(o, AppError)}
     errors = {app: o for app, o in zip(names, outcomes) if isinstance(o, AppError)}
-    return Audit(session.label, session.now(), investigations, errors)
+    return Audit(session.label, session.now(), investigations, errors, pipeline[0] if pipeline else None)
 
 
 def _org_app_names(session: Session, project: ProjectReads) -> list[str]:

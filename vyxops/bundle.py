@@ -69,6 +69,12 @@ class RecordingTransport(httpx.BaseTransport):
         return httpx.Response(response.status_code, headers=response.headers, content=response.content, request=request)
 
 
+#: The pipeline contract the evidence was read with, kept beside it: a replay reads the same table and function.
+CONTRACT_FILE = "contract.toml"
+#: ``Opened.handles`` key naming a bundle's contract file, when it has one.
+CONTRACT_HANDLE = "bundle.contract"
+
+
 def write_bundle(path: Path, recorder: RecordingTransport, meta: dict[str, Any]) -> Path:
     """Write the recorded exchanges and ``meta`` (target, app, captured_at, now) to ``path``."""
     path = Path(path)
@@ -160,6 +166,6 @@ def open_bundle(request: OpenRequest) -> Opened:
         clock=FixedClock(pd.Timestamp(meta["now"]).timestamp()),
         supabase_url=f"https://{ref}.supabase.co",
         transport=ReplayTransport(path),
-        machines_table=meta.get("machines_table", "machines"),
+        handles={CONTRACT_HANDLE: path / CONTRACT_FILE} if (path / CONTRACT_FILE).is_file() else {},
         org=meta.get("org", "personal"),
     )

@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _remediate_parser(sub)
     _audit_parser(sub)
     _capture_parser(sub)
+    _init_parser(sub)
     _sandbox_parsers(sub)
     return p
 
@@ -60,6 +61,12 @@ def _common(sp: argparse.ArgumentParser, out: bool = True) -> None:
     )
     sp.add_argument(
         "--scenario", help="sandbox only: a shipped scenario (see `vyxops scenarios`) or a YAML file; default: kept"
+    )
+    sp.add_argument(
+        "--contract",
+        metavar="FILE",
+        help="the team's pipeline contract (a vyxops.toml); default: the project's vyxops.toml or "
+        "[tool.vyxops.pipeline], else discovered from the platforms",
     )
     if out:
         sp.add_argument("--out", required=True, type=Path, help="directory for the notebook, report and results")
@@ -165,6 +172,16 @@ def _capture_parser(sub: _Subparsers) -> None:
     _window(cap)
 
 
+def _init_parser(sub: _Subparsers) -> None:
+    ini = sub.add_parser("init", help="discover the team's pipeline contract and write it to vyxops.toml")
+    _common(ini, out=False)
+    ini.add_argument("--app", required=True, help="an app the pipeline provisions machines for")
+    ini.add_argument(
+        "--out", type=Path, help="where to write it (default: vyxops.toml at the project's root; - for stdout)"
+    )
+    ini.add_argument("--force", action="store_true", help="replace a contract file that exists")
+
+
 def _sandbox_parsers(sub: _Subparsers) -> None:
     sb = sub.add_parser("sandbox", help="control the sandbox: reset | serve | status")
     sb.add_argument("action", choices=("reset", "serve", "status"), help="start over | serve on 127.0.0.1 | show")
@@ -184,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             "remediate": cmd_remediate,
             "audit": cmd_audit,
             "capture": cmd_capture,
+            "init": cmd_init,
             "sandbox": cmd_sandbox,
             "scenarios": cmd_scenarios,
         }[args.verb](args)
@@ -266,6 +284,10 @@ def check_common(args: argparse.Namespace) -> object | None:
     machine = checks.check_machine_id(getattr(args, "machine_id", None))
     checks.check_window(getattr(args, "since", None), getattr(args, "until", None))
     _check_tz(getattr(args, "tz", None))
+    if getattr(args, "contract", None):
+        from vyxops.contract import load_contract_file
+
+        load_contract_file(Path(args.contract))  # a bad file is exit 2, named, before any work
     if target.kind == "bundle":
         _check_bundle(args, Path(target.path or ""))
     if target.kind == "live":
@@ -316,7 +338,8 @@ def _check_bundle(args: argparse.Namespace, path: Path) -> None:
 
 
 def _params(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
-    return {"target": args.target, "scenario": args.scenario, "out_dir": str(args.out), **extra}
+    contract = str(Path(args.contract).resolve()) if getattr(args, "contract", None) else None
+    return {"target": args.target, "scenario": args.scenario, "contract": contract, "out_dir": str(args.out), **extra}
 
 
 def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tuple[Path, Path]:
@@ -618,13 +641,19 @@ def _print_audit(args: argparse.Namespace, doc: dict[str, Any], summary: dict[st
 
 def cmd_capture(args: argparse.Namespace) -> int:
     check_common(args)
-    from vyxops.bundle import RecordingTransport, write_bundle
-    from vyxops.evidence import collect_evidence
+    from vyxops.bundle import CONTRACT_FILE, RecordingTransport, write_bundle
+    from vyxops.contract import to_toml
+    from vyxops.discover import resolve_contract
+    from vyxops.evidence import ProjectReads, collect_evidence, parse_window
     from vyxops.session import open_session
     from vyxops.timeutil import iso
 
     with open_session(args.target, scenario=args.scenario, record=True) as session:
-        e = collect_evidence(session, args.app, since=args.since, until=args.until)
+        project = ProjectReads(session)
+        start, end = parse_window(session.now(), args.since, args.until)
+        contract = resolve_contract(session, [args.app], declared=args.contract, project=project, since=start,
+                                    until=end)  # fmt: skip
+        e = collect_evidence(session, args.app, contract=contract, since=start, until=end, project=project)
         meta = {
             "captured_from": session.label,
             "app": args.app,
@@ -632,17 +661,46 @@ def cmd_capture(args: argparse.Namespace) -> int:
             "since": iso(e.since),
             "until": iso(e.until),
             "project_ref": session.project_ref,
-            "machines_table": session.machines_table,
             "org": session.org,
         }
         recorder = session.recorder
         assert isinstance(recorder, RecordingTransport)  # record=True makes one
         path = write_bundle(args.out, recorder, meta)
+        (path / CONTRACT_FILE).write_text(to_toml(contract), encoding="utf-8")
     exchanges = len(recorder.exchanges)
     say(
         f"bundle: {path} ({exchanges} exchanges)",
         f"replay: vyxops investigate --target bundle:{path} --app {args.app} --out out/{args.app}-replay",
     )
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Discover the team's pipeline contract and write it, with the evidence for each value, to vyxops.toml."""
+    from vyxops.config import project_dir
+    from vyxops.contract import CONTRACT_FILE, to_toml
+
+    out = args.out or (project_dir() or Path.cwd()) / CONTRACT_FILE
+    to_stdout = str(out) == "-"
+    if not to_stdout and out.exists() and not args.force:
+        raise InputError(
+            "--out", f"{out} exists: nothing was written", hint="pass --force to replace it, or --out FILE"
+        )
+    args.contract, args.out = None, None  # discovery runs, whatever is declared; the file is checked above
+    check_common(args)
+    from vyxops.discover import discover
+    from vyxops.session import open_session
+
+    progress(f"discovering the pipeline of {args.app} on {args.target}")
+    with open_session(args.target, scenario=args.scenario) as session:
+        contract = discover(session, [args.app])
+    text = to_toml(contract)
+    if to_stdout:
+        say(text.rstrip("\n"))
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    say(*(f"{key:<24} {why}" for key, why in contract.evidence), f"contract: {out}")
     return 0
 
 

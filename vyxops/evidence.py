@@ -15,6 +15,7 @@ import pandas as pd
 
 from vyxops import facts, fanout, frames
 from vyxops.checks import check_app, check_machine_id, check_time
+from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, VyxopsError
 from vyxops.images import FLY_REGISTRY, parse_image_ref, secret_digest
@@ -46,6 +47,8 @@ class Evidence:
     secrets: pd.DataFrame
     functions: pd.DataFrame
     function_logs: pd.DataFrame
+    contract: Contract = field(default_factory=Contract)  # the team's pipeline this run read it with
+    project_ref: str | None = None  # the Supabase project (for the commands a person types)
     notes: list[str] = field(default_factory=list)
     org_apps: list[str] | None = None  # the org's apps, when the token may list them
     extra_gaps: list[Gap] = field(default_factory=list)  # sources that failed outright
@@ -109,20 +112,21 @@ class Evidence:
         return bool(m["exists"]), (None if pd.isna(m["digest"]) else str(m["digest"]))
 
     def docker_image(self) -> dict[str, Any]:
-        """What DOCKER_IMAGE points at, as far as digests tell (computed once).
+        """What the contract's image secret points at, as far as digests tell (computed once).
 
         ``{"set", "digest", "updated_at", "ref"}``: ``ref`` is the candidate whose SHA-256
         equals the digest, or None when unset or when nothing matches; ``tried`` counts
         the candidates hashed.
         """
         if self._docker_image is None:
-            row = self.secret("DOCKER_IMAGE")
+            row = self.secret(self.contract.image_secret) if self.contract.image_secret else None
             if row is None:
                 self._docker_image = {"set": False, "digest": None, "updated_at": None, "ref": None, "tried": 0}
             else:
                 digest = None if pd.isna(row["digest"]) else str(row["digest"])
                 logged = function_log_refs(self.function_logs, self.derive) + refs_in(self.fly_logs["message"])
                 refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, logged)
+                refs += [r for r in [self.contract.fallback_ref(self.app)] if r and r not in refs]
                 self._docker_image = {
                     "set": True,
                     "digest": digest,
@@ -172,7 +176,7 @@ def candidate_refs(
 
 
 def latest_ref(app: str) -> str:
-    """The reference provisioning falls back to when DOCKER_IMAGE is unset: the app's ``:latest``."""
+    """The app's ``:latest`` (what the seed team's function falls back to when its image secret is unset)."""
     return f"{FLY_REGISTRY}/{app}:latest"
 
 
@@ -194,6 +198,7 @@ class ProjectReads:
         self.apps = list(apps or [])  # the apps of this run, besides the org's (see other_apps)
         self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
         self._answers: dict[str, dict[str, Any]] = {}
+        self._listed: dict[str, list[dict[str, Any]]] = {}
         self._derived: dict[tuple[Any, ...], object] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
@@ -273,11 +278,28 @@ class ProjectReads:
         """Every app known to this run but ``app``: its image repositories are those apps' business."""
         return (set(self.org_apps() or []) | set(self.apps)) - {app}
 
-    def function_logs(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        return self._once(
-            ("function_logs", start, end),
-            lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions),
-        )
+    def function_logs(self, start: pd.Timestamp, end: pd.Timestamp, function: str | None = None) -> pd.DataFrame:
+        """The project's function logs over [start, end]; with ``function``, that function's only (a read of
+        its own, derived once from the whole: the provisioning function is what an investigation reads)."""
+        key = ("function_logs", start, end)
+        if function is None:
+            return self._once(
+                key, lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions)
+            )
+        whole = self._read(key, lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions))
+        return self._once((*key, function), lambda: _of_function(whole, function))
+
+    def listed(self, app: str) -> list[dict[str, Any]]:
+        """``app``'s machines as the Machines API lists them (destroyed ones too), read once per run: discovery
+        and the app's evidence both read them."""
+        with self._single(("listed", app)):
+            if app not in self._listed:
+                self._listed[app] = self.session.fly.list_machines(app, include_deleted=True)
+        return self._listed[app]
+
+    def releases(self, app: str) -> pd.DataFrame:
+        """``app``'s releases, read once per run (discovery and the app's evidence both read them)."""
+        return self._once(("releases", app), lambda: frames.fetch_releases(self.session, app))
 
     def manifest(self, ref: str) -> dict[str, Any]:
         """The registry's answer for ``ref``, asked once per run (see :func:`vyxops.frames.head_answer`)."""
@@ -287,10 +309,16 @@ class ProjectReads:
         return dict(self._answers[ref])
 
 
+def _of_function(logs: pd.DataFrame, function: str) -> pd.DataFrame:
+    """``logs``' rows of function ``function`` (by slug), with the whole read's attrs (gaps, completeness)."""
+    return _keep_attrs(logs, logs[logs["function"] == function].reset_index(drop=True))
+
+
 def collect_evidence(
     session: Any,
     app: str,
     *,
+    contract: Contract,
     since: Any = None,
     until: Any = None,
     machine_id: str | None = None,
@@ -302,7 +330,8 @@ def collect_evidence(
     needs nothing else, then what needs those (machines known only by id, the image
     references found in the first stage). The frames do not depend on the order in
     which answers arrive. ``project`` shares the project-wide reads between the apps
-    of one audit.
+    of one audit. ``contract`` names the team's function, secret and table
+    (:func:`vyxops.discover.resolve_contract` finds it).
     """
     check_app(app)
     check_machine_id(machine_id)
@@ -311,7 +340,7 @@ def collect_evidence(
     start, end = parse_window(now, since, until)
     with stages(2, f"evidence for {app}") as say:
         say.step("Fly releases, machines, logs; Supabase rows, functions, secrets, logs")
-        reads = _first_stage(session, project, app, start, end)
+        reads = _first_stage(session, project, contract, app, start, end)
         first = fanout.gather(_urgent(reads, fanout.Urgency.REQUESTS))
         say.step("machines known by id, image manifests")
         got: dict[str, pd.DataFrame] = {name: first[name] for name in _FRAMES_FIRST}
@@ -319,14 +348,16 @@ def collect_evidence(
         for name in _OPTIONAL:  # (frame, the gap its failure left, if it failed)
             got[name], gap = first[name]
             gaps += [gap] if gap is not None else []
-        reads = _second_stage(session, project, app, machine_id, first["listed"], got)
+        got["machine_rows"] = _rows_of_app(got["machine_rows"], contract, app, first["listed"], first["org_apps"])
+        reads = _second_stage(session, project, contract, app, machine_id, first["listed"], got)
         second = fanout.gather(_urgent(reads, fanout.Urgency.EVIDENCE))
         got["machines"], got["machine_events"] = second["machines"]
         got["manifests"] = second["manifests"]
     check_machine_in_window(machine_id, app, got["machines"], start, end)
     return Evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
-        notes=_notes(got), org_apps=first["org_apps"], extra_gaps=gaps, project=project,
+        contract=contract, project_ref=session.project_ref, notes=_notes(got), org_apps=first["org_apps"],
+        extra_gaps=gaps, project=project,
     )  # fmt: skip
 
 
@@ -340,17 +371,18 @@ _OPTIONAL = ("function_logs", "fly_logs")
 
 
 def _first_stage(
-    session: Any, project: ProjectReads, app: str, start: pd.Timestamp, end: pd.Timestamp
+    session: Any, project: ProjectReads, contract: Contract, app: str, start: pd.Timestamp, end: pd.Timestamp
 ) -> dict[str, Callable[[], Any]]:
     """The reads that need nothing else, keyed in the order a failure among them is reported."""
     return {
-        "releases": lambda: _app_read(session, app, lambda: frames.fetch_releases(session, app)),
+        "releases": lambda: _app_read(session, app, lambda: project.releases(app)),
         "functions": project.functions,
         "secrets": project.secrets,
-        "machine_rows": lambda: frames.fetch_machine_rows(session, filters=[("fly_app", "eq", app)]),
-        "listed": lambda: session.fly.list_machines(app, include_deleted=True),
+        "machine_rows": lambda: frames.fetch_machine_rows(session, contract, app=app),
+        "listed": lambda: project.listed(app),
         "function_logs": lambda: _optional("supabase.function_logs", start, end,
-                                           lambda: project.function_logs(start, end), "function_logs"),
+                                           lambda: project.function_logs(start, end, contract.function),
+                                           "function_logs"),
         "fly_logs": lambda: _optional("fly.logs", start, end,
                                       lambda: _fly_logs(session, app, start, end), "fly_logs"),
         "org_apps": project.org_apps,
@@ -360,6 +392,7 @@ def _first_stage(
 def _second_stage(
     session: Any,
     project: ProjectReads,
+    contract: Contract,
     app: str,
     machine_id: str | None,
     listed: list[dict[str, Any]],
@@ -367,11 +400,30 @@ def _second_stage(
 ) -> dict[str, Callable[[], Any]]:
     """The reads that need the first stage: machines known by id only, and the image references."""
     rows = got["machine_rows"]
-    known_ids = rows["fly_machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
+    known_ids = rows["machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
     return {
         "machines": lambda: frames.machine_frames(session, app, listed, also_ids=known_ids),
-        "manifests": lambda: _manifests(session, project, app, got, listed),
+        "manifests": lambda: _manifests(session, project, contract, app, got, listed),
     }
+
+
+def _rows_of_app(
+    rows: pd.DataFrame, contract: Contract, app: str, listed: list[dict[str, Any]], org_apps: list[str] | None
+) -> pd.DataFrame:
+    """The rows that are ``app``'s. A table with an app column was read for ``app`` alone; without one,
+    a row is the app's when its machine id names one of the app's machines, or its image names the app's
+    repository (SPEC.md); a row naming neither is the app's only when the org has no other app."""
+    if contract.columns.app:
+        return rows
+    ours = {m.get("id") for m in listed or [] if isinstance(m, dict)}
+    alone = not (set(org_apps or []) - {app})
+    keep = [
+        (isinstance(mid, str) and mid in ours)
+        or (isinstance(image, str) and _repository_app(image) == app)
+        or (alone and not isinstance(image, str))
+        for mid, image in zip(rows["machine_id"].tolist(), rows["image"].tolist())
+    ]
+    return _keep_attrs(rows, rows[keep].reset_index(drop=True))
 
 
 def _fly_logs(session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -380,7 +432,12 @@ def _fly_logs(session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp) ->
 
 
 def _manifests(
-    session: Any, project: ProjectReads, app: str, got: dict[str, pd.DataFrame], listed: list[dict[str, Any]]
+    session: Any,
+    project: ProjectReads,
+    contract: Contract,
+    app: str,
+    got: dict[str, pd.DataFrame],
+    listed: list[dict[str, Any]],
 ) -> pd.DataFrame:
     """Ask the registry about the references that concern ``app`` (:func:`refs_to_check`)."""
     # The listed machines' images, read as the machines frame reads them (config, then image_ref).
@@ -393,8 +450,10 @@ def _manifests(
         own_texts=got["fly_logs"]["message"].dropna().tolist(),
         project_refs=function_log_refs(got["function_logs"], project.derive),
         other_apps=project.other_apps(app),
-        secret=_secret_digest(got["secrets"], project.derive),
+        secret=_secret_digest(got["secrets"], project.derive, contract.image_secret),
     )
+    fallback = contract.fallback_ref(app)
+    refs += [fallback] if fallback and fallback not in refs else []
     return frames.fetch_manifests(session, refs, ask=project.manifest)
 
 
@@ -415,7 +474,7 @@ def refs_to_check(
     images, references in its own Fly logs, references in the project's function logs
     (``project_refs``: :func:`refs_in` of them, read once per run)
     unless they are in another known app's repository (that app's business: its own
-    investigation checks them), and whatever the ``DOCKER_IMAGE`` secret's digest
+    investigation checks them), and whatever the image secret's digest
     matches among all of them, since provisioning uses it whichever repository it names.
     """
     own = candidate_refs(app, releases, machines, rows, refs_in(own_texts))
@@ -456,8 +515,8 @@ def secret_row(
     return derive(secrets, ("by_name",), lambda: secrets_by_name(secrets)).get(name)
 
 
-def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]]) -> str | None:
-    row = secret_row(secrets, derive, "DOCKER_IMAGE")
+def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]], name: str) -> str | None:
+    row = secret_row(secrets, derive, name) if name else None
     return None if row is None or pd.isna(row["digest"]) else str(row["digest"])
 
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from vyxops.contract import Contract
+from vyxops.discover import resolve_contract
 from vyxops.errors import InputError, VyxopsError
-from vyxops.evidence import Evidence, collect_evidence
+from vyxops.evidence import Evidence, collect_evidence, parse_window
 from vyxops.timeutil import to_utc
 
 if TYPE_CHECKING:
@@ -130,8 +133,10 @@ class Explorer:
         since: Any = None,
         until: Any = None,
         page_size: int = PAGE_SIZE,
+        contract: Contract | str | Path | None = None,
     ) -> None:
         self.session = session
+        self.declared = contract
         self.apps = [a["name"] for a in session.fly.list_apps(session.org)]
         self.app = app or (self.apps[0] if self.apps else "")
         self.page_size = page_size
@@ -146,7 +151,10 @@ class Explorer:
         """Read ``app``'s evidence for the window (default: the 24 h before the target's now)."""
         from vyxops.timeline import build_timeline
 
-        self.evidence = collect_evidence(self.session, app, since=since, until=until)
+        start, end = parse_window(self.session.now(), since, until)
+        contract = resolve_contract(self.session, [app], declared=self.declared, since=start, until=end)
+        self.declared = contract  # one project, one pipeline: discovered once for the explorer's apps
+        self.evidence = collect_evidence(self.session, app, contract=contract, since=start, until=end)
         self.app = app
         self.timeline = build_timeline(**self.evidence.frames())
         self.since, self.until = self.evidence.since, self.evidence.until

@@ -1,9 +1,11 @@
-"""The platforms' vocabulary, written once: states, exit events, process groups, releases, provisioning.
+"""The platforms' vocabulary, written once: states, exit events, process groups, releases, regions.
 
 Every rule here is a fact about Fly.io, Supabase or the provisioning function
 (PLATFORM.md, SPEC.md, reference/fly/machine-states-and-events.json) that more
 than one module needs. Detectors, fixes, frames, the timeline and the sandbox
-import it from here instead of restating it.
+import it from here instead of restating it. What a team names its own way (its
+function, secret, table, status words) is not here: that is the pipeline contract
+(:mod:`vyxops.contract`).
 """
 
 from __future__ import annotations
@@ -142,38 +144,23 @@ def machine_origin(process_group: str | None, user_id: str | None, has_row: bool
     return "other"
 
 
-# --------------------------------------------------------------------------- the provisioning function
-
-#: The Edge Function that provisions a machine per user session (SPEC.md), and the secret it reads.
-PROVISION_FUNCTION = "provision-machine"
-IMAGE_SECRET = "DOCKER_IMAGE"
-APP_SECRET = "FLY_APP_NAME"
-#: DB row statuses: transitional ones must not last; "stopped" is a session that ended.
-TRANSITIONAL_ROW_STATUSES = ("starting", "provisioning", "pending", "creating", "stopping")
-RUNNING_ROW_STATUS = "running"
-ENDED_ROW_STATUSES = frozenset({"stopped", "destroyed", "ended", "completed"})
-FAILED_ROW_STATUS = "failed"
+# --------------------------------------------------------------------------- image references and regions
 
 #: An image reference in free text (function logs, Fly logs).
 IMAGE_IN_TEXT = re.compile(r"registry\.fly\.io/[a-z0-9._\-/]+(?::[A-Za-z0-9_.\-]+|@sha256:[0-9a-f]{64})")
-#: A create the Machines API refused, as a provisioning function logs it: the API's 400 body
-#: (``failed to get manifest …: MANIFEST_UNKNOWN``) or the function's own "Fly API error (4xx)".
-REFUSAL_IN_TEXT = re.compile(r"MANIFEST_UNKNOWN|NAME_UNKNOWN|failed to get manifest|Fly API error \(4\d\d\)")
-#: Log-line templates of the sandbox's provision-machine model (SPEC.md). Live functions may word
-#: things differently: detectors match REFUSAL_IN_TEXT and IMAGE_IN_TEXT, not these.
-PROVISIONING_LINE = "Provisioning machine for user {user_id} in {region} with image {image}"
-CREATED_LINE = "Created machine {machine_id} with image {image}"
-API_ERROR_LINE = "Fly API error ({status}): {body}"
+#: Fly's regions (fly.io/docs/reference/regions, `fly platform regions`): a word of the logs that is one
+#: of these names the region a request was for.
+FLY_REGIONS = frozenset(
+    "ams arn atl bog bom bos cdg den dfw ewr eze fra gdl gig gru hkg iad jnb lax lhr mad mia nrt ord otp phx "
+    "qro scl sea sin sjc syd waw yul yyz".split()
+)
+#: A lower-case three-letter word standing alone (a region code is one; FLY_REGIONS says which).
+REGION_WORD = re.compile(r"(?<![A-Za-z0-9_\-])([a-z]{3})(?![A-Za-z0-9_\-])")
 
 
 def images_in(text: str | None) -> list[str]:
     """Every registry.fly.io image reference in ``text``, in order, once each."""
     return list(dict.fromkeys(IMAGE_IN_TEXT.findall(text or "")))
-
-
-def is_refusal(text: str | None) -> bool:
-    """Whether a function log line reports a create the Machines API refused."""
-    return bool(REFUSAL_IN_TEXT.search(text or ""))
 
 
 # --------------------------------------------------------------------------- releases
@@ -208,15 +195,11 @@ def current_image_index(versions: list[int | None], statuses: list[str | None], 
     return None if best is None else best[1]
 
 
-#: The user a provisioning line names (the sandbox's wording; a live function may not say).
-USER_IN_TEXT = re.compile(r"for user (\S+)")
-
-
 # --------------------------------------------------------------------------- dashboards
 
 
-def dashboard_links(app: str, project_ref: str | None) -> dict[str, str]:
-    """Where a person looks in the platforms' own dashboards for this app and project."""
+def dashboard_links(app: str, project_ref: str | None, function: str) -> dict[str, str]:
+    """Where a person looks in the platforms' own dashboards for this app, project and provisioning function."""
     links = {
         "Fly machines": f"https://fly.io/apps/{app}/machines",
         "Fly releases": f"https://fly.io/apps/{app}/releases",
@@ -225,7 +208,7 @@ def dashboard_links(app: str, project_ref: str | None) -> dict[str, str]:
     if project_ref:
         base = f"https://supabase.com/dashboard/project/{project_ref}"
         links |= {
-            "Supabase function logs": f"{base}/functions/{PROVISION_FUNCTION}/logs",
+            "Supabase function logs": f"{base}/functions/{function}/logs",
             "Supabase secrets": f"{base}/functions/secrets",
             "Supabase table editor": f"{base}/editor",
         }

@@ -19,6 +19,7 @@ import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
 from vyxops import facts, fanout
+from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.errors import (
     TOKEN_PATTERN,
@@ -114,20 +115,22 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "provider": STR,
         "message": STR,
     },
-    # one row of the provisioning table (its columns as stored, times converted)
+    # one row of the provisioning table, its columns named by what they hold (the pipeline contract's
+    # columns: vyxops.contract), times converted; a column the table lacks is null throughout
     "machine_rows": {
         "table": STR,
-        "id": STR,
+        "id": STR,  # the row's key
         "user_id": STR,
-        "fly_machine_id": STR,
-        "fly_app": STR,
+        "machine_id": STR,
+        "app": STR,
         "region": STR,
         "image": STR,
-        "status": STR,
+        "status": STR,  # the team's own word
+        "role": STR,  # what the word means: starting | running | stopped | failed | terminal (vyxops.contract)
         "error": STR,
         "created_at": TIME,
         "updated_at": TIME,
-        "updated_at_raw": STR,
+        "updated_at_raw": STR,  # as stored, for a fix's guard
     },
     # one Supabase secret: its SHA-256 digest, never its value
     "secrets": {"name": STR, "digest": STR, "updated_at": TIME},
@@ -628,15 +631,56 @@ def _fly_log_record(app: str, e: dict[str, Any]) -> dict[str, Any]:
 
 
 def fetch_machine_rows(
-    session: Any, table: str | None = None, *, filters: list[tuple[str, str, Any]] | None = None, page_size: int = 1000
+    session: Any, contract: Contract, *, app: str | None = None, page_size: int = 1000
 ) -> pd.DataFrame:
-    """Every row of the provisioning table, paged past PostgREST's silent 1000-row cap."""
-    table = table or session.machines_table
-    page = session.supabase.select_all(table, filters=filters, order="id", page_size=page_size)
-    records = [{**r, "table": table, "updated_at_raw": r.get("updated_at")} for r in page.rows]
+    """Every row of the contract's provisioning table (``app``'s only, when the table has an app column),
+    paged past PostgREST's silent 1000-row cap, each column read under the name the contract gives it.
+
+    A column the contract names that the table lacks, or a table that does not exist, is an
+    InputError naming the contract key (a declared contract that does not fit the project).
+    """
+    t = contract.table
+    named = t.columns.named()
+    filters = [(named["app"], "eq", app)] if app and "app" in named else None
+    try:
+        page = session.supabase.select_all(
+            t.name,
+            columns=",".join(dict.fromkeys(named.values())),
+            filters=filters,
+            order=named.get("key") or named["created_at"],
+            page_size=page_size,
+        )
+    except ApiError as exc:
+        if exc.code not in ("42703", "PGRST205", "PGRST200"):
+            raise
+        raise InputError(
+            "pipeline.table",
+            f"the contract's table {t.name} ({', '.join(named.values())}) does not fit the project: {exc.message}",
+            hint="fix vyxops.toml (or --contract FILE), or run `vyxops init` to discover the contract",
+        ) from None
+    records = [row_record(r, named, t.name, contract.status.role) for r in page.rows]
     return make_frame(
-        "machine_rows", records, source=f"supabase GET /rest/v1/{table}", complete=page.complete, note=page.note
+        "machine_rows", records, source=f"supabase GET /rest/v1/{t.name}", complete=page.complete, note=page.note
     )
+
+
+#: The machine_rows frame's fields filled from the table's columns (vyxops.contract.Columns' keys).
+_ROW_FIELDS = {"key": "id", "user": "user_id", "machine_id": "machine_id", "app": "app", "region": "region",
+               "image": "image", "status": "status", "error": "error", "created_at": "created_at",
+               "updated_at": "updated_at"}  # fmt: skip
+
+
+def row_record(
+    row: dict[str, Any], named: dict[str, str], table: str, role: Callable[[object], str | None]
+) -> dict[str, Any]:
+    """One machine_rows record from a table row whose columns ``named`` maps by what they hold."""
+    out: dict[str, Any] = {"table": table}
+    for key, column in named.items():
+        value = row.get(column)
+        out[_ROW_FIELDS[key]] = value if value is None or isinstance(value, str) else str(value)
+    out["role"] = role(out.get("status"))
+    out["updated_at_raw"] = out.get("updated_at")
+    return out
 
 
 def fetch_secrets(session: Any) -> pd.DataFrame:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from vyxops import facts
 from vyxops.detect import Context, Finding
 from vyxops.detect.model import is_machine_failure
 
@@ -18,7 +17,7 @@ class Impact:
     sessions: int  # provisioning attempts that did not give a working session (refused or failed machines)
     current: int  # of those, the ones whose cause is still in effect
     users: int  # distinct users among them (a refusal whose line names no user counts once, as unknown)
-    refused: int  # attempts the Machines API refused (no machine)
+    refused: int  # attempts that made no machine: refused by the Machines API, or failed requests
     machines: int  # machines that were made and failed
     first: pd.Timestamp | None
     last: pd.Timestamp | None
@@ -33,13 +32,18 @@ class Impact:
             span = f" at {self.first:%Y-%m-%d %H:%M} UTC"
         now = f"; {self.current} still failing now" if self.current != self.sessions else ""
         return (
-            f"{self.sessions} session(s) for {self.users} user(s) failed{span}: {self.refused} refused at create, "
+            f"{self.sessions} session(s) for {self.users} user(s) failed{span}: {self.refused} made no machine, "
             f"{self.machines} machine(s) failed after it{now}."
         )
 
 
 def impact_of(ctx: Context, findings: list[Finding]) -> Impact:
-    """Count the failed sessions behind the findings (vyxops's own canaries are not users)."""
+    """Count the failed sessions behind the findings (vyxops's own canaries are not users).
+
+    A machine that failed has a row naming its user; a request that failed before any
+    machine was made has none, and logs are not read for names (each team words them its
+    own way): those count once, as one unknown user.
+    """
     failed = [f for f in findings if is_machine_failure(f.code) and f.facts.get("origin") != "canary"]
     users: set[str] = set()
     times: list[pd.Timestamp] = []
@@ -50,36 +54,21 @@ def impact_of(ctx: Context, findings: list[Finding]) -> Impact:
         users.add(str(user))
         times += [f.at] if f.at is not None else []
         current += int(f.current)
-    refusals = ctx.refusals
-    refused_current = 0
-    if not refusals.empty:
-        named = _refused_users(ctx)
-        users |= {named.get(str(x), "unknown") for x in refusals["execution_id"]}
-        times += refusals["time"].tolist()
-        rejected = next((f for f in findings if f.code == "MACHINE_CREATE_REJECTED"), None)
-        refused_current = int(rejected.facts.get("current", 0)) if rejected is not None else 0
+    refused = len(ctx.refusals) + len(ctx.failed_requests)
+    if refused:
+        users.add("unknown")
+        times += ctx.refusals["time"].tolist() + ctx.failed_requests["time"].tolist()
+        current += sum(
+            int(f.facts.get("current", 0))
+            for f in findings
+            if f.code in ("MACHINE_CREATE_REJECTED", "PROVISIONING_REQUEST_FAILED")
+        )
     return Impact(
-        sessions=len(failed) + len(refusals),
-        current=current + refused_current,
+        sessions=len(failed) + refused,
+        current=current,
         users=len(users),
-        refused=len(refusals),
+        refused=refused,
         machines=len(failed),
         first=min(times) if times else None,
         last=max(times) if times else None,
     )
-
-
-def _refused_users(ctx: Context) -> dict[str, str]:
-    """execution id -> the user its provisioning line names (the project's logs: derived once per run)."""
-    logs = ctx.e.function_logs
-    return ctx.e.derive(logs, ("users_by_execution",), lambda: _users_by_execution(logs))
-
-
-def _users_by_execution(logs: pd.DataFrame) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for execution, message in zip(logs["execution_id"].tolist(), logs["message"].tolist()):
-        if isinstance(execution, str) and isinstance(message, str):
-            hit = facts.USER_IN_TEXT.search(message)
-            if hit:
-                out.setdefault(execution, hit.group(1))
-    return out

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.checks import check_app, check_machine_id
+from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.detect import (
     Context,
@@ -21,7 +23,8 @@ from vyxops.detect import (
     run_detectors,
     summarize,
 )
-from vyxops.evidence import Evidence, ProjectReads, collect_evidence
+from vyxops.discover import resolve_contract
+from vyxops.evidence import Evidence, ProjectReads, collect_evidence, parse_window
 from vyxops.impact import Impact, impact_of
 from vyxops.session import Session
 
@@ -128,6 +131,7 @@ def investigate(
     session: Session,
     app: str,
     *,
+    contract: Contract | str | Path | None = None,
     since: Any = None,
     until: Any = None,
     machine_id: str | None = None,
@@ -139,9 +143,18 @@ def investigate(
     The ranking always looks at the whole app; ``machine_id`` then focuses the timeline and
     the machine findings on one machine, keeping the app-wide findings (secret, images,
     ``:latest``, refused creates) and the root cause whole (SPEC.md). ``project`` shares
-    project-wide reads between the apps of one audit.
+    project-wide reads between the apps of one audit. ``contract`` is the team's pipeline
+    (a Contract, or a file as ``--contract`` names it); without one, the project's declared
+    contract, else one discovered from the platforms (:func:`vyxops.discover.resolve_contract`).
     """
-    evidence = collect_evidence(session, app, since=since, until=until, machine_id=machine_id, project=project)
+    check_app(app)
+    check_machine_id(machine_id)
+    project = project or ProjectReads(session)
+    start, end = parse_window(session.now(), since, until)
+    contract = resolve_contract(session, [app], declared=contract, project=project, since=start, until=end)
+    evidence = collect_evidence(
+        session, app, contract=contract, since=start, until=end, machine_id=machine_id, project=project
+    )
     return analyse(evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref)
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vyxops import facts
 from vyxops.audit import Audit
+from vyxops.contract import Contract
+from vyxops.discover import resolve_contract
 from vyxops.errors import ConfigError
 from vyxops.fixes import Result, apply_plan, plan_fixes
 from vyxops.frames import fetch_functions
@@ -33,19 +34,25 @@ class Probed:
     skipped: str = ""
 
 
-def check_probe(session: Session) -> None:
+def check_probe(session: Session, contract: Contract) -> None:
     """Refuse a probe that cannot work, saying why (ConfigError, exit 2); no platform write is made."""
+    fn = contract.function
+    if contract.invoke is None:
+        raise ConfigError(
+            f"--probe: vyxops does not know what body {fn} takes (the pipeline contract has no invoke)",
+            hint='declare it in vyxops.toml: [pipeline] invoke = {body = {user_id = "{canary_user}"}}',
+        )
     functions = fetch_functions(session)
-    hit = functions[functions["slug"] == facts.PROVISION_FUNCTION]
+    hit = functions[functions["slug"] == fn]
     if hit.empty:
         raise ConfigError(
-            f"--probe: the project has no Edge Function {facts.PROVISION_FUNCTION!r} to provision a canary with",
+            f"--probe: the project has no Edge Function {fn!r} to provision a canary with",
             hint="deploy it, or investigate without --probe",
         )
     verify_jwt = hit.iloc[0]["verify_jwt"]
     if bool(verify_jwt) and verify_jwt is not None and not session.supabase.key_is_jwt:
         raise ConfigError(
-            f"--probe: {facts.PROVISION_FUNCTION} has verify_jwt on, and the configured service key is not a JWT "
+            f"--probe: {fn} has verify_jwt on, and the configured service key is not a JWT "
             "(an sb_secret_… key): the function would refuse the probe with 401 Invalid JWT before it runs",
             hint="use the project's legacy service_role key (a JWT) in SUPABASE_SERVICE_ROLE_KEY, or turn "
             "verify_jwt off for the function; then probe again",
@@ -54,7 +61,9 @@ def check_probe(session: Session) -> None:
 
 def probe_and_investigate(session: Session, app: str, **investigate_kw: Any) -> Probed:
     """Check, provision a canary (logged, locked, cleaned up), then investigate with its evidence."""
-    check_probe(session)
+    contract = resolve_contract(session, [app], declared=investigate_kw.pop("contract", None))
+    check_probe(session, contract)
+    investigate_kw["contract"] = contract
     before = investigate(session, app, **investigate_kw)
     plan = plan_fixes(before, fixes=[CODE])
     if not any(a.code == CODE for a in plan.actions):

@@ -61,7 +61,6 @@ class Opened:
     supabase_url: str
     transport: httpx.BaseTransport | None = None
     urls: dict[str, str] = field(default_factory=lambda: dict(config.LIVE_URLS))
-    machines_table: str = "machines"
     org: str = "personal"
     closers: list[Callable[[], None]] = field(default_factory=list)  # run when the session closes
     handles: dict[str, object] = field(default_factory=dict)  # opener-specific objects, for testing hooks
@@ -77,7 +76,6 @@ class Session:
     supabase: SupabaseClient
     clock: Clock
     project_ref: str
-    machines_table: str = "machines"
     org: str = "personal"
     opened_by: str = ""  # which opener made this session (see vyxops.targets)
     description: str = ""
@@ -194,7 +192,6 @@ def build_session(
         supabase=supa,
         clock=clock,
         project_ref=creds.project_ref,
-        machines_table=opened.machines_table,
         org=opened.org,
         opened_by=opened.opener,
         description=opened.description,

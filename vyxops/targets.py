@@ -150,6 +150,5 @@ def open_live(request: OpenRequest) -> Opened:
         ),
         clock=WallClock(),
         supabase_url=creds.supabase_url,
-        machines_table=env.get("VYXOPS_MACHINES_TABLE", "machines"),
         org=env.get("FLY_ORG", "personal"),
     )

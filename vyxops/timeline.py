@@ -321,12 +321,12 @@ def _fly_logs_block(logs: pd.DataFrame) -> pa.Table:
 
 def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
     rid = _or(_str(rows, "id"), "?")
-    who = _join("row ", rid, _opt(" for machine ", _str(rows, "fly_machine_id")))
+    who = _join("row ", rid, _opt(" for machine ", _str(rows, "machine_id")))
     status = _or(_str(rows, "status"), "unknown")
     created, updated = _time(rows, "created_at"), _time(rows, "updated_at")
     changed = _or_false(pc.not_equal(created, updated))
     table = _or(_str(rows, "table"), "")
-    app = _str(rows, "fly_app")
+    app = _str(rows, "app")
     # The frame holds only the row's current status: a row updated since it was
     # made does not say what status it was created with, so its message does not guess.
     created_msg = _join(who, " created", pc.if_else(changed, _s(""), _join(" with status ", status)))
@@ -341,7 +341,7 @@ def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
             kind="db.row.created",
             message=created_msg,
             key=_join("supabase.rows:", table, ":", rid, ":created"),
-            machine_id=_str(rows, "fly_machine_id"),
+            machine_id=_str(rows, "machine_id"),
             status=pc.if_else(changed, pa.nulls(len(rows), _L), status),
         )
     ]
@@ -360,7 +360,7 @@ def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
                 kind="db.row.updated",
                 message=message,
                 key=_join("supabase.rows:", f(table), ":", f(rid), ":updated"),
-                machine_id=f(_str(rows, "fly_machine_id")),
+                machine_id=f(_str(rows, "machine_id")),
                 status=f(status),
             )
         )

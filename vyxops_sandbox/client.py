@@ -161,7 +161,6 @@ def open_served(request: OpenRequest) -> Opened:
         supabase_url=served,
         transport=transport,
         urls={k: served for k in config.LIVE_URLS},
-        machines_table=meta["machines_table"],
         org=meta["org"],
         closers=[control.close],
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from vyxops import facts
 from vyxops.images import FLY_REGISTRY
 from vyxops_sandbox.machines import ManifestUnknown
 
@@ -24,6 +23,9 @@ if TYPE_CHECKING:
 FUNCTION_CREATE_MS = 300  # provision-machine calls the Machines API this far into its run
 FUNCTION_DONE_MS = 850
 PROVISION = "provision-machine"
+PROVISIONING_LINE = "Provisioning machine for user {user_id} in {region} with image {image}"
+CREATED_LINE = "Created machine {machine_id} with image {image}"
+API_ERROR_LINE = "Fly API error ({status}): {body}"
 
 
 def add_function(world: World, slug: str) -> None:
@@ -102,7 +104,7 @@ def _provision(
     user_id, region = str(body["user_id"]), str(body.get("region", "sjc"))
     t0 = world.now_ms
     function_log(
-        world, fn, exec_id, t0 + 40, facts.PROVISIONING_LINE.format(user_id=user_id, region=region, image=image), "info"
+        world, fn, exec_id, t0 + 40, PROVISIONING_LINE.format(user_id=user_id, region=region, image=image), "info"
     )
     world.advance_to(t0 + FUNCTION_CREATE_MS)
     config = {
@@ -116,7 +118,7 @@ def _provision(
         m = world.create_machine(app, config, region=region, machine_id=machine_id)
     except ManifestUnknown as exc:
         err = json.dumps({"error": str(exc)})
-        function_log(world, fn, exec_id, world.now_ms + 120, facts.API_ERROR_LINE.format(status=400, body=err), "error")
+        function_log(world, fn, exec_id, world.now_ms + 120, API_ERROR_LINE.format(status=400, body=err), "error")
         return 500, {"error": f"Failed to create machine: Fly API error (400): {err}"}
     row_time = world.pg_now(200)
     row = {
@@ -134,7 +136,7 @@ def _provision(
     table = world.table(world.state["supabase"]["machines_table"])
     assert table is not None
     table["rows"].append(row)
-    created = facts.CREATED_LINE.format(machine_id=m["id"], image=image)
+    created = CREATED_LINE.format(machine_id=m["id"], image=image)
     function_log(world, fn, exec_id, world.now_ms + 210, created, "info")
     return 200, {"machine_id": m["id"], "status": "starting", "row_id": row["id"], "image": image}
 

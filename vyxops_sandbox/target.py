@@ -53,7 +53,6 @@ def open_in_process(request: OpenRequest) -> Opened:
         clock=SandboxClock(world),
         supabase_url=f"https://{ref}.supabase.co",
         transport=SandboxTransport(SandboxApp(world, faults)),
-        machines_table=world.state["supabase"]["machines_table"],
         org=world.state["fly"]["org"],
         closers=[save],
         handles={WORLD_HANDLE: world},

@@ -55,6 +55,7 @@ class SupabaseClient:
         from postgrest import SyncPostgrestClient  # only when a session opens
 
         self.project_ref = project_ref
+        self._service_key = service_key
         #: Whether the service key is a JWT: a function with verify_jwt refuses any other bearer.
         self.key_is_jwt = is_jwt(service_key)
         self.mgmt = mgmt
@@ -199,6 +200,44 @@ class SupabaseClient:
             complete,
             "" if complete else f"read {len(rows)} of {total} rows: the table changed while paging",
         )
+
+    def newest_rows(self, table: str, order: str, limit: int = 200) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows of ``table``, newest first by ``order`` (what discovery reads of each table)."""
+        q = self.client.table(table).select("*").order(order, desc=True).limit(min(limit, MAX_ROWS))
+        return list(self._run(q).data or [])
+
+    def openapi(self) -> dict[str, Any]:
+        """PostgREST's OpenAPI (Swagger 2.0) description of the exposed tables: ``GET /rest/v1/`` with the
+        service key (PostgREST serves it at the API root; the anon key is refused it since March 2026,
+        Supabase changelog 42949). Its ``definitions`` hold each table's columns, types, enum values and
+        primary key (a column described ``<pk/>``)."""
+        headers = {**supabase_key_headers(self._service_key), "Accept": "application/openapi+json, application/json"}
+        try:
+            response = self._rest_http.get("/rest/v1/", headers=headers)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            cls: type[ApiError] = AuthError if response.status_code in (401, 403) else ApiError
+            raise cls(
+                f"the API root answered {response.status_code}: {redact(response.text[:160])}",
+                platform="supabase-rest",
+                method="GET",
+                path="/rest/v1/",
+                status=response.status_code,
+                hint="the service key (SUPABASE_SERVICE_ROLE_KEY) reads the table descriptions; declare the "
+                "contract's table in vyxops.toml if it may not",
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise TransportError(
+                f"malformed response body ({response.status_code}, not an OpenAPI document)",
+                platform="supabase-rest", method="GET", path="/rest/v1/",
+                hint="something other than PostgREST answered (proxy, wrong SUPABASE_URL?)",
+            )  # fmt: skip
+        return body
 
     def update_rows(
         self, table: str, values: dict[str, Any], filters: list[tuple[str, str, Any]]

@@ -16,7 +16,7 @@ from vyxops.detect.model import CODES, DETECTORS, Finding, Link, Thresholds, det
 from vyxops.detect.rank import rank
 from vyxops.detect.summary import FINDINGS_SCHEMA, findings_document, summarize, verdict
 
-_INFRASTRUCTURE = {"context", "ledger", "model", "rank", "summary"}
+_INFRASTRUCTURE = {"context", "invocations", "ledger", "model", "rank", "summary"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE:
         importlib.import_module(f"{__name__}.{_module.name}")

@@ -11,18 +11,25 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops import facts
+from vyxops.contract import RUNNING
 from vyxops.coverage import Gap
-from vyxops.detect.ledger import build_ledger
+from vyxops.detect.invocations import Failed, answered_ok, project_failures
+from vyxops.detect.ledger import ENDED_ROLES, OPEN_ROLES, build_ledger
 from vyxops.detect.model import Thresholds
-from vyxops.evidence import Evidence, latest_ref
+from vyxops.evidence import Evidence
 from vyxops.images import parse_image_ref, secret_digest
 
 
 @dataclass(frozen=True)
 class Provisioning:
-    """The image provisioning uses now: DOCKER_IMAGE's match, or ``:latest`` when the secret is unset."""
+    """The image provisioning uses now: the image secret's match, or the fallback when the secret is unset.
 
+    ``ref`` is None when the secret's digest matches no known reference, and when the
+    secret is unset and the contract has no fallback (the function cannot provision).
+    """
+
+    secret: str  # the contract's image secret ("" when the team has none)
+    fallback: str | None  # the contract's fallback reference for this app (None: none)
     secret_set: bool
     secret_digest: str | None
     secret_updated_at: pd.Timestamp | None
@@ -34,7 +41,13 @@ class Provisioning:
 
     @property
     def uses_latest(self) -> bool:
-        return self.ref is not None and parse_image_ref(self.ref).tag == "latest"
+        """Whether provisioning uses the fallback reference (``:latest`` by default: LATEST_TAG_* speak for it)."""
+        return self.ref is not None and self.ref == self.fallback
+
+    @property
+    def cannot_provision(self) -> bool:
+        """The image secret is unset and there is no fallback: every invocation fails before any create."""
+        return not self.secret_set and self.fallback is None and bool(self.secret)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,8 @@ class Context:
     as_of: pd.Timestamp  # the window's end, or now when that is earlier
     ledger: pd.DataFrame  # one row per machine (vyxops.detect.ledger)
     refusals: pd.DataFrame  # one row per create the Machines API refused for this app's provisioning
+    failed_requests: pd.DataFrame  # the function's 4xx/5xx answers whose logs do not say what Fly answered
+    answered_ok: list[pd.Timestamp]  # when the function answered 2xx, oldest first
     provisioning: Provisioning
     release: Release | None
     gaps: list[Gap] = field(default_factory=list)  # what detectors found they could not see
@@ -76,8 +91,9 @@ class Context:
         return self.e.app
 
     @property
-    def latest_ref(self) -> str:
-        return latest_ref(self.e.app)
+    def latest_ref(self) -> str | None:
+        """The reference the function falls back to when its image secret is unset (the contract's)."""
+        return self.provisioning.fallback
 
     def row(self, row_id: object) -> pd.Series | None:
         """The machine_rows row with id ``row_id`` (indexed once)."""
@@ -112,12 +128,11 @@ class Context:
         """Positions in the ledger of :meth:`in_scope`'s machines, found once in plain Python."""
         if self._scope_at is None:
             since, until = self.e.since, self.e.until
-            open_statuses = (*facts.TRANSITIONAL_ROW_STATUSES, facts.RUNNING_ROW_STATUS)
-            created, status = self.ledger["created_at"].tolist(), self.ledger["row_status"].tolist()
+            created, role = self.ledger["created_at"].tolist(), self.ledger["row_role"].tolist()
             self._scope_at = [
                 i
-                for i, (at, row) in enumerate(zip(created, status))
-                if (pd.notna(at) and since <= at <= until) or row in open_statuses
+                for i, (at, row) in enumerate(zip(created, role))
+                if (pd.notna(at) and since <= at <= until) or row in OPEN_ROLES
             ]
         return self._scope_at
 
@@ -157,8 +172,8 @@ class Context:
         """Positions in the ledger of :meth:`successes`, oldest start first (ties in ledger order)."""
         if self._successes_at is None:
             led = self.ledger
-            rows, origins, starts, outcomes = (led[c].tolist() for c in ("row_status", "origin", "start_at", "outcome"))
-            ok_rows = (facts.RUNNING_ROW_STATUS, *facts.ENDED_ROW_STATUSES)
+            rows, origins, starts, outcomes = (led[c].tolist() for c in ("row_role", "origin", "start_at", "outcome"))
+            ok_rows = (RUNNING, *ENDED_ROLES)
             worked = ("running", "ended", "stopped_on_request")
             keep = [
                 i
@@ -225,17 +240,22 @@ def build_context(e: Evidence, t: Thresholds) -> Context:
     ledger = build_ledger(
         e.machines, e.machine_events, e.machine_rows, as_of, present=e.until >= e.now, loop_exits=t.restart_loop_exits
     )
-    return Context(e, t, as_of, ledger, _refusals(e, as_of), _provisioning(e), _release(e))
+    refusals, failed = _failures(e, as_of)
+    ok = e.derive(e.function_logs, ("answered_ok", as_of), lambda: answered_ok(e.function_logs, as_of))
+    return Context(e, t, as_of, ledger, refusals, failed, ok, _provisioning(e), _release(e))
 
 
 def _provisioning(e: Evidence) -> Provisioning:
     s = e.docker_image()
-    ref = s["ref"] if s["set"] else latest_ref(e.app)
+    fallback = e.contract.fallback_ref(e.app)
+    ref = s["ref"] if s["set"] else fallback
     exists, digest = e.head(ref)
     m = e.manifest(ref) if ref else None
     check = None if m is None or pd.isna(m["check"]) else str(m["check"])
     updated = s["updated_at"]
     return Provisioning(
+        secret=e.contract.image_secret,
+        fallback=fallback,
         secret_set=bool(s["set"]),
         secret_digest=s["digest"],
         secret_updated_at=None if updated is None or pd.isna(updated) else updated,
@@ -256,61 +276,45 @@ def _release(e: Evidence) -> Release | None:
     return Release(int(r["version"]), str(r["image"]), r["created_at"], exists, digest)
 
 
-def _refusals(e: Evidence, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Creates the Machines API refused for this app's provisioning, read off the function's log lines.
+REFUSAL_COLUMNS = ["time", "execution_id", "message", "image", "status_code", "kind", "fly_status", "region"]
+FAILED_COLUMNS = ["time", "execution_id", "message", "status_code"]
+
+
+def _failures(e: Evidence, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """This app's refused creates (what Fly answered is readable) and failed requests (it is not).
 
     Every refusal for this app's provisioning counts, whatever repository its image
     names (SPEC.md): one naming this app's repository is this app's, one naming another
     app of the org is that app's, and one naming a repository no app owns (a typo) is
-    this app's when the project's FLY_APP_NAME secret is this app (the function's default
-    app) or the repository is a near miss of this app's name.
+    this app's when it is the function's default app (:func:`_is_default_app`) or the
+    repository is a near miss of this app's name. A failure naming no image is the
+    default app's.
     """
-    columns = ["time", "execution_id", "message", "image", "status_code"]
-    refused = e.derive(e.function_logs, ("refusals", as_of), lambda: _project_refusals(e.function_logs, as_of))
-    if not refused:
-        return pd.DataFrame(columns=columns)
-    default_app = _is_default_app(e)
+    failed: list[Failed] = e.derive(
+        e.function_logs, ("failures", as_of), lambda: project_failures(e.function_logs, as_of)
+    )
+    default_app = _is_default_app(e) if failed else False
     others = set(e.org_apps or ()) - {e.app}
-    records = []
-    for at, execution, message, image, code in refused:
-        if image is not None and not _ours(image, e.app, default_app, others):
+    refused, unread = [], []
+    for f in failed:
+        if f.image is not None and not _ours(f.image, e.app, default_app, others):
             continue
-        if image is None and not default_app:
+        if f.image is None and not default_app:
             continue
-        records.append([at, execution, message, image, code])
-    return pd.DataFrame(records, columns=columns)
-
-
-def _project_refusals(function_logs: pd.DataFrame, as_of: pd.Timestamp) -> list[tuple[Any, ...]]:
-    """Every refused create in the project's function logs up to ``as_of``, whichever app it was for:
-    (time, execution, message, the image it names or its execution named, the execution's status)."""
-    logs = function_logs[(function_logs["source"] == "function_logs") & (function_logs["time"] <= as_of)]
-    hits = logs[logs["message"].fillna("").map(facts.is_refusal)]
-    if hits.empty:
-        return []
-    by_exec = _images_by_execution(logs)
-    edge = function_logs[function_logs["source"] == "function_edge_logs"]
-    status = dict(zip(edge["execution_id"], edge["status_code"]))
-    out = []
-    for row in hits.itertuples(index=False):
-        named = facts.images_in(row.message) or by_exec.get(row.execution_id, [])
-        code = status.get(row.execution_id)
-        image = named[0] if named else None
-        out.append((row.time, row.execution_id, row.message, image, None if pd.isna(code) else int(code)))
-    return out
-
-
-def _images_by_execution(logs: pd.DataFrame) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for execution, message in zip(logs["execution_id"], logs["message"]):
-        if isinstance(execution, str) and isinstance(message, str):
-            out.setdefault(execution, []).extend(facts.images_in(message))
-    return out
+        if f.kind is None:
+            unread.append([f.time, f.execution_id, f.message, f.status_code])
+        else:
+            refused.append([f.time, f.execution_id, f.message, f.image, f.status_code, f.kind, f.fly_status, f.region])
+    return pd.DataFrame(refused, columns=REFUSAL_COLUMNS), pd.DataFrame(unread, columns=FAILED_COLUMNS)
 
 
 def _is_default_app(e: Evidence) -> bool:
-    row = e.secret(facts.APP_SECRET)
-    return row is not None and row["digest"] == secret_digest(e.app)
+    """Whether ``e.app`` is the app the function provisions when a request names none: the org's only app,
+    or the value of one of the project's secrets (the seed team's FLY_APP_NAME; any team's, by digest)."""
+    if not (set(e.org_apps or ()) - {e.app}):
+        return True
+    digest = secret_digest(e.app)
+    return digest in e.secrets["digest"].tolist()
 
 
 def _ours(image: str, app: str, default_app: bool, others: set[str]) -> bool:

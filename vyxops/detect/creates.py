@@ -1,21 +1,57 @@
-"""The create link: provisioning attempts the Machines API refused (no machine was made)."""
+"""The create link: provisioning attempts the Machines API refused (no machine was made), and why.
+
+Every refusal is listed under MACHINE_CREATE_REJECTED. What Fly answered says why
+(:mod:`vyxops.refusals`); a class code speaks for the refusals of its class and is
+the root when it explains them: FLY_TOKEN_REJECTED (401/403/404), PROVISIONING_RATE_LIMITED
+(429) and REGION_CAPACITY (one per region); a missing image keeps its own codes
+(IMAGE_TAG_MISSING, LATEST_TAG_MISSING), upstream of the create.
+
+History per cause (SPEC.md): a refusal is over once a later create of the same scope
+worked — capacity: a machine provisioned in the same region started after it; any
+other class: any provisioned machine started after it; a missing image also once
+provisioning uses another image.
+"""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pandas as pd
 
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, register
+from vyxops.present import fmt_time
+
+#: What each refusal class is called in a sentence.
+KIND_SAYS = {
+    "token": "the function's Fly token was refused",
+    "rate_limit": "rate-limited (429)",
+    "image": "the image does not resolve",
+    "capacity": "no capacity in the region",
+    "config": "the machine's config was refused",
+    "fly_error": "the Machines API failed",
+}
 
 
-def _current(ctx: Context, refusals: pd.DataFrame) -> list[bool]:
-    """Refusals still in effect: no provisioning worked after them, and their image is still what it uses."""
-    starts = ctx.success_starts()  # oldest first: one started after a refusal if the last did
+def worked_after(ctx: Context, at: object, region: object = None) -> pd.Timestamp | None:
+    """The first start of a provisioned machine that worked after ``at`` (in ``region`` when given), or None."""
+    if not isinstance(at, pd.Timestamp) or pd.isna(at):
+        return None
+    ok = ctx.successes()
+    regions = ok["region"].tolist()
+    for start, where in zip(ctx.success_starts(), regions):
+        if start > at and (region is None or where == region):
+            return start
+    return None
+
+
+def refusal_current(ctx: Context) -> list[bool]:
+    """For each of ``ctx.refusals``: still in effect (no later create of its scope worked, its image still used)."""
     out = []
-    for at, ref in zip(refusals["time"].tolist(), refusals["image"].tolist()):
-        worked_after = bool(starts) and starts[-1] > at  # a refusal at no known time has none after it
-        still_used = not ctx.no_longer_used(ref, None) if ref else True
-        out.append(not worked_after and still_used)
+    for at, ref, kind, region in zip(*(ctx.refusals[c].tolist() for c in ("time", "image", "kind", "region"))):
+        scope = region if kind == "capacity" and isinstance(region, str) else None
+        still_used = not ctx.no_longer_used(ref, None) if isinstance(ref, str) and kind == "image" else True
+        out.append(worked_after(ctx, at, scope) is None and still_used)
     return out
 
 
@@ -25,23 +61,23 @@ def detect_create_rejected(ctx: Context) -> list[Finding]:
     refusals = ctx.refusals
     if refusals.empty:
         return []
-    current = _current(ctx, refusals)
+    current = refusal_current(ctx)
     evidence = []
     for r in refusals.tail(5).itertuples():
-        answered = f" (invocation answered {r.status_code})" if r.status_code is not None else ""
+        answered = f" (invocation answered {int(r.status_code)})" if pd.notna(r.status_code) else ""
         evidence.append(ev("supabase.function_logs", r.time, str(r.message)[:240] + answered))
     n, live = len(refusals), sum(current)
     title = f"{n} provisioning attempt(s) refused by the Machines API; no machine was made"
     resolved = None
     if not live:
-        last = refusals["time"].max()
-        resolved = next((start for start in ctx.success_starts() if start > last), None)
+        resolved = worked_after(ctx, refusals["time"].max())
+    kinds = refusals["kind"].tolist()
     return [
         Finding(
             "MACHINE_CREATE_REJECTED",
             "critical",
             title,
-            "function:provision-machine",
+            f"function:{ctx.e.contract.function}",
             evidence,
             ["VERIFY_PROVISIONING"],
             {
@@ -50,9 +86,24 @@ def detect_create_rejected(ctx: Context) -> list[Finding]:
                 "first": refusals["time"].min(),
                 "last": refusals["time"].max(),
                 "refs": sorted({str(x) for x in refusals["image"].dropna()}),
+                "kinds": dict(Counter(kinds)),
+                "refused": [
+                    (at, kind, ref if isinstance(ref, str) else None, where if isinstance(where, str) else None, now)
+                    for at, kind, ref, where, now in zip(
+                        refusals["time"].tolist(),
+                        kinds,
+                        refusals["image"].tolist(),
+                        refusals["region"].tolist(),
+                        current,
+                    )
+                ],
             },
             at=refusals["time"].max(),
             current=live > 0,
             resolved_at=resolved,
         )
     ]
+
+
+def when(ts: object) -> str:
+    return fmt_time(ts) if isinstance(ts, pd.Timestamp) else "?"

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from vyxops import facts
+import pandas as pd
+
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, register
+from vyxops.detect.requests import unexplained_since
+from vyxops.images import parse_image_ref
 from vyxops.present import fmt_time
 
 
 def _refusals_explained(cause: Finding, symptom: Finding) -> bool:
-    """Refused creates that name the missing reference are its doing (the Machines API checks at create)."""
-    return symptom.code == "MACHINE_CREATE_REJECTED" and cause.facts["ref"] in symptom.facts.get("refs", ())
+    """Refused creates that name the missing reference are its doing (the Machines API checks at create), and so
+    are refusals of the image or config class that name no image once provisioning used it, and requests the
+    function failed without saying why since then: every provisioning fails while the image does not resolve."""
+    if symptom.code == "PROVISIONING_REQUEST_FAILED":
+        return unexplained_since(symptom, cause.at)
+    if symptom.code != "MACHINE_CREATE_REJECTED":
+        return False
+    if cause.facts["ref"] in symptom.facts.get("refs", ()):
+        return True
+    since = cause.at
+    return any(
+        kind in ("image", "config") and ref is None and now and (since is None or pd.isna(since) or at >= since)
+        for at, kind, ref, _, now in symptom.facts.get("refused", ())
+    )
 
 
 @register("IMAGE_TAG_MISSING", "LATEST_TAG_MISSING", link=Link.IMAGE, explains=_refusals_explained, certain=True)
@@ -23,10 +38,11 @@ def detect_missing_image(ctx: Context) -> list[Finding]:
     said = f"HEAD {p.ref} → {p.check}" if p.exists is False else f"HEAD {p.ref} → {p.check or 'not checked'}"
     evidence = [ev("fly.registry", None, said)]
     if p.secret_set:
-        detail = f"{facts.IMAGE_SECRET} digest {str(p.secret_digest)[:16]}… = sha256({p.ref!r})"
+        detail = f"{p.secret} digest {str(p.secret_digest)[:16]}… = sha256({p.ref!r})"
         evidence.insert(0, ev("supabase.secrets", p.secret_updated_at, detail))
     else:
-        detail = f"{facts.IMAGE_SECRET} is not set: {facts.PROVISION_FUNCTION} falls back to :latest"
+        fallback = ":latest" if parse_image_ref(str(p.fallback)).tag == "latest" else str(p.fallback)
+        detail = f"{p.secret} is not set: {ctx.e.contract.function} falls back to {fallback}"
         evidence.insert(0, ev("supabase.secrets", None, detail))
     evidence += [ev("supabase.function_logs", r.time, str(r.message)[:240]) for r in refused.head(3).itertuples()]
     latest = p.ref == ctx.latest_ref

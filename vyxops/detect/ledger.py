@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from vyxops import facts
+from vyxops.contract import RUNNING, STARTING, STOPPED, TERMINAL
 from vyxops.frames import TIME, converted_together
 
 OUTCOMES = (
@@ -46,6 +47,10 @@ OUTCOMES = (
     "exited",
 )
 FAILED_OUTCOMES = frozenset({"never_started", "exited", "restart_loop"})
+#: Row roles (vyxops.contract) that say the session is on, and that it ended (a word mapped to no role
+#: is terminal: an ended session as far as the row says).
+OPEN_ROLES = (STARTING, RUNNING)
+ENDED_ROLES = (STOPPED, TERMINAL)
 HEALTHY_OUTCOMES = frozenset({"internal_ok", "running", "stopped_on_request", "ended", "exited_ok"})
 
 
@@ -150,28 +155,30 @@ class _Row:
 
     row_id: object = None
     row_status: object = None
+    row_role: object = None
     row_created_at: object = None
     row_updated_at: object = None
     row_user_id: object = None
 
 
-_ROW_COLUMNS = ("row_id", "row_status", "row_created_at", "row_updated_at", "row_user_id")
+_ROW_COLUMNS = ("row_id", "row_status", "row_role", "row_created_at", "row_updated_at", "row_user_id")
 _NO_ROW = _Row()
 
 
 def _rows_by_machine(rows: pd.DataFrame, as_of: pd.Timestamp) -> dict[object, _Row]:
     """The newest row per machine, as of ``as_of``: rows created later do not exist yet, and a row
     changed after ``as_of`` has an unknown status at ``as_of``."""
-    columns = ("fly_machine_id", "id", "status", "created_at", "updated_at", "user_id")
+    columns = ("machine_id", "id", "status", "role", "created_at", "updated_at", "user_id")
     cells = [rows[c].tolist() for c in columns]
     # Oldest first, a row without a time last, ties as they came: pandas' stable sort on created_at.
-    order = sorted(range(len(rows)), key=lambda i: (0, cells[3][i]) if pd.notna(cells[3][i]) else (1, 0))
+    order = sorted(range(len(rows)), key=lambda i: (0, cells[4][i]) if pd.notna(cells[4][i]) else (1, 0))
     newest: dict[object, _Row] = {}
-    for mid, rid, status, created, updated, user in ([column[i] for column in cells] for i in order):
+    for mid, rid, status, role, created, updated, user in ([column[i] for column in cells] for i in order):
         if not pd.notna(mid) or (pd.notna(created) and created > as_of):
             continue
         known = not pd.notna(updated) or updated <= as_of
-        newest[mid] = _Row(_value(rid), _value(status) if known else None, created, updated, _value(user))
+        said = (_value(status), _value(role)) if known else (None, None)
+        newest[mid] = _Row(_value(rid), *said, created, updated, _value(user))
     return newest
 
 
@@ -300,7 +307,7 @@ def _outcome(st: _Story, row: _Row, state: object, origin: str, policy: object, 
         return "restart_loop"
     if running:
         return "running"
-    if exited and clean and row.row_status in facts.ENDED_ROW_STATUSES:
+    if exited and clean and row.row_role in ENDED_ROLES:
         return "ended"
     if exited and clean and origin == "other" and row.row_id is None:
         return "exited_ok"

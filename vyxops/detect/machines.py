@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops import facts
+from vyxops.contract import RUNNING, STARTING
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, is_db_discrepancy, register
 from vyxops.present import fmt_time
@@ -42,7 +43,7 @@ def _story(m: Any) -> dict[str, Any]:
 
 def _finding(ctx: Context, m: Any, kind: str, title: str, evidence: list[dict[str, str]], **extra: Any) -> Finding:
     row = ctx.row(m.row_id)
-    stuck = row is not None and row["status"] in facts.TRANSITIONAL_ROW_STATUSES
+    stuck = row is not None and isinstance(row["role"], str) and row["role"] == STARTING
     resolved = None if pd.isna(m.resolved_at) else m.resolved_at
     # A machine nothing provisioned fails on its own account: provisioning's image says nothing about it.
     provisioned = m.origin in ("user", "canary")
@@ -120,7 +121,7 @@ def detect_exited(ctx: Context) -> list[Finding]:
             kind, title = "MACHINE_EXITED_AUTO_DESTROYED", f"machine {m.machine_id} {said} and auto_destroy removed it"
         else:
             kind, title = "MACHINE_EXITED", f"machine {m.machine_id} {said} and is {m.state_as_of}"
-        reported = m.row_status == facts.RUNNING_ROW_STATUS
+        reported = m.row_role == RUNNING
         out.append(
             _finding(ctx, m, kind, title, _exit_evidence(m), code=code if code is not None else "not reported",
                      exit_code=code, oom_killed=oom, reported_running=bool(reported))

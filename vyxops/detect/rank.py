@@ -57,12 +57,38 @@ def rank(findings: list[Finding]) -> tuple[Finding | None, list[Finding]]:
         if explained[s.key]:
             continue  # its cause speaks for it
         candidates.append(s)
+    candidates, rivals = _one_refusal_cause(candidates)
     root = _most_upstream(candidates)
     if root is None:
         certain = [f for f in findings if not f.symptom and detector_for(f.code).certain]
         root = _most_upstream(certain)
     _set_severities(findings, root, explained)
+    if root is not None and (rivals or isinstance(root.facts.get("attempts"), int)):
+        _keep_rivals(findings, root, rivals)
     return root, findings
+
+
+def _one_refusal_cause(candidates: list[Finding]) -> tuple[list[Finding], list[Finding]]:
+    """Of causes that each explain refused creates still in effect (``facts["attempts"]``: a token refused, a
+    rate limit, no capacity), the one that explains more of the window's failing attempts stays a candidate;
+    the others are its rivals, in effect too (SPEC.md: both critical, the summary names the other)."""
+    counted = [c for c in candidates if not c.symptom and isinstance(c.facts.get("attempts"), int)]
+    if len(counted) < 2:
+        return candidates, []
+    best = max(counted, key=lambda c: (c.facts["attempts"], -int(c.link)))
+    rivals = [c for c in counted if c is not best]
+    return [c for c in candidates if all(c is not r for r in rivals)], rivals
+
+
+def _keep_rivals(findings: list[Finding], root: Finding, rivals: list[Finding]) -> None:
+    """Causes in effect beside the root stay critical, and the root's facts name them for its summary; so does a
+    cause that makes every provisioning fail (``certain``) while a refusal class is the root."""
+    also = list(rivals)
+    if isinstance(root.facts.get("attempts"), int):
+        also += [f for f in findings if f is not root and not f.symptom and f.current and detector_for(f.code).certain]
+    for f in also:
+        f.severity = "critical"
+    root.facts["also"] = also
 
 
 def _most_upstream(found: list[Finding]) -> Finding | None:

@@ -11,8 +11,10 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from vyxops import facts
+from vyxops.contract import RUNNING, STARTING
 from vyxops.coverage import Gap
 from vyxops.detect.context import Context
+from vyxops.detect.ledger import ENDED_ROLES
 from vyxops.detect.model import Finding, Link, ev, register
 from vyxops.present import fmt_time
 
@@ -21,8 +23,9 @@ class _RowView(NamedTuple):
     """A DB row as of the window's end, with what the ledger says of its machine (NaT/NA when nothing)."""
 
     id: Any
-    fly_machine_id: Any
+    machine_id: Any
     status: Any
+    role: Any
     created_at: Any
     updated_at: Any
     state_as_of: Any
@@ -44,15 +47,18 @@ def _rows(ctx: Context) -> list[_RowView]:
     machines = dict(zip(led["machine_id"].tolist(), zip(*(led[c].tolist() for c in _LEDGER_FIELDS))))
     unknown = (pd.NA, pd.NaT, pd.NaT, pd.NaT)  # a row naming a machine the ledger does not hold
     out = []
-    columns = ("id", "fly_machine_id", "status", "created_at", "updated_at")
-    for rid, mid, status, created, updated in zip(*(rows[c].tolist() for c in columns)):
+    columns = ("id", "machine_id", "status", "role", "created_at", "updated_at")
+    for rid, mid, status, role, created, updated in zip(*(rows[c].tolist() for c in columns)):
         if pd.notna(created) and created > ctx.as_of:
             continue  # not created yet at the window's end
         if ctx.e.machine_id and not (isinstance(mid, str) and mid == ctx.e.machine_id):
             continue  # a focus on one machine: its rows only (a row naming none is not its)
         if pd.notna(updated) and updated > ctx.as_of:
             continue  # a row changed after the window: its status then is not known
-        out.append(_RowView(rid, mid, status, created, updated, *machines.get(mid, unknown)))
+        # A table without an updated_at column: a row's age counts from its creation (SPEC.md).
+        changed = updated if pd.notna(updated) else created
+        role = role if isinstance(role, str) else None
+        out.append(_RowView(rid, mid, status, role, created, changed, *machines.get(mid, unknown)))
     return out
 
 
@@ -64,11 +70,11 @@ def detect_rows(ctx: Context) -> list[Finding]:
     drift_after = pd.Timedelta(minutes=ctx.t.drift_after_minutes)
     for row in _rows(ctx):
         state = None if pd.isna(row.state_as_of) else str(row.state_as_of)
-        if row.status in facts.TRANSITIONAL_ROW_STATUSES and ctx.as_of - row.updated_at > stuck_after:
+        if row.role == STARTING and pd.notna(row.updated_at) and ctx.as_of - row.updated_at > stuck_after:
             out.append(_stuck(ctx, row, state))
         alive = state == facts.STARTED and pd.notna(row.start_at) and ctx.as_of - row.start_at > drift_after
-        silent = alive and row.status != facts.RUNNING_ROW_STATUS and row.status not in facts.ENDED_ROW_STATUSES
-        dead = row.status == facts.RUNNING_ROW_STATUS and facts.is_not_running(state)
+        silent = alive and row.role is not None and row.role not in (RUNNING, *ENDED_ROLES)
+        dead = row.role == RUNNING and facts.is_not_running(state)
         if silent or dead:
             out.append(_drift(ctx, row, state, silent))
     return out
@@ -81,7 +87,7 @@ def _row_series(ctx: Context, row_id: Any) -> pd.Series:
 
 
 def _stuck(ctx: Context, row: Any, state: str | None) -> Finding:
-    mid = row.fly_machine_id
+    mid = row.machine_id
     minutes = int((ctx.as_of - row.updated_at).total_seconds() // 60)
     evidence = [
         ev("supabase.rows", row.created_at, f"row {row.id} for machine {mid} created with status {row.status}"),
@@ -110,7 +116,7 @@ def _stuck(ctx: Context, row: Any, state: str | None) -> Finding:
 
 
 def _drift(ctx: Context, row: Any, state: str | None, silent: bool) -> Finding:
-    mid = row.fly_machine_id
+    mid = row.machine_id
     if silent:
         since = row.start_at + pd.Timedelta(minutes=ctx.t.drift_after_minutes)
         saw = f"machine {mid} started at {fmt_time(row.start_at)} and runs"

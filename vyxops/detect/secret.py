@@ -1,13 +1,13 @@
-"""The secret link: what DOCKER_IMAGE (or ``:latest``, when it is unset) points at, against the release."""
+"""The secret link: what the image secret (or the fallback, ``:latest`` by default, when it is unset) points at."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from vyxops import facts
 from vyxops.coverage import Gap
 from vyxops.detect.context import Context, Provisioning, Release
 from vyxops.detect.model import Finding, Link, ev, is_machine_failure, register
+from vyxops.detect.requests import unexplained_since
 
 
 def _used_since(cause: Finding, symptom: Finding) -> bool:
@@ -42,19 +42,19 @@ def _digest_unmatched(ctx: Context) -> Finding:
     ctx.gaps.append(
         Gap(
             "supabase.secrets",
-            f"{facts.IMAGE_SECRET}'s digest matches none of {p.tried} known image references, so what "
+            f"{p.secret}'s digest matches none of {p.tried} known image references, so what "
             "provisioning uses cannot be told (the references it could match may have aged out of the logs)",
         )
     )
     detail = (
-        f"{facts.IMAGE_SECRET} digest {str(p.secret_digest)[:16]}… matches none of {p.tried} candidate "
+        f"{p.secret} digest {str(p.secret_digest)[:16]}… matches none of {p.tried} candidate "
         "references (release images, :latest, machine configs, DB rows, logs)"
     )
     return Finding(
         "SECRET_DIGEST_UNMATCHED",
         "warning",
-        f"{facts.IMAGE_SECRET} matches no known image reference",
-        f"secret:{facts.IMAGE_SECRET}",
+        f"{p.secret} matches no known image reference",
+        f"secret:{p.secret}",
         [ev("supabase.secrets", p.secret_updated_at, detail)],
         ["PIN_SECRET_TO_RELEASE"],
         {"digest": p.secret_digest},
@@ -68,7 +68,7 @@ def _secret_not_current_release(p: Provisioning, release: Release) -> Finding:
         ev(
             "supabase.secrets",
             p.secret_updated_at,
-            f"{facts.IMAGE_SECRET} digest {str(p.secret_digest)[:16]}… = sha256({p.ref!r})",
+            f"{p.secret} digest {str(p.secret_digest)[:16]}… = sha256({p.ref!r})",
         ),
         ev("fly.releases", release.created_at, f"current release v{release.version} runs {release.image}"),
     ]
@@ -79,8 +79,8 @@ def _secret_not_current_release(p: Provisioning, release: Release) -> Finding:
     return Finding(
         "SECRET_IMAGE_NOT_CURRENT_RELEASE",
         "warning",
-        f"{facts.IMAGE_SECRET} points at {p.ref}, not release v{release.version}'s image",
-        f"secret:{facts.IMAGE_SECRET}",
+        f"{p.secret} points at {p.ref}, not release v{release.version}'s image",
+        f"secret:{p.secret}",
         evidence,
         ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
         {
@@ -111,7 +111,7 @@ def detect_latest_stale(ctx: Context) -> list[Finding]:
     if release is None or not p.uses_latest or not p.exists or release.digest is None or p.digest == release.digest:
         return []
     latest = ctx.latest_ref
-    how = "the secret is unset, so provisioning uses it" if not p.secret_set else "DOCKER_IMAGE names it"
+    how = "the secret is unset, so provisioning uses it" if not p.secret_set else f"{p.secret} names it"
     return [
         Finding(
             "LATEST_TAG_STALE",
@@ -133,3 +133,48 @@ def detect_latest_stale(ctx: Context) -> list[Finding]:
             },
         )
     ]
+
+
+def _unset_explains(cause: Finding, symptom: Finding) -> bool:
+    """With no image to use, the function fails every request before it asks Fly: the failed requests are its doing."""
+    return unexplained_since(symptom, None)
+
+
+@register("IMAGE_SECRET_UNSET", link=Link.SECRET, explains=_unset_explains, certain=True)
+def detect_image_secret_unset(ctx: Context) -> list[Finding]:
+    """The contract's image secret is unset and the function has no fallback image: it cannot provision."""
+    p = ctx.provisioning
+    if not p.cannot_provision:
+        return []
+    fn = ctx.e.contract.function
+    evidence = [ev("supabase.secrets", None, f"{p.secret} is not among the project's secrets")]
+    evidence.append(ev("pipeline", None, f"{fn} has no fallback image (the contract's image_fallback is empty)"))
+    changed = _function_changed(ctx)
+    if changed is not None:
+        evidence.append(ev("supabase.functions", changed, f"{fn}'s version changed: a deploy, or a secret write "
+                                                          "(every secret write restarts every function)"))  # fmt: skip
+    release = ctx.release
+    target = f"release v{release.version}'s image {release.image}" if release is not None else "the app's image"
+    return [
+        Finding(
+            "IMAGE_SECRET_UNSET",
+            "critical",
+            f"{p.secret} is not set and {fn} has no fallback: it cannot provision",
+            f"secret:{p.secret}",
+            evidence,
+            ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
+            {"secret": p.secret, "function": fn, "changed": changed, "target": target,
+             "action": f"set {p.secret} to {target}: `supabase secrets set {p.secret}=… "
+                       f"--project-ref {ctx.e.project_ref or '<project-ref>'}` (PIN_SECRET_TO_RELEASE does it)"},
+            at=changed,
+        )
+    ]  # fmt: skip
+
+
+def _function_changed(ctx: Context) -> pd.Timestamp | None:
+    """When the provisioning function's current version began (its ``updated_at``), or None."""
+    fns = ctx.e.functions[ctx.e.functions["slug"] == ctx.e.contract.function]
+    if fns.empty or pd.isna(fns.iloc[0]["updated_at"]):
+        return None
+    at: pd.Timestamp = fns.iloc[0]["updated_at"]
+    return at if ctx.e.since <= at <= ctx.as_of else None  # an old deploy says nothing of this window

@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops import facts
 from vyxops.coverage import Gap
 from vyxops.detect.context import Context
+from vyxops.detect.creates import KIND_SAYS
 from vyxops.detect.machines import story_sentence
 from vyxops.detect.model import Finding, is_machine_failure
 from vyxops.present import fmt_time, vyxops_command
@@ -71,9 +71,9 @@ def _failures_told(found: list[Finding], keep: Callable[[Finding], bool]) -> lis
 
 @summary_for("SECRET_IMAGE_NOT_CURRENT_RELEASE")
 def _secret(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
-    f = root.facts
+    f, secret = root.facts, ctx.provisioning.secret
     parts = [
-        f"Supabase secret {facts.IMAGE_SECRET} (updated {_when(f['updated_at'])}) points at {f['ref']} — its SHA-256 "
+        f"Supabase secret {secret} (updated {_when(f['updated_at'])}) points at {f['ref']} — its SHA-256 "
         f"digest matches that reference — not the current release v{f['release_version']}'s image "
         f"{f['release_image']} (released {_when(f['release_created_at'])})."
     ]
@@ -94,12 +94,13 @@ def _missing(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     how = "the registry answers HEAD with 404 MANIFEST_UNKNOWN"
     if f.get("from_refusals"):
         how = "the registry could not be asked, and the Machines API refused creates with it as MANIFEST_UNKNOWN"
+    fn, secret = ctx.e.contract.function, ctx.provisioning.secret
     if root.code == "LATEST_TAG_MISSING":
-        lead = "set to" if f["secret_set"] else "not set, so provision-machine falls back to"
-        parts = [f"{facts.IMAGE_SECRET} is {lead} {f['ref']}, which {f['how']}: {how}."]
+        lead = "set to" if f["secret_set"] else f"not set, so {fn} falls back to"
+        parts = [f"{secret} is {lead} {f['ref']}, which {f['how']}: {how}."]
     else:
         parts = [
-            f"{facts.IMAGE_SECRET} (updated {_when(f['updated_at'])}) points at {f['ref']} — its digest matches "
+            f"{secret} (updated {_when(f['updated_at'])}) points at {f['ref']} — its digest matches "
             f"that reference — and {how}."
         ]
     rej = next((x for x in found if x.code == "MACHINE_CREATE_REJECTED"), None)
@@ -107,7 +108,7 @@ def _missing(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
         r = rej.facts
         parts.append(
             f"The Machines API refused {r['count']} create(s) with 400 MANIFEST_UNKNOWN between {_when(r['first'])} "
-            f"and {_when(r['last'])}: no machine was made and no DB row written; provision-machine answered 500."
+            f"and {_when(r['last'])}: no machine was made and no DB row written; {fn} answered 500."
         )
     else:
         parts.append(
@@ -135,7 +136,8 @@ def _machine(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
 @summary_for("LATEST_TAG_STALE")
 def _latest(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     f = root.facts
-    why = "DOCKER_IMAGE is unset, so provision-machine uses" if not f["secret_set"] else "DOCKER_IMAGE names"
+    fn, secret = ctx.e.contract.function, ctx.provisioning.secret
+    why = f"{secret} is unset, so {fn} uses" if not f["secret_set"] else f"{secret} names"
     parts = [
         f"{why} {f['ref']}, which now names {f['digest']}, not release v{f['release_version']}'s image "
         f"{f['release_image']} ({f['release_digest']}): the tag was overwritten, or not moved by the last deploy."
@@ -146,7 +148,7 @@ def _latest(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
 @summary_for("DB_FLY_STATE_DRIFT")
 def _drift(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     row = root.facts["row"]
-    mid, state = row["fly_machine_id"], root.facts["machine_state"]
+    mid, state = row["machine_id"], root.facts["machine_state"]
     if root.facts.get("silent"):
         return [
             f"Fly says machine {mid} is {state} while its DB row {row['id']} says {row['status']} "
@@ -163,10 +165,66 @@ def _drift(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
 def _refused(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     r = root.facts
     named = ", ".join(r["refs"]) or "an image the logs do not name"
-    return [
+    parts = [
         f"The Machines API refused {r['count']} create(s) for {named} between {_when(r['first'])} and "
         f"{_when(r['last'])}: no machine was made and no DB row written."
     ]
+    other = {k: n for k, n in r.get("kinds", {}).items() if k != "image"}
+    if other:
+        parts.append("What Fly answered: " + "; ".join(f"{KIND_SAYS[k]} ({n})" for k, n in other.items()) + ".")
+    return parts
+
+
+@summary_for("FLY_TOKEN_REJECTED", "PROVISIONING_RATE_LIMITED", "REGION_CAPACITY")
+def _refusal_class(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    f = root.facts
+    parts = [
+        f"The Machines API refused {f['count']} of {f['function']}'s creates between {_when(f['first'])} and "
+        f"{_when(f['last'])} (HTTP {f['statuses']}): {root.title}. No machine was made, and the function answered "
+        "each request with an error."
+    ]
+    if f.get("attempts"):
+        parts.append(f"{f['attempts']} of them are still in effect: no create of the same scope has worked since.")
+    return parts + _also(root) + [f"What to do: {f['action']}."]
+
+
+@summary_for("PROVISIONING_REQUEST_FAILED")
+def _request_failed(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    f = root.facts
+    parts = [
+        f"{f['function']} answered {f['statuses']} to {f['count']} provisioning request(s) between "
+        f"{_when(f['first'])} and {_when(f['last'])}, and no log line of those invocations says what Fly answered: "
+        "each invocation's status is in function_edge_logs whatever the function logged."
+    ]
+    if f.get("last_ok") is not None:
+        parts.append(f"The last request it answered with 2xx before them was at {_when(f['last_ok'])}.")
+    return parts + [f"What to do: {f['action']}."]
+
+
+@summary_for("IMAGE_SECRET_UNSET")
+def _secret_unset(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    f = root.facts
+    parts = [
+        f"{f['secret']} is not among the project's secrets and {f['function']} has no fallback image, so every "
+        "request fails before the function asks Fly for a machine."
+    ]
+    failed = next((x for x in found if x.code == "PROVISIONING_REQUEST_FAILED"), None)
+    if failed is not None:
+        g = failed.facts
+        parts.append(
+            f"{f['function']} answered {g['statuses']} to {g['count']} request(s) between {_when(g['first'])} and "
+            f"{_when(g['last'])}" + (f"; the last that worked was at {_when(g['last_ok'])}." if g.get("last_ok")
+                                      is not None else ".")
+        )  # fmt: skip
+    if f.get("changed") is not None:
+        parts.append(f"Its version changed at {_when(f['changed'])}, as every secret write (or a deploy) makes it.")
+    return parts + [f"What to do: {f['action']}."]
+
+
+def _also(root: Finding) -> list[str]:
+    """The other causes in effect beside the root (SPEC.md: the summary names the other)."""
+    also: list[Finding] = root.facts.get("also") or []
+    return [f"Also in effect: {f.title}." for f in also]
 
 
 def summarize(ctx: Context, root: Finding | None, found: list[Finding], gaps: list[Gap], tz: str = "UTC") -> str:

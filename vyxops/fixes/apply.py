@@ -62,7 +62,7 @@ def apply_plan(
             result.notes.append(f"lock: took over a stale lock left by {describe_holder(lock.took_over)}")
         log = AuditLog(log_path, target=session.label, app=app, who=operator, now=session.now)
         _before_any_change(log, result, out_dir)
-        ctx = ApplyContext(session, app, session.machines_table, log)
+        ctx = ApplyContext(session, app, plan.contract, log)
         try:
             _settle_open_intents(log, result)
             _run(ctx, plan, result, out_dir)

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vyxops.contract import FAILED, RUNNING, STOPPED, TERMINAL, Contract
 from vyxops.errors import NotFoundError
-from vyxops.facts import CANARY_USER_PREFIX, ENDED_ROW_STATUSES, FAILED_ROW_STATUS, NOT_RUNNING_STATES
+from vyxops.facts import CANARY_USER_PREFIX, NOT_RUNNING_STATES
 from vyxops.fixes.context import ApplyContext
 from vyxops.fixes.reads import machine_state, read_row
 from vyxops.fixes.steps import describe_error, run_write
@@ -23,7 +24,8 @@ from vyxops.timeutil import iso
 START_BUDGET_S = 120.0  # a machine normally starts in seconds; a pull may take a minute
 DB_BUDGET_S = 60.0  # the app reports `running` to the DB a few seconds after start
 MACHINE_CHECK_EVERY = 5  # DB polls between looks at the machine (stop waiting when it is gone)
-CLOSED_ROW_STATUSES = ENDED_ROW_STATUSES | {FAILED_ROW_STATUS}
+#: Row roles (vyxops.contract) of a closed row: the session is over, one way or another.
+CLOSED_ROLES = (STOPPED, FAILED, TERMINAL)
 LAUNCHING_STATES = ("created", "starting")
 SETTLE_BUDGET_S = 30.0  # how long cleanup lets a launching canary come up before destroying it
 
@@ -41,30 +43,39 @@ class Canary:
         return {"user_id": self.user_id, "machine_id": self.machine_id}
 
 
-def _rows(session: Session, table: str, column: str, value: str) -> list[dict[str, Any]]:
-    rows = session.supabase.select_all(table, filters=[(column, "eq", value)]).rows
+def _rows(session: Session, contract: Contract, what: str, value: str) -> list[dict[str, Any]]:
+    """The canary rows (user column ``vyxops-verify-…``) whose ``what`` column (a contract key) is ``value``."""
+    c = contract.columns
+    column, user = getattr(c, what), c.user
+    rows = session.supabase.select_all(
+        contract.table.name, filters=[(column, "eq", value)], order=c.key or c.created_at
+    ).rows
     if not isinstance(rows, list) or any(not isinstance(r, dict) for r in rows):
         raise ValueError(f"PostgREST answered rows that are not objects: {str(rows)[:80]}")
-    return [r for r in rows if str(r.get("user_id") or "").startswith(CANARY_USER_PREFIX)]
+    return [r for r in rows if user and str(r.get(user) or "").startswith(CANARY_USER_PREFIX)]
 
 
-def find_canary(session: Session, app: str, table: str, user_id: str, machine_id: str | None = None) -> Canary:
-    """Look the canary up on both platforms: machines by metadata user_id (destroyed ones too), rows by user_id."""
+def _names(machine: dict[str, Any], user_id: str) -> bool:
+    """Whether a machine's metadata names the canary's user (whatever key the team's function uses)."""
+    metadata = (machine.get("config") or {}).get("metadata") or {}
+    return isinstance(metadata, dict) and user_id in metadata.values()
+
+
+def find_canary(session: Session, app: str, contract: Contract, user_id: str, machine_id: str | None = None) -> Canary:
+    """Look the canary up on both platforms: machines whose metadata names its user (destroyed ones too), rows by
+    the table's user column."""
     found = Canary(user_id, machine_id)
     if machine_id is None:
         machines = session.fly.list_machines(app, include_deleted=True)
-        mine = [
-            m
-            for m in machines
-            if isinstance(m, dict) and ((m.get("config") or {}).get("metadata") or {}).get("user_id") == user_id
-        ]
+        mine = [m for m in machines if isinstance(m, dict) and _names(m, user_id)]
         if mine:
             found.machine_id = str(max(mine, key=lambda m: str(m.get("created_at") or ""))["id"])
-    found.rows = _rows(session, table, "user_id", user_id)
+    column = contract.columns.machine_id
+    found.rows = _rows(session, contract, "user", user_id) if contract.columns.user else []
     if found.machine_id is None:
-        found.machine_id = next((str(r["fly_machine_id"]) for r in found.rows if r.get("fly_machine_id")), None)
+        found.machine_id = next((str(r[column]) for r in found.rows if r.get(column)), None)
     elif not found.rows:
-        found.rows = _rows(session, table, "fly_machine_id", found.machine_id)
+        found.rows = _rows(session, contract, "machine_id", found.machine_id)
     return found
 
 
@@ -108,18 +119,19 @@ def wait_started(session: Session, app: str, mid: str, seen: dict[str, Any]) -> 
             return f"machine {mid} did not reach started within {START_BUDGET_S:.0f} s (state {state})"
 
 
-def wait_row_running(session: Session, app: str, table: str, mid: str, seen: dict[str, Any]) -> str | None:
-    """Poll the DB row once a second (≤ DB_BUDGET_S) for ``running``; stop early when the machine is gone."""
+def wait_row_running(session: Session, app: str, contract: Contract, mid: str, seen: dict[str, Any]) -> str | None:
+    """Poll the DB row once a second (≤ DB_BUDGET_S) for a running word; stop early when the machine is gone."""
     t0 = session.clock.now()
     polls = 0
+    c = contract.columns
     while True:
-        rows = _rows(session, table, "fly_machine_id", mid)
+        rows = _rows(session, contract, "machine_id", mid)
         row = rows[0] if rows else None
         polls += 1
-        seen["row_status"] = row.get("status") if row else None
-        seen["row_id"] = row.get("id") if row else None
+        seen["row_status"] = row.get(c.status) if row else None
+        seen["row_id"] = row.get(c.key) if row and c.key else None
         waited = session.clock.now() - t0
-        if row is not None and row.get("status") == "running":
+        if row is not None and contract.status.role(row.get(c.status)) == RUNNING:
             seen["waited_s"] = round(waited, 1)
             return None
         if polls % MACHINE_CHECK_EVERY == 0:
@@ -140,8 +152,9 @@ def wait_row_running(session: Session, app: str, table: str, mid: str, seen: dic
 def clean_up(ctx: ApplyContext, code: str, canary: Canary, problem: str | None) -> tuple[str, str]:
     """Destroy the canary's machine and close its rows, each write logged and read back.
 
-    Rows become ``destroyed`` when provisioning worked (the machine was removed on
-    purpose), ``failed`` with ``problem`` when it did not. Returns (``cleaned`` |
+    Rows get the table's first stopped word when provisioning worked (the machine was
+    removed on purpose), its first failure word with ``problem`` when it did not (the
+    stopped word when the table has none). Returns (``cleaned`` |
     ``nothing to do`` | ``failed``, what was done); never raises an Exception.
     """
     done: list[str] = []
@@ -153,8 +166,11 @@ def clean_up(ctx: ApplyContext, code: str, canary: Canary, problem: str | None) 
             wrote |= acted
             if not ok:
                 return "failed", "; ".join(done)
-        for row in _rows(ctx.session, ctx.table, "user_id", canary.user_id):  # as they are now, not as first read
-            if row.get("status") in CLOSED_ROW_STATUSES:
+        closed = ctx.contract.status.role
+        status = ctx.contract.columns.status
+        rows = _rows(ctx.session, ctx.contract, "user", canary.user_id) if ctx.contract.columns.user else []
+        for row in rows:  # as they are now, not as first read
+            if closed(row.get(status)) in CLOSED_ROLES:
                 continue
             ok, text = _close_row(ctx, code, canary, row, problem)
             done.append(text)
@@ -214,19 +230,20 @@ def _let_it_settle(session: Session, app: str, mid: str) -> str | None:
 def _close_row(
     ctx: ApplyContext, code: str, canary: Canary, row: dict[str, Any], problem: str | None
 ) -> tuple[bool, str]:
-    s, row_id = ctx.session, str(row["id"])
-    status = FAILED_ROW_STATUS if problem else "destroyed"
-    values = {
-        "status": status,
-        "error": f"vyxops VERIFY_PROVISIONING canary: {problem}" if problem else None,
-        "updated_at": iso(s.now()).replace("Z", "+00:00"),
-    }
-    guard = [("id", "eq", row_id), ("user_id", "eq", canary.user_id), ("status", "eq", row.get("status"))]
+    s, c, words = ctx.session, ctx.contract.columns, ctx.contract.status
+    row_id = str(row.get(c.key) if c.key else row.get(c.machine_id))
+    status = (words.first(FAILED) if problem else None) or words.first(STOPPED) or words.first(FAILED)
+    values: dict[str, Any] = {c.status: status}
+    if c.error:
+        values[c.error] = f"vyxops VERIFY_PROVISIONING canary: {problem}" if problem else None
+    if c.updated_at:
+        values[c.updated_at] = iso(s.now()).replace("Z", "+00:00")
+    guard = [(c.key or c.machine_id, "eq", row_id), (c.user, "eq", canary.user_id), (c.status, "eq", row.get(c.status))]
 
     def confirm() -> tuple[bool, dict[str, Any]]:
-        now = read_row(s, ctx.table, row_id)
-        got = None if now is None else now.get("status")
-        return got is None or got in CLOSED_ROW_STATUSES, {"status": got}
+        now = read_row(s, ctx.table, row_id, c.key or c.machine_id)
+        got = None if now is None else now.get(c.status)
+        return got is None or words.role(got) in CLOSED_ROLES, {"status": got}
 
     step = run_write(
         ctx.log,
@@ -236,7 +253,7 @@ def _close_row(
         write=lambda: s.supabase.update_rows(ctx.table, values, guard),
         confirm=confirm,
         done=f"row {row_id} marked {status}",
-        before={"status": row.get("status")},
+        before={"status": row.get(c.status)},
         planned={"status": status},
         intent={"canary": canary.ref()},
     )

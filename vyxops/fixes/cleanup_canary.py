@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from vyxops.fixes.canary import CLOSED_ROW_STATUSES, clean_up, find_canary
+from vyxops.contract import FAILED, STOPPED
+from vyxops.fixes.canary import CLOSED_ROLES, clean_up, find_canary
 from vyxops.fixes.context import ApplyContext, PlanContext
 from vyxops.fixes.model import Action, Outcome
 from vyxops.fixes.reads import CANARY_USER_PREFIX
@@ -40,9 +41,9 @@ def plan(ctx: PlanContext) -> list[Action]:
         c.machine_id = str(m["machine_id"])
         c.sources.append("machine list")
     rows = e.machine_rows[e.machine_rows["user_id"].fillna("").str.startswith(CANARY_USER_PREFIX)]
-    for _, r in rows[~rows["status"].isin(list(CLOSED_ROW_STATUSES))].iterrows():
+    for _, r in rows[~rows["role"].isin(list(CLOSED_ROLES))].iterrows():
         c = found.setdefault(str(r["user_id"]), _Found())
-        c.machine_id = c.machine_id or (None if pd.isna(r["fly_machine_id"]) else str(r["fly_machine_id"]))
+        c.machine_id = c.machine_id or (None if pd.isna(r["machine_id"]) else str(r["machine_id"]))
         c.sources.append("open row")
     return [_action(ctx, user_id, c) for user_id, c in found.items()]
 
@@ -53,12 +54,12 @@ def _action(ctx: PlanContext, user_id: str, c: _Found) -> Action:
     m = e.machines[e.machines["machine_id"] == mid] if mid else e.machines.iloc[0:0]
     state = str(m.iloc[0]["state"]) if not m.empty else ("unknown" if mid else "no machine known")
     rows = e.machine_rows[e.machine_rows["user_id"] == user_id]
-    open_rows = [f"{r['id']} {r['status']}" for _, r in rows.iterrows() if r["status"] not in CLOSED_ROW_STATUSES]
+    open_rows = [f"{r['id']} {r['status']}" for _, r in rows.iterrows() if r["role"] not in CLOSED_ROLES]
     return Action(
         code=CODE,
         target=f"canary:{user_id}",
         current=f"machine {mid or '?'} {state}; open rows: {', '.join(open_rows) or 'none'}",
-        new="machine destroyed; rows closed (failed, with why)",
+        new="machine destroyed; rows closed (the table's failure word, with why where it keeps one)",
         precondition=f"the rows are still open and belong to user {user_id}",
         risk="low: the canary was vyxops's own (user vyxops-verify-…); no user's machine or row is touched",
         reason=f"left behind by an interrupted verification (found by: {', '.join(dict.fromkeys(c.sources))})",
@@ -70,7 +71,7 @@ def _action(ctx: PlanContext, user_id: str, c: _Found) -> Action:
 def apply(ctx: ApplyContext, a: Action) -> Outcome:
     user_id = str(a.read["user_id"])
     mid = a.read.get("machine_id")
-    canary = find_canary(ctx.session, ctx.app, ctx.table, user_id, str(mid) if mid else None)
+    canary = find_canary(ctx.session, ctx.app, ctx.contract, user_id, str(mid) if mid else None)
     why = "canary left behind by an interrupted verification; cleaned up by a later run"
     status, text = clean_up(ctx, a.code, canary, why)
     after = {"machine_id": canary.machine_id, "cleanup": text}
@@ -85,10 +86,19 @@ def native(a: Action, place: Place) -> list[str]:
     out = []
     if a.read.get("machine_id"):
         out.append(f"fly machines destroy --force {shlex.quote(str(a.read['machine_id']))} -a {shlex.quote(place.app)}")
+    c, words = place.contract.columns, place.contract.status
+    word = words.first(FAILED) or words.first(STOPPED)
+    if not c.user or word is None:
+        return out  # rows cannot be told apart, or closed, by hand either
+    sets = [f"{sql_ident(c.status)} = {sql_text(word)}"]
+    if c.error:
+        sets.append(f"{sql_ident(c.error)} = 'vyxops canary cleaned up by hand'")
+    if c.updated_at:
+        sets.append(f"{sql_ident(c.updated_at)} = now()")
+    closed = ", ".join(sql_text(w) for w in (*words.failed, *words.stopped))
     out.append(
-        f"update public.{sql_ident(place.table)} set status = 'failed', error = 'vyxops canary cleaned up by hand', "
-        f"updated_at = now() where user_id = {sql_text(a.read['user_id'])} "
-        "and status not in ('failed', 'destroyed', 'stopped');"
+        f"update public.{sql_ident(place.table)} set {', '.join(sets)} "
+        f"where {sql_ident(c.user)} = {sql_text(a.read['user_id'])} and {sql_ident(c.status)} not in ({closed});"
     )
     return out
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops.evidence import Evidence, latest_ref
+from vyxops.contract import Contract
+from vyxops.evidence import Evidence
 from vyxops.fixes.audit_log import AuditLog, History
 from vyxops.fixes.model import Action
 from vyxops.fixes.registry import Place
@@ -92,20 +93,25 @@ class ApplyContext:
 
     session: Session
     app: str
-    table: str
+    contract: Contract
     log: AuditLog
     verification: dict[str, Any] | None = None
 
+    @property
+    def table(self) -> str:
+        return self.contract.table.name
+
 
 def image_facts(e: Evidence) -> dict[str, Any]:
-    """The secret, the current release and :latest as the investigation read them."""
+    """The image secret, the current release and the fallback (``:latest``) as the investigation read them."""
     release = e.current_release()
-    latest = latest_ref(e.app)
+    latest = e.contract.fallback_ref(e.app)
     secret = e.docker_image()
     rel_image = None if release is None or pd.isna(release["image"]) else str(release["image"])
     rel_exists, rel_digest = e.head(rel_image)
     latest_exists, latest_digest = e.head(latest)
     return {
+        "secret_name": e.contract.image_secret,
         "secret_digest": secret["digest"],
         "secret_ref": secret["ref"],
         "release_version": None if release is None else int(release["version"]),

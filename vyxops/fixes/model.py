@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.contract import Contract
 from vyxops.fixes.values import brief, describe_change, jsonable, write_json
 
 REMEDIATION_SCHEMA = "vyxops.remediation/1"
@@ -61,6 +62,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # fixes asked for but not planned, and why
     generated_at: str = ""
     project_ref: str | None = None
+    contract: Contract = field(default_factory=Contract)  # the pipeline the plan was made for
 
     def frame(self) -> pd.DataFrame:
         """One row per action: action, target, current, new, precondition, risk."""

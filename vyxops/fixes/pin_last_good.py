@@ -11,7 +11,7 @@ from vyxops.errors import PreconditionError
 from vyxops.fixes.context import ApplyContext, PlanContext
 from vyxops.fixes.model import Action, Outcome
 from vyxops.fixes.pin_secret import secret_text, write_secret
-from vyxops.fixes.reads import IMAGE_SECRET, current_release
+from vyxops.fixes.reads import current_release
 from vyxops.fixes.registry import Fix, Place, register
 from vyxops.fixes.served import SERVED_AFTER, ReleaseRecord
 from vyxops.fixes.values import short
@@ -28,6 +28,9 @@ def plan(ctx: PlanContext) -> list[Action]:
     if not failing or cur is None:
         if CODE in ctx.wanted:
             ctx.note(CODE, "not planned: the current release's own image is not known to fail")
+        return []
+    if not ctx.facts["secret_name"]:
+        ctx.note(CODE, "not planned: the function reads no image secret to pin (the contract's image_secret is empty)")
         return []
     good, passed_over = ctx.health.last_good()
     for text in passed_over:
@@ -46,25 +49,27 @@ def plan(ctx: PlanContext) -> list[Action]:
         r = parse_image_ref(good.image)
         ref = f"{r.registry}/{r.repository}@{good.digest}"
     if ctx.facts["secret_digest"] == secret_digest(ref):
-        ctx.note(CODE, f"already done: {IMAGE_SECRET} already points at {ref} (release v{good.version}, which served)")
+        name = ctx.facts["secret_name"]
+        ctx.note(CODE, f"already done: {name} already points at {ref} (release v{good.version}, which served)")
         return []
     return [_action(ctx.facts, cur, good, ref, failing)]
 
 
 def _action(f: dict[str, Any], cur: ReleaseRecord, good: ReleaseRecord, ref: str, failing: str) -> Action:
     was = short(f["secret_digest"]) if f["secret_digest"] else "unset"
+    name = f["secret_name"]
     return Action(
         code=CODE,
-        target=f"secret:{IMAGE_SECRET}",
-        current=secret_text(f["secret_digest"], f["secret_ref"]),
+        target=f"secret:{name}",
+        current=secret_text(f["secret_digest"], f["secret_ref"], f["latest_ref"]),
         new=f"{ref} (release v{good.version}, the last release whose machines served)",
         precondition=(
-            f"{IMAGE_SECRET} digest still {was}; release v{cur.version} still current; release v{good.version}'s "
+            f"{name} digest still {was}; release v{cur.version} still current; release v{good.version}'s "
             f"image still resolves to {short(good.digest)}"
         ),
         risk=(
             f"medium: new sessions run release v{good.version}'s older code until a fixed release is deployed; "
-            f"undo by setting {IMAGE_SECRET} again"
+            f"undo by setting {name} again"
         ),
         reason=f"release v{cur.version}'s own image fails ({failing}); release v{good.version} served: "
         + "; ".join(good.served[:2]),
@@ -78,7 +83,7 @@ def _action(f: dict[str, Any], cur: ReleaseRecord, good: ReleaseRecord, ref: str
             "good_digest": good.digest,
             "served": good.served[:3],
         },
-        desired={"name": IMAGE_SECRET, "ref": ref, "digest": secret_digest(ref)},
+        desired={"name": name, "ref": ref, "digest": secret_digest(ref)},
     )
 
 
@@ -98,12 +103,12 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
             f"release v{r['good_version']}'s image {r['good_image']} is {now} now, "
             f"planned {short(r['good_digest'])}; re-plan"
         )
-    done = f"{IMAGE_SECRET} now points at {a.desired['ref']} (release v{r['good_version']}, which served)"
+    done = f"{a.desired['name']} now points at {a.desired['ref']} (release v{r['good_version']}, which served)"
     return write_secret(ctx, a, done)
 
 
 def native(a: Action, place: Place) -> list[str]:
-    value = shlex.quote(f"{IMAGE_SECRET}={a.desired['ref']}")
+    value = shlex.quote(f"{a.desired['name']}={a.desired['ref']}")
     return [f"supabase secrets set {value} --project-ref {place.ref_arg}"]
 
 

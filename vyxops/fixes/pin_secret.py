@@ -1,4 +1,4 @@
-"""PIN_SECRET_TO_RELEASE: set DOCKER_IMAGE to the current release's image, by tag or by digest."""
+"""PIN_SECRET_TO_RELEASE: set the image secret (the contract's) to the current release's image, by tag or digest."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from vyxops.errors import PreconditionError
 from vyxops.fixes.context import ApplyContext, PlanContext
 from vyxops.fixes.model import Action, Outcome
-from vyxops.fixes.reads import IMAGE_SECRET, check_release, secret_now
+from vyxops.fixes.reads import check_release, secret_now
 from vyxops.fixes.registry import Fix, Place, register
 from vyxops.fixes.steps import outcome_of, run_write
 from vyxops.fixes.values import short
@@ -30,11 +30,20 @@ def release_problem(f: dict[str, Any]) -> str | None:
     return None
 
 
-def secret_text(digest: str | None, ref: str | None) -> str:
-    """What DOCKER_IMAGE holds, as a person reads it."""
+def secret_text(digest: str | None, ref: str | None, fallback: str | None = None) -> str:
+    """What the image secret holds, as a person reads it."""
     if digest is None:
-        return "unset (provisioning falls back to :latest)"
+        return (
+            f"unset (provisioning falls back to {_tag(fallback)})"
+            if fallback
+            else "unset (the function cannot provision)"
+        )
     return f"{ref} ({short(digest)})" if ref else f"digest {short(digest)} (matches no known image)"
+
+
+def _tag(ref: str | None) -> str:
+    """How a fallback reference is said: ``:latest`` for the app's own, else the reference."""
+    return ":latest" if ref and parse_image_ref(ref).tag == "latest" else str(ref)
 
 
 def plan_image_fix(ctx: PlanContext, code: str, make: Callable[[dict[str, Any], str], Action | str]) -> list[Action]:
@@ -45,6 +54,9 @@ def plan_image_fix(ctx: PlanContext, code: str, make: Callable[[dict[str, Any], 
     """
     why = ctx.image_choice(code)
     if why is None:
+        return []
+    if not ctx.facts["secret_name"] and code != "TAG_LATEST":
+        ctx.note(code, "not planned: the function reads no image secret (the contract's image_secret is empty)")
         return []
     failing = ctx.release_fails()
     if failing:
@@ -76,51 +88,50 @@ def _plan(f: dict[str, Any], strategy: str, why: str) -> Action | str:
     else:
         ref = f["release_image"]
     if f["secret_digest"] == secret_digest(ref):
-        return f"already done: {IMAGE_SECRET} already points at {ref}"
-    read = {k: f[k] for k in ("secret_digest", "secret_ref", "release_version", "release_image", "release_digest")}
+        return f"already done: {f['secret_name']} already points at {ref}"
+    keys = ("secret_name", "secret_digest", "secret_ref", "release_version", "release_image", "release_digest")
+    read = {k: f[k] for k in keys}
+    name = f["secret_name"]
     was = short(f["secret_digest"]) if f["secret_digest"] else "unset"
     return Action(
         code=CODE,
-        target=f"secret:{IMAGE_SECRET}",
-        current=secret_text(f["secret_digest"], f["secret_ref"]),
+        target=f"secret:{name}",
+        current=secret_text(f["secret_digest"], f["secret_ref"], f["latest_ref"]),
         new=f"{ref} (release v{f['release_version']}, {short(secret_digest(ref))})",
         precondition=(
-            f"{IMAGE_SECRET} digest still {was}; release v{f['release_version']} still current; "
-            "its image still resolves"
+            f"{name} digest still {was}; release v{f['release_version']} still current; its image still resolves"
         ),
         risk="low: the next provisioning uses the release's image; undo by setting the old value again",
         reason=why,
         read=read,
-        desired={"name": IMAGE_SECRET, "ref": ref, "digest": secret_digest(ref)},
+        desired={"name": name, "ref": ref, "digest": secret_digest(ref)},
     )
 
 
 def apply(ctx: ApplyContext, a: Action) -> Outcome:
     check_release(ctx.session, ctx.app, a.read)
     return write_secret(
-        ctx, a, f"{IMAGE_SECRET} now points at {a.desired['ref']} (release v{a.read['release_version']})"
+        ctx, a, f"{a.desired['name']} now points at {a.desired['ref']} (release v{a.read['release_version']})"
     )
 
 
 def write_secret(ctx: ApplyContext, a: Action, done: str) -> Outcome:
-    """Upsert DOCKER_IMAGE = ``a.desired["ref"]`` if it still holds what was planned; judged by reading it back."""
+    """Upsert the image secret = ``a.desired["ref"]`` if it still holds what was planned; judged by reading it."""
     s = ctx.session
-    ref, want = a.desired["ref"], a.desired["digest"]
-    digest = secret_now(s)
+    ref, want, name = a.desired["ref"], a.desired["digest"], a.desired["name"]
+    digest = secret_now(s, name)
     before = {"digest": digest, "ref": a.read.get("secret_ref") if digest == a.read["secret_digest"] else None}
     if digest == want:
-        return Outcome(
-            a.code, a.target, "skipped", f"already done: {IMAGE_SECRET} already points at {ref}", before, a.desired
-        )
+        return Outcome(a.code, a.target, "skipped", f"already done: {name} already points at {ref}", before, a.desired)
     if digest != a.read["secret_digest"]:
         now, planned = (
             short(digest) if digest else "unset",
             short(a.read["secret_digest"]) if a.read["secret_digest"] else "unset",
         )
-        raise PreconditionError(f"{IMAGE_SECRET} changed since planning: digest {now}, planned from {planned}; re-plan")
+        raise PreconditionError(f"{name} changed since planning: digest {now}, planned from {planned}; re-plan")
 
     def confirm() -> tuple[bool, dict[str, Any]]:
-        got = secret_now(s)
+        got = secret_now(s, name)
         return got == want, {"digest": got, "ref": ref if got == want else None}
 
     step = run_write(
@@ -128,7 +139,7 @@ def write_secret(ctx: ApplyContext, a: Action, done: str) -> Outcome:
         a.code,
         "set_secret",
         a.target,
-        write=lambda: s.supabase.set_secrets([{"name": IMAGE_SECRET, "value": ref}]),
+        write=lambda: s.supabase.set_secrets([{"name": name, "value": ref}]),
         confirm=confirm,
         done=done,
         before=before,
@@ -138,7 +149,7 @@ def write_secret(ctx: ApplyContext, a: Action, done: str) -> Outcome:
 
 
 def native(a: Action, place: Place) -> list[str]:
-    value = shlex.quote(f"{IMAGE_SECRET}={a.desired['ref']}")
+    value = shlex.quote(f"{a.desired['name']}={a.desired['ref']}")
     return [f"supabase secrets set {value} --project-ref {place.ref_arg}"]
 
 
@@ -150,7 +161,8 @@ FIX = register(
     Fix(
         code=CODE,
         order=20,
-        description="set DOCKER_IMAGE to the current release's image (by tag, or by digest with --strategy pin-digest)",
+        description="set the image secret to the current release's image (by tag, or by digest with --strategy "
+        "pin-digest)",
         plan=plan,
         apply=apply,
         native=native,

@@ -48,8 +48,7 @@ def plan_fixes(
     e = inv.evidence
     if history is None:
         history = read_history(audit_log or config.audit_log_path(), target=e.target, app=e.app)
-    tables = e.machine_rows["table"].dropna()
-    place = Place(e.app, project_ref, str(tables.iloc[-1]) if not tables.empty else "machines")
+    place = Place(e.app, project_ref, e.contract)
     ctx = PlanContext(inv, strategy, wanted, history, place, release_health(e), image_facts(e))
     for fix in registry.fixes():
         for action in fix.plan(ctx):
@@ -72,4 +71,5 @@ def plan_fixes(
         notes=ctx.notes,
         generated_at=iso(e.now),
         project_ref=project_ref,
+        contract=e.contract,
     )

@@ -7,14 +7,12 @@ from typing import Any
 import pandas as pd
 
 from vyxops.errors import NotFoundError, PreconditionError
-from vyxops.facts import CANARY_USER_PREFIX, IMAGE_SECRET, PROVISION_FUNCTION, RELEASE_COMPLETE
+from vyxops.facts import CANARY_USER_PREFIX, RELEASE_COMPLETE
 from vyxops.fixes.values import short
 from vyxops.session import Session
 
 __all__ = [
     "CANARY_USER_PREFIX",
-    "IMAGE_SECRET",
-    "PROVISION_FUNCTION",
     "check_release",
     "current_release",
     "machine_state",
@@ -24,10 +22,10 @@ __all__ = [
 ]
 
 
-def secret_now(session: Session) -> str | None:
-    """DOCKER_IMAGE's digest now (None when unset)."""
+def secret_now(session: Session, name: str) -> str | None:
+    """Secret ``name``'s digest now (None when unset): the contract's image secret."""
     for s in session.supabase.list_secrets():
-        if isinstance(s, dict) and s.get("name") == IMAGE_SECRET:
+        if isinstance(s, dict) and s.get("name") == name:
             value = s.get("value")
             return None if value is None else str(value)
     return None
@@ -68,9 +66,9 @@ def check_release(session: Session, app: str, read: dict[str, Any]) -> dict[str,
     return {"version": rel.get("version"), "image": rel.get("imageRef"), "digest": head["digest"]}
 
 
-def read_row(session: Session, table: str, row_id: str) -> dict[str, Any] | None:
-    """The row with ``id`` now, or None; a malformed answer is an error, never a row."""
-    rows = session.supabase.select_all(table, filters=[("id", "eq", row_id)]).rows
+def read_row(session: Session, table: str, row_id: str, key: str = "id") -> dict[str, Any] | None:
+    """The row whose ``key`` column is ``row_id`` now, or None; a malformed answer is an error, never a row."""
+    rows = session.supabase.select_all(table, filters=[(key, "eq", row_id)], order=key).rows
     if not isinstance(rows, list) or any(not isinstance(r, dict) for r in rows):
         raise ValueError(f"PostgREST answered rows that are not objects: {str(rows)[:80]}")
     return rows[0] if rows else None

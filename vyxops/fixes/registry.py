@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from vyxops.contract import Contract
 from vyxops.errors import InputError
 from vyxops.fixes.model import Action, Outcome
 
@@ -30,7 +31,11 @@ class Place:
 
     app: str
     project_ref: str | None  # None: commands say $SUPABASE_PROJECT_REF
-    table: str
+    contract: Contract  # the team's function, secret, table and words, which commands name
+
+    @property
+    def table(self) -> str:
+        return self.contract.table.name
 
     @property
     def ref_arg(self) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from vyxops.contract import RUNNING, STOPPED, TERMINAL
 from vyxops.evidence import Evidence
 from vyxops.facts import CANARY_USER_PREFIX, INTERNAL_PROCESS_GROUPS, LAUNCH_FAILED_STATUSES, describe_exit
 from vyxops.timeutil import iso
@@ -103,7 +104,7 @@ def _judge(e: Evidence, m: pd.Series) -> tuple[str, str]:
         return "unknown", ""
     start = starts.iloc[0]["time"]
     exits = evs[(evs["type"] == "exit") & (evs["time"] >= start)]
-    rows = e.machine_rows[e.machine_rows["fly_machine_id"] == mid]
+    rows = e.machine_rows[e.machine_rows["machine_id"] == mid]
     row = None if rows.empty else rows.sort_values("created_at").iloc[-1]
     if row is not None and _row_reached_running(row):
         return "served", f"machine {mid} started at {iso(start)} and its row {row['id']} reached running"
@@ -126,10 +127,12 @@ def _judge(e: Evidence, m: pd.Series) -> tuple[str, str]:
 
 
 def _row_reached_running(row: pd.Series) -> bool:
-    if row["status"] == "running":
+    """Whether the row said the session ran: ``running``, or a canary closed as done (its cleanup writes a stopped
+    word, or a word of no role, when it worked; a failure word, or an error, when it did not)."""
+    if row["role"] == RUNNING:
         return True
     canary = isinstance(row["user_id"], str) and row["user_id"].startswith(CANARY_USER_PREFIX)
-    return bool(canary and row["status"] == "destroyed" and pd.isna(row["error"]))
+    return bool(canary and row["role"] in (STOPPED, TERMINAL) and pd.isna(row["error"]))
 
 
 def _requested(x: pd.Series) -> bool:

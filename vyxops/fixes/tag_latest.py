@@ -23,6 +23,8 @@ def plan(ctx: PlanContext) -> list[Action]:
 
 
 def _plan(f: dict[str, Any], why: str) -> Action | str:
+    if not f["latest_ref"]:
+        return "not planned: the function has no fallback image to tag (the contract's image_fallback is empty)"
     problem = release_problem(f)
     if problem:
         return problem

@@ -1,4 +1,4 @@
-"""UNSET_SECRET: delete DOCKER_IMAGE (by name, never every secret) once ``:latest`` is the release's image."""
+"""UNSET_SECRET: delete the image secret (by name, never every secret) once the fallback is the release's image."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from vyxops.errors import PreconditionError
 from vyxops.fixes.context import ApplyContext, PlanContext
 from vyxops.fixes.model import Action, Outcome
 from vyxops.fixes.pin_secret import plan_image_fix, release_problem, secret_text
-from vyxops.fixes.reads import IMAGE_SECRET, check_release, secret_now
+from vyxops.fixes.reads import check_release, secret_now
 from vyxops.fixes.registry import Fix, Place, register
 from vyxops.fixes.steps import outcome_of, run_write
 from vyxops.fixes.values import short
@@ -21,38 +21,43 @@ def plan(ctx: PlanContext) -> list[Action]:
 
 
 def _plan(f: dict[str, Any], why: str) -> Action | str:
+    name = f["secret_name"]
     if f["secret_digest"] is None:
-        return f"already done: {IMAGE_SECRET} is not set"
+        return f"already done: {name} is not set"
+    if not f["latest_ref"]:
+        return "not planned: the function has no fallback image; unsetting the secret would stop provisioning"
     problem = release_problem(f)
     if problem:
         return problem
-    keys = ("secret_digest", "secret_ref", "latest_ref", "release_version", "release_image", "release_digest")
+    keys = ("secret_name", "secret_digest", "secret_ref", "latest_ref", "release_version", "release_image",
+            "release_digest")  # fmt: skip
     v = f["release_version"]
     return Action(
         code=CODE,
-        target=f"secret:{IMAGE_SECRET}",
+        target=f"secret:{name}",
         current=secret_text(f["secret_digest"], f["secret_ref"]),
         new=f"unset: provisioning uses {f['latest_ref']}",
         precondition=(
-            f"{IMAGE_SECRET} digest still {short(f['secret_digest'])}; {f['latest_ref']} resolves to release v{v}'s "
+            f"{name} digest still {short(f['secret_digest'])}; {f['latest_ref']} resolves to release v{v}'s "
             f"digest {short(f['release_digest'])}"
         ),
-        risk=f"medium: provisioning then depends on :latest; only {IMAGE_SECRET} is deleted, never any other secret",
+        risk=f"medium: provisioning then depends on {f['latest_ref']}; only {name} is deleted, never another secret",
         reason=why,
         read={k: f[k] for k in keys},
-        desired={"name": IMAGE_SECRET, "set": False, "falls_back_to": f["latest_ref"]},
+        desired={"name": name, "set": False, "falls_back_to": f["latest_ref"]},
     )
 
 
 def apply(ctx: ApplyContext, a: Action) -> Outcome:
     s = ctx.session
-    digest = secret_now(s)
+    name = a.desired["name"]
+    digest = secret_now(s, name)
     before = {"digest": digest, "ref": a.read.get("secret_ref") if digest == a.read["secret_digest"] else None}
     if digest is None:
-        return Outcome(a.code, a.target, "skipped", f"already done: {IMAGE_SECRET} is not set", before, a.desired)
+        return Outcome(a.code, a.target, "skipped", f"already done: {name} is not set", before, a.desired)
     if digest != a.read["secret_digest"]:
         raise PreconditionError(
-            f"{IMAGE_SECRET} changed since planning: digest {short(digest)}, planned from "
+            f"{name} changed since planning: digest {short(digest)}, planned from "
             f"{short(a.read['secret_digest'])}; re-plan"
         )
     rel = check_release(s, ctx.app, a.read)
@@ -65,7 +70,7 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
         )
 
     def confirm() -> tuple[bool, dict[str, Any]]:
-        got = secret_now(s)
+        got = secret_now(s, name)
         return got is None, {"digest": got, "set": got is not None}
 
     step = run_write(
@@ -74,9 +79,9 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
         "delete_secret",
         a.target,
         # by name: never an empty list, which would mean every secret
-        write=lambda: s.supabase.delete_secrets([IMAGE_SECRET]),
+        write=lambda: s.supabase.delete_secrets([name]),
         confirm=confirm,
-        done=f"{IMAGE_SECRET} unset: provisioning uses {a.read['latest_ref']} = release v{rel['version']}",
+        done=f"{name} unset: provisioning uses {a.read['latest_ref']} = release v{rel['version']}",
         before=before,
         planned=a.desired,
     )
@@ -84,7 +89,7 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
 
 
 def native(a: Action, place: Place) -> list[str]:
-    return [f"supabase secrets unset {IMAGE_SECRET} --project-ref {place.ref_arg}"]
+    return [f"supabase secrets unset {a.desired['name']} --project-ref {place.ref_arg}"]
 
 
 def dashboard(a: Action, place: Place) -> list[str]:
@@ -95,7 +100,8 @@ FIX = register(
     Fix(
         code=CODE,
         order=40,
-        description="delete DOCKER_IMAGE by name, so provisioning uses :latest (--strategy latest, after TAG_LATEST)",
+        description="delete the image secret by name, so provisioning uses its fallback, :latest (--strategy latest, "
+        "after TAG_LATEST)",
         plan=plan,
         apply=apply,
         native=native,

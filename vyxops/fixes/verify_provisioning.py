@@ -12,7 +12,7 @@ import pandas as pd
 from vyxops.fixes.canary import Canary, clean_up, find_canary, wait_row_running, wait_started
 from vyxops.fixes.context import ApplyContext, PlanContext
 from vyxops.fixes.model import Action, Outcome
-from vyxops.fixes.reads import CANARY_USER_PREFIX, PROVISION_FUNCTION
+from vyxops.fixes.reads import CANARY_USER_PREFIX
 from vyxops.fixes.registry import Fix, Place, register
 from vyxops.fixes.steps import describe_error
 from vyxops.fixes.values import brief
@@ -46,6 +46,14 @@ def plan(ctx: PlanContext) -> list[Action]:
             f"({failing}): a canary would fail the same way",
         )
         return []
+    contract = ctx.evidence.contract
+    if contract.invoke is None:
+        ctx.note(
+            CODE,
+            f"not planned: vyxops does not know what body {contract.function} takes (the contract has no invoke); "
+            'declare [pipeline].invoke in vyxops.toml, e.g. invoke = {body = {user_id = "{canary_user}"}}',
+        )
+        return []
     region, region_note = _region(ctx)
     if region_note:
         ctx.note(CODE, region_note)
@@ -59,13 +67,11 @@ def plan(ctx: PlanContext) -> list[Action]:
         reasons.insert(0, "asked for by " + ", ".join(asked))
     if named and not reasons:
         reasons.append("named with --fix")
-    rows = ctx.evidence.machine_rows.dropna(subset=["created_at"]).sort_values("created_at")
-    table = None if rows.empty or pd.isna(rows.iloc[-1]["table"]) else str(rows.iloc[-1]["table"])
     critical = any(f.severity == "critical" for f in ctx.inv.findings)
     return [
         Action(
             code=CODE,
-            target=f"function:{PROVISION_FUNCTION}",
+            target=f"function:{contract.function}",
             current="provisioning last failed" if critical else "not verified",
             new=f"a canary machine in {region} reaches started and its row running; then it is destroyed",
             precondition="the fixes before it applied or already done",
@@ -74,7 +80,7 @@ def plan(ctx: PlanContext) -> list[Action]:
                 "runs on every apply"
             ),
             reason="; ".join(reasons),
-            read={"function": PROVISION_FUNCTION, "region": region, "table": table},
+            read={"function": contract.function, "region": region, "table": contract.table.name},
             desired={"machine": "started, then destroyed", "row": "running, then destroyed"},
         )
     ]
@@ -108,7 +114,6 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
     """Not idempotent by nature: it runs on every apply and leaves nothing lasting behind."""
     s = ctx.session
     region = str(a.read.get("region") or DEFAULT_REGION)
-    ctx.table = str(a.read.get("table") or ctx.table)
     user_id = f"{CANARY_USER_PREFIX}{s.now().strftime('%Y%m%d%H%M%S')}-{ctx.log.run[:6]}"
     seen: dict[str, Any] = {"user_id": user_id, "region": region, "started_at": iso(s.now())}
     ctx.verification = seen
@@ -141,7 +146,7 @@ def _verify(ctx: ApplyContext, a: Action, user_id: str, region: str, seen: dict[
     mid = str(canary.machine_id)
     problem: str | None
     try:
-        problem = wait_started(s, ctx.app, mid, seen) or wait_row_running(s, ctx.app, ctx.table, mid, seen)
+        problem = wait_started(s, ctx.app, mid, seen) or wait_row_running(s, ctx.app, ctx.contract, mid, seen)
     except Exception as exc:
         problem = f"could not watch canary {mid}: {describe_error(exc)}"
     cleaned, cleanup = clean_up(ctx, a.code, canary, problem)
@@ -166,21 +171,21 @@ def _invoke(ctx: ApplyContext, user_id: str, region: str, seen: dict[str, Any]) 
     An answer that is lost, malformed or an error is not the end: the canary is looked
     for by its user id before anyone says no machine was made.
     """
-    s = ctx.session
+    s, fn, invoke = ctx.session, ctx.contract.function, ctx.contract.invoke
+    assert invoke is not None  # planned only with one
     ref = {"user_id": user_id}
-    txn = ctx.log.intent(
-        CODE, "invoke", f"function:{PROVISION_FUNCTION}", canary=ref, body={"user_id": user_id, "region": region}
-    )
+    request = invoke.build(user_id, region)
+    txn = ctx.log.intent(CODE, "invoke", f"function:{fn}", canary=ref, body=request)
     try:
         try:
-            status, body = s.supabase.invoke(PROVISION_FUNCTION, {"user_id": user_id, "region": region})
-            answer = f"{PROVISION_FUNCTION} answered {status}: {brief(body)}"
+            status, body = s.supabase.invoke(fn, request)
+            answer = f"{fn} answered {status}: {brief(body)}"
         except Exception as exc:
-            status, body, answer = None, None, f"{PROVISION_FUNCTION}: {describe_error(exc)}"
+            status, body, answer = None, None, f"{fn}: {describe_error(exc)}"
         seen["invoke_status"] = status
-        mid = (body.get("machine_id") or body.get("id")) if status == 200 and isinstance(body, dict) else None
+        mid = answered_machine(body, invoke.machine_id) if status is not None and 200 <= status < 300 else None
         try:
-            canary = find_canary(s, ctx.app, ctx.table, user_id, str(mid) if mid else None)
+            canary = find_canary(s, ctx.app, ctx.contract, user_id, str(mid) if mid else None)
         except Exception as exc:
             if mid:
                 canary = Canary(user_id, str(mid))
@@ -198,7 +203,9 @@ def _invoke(ctx: ApplyContext, user_id: str, region: str, seen: dict[str, Any]) 
         seen["function_answer"] = brief(body)
         return None, answer
     seen["machine_id"] = canary.machine_id
-    seen["image"] = body.get("image") if isinstance(body, dict) else next((r.get("image") for r in canary.rows), None)
+    column = ctx.contract.columns.image
+    from_rows = next((r.get(column) for r in canary.rows), None) if column else None
+    seen["image"] = body.get("image") if isinstance(body, dict) and body.get("image") else from_rows
     lost = "" if mid else f" ({answer}; found machine {canary.machine_id} by its user_id)"
     ctx.log.outcome(
         txn,
@@ -210,22 +217,31 @@ def _invoke(ctx: ApplyContext, user_id: str, region: str, seen: dict[str, Any]) 
     return canary, ""
 
 
+def answered_machine(body: object, key: str) -> str | None:
+    """The machine id in the function's answer, under the contract's key (or ``id``), or None."""
+    if not isinstance(body, dict):
+        return None
+    mid = body.get(key) or body.get("machine_id") or body.get("id")
+    return str(mid) if isinstance(mid, (str, int)) and mid else None
+
+
 def native(a: Action, place: Place) -> list[str]:
-    body = shlex.quote(
-        json.dumps({"user_id": "vyxops-verify-manual", "region": a.read.get("region") or DEFAULT_REGION})
-    )
-    app = shlex.quote(place.app)
+    invoke = place.contract.invoke
+    request = invoke.build("vyxops-verify-manual", str(a.read.get("region") or DEFAULT_REGION)) if invoke else {}
+    body = shlex.quote(json.dumps(request))
+    key = invoke.machine_id if invoke else "machine_id"
+    app, fn = shlex.quote(place.app), place.contract.function
     return [
-        f'MID=$(curl -sS -X POST "$SUPABASE_URL/functions/v1/{PROVISION_FUNCTION}" '
+        f'MID=$(curl -sS -X POST "$SUPABASE_URL/functions/v1/{fn}" '
         f'-H "Authorization: Bearer $SUPABASE_SERVICE_ROLE_KEY" -H "Content-Type: application/json" -d {body} '
-        "| jq -r .machine_id)",
+        f"| jq -r .{key})",
         f'fly machine status "$MID" -a {app}',
         f'fly machines destroy --force "$MID" -a {app}',
     ]
 
 
 def dashboard(a: Action, place: Place) -> list[str]:
-    return [place.supabase(f"functions/{PROVISION_FUNCTION}/logs"), place.fly("machines")]
+    return [place.supabase(f"functions/{place.contract.function}/logs"), place.fly("machines")]
 
 
 FIX = register(

@@ -36,11 +36,13 @@ def esc(text: object) -> str:
 
 
 def show_header(inv: Investigation, tz: str = "UTC") -> None:
-    """Target (naming the sandbox's scenario), app, window and the target's now."""
+    """Target (naming the sandbox's scenario), app, window and the target's now; the pipeline contract the run
+    used, and for a discovered one the evidence for each value."""
     e = inv.evidence
     md(
         f"**Target** {esc(e.target)} · **app** {esc(e.app)} · **window** {fmt_time(e.since, tz)} – "
-        f"{fmt_time(e.until, tz)} · **now** {fmt_time(e.now, tz)}"
+        f"{fmt_time(e.until, tz)} · **now** {fmt_time(e.now, tz)}\n\n**Pipeline.** {esc(e.contract.header_line())}"
+        + "".join(f"\n- `{esc(key)}`: {esc(why)}" for key, why in e.contract.evidence)
     )
 
 
@@ -49,7 +51,7 @@ def show_summary(inv: Investigation, tz: str = "UTC") -> None:
     heading = VERDICT_HEADINGS[inv.verdict]
     if inv.root is not None:
         heading += f": {esc(inv.root.code)}"
-    links = facts.dashboard_links(inv.evidence.app, inv.project_ref)
+    links = facts.dashboard_links(inv.evidence.app, inv.project_ref, inv.evidence.contract.function)
     dashboards = " · ".join(f"[{name}]({url})" for name, url in links.items())
     md(
         f"### {heading}\n\n{esc(inv.summary_in(tz))}\n\n**Impact.** {esc(inv.impact.sentence())}\n\n"

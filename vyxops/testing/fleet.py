@@ -2,7 +2,7 @@
 
 - :func:`generate_fleet` writes a scenario (YAML text, the format of
   ``vyxops/scenarios/*.yaml``) for several apps over several days, with releases,
-  ``DOCKER_IMAGE`` set and unset, and provisioning calls of which a share fail the
+  the image secret set and unset, and provisioning calls of which a share fail the
   three ways the incidents do (a stub image that exits, a missing tag, a crashing
   release). Same arguments, same text.
 - :func:`fleet_frames` reads a :class:`~vyxops_sandbox.world.World`'s state into the
@@ -22,10 +22,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from vyxops import facts
-from vyxops.frames import function_log_record, machine_records, make_frame, release_records
+from vyxops.contract import RUNNING, SEED, STARTING
+from vyxops.frames import function_log_record, machine_records, make_frame, release_records, row_record
 from vyxops.images import secret_digest
-from vyxops_sandbox.functions import FUNCTION_CREATE_MS, FUNCTION_DONE_MS
+from vyxops_sandbox.functions import (
+    API_ERROR_LINE,
+    CREATED_LINE,
+    FUNCTION_CREATE_MS,
+    FUNCTION_DONE_MS,
+    PROVISIONING_LINE,
+)
 from vyxops_sandbox.machines import APP_REPORT_MS, DESTROY_AFTER_EXIT_MS, PULL_MS, START_MS
 from vyxops_sandbox.world import World
 
@@ -37,6 +43,7 @@ FLEET_PROJECT_REF = "fleetprojectref0001"
 REGIONS = ("sjc", "iad", "ams", "fra", "lhr", "nrt", "syd", "gru")
 FAILURE_MODES = ("stub", "missing_tag", "crash_release")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+SECRET = SEED.image_secret  # the fleet's team is the seed team
 _DAY_MS = 86_400_000
 
 
@@ -62,9 +69,9 @@ def generate_fleet(
     day one (tagged ``:latest``) and one more release a day. Each provisioning call
     (``body.app`` names its app) fails with probability ``failure_rate``, one of:
 
-    - ``stub``: ``DOCKER_IMAGE`` is set to the app's ``:stub`` image (exits 0) just
+    - ``stub``: the image secret is set to the app's ``:stub`` image (exits 0) just
       before the call and unset just after;
-    - ``missing_tag``: ``DOCKER_IMAGE`` names a tag never pushed (400, no machine);
+    - ``missing_tag``: the image secret names a tag never pushed (400, no machine);
     - ``crash_release``: a release whose image crashes is deployed (and tagged
       ``:latest``) just before the call, and rolled back just after.
 
@@ -156,17 +163,17 @@ class _FleetScenario:
         body = f"{{user_id: u-{self.user}, region: {rng.choice(REGIONS)}, app: {app}}}"
         mode = rng.choice(FAILURE_MODES) if rng.random() < self.failure_rate else None
         self.break_before(app, at, mode)
-        self.step(at, f"invoke: {{function: provision-machine, body: {body}}}")
+        self.step(at, f"invoke: {{function: {SEED.function}, body: {body}}}")
         self.mend_after(app, at, mode)
 
     def break_before(self, app: str, at: int, mode: str | None) -> None:
-        """Before a call failing in ``mode``: DOCKER_IMAGE names the stub or a missing tag, or a crash is deployed."""
+        """Before a call failing in ``mode``: the image secret names the stub or a missing tag, or a crash deploys."""
         before = at - self.pre
         if mode == "stub":
-            self.step(before, f"set_secret: {{name: DOCKER_IMAGE, value: registry.fly.io/{app}:stub}}")
+            self.step(before, f"set_secret: {{name: {SECRET}, value: registry.fly.io/{app}:stub}}")
         elif mode == "missing_tag":
             missing = f"registry.fly.io/{app}:deployment-{_ulid(at, self.rng)}"
-            self.step(before, f"set_secret: {{name: DOCKER_IMAGE, value: {missing}}}")
+            self.step(before, f"set_secret: {{name: {SECRET}, value: {missing}}}")
         elif mode == "crash_release":
             crash = f"registry.fly.io/{app}:deployment-{_ulid(before, self.rng)}"
             exit_code, after_s = self.rng.choice((1, 2, 137)), self.rng.choice((1, 3, 5))
@@ -174,9 +181,9 @@ class _FleetScenario:
             self.step(before, f"deploy: {{app: {app}, image: {crash}, tag_latest: true}}")
 
     def mend_after(self, app: str, at: int, mode: str | None) -> None:
-        """After a call failing in ``mode``: DOCKER_IMAGE unset, or the app's release deployed again."""
+        """After a call failing in ``mode``: the image secret unset, or the app's release deployed again."""
         if mode in ("stub", "missing_tag"):
-            self.step(at + self.post, "unset_secret: {name: DOCKER_IMAGE}")
+            self.step(at + self.post, f"unset_secret: {{name: {SECRET}}}")
         elif mode == "crash_release":
             self.step(at + self.post, f"deploy: {{app: {app}, image: {self.current[app]}, tag_latest: true}}")
 
@@ -192,11 +199,8 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
     """
     machines, events, releases, logs = _fly_records(world.state["fly"])
     sup = world.state["supabase"]
-    rows = [
-        {**r, "table": table, "updated_at_raw": r.get("updated_at")}
-        for table, t in sup["tables"].items()
-        for r in t["rows"]
-    ]
+    named = SEED.columns.named()  # the fleet's team is the seed team
+    rows = [row_record(r, named, table, SEED.status.role) for table, t in sup["tables"].items() for r in t["rows"]]
     src = f"sandbox:{world.scenario_name}"
     return {
         "machines": make_frame("machines", machines, source=src),
@@ -321,7 +325,7 @@ def _uuid(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-#: The fleet's one Edge Function, provision-machine.
+#: The fleet's one Edge Function, the seed team's function.
 _FUNCTION_ID = "7c1e5f2b-9a0d-4a51-8c3e-2b6f1d7e9a10"
 
 
@@ -658,11 +662,12 @@ def _machine_rows_frame(rng: np.random.Generator, m: _Machines, calls: _Calls) -
             "table": _string_array(np.full(nm, "machines")),
             "id": _string_array(_uuid(rng, nm)),
             "user_id": _string_array(calls.user[m.idx]),
-            "fly_machine_id": _string_array(m.mid),
-            "fly_app": _string_array(m.app),
+            "machine_id": _string_array(m.mid),
+            "app": _string_array(m.app),
             "region": _string_array(m.region),
             "image": _string_array(m.image),
-            "status": _string_array(np.where(m.outcome == 0, "running", "starting")),
+            "status": _string_array(np.where(m.outcome == 0, SEED.status.running[0], SEED.status.starting[0])),
+            "role": _string_array(np.where(m.outcome == 0, RUNNING, STARTING)),
             "error": _string_array(pa.nulls(nm, pa.large_string())),
             "created_at": pd.to_datetime(created, unit="ms", utc=True).astype("datetime64[ns, UTC]"),
             "updated_at": pd.to_datetime(updated, unit="ms", utc=True).astype("datetime64[ns, UTC]"),
@@ -705,7 +710,7 @@ def _function_logs_frame(rng: np.random.Generator, calls: _Calls, m: _Machines) 
             "source": _string_array(fl_src),
             "log_id": _string_array(_uuid(rng, nf)),
             "function_id": _string_array(np.full(nf, _FUNCTION_ID)),
-            "function": _string_array(np.full(nf, "provision-machine")),
+            "function": _string_array(np.full(nf, SEED.function)),
             "execution_id": _string_array(
                 pa.array(np.concatenate([np.full(n_calls, None, dtype=object), exec_id, exec_id, exec_id]), L)
             ),
@@ -726,15 +731,15 @@ def _function_log_lines(calls: _Calls, m: _Machines, status: np.ndarray) -> pa.A
 
     L = pa.large_string()
     n_calls = len(calls.t0)
-    provisioning = _fill(facts.PROVISIONING_LINE, user_id=calls.user, region=calls.region, image=calls.image)
+    provisioning = _fill(PROVISIONING_LINE, user_id=calls.user, region=calls.region, image=calls.image)
     created_line = np.full(n_calls, "", dtype=object)
-    created_line[m.idx] = _fill(facts.CREATED_LINE, machine_id=m.mid, image=m.image)
+    created_line[m.idx] = _fill(CREATED_LINE, machine_id=m.mid, image=m.image)
     miss = np.flatnonzero(calls.outcome == 3)
     refused = np.char.add(np.char.add('{"error": "failed to get manifest ', calls.image[miss]), ': MANIFEST_UNKNOWN"}')
-    created_line[miss] = _fill(facts.API_ERROR_LINE, status="400", body=refused)
+    created_line[miss] = _fill(API_ERROR_LINE, status="400", body=refused)
     edge_msg = np.char.add(
         np.char.add("POST | ", status.astype(str)),
-        f" | https://{FLEET_PROJECT_REF}.supabase.co/functions/v1/provision-machine",
+        f" | https://{FLEET_PROJECT_REF}.supabase.co/functions/v1/{SEED.function}",
     )
     return pa.concat_arrays(
         [
@@ -767,7 +772,7 @@ def _releases_frame(rel: _Releases, days: int) -> pd.DataFrame:
 
 
 def _project_frames(app_names: np.ndarray, start_ms: int, span_ms: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The Supabase project's secrets (DOCKER_IMAGE set halfway through) and its one function."""
+    """The Supabase project's secrets (the image secret set halfway through) and its one function."""
     first = start_ms - 2 * 3_600_000
     secret_rows = [
         {"name": "FLY_APP_NAME", "digest": secret_digest(str(app_names[0])), "updated_at": first},
@@ -777,7 +782,7 @@ def _project_frames(app_names: np.ndarray, start_ms: int, span_ms: int) -> tuple
             "updated_at": first,
         },
         {
-            "name": "DOCKER_IMAGE",
+            "name": SECRET,
             "digest": secret_digest(f"registry.fly.io/{app_names[0]}:stub"),
             "updated_at": start_ms + span_ms // 2,
         },
@@ -785,8 +790,8 @@ def _project_frames(app_names: np.ndarray, start_ms: int, span_ms: int) -> tuple
     secrets = make_frame("secrets", secret_rows, units={"updated_at": "ms"}, source="synthetic")
     function = {
         "function_id": _FUNCTION_ID,
-        "slug": "provision-machine",
-        "name": "provision-machine",
+        "slug": SEED.function,
+        "name": SEED.function,
         "status": "ACTIVE",
         "version": 1,
         "created_at": first,

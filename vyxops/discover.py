@@ -1,0 +1,265 @@
+"""Where a run gets its pipeline contract, and discovery of it from the platforms (SPEC.md, ``vyxops init``).
+
+:func:`resolve_contract` takes ``--contract FILE``, else the project's declared one
+(``vyxops.toml`` or ``[tool.vyxops.pipeline]``), else discovers it. Discovery reads
+what the platforms say, never a sentence a function logs:
+
+- the function: the Edge Function whose invocations frame the app's machine creations
+  (or the project's only one);
+- the image secret: the secret whose SHA-256 digest matches a known image reference
+  (release images, machines' images, rows' images, each app's ``:latest``, references
+  in the function logs); when none does, a name the function's failed requests give
+  that is not among the secrets (an unset secret it needs);
+- the table, its columns and status words: :mod:`vyxops.discover_table`.
+
+Each value comes with its evidence (``Contract.evidence``), shown in the report header
+and written beside each key by ``vyxops init``. Two candidates that fit equally stop
+the run (:class:`~vyxops.contract.AmbiguousContract`, exit 2); a key nothing shows
+keeps the seed team's default, and the evidence says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vyxops import fanout, frames
+from vyxops.bundle import CONTRACT_HANDLE
+from vyxops.contract import SEED, AmbiguousContract, Columns, Contract, Invoke, declared_contract
+from vyxops.discover_table import Seen, TableShape, choose_table, order_column, table_contract, tables_of
+from vyxops.errors import ApiError, TransportError, VyxopsError
+from vyxops.evidence import ProjectReads, latest_ref, parse_window, refs_in
+from vyxops.images import secret_digest
+from vyxops.refusals import read_refusal
+from vyxops.session import Session
+
+#: How far around an invocation a machine creation counts as its doing (the function calls Fly mid-run).
+CREATE_SLACK = pd.Timedelta(seconds=2)
+#: An environment variable's name, as a function's error may give one it needs (``WORKSPACE_IMAGE``).
+ENV_NAME = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
+#: Upper-case words platforms put in error bodies, which are not a function's variables.
+PLATFORM_CODES = frozenset({"MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "UNAUTHORIZED", "DENIED"})
+
+
+def resolve_contract(
+    session: Session,
+    apps: list[str],
+    *,
+    declared: Contract | str | Path | None = None,
+    project: ProjectReads | None = None,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+) -> Contract:
+    """The contract a run uses: ``declared`` (a Contract, or a file: ``--contract``), else the one an evidence
+    bundle was captured with, else the project's declared one, else discovered from the platforms over the
+    window (every target alike)."""
+    if isinstance(declared, Contract):
+        return declared
+    captured = session.handles.get(CONTRACT_HANDLE)
+    if declared is None and isinstance(captured, Path):
+        declared = captured
+    found = declared_contract(declared)
+    if found is not None:
+        return found
+    return discover(session, apps, project=project, since=since, until=until)
+
+
+def discover(
+    session: Session,
+    apps: list[str],
+    *,
+    project: ProjectReads | None = None,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+) -> Contract:
+    """The team's pipeline, learnt from the platforms for ``apps`` over the window (24 h by default)."""
+    project = project or ProjectReads(session, apps)
+    start, end = parse_window(session.now(), since, until)
+    got = fanout.gather(_reads(session, project, apps, start, end))
+    tables = tables_of(got["openapi"])
+    rows = fanout.gather({t.name: _rows_of(session, t) for t in tables})
+    for t in tables:
+        t.rows = rows[t.name]
+    seen = _seen(got, apps)
+    chosen, why_table = choose_table(tables, seen)
+    table, status, evidence = table_contract(chosen, seen)
+    evidence["table"] = why_table
+    function, evidence["function"] = _function(got["functions"], got["logs"], seen)
+    logs = got["logs"][got["logs"]["function"] == function] if not got["logs"].empty else got["logs"]
+    refs = _known_refs(got, apps, chosen, table.columns)
+    secret, fallback, evidence["image_secret"], evidence["image_fallback"] = _secret(got["secrets"], refs, logs, apps)
+    invoke, evidence["invoke"] = _invoke(table.columns)
+    return Contract(function, secret, fallback, invoke, table, status, "discovered", tuple(evidence.items()))
+
+
+def _reads(
+    session: Session, project: ProjectReads, apps: list[str], start: pd.Timestamp, end: pd.Timestamp
+) -> dict[str, Callable[[], Any]]:
+    reads: dict[str, Callable[[], Any]] = {
+        "functions": project.functions,
+        "secrets": project.secrets,
+        "logs": lambda: _logs(project, start, end),
+        "openapi": session.supabase.openapi,
+        "org_apps": project.org_apps,
+    }
+    for app in apps:
+        reads[f"machines:{app}"] = lambda app=app: project.listed(app)
+        reads[f"releases:{app}"] = lambda app=app: project.releases(app)
+    return reads
+
+
+def _logs(project: ProjectReads, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The project's function logs over the window; none (not an error) when the logs cannot be read."""
+    try:
+        return project.function_logs(start, end)
+    except (ApiError, TransportError):
+        return frames.empty_frame("function_logs")
+
+
+def _rows_of(session: Session, t: TableShape) -> Callable[[], list[dict[str, Any]]]:
+    def read() -> list[dict[str, Any]]:
+        column = order_column(t)
+        if column is None:
+            return []
+        try:
+            return session.supabase.newest_rows(t.name, column)
+        except VyxopsError:
+            return []  # a view the key may not read says nothing of the pipeline
+
+    return read
+
+
+def _seen(got: dict[str, Any], apps: list[str]) -> Seen:
+    machines: dict[str, dict[str, Any]] = {}
+    for app in apps:
+        for m in got[f"machines:{app}"] or []:
+            if isinstance(m, dict) and isinstance(m.get("id"), str):
+                machines[m["id"]] = m
+    users = {}
+    for mid, m in machines.items():
+        user = ((m.get("config") or {}).get("metadata") or {}).get("user_id")
+        if isinstance(user, str):
+            users[mid] = user
+    return Seen(set(machines), users, set(apps) | set(got["org_apps"] or []), machines)
+
+
+def _function(functions: pd.DataFrame, logs: pd.DataFrame, seen: Seen) -> tuple[str, str]:
+    """The function whose invocations frame the apps' machine creations, with the evidence."""
+    slugs = functions["slug"].dropna().astype(str).tolist()
+    if not slugs:
+        raise AmbiguousContract("function", [("?", "the project has no Edge Function")])
+    scores = {slug: _creations_framed(logs[logs["function"] == slug], seen) for slug in slugs}
+    if len(slugs) == 1:
+        n = scores[slugs[0]]
+        why = f"{slugs[0]}: the project's only Edge Function ({n} machine creation(s) inside its invocations)"
+        return slugs[0], why
+    top = max(scores.values())
+    winners = [s for s, n in scores.items() if n == top]
+    if top == 0 or len(winners) > 1:
+        raise AmbiguousContract("function", [(s, f"{scores[s]} machine creation(s) inside its invocations")
+                                             for s in (winners if top else slugs)])  # fmt: skip
+    return winners[0], f"{winners[0]}: {top} of the apps' machine creations happened inside its invocations"
+
+
+def _creations_framed(logs: pd.DataFrame, seen: Seen) -> int:
+    """How many of the apps' machines were created while one of these invocations ran."""
+    edge = logs[logs["source"] == "function_edge_logs"]
+    spans = [
+        (end - pd.Timedelta(milliseconds=int(ms) if pd.notna(ms) else 0) - CREATE_SLACK, end + CREATE_SLACK)
+        for end, ms in zip(edge["time"].tolist(), edge["duration_ms"].tolist())
+    ]
+    created = [pd.Timestamp(m.get("created_at")) for m in seen.machines.values() if m.get("created_at")]
+    return sum(1 for at in created if any(lo <= at <= hi for lo, hi in spans))
+
+
+def _known_refs(
+    got: dict[str, Any], apps: list[str], table: TableShape, columns: Columns
+) -> tuple[list[str], list[str]]:
+    """(every image reference the image secret could name, those provisioning was seen to use)."""
+    used = [
+        str((m.get("config") or {}).get("image"))
+        for m in _all_machines(got, apps)
+        if (m.get("config") or {}).get("image")
+    ]
+    if columns.image:
+        used += [str(v) for v in table.values(columns.image)]
+    used += refs_in(got["logs"]["message"]) if not got["logs"].empty else []
+    refs: list[str] = []
+    for app in apps:
+        refs += got[f"releases:{app}"]["image"].dropna().astype(str).tolist() + [latest_ref(app)]
+    return list(dict.fromkeys(r for r in refs + used if r)), list(dict.fromkeys(used))
+
+
+def _all_machines(got: dict[str, Any], apps: list[str]) -> list[dict[str, Any]]:
+    return [m for app in apps for m in got[f"machines:{app}"] or [] if isinstance(m, dict)]
+
+
+def _secret(
+    secrets: pd.DataFrame, refs: tuple[list[str], list[str]], logs: pd.DataFrame, apps: list[str]
+) -> tuple[str, str, str, str]:
+    """(image secret, fallback, evidence for each): by digest, else a name the failed requests need."""
+    known, used = refs
+    app_digests = {secret_digest(a) for a in apps}
+    digests = {secret_digest(r): r for r in known}
+    matches = [
+        (str(name), digests[str(d)])
+        for name, d in zip(secrets["name"].tolist(), secrets["digest"].tolist())
+        if isinstance(d, str) and d in digests and d not in app_digests
+    ]
+    fallback, why_fallback = _fallback(used, apps)
+    if len(matches) == 1:
+        name, ref = matches[0]
+        return name, fallback, f"{name}: its SHA-256 digest is that of {ref}", why_fallback
+    if len(matches) > 1:
+        raise AmbiguousContract("image_secret", [(n, f"its digest is that of {r}") for n, r in matches])
+    needed = _needed_names(logs, set(secrets["name"].dropna().astype(str)))
+    if len(needed) == 1:
+        why = (
+            f"{needed[0]}: no secret's digest matches an image reference, and the function's failed requests "
+            f"name {needed[0]}, which is not among the project's secrets"
+        )
+        return needed[0], "", why, "none: the function failed those requests without asking Fly for a machine"
+    why = (
+        f"{SEED.image_secret}: the seed team's name, by default — no secret's digest matches a known image "
+        "reference (it may be unset); declare image_secret if the function reads another"
+    )
+    return SEED.image_secret, fallback, why, why_fallback
+
+
+def _fallback(used: list[str], apps: list[str]) -> tuple[str, str]:
+    """The fallback: the seed team's (each app's ``:latest``), said to be seen when provisioning used one."""
+    seen = [latest_ref(app) for app in apps if latest_ref(app) in used]
+    if seen:
+        return SEED.image_fallback, f"{SEED.image_fallback}: provisioning used {', '.join(seen)}"
+    return SEED.image_fallback, f"{SEED.image_fallback}: the seed team's fallback, by default (nothing shows one)"
+
+
+def _needed_names(logs: pd.DataFrame, secrets: set[str]) -> list[str]:
+    """Variable names the function's failed requests give, not among the secrets: one it needs and lacks."""
+    console = logs[logs["source"] == "function_logs"]
+    edge = logs[logs["source"] == "function_edge_logs"]
+    failed = {e for e, code in zip(edge["execution_id"], edge["status_code"]) if pd.notna(code) and code >= 400}
+    names: dict[str, int] = {}
+    for execution, text in zip(console["execution_id"], console["message"]):
+        if execution not in failed or not isinstance(text, str) or read_refusal(text).kind is not None:
+            continue
+        for name in ENV_NAME.findall(text):
+            if name not in secrets and name not in PLATFORM_CODES:
+                names[name] = names.get(name, 0) + 1
+    return sorted(names)
+
+
+def _invoke(columns: Columns) -> tuple[Invoke | None, str]:
+    """A probe's body from the columns the function fills from it (the user's, the region's); none without
+    a user column. Inferred: a function may name its body keys otherwise — declare invoke then."""
+    if not columns.user:
+        return None, "none: the table has no user column, so a probe's body cannot be inferred; declare invoke"
+    body = [(columns.user, "{canary_user}")] + ([(columns.region, "{region}")] if columns.region else [])
+    keys = ", ".join(k for k, _ in body)
+    return Invoke(tuple(body), "machine_id"), (
+        f"inferred: the function fills {keys} from its request body (declare invoke if it takes other keys)"
+    )
