@@ -33,6 +33,7 @@ import httpx
 
 from vyxops_sandbox.pipeline import column_defaults, moddatetime_column
 from vyxops_sandbox.platform import is_jwt
+from vyxops_sandbox.postgrest_openapi import OPENAPI_CT, openapi_document
 from vyxops_sandbox.world import World, pg_time
 
 __all__ = ["MAX_ROWS", "handle_functions", "handle_postgrest"]
@@ -682,20 +683,42 @@ def _no_such_function(fn: str, request: httpx.Request) -> _PgError:
     )
 
 
+# Supabase changelog 42949 ("Breaking Change: Removing access to OpenAPI spec via the anon key",
+# 2026-02-17, in effect from March 11): the body, verbatim. The changelog gives no status: 403 is
+# the sandbox's choice (UNVERIFIED), as the message says "forbidden".
+SCHEMA_FORBIDDEN = {
+    "message": "Access to schema is forbidden",
+    "hint": "Accessing the schema via the Data API is only allowed using a secret API key.",
+}
+
+
+def _openapi_root(world: World, request: httpx.Request, role: str, profile: str | None) -> httpx.Response:
+    """``GET /rest/v1/``: PostgREST's OpenAPI description of the exposed tables, for a service or secret key.
+
+    The anon (or publishable) key is refused with Supabase's changelog-42949 body. Only
+    ``public`` holds the project's tables: the ``graphql_public`` profile describes none.
+    """
+    if role == "anon":
+        return _response(world, request, 403, SCHEMA_FORBIDDEN)
+    if request.method not in ("GET", "HEAD"):
+        raise _PgError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+    document = openapi_document(world, with_tables=profile in (None, "public"))
+    return _response(world, request, 200, document, content_type=OPENAPI_CT)
+
+
 def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | None:
     """Serve ``/rest/v1/<table>``: GET/HEAD (select), PATCH (update), POST (insert), DELETE.
 
     Promises: rows past ``MAX_ROWS`` are dropped silently; ``count=exact`` gives
     the true total in Content-Range; an update or delete without a filter is
     refused with 21000; errors have PostgREST's ``{code, details, hint, message}``.
-    Returns None for paths outside ``/rest/v1/<name>``.
+    ``/rest/v1/`` itself is the OpenAPI description of the tables (:func:`_openapi_root`).
+    Returns None for paths outside ``/rest/v1/``.
     """
     path = request.url.path
     if not path.startswith("/rest/v1/"):
         return None
     name = path[len("/rest/v1/") :]
-    if not name:
-        return None  # the OpenAPI root is not modelled
     try:
         role = _gateway_role(world, request)
         profile = request.headers.get("accept-profile" if request.method in ("GET", "HEAD") else "content-profile")
@@ -707,6 +730,8 @@ def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | N
                 f"Invalid schema: {profile}",
                 hint=f"Only the following schemas are exposed: {', '.join(EXPOSED_SCHEMAS)}",
             )
+        if not name:
+            return _openapi_root(world, request, role, profile)
         if name.startswith("rpc/"):
             raise _no_such_function(name[4:], request)
         if "/" in name:
