@@ -26,6 +26,7 @@ import httpx
 
 from vyxops_sandbox import limits
 from vyxops_sandbox.machines import visible
+from vyxops_sandbox.refusals import UNAUTHENTICATED, CreateRefused
 from vyxops_sandbox.world import ManifestUnknown, World
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 JSON_TYPE = "application/json; charset=utf-8"  # what the Machines API sends (machines-api-error-bodies.observed.json)
-UNAUTHENTICATED = {"error": "Authenticate: token validation error"}  # machines-api-error-bodies.observed.json, 401
 
 # Machine states (machine-states-and-events.json): the list filter documents four, but
 # every state word is accepted so that a filter never hides a machine by a typo's luck.
@@ -372,7 +372,11 @@ def _listed_machines(
 
 
 def _create_machine(world: World, request: httpx.Request, p: Params) -> httpx.Response:
-    """POST /v1/apps/{app}/machines: the image is checked now; a missing tag is 400 MANIFEST_UNKNOWN and no machine."""
+    """POST /v1/apps/{app}/machines: the image is checked now; a missing tag is 400 MANIFEST_UNKNOWN and no machine.
+
+    A region out of capacity (a scenario's ``fly_capacity``) refuses the create too, probes and
+    canaries alike: 412 with ``status: insufficient_capacity`` (refusals.py says where it comes from).
+    """
     if world.app(p["app"]) is None:
         return _app_not_found(world)
     body, error = _json_body(request, "main.createMachineRequest")
@@ -397,6 +401,8 @@ def _create_machine(world: World, request: httpx.Request, p: Params) -> httpx.Re
         # machines-api-error-bodies.observed.json: the wording of the vyx-app incident. For a repository
         # no app has, the code is NAME_UNKNOWN (the registry's, as pushes report it); the wording is unverified.
         return json_response(world, 400, {"error": str(exc)})
+    except CreateRefused as exc:
+        return json_response(world, exc.status, exc.body)
     world.touch()
     return json_response(
         world, 200, _public_machine(machine, nil_lists=world.platform.fly.empty_as_null)

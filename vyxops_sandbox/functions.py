@@ -1,31 +1,44 @@
-"""Supabase Edge Functions in the sandbox: the functions list and provision-machine's model.
+"""Supabase Edge Functions in the sandbox: the functions list and the provisioning function's model.
 
-provision-machine is the function of the incident (SPEC.md "Models the sandbox must
-follow"): image = secret ``DOCKER_IMAGE`` or ``registry.fly.io/<app>:latest``; it
-POSTs a machine with ``auto_destroy: true``, ``restart: {policy: no}`` and metadata
-``user_id``; on an API error it logs the error and answers 500 with no row; on
-success it inserts a ``starting`` row, logs the machine id and image, answers 200 at
-once and never looks at the machine again. Whether a caller may invoke it at all
+The provisioning function follows the scenario's pipeline (:mod:`vyxops_sandbox.pipeline`;
+without a ``pipeline:`` block, the seed team's provision-machine of SPEC.md "Models the
+sandbox must follow"). Its image is the image secret, else the fallback (``{app}`` filled),
+else it answers 500 in its own words without calling Fly. It POSTs a machine with
+``auto_destroy: true``, ``restart: {policy: no}`` and the user in metadata; on success it
+inserts a row with the team's columns and first ``starting`` word, logs the team's
+``created`` line and answers 200 at once with the machine id, never looking at the machine
+again. On any Fly error (a missing image, a refused token, a rate limit, no capacity) it
+logs the team's ``failed`` line (or nothing) and answers 500 ``{"error": …}``, inserting a
+row only when the team's function does (``row_on_failure``). Every invocation that reaches
+it leaves a ``function_edge_logs`` row with its HTTP status, the one signal every function
+shares; the runtime's boot line stays. Whether a caller may invoke it at all
 (``verify_jwt``) is the relay's business: :mod:`vyxops_sandbox.supabase_api`.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vyxops.images import FLY_REGISTRY
 from vyxops_sandbox.machines import ManifestUnknown
+from vyxops_sandbox.refusals import APP_NOT_FOUND, CreateRefused, function_refusal
 
 if TYPE_CHECKING:
+    from vyxops_sandbox.pipeline import Pipeline
     from vyxops_sandbox.world import World
 
-FUNCTION_CREATE_MS = 300  # provision-machine calls the Machines API this far into its run
+FUNCTION_CREATE_MS = 300  # the function calls the Machines API this far into its run
 FUNCTION_DONE_MS = 850
+DEFAULT_REGION = "sjc"  # the function's region when the body names none (the sandbox's default region)
+#: The seed team's function (SPEC.md) and its log wording, the defaults of a scenario without a
+#: ``pipeline:`` block. Live functions word things as their authors please: the product must not
+#: rely on these (they used to live in vyxops.facts; the sandbox owns them now).
 PROVISION = "provision-machine"
 PROVISIONING_LINE = "Provisioning machine for user {user_id} in {region} with image {image}"
 CREATED_LINE = "Created machine {machine_id} with image {image}"
 API_ERROR_LINE = "Fly API error ({status}): {body}"
+SILENT_ERROR = "Internal Server Error"  # what a function that logs nothing answers on failure (its own words)
 
 
 def add_function(world: World, slug: str) -> None:
@@ -71,74 +84,146 @@ def function_log(
     )
 
 
+@dataclass
+class _Call:
+    """One invocation as the function's code holds it: who asked, where, and with which image."""
+
+    fn: dict[str, Any]
+    exec_id: str
+    app: str
+    user: str
+    region: str
+    image: str | None
+
+    def fill(self, template: str, **more: Any) -> str:
+        """A log template filled (``{user_id}`` too: the seed's own lines name the user so)."""
+        values = {"user": self.user, "user_id": self.user, "region": self.region, "image": self.image or ""}
+        return template.format_map({**values, "machine_id": "", "status": "", "body": "", **more})
+
+
 def invoke(
     world: World, slug: str, body: dict[str, Any], *, machine_id: str | None = None
 ) -> tuple[int, dict[str, Any]]:
-    """POST /functions/v1/<slug> once the relay let it through; ``body["app"]`` may name the app."""
+    """POST /functions/v1/<slug> once the relay let it through; ``body["app"]`` may name the app.
+
+    The user and region come from the body keys the pipeline's ``invoke.body`` marks
+    ``{canary_user}`` and ``{region}``; a missing user is a 400 and no call to Fly.
+    """
     fn = world.function(slug)
     if fn is None:
         return 404, {"code": "NOT_FOUND", "message": "Requested function was not found"}
-    sup = world.state["supabase"]
+    p = world.pipeline
     t0 = world.now_ms
     exec_id = world._uuid("execution")
     function_log(world, fn, "", t0, "booted (time: 31ms)", "log", "Boot")
-    secrets = sup["secrets"]
+    secrets = world.state["supabase"]["secrets"]
     app = str(body.get("app") or secrets.get("FLY_APP_NAME", {}).get("value", ""))
-    if not body.get("user_id"):
-        status, answer = 400, {"error": "user_id is required"}
-        function_log(world, fn, exec_id, t0 + 5, "Missing user_id in request body", "error")
-    elif world.app(app) is None:
-        status, answer = 500, {"error": f"Fly API error (404): app {app!r} not found"}
-        function_log(world, fn, exec_id, t0 + 5, answer["error"], "error")
+    if not body.get(p.user_key):
+        status, answer = 400, {"error": f"{p.user_key} is required"}
+        if p.log_failed is not None:
+            function_log(world, fn, exec_id, t0 + 5, f"Missing {p.user_key} in request body", "error")
     else:
-        image = secrets["DOCKER_IMAGE"]["value"] if "DOCKER_IMAGE" in secrets else f"{FLY_REGISTRY}/{app}:latest"
-        status, answer = _provision(world, fn, exec_id, app, image, body, machine_id)
+        region = str(body.get(p.region_key, DEFAULT_REGION)) if p.region_key else DEFAULT_REGION
+        call = _Call(fn, exec_id, app, str(body[p.user_key]), region, _image(world, p, app))
+        status, answer = _provision(world, p, call, machine_id)
     _edge_log(world, fn, exec_id, slug, status, t0 + FUNCTION_DONE_MS)
     world.advance_to(t0 + FUNCTION_DONE_MS)
     return status, answer
 
 
-def _provision(
-    world: World, fn: dict[str, Any], exec_id: str, app: str, image: str, body: dict[str, Any], machine_id: str | None
-) -> tuple[int, dict[str, Any]]:
-    user_id, region = str(body["user_id"]), str(body.get("region", "sjc"))
+def _image(world: World, p: Pipeline, app: str) -> str | None:
+    """The image secret's value, else the fallback with ``{app}`` filled, else None (the function has none)."""
+    secrets = world.state["supabase"]["secrets"]
+    if p.image_secret and p.image_secret in secrets:
+        return str(secrets[p.image_secret]["value"])
+    return p.image_fallback.replace("{app}", app) if p.image_fallback else None
+
+
+def _provision(world: World, p: Pipeline, call: _Call, machine_id: str | None) -> tuple[int, dict[str, Any]]:
+    """Create the machine and record it, or answer the failure in the team's words."""
     t0 = world.now_ms
-    function_log(
-        world, fn, exec_id, t0 + 40, PROVISIONING_LINE.format(user_id=user_id, region=region, image=image), "info"
-    )
+    if call.image is None:
+        return _unset(world, p, call, t0)
+    if p.log_before is not None:
+        function_log(world, call.fn, call.exec_id, t0 + 40, call.fill(p.log_before), "info")
     world.advance_to(t0 + FUNCTION_CREATE_MS)
     config = {
-        "image": image,
+        "image": call.image,
         "auto_destroy": True,
         "restart": {"policy": "no"},
-        "metadata": {"user_id": user_id},
+        "metadata": {p.user_key: call.user},  # the seed's `user_id`; another team names its user its own way
         "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 1024},
     }
     try:
-        m = world.create_machine(app, config, region=region, machine_id=machine_id)
+        m = _create(world, p, call, config, machine_id)
     except ManifestUnknown as exc:
-        err = json.dumps({"error": str(exc)})
-        function_log(world, fn, exec_id, world.now_ms + 120, API_ERROR_LINE.format(status=400, body=err), "error")
-        return 500, {"error": f"Failed to create machine: Fly API error (400): {err}"}
-    row_time = world.pg_now(200)
-    row = {
-        "id": world._uuid("row"),
-        "user_id": user_id,
-        "fly_machine_id": m["id"],
-        "fly_app": app,
-        "region": region,
-        "image": image,
-        "status": "starting",
-        "error": None,
-        "created_at": row_time,
-        "updated_at": row_time,
-    }
-    table = world.table(world.state["supabase"]["machines_table"])
+        return _failed(world, p, call, 400, {"error": str(exc)})
+    except CreateRefused as exc:
+        return _failed(world, p, call, exc.status, exc.body)
+    starting = p.word("starting")
+    row = _insert_row(world, p, call, m["id"], starting)
+    if p.log_created is not None:
+        line = call.fill(p.log_created, machine_id=m["id"], status=200)
+        function_log(world, call.fn, call.exec_id, world.now_ms + 210, line, "info")
+    return 200, {p.invoke_machine_id: m["id"], "status": starting, "row_id": row["id"], "image": call.image}
+
+
+def _create(world: World, p: Pipeline, call: _Call, config: dict[str, Any], machine_id: str | None) -> dict[str, Any]:
+    """The function's POST /v1/apps/{app}/machines, refused in the platform's order (refusals.py)."""
+    token_set = not p.token_modelled or p.fly_token_secret in world.state["supabase"]["secrets"]
+    refused = function_refusal(world, token_set)
+    if refused is not None:
+        raise refused
+    if world.app(call.app) is None:
+        raise CreateRefused(404, APP_NOT_FOUND)
+    return world.create_machine(call.app, config, region=call.region, machine_id=machine_id)
+
+
+def _failed(world: World, p: Pipeline, call: _Call, status: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """A Fly error: the team's ``failed`` line (or nothing), a row when its function writes one, 500."""
+    if p.log_failed is None:
+        error = SILENT_ERROR
+    else:
+        line = call.fill(p.log_failed, status=status, body=json.dumps(body))
+        function_log(world, call.fn, call.exec_id, world.now_ms + 120, line, "error")
+        error = f"Failed to create machine: {line}" if p.log_failed == API_ERROR_LINE else line
+    if p.row_on_failure is not None:
+        _insert_row(world, p, call, None, p.row_on_failure, error)
+    return 500, {"error": error}
+
+
+def _unset(world: World, p: Pipeline, call: _Call, t0: int) -> tuple[int, dict[str, Any]]:
+    """No image secret and no fallback: the function cannot provision, says so and never calls Fly.
+
+    The wording is the sandbox's (a function checking its env var first); a team whose
+    function logs nothing on failure (``logs.failed: null``) stays silent here too.
+    """
+    error = f"{p.image_secret} is not set"
+    if p.log_failed is not None:
+        function_log(world, call.fn, call.exec_id, t0 + 40, error, "error")
+    if p.row_on_failure is not None:
+        _insert_row(world, p, call, None, p.row_on_failure, error)
+    return 500, {"error": error}
+
+
+def _insert_row(
+    world: World, p: Pipeline, call: _Call, machine: str | None, status: str, error: str | None = None
+) -> dict[str, Any]:
+    """The function's INSERT into the team's table, with the team's column names (absent roles skipped)."""
+    table = world.table(p.table)
     assert table is not None
+    stamp = world.pg_now(200)
+    row: dict[str, Any] = {c: None for c in table["columns"]}
+    row["id"] = world._uuid("row")
+    row["region"] = call.region
+    values = {"user": call.user, "machine_id": machine, "app": call.app, "image": call.image, "status": status,
+              "error": error, "created_at": stamp, "updated_at": stamp}  # fmt: skip
+    for role, value in values.items():
+        column = p.column(role)
+        if column:
+            row[column] = value
     table["rows"].append(row)
-    created = CREATED_LINE.format(machine_id=m["id"], image=image)
-    function_log(world, fn, exec_id, world.now_ms + 210, created, "info")
-    return 200, {"machine_id": m["id"], "status": "starting", "row_id": row["id"], "image": image}
+    return row
 
 
 def _edge_log(world: World, fn: dict[str, Any], exec_id: str, slug: str, status: int, done_ms: int) -> None:

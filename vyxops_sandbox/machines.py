@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from vyxops.images import FLY_REGISTRY
 from vyxops.images import parse_image_ref as _parse_ref
 from vyxops.timeutil import iso
+from vyxops_sandbox.refusals import capacity_refusal
 
 if TYPE_CHECKING:
     from vyxops_sandbox.world import World
@@ -93,7 +94,10 @@ def create(
     """Create a machine: the image is resolved now, the launch recorded and the rest scheduled.
 
     ``run`` overrides what the process does (a release command runs its own command
-    on the image); ``session_s`` ends a serving app's session after that long.
+    on the image); ``session_s`` ends a serving app's session after that long. Raises
+    :class:`ManifestUnknown` for an image the registry lacks, then
+    :class:`~vyxops_sandbox.refusals.CreateRefused` when the region has no capacity (the
+    platform checks the image before placing the machine): either way no machine is made.
     """
     a = world.app(app)
     if a is None:
@@ -108,6 +112,9 @@ def create(
         raise ManifestUnknown(
             image, ref.tag if ref else image, "MANIFEST_UNKNOWN" if known or ref is None else "NAME_UNKNOWN"
         )
+    refused = capacity_refusal(world, region)
+    if refused is not None:
+        raise refused
     repo, tag, digest, manifest = resolved
     t0 = world.now_ms
     mid = machine_id or world._next("machine")[:14]
@@ -271,10 +278,14 @@ def _restarts(m: dict[str, Any], code: int) -> bool:
     return policy == "on-failure" and code != 0 and m["_run"]["restart_count"] < max_retries
 
 
-def _report(world: World, m: dict[str, Any], at: int, status: str) -> None:
-    """The app on the machine writes its own row's status, as the real app does."""
-    table = world.state["supabase"]["machines_table"]
-    world._schedule(at, "db_report", table=table, fly_machine_id=m["id"], status=status)
+def _report(world: World, m: dict[str, Any], at: int, role: str) -> None:
+    """The app on the machine writes its own row's status, as the real app does: the team's word for ``role``.
+
+    ``role`` is ``running`` or ``stopped``; the row is the one whose machine-id column
+    names this machine, in the team's table (``World._db_report``).
+    """
+    p = world.pipeline
+    world._schedule(at, "db_report", table=p.table, fly_machine_id=m["id"], status=p.word(role))
 
 
 def _reports(m: dict[str, Any]) -> bool:
@@ -366,7 +377,8 @@ def _requested_exit(world: World, app: str, m: dict[str, Any]) -> None:
     world.cancel_pending(m["id"])
     now = world.now_ms
     if _reports(m):
-        world._db_report(world.state["supabase"]["machines_table"], m["id"], "stopped", now)
+        p = world.pipeline
+        world._db_report(p.table, m["id"], p.word("stopped"), now)
     world._fly_log(app, now, "Sending signal SIGINT to main child", m["id"], m["region"], "info", "runner")
     add_event(world, m, exit_event(world, 0, now, requested=True, count=m["_run"]["restart_count"]), now)
 

@@ -18,6 +18,14 @@ block is documented in :mod:`vyxops_sandbox.platform`):
 - steps ``stop_machine {app, machine_id}`` and ``destroy_machine {app, machine_id}``:
   someone asked (``requested_stop``), and the app marks its row ``stopped`` first.
 
+Keys of the third round (SPEC.md "Any team's pipeline"): the ``pipeline:`` block (another
+team's function, secrets, table, columns, status words and log wording; documented and
+validated in :mod:`vyxops_sandbox.pipeline`; ``pipeline.table.name`` replaces
+``supabase.machines_table``, and the two may not disagree), and the steps that make Fly
+refuse creates (:mod:`vyxops_sandbox.refusals`): ``revoke_fly_token {status: 401|403}``,
+``fly_rate_limit {until?}`` and ``fly_capacity {region, until?}``, where ``until`` is a time
+after the step (it may lie after ``now``). An ``invoke`` step names the pipeline's function.
+
 Machine ids (``invoke.machine_id``, ``create_machine.machine_id``) are Fly's shape
 (14 lower-case hex digits) and unique within a scenario: a second machine with an
 id already used would overwrite the first one's history.
@@ -35,7 +43,9 @@ from typing import Any
 import yaml
 
 from vyxops.errors import InputError, ScenarioError
+from vyxops_sandbox.pipeline import Pipeline, parse_pipeline
 from vyxops_sandbox.platform import API_KEYS, EXIT_EVENTS, FLY_TOKENS, PLANS, FlyPlatform, Platform, SupabasePlatform
+from vyxops_sandbox.refusals import TOKEN_STATUSES
 from vyxops_sandbox.scenario_checks import Checker, Keys, find_duplicate_key
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "vyxops" / "scenarios"  # SPEC.md: shipped with the product
@@ -50,7 +60,7 @@ _SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REGION = re.compile(r"^[a-z]{3}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
-TOP_KEYS = ("name", "title", "now", "fly", "supabase", "images", "steps", "description", "platform")
+TOP_KEYS = ("name", "title", "now", "fly", "supabase", "images", "steps", "description", "platform", "pipeline")
 IMAGE_KEYS = ("behaviour", "exit_code", "after_s", "pushed_at", "session_s", "reports_running", "oom_killed")
 OOM_EXIT_CODE = 137  # 128 + SIGKILL: what the kernel's OOM killer leaves as the exit code
 
@@ -69,6 +79,9 @@ STEP_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "db_update": (("table", "match", "set"), ()),
     "stop_machine": (("app", "machine_id"), ()),
     "destroy_machine": (("app", "machine_id"), ()),
+    "revoke_fly_token": (("status",), ()),
+    "fly_rate_limit": ((), ("until",)),
+    "fly_capacity": (("region",), ("until",)),
 }
 
 
@@ -89,6 +102,7 @@ class Scenario:
     sha256: str
     description: str = ""
     platform: Platform = field(default_factory=Platform)
+    pipeline: Pipeline = field(default_factory=Pipeline)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -149,12 +163,16 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
             f"{project_ref!r} is not a project ref",
             allowed="8-40 lower-case letters/digits",
         )
-    table = c.text(
-        supa.get("machines_table", "machines"), ["supabase", "machines_table"], pattern=_TABLE, what="a table name"
-    )
+    table = None
+    if "machines_table" in supa:
+        table = c.text(supa["machines_table"], ["supabase", "machines_table"], pattern=_TABLE, what="a table name")
     for key in ("title", "description"):
         if data.get(key) is not None and not isinstance(data[key], str):
             c.fail([key], "must be a string")
+    steps = _steps(c, data.get("steps"), now_ms, list(apps))
+    revokes = any(s["kind"] == "revoke_fly_token" for s in steps)
+    pipeline = parse_pipeline(c, data.get("pipeline"), table, revokes)
+    _check_invokes(c, steps, pipeline)
     return Scenario(
         name=name,
         title=str(data.get("title") or name),
@@ -162,15 +180,27 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         org=org,
         apps=list(apps),
         project_ref=project_ref,
-        machines_table=table,
+        machines_table=pipeline.table,
         images=_images(c, data.get("images")),
-        steps=_steps(c, data.get("steps"), now_ms, list(apps)),
+        steps=steps,
         path=path,
         sha256=hashlib.sha256(text.encode()).hexdigest(),
         description=str(data.get("description") or ""),
         platform=_platform(c, data.get("platform"), list(apps)),
+        pipeline=pipeline,
         raw=data,
     )
+
+
+def _check_invokes(c: Checker, steps: list[dict[str, Any]], pipeline: Pipeline) -> None:
+    """An invoke step calls the pipeline's function: any other slug would only meet the relay's 404."""
+    for i, step in enumerate(steps):
+        if step["kind"] == "invoke" and step["args"]["function"] != pipeline.function:
+            c.fail(
+                ["steps", i, "invoke", "function"],
+                f"{step['args']['function']!r} is not the pipeline's function",
+                allowed=[pipeline.function],
+            )
 
 
 def _load_yaml(text: str, path: str) -> tuple[yaml.Node, dict[str, Any]]:
@@ -279,6 +309,8 @@ def _steps(c: Checker, raw: Any, now_ms: int, apps: list[str]) -> list[dict[str,
             c.fail([*where, "at"], "steps must be sorted by `at`")
         if at_ms > now_ms:
             c.fail([*where, "at"], "a step cannot happen after the scenario's `now`")
+        if args.get("until_ms") is not None and args["until_ms"] <= at_ms:
+            c.fail([*where, kind, "until"], "a refusal ends after it starts", allowed="a time after the step's `at`")
         last = at_ms
         steps.append({"at_ms": at_ms, "kind": kind, "args": args, "line": c.line(where)})
     return steps
@@ -431,6 +463,31 @@ def _machine_step(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]
     return {"app": _app(c, args, where, apps), "machine_id": _machine_id(c, args["machine_id"], [*where, "machine_id"])}
 
 
+def _revoke_fly_token(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) -> dict[str, Any]:
+    status = args["status"]
+    if isinstance(status, bool) or status not in TOKEN_STATUSES:
+        c.fail(
+            [*where, "status"],
+            f"{status!r} is not a status Fly refuses a token with",
+            allowed=["401 (revoked or expired)", "403 (no access to the app)"],
+        )
+    return {"status": status}
+
+
+def _until(c: Checker, args: dict[str, Any], where: Keys) -> dict[str, Any]:
+    """``until`` as ``until_ms`` (absent: the refusal lasts for good)."""
+    return {"until_ms": c.time(args, [*where, "until"])} if "until" in args else {}
+
+
+def _fly_rate_limit(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) -> dict[str, Any]:
+    return _until(c, args, where)
+
+
+def _fly_capacity(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) -> dict[str, Any]:
+    region = c.text(args["region"], [*where, "region"], pattern=_REGION, what="a region code")
+    return {"region": region, **_until(c, args, where)}
+
+
 _STEP_ARGS: dict[str, Callable[[Checker, dict[str, Any], Keys, list[str]], dict[str, Any]]] = {
     "deploy": _deploy,
     "set_secret": _set_secret,
@@ -442,6 +499,9 @@ _STEP_ARGS: dict[str, Callable[[Checker, dict[str, Any], Keys, list[str]], dict[
     "db_update": _db_update,
     "stop_machine": _machine_step,
     "destroy_machine": _machine_step,
+    "revoke_fly_token": _revoke_fly_token,
+    "fly_rate_limit": _fly_rate_limit,
+    "fly_capacity": _fly_capacity,
 }
 
 

@@ -31,7 +31,9 @@ from typing import Any
 
 import httpx
 
+from vyxops_sandbox.pipeline import column_defaults, moddatetime_column
 from vyxops_sandbox.platform import is_jwt
+from vyxops_sandbox.postgrest_openapi import OPENAPI_CT, openapi_document
 from vyxops_sandbox.world import World, pg_time
 
 __all__ = ["MAX_ROWS", "handle_functions", "handle_postgrest"]
@@ -130,15 +132,38 @@ class _GatewayError(Exception):
         self.body = {"message": message, "hint": hint}
 
 
-# Column types. The state keeps column names only, so the sandbox types them by the
-# convention of its machines table: `id` is a uuid (gen_random_uuid()), `*_at` a
-# timestamptz, everything else text. Real types would come from the schema cache.
-def _column_type(column: str) -> str:
+@dataclass(frozen=True)
+class _Schema:
+    """What PostgREST's schema cache knows of one table: its columns, their types, the enums' labels.
+
+    Types come from the state (``tables[name]["types"]``, an enum column naming its type in
+    ``supabase.enums``). A table stored without types (written by hand) falls back to the
+    old convention: ``id`` uuid, ``*_at`` timestamptz, everything else text.
+    """
+
+    table: str
+    columns: list[str]
+    types: dict[str, str]
+    labels: dict[str, list[str]]  # enum type -> its labels, in declaration order
+
+    @classmethod
+    def of(cls, world: World, name: str, table: dict[str, Any]) -> _Schema:
+        types = table.get("types") or {c: _guessed_type(c) for c in table["columns"]}
+        return cls(name, table["columns"], types, world.state["supabase"].get("enums") or {})
+
+    def kind(self, column: str) -> str:
+        """``uuid``, ``timestamptz``, ``enum`` or ``text``: how a value of ``column`` is read and compared."""
+        t = self.types.get(column, "text")
+        return "enum" if t in self.labels else t if t in ("uuid", "timestamptz") else "text"
+
+    def enum_labels(self, column: str) -> list[str]:
+        return self.labels.get(self.types.get(column, ""), [])
+
+
+def _guessed_type(column: str) -> str:
     if column == "id":
         return "uuid"
-    if column.endswith("_at"):
-        return "timestamptz"
-    return "text"
+    return "timestamptz" if column.endswith("_at") else "text"
 
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
@@ -166,11 +191,17 @@ def _render_ts(dt: datetime) -> str:
     return text + "+00:00"
 
 
-def _input_value(table: str, column: str, value: Any) -> Any:
+def _input_value(schema: _Schema, column: str, value: Any) -> Any:
     """A value written to ``column`` as Postgres stores it, or the 22P02/22007 error it raises."""
     if value is None:
         return None
-    kind = _column_type(column)
+    kind = schema.kind(column)
+    if kind == "enum":
+        text = json.dumps(value) if isinstance(value, bool) else str(value)
+        if text not in schema.enum_labels(column):
+            # Postgres' enum_in wording (errcode 22P02), as PostgREST passes it on.
+            raise _PgError(400, "22P02", f'invalid input value for enum {schema.types[column]}: "{text}"')
+        return text
     if kind == "uuid":
         if not isinstance(value, str) or not _UUID_RE.match(value):
             raise _PgError(400, "22P02", f'invalid input syntax for type uuid: "{value}"')
@@ -190,6 +221,7 @@ class _Filter:
     op: str
     negate: bool
     value: Any  # coerced operand: str, datetime, list, regex, or an `is` keyword
+    kind: str = "text"  # the column's kind (_Schema.kind)
 
 
 # PGRST100 messages below follow PostgREST's parser errors ("\"failed to parse filter (…)\" (line 1,
@@ -256,7 +288,7 @@ def _like_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile(f"^{out}\\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
-def _operand(table: str, column: str, op: str, text: str, raw: str) -> Any:
+def _operand(schema: _Schema, column: str, op: str, text: str, raw: str) -> Any:
     """The filter value typed like the column, raising what Postgres raises for a bad literal."""
     if op == "is":
         word = text.lower()
@@ -276,14 +308,15 @@ def _operand(table: str, column: str, op: str, text: str, raw: str) -> Any:
         except re.error as exc:
             raise _PgError(400, "2201B", f"invalid regular expression: {exc}") from None
     if op == "in":
-        return [_typed_operand(table, column, v) for v in _parse_in_list(text, raw)]
-    return _typed_operand(table, column, text)
+        return [_typed_operand(schema, column, v) for v in _parse_in_list(text, raw)]
+    return _typed_operand(schema, column, text)
 
 
-def _typed_operand(table: str, column: str, text: str) -> Any:
-    kind = _column_type(column)
-    if kind == "uuid":
-        return _input_value(table, column, text)
+def _typed_operand(schema: _Schema, column: str, text: str) -> Any:
+    """A literal compared with ``column``, cast to its type as Postgres does (an unknown enum label is 22P02)."""
+    kind = schema.kind(column)
+    if kind in ("uuid", "enum"):
+        return _input_value(schema, column, text)
     if kind == "timestamptz":
         dt = _parse_ts(text)
         if dt is None:
@@ -292,11 +325,11 @@ def _typed_operand(table: str, column: str, text: str) -> Any:
     return text
 
 
-def _cell(column: str, value: Any) -> Any:
-    """A stored value in the form filters and sorting compare."""
+def _cell(kind: str, value: Any) -> Any:
+    """A stored value in the form filters and sorting compare (``kind`` is the column's, _Schema.kind)."""
     if value is None:
         return None
-    if _column_type(column) == "timestamptz" and isinstance(value, str):
+    if kind == "timestamptz" and isinstance(value, str):
         return _parse_ts(value) or value
     return value
 
@@ -324,7 +357,7 @@ def _compare(cell: Any, operand: Any) -> int:
 
 def _test(f: _Filter, row: dict[str, Any]) -> bool | None:
     """SQL three-valued logic: None when the comparison is NULL (so neq and not.* skip NULL cells)."""
-    cell = _cell(f.column, row.get(f.column))
+    cell = _cell(f.kind, row.get(f.column))
     result: bool | None
     if f.op == "is":
         # IS never yields NULL, so negating it is always defined.
@@ -371,6 +404,7 @@ def _unknown_column(table: str, column: str, columns: list[str]) -> _PgError:
 class _Query:
     table: str
     columns: list[str]
+    schema: _Schema
     select: list[tuple[str, str, str | None]]  # (output key, column, cast)
     filters: list[_Filter] = field(default_factory=list)
     order: list[tuple[str, bool, bool]] = field(default_factory=list)  # (column, desc, nulls_first)
@@ -437,11 +471,12 @@ def _parse_select(text: str, table: str, columns: list[str]) -> list[tuple[str, 
     return out
 
 
-def _parse_query(request: httpx.Request, table: str, columns: list[str]) -> _Query:
+def _parse_query(request: httpx.Request, schema: _Schema) -> _Query:
     """Read select/filters/order/limit/offset from the URL, validating columns like PostgREST + Postgres."""
+    table, columns = schema.table, schema.columns
     params = request.url.params.multi_items()
     select_text = next((v for k, v in params if k == "select"), "*")
-    q = _Query(table=table, columns=columns, select=_parse_select(select_text or "*", table, columns))
+    q = _Query(table=table, columns=columns, schema=schema, select=_parse_select(select_text or "*", table, columns))
     for key, raw in params:
         if key in _RESERVED:
             continue
@@ -473,7 +508,7 @@ def _parse_query(request: httpx.Request, table: str, columns: list[str]) -> _Que
             )
         if key not in columns:
             raise _unknown_column(table, key, columns)
-        q.filters.append(_Filter(key, op, negate, _operand(table, key, op, text, raw)))
+        q.filters.append(_Filter(key, op, negate, _operand(schema, key, op, text, raw), schema.kind(key)))
     order = request.url.params.get("order")
     if order:
         for term in order.split(","):
@@ -513,8 +548,10 @@ def _parse_query(request: httpx.Request, table: str, columns: list[str]) -> _Que
     return q
 
 
-def _sort_key(column: str, value: Any) -> tuple[int, Any]:
-    v = _cell(column, value)
+def _sort_key(kind: str, labels: list[str], value: Any) -> tuple[int, Any]:
+    if kind == "enum" and value in labels:
+        return (1, labels.index(value))  # Postgres orders an enum by its labels' declaration order
+    v = _cell(kind, value)
     if isinstance(v, bool):
         return (0, int(v))
     if isinstance(v, (int, float)):
@@ -526,11 +563,12 @@ def _sort_key(column: str, value: Any) -> tuple[int, Any]:
     return (3, v if isinstance(v, str) else json.dumps(v, sort_keys=True))
 
 
-def _ordered(rows: list[dict[str, Any]], order: list[tuple[str, bool, bool]]) -> list[dict[str, Any]]:
-    for col, desc, nulls_first in reversed(order):
+def _ordered(rows: list[dict[str, Any]], q: _Query) -> list[dict[str, Any]]:
+    for col, desc, nulls_first in reversed(q.order):
+        kind, labels = q.schema.kind(col), q.schema.enum_labels(col)
         nulls = [r for r in rows if r.get(col) is None]
         vals = [r for r in rows if r.get(col) is not None]
-        vals.sort(key=lambda r: _sort_key(col, r[col]), reverse=desc)
+        vals.sort(key=lambda r: _sort_key(kind, labels, r[col]), reverse=desc)
         rows = nulls + vals if nulls_first else vals + nulls
     return rows
 
@@ -645,20 +683,42 @@ def _no_such_function(fn: str, request: httpx.Request) -> _PgError:
     )
 
 
+# Supabase changelog 42949 ("Breaking Change: Removing access to OpenAPI spec via the anon key",
+# 2026-02-17, in effect from March 11): the body, verbatim. The changelog gives no status: 403 is
+# the sandbox's choice (UNVERIFIED), as the message says "forbidden".
+SCHEMA_FORBIDDEN = {
+    "message": "Access to schema is forbidden",
+    "hint": "Accessing the schema via the Data API is only allowed using a secret API key.",
+}
+
+
+def _openapi_root(world: World, request: httpx.Request, role: str, profile: str | None) -> httpx.Response:
+    """``GET /rest/v1/``: PostgREST's OpenAPI description of the exposed tables, for a service or secret key.
+
+    The anon (or publishable) key is refused with Supabase's changelog-42949 body. Only
+    ``public`` holds the project's tables: the ``graphql_public`` profile describes none.
+    """
+    if role == "anon":
+        return _response(world, request, 403, SCHEMA_FORBIDDEN)
+    if request.method not in ("GET", "HEAD"):
+        raise _PgError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+    document = openapi_document(world, with_tables=profile in (None, "public"))
+    return _response(world, request, 200, document, content_type=OPENAPI_CT)
+
+
 def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | None:
     """Serve ``/rest/v1/<table>``: GET/HEAD (select), PATCH (update), POST (insert), DELETE.
 
     Promises: rows past ``MAX_ROWS`` are dropped silently; ``count=exact`` gives
     the true total in Content-Range; an update or delete without a filter is
     refused with 21000; errors have PostgREST's ``{code, details, hint, message}``.
-    Returns None for paths outside ``/rest/v1/<name>``.
+    ``/rest/v1/`` itself is the OpenAPI description of the tables (:func:`_openapi_root`).
+    Returns None for paths outside ``/rest/v1/``.
     """
     path = request.url.path
     if not path.startswith("/rest/v1/"):
         return None
     name = path[len("/rest/v1/") :]
-    if not name:
-        return None  # the OpenAPI root is not modelled
     try:
         role = _gateway_role(world, request)
         profile = request.headers.get("accept-profile" if request.method in ("GET", "HEAD") else "content-profile")
@@ -670,6 +730,8 @@ def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | N
                 f"Invalid schema: {profile}",
                 hint=f"Only the following schemas are exposed: {', '.join(EXPOSED_SCHEMAS)}",
             )
+        if not name:
+            return _openapi_root(world, request, role, profile)
         if name.startswith("rpc/"):
             raise _no_such_function(name[4:], request)
         if "/" in name:
@@ -721,8 +783,8 @@ def _page(request: httpx.Request, q: _Query) -> tuple[int, int | None]:
 
 def _select(world: World, request: httpx.Request, name: str, table: dict[str, Any]) -> httpx.Response:
     shape = _accept(request)
-    q = _parse_query(request, name, table["columns"])
-    matched = _ordered(_matching(table["rows"], q.filters), q.order)
+    q = _parse_query(request, _Schema.of(world, name, table))
+    matched = _ordered(_matching(table["rows"], q.filters), q)
     prefer = _prefer(request)
     # planned/estimated counts are exact here: the sandbox has no planner statistics.
     total = len(matched) if prefer.get("count") in ("exact", "planned", "estimated") else None
@@ -830,29 +892,30 @@ def _update(world: World, request: httpx.Request, name: str, table: dict[str, An
     shape = _accept(request)
     columns = table["columns"]
     values = _body_rows(request, name, columns, many=False)[0]
-    q = _parse_query(request, name, columns)
+    q = _parse_query(request, _Schema.of(world, name, table))
     if not q.filters:
         # pg-safeupdate on Supabase (postgrest-error-bodies.json, verbatim).
         raise _PgError(400, "21000", "UPDATE requires a WHERE clause")
-    typed = {k: _input_value(name, k, v) for k, v in values.items()}
+    typed = {k: _input_value(q.schema, k, v) for k, v in values.items()}
     # An empty object updates nothing (PostgREST turns `{}` into a no-op).
     targets = _matching(table["rows"], q.filters) if typed else []
     _guards(request, len(targets), shape)
     if targets:
-        # The real table's triggers are unknown; like World.db_update, updated_at follows
-        # every update (a moddatetime trigger) unless the update sets it.
+        # The real table's triggers are unknown; like World.db_update, the table's updated_at
+        # column follows every update (a moddatetime trigger) unless the update sets it.
         stamp = pg_time(world.now_ms)
+        touched = moddatetime_column(table)
         for row in targets:
             row.update(copy.deepcopy(typed))
-            if "updated_at" in columns and "updated_at" not in typed:
-                row["updated_at"] = stamp
+            if touched and touched not in typed:
+                row[touched] = stamp
         world.touch()
     return _mutation_response(world, request, q, targets, created=False, shape=shape)
 
 
 def _delete(world: World, request: httpx.Request, name: str, table: dict[str, Any]) -> httpx.Response:
     shape = _accept(request)
-    q = _parse_query(request, name, table["columns"])
+    q = _parse_query(request, _Schema.of(world, name, table))
     if not q.filters:
         raise _PgError(400, "21000", "DELETE requires a WHERE clause")
     targets = _matching(table["rows"], q.filters)
@@ -864,11 +927,24 @@ def _delete(world: World, request: httpx.Request, name: str, table: dict[str, An
     return _mutation_response(world, request, q, targets, created=False, shape=shape)
 
 
+def _new_row(
+    world: World, schema: _Schema, item: dict[str, Any], defaults: dict[str, str], stamp: str
+) -> dict[str, Any]:
+    """One inserted row: the values given, typed, and the table's column defaults for the others."""
+    row: dict[str, Any] = {c: None for c in schema.columns}
+    for k, v in item.items():
+        row[k] = _input_value(schema, k, v)
+    for column, default in defaults.items():
+        if column not in item:
+            row[column] = world._uuid("row") if default == "gen_random_uuid()" else stamp  # now()
+    return row
+
+
 def _insert(world: World, request: httpx.Request, name: str, table: dict[str, Any]) -> httpx.Response:
     shape = _accept(request)
     columns = table["columns"]
     body = _body_rows(request, name, columns, many=True)
-    q = _parse_query(request, name, columns)
+    q = _parse_query(request, _Schema.of(world, name, table))
     prefer = _prefer(request)
     resolution = prefer.get("resolution")  # merge-duplicates | ignore-duplicates (upsert)
     key_cols = q.on_conflict or (["id"] if "id" in columns else [])
@@ -877,16 +953,9 @@ def _insert(world: World, request: httpx.Request, name: str, table: dict[str, An
     merges: list[tuple[dict[str, Any], dict[str, Any]]] = []
     returned: list[dict[str, Any]] = []
     index = {tuple(str(r.get(c)) for c in key_cols): r for r in table["rows"]} if key_cols else {}
+    defaults = column_defaults(table)
     for item in body:
-        row: dict[str, Any] = {c: None for c in columns}
-        for k, v in item.items():
-            row[k] = _input_value(name, k, v)
-        # Column defaults of the machines table: id gen_random_uuid(), created_at/updated_at now().
-        if "id" in columns and "id" not in item:
-            row["id"] = world._uuid("row")
-        for c in ("created_at", "updated_at"):
-            if c in columns and c not in item:
-                row[c] = stamp
+        row = _new_row(world, q.schema, item, defaults, stamp)
         key = tuple(str(row.get(c)) for c in key_cols) if key_cols else None
         existing = index.get(key) if key is not None and all(row.get(c) is not None for c in key_cols) else None
         if existing is not None:
@@ -909,10 +978,11 @@ def _insert(world: World, request: httpx.Request, name: str, table: dict[str, An
         returned.append(row)
     if shape == "object":
         _guards(request, len(returned), shape)
+    touched = moddatetime_column(table)
     for existing, changes in merges:
         existing.update(changes)
-        if "updated_at" in columns and "updated_at" not in changes:
-            existing["updated_at"] = stamp  # the same moddatetime model as _update
+        if touched and touched not in changes:
+            existing[touched] = stamp  # the same moddatetime model as _update
     table["rows"].extend(new_rows)
     if new_rows or merges:
         world.touch()

@@ -24,7 +24,7 @@ from vyxops.errors import InputError, ScenarioError
 from vyxops.images import FLY_REGISTRY, secret_digest
 from vyxops.images import parse_image_ref as _parse_ref
 from vyxops.timeutil import iso
-from vyxops_sandbox import functions, machines, statefile
+from vyxops_sandbox import functions, machines, refusals, statefile
 from vyxops_sandbox.functions import FUNCTION_CREATE_MS, FUNCTION_DONE_MS  # noqa: F401  (re-exported)
 from vyxops_sandbox.machines import (  # noqa: F401  (re-exported: the fleet generator and tests read them here)
     APP_REPORT_MS,
@@ -35,11 +35,15 @@ from vyxops_sandbox.machines import (  # noqa: F401  (re-exported: the fleet gen
     MachineRefused,
     ManifestUnknown,
 )
+from vyxops_sandbox.pipeline import Pipeline, enums, moddatetime_column, table_schema
 from vyxops_sandbox.platform import Platform, credentials_for
+from vyxops_sandbox.refusals import CreateRefused
 from vyxops_sandbox.scenario import Scenario, load_scenario
 
 # 2: the platform block, machines' run model (`_run`), release-command releases, new steps.
-SCHEMA = "vyxops.sandbox/2"
+# 3: the pipeline block (state["supabase"]["pipeline"]), column types and enums beside each table,
+#    Fly's refusals (state["fly"]["refusals"]); the seed's table has no `error` column any more.
+SCHEMA = "vyxops.sandbox/3"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 IMAGE_CONFIG = "application/vnd.docker.container.image.v1+json"
 LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -48,7 +52,16 @@ STATE_KEYS = ("scenario", "now_ms", "seq", "fly", "registry", "supabase", "pendi
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-__all__ = ["World", "ManifestUnknown", "DuplicateMachine", "credentials_for", "SCHEMA", "pg_time", "sha256_hex"]
+__all__ = [
+    "World",
+    "ManifestUnknown",
+    "CreateRefused",
+    "DuplicateMachine",
+    "credentials_for",
+    "SCHEMA",
+    "pg_time",
+    "sha256_hex",
+]
 
 sha256_hex = secret_digest
 
@@ -63,6 +76,14 @@ def pg_time(ms: int) -> str:
     """A timestamptz as PostgREST renders it: ``2025-10-02T16:18:40.912+00:00``."""
     text = iso(ms)
     return text[:-1] + "+00:00"
+
+
+class StepRefused(Exception):
+    """A scenario step the world cannot carry out as written (``allowed``: what it could name instead)."""
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
 
 
 def _reset_hint(scenario: str | None) -> str:
@@ -81,6 +102,7 @@ class World:
         self.revision = statefile.revision_of(state)
         self._stamp: statefile.Stamp | None = None
         self.platform = Platform.from_json(state.get("platform"))
+        self.pipeline = Pipeline.from_json(state.get("supabase", {}).get("pipeline"))
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -104,13 +126,21 @@ class World:
             }
         world._set_secret("FLY_APP_NAME", scenario.apps[0])
         world._set_secret("SUPABASE_URL", f"https://{scenario.project_ref}.supabase.co")
-        functions.add_function(world, functions.PROVISION)
+        if world.pipeline.token_modelled:
+            # The function's own Fly token, so that it can be revoked and restored. Not token-shaped
+            # and never one of the sandbox's credentials; seed scenarios gain no secret.
+            world._set_secret(world.pipeline.fly_token_secret, "sandbox-function-token-" + world._hash("fn-token")[:32])
+        functions.add_function(world, world.pipeline.function)
         for ref, spec in scenario.images.items():
             world._push(ref, {**spec, "pushed_at_ms": spec.get("pushed_at_ms", world.now_ms)})
         for i, step in enumerate(scenario.steps):
             world.advance_to(step["at_ms"])
             try:
                 world.apply_step(step["kind"], step["args"])
+            except StepRefused as exc:
+                raise ScenarioError(
+                    scenario.path, f"steps[{i}].{step['kind']}", str(exc), line=step["line"], allowed=exc.allowed
+                ) from None
             except (DuplicateMachine, MachineRefused) as exc:
                 raise ScenarioError(scenario.path, f"steps[{i}].{step['kind']}", str(exc), line=step["line"]) from None
         world.advance_to(scenario.now_ms)
@@ -223,6 +253,7 @@ class World:
         now = self.now_ms
         self.state, self.revision, self._stamp = disk, theirs, stamp
         self.platform = Platform.from_json(disk.get("platform"))
+        self.pipeline = Pipeline.from_json(disk.get("supabase", {}).get("pipeline"))
         self.advance_to(now)
 
     def dumps(self) -> str:
@@ -366,9 +397,11 @@ class World:
         elif kind == "delete_tag":
             self.delete_tag(args["ref"])
         elif kind == "db_update":
-            self.db_update(args["table"], args["match"], args["set"])
+            self._db_update_step(args["table"], args["match"], args["set"])
         elif kind in ("stop_machine", "destroy_machine"):
             self._asked_step(kind, args["app"], args["machine_id"])
+        elif kind in _REFUSAL_STEPS:
+            self._refusal_step(kind, args)
         else:  # validated by the scenario reader
             raise InputError("step", f"unknown kind {kind!r}")
 
@@ -391,8 +424,27 @@ class World:
                 name=args.get("name"),
                 session_s=args.get("session_s"),
             )
-        except ManifestUnknown:
+        except (ManifestUnknown, CreateRefused):
             pass  # like `fly machines run`: refused, nothing made; the person saw the error
+
+    def _db_update_step(self, table: str, match: dict[str, Any], values: dict[str, Any]) -> None:
+        """A person's UPDATE: a table or column the database lacks is refused, as Postgres would (nothing changes)."""
+        t = self.table(table)
+        if t is None:
+            raise StepRefused(f"no table {table!r} in the project", list(self.state["supabase"]["tables"]))
+        unknown = sorted((set(match) | set(values)) - set(t["columns"]))
+        if unknown:
+            raise StepRefused(f"table {table!r} has no column {', '.join(map(repr, unknown))}", t["columns"])
+        self.db_update(table, match, values)
+
+    def _refusal_step(self, kind: str, args: dict[str, Any]) -> None:
+        """``revoke_fly_token``, ``fly_rate_limit`` and ``fly_capacity`` (rules in refusals.py)."""
+        if kind == "revoke_fly_token":
+            refusals.revoke_token(self, int(args["status"]))
+        elif kind == "fly_rate_limit":
+            refusals.limit_rate(self, args.get("until_ms"))
+        else:
+            refusals.limit_capacity(self, args["region"], args.get("until_ms"))
 
     def _asked_step(self, kind: str, app: str, mid: str) -> None:
         m = self.machine(app, mid)
@@ -559,7 +611,13 @@ class World:
             "oom_killed": False,
             "session_ms": None,
         }
-        m = machines.create(self, app, config, region="sjc", machine_id=None, name=None, run=run)
+        try:
+            m = machines.create(self, app, config, region="sjc", machine_id=None, name=None, run=run)
+        except CreateRefused:
+            # No capacity for the release command's machine: flyctl's deploy fails and marks the
+            # release failed (the same updateReleaseInBackend path as a failed command).
+            self._schedule(self.now_ms + 200, "release_done", app=app, release_id=release["id"], status="failed")
+            return
         if m["_run"]["behaviour"] == "pull_fail":
             done, ok = self.now_ms + machines.PULL_FAIL_MS + DESTROY_AFTER_EXIT_MS, False
         else:
@@ -628,6 +686,8 @@ class World:
     def _set_secret(self, name: str, value: str) -> None:
         # updated_at is always kept; the secrets API leaves it out under `secrets_updated_at: false`.
         self.state["supabase"]["secrets"][name] = {"value": value, "updated_at": iso(self.now_ms)}
+        if name == self.pipeline.fly_token_secret and self.pipeline.token_modelled:
+            refusals.restore_token(self)  # a new token for the function: Fly takes its calls again
 
     def set_secrets(self, items: list[dict[str, str]]) -> None:
         """Upsert secrets (POST /v1/projects/{ref}/secrets)."""
@@ -646,30 +706,36 @@ class World:
         return self.state["supabase"]["tables"].get(name)
 
     def db_update(self, table: str, match: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
-        """Update rows equal to ``match`` on every key; ``updated_at`` follows unless set."""
+        """Update rows equal to ``match`` on every key; the table's ``updated_at`` column follows unless set."""
         t = self.table(table)
         if t is None:
             return []
         changed = []
+        touched = moddatetime_column(t)
         for row in t["rows"]:
             if all(str(row.get(k)) == str(v) for k, v in match.items()):
                 row.update(values)
-                if "updated_at" in t["columns"] and "updated_at" not in values:
-                    row["updated_at"] = pg_time(self.now_ms)
+                if touched and touched not in values:
+                    row[touched] = pg_time(self.now_ms)
                 changed.append(copy.deepcopy(row))
         self.touch()
         return changed
 
     def _db_report(self, table: str, fly_machine_id: str, status: str, at_ms: int) -> None:
-        # The app on the machine reports its own status, as the real app does. Its row
-        # is almost always among the newest, so look from the end (fleets have many rows).
+        # The app on the machine reports its own status, as the real app does, into the team's
+        # table and columns: the row whose machine-id column names it. Its row is almost always
+        # among the newest, so look from the end (fleets have many rows).
         t = self.table(table)
         if t is None:
             return
+        p = self.pipeline
+        mid_column, status_column = p.columns["machine_id"], p.columns["status"]
+        touched = moddatetime_column(t)
         for row in reversed(t["rows"]):
-            if row.get("fly_machine_id") == fly_machine_id:
-                row["status"] = status
-                row["updated_at"] = pg_time(self.now_ms)
+            if row.get(mid_column) == fly_machine_id:
+                row[status_column] = status
+                if touched:
+                    row[touched] = pg_time(self.now_ms)
                 self.touch()
                 return
 
@@ -680,27 +746,21 @@ class World:
     def invoke_function(
         self, slug: str, body: dict[str, Any], *, machine_id: str | None = None
     ) -> tuple[int, dict[str, Any]]:
-        """POST /functions/v1/<slug> past the relay: provision-machine as SPEC.md describes it."""
+        """POST /functions/v1/<slug> past the relay: the pipeline's provisioning function (functions.py)."""
         return functions.invoke(self, slug, body, machine_id=machine_id)
 
 
+_REFUSAL_STEPS = ("revoke_fly_token", "fly_rate_limit", "fly_capacity")
 _MANIFEST_META = ("behaviour", "exit_code", "after_s", "pushed_at_ms", "session_s", "reports_running", "oom_killed")
 
 
 def _empty_state(scenario: Scenario, start_ms: int) -> dict[str, Any]:
-    """The state before the first step: apps, registry and project empty, the clock an hour before."""
-    columns = [
-        "id",
-        "user_id",
-        "fly_machine_id",
-        "fly_app",
-        "region",
-        "image",
-        "status",
-        "error",
-        "created_at",
-        "updated_at",
-    ]
+    """The state before the first step: apps, registry and project empty, the clock an hour before.
+
+    The project's one table is the pipeline's (the seed's nine-column ``machines`` by default),
+    its column types beside its rows; the pipeline block is kept here and never served.
+    """
+    pipeline = scenario.pipeline
     return {
         "schema": SCHEMA,
         "scenario": {
@@ -712,12 +772,14 @@ def _empty_state(scenario: Scenario, start_ms: int) -> dict[str, Any]:
         "platform": scenario.platform.as_json(),
         "now_ms": start_ms,
         "seq": 0,
-        "fly": {"org": scenario.org, "apps": {}},
+        "fly": {"org": scenario.org, "apps": {}, "refusals": {}},
         "registry": {},
         "supabase": {
             "project_ref": scenario.project_ref,
-            "machines_table": scenario.machines_table,
-            "tables": {scenario.machines_table: {"columns": columns, "rows": []}},
+            "machines_table": pipeline.table,
+            "pipeline": pipeline.as_json(),
+            "enums": enums(pipeline),
+            "tables": {pipeline.table: {**table_schema(pipeline), "rows": []}},
             "secrets": {},
             "functions": [],
             "logs": [],
