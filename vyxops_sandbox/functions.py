@@ -165,7 +165,10 @@ def _provision(world: World, p: Pipeline, call: _Call, machine_id: str | None) -
     if p.log_created is not None:
         line = call.fill(p.log_created, machine_id=m["id"], status=200)
         function_log(world, call.fn, call.exec_id, world.now_ms + 210, line, "info")
-    return 200, {p.invoke_machine_id: m["id"], "status": starting, "row_id": row["id"], "image": call.image}
+    answer: dict[str, Any] = {p.invoke_machine_id: m["id"]}  # the machine id under the team's key wins any clash
+    for key, value in (("status", starting), ("row_id", row["id"]), ("image", call.image)):
+        answer.setdefault(key, value)
+    return 200, answer
 
 
 def _create(world: World, p: Pipeline, call: _Call, config: dict[str, Any], machine_id: str | None) -> dict[str, Any]:

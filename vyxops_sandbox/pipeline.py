@@ -270,7 +270,9 @@ def _check_columns(c: Checker, columns: dict[str, str | None], where: Keys) -> N
             c.fail([*where, role], f"{column!r} is a column every table has already", allowed="another column name")
         if column in seen:
             c.fail(
-                [*where, role], f"column {column!r} is already the {seen[column]} column", allowed="one role a column"
+                [*where, role],
+                f"column {column!r} is already the {seen[column]} column",
+                allowed="a column for one role only",
             )
         seen[column] = role
 

@@ -706,6 +706,20 @@ def _openapi_root(world: World, request: httpx.Request, role: str, profile: str 
     return _response(world, request, 200, document, content_type=OPENAPI_CT)
 
 
+def _profile(request: httpx.Request) -> str | None:
+    """The schema the request names (Accept-/Content-Profile), or a 406 PGRST106 for one not exposed."""
+    profile = request.headers.get("accept-profile" if request.method in ("GET", "HEAD") else "content-profile")
+    if profile and profile not in EXPOSED_SCHEMAS:
+        # PostgREST v13 text (remembered, not in the reference files).
+        raise _PgError(
+            406,
+            "PGRST106",
+            f"Invalid schema: {profile}",
+            hint=f"Only the following schemas are exposed: {', '.join(EXPOSED_SCHEMAS)}",
+        )
+    return profile
+
+
 def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | None:
     """Serve ``/rest/v1/<table>``: GET/HEAD (select), PATCH (update), POST (insert), DELETE.
 
@@ -721,15 +735,7 @@ def handle_postgrest(world: World, request: httpx.Request) -> httpx.Response | N
     name = path[len("/rest/v1/") :]
     try:
         role = _gateway_role(world, request)
-        profile = request.headers.get("accept-profile" if request.method in ("GET", "HEAD") else "content-profile")
-        if profile and profile not in EXPOSED_SCHEMAS:
-            # PostgREST v13 text (remembered, not in the reference files).
-            raise _PgError(
-                406,
-                "PGRST106",
-                f"Invalid schema: {profile}",
-                hint=f"Only the following schemas are exposed: {', '.join(EXPOSED_SCHEMAS)}",
-            )
+        profile = _profile(request)
         if not name:
             return _openapi_root(world, request, role, profile)
         if name.startswith("rpc/"):
