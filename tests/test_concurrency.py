@@ -249,13 +249,13 @@ def test_what_every_app_derives_from_a_project_read_is_derived_once_per_audit_an
     from vyxops.detect import context
 
     calls: list[int] = []
-    parse = context._project_refusals
+    parse = context.project_failures
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return parse(*args, **kwargs)
 
-    monkeypatch.setattr(context, "_project_refusals", counted)
+    monkeypatch.setattr(context, "project_failures", counted)
     scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
     with open_session("sandbox", scenario=scenario) as session:
         audit = run_audit(session)
@@ -332,11 +332,11 @@ def test_the_project_reads_an_audit_makes_ahead_are_made_once_and_a_failed_one_i
     read = ProjectReads.function_logs
     threads: list[str] = []
 
-    def first_fails(self, start, end):  # type: ignore[no-untyped-def]
+    def first_fails(self, start, end, function=None):  # type: ignore[no-untyped-def]
         threads.append(threading.current_thread().name)
         if len(threads) == 1:
             raise TransportError("GET logs: ReadTimeout", platform="supabase-mgmt", method="GET", path="/logs")
-        return read(self, start, end)
+        return read(self, start, end, function)
 
     prefetch = ProjectReads.prefetch
     ahead: list[int] = []

@@ -56,7 +56,7 @@ def test_incident_fixed_midway_is_history_with_a_leftover_row(tmp_path: Path) ->
     assert old.entity == "machine:0a1b2c3d4e5f60" and old.severity == "info"
     assert "resolved at 2025-10-02 17:35" in old.title
     stuck = [f for f in inv.findings if f.code == "DB_STATUS_STUCK"]
-    assert [f.facts["row"]["fly_machine_id"] for f in stuck] == ["0a1b2c3d4e5f60"]
+    assert [f.facts["row"]["machine_id"] for f in stuck] == ["0a1b2c3d4e5f60"]
     assert stuck[0].severity == "warning" and "RECONCILE_STUCK_ROWS" in stuck[0].fixes
     assert "history" in inv.summary and "0a1b2c3d4e5f60" in inv.summary
 
@@ -155,6 +155,7 @@ def test_the_ledger_tells_each_machine_lifecycle_apart(story: str) -> None:
     an empty user_id in the metadata is no user (facts.machine_origin), so its clean exit is no failure."""
     import pandas as pd
 
+    from vyxops.contract import SEED
     from vyxops.detect.ledger import build_ledger
     from vyxops.frames import make_frame
 
@@ -169,7 +170,8 @@ def test_the_ledger_tells_each_machine_lifecycle_apart(story: str) -> None:
          "exit_code": code, "requested_stop": asked}
         for s, kind, status, source, code, asked in events
     ]  # fmt: skip
-    rows = [{"id": "r1", "fly_machine_id": "m1", "status": row_status, "created_at": at, "updated_at": at}]
+    role = SEED.status.role(row_status)
+    rows = [{"id": "r1", "machine_id": "m1", "status": row_status, "role": role, "created_at": at, "updated_at": at}]
     ledger = build_ledger(
         machines,
         make_frame("machine_events", event_rows, units={"time": "ms"}),

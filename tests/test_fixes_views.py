@@ -48,7 +48,9 @@ def test_every_planned_fix_shows_a_native_command_and_a_dashboard_link_without_a
         assert by["TAG_LATEST"].native == [f"fly auth docker && crane tag {RELEASE_V2} latest"]
         assert by["UNSET_SECRET"].native == [f"supabase secrets unset DOCKER_IMAGE --project-ref {ref}"]
     row = by["RECONCILE_STUCK_ROWS"]
-    assert row.native[0].startswith("update public.machines set status = 'failed', error = 'machine 5683732efe3208")
+    # SPEC's table has no error column: the fix writes the word and the time, guarded by the row's key, status
+    # and last update as read.
+    assert row.native[0].startswith("update public.machines set status = 'failed', updated_at = now() where id = ")
     assert f"where id = '{row.read['row_id']}' and status = 'starting'" in row.native[0]
     verify = by["VERIFY_PROVISIONING"]
     assert '"Authorization: Bearer $SUPABASE_SERVICE_ROLE_KEY"' in verify.native[0]  # the variable, never its value

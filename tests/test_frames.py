@@ -8,6 +8,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from vyxops.contract import SEED
 from vyxops import frames
 from vyxops.errors import AuthError, RateLimitedError, TransportError
 from vyxops.http import RetryPolicy
@@ -34,7 +35,7 @@ def test_every_frame_matches_its_declared_schema(seed) -> None:
         "releases": frames.fetch_releases(seed, "vyx-app"),
         "manifests": frames.fetch_manifests(seed, ["registry.fly.io/vyx-app:stub"]),
         "fly_logs": frames.fetch_fly_logs(seed, "vyx-app", since=seed.now() - pd.Timedelta(hours=20)),
-        "machine_rows": frames.fetch_machine_rows(seed),
+        "machine_rows": frames.fetch_machine_rows(seed, SEED),
         "secrets": frames.fetch_secrets(seed),
         "functions": frames.fetch_functions(seed),
         "function_logs": frames.fetch_function_logs(seed, seed.now() - pd.Timedelta(hours=3), seed.now()),
@@ -134,7 +135,7 @@ def test_rows_are_paged_past_the_silent_1000_row_cap(tmp_path: Path) -> None:
         table["rows"].append({**table["rows"][0], "id": f"row-{i:05d}", "fly_machine_id": f"x{i}"})
     raw = session.supabase.client.table("machines").select("id").execute()
     assert len(raw.data) == 1000  # the cap, silently
-    rows = frames.fetch_machine_rows(session)
+    rows = frames.fetch_machine_rows(session, SEED)
     assert len(rows) == 2500 and rows["id"].is_unique and rows.attrs["complete"]
 
 
@@ -165,8 +166,8 @@ def test_rows_ride_out_a_503_through_supabase_py(tmp_path: Path) -> None:
     """PostgREST reads through supabase-py are retried by vyxops's transport on a 503."""
     faults = Faults([FaultRule(kind="5xx", nth=1, status=503, path=r"/rest/v1/")])
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path, faults=faults) as s:
-        rows = frames.fetch_machine_rows(s)
-        assert rows["fly_machine_id"].tolist() == [SEED_MACHINE]
+        rows = frames.fetch_machine_rows(s, SEED)
+        assert rows["machine_id"].tolist() == [SEED_MACHINE]
         assert faults.rules[0].fired == 1
 
 

@@ -101,9 +101,7 @@ def test_an_injected_timeout_reaches_the_client_as_in_process(tmp_path: Path, mo
 def test_what_a_notebook_changes_is_saved_when_serving_stops(hosted: HostedSandbox, tmp_path: Path) -> None:
     """A row updated over HTTP is in the sandbox's state.json once the CLI stops serving."""
     with open_session("sandbox") as session:
-        changed = session.supabase.update_rows(
-            session.machines_table, {"status": "failed", "error": "checked by a test"}, [("status", "eq", "starting")]
-        )
+        changed = session.supabase.update_rows("machines", {"status": "failed"}, [("status", "eq", "starting")])
     assert len(changed) == 1
     hosted.stop()
     hosted.stop()  # twice is harmless

@@ -18,6 +18,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from vyxops.contract import SEED
 from vyxops import config, frames
 from vyxops.http import RegistryBasicAuth, RetryPolicy, supabase_key
 from vyxops.session import Credentials, Opened, Session, build_session, open_session
@@ -116,8 +117,8 @@ def test_an_sb_key_goes_in_the_apikey_header_only_and_a_jwt_in_both() -> None:
 def test_rows_are_read_with_an_sb_secret_key(sandbox: Callable[..., Session]) -> None:
     """With api_key: sb_secret the PostgREST client sends the key as apikey only, and the gateway lets it read rows."""
     s = sandbox("{supabase: {api_key: sb_secret}}")
-    rows = frames.fetch_machine_rows(s)
-    assert rows["fly_machine_id"].tolist() == ["5683732efe3208"]
+    rows = frames.fetch_machine_rows(s, SEED)
+    assert rows["machine_id"].tolist() == ["5683732efe3208"]
 
 
 def test_a_function_without_verify_jwt_is_invoked_with_an_sb_secret_key(sandbox: Callable[..., Session]) -> None:

@@ -29,6 +29,7 @@ def test_credentials_in_platform_data_never_reach_an_artefact(sandbox_env: Path,
 now: 2025-10-02T17:25:00Z
 fly: {{org: personal, apps: [vyx-app]}}
 supabase: {{project_ref: vyxsandboxprojectref, machines_table: machines}}
+pipeline: {{table: {{columns: {{error: error}}}}}}  # a table that keeps an error column, to plant text in
 images:
   registry.fly.io/vyx-app:stub: {{behaviour: exit, exit_code: 0, after_s: 2}}
 steps:
@@ -125,10 +126,10 @@ def test_make_frame_masks_a_credential_in_any_string_column_and_leaves_clean_cel
     planted = "another-registered-credential-9876543210"
     register_secret(planted)
     rows = [
-        {"id": 1, "user_id": "u-1", "status": "running", "error": None, "fly_machine_id": "m1"},
-        {"id": 2, "user_id": "u-2", "status": "error", "error": f"boom {planted}", "fly_machine_id": 42},
+        {"id": 1, "user_id": "u-1", "status": "running", "error": None, "machine_id": "m1"},
+        {"id": 2, "user_id": "u-2", "status": "error", "error": f"boom {planted}", "machine_id": 42},
     ]
     df = make_frame("machine_rows", rows)
     assert planted not in df.loc[1, "error"] and "[REDACTED]" in df.loc[1, "error"]
-    assert df["user_id"].tolist() == ["u-1", "u-2"] and df["fly_machine_id"].tolist() == ["m1", "42"]
+    assert df["user_id"].tolist() == ["u-1", "u-2"] and df["machine_id"].tolist() == ["m1", "42"]
     assert pd.isna(df.loc[0, "error"]) and str(df["error"].dtype) == "string"

@@ -130,6 +130,7 @@ def test_hostile_strings_from_the_platforms_stay_text_in_every_report(sandbox_en
 now: 2025-10-02T17:25:00Z
 fly: {{org: personal, apps: [vyx-app]}}
 supabase: {{project_ref: vyxsandboxprojectref, machines_table: machines}}
+pipeline: {{table: {{columns: {{error: error}}}}}}  # a table that keeps an error column, to plant text in
 images:
   registry.fly.io/vyx-app:stub: {{behaviour: exit, exit_code: 0, after_s: 2}}
 steps:

@@ -107,9 +107,22 @@ def _reads(
         "org_apps": project.org_apps,
     }
     for app in apps:
-        reads[f"machines:{app}"] = lambda app=app: project.listed(app)
-        reads[f"releases:{app}"] = lambda app=app: project.releases(app)
+        reads[f"machines:{app}"] = _quietly(lambda app=app: project.listed(app), [])
+        reads[f"releases:{app}"] = _quietly(lambda app=app: project.releases(app), frames.empty_frame("releases"))
     return reads
+
+
+def _quietly(read: Callable[[], Any], none: Any) -> Callable[[], Any]:
+    """An app's read for discovery: one app that cannot be read (not found, unreachable) is left out of the
+    evidence, not the end of discovery; its own investigation reports what failed."""
+
+    def call() -> Any:
+        try:
+            return read()
+        except VyxopsError:
+            return none
+
+    return call
 
 
 def _logs(project: ProjectReads, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

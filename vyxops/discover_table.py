@@ -162,8 +162,12 @@ def _by_values(
     top = max((s for s, _ in scored), default=(0, 0))
     if top > (0, 0):
         winners = [c for s, c in scored if s == top]
-        if len(winners) > 1:
-            raise AmbiguousContract(f"table.columns.{what}", [(c, f"{top[0] or top[1]} rows") for c in winners])
+        if len(winners) > 1:  # values tie: a name that says it (the seed's, or a telling one) decides, else stop
+            seed = getattr(SEED.columns, what)
+            named = [c for c in winners if c == seed] or [c for c in winners if _named(c, what)]
+            if len(named) != 1:
+                raise AmbiguousContract(f"table.columns.{what}", [(c, f"{top[0] or top[1]} rows") for c in winners])
+            winners = named
         why[what] = f"{winners[0]}: {top[0] or top[1]} of the newest rows show it holds the {what.replace('_', ' ')}"
         taken.add(winners[0])
         return winners[0]
