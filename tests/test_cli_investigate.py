@@ -64,6 +64,14 @@ EXPECTED = {
         "SECRET_IMAGE_NOT_CURRENT_RELEASE",
         {"MACHINE_EXITED_AUTO_DESTROYED", "DB_STATUS_STUCK"},
     ),
+    # other teams' pipelines (SPEC.md third round), their contracts discovered from the platforms
+    "workspaces-fly-token-revoked": ("root_cause", "FLY_TOKEN_REJECTED", {"MACHINE_CREATE_REJECTED"}),
+    "workspaces-image-secret-unset": ("root_cause", "IMAGE_SECRET_UNSET", {"PROVISIONING_REQUEST_FAILED"}),
+    "gameservers-region-capacity": ("root_cause", "REGION_CAPACITY", {"MACHINE_CREATE_REJECTED"}),
+    "gameservers-rate-limited-burst": ("root_cause", "PROVISIONING_RATE_LIMITED", {"MACHINE_CREATE_REJECTED"}),
+    "sandboxes-silent-failures": ("root_cause", "PROVISIONING_REQUEST_FAILED", set()),
+    "kernels-tag-missing-in-own-words": ("root_cause", "SECRET_DIGEST_UNMATCHED", {"MACHINE_CREATE_REJECTED"}),
+    "sandboxes-healthy-busy-day": ("healthy", None, set()),
 }
 #: Run end to end through the CLI and its notebook; the rest are investigated in-process (same code, no kernel).
 THROUGH_THE_CLI = (
@@ -72,6 +80,7 @@ THROUGH_THE_CLI = (
     "healthy",
     "healthy-noise",
     "stub-image-in-repository-the-token-cannot-see",
+    "workspaces-fly-token-revoked",
 )
 
 

@@ -12,6 +12,7 @@ import pytest
 from test_fixes import APP, RELEASE_V2, leaks, seed
 
 from vyxops.cli import build_parser, main
+from vyxops.contract import SEED
 from vyxops.fixes import FIX_CODES, Action, Fix, Outcome, Plan, Result, apply_plan, plan_fixes, registry
 from vyxops.fixes.commands import remediate_command
 from vyxops.investigate import investigate
@@ -62,8 +63,9 @@ def test_every_planned_fix_shows_a_native_command_and_a_dashboard_link_without_a
 def test_without_a_project_ref_the_commands_name_the_variable() -> None:
     """A plan made without the project ref prints "$SUPABASE_PROJECT_REF", which runs where the variable is set."""
     pin = registry.get("PIN_SECRET_TO_RELEASE")
-    action = Action("PIN_SECRET_TO_RELEASE", "secret:DOCKER_IMAGE", "", "", "", "", "", desired={"ref": RELEASE_V2})
-    place = registry.Place(APP, None, "machines")
+    desired = {"name": "DOCKER_IMAGE", "ref": RELEASE_V2}
+    action = Action("PIN_SECRET_TO_RELEASE", "secret:DOCKER_IMAGE", "", "", "", "", "", desired=desired)
+    place = registry.Place(APP, None, SEED)
     assert pin.native(action, place) == [
         f'supabase secrets set DOCKER_IMAGE={RELEASE_V2} --project-ref "$SUPABASE_PROJECT_REF"'
     ]

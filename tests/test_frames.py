@@ -8,8 +8,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from vyxops.contract import SEED
 from vyxops import frames
+from vyxops.contract import SEED
 from vyxops.errors import AuthError, RateLimitedError, TransportError
 from vyxops.http import RetryPolicy
 from vyxops.images import secret_digest

@@ -18,8 +18,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from vyxops.contract import SEED
 from vyxops import config, frames
+from vyxops.contract import SEED
 from vyxops.http import RegistryBasicAuth, RetryPolicy, supabase_key
 from vyxops.session import Credentials, Opened, Session, build_session, open_session
 from vyxops_sandbox.testing import world_of

@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+#: Sources that corroborate but do not decide health (SPEC.md "Findings"): Fly's app logs. A gap there is
+#: listed with ``"decides": false`` and leaves the verdict and ``complete`` alone.
+CORROBORATING = frozenset({"fly.logs"})
+
 
 @dataclass(frozen=True)
 class Gap:
@@ -22,8 +26,16 @@ class Gap:
     since: str = ""
     until: str = ""
 
-    def as_json(self) -> dict[str, str]:
-        return asdict(self)
+    @property
+    def decides(self) -> bool:
+        """Whether this gap can hide what decides health (every source but those that only corroborate)."""
+        return self.source not in CORROBORATING
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = asdict(self)
+        if not self.decides:
+            out["decides"] = False
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Gap:

@@ -20,6 +20,7 @@ keeps the seed team's default, and the evidence says so.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +31,7 @@ import pandas as pd
 from vyxops import fanout, frames
 from vyxops.bundle import CONTRACT_HANDLE
 from vyxops.contract import SEED, AmbiguousContract, Columns, Contract, Invoke, declared_contract
-from vyxops.discover_table import Seen, TableShape, choose_table, order_column, table_contract, tables_of
+from vyxops.discover_table import Seen, TableShape, choose_table, order_column, table_contract, tables_of, user_key
 from vyxops.errors import ApiError, TransportError, VyxopsError
 from vyxops.evidence import ProjectReads, latest_ref, parse_window, refs_in
 from vyxops.images import secret_digest
@@ -92,7 +93,7 @@ def discover(
     logs = got["logs"][got["logs"]["function"] == function] if not got["logs"].empty else got["logs"]
     refs = _known_refs(got, apps, chosen, table.columns)
     secret, fallback, evidence["image_secret"], evidence["image_fallback"] = _secret(got["secrets"], refs, logs, apps)
-    invoke, evidence["invoke"] = _invoke(table.columns)
+    invoke, evidence["invoke"] = _invoke(table.columns, user_key(chosen, table.columns, seen))
     return Contract(function, secret, fallback, invoke, table, status, "discovered", tuple(evidence.items()))
 
 
@@ -107,8 +108,8 @@ def _reads(
         "org_apps": project.org_apps,
     }
     for app in apps:
-        reads[f"machines:{app}"] = _quietly(lambda app=app: project.listed(app), [])
-        reads[f"releases:{app}"] = _quietly(lambda app=app: project.releases(app), frames.empty_frame("releases"))
+        reads[f"machines:{app}"] = _quietly(functools.partial(project.listed, app), [])
+        reads[f"releases:{app}"] = _quietly(functools.partial(project.releases, app), frames.empty_frame("releases"))
     return reads
 
 
@@ -152,12 +153,11 @@ def _seen(got: dict[str, Any], apps: list[str]) -> Seen:
         for m in got[f"machines:{app}"] or []:
             if isinstance(m, dict) and isinstance(m.get("id"), str):
                 machines[m["id"]] = m
-    users = {}
+    metadata = {}
     for mid, m in machines.items():
-        user = ((m.get("config") or {}).get("metadata") or {}).get("user_id")
-        if isinstance(user, str):
-            users[mid] = user
-    return Seen(set(machines), users, set(apps) | set(got["org_apps"] or []), machines)
+        given = (m.get("config") or {}).get("metadata") or {}
+        metadata[mid] = {str(k): v for k, v in given.items() if isinstance(v, str) and not str(k).startswith("fly_")}
+    return Seen(set(machines), metadata, set(apps) | set(got["org_apps"] or []), machines)
 
 
 def _function(functions: pd.DataFrame, logs: pd.DataFrame, seen: Seen) -> tuple[str, str]:
@@ -185,7 +185,7 @@ def _creations_framed(logs: pd.DataFrame, seen: Seen) -> int:
         (end - pd.Timedelta(milliseconds=int(ms) if pd.notna(ms) else 0) - CREATE_SLACK, end + CREATE_SLACK)
         for end, ms in zip(edge["time"].tolist(), edge["duration_ms"].tolist())
     ]
-    created = [pd.Timestamp(m.get("created_at")) for m in seen.machines.values() if m.get("created_at")]
+    created = [pd.Timestamp(str(m["created_at"])) for m in seen.machines.values() if m.get("created_at")]
     return sum(1 for at in created if any(lo <= at <= hi for lo, hi in spans))
 
 
@@ -229,6 +229,10 @@ def _secret(
         return name, fallback, f"{name}: its SHA-256 digest is that of {ref}", why_fallback
     if len(matches) > 1:
         raise AmbiguousContract("image_secret", [(n, f"its digest is that of {r}") for n, r in matches])
+    changed = _changed_before_failures(secrets, logs, app_digests)
+    if changed is not None:
+        name, why = changed
+        return name, fallback, why, why_fallback
     needed = _needed_names(logs, set(secrets["name"].dropna().astype(str)))
     if len(needed) == 1:
         why = (
@@ -241,6 +245,37 @@ def _secret(
         "reference (it may be unset); declare image_secret if the function reads another"
     )
     return SEED.image_secret, fallback, why, why_fallback
+
+
+def _changed_before_failures(
+    secrets: pd.DataFrame, logs: pd.DataFrame, app_digests: set[str]
+) -> tuple[str, str] | None:
+    """The one secret changed after the function's last 2xx and by its first 4xx/5xx since (a value no image
+    reference matches, set just before provisioning broke), with the evidence; None when not exactly one."""
+    edge = logs[logs["source"] == "function_edge_logs"]
+    answers = sorted(
+        (at, int(code)) for at, code in zip(edge["time"].tolist(), edge["status_code"].tolist()) if pd.notna(code)
+    )
+    oks = [at for at, code in answers if code < 400]
+    failures = [at for at, code in answers if code >= 400 and (not oks or at > oks[-1])]
+    if not oks or not failures:
+        return None
+    last_ok, first_failed = oks[-1], failures[0]
+    hits = [
+        (str(name), at)
+        for name, at, digest in zip(
+            secrets["name"].tolist(), secrets["updated_at"].tolist(), secrets["digest"].tolist()
+        )
+        if pd.notna(at) and last_ok < at <= first_failed and digest not in app_digests
+    ]
+    if len(hits) != 1:
+        return None
+    name, at = hits[0]
+    return name, (
+        f"{name}: no secret's digest matches a known image reference; {name} alone changed "
+        f"({at:%Y-%m-%d %H:%M:%S} UTC) between the function's last 2xx ({last_ok:%H:%M:%S}) and its first "
+        f"failure since ({first_failed:%H:%M:%S})"
+    )
 
 
 def _fallback(used: list[str], apps: list[str]) -> tuple[str, str]:
@@ -266,13 +301,16 @@ def _needed_names(logs: pd.DataFrame, secrets: set[str]) -> list[str]:
     return sorted(names)
 
 
-def _invoke(columns: Columns) -> tuple[Invoke | None, str]:
-    """A probe's body from the columns the function fills from it (the user's, the region's); none without
-    a user column. Inferred: a function may name its body keys otherwise — declare invoke then."""
+def _invoke(columns: Columns, metadata_key: str | None) -> tuple[Invoke | None, str]:
+    """A probe's body: the user under the key the function copies into the machines' metadata (else the
+    table's user column), the region under the region column's name; none without a user column. Inferred:
+    a function may name its body keys otherwise — declare invoke then."""
     if not columns.user:
         return None, "none: the table has no user column, so a probe's body cannot be inferred; declare invoke"
-    body = [(columns.user, "{canary_user}")] + ([(columns.region, "{region}")] if columns.region else [])
-    keys = ", ".join(k for k, _ in body)
+    user = metadata_key or columns.user
+    body = [(user, "{canary_user}")] + ([(columns.region, "{region}")] if columns.region else [])
+    where = f"the machines' metadata key {user} holds the row's user" if metadata_key else "the user column's name"
     return Invoke(tuple(body), "machine_id"), (
-        f"inferred: the function fills {keys} from its request body (declare invoke if it takes other keys)"
+        f"inferred: the user under {user} ({where}), the region under {columns.region or '(none)'}; declare "
+        "invoke if the function takes other keys"
     )

@@ -78,7 +78,7 @@ def order_column(t: TableShape) -> str | None:
     """The column to read a table's newest rows by: a creation time, else any time, else its key."""
     times = t.times()
     named = [c for c in times if _named(c, "created_at")]
-    return (named or times or [t.key or None])[0]
+    return (named or times or [t.key])[0] or None
 
 
 def _named(column: str, what: str) -> bool:
@@ -91,7 +91,7 @@ class Seen:
     """What Fly says of the apps' machines, for matching rows: ids, users, apps, images."""
 
     machine_ids: set[str]
-    users: dict[str, str]  # machine id -> its metadata user
+    metadata: dict[str, dict[str, str]]  # machine id -> its metadata (flyctl's own fly_* keys left out)
     apps: set[str]
     machines: dict[str, dict[str, Any]]  # machine id -> the Machines API object
 
@@ -175,7 +175,7 @@ def _by_values(
 
 
 def _by_name(t: TableShape, what: str, texts: list[str], why: dict[str, str], taken: set[str], required: bool) -> str:
-    seed = getattr(SEED.columns, what)
+    seed = str(getattr(SEED.columns, what))
     if seed and seed in texts:
         why[what] = f"{seed}: no row shows it; the table has the seed team's column of that name"
         taken.add(seed)
@@ -202,7 +202,22 @@ def _matching(values: Iterable[object], pattern: re.Pattern[str]) -> int:
 
 def _user_hits(t: TableShape, mid: str, column: str, seen: Seen) -> int:
     """Rows whose ``column`` equals the user their machine's metadata names."""
-    return sum(1 for r in t.rows if isinstance(r.get(column), str) and seen.users.get(str(r.get(mid))) == r.get(column))
+    return sum(
+        1
+        for r in t.rows
+        if isinstance(r.get(column), str) and r.get(column) in seen.metadata.get(str(r.get(mid)), {}).values()
+    )
+
+
+def user_key(t: TableShape, columns: Columns, seen: Seen) -> str | None:
+    """The machines' metadata key that holds the row's user: where the function copies the request's user."""
+    keys: Counter[str] = Counter()
+    for r in t.rows:
+        user = r.get(columns.user)
+        for key, value in seen.metadata.get(str(r.get(columns.machine_id)), {}).items():
+            keys[key] += isinstance(user, str) and value == user
+    best = keys.most_common(2)
+    return best[0][0] if best and best[0][1] and (len(best) == 1 or best[1][1] < best[0][1]) else None
 
 
 def _status_column(t: TableShape, why: dict[str, str], used: set[str]) -> str:
@@ -239,7 +254,7 @@ def _time_columns(t: TableShape, why: dict[str, str]) -> tuple[str, str]:
         why["updated_at"] = f"{updated[0]}: its name; rows change it when their status changes"
         return created[0], updated[0]
     a, b = times[0], times[1]
-    order = [(to_utc(r.get(a)), to_utc(r.get(b))) for r in t.rows if r.get(a) and r.get(b)]
+    order = [(x, y) for r in t.rows if (x := to_utc(r.get(a))) is not None and (y := to_utc(r.get(b))) is not None]
     if order and all(x <= y for x, y in order) and any(x < y for x, y in order):
         why["created_at"], why["updated_at"] = f"{a}: never later than {b}", f"{b}: later than {a} in changed rows"
         return a, b
@@ -268,12 +283,15 @@ def choose_status(t: TableShape, columns: Columns, seen: Seen) -> tuple[StatusWo
             roles[role].append(word)
             said.append(f"{word} = {role} ({shown[role]} row(s) show it)")
             continue
-        named = [r for r, names in WORDS.items() if word.lower() in names]
+        named = _named_role(word)
         if named:
-            roles[named[0]].append(word)
-            said.append(f"{word} = {named[0]} (its name; no row shows it)")
+            roles[named].append(word)
+            said.append(f"{word} = {named} (its name; no row shows it)")
         else:
             said.append(f"{word}: no role (terminal)")
+    if enum and not roles["starting"] and not votes.get(enum[0]) and not _named_role(enum[0]):
+        roles["starting"].append(enum[0])  # no row shows one: the enum's first label, where its lifecycle begins
+        said.append(f"{enum[0]} = starting (the enum's first label: no row or name shows another)")
     if not enum:  # a text column takes any word: a role no row shows keeps the seed team's word
         for role in ROLES:
             if not roles[role]:
@@ -284,6 +302,11 @@ def choose_status(t: TableShape, columns: Columns, seen: Seen) -> tuple[StatusWo
     source = "the enum" if enum else "the column's values"
     evidence = f"words from {source} of {columns.status}: " + "; ".join(said)
     return StatusWords(*(tuple(_by_use(roles[r], values)) for r in ROLES)), evidence
+
+
+def _named_role(word: str) -> str | None:
+    """The role a status word's name says, or None."""
+    return next((r for r, names in WORDS.items() if word.lower() in names), None)
 
 
 def _by_use(words: list[str], values: list[str]) -> list[str]:
@@ -308,8 +331,9 @@ def _behaviour(t: TableShape, c: Columns, seen: Seen) -> dict[str, Counter[str]]
 def _role_shown(row: dict[str, Any], c: Columns, machine: dict[str, Any] | None) -> str | None:
     """The role a row's status shows from its machine's story, or None when it shows none.
 
-    starting: never updated, and its machine never started; running: updated after the start, and the
-    machine still runs; stopped: updated before a clean exit (the app marks its row, then exits);
+    starting: the word the function wrote, on a row nothing has updated since (or, in a table without
+    updated_at, whose machine never started); running: updated after the machine started, and not just
+    before a clean exit; stopped: updated just before a clean exit (the app marks its row, then exits);
     failed: a row the function wrote with no machine (a failed provisioning).
     """
     if not row.get(c.machine_id):
@@ -318,21 +342,22 @@ def _role_shown(row: dict[str, Any], c: Columns, machine: dict[str, Any] | None)
         return None
     created, updated = to_utc(row.get(c.created_at)), to_utc(row.get(c.updated_at)) if c.updated_at else None
     events = machine.get("events") or []
-    starts = [to_utc(e.get("timestamp"), "ms") for e in events if e.get("status") == "started"]
-    exits = [e for e in events if e.get("type") == "exit"]
-    untouched = updated is None or created is None or updated == created
-    if not starts:
-        return "starting" if untouched else None
-    if untouched:
-        return None
-    if machine.get("state") == "started" and updated is not None and updated >= min(starts):
-        return "running"
-    if exits and updated is not None:
-        x = exits[0]
-        code = ((x.get("request") or {}).get("exit_event") or {}).get("exit_code")
-        at = to_utc(x.get("timestamp"), "ms")
-        if code in (0, None) and at is not None and 0 <= (at - updated).total_seconds() <= 30:
-            return "stopped"
+    starts = [t for t in (to_utc(e.get("timestamp"), "ms") for e in events if e.get("status") == "started") if t]
+    if updated is None:
+        return "starting" if not starts else None
+    if created is not None and updated == created:
+        return "starting"
+    exits = sorted(
+        (t, ((e.get("request") or {}).get("exit_event") or {}).get("exit_code"))
+        for e in events
+        if e.get("type") == "exit" and (t := to_utc(e.get("timestamp"), "ms")) is not None
+    )
+    later = [(t, code) for t, code in exits if t >= updated]
+    if later and later[0][1] in (0, None) and (later[0][0] - updated).total_seconds() <= 30:
+        return "stopped"
+    began = [t for t in starts if t <= updated]
+    if began and not any(max(began) < t <= updated for t, _ in exits):
+        return "running"  # the machine was up when the row changed
     return None
 
 

@@ -84,7 +84,7 @@ class Investigation:
         """The root cause in one line, for a terminal."""
         if self.root is not None:
             return f"{self.root.code}: {self.root.title}"
-        if self.gaps:
+        if any(g.decides for g in self.gaps):
             return "inconclusive: nothing critical seen, but the evidence is incomplete"
         return "no root cause: nothing critical found"
 

@@ -16,11 +16,24 @@ def _used_since(cause: Finding, symptom: Finding) -> bool:
 
 
 def _secret_explains(cause: Finding, symptom: Finding) -> bool:
-    """A machine failure on the image the secret points at, since the secret was set, is the secret's doing."""
+    """A machine failure on the image the secret points at, since the secret was set, is the secret's doing; so are,
+    when its digest matches no image vyxops knows, the creates refused as a missing image or a bad config (400/422)
+    and the requests failed unread since it changed: the value provisioning uses since then is unknown."""
+    if cause.code == "SECRET_DIGEST_UNMATCHED":
+        return _unknown_value_explains(cause, symptom)
     if not is_machine_failure(symptom.code) or not _used_since(cause, symptom):
         return False
     f, s = cause.facts, symptom.facts
     return s.get("image") == f["ref"] or (f.get("digest") is not None and s.get("digest") == f["digest"])
+
+
+def _unknown_value_explains(cause: Finding, symptom: Finding) -> bool:
+    since = cause.at
+    if symptom.code == "PROVISIONING_REQUEST_FAILED":
+        return since is not None and unexplained_since(symptom, since)
+    if symptom.code != "MACHINE_CREATE_REJECTED" or since is None or pd.isna(since):
+        return False
+    return any(kind in ("image", "config") and now and at >= since for at, kind, _, _, now in symptom.facts["refused"])
 
 
 @register("SECRET_IMAGE_NOT_CURRENT_RELEASE", "SECRET_DIGEST_UNMATCHED", link=Link.SECRET, explains=_secret_explains)

@@ -188,6 +188,33 @@ def _refusal_class(ctx: Context, root: Finding, found: list[Finding]) -> list[st
     return parts + _also(root) + [f"What to do: {f['action']}."]
 
 
+@summary_for("SECRET_DIGEST_UNMATCHED")
+def _unmatched(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
+    p, release = ctx.provisioning, ctx.release
+    parts = [
+        f"{p.secret} was set at {_when(p.secret_updated_at)} to a value whose SHA-256 digest matches none of the "
+        f"{p.tried} image references vyxops knows (release images, :latest, the images machines and rows used, "
+        "those in the logs): what provisioning uses since then cannot be read back."
+    ]
+    rej = next((x for x in found if x.code == "MACHINE_CREATE_REJECTED"), None)
+    if rej is not None:
+        r = rej.facts
+        kinds = "; ".join(f"{KIND_SAYS[k]} ({n})" for k, n in r.get("kinds", {}).items())
+        parts.append(
+            f"Since then the Machines API refused {r['count']} create(s) between {_when(r['first'])} and "
+            f"{_when(r['last'])} ({kinds}): no machine was made."
+        )
+    failed = next((x for x in found if x.code == "PROVISIONING_REQUEST_FAILED"), None)
+    if failed is not None:
+        parts.append(f"{failed.facts['function']} failed {failed.facts['count']} request(s) without saying why.")
+    if release is not None:
+        parts.append(
+            f"What to do: set {p.secret} to release v{release.version}'s image {release.image} "
+            "(PIN_SECRET_TO_RELEASE), then verify provisioning."
+        )
+    return parts
+
+
 @summary_for("PROVISIONING_REQUEST_FAILED")
 def _request_failed(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     f = root.facts
@@ -258,7 +285,7 @@ def _latent(root: Finding, found: list[Finding]) -> list[str]:
 def _no_root(ctx: Context, found: list[Finding], gaps: list[Gap]) -> str:
     history = [f for f in found if f.symptom and not f.current]
     parts = []
-    if gaps:
+    if any(g.decides for g in gaps):
         kind, _, scenario = ctx.e.target.partition(":")
         target = kind if kind in ("sandbox", "live") else ctx.e.target
         probe = vyxops_command(
@@ -271,6 +298,7 @@ def _no_root(ctx: Context, found: list[Finding], gaps: list[Gap]) -> str:
         )
     else:
         parts.append("Nothing critical: provisioning works as far as the evidence shows.")
+        parts += [f"(Not deciding: {g.why}.)" for g in gaps]
     if history:
         parts.append(f"{len(history)} earlier failure(s) are history: " + "; ".join(f.title for f in history[:3]) + ".")
     leftovers = [f for f in found if f.symptom and f.current and f.severity == "warning"]
@@ -282,10 +310,11 @@ def _no_root(ctx: Context, found: list[Finding], gaps: list[Gap]) -> str:
 
 
 def verdict(root: Finding | None, gaps: list[Gap]) -> str:
-    """``root_cause`` when one is named; ``healthy`` only on complete evidence; else ``inconclusive``."""
+    """``root_cause`` when one is named; ``healthy`` only on complete evidence from the sources that decide health
+    (a gap in Fly's app logs, which only corroborate, does not stop it); else ``inconclusive``."""
     if root is not None:
         return "root_cause"
-    return "inconclusive" if gaps else "healthy"
+    return "inconclusive" if any(g.decides for g in gaps) else "healthy"
 
 
 def findings_document(
@@ -300,7 +329,7 @@ def findings_document(
         "generated_at": iso(e.now),
         "window": {"since": iso(e.since), "until": iso(e.until)},
         "verdict": verdict(root, gaps),
-        "complete": not gaps,
+        "complete": not any(g.decides for g in gaps),
         "gaps": [g.as_json() for g in gaps],
         "root_cause": None if root is None else {"code": root.code, "summary": summary},
         "summary": summary,
