@@ -133,7 +133,7 @@ def _remediate_parser(sub: _Subparsers) -> None:
         "--strategy",
         choices=("pin", "pin-digest", "latest"),
         default="pin",
-        help="pin DOCKER_IMAGE to the release's tag (default) or digest, or tag :latest and unset the secret",
+        help="pin the image secret to the release's tag (default) or digest, or tag :latest and unset the secret",
     )
     rem.add_argument(
         "--apply", action="store_true", help="change the platforms (default: a dry run that changes nothing)"

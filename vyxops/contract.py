@@ -48,6 +48,13 @@ __all__ = [
 ROLES = ("starting", "running", "stopped", "failed")
 STARTING, RUNNING, STOPPED, FAILED = ROLES
 TERMINAL = "terminal"
+#: Status words whose name says their role: discovery's last resort for a word no row showed in a role.
+ROLE_WORDS = {
+    STARTING: ("starting", "provisioning", "pending", "creating", "booting", "queued", "launching", "requested"),
+    RUNNING: ("running", "ready", "live", "active", "started", "up", "online", "healthy"),
+    STOPPED: ("stopped", "closed", "ended", "done", "finished", "terminated", "destroyed", "completed", "exited"),
+    FAILED: ("failed", "error", "errored", "crashed", "failure", "broken"),
+}
 #: The table's columns a contract names (``""``: the table has no such column).
 COLUMN_KEYS = ("key", "machine_id", "app", "user", "image", "status", "created_at", "updated_at", "error", "region")
 #: Columns every provisioning table must have: rows link to machines and are dated by them.

@@ -17,7 +17,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vyxops.contract import ROLES, SEED, AmbiguousContract, Columns, StatusWords, Table
+from vyxops.contract import (
+    FAILED,
+    ROLE_WORDS,
+    ROLES,
+    RUNNING,
+    SEED,
+    STARTING,
+    STOPPED,
+    AmbiguousContract,
+    Columns,
+    StatusWords,
+    Table,
+)
 from vyxops.facts import FLY_REGIONS
 from vyxops.timeutil import to_utc
 
@@ -34,13 +46,6 @@ NAMES = {
     "app": ("app",),
     "image": ("image",),
     "region": ("region",),
-}
-#: Status words by the role their name says (for words no row showed in a role).
-WORDS = {
-    "starting": ("starting", "provisioning", "pending", "creating", "booting", "queued", "launching", "requested"),
-    "running": ("running", "ready", "live", "active", "started", "up", "online", "healthy"),
-    "stopped": ("stopped", "closed", "ended", "done", "finished", "terminated", "destroyed", "completed", "exited"),
-    "failed": ("failed", "error", "errored", "crashed", "failure", "broken"),
 }
 
 
@@ -289,16 +294,18 @@ def choose_status(t: TableShape, columns: Columns, seen: Seen) -> tuple[StatusWo
             said.append(f"{word} = {named} (its name; no row shows it)")
         else:
             said.append(f"{word}: no role (terminal)")
-    if enum and not roles["starting"] and not votes.get(enum[0]) and not _named_role(enum[0]):
-        roles["starting"].append(enum[0])  # no row shows one: the enum's first label, where its lifecycle begins
-        said.append(f"{enum[0]} = starting (the enum's first label: no row or name shows another)")
+    if enum and not roles[STARTING] and not votes.get(enum[0]) and not _named_role(enum[0]):
+        roles[STARTING].append(enum[0])  # no row shows one: the enum's first label, where its lifecycle begins
+        said.append(f"{enum[0]} = {STARTING} (the enum's first label: no row or name shows another)")
     if not enum:  # a text column takes any word: a role no row shows keeps the seed team's word
         for role in ROLES:
             if not roles[role]:
                 roles[role] = list(getattr(SEED.status, role))
                 said.append(f"{'/'.join(roles[role])} = {role} (the seed team's word: the column is text)")
-    if not roles["starting"]:
-        raise AmbiguousContract("status.starting", [(w, "no row or name says a session starts with it") for w in words])
+    if not roles[STARTING]:
+        raise AmbiguousContract(
+            f"status.{STARTING}", [(w, "no row or name says a session starts with it") for w in words]
+        )
     source = "the enum" if enum else "the column's values"
     evidence = f"words from {source} of {columns.status}: " + "; ".join(said)
     return StatusWords(*(tuple(_by_use(roles[r], values)) for r in ROLES)), evidence
@@ -306,7 +313,7 @@ def choose_status(t: TableShape, columns: Columns, seen: Seen) -> tuple[StatusWo
 
 def _named_role(word: str) -> str | None:
     """The role a status word's name says, or None."""
-    return next((r for r, names in WORDS.items() if word.lower() in names), None)
+    return next((r for r, names in ROLE_WORDS.items() if word.lower() in names), None)
 
 
 def _by_use(words: list[str], values: list[str]) -> list[str]:
@@ -337,16 +344,16 @@ def _role_shown(row: dict[str, Any], c: Columns, machine: dict[str, Any] | None)
     failed: a row the function wrote with no machine (a failed provisioning).
     """
     if not row.get(c.machine_id):
-        return "failed"
+        return FAILED
     if machine is None:
         return None
     created, updated = to_utc(row.get(c.created_at)), to_utc(row.get(c.updated_at)) if c.updated_at else None
     events = machine.get("events") or []
     starts = [t for t in (to_utc(e.get("timestamp"), "ms") for e in events if e.get("status") == "started") if t]
     if updated is None:
-        return "starting" if not starts else None
+        return STARTING if not starts else None
     if created is not None and updated == created:
-        return "starting"
+        return STARTING
     exits = sorted(
         (t, ((e.get("request") or {}).get("exit_event") or {}).get("exit_code"))
         for e in events
@@ -354,10 +361,10 @@ def _role_shown(row: dict[str, Any], c: Columns, machine: dict[str, Any] | None)
     )
     later = [(t, code) for t, code in exits if t >= updated]
     if later and later[0][1] in (0, None) and (later[0][0] - updated).total_seconds() <= 30:
-        return "stopped"
+        return STOPPED
     began = [t for t in starts if t <= updated]
     if began and not any(max(began) < t <= updated for t, _ in exits):
-        return "running"  # the machine was up when the row changed
+        return RUNNING  # the machine was up when the row changed
     return None
 
 

@@ -194,7 +194,8 @@ class Explorer:
 
         title = f"{self.app} · {'machine ' + machine_id if machine_id else 'all machines'} · "
         title += f"{format_time(self.since)} – {format_time(self.until)} UTC"
-        return plot_timeline(self._selected(machine_id), title=title, max_lanes=PLOT_LANES)
+        roles = self.evidence.contract.status.role
+        return plot_timeline(self._selected(machine_id), title=title, max_lanes=PLOT_LANES, roles=roles)
 
     def table(self, last: int = 20) -> HTML:
         """The window's last ``last`` events as a table (for a notebook run without widgets, e.g. by papermill)."""

@@ -40,11 +40,13 @@ SUPABASE_MGMT_PER_MINUTE = 120
 
 #: A machine in one of these states no longer exists (terminal states).
 GONE_STATES = frozenset({"destroyed", "replaced", "migrated"})
-#: States in which nothing runs: a DB row saying "starting"/"running" for such a machine can only be wrong.
+#: States in which nothing runs: a DB row saying the session starts or runs, for such a machine, can only be wrong.
 NOT_RUNNING_STATES = GONE_STATES | {"stopped", "failed", "launch_failed", "destroying", "suspended"}
 #: fly-go's IsActive: anything but destroyed/destroying.
 INACTIVE_STATES = frozenset({"destroyed", "destroying"})
 STARTED = "started"
+#: Transient states of a machine on its way up (reference/fly/machine-states-and-events.json).
+LAUNCHING_STATES = ("created", "starting")
 #: Event statuses that mean the machine never ran (a failed pull or launch).
 LAUNCH_FAILED_STATUSES = frozenset({"launch_failed", "failed"})
 

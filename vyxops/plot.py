@@ -20,6 +20,7 @@ in notebooks (a Figure displays itself in Jupyter).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num, nu
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from vyxops.contract import FAILED, RUNNING, STARTING, STOPPED
 
 # machine event kind -> the state it leaves the machine in; other kinds keep the state
 MACHINE_STATES = {
@@ -52,12 +55,11 @@ STATE_COLOURS = {
     "suspended": "#bcbddc",
     "launch_failed": "#de2d26",
     "destroyed": "#636363",
-    # DB rows
-    "starting": "#fdd0a2",
-    "running": "#74c476",
-    "failed": "#a50f15",
     "row created": "#d9d9d9",  # a row updated since: the status it was made with is not known
 }
+#: DB rows, by the role their team's status word plays (vyxops.contract): the team's own words are drawn.
+ROLE_COLOURS = {STARTING: "#fdd0a2", RUNNING: "#74c476", STOPPED: "#fd8d3c", FAILED: "#a50f15"}
+Roles = Callable[[object], "str | None"]
 OTHER_COLOUR = "#969696"
 OK_COLOUR, ERROR_COLOUR = "#2ca02c", "#d62728"
 RELEASE_COLOUR, SECRET_COLOUR = "#3182bd", "#756bb1"
@@ -89,15 +91,25 @@ class _Picture:
     start: float
     end: float
     states_used: list[str] = field(default_factory=list)
+    roles: Roles | None = None  # a row's word -> its role, to colour a team's own words
+
+    def colour(self, state: str) -> str:
+        """A machine state's colour, else the colour of the role a row's word plays."""
+        if state in STATE_COLOURS:
+            return STATE_COLOURS[state]
+        role = self.roles(state) if self.roles is not None else None
+        return ROLE_COLOURS.get(role or "", OTHER_COLOUR)
 
 
-def plot_timeline(tl: pd.DataFrame, *, title: str = "", max_lanes: int = 30) -> Figure:
+def plot_timeline(tl: pd.DataFrame, *, title: str = "", max_lanes: int = 30, roles: Roles | None = None) -> Figure:
     """Draw ``tl`` as lanes of states with release, secret and invocation markers; return the Figure.
 
     At most ``max_lanes`` lanes (the earliest to appear) are drawn, and the title
     says how many were left out. An empty timeline gives an empty, labelled axis.
+    ``roles`` (the contract's ``status.role``) colours a row's words by what they mean.
     """
     pic = _read(tl, max(1, int(max_lanes)))
+    pic.roles = roles
     n_rows = len(pic.lanes) + (1 if len(pic.invocations[0]) else 0)
     zoom = _zoom_window(pic)
     panels = 2 if zoom else 1
@@ -214,7 +226,7 @@ def _draw(ax: Axes, pic: _Picture, xlim: tuple[float, float]) -> None:
     labels = []
     for i, lane in enumerate(pic.lanes):
         # a lane's last state holds to the end of what is known: the panel's right edge
-        _draw_lane(ax, i, lane, max(pic.end, xlim[1]), pic.states_used)
+        _draw_lane(ax, i, lane, max(pic.end, xlim[1]), pic)
         labels.append(lane.label)
     if len(pic.invocations[0]):
         x, ok = pic.invocations
@@ -243,7 +255,8 @@ def _draw(ax: Axes, pic: _Picture, xlim: tuple[float, float]) -> None:
     ax.set_axisbelow(True)
 
 
-def _draw_lane(ax: Axes, y: int, lane: _Lane, end: float, used: list[str]) -> None:
+def _draw_lane(ax: Axes, y: int, lane: _Lane, end: float, pic: _Picture) -> None:
+    used = pic.states_used
     """Segments from each state change to the next (the last to ``end`` unless terminal), dots at events."""
     changes: list[tuple[float, str]] = []
     for t, s in zip(lane.times, lane.states):
@@ -255,13 +268,13 @@ def _draw_lane(ax: Axes, y: int, lane: _Lane, end: float, used: list[str]) -> No
             ax.broken_barh(
                 [(t, until - t)],
                 (y - 0.3, 0.6),
-                facecolors=STATE_COLOURS.get(s, OTHER_COLOUR),
+                facecolors=pic.colour(s),
                 edgecolor="none",
                 zorder=2,
             )
         if s not in used:
             used.append(s)
-    colours = [STATE_COLOURS.get(s, OTHER_COLOUR) if s else "white" for s in lane.states]
+    colours = [pic.colour(s) if s else "white" for s in lane.states]
     ax.scatter(lane.times, np.full(len(lane.times), y), s=16, c=colours, edgecolors="black", linewidths=0.5, zorder=3)
     if changes:
         ax.annotate(
@@ -343,7 +356,7 @@ def _place(fig: Figure, axes: Any, legend: Any) -> None:
 
 
 def _legend(ax: Axes, pic: _Picture) -> Any:
-    handles: list[Any] = [Patch(facecolor=STATE_COLOURS.get(s, OTHER_COLOUR), label=s) for s in pic.states_used]
+    handles: list[Any] = [Patch(facecolor=pic.colour(s), label=s) for s in pic.states_used]
     handles += [
         Line2D([], [], color=RELEASE_COLOUR, linestyle="--", label="release (vN)"),
         Line2D([], [], color=SECRET_COLOUR, linestyle=":", label="secret changed"),

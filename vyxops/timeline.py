@@ -44,7 +44,7 @@ Structured fields say what the message says, so nothing parses a message back:
 
 ``function.invoked`` is timed by the edge log, which the platform writes when the
 response is sent: it follows the function's own console lines and, for
-provision-machine, the ``machine.launch`` of the machine it created. The message
+the provisioning function, the ``machine.launch`` of the machine it created. The message
 says how long the invocation took (``execution_time_ms``), so its start can be read
 off too.
 

@@ -122,7 +122,7 @@ class SupabaseClient:
         hint = {
             "21000": "an update needs a filter; vyxops never updates a whole table",
             "42703": "the column does not exist in this table",
-            "PGRST205": "the table does not exist or is not exposed; check --table / the scenario's machines_table",
+            "PGRST205": "the table does not exist or is not exposed; check the pipeline contract's table (vyxops.toml)",
         }.get(str(exc.code))
         if hint is None and status in (401, 403):
             hint = "check SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"

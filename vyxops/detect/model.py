@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class Link(IntEnum):
     """The links of the causal chain, most upstream first."""
 
-    SECRET = 0  # DOCKER_IMAGE, or :latest when it is unset
+    SECRET = 0  # the image secret, or the fallback (:latest) when it is unset
     IMAGE = 1  # the image reference resolves (or not) in the registry
     CREATE = 2  # the Machines API accepts the create
     LAUNCH = 3  # the host pulls the image and starts the machine

@@ -38,7 +38,7 @@ def _unknown_value_explains(cause: Finding, symptom: Finding) -> bool:
 
 @register("SECRET_IMAGE_NOT_CURRENT_RELEASE", "SECRET_DIGEST_UNMATCHED", link=Link.SECRET, explains=_secret_explains)
 def detect_secret(ctx: Context) -> list[Finding]:
-    """DOCKER_IMAGE's digest against the current release's image (SPEC.md: found by hashing candidates)."""
+    """The image secret's digest against the current release's image (SPEC.md: found by hashing candidates)."""
     p, release = ctx.provisioning, ctx.release
     if not p.secret_set:
         return []

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vyxops import facts
 from vyxops.contract import FAILED, RUNNING, STOPPED, TERMINAL, Contract
 from vyxops.errors import NotFoundError
 from vyxops.facts import CANARY_USER_PREFIX, NOT_RUNNING_STATES
@@ -26,7 +27,7 @@ DB_BUDGET_S = 60.0  # the app reports `running` to the DB a few seconds after st
 MACHINE_CHECK_EVERY = 5  # DB polls between looks at the machine (stop waiting when it is gone)
 #: Row roles (vyxops.contract) of a closed row: the session is over, one way or another.
 CLOSED_ROLES = (STOPPED, FAILED, TERMINAL)
-LAUNCHING_STATES = ("created", "starting")
+LAUNCHING_STATES = facts.LAUNCHING_STATES
 SETTLE_BUDGET_S = 30.0  # how long cleanup lets a launching canary come up before destroying it
 
 

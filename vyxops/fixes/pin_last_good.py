@@ -1,4 +1,4 @@
-"""PIN_SECRET_TO_LAST_GOOD_RELEASE: when the current release's own image fails, point DOCKER_IMAGE at the
+"""PIN_SECRET_TO_LAST_GOOD_RELEASE: when the current release's own image fails, point the image secret at the
 image of the last release whose machines served (issue 12 §8), so no canary and no user runs the failing image.
 """
 
@@ -120,7 +120,8 @@ FIX = register(
     Fix(
         code=CODE,
         order=10,
-        description="the current release's own image fails: set DOCKER_IMAGE to the last release whose machines served",
+        description="the current release's own image fails: set the image secret to the last release whose "
+        "machines served",
         plan=plan,
         apply=apply,
         native=native,

@@ -15,8 +15,8 @@ from vyxops.fixes.served import release_health
 from vyxops.investigate import Investigation
 from vyxops.timeutil import iso
 
-#: pin: DOCKER_IMAGE = the release's image by tag; pin-digest: by digest (survives a
-#: re-pushed tag); latest: tag the release image :latest, then unset DOCKER_IMAGE.
+#: pin: the image secret = the release's image by tag; pin-digest: by digest (survives a
+#: re-pushed tag); latest: tag the release image :latest, then unset the image secret.
 STRATEGIES = tuple(STRATEGY_FIXES)
 
 

@@ -87,7 +87,7 @@ def plan(ctx: PlanContext) -> list[Action]:
 
 
 def _pinned_away(ctx: PlanContext) -> bool:
-    """Whether DOCKER_IMAGE already points somewhere other than the failing release's image."""
+    """Whether the image secret already points somewhere other than the failing release's image."""
     cur = ctx.health.current
     ref = ctx.facts["secret_ref"]
     if cur is None or ctx.facts["secret_digest"] is None or ref is None:
