@@ -7,7 +7,9 @@ only when a platform itself could not be reached (SPEC.md exit codes).
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pandas as pd
 from vyxops import fanout, heap
 from vyxops.checks import check_app
 from vyxops.contract import Contract
-from vyxops.discover import resolve_contract
+from vyxops.discover import read_tables, resolve_contract
 from vyxops.errors import TransportError, VyxopsError, exit_code_for
 from vyxops.evidence import ProjectReads, collect_evidence, parse_window
 from vyxops.investigate import Investigation, analyse
@@ -166,13 +168,23 @@ def run_audit(
     # round trips) start now, while the org's apps are listed.
     # Everything the apps build is kept until the report: no whole-heap collection meanwhile (vyxops.heap).
     with heap.batch():
-        wait_ahead = fanout.ahead(lambda: project.prefetch(*parse_window(until, until=until)), "vyxops-prefetch")
+        window = parse_window(until, until=until)
+        # The tables' description and rows (discovery's) need no app name either: read ahead too.
+        wait_ahead = fanout.ahead(lambda: fanout.gather({"project": lambda: project.prefetch(*window),
+                                                         "tables": lambda: _quietly(read_tables, session, project)}),
+                                  "vyxops-prefetch")  # fmt: skip
         try:
             names = list(apps or []) or _org_app_names(session, project)
             project.apps = names
             since, _ = parse_window(until, until=until)
-            pipeline.append(resolve_contract(session, names, declared=contract, project=project, since=since,
-                                             until=until))  # fmt: skip
+            # What no contract decides (each app's machines, releases, Fly logs) is read while it is resolved.
+            reads = {app: functools.partial(project.read_ahead, app, since, until) for app in names}
+            wait_apps = fanout.ahead(lambda: fanout.gather(reads, width=width), "vyxops-apps-ahead")
+            try:
+                pipeline.append(resolve_contract(session, names, declared=contract, project=project, since=since,
+                                                 until=until))  # fmt: skip
+            finally:
+                wait_apps()
             outcomes = fanout.map_ordered(one, names, width=width)
         finally:
             wait_ahead()  # nothing is left running behind the audit, or behind its error
@@ -182,6 +194,14 @@ def run_audit(
     investigations = {app: o for app, o in zip(names, outcomes) if not isinstance(o, AppError)}
     errors = {app: o for app, o in zip(names, outcomes) if isinstance(o, AppError)}
     return Audit(session.label, session.now(), investigations, errors, pipeline[0] if pipeline else None)
+
+
+def _quietly(read: Callable[[Session, ProjectReads], object], session: Session, project: ProjectReads) -> None:
+    """A read made ahead: a failure is left for whoever needs it to make again, and see."""
+    try:
+        read(session, project)
+    except VyxopsError:
+        pass
 
 
 def _org_app_names(session: Session, project: ProjectReads) -> list[str]:

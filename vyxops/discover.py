@@ -20,7 +20,9 @@ keeps the seed team's default, and the evidence says so.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -81,10 +83,7 @@ def discover(
     project = project or ProjectReads(session, apps)
     start, end = parse_window(session.now(), since, until)
     got = fanout.gather(_reads(session, project, apps, start, end))
-    tables = tables_of(got["openapi"])
-    rows = fanout.gather({t.name: _rows_of(session, t) for t in tables})
-    for t in tables:
-        t.rows = rows[t.name]
+    tables: list[TableShape] = got["tables"]
     seen = _seen(got, apps)
     chosen, why_table = choose_table(tables, seen)
     table, status, evidence = table_contract(chosen, seen)
@@ -104,7 +103,7 @@ def _reads(
         "functions": project.functions,
         "secrets": project.secrets,
         "logs": lambda: _logs(project, start, end),
-        "openapi": session.supabase.openapi,
+        "tables": lambda: read_tables(session, project),
         "org_apps": project.org_apps,
     }
     for app in apps:
@@ -134,13 +133,28 @@ def _logs(project: ProjectReads, start: pd.Timestamp, end: pd.Timestamp) -> pd.D
         return frames.empty_frame("function_logs")
 
 
-def _rows_of(session: Session, t: TableShape) -> Callable[[], list[dict[str, Any]]]:
+def read_tables(session: Session, project: ProjectReads) -> list[TableShape]:
+    """The tables PostgREST describes, each with its newest rows (read as soon as the description is in); the
+    reads are the run's (``project``): an audit starts them while it lists the org's apps."""
+    tables = tables_of(project.openapi())
+    rows = fanout.gather({t.name: _rows_of(project, t) for t in tables})
+    for t in tables:
+        t.rows = rows[t.name]
+    return tables
+
+
+#: Rows discovery reads of each table, newest first: one PostgREST page. A table with fewer is read whole, and
+#: its rows serve every app's evidence (one request instead of one per app).
+SAMPLE_ROWS = 1000
+
+
+def _rows_of(project: ProjectReads, t: TableShape) -> Callable[[], list[dict[str, Any]]]:
     def read() -> list[dict[str, Any]]:
         column = order_column(t)
         if column is None:
             return []
         try:
-            return session.supabase.newest_rows(t.name, column)
+            return project.newest_rows(t.name, column, SAMPLE_ROWS)
         except VyxopsError:
             return []  # a view the key may not read says nothing of the pipeline
 
@@ -181,12 +195,15 @@ def _function(functions: pd.DataFrame, logs: pd.DataFrame, seen: Seen) -> tuple[
 def _creations_framed(logs: pd.DataFrame, seen: Seen) -> int:
     """How many of the apps' machines were created while one of these invocations ran."""
     edge = logs[logs["source"] == "function_edge_logs"]
-    spans = [
+    spans = sorted(
         (end - pd.Timedelta(milliseconds=int(ms) if pd.notna(ms) else 0) - CREATE_SLACK, end + CREATE_SLACK)
         for end, ms in zip(edge["time"].tolist(), edge["duration_ms"].tolist())
-    ]
+    )
+    ends = list(itertools.accumulate((hi for _, hi in spans), max))  # the latest end among the spans so far
     created = [pd.Timestamp(str(m["created_at"])) for m in seen.machines.values() if m.get("created_at")]
-    return sum(1 for at in created if any(lo <= at <= hi for lo, hi in spans))
+    # A creation is inside a span when some span starting at or before it ends at or after it.
+    starts = [lo for lo, _ in spans]
+    return sum(1 for at in created if (i := bisect.bisect_right(starts, at)) and ends[i - 1] >= at)
 
 
 def _known_refs(

@@ -199,6 +199,9 @@ class ProjectReads:
         self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
         self._answers: dict[str, dict[str, Any]] = {}
         self._listed: dict[str, list[dict[str, Any]]] = {}
+        self._samples: dict[str, list[dict[str, Any]]] = {}  # tables read whole (by discovery)
+        self._newest: dict[str, list[dict[str, Any]]] = {}
+        self._documents: dict[str, dict[str, Any]] = {}
         self._derived: dict[tuple[Any, ...], object] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
@@ -297,6 +300,55 @@ class ProjectReads:
                 self._listed[app] = self.session.fly.list_machines(app, include_deleted=True)
         return self._listed[app]
 
+    def openapi(self) -> dict[str, Any]:
+        """PostgREST's description of the project's tables, read once per run (discovery reads it)."""
+        with self._single(("openapi",)):
+            if "openapi" not in self._documents:
+                self._documents["openapi"] = self.session.supabase.openapi()
+        return self._documents["openapi"]
+
+    def newest_rows(self, table: str, order: str, limit: int) -> list[dict[str, Any]]:
+        """``table``'s newest ``limit`` rows (by ``order``), read once per run; a table with fewer was read whole,
+        and its rows are kept for the apps' evidence (:meth:`table_rows`)."""
+        with self._single(("newest_rows", table)):
+            if table not in self._newest:
+                rows = self.session.supabase.newest_rows(table, order, limit)
+                self._newest[table] = rows
+                if len(rows) < limit:
+                    self.keep_table(table, rows)
+        return self._newest[table]
+
+    def keep_table(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Keep ``table``'s rows, read whole (all its rows, every column), for the apps' evidence to read."""
+        with self._lock:
+            self._samples[table] = rows
+
+    def table_rows(self, table: str) -> list[dict[str, Any]] | None:
+        """``table``'s rows when this run read them whole already, else None (read them with the contract)."""
+        with self._lock:
+            return self._samples.get(table)
+
+    def fly_logs(self, app: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """``app``'s Fly logs over [start, end], read once per run (they may be read ahead, while discovery runs)."""
+        return self._once(("fly_logs", app, start, end), lambda: _fly_logs(self.session, app, start, end))
+
+    def read_ahead(self, app: str, start: pd.Timestamp, end: pd.Timestamp) -> None:
+        """Read what ``app``'s evidence will ask for and no contract decides (its machines, releases and Fly logs),
+        while the contract is being resolved; a read that fails is left for the evidence to make again."""
+        reads = {"listed": lambda: self.listed(app), "releases": lambda: self.releases(app),
+                 "fly_logs": lambda: self.fly_logs(app, start, end)}  # fmt: skip
+
+        def quietly(read: Callable[[], object]) -> Callable[[], None]:
+            def call() -> None:
+                try:
+                    read()
+                except VyxopsError:
+                    pass
+
+            return call
+
+        fanout.gather({name: quietly(read) for name, read in reads.items()})
+
     def releases(self, app: str) -> pd.DataFrame:
         """``app``'s releases, read once per run (discovery and the app's evidence both read them)."""
         return self._once(("releases", app), lambda: frames.fetch_releases(self.session, app))
@@ -378,13 +430,13 @@ def _first_stage(
         "releases": lambda: _app_read(session, app, lambda: project.releases(app)),
         "functions": project.functions,
         "secrets": project.secrets,
-        "machine_rows": lambda: frames.fetch_machine_rows(session, contract, app=app),
+        "machine_rows": lambda: _machine_rows(session, project, contract, app),
         "listed": lambda: project.listed(app),
         "function_logs": lambda: _optional("supabase.function_logs", start, end,
                                            lambda: project.function_logs(start, end, contract.function),
                                            "function_logs"),
         "fly_logs": lambda: _optional("fly.logs", start, end,
-                                      lambda: _fly_logs(session, app, start, end), "fly_logs"),
+                                      lambda: project.fly_logs(app, start, end), "fly_logs"),
         "org_apps": project.org_apps,
     }  # fmt: skip
 
@@ -405,6 +457,14 @@ def _second_stage(
         "machines": lambda: frames.machine_frames(session, app, listed, also_ids=known_ids),
         "manifests": lambda: _manifests(session, project, contract, app, got, listed),
     }
+
+
+def _machine_rows(session: Any, project: ProjectReads, contract: Contract, app: str) -> pd.DataFrame:
+    """The app's rows: from the table read whole earlier in the run (discovery's) when there is one, else read."""
+    whole = project.table_rows(contract.table.name)
+    if whole is not None:
+        return frames.rows_frame(whole, contract, app=app)
+    return frames.fetch_machine_rows(session, contract, app=app)
 
 
 def _rows_of_app(

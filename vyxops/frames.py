@@ -658,10 +658,30 @@ def fetch_machine_rows(
             f"the contract's table {t.name} ({', '.join(named.values())}) does not fit the project: {exc.message}",
             hint="fix vyxops.toml (or --contract FILE), or run `vyxops init` to discover the contract",
         ) from None
-    records = [row_record(r, named, t.name, contract.status.role) for r in page.rows]
-    return make_frame(
-        "machine_rows", records, source=f"supabase GET /rest/v1/{t.name}", complete=page.complete, note=page.note
-    )
+    return rows_frame(page.rows, contract, complete=page.complete, note=page.note)
+
+
+def rows_frame(
+    rows: list[dict[str, Any]], contract: Contract, *, app: str | None = None, complete: bool = True, note: str = ""
+) -> pd.DataFrame:
+    """The machine_rows frame of table rows as PostgREST returns them; with ``app``, only its rows (the filter
+    the read would have sent, applied here to rows read whole), in the read's order (by key)."""
+    t = contract.table
+    named = t.columns.named()
+    if app is not None and "app" in named:
+        rows = [r for r in rows if r.get(named["app"]) == app]
+    if app is not None:
+        key = named.get("key") or named["created_at"]
+        rows = sorted(rows, key=lambda r: _sort_key(r.get(key)))
+    records = [row_record(r, named, t.name, contract.status.role) for r in rows]
+    return make_frame("machine_rows", records, source=f"supabase GET /rest/v1/{t.name}", complete=complete, note=note)
+
+
+def _sort_key(value: object) -> tuple[int, float, str]:
+    """PostgREST's order by a key: numbers as numbers, missing last, anything else as its text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (2, 0.0, "") if value is None else (1, 0.0, str(value))
 
 
 #: The machine_rows frame's fields filled from the table's columns (vyxops.contract.Columns' keys).

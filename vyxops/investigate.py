@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops import fanout
 from vyxops.checks import check_app, check_machine_id
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
@@ -151,7 +152,11 @@ def investigate(
     check_machine_id(machine_id)
     project = project or ProjectReads(session)
     start, end = parse_window(session.now(), since, until)
-    contract = resolve_contract(session, [app], declared=contract, project=project, since=start, until=end)
+    wait_ahead = fanout.ahead(lambda: project.read_ahead(app, start, end))  # no contract decides these reads
+    try:
+        contract = resolve_contract(session, [app], declared=contract, project=project, since=start, until=end)
+    finally:
+        wait_ahead()
     evidence = collect_evidence(
         session, app, contract=contract, since=start, until=end, machine_id=machine_id, project=project
     )

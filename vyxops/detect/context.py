@@ -187,6 +187,11 @@ class Context:
         """Provisioned machines that worked (started, and their row said running or ended), oldest first."""
         return self.ledger.iloc[self._success_at()]
 
+    def success_regions(self) -> list[object]:
+        """The region of each of :meth:`successes`, oldest first."""
+        regions = self.ledger["region"].tolist()
+        return [regions[i] for i in self._success_at()]
+
     def success_starts(self) -> list[pd.Timestamp]:
         """When each of :meth:`successes` started, oldest first."""
         starts = self.ledger["start_at"].tolist()

@@ -14,6 +14,7 @@ provisioning uses another image.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 
 import pandas as pd
@@ -37,11 +38,10 @@ def worked_after(ctx: Context, at: object, region: object = None) -> pd.Timestam
     """The first start of a provisioned machine that worked after ``at`` (in ``region`` when given), or None."""
     if not isinstance(at, pd.Timestamp) or pd.isna(at):
         return None
-    ok = ctx.successes()
-    regions = ok["region"].tolist()
-    for start, where in zip(ctx.success_starts(), regions):
-        if start > at and (region is None or where == region):
-            return start
+    starts, regions = ctx.success_starts(), ctx.success_regions()
+    for i in range(bisect.bisect_right(starts, at), len(starts)):
+        if region is None or regions[i] == region:
+            return starts[i]
     return None
 
 
