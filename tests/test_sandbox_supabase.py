@@ -598,6 +598,22 @@ def test_secrets_upsert_and_delete_by_name(world: World) -> None:
     assert "EXTRA" not in names and "DOCKER_IMAGE" in names and "FLY_APP_NAME" in names
 
 
+def test_secret_writes_restart_every_function_with_a_new_version(world: World) -> None:
+    """A secret set or deleted bumps every function's version and updated_at (PLATFORM.md); a no-op delete does not."""
+    before = mgmt(world, "GET", "/functions/provision-machine").json()
+    world.advance_to(world.now_ms + 60_000)
+    assert mgmt(world, "POST", "/secrets", body=[{"name": "EXTRA", "value": "x"}]).status_code == 201
+    after_set = mgmt(world, "GET", "/functions/provision-machine").json()
+    assert after_set["version"] == before["version"] + 1 and after_set["updated_at"] == world.now_ms
+    assert after_set["entrypoint_path"].endswith(f"_{after_set['version']}/source/index.ts")
+    assert mgmt(world, "DELETE", "/secrets", body=["EXTRA"]).status_code == 200
+    assert mgmt(world, "DELETE", "/secrets", body=["NEVER_SET"]).status_code == 200
+    assert mgmt(world, "GET", "/functions/provision-machine").json()["version"] == before["version"] + 2
+    status, _ = world.invoke_function("provision-machine", {"user_id": "u-after-secrets"})
+    edge = [r for r in world.state["supabase"]["logs"] if r["source"] == "function_edge_logs"][-1]
+    assert status == 200 and edge["log_attributes"]["version"] == str(before["version"] + 2)
+
+
 def test_delete_secrets_without_names_is_refused(world: World) -> None:
     """DELETE with an empty list or no body answers 400 and deletes nothing."""
     before = copy.deepcopy(world.state["supabase"]["secrets"])

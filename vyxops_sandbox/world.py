@@ -690,16 +690,30 @@ class World:
             refusals.restore_token(self)  # a new token for the function: Fly takes its calls again
 
     def set_secrets(self, items: list[dict[str, str]]) -> None:
-        """Upsert secrets (POST /v1/projects/{ref}/secrets)."""
+        """Upsert secrets (POST /v1/projects/{ref}/secrets); every deployed function restarts with them."""
         for item in items:
             self._set_secret(item["name"], item["value"])
+        self._restart_functions()
         self.touch()
 
     def unset_secrets(self, names: list[str]) -> None:
-        """Delete the named secrets only (DELETE takes a list of names)."""
-        for name in names:
-            self.state["supabase"]["secrets"].pop(name, None)
+        """Delete the named secrets only (DELETE takes a list of names); every function restarts without them."""
+        secrets = self.state["supabase"]["secrets"]
+        if [secrets.pop(name) for name in names if name in secrets]:
+            self._restart_functions()
         self.touch()
+
+    def _restart_functions(self) -> None:
+        """A secret write invalidates every deployed function's isolates and increments its version (PLATFORM.md;
+        Supabase knowledge base "Edge Function versions increment across all functions after updating secrets").
+        It is not a redeploy: the code stays; the new version shows in the functions list and in later
+        invocations' edge logs. The article speaks of updates; that a delete does the same is assumed (a
+        deleted variable needs new isolates as much as a changed one), and it shows more, not less."""
+        ref = self.state["supabase"]["project_ref"]
+        for fn in self.state["supabase"]["functions"]:
+            fn["version"] = int(fn["version"]) + 1
+            fn["updated_at"] = self.now_ms
+            fn["entrypoint_path"] = f"file:///tmp/user_fn_{ref}_{fn['id']}_{fn['version']}/source/index.ts"
 
     # ------------------------------------------------------------------ supabase: tables
     def table(self, name: str) -> dict[str, Any] | None:
