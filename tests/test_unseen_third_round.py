@@ -3,7 +3,7 @@
 Each scenario's header tells the story and ends with the diagnosis SPEC.md implies; the
 expectations below were written from SPEC.md and PLATFORM.md alone, before reading any
 detector. Where the product disagrees, the test keeps SPEC's answer and is marked xfail
-(strict) with one line saying what the product gets wrong.
+(strict) with one line saying what the product gets wrong; none is left.
 """
 
 from __future__ import annotations
@@ -75,24 +75,13 @@ EXPECTED: dict[str, Any] = {
     ),
 }
 
-#: Where the product's diagnosis differs from SPEC's, one line each on what it gets wrong (strict xfail).
-DIAGNOSIS_GAPS: dict[str, str] = {
-    "previews-token-revoked-while-a-region-is-full": "discovery stops on a plain-text status column named `stage` "
-    "(only an enum or the names status/state/phase are taken), so nothing is diagnosed",
-    "labs-token-revoked-then-rotated": "'…for l-303: 403 {\"error\": …}' is not read as Fly's answer (a status is only "
-    "taken after a keyword), so the token refusals become PROVISIONING_REQUEST_FAILED",
-    "builders-token-revoked-before-image-checked": "roots at IMAGE_TAG_MISSING: 'refused: 401 {…}' is unread, and a "
-    "refusal that names the missing image is credited to it whatever Fly answered (it was the token, checked first)",
-}
-NO_SECRET = "the team has no image secret, and discovery names the seed's DOCKER_IMAGE"
-#: Where discovery learns the wrong function, image secret or table (strict xfail).
-DISCOVERY_GAPS: dict[str, str] = {
-    "previews-token-revoked-while-a-region-is-full": DIAGNOSIS_GAPS["previews-token-revoked-while-a-region-is-full"],
-    "tutors-two-apps-no-app-column": NO_SECRET,
-    "tutors-two-apps-no-app-column@tutor-fr": NO_SECRET,
-    "runners-secret-unset-fallback-never-tagged": "discovery names the seed's DOCKER_IMAGE, which this project never "
-    "had; the summary says it is unset and remediate pins it, though start-runner never reads it",
-}
+#: Where the product's diagnosis differs from SPEC's, one line each on what it gets wrong (strict xfail). The
+#: reviewer's first round found three (a status read only after a keyword, a refusal credited to the image
+#: whatever Fly answered, a plain-text status column found by name only); all three are mended.
+DIAGNOSIS_GAPS: dict[str, str] = {}
+#: Where discovery learns the wrong function, image secret or table (strict xfail). Mended: the seed's
+#: DOCKER_IMAGE named for a team that has no image secret, or whose secret is gone.
+DISCOVERY_GAPS: dict[str, str] = {}
 
 #: Findings whose severity (and history) the story decides: stem -> {code: (severity, current)}.
 SEVERITIES: dict[str, dict[str, tuple[str, bool]]] = {
@@ -170,11 +159,6 @@ def test_concurrent_causes_are_critical_and_ended_ones_are_history(key: str, sto
             assert "resolved at" in text, text
 
 
-@pytest.mark.xfail(
-    reason="a capacity refusal whose log line names no region is ended by a success in ANY region, so an nrt "
-    "outage reads healthy once sin provisions",
-    strict=True,
-)
 def test_capacity_refused_in_an_unnamed_region_is_not_ended_by_another_region(tmp_path: Path) -> None:
     """renders' story, its failure line without the region: nothing shows nrt recovered, so capacity stays the root."""
     told = (HERE / "renders-region-full-for-good.yaml").read_text()

@@ -69,7 +69,8 @@ class RecordingTransport(httpx.BaseTransport):
         return httpx.Response(response.status_code, headers=response.headers, content=response.content, request=request)
 
 
-#: The pipeline contract the evidence was read with, kept beside it: a replay reads the same table and function.
+#: The declared pipeline contract the evidence was read with, kept beside it: a replay reads the same table and
+#: function (a discovered one is discovered again on replay, from the same recorded answers).
 CONTRACT_FILE = "contract.toml"
 #: ``Opened.handles`` key naming a bundle's contract file, when it has one.
 CONTRACT_HANDLE = "bundle.contract"

@@ -666,7 +666,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
         recorder = session.recorder
         assert isinstance(recorder, RecordingTransport)  # record=True makes one
         path = write_bundle(args.out, recorder, meta)
-        (path / CONTRACT_FILE).write_text(to_toml(contract), encoding="utf-8")
+        if not contract.discovered:  # a discovered one is discovered again on replay, from the same answers
+            (path / CONTRACT_FILE).write_text(to_toml(contract), encoding="utf-8")
     exchanges = len(recorder.exchanges)
     say(
         f"bundle: {path} ({exchanges} exchanges)",

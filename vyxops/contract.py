@@ -204,9 +204,14 @@ class AmbiguousContract(InputError):
         self.key = key
         self.candidates = candidates
         listed = "; ".join(f"{value} ({why})" for value, why in candidates)
+        said = (
+            f"discovery found {len(candidates)} candidates that fit equally: {listed}"
+            if len(candidates) > 1
+            else f"discovery could not tell it from the platforms ({listed or 'nothing fits'})"
+        )
         super().__init__(
             f"pipeline.{key}",
-            f"discovery found {len(candidates)} candidates that fit equally: {listed}",
+            said,
             allowed=[value for value, _ in candidates],
             hint=hint or f"declare `{key}` under [pipeline] in vyxops.toml (or pass --contract FILE)",
         )
@@ -321,10 +326,7 @@ def _status(w: _Where, raw: Mapping[str, object]) -> StatusWords:
                 raise w.fail(f"status.{key}", f"{word!r} is also a {seen[word]} word", allowed="one role per word")
             seen[word] = str(key)
         words[str(key)] = tuple(value)
-    out = replace(SEED.status, **words)
-    if not out.starting:
-        raise w.fail("status.starting", "needs the word the function writes when it creates a row")
-    return out
+    return replace(SEED.status, **words)
 
 
 # --------------------------------------------------------------------------- files

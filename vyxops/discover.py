@@ -86,12 +86,17 @@ def discover(
     tables: list[TableShape] = got["tables"]
     seen = _seen(got, apps)
     chosen, why_table = choose_table(tables, seen)
-    table, status, evidence = table_contract(chosen, seen)
-    evidence["table"] = why_table
-    function, evidence["function"] = _function(got["functions"], got["logs"], seen)
+    function, why_function = _function(got["functions"], got["logs"], seen)
+    table, status, evidence = table_contract(chosen, seen, seed_like=function == SEED.function)
+    evidence["table"], evidence["function"] = why_table, why_function
+    # A key no platform shows keeps the seed team's default only in the seed team's own pipeline (its function
+    # and table as the seed's): another team's unknown stays unknown, never the seed's name.
+    seed_like = function == SEED.function and table.columns.machine_id == SEED.columns.machine_id
     logs = got["logs"][got["logs"]["function"] == function] if not got["logs"].empty else got["logs"]
     refs = _known_refs(got, apps, chosen, table.columns)
-    secret, fallback, evidence["image_secret"], evidence["image_fallback"] = _secret(got["secrets"], refs, logs, apps)
+    secret, fallback, evidence["image_secret"], evidence["image_fallback"] = _secret(
+        got["secrets"], refs, logs, apps, seed_like
+    )
     invoke, evidence["invoke"] = _invoke(table.columns, user_key(chosen, table.columns, seen))
     return Contract(function, secret, fallback, invoke, table, status, "discovered", tuple(evidence.items()))
 
@@ -178,7 +183,7 @@ def _function(functions: pd.DataFrame, logs: pd.DataFrame, seen: Seen) -> tuple[
     """The function whose invocations frame the apps' machine creations, with the evidence."""
     slugs = functions["slug"].dropna().astype(str).tolist()
     if not slugs:
-        raise AmbiguousContract("function", [("?", "the project has no Edge Function")])
+        raise AmbiguousContract("function", [], hint="the project has no Edge Function: deploy it, or declare one")
     scores = {slug: _creations_framed(logs[logs["function"] == slug], seen) for slug in slugs}
     if len(slugs) == 1:
         n = scores[slugs[0]]
@@ -229,7 +234,7 @@ def _all_machines(got: dict[str, Any], apps: list[str]) -> list[dict[str, Any]]:
 
 
 def _secret(
-    secrets: pd.DataFrame, refs: tuple[list[str], list[str]], logs: pd.DataFrame, apps: list[str]
+    secrets: pd.DataFrame, refs: tuple[list[str], list[str]], logs: pd.DataFrame, apps: list[str], seed_like: bool
 ) -> tuple[str, str, str, str]:
     """(image secret, fallback, evidence for each): by digest, else a name the failed requests need."""
     known, used = refs
@@ -257,11 +262,17 @@ def _secret(
             f"name {needed[0]}, which is not among the project's secrets"
         )
         return needed[0], "", why, "none: the function failed those requests without asking Fly for a machine"
+    if seed_like:
+        why = (
+            f"{SEED.image_secret}: the seed team's name (this is its function and table) — no secret's digest "
+            "matches a known image reference (it may be unset); declare image_secret if the function reads another"
+        )
+        return SEED.image_secret, fallback, why, why_fallback
     why = (
-        f"{SEED.image_secret}: the seed team's name, by default — no secret's digest matches a known image "
-        "reference (it may be unset); declare image_secret if the function reads another"
+        "none found: no secret's digest matches a known image reference and none changed as provisioning broke; "
+        "declare image_secret if the function reads one"
     )
-    return SEED.image_secret, fallback, why, why_fallback
+    return "", fallback, why, why_fallback
 
 
 def _changed_before_failures(

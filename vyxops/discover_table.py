@@ -123,9 +123,7 @@ def choose_table(tables: list[TableShape], seen: Seen) -> tuple[TableShape, str]
         return seeded[0], f"table {seeded[0].name}: no row names a machine yet; it has the seed team's columns"
     if len(tables) == 1:
         return tables[0], f"table {tables[0].name}: the only table the API describes (no row names a machine yet)"
-    raise AmbiguousContract(
-        "table", [(t.name, "no row names a machine") for t in tables] or [("?", "the API describes no table")]
-    )
+    raise AmbiguousContract("table", [(t.name, "no row names a machine") for t in tables])
 
 
 def _id_hits(t: TableShape, column: str, seen: Seen) -> tuple[int, int]:
@@ -191,7 +189,7 @@ def _by_name(t: TableShape, what: str, texts: list[str], why: dict[str, str], ta
         taken.add(named[0])
         return named[0]
     if len(named) > 1 or required:
-        raise AmbiguousContract(f"table.columns.{what}", [(c, "its name") for c in named] or [("?", "no column")])
+        raise AmbiguousContract(f"table.columns.{what}", [(c, "its name") for c in named])
     why[what] = f"none: no column of {t.name} holds the {what.replace('_', ' ')}"
     return ""
 
@@ -231,7 +229,27 @@ def _status_column(t: TableShape, why: dict[str, str], used: set[str]) -> str:
         why["status"] = f"{enums[0]}: the table's enum column ({', '.join(map(str, t.columns[enums[0]]['enum']))})"
         used.add(enums[0])
         return enums[0]
-    return _by_name(t, "status", [c for c in _texts(t, used) if c in enums or not enums], why, used, True)
+    texts = [c for c in _texts(t, used) if c in enums or not enums]
+    worded = [c for c in texts if _status_like(t.values(c))]
+    if len(worded) == 1:
+        words = sorted({str(v) for v in t.values(worded[0])})
+        why["status"] = (
+            f"{worded[0]}: of the text columns left, the only one holding a handful of words ({', '.join(words)})"
+        )
+        used.add(worded[0])
+        return worded[0]
+    return _by_name(t, "status", worded or texts, why, used, True)
+
+
+#: A status word: a lower-case identifier (no spaces, no digits first), as teams name their states.
+STATUS_WORD = re.compile(r"^[a-z][a-z_\-]{1,30}$")
+
+
+def _status_like(values: list[object]) -> bool:
+    """Whether a column's values look like status words: a few distinct lower-case identifiers, nothing else."""
+    words = {v for v in values if isinstance(v, str)}
+    repeated = len(values) > len(words) or len(words) <= 3
+    return bool(words) and len(words) <= 12 and all(STATUS_WORD.match(w) for w in words) and repeated
 
 
 def _texts(t: TableShape, taken: set[str], key_ok: bool = False) -> list[str]:
@@ -248,7 +266,7 @@ def _time_columns(t: TableShape, why: dict[str, str]) -> tuple[str, str]:
     """(created_at, updated_at): of two time columns, the one never later than the other is the creation."""
     times = t.times()
     if not times:
-        raise AmbiguousContract("table.columns.created_at", [("?", f"{t.name} has no timestamp column")])
+        raise AmbiguousContract("table.columns.created_at", [])
     if len(times) == 1:
         why["created_at"], why["updated_at"] = f"{times[0]}: the table's only time column", "none"
         return times[0], ""
@@ -272,7 +290,7 @@ def _time_columns(t: TableShape, why: dict[str, str]) -> tuple[str, str]:
 # --------------------------------------------------------------------------- status words
 
 
-def choose_status(t: TableShape, columns: Columns, seen: Seen) -> tuple[StatusWords, str]:
+def choose_status(t: TableShape, columns: Columns, seen: Seen, seed_like: bool = False) -> tuple[StatusWords, str]:
     """The status words by role: from what rows did with their machines, then from the words' names."""
     prop = t.columns.get(columns.status) or {}
     enum = [str(w) for w in prop.get("enum") or []]
@@ -297,15 +315,15 @@ def choose_status(t: TableShape, columns: Columns, seen: Seen) -> tuple[StatusWo
     if enum and not roles[STARTING] and not votes.get(enum[0]) and not _named_role(enum[0]):
         roles[STARTING].append(enum[0])  # no row shows one: the enum's first label, where its lifecycle begins
         said.append(f"{enum[0]} = {STARTING} (the enum's first label: no row or name shows another)")
-    if not enum:  # a text column takes any word: a role no row shows keeps the seed team's word
+    if not enum and seed_like:  # the seed team's text column: a role no row shows keeps its word
         for role in ROLES:
             if not roles[role]:
                 roles[role] = list(getattr(SEED.status, role))
                 said.append(f"{'/'.join(roles[role])} = {role} (the seed team's word: the column is text)")
     if not roles[STARTING]:
-        raise AmbiguousContract(
-            f"status.{STARTING}", [(w, "no row or name says a session starts with it") for w in words]
-        )
+        # Every row has moved on from the word it was written with: no row judged stuck could be told (a word
+        # mapped to no role is terminal); the evidence says so, and declaring status.starting mends it.
+        said.append(f"{STARTING}: unknown (no row still has the word it was written with); declare status.starting")
     source = "the enum" if enum else "the column's values"
     evidence = f"words from {source} of {columns.status}: " + "; ".join(said)
     return StatusWords(*(tuple(_by_use(roles[r], values)) for r in ROLES)), evidence
@@ -368,10 +386,11 @@ def _role_shown(row: dict[str, Any], c: Columns, machine: dict[str, Any] | None)
     return None
 
 
-def table_contract(t: TableShape, seen: Seen) -> tuple[Table, StatusWords, dict[str, str]]:
-    """The table, its columns and status words, with the evidence for each key."""
+def table_contract(t: TableShape, seen: Seen, seed_like: bool = False) -> tuple[Table, StatusWords, dict[str, str]]:
+    """The table, its columns and status words, with the evidence for each key. ``seed_like``: the function is the
+    seed team's; its text status column then keeps the seed's words for roles no row shows."""
     columns, why = choose_columns(t, seen)
-    status, said = choose_status(t, columns, seen)
+    status, said = choose_status(t, columns, seen, seed_like and columns.machine_id == SEED.columns.machine_id)
     evidence = {f"table.columns.{k}": v for k, v in why.items()}
     evidence["status"] = said
     return Table(t.name, columns), status, evidence

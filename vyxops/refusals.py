@@ -50,9 +50,13 @@ _CAPACITY = re.compile(
 # "HTTP/1.1 503", "[http 404]" — a three-digit 4xx/5xx right after such a word, or in parentheses.
 _STATUS = re.compile(
     r"(?:\b(?:status(?:[ _]?code)?|http(?:/[\d.]+)?|api|fly|error|said|answered|returned|responded|got|code)"
-    r"[\s:=#(\[]{0,3}|\()([45]\d\d)\b",
+    r"[\s:=#(\[]{0,3}|\()([45]\d\d)\b"
+    r"|\b([45]\d\d)[\s:\-]*(?=\{)",  # or right before the body it came with: `… 401 {"error": …}`
     re.IGNORECASE,
 )
+#: Fly's own words for a token it refused (reference/fly/machines-api-error-bodies.observed.json): its body,
+#: not a function's sentence, so it names the class even where the function drops the status.
+_TOKEN = re.compile(r"Authenticate: token validation error", re.IGNORECASE)
 #: A Fly region code standing alone in a line ("in iad", "region=fra").
 REGION_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_\-])([a-z]{3})(?![A-Za-z0-9_\-])")
 
@@ -92,7 +96,7 @@ def fly_status_in(text: str, bodies: list[dict[str, object]] | None = None) -> i
             if isinstance(value, int) and 400 <= value < 600:
                 return value
     m = _STATUS.search(text)
-    return int(m.group(1)) if m else None
+    return int(m.group(1) or m.group(2)) if m else None
 
 
 def read_refusal(text: str) -> Refusal:
@@ -105,7 +109,7 @@ def read_refusal(text: str) -> Refusal:
 
 
 def _kind(text: str, status: int | None, code: str | None) -> str | None:
-    if status in (401, 403):
+    if status in (401, 403) or _TOKEN.search(text):
         return "token"
     if status == 429:
         return "rate_limit"

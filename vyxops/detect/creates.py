@@ -49,7 +49,10 @@ def refusal_current(ctx: Context) -> list[bool]:
     """For each of ``ctx.refusals``: still in effect (no later create of its scope worked, its image still used)."""
     out = []
     for at, ref, kind, region in zip(*(ctx.refusals[c].tolist() for c in ("time", "image", "kind", "region"))):
-        scope = region if kind == "capacity" and isinstance(region, str) else None
+        if kind == "capacity" and not isinstance(region, str):
+            out.append(True)  # a region the logs do not name: no later create is known to be in it (SPEC.md)
+            continue
+        scope = region if kind == "capacity" else None
         still_used = not ctx.no_longer_used(ref, None) if isinstance(ref, str) and kind == "image" else True
         out.append(worked_after(ctx, at, scope) is None and still_used)
     return out

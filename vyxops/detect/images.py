@@ -19,11 +19,12 @@ def _refusals_explained(cause: Finding, symptom: Finding) -> bool:
         return unexplained_since(symptom, cause.at)
     if symptom.code != "MACHINE_CREATE_REJECTED":
         return False
-    if cause.facts["ref"] in symptom.facts.get("refs", ()):
-        return True
-    since = cause.at
+    since, missing = cause.at, cause.facts["ref"]
+    # Only what Fly refused for the image (or its config): a create refused for the token or the region was
+    # refused before the image was looked at (the platform checks token, rate, image, placement in turn).
     return any(
-        kind in ("image", "config") and ref is None and now and (since is None or pd.isna(since) or at >= since)
+        kind in ("image", "config")
+        and (ref == missing or (ref is None and now and (since is None or pd.isna(since) or at >= since)))
         for at, kind, ref, _, now in symptom.facts.get("refused", ())
     )
 
@@ -42,7 +43,8 @@ def detect_missing_image(ctx: Context) -> list[Finding]:
         evidence.insert(0, ev("supabase.secrets", p.secret_updated_at, detail))
     else:
         fallback = ":latest" if parse_image_ref(str(p.fallback)).tag == "latest" else str(p.fallback)
-        detail = f"{p.secret} is not set: {ctx.e.contract.function} falls back to {fallback}"
+        fn = ctx.e.contract.function
+        detail = f"{p.secret} is not set: {fn} falls back to {fallback}" if p.secret else f"{fn} uses {p.fallback}"
         evidence.insert(0, ev("supabase.secrets", None, detail))
     evidence += [ev("supabase.function_logs", r.time, str(r.message)[:240]) for r in refused.head(3).itertuples()]
     latest = p.ref == ctx.latest_ref

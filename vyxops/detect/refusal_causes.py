@@ -46,7 +46,7 @@ def _class_finding(ctx: Context, code: str, kind: str, entity: str, title: str, 
     live = sum(now for now, k in zip(current, keep) if k)
     first, last = mine["time"].min(), mine["time"].max()
     statuses = sorted({int(x) for x in mine["fly_status"].dropna()})
-    resolved = None if live else worked_after(ctx, last, None if region == _ANY else region)
+    resolved = None if live or region is None else worked_after(ctx, last, None if region == _ANY else region)
     evidence = [
         ev("supabase.function_logs", row.time, f"{str(row.message)[:200]} (Fly: {KIND_SAYS[kind]})")
         for row in mine.tail(3).itertuples()

@@ -36,7 +36,7 @@ def detect_request_failed(ctx: Context) -> list[Finding]:
                                                "says what Fly answered")
         for row in failed.tail(5).itertuples()
     ]  # fmt: skip
-    title = f"{fn} answered {said} to {len(failed)} provisioning request(s); its logs do not say why"
+    title = f"{fn} answered {said} to {len(failed)} provisioning request(s); its logs do not say what Fly answered"
     if resolved is not None:
         evidence.append(ev("supabase.function_logs", resolved, f"{fn} answered a request with 2xx again"))
         title += f" (resolved at {when(resolved)})"

@@ -44,9 +44,9 @@ def _rows_sentences(found: list[Finding], failures: list[Finding]) -> list[str]:
     for f in found:
         if f.code == "DB_STATUS_STUCK" and f.facts.get("machine_id") in ids:
             row = f.facts["row"]
+            since = row["updated_at"] if pd.notna(row["updated_at"]) else row["created_at"]  # no updated_at column
             out.append(
-                f"Its DB row {row['id']} has been `{row['status']}` since {_when(row['updated_at'])} "
-                f"({f.facts['minutes']} min)."
+                f"Its DB row {row['id']} has been `{row['status']}` since {_when(since)} ({f.facts['minutes']} min)."
             )
         elif f.code == "DB_FLY_STATE_DRIFT" and f.facts.get("machine_id") in ids and not f.facts.get("silent"):
             row = f.facts["row"]
@@ -95,7 +95,9 @@ def _missing(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     if f.get("from_refusals"):
         how = "the registry could not be asked, and the Machines API refused creates with it as MANIFEST_UNKNOWN"
     fn, secret = ctx.e.contract.function, ctx.provisioning.secret
-    if root.code == "LATEST_TAG_MISSING":
+    if root.code == "LATEST_TAG_MISSING" and not secret:  # a function that reads no image secret
+        parts = [f"{fn} provisions with {f['ref']}, which {f['how']}: {how}."]
+    elif root.code == "LATEST_TAG_MISSING":
         lead = "set to" if f["secret_set"] else f"not set, so {fn} falls back to"
         parts = [f"{secret} is {lead} {f['ref']}, which {f['how']}: {how}."]
     else:
@@ -138,6 +140,7 @@ def _latest(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     f = root.facts
     fn, secret = ctx.e.contract.function, ctx.provisioning.secret
     why = f"{secret} is unset, so {fn} uses" if not f["secret_set"] else f"{secret} names"
+    why = why if secret else f"{fn} provisions with"
     parts = [
         f"{why} {f['ref']}, which now names {f['digest']}, not release v{f['release_version']}'s image "
         f"{f['release_image']} ({f['release_digest']}): the tag was overwritten, or not moved by the last deploy."
