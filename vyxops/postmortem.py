@@ -127,8 +127,11 @@ def _action_items(inv: Investigation, audit_log: Path | None) -> list[str]:
     applied = {x.get("action") for x in done if x.get("result") == "applied"}
     todo = [c for c in inv.recommended_fixes() if c not in applied]
     out = ["## Action items", ""]
+    action = inv.root.facts.get("action") if inv.root is not None else None
+    if isinstance(action, str):  # a root cause no automated fix mends: what a person does, with the command
+        out.append(f"- [ ] {cell(action)}")
     if not todo:
-        return [*out, "None outstanding.", ""]
+        return [*out, "None outstanding." if not isinstance(action, str) else "", ""]
     target = inv.evidence.target
     kind, _, scenario = target.partition(":")
     command = vyxops_command(

@@ -118,10 +118,15 @@ def show_findings(inv: Investigation, tz: str = "UTC", in_full: int = FINDINGS_I
 
 
 def show_fixes(inv: Investigation, target: str, scenario: str | None) -> None:
-    """The fixes the findings recommend, with the commands that plan and apply them, as they run."""
+    """The fixes the findings recommend, with the commands that plan and apply them, as they run; first, what a
+    person must do where the root cause has no automated fix (a refused token, no capacity), with the command."""
     wanted = inv.recommended_fixes()
+    action = inv.root.facts.get("action") if inv.root is not None else None
+    if isinstance(action, str):
+        md(f"**What to do** ({esc(inv.root.code if inv.root else '')}): {esc(action)}." + (
+            " Then verify provisioning:" if wanted else ""))  # fmt: skip
     if not wanted:
-        md("No fix is recommended.")
+        md("No automated fix is recommended." if action else "No fix is recommended.")
         return
     app = inv.evidence.app
     out = f"out/remediate-{app}"
