@@ -701,7 +701,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    say(*(f"{key:<24} {why}" for key, why in contract.evidence), f"contract: {out}")
+    say(*(f"{key:<24} {why.replace(chr(10), '; ')}" for key, why in contract.evidence), f"contract: {out}")
     return 0
 
 

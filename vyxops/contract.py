@@ -414,12 +414,17 @@ def to_toml(c: Contract) -> str:
         put("invoke", f"invoke = {{body = {{{body}}}, machine_id = {_q(c.invoke.machine_id)}}}")
     lines += ["", "[pipeline.table]"]
     put("table", f"name = {_q(c.table.name)}")
+    for key in COLUMN_KEYS:  # one comment per column's evidence, then the columns on one line
+        why = c.evidence_of(f"table.columns.{key}")
+        lines.extend(f"# {key}: {part}" for part in (why or "").splitlines())
     cols = ", ".join(f"{k} = {_q(getattr(c.columns, k))}" for k in COLUMN_KEYS)
-    put("table.columns", f"columns = {{{cols}}}")
+    lines.append(f"columns = {{{cols}}}")
     lines += ["", "[pipeline.status]"]
+    said = c.evidence_of("status")
+    lines.extend(f"# {part}" for part in (said or "").splitlines() if part)
     for role in ROLES:
         words = ", ".join(_q(w) for w in getattr(c.status, role))
-        put(f"status.{role}", f"{role} = [{words}]")
+        lines.append(f"{role} = [{words}]")
     return "\n".join(lines) + "\n"
 
 

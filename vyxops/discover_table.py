@@ -314,6 +314,7 @@ def choose_status(t: TableShape, columns: Columns, seen: Seen, seed_like: bool =
             said.append(f"{word}: no role (terminal)")
     if enum and not roles[STARTING] and not votes.get(enum[0]) and not _named_role(enum[0]):
         roles[STARTING].append(enum[0])  # no row shows one: the enum's first label, where its lifecycle begins
+        said.remove(f"{enum[0]}: no role (terminal)")
         said.append(f"{enum[0]} = {STARTING} (the enum's first label: no row or name shows another)")
     if not enum and seed_like:  # the seed team's text column: a role no row shows keeps its word
         for role in ROLES:
@@ -325,7 +326,7 @@ def choose_status(t: TableShape, columns: Columns, seen: Seen, seed_like: bool =
         # mapped to no role is terminal); the evidence says so, and declaring status.starting mends it.
         said.append(f"{STARTING}: unknown (no row still has the word it was written with); declare status.starting")
     source = "the enum" if enum else "the column's values"
-    evidence = f"words from {source} of {columns.status}: " + "; ".join(said)
+    evidence = "\n".join([f"words from {source} of {columns.status}:", *said])
     return StatusWords(*(tuple(_by_use(roles[r], values)) for r in ROLES)), evidence
 
 

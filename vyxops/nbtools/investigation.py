@@ -42,7 +42,7 @@ def show_header(inv: Investigation, tz: str = "UTC") -> None:
     md(
         f"**Target** {esc(e.target)} · **app** {esc(e.app)} · **window** {fmt_time(e.since, tz)} – "
         f"{fmt_time(e.until, tz)} · **now** {fmt_time(e.now, tz)}\n\n**Pipeline.** {esc(e.contract.header_line())}"
-        + "".join(f"\n- `{esc(key)}`: {esc(why)}" for key, why in e.contract.evidence)
+        + "".join(f"\n- `{esc(key)}`: {esc(why.replace(chr(10), '; '))}" for key, why in e.contract.evidence)
     )
 
 
