@@ -176,15 +176,7 @@ def run_audit(
         try:
             names = list(apps or []) or _org_app_names(session, project)
             project.apps = names
-            since, _ = parse_window(until, until=until)
-            # What no contract decides (each app's machines, releases, Fly logs) is read while it is resolved.
-            reads = {app: functools.partial(project.read_ahead, app, since, until) for app in names}
-            wait_apps = fanout.ahead(lambda: fanout.gather(reads, width=width), "vyxops-apps-ahead")
-            try:
-                pipeline.append(resolve_contract(session, names, declared=contract, project=project, since=since,
-                                                 until=until))  # fmt: skip
-            finally:
-                wait_apps()
+            pipeline.append(_pipeline(session, project, names, contract, window, width))
             outcomes = fanout.map_ordered(one, names, width=width)
         finally:
             wait_ahead()  # nothing is left running behind the audit, or behind its error
@@ -194,6 +186,25 @@ def run_audit(
     investigations = {app: o for app, o in zip(names, outcomes) if not isinstance(o, AppError)}
     errors = {app: o for app, o in zip(names, outcomes) if isinstance(o, AppError)}
     return Audit(session.label, session.now(), investigations, errors, pipeline[0] if pipeline else None)
+
+
+def _pipeline(
+    session: Session,
+    project: ProjectReads,
+    names: list[str],
+    declared: Contract | str | Path | None,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+    width: int,
+) -> Contract:
+    """The project's one contract for every app; what no contract decides (each app's machines, releases and
+    Fly logs) is read meanwhile."""
+    since, until = window
+    reads = {app: functools.partial(project.read_ahead, app, since, until) for app in names}
+    wait_apps = fanout.ahead(lambda: fanout.gather(reads, width=width), "vyxops-apps-ahead")
+    try:
+        return resolve_contract(session, names, declared=declared, project=project, since=since, until=until)
+    finally:
+        wait_apps()
 
 
 def _quietly(read: Callable[[Session, ProjectReads], object], session: Session, project: ProjectReads) -> None:

@@ -85,10 +85,6 @@ class Columns:
         """Every column the table has, by what it holds (absent ones left out)."""
         return {k: getattr(self, k) for k in COLUMN_KEYS if getattr(self, k)}
 
-    def frame_fields(self) -> dict[str, str]:
-        """The table's column names by the ``machine_rows`` frame's field they fill."""
-        return self.named()
-
 
 @dataclass(frozen=True)
 class Table:

@@ -36,7 +36,7 @@ import json
 import re
 from dataclasses import dataclass
 
-__all__ = ["CLASSES", "Refusal", "read_refusal", "fly_status_in", "json_objects_in", "REGION_IN_TEXT"]
+__all__ = ["CLASSES", "Refusal", "read_refusal", "fly_status_in", "json_objects_in"]
 
 #: Refusal classes in the order the platform checks a create (SPEC.md), then the rest.
 CLASSES = ("token", "rate_limit", "image", "capacity", "config", "fly_error")
@@ -57,8 +57,6 @@ _STATUS = re.compile(
 #: Fly's own words for a token it refused (reference/fly/machines-api-error-bodies.observed.json): its body,
 #: not a function's sentence, so it names the class even where the function drops the status.
 _TOKEN = re.compile(r"Authenticate: token validation error", re.IGNORECASE)
-#: A Fly region code standing alone in a line ("in iad", "region=fra").
-REGION_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_\-])([a-z]{3})(?![A-Za-z0-9_\-])")
 
 
 @dataclass(frozen=True)

@@ -151,20 +151,8 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
         return Outcome(a.code, a.target, "skipped", f"already done: row {row_id} is {word}", before, a.desired)
     if _moved(row, r, c):
         raise PreconditionError(row_moved(_seen(row, c), r))
-    mid = r["machine_id"]
-    if mid:
-        state = machine_state(s, ctx.app, mid)
-        if state is not None and state not in NOT_RUNNING_STATES:
-            raise PreconditionError(f"machine {mid} is {state} now, not gone: the row is left alone")
-    values: dict[str, Any] = {c.status: word}
-    if c.error and "error" in a.desired:
-        values[c.error] = a.desired["error"]
-    if c.updated_at:
-        values[c.updated_at] = iso(s.now()).replace("Z", "+00:00")
-    # The guard is the filter: the PATCH matches only the row as it was read.
-    guard = [(key, "eq", row_id), (c.status, "eq", r["status"])]
-    if c.updated_at and r["updated_at_raw"] is not None:
-        guard.append((c.updated_at, "eq", r["updated_at_raw"]))
+    _check_still_gone(ctx, r["machine_id"])
+    values, guard = _write(c, a, iso(s.now()).replace("Z", "+00:00"), key)
 
     def confirm() -> tuple[bool, dict[str, Any]]:
         now = read_row(s, table, row_id, key)
@@ -188,6 +176,30 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
         planned=a.desired,
     )
     return outcome_of(step, a.code, a.target, before)
+
+
+def _check_still_gone(ctx: ApplyContext, mid: str | None) -> None:
+    """PreconditionError when the row's machine runs again (or may still come up): the DB may be right soon."""
+    if not mid:
+        return
+    state = machine_state(ctx.session, ctx.app, mid)
+    if state is not None and state not in NOT_RUNNING_STATES:
+        raise PreconditionError(f"machine {mid} is {state} now, not gone: the row is left alone")
+
+
+def _write(c: Columns, a: Action, stamp: str, key: str) -> tuple[dict[str, Any], list[tuple[str, str, Any]]]:
+    """The PATCH: the failure word (and the fate, the time, where the table has those columns), and its guard,
+    which is the filter: it matches only the row as it was read."""
+    r = a.read
+    values: dict[str, Any] = {c.status: a.desired["status"]}
+    if c.error and "error" in a.desired:
+        values[c.error] = a.desired["error"]
+    if c.updated_at:
+        values[c.updated_at] = stamp
+    guard: list[tuple[str, str, Any]] = [(key, "eq", r["row_id"]), (c.status, "eq", r["status"])]
+    if c.updated_at and r["updated_at_raw"] is not None:
+        guard.append((c.updated_at, "eq", r["updated_at_raw"]))
+    return values, guard
 
 
 def _seen(row: dict[str, Any], c: Columns) -> dict[str, Any]:
