@@ -205,7 +205,8 @@ def _creations_framed(logs: pd.DataFrame, seen: Seen) -> int:
         for end, ms in zip(edge["time"].tolist(), edge["duration_ms"].tolist())
     )
     ends = list(itertools.accumulate((hi for _, hi in spans), max))  # the latest end among the spans so far
-    created = [pd.Timestamp(str(m["created_at"])) for m in seen.machines.values() if m.get("created_at")]
+    texts = [str(m["created_at"]) for m in seen.machines.values() if m.get("created_at")]
+    created = pd.to_datetime(texts, utc=True, format="ISO8601").tolist() if texts else []
     # A creation is inside a span when some span starting at or before it ends at or after it.
     starts = [lo for lo, _ in spans]
     return sum(1 for at in created if (i := bisect.bisect_right(starts, at)) and ends[i - 1] >= at)

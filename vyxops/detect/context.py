@@ -85,6 +85,8 @@ class Context:
     _scope_rows: list[Any] | None = field(default=None, repr=False)
     _scope_at: list[int] | None = field(default=None, repr=False)
     _successes_at: list[int] | None = field(default=None, repr=False)
+    _success_starts: list[pd.Timestamp] | None = field(default=None, repr=False)
+    _success_regions: list[object] | None = field(default=None, repr=False)
 
     @property
     def app(self) -> str:
@@ -188,14 +190,18 @@ class Context:
         return self.ledger.iloc[self._success_at()]
 
     def success_regions(self) -> list[object]:
-        """The region of each of :meth:`successes`, oldest first."""
-        regions = self.ledger["region"].tolist()
-        return [regions[i] for i in self._success_at()]
+        """The region of each of :meth:`successes`, oldest first (made once: every refusal asks)."""
+        if self._success_regions is None:
+            regions = self.ledger["region"].tolist()
+            self._success_regions = [regions[i] for i in self._success_at()]
+        return self._success_regions
 
     def success_starts(self) -> list[pd.Timestamp]:
-        """When each of :meth:`successes` started, oldest first."""
-        starts = self.ledger["start_at"].tolist()
-        return [starts[i] for i in self._success_at()]
+        """When each of :meth:`successes` started, oldest first (made once: every refusal asks)."""
+        if self._success_starts is None:
+            starts = self.ledger["start_at"].tolist()
+            self._success_starts = [starts[i] for i in self._success_at()]
+        return self._success_starts
 
     def resolved_at(self, at: list[object], image: list[object], digest: list[object]) -> list[object]:
         """For failures at ``at`` on ``image``/``digest``: the first later provisioning that worked on
