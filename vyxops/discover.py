@@ -246,7 +246,7 @@ def _secret(
         for name, d in zip(secrets["name"].tolist(), secrets["digest"].tolist())
         if isinstance(d, str) and d in digests and d not in app_digests
     ]
-    fallback, why_fallback = _fallback(used, apps)
+    fallback, why_fallback = _fallback(used, apps, seed_like)
     if len(matches) == 1:
         name, ref = matches[0]
         return name, fallback, f"{name}: its SHA-256 digest is that of {ref}", why_fallback
@@ -307,12 +307,16 @@ def _changed_before_failures(
     )
 
 
-def _fallback(used: list[str], apps: list[str]) -> tuple[str, str]:
-    """The fallback: the seed team's (each app's ``:latest``), said to be seen when provisioning used one."""
+def _fallback(used: list[str], apps: list[str], seed_like: bool) -> tuple[str, str]:
+    """The fallback: each app's ``:latest`` when provisioning was seen to use one; else the seed team's own in its
+    pipeline, and none in another team's (a fallback nothing shows is not assumed: it could raise a missing
+    :latest for a team that never uses one)."""
     seen = [latest_ref(app) for app in apps if latest_ref(app) in used]
     if seen:
         return SEED.image_fallback, f"{SEED.image_fallback}: provisioning used {', '.join(seen)}"
-    return SEED.image_fallback, f"{SEED.image_fallback}: the seed team's fallback, by default (nothing shows one)"
+    if seed_like:
+        return SEED.image_fallback, f"{SEED.image_fallback}: the seed team's fallback (this is its function and table)"
+    return "", "none seen: no machine, row or log used an app's :latest; declare image_fallback if the function has one"
 
 
 def _needed_names(logs: pd.DataFrame, secrets: set[str]) -> list[str]:
