@@ -326,7 +326,7 @@ def choose_status(t: TableShape, columns: Columns, seen: Seen, seed_like: bool =
         # mapped to no role is terminal); the evidence says so, and declaring status.starting mends it.
         said.append(f"{STARTING}: unknown (no row still has the word it was written with); declare status.starting")
     source = "the enum" if enum else "the column's values"
-    evidence = "\n".join([f"words from {source} of {columns.status}:", *said])
+    evidence = "\n".join([f"words from {source} of {columns.status}", *said])
     return StatusWords(*(tuple(_by_use(roles[r], values)) for r in ROLES)), evidence
 
 
