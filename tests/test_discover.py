@@ -148,3 +148,25 @@ def test_init_writes_the_discovered_contract_with_its_evidence_and_never_overwri
     assert "nothing was written" in capsys.readouterr().err and written.read_text() == text
     assert main(["init", "--scenario", "gameservers-region-capacity", "--app", "gameservers-app", "--out", "-"]) == 0
     assert capsys.readouterr().out.strip() == text.strip()
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_row_marked_just_before_a_clean_exit_votes_stopped_in_either_form_fly_go_reads(nested: bool) -> None:
+    """fly-go's MachineRequest.GetExitCode reads ``request.exit_event`` or ``request.MonitorEvent.exit_event``;
+    discovery reads exits through facts.read_exit_event, so both forms tell a row's word means stopped, and in
+    both a crash after the update is not the app marking its row: the row changed while the machine ran."""
+    from vyxops.discover_table import _role_shown
+
+    def machine(code: int) -> dict[str, object]:
+        exit_event = {"exit_code": code, "requested_stop": False}
+        request = {"MonitorEvent": {"exit_event": exit_event}} if nested else {"exit_event": exit_event}
+        return {"id": "e784079b449483", "events": [
+            {"type": "exit", "status": "stopped", "timestamp": 1_760_000_100_000, "request": request},
+            {"type": "start", "status": "started", "timestamp": 1_760_000_000_000},
+        ]}  # fmt: skip
+
+    c = SEED.columns
+    row = {c.machine_id: "e784079b449483", c.status: "closed", c.created_at: "2025-10-09T08:53:00+00:00",
+           c.updated_at: "2025-10-09T08:54:50+00:00"}  # fmt: skip
+    assert _role_shown(row, c, machine(0)) == "stopped"
+    assert _role_shown(row, c, machine(1)) == "running"

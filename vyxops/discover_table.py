@@ -30,7 +30,7 @@ from vyxops.contract import (
     StatusWords,
     Table,
 )
-from vyxops.facts import FLY_REGIONS
+from vyxops.facts import FLY_REGIONS, STARTED, read_exit_event
 from vyxops.timeutil import to_utc
 
 MACHINE_ID = re.compile(r"^[0-9a-f]{14}$")  # a Fly machine id
@@ -367,16 +367,17 @@ def _role_shown(row: dict[str, Any], c: Columns, machine: dict[str, Any] | None)
     if machine is None:
         return None
     created, updated = to_utc(row.get(c.created_at)), to_utc(row.get(c.updated_at)) if c.updated_at else None
-    events = machine.get("events") or []
-    starts = [t for t in (to_utc(e.get("timestamp"), "ms") for e in events if e.get("status") == "started") if t]
+    events = [e for e in machine.get("events") or [] if isinstance(e, dict)]
+    starts = [t for t in (to_utc(e.get("timestamp"), "ms") for e in events if e.get("status") == STARTED) if t]
     if updated is None:
         return STARTING if not starts else None
     if created is not None and updated == created:
         return STARTING
+    # An exit's code as fly-go reads it (either of its forms); an exit that reports none was clean (omitempty).
     exits = sorted(
-        (t, ((e.get("request") or {}).get("exit_event") or {}).get("exit_code"))
+        (t, x.exit_code)
         for e in events
-        if e.get("type") == "exit" and (t := to_utc(e.get("timestamp"), "ms")) is not None
+        if (x := read_exit_event(e)) is not None and (t := to_utc(e.get("timestamp"), "ms")) is not None
     )
     later = [(t, code) for t, code in exits if t >= updated]
     if later and later[0][1] in (0, None) and (later[0][0] - updated).total_seconds() <= 30:
