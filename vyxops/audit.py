@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from vyxops.checks import check_app
 from vyxops.contract import Contract
 from vyxops.discover import read_tables, resolve_contract
 from vyxops.errors import TransportError, VyxopsError, exit_code_for
-from vyxops.evidence import ProjectReads, collect_evidence, parse_window
+from vyxops.evidence import ProjectReads, collect_evidence, parse_window, quietly
 from vyxops.investigate import Investigation, analyse
 from vyxops.session import Session
 from vyxops.timeutil import iso
@@ -152,11 +151,10 @@ def run_audit(
         check_app(app)  # every name is checked before the first request: nothing half-done on a typo
     until = session.now()
     project = ProjectReads(session)
-    pipeline: list[Contract] = []
 
-    def one(app: str) -> Investigation | AppError:
+    def one(pipeline: Contract, app: str) -> Investigation | AppError:
         try:
-            evidence = collect_evidence(session, app, contract=pipeline[0], until=until, project=project)
+            evidence = collect_evidence(session, app, contract=pipeline, until=until, project=project)
             # Fetching overlaps; CPU work cannot (one interpreter lock): the apps take turns at it,
             # analyses after the frames that let other apps' requests go out (fanout.Urgency).
             with fanout.turn(fanout.Urgency.ANALYSIS):
@@ -171,13 +169,13 @@ def run_audit(
         window = parse_window(until, until=until)
         # The tables' description and rows (discovery's) need no app name either: read ahead too.
         wait_ahead = fanout.ahead(lambda: fanout.gather({"project": lambda: project.prefetch(*window),
-                                                         "tables": lambda: _quietly(read_tables, session, project)}),
+                                                         "tables": quietly(lambda: read_tables(session, project))}),
                                   "vyxops-prefetch")  # fmt: skip
         try:
             names = list(apps or []) or _org_app_names(session, project)
             project.apps = names
-            pipeline.append(_pipeline(session, project, names, contract, window, width))
-            outcomes = fanout.map_ordered(one, names, width=width)
+            pipeline = _pipeline(session, project, names, contract, window, width)
+            outcomes = fanout.map_ordered(functools.partial(one, pipeline), names, width=width)
         finally:
             wait_ahead()  # nothing is left running behind the audit, or behind its error
     for outcome in outcomes:
@@ -185,7 +183,7 @@ def run_audit(
             raise outcome.error  # bad input (a malformed app name) is the caller's to fix, not an app's state
     investigations = {app: o for app, o in zip(names, outcomes) if not isinstance(o, AppError)}
     errors = {app: o for app, o in zip(names, outcomes) if isinstance(o, AppError)}
-    return Audit(session.label, session.now(), investigations, errors, pipeline[0] if pipeline else None)
+    return Audit(session.label, session.now(), investigations, errors, pipeline)
 
 
 def _pipeline(
@@ -205,14 +203,6 @@ def _pipeline(
         return resolve_contract(session, names, declared=declared, project=project, since=since, until=until)
     finally:
         wait_apps()
-
-
-def _quietly(read: Callable[[Session, ProjectReads], object], session: Session, project: ProjectReads) -> None:
-    """A read made ahead: a failure is left for whoever needs it to make again, and see."""
-    try:
-        read(session, project)
-    except VyxopsError:
-        pass
 
 
 def _org_app_names(session: Session, project: ProjectReads) -> list[str]:

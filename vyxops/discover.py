@@ -2,20 +2,23 @@
 
 :func:`resolve_contract` takes ``--contract FILE``, else the project's declared one
 (``vyxops.toml`` or ``[tool.vyxops.pipeline]``), else discovers it. Discovery reads
-what the platforms say, never a sentence a function logs:
+what the platforms say; of a function's own log lines, only what has a platform's
+shape (an image reference, an environment variable's name), never their wording:
 
 - the function: the Edge Function whose invocations frame the app's machine creations
   (or the project's only one);
 - the image secret: the secret whose SHA-256 digest matches a known image reference
   (release images, machines' images, rows' images, each app's ``:latest``, references
-  in the function logs); when none does, a name the function's failed requests give
-  that is not among the secrets (an unset secret it needs);
+  in the function logs); when none does, the one secret changed between the function's
+  last 2xx and its first failure; else a name the function's failed requests give that
+  is not among the secrets (an unset secret it needs);
 - the table, its columns and status words: :mod:`vyxops.discover_table`.
 
 Each value comes with its evidence (``Contract.evidence``), shown in the report header
 and written beside each key by ``vyxops init``. Two candidates that fit equally stop
-the run (:class:`~vyxops.contract.AmbiguousContract`, exit 2); a key nothing shows
-keeps the seed team's default, and the evidence says so.
+the run (:class:`~vyxops.contract.AmbiguousContract`, exit 2). A key nothing shows
+stays unknown (empty), and the evidence says so; only the seed team's own pipeline
+(its function and table found) keeps the seed's default for it.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from vyxops import fanout, frames
 from vyxops.bundle import CONTRACT_HANDLE
 from vyxops.contract import SEED, AmbiguousContract, Columns, Contract, Invoke, declared_contract
 from vyxops.discover_table import Seen, TableShape, choose_table, order_column, table_contract, tables_of, user_key
-from vyxops.errors import ApiError, TransportError, VyxopsError
-from vyxops.evidence import ProjectReads, latest_ref, parse_window, refs_in
+from vyxops.errors import ApiError, TransportError
+from vyxops.evidence import ProjectReads, latest_ref, parse_window, quietly, refs_in
 from vyxops.images import secret_digest
 from vyxops.refusals import read_refusal
 from vyxops.session import Session
@@ -111,23 +114,12 @@ def _reads(
         "tables": lambda: read_tables(session, project),
         "org_apps": project.org_apps,
     }
+    # One app that cannot be read (not found, unreachable) is left out of discovery's evidence, not the end of
+    # discovery: its own investigation reports what failed.
     for app in apps:
-        reads[f"machines:{app}"] = _quietly(functools.partial(project.listed, app), [])
-        reads[f"releases:{app}"] = _quietly(functools.partial(project.releases, app), frames.empty_frame("releases"))
+        reads[f"machines:{app}"] = quietly(functools.partial(project.listed, app), [])
+        reads[f"releases:{app}"] = quietly(functools.partial(project.releases, app), frames.empty_frame("releases"))
     return reads
-
-
-def _quietly(read: Callable[[], Any], none: Any) -> Callable[[], Any]:
-    """An app's read for discovery: one app that cannot be read (not found, unreachable) is left out of the
-    evidence, not the end of discovery; its own investigation reports what failed."""
-
-    def call() -> Any:
-        try:
-            return read()
-        except VyxopsError:
-            return none
-
-    return call
 
 
 def _logs(project: ProjectReads, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -144,7 +136,7 @@ def read_tables(session: Session, project: ProjectReads) -> list[TableShape]:
     tables = tables_of(project.openapi())
     rows = fanout.gather({t.name: _rows_of(project, t) for t in tables})
     for t in tables:
-        t.rows = rows[t.name]
+        t.rows = rows[t.name] or []
     return tables
 
 
@@ -153,17 +145,12 @@ def read_tables(session: Session, project: ProjectReads) -> list[TableShape]:
 SAMPLE_ROWS = 1000
 
 
-def _rows_of(project: ProjectReads, t: TableShape) -> Callable[[], list[dict[str, Any]]]:
-    def read() -> list[dict[str, Any]]:
-        column = order_column(t)
-        if column is None:
-            return []
-        try:
-            return project.newest_rows(t.name, column, SAMPLE_ROWS)
-        except VyxopsError:
-            return []  # a view the key may not read says nothing of the pipeline
-
-    return read
+def _rows_of(project: ProjectReads, t: TableShape) -> Callable[[], list[dict[str, Any]] | None]:
+    """The read of ``t``'s newest rows; a view the key may not read says nothing of the pipeline (no rows)."""
+    column = order_column(t)
+    if column is None:
+        return lambda: []
+    return quietly(functools.partial(project.newest_rows, t.name, column, SAMPLE_ROWS), [])
 
 
 def _seen(got: dict[str, Any], apps: list[str]) -> Seen:
@@ -184,7 +171,9 @@ def _function(functions: pd.DataFrame, logs: pd.DataFrame, seen: Seen) -> tuple[
     slugs = functions["slug"].dropna().astype(str).tolist()
     if not slugs:
         raise AmbiguousContract("function", [], hint="the project has no Edge Function: deploy it, or declare one")
-    scores = {slug: _creations_framed(logs[logs["function"] == slug], seen) for slug in slugs}
+    texts = [str(m["created_at"]) for m in seen.machines.values() if m.get("created_at")]
+    created = pd.to_datetime(texts, utc=True, format="ISO8601").tolist() if texts else []
+    scores = {slug: _creations_framed(logs[logs["function"] == slug], created) for slug in slugs}
     if len(slugs) == 1:
         n = scores[slugs[0]]
         why = f"{slugs[0]}: the project's only Edge Function ({n} machine creation(s) inside its invocations)"
@@ -197,16 +186,14 @@ def _function(functions: pd.DataFrame, logs: pd.DataFrame, seen: Seen) -> tuple[
     return winners[0], f"{winners[0]}: {top} of the apps' machine creations happened inside its invocations"
 
 
-def _creations_framed(logs: pd.DataFrame, seen: Seen) -> int:
-    """How many of the apps' machines were created while one of these invocations ran."""
+def _creations_framed(logs: pd.DataFrame, created: list[pd.Timestamp]) -> int:
+    """How many of the apps' machines (created at ``created``) were made while one of these invocations ran."""
     edge = logs[logs["source"] == "function_edge_logs"]
     spans = sorted(
         (end - pd.Timedelta(milliseconds=int(ms) if pd.notna(ms) else 0) - CREATE_SLACK, end + CREATE_SLACK)
         for end, ms in zip(edge["time"].tolist(), edge["duration_ms"].tolist())
     )
     ends = list(itertools.accumulate((hi for _, hi in spans), max))  # the latest end among the spans so far
-    texts = [str(m["created_at"]) for m in seen.machines.values() if m.get("created_at")]
-    created = pd.to_datetime(texts, utc=True, format="ISO8601").tolist() if texts else []
     # A creation is inside a span when some span starting at or before it ends at or after it.
     starts = [lo for lo, _ in spans]
     return sum(1 for at in created if (i := bisect.bisect_right(starts, at)) and ends[i - 1] >= at)

@@ -243,16 +243,6 @@ class ProjectReads:
         """Read ahead, side by side, the project-wide sources every app of a run will ask for over
         the window [start, end]. A read that fails here is not kept: each app makes it again, and
         reports what it gets."""
-
-        def quietly(read: Callable[[], object]) -> Callable[[], None]:
-            def call() -> None:
-                try:
-                    read()
-                except VyxopsError:
-                    pass  # left for the apps, whose evidence says what failed
-
-            return call
-
         reads = {"function_logs": lambda: self.function_logs(start, end), "secrets": self.secrets}
         fanout.gather({name: quietly(read) for name, read in (reads | {"apps": self.org_apps}).items()})
 
@@ -337,16 +327,6 @@ class ProjectReads:
         while the contract is being resolved; a read that fails is left for the evidence to make again."""
         reads = {"listed": lambda: self.listed(app), "releases": lambda: self.releases(app),
                  "fly_logs": lambda: self.fly_logs(app, start, end)}  # fmt: skip
-
-        def quietly(read: Callable[[], object]) -> Callable[[], None]:
-            def call() -> None:
-                try:
-                    read()
-                except VyxopsError:
-                    pass
-
-            return call
-
         fanout.gather({name: quietly(read) for name, read in reads.items()})
 
     def releases(self, app: str) -> pd.DataFrame:
@@ -359,6 +339,19 @@ class ProjectReads:
             if ref not in self._answers:
                 self._answers[ref] = frames.head_answer(self.session, ref)
         return dict(self._answers[ref])
+
+
+def quietly(read: Callable[[], T], none: T | None = None) -> Callable[[], T | None]:
+    """``read`` made ahead, or for what can do without it: a VyxopsError gives ``none``, and whoever needs the
+    read makes it again and reports what failed (a read that failed is never kept)."""
+
+    def call() -> T | None:
+        try:
+            return read()
+        except VyxopsError:
+            return none
+
+    return call
 
 
 def _of_function(logs: pd.DataFrame, function: str) -> pd.DataFrame:
