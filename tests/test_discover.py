@@ -170,3 +170,15 @@ def test_a_row_marked_just_before_a_clean_exit_votes_stopped_in_either_form_fly_
            c.updated_at: "2025-10-09T08:54:50+00:00"}  # fmt: skip
     assert _role_shown(row, c, machine(0)) == "stopped"
     assert _role_shown(row, c, machine(1)) == "running"
+
+
+def test_an_openapi_document_of_another_shape_describes_no_table_rather_than_failing() -> None:
+    """PostgREST's root is read as it comes: parts of the wrong type (a proxy's page, a newer layout) are skipped."""
+    from vyxops.discover_table import tables_of
+
+    assert tables_of({"components": "not a table"}) == []
+    assert tables_of({"definitions": ["machines"]}) == []
+    shapes = tables_of({"definitions": {"m": {"properties": {"id": {"type": "integer"}, "bad": "text"}}, "v": 1}})
+    assert [(t.name, list(t.columns)) for t in shapes] == [("m", ["id"])]
+    oas3 = tables_of({"components": {"schemas": {"servers": {"properties": {"vm": {"type": "string"}}}}}})
+    assert [(t.name, list(t.columns)) for t in oas3] == [("servers", ["vm"])]

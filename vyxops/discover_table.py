@@ -70,10 +70,14 @@ class TableShape:
 
 
 def tables_of(openapi: dict[str, Any]) -> list[TableShape]:
-    """The tables (and views) PostgREST's OpenAPI describes, with their columns."""
-    defs = openapi.get("definitions") or openapi.get("components", {}).get("schemas") or {}
+    """The tables (and views) PostgREST's OpenAPI describes, with their columns: Swagger 2.0's ``definitions``
+    (PostgREST's), else OpenAPI 3's ``components.schemas``; a part of another shape describes nothing."""
+    components = openapi.get("components")
+    defs = openapi.get("definitions") or (components.get("schemas") if isinstance(components, dict) else None)
+    if not isinstance(defs, dict):
+        return []
     return [
-        TableShape(str(name), dict(d.get("properties") or {}))
+        TableShape(str(name), {str(c): p for c, p in d["properties"].items() if isinstance(p, dict)})
         for name, d in defs.items()
         if isinstance(d, dict) and isinstance(d.get("properties"), dict)
     ]

@@ -198,10 +198,8 @@ class ProjectReads:
         self.apps = list(apps or [])  # the apps of this run, besides the org's (see other_apps)
         self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
         self._answers: dict[str, dict[str, Any]] = {}
-        self._listed: dict[str, list[dict[str, Any]]] = {}
+        self._kept: dict[tuple[Any, ...], Any] = {}  # answers that are not frames (machine lists, documents)
         self._samples: dict[str, list[dict[str, Any]]] = {}  # tables read whole (by discovery)
-        self._newest: dict[str, list[dict[str, Any]]] = {}
-        self._documents: dict[str, dict[str, Any]] = {}
         self._derived: dict[tuple[Any, ...], object] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
@@ -212,6 +210,13 @@ class ProjectReads:
 
     def _once(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         return self._read(key, fetch).copy()
+
+    def _answer(self, key: tuple[Any, ...], fetch: Callable[[], T]) -> T:
+        """The run's one answer for ``key`` (not a frame: a machine list, a document), made by the first to ask."""
+        with self._single(key):
+            if key not in self._kept:
+                self._kept[key] = fetch()
+        return cast(T, self._kept[key])
 
     def _read(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         """The run's one read of ``key`` itself, not a copy: for what is derived from it here."""
@@ -285,28 +290,23 @@ class ProjectReads:
     def listed(self, app: str) -> list[dict[str, Any]]:
         """``app``'s machines as the Machines API lists them (destroyed ones too), read once per run: discovery
         and the app's evidence both read them."""
-        with self._single(("listed", app)):
-            if app not in self._listed:
-                self._listed[app] = self.session.fly.list_machines(app, include_deleted=True)
-        return self._listed[app]
+        return self._answer(("listed", app), lambda: self.session.fly.list_machines(app, include_deleted=True))
 
     def openapi(self) -> dict[str, Any]:
         """PostgREST's description of the project's tables, read once per run (discovery reads it)."""
-        with self._single(("openapi",)):
-            if "openapi" not in self._documents:
-                self._documents["openapi"] = self.session.supabase.openapi()
-        return self._documents["openapi"]
+        return self._answer(("openapi",), self.session.supabase.openapi)
 
     def newest_rows(self, table: str, order: str, limit: int) -> list[dict[str, Any]]:
         """``table``'s newest ``limit`` rows (by ``order``), read once per run; a table with fewer was read whole,
         and its rows are kept for the apps' evidence (:meth:`table_rows`)."""
-        with self._single(("newest_rows", table)):
-            if table not in self._newest:
-                rows = self.session.supabase.newest_rows(table, order, limit)
-                self._newest[table] = rows
-                if len(rows) < limit:
-                    self.keep_table(table, rows)
-        return self._newest[table]
+
+        def read() -> list[dict[str, Any]]:
+            rows = self.session.supabase.newest_rows(table, order, limit)
+            if len(rows) < limit:
+                self.keep_table(table, rows)
+            return rows
+
+        return self._answer(("newest_rows", table), read)
 
     def keep_table(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Keep ``table``'s rows, read whole (all its rows, every column), for the apps' evidence to read."""

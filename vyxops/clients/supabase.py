@@ -202,9 +202,11 @@ class SupabaseClient:
         )
 
     def newest_rows(self, table: str, order: str, limit: int = 200) -> list[dict[str, Any]]:
-        """Up to ``limit`` rows of ``table``, newest first by ``order`` (what discovery reads of each table)."""
+        """Up to ``limit`` rows of ``table``, newest first by ``order`` (what discovery reads of each table); an
+        answer that is not a list of objects holds no rows."""
         q = self.client.table(table).select("*").order(order, desc=True).limit(min(limit, MAX_ROWS))
-        return list(self._run(q).data or [])
+        data = self._run(q).data
+        return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
 
     def openapi(self) -> dict[str, Any]:
         """PostgREST's OpenAPI (Swagger 2.0) description of the exposed tables: ``GET /rest/v1/`` with the
