@@ -77,6 +77,8 @@ def test_a_declared_contract_names_another_teams_pipeline(tmp_path: Path) -> Non
         ('[pipeline]\ninvoke = {body = {user = "fixed"}}', "pipeline.invoke.body", "canary's user"),
         ('[pipeline]\nimage_fallback = "ghcr.io/x:latest"', "pipeline.image_fallback", "registry.fly.io"),
         ("[pipeline]\nfunction = 3", "pipeline.function", "not a name"),
+        ('[pipeline]\nfunction = "x; rm -rf ~"', "pipeline.function", "not an Edge Function's slug"),
+        ('[pipeline]\nimage_secret = "SUPABASE_IMAGE"', "pipeline.image_secret", "not a name Supabase lets"),
     ],
 )
 def test_a_bad_contract_is_refused_naming_the_file_and_the_key(tmp_path: Path, text: str, key: str, says: str) -> None:

@@ -156,3 +156,45 @@ def test_another_teams_outage_is_named_by_the_cli_with_no_configuration(
     html = (out / "investigate.html").read_text()
     assert "discovered from the platforms" in html and "allocate-server" in html and "GAME_SERVER_IMAGE" in html
     assert "the project&#x27;s only Edge Function" in html or "the project's only Edge Function" in html
+
+
+def test_a_canary_row_is_never_given_a_null_status_when_the_contract_has_no_word_to_close_it(
+    tmp_path: Path, audit: Path
+) -> None:
+    """A contract with no stopped and no failed word: closing a canary's open row writes nothing (never a null
+    status) and says why the row was left open, so the cleanup reads as failed and its duty stays open."""
+    import dataclasses
+
+    from vyxops.fixes.audit_log import AuditLog
+    from vyxops.fixes.canary import Canary, _close_row
+    from vyxops.fixes.context import ApplyContext
+
+    with open_session("sandbox", scenario=WORKSPACES, sandbox_dir=tmp_path / "sb") as s:
+        contract = investigate(s, "workspaces-app").evidence.contract
+        words = dataclasses.replace(contract.status, stopped=(), failed=())
+        log = AuditLog(audit, target=s.label, app="workspaces-app", who="test", now=s.now)
+        ctx = ApplyContext(s, "workspaces-app", dataclasses.replace(contract, status=words), log)
+        row = dict(_rows(s, "workspaces")[-1], owner="vyxops-verify-1", state="ready")
+        before = [dict(r) for r in _rows(s, "workspaces")]
+        ok, text = _close_row(ctx, "VERIFY_PROVISIONING", Canary("vyxops-verify-1", row["vm_id"]), row, None)
+        after = _rows(s, "workspaces")
+    assert not ok and "no stopped or failed word" in text
+    assert after == before
+
+
+@pytest.mark.parametrize(("key", "says"), [("machine_id", "jq -r .machine_id)"), ("vm-id", "jq -r '.\"vm-id\"')")])
+def test_the_manual_probe_reads_the_machine_id_under_the_contracts_key_as_jq_parses_it(key: str, says: str) -> None:
+    """The curl | jq line a person pastes names the answer's key as jq reads it: a key that is not an identifier
+    (``vm-id``) is quoted, else jq would read ``.vm - id``."""
+    import dataclasses
+
+    from vyxops.contract import SEED
+    from vyxops.fixes.model import Action
+    from vyxops.fixes.registry import Place
+    from vyxops.fixes.verify_provisioning import native
+
+    assert SEED.invoke is not None
+    contract = dataclasses.replace(SEED, invoke=dataclasses.replace(SEED.invoke, machine_id=key))
+    action = Action("VERIFY_PROVISIONING", "function:x", "", "", "", "", "", read={"region": "ams"}, desired={})
+    lines = native(action, Place("vyx-app", None, contract))
+    assert says in lines[0] and "/functions/v1/provision-machine" in lines[0]

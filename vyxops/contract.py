@@ -17,6 +17,7 @@ primary key, by which a fix guards its update; default ``id``) and ``columns.reg
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,11 @@ COLUMN_KEYS = ("key", "machine_id", "app", "user", "image", "status", "created_a
 REQUIRED_COLUMNS = ("machine_id", "status", "created_at")
 #: The placeholders an ``invoke`` body may hold.
 PLACEHOLDERS = ("{canary_user}", "{region}")
+#: What Supabase accepts (reference/supabase/management-api-openapi.json): a function slug, and a secret's name
+#: (at most 256 characters, never ``SUPABASE_…``, which the platform reserves). Both reach URLs and commands.
+FUNCTION_SLUG = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+RESERVED_SECRET_PREFIX = "SUPABASE_"
+MAX_SECRET_NAME = 256
 #: Where a declared contract lives, in the order they are looked for.
 CONTRACT_FILE = "vyxops.toml"
 PYPROJECT = "pyproject.toml"
@@ -255,13 +261,19 @@ def parse_contract(data: Mapping[str, object], source: str = "<contract>", prefi
         if key not in _TOP_KEYS:
             raise w.fail(str(key), "is not a contract key", allowed=list(_TOP_KEYS))
     function = w.text(data, "function", SEED.function, empty=False)
+    if not FUNCTION_SLUG.match(function):
+        raise w.fail("function", f"{function!r} is not an Edge Function's slug", allowed="e.g. provision-machine")
+    secret = w.text(data, "image_secret", SEED.image_secret)
+    if secret.startswith(RESERVED_SECRET_PREFIX) or len(secret) > MAX_SECRET_NAME:
+        raise w.fail("image_secret", f"{secret!r} is not a name Supabase lets a secret have",
+                     allowed=f"at most {MAX_SECRET_NAME} characters, not {RESERVED_SECRET_PREFIX}…")  # fmt: skip
     fallback = w.text(data, "image_fallback", SEED.image_fallback)
     if fallback and not fallback.startswith(f"{FLY_REGISTRY}/"):
         raise w.fail("image_fallback", f"{fallback!r} is not a {FLY_REGISTRY} image reference",
                      allowed=f"e.g. {SEED.image_fallback}, or \"\" for none")  # fmt: skip
     return Contract(
         function=function,
-        image_secret=w.text(data, "image_secret", SEED.image_secret),
+        image_secret=secret,
         image_fallback=fallback,
         invoke=_invoke(w, data),
         table=_table(w, w.mapping(data, "table")),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pandas as pd
 
 from vyxops.coverage import Gap
@@ -177,7 +179,7 @@ def detect_image_secret_unset(ctx: Context) -> list[Finding]:
             evidence,
             ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
             {"secret": p.secret, "function": fn, "changed": changed, "target": target,
-             "action": f"set {p.secret} to {target}: `supabase secrets set {p.secret}=… "
+             "action": f"set {p.secret} to {target}: `supabase secrets set {shlex.quote(p.secret)}=… "
                        f"--project-ref {ctx.e.project_ref or '<project-ref>'}` (PIN_SECRET_TO_RELEASE does it)"},
             at=changed,
         )

@@ -234,6 +234,8 @@ def _close_row(
     s, c, words = ctx.session, ctx.contract.columns, ctx.contract.status
     row_id = str(row.get(c.key) if c.key else row.get(c.machine_id))
     status = (words.first(FAILED) if problem else None) or words.first(STOPPED) or words.first(FAILED)
+    if status is None:  # never a null status: the row is left as it is, and the result says why
+        return False, f"row {row_id} left {row.get(c.status)}: the contract has no stopped or failed word to close it"
     values: dict[str, Any] = {c.status: status}
     if c.error:
         values[c.error] = f"vyxops VERIFY_PROVISIONING canary: {problem}" if problem else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from vyxops.errors import PreconditionError
@@ -89,7 +90,7 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
 
 
 def native(a: Action, place: Place) -> list[str]:
-    return [f"supabase secrets unset {a.desired['name']} --project-ref {place.ref_arg}"]
+    return [f"supabase secrets unset {shlex.quote(str(a.desired['name']))} --project-ref {place.ref_arg}"]
 
 
 def dashboard(a: Action, place: Place) -> list[str]:

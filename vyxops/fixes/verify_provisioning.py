@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.contract import Invoke
+from vyxops.errors import PreconditionError
 from vyxops.fixes.canary import Canary, clean_up, find_canary, wait_row_running, wait_started
 from vyxops.fixes.context import ApplyContext, PlanContext
 from vyxops.fixes.model import Action, Outcome
@@ -112,14 +114,17 @@ def _region(ctx: PlanContext) -> tuple[str, str]:
 
 def apply(ctx: ApplyContext, a: Action) -> Outcome:
     """Not idempotent by nature: it runs on every apply and leaves nothing lasting behind."""
-    s = ctx.session
+    s, invoke = ctx.session, ctx.contract.invoke
+    if invoke is None:  # a plan made with another contract: nothing is invoked, nothing is written
+        raise PreconditionError(f"the pipeline contract has no invoke: vyxops does not know what body "
+                                f"{ctx.contract.function} takes; declare [pipeline].invoke and re-plan")  # fmt: skip
     region = str(a.read.get("region") or DEFAULT_REGION)
     user_id = f"{CANARY_USER_PREFIX}{s.now().strftime('%Y%m%d%H%M%S')}-{ctx.log.run[:6]}"
     seen: dict[str, Any] = {"user_id": user_id, "region": region, "started_at": iso(s.now())}
     ctx.verification = seen
     txn = ctx.log.intent(CODE, "verify", a.target, after=a.desired, canary_user_id=user_id)
     try:
-        outcome = _verify(ctx, a, user_id, region, seen)
+        outcome = _verify(ctx, a, invoke, user_id, region, seen)
     except Exception as exc:
         ctx.log.outcome(txn, "failed", describe_error(exc))
         raise
@@ -131,9 +136,9 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
     return outcome
 
 
-def _verify(ctx: ApplyContext, a: Action, user_id: str, region: str, seen: dict[str, Any]) -> Outcome:
+def _verify(ctx: ApplyContext, a: Action, invoke: Invoke, user_id: str, region: str, seen: dict[str, Any]) -> Outcome:
     s = ctx.session
-    canary, refused = _invoke(ctx, user_id, region, seen)
+    canary, refused = _invoke(ctx, invoke, user_id, region, seen)
     if canary is None:
         return Outcome(
             a.code,
@@ -165,14 +170,15 @@ def _verify(ctx: ApplyContext, a: Action, user_id: str, region: str, seen: dict[
     return Outcome(a.code, a.target, "applied", why, None, after)
 
 
-def _invoke(ctx: ApplyContext, user_id: str, region: str, seen: dict[str, Any]) -> tuple[Canary | None, str]:
+def _invoke(
+    ctx: ApplyContext, invoke: Invoke, user_id: str, region: str, seen: dict[str, Any]
+) -> tuple[Canary | None, str]:
     """Invoke provisioning; the canary's id and cleanup duty are logged as soon as it is known.
 
     An answer that is lost, malformed or an error is not the end: the canary is looked
     for by its user id before anyone says no machine was made.
     """
-    s, fn, invoke = ctx.session, ctx.contract.function, ctx.contract.invoke
-    assert invoke is not None  # planned only with one
+    s, fn = ctx.session, ctx.contract.function
     ref = {"user_id": user_id}
     request = invoke.build(user_id, region)
     txn = ctx.log.intent(CODE, "invoke", f"function:{fn}", canary=ref, body=request)
@@ -230,11 +236,12 @@ def native(a: Action, place: Place) -> list[str]:
     request = invoke.build("vyxops-verify-manual", str(a.read.get("region") or DEFAULT_REGION)) if invoke else {}
     body = shlex.quote(json.dumps(request))
     key = invoke.machine_id if invoke else "machine_id"
+    field = f".{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else shlex.quote(f".{json.dumps(key)}")
     app, fn = shlex.quote(place.app), place.contract.function
     return [
         f'MID=$(curl -sS -X POST "$SUPABASE_URL/functions/v1/{fn}" '
         f'-H "Authorization: Bearer $SUPABASE_SERVICE_ROLE_KEY" -H "Content-Type: application/json" -d {body} '
-        f"| jq -r .{key})",
+        f"| jq -r {field})",
         f'fly machine status "$MID" -a {app}',
         f'fly machines destroy --force "$MID" -a {app}',
     ]
