@@ -253,3 +253,14 @@ def test_a_progress_bar_is_drawn_in_a_kernel_a_person_watches_and_a_script_never
     assert progress._interactive()
     monkeypatch.setenv("PAPERMILL_EXECUTION", "1")
     assert not progress._interactive()
+
+
+def test_platform_text_reaches_the_terminal_shown_never_obeyed(capsys: pytest.CaptureFixture[str]) -> None:
+    """A title carrying an ANSI escape or a carriage return from a log line (a function's own text) is printed as
+    its escape, so it cannot clear the screen or overwrite the root-cause line; newlines, tabs and — stay."""
+    from vyxops.cli import say
+
+    say("root cause: X: \x1b[2Jgone\rfaked — ok", "two\tcolumns")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out
+    assert out == "root cause: X: \\x1b[2Jgone\\rfaked — ok\ntwo\tcolumns\n"

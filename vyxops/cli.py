@@ -238,13 +238,21 @@ def run() -> None:
 _stdout_closed = False
 
 
+def for_terminal(text: str) -> str:
+    """``text`` safe to print: a control character a platform's answer carried (an ANSI escape in a log line,
+    a carriage return) is shown as its escape, never obeyed by the terminal; newlines and tabs stay."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode() for ch in text)
+
+
 def say(*lines: str) -> None:
     """Print to stdout; a reader that went away (a closed pipe) is not an error."""
     global _stdout_closed
     if _stdout_closed:
         return
     try:
-        print(*lines, sep="\n", flush=True)
+        print(*map(for_terminal, lines), sep="\n", flush=True)
     except BrokenPipeError:
         _stdout_closed = True
         try:  # make the interpreter's own final flush quiet too
@@ -257,7 +265,7 @@ def say(*lines: str) -> None:
 
 def _error(line: str) -> None:
     try:
-        print(line, file=sys.stderr, flush=True)
+        print(for_terminal(line), file=sys.stderr, flush=True)
     except (BrokenPipeError, ValueError):
         pass
 
