@@ -256,8 +256,8 @@ def _draw(ax: Axes, pic: _Picture, xlim: tuple[float, float]) -> None:
 
 
 def _draw_lane(ax: Axes, y: int, lane: _Lane, end: float, pic: _Picture) -> None:
-    used = pic.states_used
     """Segments from each state change to the next (the last to ``end`` unless terminal), dots at events."""
+    used = pic.states_used
     changes: list[tuple[float, str]] = []
     for t, s in zip(lane.times, lane.states):
         if s is not None and (not changes or s != changes[-1][1]):
