@@ -39,6 +39,11 @@ def parse_image_ref(ref: str) -> ImageRef:
     return ImageRef(registry, rest, "latest", None)
 
 
+def tag_or_ref(ref: str) -> str:
+    """How a fallback image is said in a sentence: ``:latest`` for a ``:latest`` reference, else the reference."""
+    return ":latest" if parse_image_ref(ref).tag == "latest" else ref
+
+
 def secret_digest(value: str) -> str:
     """The digest the Supabase Management API shows for a secret's value (SHA-256 hex)."""
     return hashlib.sha256(value.encode()).hexdigest()

@@ -7,7 +7,7 @@ import pandas as pd
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, register
 from vyxops.detect.requests import unexplained_since
-from vyxops.images import parse_image_ref
+from vyxops.images import tag_or_ref
 from vyxops.present import fmt_time
 
 
@@ -42,7 +42,7 @@ def detect_missing_image(ctx: Context) -> list[Finding]:
         detail = f"{p.secret} digest {str(p.secret_digest)[:16]}… = sha256({p.ref!r})"
         evidence.insert(0, ev("supabase.secrets", p.secret_updated_at, detail))
     else:
-        fallback = ":latest" if parse_image_ref(str(p.fallback)).tag == "latest" else str(p.fallback)
+        fallback = tag_or_ref(str(p.fallback))
         fn = ctx.e.contract.function
         detail = f"{p.secret} is not set: {fn} falls back to {fallback}" if p.secret else f"{fn} uses {p.fallback}"
         evidence.insert(0, ev("supabase.secrets", None, detail))

@@ -13,7 +13,7 @@ from vyxops.fixes.reads import check_release, secret_now
 from vyxops.fixes.registry import Fix, Place, register
 from vyxops.fixes.steps import outcome_of, run_write
 from vyxops.fixes.values import short
-from vyxops.images import parse_image_ref, secret_digest
+from vyxops.images import parse_image_ref, secret_digest, tag_or_ref
 
 CODE = "PIN_SECRET_TO_RELEASE"
 
@@ -34,16 +34,11 @@ def secret_text(digest: str | None, ref: str | None, fallback: str | None = None
     """What the image secret holds, as a person reads it."""
     if digest is None:
         return (
-            f"unset (provisioning falls back to {_tag(fallback)})"
+            f"unset (provisioning falls back to {tag_or_ref(fallback)})"
             if fallback
             else "unset (the function cannot provision)"
         )
     return f"{ref} ({short(digest)})" if ref else f"digest {short(digest)} (matches no known image)"
-
-
-def _tag(ref: str | None) -> str:
-    """How a fallback reference is said: ``:latest`` for the app's own, else the reference."""
-    return ":latest" if ref and parse_image_ref(ref).tag == "latest" else str(ref)
 
 
 def plan_image_fix(ctx: PlanContext, code: str, make: Callable[[dict[str, Any], str], Action | str]) -> list[Action]:
