@@ -9,6 +9,7 @@ the platform's own command (``facts["action"]``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from vyxops.detect.context import Context
@@ -35,6 +36,11 @@ def _explains(kind: str) -> Callable[[Finding, Finding], bool]:
 
     explains.__doc__ = f"A {kind} cause explains the refused creates of its class still in effect."
     return explains
+
+
+def _count(ctx: Context, kind: str) -> int:
+    """How many of the app's refused creates Fly refused as ``kind``."""
+    return int((ctx.refusals["kind"] == kind).sum())
 
 
 def _class_finding(ctx: Context, code: str, kind: str, entity: str, title: str, region: str | None = _ANY) -> Finding:
@@ -66,7 +72,7 @@ def _class_finding(ctx: Context, code: str, kind: str, entity: str, title: str, 
 @register("FLY_TOKEN_REJECTED", link=Link.CREATE, explains=_explains("token"))
 def detect_token_rejected(ctx: Context) -> list[Finding]:
     """The function's Fly token was refused (401/403, or 404: it cannot see the app): expired, revoked, no access."""
-    n = int((ctx.refusals["kind"] == "token").sum()) if not ctx.refusals.empty else 0
+    n = _count(ctx, "token")
     if not n:
         return []
     fn = ctx.e.contract.function
@@ -84,7 +90,7 @@ def detect_token_rejected(ctx: Context) -> list[Finding]:
 @register("PROVISIONING_RATE_LIMITED", link=Link.CREATE, explains=_explains("rate_limit"))
 def detect_rate_limited(ctx: Context) -> list[Finding]:
     """The Machines API answered the function's creates with 429."""
-    n = int((ctx.refusals["kind"] == "rate_limit").sum()) if not ctx.refusals.empty else 0
+    n = _count(ctx, "rate_limit")
     if not n:
         return []
     fn = ctx.e.contract.function
@@ -100,13 +106,10 @@ def detect_rate_limited(ctx: Context) -> list[Finding]:
 @register("REGION_CAPACITY", link=Link.CREATE, explains=_explains("capacity"))
 def detect_region_capacity(ctx: Context) -> list[Finding]:
     """Creates refused for lack of capacity, one finding per region (over once a create there worked)."""
-    if ctx.refusals.empty:
-        return []
     r = ctx.refusals[ctx.refusals["kind"] == "capacity"]
-    regions = list(dict.fromkeys(w if isinstance(w, str) else None for w in r["region"].tolist()))
+    per_region = Counter(w if isinstance(w, str) else None for w in r["region"].tolist())  # None: not named
     out = []
-    for region in regions:
-        n = sum(1 for w in r["region"].tolist() if (w if isinstance(w, str) else None) == region)
+    for region, n in per_region.items():
         where = region or "a region the logs do not name"
         f = _class_finding(ctx, "REGION_CAPACITY", "capacity", f"region:{region or 'unknown'}",
                            f"no capacity in {where}: {n} create(s) refused", region)  # fmt: skip
