@@ -17,6 +17,7 @@ from vyxops.audit import Audit
 from vyxops.contract import Contract
 from vyxops.discover import resolve_contract
 from vyxops.errors import ConfigError
+from vyxops.evidence import ProjectReads, parse_window
 from vyxops.fixes import Result, apply_plan, plan_fixes
 from vyxops.frames import fetch_functions
 from vyxops.investigate import Investigation, investigate
@@ -61,10 +62,14 @@ def check_probe(session: Session, contract: Contract) -> None:
 
 def probe_and_investigate(session: Session, app: str, **investigate_kw: Any) -> Probed:
     """Check, provision a canary (logged, locked, cleaned up), then investigate with its evidence."""
-    contract = resolve_contract(session, [app], declared=investigate_kw.pop("contract", None))
+    # Discovery's reads (machines, releases, logs, tables) serve the investigation before the canary as well.
+    project = ProjectReads(session)
+    declared = investigate_kw.pop("contract", None)
+    since, until = parse_window(session.now(), investigate_kw.get("since"), investigate_kw.get("until"))
+    contract = resolve_contract(session, [app], declared=declared, project=project, since=since, until=until)
     check_probe(session, contract)
     investigate_kw["contract"] = contract
-    before = investigate(session, app, **investigate_kw)
+    before = investigate(session, app, project=project, **investigate_kw)
     plan = plan_fixes(before, fixes=[CODE])
     if not any(a.code == CODE for a in plan.actions):
         why = next((n for n in plan.notes if n.startswith(CODE)), f"{CODE}: not planned")
