@@ -40,8 +40,8 @@ from vyxops.session import open_session
 nbtools.setup()
 with open_session(target, scenario=scenario) as session:
     audit = run_audit(session, [] if all_apps else apps, contract=contract, stuck_after_minutes=stuck_after_minutes)
-    probed = probe_inconclusive(session, audit, contract=audit.contract, stuck_after_minutes=stuck_after_minutes) \
-        if probe else {}
+    kw = {"contract": audit.contract, "stuck_after_minutes": stuck_after_minutes}  # the audit's one pipeline
+    probed = probe_inconclusive(session, audit, **kw) if probe else {}
 path = audit.write(out_dir, fail_on)
 audit.frame()
 

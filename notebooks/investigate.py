@@ -77,7 +77,8 @@ nbtools.show_fixes(inv, target, scenario)
 # %%
 incident = inv.incident_timeline()
 shown = incident if len(incident) else inv.timeline
-nbtools.show_figure(plot_timeline(shown, title=f"{app} — {inv.evidence.target}", roles=inv.evidence.contract.status.role))
+roles = inv.evidence.contract.status.role  # the team's status words, coloured by what they mean
+nbtools.show_figure(plot_timeline(shown, title=f"{app} — {inv.evidence.target}", roles=roles))
 nbtools.show_timeline(incident, tz, note="" if len(incident) else "No incident in the window: the full timeline follows.")
 
 # %% [markdown]
