@@ -198,3 +198,17 @@ def test_the_manual_probe_reads_the_machine_id_under_the_contracts_key_as_jq_par
     action = Action("VERIFY_PROVISIONING", "function:x", "", "", "", "", "", read={"region": "ams"}, desired={})
     lines = native(action, Place("vyx-app", None, contract))
     assert says in lines[0] and "/functions/v1/provision-machine" in lines[0]
+
+
+def test_the_reconcile_sql_guards_as_apply_does_when_the_row_was_never_updated() -> None:
+    """A row whose updated_at is null: apply guards by key and status only, and so does the SQL a person pastes
+    (``updated_at = null`` would match no row in SQL, so the pasted fix would silently do nothing)."""
+    from vyxops.contract import SEED
+    from vyxops.fixes.model import Action
+    from vyxops.fixes.reconcile_rows import native
+    from vyxops.fixes.registry import Place
+
+    read = {"table": "machines", "key": "id", "row_id": "7", "status": "starting", "updated_at_raw": None}
+    action = Action("RECONCILE_STUCK_ROWS", "db_row:7", "", "", "", "", "", read=read, desired={"status": "failed"})
+    (sql,) = native(action, Place("vyx-app", None, SEED))
+    assert sql.endswith("where id = '7' and status = 'starting';") and "updated_at = now()" in sql

@@ -95,7 +95,8 @@ def _action(e: Evidence, row: pd.Series, row_id: str, mid: str | None, state: st
         current=f"status {row['status']} since {raw} (machine {mid}: {state or 'not found'})",
         new=f"status {word}" + (f", {c.error}: {fate}" if c.error else f" (no error column: {fate})"),
         precondition=f"{guard}; machine {mid} still gone",
-        risk="low: one row, guarded by its status and updated_at; the app treats it as a failed session",
+        risk=f"low: one row, guarded by its status{' and ' + c.updated_at if c.updated_at else ''}; the app treats "
+        "it as a failed session",
         reason="asked for by " + ", ".join(codes),
         read={
             "table": e.contract.table.name,
@@ -237,6 +238,7 @@ def native(a: Action, place: Place) -> list[str]:
     ]
     if c.updated_at:
         sets.append(f"{sql_ident(c.updated_at)} = now()")
+    if c.updated_at and r["updated_at_raw"] is not None:  # the guard apply sends (_write), as SQL
         where.append(f"{sql_ident(c.updated_at)} = {sql_text(r['updated_at_raw'])}")
     return [f"update public.{sql_ident(r['table'])} set {', '.join(sets)} where {' and '.join(where)};"]
 
