@@ -109,6 +109,8 @@ def test_the_project_declares_it_in_vyxops_toml_or_in_pyproject(tmp_path: Path) 
     nested = tmp_path / "notebooks"
     nested.mkdir()
     assert find_declared(nested) is None and declared_contract(None, nested) is None
+    (tmp_path / "pyproject.toml").write_text('tool = "not a table"\n[project]\nname = "x"\n')
+    assert find_declared(nested) is None  # a pyproject of another shape declares nothing; it is not an error
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.vyxops.pipeline]\nfunction = "launch"\n')
     assert declared_contract(None, nested).function == "launch"  # type: ignore[union-attr]
     (tmp_path / "vyxops.toml").write_text(WORKSPACES)

@@ -359,7 +359,9 @@ def load_contract_file(path: Path) -> Contract:
 
 def _pipeline_block(data: Mapping[str, Any], pyproject: bool) -> tuple[Mapping[str, object] | None, str]:
     if pyproject:
-        block = ((data.get("tool") or {}).get("vyxops") or {}).get("pipeline")
+        block: object = data
+        for key in ("tool", "vyxops", "pipeline"):  # a part of another type (tool = "x") declares none
+            block = block.get(key) if isinstance(block, Mapping) else None
         return (block if isinstance(block, Mapping) else None), "tool.vyxops.pipeline."
     block = data.get("pipeline")
     return (block if isinstance(block, Mapping) else None), "pipeline."
