@@ -392,9 +392,32 @@ def test_a_rate_limit_answers_the_functions_creates_429_until_it_ends() -> None:
     sb.step("fly_rate_limit", until_ms=until)
     answer = sb.spawn({"owner": "u-13", "region": "ams"})
     assert answer.json() == {"error": 'fly said 429: {"error": "rate limit exceeded"}'}
-    assert sb.create("ams").status_code == 200  # the step limits the function's creates, not every caller
+    assert sb.create("ams").status_code == 429  # Fly limits per action per app: every caller on the app
     sb.world.advance_to(until)
     assert sb.spawn({"owner": "u-13", "region": "ams"}).status_code == 200
+    assert sb.create("ams").status_code == 200
+
+
+def test_a_direct_machines_api_create_during_a_rate_limit_gets_429_and_makes_no_machine() -> None:
+    """PLATFORM.md: the Machines API limits per action per app, so a probe's or a person's create is refused too."""
+    sb = Sandbox(**{"apps: [ws-app]": "apps: [ws-app, ws-other]"})
+    sb.step("fly_rate_limit", until_ms=sb.world.now_ms + 5 * 60_000)
+    before = len(sb.machines())
+    refused = sb.create("ams")
+    assert refused.status_code == 429
+    body = refused.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]  # Fly's {"error": …} shape
+    assert len(sb.machines()) == before
+    headers = {"authorization": f"Bearer {sb.creds['fly_api_token']}"}
+    other = sb.send("POST", "/v1/apps/ws-other/machines", headers=headers, json={"config": {"image": IMAGE}})
+    assert other.status_code == 200  # the limit is the function's app's, not every app's
+    text = TEAM + (
+        "  - at: 2025-11-12T11:00:00Z\n    fly_rate_limit: {}\n"
+        "  - at: 2025-11-12T11:05:00Z\n"
+        f"    create_machine: {{app: ws-app, image: {IMAGE}, machine_id: 0a0a0a0a0a0a02}}\n"
+    )
+    world = World.from_scenario(parse_scenario(text))
+    assert world.machine(APP, "0a0a0a0a0a0a02") is None  # a `create_machine` step (`fly machine run`) too
 
 
 def test_refusals_come_in_the_order_the_platform_checks_them() -> None:

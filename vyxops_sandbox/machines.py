@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from vyxops.images import FLY_REGISTRY
 from vyxops.images import parse_image_ref as _parse_ref
 from vyxops.timeutil import iso
-from vyxops_sandbox.refusals import capacity_refusal
+from vyxops_sandbox.refusals import capacity_refusal, rate_refusal
 
 if TYPE_CHECKING:
     from vyxops_sandbox.world import World
@@ -95,15 +95,20 @@ def create(
 
     ``run`` overrides what the process does (a release command runs its own command
     on the image); ``session_s`` ends a serving app's session after that long. Raises
-    :class:`ManifestUnknown` for an image the registry lacks, then
-    :class:`~vyxops_sandbox.refusals.CreateRefused` when the region has no capacity (the
-    platform checks the image before placing the machine): either way no machine is made.
+    :class:`~vyxops_sandbox.refusals.CreateRefused` (429) while a rate limit holds on the app,
+    then :class:`ManifestUnknown` for an image the registry lacks, then ``CreateRefused`` when
+    the region has no capacity (the platform checks the image before placing the machine):
+    either way no machine is made. Every create goes through here (the function's, the served
+    Machines API's, steps', release commands'), so these rules hold for all of them.
     """
     a = world.app(app)
     if a is None:
         raise KeyError(app)
     if machine_id is not None and machine_id in a["machines"]:
         raise DuplicateMachine(f"machine {machine_id} already exists in app {app}")
+    limited = rate_refusal(world, app)
+    if limited is not None:
+        raise limited
     image = str(config.get("image", ""))
     resolved = world.resolve_image(image)
     if resolved is None:

@@ -3,19 +3,24 @@
 Three scenario steps (SPEC.md "Any team's pipeline", third round) put them in effect:
 ``revoke_fly_token {status: 401|403}`` (only the provisioning function's token, the secret the
 pipeline names in ``fly_token_secret``; a later ``set_secret`` of that name restores it),
-``fly_rate_limit {until?}`` (the function's creates) and ``fly_capacity {region, until?}``
-(every create in the region: the function's, ``create_machine`` steps and creates through the
-served Machines API, probes and canaries included). ``until`` may lie after the scenario's
-``now``: the virtual clock then decides when the refusal ends; without it, it never does.
+``fly_rate_limit {until?}`` (every create on the function's app: the Machines API limits per
+action per app, PLATFORM.md, so the function's creates, ``create_machine`` steps, release
+commands and creates through the served Machines API on that app all get 429) and
+``fly_capacity {region, until?}`` (every create in the region: the function's, ``create_machine``
+steps and creates through the served Machines API, probes and canaries included). ``until`` may
+lie after the scenario's ``now``: the virtual clock then decides when the refusal ends; without
+it, it never does.
 
 They live in ``state["fly"]["refusals"]``, never served::
 
-    {"token": {"status": 401}, "rate_limit": {"until_ms": int | None},
+    {"token": {"status": 401}, "rate_limit": {"app": str, "until_ms": int | None},
      "capacity": {region: {"until_ms": int | None}}}
 
 When several hold, a create is refused for the first in the order the platform checks
-(SPEC.md): token (401/403), rate limit (429), image (400 MANIFEST_UNKNOWN, in
-:mod:`vyxops_sandbox.machines`), placement (capacity). A refused create makes no machine.
+(SPEC.md): token (401/403), rate limit (429), image (400 MANIFEST_UNKNOWN), placement
+(capacity). The token is the function's alone (:func:`function_refusal`); the rest hold for
+every create and are checked in :func:`vyxops_sandbox.machines.create` (:func:`rate_refusal`,
+:func:`capacity_refusal`). A refused create makes no machine.
 
 The bodies, and where they come from (fly-go @ 22d6e518, flyctl @ ad0172fa):
 - 401 ``{"error":"Authenticate: token validation error"}``: observed from the Machines API
@@ -92,9 +97,9 @@ def restore_token(world: World) -> None:
         world.touch()
 
 
-def limit_rate(world: World, until_ms: int | None) -> None:
-    """The function's creates get 429 until ``until_ms`` (None: for good)."""
-    _state(world)["rate_limit"] = {"until_ms": until_ms}
+def limit_rate(world: World, app: str, until_ms: int | None) -> None:
+    """Every create on ``app`` gets 429 until ``until_ms`` (None: for good): Fly limits per action per app."""
+    _state(world)["rate_limit"] = {"app": app, "until_ms": until_ms}
     world.touch()
 
 
@@ -111,18 +116,24 @@ def capacity_refusal(world: World, region: str) -> CreateRefused | None:
     return None
 
 
+def rate_refusal(world: World, app: str) -> CreateRefused | None:
+    """The refusal of a create on ``app`` while a rate limit holds there, whoever asks (function, API, step)."""
+    limit = _state(world).get("rate_limit")
+    if limit is not None and limit.get("app", app) == app and _in_effect(limit, world.now_ms):
+        return CreateRefused(429, RATE_LIMITED)
+    return None
+
+
 def function_refusal(world: World, token_set: bool) -> CreateRefused | None:
-    """What the Machines API answers the provisioning function's create before it looks at the image.
+    """What the Machines API answers the provisioning function's create for its token, before anything else.
 
     ``token_set``: whether the function has a token to send (its secret is set, or the
-    scenario does not model the token). The token is checked first, then the rate limit.
+    scenario does not model the token). The rate limit is not the function's alone: it is
+    checked for every create on the app, in :func:`vyxops_sandbox.machines.create`.
     """
-    state = _state(world)
-    token = state.get("token")
+    token = _state(world).get("token")
     if token is not None:
         return CreateRefused(token["status"], UNAUTHENTICATED if token["status"] == 401 else FORBIDDEN)
     if not token_set:
         return CreateRefused(401, UNAUTHENTICATED)  # `Bearer undefined`: no token is not a valid token
-    if _in_effect(state.get("rate_limit"), world.now_ms):
-        return CreateRefused(429, RATE_LIMITED)
     return None

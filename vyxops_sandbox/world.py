@@ -442,7 +442,9 @@ class World:
         if kind == "revoke_fly_token":
             refusals.revoke_token(self, int(args["status"]))
         elif kind == "fly_rate_limit":
-            refusals.limit_rate(self, args.get("until_ms"))
+            # On the function's app (its FLY_APP_NAME, the scenario's first app at load): Fly limits per app.
+            named = self.state["supabase"]["secrets"].get("FLY_APP_NAME", {}).get("value")
+            refusals.limit_rate(self, str(named or next(iter(self.state["fly"]["apps"]))), args.get("until_ms"))
         else:
             refusals.limit_capacity(self, args["region"], args.get("until_ms"))
 
@@ -614,8 +616,8 @@ class World:
         try:
             m = machines.create(self, app, config, region="sjc", machine_id=None, name=None, run=run)
         except CreateRefused:
-            # No capacity for the release command's machine: flyctl's deploy fails and marks the
-            # release failed (the same updateReleaseInBackend path as a failed command).
+            # No capacity (or a rate limit) for the release command's machine: flyctl's deploy fails
+            # and marks the release failed (the same updateReleaseInBackend path as a failed command).
             self._schedule(self.now_ms + 200, "release_done", app=app, release_id=release["id"], status="failed")
             return
         if m["_run"]["behaviour"] == "pull_fail":
