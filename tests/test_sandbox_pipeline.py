@@ -343,6 +343,17 @@ def test_a_later_set_secret_of_the_token_restores_it() -> None:
     assert "fly said 401" in sb.spawn({"owner": "u-11", "region": "ams"}).json()["error"]
 
 
+def test_an_unset_token_answers_401_even_after_a_403_revocation() -> None:
+    """No token at all is Fly's 401 `Authenticate: token validation error`, not the revoked token's 403."""
+    sb = Sandbox()
+    sb.step("revoke_fly_token", status=403)
+    assert sb.spawn({"owner": "u-11", "region": "ams"}).json()["error"].startswith("fly said 403: ")
+    sb.step("unset_secret", name="FLY_API_TOKEN")
+    answer = sb.spawn({"owner": "u-11", "region": "ams"})
+    body = json.dumps({"error": "Authenticate: token validation error"})
+    assert answer.status_code == 500 and answer.json() == {"error": f"fly said 401: {body}"}
+
+
 def test_the_functions_token_is_a_plain_secret_set_at_load_and_seed_scenarios_gain_none() -> None:
     """A pipeline scenario gets its function's token secret (not token-shaped, not a credential); the seed gets none."""
     sb = Sandbox()

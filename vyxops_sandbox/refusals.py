@@ -128,12 +128,14 @@ def function_refusal(world: World, token_set: bool) -> CreateRefused | None:
     """What the Machines API answers the provisioning function's create for its token, before anything else.
 
     ``token_set``: whether the function has a token to send (its secret is set, or the
-    scenario does not model the token). The rate limit is not the function's alone: it is
+    scenario does not model the token); without one Fly answers 401 before it looks at what a
+    token could reach, so this comes before a revocation's 403. The rate limit is not the function's alone: it is
     checked for every create on the app, in :func:`vyxops_sandbox.machines.create`.
     """
+    if not token_set:
+        # `Bearer undefined`: no token is not a valid token, whatever the revoked one used to answer.
+        return CreateRefused(401, UNAUTHENTICATED)
     token = _state(world).get("token")
     if token is not None:
         return CreateRefused(token["status"], UNAUTHENTICATED if token["status"] == 401 else FORBIDDEN)
-    if not token_set:
-        return CreateRefused(401, UNAUTHENTICATED)  # `Bearer undefined`: no token is not a valid token
     return None
