@@ -26,7 +26,7 @@ import httpx
 
 from vyxops_sandbox import limits
 from vyxops_sandbox.machines import visible
-from vyxops_sandbox.refusals import UNAUTHENTICATED, CreateRefused
+from vyxops_sandbox.refusals import APP_NOT_FOUND, RATE_LIMITED, UNAUTHENTICATED, CreateRefused
 from vyxops_sandbox.world import ManifestUnknown, World
 
 __all__ = [
@@ -284,7 +284,7 @@ def _get_app(world: World, request: httpx.Request, p: Params) -> httpx.Response:
 
 def _app_not_found(world: World) -> httpx.Response:
     # Not in the spec (Get App documents only 200); body text as the brief and flyctl reports have it.
-    return json_response(world, 404, {"error": "app not found"})
+    return json_response(world, 404, APP_NOT_FOUND)
 
 
 def _machine_not_found(world: World) -> httpx.Response:
@@ -586,7 +586,7 @@ def _rate_limited(world: World, wait_s: int) -> httpx.Response:
     # file machines-api-error-bodies.observed.json records the same ("Body and Retry-After header
     # are NOT documented"). So the sandbox answers in Fly's error shape, {"error": ...}, and sends
     # Retry-After in whole seconds until the bucket holds a request again (an assumption, not Fly).
-    return json_response(world, 429, {"error": "rate limit exceeded"}, {"retry-after": str(wait_s)})
+    return json_response(world, 429, RATE_LIMITED, {"retry-after": str(wait_s)})
 
 
 def handle_machines(world: World, request: httpx.Request) -> httpx.Response | None:
@@ -978,7 +978,7 @@ def handle_fly_rest(world: World, request: httpx.Request) -> httpx.Response | No
         return json_response(world, 401, {"error": "unauthorized"})
     a = world.app(segments[0])
     if a is None:
-        return json_response(world, 404, {"error": "app not found"})
+        return json_response(world, 404, APP_NOT_FOUND)
     if segments[1] == "logs":
         return _logs(world, request, a)
     releases = a["releases"]  # newest first

@@ -54,14 +54,17 @@ if TYPE_CHECKING:
 
 UNAUTHENTICATED = {"error": "Authenticate: token validation error"}
 FORBIDDEN = {"error": "unauthorized: this token has no access to the app"}  # UNVERIFIED wording (see above)
-RATE_LIMITED = {"error": "rate limit exceeded"}  # UNVERIFIED wording (see above)
+#: UNVERIFIED wording (see above); also the body of the sandbox's own rate buckets (fly_api) and of
+#: injected 429 faults (router): one home for the text.
+RATE_LIMITED = {"error": "rate limit exceeded"}
 INSUFFICIENT_CAPACITY = {
     "error": "insufficient resources available to fulfill request: could not reserve resource for machine: "
     "insufficient memory available to fulfill request",
     "status": "insufficient_capacity",
 }
 CAPACITY_STATUS = 412
-APP_NOT_FOUND = {"error": "app not found"}  # the sandbox's Machines API answer for an unknown app (fly_api)
+#: The sandbox's answer for an unknown app, on the Machines API and Fly's REST API (fly_api) and to the function.
+APP_NOT_FOUND = {"error": "app not found"}
 TOKEN_STATUSES = (401, 403)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import httpx
 
 from vyxops_sandbox.faults import FaultRule, Faults
+from vyxops_sandbox.refusals import RATE_LIMITED
 from vyxops_sandbox.world import World
 
 Handler = Callable[[World, httpx.Request], "httpx.Response | None"]
@@ -133,7 +134,7 @@ class SandboxApp:
                 headers["retry-after"] = str(
                     int(rule.retry_after) if float(rule.retry_after).is_integer() else rule.retry_after
                 )
-            return httpx.Response(429, json={"error": "rate limit exceeded"}, headers=headers)
+            return httpx.Response(429, json=RATE_LIMITED, headers=headers)
         if rule.kind == "5xx":
             return httpx.Response(
                 rule.status, content=b"<html><body>upstream error</body></html>", headers={"content-type": "text/html"}
