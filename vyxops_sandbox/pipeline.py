@@ -31,14 +31,13 @@ Choices beyond SPEC.md, each because it loses no evidence or keeps a scenario ho
 
 from __future__ import annotations
 
-import re
 import string
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from vyxops.images import FLY_REGISTRY
 from vyxops_sandbox.functions import API_ERROR_LINE, CREATED_LINE, PROVISION, PROVISIONING_LINE
-from vyxops_sandbox.scenario_checks import Checker, Keys
+from vyxops_sandbox.scenario_checks import IDENT, IMAGE_REF, SECRET_NAME, SLUG, Checker, Keys
 
 ROLES = ("machine_id", "app", "user", "image", "status", "created_at", "updated_at", "error")
 REQUIRED_ROLES = ("machine_id", "status", "created_at")  # SPEC.md: created_at required, updated_at optional
@@ -66,10 +65,6 @@ CREATED_FIELDS = ("machine_id", "image", "region", "user", "status")
 FAILED_FIELDS = ("status", "body", "image", "region", "user")
 MAX_LABEL = 63  # Postgres NAMEDATALEN - 1: the longest enum label
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
-_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_REF = re.compile(r"^[a-z0-9.\-]+(:[0-9]+)?/[a-z0-9._\-/]+(:[A-Za-z0-9_.\-]+|@sha256:[0-9a-f]{64})$")
 _TOP = ("function", "image_secret", "image_fallback", "table", "status", "invoke", "logs", "row_on_failure",
         "fly_token_secret")  # fmt: skip
 
@@ -186,7 +181,7 @@ def parse_pipeline(c: Checker, raw: Any, machines_table: str | None, revokes: bo
     block = c.mapping(raw, where, _TOP)
     p = Pipeline(token_modelled=raw is not None or revokes)
     if "function" in block:
-        p = replace(p, function=c.text(block["function"], [*where, "function"], pattern=_SLUG, what="a function slug"))
+        p = replace(p, function=c.text(block["function"], [*where, "function"], pattern=SLUG, what="a function slug"))
     p = _images(c, block, p)
     p = _table(c, block.get("table"), p, machines_table)
     p = replace(p, status=_status(c, block.get("status"), p))
@@ -197,7 +192,7 @@ def parse_pipeline(c: Checker, raw: Any, machines_table: str | None, revokes: bo
         p = replace(p, row_on_failure=word)
     if "fly_token_secret" in block:
         name = c.text(
-            block["fly_token_secret"], [*where, "fly_token_secret"], pattern=_SECRET_NAME, what="a secret name"
+            block["fly_token_secret"], [*where, "fly_token_secret"], pattern=SECRET_NAME, what="a secret name"
         )
         p = replace(p, fly_token_secret=name)
     return p
@@ -211,9 +206,7 @@ def _images(c: Checker, block: dict[str, Any], p: Pipeline) -> Pipeline:
         secret = (
             None
             if value in ("", None)
-            else c.text(
-                value, ["pipeline", "image_secret"], pattern=_SECRET_NAME, what='a secret name (or "" for none)'
-            )
+            else c.text(value, ["pipeline", "image_secret"], pattern=SECRET_NAME, what='a secret name (or "" for none)')
         )
     if "image_fallback" in block:
         value = block["image_fallback"]
@@ -231,7 +224,7 @@ def _fallback(c: Checker, value: Any) -> str:
     keys: Keys = ["pipeline", "image_fallback"]
     text = c.text(value, keys, what="an image reference")
     _template(c, text, keys, ("app",))
-    if not _REF.match(text.replace("{app}", "app")):
+    if not IMAGE_REF.match(text.replace("{app}", "app")):
         c.fail(keys, f"{text!r} is not an image reference", allowed="registry/repo:tag; {app} stands for the app")
     return text
 
@@ -239,7 +232,7 @@ def _fallback(c: Checker, value: Any) -> str:
 def _table(c: Checker, raw: Any, p: Pipeline, machines_table: str | None) -> Pipeline:
     where: Keys = ["pipeline", "table"]
     spec = c.mapping(raw, where, ("name", "columns", "status_enum"))
-    name = c.text(spec.get("name", machines_table or SEED_TABLE), [*where, "name"], pattern=_IDENT, what="a table name")
+    name = c.text(spec.get("name", machines_table or SEED_TABLE), [*where, "name"], pattern=IDENT, what="a table name")
     if machines_table is not None and name != machines_table:
         c.fail(
             [*where, "name"],
@@ -249,7 +242,7 @@ def _table(c: Checker, raw: Any, p: Pipeline, machines_table: str | None) -> Pip
     columns = dict(SEED_COLUMNS)
     for role, column in c.mapping(spec.get("columns"), [*where, "columns"], ROLES).items():
         if column is not None:
-            column = c.text(column, [*where, "columns", role], pattern=_IDENT, what="a column name (or null: none)")
+            column = c.text(column, [*where, "columns", role], pattern=IDENT, what="a column name (or null: none)")
         columns[role] = column
     _check_columns(c, columns, [*where, "columns"])
     labels = None

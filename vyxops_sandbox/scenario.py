@@ -46,17 +46,13 @@ from vyxops.errors import InputError, ScenarioError
 from vyxops_sandbox.pipeline import Pipeline, parse_pipeline
 from vyxops_sandbox.platform import API_KEYS, EXIT_EVENTS, FLY_TOKENS, PLANS, FlyPlatform, Platform, SupabasePlatform
 from vyxops_sandbox.refusals import TOKEN_STATUSES
-from vyxops_sandbox.scenario_checks import Checker, Keys, find_duplicate_key
+from vyxops_sandbox.scenario_checks import IDENT, IMAGE_REF, SECRET_NAME, SLUG, Checker, Keys, find_duplicate_key
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "vyxops" / "scenarios"  # SPEC.md: shipped with the product
 
 BEHAVIOURS = ("serve", "exit", "crash", "pull_fail", "no_callback")
 RESTART_POLICIES = ("no", "on-failure", "always")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_REF = re.compile(r"^[a-z0-9.\-]+(:[0-9]+)?/[a-z0-9._\-/]+(:[A-Za-z0-9_.\-]+|@sha256:[0-9a-f]{64})$")
 _MACHINE_ID = re.compile(r"^[0-9a-f]{14}$")  # Fly machine ids: 14 lower-case hex digits
-_TABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
-_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REGION = re.compile(r"^[a-z]{3}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
@@ -146,12 +142,12 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     for key in data:
         if key not in TOP_KEYS:
             c.fail([key], "unknown top-level key", allowed=list(TOP_KEYS))
-    name = c.text(c.require(data, [], "name"), ["name"], pattern=_SLUG, what="a slug (lower-case letters, digits, '-')")
+    name = c.text(c.require(data, [], "name"), ["name"], pattern=SLUG, what="a slug (lower-case letters, digits, '-')")
     now_ms = c.time(data, ["now"])
     fly = c.mapping(c.require(data, [], "fly"), ["fly"], ("org", "apps"))
-    org = c.text(fly.get("org", "personal"), ["fly", "org"], pattern=_SLUG, what="an org slug")
+    org = c.text(fly.get("org", "personal"), ["fly", "org"], pattern=SLUG, what="an org slug")
     apps = fly.get("apps")
-    if not isinstance(apps, list) or not apps or not all(isinstance(a, str) and _SLUG.match(a) for a in apps):
+    if not isinstance(apps, list) or not apps or not all(isinstance(a, str) and SLUG.match(a) for a in apps):
         c.fail(["fly", "apps"], "needs at least one app name (a slug)")
     if len(set(apps)) != len(apps):
         c.fail(["fly", "apps"], "names an app twice")
@@ -165,7 +161,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         )
     table = None
     if "machines_table" in supa:
-        table = c.text(supa["machines_table"], ["supabase", "machines_table"], pattern=_TABLE, what="a table name")
+        table = c.text(supa["machines_table"], ["supabase", "machines_table"], pattern=IDENT, what="a table name")
     for key in ("title", "description"):
         if data.get(key) is not None and not isinstance(data[key], str):
             c.fail([key], "must be a string")
@@ -238,7 +234,7 @@ def _images(c: Checker, raw: Any) -> dict[str, dict[str, Any]]:
     images: dict[str, dict[str, Any]] = {}
     for ref, spec in c.mapping(raw, ["images"]).items():
         where: Keys = ["images", ref]
-        if not isinstance(ref, str) or not _REF.match(ref):
+        if not isinstance(ref, str) or not IMAGE_REF.match(ref):
             c.fail(
                 where,
                 f"{ref!r} is not an image reference",
@@ -344,7 +340,7 @@ def _app(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) -> str:
 
 
 def _ref(c: Checker, value: Any, keys: Keys) -> str:
-    return c.text(value, keys, pattern=_REF, what="an image reference (registry/repo:tag)")
+    return c.text(value, keys, pattern=IMAGE_REF, what="an image reference (registry/repo:tag)")
 
 
 def _machine_id(c: Checker, value: Any, keys: Keys) -> str:
@@ -383,18 +379,18 @@ def _set_secret(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) 
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         c.fail([*where, "value"], f"{value!r} is not a secret value", allowed="a string (quote it)")
     return {
-        "name": c.text(args["name"], [*where, "name"], pattern=_SECRET_NAME, what="a secret name"),
+        "name": c.text(args["name"], [*where, "name"], pattern=SECRET_NAME, what="a secret name"),
         "value": str(value),
     }
 
 
 def _unset_secret(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) -> dict[str, Any]:
-    return {"name": c.text(args["name"], [*where, "name"], pattern=_SECRET_NAME, what="a secret name")}
+    return {"name": c.text(args["name"], [*where, "name"], pattern=SECRET_NAME, what="a secret name")}
 
 
 def _invoke(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "function": c.text(args["function"], [*where, "function"], pattern=_SLUG, what="a function slug")
+        "function": c.text(args["function"], [*where, "function"], pattern=SLUG, what="a function slug")
     }
     if not isinstance(args["body"], dict):
         c.fail([*where, "body"], "must be a mapping (the JSON body)")
@@ -451,7 +447,7 @@ def _delete_tag(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) 
 
 
 def _db_update(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) -> dict[str, Any]:
-    table = c.text(args["table"], [*where, "table"], pattern=_TABLE, what="a table name")
+    table = c.text(args["table"], [*where, "table"], pattern=IDENT, what="a table name")
     if not (isinstance(args["match"], dict) and args["match"]):
         c.fail([*where, "match"], "needs at least one column to match (an update without a filter is refused)")
     if not isinstance(args["set"], dict) or not args["set"]:

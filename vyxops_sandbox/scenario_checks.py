@@ -9,6 +9,7 @@ seconds, ``true`` is not an exit code, and a time must fall in a sane range.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -24,6 +25,12 @@ Keys = list[Any]
 TIME_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 TIME_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 MAX_SECONDS = 30 * 24 * 3600  # a modelled duration (after_s, session_s) beyond 30 days is a typo
+
+# Names the scenario and its pipeline block share (one home: scenario.py and pipeline.py import them).
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # scenario, app, org and function names
+IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")  # table and column names
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IMAGE_REF = re.compile(r"^[a-z0-9.\-]+(:[0-9]+)?/[a-z0-9._\-/]+(:[A-Za-z0-9_.\-]+|@sha256:[0-9a-f]{64})$")
 
 
 def dotted(keys: Keys) -> str:
