@@ -154,6 +154,16 @@ def moddatetime_column(table: dict[str, Any]) -> str | None:
     return "updated_at" if "updated_at" in table["columns"] else None
 
 
+def update_row(table: dict[str, Any], row: dict[str, Any], changes: dict[str, Any], stamp: str) -> None:
+    """Apply ``changes`` to one of ``table``'s rows as Postgres would with a moddatetime trigger: the
+    table's updated_at column (if any) becomes ``stamp`` unless the update sets it itself. Every
+    update of a row goes through here (a person's step, the app's report, PostgREST's PATCH and upsert)."""
+    row.update(changes)
+    touched = moddatetime_column(table)
+    if touched and touched not in changes:
+        row[touched] = stamp
+
+
 def column_defaults(table: dict[str, Any]) -> dict[str, str]:
     """A table's column defaults (``gen_random_uuid()``, ``now()``); for a table stored without them, those
     of the sandbox's first tables: ``id`` a random uuid, ``created_at``/``updated_at`` the time of the insert."""

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from vyxops_sandbox.pipeline import column_defaults, moddatetime_column
+from vyxops_sandbox.pipeline import column_defaults, update_row
 from vyxops_sandbox.platform import is_jwt
 from vyxops_sandbox.postgrest_openapi import OPENAPI_CT, openapi_document
 from vyxops_sandbox.world import World, pg_time
@@ -910,11 +910,8 @@ def _update(world: World, request: httpx.Request, name: str, table: dict[str, An
         # The real table's triggers are unknown; like World.db_update, the table's updated_at
         # column follows every update (a moddatetime trigger) unless the update sets it.
         stamp = pg_time(world.now_ms)
-        touched = moddatetime_column(table)
         for row in targets:
-            row.update(copy.deepcopy(typed))
-            if touched and touched not in typed:
-                row[touched] = stamp
+            update_row(table, row, copy.deepcopy(typed), stamp)
         world.touch()
     return _mutation_response(world, request, q, targets, created=False, shape=shape)
 
@@ -984,11 +981,8 @@ def _insert(world: World, request: httpx.Request, name: str, table: dict[str, An
         returned.append(row)
     if shape == "object":
         _guards(request, len(returned), shape)
-    touched = moddatetime_column(table)
     for existing, changes in merges:
-        existing.update(changes)
-        if touched and touched not in changes:
-            existing[touched] = stamp  # the same moddatetime model as _update
+        update_row(table, existing, changes, stamp)  # the same moddatetime model as _update
     table["rows"].extend(new_rows)
     if new_rows or merges:
         world.touch()

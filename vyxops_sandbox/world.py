@@ -35,7 +35,7 @@ from vyxops_sandbox.machines import (  # noqa: F401  (re-exported: the fleet gen
     MachineRefused,
     ManifestUnknown,
 )
-from vyxops_sandbox.pipeline import Pipeline, enums, moddatetime_column, table_schema
+from vyxops_sandbox.pipeline import Pipeline, enums, table_schema, update_row
 from vyxops_sandbox.platform import Platform, credentials_for
 from vyxops_sandbox.refusals import CreateRefused
 from vyxops_sandbox.scenario import Scenario, load_scenario
@@ -727,12 +727,9 @@ class World:
         if t is None:
             return []
         changed = []
-        touched = moddatetime_column(t)
         for row in t["rows"]:
             if all(str(row.get(k)) == str(v) for k, v in match.items()):
-                row.update(values)
-                if touched and touched not in values:
-                    row[touched] = pg_time(self.now_ms)
+                update_row(t, row, values, pg_time(self.now_ms))
                 changed.append(copy.deepcopy(row))
         self.touch()
         return changed
@@ -746,12 +743,9 @@ class World:
             return
         p = self.pipeline
         mid_column, status_column = p.columns["machine_id"], p.columns["status"]
-        touched = moddatetime_column(t)
         for row in reversed(t["rows"]):
             if row.get(mid_column) == fly_machine_id:
-                row[status_column] = status
-                if touched:
-                    row[touched] = pg_time(self.now_ms)
+                update_row(t, row, {status_column: status}, pg_time(self.now_ms))
                 self.touch()
                 return
 
