@@ -141,12 +141,6 @@ def _iso(seconds: int) -> str:
     return iso(seconds * 1000)
 
 
-def _ms(text: str) -> int:
-    from vyxops.timeutil import parse_rfc3339_ms
-
-    return parse_rfc3339_ms(text)
-
-
 # --------------------------------------------------------------------------- the block's validation
 
 

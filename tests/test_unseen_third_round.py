@@ -2,8 +2,8 @@
 
 Each scenario's header tells the story and ends with the diagnosis SPEC.md implies; the
 expectations below were written from SPEC.md and PLATFORM.md alone, before reading any
-detector. Where the product disagrees, the test keeps SPEC's answer and is marked xfail
-(strict) with one line saying what the product gets wrong; none is left.
+detector. Where the product disagrees, the test keeps SPEC's answer and fails (the strict
+xfails it once carried for the product's gaps are gone: every gap was mended).
 """
 
 from __future__ import annotations
@@ -75,14 +75,6 @@ EXPECTED: dict[str, Any] = {
     ),
 }
 
-#: Where the product's diagnosis differs from SPEC's, one line each on what it gets wrong (strict xfail). The
-#: reviewer's first round found three (a status read only after a keyword, a refusal credited to the image
-#: whatever Fly answered, a plain-text status column found by name only); all three are mended.
-DIAGNOSIS_GAPS: dict[str, str] = {}
-#: Where discovery learns the wrong function, image secret or table (strict xfail). Mended: the seed's
-#: DOCKER_IMAGE named for a team that has no image secret, or whose secret is gone.
-DISCOVERY_GAPS: dict[str, str] = {}
-
 #: Findings whose severity (and history) the story decides: stem -> {code: (severity, current)}.
 SEVERITIES: dict[str, dict[str, tuple[str, bool]]] = {
     "previews-token-revoked-while-a-region-is-full": {"FLY_TOKEN_REJECTED": (C, True), "REGION_CAPACITY": (C, True)},
@@ -94,12 +86,6 @@ SEVERITIES: dict[str, dict[str, tuple[str, bool]]] = {
 
 #: Discovery cannot learn an image secret that no longer exists: the secrets list no longer holds it.
 UNKNOWABLE_SECRET = {"runners-secret-unset-fallback-never-tagged": {"RUNNER_IMAGE", ""}}
-
-
-def _params(keys: Any, gaps: dict[str, str]) -> list[Any]:
-    return [
-        pytest.param(k, marks=pytest.mark.xfail(reason=gaps[k], strict=True)) if k in gaps else k for k in sorted(keys)
-    ]
 
 
 def investigate_story(path: Path, app: str | None, sandbox_dir: Path) -> Investigation:
@@ -122,7 +108,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return get
 
 
-@pytest.mark.parametrize("key", _params(EXPECTED, DIAGNOSIS_GAPS))
+@pytest.mark.parametrize("key", sorted(EXPECTED))
 def test_unseen_team_story_gets_specs_diagnosis(key: str, story: Any) -> None:
     """Each unseen team's story gets SPEC's verdict, root cause and exact companions; no critical without a root."""
     verdict, root, companions = EXPECTED[key]
@@ -134,7 +120,7 @@ def test_unseen_team_story_gets_specs_diagnosis(key: str, story: Any) -> None:
         assert not any(f.severity == C for f in inv.findings), found
 
 
-@pytest.mark.parametrize("key", _params(EXPECTED, DISCOVERY_GAPS))
+@pytest.mark.parametrize("key", sorted(EXPECTED))
 def test_unseen_team_contract_is_discovered(key: str, story: Any) -> None:
     """Discovery learns each team's function, image secret ("" for none) and table from the platforms alone."""
     stem = key.partition("@")[0]
@@ -146,7 +132,7 @@ def test_unseen_team_contract_is_discovered(key: str, story: Any) -> None:
     assert learnt[1] in secrets, (learnt, contract.evidence)
 
 
-@pytest.mark.parametrize("key", _params(SEVERITIES, DIAGNOSIS_GAPS))
+@pytest.mark.parametrize("key", sorted(SEVERITIES))
 def test_concurrent_causes_are_critical_and_ended_ones_are_history(key: str, story: Any) -> None:
     """Two causes in effect are both critical; a cause that ended is info, not current, and says when it resolved."""
     inv = story(key)

@@ -55,7 +55,6 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 __all__ = [
     "World",
     "ManifestUnknown",
-    "CreateRefused",
     "DuplicateMachine",
     "credentials_for",
     "SCHEMA",
