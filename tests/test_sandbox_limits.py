@@ -71,7 +71,7 @@ def test_the_429_says_when_to_come_back_and_sleeping_the_virtual_clock_allows_ag
             http.get(machines("alpha-app"))
         refused = http.get(machines("alpha-app"))
         assert refused.status_code == 429
-        assert refused.json() == {"error": "rate limit exceeded"}
+        assert isinstance(refused.json().get("error"), str)  # Fly's {"error": …} shape; its text is unverified
         assert refused.headers["content-type"].startswith("application/json")
         assert refused.headers["retry-after"] == "1"  # 1 req/s, empty bucket: a token in 1 s
         assert "fly-request-id" in refused.headers

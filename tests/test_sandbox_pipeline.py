@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from vyxops.errors import ScenarioError
-from vyxops_sandbox import refusals
 from vyxops_sandbox.router import SandboxApp, SandboxTransport
 from vyxops_sandbox.scenario import parse_scenario
 from vyxops_sandbox.world import World
@@ -133,6 +132,19 @@ class Sandbox:
 
     def step(self, kind: str, **args: Any) -> None:
         self.world.apply_step(kind, args)
+
+
+def fly_error(answer: httpx.Response, status: int) -> dict[str, Any]:
+    """The Fly answer inside the team's `fly said {status}: {body}` line, checked for the platform's signal only:
+    the function answered 500 and Fly's status and a JSON body with an `error` key came through (the body's
+    text is not asserted where Fly's wording is unverified, refusals.py)."""
+    assert answer.status_code == 500
+    prefix = f"fly said {status}: "
+    error = answer.json()["error"]
+    assert error.startswith(prefix), error
+    body = json.loads(error[len(prefix) :])
+    assert isinstance(body, dict) and isinstance(body.get("error"), str), body
+    return body
 
 
 def _iso(seconds: int) -> str:
@@ -285,14 +297,15 @@ def test_a_function_that_logs_nothing_on_failure_leaves_only_its_edge_status() -
 
 
 def test_an_unset_image_secret_without_fallback_answers_500_without_calling_fly() -> None:
-    """No image secret and no fallback: 500 `WORKSPACE_IMAGE is not set`, no create, a failure row, edge log 500."""
+    """No image secret and no fallback: 500 with an `error` (in the function's words), no create, a failure row."""
     sb = Sandbox()
     sb.step("unset_secret", name="WORKSPACE_IMAGE")
     sb.step("fly_capacity", region="ams")  # a create in ams would be refused: none is attempted
     before = len(sb.machines())
     answer = sb.spawn({"owner": "u-8", "region": "ams"})
-    assert answer.status_code == 500 and answer.json() == {"error": "WORKSPACE_IMAGE is not set"}
-    assert sb.lines()[-1] == "WORKSPACE_IMAGE is not set"
+    assert answer.status_code == 500 and isinstance(answer.json()["error"], str)
+    assert sb.lines()[-1] == answer.json()["error"]  # what it answered is what it logged
+    assert sb.edge_statuses()[-1] == "500"
     assert len(sb.machines()) == before and sb.rows()[-1]["state"] == "error" and sb.rows()[-1]["image_ref"] is None
 
 
@@ -310,17 +323,18 @@ def test_an_unset_secret_falls_back_to_the_teams_fallback_with_the_app_filled() 
 # --------------------------------------------------------------------------- Fly's refusals
 
 
-@pytest.mark.parametrize(
-    ("status", "body"),
-    [(401, {"error": "Authenticate: token validation error"}), (403, refusals.FORBIDDEN)],
-)
-def test_a_revoked_token_refuses_only_the_functions_creates(status: int, body: dict[str, str]) -> None:
-    """revoke_fly_token: the function's creates get Fly's 401/403 body; the product's own token still works."""
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_revoked_token_refuses_only_the_functions_creates(status: int) -> None:
+    """revoke_fly_token: the function's creates get Fly's 401/403; the product's own token still works.
+
+    The 401 body is Fly's observed one; the 403's text is unverified (refusals.py), so only its shape is asserted.
+    """
     sb = Sandbox()
     sb.step("revoke_fly_token", status=status)
     before = len(sb.machines())
-    answer = sb.spawn({"owner": "u-10", "region": "ams"})
-    assert answer.status_code == 500 and answer.json() == {"error": f"fly said {status}: {json.dumps(body)}"}
+    body = fly_error(sb.spawn({"owner": "u-10", "region": "ams"}), status)
+    if status == 401:
+        assert body == {"error": "Authenticate: token validation error"}
     assert len(sb.machines()) == before and sb.rows()[-1]["state"] == "error"
     assert "FLY_API_TOKEN" in [s["name"] for s in sb.mgmt("GET", "/secrets").json()]  # it stays listed
     assert sb.create("ams").status_code == 200  # only the function's token was revoked
@@ -391,12 +405,11 @@ def test_a_capacity_step_refuses_create_machine_steps_too() -> None:
 
 
 def test_a_rate_limit_answers_the_functions_creates_429_until_it_ends() -> None:
-    """fly_rate_limit: the function's creates get 429 `rate limit exceeded`; after `until` they pass again."""
+    """fly_rate_limit: the function's creates get Fly's 429 (its body's text is unverified); after `until` they pass."""
     sb = Sandbox()
     until = sb.world.now_ms + 5 * 60_000
     sb.step("fly_rate_limit", until_ms=until)
-    answer = sb.spawn({"owner": "u-13", "region": "ams"})
-    assert answer.json() == {"error": 'fly said 429: {"error": "rate limit exceeded"}'}
+    fly_error(sb.spawn({"owner": "u-13", "region": "ams"}), 429)
     assert sb.create("ams").status_code == 429  # Fly limits per action per app: every caller on the app
     sb.world.advance_to(until)
     assert sb.spawn({"owner": "u-13", "region": "ams"}).status_code == 200
@@ -567,14 +580,17 @@ def test_every_new_shipped_scenario_loads_through_sandbox_reset(
         assert f"sandbox reset: {name} at" in capsys.readouterr().out
 
 
-#: shipped scenario -> (its function, the edge-log statuses in order, a line its function logged)
+#: shipped scenario -> (its function, the edge-log statuses in order, the start of a line its function logged).
+#: A line is the team's own template (the scenario's words) filled with Fly's status and the start of a JSON
+#: body with an `error` key; text the sandbox words itself (an unverified Fly body, the unset-secret error)
+#: is not pinned: the edge-log 500s are the signal.
 STORIES = {
     "workspaces-fly-token-revoked": ("spawn-workspace", "200 " * 4 + "500 " * 3, 'fly said 401: {"error": '),
-    "workspaces-image-secret-unset": ("spawn-workspace", "200 " * 3 + "500 " * 3, "WORKSPACE_IMAGE is not set"),
+    "workspaces-image-secret-unset": ("spawn-workspace", "200 " * 3 + "500 " * 3, "spawned vm "),
     "gameservers-region-capacity": ("allocate-server", "200 200 200 500 200 500 200 ",
                                     'allocation failed in fra: fly 412 {"error": "insufficient resources'),
     "gameservers-rate-limited-burst": ("allocate-server", "200 " * 4 + "500 " * 9,
-                                       'allocation failed in ams: fly 429 {"error": "rate limit exceeded"}'),
+                                       'allocation failed in ams: fly 429 {"error": '),
     "sandboxes-silent-failures": ("launch-sandbox", "200 " * 3 + "500 " * 5, "launched "),
     "kernels-tag-missing-in-own-words": ("start-kernel", "200 " * 3 + "500 " * 4,
                                          "Error: Fly API 400: image not found"),
