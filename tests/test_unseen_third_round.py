@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from vyxops.investigate import Investigation, investigate
 from vyxops.session import open_session
@@ -124,11 +123,11 @@ def test_unseen_team_story_gets_specs_diagnosis(key: str, story: Any) -> None:
 def test_unseen_team_contract_is_discovered(key: str, story: Any) -> None:
     """Discovery learns each team's function, image secret ("" for none) and table from the platforms alone."""
     stem = key.partition("@")[0]
-    pipeline = yaml.safe_load((HERE / f"{stem}.yaml").read_text())["pipeline"]
+    pipeline = load_scenario(HERE / f"{stem}.yaml").pipeline
     contract = story(key).evidence.contract
     learnt = (contract.function, contract.image_secret, contract.table.name)
-    secrets = UNKNOWABLE_SECRET.get(stem, {pipeline["image_secret"] or ""})
-    assert learnt[0] == pipeline["function"] and learnt[2] == pipeline["table"]["name"], learnt
+    secrets = UNKNOWABLE_SECRET.get(stem, {pipeline.image_secret or ""})
+    assert learnt[0] == pipeline.function and learnt[2] == pipeline.table, learnt
     assert learnt[1] in secrets, (learnt, contract.evidence)
 
 
