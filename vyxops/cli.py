@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _audit_parser(sub)
     _capture_parser(sub)
     _init_parser(sub)
+    _doctor_parser(sub)
     _sandbox_parsers(sub)
     return p
 
@@ -182,6 +183,13 @@ def _init_parser(sub: _Subparsers) -> None:
     ini.add_argument("--force", action="store_true", help="replace a contract file that exists")
 
 
+def _doctor_parser(sub: _Subparsers) -> None:
+    doc = sub.add_parser("doctor", help="check credentials, APIs, permissions and the contract before an incident")
+    _common(doc, out=False)
+    doc.add_argument("--app", help="an app to check the app-level APIs and the contract for (default: the org's first)")
+    doc.add_argument("--json", action="store_true", help="every check as JSON on stdout")
+
+
 def _sandbox_parsers(sub: _Subparsers) -> None:
     sb = sub.add_parser("sandbox", help="control the sandbox: reset | serve | status")
     sb.add_argument("action", choices=("reset", "serve", "status"), help="start over | serve on 127.0.0.1 | show")
@@ -202,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "audit": cmd_audit,
             "capture": cmd_capture,
             "init": cmd_init,
+            "doctor": cmd_doctor,
             "sandbox": cmd_sandbox,
             "scenarios": cmd_scenarios,
         }[args.verb](args)
@@ -711,6 +720,41 @@ def cmd_init(args: argparse.Namespace) -> int:
     out.write_text(text, encoding="utf-8")
     say(*(f"{key:<24} {why.replace(chr(10), '; ')}" for key, why in contract.evidence), f"contract: {out}")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Exit 0 when every check is ok (or skipped), 1 with one line per problem and its fix (as audit's findings);
+    bad input is exit 2 before any call. A platform that does not answer is a problem line, not exit 3: saying so
+    is the doctor's job."""
+    import json
+
+    from vyxops import checks
+    from vyxops.config import parse_target
+    from vyxops.doctor import run_doctor
+
+    target = parse_target(args.target)
+    if target.kind == "bundle":
+        raise InputError("--target", "a bundle is a recording: there is nothing to check", allowed="sandbox, live")
+    if target.kind != "sandbox" and args.scenario:
+        raise InputError("--scenario", "only applies to --target sandbox")
+    if args.app:
+        checks.check_app(args.app)
+    if args.contract:
+        from vyxops.contract import load_contract_file
+
+        load_contract_file(Path(args.contract))
+    if target.kind == "sandbox":
+        from vyxops.targets import sandbox_control
+
+        sandbox_control().load_world(args.scenario, [args.app] if args.app else [])
+    outcomes = run_doctor(target, app=args.app, contract=args.contract, scenario=args.scenario)
+    problems = [o for o in outcomes if o.status == "problem"]
+    if args.json:
+        say(json.dumps({"ok": not problems, "checks": [o.as_json() for o in outcomes]}, indent=1))
+    else:
+        say(*(o.line() for o in outcomes))
+        say(f"{len(problems)} problem(s)" if problems else f"all well: {len(outcomes)} checks")
+    return 1 if problems else 0
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -215,3 +215,38 @@ def dashboard_links(app: str, project_ref: str | None, function: str) -> dict[st
             "Supabase table editor": f"{base}/editor",
         }
     return links
+
+
+# --------------------------------------------------------------------------- scoped access tokens
+
+#: The fine-grained permission each Management API endpoint vyxops (and the Supabase CLI's incident commands)
+#: calls needs: the operation's ``security: [{bearer: []}, {fga_permissions: [...]}]`` in
+#: reference/supabase/management-api-openapi.json; the logs endpoint's from logs-endpoint-openapi-excerpt.json.
+#: Keyed by (method, path template). A scoped access token without one is answered 403 (PLATFORM.md, third round).
+SUPABASE_MGMT_PERMISSIONS: dict[tuple[str, str], str] = {
+    ("GET", "/v1/projects/{ref}"): "project_admin_read",
+    ("GET", "/v1/organizations/{slug}"): "organization_admin_read",
+    ("GET", "/v1/projects/{ref}/secrets"): "edge_functions_secrets_read",
+    ("POST", "/v1/projects/{ref}/secrets"): "edge_functions_secrets_write",
+    ("DELETE", "/v1/projects/{ref}/secrets"): "edge_functions_secrets_write",
+    ("GET", "/v1/projects/{ref}/functions"): "edge_functions_read",
+    ("GET", "/v1/projects/{ref}/functions/{function_slug}"): "edge_functions_read",
+    ("GET", "/v1/projects/{ref}/functions/{function_slug}/body"): "edge_functions_read",
+    ("GET", "/v1/projects/{ref}/api-keys"): "api_gateway_keys_read",
+    ("GET", "/v1/projects/{ref}/postgrest"): "data_api_config_read",
+    ("GET", "/v1/projects/{ref}/analytics/endpoints/logs"): "analytics_logs_read",
+}
+#: Each permission in words (vyxops's, from the permission's id; the OAuth scope the spec pairs with it after).
+SUPABASE_PERMISSION_WORDS: dict[str, str] = {
+    "project_admin_read": "project admin read (OAuth scope projects:read)",
+    "organization_admin_read": "organization admin read (OAuth scope organizations:read)",
+    "edge_functions_secrets_read": "secrets read (OAuth scope secrets:read)",
+    "edge_functions_secrets_write": "secrets write (OAuth scope secrets:write)",
+    "edge_functions_read": "functions read (OAuth scope edge_functions:read)",
+    "api_gateway_keys_read": "API keys read (OAuth scope secrets:read)",
+    "data_api_config_read": "data API config read (OAuth scope rest:read)",
+    "analytics_logs_read": "analytics logs read (OAuth scope analytics:read)",
+}
+#: The 403 body of an endpoint the token's permissions do not cover, as users quote it (supabase/cli #6392;
+#: the spec only says "Forbidden action"). It names no permission: the endpoint does, through the table above.
+SUPABASE_MISSING_PERMISSION_MESSAGE = "Your account does not have the necessary privileges to access this endpoint."

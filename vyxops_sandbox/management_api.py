@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from vyxops.facts import SUPABASE_MGMT_PER_MINUTE
+from vyxops.facts import SUPABASE_MGMT_PER_MINUTE, SUPABASE_MGMT_PERMISSIONS, SUPABASE_MISSING_PERMISSION_MESSAGE
 from vyxops_sandbox.supabase_api import EXPOSED_SCHEMAS, MAX_ROWS, _bearer, _read_json, _response
 from vyxops_sandbox.world import World, sha256_hex
 
@@ -129,7 +129,22 @@ def handle_management(world: World, request: httpx.Request) -> httpx.Response | 
         # is the one users quote for a token/ref pair that does not match (supabase/cli #1819).
         return answer(403, {"message": "Forbidden resource"})
     tmpl, match = route
+    if not _granted(world, method, tmpl):
+        # A scoped access token without the endpoint's permission (platform.supabase.token_permissions).
+        # Guards run before validation pipes in NestJS (docs.nestjs.com "Guards": "Guards are executed after
+        # all middleware, but before any interceptor or pipe"), so this 403 comes before any 400 on the body.
+        return answer(403, {"message": SUPABASE_MISSING_PERMISSION_MESSAGE})
     return _ENDPOINTS[tmpl](world, request, answer, match)
+
+
+def _granted(world: World, method: str, tmpl: str) -> bool:
+    """Whether the scenario's access token holds the permission the endpoint needs (vyxops.facts)."""
+    granted = world.platform.supabase.token_permissions
+    if granted is None:
+        return True
+    full = tmpl if tmpl.startswith("/v1/") else "/v1/projects/{ref}" + tmpl
+    needed = SUPABASE_MGMT_PERMISSIONS.get((method, full))
+    return needed is None or needed in granted
 
 
 def _empty_as(world: World, items: list[Any]) -> list[Any] | None:

@@ -10,6 +10,7 @@ existed, except where a model fact chose otherwise (each default says why)::
         api_key: jwt               # jwt | sb_secret: the shape of the service and anon keys
         verify_jwt: true           # provision-machine's verify_jwt (reported by the functions list)
         empty_as_null: false       # true: an empty list is sent as null (secrets, functions, logs result)
+        token_permissions: [edge_functions_read]  # a scoped access token: only these permissions (default: all)
       fly:
         token: legacy              # legacy | macaroon: the shape of the Fly token
         token_apps: [vyx-app]      # a token scoped to these apps (a deploy token); default: the whole org
@@ -29,6 +30,10 @@ Defaults and why:
   values (``oom_killed: false``, ``guest_exit_code: 0``); fly-go's
   ``MachineExitEvent`` marks them ``omitempty``, so a record that went through it
   leaves them out — that form is the opt-in.
+- ``token_permissions`` (default: every permission, as a classic access token has): a
+  scoped access token granted only the listed permissions (the ids in
+  :data:`vyxops.facts.SUPABASE_MGMT_PERMISSIONS`); an endpoint needing another
+  answers 403 (PLATFORM.md, "Scoped access tokens").
 - ``destroy_events: true``: no official sample shows a ``destroy`` event
   (reference/fly/machine-states-and-events.json); the sandbox kept one so far.
 """
@@ -57,6 +62,7 @@ class SupabasePlatform:
     api_key: str = "jwt"
     verify_jwt: bool = True
     empty_as_null: bool = False
+    token_permissions: tuple[str, ...] | None = None  # None: every permission (a classic access token)
 
     @property
     def log_retention_days(self) -> int:
@@ -84,6 +90,8 @@ class Platform:
         data = asdict(self)
         apps = data["fly"]["token_apps"]
         data["fly"]["token_apps"] = list(apps) if apps is not None else None
+        granted = data["supabase"]["token_permissions"]
+        data["supabase"]["token_permissions"] = list(granted) if granted is not None else None
         return data
 
     @classmethod
@@ -92,7 +100,10 @@ class Platform:
         fly = dict(data.get("fly") or {})
         if fly.get("token_apps") is not None:
             fly["token_apps"] = tuple(fly["token_apps"])
-        return cls(SupabasePlatform(**(data.get("supabase") or {})), FlyPlatform(**fly))
+        supabase = dict(data.get("supabase") or {})
+        if supabase.get("token_permissions") is not None:
+            supabase["token_permissions"] = tuple(supabase["token_permissions"])
+        return cls(SupabasePlatform(**supabase), FlyPlatform(**fly))
 
 
 def _b64url(raw: bytes) -> str:

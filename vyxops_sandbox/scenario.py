@@ -509,7 +509,7 @@ def _platform(c: Checker, raw: Any, apps: list[str]) -> Platform:
     s = c.mapping(
         block.get("supabase"),
         ["platform", "supabase"],
-        ("plan", "secrets_updated_at", "api_key", "verify_jwt", "empty_as_null"),
+        ("plan", "secrets_updated_at", "api_key", "verify_jwt", "empty_as_null", "token_permissions"),
     )
     f = c.mapping(
         block.get("fly"),
@@ -523,6 +523,7 @@ def _platform(c: Checker, raw: Any, apps: list[str]) -> Platform:
         api_key=c.choice(s.get("api_key", "jwt"), [*ws, "api_key"], API_KEYS),
         verify_jwt=c.boolean(s.get("verify_jwt", True), [*ws, "verify_jwt"]),
         empty_as_null=c.boolean(s.get("empty_as_null", False), [*ws, "empty_as_null"]),
+        token_permissions=_permissions(c, s, [*ws, "token_permissions"]),
     )
     token_apps = None
     if "token_apps" in f:
@@ -542,3 +543,16 @@ def _platform(c: Checker, raw: Any, apps: list[str]) -> Platform:
         empty_as_null=c.boolean(f.get("empty_as_null", False), [*wf, "empty_as_null"]),
     )
     return Platform(supabase, fly)
+
+
+def _permissions(c: Checker, block: dict[str, Any], keys: list[str]) -> tuple[str, ...] | None:
+    """``token_permissions``: a list of Management API permission ids (a scoped access token), or None (all)."""
+    if "token_permissions" not in block:
+        return None
+    from vyxops.facts import SUPABASE_PERMISSION_WORDS
+
+    granted = block["token_permissions"]
+    known = sorted(SUPABASE_PERMISSION_WORDS)
+    if not isinstance(granted, list) or any(p not in known for p in granted):
+        c.fail(keys, f"{granted!r} is not a list of permission ids", allowed=known)
+    return tuple(granted)
