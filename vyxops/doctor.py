@@ -396,16 +396,10 @@ def _management(d: Doctor, s: Session) -> Outcome:
 
 def _logs_endpoint(d: Doctor, s: Session) -> Outcome:
     """A real query over the last minute, as vyxops sends them (both ends of the window, SQL the endpoint takes)."""
-    import pandas as pd
-
-    from vyxops.timeutil import iso
-
-    end = s.now()
-    start = end - pd.Timedelta(minutes=1)
 
     def query() -> str:
         try:
-            rows = s.supabase.query_logs("select count() as n from function_edge_logs", iso(start), iso(end))
+            rows = s.supabase.query_logs(LOGS_SQL, *_last_minute(s))
         except AuthError as exc:
             if exc.status == 403:
                 return "answered 403: see permissions (analytics logs read)"
@@ -413,6 +407,16 @@ def _logs_endpoint(d: Doctor, s: Session) -> Outcome:
         return f"a query over the last minute answered ({len(rows)} row(s))"
 
     return _call(d, "APIs", "logs endpoint", query)
+
+
+def _last_minute(s: Session) -> tuple[str, str]:
+    """The last minute, in whole minutes as vyxops's log reads send it (the endpoint rounds to the minute)."""
+    import pandas as pd
+
+    from vyxops.logreads import z_time
+
+    end = s.now()
+    return z_time((end - pd.Timedelta(minutes=1)).floor("min")), z_time(end.ceil("min"))
 
 
 # --------------------------------------------------------------------------- permissions
@@ -435,6 +439,9 @@ class Permission:
 
 #: A secret name CreateSecretBody forbids (``^(?!SUPABASE_).*``): a token with ``secrets write`` gets 400 for it,
 #: one without gets 403 (guards before pipes), and nothing is written either way.
+#: A query as vyxops's log reads send them (vyxops.logreads): the ``logs`` table, one source, newest first.
+LOGS_SQL = "select id, timestamp from logs where source = 'function_edge_logs' order by timestamp desc limit 1"
+
 REFUSED_SECRET = [{"name": "SUPABASE_VYXOPS_DOCTOR", "value": "-"}]
 
 PERMISSIONS: tuple[Permission, ...] = (
@@ -445,7 +452,7 @@ PERMISSIONS: tuple[Permission, ...] = (
                body=REFUSED_SECRET),
     Permission("GET", "/v1/projects/{ref}/functions", "vyxops reads the provisioning function and its verify_jwt"),
     Permission("GET", "/v1/projects/{ref}/analytics/endpoints/logs", "vyxops reads the function's logs",
-               params={"sql": "select count() as n from function_edge_logs"}),
+               params={"sql": LOGS_SQL}),
 )  # fmt: skip
 
 
@@ -487,13 +494,8 @@ def check_permissions(d: Doctor) -> Iterator[Outcome]:
 def _granted(d: Doctor, s: Session, p: Permission) -> str:
     params = None
     if p.params is not None:
-        import pandas as pd
-
-        from vyxops.timeutil import iso
-
-        end = s.now()
-        window = {"iso_timestamp_start": iso(end - pd.Timedelta(minutes=1)), "iso_timestamp_end": iso(end)}
-        params = {**p.params, **window}
+        start, end = _last_minute(s)
+        params = {**p.params, "iso_timestamp_start": start, "iso_timestamp_end": end}
     status = _mgmt_status(d, s, p.method, p.template, params, p.body)
     if status == 401:
         raise AuthError("refused", platform="supabase-mgmt", method=p.method, path=p.template, status=401)
