@@ -168,11 +168,21 @@ def images_in(text: str | None) -> list[str]:
 # --------------------------------------------------------------------------- releases
 
 RELEASE_COMPLETE = "complete"
+# Deploy statuses flyctl sets (internal/command/deploy/machines_deploymachinesapp.go): "running" when
+# machines start to move, then "complete", "interrupted" (the deploy's context was cancelled: Ctrl-C, a
+# CI job killed) or "failed". An interrupted rollout is not undone: flyctl only records the status.
+RELEASE_INTERRUPTED = "interrupted"
+RELEASE_FAILED = "failed"
+# Where a releases frame's ``current`` came from (its ``attrs["current_from"]``).
+CURRENT_FROM_PLATFORM = "platform"  # Fly's own word: GraphQL App.currentReleaseUnprocessed
+CURRENT_INFERRED = "inferred"  # the fallback rule, current_release_index
 
 
 def current_release_index(versions: list[int | None], statuses: list[str | None]) -> int | None:
-    """Index of the current release: the newest (highest version) with status ``complete``.
+    """Index of the inferred current release: the newest (highest version) with status ``complete``.
 
+    Only a fallback: the platform names its current release (``currentReleaseUnprocessed``,
+    :func:`chosen_current_index`), and after an interrupted deploy the two may differ.
     A release's ``imageRef`` may be null and several releases may carry one image
     (a rollback re-releases an old one); neither changes which release is current.
     """
@@ -183,14 +193,31 @@ def current_release_index(versions: list[int | None], statuses: list[str | None]
     return None if best is None else best[1]
 
 
-def current_image_index(versions: list[int | None], statuses: list[str | None], images: list[str | None]) -> int | None:
+def chosen_current_index(
+    versions: list[int | None], statuses: list[str | None], platform_version: int | None
+) -> tuple[int | None, str]:
+    """The current release's index and where it came from: the platform's version when it named one
+    among ``versions``, else :func:`current_release_index` (``CURRENT_INFERRED``)."""
+    if platform_version is not None and platform_version in versions:
+        return versions.index(platform_version), CURRENT_FROM_PLATFORM
+    return current_release_index(versions, statuses), CURRENT_INFERRED
+
+
+def current_image_index(
+    versions: list[int | None], statuses: list[str | None], images: list[str | None], current: int | None = None
+) -> int | None:
     """Index of the release whose image machines run now: the newest complete release that names one.
 
     A release without an imageRef (null in the API) keeps the image the release before it ran.
+    With ``current``, the index of the platform's current release: that release when it names an
+    image, else the newest complete release before it that does.
     """
+    if current is not None and images[current]:
+        return current
+    upto = None if current is None else versions[current]
     best: tuple[int, int] | None = None
     for i, (version, status, image) in enumerate(zip(versions, statuses, images)):
-        if status != RELEASE_COMPLETE or version is None or not image:
+        if status != RELEASE_COMPLETE or version is None or not image or (upto is not None and version > upto):
             continue
         if best is None or version > best[0]:
             best = (int(version), i)

@@ -90,7 +90,9 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "user": STR,
         "description": STR,
         "created_at": TIME,
-        "current": "boolean",  # the newest complete release (vyxops.facts.current_release_index)
+        # Fly's currentReleaseUnprocessed, or when it did not say, the newest complete release
+        # (vyxops.facts.chosen_current_index); attrs["current_from"] says which
+        "current": "boolean",
         "runs_image": "boolean",  # the release whose image machines run now (vyxops.facts.current_image_index)
     },
     # one image reference checked against the registry
@@ -442,13 +444,22 @@ def fetch_machine_events(session: Any, app: str, machine_id: str) -> pd.DataFram
     )
 
 
-def release_records(app: str, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Release rows, newest first, marking the current release and the one whose image runs now."""
+def release_records(
+    app: str, nodes: list[dict[str, Any]], platform_current: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """Release rows, newest first, marking the current release and the one whose image runs now,
+    and where ``current`` came from (``facts.CURRENT_FROM_PLATFORM`` or ``facts.CURRENT_INFERRED``).
+
+    ``platform_current`` is the platform's ``currentReleaseUnprocessed`` (None: it did not say).
+    """
     ordered = sorted(nodes or [], key=lambda n: n.get("version") or 0, reverse=True)
     versions = [n.get("version") for n in ordered]
     statuses = [n.get("status") for n in ordered]
-    current = facts.current_release_index(versions, statuses)
-    runs = facts.current_image_index(versions, statuses, [n.get("imageRef") for n in ordered])
+    said = None if platform_current is None else platform_current.get("version")
+    current, current_from = facts.chosen_current_index(versions, statuses, said)
+    images = [n.get("imageRef") for n in ordered]
+    by_platform = current if current_from == facts.CURRENT_FROM_PLATFORM else None
+    runs = facts.current_image_index(versions, statuses, images, by_platform)
     records = []
     for i, n in enumerate(ordered):
         user = n.get("user") or {}
@@ -466,20 +477,28 @@ def release_records(app: str, nodes: list[dict[str, Any]]) -> list[dict[str, Any
                 "runs_image": i == runs,
             }
         )
-    return records
+    return records, current_from
 
 
 def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
-    """Releases, newest first; ``current`` marks the newest complete one, ``runs_image`` the one whose image runs."""
-    nodes = session.fly.releases(app, limit=limit) or []
-    complete = len(nodes) < limit
-    return make_frame(
+    """Releases, newest first; ``current`` marks the platform's current release (``attrs["current_from"]``
+    is "platform"), or when it did not say, the newest complete one ("inferred"); ``runs_image`` the one
+    whose image runs. ``attrs["current_note"]`` says why the platform's word was not used."""
+    history = session.fly.release_history(app, limit=limit)
+    complete = len(history.nodes) < limit
+    records, current_from = release_records(app, history.nodes, history.current)
+    note = history.current_note
+    if current_from == facts.CURRENT_INFERRED and history.current is not None:
+        note = f"the platform's current release v{history.current.get('version')} is not among those read"
+    df = make_frame(
         "releases",
-        release_records(app, nodes),
-        source="fly POST /graphql releasesUnprocessed",
+        records,
+        source="fly POST /graphql releasesUnprocessed, currentReleaseUnprocessed",
         complete=complete,
         note="" if complete else f"only the newest {limit} releases were read",
     )
+    df.attrs.update({"current_from": current_from, "current_note": note})
+    return df
 
 
 Ask = Callable[[str], dict[str, Any]]

@@ -633,7 +633,8 @@ def handle_machines(world: World, request: httpx.Request) -> httpx.Response | No
 _SUPPORTED_GRAPHQL = (
     "query { app(name: String!) { id name status organization { id slug name } "
     "releasesUnprocessed(first: Int) { nodes { id version description reason status imageRef stable inProgress "
-    "user { id email name } createdAt } totalCount } } }"
+    "user { id email name } createdAt } totalCount } "
+    "currentReleaseUnprocessed { <the same fields as nodes> } } }"
 )
 _TOKEN = re.compile(
     r'\s+|,|#[^\n]*|(\.\.\.|[{}()\[\]:!$=@]|[_A-Za-z][_0-9A-Za-z]*|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"(?:\\.|[^"\\])*")'
@@ -798,6 +799,13 @@ def _resolve_app(world: World, a: dict[str, Any], field: _Field) -> dict[str, An
                 else:
                     raise _Unsupported(f"field {sub.name!r} on ReleaseUnprocessedConnection")
             out[f.alias] = conn
+        elif f.name == "currentReleaseUnprocessed":
+            # schema.graphql (fly-go): `currentReleaseUnprocessed: ReleaseUnprocessed`, null when the
+            # app has no current release; which release is current: World.deploy.
+            if f.args or not f.selections:
+                raise _Unsupported("currentReleaseUnprocessed takes no arguments and needs a selection")
+            current = world.current_release(a["name"])
+            out[f.alias] = None if current is None else _release_node(current, f.selections)
         else:
             raise _Unsupported(f"field {f.name!r} on App")
     return out
@@ -983,8 +991,9 @@ def handle_fly_rest(world: World, request: httpx.Request) -> httpx.Response | No
         return _logs(world, request, a)
     releases = a["releases"]  # newest first
     if segments[1:] == ["releases", "current"]:
-        # "current" = the newest complete release (flyctl treats 404 as "no current release").
-        current = next((r for r in releases if r.get("status") == "complete"), None)
+        # The platform's current release, as GraphQL's currentReleaseUnprocessed (World.deploy);
+        # flyctl treats 404 as "no current release" (internal/uiex/releases.go GetCurrentRelease).
+        current = world.current_release(a["name"])
         if current is None:
             return json_response(world, 404, {"error": "release not found"})
         return json_response(world, 200, _rest_release(current))

@@ -12,7 +12,10 @@ block is documented in :mod:`vyxops_sandbox.platform`):
   ``running`` before it died), ``oom_killed`` (crash: exit code 137, killed for memory);
 - ``deploy``: ``release_command`` (``true`` or ``{exit_code, after_s}``: a
   release-command machine runs first; a non-zero exit fails the release) and
-  ``image_ref: false`` (the release records no image: GraphQL ``imageRef`` null);
+  ``image_ref: false`` (the release records no image: GraphQL ``imageRef`` null) and
+  ``interrupted: true`` (the deploy was cancelled while its machines moved: the release's
+  status is ``interrupted``, and it is the platform's current release all the same;
+  see :meth:`vyxops_sandbox.world.World.deploy`);
 - ``create_machine``: ``metadata`` (string map, e.g. ``{fly_process_group: fly_app_console}``),
   ``restart: {policy: no|on-failure|always, max_retries: N}`` and ``session_s``;
 - steps ``stop_machine {app, machine_id}`` and ``destroy_machine {app, machine_id}``:
@@ -62,7 +65,7 @@ OOM_EXIT_CODE = 137  # 128 + SIGKILL: what the kernel's OOM killer leaves as the
 
 # step kind -> (required keys, optional keys)
 STEP_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "deploy": (("app", "image"), ("tag_latest", "user", "release_command", "image_ref")),
+    "deploy": (("app", "image"), ("tag_latest", "user", "release_command", "image_ref", "interrupted")),
     "set_secret": (("name", "value"), ()),
     "unset_secret": (("name",), ()),
     "invoke": (("function", "body"), ("machine_id",)),
@@ -356,6 +359,8 @@ def _deploy(c: Checker, args: dict[str, Any], where: Keys, apps: list[str]) -> d
         out["user"] = c.text(args["user"], [*where, "user"], what="a user's e-mail")
     if "image_ref" in args and not c.boolean(args["image_ref"], [*where, "image_ref"]):
         out["image_ref"] = False
+    if c.boolean(args.get("interrupted", False), [*where, "interrupted"]):
+        out["interrupted"] = True
     rc = args.get("release_command", False)
     if isinstance(rc, dict):
         spec = c.mapping(rc, [*where, "release_command"], ("exit_code", "after_s"))

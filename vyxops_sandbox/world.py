@@ -382,6 +382,7 @@ class World:
                 user=args.get("user"),
                 release_command=args.get("release_command"),
                 image_ref=args.get("image_ref", True),
+                interrupted=bool(args.get("interrupted", False)),
             )
         elif kind == "set_secret":
             self.set_secrets([{"name": args["name"], "value": str(args["value"])}])
@@ -546,6 +547,7 @@ class World:
         user: str | None = None,
         release_command: dict[str, Any] | None = None,
         image_ref: bool = True,
+        interrupted: bool = False,
     ) -> dict[str, Any]:
         """`fly deploy`: push the image if new (behaviour serve), make release vN, maybe move :latest.
 
@@ -557,6 +559,15 @@ class World:
         updateReleaseInBackend), so a failed command leaves a failed release that is
         never current. ``image_ref=False`` records the release without an image
         (GraphQL ``imageRef: null``, which real releases can have).
+
+        The app's current release (GraphQL ``currentReleaseUnprocessed``, REST
+        ``…/releases/current``) moves to a release when its machines start to move: at
+        once, or after a release command that succeeded. ``interrupted`` is a deploy
+        cancelled during that rollout (Ctrl-C, a killed CI job): flyctl marks the release
+        ``interrupted`` and undoes nothing (machines_deploymachinesapp.go: on
+        context.Canceled it only sets the status), so the release stays current though
+        it is not ``complete``. Fly's rule for "current" is server-side and not published;
+        this is the reading of flyctl's deploy code and PLATFORM.md (third round).
         """
         a = self.app(app)
         if a is None:
@@ -571,9 +582,9 @@ class World:
             "version": len(a["releases"]) + 1,
             "description": f"Deploy image {image}",
             "reason": "deploy",
-            "status": "running" if release_command else "complete",
+            "status": "running" if release_command else "interrupted" if interrupted else "complete",
             "imageRef": image if image_ref else None,
-            "stable": not release_command,
+            "stable": not release_command and not interrupted,
             "user": {"id": self._hash("user", email)[:12], "email": email, "name": email.split("@")[0]},
             "createdAt": iso(self.now_ms),
         }
@@ -582,11 +593,26 @@ class World:
             repo, _, digest, manifest = self.resolve_image(image)  # type: ignore[misc]
             self.put_manifest(repo, "latest", manifest["body"], manifest["media_type"])
         if release_command:
-            self._run_release_command(app, image, release, release_command)
+            self._run_release_command(app, image, release, release_command, interrupted)
+        else:
+            a["current_release"] = release["id"]
         self.touch()
         return release
 
-    def _run_release_command(self, app: str, image: str, release: dict[str, Any], command: dict[str, Any]) -> None:
+    def current_release(self, app: str) -> dict[str, Any] | None:
+        """The release the platform calls current (see :meth:`deploy`); a state written before the
+        sandbox tracked it has none recorded, and then it is the newest complete release."""
+        a = self.app(app)
+        if a is None:
+            return None
+        releases = a["releases"]  # newest first
+        if "current_release" in a:
+            return next((r for r in releases if r["id"] == a["current_release"]), None)
+        return next((r for r in releases if r.get("status") == "complete"), None)
+
+    def _run_release_command(
+        self, app: str, image: str, release: dict[str, Any], command: dict[str, Any], interrupted: bool = False
+    ) -> None:
         """The release-command machine, as flyctl builds it (appconfig/machines.go ToReleaseMachineConfig)."""
         config = {
             "image": image,
@@ -625,9 +651,8 @@ class World:
             done = self.now_ms + START_MS + run["after_ms"] + machines.EXIT_EVENT_MS + DESTROY_AFTER_EXIT_MS
             ok = run["exit_code"] == 0
         # flyctl waits for the machine to be destroyed, then reads its exit code and sets the release status.
-        self._schedule(
-            done + 200, "release_done", app=app, release_id=release["id"], status="complete" if ok else "failed"
-        )
+        status = ("interrupted" if interrupted else "complete") if ok else "failed"
+        self._schedule(done + 200, "release_done", app=app, release_id=release["id"], status=status)
 
     def _finish_release(self, app: str, release_id: str, status: str) -> None:
         a = self.app(app)
@@ -635,6 +660,8 @@ class World:
         if release is not None:
             release["status"] = status
             release["stable"] = status == "complete"
+            if status != "failed":  # the command succeeded: machines start to move to this release
+                a["current_release"] = release_id  # type: ignore[index]
 
     # ------------------------------------------------------------------ machines (rules in machines.py)
     def create_machine(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
@@ -20,6 +21,20 @@ RELEASES_QUERY = (
     "query($appName: String!, $limit: Int!) { app(name: $appName) { releases: releasesUnprocessed(first: $limit) "
     "{ nodes { id version description reason status imageRef stable user { id email name } createdAt } } } }"
 )
+# The releases and the platform's own current release, in one round trip. ``currentRelease:
+# currentReleaseUnprocessed`` is fly-go's alias and selection, trimmed (resource_releases.go
+# GetAppCurrentReleaseMachines; resource_images.go LatestImage asks `{ id version imageRef }`).
+# schema.graphql: `App.currentReleaseUnprocessed: ReleaseUnprocessed` (nullable: an app never
+# released has none). flyctl reads it, not the list, for "the current release": `fly deploy`
+# without a build (and so `fly secrets set`, a restart-only deploy) deploys its imageRef
+# (internal/command/deploy/machines.go setImg → LatestImage), `fly status --json` reports its
+# version (internal/command/status/machines.go), `fly console` boots it (console.go).
+RELEASES_WITH_CURRENT_QUERY = (
+    "query($appName: String!, $limit: Int!) { app(name: $appName) { "
+    "releases: releasesUnprocessed(first: $limit) "
+    "{ nodes { id version description reason status imageRef stable user { id email name } createdAt } } "
+    "currentRelease: currentReleaseUnprocessed { id version status imageRef } } }"
+)
 MANIFEST_ACCEPT = ", ".join(
     [
         "application/vnd.docker.distribution.manifest.v2+json",
@@ -29,6 +44,24 @@ MANIFEST_ACCEPT = ", ".join(
     ]
 )
 MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class ReleaseHistory:
+    """Releases newest first, and the release the platform calls current (None when it did not say)."""
+
+    nodes: list[dict[str, Any]]
+    current: dict[str, Any] | None  # currentReleaseUnprocessed {id version status imageRef}
+    current_note: str  # why ``current`` is None: "currentReleaseUnprocessed: null", "…: not in the evidence bundle"
+
+
+def _release_nodes(app_node: dict[str, Any]) -> list[dict[str, Any]]:
+    return (app_node.get("releases") or {}).get("nodes") or []  # nodes may be null (an empty Go slice)
+
+
+def _current_field_unanswered(exc: ApiError) -> bool:
+    """The combined releases query went unanswered as such: worth asking `fly releases`'s own query instead."""
+    return exc.status == 404 or (exc.platform == "fly-graphql" and "currentReleaseUnprocessed" in str(exc))
 
 
 class FlyClient:
@@ -126,11 +159,34 @@ class FlyClient:
     # -- releases
     def releases(self, app: str, limit: int = 25) -> list[dict[str, Any]]:
         """Releases newest first, from GraphQL (errors arrive as HTTP 200 with ``errors[]``)."""
+        return self.release_history(app, limit).nodes
+
+    def release_history(self, app: str, limit: int = 25) -> ReleaseHistory:
+        """Releases newest first and the platform's current release, asked in one GraphQL request.
+
+        When the combined query is not answered (a bundle captured before it was asked
+        answers 404 "not in the evidence bundle"; an API whose schema lacks the field
+        answers an ``errors[]`` naming it), the exact `fly releases` query is sent
+        instead and ``current`` is None, with ``current_note`` saying why.
+        """
+        variables = {"appName": app, "limit": limit}
+        try:
+            node = self._graphql_app(app, RELEASES_WITH_CURRENT_QUERY, variables)
+        except ApiError as exc:
+            if not _current_field_unanswered(exc):
+                raise
+            node = self._graphql_app(app, RELEASES_QUERY, variables)
+            note = "not in the evidence bundle" if exc.status == 404 else "the API did not answer the field"
+            return ReleaseHistory(_release_nodes(node), None, f"currentReleaseUnprocessed: {note}")
+        current = node.get("currentRelease")
+        if not isinstance(current, dict) or current.get("version") is None:
+            return ReleaseHistory(_release_nodes(node), None, "currentReleaseUnprocessed: null")
+        return ReleaseHistory(_release_nodes(node), current, "")
+
+    def _graphql_app(self, app: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """``data.app`` of one GraphQL query; its ``errors[]`` raised as Auth-, NotFound- or ApiError."""
         body = self.api.get_json(
-            "/graphql",
-            method="POST",
-            json={"query": RELEASES_QUERY, "variables": {"appName": app, "limit": limit}},
-            idempotent=True,
+            "/graphql", method="POST", json={"query": query, "variables": variables}, idempotent=True
         )
         errors = body.get("errors") if isinstance(body, dict) else None
         if errors:
@@ -151,8 +207,7 @@ class FlyClient:
                 status=200,
                 hint=f"check that the app {app!r} exists and the token can read it",
             )
-        app_node = ((body if isinstance(body, dict) else {}).get("data") or {}).get("app") or {}
-        return (app_node.get("releases") or {}).get("nodes") or []  # nodes may be null (an empty Go slice)
+        return cast(dict[str, Any], ((body if isinstance(body, dict) else {}).get("data") or {}).get("app") or {})
 
     # -- logs
     def logs_page(

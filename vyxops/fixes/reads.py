@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops.errors import NotFoundError, PreconditionError
-from vyxops.facts import CANARY_USER_PREFIX, RELEASE_COMPLETE
+from vyxops.facts import CANARY_USER_PREFIX, chosen_current_index
 from vyxops.fixes.values import short
 from vyxops.session import Session
 
@@ -32,10 +32,12 @@ def secret_now(session: Session, name: str) -> str | None:
 
 
 def current_release(session: Session, app: str) -> dict[str, Any] | None:
-    """The newest complete release, as the frames mark ``current``."""
-    nodes = session.fly.releases(app, limit=10)
-    done = [n for n in nodes if isinstance(n, dict) and n.get("status") == RELEASE_COMPLETE]
-    return max(done, key=lambda n: int(n.get("version") or 0), default=None)
+    """The current release, as the frames mark ``current``: the platform's, else the newest complete one."""
+    history = session.fly.release_history(app, limit=10)
+    nodes = [n for n in history.nodes if isinstance(n, dict)]
+    said = None if history.current is None else history.current.get("version")
+    at, _ = chosen_current_index([n.get("version") for n in nodes], [n.get("status") for n in nodes], said)
+    return None if at is None else nodes[at]
 
 
 def check_release(session: Session, app: str, read: dict[str, Any]) -> dict[str, Any]:

@@ -229,7 +229,7 @@ def _fly_records(fly: dict[str, Any]) -> tuple[_Records, _Records, _Records, _Re
         rows, evs = machine_records(app, list(a["machines"].values()))
         machines.extend(rows)
         events.extend(evs)
-        releases.extend(release_records(app, a["releases"]))
+        releases.extend(release_records(app, a["releases"])[0])
         logs.extend(
             {
                 "app": app,
