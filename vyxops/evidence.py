@@ -95,6 +95,13 @@ class Evidence:
         current = self.releases[self.releases["current"].fillna(False).astype(bool)]
         return None if current.empty else current.iloc[0]
 
+    def current_said(self, *, short: bool = False) -> str:
+        """Where the current release came from: Fly's word, or the inference (frames.fetch_releases)."""
+        attrs = self.releases.attrs
+        return facts.current_said(
+            str(attrs.get("current_from", facts.CURRENT_INFERRED)), str(attrs.get("current_note", "")), short=short
+        )
+
     def manifest(self, ref: str) -> pd.Series | None:
         """The registry's answer for ``ref`` (the first row naming it), found through an index built once."""
         if self._manifest_rows is None:

@@ -203,6 +203,15 @@ def chosen_current_index(
     return current_release_index(versions, statuses), CURRENT_INFERRED
 
 
+def current_said(current_from: str, note: str = "", *, short: bool = False) -> str:
+    """How a report names where the current release came from (a releases frame's attrs)."""
+    if current_from == CURRENT_FROM_PLATFORM:
+        return "current per Fly" if short else "current per Fly (currentReleaseUnprocessed)"
+    if short:
+        return "current by inference"
+    return "current by inference: the newest complete release" + (f"; Fly did not say ({note})" if note else "")
+
+
 def current_image_index(
     versions: list[int | None], statuses: list[str | None], images: list[str | None], current: int | None = None
 ) -> int | None:

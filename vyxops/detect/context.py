@@ -59,6 +59,7 @@ class Release:
     created_at: pd.Timestamp
     exists: bool | None
     digest: str | None
+    said: str = ""  # where "current" came from (Evidence.current_said)
 
     def same_image(self, ref: str | None, digest: str | None) -> bool:
         """Whether ``ref`` (or its ``digest``) is this release's image."""
@@ -284,7 +285,7 @@ def _release(e: Evidence) -> Release | None:
         return None
     r = runs.iloc[0]
     exists, digest = e.head(str(r["image"]))
-    return Release(int(r["version"]), str(r["image"]), r["created_at"], exists, digest)
+    return Release(int(r["version"]), str(r["image"]), r["created_at"], exists, digest, e.current_said())
 
 
 REFUSAL_COLUMNS = ["time", "execution_id", "message", "image", "status_code", "kind", "fly_status", "region"]

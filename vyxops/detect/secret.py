@@ -85,7 +85,11 @@ def _secret_not_current_release(p: Provisioning, release: Release) -> Finding:
             p.secret_updated_at,
             f"{p.secret} digest {str(p.secret_digest)[:16]}… = sha256({p.ref!r})",
         ),
-        ev("fly.releases", release.created_at, f"current release v{release.version} runs {release.image}"),
+        ev(
+            "fly.releases",
+            release.created_at,
+            f"current release v{release.version} runs {release.image}" + (f"; {release.said}" if release.said else ""),
+        ),
     ]
     if p.exists:
         evidence.append(ev("fly.registry", None, f"HEAD {p.ref} → 200, {p.digest}: the tag exists"))

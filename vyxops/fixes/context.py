@@ -115,6 +115,7 @@ def image_facts(e: Evidence) -> dict[str, Any]:
         "secret_digest": secret["digest"],
         "secret_ref": secret["ref"],
         "release_version": None if release is None else int(release["version"]),
+        "release_said": e.current_said(short=True),
         "release_image": rel_image,
         "release_exists": rel_exists,
         "release_digest": rel_digest,

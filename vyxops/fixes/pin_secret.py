@@ -92,7 +92,7 @@ def _plan(f: dict[str, Any], strategy: str, why: str) -> Action | str:
         code=CODE,
         target=f"secret:{name}",
         current=secret_text(f["secret_digest"], f["secret_ref"], f["latest_ref"]),
-        new=f"{ref} (release v{f['release_version']}, {short(secret_digest(ref))})",
+        new=f"{ref} (release v{f['release_version']}, {f['release_said']}, {short(secret_digest(ref))})",
         precondition=(
             f"{name} digest still {was}; release v{f['release_version']} still current; its image still resolves"
         ),
