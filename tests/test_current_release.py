@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from vyxops.bundle import exchange_key
+from vyxops import config, frames
+from vyxops.bundle import FixedClock, exchange_key
 from vyxops.cli import main
 from vyxops.clients.fly import RELEASES_QUERY, RELEASES_WITH_CURRENT_QUERY
 from vyxops.fixes import plan_fixes
+from vyxops.http import RetryPolicy
 from vyxops.investigate import Investigation, investigate
-from vyxops.session import open_session
+from vyxops.session import Credentials, Opened, Session, build_session, open_session
 
 STORY = Path(__file__).parent / "scenarios" / "deploys-interrupted-rollout-secret-on-stub.yaml"
 APP = "vyx-app"
@@ -118,3 +121,65 @@ def test_a_bundle_replays_fly_s_current_release_and_an_older_one_falls_back_sayi
     detail = _root_release_detail(out)
     assert detail.startswith(f"current release v1 runs {V1}; current by inference"), detail
     assert "not in the evidence bundle" in detail, detail
+
+
+NODES = [
+    {"id": "r2", "version": 2, "status": "interrupted", "imageRef": V2, "createdAt": "2026-11-04T10:00:00Z"},
+    {"id": "r1", "version": 1, "status": "complete", "imageRef": V1, "createdAt": "2026-11-04T08:00:00Z"},
+]
+
+
+def _session(combined: dict[str, Any], asked: list[str]) -> Session:
+    """Real clients over a MockTransport: the combined query gets ``combined``, `fly releases`'s own the nodes."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = json.loads(request.content)["query"]
+        asked.append(query)
+        if query == RELEASES_QUERY:
+            return httpx.Response(200, json={"data": {"app": {"releases": {"nodes": NODES}}}})
+        return httpx.Response(200, json=combined)
+
+    opened = Opened(
+        opener="mock",
+        label="mock",
+        description="mock transport",
+        credentials=Credentials("legacy-token-0000000000000000", "sb_secret_" + "a" * 32, "sbp_" + "a" * 40,
+                                "mockprojectref0001"),
+        clock=FixedClock(0.0),
+        supabase_url="https://mockprojectref0001.supabase.co",
+        transport=httpx.MockTransport(handler),
+    )  # fmt: skip
+    return build_session(config.parse_target("live"), opened, retry=RetryPolicy(max_attempts=1))
+
+
+@pytest.mark.parametrize(
+    ("combined", "current", "source", "note", "queries"),
+    [
+        (  # Fly's word, in the same round trip
+            {"data": {"app": {"releases": {"nodes": NODES}, "currentRelease": {"id": "r2", "version": 2,
+                                                                              "status": "interrupted",
+                                                                              "imageRef": V2}}}},
+            2, "platform", "", 1,
+        ),
+        (  # the field answered null: the inference, saying so
+            {"data": {"app": {"releases": {"nodes": NODES}, "currentRelease": None}}},
+            1, "inferred", "currentReleaseUnprocessed: null", 1,
+        ),
+        (  # an API whose schema lacks the field: `fly releases`'s own query, then the inference
+            {"data": None, "errors": [{"message": "Field 'currentReleaseUnprocessed' doesn't exist on type 'App'"}]},
+            1, "inferred", "currentReleaseUnprocessed: the API did not answer the field", 2,
+        ),
+    ],
+)  # fmt: skip
+def test_releases_frame_takes_fly_s_current_release_and_falls_back_saying_why(
+    combined: dict[str, Any], current: int, source: str, note: str, queries: int
+) -> None:
+    """``current`` is Fly's currentReleaseUnprocessed; null or an unknown field falls back to the newest complete
+    release, and the frame's attrs say which was used and why."""
+    asked: list[str] = []
+    with _session(combined, asked) as s:
+        df = frames.fetch_releases(s, APP)
+    assert df.loc[df["current"].astype(bool), "version"].tolist() == [current]
+    assert df.loc[df["runs_image"].astype(bool), "version"].tolist() == [current]
+    assert (df.attrs["current_from"], df.attrs["current_note"]) == (source, note)
+    assert asked[0] == RELEASES_WITH_CURRENT_QUERY and len(asked) == queries
