@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from vyxops import errors
-from vyxops.budget import SUPABASE_MGMT, budget_for, fly_machines_key
+from vyxops.budget import SUPABASE_MGMT, budget_for, fly_machines_key, supabase_mgmt_key
 from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT
 from vyxops.http import Api, RetryPolicy, RetryTransport, WallClock, make_client
 from vyxops.testing.clock import FakeClock
@@ -29,7 +29,7 @@ def test_the_documented_fly_limits_key_by_action_and_machine_or_app() -> None:
     """Get machine is 5/s burst 10 per machine; every other action 1/s burst 3 per machine or app (PLATFORM.md)."""
     assert (FLY_GET_MACHINE_LIMIT.per_s, FLY_GET_MACHINE_LIMIT.burst) == (5, 10)
     assert (FLY_ACTION_LIMIT.per_s, FLY_ACTION_LIMIT.burst) == (1, 3)
-    assert (SUPABASE_MGMT.per_s * 60, SUPABASE_MGMT.burst) == (120, 120)
+    assert (SUPABASE_MGMT.requests, SUPABASE_MGMT.seconds) == (120, 60)
     assert fly_machines_key("GET", "/v1/apps/a/machines/m1") == (("get", "m1"), FLY_GET_MACHINE_LIMIT)
     assert fly_machines_key("POST", "/v1/apps/a/machines/m1/stop") == (("POST stop", "m1"), FLY_ACTION_LIMIT)
     assert fly_machines_key("GET", "/v1/apps/a/machines") == (("GET /machines", "a"), FLY_ACTION_LIMIT)
@@ -73,6 +73,88 @@ def test_a_spent_management_window_waits_for_its_reset_instead_of_spending_a_429
     api.request("GET", "/v1/projects/p/secrets")
     assert clock.sleeps == [pytest.approx(42.0)]
     assert budget_for(clock).rate_limited == 0
+
+
+def test_the_121st_management_request_waits_for_the_window_to_end_not_half_a_second() -> None:
+    """A fixed window (api_rate_limits.mdx): past the 120th, every call is refused until the minute
+    ends, so the budget holds the 121st until then; a bucket refilling 2/s would send it at 0.5 s, into a 429."""
+    clock = FakeClock()
+    budget = budget_for(clock)
+    for _ in range(120):
+        budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/secrets")
+    assert clock.sleeps == []
+    clock.t += 10.0
+    budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/secrets")
+    assert clock.sleeps == [pytest.approx(50.0)]
+    for _ in range(119):  # the new window's other 119 go at once
+        budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/secrets")
+    assert clock.sleeps == [pytest.approx(50.0)]
+    budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/functions")  # another endpoint: its own window
+    assert clock.sleeps == [pytest.approx(50.0)]
+
+
+def test_a_function_slug_is_part_of_the_endpoint_not_of_the_window() -> None:
+    """GET …/functions/a and …/functions/b are one endpoint (the server keys by route); another project is not."""
+    a, _ = supabase_mgmt_key("GET", "/v1/projects/p/functions/a")
+    b, _ = supabase_mgmt_key("GET", "/v1/projects/p/functions/b")
+    other, _ = supabase_mgmt_key("GET", "/v1/projects/q/functions/a")
+    assert a == b != other
+    assert supabase_mgmt_key("GET", "/v1/projects/p/functions")[0] != a
+
+
+def test_a_window_another_token_of_the_user_spent_is_read_from_the_headers() -> None:
+    """All of a user's tokens share the window: Remaining 5 with Reset 30 leaves five requests, then a 30 s wait."""
+    clock = FakeClock()
+    budget = budget_for(clock)
+    budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/secrets")
+    budget.observe(
+        "supabase-mgmt", "GET", "/v1/projects/p/secrets", {"x-ratelimit-remaining": "5", "x-ratelimit-reset": "30"}
+    )
+    for _ in range(5):
+        budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/secrets")
+    assert clock.sleeps == []
+    budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/secrets")
+    assert clock.sleeps == [pytest.approx(30.0)]
+
+
+def test_a_late_answer_of_the_last_window_does_not_spend_the_new_one() -> None:
+    """An answer read after the window rolled over (Remaining 0, Reset 1) is about the old window: ignored."""
+    clock = FakeClock()
+    budget = budget_for(clock)
+    budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/secrets")
+    clock.t += 61.0
+    budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/secrets")  # opens a new window
+    budget.observe(
+        "supabase-mgmt", "GET", "/v1/projects/p/secrets", {"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1"}
+    )
+    for _ in range(100):
+        budget.acquire("supabase-mgmt", "GET", "/v1/projects/p/secrets")
+    assert clock.sleeps == []
+
+
+def test_a_text_429_without_retry_after_waits_for_the_reset_and_fails_with_a_clear_message() -> None:
+    """The Management API's 429 is framework text; X-RateLimit-Reset (seconds) says how long to wait."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(
+            429,
+            content=b"ThrottlerException: Too Many Requests",
+            headers={"content-type": "text/html; charset=utf-8", "x-ratelimit-limit": "120",
+                     "x-ratelimit-remaining": "0", "x-ratelimit-reset": "17"},
+        )  # fmt: skip
+
+    clock = FakeClock()
+    client = make_client("supabase-mgmt", "https://api.example.test", None, transport=httpx.MockTransport(handler))
+    api = Api(client, "supabase-mgmt", clock=clock, rng=random.Random(1), retry=RetryPolicy(max_rate_limited=2))
+    with pytest.raises(errors.RateLimitedError) as info:
+        api.get_json("/v1/projects/p/secrets")
+    assert clock.sleeps == [pytest.approx(17.0)]
+    text = str(info.value)
+    assert "rate limited (429): ThrottlerException: Too Many Requests" in text
+    assert "reopens in 17 s" in text and "every access token of that user" in text
+    assert "malformed" not in text and len(seen) == 2
 
 
 def test_a_429_pauses_the_key_for_every_client_on_the_clock() -> None:

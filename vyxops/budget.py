@@ -10,9 +10,14 @@ What the budget knows (PLATFORM.md "Rate limits"):
 - **Fly Machines API**: 1 request/s per action per machine or app, burst 3; *get machine*
   5 requests/s, burst 10. The key is (action, app or machine id), so the reads of fifty
   different apps never wait for each other, while one app's tenth read of one action does.
-- **Supabase Management API**: 120 requests a minute per endpoint. The window's state
-  comes with every answer (``X-RateLimit-Limit/-Remaining/-Reset``): when ``Remaining``
-  reaches 0 the endpoint waits for ``Reset`` rather than spending a request on a 429.
+- **Supabase Management API**: 120 requests a minute per user, per project or organization,
+  per endpoint, as a *fixed window*: past the 120th, every call is refused until the minute
+  ends (api_rate_limits.mdx). The budget keeps one window per endpoint (its template:
+  ``/functions/a`` and ``/functions/b`` share one) and project: the 121st request waits for the
+  window to end instead of trickling out as a bucket would. Every answer reports the window
+  (``X-RateLimit-Limit/-Remaining/-Reset``, Reset in seconds); the budget takes the server's
+  count when it is higher (all of a user's tokens and processes share the window), and when
+  ``Remaining`` reaches 0 the endpoint waits for ``Reset`` rather than spending a request on a 429.
 - **Everything** (these two and the platforms with no documented limit: the registry,
   PostgREST, Edge Functions, Fly's GraphQL and logs): a 429 pauses that key for the
   wait :meth:`vyxops.http.RetryPolicy.rate_limit_delay` computes (``Retry-After``, or a
@@ -40,7 +45,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Protocol
 
-from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT, SUPABASE_MGMT_PER_MINUTE, RateLimit
+from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT, SUPABASE_MGMT_WINDOW, FixedWindow, RateLimit
 
 
 class _Clock(Protocol):
@@ -51,8 +56,10 @@ class _Clock(Protocol):
 
 # --------------------------------------------------------------------------- the documented limits (vyxops.facts)
 
-#: 120 a minute per endpoint, as a bucket; the headers then say exactly where the window stands.
-SUPABASE_MGMT = RateLimit(per_s=SUPABASE_MGMT_PER_MINUTE // 60, burst=SUPABASE_MGMT_PER_MINUTE)
+#: 120 a minute per endpoint, a fixed window; the headers say exactly where the server's window stands.
+SUPABASE_MGMT = SUPABASE_MGMT_WINDOW
+Limit = RateLimit | FixedWindow
+Rule = Callable[[str, str], tuple[tuple[str, ...], Limit] | None]
 
 _MACHINE_PATH = re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines/(?P<id>[^/]+)(?P<action>/[^/]+)?$")
 _APP_PATH = re.compile(r"^/v1/apps/(?P<app>[^/]+)(?P<rest>/.*)?$")
@@ -72,13 +79,26 @@ def fly_machines_key(method: str, path: str) -> tuple[tuple[str, ...], RateLimit
     return None
 
 
-def supabase_mgmt_key(method: str, path: str) -> tuple[tuple[str, ...], RateLimit] | None:
-    """The (key, limit) of a Management API request: the endpoint (its path, ref included)."""
-    return (method, path), SUPABASE_MGMT
+_MGMT_SCOPED = re.compile(r"^/v1/(?P<kind>projects|organizations)/(?P<scope>[^/]+)(?P<rest>/.*)?$")
+_MGMT_FUNCTION = re.compile(r"^/functions/[^/]+")
+
+
+def supabase_mgmt_key(method: str, path: str) -> tuple[tuple[str, ...], Limit] | None:
+    """The (key, limit) of a Management API request: its endpoint (method and path template) and scope.
+
+    The scope is the project or organization in the path ("requests that don't include a project
+    or organization [...] are counted against the user"); a function's slug is part of the
+    template, not of the key: ``GET …/functions/a`` and ``…/functions/b`` spend one window.
+    """
+    m = _MGMT_SCOPED.match(path)
+    if not m:
+        return (method, path), SUPABASE_MGMT
+    rest = _MGMT_FUNCTION.sub("/functions/{function_slug}", m.group("rest") or "")
+    return (method, f"/v1/{m.group('kind')}/{{ref}}{rest}", m.group("scope")), SUPABASE_MGMT
 
 
 #: platform → how its requests are keyed and limited; a platform not here is only paced by its 429s.
-RULES: dict[str, Callable[[str, str], tuple[tuple[str, ...], RateLimit] | None]] = {
+RULES: dict[str, Rule] = {
     "fly-machines": fly_machines_key,
     "supabase-mgmt": supabase_mgmt_key,
 }
@@ -113,6 +133,53 @@ class _Bucket:
             wait = max(wait, -self.tokens / self.limit.per_s)
         return wait
 
+    def observe(self, remaining: int, reset: float, now: float) -> None:
+        """A bucket takes nothing from a window's headers but the pause (:meth:`Budget.observe`)."""
+
+
+class _Window:
+    """A fixed window, as the Management API counts: ``used`` requests reserved since the window
+    opened; those past the limit are reserved in the windows that follow, and wait for them."""
+
+    def __init__(self, limit: FixedWindow) -> None:
+        self.limit = limit
+        self.used = 0
+        self.end = -math.inf  # opened by the first request
+        self.paused_until = 0.0
+
+    def _roll(self, now: float) -> None:
+        """Move to the window ``now`` falls in: one opened by the requests reserved past the last
+        one's end (they went out at its end), or a new one opened now."""
+        n, seconds = self.limit.requests, float(self.limit.seconds)
+        while now >= self.end:
+            if self.used <= n:
+                self.used, self.end = 0, now + seconds
+                return
+            self.used -= n
+            self.end += seconds
+
+    def reserve(self, now: float) -> float:
+        """Take one request of the window; seconds to wait before sending (until its window opens)."""
+        wait = max(0.0, self.paused_until - now)
+        self._roll(now)
+        later = self.used // self.limit.requests  # how many windows after this one the request goes in
+        self.used += 1
+        if later:
+            wait = max(wait, self.end + (later - 1) * self.limit.seconds - now)
+        return wait
+
+    def observe(self, remaining: int, reset: float, now: float) -> None:
+        """Take the server's end of the window (it may have opened before ours: another token or
+        process of the same user opened it) and its count when higher than ours. Reset is whole
+        seconds read after the answer left, so the end it gives is never early. An answer far
+        older than our window (read late, after it rolled over) says nothing of ours."""
+        self._roll(now)
+        server_end = now + reset
+        if server_end + self.limit.seconds / 2 < self.end:
+            return
+        self.end = server_end
+        self.used = max(self.used, self.limit.requests - remaining)
+
 
 #: Requests on the wire at once, per budget (per process live). Enough to hide the latency of
 #: requests that come in bursts: a 50-app audit's first stage sends some 250 at once (five per
@@ -130,18 +197,18 @@ class Budget:
         self.clock = clock
         self._in_flight = threading.BoundedSemaphore(IN_FLIGHT)
         self._lock = threading.Lock()
-        self._buckets: dict[tuple[str, ...], _Bucket] = {}
+        self._buckets: dict[tuple[str, ...], _Bucket | _Window] = {}
         self.waited_s = 0.0  # total time requests waited for the budget (benchmarks print it)
         self.rate_limited = 0  # 429s seen
 
-    def _bucket(self, platform: str, method: str, path: str, now: float) -> _Bucket:
-        """The bucket of this request's key (a platform without documented limits is one key)."""
+    def _bucket(self, platform: str, method: str, path: str, now: float) -> _Bucket | _Window:
+        """The bucket or window of this request's key (a platform without documented limits is one key)."""
         rule = RULES.get(platform)
         keyed = rule(method, path) if rule else None
         key, limit = ((platform, *keyed[0]), keyed[1]) if keyed else ((platform, "*"), None)
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket(limit, now)
+            bucket = self._buckets[key] = _Window(limit) if isinstance(limit, FixedWindow) else _Bucket(limit, now)
         return bucket
 
     def acquire(self, platform: str, method: str, path: str) -> float:
@@ -164,14 +231,20 @@ class Budget:
         """Learn from an answer's ``X-RateLimit-*``: a spent window pauses its key until ``Reset``.
 
         Supabase's Management API sends ``X-RateLimit-Remaining`` and ``-Reset`` (seconds
-        until the window reopens) on every answer; a key whose window is spent then waits
-        for it instead of spending a request on a 429.
+        until the window reopens, api_rate_limits.mdx) on every answer: a fixed window takes
+        the server's count, and a key whose window is spent waits for it instead of spending
+        a request on a 429.
         """
-        if headers.get("x-ratelimit-remaining") != "0":
-            return
+        remaining = _seconds(headers.get("x-ratelimit-remaining"))
         reset = _seconds(headers.get("x-ratelimit-reset"))
-        if reset is not None:
-            self.pause(platform, method, path, min(reset, MAX_PAUSE_S), counted=False)
+        if remaining is None or reset is None:
+            return
+        reset = min(reset, MAX_PAUSE_S)
+        now = self.clock.now()
+        with self._lock:
+            self._bucket(platform, method, path, now).observe(int(remaining), reset, now)
+        if remaining == 0:
+            self.pause(platform, method, path, reset, counted=False)
 
     def pause(self, platform: str, method: str, path: str, seconds: float, *, counted: bool = True) -> None:
         """Hold every request of this key for ``seconds`` (a 429's Retry-After, or a spent window)."""

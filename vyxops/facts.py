@@ -31,9 +31,26 @@ class RateLimit:
 FLY_ACTION_LIMIT = RateLimit(per_s=1, burst=3)
 #: … and get machine, per machine.
 FLY_GET_MACHINE_LIMIT = RateLimit(per_s=5, burst=10)
+
+
+@dataclass(frozen=True)
+class FixedWindow:
+    """A fixed window: ``requests`` per window of ``seconds``, opened by the first request; past them,
+    every request is refused until the window ends."""
+
+    requests: int
+    seconds: int
+
+
 #: Supabase Management API: requests a minute per endpoint (PLATFORM.md, api_rate_limits.mdx);
 #: every answer reports the window in ``X-RateLimit-Limit/-Remaining/-Reset``.
 SUPABASE_MGMT_PER_MINUTE = 120
+#: … as a fixed window per user (all of a user's access tokens share it), per project or organization,
+#: per endpoint: "when you exceed this rate limit, all further API calls return a 429 Too Many Requests
+#: response for the remainder of the minute" (supabase/supabase apps/docs/content/_partials/api_rate_limits.mdx).
+#: ``X-RateLimit-Reset`` is "the number of seconds remaining until your rate limit resets" (same page),
+#: not an epoch time.
+SUPABASE_MGMT_WINDOW = FixedWindow(requests=SUPABASE_MGMT_PER_MINUTE, seconds=60)
 
 
 # --------------------------------------------------------------------------- machine states

@@ -44,6 +44,7 @@ from vyxops.errors import (
     redact,
     register_secret,
 )
+from vyxops.facts import SUPABASE_MGMT_PER_MINUTE
 from vyxops.pools import PooledTransport
 
 __all__ = [
@@ -455,8 +456,11 @@ class _Paced(Protocol):
 
 def pause_for_429(client: _Paced, request: httpx.Request, response: httpx.Response, limited: int) -> None:
     """A 429 (the ``limited``-th in a row): pause the request's key in the shared budget, for
-    every thread; the next try waits it out in :meth:`Budget.acquire`."""
-    retry_after = response.headers.get("retry-after")
+    every thread; the next try waits it out in :meth:`Budget.acquire`. Without ``Retry-After``,
+    ``X-RateLimit-Reset`` says the same: the seconds until the window reopens (Supabase's
+    api_rate_limits.mdx: "use the X-RateLimit-Reset header (seconds) to determine exactly how
+    long to wait")."""
+    retry_after = response.headers.get("retry-after") or response.headers.get("x-ratelimit-reset")
     seconds = client.retry.rate_limit_delay(limited, client.rng, retry_after, client.clock.now())
     response.close()  # release the connection before the next attempt
     log.debug("%s %s %s: 429, pausing %.2fs", client.platform, request.method, _safe_path(request.url), seconds)
@@ -566,6 +570,20 @@ def _error_message(body: Any) -> str | None:
         if part not in seen:
             seen.append(part)
     return "; ".join(seen) or None
+
+
+def _rate_limit_hint(platform: str, headers: httpx.Headers) -> str:
+    """What to do about a 429 that outlasted every retry: when the window reopens, and whose window it is."""
+    reset = headers.get("x-ratelimit-reset") or headers.get("retry-after")
+    when = f"the window reopens in {reset.strip()} s; " if reset and reset.strip().isdigit() else ""
+    if platform == "supabase-mgmt":
+        # api_rate_limits.mdx: per user, per project or organization, per endpoint; "all tokens
+        # created by the same user share it".
+        return (
+            f"{when}the Management API allows {SUPABASE_MGMT_PER_MINUTE} requests a minute per endpoint to one user, "
+            "shared by every access token of that user (another tool or run may be spending it); wait and run again"
+        )
+    return f"{when}rate limited; wait and retry"
 
 
 _AUTH_VARIABLES = {
@@ -789,7 +807,7 @@ class Api:
                 )
         elif status == 429:
             cls = RateLimitedError
-            hint = "rate limited; wait and retry"
+            hint = _rate_limit_hint(self.platform, response.headers)
         else:
             cls = ApiError
             if status == 408 or status >= 500:
@@ -800,7 +818,9 @@ class Api:
                 hint = "the platform rejected the request; read the message and fix the request"
 
         if not message and body is None:
-            message = excerpt  # a plain-text answer is its own message
+            message = excerpt  # a plain-text answer is its own message (a 429's "ThrottlerException: …")
+        if status == 429:
+            message = f"rate limited (429): {message or response.reason_phrase}"
         message = _excerpt(message or "") or response.reason_phrase or "error"
         return cls(
             message + tries,

@@ -19,15 +19,23 @@ from typing import Any
 
 import httpx
 
-from vyxops.facts import SUPABASE_MGMT_PER_MINUTE, SUPABASE_MGMT_PERMISSIONS, SUPABASE_MISSING_PERMISSION_MESSAGE
-from vyxops_sandbox.supabase_api import EXPOSED_SCHEMAS, MAX_ROWS, _bearer, _read_json, _response
+from vyxops.facts import SUPABASE_MGMT_PERMISSIONS, SUPABASE_MGMT_WINDOW, SUPABASE_MISSING_PERMISSION_MESSAGE
+from vyxops_sandbox.supabase_api import EXPOSED_SCHEMAS, MAX_ROWS, _bearer, _read_json, _request_id, _response
 from vyxops_sandbox.world import World, sha256_hex
 
 __all__ = ["RATE_LIMIT", "handle_management", "organization_slug"]
 
-# 120 requests/min per user, per project, per endpoint (reference README, api_rate_limits.mdx).
-RATE_LIMIT = SUPABASE_MGMT_PER_MINUTE
-RATE_WINDOW_MS = 60_000
+# 120 requests/min per user, per project or organization, per endpoint, a fixed window
+# (vyxops.facts.SUPABASE_MGMT_WINDOW; supabase/supabase apps/docs/content/_partials/api_rate_limits.mdx).
+RATE_LIMIT = SUPABASE_MGMT_WINDOW.requests
+RATE_WINDOW_MS = SUPABASE_MGMT_WINDOW.seconds * 1000
+# The 429's body: @nestjs/throttler's ThrottlerException text, as users quote it whole from the
+# Management API ("Too Many Requests (429): ThrottlerException: Too Many Requests", dyad-sh/dyad
+# #2147, which prints the body as text), not the usual JSON (PLATFORM.md). A string handed to
+# NestJS's default (Express) adapter goes out through res.send, which labels it text/html;
+# which adapter Supabase runs is not public, so the content-type is unverified.
+THROTTLED_BODY = b"ThrottlerException: Too Many Requests"
+THROTTLED_CONTENT_TYPE = "text/html; charset=utf-8"
 DAY_US = 86_400 * 1_000_000
 
 _PATH_RE = re.compile(r"^/v1/(?P<kind>projects|organizations)/(?P<ref>[^/]+)(?P<rest>/.*)?$")
@@ -54,11 +62,13 @@ def organization_slug(world: World) -> str:
 
 
 def _rate(world: World, key: tuple[str, ...]) -> tuple[bool, dict[str, str]]:
-    """Spend one request of ``key``'s budget on the virtual clock: (allowed, x-ratelimit-* headers).
+    """Spend one request of ``key``'s window on the world's clock: (allowed, x-ratelimit-* headers).
 
     A fixed 60 s window opened by the first request, like the recorded fixtures
-    (remaining 119 then 118, reset 60 then 59). Kept in memory, not in the state:
-    a new process starts with a fresh budget, as after a quiet minute.
+    (remaining 119 then 118, reset 60 then 59); past the 120th every call is refused
+    until it ends. ``x-ratelimit-reset`` is the seconds until then (api_rate_limits.mdx:
+    "the number of seconds remaining until your rate limit resets"). Kept in memory,
+    not in the state: a new process starts with a fresh window, as after a quiet minute.
     """
     buckets = _budgets.setdefault(world, {})
     now = world.now_ms
@@ -77,6 +87,30 @@ def _rate(world: World, key: tuple[str, ...]) -> tuple[bool, dict[str, str]]:
     return allowed, headers
 
 
+def _owner(world: World, token: str) -> str:
+    """Whom a request's window belongs to: the user who owns the token. api_rate_limits.mdx: "the
+    limit applies to the user, so all tokens created by the same user share it"; an unauthenticated
+    request is tracked by IP address (the sandbox has one caller, so one key). Every access token
+    the world issues (``supabase_access_token*``) belongs to its one user."""
+    mine = {v for k, v in world.credentials.items() if k.startswith("supabase_access_token")}
+    return "user" if token in mine else "ip"
+
+
+def _throttled(world: World, request: httpx.Request, rl: dict[str, str]) -> httpx.Response:
+    """The 429 past a window's limit: the framework's text, the window's headers and ``retry-after``.
+
+    @nestjs/throttler sets ``Retry-After`` on the requests it refuses; Studio retries 429s after it
+    (supabase/supabase PR #35957).
+    """
+    headers = {
+        "sb-request-id": _request_id(world, request),
+        "content-type": THROTTLED_CONTENT_TYPE,
+        **rl,
+        "retry-after": rl["x-ratelimit-reset"],
+    }
+    return httpx.Response(429, headers=headers, content=THROTTLED_BODY, request=request)
+
+
 def _nest_404(method: str, path: str) -> dict[str, Any]:
     # NestJS's answer for a route it does not have (the Management API answers with
     # NestJS's guard texts, e.g. "Forbidden resource"); the exact body is unverified.
@@ -87,8 +121,9 @@ def handle_management(world: World, request: httpx.Request) -> httpx.Response | 
     """Serve ``/v1/projects/{ref}[/…]`` and ``/v1/organizations/{slug}``; None for other paths.
 
     Promises: every response carries ``x-ratelimit-limit/-remaining/-reset``; over
-    120 requests a minute (virtual clock) per token, ref and endpoint → 429 with
-    ``retry-after``; a wrong or missing token → 401 ``{"message":"Unauthorized"}``;
+    120 requests a minute (the world's clock) per user (every token of the world's
+    one user shares it), ref and endpoint → 429 with a text body and ``retry-after``;
+    a wrong or missing token → 401 ``{"message":"Unauthorized"}``;
     another project's ref or organization's slug → 403 ``{"message":"Forbidden
     resource"}``; secrets are listed as SHA-256 digests, never plaintext; DELETE
     secrets needs a non-empty list of names.
@@ -103,8 +138,7 @@ def handle_management(world: World, request: httpx.Request) -> httpx.Response | 
         None,
     )
     token = _bearer(request) or ""
-    who = hashlib.sha256(token.encode()).hexdigest()[:16]
-    allowed, rl = _rate(world, (who, ref, method, route[0] if route else rest))
+    allowed, rl = _rate(world, (_owner(world, token), ref, method, route[0] if route else rest))
 
     def answer(
         status: int, body: Any = None, headers: dict[str, str] | None = None, *, null: bool = False
@@ -112,11 +146,7 @@ def handle_management(world: World, request: httpx.Request) -> httpx.Response | 
         return _response(world, request, status, body, headers={**rl, **(headers or {})}, null=null)
 
     if not allowed:
-        # Studio retries 429s after `retry-after` (supabase/supabase PR #35957), so the API
-        # sends it; the body is @nestjs/throttler's text (unverified).
-        return answer(
-            429, {"message": "ThrottlerException: Too Many Requests"}, {"retry-after": rl["x-ratelimit-reset"]}
-        )
+        return _throttled(world, request, rl)
     if route is None:
         # Includes logs.all, retired 2026-09-23 (PLATFORM.md): answered like a route that no
         # longer exists. Routing comes before the guards in NestJS, so before auth here too.
