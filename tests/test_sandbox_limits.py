@@ -208,3 +208,68 @@ def test_a_control_read_survives_a_reset_connection_and_a_control_write_is_sent_
     with pytest.raises(ConfigError, match="did not answer POST /_sandbox/clock: ReadError"):
         served_client._control(http, "POST", "clock", json={"sleep_s": 1})
     assert sent == ["GET", "GET", "POST"]
+
+
+# --------------------------------------------------------------------------- Supabase Management API
+
+MGMT = "https://api.supabase.com"
+
+
+def mgmt_client(world: World, token: str) -> httpx.Client:
+    """An httpx client for the Management API answered in process (no retries: every 429 is seen)."""
+    return httpx.Client(
+        base_url=MGMT,
+        transport=SandboxTransport(SandboxApp(world, autosave=False)),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def test_the_management_window_is_the_users_and_its_429_is_the_frameworks_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """api_rate_limits.mdx: all of a user's tokens share the window; after the 120th call every call is 429 until
+    the minute ends, with X-RateLimit-* (Reset in seconds). The body is ThrottlerException's text, not JSON."""
+    world = two_apps()
+    creds = dict(world.credentials)
+    second = "sbp_" + "0" * 40
+    monkeypatch.setattr(World, "credentials", property(lambda self: {**creds, "supabase_access_token_ci": second}))
+    path = f"/v1/projects/{creds['project_ref']}/secrets"
+    with mgmt_client(world, creds["supabase_access_token"]) as first, mgmt_client(world, second) as other:
+        assert [first.get(path).status_code for _ in range(60)] == [200] * 60
+        world.sleep(20)
+        # The sandbox's auth knows one token; the window is counted before it, by the token's owner.
+        assert [other.get(path).headers["x-ratelimit-remaining"] for _ in range(60)] == [
+            str(n) for n in range(59, -1, -1)
+        ]
+        refused = first.get(path)
+        assert refused.status_code == 429
+        assert refused.content == b"ThrottlerException: Too Many Requests"
+        assert refused.headers["content-type"].startswith("text/")
+        assert refused.headers["x-ratelimit-remaining"] == "0" and refused.headers["x-ratelimit-reset"] == "40"
+        assert other.get(path).status_code == 429  # the other token is the same user's
+        world.sleep(39)
+        assert first.get(path).status_code == 429  # until the minute ends: a fixed window, no refill
+        world.sleep(1)
+        assert other.get(path).status_code != 429
+        assert first.get(path).headers["x-ratelimit-remaining"] == "118"
+
+
+def test_vyxops_reads_past_a_spent_window_without_a_429_whichever_function_it_asks_for() -> None:
+    """130 reads of two functions (one endpoint to the server) wait out the window instead of meeting 429s."""
+    from vyxops.budget import budget_for
+    from vyxops.http import Api, bearer, make_client
+
+    world = two_apps()
+    clock = SandboxClock(world)
+    creds = world.credentials
+    client = make_client(
+        "supabase-mgmt",
+        MGMT,
+        bearer(creds["supabase_access_token"]),
+        transport=SandboxTransport(SandboxApp(world, autosave=False)),
+    )
+    api = Api(client, "supabase-mgmt", clock=clock)
+    start = clock.now()
+    for i in range(130):
+        slug = ("provision-machine", "other-function")[i % 2]
+        api.request("GET", f"/v1/projects/{creds['project_ref']}/functions/{slug}", ok=(404,))
+    assert budget_for(clock).rate_limited == 0
+    assert clock.now() - start >= 59
