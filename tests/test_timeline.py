@@ -17,6 +17,7 @@ from vyxops.frames import empty_frame
 from vyxops.plot import ERROR_COLOUR, OK_COLOUR, plot_timeline, save_timeline_png
 from vyxops.testing.fleet import fleet_frames, generate_fleet
 from vyxops.timeline import TIMELINE_SCHEMA, build_timeline, filter_timeline
+from vyxops_sandbox.functions import add_function
 from vyxops_sandbox.scenario import load_scenario, parse_scenario
 from vyxops_sandbox.world import World
 
@@ -389,3 +390,58 @@ def test_filter_by_machine_uses_the_machine_id_field(seed: pd.DataFrame) -> None
     focused = filter_timeline(seed, machine_id=SEED_MACHINE)
     assert set(focused["entity_type"]) >= {"machine", "db_row"}
     assert (focused["machine_id"].fillna(SEED_MACHINE) == SEED_MACHINE).all()
+
+
+# --------------------------------------------------------------------------- secret writes restart functions
+
+
+@pytest.fixture(scope="module")
+def after_secret_write() -> dict[str, pd.DataFrame]:
+    """The seed, then an hour later a secret write (every function restarts: version + 1), then ten minutes
+    later one function redeployed (version + 1 again, no secret written)."""
+    world = World.from_scenario(load_scenario("stub-image"))
+    add_function(world, "send-welcome-email")
+    world.sleep(3600)
+    world.set_secrets([{"name": "UNRELATED_FLAG", "value": "on"}])
+    restarted = {fn["slug"] for fn in world.state["supabase"]["functions"]}
+    world.sleep(600)
+    fn = world.state["supabase"]["functions"][0]
+    fn["version"], fn["updated_at"] = int(fn["version"]) + 1, world.now_ms
+    frames = fleet_frames(world)
+    frames["restarted"] = pd.DataFrame({"slug": sorted(restarted)})
+    frames["redeployed"] = pd.DataFrame({"slug": [fn["slug"]]})
+    return frames
+
+
+def timeline_of(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return build_timeline(**{k: v for k, v in frames.items() if k not in ("restarted", "redeployed")})
+
+
+def test_a_version_bump_at_a_secret_write_reads_as_a_restart_not_a_redeploy(
+    after_secret_write: dict[str, pd.DataFrame],
+) -> None:
+    """Supabase KB: a secret write bumps every function's version; the timeline says so, naming the secret."""
+    frames = after_secret_write
+    world_fns = set(frames["functions"]["slug"])
+    redeployed = set(frames["redeployed"]["slug"])
+    assert len(world_fns) >= 2, "the seed needs a second function that only the secret write touched"
+    tl = timeline_of(frames)
+    restarted = tl[tl["kind"] == "function.restarted"]
+    assert set(restarted["entity"]) == world_fns - redeployed
+    assert restarted["message"].str.contains("restarted by a secret write (UNRELATED_FLAG)", regex=False).all()
+    assert restarted["message"].str.contains("not a redeploy", regex=False).all()
+    secret_time = first(tl, "secret.updated", "UNRELATED_FLAG")["time"]
+    assert (restarted["time"] == secret_time).all()
+    updated = tl[tl["kind"] == "function.updated"]
+    assert set(updated["entity"]) == redeployed  # a bump with no secret write stays an update
+
+
+def test_without_secret_times_a_bump_is_not_called_a_restart(after_secret_write: dict[str, pd.DataFrame]) -> None:
+    """``updated_at`` is optional on secrets: with none, nothing says restart (no guess); bumps stay updates."""
+    frames = dict(after_secret_write)
+    secrets = frames["secrets"].copy()
+    secrets["updated_at"] = pd.NaT
+    frames["secrets"] = secrets
+    tl = timeline_of(frames)
+    assert "function.restarted" not in set(tl["kind"])
+    assert set(tl.loc[tl["kind"] == "function.updated", "entity"]) == set(frames["functions"]["slug"])

@@ -24,8 +24,13 @@ Conventions other modules rely on (detectors, :mod:`vyxops.plot`), by source and
     ``row <id> for machine <mid> updated to status <s>[ (error: <e>)]``
 ``supabase.secrets``, ``secret.updated``
     ``secret <NAME> updated (digest <8 hex>…)``
-``supabase.functions``, ``function.deployed`` / ``function.updated``
-    ``function <slug> deployed (version <n>, <STATUS>)``
+``supabase.functions``, ``function.deployed`` / ``function.updated`` / ``function.restarted``
+    ``function <slug> deployed (version <n>, <STATUS>)``; ``function.restarted`` is a version bump at,
+    or within :data:`SECRET_RESTART_S` after, a secret's ``updated_at``: a secret write restarts every
+    function and bumps its version (Supabase knowledge base, "Edge Function versions increment across
+    all functions after updating secrets"), which is not a redeploy:
+    ``function <slug> restarted by a secret write (<NAME>), now version <n> — not a redeploy``.
+    Secrets without ``updated_at`` (optional in the API) make no such claim: the bump stays ``function.updated``.
 ``supabase.edge_logs``, ``function.invoked``
     ``<slug> invoked: <HTTP status>[ in <n> ms]``
 ``supabase.function_logs``, ``function.log``
@@ -383,7 +388,33 @@ def _secrets_block(secrets: pd.DataFrame) -> pa.Table:
     )
 
 
-def _functions_blocks(functions: pd.DataFrame) -> list[pa.Table]:
+#: How long after a secret's ``updated_at`` a function's version bump is read as the restart the
+#: write caused: the platform restarts every function as part of the write, so their times agree to
+#: within seconds (the sandbox stamps both with one clock reading).
+SECRET_RESTART_S = 10
+
+
+def _restarted_by(updated: pa.Array, secrets: pd.DataFrame | None) -> tuple[pa.Array, pa.Array]:
+    """For each function update time: whether a secret write explains it, and that secret's name."""
+    n = len(updated)
+    none = (pa.repeat(pa.scalar(False), n), pa.nulls(n, _L))
+    if secrets is None or not _usable("secrets", secrets):
+        return none
+    known = secrets.dropna(subset=["updated_at"]).sort_values("updated_at")
+    if known.empty:
+        return none
+    writes = pd.to_datetime(known["updated_at"], utc=True).astype(TIME).to_numpy(dtype="datetime64[ns]")
+    names = known["name"].astype(object).to_numpy()
+    times = updated.to_numpy(zero_copy_only=False).astype("datetime64[ns]")
+    at = np.searchsorted(writes, times, side="right") - 1  # the last write at or before each update
+    ok = (at >= 0) & ~np.isnat(times)
+    lag = times - writes[np.clip(at, 0, None)]
+    ok &= lag <= np.timedelta64(SECRET_RESTART_S, "s")
+    name = [str(names[i]) if hit else None for i, hit in zip(at, ok, strict=True)]
+    return pa.array(ok), pa.array(name, _L)
+
+
+def _functions_blocks(functions: pd.DataFrame, secrets: pd.DataFrame | None = None) -> list[pa.Table]:
     slug = _or(_str(functions, "slug"), lambda: _or(_str(functions, "function_id"), "?"))
     fid = _or(_str(functions, "function_id"), slug)
     version, status = _str(functions, "version"), _str(functions, "status")
@@ -401,20 +432,35 @@ def _functions_blocks(functions: pd.DataFrame) -> list[pa.Table]:
         )
     ]
     changed = _or_false(pc.not_equal(created, updated))
-    if pc.any(changed).as_py():
-        f = lambda a: pc.filter(a, changed)  # noqa: E731
+    if not pc.any(changed).as_py():
+        return blocks
+    by_secret, secret = _restarted_by(updated, secrets)
+    for mask, kind in (
+        (pc.and_(changed, pc.invert(by_secret)), "function.updated"),
+        (pc.and_(changed, by_secret), "function.restarted"),
+    ):
+        if not pc.any(mask).as_py():
+            continue
+        f = lambda a, m=mask: pc.filter(a, m)  # noqa: E731
+        if kind == "function.updated":
+            message = _join(
+                "function ", f(slug), " updated", _opt(" to version ", f(version)), _opt(" (", f(status), ")")
+            )
+        else:
+            message = _join(
+                "function ", f(slug), " restarted by a secret write (", f(secret), ")",
+                _opt(", now version ", f(version)), " — not a redeploy",
+            )  # fmt: skip
         blocks.append(
             _block(
-                int(pc.sum(changed).as_py()),
+                int(pc.sum(mask).as_py()),
                 time=f(updated),
                 source="supabase.functions",
                 entity_type="function",
                 entity=f(slug),
-                kind="function.updated",
-                message=_join(
-                    "function ", f(slug), " updated", _opt(" to version ", f(version)), _opt(" (", f(status), ")")
-                ),
-                key=_join("supabase.functions:", f(fid), ":updated"),
+                kind=kind,
+                message=message,
+                key=_join("supabase.functions:", f(fid), ":", kind.split(".")[1]),
             )
         )
     return blocks
@@ -531,7 +577,7 @@ def _supabase_blocks(
     if _usable("secrets", secrets):
         blocks.append(_secrets_block(secrets))
     if _usable("functions", functions):
-        blocks.extend(_functions_blocks(functions))
+        blocks.extend(_functions_blocks(functions, secrets))
     if _usable("function_logs", function_logs):
         blocks.extend(_function_logs_blocks(function_logs))
     return blocks
