@@ -446,3 +446,28 @@ def test_verification_reports_what_it_saw_when_provisioning_still_fails(tmp_path
     assert state == "destroyed" and canary["status"] == "failed" and "error" not in canary
     verdict = [x["result"] for x in result.audit_lines if x["kind"] == "outcome" and x["step"] == "verify"]
     assert verdict == ["failed"] and not unpaired(result.audit_lines)
+
+
+@pytest.mark.parametrize("strategy", ["pin", "latest"])
+def test_a_plan_that_writes_a_secret_warns_of_every_functions_cold_start(tmp_path: Path, strategy: str) -> None:
+    """PIN and UNSET write a secret, which restarts every function of the project (Supabase KB): plan.json and
+    the rendered dry run say so with the count; the actions that write no secret carry no such warning."""
+    from vyxops.nbtools.remediation import plan_html
+
+    with seed(tmp_path) as s:
+        n = len(s.supabase.list_functions())
+        plan = plan_fixes(investigate(s, APP), strategy=strategy)
+    doc = plan.document(True)
+    writes = {"PIN_SECRET_TO_RELEASE", "UNSET_SECRET"}
+    for action in doc["actions"]:
+        warned = [w for w in action["warnings"] if "restarts" in w]
+        if action["code"] in writes:
+            assert warned == [
+                f"writing a secret restarts all {n} Edge Function(s) of the project: each gets a new version and "
+                "cold-starts on its next invocation (not a redeploy; the code is unchanged)"
+            ]
+        else:
+            assert warned == []
+    assert writes & {a["code"] for a in doc["actions"]}
+    html = plan_html(plan)
+    assert "Warnings:" in html and f"restarts all {n} Edge Function(s)" in html

@@ -544,6 +544,8 @@ def _print_remediation(args: argparse.Namespace, nb: Path, html: Path) -> int:
     result = read_json(args.out / ("result.json" if args.apply else "plan.json"))
     for a in result["actions"]:
         say(f"{a['status']:>8}  {a['code']:<24} {a['target']}  {a.get('reason') or ''}")
+        for warning in a.get("warnings") or []:
+            say(f"{'warning':>8}  {'':<24} {warning}")
     for note in result.get("notes") or []:
         code, _, why = note.partition(": ")
         say(f"{'-':>8}  {code:<24} {why}" if code.isupper() else f"{'-':>8}  {note}")

@@ -110,7 +110,10 @@ def image_facts(e: Evidence) -> dict[str, Any]:
     rel_image = None if release is None or pd.isna(release["image"]) else str(release["image"])
     rel_exists, rel_digest = e.head(rel_image)
     latest_exists, latest_digest = e.head(latest)
+    functions = e.functions
     return {
+        # how many functions a secret write restarts; None when the functions list was not read whole
+        "function_count": len(functions) if functions.attrs.get("complete") else None,
         "secret_name": e.contract.image_secret,
         "secret_digest": secret["digest"],
         "secret_ref": secret["ref"],

@@ -37,6 +37,7 @@ class Action:
     desired: dict[str, Any] = field(default_factory=dict)
     native: list[str] = field(default_factory=list)
     dashboard: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the change does beyond its target
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -48,7 +49,23 @@ class Action:
             "after": jsonable(self.desired),
             "native": list(self.native),
             "dashboard": list(self.dashboard),
+            "warnings": list(self.warnings),
         }
+
+
+def cold_start_warning(functions: int | None) -> str:
+    """What writing any secret does to the project: every function restarts and bumps its version
+    (Supabase knowledge base, "Edge Function versions increment across all functions after updating
+    secrets": "Prepare for a cold start latency on the first invocation of each function")."""
+    which = (
+        "every Edge Function of the project"
+        if functions is None
+        else f"all {functions} Edge Function(s) of the project"
+    )
+    return (
+        f"writing a secret restarts {which}: each gets a new version and cold-starts on its next "
+        "invocation (not a redeploy; the code is unchanged)"
+    )
 
 
 @dataclass
@@ -69,6 +86,10 @@ class Plan:
         cols = ["action", "target", "current", "new", "precondition", "risk"]
         rows = [[a.code, a.target, a.current, a.new, a.precondition, a.risk] for a in self.actions]
         return pd.DataFrame(rows, columns=cols)
+
+    def warnings(self) -> list[str]:
+        """Each action's warnings, ``CODE target: warning``."""
+        return [f"{a.code} {a.target}: {w}" for a in self.actions for w in a.warnings]
 
     def by_hand_frame(self) -> pd.DataFrame:
         """One row per action: the native commands a person could type instead, and the dashboard pages."""

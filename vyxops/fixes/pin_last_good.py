@@ -9,7 +9,7 @@ from typing import Any
 
 from vyxops.errors import PreconditionError
 from vyxops.fixes.context import ApplyContext, PlanContext
-from vyxops.fixes.model import Action, Outcome
+from vyxops.fixes.model import Action, Outcome, cold_start_warning
 from vyxops.fixes.pin_secret import secret_text, write_secret
 from vyxops.fixes.reads import current_release
 from vyxops.fixes.registry import Fix, Place, register
@@ -83,6 +83,7 @@ def _action(f: dict[str, Any], cur: ReleaseRecord, good: ReleaseRecord, ref: str
             "good_digest": good.digest,
             "served": good.served[:3],
         },
+        warnings=[cold_start_warning(f["function_count"])],
         desired={"name": name, "ref": ref, "digest": secret_digest(ref)},
     )
 

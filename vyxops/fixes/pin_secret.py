@@ -8,7 +8,7 @@ from typing import Any
 
 from vyxops.errors import PreconditionError
 from vyxops.fixes.context import ApplyContext, PlanContext
-from vyxops.fixes.model import Action, Outcome
+from vyxops.fixes.model import Action, Outcome, cold_start_warning
 from vyxops.fixes.reads import check_release, secret_now
 from vyxops.fixes.registry import Fix, Place, register
 from vyxops.fixes.steps import outcome_of, run_write
@@ -99,6 +99,7 @@ def _plan(f: dict[str, Any], strategy: str, why: str) -> Action | str:
         risk="low: the next provisioning uses the release's image; undo by setting the old value again",
         reason=why,
         read=read,
+        warnings=[cold_start_warning(f["function_count"])],
         desired={"name": name, "ref": ref, "digest": secret_digest(ref)},
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from vyxops.errors import PreconditionError
 from vyxops.fixes.context import ApplyContext, PlanContext
-from vyxops.fixes.model import Action, Outcome
+from vyxops.fixes.model import Action, Outcome, cold_start_warning
 from vyxops.fixes.pin_secret import plan_image_fix, release_problem, secret_text
 from vyxops.fixes.reads import check_release, secret_now
 from vyxops.fixes.registry import Fix, Place, register
@@ -45,6 +45,7 @@ def _plan(f: dict[str, Any], why: str) -> Action | str:
         risk=f"medium: provisioning then depends on {f['latest_ref']}; only {name} is deleted, never another secret",
         reason=why,
         read={k: f[k] for k in keys},
+        warnings=[cold_start_warning(f["function_count"])],
         desired={"name": name, "set": False, "falls_back_to": f["latest_ref"]},
     )
 

@@ -61,7 +61,9 @@ def plan_html(plan: Plan, dry_run: bool = True) -> str:
         f"for {plan.app} on {plan.target}, strategy {plan.strategy} — {mode}.", f"{len(plan.actions)} action(s)"
     )
     by_hand = paragraph("the commands a person could type instead, and where to see it in the dashboards:", "By hand:")
-    return head + table_html(plan.frame()) + by_hand + table_html(plan.by_hand_frame()) + bullets(plan.notes)
+    warned = paragraph("", "Warnings:") + bullets(plan.warnings()) if plan.warnings() else ""
+    body = head + table_html(plan.frame()) + warned
+    return body + by_hand + table_html(plan.by_hand_frame()) + bullets(plan.notes)
 
 
 def result_html(result: Result, apply_command: str = "") -> str:
