@@ -9,6 +9,7 @@ function-log retention it buys, ``updated_at`` on secrets (optional in
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import math
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 
 from vyxops.facts import SUPABASE_MGMT_PERMISSIONS, SUPABASE_MGMT_WINDOW, SUPABASE_MISSING_PERMISSION_MESSAGE
+from vyxops_sandbox.function_body import MULTIPART, function_source, multipart_body
 from vyxops_sandbox.supabase_api import EXPOSED_SCHEMAS, MAX_ROWS, _bearer, _read_json, _request_id, _response
 from vyxops_sandbox.world import World, sha256_hex
 
@@ -50,6 +52,8 @@ _ROUTES: list[tuple[str, str, re.Pattern[str], str]] = [
     ("projects", "DELETE", re.compile(r"^/secrets$"), "/secrets"),
     ("projects", "GET", re.compile(r"^/functions$"), "/functions"),
     ("projects", "GET", re.compile(r"^/functions/(?P<slug>[A-Za-z0-9_-]+)$"), "/functions/{function_slug}"),
+    ("projects", "GET", re.compile(r"^/functions/(?P<slug>[A-Za-z0-9_-]+)/body$"), "/functions/{function_slug}/body"),
+    ("projects", "GET", re.compile(r"^/api-keys$"), "/api-keys"),
     ("projects", "GET", re.compile(r"^/postgrest$"), "/postgrest"),
     ("projects", "GET", re.compile(r"^/analytics/endpoints/logs$"), "/analytics/endpoints/logs"),
     ("organizations", "GET", re.compile(r"^$"), "/v1/organizations/{slug}"),
@@ -341,12 +345,91 @@ def _delete_secrets(world: World, request: httpx.Request, answer: Answer) -> htt
     return answer(200)
 
 
+def _function_body(world: World, request: httpx.Request, answer: Answer, match: re.Match[str]) -> httpx.Response:
+    """GET /functions/{slug}/body: the function's files as multipart/form-data (see :mod:`.function_body`)."""
+    fn = world.function(match.group("slug"))
+    if fn is None:
+        return answer(404, {"message": "Function not found"})  # as GET /functions/{slug}: body unverified
+    if MULTIPART not in request.headers.get("accept", ""):
+        # The eszip bundle the legacy and Docker downloads read is not modelled: the spec's documented 500.
+        return answer(500, {"message": "Failed to retrieve function body with given slug"})
+    boundary = "vyxops-" + sha256_hex(f"{fn['id']}:{fn['version']}")[:24]
+    content = multipart_body(fn["entrypoint_path"], function_source(world, fn["slug"]), boundary)
+    base = answer(200)  # the rate-limit and request-id headers every answer carries
+    headers = {**base.headers, "content-type": f"{MULTIPART}; boundary={boundary}"}
+    return httpx.Response(200, headers=headers, content=content, request=request)
+
+
+def _api_keys(world: World, request: httpx.Request, answer: Answer, match: re.Match[str]) -> httpx.Response:
+    """GET /api-keys: ApiKeyResponse list, shaped as the Supabase CLI's recorded answers.
+
+    Source: supabase/cli ``apps/cli-e2e/fixtures/recorded/GET_v1_projects___PROJECT_REF___api_keys``.
+    Legacy keys are ``{name, api_key, id: name, type: "legacy", hash, prefix, description}``;
+    new keys ``{id: uuid, name: "default", type: publishable|secret, api_key, description: null,
+    secret_jwt_template, hash, prefix, inserted_at, updated_at}``. The CLI sends no ``reveal``
+    (``projects api-keys``); without ``reveal=true`` a secret key's ``api_key`` is its prefix
+    followed by 26 ``·`` (recorded), while legacy JWTs and publishable keys are shown whole.
+    The sandbox lists the keys it accepts: the legacy JWTs, or under ``api_key: sb_secret``
+    the publishable and secret keys (credentials_for). ``hash`` is the key's SHA-256 in
+    base64url (43 characters, as recorded); the prefix lengths are unverified.
+    """
+    creds = world.credentials
+    reveal = request.url.params.get("reveal", "").lower() == "true"
+    if world.platform.supabase.api_key == "jwt":
+        keys = [
+            _legacy_key("anon", creds["supabase_anon_key"]),
+            _legacy_key("service_role", creds["supabase_service_role_key"]),
+        ]
+    else:
+        keys = [
+            _new_key(world, "publishable", creds["supabase_anon_key"], None, reveal=True),
+            _new_key(world, "secret", creds["supabase_service_role_key"], {"role": "service_role"}, reveal=reveal),
+        ]
+    return answer(200, keys)
+
+
+def _key_hash(key: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).decode().rstrip("=")
+
+
+def _legacy_key(name: str, key: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "api_key": key,
+        "id": name,
+        "type": "legacy",
+        "hash": _key_hash(key),
+        "prefix": key.rsplit(".", 1)[-1][:5],
+        "description": f"Legacy {name} API key",
+    }
+
+
+def _new_key(world: World, kind: str, key: str, template: dict[str, str] | None, *, reveal: bool) -> dict[str, Any]:
+    prefix = key[: len(f"sb_{kind}_") + 4]
+    h = sha256_hex(f"api-key:{world.scenario_name}:{kind}")
+    at = "2025-01-01T00:00:00Z"  # the project's creation (GET /v1/projects/{ref})
+    return {
+        "id": f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}",
+        "name": "default",
+        "type": kind,
+        "api_key": key if reveal else prefix + "·" * 26,
+        "description": None,
+        "secret_jwt_template": template,
+        "hash": _key_hash(key),
+        "prefix": prefix,
+        "inserted_at": at,
+        "updated_at": at,
+    }
+
+
 _ENDPOINTS: dict[str, Callable[[World, httpx.Request, Answer, re.Match[str]], httpx.Response]] = {
     "/v1/projects/{ref}": _project,
     "/v1/organizations/{slug}": _organization,
     "/secrets": _secrets,
     "/functions": _functions,
     "/functions/{function_slug}": _function,
+    "/functions/{function_slug}/body": _function_body,
+    "/api-keys": _api_keys,
     "/postgrest": _postgrest,
     "/analytics/endpoints/logs": _logs,
 }

@@ -144,7 +144,9 @@ def credentials_for(scenario_name: str, platform: Platform | None = None) -> dic
         "fly_registry_password": registry_password,
         "supabase_service_role_key": service,
         "supabase_anon_key": anon,
-        "supabase_access_token": f"sbp_sandbox{h[24:64]}",
+        # The real shape, which the Supabase CLI insists on: ^sbp_(oauth_)?[a-f0-9]{40}$
+        # (supabase/cli apps/cli-go/internal/utils/access_token.go, AccessTokenPattern).
+        "supabase_access_token": f"sbp_{h[24:64]}",
     }
 
 
