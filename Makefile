@@ -6,7 +6,11 @@ UV     := .tools/bin/uv
 STAMP  := $(VENV)/.installed
 OUT    ?= out/stub-image
 
-.PHONY: setup bytecode demo test bench faults lab clean
+SUPABASE_CLI_VERSION := 2.117.0
+# The Supabase CLI's stamp; the CLI itself is .tools/supabase-cli/node_modules/.bin/supabase.
+SUPABASE_CLI := .tools/supabase-cli/.installed-$(SUPABASE_CLI_VERSION)
+
+.PHONY: setup bytecode demo test bench faults lab clean supabase-cli
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -26,12 +30,25 @@ bytecode: $(STAMP)
 
 setup: $(STAMP) bytecode
 
+# The users' own Supabase client, pinned, which tests/test_supabase_cli.py drives against a served
+# sandbox (it runs offline once installed). npm fetches it once; a second run does nothing. The demo
+# does not need it, so without npm this only says so and the tests skip (.ci/run installs npm).
+$(SUPABASE_CLI):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --silent --no-audit --no-fund --save-exact --prefix .tools/supabase-cli \
+			supabase@$(SUPABASE_CLI_VERSION) && touch $@; \
+	else \
+		echo "npm not found: tests/test_supabase_cli.py will skip (apt-get install npm)"; \
+	fi
+
+supabase-cli: $(SUPABASE_CLI)
+
 demo: setup  ## investigate the seed incident on the sandbox
 	$(VENV)/bin/vyxops investigate --scenario stub-image --app vyx-app --out $(OUT)
 
 # Lint, format and types run first, so a style or type error fails in seconds rather than
 # after the whole suite (mypy's configuration, strict over vyxops, is in pyproject.toml).
-test: setup  ## the whole test suite, offline
+test: setup supabase-cli  ## the whole test suite, offline
 	$(VENV)/bin/ruff check vyxops vyxops_sandbox tests bench
 	$(VENV)/bin/ruff format --check vyxops vyxops_sandbox tests bench
 	$(VENV)/bin/mypy
