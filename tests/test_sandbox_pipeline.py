@@ -28,7 +28,7 @@ TEAM = """\
 name: ws-team
 now: 2025-11-12T12:00:00Z
 fly: {org: ws-org, apps: [ws-app]}
-supabase: {project_ref: wsteamprojectref01}
+supabase: {project_ref: wsteamprojectrefabzz}
 pipeline:
   function: spawn-workspace
   image_secret: WORKSPACE_IMAGE
@@ -196,7 +196,7 @@ def test_a_bad_pipeline_block_names_its_key_line_and_what_is_allowed(
 def test_the_table_named_twice_differently_is_a_scenario_error() -> None:
     """`pipeline.table.name` replaces `supabase.machines_table`: both given and different is refused, equal is fine."""
     both = TEAM.replace(
-        "{project_ref: wsteamprojectref01}", "{project_ref: wsteamprojectref01, machines_table: machines}"
+        "{project_ref: wsteamprojectrefabzz}", "{project_ref: wsteamprojectrefabzz, machines_table: machines}"
     )
     with pytest.raises(ScenarioError) as err:
         parse_scenario(both, "team.yaml")
@@ -518,7 +518,7 @@ def test_the_api_root_describes_the_tables_as_postgrest_does() -> None:
     r = sb.rest("GET", "")
     assert r.status_code == 200 and r.headers["content-type"] == "application/openapi+json; charset=utf-8"
     doc = r.json()
-    assert doc["swagger"] == "2.0" and doc["basePath"] == "/" and doc["host"] == "wsteamprojectref01.supabase.co:443"
+    assert doc["swagger"] == "2.0" and doc["basePath"] == "/" and doc["host"] == "wsteamprojectrefabzz.supabase.co:443"
     assert doc["info"]["title"] == "standard public schema"
     table = doc["definitions"]["workspaces"]
     assert table["required"] == ["id", "state", "created_at", "updated_at"] and table["type"] == "object"

@@ -156,11 +156,13 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         c.fail(["fly", "apps"], "names an app twice")
     supa = c.mapping(c.require(data, [], "supabase"), ["supabase"], ("project_ref", "machines_table"))
     project_ref = supa.get("project_ref")
-    if not isinstance(project_ref, str) or not re.fullmatch(r"[a-z0-9]{8,40}", project_ref):
+    # A real project ref is 20 lower-case letters: the Management API's OpenAPI (ref: minLength 20, maxLength 20,
+    # ^[a-z]+$), and the Supabase CLI refuses any other (supabase/cli internal/utils/misc.go, ProjectRefPattern).
+    if not isinstance(project_ref, str) or not re.fullmatch(r"[a-z]{20}", project_ref):
         c.fail(
             ["supabase", "project_ref"],
             f"{project_ref!r} is not a project ref",
-            allowed="8-40 lower-case letters/digits",
+            allowed="20 lower-case letters",
         )
     table = None
     if "machines_table" in supa:
