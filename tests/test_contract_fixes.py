@@ -60,7 +60,7 @@ def test_another_teams_unset_secret_is_pinned_to_its_release_verified_and_logged
 STUCK = """name: workspaces-stub-stuck-row
 now: 2026-02-10T12:00:00Z
 fly: {{org: ws, apps: [ws-app]}}
-supabase: {{project_ref: wsprojectref000001}}
+supabase: {{project_ref: wsprojectrefaaaaaabz}}
 pipeline:
   function: spawn-workspace
   image_secret: WORKSPACE_IMAGE

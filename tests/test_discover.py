@@ -74,7 +74,7 @@ def test_discovery_on_the_seed_teams_stories_finds_the_seed_contract(name: str, 
 AMBIGUOUS = """name: two-image-secrets
 now: 2026-03-02T12:00:00Z
 fly: {org: twins, apps: [twin-app]}
-supabase: {project_ref: twinsprojectref001}
+supabase: {project_ref: twinsprojectrefaaabz}
 pipeline:
   function: launch-twin
   image_secret: TWIN_IMAGE

@@ -111,7 +111,7 @@ def test_the_write_check_writes_nothing(sandbox_env: Path, capsys: pytest.Captur
 AMBIGUOUS = """name: two-image-secrets
 now: 2026-03-02T12:00:00Z
 fly: {org: twins, apps: [twin-app]}
-supabase: {project_ref: twinsprojectref001}
+supabase: {project_ref: twinsprojectrefaaabz}
 pipeline:
   function: launch-twin
   image_secret: TWIN_IMAGE

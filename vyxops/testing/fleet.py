@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 FLEET_START = pd.Timestamp("2025-09-01T00:00:00Z")
-FLEET_PROJECT_REF = "fleetprojectref0001"
+FLEET_PROJECT_REF = "fleetprojectrefaaabz"
 REGIONS = ("sjc", "iad", "ams", "fra", "lhr", "nrt", "syd", "gru")
 FAILURE_MODES = ("stub", "missing_tag", "crash_release")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
