@@ -191,8 +191,9 @@ def test_secrets_without_updated_at_read_as_a_null_time(sandbox: Callable[..., S
 # --------------------------------------------------------------------------- Fly logs
 
 
-def test_the_first_fly_logs_request_sends_no_next_token() -> None:
-    """The fetcher follows only next_token values the API returned: its first request carries none."""
+def test_the_first_fly_logs_request_backfills_from_the_windows_start() -> None:
+    """Fly's docs: next_token is a ns timestamp that can "backfill from a specific moment" and the API
+    answers lines after it: the first request asks from just before the window's start."""
     seen: list[dict[str, str]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -201,11 +202,12 @@ def test_the_first_fly_logs_request_sends_no_next_token() -> None:
         return httpx.Response(200, json={"data": [], "meta": {"next_token": token}})
 
     frames.fetch_fly_logs(mock_session(handler), "vyx-app", since=NOW - pd.Timedelta(hours=2))
-    assert "next_token" not in seen[0]
+    assert seen[0]["next_token"] == str((NOW - pd.Timedelta(hours=2)).value - 1)
 
 
 def test_fly_logs_the_api_cannot_reach_are_a_gap_not_an_empty_past(sandbox: Callable[..., Session]) -> None:
-    """250 lines in the last hour: the first page is the newest 100; what came before is a gap on the frame."""
+    """250 lines in the last hour, an 8-day window: every line is read, from the oldest; the day before the
+    API's ~7-day retention is a gap on the frame, one that does not decide health."""
     s = sandbox("{}")
     app = world_of(s).app("vyx-app")
     base = (world_of(s).now_ms - 3_600_000) * 1_000_000
@@ -214,10 +216,10 @@ def test_fly_logs_the_api_cannot_reach_are_a_gap_not_an_empty_past(sandbox: Call
         app["logs"].append({**line, "region": "sjc", "provider": "app"})
     logs = frames.fetch_fly_logs(s, "vyx-app", since=s.now() - pd.Timedelta(days=8))
     lines = [text for text in logs["message"] if text.startswith("line ")]
-    assert lines == [f"line {i}" for i in range(150, 250)]
+    assert lines == [f"line {i}" for i in range(250)]
     [gap] = logs.attrs["gaps"]
-    assert gap["source"] == "fly.logs" and gap["since"] == "2025-09-24T17:25:00Z"
-    assert pd.Timestamp(gap["until"]) == pd.Timestamp(base + 150 * 1_000_000_000, unit="ns", tz="UTC")
+    assert gap["source"] == "fly.logs" and gap["decides"] is False
+    assert (gap["since"], gap["until"]) == ("2025-09-24T17:25:00Z", "2025-09-25T17:25:00Z")
     assert logs.attrs["complete"] is False
 
 
@@ -348,7 +350,8 @@ def test_a_repository_the_token_may_not_see_is_a_gap_not_the_end_of_the_investig
 
 def test_fly_logs_follow_the_tokens_the_api_returns_to_the_end() -> None:
     """Each page's next_token is sent back as given, until a page comes back empty; every line is read once."""
-    pages = {None: (["a", "b"], "100"), "100": (["c"], "200"), "200": ([], "200")}
+    start = frames.fly_log_token(NOW - pd.Timedelta(hours=1))
+    pages = {start: (["a", "b"], "100"), "100": (["c"], "200"), "200": ([], "200")}
     sent: list[str | None] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -359,22 +362,23 @@ def test_fly_logs_follow_the_tokens_the_api_returns_to_the_end() -> None:
         return httpx.Response(200, json={"data": data, "meta": {"next_token": nxt}})
 
     logs = frames.fetch_fly_logs(mock_session(handler), "vyx-app", since=NOW - pd.Timedelta(hours=1))
-    assert sent == [None, "100", "200"] and logs["message"].tolist() == ["a", "b", "c"]
+    assert sent == [start, "100", "200"] and logs["message"].tolist() == ["a", "b", "c"]
+    assert logs.attrs["gaps"] == []
 
 
-def test_fly_logs_of_a_window_that_ended_before_the_first_page_was_asked_are_that_one_page() -> None:
-    """A newer page holds only lines received after the first page was asked. An investigation's
-    window ends at or before then (its until), so its read is one round trip: a snapshot."""
+def test_fly_logs_stop_at_the_first_page_that_passes_the_windows_end() -> None:
+    """A page whose lines pass the window's end (until) ends the read: the lines after it are not the window's."""
     sent: list[str | None] = []
+    times = {"a": "2025-10-02T17:00:00Z", "b": "2025-10-02T17:25:00.5Z"}
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append(request.url.params.get("next_token"))
-        data = [{"id": "a", "attributes": {"timestamp": "2025-10-02T17:00:00Z", "message": "a"}}]
+        data = [{"id": x, "attributes": {"timestamp": t, "message": x}} for x, t in times.items()]
         return httpx.Response(200, json={"data": data if len(sent) == 1 else [], "meta": {"next_token": "100"}})
 
     s = mock_session(handler)
     logs = frames.fetch_fly_logs(s, "vyx-app", since=NOW - pd.Timedelta(hours=1), until=NOW)
-    assert sent == [None] and logs["message"].tolist() == ["a"]
-    sent.clear()  # a window still open when the first page was asked reads on to the end
-    frames.fetch_fly_logs(s, "vyx-app", since=NOW - pd.Timedelta(hours=1), until=NOW + pd.Timedelta(seconds=1))
-    assert sent == [None, "100"]
+    assert len(sent) == 1 and logs["message"].tolist() == ["a"] and logs.attrs["gaps"] == []
+    sent.clear()  # a window that reaches past its lines reads on until a page comes back empty
+    logs = frames.fetch_fly_logs(s, "vyx-app", since=NOW - pd.Timedelta(hours=1), until=NOW + pd.Timedelta(seconds=1))
+    assert sent[1:] == ["100"] and logs["message"].tolist() == ["a", "b"]

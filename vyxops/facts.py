@@ -163,6 +163,17 @@ def machine_origin(process_group: str | None, user_id: str | None, has_row: bool
     return "other"
 
 
+# --------------------------------------------------------------------------- Fly app logs
+# GET /api/v1/apps/{app}/logs (superfly/docs monitoring/logs-api-options.mdx): "By default, the most recent
+# 100 logs from the last 24 hours are returned"; ``next_token`` is "a nanosecond Unix timestamp … Returns logs
+# after this time, used either as a paging cursor or to backfill from a specific moment"; the API holds
+# "historical logs going back to the current retention window (about 7 days)".
+
+FLY_LOG_PAGE = 100  # lines a page holds
+FLY_LOG_DEFAULT_REACH_NS = 24 * 3600 * 10**9  # the first page without next_token: lines of the last 24 h
+FLY_LOG_RETENTION_NS = 7 * 24 * 3600 * 10**9  # about 7 days
+
+
 # --------------------------------------------------------------------------- image references and regions
 
 #: An image reference in free text (function logs, Fly logs).

@@ -562,8 +562,12 @@ def _registry_gap(ref: str, check: str) -> Gap:
     return Gap("fly.registry", why)
 
 
-FLY_LOG_PAGE = 100  # the logs API's first page: the most recent 100 lines of the last 24 h
-FLY_LOG_FIRST_REACH = pd.Timedelta(hours=24)
+FLY_LOG_PAGE = facts.FLY_LOG_PAGE
+#: Lines one window's read may take (20 pages of 100). Fly's app logs corroborate and never decide health
+#: (SPEC.md "Findings"), so a busy window is not worth more requests: past the budget, the rest is a gap.
+FLY_LOG_BUDGET = 20 * FLY_LOG_PAGE
+FLY_LOG_RETENTION = pd.Timedelta(facts.FLY_LOG_RETENTION_NS, unit="ns")
+_FLY_LOG_KEEP = "ship logs to a sink (fly-log-shipper) to keep them"
 
 
 def fetch_fly_logs(
@@ -573,65 +577,93 @@ def fetch_fly_logs(
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
     instance: str | None = None,
-    max_pages: int = 200,
+    budget: int = FLY_LOG_BUDGET,
 ) -> pd.DataFrame:
-    """App logs from ``since`` on, oldest first, as far back as the logs API reaches.
+    """App logs of the window [``since``, ``until``], oldest first, read from its start forward.
 
-    The API pages forward only: the first request (no ``next_token``) answers its
-    most recent lines (100 of the last 24 h, logs.response.constructed.json) and each
-    answer's ``next_token`` leads to newer ones (flyctl's poller follows them to tail
-    the logs: logs/polling.go). Only tokens the API returned are followed (PLATFORM.md),
-    so what lies before the first page is unreachable: a Gap with source ``fly.logs``
-    from ``since`` to the oldest time the first page covers, never an empty past. (Fly
-    keeps logs about 7 days in any case.)
+    Fly's docs (superfly/docs monitoring/logs-api-options.mdx) say ``next_token`` is "a nanosecond
+    Unix timestamp … Returns logs after this time, used either as a paging cursor or to backfill
+    from a specific moment", and that the API keeps "about 7 days". So the first request backfills
+    from just before ``since`` (the token is exclusive: "after this time"), and each answer's
+    ``meta.next_token`` leads on, until a page is empty, its lines pass the window's end, or the
+    token stops moving. ``until`` defaults to the clock read once, here: nothing after is
+    measured against a later clock (a retry's wait, or real time passing, moves it).
 
-    A page newer than the first holds only lines the API received after the first was
-    asked. With ``until`` (the window's end) at or before that moment, they are lines
-    after the window, or ones still in transit when it was read: the read stops at the
-    first page, one round trip, as a snapshot of the window.
+    What could not be read is a ``fly.logs`` Gap, which does not decide health (SPEC.md): the part
+    of the window older than the retention (measured back from the window's end), and, past
+    ``budget`` lines, the rest of the window.
+
+    Without ``since`` there is no window to cover: one request without a token answers the API's
+    default, its most recent 100 lines of the last 24 h, as a sample, with no gap claimed.
     """
-    token: str | None = None
+    source = f"fly GET /api/v1/apps/{app}/logs"
+    if since is None:
+        entries, _ = session.fly.logs_page(app, instance=instance)
+        df = make_frame("fly_logs", [_fly_log_record(app, e) for e in entries], source=source)
+        return df if until is None else _within(df, None, until)
+    end = until if until is not None else session.now()
+    kept_from = end - FLY_LOG_RETENTION
+    start = max(since, kept_from)
+    gaps = [_fly_retention_gap(since, kept_from)] if since < kept_from else []
+    records, read_to = _read_fly_logs_forward(session, app, start, end, instance, budget)
+    if read_to is not None:
+        gaps.append(_fly_unread_gap(read_to, end, budget))
+    note = "; ".join(g.why for g in gaps)
+    df = make_frame("fly_logs", records, source=source, note=note, gaps=gaps)
+    return _within(df, since, end)
+
+
+def fly_log_token(t: pd.Timestamp) -> str:
+    """The ``next_token`` that backfills from ``t`` on, ``t`` included: the API answers lines after the token."""
+    return str(t.value - 1)
+
+
+def _read_fly_logs_forward(
+    session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp, instance: str | None, budget: int
+) -> tuple[list[dict[str, Any]], pd.Timestamp | None]:
+    """Lines from ``start`` on, page by page; and, when the read stopped short of ``end``, how far it got."""
+    token = fly_log_token(start)
     records: list[dict[str, Any]] = []
-    reach: pd.Timestamp | None = None
-    complete, note = True, ""
-    asked_at = session.now()
-    for page in range(max_pages):
+    while True:
         entries, nxt = session.fly.logs_page(app, next_token=token, instance=instance)
-        if page == 0:
-            reach = _first_page_reach(session, entries)
         records += [_fly_log_record(app, e) for e in entries]
-        if not entries or not nxt or nxt == token or (until is not None and until <= asked_at):
-            break
+        newest = _newest_line(entries)
+        if not entries or (newest is not None and newest > end):
+            return records, None  # caught up, or past the window's end
+        if not nxt or nxt == token or len(records) >= budget:
+            return records, newest if newest is not None else start
         token = nxt
-    else:
-        complete, note = False, f"stopped after {max_pages} pages"
-    gaps = []
-    if since is not None and reach is not None and since < reach:
-        why = (
-            f"the Fly logs API answers its most recent {FLY_LOG_PAGE} lines of the last 24 h and pages forward "
-            f"only, so lines before {iso(reach)} could not be read (and Fly keeps about 7 days); "
-            "ship logs to a sink (fly-log-shipper) to keep them"
-        )
-        gaps.append(Gap("fly.logs", why, iso(since), iso(reach)))
-        note = note or "lines before the first page are out of the API's reach"
-    df = make_frame(
-        "fly_logs", records, source=f"fly GET /api/v1/apps/{app}/logs", complete=complete, note=note, gaps=gaps
+
+
+def _newest_line(entries: list[dict[str, Any]]) -> pd.Timestamp | None:
+    times = [to_utc(e.get("timestamp")) for e in entries if e.get("timestamp")]
+    known = [t for t in times if t is not None and not pd.isna(t)]
+    return max(known) if known else None
+
+
+def _fly_retention_gap(since: pd.Timestamp, kept_from: pd.Timestamp) -> Gap:
+    why = f"the Fly logs API keeps about 7 days, so lines before {iso(kept_from)} could not be read; {_FLY_LOG_KEEP}"
+    return Gap("fly.logs", why, iso(since), iso(kept_from))
+
+
+def _fly_unread_gap(read_to: pd.Timestamp, end: pd.Timestamp, budget: int) -> Gap:
+    why = (
+        f"Fly's app logs were read up to {iso(read_to)} ({budget} lines at most per window; they corroborate "
+        f"and do not decide health); read the rest with `fly logs` or {_FLY_LOG_KEEP}"
     )
+    return Gap("fly.logs", why, iso(read_to), iso(end))
+
+
+def _within(df: pd.DataFrame, since: pd.Timestamp | None, until: pd.Timestamp | None) -> pd.DataFrame:
+    """``df``'s lines in [since, until] (lines without a time are dropped), with its attrs."""
+    keep = pd.Series(True, index=df.index)
     if since is not None:
-        attrs = dict(df.attrs)
-        df = df[df["time"] >= since].reset_index(drop=True)
-        df.attrs.update(attrs)
-    return df
-
-
-def _first_page_reach(session: Any, entries: list[dict[str, Any]]) -> pd.Timestamp:
-    """How far back the first page saw: its oldest line when it was full, else the last 24 h."""
-    if len(entries) >= FLY_LOG_PAGE:
-        times = [to_utc(e.get("timestamp")) for e in entries if e.get("timestamp")]
-        known = [t for t in times if t is not None]
-        if known:
-            return min(known)
-    return session.now() - FLY_LOG_FIRST_REACH
+        keep &= df["time"] >= since
+    if until is not None:
+        keep &= df["time"] <= until
+    out = df[keep.fillna(False).astype(bool)].reset_index(drop=True)
+    out.attrs.update(df.attrs)
+    return out
 
 
 def _fly_log_record(app: str, e: dict[str, Any]) -> dict[str, Any]:

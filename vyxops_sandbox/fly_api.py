@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from vyxops.facts import FLY_LOG_DEFAULT_REACH_NS, FLY_LOG_PAGE, FLY_LOG_RETENTION_NS
 from vyxops_sandbox import limits
 from vyxops_sandbox.machines import visible
 from vyxops_sandbox.refusals import APP_NOT_FOUND, RATE_LIMITED, UNAUTHENTICATED, CreateRefused
@@ -61,9 +62,9 @@ MAX_APP_PAGE = 5000  # newer spec: apps limit "must be between 1 and 5000"
 CURSOR_TTL_MS = 30 * 60 * 1000  # newer spec: "Cursor expires 30 minutes after the first page was requested."
 EVENTS_DEFAULT, EVENTS_MAX = 20, 50  # spec: events limit "max of 50 … 20 by default"
 WAIT_DEFAULT_S, WAIT_MAX_S = 60, 60  # spec: wait "will block for up to 60 seconds"
-LOG_PAGE = 100  # logs.response.constructed.json: "most recent 100 logs from the last 24h"
-LOG_WINDOW_NS = 24 * 3600 * 10**9
-LOG_RETENTION_NS = 7 * 24 * 3600 * 10**9  # PLATFORM.md: Fly keeps logs ~7 days
+LOG_PAGE = FLY_LOG_PAGE  # the logs endpoint's facts (superfly/docs monitoring/logs-api-options.mdx)
+LOG_WINDOW_NS = FLY_LOG_DEFAULT_REACH_NS
+LOG_RETENTION_NS = FLY_LOG_RETENTION_NS
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _REQUEST_SEQ: weakref.WeakKeyDictionary[World, int] = weakref.WeakKeyDictionary()
@@ -929,13 +930,18 @@ def _log_entry(app: str, e: dict[str, Any]) -> dict[str, Any]:
 
 
 def _logs(world: World, request: httpx.Request, a: dict[str, Any]) -> httpx.Response:
-    """GET /api/v1/apps/{app}/logs?next_token=&instance=&region=.
+    """GET /api/v1/apps/{app}/logs?next_token=&instance=&region=, as Fly's docs describe it
+    (superfly/docs monitoring/logs-api-options.mdx, "HTTP API (same as `fly logs`)").
 
-    Without next_token: the most recent 100 entries of the last 24 h (the documented
-    default). With it: up to 100 entries newer than the token, oldest first, so paging
-    forward from any token reaches every entry after it. ``meta.next_token`` is the
-    last entry's ns time, or the given token when the page is empty. Entries older
-    than 7 days are gone (retention).
+    Without next_token: "the most recent 100 logs from the last 24 hours". With it ("a
+    nanosecond Unix timestamp … Returns logs after this time, used either as a paging
+    cursor or to backfill from a specific moment"): up to 100 entries strictly after the
+    token, oldest first, whether the token was returned or chosen, so paging forward
+    from any moment reaches every entry after it. Entries older than the retention
+    ("about 7 days", counted back from the sandbox's now) are not served, whatever the
+    token. ``meta.next_token`` is the last entry's ns time; on an empty page it is the
+    token asked with (nothing newer yet: ask again from there, as flyctl's poller keeps
+    its token on an empty page, logs/polling.go), or "" when none was given.
     """
     q = request.url.params
     now_ns = world.now_ms * 1_000_000

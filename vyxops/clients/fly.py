@@ -215,8 +215,11 @@ class FlyClient:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of app logs (oldest first) and the ns cursor for the next.
 
-        Without ``next_token`` the API answers its most recent lines (about 100, of the
-        last 24 h); pass only tokens it returned. ``data: null`` is an empty page.
+        Without ``next_token`` the API answers its most recent 100 lines of the last 24 h.
+        ``next_token`` is a nanosecond Unix timestamp: the page holds lines after it, so it is
+        either a returned ``meta.next_token`` (paging on) or any moment to backfill from
+        (superfly/docs monitoring/logs-api-options.mdx; see :func:`vyxops.frames.fly_log_token`).
+        ``data: null`` is an empty page.
         """
         params = {k: v for k, v in {"next_token": next_token, "instance": instance, "region": region}.items() if v}
         body = self.api.get_json(f"/api/v1/apps/{app}/logs", params=params) or {}
