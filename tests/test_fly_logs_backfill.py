@@ -102,6 +102,22 @@ def test_a_window_inside_retention_and_the_budget_is_read_whole_with_no_gap() ->
     assert len(logs) == 350 and logs["time"].is_monotonic_increasing and logs["time"].iloc[0] == since
 
 
+def test_a_token_that_stops_moving_ends_the_read_with_a_gap_not_a_loop() -> None:
+    """An answer whose next_token is the one asked with, though it held lines: the read stops there, and the
+    rest of the window is a non-deciding gap from its last line, not an endless loop nor a silent end."""
+
+    class Stuck(FakeLogsApi):
+        def logs_page(self, app: str, **kw: Any) -> tuple[list[dict[str, Any]], str | None]:
+            self.tokens.append(kw.get("next_token"))
+            return [{"timestamp": "2026-03-11T23:00:00Z", "message": "same"}], kw.get("next_token")
+
+    api = Stuck([], NOW)
+    logs = frames.fetch_fly_logs(NoClock(api), "oven-app", since=NOW - pd.Timedelta(hours=1), until=NOW)
+    [gap] = logs.attrs["gaps"]
+    assert len(api.tokens) == 1 and (gap["since"], gap["until"]) == ("2026-03-11T23:00:00Z", "2026-03-11T23:30:00Z")
+    assert "stopped moving" in gap["why"] and gap["decides"] is False
+
+
 def test_without_a_window_start_the_fetch_is_the_apis_newest_page() -> None:
     """No ``since``: one request without a token (the API's default, its newest lines), no gap claimed."""
 

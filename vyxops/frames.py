@@ -605,9 +605,9 @@ def fetch_fly_logs(
     kept_from = end - FLY_LOG_RETENTION
     start = max(since, kept_from)
     gaps = [_fly_retention_gap(since, kept_from)] if since < kept_from else []
-    records, read_to = _read_fly_logs_forward(session, app, start, end, instance, budget)
-    if read_to is not None:
-        gaps.append(_fly_unread_gap(read_to, end, budget))
+    records, stop = _read_fly_logs_forward(session, app, start, end, instance, budget)
+    if stop is not None:
+        gaps.append(_fly_unread_gap(*stop, end))
     note = "; ".join(g.why for g in gaps)
     df = make_frame("fly_logs", records, source=source, note=note, gaps=gaps)
     return _within(df, since, end)
@@ -620,25 +620,33 @@ def fly_log_token(t: pd.Timestamp) -> str:
 
 def _read_fly_logs_forward(
     session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp, instance: str | None, budget: int
-) -> tuple[list[dict[str, Any]], pd.Timestamp | None]:
-    """Lines from ``start`` on, page by page; and, when the read stopped short of ``end``, how far it got."""
+) -> tuple[list[dict[str, Any]], tuple[pd.Timestamp, str] | None]:
+    """Lines from ``start`` on, page by page; and, when the read stopped short of ``end``, how far it got and why."""
     token = fly_log_token(start)
     records: list[dict[str, Any]] = []
+    read_to = start
     while True:
         entries, nxt = session.fly.logs_page(app, next_token=token, instance=instance)
         records += [_fly_log_record(app, e) for e in entries]
-        newest = _newest_line(entries)
-        if not entries or (newest is not None and newest > end):
+        read_to = max([read_to, *_line_times(entries)])
+        if not entries or read_to > end:
             return records, None  # caught up, or past the window's end
-        if not nxt or nxt == token or len(records) >= budget:
-            return records, newest if newest is not None else start
+        if len(records) >= budget:
+            return records, (read_to, f"{budget} lines at most are read per window")
+        if not nxt or nxt == token:
+            return records, (read_to, "the API's next_token stopped moving")
         token = nxt
 
 
-def _newest_line(entries: list[dict[str, Any]]) -> pd.Timestamp | None:
-    times = [to_utc(e.get("timestamp")) for e in entries if e.get("timestamp")]
-    known = [t for t in times if t is not None and not pd.isna(t)]
-    return max(known) if known else None
+def _line_times(entries: list[dict[str, Any]]) -> list[pd.Timestamp]:
+    """The lines' times that read as RFC 3339 (a line without one does not move the read's reach)."""
+    out = []
+    for e in entries:
+        with contextlib.suppress(ValueError, TypeError, OverflowError):
+            t = to_utc(e.get("timestamp"))
+            if t is not None and not pd.isna(t):
+                out.append(t)
+    return out
 
 
 def _fly_retention_gap(since: pd.Timestamp, kept_from: pd.Timestamp) -> Gap:
@@ -646,10 +654,10 @@ def _fly_retention_gap(since: pd.Timestamp, kept_from: pd.Timestamp) -> Gap:
     return Gap("fly.logs", why, iso(since), iso(kept_from))
 
 
-def _fly_unread_gap(read_to: pd.Timestamp, end: pd.Timestamp, budget: int) -> Gap:
+def _fly_unread_gap(read_to: pd.Timestamp, reason: str, end: pd.Timestamp) -> Gap:
     why = (
-        f"Fly's app logs were read up to {iso(read_to)} ({budget} lines at most per window; they corroborate "
-        f"and do not decide health); read the rest with `fly logs` or {_FLY_LOG_KEEP}"
+        f"Fly's app logs were read up to {iso(read_to)} ({reason}; they corroborate and do not decide health); "
+        f"read the rest with `fly logs` or {_FLY_LOG_KEEP}"
     )
     return Gap("fly.logs", why, iso(read_to), iso(end))
 
