@@ -14,6 +14,7 @@ from vyxops.config import (
     audit_log_path,
     live_base_url,
     live_credentials,
+    live_urls,
     parse_target,
     project_dir,
     sandbox_dir,
@@ -85,18 +86,30 @@ def test_live_credentials_from_the_full_environment(no_flyctl: Path) -> None:
     assert creds.fly_token_source == "FLY_API_TOKEN"
 
 
-def test_fly_api_token_wins_over_fly_access_token(no_flyctl: Path) -> None:
-    """FLY_API_TOKEN is preferred when FLY_ACCESS_TOKEN is also set."""
+def test_fly_access_token_wins_over_fly_api_token_as_in_flyctl(no_flyctl: Path) -> None:
+    """FLY_ACCESS_TOKEN is preferred when FLY_API_TOKEN is also set, as flyctl's env.First reads them."""
     env = {**FULL_ENV, "FLY_ACCESS_TOKEN": "unshaped-other-token-0009"}
-    assert live_credentials(env, flyctl_config=no_flyctl).fly_token == FLY_TOKEN
-
-
-def test_fly_access_token_is_the_first_fallback(no_flyctl: Path) -> None:
-    """Without FLY_API_TOKEN (or with it blank), FLY_ACCESS_TOKEN is used."""
-    env = {**FULL_ENV, "FLY_API_TOKEN": "", "FLY_ACCESS_TOKEN": "unshaped-access-fallback-0004"}
     creds = live_credentials(env, flyctl_config=no_flyctl)
-    assert creds.fly_token == "unshaped-access-fallback-0004"
+    assert creds.fly_token == "unshaped-other-token-0009"
     assert creds.fly_token_source == "FLY_ACCESS_TOKEN"
+
+
+def test_fly_api_token_is_the_first_fallback(no_flyctl: Path) -> None:
+    """Without FLY_ACCESS_TOKEN (or with it blank), FLY_API_TOKEN is used."""
+    env = {**FULL_ENV, "FLY_ACCESS_TOKEN": ""}
+    creds = live_credentials(env, flyctl_config=no_flyctl)
+    assert creds.fly_token == FLY_TOKEN
+    assert creds.fly_token_source == "FLY_API_TOKEN"
+
+
+def test_either_variable_wins_over_flyctls_config(tmp_path: Path) -> None:
+    """flyctl's config.yml is read only when neither variable is set."""
+    config = tmp_path / "config.yml"
+    config.write_text("access_token: unshaped-flyctl-token-0010\n")
+    env = {k: v for k, v in FULL_ENV.items() if k != "FLY_API_TOKEN"}
+    assert live_credentials({**env, "FLY_ACCESS_TOKEN": "unshaped-access-0011"}, flyctl_config=config).fly_token == (
+        "unshaped-access-0011"
+    )
 
 
 def test_flyctl_config_is_the_last_fallback(tmp_path: Path) -> None:
@@ -207,6 +220,53 @@ def test_live_base_url_maps_each_platform(no_flyctl: Path) -> None:
     assert live_base_url("fly-registry", creds) == "https://registry.fly.io"
     assert live_base_url("supabase-mgmt", creds) == "https://api.supabase.com"
     assert live_base_url("supabase-rest", creds) == f"https://{REF}.supabase.co"
+
+
+def test_base_url_variables_move_each_api() -> None:
+    """FLY_API_BASE_URL, FLY_FLAPS_BASE_URL, FLY_REGISTRY_HOST and SUPABASE_API_URL move their API; unset keeps it."""
+    assert live_urls({}) == LIVE_URLS
+    env = {
+        "FLY_API_BASE_URL": "http://127.0.0.1:8080/",
+        "FLY_FLAPS_BASE_URL": "http://_api.internal:4280",
+        "FLY_REGISTRY_HOST": "registry.example.com:5000",
+        "SUPABASE_API_URL": "https://mgmt.example.com/prefix",
+    }
+    assert live_urls(env) == {
+        "fly_api": "http://127.0.0.1:8080",
+        "fly_machines": "http://_api.internal:4280",
+        "fly_registry": "https://registry.example.com:5000",
+        "supabase_mgmt": "https://mgmt.example.com/prefix",
+    }
+    assert live_urls({"FLY_REGISTRY_HOST": "http://127.0.0.1:9000"})["fly_registry"] == "http://127.0.0.1:9000"
+    assert live_urls({"FLY_FLAPS_BASE_URL": "  "}) == LIVE_URLS
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FLY_API_BASE_URL", "api.fly.io"),
+        ("FLY_API_BASE_URL", "ftp://api.fly.io"),
+        ("FLY_FLAPS_BASE_URL", "http://"),
+        ("FLY_FLAPS_BASE_URL", "http://host:port"),
+        ("SUPABASE_API_URL", "https://user:unshaped-pw-0012@api.supabase.com"),
+        ("SUPABASE_API_URL", "https://api.supabase.com?x=1"),
+        ("FLY_REGISTRY_HOST", "registry.fly.io/v2"),
+        ("FLY_REGISTRY_HOST", "registry fly io"),
+    ],
+)
+def test_a_bad_base_url_is_a_config_error_naming_its_variable(variable: str, value: str) -> None:
+    """A value that is not an http(s) base (or, for the registry, a host) is refused, naming the variable."""
+    with pytest.raises(errors.ConfigError) as info:
+        live_urls({variable: value})
+    assert variable in str(info.value) and "unshaped-pw" not in str(info.value)
+
+
+def test_live_base_url_follows_the_environments_urls(no_flyctl: Path) -> None:
+    """live_base_url reads the URLs live_urls found in the environment."""
+    creds = live_credentials(FULL_ENV, flyctl_config=no_flyctl)
+    urls = live_urls({"FLY_FLAPS_BASE_URL": "http://_api.internal:4280"})
+    assert live_base_url("fly-machines", creds, urls) == "http://_api.internal:4280"
+    assert live_base_url("fly-graphql", creds, urls) == "https://api.fly.io"
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,6 +25,8 @@ __all__ = [
     "LiveCredentials",
     "live_credentials",
     "LIVE_URLS",
+    "LIVE_URL_VARIABLES",
+    "live_urls",
     "live_base_url",
     "project_dir",
     "sandbox_dir",
@@ -43,6 +45,23 @@ LIVE_URLS = {
     "fly_registry": "https://registry.fly.io",
     "supabase_mgmt": "https://api.supabase.com",
 }
+
+#: The environment variables that move a LIVE_URLS entry elsewhere (a served sandbox, an
+#: internal address such as the Machines API's ``http://_api.internal:4280`` inside Fly's
+#: network). The first three are flyctl's own (``internal/config/config.go`` at
+#: superfly/flyctl ad0172f: ``FLY_API_BASE_URL``, ``FLY_FLAPS_BASE_URL``,
+#: ``FLY_REGISTRY_HOST``, read with ``env.FirstOrDefault`` over the defaults
+#: https://api.fly.io, https://api.machines.dev and registry.fly.io).
+LIVE_URL_VARIABLES = {
+    "fly_api": "FLY_API_BASE_URL",
+    "fly_machines": "FLY_FLAPS_BASE_URL",
+    "fly_registry": "FLY_REGISTRY_HOST",
+    "supabase_mgmt": "SUPABASE_API_URL",
+}
+
+#: flyctl's order for the Fly token's variables (``env.First(AccessTokenEnvKey, APITokenEnvKey)``
+#: in ``internal/config/config.go``); flyctl's config file comes after both.
+FLY_TOKEN_VARIABLES = ("FLY_ACCESS_TOKEN", "FLY_API_TOKEN")
 
 # platform name (as in ApiError.platform) -> LIVE_URLS key
 _PLATFORM_URL_KEYS = {
@@ -159,8 +178,10 @@ def live_credentials(
 ) -> LiveCredentials:
     """Read the live target's credentials from ``environ`` (default ``os.environ``).
 
-    Fly: ``FLY_API_TOKEN``, else ``FLY_ACCESS_TOKEN``, else ``access_token`` in
-    flyctl's config (``flyctl_config``, default ``~/.fly/config.yml``). Supabase:
+    Fly, in flyctl's order: ``FLY_ACCESS_TOKEN``, else ``FLY_API_TOKEN``, else
+    ``access_token`` in flyctl's config (``flyctl_config``, default
+    ``~/.fly/config.yml``); the token is kept as given and parsed per service by
+    :mod:`vyxops.flytokens`. Supabase:
     ``SUPABASE_URL``, ``SUPABASE_SERVICE_ROLE_KEY``, ``SUPABASE_ACCESS_TOKEN`` and
     ``SUPABASE_PROJECT_REF`` (derived from an ``https://<ref>.supabase.co`` URL
     when unset). Empty values count as unset. Raises
@@ -177,7 +198,7 @@ def live_credentials(
     project_ref = _env_value(env, "SUPABASE_PROJECT_REF") or url_ref
     _raise_for_missing(
         {
-            f"FLY_API_TOKEN (or FLY_ACCESS_TOKEN, or access_token in {config_path})": fly_token,
+            f"FLY_ACCESS_TOKEN or FLY_API_TOKEN (or access_token in {config_path})": fly_token,
             "SUPABASE_URL": supabase_url,
             "SUPABASE_SERVICE_ROLE_KEY": service_key,
             "SUPABASE_ACCESS_TOKEN": access_token,
@@ -211,7 +232,7 @@ def _env_value(env: Mapping[str, str], name: str) -> str | None:
 
 def _fly_token(env: Mapping[str, str], config_path: Path) -> tuple[str | None, str]:
     """Fly's token and where it came from (a variable name or flyctl's config path); ``(None, "")`` when unset."""
-    for name in ("FLY_API_TOKEN", "FLY_ACCESS_TOKEN"):
+    for name in FLY_TOKEN_VARIABLES:
         token = _env_value(env, name)
         if token:
             return token, name
@@ -247,15 +268,82 @@ def _raise_for_missing(values: dict[str, str | None]) -> None:
         )
 
 
-def live_base_url(platform: str, credentials: LiveCredentials) -> str:
+def live_urls(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """:data:`LIVE_URLS` with each entry its variable in :data:`LIVE_URL_VARIABLES` sets, read from ``environ``.
+
+    ``FLY_API_BASE_URL`` (GraphQL and the logs API), ``FLY_FLAPS_BASE_URL`` (the
+    Machines API) and ``SUPABASE_API_URL`` (the Management API) are http(s) URLs,
+    a path prefix allowed. ``FLY_REGISTRY_HOST`` is a host as flyctl takes it
+    (``registry.fly.io``, ``host:port``: reached over https) or an http(s) URL
+    (``http://127.0.0.1:8080`` for a served sandbox). Empty values count as unset.
+    A bad value is a :class:`~vyxops.errors.ConfigError` naming the variable, raised
+    before any call.
+    """
+    env = os.environ if environ is None else environ
+    urls = dict(LIVE_URLS)
+    for key, variable in LIVE_URL_VARIABLES.items():
+        value = (env.get(variable) or "").strip()
+        if value:
+            urls[key] = _registry_url(variable, value) if key == "fly_registry" else _base_url(variable, value)
+    return urls
+
+
+def _base_url(variable: str, value: str) -> str:
+    """``value`` as an API base: an http(s) URL with a host, no credentials, query or fragment; no trailing slash."""
+    if not _is_base_url(value):
+        raise ConfigError(
+            f"{variable} is not an http(s) base URL",
+            hint=f"set {variable} to a URL such as {_EXAMPLES[variable]} (no credentials, query or fragment), "
+            "or unset it for the real API",
+        )
+    return value.rstrip("/")
+
+
+def _is_base_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port that is not a number raises ValueError
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not (parts.username or parts.password or parts.query or parts.fragment)
+        and not any(c.isspace() for c in value)
+    )
+
+
+def _registry_url(variable: str, value: str) -> str:
+    """The registry's base URL from ``FLY_REGISTRY_HOST``: a bare ``host[:port]`` over https, or an http(s) URL."""
+    if "://" not in value:
+        url = _base_url(variable, f"https://{value}")
+        if urlsplit(url).path:
+            raise ConfigError(
+                f"{variable} is not a registry host",
+                hint=f"set {variable} to a host such as registry.fly.io (or an http(s) URL), or unset it",
+            )
+        return url
+    return _base_url(variable, value)
+
+
+_EXAMPLES = {
+    "FLY_API_BASE_URL": "https://api.fly.io",
+    "FLY_FLAPS_BASE_URL": "https://api.machines.dev or http://_api.internal:4280",
+    "FLY_REGISTRY_HOST": "registry.fly.io",
+    "SUPABASE_API_URL": "https://api.supabase.com",
+}
+
+
+def live_base_url(platform: str, credentials: LiveCredentials, urls: Mapping[str, str] | None = None) -> str:
     """The live base URL for ``platform`` (an ``ApiError.platform`` name).
 
     Supabase REST and functions live under the project's SUPABASE_URL; everything
-    else is in :data:`LIVE_URLS`. Raises KeyError for an unknown platform.
+    else is in ``urls`` (default :data:`LIVE_URLS`; :func:`live_urls` reads the
+    environment's). Raises KeyError for an unknown platform.
     """
     if platform in ("supabase-rest", "supabase-functions"):
         return credentials.supabase_url
-    return LIVE_URLS[_PLATFORM_URL_KEYS[platform]]
+    return (urls or LIVE_URLS)[_PLATFORM_URL_KEYS[platform]]
 
 
 # --------------------------------------------------------------------------- paths

@@ -27,7 +27,7 @@ import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote_plus
 
 import httpx
@@ -45,6 +45,7 @@ from vyxops.errors import (
     register_secret,
 )
 from vyxops.facts import SUPABASE_MGMT_PER_MINUTE
+from vyxops.flytokens import FlyTokens
 from vyxops.pools import PooledTransport
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "RetryPolicy",
     "BearerAuth",
     "FlyAuth",
+    "FlyService",
     "RegistryBasicAuth",
     "SupabaseKeyAuth",
     "bearer",
@@ -81,7 +83,6 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _EXCERPT_CHARS = 300
 # Failures that happen before the request leaves the client: safe to repeat even for a create.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_FLY_MACAROON_PREFIXES = ("fm1r_", "fm1a_", "fm2_")
 
 
 # --------------------------------------------------------------------------- clock
@@ -217,29 +218,48 @@ class BearerAuth(_HeaderAuth):
         super().__init__({"Authorization": f"Bearer {token}"})
 
 
-class FlyAuth(_HeaderAuth):
-    """Fly's Authorization header: ``FlyV1`` for macaroon tokens, ``Bearer`` otherwise."""
+FlyService = Literal["machines", "api"]
 
-    def __init__(self, token: str) -> None:
-        token = token.strip()
-        register_secret(token)
-        # A macaroon bundle is "perm,discharge"; a server may echo one part alone.
-        for part in token.removeprefix("FlyV1 ").split(","):
-            register_secret(part.strip())
-        super().__init__({"Authorization": fly_authorization(token)})
+
+class FlyAuth(httpx.Auth):
+    """Fly's Authorization header, per service as fly-go sends it (:mod:`vyxops.flytokens`).
+
+    ``machines`` (the Machines API): the macaroons only when there are any.
+    ``api`` (api.fly.io): GraphQL gets macaroons and user tokens together; the logs
+    API (``/api/v1/apps/{app}/logs``) the macaroons only. The scheme is ``FlyV1``
+    when any macaroon is present, else ``Bearer``; a token given with either
+    scheme is parsed without it, so the scheme is never doubled.
+    """
+
+    def __init__(self, token: str | FlyTokens, service: FlyService = "machines") -> None:
+        if isinstance(token, str):
+            register_secret(token.strip())
+        self._tokens = token if isinstance(token, FlyTokens) else FlyTokens.parse(token)
+        self._service = service
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the service's Authorization header to ``request`` and send it once."""
+        tokens = self._tokens
+        header = tokens.flaps_header() if self._service == "machines" else tokens.api_header(request.url.path)
+        request.headers["Authorization"] = header
+        yield request
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<redacted>)"
 
 
 class RegistryBasicAuth(_HeaderAuth):
-    """registry.fly.io: HTTP Basic with user ``x`` and the Fly token, without its ``FlyV1 `` scheme, as password.
+    """registry.fly.io: HTTP Basic with user ``x`` and the macaroons-only token, without a scheme, as password.
 
-    flyctl strips the scheme from a macaroon token before using it as the registry
-    password (PLATFORM.md "Registry password"); a bundle stays comma-joined.
+    fly-go's ``Tokens.Docker()`` (PLATFORM.md third round): a bundle's user tokens are
+    dropped when it holds any macaroon; the password stays comma-joined.
     """
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str | FlyTokens) -> None:
+        if isinstance(token, str):
+            register_secret(token.strip())
         password = registry_password(token)
         encoded = base64.b64encode(f"x:{password}".encode()).decode("ascii")
-        register_secret(token.strip())
         register_secret(password)
         # The base64 form is as good as the token itself: mask it too.
         register_secret(encoded)
@@ -255,10 +275,9 @@ class SupabaseKeyAuth(_HeaderAuth):
         super().__init__(supabase_key_headers(key))
 
 
-def registry_password(token: str) -> str:
-    """The registry's Basic password for a Fly token: the token without a leading ``FlyV1 `` scheme."""
-    token = token.strip()
-    return token[len("FlyV1 ") :].strip() if token.startswith("FlyV1 ") else token
+def registry_password(token: str | FlyTokens) -> str:
+    """The registry's Basic password for a Fly token: its macaroons only (else its user tokens), no scheme."""
+    return (token if isinstance(token, FlyTokens) else FlyTokens.parse(token)).flaps()
 
 
 def is_jwt(token: str) -> bool:
@@ -288,20 +307,16 @@ def supabase_key_headers(key: str) -> dict[str, str]:
     return headers
 
 
-def fly_authorization(token: str) -> str:
-    """The Authorization header value Fly expects for ``token``.
+def fly_authorization(token: str, service: FlyService = "machines") -> str:
+    """The Authorization header value fly-go sends ``service`` for ``token``.
 
-    A value already carrying the ``FlyV1`` scheme is sent as is; a token with a
-    macaroon part (``fm1r_``, ``fm1a_``, ``fm2_``; bundles are comma-separated)
-    goes as ``FlyV1 <token>``; anything else (legacy personal tokens) as
-    ``Bearer <token>``.
+    ``machines`` (also the logs API): ``FlyV1 <macaroons>`` when the token holds any
+    macaroon (``fm1r_``, ``fm1a_``, ``fm2_``), its user tokens dropped; else
+    ``Bearer <token>``. ``api`` (GraphQL): every part, under ``FlyV1`` when any is a
+    macaroon. A leading ``Bearer ``/``FlyV1 `` in ``token`` is stripped first.
     """
-    token = token.strip()
-    if token.startswith("FlyV1 "):
-        return token
-    if any(part.strip().startswith(_FLY_MACAROON_PREFIXES) for part in token.split(",")):
-        return f"FlyV1 {token}"
-    return f"Bearer {token}"
+    tokens = FlyTokens.parse(token)
+    return tokens.flaps_header() if service == "machines" else tokens.graphql_header()
 
 
 def bearer(token: str) -> BearerAuth:
@@ -309,13 +324,13 @@ def bearer(token: str) -> BearerAuth:
     return BearerAuth(token)
 
 
-def fly(token: str) -> FlyAuth:
-    """Auth for Fly's Machines/GraphQL/REST APIs (see :func:`fly_authorization`)."""
-    return FlyAuth(token)
+def fly(token: str | FlyTokens, service: FlyService = "machines") -> FlyAuth:
+    """Auth for Fly's Machines API (``machines``) or api.fly.io's GraphQL and logs (``api``); see :class:`FlyAuth`."""
+    return FlyAuth(token, service)
 
 
-def registry_basic(token: str) -> RegistryBasicAuth:
-    """Auth for registry.fly.io: Basic ``base64("x:" + token without "FlyV1 ")``."""
+def registry_basic(token: str | FlyTokens) -> RegistryBasicAuth:
+    """Auth for registry.fly.io: Basic ``base64("x:" + macaroons-only token without a scheme)``."""
     return RegistryBasicAuth(token)
 
 

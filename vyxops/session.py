@@ -20,6 +20,7 @@ from vyxops import config
 from vyxops.clients.fly import FlyClient
 from vyxops.clients.supabase import SupabaseClient
 from vyxops.errors import register_secret
+from vyxops.flytokens import FlyTokens
 from vyxops.http import (
     Api,
     Clock,
@@ -163,9 +164,10 @@ def build_session(
     def client(platform: str, url: str, auth: httpx.Auth | None) -> httpx.Client:
         return make_client(platform, url, auth, transport=transport)
 
-    machines_c = client("fly-machines", urls["fly_machines"], fly(creds.fly_token))
-    api_c = client("fly-api", urls["fly_api"], fly(creds.fly_token))
-    registry_c = client("fly-registry", urls["fly_registry"], registry_basic(creds.fly_token))
+    fly_tokens = FlyTokens.parse(creds.fly_token)  # parsed once; each service gets its own part (fly-go)
+    machines_c = client("fly-machines", urls["fly_machines"], fly(fly_tokens, "machines"))
+    api_c = client("fly-api", urls["fly_api"], fly(fly_tokens, "api"))
+    registry_c = client("fly-registry", urls["fly_registry"], registry_basic(fly_tokens))
     mgmt_c = client("supabase-mgmt", urls["supabase_mgmt"], bearer(creds.supabase_access_token))
     fn_c = client("supabase-functions", supabase_url, supabase_key(creds.supabase_service_role_key))
     # supabase-py sends through this client itself, so its retries live in the transport.

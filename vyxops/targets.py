@@ -140,15 +140,20 @@ def open_live(request: OpenRequest) -> Opened:
     from vyxops.session import Credentials, Opened
 
     env = dict(request.env)
+    urls = config.live_urls(env)  # bad base URLs fail here, before any call
     creds = config.live_credentials(env)
+    moved = [f"{key} at {url}" for key, url in urls.items() if url != config.LIVE_URLS[key]]
     return Opened(
         opener="live",
         label="live",
-        description=f"live: Fly.io and Supabase project {creds.project_ref} (credentials from the environment)",
+        description=f"live: Fly.io and Supabase project {creds.project_ref} (credentials from the environment"
+        + "".join(f"; {m}" for m in moved)
+        + ")",
         credentials=Credentials(
             creds.fly_token, creds.supabase_service_role_key, creds.supabase_access_token, creds.project_ref
         ),
         clock=WallClock(),
         supabase_url=creds.supabase_url,
+        urls=urls,
         org=env.get("FLY_ORG", "personal"),
     )

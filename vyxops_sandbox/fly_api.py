@@ -126,20 +126,58 @@ def _method_not_allowed(world: World, allowed: set[str]) -> httpx.Response:
 
 
 def fly_token_ok(world: World, request: httpx.Request) -> bool:
-    """Whether the request carries the sandbox's Fly token as ``Bearer <t>`` or ``FlyV1 <t>``.
+    """Whether the request carries the sandbox's Fly token, as Fly's services read an Authorization header.
 
-    A macaroon token is a bundle (``fm2_…,fm2_…``) that flyctl sends whole after
-    ``FlyV1``; ``Bearer FlyV1 <bundle>`` (a token pasted with its scheme behind
-    Bearer, as the Machines API docs' curl examples would send it) is accepted too.
+    A legacy token is compared whole, after ``Bearer``. A macaroon token is read as
+    superfly/macaroon's ``Parse`` (format.go at 8578343, the parser of ``FlyV1``
+    headers) reads one: any leading ``Bearer``/``FlyV1`` schemes are stripped (so
+    ``Bearer FlyV1 <bundle>``, the docs' curl with a pasted token, is accepted), the
+    rest is split on commas without trimming, ``fo1_`` user tokens are *skipped*, and
+    any other part that is not ``fm1r_``/``fm1a_``/``fm2_`` refuses the header. So a
+    ``~/.fly/config.yml`` bundle sent whole (macaroons plus ``fo1_…``) is accepted by
+    the Machines API: fly-go drops the user token (``tokens.Flaps()``) to keep it off
+    services that do not need it, not because they refuse it. GraphQL accepts both
+    kinds together (fly-go ``tokens.go``). A header of user tokens only under
+    ``FlyV1`` holds no macaroon and is refused ("no valid tokens found").
     """
-    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
-    if scheme.lower() not in ("bearer", "flyv1"):
+    header = request.headers.get("authorization", "").strip()
+    if header.partition(" ")[0].lower() not in _FLY_SCHEMES:
         return False
-    token = token.strip()
-    if token.startswith("FlyV1 "):
-        token = token[len("FlyV1 ") :].strip()
+    presented = _strip_fly_schemes(header)
     expected = world.credentials["fly_registry_password"]  # the token without its scheme
-    return hmac.compare_digest(token.replace(" ", ""), expected)
+    if not _macaroon_label(expected.partition(",")[0]):
+        return hmac.compare_digest(presented, expected)  # a legacy personal token
+    macaroons = _macaroon_parts(presented)
+    return macaroons is not None and hmac.compare_digest(",".join(macaroons), expected)
+
+
+_FLY_SCHEMES = ("bearer", "flyv1")
+
+
+def _strip_fly_schemes(header: str) -> str:
+    """``header`` without leading ``Bearer``/``FlyV1`` schemes, case-insensitive and repeated (macaroon's rule)."""
+    while True:
+        scheme, sep, rest = header.partition(" ")
+        if not sep or scheme.lower() not in _FLY_SCHEMES:
+            return header
+        header = rest.strip()
+
+
+def _macaroon_label(part: str) -> bool:
+    return part.partition("_")[0] in ("fm1r", "fm1a", "fm2")
+
+
+def _macaroon_parts(token: str) -> list[str] | None:
+    """The macaroons of a comma-joined token, ``fo1_`` parts skipped; None when a part is not a Fly token."""
+    kept = []
+    for part in token.split(","):
+        label, sep, body = part.partition("_")
+        if sep and label == "fo1":
+            continue
+        if not sep or not body or not _macaroon_label(part):
+            return None
+        kept.append(part)
+    return kept or None
 
 
 def _empty_as(world: World, items: list[Any]) -> list[Any] | None:
