@@ -160,3 +160,35 @@ def test_every_part_is_masked_and_no_repr_shows_one(home: Path) -> None:
     for part in (PERMISSION, DISCHARGE, USER):
         assert part not in masked
     assert USER not in repr(FlyTokens.parse(LOGIN_BUNDLE))
+
+
+# --------------------------------------------------------------------------- the sandbox reads headers as Fly does
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("FlyV1 {macaroons}", 200),
+        ("FlyV1 {macaroons},fo1_sandboxUserToken0005", 200),  # macaroon.Parse skips fo1_ parts
+        ("Bearer {macaroons}", 200),
+        ("Bearer FlyV1 {macaroons}", 200),
+        ("FlyV1 fo1_sandboxUserToken0005", 401),  # no macaroon left: "no valid tokens found"
+        ("FlyV1 {macaroons},sk_unknownLabel", 401),  # an unknown label refuses the header
+        ("FlyV1 {first}, {second}", 401),  # parts are not trimmed: " fm2" is no label
+        ("FlyV1 {first}", 401),  # the discharge is missing
+    ],
+)
+def test_the_sandbox_machines_api_reads_a_flyv1_header_as_macaroon_parse(
+    header: str, status: int, tmp_path: Path
+) -> None:
+    """The sandbox's Machines API: its macaroons must match, fo1_ user tokens are ignored, anything else refuses."""
+    from vyxops_sandbox.router import SandboxApp, SandboxTransport
+    from vyxops_sandbox.world import World
+
+    world = World.load("stub-image-macaroon-token", tmp_path)
+    macaroons = world.credentials["fly_registry_password"]
+    first, second = macaroons.split(",")
+    value = header.format(macaroons=macaroons, first=first, second=second)
+    transport = SandboxTransport(SandboxApp(world, autosave=False))
+    with httpx.Client(transport=transport, base_url="https://api.machines.dev") as c:
+        assert c.get("/v1/apps/vyx-app/machines", headers={"authorization": value}).status_code == status
