@@ -601,11 +601,12 @@ def _rate_limit_hint(platform: str, headers: httpx.Headers) -> str:
     return f"{when}rate limited; wait and retry"
 
 
+_FLY_TOKEN_SOURCES = "FLY_ACCESS_TOKEN (else FLY_API_TOKEN, else ~/.fly/config.yml)"  # flyctl's order
 _AUTH_VARIABLES = {
-    "fly-machines": "FLY_API_TOKEN (or FLY_ACCESS_TOKEN, ~/.fly/config.yml)",
-    "fly-graphql": "FLY_API_TOKEN (or FLY_ACCESS_TOKEN, ~/.fly/config.yml)",
-    "fly-api": "FLY_API_TOKEN (or FLY_ACCESS_TOKEN, ~/.fly/config.yml)",
-    "fly-registry": "FLY_API_TOKEN (or FLY_ACCESS_TOKEN, ~/.fly/config.yml)",
+    "fly-machines": _FLY_TOKEN_SOURCES,
+    "fly-graphql": _FLY_TOKEN_SOURCES,
+    "fly-api": _FLY_TOKEN_SOURCES,
+    "fly-registry": _FLY_TOKEN_SOURCES,
     "supabase-rest": "SUPABASE_SERVICE_ROLE_KEY and SUPABASE_URL",
     "supabase-functions": "SUPABASE_SERVICE_ROLE_KEY and SUPABASE_URL",
     "supabase-mgmt": "SUPABASE_ACCESS_TOKEN and SUPABASE_PROJECT_REF",
