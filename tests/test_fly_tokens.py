@@ -172,6 +172,7 @@ def test_every_part_is_masked_and_no_repr_shows_one(home: Path) -> None:
         ("FlyV1 {macaroons},fo1_sandboxUserToken0005", 200),  # macaroon.Parse skips fo1_ parts
         ("Bearer {macaroons}", 200),
         ("Bearer FlyV1 {macaroons}", 200),
+        ("FlyV1 {second},{first}", 200),  # a discharge before its permission token still verifies
         ("FlyV1 fo1_sandboxUserToken0005", 401),  # no macaroon left: "no valid tokens found"
         ("FlyV1 {macaroons},sk_unknownLabel", 401),  # an unknown label refuses the header
         ("FlyV1 {first}, {second}", 401),  # parts are not trimmed: " fm2" is no label

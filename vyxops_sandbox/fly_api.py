@@ -135,10 +135,14 @@ def fly_token_ok(world: World, request: httpx.Request) -> bool:
     rest is split on commas without trimming, ``fo1_`` user tokens are *skipped*, and
     any other part that is not ``fm1r_``/``fm1a_``/``fm2_`` refuses the header. So a
     ``~/.fly/config.yml`` bundle sent whole (macaroons plus ``fo1_…``) is accepted by
-    the Machines API: fly-go drops the user token (``tokens.Flaps()``) to keep it off
-    services that do not need it, not because they refuse it. GraphQL accepts both
-    kinds together (fly-go ``tokens.go``). A header of user tokens only under
-    ``FlyV1`` holds no macaroon and is refused ("no valid tokens found").
+    the Machines API here. That is an inference: flaps' source is not public, but
+    superfly/macaroon is the token library Fly publishes and its ``Parse`` has a case
+    for exactly this (``oauthTokenLabel = "fo1"``: skipped), and fly-go's own comment
+    says only that for services other than GraphQL "macaroons are preferred". So fly-go
+    dropping the user token (``tokens.Flaps()``) keeps it off services that do not need
+    it; it is not a refusal to model. GraphQL accepts both kinds together. A header of
+    user tokens only under ``FlyV1`` holds no macaroon and is refused ("no valid tokens
+    found"). Macaroons are matched in any order (verification does not depend on it).
     """
     header = request.headers.get("authorization", "").strip()
     if header.partition(" ")[0].lower() not in _FLY_SCHEMES:
@@ -148,7 +152,9 @@ def fly_token_ok(world: World, request: httpx.Request) -> bool:
     if not _macaroon_label(expected.partition(",")[0]):
         return hmac.compare_digest(presented, expected)  # a legacy personal token
     macaroons = _macaroon_parts(presented)
-    return macaroons is not None and hmac.compare_digest(",".join(macaroons), expected)
+    return macaroons is not None and hmac.compare_digest(
+        ",".join(sorted(macaroons)), ",".join(sorted(expected.split(",")))
+    )
 
 
 _FLY_SCHEMES = ("bearer", "flyv1")
