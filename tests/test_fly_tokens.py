@@ -148,6 +148,7 @@ def test_parsing_follows_fly_go() -> None:
     assert tokens.user_tokens == (USER,)
     assert fly_authorization(LOGIN_BUNDLE, "api") == f"FlyV1 {LOGIN_BUNDLE}"
     assert tokens.api_header("/api/v1/apps/a/logs") == tokens.flaps_header()
+    assert tokens.api_header("/prefix/api/v1/apps/a/logs") == tokens.flaps_header()  # FLY_API_BASE_URL with a path
     assert tokens.api_header("/graphql") == tokens.graphql_header()
 
 

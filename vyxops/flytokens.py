@@ -119,6 +119,9 @@ class FlyTokens:
 
 
 def is_logs_path(path: str) -> bool:
-    """Whether ``path`` is Fly's logs API, ``/api/v1/apps/{app}/logs`` (fly-go sends it the macaroons only)."""
+    """Whether ``path`` is Fly's logs API, ``[prefix]/api/v1/apps/{app}/logs`` (fly-go sends it the macaroons only).
+
+    A prefix is allowed because ``FLY_API_BASE_URL`` may carry a path.
+    """
     parts = path.strip("/").split("/")
-    return len(parts) == 5 and parts[:3] == ["api", "v1", "apps"] and parts[4] == "logs"
+    return len(parts) >= 5 and parts[-5:-2] == ["api", "v1", "apps"] and parts[-1] == "logs"
