@@ -39,7 +39,7 @@ from vyxops.contract import SEED, AmbiguousContract, Columns, Contract, Invoke, 
 from vyxops.discover_table import Seen, TableShape, choose_table, order_column, table_contract, tables_of, user_key
 from vyxops.errors import ApiError, TransportError
 from vyxops.evidence import ProjectReads, latest_ref, parse_window, quietly, refs_in
-from vyxops.images import secret_digest
+from vyxops.images import FLY_REGISTRY, parse_image_ref, secret_digest
 from vyxops.refusals import read_refusal
 from vyxops.session import Session
 
@@ -214,7 +214,21 @@ def _known_refs(
     refs: list[str] = []
     for app in apps:
         refs += got[f"releases:{app}"]["image"].dropna().astype(str).tolist() + [latest_ref(app)]
+    refs += _pinned(_all_machines(got, apps))
     return list(dict.fromkeys(r for r in refs + used if r)), list(dict.fromkeys(used))
+
+
+def _pinned(machines: list[dict[str, Any]]) -> list[str]:
+    """Each machine's image pinned to the digest its ``image_ref`` records (`fly machine status` shows it; for a
+    multi-platform or attested image it is the platform child's, not the tag's index digest)."""
+    out = []
+    for m in machines:
+        ref = m.get("image_ref") or {}
+        if isinstance(ref, dict) and ref.get("repository") and ref.get("digest"):
+            image = (m.get("config") or {}).get("image")
+            registry = parse_image_ref(image).registry if isinstance(image, str) and image else FLY_REGISTRY
+            out.append(f"{registry}/{ref['repository']}@{ref['digest']}")
+    return out
 
 
 def _all_machines(got: dict[str, Any], apps: list[str]) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ timeline and the notebooks work on the :class:`Evidence` it returns.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from vyxops.checks import check_app, check_machine_id, check_time
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, VyxopsError
-from vyxops.images import FLY_REGISTRY, parse_image_ref, secret_digest
+from vyxops.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
 from vyxops.progress import stages
 from vyxops.timeutil import iso, to_utc
 
@@ -111,6 +112,12 @@ class Evidence:
         at = self._manifest_rows.get(ref)
         return None if at is None else self.manifests.iloc[at]
 
+    @functools.cached_property
+    def identity(self) -> ImageIdentity:
+        """One image, two digests: each index the registry answered stands for its platform child."""
+        pairs = zip(self.manifests["digest"].tolist(), self.manifests.get("platform_digest", pd.Series()).tolist())
+        return ImageIdentity({d: c for d, c in pairs if isinstance(d, str) and isinstance(c, str)})
+
     def head(self, ref: str | None) -> tuple[bool | None, str | None]:
         """(exists, digest) of an image reference as the registry answered; (None, None) if not checked."""
         m = self.manifest(ref) if ref else None
@@ -178,8 +185,23 @@ def candidate_refs(
     refs += [r for r in releases["image"].dropna().tolist()]
     refs.append(latest_ref(app))
     refs += machines["image"].dropna().tolist()
+    refs += machine_pins(machines)
     refs += rows["image"].dropna().tolist()
     return list(dict.fromkeys(refs + logged))
+
+
+def machine_pins(machines: pd.DataFrame) -> list[str]:
+    """Each machine's image pinned to the digest it records (``repo@sha256:…``, as `fly machine status` shows it):
+    a secret may name an image that way (PLATFORM.md "Image identity"), and for an image index that digest is
+    its platform child's, not the one a HEAD of the tag answers."""
+    if not {"image", "image_repository", "image_digest"} <= set(machines.columns):
+        return []
+    out = []
+    for image, repo, digest in zip(*(machines[c].tolist() for c in ("image", "image_repository", "image_digest"))):
+        if isinstance(repo, str) and isinstance(digest, str) and repo and digest:
+            registry = parse_image_ref(image).registry if isinstance(image, str) and image else FLY_REGISTRY
+            out.append(f"{registry}/{repo}@{digest}")
+    return list(dict.fromkeys(out))
 
 
 def latest_ref(app: str) -> str:
@@ -501,7 +523,9 @@ def _manifests(
 ) -> pd.DataFrame:
     """Ask the registry about the references that concern ``app`` (:func:`refs_to_check`)."""
     # The listed machines' images, read as the machines frame reads them (config, then image_ref).
-    listed_images = pd.DataFrame(frames.machine_records(app, listed)[0], columns=["image"], dtype=object)
+    listed_images = pd.DataFrame(
+        frames.machine_records(app, listed)[0], columns=["image", "image_repository", "image_digest"], dtype=object
+    )
     refs = refs_to_check(
         app,
         got["releases"],
@@ -514,7 +538,8 @@ def _manifests(
     )
     fallback = contract.fallback_ref(app)
     refs += [fallback] if fallback and fallback not in refs else []
-    return frames.fetch_manifests(session, refs, ask=project.manifest)
+    own_apps = project.other_apps(app) | {app}  # the token's apps, as far as this run knows them
+    return frames.fetch_manifests(session, refs, ask=project.manifest, own_apps=own_apps)
 
 
 def refs_to_check(
@@ -658,6 +683,8 @@ def match_secret(digest: str | None, refs: list[str], manifests: pd.DataFrame | 
     if manifests is not None and not manifests.empty:
         for _, m in manifests[manifests["exists"].fillna(False).astype(bool)].iterrows():
             tried.append(f"{m['registry']}/{m['repository']}@{m['digest']}")
+            if "platform_digest" in m and isinstance(m["platform_digest"], str):  # an index: its platform child too
+                tried.append(f"{m['registry']}/{m['repository']}@{m['platform_digest']}")
     for ref in dict.fromkeys(tried):
         if secret_digest(ref) == digest:
             return ref

@@ -12,7 +12,7 @@ import functools
 import logging
 import re
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import pandas as pd
@@ -30,7 +30,7 @@ from vyxops.errors import (
     redact,
     registered_secrets,
 )
-from vyxops.images import FLY_REGISTRY, parse_image_ref
+from vyxops.images import FLY_REGISTRY, ImageRef, is_index, parse_image_ref
 from vyxops.logreads import read_source
 from vyxops.timeutil import iso, to_utc
 
@@ -106,6 +106,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "media_type": STR,
         "checked_at": TIME,
         "check": STR,  # how the registry answered: "200", "404 MANIFEST_UNKNOWN", "401 denied", ...
+        "platform_digest": STR,  # an index's linux/amd64 child: the digest machines record (images.ImageIdentity)
     },
     # one Fly log line
     "fly_logs": {
@@ -505,15 +506,27 @@ Ask = Callable[[str], dict[str, Any]]
 
 
 def head_answer(session: Any, ref: str) -> dict[str, Any]:
-    """What the registry says of one reference: ``{"exists", "digest", …, "check"}``; an error status is the check."""
+    """What the registry says of one reference: ``{"exists", "digest", …, "check"}``; an error status is the check.
+
+    When the answer is an image index, the index is read too (one GET, by its digest; a run asks once per
+    reference): ``platform_digest`` is its linux/amd64 child, the digest a machine created from ``ref``
+    records (PLATFORM.md "Image identity"). An index that cannot be read leaves it None, and says so in ``check``.
+    """
     try:
         answer: dict[str, Any] = session.fly.head_manifest(ref)
     except ApiError as exc:
-        answer = {"exists": None, "check": f"{exc.status} {exc.code or ''}".strip()}
+        return {"exists": None, "check": f"{exc.status} {exc.code or ''}".strip()}
+    if answer.get("exists") and is_index(answer.get("media_type")):
+        try:
+            answer["platform_digest"] = session.fly.index_platform(ref, str(answer["digest"]))
+        except ApiError as exc:
+            answer["check"] = f"{answer['check']}; index not read: {exc.status} {exc.code or ''}".strip()
     return answer
 
 
-def fetch_manifests(session: Any, refs: Iterable[str], *, ask: Ask | None = None) -> pd.DataFrame:
+def fetch_manifests(
+    session: Any, refs: Iterable[str], *, ask: Ask | None = None, own_apps: Collection[str] | None = None
+) -> pd.DataFrame:
     """Ask the registry about every image reference: exists, digest, media type, and how it answered (``check``).
 
     ``exists`` is None when the registry could not tell (``check`` says why: "401
@@ -524,6 +537,11 @@ def fetch_manifests(session: Any, refs: Iterable[str], *, ask: Ask | None = None
 
     The references are asked side by side; ``ask`` replaces the HEAD (an audit passes
     one that asks the registry once per reference for all its apps).
+
+    ``own_apps`` are the token's apps (:func:`foreign_name_unknown`): a NAME_UNKNOWN for a
+    repository outside them may mean "not yours to see" as much as "does not exist"
+    (PLATFORM.md "Registry NAME_UNKNOWN"), so it is a gap, never "missing". None: every
+    repository is read as the token's own.
     """
     asking: Ask = ask or (lambda ref: head_answer(session, ref))
     wanted = list(dict.fromkeys(r for r in refs if r))
@@ -541,6 +559,8 @@ def fetch_manifests(session: Any, refs: Iterable[str], *, ask: Ask | None = None
             "checked_at": checked_at,
         }
         answer = answers.get(ref) or {"exists": None, "check": "not checked: not registry.fly.io"}
+        if foreign_name_unknown(answer, parsed[ref], own_apps):
+            answer = {**answer, "exists": None, "check": f"{answer['check']} {NOT_THE_TOKENS}"}
         records.append({**record, **answer})
         if ref in answers and answer["exists"] is None:
             gaps.append(_registry_gap(ref, answer["check"]))
@@ -548,8 +568,30 @@ def fetch_manifests(session: Any, refs: Iterable[str], *, ask: Ask | None = None
     return make_frame("manifests", records, source="registry HEAD /v2/<repo>/manifests/<ref>", note=note, gaps=gaps)
 
 
+NOT_THE_TOKENS = "(not one of the token's apps)"
+
+
+def foreign_name_unknown(answer: dict[str, Any], ref: ImageRef, own_apps: Collection[str] | None) -> bool:
+    """Whether the registry said NAME_UNKNOWN for a repository that is none of ``own_apps``.
+
+    registry.fly.io names a repository after its app (``registry.fly.io/<app>[/…]``). What vyxops knows of
+    the token's apps: the app under investigation, the apps of the run, and the org's apps when the token
+    may list them (evidence passes them). Outside those, NAME_UNKNOWN cannot tell "no such repository" from
+    "another org's, not yours to see".
+    """
+    if own_apps is None or answer.get("exists") is not False:
+        return False
+    return str(answer.get("check", "")).endswith("NAME_UNKNOWN") and ref.repository.split("/")[0] not in own_apps
+
+
 def _registry_gap(ref: str, check: str) -> Gap:
-    if check.endswith("denied"):
+    if check.endswith(NOT_THE_TOKENS):
+        why = (
+            f"{ref}: the registry answered NAME_UNKNOWN for a repository that is none of the token's apps: "
+            "it may not exist, or belong to an app the token may not see (another org's); check it with a "
+            "token of the org that owns it"
+        )
+    elif check.endswith("denied"):
         why = (
             f"{ref}: the registry answered {check}: the token may not see this repository (another app's or "
             "another org's), so whether the image exists is unknown; check it with a token of the app's org"

@@ -14,7 +14,7 @@ import httpx
 
 from vyxops.errors import ApiError, AuthError, NotFoundError
 from vyxops.http import Api
-from vyxops.images import parse_image_ref
+from vyxops.images import parse_image_ref, platform_child
 
 # The exact query `fly releases` sends (reference/fly/graphql-releases.request.docs.json).
 RELEASES_QUERY = (
@@ -253,6 +253,22 @@ class FlyClient:
             "GET", f"/v2/{r.repository}/manifests/{r.reference}", headers={"accept": MANIFEST_ACCEPT}
         )
         return response.content, response.headers.get("content-type", ""), response.headers.get("docker-content-digest")
+
+    def index_platform(self, ref: str, index_digest: str) -> str | None:
+        """The digest of the linux/amd64 image in the index ``index_digest`` of ``ref``'s repository (one GET).
+
+        Asked by the index's own digest, so a tag moved since the HEAD cannot answer for another image. None
+        when the body is not an index with such a child (images.platform_child; attestations are skipped).
+        """
+        r = parse_image_ref(ref)
+        response = self.registry.request(
+            "GET", f"/v2/{r.repository}/manifests/{index_digest}", headers={"accept": MANIFEST_ACCEPT}
+        )
+        try:
+            body = json.loads(response.content) if response.content else None
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return platform_child(body)
 
     def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> str | None:
         """PUT raw manifest bytes under ``tag`` unchanged; returns the digest the registry reports."""

@@ -17,7 +17,7 @@ from vyxops.detect.invocations import Failed, answered_ok, project_failures
 from vyxops.detect.ledger import ENDED_ROLES, OPEN_ROLES, build_ledger
 from vyxops.detect.model import Thresholds
 from vyxops.evidence import Evidence
-from vyxops.images import parse_image_ref, secret_digest
+from vyxops.images import ImageIdentity, parse_image_ref, secret_digest
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,11 @@ class Release:
     exists: bool | None
     digest: str | None
     said: str = ""  # where "current" came from (Evidence.current_said)
+    identity: ImageIdentity = field(default_factory=ImageIdentity, compare=False)  # the run's (Evidence.identity)
 
     def same_image(self, ref: str | None, digest: str | None) -> bool:
-        """Whether ``ref`` (or its ``digest``) is this release's image."""
-        return ref == self.image or (digest is not None and self.digest is not None and digest == self.digest)
+        """Whether ``ref`` (or its ``digest``: the index's or a platform child's) is this release's image."""
+        return ref == self.image or self.identity.same(digest, self.digest)
 
 
 @dataclass
@@ -92,6 +93,11 @@ class Context:
     @property
     def app(self) -> str:
         return self.e.app
+
+    @property
+    def identity(self) -> ImageIdentity:
+        """Which digests name one image (an index and its platform child): vyxops.images.ImageIdentity."""
+        return self.e.identity
 
     @property
     def latest_ref(self) -> str | None:
@@ -214,12 +220,13 @@ class Context:
             return [pd.NaT] * len(at)
         times = self.success_starts()
         digests, images = self.ledger["image_digest"].tolist(), self.ledger["image"].tolist()
-        ident = [_image_identity(digests[i], images[i]) for i in ok]
+        of = self.identity.of
+        ident = [_image_identity(of(_opt(digests[i])), images[i]) for i in ok]
         nxt = [len(ident)] * len(ident)  # index of the next success on another image
         for k in range(len(ident) - 2, -1, -1):
             nxt[k] = k + 1 if ident[k + 1] != ident[k] else nxt[k + 1]
         out: list[object] = []
-        for when, me in zip(at, map(_image_identity, digest, image)):
+        for when, me in zip(at, (_image_identity(of(_opt(d)), i) for d, i in zip(digest, image))):
             i = bisect.bisect_right(times, when)
             j = len(ident) if i >= len(ident) else i if ident[i] != me else nxt[i]
             out.append(times[j] if j < len(ident) else pd.NaT)
@@ -231,13 +238,19 @@ class Context:
         if p.ref is None or image is None:
             return False
         if digest is not None and p.digest is not None:
-            return digest != p.digest  # a moved tag (:latest) is another image under the same name
+            # A moved tag (:latest) is another image under the same name; an index and its platform child are one.
+            return not self.identity.same(digest, p.digest)
         return p.ref != image
 
 
+def _opt(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _image_identity(digest: object, image: object) -> object:
-    """What tells two images apart: the digest, else the reference, else "" (nothing known)."""
-    return digest if pd.notna(digest) else image if pd.notna(image) else ""
+    """What tells two images apart: the digest (an index's platform child for an index), else the reference,
+    else "" (nothing known)."""
+    return digest if digest is not None and pd.notna(digest) else image if pd.notna(image) else ""
 
 
 @functools.cache
@@ -285,7 +298,7 @@ def _release(e: Evidence) -> Release | None:
         return None
     r = runs.iloc[0]
     exists, digest = e.head(str(r["image"]))
-    return Release(int(r["version"]), str(r["image"]), r["created_at"], exists, digest, e.current_said())
+    return Release(int(r["version"]), str(r["image"]), r["created_at"], exists, digest, e.current_said(), e.identity)
 
 
 REFUSAL_COLUMNS = ["time", "execution_id", "message", "image", "status_code", "kind", "fly_status", "region"]

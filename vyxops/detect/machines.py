@@ -53,6 +53,7 @@ def _finding(ctx: Context, m: Any, kind: str, title: str, evidence: list[dict[st
         "machine_id": m.machine_id,
         "image": m.image,
         "digest": _str(m.image_digest),
+        "image_id": ctx.identity.of(_str(m.image_digest)),  # what "same image" compares (images.ImageIdentity)
         "row": row,
         "story": _story(m),
         "origin": m.origin,

@@ -26,7 +26,7 @@ def _secret_explains(cause: Finding, symptom: Finding) -> bool:
     if not is_machine_failure(symptom.code) or not _used_since(cause, symptom):
         return False
     f, s = cause.facts, symptom.facts
-    return s.get("image") == f["ref"] or (f.get("digest") is not None and s.get("digest") == f["digest"])
+    return s.get("image") == f["ref"] or (f.get("image_id") is not None and s.get("image_id") == f["image_id"])
 
 
 def _unknown_value_explains(cause: Finding, symptom: Finding) -> bool:
@@ -48,7 +48,7 @@ def detect_secret(ctx: Context) -> list[Finding]:
         return [_digest_unmatched(ctx)]
     if release is None or release.same_image(p.ref, p.digest) or ctx.missing(p.ref):
         return []  # the release's own image (by tag or digest), or missing: IMAGE_TAG_MISSING speaks for it
-    return [_secret_not_current_release(p, release)]
+    return [_secret_not_current_release(ctx, p, release)]
 
 
 def _digest_unmatched(ctx: Context) -> Finding:
@@ -77,7 +77,7 @@ def _digest_unmatched(ctx: Context) -> Finding:
     )
 
 
-def _secret_not_current_release(p: Provisioning, release: Release) -> Finding:
+def _secret_not_current_release(ctx: Context, p: Provisioning, release: Release) -> Finding:
     """SECRET_IMAGE_NOT_CURRENT_RELEASE: the secret names ``p.ref``, another image than the release's."""
     evidence = [
         ev(
@@ -105,6 +105,7 @@ def _secret_not_current_release(p: Provisioning, release: Release) -> Finding:
         {
             "ref": p.ref,
             "digest": p.digest,
+            "image_id": ctx.identity.of(p.digest),  # an index stands for its platform child (images.ImageIdentity)
             "exists": p.exists,
             "release_image": release.image,
             "release_version": release.version,
@@ -120,14 +121,16 @@ def _latest_explains(cause: Finding, symptom: Finding) -> bool:
     if not is_machine_failure(symptom.code):
         return False
     s = symptom.facts
-    return s.get("image") == cause.facts["ref"] and s.get("digest") != cause.facts["release_digest"]
+    return s.get("image") == cause.facts["ref"] and s.get("image_id") != cause.facts["release_id"]
 
 
 @register("LATEST_TAG_STALE", link=Link.SECRET, explains=_latest_explains)
 def detect_latest_stale(ctx: Context) -> list[Finding]:
     """``:latest`` is not the current release's image while provisioning relies on it."""
     p, release = ctx.provisioning, ctx.release
-    if release is None or not p.uses_latest or not p.exists or release.digest is None or p.digest == release.digest:
+    if release is None or not p.uses_latest or not p.exists or release.digest is None:
+        return []
+    if ctx.identity.same(p.digest, release.digest):
         return []
     latest = ctx.latest_ref
     how = "the secret is unset, so provisioning uses it" if not p.secret_set else f"{p.secret} names it"
@@ -146,6 +149,7 @@ def detect_latest_stale(ctx: Context) -> list[Finding]:
                 "ref": latest,
                 "digest": p.digest,
                 "release_digest": release.digest,
+                "release_id": ctx.identity.of(release.digest),
                 "release_version": release.version,
                 "release_image": release.image,
                 "secret_set": p.secret_set,

@@ -83,7 +83,7 @@ def _secret(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
             "(a missing tag is refused with 400 MANIFEST_UNKNOWN and no machine)."
         )
     parts += _failures_told(
-        found, lambda x: x.facts.get("image") == f["ref"] or x.facts.get("digest") == f.get("digest")
+        found, lambda x: x.facts.get("image") == f["ref"] or x.facts.get("image_id") == f.get("image_id")
     )
     return parts
 
