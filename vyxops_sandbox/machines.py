@@ -110,7 +110,7 @@ def create(
     if limited is not None:
         raise limited
     image = str(config.get("image", ""))
-    resolved = world.resolve_image(image)
+    resolved = world.runnable_image(image)
     if resolved is None:
         ref = _parse_ref(image) if "/" in image else None
         known = ref is not None and (ref.repository in world.state["registry"] or world.app(ref.repository) is not None)

@@ -28,14 +28,13 @@ import re
 import httpx
 
 from vyxops_sandbox.fly_api import go_not_found, request_id
+from vyxops_sandbox.image_index import OCI_INDEX, OCI_MANIFEST
 from vyxops_sandbox.world import World
 
 __all__ = ["handle_registry", "MANIFEST_TYPES"]
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST_TYPES = (DOCKER_MANIFEST, OCI_MANIFEST, DOCKER_LIST, OCI_INDEX)
 REALM = 'Basic realm="flyio-registry.fly.dev"'  # registry-errors.observed.json (unverified third-party report)
 
@@ -91,20 +90,20 @@ def _scope_refusal(world: World, request: httpx.Request, repo: str) -> httpx.Res
     """The answer for a repository the token may not see, or None when it may.
 
     registry.fly.io is scoped by the token (PLATFORM.md): an org token sees every app
-    of its org, a deploy token (``platform.fly.token_apps``) only its apps. Outside
-    the scope the answer is 401 UNAUTHORIZED "not allowed" (the registry's text as
-    pushes report it), whether or not the repository exists, so a token cannot probe
-    other orgs. Inside an org token's reach, a name that is no app at all is
-    NAME_UNKNOWN "app repository not found" (404), as a push to it reports.
+    of its org, a deploy token (``platform.fly.token_apps``) only its apps. Outside a
+    deploy token's apps the answer is 401 UNAUTHORIZED "not allowed" (the registry's
+    text as pushes report it). For an org token, a repository that is none of its
+    org's apps is NAME_UNKNOWN "app repository not found" (404), as a push to it
+    reports, whether no app has that name (a typo) or another org's app does and
+    holds images (PLATFORM.md "Registry NAME_UNKNOWN": not yours to see), so a
+    token cannot probe other orgs.
     """
     scope = world.platform.fly.token_apps
-    if scope is not None:
-        allowed = repo in scope
-    else:
-        allowed = world.app(repo) is not None
-        if not allowed and repo not in world.state["registry"]:
-            return _error(world, request, 404, "NAME_UNKNOWN", "app repository not found", {"name": repo})
-    if allowed:
+    if scope is None:
+        if world.app(repo) is not None:
+            return None
+        return _error(world, request, 404, "NAME_UNKNOWN", "app repository not found", {"name": repo})
+    if repo in scope:
         return None
     detail = [{"Type": "repository", "Name": repo, "Action": "pull"}]
     return _error(world, request, 401, "UNAUTHORIZED", "not allowed", detail, {"www-authenticate": REALM})

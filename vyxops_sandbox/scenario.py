@@ -10,6 +10,9 @@ block is documented in :mod:`vyxops_sandbox.platform`):
 - images: ``session_s`` (serve: the session ends by itself, the app marks its row
   ``stopped`` and exits 0), ``reports_running`` (exit/crash: the app reported
   ``running`` before it died), ``oom_killed`` (crash: exit code 137, killed for memory);
+  ``index: true`` (a multi-platform image: its tag names an OCI index of linux/amd64 and linux/arm64
+  manifests) and ``attestations: true`` (pushed with BuildKit's provenance attestations: an index too);
+  a machine records the linux/amd64 child's digest (:mod:`vyxops_sandbox.image_index`);
 - ``deploy``: ``release_command`` (``true`` or ``{exit_code, after_s}``: a
   release-command machine runs first; a non-zero exit fails the release) and
   ``image_ref: false`` (the release records no image: GraphQL ``imageRef`` null) and
@@ -60,7 +63,10 @@ _REGION = re.compile(r"^[a-z]{3}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 TOP_KEYS = ("name", "title", "now", "fly", "supabase", "images", "steps", "description", "platform", "pipeline")
-IMAGE_KEYS = ("behaviour", "exit_code", "after_s", "pushed_at", "session_s", "reports_running", "oom_killed")
+IMAGE_KEYS = (
+    "behaviour", "exit_code", "after_s", "pushed_at", "session_s", "reports_running", "oom_killed",
+    "index", "attestations",
+)  # fmt: skip
 OOM_EXIT_CODE = 137  # 128 + SIGKILL: what the kernel's OOM killer leaves as the exit code
 
 # step kind -> (required keys, optional keys)
@@ -276,6 +282,9 @@ def image_spec(c: Checker, spec: dict[str, Any], where: Keys) -> dict[str, Any]:
         out["reports_running"] = True
     if oom:
         out["oom_killed"] = True
+    for key in ("index", "attestations"):  # an OCI index of platform images (+ attestations): image_index.py
+        if key in spec and c.boolean(spec[key], [*where, key]):
+            out[key] = True
     return out
 
 

@@ -24,7 +24,7 @@ from vyxops.errors import InputError, ScenarioError
 from vyxops.images import FLY_REGISTRY, secret_digest
 from vyxops.images import parse_image_ref as _parse_ref
 from vyxops.timeutil import iso
-from vyxops_sandbox import functions, machines, refusals, statefile
+from vyxops_sandbox import functions, image_index, machines, refusals, statefile
 from vyxops_sandbox.functions import FUNCTION_CREATE_MS, FUNCTION_DONE_MS  # noqa: F401  (re-exported)
 from vyxops_sandbox.machines import (  # noqa: F401  (re-exported: the fleet generator and tests read them here)
     APP_REPORT_MS,
@@ -464,6 +464,14 @@ class World:
     def _push(self, ref: str, spec: dict[str, Any]) -> str:
         """Push an image whose process behaves as ``spec`` says (behaviour, exit_code, after_s, …)."""
         registry, repo, tag, digest = parse_image_ref(ref)
+        meta = {k: v for k, v in spec.items() if k in _MANIFEST_META}
+        if spec.get("index") or spec.get("attestations"):
+            index, children = image_index.index_manifests(
+                self._hash, ref, multi_platform=bool(spec.get("index")), attestations=bool(spec.get("attestations"))
+            )
+            for child in children:
+                self.put_manifest(repo, image_index.digest_of(child), child, image_index.OCI_MANIFEST, **meta)
+            return self.put_manifest(repo, tag or digest or "latest", index, image_index.OCI_INDEX, **meta)
         body = json.dumps(
             {
                 "schemaVersion": 2,
@@ -484,7 +492,6 @@ class World:
             },
             separators=(",", ":"),
         )
-        meta = {k: v for k, v in spec.items() if k in _MANIFEST_META}
         return self.put_manifest(repo, tag or digest or "latest", body, MANIFEST_V2, **meta)
 
     def put_manifest(self, repo: str, reference: str, body: str, media_type: str, **meta: Any) -> str:
@@ -525,6 +532,17 @@ class World:
         if digest is None or digest not in r["manifests"]:
             return None
         return repo, tag, digest, r["manifests"][digest]
+
+    def runnable_image(self, ref: str) -> tuple[str, str | None, str, dict[str, Any]] | None:
+        """:meth:`resolve_image` as a Fly host pulls it: an index resolves to its linux/amd64 child
+        (image_index.runnable_child), whose digest the machine records; None when there is none."""
+        resolved = self.resolve_image(ref)
+        if resolved is None or resolved[3]["media_type"] != image_index.OCI_INDEX:
+            return resolved
+        repo, tag, _, index = resolved
+        child = image_index.runnable_child(index["body"])
+        manifest = self.state["registry"][repo]["manifests"].get(child) if child else None
+        return None if child is None or manifest is None else (repo, tag, child, manifest)
 
     def delete_tag(self, ref: str) -> None:
         """Prune a tag; a manifest no tag points at any more is pruned with it."""
