@@ -563,7 +563,10 @@ def refs_to_check(
     matches among all of them, since provisioning uses it whichever repository it names.
     """
     own = candidate_refs(app, releases, machines, rows, refs_in(own_texts))
-    keep = own + [ref for ref in project_refs if _repository_app(ref) not in other_apps]
+    pins = set(machine_pins(machines))  # asked about only when the secret names one: one HEAD, not one per digest
+    keep = [ref for ref in own if ref not in pins] + [
+        ref for ref in project_refs if _repository_app(ref) not in other_apps
+    ]
     named = match_secret(secret, list(dict.fromkeys(own + project_refs)))
     return list(dict.fromkeys(keep + ([named] if named else [])))
 
