@@ -19,6 +19,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from vyxops.clients.fly import FlyClient
+from vyxops.evidence import ProjectReads
 from vyxops.frames import fetch_manifests
 from vyxops.images import ImageIdentity, platform_child
 from vyxops.investigate import Investigation, investigate
@@ -163,3 +165,21 @@ def test_index_bodies_are_json_the_spec_names() -> None:
     index = json.loads(body)
     assert index["schemaVersion"] == 2 and index["mediaType"] == INDEX
     assert all({"mediaType", "digest", "size", "platform"} <= set(d) for d in index["manifests"])
+
+
+def test_an_index_is_read_once_per_reference_in_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index behind a tag is read with one GET per reference per run, however many times it is asked."""
+    calls: list[str] = []
+    real = FlyClient.index_platform
+
+    def counting(self: FlyClient, ref: str, digest: str) -> str | None:
+        calls.append(ref)
+        return real(self, ref, digest)
+
+    monkeypatch.setattr(FlyClient, "index_platform", counting)
+    with open_session("sandbox", scenario=HERE / f"{SEED_ATTESTED}.yaml", sandbox_dir=tmp_path) as s:
+        project = ProjectReads(s)
+        answers = [project.manifest(RELEASE) for _ in range(3)]
+    assert (
+        calls == [RELEASE] and answers[0]["platform_digest"] and answers[0]["digest"] != answers[0]["platform_digest"]
+    )
