@@ -42,6 +42,7 @@ from vyxops.evidence import ProjectReads, latest_ref, parse_window, quietly, ref
 from vyxops.images import FLY_REGISTRY, parse_image_ref, secret_digest
 from vyxops.refusals import read_refusal
 from vyxops.session import Session
+from vyxops.timeutil import to_utc
 
 #: How far around an invocation a machine creation counts as its doing (the function calls Fly mid-run).
 CREATE_SLACK = pd.Timedelta(seconds=2)
@@ -171,8 +172,8 @@ def _function(functions: pd.DataFrame, logs: pd.DataFrame, seen: Seen) -> tuple[
     slugs = functions["slug"].dropna().astype(str).tolist()
     if not slugs:
         raise AmbiguousContract("function", [], hint="the project has no Edge Function: deploy it, or declare one")
-    texts = [str(m["created_at"]) for m in seen.machines.values() if m.get("created_at")]
-    created = pd.to_datetime(texts, utc=True, format="ISO8601").tolist() if texts else []
+    # to_utc: Go's zero time is "not reported", no creation to frame
+    created = [t for t in (to_utc(m.get("created_at")) for m in seen.machines.values()) if t is not None]
     scores = {slug: _creations_framed(logs[logs["function"] == slug], created) for slug in slugs}
     if len(slugs) == 1:
         n = scores[slugs[0]]

@@ -32,7 +32,17 @@ from vyxops.errors import (
 )
 from vyxops.images import FLY_REGISTRY, ImageRef, is_index, parse_image_ref
 from vyxops.logreads import read_source
-from vyxops.timeutil import iso, to_utc
+from vyxops.timeutil import (
+    FLY_EVENT_UNIT,
+    FLY_EXITED_AT_UNIT,
+    GO_ZERO_TIME,
+    SUPABASE_FUNCTION_UNIT,
+    SUPABASE_LOG_UNIT,
+    go_zero_count,
+    iso,
+    time_array,
+    to_utc,
+)
 
 log = logging.getLogger("vyxops.frames")
 
@@ -190,11 +200,21 @@ def make_frame(
         df = _build(name, rows, units or {})
     gap_list = [g.as_json() for g in gaps or []]
     complete = complete and not gap_list
+    note = "; ".join(n for n in (note, _not_reported_note(name, rows)) if n)
     df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note, "gaps": gap_list})
     if not complete:
         warnings.warn(f"{name}: incomplete: {note}", stacklevel=2)
         log.warning("%s: incomplete: %s", name, note)
     return df
+
+
+def _not_reported_note(name: str, rows: list[dict[str, Any]]) -> str:
+    """What the frame's times do not say: each time column's cells that held Go's zero time (NaT now)."""
+    counts = {c: go_zero_count(r.get(c) for r in rows) for c, dtype in SCHEMAS[name].items() if dtype == TIME}
+    said = [f"{c} in {n} row(s)" for c, n in counts.items() if n]
+    if not said:
+        return ""
+    return f"not reported: {', '.join(said)} (Go's zero time {GO_ZERO_TIME}, read as unknown, not as a date)"
 
 
 def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.DataFrame:
@@ -292,15 +312,11 @@ def empty_frame(name: str, note: str = "") -> pd.DataFrame:
 
 
 def _to_time(values: list[Any], unit: str | None) -> ExtensionArray:
-    """A time column from its cells: numbers in ``unit`` (ms, us, ns, s), else RFC 3339 strings."""
-    if unit is not None:
-        if unit not in TIME_UNITS:
-            raise ValueError(unit)
-        numeric = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-        return pd.to_datetime(numeric, unit=unit, utc=True).astype(TIME).array
-    if all(v is None for v in values):  # no time at all (or no rows): nothing to parse
-        return pd.array([pd.NaT] * len(values), dtype=TIME)
-    return pd.to_datetime(values, utc=True, format="ISO8601").as_unit("ns").array
+    """A time column from its cells: numbers in ``unit`` (ms, us, ns, s), else RFC 3339 strings;
+    Go's zero time is NaT (:func:`vyxops.timeutil.time_array`)."""
+    if unit is not None and unit not in TIME_UNITS:
+        raise ValueError(unit)
+    return time_array(values, unit)
 
 
 # --------------------------------------------------------------------------- Fly
@@ -363,10 +379,8 @@ def event_records(app: str, machine_id: str, events: list[dict[str, Any]]) -> li
                 "oom_killed": x.oom_killed if x else None,
                 "requested_stop": x.requested_stop if x else None,
                 "restart_count": x.restart_count if x else None,
-                # ms in old samples, RFC 3339 in newer code: accept both
-                "exited_at": iso(pd.Timestamp(int(exited_at), unit="ms", tz="UTC"))
-                if isinstance(exited_at, (int, float))
-                else exited_at,
+                # a number in old samples (FLY_EXITED_AT_UNIT), RFC 3339 or Go's zero time in newer code
+                "exited_at": exited_at if isinstance(exited_at, str) else to_utc(exited_at, FLY_EXITED_AT_UNIT),
                 "error": request.get("error"),
             }
         )
@@ -430,7 +444,7 @@ def machine_frames(
     source = f"fly GET /v1/apps/{app}/machines?include_deleted={str(include_deleted).lower()}"
     note = f"not found by id: {', '.join(missing_note)}" if missing_note else ""
     m_df = make_frame("machines", rows, source=source, note=note)
-    e_df = make_frame("machine_events", events, units={"time": "ms"}, source=source)
+    e_df = make_frame("machine_events", events, units={"time": FLY_EVENT_UNIT}, source=source)
     return m_df, e_df
 
 
@@ -440,7 +454,7 @@ def fetch_machine_events(session: Any, app: str, machine_id: str) -> pd.DataFram
     return make_frame(
         "machine_events",
         event_records(app, machine_id, events),
-        units={"time": "ms"},
+        units={"time": FLY_EVENT_UNIT},
         source=f"fly GET /v1/apps/{app}/machines/{machine_id}/events",
     )
 
@@ -832,7 +846,7 @@ def fetch_functions(session: Any) -> pd.DataFrame:
     return make_frame(
         "functions",
         records,
-        units={"created_at": "ms", "updated_at": "ms"},
+        units={"created_at": SUPABASE_FUNCTION_UNIT, "updated_at": SUPABASE_FUNCTION_UNIT},
         source="supabase GET /v1/projects/{ref}/functions",
     )
 
@@ -910,6 +924,7 @@ def fetch_function_logs(
     df = make_frame(
         "function_logs",
         records,
+        units={"time": SUPABASE_LOG_UNIT},  # a row's timestamp: RFC 3339-like text, or µs as a number or digits
         source="supabase GET /v1/projects/{ref}/analytics/endpoints/logs",
         complete=complete,
         note=f"stopped after {max_queries} queries" if not complete else "past the plan's retention" if gaps else "",

@@ -6,6 +6,8 @@ to the minute (its OpenAPI text), so queries send them widened to whole minutes 
 the exact bounds in the SQL. Rows come newest first, a page of :data:`LOG_PAGE` at a time,
 and the next page starts strictly after the oldest row read (its timestamp, then its id),
 as Supabase advises, so rows that share a microsecond are neither skipped nor read twice.
+A row's ``timestamp`` is read by :func:`row_time`: text, or µs as a number or digit string
+(:data:`vyxops.timeutil.SUPABASE_LOG_UNIT`), never as ns (which put the keyset in 1970).
 
 Pages in a row are round trips in a row: a busy day's three pages took three. The chunks
 are read side by side, and when a chunk's first page is full, the rest of it is cut into
@@ -26,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops import fanout
+from vyxops.timeutil import SUPABASE_LOG_UNIT, to_utc
 
 LOG_PAGE = 1000
 LOG_WINDOW = pd.Timedelta(hours=24)
@@ -102,7 +105,7 @@ class _Part:
 
     def after(self, rows: list[dict[str, Any]]) -> _Part:
         """What of this part is older than ``rows`` (a page it answered): its keyset continuation."""
-        oldest = ch_time(pd.Timestamp(rows[-1]["timestamp"], tz="UTC"))
+        oldest = ch_time(row_time(rows[-1]))
         last_id = str(rows[-1]["id"]).replace("'", "''")
         return replace(self, upper=f"(timestamp < '{oldest}' or (timestamp = '{oldest}' and id < '{last_id}'))")
 
@@ -121,8 +124,7 @@ class _Part:
 def _rest_of_chunk(part: _Part, first: list[dict[str, Any]], queries: _Queries) -> tuple[list[dict[str, Any]], bool]:
     """The chunk's rows older than its full first page, read in time slices side by side."""
     rest = part.after(first)
-    newest = pd.Timestamp(first[0]["timestamp"], tz="UTC")
-    oldest = pd.Timestamp(first[-1]["timestamp"], tz="UTC")
+    newest, oldest = row_time(first[0]), row_time(first[-1])
     left, span = oldest - part.start, newest - oldest
     guess = LOG_SLICES if span <= pd.Timedelta(0) else math.ceil(left / span)  # pages the rest may hold
     slices = max(1, min(LOG_SLICES, guess))
@@ -137,6 +139,17 @@ def _rest_of_chunk(part: _Part, first: list[dict[str, Any]], queries: _Queries) 
     ][::-1]  # newest first: the order the rows are read in
     got = fanout.map_ordered(lambda p: p.all_pages(queries), parts)
     return [row for rows, _ in got for row in rows], all(complete for _, complete in got)
+
+
+def row_time(row: dict[str, Any]) -> pd.Timestamp:
+    """A log row's ``timestamp``: ``2026-06-22T09:34:06.215000`` (UTC), or Unix µs as a number or digits.
+
+    The rows are ordered by it, so every row has one; a row without one is refused (ValueError).
+    """
+    ts = to_utc(row.get("timestamp"), SUPABASE_LOG_UNIT)
+    if ts is None:
+        raise ValueError(f"log row {row.get('id')!r} has no timestamp")
+    return ts
 
 
 def ch_time(ts: pd.Timestamp) -> str:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from vyxops.images import FLY_REGISTRY
 from vyxops.images import parse_image_ref as _parse_ref
-from vyxops.timeutil import iso
+from vyxops.timeutil import GO_ZERO_TIME, iso
 from vyxops_sandbox.refusals import capacity_refusal, rate_refusal
 
 if TYPE_CHECKING:
@@ -315,7 +315,8 @@ def exit_event(
     """An ``exit`` event as flyd records it; zero values left out under ``exit_events: omitempty``."""
     exit_ev: dict[str, Any] = {
         "exit_code": code,
-        "exited_at": iso(exited_at_ms),  # RFC 3339, as newer flyd writes it
+        # RFC 3339, as newer flyd writes it; or Go's zero time, an unset time.Time (platform `exited_at: zero`)
+        "exited_at": GO_ZERO_TIME if world.platform.fly.exited_at == "zero" else iso(exited_at_ms),
         "guest_exit_code": code,
         "guest_signal": 9 if oom else -1,
         "oom_killed": oom,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import hashlib
 import math
 import re
@@ -39,6 +40,7 @@ RATE_WINDOW_MS = SUPABASE_MGMT_WINDOW.seconds * 1000
 THROTTLED_BODY = b"ThrottlerException: Too Many Requests"
 THROTTLED_CONTENT_TYPE = "text/html; charset=utf-8"
 DAY_US = 86_400 * 1_000_000
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 _PATH_RE = re.compile(r"^/v1/(?P<kind>projects|organizations)/(?P<ref>[^/]+)(?P<rest>/.*)?$")
 _budgets: weakref.WeakKeyDictionary[World, dict[tuple[str, ...], list[int]]] = weakref.WeakKeyDictionary()
@@ -296,7 +298,21 @@ def _logs(world: World, request: httpx.Request, answer: Answer, match: re.Match[
         )
     except LogQueryError as exc:
         return answer(exc.status, {"result": None, "error": exc.message})
+    shape = world.platform.supabase.log_timestamps
+    if shape != "text":
+        rows = [r | {"timestamp": _unix_us(r["timestamp"], shape)} if "timestamp" in r else r for r in rows]
     return answer(200, {"result": _empty_as(world, rows), "error": None})
+
+
+def _unix_us(text: Any, shape: str) -> Any:
+    """A row's documented ``timestamp`` text as Unix µs: an integer (``us``) or its digits (``us_string``)."""
+    from vyxops_sandbox.logsql import TIMESTAMP_FORMAT
+
+    if not isinstance(text, str):
+        return text
+    at = datetime.datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=datetime.timezone.utc)
+    us = (at - EPOCH) // datetime.timedelta(microseconds=1)
+    return str(us) if shape == "us_string" else us
 
 
 def _post_secrets(world: World, request: httpx.Request, answer: Answer) -> httpx.Response:

@@ -11,6 +11,7 @@ existed, except where a model fact chose otherwise (each default says why)::
         verify_jwt: true           # provision-machine's verify_jwt (reported by the functions list)
         empty_as_null: false       # true: an empty list is sent as null (secrets, functions, logs result)
         token_permissions: [edge_functions_read]  # a scoped access token: only these permissions (default: all)
+        log_timestamps: text       # text | us | us_string: how a logs row's `timestamp` is written
       fly:
         token: legacy              # legacy | macaroon: the shape of the Fly token
         token_apps: [vyx-app]      # a token scoped to these apps (a deploy token); default: the whole org
@@ -18,6 +19,7 @@ existed, except where a model fact chose otherwise (each default says why)::
         destroy_events: true       # false: destroyed machines carry no `destroy` event (state says it)
         destroyed_retention_h: 48  # destroyed machines vanish from the API this long after (default: kept)
         empty_as_null: false       # true: Go's nil slices and maps: `null` lists, `metadata: null`
+        exited_at: reported        # reported | zero: exit events' `exited_at` is Go's zero time
 
 Defaults and why:
 - ``api_key: jwt`` (SPEC.md): the legacy service_role key is a JWT, which passes
@@ -36,6 +38,14 @@ Defaults and why:
   answers 403 (PLATFORM.md, "Scoped access tokens").
 - ``destroy_events: true``: no official sample shows a ``destroy`` event
   (reference/fly/machine-states-and-events.json); the sandbox kept one so far.
+- ``log_timestamps: text``: the logs endpoint's documented ``DateTime64`` rendering
+  (``2026-06-22T09:34:06.215000``, µs, UTC, no zone). ``us`` writes Unix µs integers, as
+  ``logs.all`` answered and Studio's own queries select (``toUnixTimestamp64Micro``);
+  ``us_string`` the same digits as a string (ClickHouse may quote 64-bit integers).
+  Studio reads all three (``Logs.utils.ts`` ``unixMicroToIsoTimestamp``, ``isUnixMicro``).
+- ``exited_at: reported``: the exit time the sandbox knows. ``zero`` is Go's zero time
+  ``0001-01-01T00:00:00Z``, what fly-go's ``MachineExitEvent.ExitedAt`` (``time.Time``,
+  ``json:"exited_at"`` without ``omitempty``, machine_types.go) carries when unset.
 """
 
 from __future__ import annotations
@@ -53,6 +63,8 @@ LOG_RETENTION_DAYS = {"free": 1, "pro": 7, "team": 28, "enterprise": 90}
 API_KEYS = ("jwt", "sb_secret")
 FLY_TOKENS = ("legacy", "macaroon")
 EXIT_EVENTS = ("full", "omitempty")
+LOG_TIMESTAMPS = ("text", "us", "us_string")
+EXITED_AT = ("reported", "zero")
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,7 @@ class SupabasePlatform:
     verify_jwt: bool = True
     empty_as_null: bool = False
     token_permissions: tuple[str, ...] | None = None  # None: every permission (a classic access token)
+    log_timestamps: str = "text"
 
     @property
     def log_retention_days(self) -> int:
@@ -77,6 +90,7 @@ class FlyPlatform:
     destroy_events: bool = True
     destroyed_retention_h: float | None = None  # None: destroyed machines stay readable
     empty_as_null: bool = False
+    exited_at: str = "reported"
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,17 @@ import yaml
 
 from vyxops.errors import InputError, ScenarioError
 from vyxops_sandbox.pipeline import Pipeline, parse_pipeline
-from vyxops_sandbox.platform import API_KEYS, EXIT_EVENTS, FLY_TOKENS, PLANS, FlyPlatform, Platform, SupabasePlatform
+from vyxops_sandbox.platform import (
+    API_KEYS,
+    EXIT_EVENTS,
+    EXITED_AT,
+    FLY_TOKENS,
+    LOG_TIMESTAMPS,
+    PLANS,
+    FlyPlatform,
+    Platform,
+    SupabasePlatform,
+)
 from vyxops_sandbox.refusals import TOKEN_STATUSES
 from vyxops_sandbox.scenario_checks import IDENT, IMAGE_REF, SECRET_NAME, SLUG, Checker, Keys, find_duplicate_key
 
@@ -525,12 +535,12 @@ def _platform(c: Checker, raw: Any, apps: list[str]) -> Platform:
     s = c.mapping(
         block.get("supabase"),
         ["platform", "supabase"],
-        ("plan", "secrets_updated_at", "api_key", "verify_jwt", "empty_as_null", "token_permissions"),
+        ("plan", "secrets_updated_at", "api_key", "verify_jwt", "empty_as_null", "token_permissions", "log_timestamps"),
     )
     f = c.mapping(
         block.get("fly"),
         ["platform", "fly"],
-        ("token", "token_apps", "exit_events", "destroy_events", "destroyed_retention_h", "empty_as_null"),
+        ("token", "token_apps", "exit_events", "destroy_events", "destroyed_retention_h", "empty_as_null", "exited_at"),
     )
     ws, wf = ["platform", "supabase"], ["platform", "fly"]
     supabase = SupabasePlatform(
@@ -540,6 +550,7 @@ def _platform(c: Checker, raw: Any, apps: list[str]) -> Platform:
         verify_jwt=c.boolean(s.get("verify_jwt", True), [*ws, "verify_jwt"]),
         empty_as_null=c.boolean(s.get("empty_as_null", False), [*ws, "empty_as_null"]),
         token_permissions=_permissions(c, s, [*ws, "token_permissions"]),
+        log_timestamps=c.choice(s.get("log_timestamps", "text"), [*ws, "log_timestamps"], LOG_TIMESTAMPS),
     )
     token_apps = None
     if "token_apps" in f:
@@ -557,6 +568,7 @@ def _platform(c: Checker, raw: Any, apps: list[str]) -> Platform:
         if retention is None
         else c.seconds(retention, [*wf, "destroyed_retention_h"], positive=True),
         empty_as_null=c.boolean(f.get("empty_as_null", False), [*wf, "empty_as_null"]),
+        exited_at=c.choice(f.get("exited_at", "reported"), [*wf, "exited_at"], EXITED_AT),
     )
     return Platform(supabase, fly)
 
