@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from vyxops.timeutil import iso, parse_rfc3339_ms, series_to_utc, to_ms, to_utc
+from vyxops.timeutil import SUPABASE_LOG_UNIT, iso, parse_rfc3339_ms, series_to_utc, time_array, to_ms, to_utc
 
 INSTANT = pd.Timestamp("2025-10-02T16:18:44.130Z")
 
@@ -47,3 +47,26 @@ def test_iso_renders_ms_only_when_present_and_round_trips() -> None:
     assert iso(1759421924000) == "2025-10-02T16:18:44Z"
     assert iso(INSTANT) == "2025-10-02T16:18:44.130Z"
     assert parse_rfc3339_ms(iso(1759421924130)) == 1759421924130 == to_ms("2025-10-02T16:18:44.130Z")
+
+
+@pytest.mark.parametrize("zero", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00+00:00"])
+def test_gos_zero_time_is_not_reported_not_a_date(zero: str) -> None:
+    """fly-go writes an unset time.Time (MachineExitEvent.ExitedAt) as 0001-01-01T00:00:00Z: no time, no crash."""
+    assert to_utc(zero) is None
+    assert pd.isna(series_to_utc([zero]).iloc[0])
+    assert pd.isna(time_array([zero]).tolist()[0])
+
+
+def test_a_time_array_reads_supabase_log_timestamps_in_every_shape_the_endpoint_sends() -> None:
+    """The logs endpoint's text, µs integers and µs digit strings (Studio's isUnixMicro) are one instant each."""
+    text, us = "2025-10-02T16:18:44.130000", 1759421924130000
+    cells = [text, "2025-10-02 16:18:44.130000", us, str(us), None, "0001-01-01T00:00:00Z"]
+    got = time_array(cells, SUPABASE_LOG_UNIT)
+    assert str(got.dtype) == "datetime64[ns, UTC]"
+    assert got.tolist()[:4] == [INSTANT] * 4 and all(pd.isna(t) for t in got.tolist()[4:])
+
+
+def test_a_time_array_refuses_a_number_without_its_unit() -> None:
+    """A bare integer is never guessed: µs read as ns would be January 1970."""
+    with pytest.raises(ValueError, match="unit"):
+        time_array([1759421924130000])
