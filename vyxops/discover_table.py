@@ -31,7 +31,7 @@ from vyxops.contract import (
     Table,
 )
 from vyxops.facts import FLY_REGIONS, STARTED, read_exit_event
-from vyxops.timeutil import to_utc
+from vyxops.timeutil import FLY_EVENT_UNIT, to_utc
 
 MACHINE_ID = re.compile(r"^[0-9a-f]{14}$")  # a Fly machine id
 IMAGE_REF = re.compile(r"^[a-z0-9.\-]+(?::\d+)?/[^\s:@]+(?::[\w.\-]+|@sha256:[0-9a-f]{64})$")
@@ -372,7 +372,8 @@ def _role_shown(row: dict[str, Any], c: Columns, machine: dict[str, Any] | None)
         return None
     created, updated = to_utc(row.get(c.created_at)), to_utc(row.get(c.updated_at)) if c.updated_at else None
     events = [e for e in machine.get("events") or [] if isinstance(e, dict)]
-    starts = [t for t in (to_utc(e.get("timestamp"), "ms") for e in events if e.get("status") == STARTED) if t]
+    started = [to_utc(e.get("timestamp"), FLY_EVENT_UNIT) for e in events if e.get("status") == STARTED]
+    starts = [t for t in started if t]
     if updated is None:
         return STARTING if not starts else None
     if created is not None and updated == created:
@@ -381,7 +382,7 @@ def _role_shown(row: dict[str, Any], c: Columns, machine: dict[str, Any] | None)
     exits = sorted(
         (t, x.exit_code)
         for e in events
-        if (x := read_exit_event(e)) is not None and (t := to_utc(e.get("timestamp"), "ms")) is not None
+        if (x := read_exit_event(e)) is not None and (t := to_utc(e.get("timestamp"), FLY_EVENT_UNIT)) is not None
     )
     later = [(t, code) for t, code in exits if t >= updated]
     if later and later[0][1] in (0, None) and (later[0][0] - updated).total_seconds() <= 30:

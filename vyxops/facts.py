@@ -89,7 +89,10 @@ class ExitInfo:
     exit_code: int | None
     oom_killed: bool | None
     requested_stop: bool | None
-    exited_at: str | int | None  # ms in old samples, RFC 3339 in newer code
+    # As sent: Unix ms in Fly's 2023 docs sample, RFC 3339 from fly-go (``time.Time``), and Go's zero
+    # time ``0001-01-01T00:00:00Z`` when unset (no ``omitempty``): "not reported". Read it with
+    # vyxops.timeutil (to_utc(value, FLY_EXITED_AT_UNIT)), which gives None for the zero time.
+    exited_at: str | int | None
     restart_count: int | None
 
 

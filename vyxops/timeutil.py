@@ -114,6 +114,9 @@ def time_array(values: list[Any], unit: str | None = None) -> DatetimeArray:
     import numpy as np
     import pandas as pd
 
+    fast = _one_kind(values, unit)
+    if fast is not None:
+        return fast
     out = np.full(len(values), np.datetime64("NaT", "ns"))
     numbers: dict[int, float] = {}
     texts: dict[int, str] = {}
@@ -141,6 +144,25 @@ def time_array(values: list[Any], unit: str | None = None) -> DatetimeArray:
         written = pd.to_datetime(list(texts.values()), utc=True, format="ISO8601")
         out[list(texts)] = written.tz_convert(None).as_unit("ns").to_numpy()
     return pd.array(out, dtype="datetime64[ns]").tz_localize("UTC")
+
+
+def _one_kind(values: list[Any], unit: str | None) -> DatetimeArray | None:
+    """:func:`time_array` in one pandas call, when every cell is text (or missing) and none is digits or
+    Go's zero time, or every cell is an integer (or missing); None when the cells need reading one by one."""
+    import pandas as pd
+
+    kinds = set(map(type, values)) - {type(None)}
+    try:
+        if kinds <= {str}:
+            # digits are not RFC 3339 (ValueError); Go's zero time parses, but not into ns (OutOfBoundsDatetime)
+            written = pd.to_datetime(values, utc=True, format="ISO8601")
+            return written.as_unit("ns").array
+        if kinds <= {int} and unit is not None and unit in _UNIT:
+            counted = pd.to_datetime(pd.Series(values, dtype="Int64"), unit=_UNIT[unit], utc=True)
+            return counted.dt.as_unit("ns").array
+    except (ValueError, OverflowError):
+        return None
+    return None
 
 
 def iso(ts: Any) -> str:
