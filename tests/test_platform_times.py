@@ -211,6 +211,25 @@ def test_the_seed_under_zero_exit_times_and_us_log_timestamps_gets_the_same_diag
     assert inv.evidence.function_logs["time"].equals(seed.evidence.function_logs["time"])
 
 
+def test_the_seed_with_zero_creation_times_keeps_its_diagnosis_and_says_the_times_were_not_reported(
+    tmp_path: Path,
+) -> None:
+    """Machines and releases whose created_at/updated_at are Go's zero time (fly-go's Release.CreatedAt is a
+    time.Time): the investigation runs, keeps the seed's root cause, and its frames say what was not reported."""
+    with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
+        for app in world_of(s).state["fly"]["apps"].values():
+            for m in app["machines"].values():
+                m["created_at"] = m["updated_at"] = GO_ZERO_TIME
+            for release in app["releases"]:
+                release["createdAt"] = GO_ZERO_TIME
+        inv = investigate(s, "vyx-app")
+    assert inv.root is not None and inv.root.code == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
+    assert inv.evidence.machines["created_at"].isna().all() and inv.evidence.releases["created_at"].isna().all()
+    assert "not reported: created_at" in inv.evidence.machines.attrs["note"]
+    assert "not reported: created_at" in inv.evidence.releases.attrs["note"]
+    assert "0001" not in inv.summary_in("UTC")
+
+
 @pytest.mark.parametrize(("platform", "allowed"), [("{supabase: {log_timestamps: ns}}", "us_string"),
                                                     ("{fly: {exited_at: none}}", "zero")])  # fmt: skip
 def test_a_typo_in_a_time_switch_is_refused_naming_the_allowed_values(
