@@ -147,13 +147,13 @@ def time_array(values: list[Any], unit: str | None = None) -> DatetimeArray:
 
 
 def _one_kind(values: list[Any], unit: str | None) -> DatetimeArray | None:
-    """:func:`time_array` in one pandas call, when every cell is text (or missing) and none is digits or
-    Go's zero time, or every cell is an integer (or missing); None when the cells need reading one by one."""
+    """:func:`time_array` in one pandas call, when every cell is text or a time (or missing) and none is digits
+    or Go's zero time, or every cell is an integer (or missing); None when the cells need reading one by one."""
     import pandas as pd
 
     kinds = set(map(type, values)) - {type(None)}
     try:
-        if kinds <= {str}:
+        if kinds <= {str, pd.Timestamp, datetime}:
             # digits are not RFC 3339 (ValueError); Go's zero time parses, but not into ns (OutOfBoundsDatetime)
             written = pd.to_datetime(values, utc=True, format="ISO8601")
             return written.as_unit("ns").array
