@@ -78,7 +78,8 @@ def test_zero_times_of_a_machine_and_its_exit_events_are_not_reported_not_a_cras
 def test_a_release_created_at_go_zero_time_is_not_reported() -> None:
     """fly-go's Release.CreatedAt is a time.Time too: its zero value is no date."""
     node = {"version": 3, "status": "complete", "imageRef": "registry.fly.io/vyx-app:v3", "createdAt": GO_ZERO_TIME}
-    df = frames.make_frame("releases", frames.release_records("vyx-app", [node]))
+    records, _ = frames.release_records("vyx-app", [node])
+    df = frames.make_frame("releases", records)
     assert df["created_at"].isna().all() and "not reported" in df.attrs["note"]
 
 
