@@ -7,9 +7,11 @@ number was read (the ``*_UNIT`` constants below, one home for them all).
 
 Go's zero time is "not reported", not a date: ``encoding/json`` writes an unset
 ``time.Time`` as ``0001-01-01T00:00:00Z`` in every field without ``omitempty``
-(fly-go ``machine_types.go`` ``MachineExitEvent.ExitedAt  time.Time `json:"exited_at"```;
-``types.go`` ``Release.CreatedAt time.Time``). It reads as missing (None, NaT), never
-as a year-1 instant (which ``datetime64[ns]`` cannot hold: pandas raised ``OutOfBoundsDatetime``).
+(fly-go @22d6e518 ``machine_types.go`` ``MachineExitEvent.ExitedAt time.Time `json:"exited_at"```;
+``types.go`` ``Release.CreatedAt time.Time``). fly-go's ``Machine.CreatedAt``/``UpdatedAt`` are
+strings with ``omitempty`` (left out when empty), yet whatever the server renders into them is read
+by the same rule. It reads as missing (None, NaT), never as a year-1 instant (which
+``datetime64[ns]`` cannot hold: pandas raised ``OutOfBoundsDatetime``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ FLY_LOG_CURSOR_UNIT = "ns"
 #: endpoint renders ``DateTime64`` as ``2026-06-22T09:34:06.215000`` (µs, UTC, no zone), but
 #: Studio's own queries select ``toUnixTimestamp64Micro(timestamp)``, ``logs.all`` answered
 #: integers (``1748960833498211``), and ClickHouse may quote 64-bit integers as strings. Studio
-#: reads all of them: supabase/supabase ``apps/studio/components/interfaces/Settings/Logs/
+#: reads all of them: supabase/supabase @0116d668 ``apps/studio/components/interfaces/Settings/Logs/
 #: Logs.utils.ts`` (``unixMicroToIsoTimestamp``: ``dayjs.utc(Number(unix) / 1000)``, and
 #: ``isUnixMicro``: 16 digits), so vyxops does too.
 SUPABASE_LOG_UNIT = "us"
