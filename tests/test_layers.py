@@ -26,6 +26,8 @@ LAYERS: list[tuple[str, ...]] = [
         "vyxops.progress",
         "vyxops.contract",
         "vyxops.refusals",
+        "vyxops.flytokens",
+        "vyxops.shapes",
     ),
     ("vyxops.http",),
     ("vyxops.clients",),
@@ -35,7 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vyxops.discover", "vyxops.discover_table"),
     ("vyxops.timeline", "vyxops.detect"),
     ("vyxops.investigate", "vyxops.impact"),
-    ("vyxops.audit", "vyxops.fixes", "vyxops.probe"),
+    ("vyxops.audit", "vyxops.fixes", "vyxops.probe", "vyxops.doctor"),
     ("vyxops.plot", "vyxops.explore", "vyxops.nbtools", "vyxops.postmortem", "vyxops.report"),
     ("vyxops.runner", "vyxops.kernel", "vyxops.kernel_preload", "vyxops.cli", "vyxops.notify"),
 ]
@@ -43,7 +45,16 @@ LAYERS: list[tuple[str, ...]] = [
 FREE = ("vyxops.testing",)
 SANDBOX = "vyxops_sandbox"
 #: What the simulator may import of the product: leaf modules, and the session types its openers return.
-SANDBOX_MAY_IMPORT = ("vyxops", "vyxops.errors", "vyxops.timeutil", "vyxops.images", "vyxops.config", "vyxops.facts")
+SANDBOX_MAY_IMPORT = (
+    "vyxops",
+    "vyxops.errors",
+    "vyxops.timeutil",
+    "vyxops.images",
+    "vyxops.config",
+    "vyxops.facts",
+    "vyxops.shapes",
+    "vyxops.flytokens",
+)
 SANDBOX_OPENERS_MAY_IMPORT = ("vyxops.session", "vyxops.targets", "vyxops.http")
 SANDBOX_OPENERS = ("vyxops_sandbox.target", "vyxops_sandbox.client", "vyxops_sandbox.testing", "vyxops_sandbox.hosted")
 

@@ -521,12 +521,13 @@ def test_rest_releases_follow_the_constructed_shape(world: World) -> None:
 
 
 def test_rest_current_release_and_404_when_there_is_none(world: World) -> None:
-    """…/releases/current is the newest complete release; an app that never deployed gets 404."""
+    """…/releases/current is the platform's current release; an app that never deployed gets 404."""
     current = call(world, "GET", f"{API}/api/v1/apps/{APP}/releases/current")
     assert current.status_code == 200 and current.json()["version"] == 2
     bare = World.from_scenario(
         parse_scenario(
-            "name: bare\nnow: 2025-10-02T17:25:00Z\nfly: {apps: [bare-app]}\nsupabase: {project_ref: bareprojectref}\n"
+            "name: bare\nnow: 2025-10-02T17:25:00Z\nfly: {apps: [bare-app]}\n"
+            "supabase: {project_ref: bareprojectrefabcdef}\n"
         )
     )
     assert call(bare, "GET", f"{API}/api/v1/apps/bare-app/releases/current").status_code == 404

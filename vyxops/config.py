@@ -144,7 +144,7 @@ class LiveCredentials:
     __str__ = __repr__
 
 
-def _flyctl_config_path() -> Path:
+def flyctl_config_path() -> Path:
     return Path.home() / ".fly" / "config.yml"
 
 
@@ -166,7 +166,7 @@ def _read_flyctl_token(path: Path) -> str | None:
     return token.strip() if isinstance(token, str) and token.strip() else None
 
 
-def _project_ref_from_url(url: str) -> str | None:
+def project_ref_from_url(url: str) -> str | None:
     host = (urlsplit(url).hostname or "").lower()
     match = _SUPABASE_HOST_RE.match(host)
     return match.group("ref") if match else None
@@ -189,13 +189,13 @@ def live_credentials(
     value). Every token read is registered for redaction.
     """
     env = os.environ if environ is None else environ
-    config_path = flyctl_config if flyctl_config is not None else _flyctl_config_path()
-    fly_token, fly_source = _fly_token(env, config_path)
-    supabase_url = _supabase_url(env)
-    service_key = _env_value(env, "SUPABASE_SERVICE_ROLE_KEY")
-    access_token = _env_value(env, "SUPABASE_ACCESS_TOKEN")
-    url_ref = _project_ref_from_url(supabase_url) if supabase_url else None
-    project_ref = _env_value(env, "SUPABASE_PROJECT_REF") or url_ref
+    config_path = flyctl_config if flyctl_config is not None else flyctl_config_path()
+    fly_token, fly_source = read_fly_token(env, config_path)
+    supabase_url = read_supabase_url(env)
+    service_key = env_value(env, "SUPABASE_SERVICE_ROLE_KEY")
+    access_token = env_value(env, "SUPABASE_ACCESS_TOKEN")
+    url_ref = project_ref_from_url(supabase_url) if supabase_url else None
+    project_ref = env_value(env, "SUPABASE_PROJECT_REF") or url_ref
     _raise_for_missing(
         {
             f"FLY_ACCESS_TOKEN or FLY_API_TOKEN (or access_token in {config_path})": fly_token,
@@ -222,7 +222,7 @@ def live_credentials(
     )
 
 
-def _env_value(env: Mapping[str, str], name: str) -> str | None:
+def env_value(env: Mapping[str, str], name: str) -> str | None:
     """``env[name]`` stripped, None when unset or empty; a secret is registered for redaction as it is read."""
     value = (env.get(name) or "").strip()
     if value and name not in _NOT_SECRET:
@@ -230,10 +230,10 @@ def _env_value(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _fly_token(env: Mapping[str, str], config_path: Path) -> tuple[str | None, str]:
+def read_fly_token(env: Mapping[str, str], config_path: Path) -> tuple[str | None, str]:
     """Fly's token and where it came from (a variable name or flyctl's config path); ``(None, "")`` when unset."""
     for name in FLY_TOKEN_VARIABLES:
-        token = _env_value(env, name)
+        token = env_value(env, name)
         if token:
             return token, name
     token = _read_flyctl_token(config_path)
@@ -243,9 +243,9 @@ def _fly_token(env: Mapping[str, str], config_path: Path) -> tuple[str | None, s
     return None, ""
 
 
-def _supabase_url(env: Mapping[str, str]) -> str | None:
+def read_supabase_url(env: Mapping[str, str]) -> str | None:
     """``SUPABASE_URL`` without a trailing slash, None when unset; a ConfigError when it is not an http(s) URL."""
-    url = _env_value(env, "SUPABASE_URL")
+    url = env_value(env, "SUPABASE_URL")
     if not url:
         return None
     url = url.rstrip("/")

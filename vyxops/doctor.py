@@ -26,11 +26,8 @@ are skipped until it is fixed.
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -38,104 +35,14 @@ from typing import Literal
 from vyxops import config
 from vyxops.errors import ApiError, AuthError, ConfigError, NotFoundError, TransportError, VyxopsError
 from vyxops.facts import SUPABASE_MGMT_PERMISSIONS, SUPABASE_PERMISSION_WORDS
+from vyxops.flytokens import FlyTokens
 from vyxops.session import Credentials, Opened, Session
+from vyxops.shapes import access_token_problem, fly_token_problem, project_ref_problem, service_key_problem
 
-__all__ = ["Outcome", "Doctor", "run_doctor", "fly_token_problem", "CHECKS"]
+__all__ = ["Outcome", "Doctor", "run_doctor", "CHECKS"]
 
 Status = Literal["ok", "skipped", "problem"]
 GROUPS = ("credentials", "APIs", "permissions", "contract")
-
-# --------------------------------------------------------------------------- shapes (no value is ever shown)
-
-#: Supabase access tokens: ``sbp_`` + 40 hex, or ``sbp_oauth_``/``sbp_v0_`` + 40 hex. The Supabase CLI's
-#: pattern is ``^sbp_(oauth_)?[a-f0-9]{40}$`` (supabase/cli, LegacyInvalidAccessTokenError); ``sbp_v0_`` tokens
-#: are accepted by the Management API (PLATFORM.md, third round), though older CLIs refuse them.
-ACCESS_TOKEN = re.compile(r"sbp_(?:oauth_|v0_)?[0-9a-f]{40}")
-#: A project ref: 20 lowercase letters (the Supabase CLI's ``^[a-z]{20}$``, LegacyInvalidProjectRefError).
-PROJECT_REF = re.compile(r"[a-z]{20}")
-#: fly-go ``tokens.Parse``: a part whose prefix before ``_`` is one of these is a macaroon, anything else a user
-#: token (``fo1_`` today; older personal tokens had no prefix). Macaroon bodies are base64 (URL-safe or not).
-FLY_MACAROON_PREFIXES = ("fm1r", "fm1a", "fm2")
-FLY_USER_PREFIX = "fo1"
-_FLY_PART = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")
-_SUPABASE_SHAPES = (("sbp_", "a Supabase access token"), ("sb_", "a Supabase API key"), ("eyJ", "a JWT"))
-
-
-def strip_scheme(token: str) -> str:
-    """``token`` without any leading ``Bearer``/``FlyV1`` schemes (fly-go ``tokens.StripAuthorizationScheme``)."""
-    token = token.strip()
-    head, sep, rest = token.partition(" ")
-    if sep and head.strip().lower() in ("bearer", "flyv1"):
-        return strip_scheme(rest)
-    return token
-
-
-def fly_token_kinds(token: str) -> list[str]:
-    """Each comma-separated part of a Fly token as fly-go sorts it: "macaroon" or "user token"."""
-    kinds = []
-    for part in strip_scheme(token).split(","):
-        prefix = part.strip().partition("_")[0]
-        kinds.append("macaroon" if prefix in FLY_MACAROON_PREFIXES else "user token")
-    return kinds
-
-
-def fly_token_problem(token: str) -> str | None:
-    """What is wrong with a Fly token's shape (never quoting it), or None when fly-go would read it.
-
-    A token may carry ``FlyV1 ``/``Bearer `` schemes and bundle comma-separated parts (fly-go
-    ``tokens.Parse``; ``~/.fly/config.yml`` holds macaroons plus a ``fo1_`` user token). The lead
-    merges this with the (tokens) part's normalization in :mod:`vyxops.http`.
-    """
-    parts = [p.strip() for p in strip_scheme(token).split(",")]
-    for i, part in enumerate(parts, 1):
-        where = f"part {i} of {len(parts)}" if len(parts) > 1 else "it"
-        if not part:
-            return f"{where} is empty (a stray comma?)"
-        for start, what in _SUPABASE_SHAPES:
-            if part.startswith(start):
-                return f"{where} has the shape of {what}, not a Fly token"
-        prefix = part.partition("_")[0]
-        if re.fullmatch(r"f[mo]\d[a-z]?", prefix) and prefix not in (*FLY_MACAROON_PREFIXES, FLY_USER_PREFIX):
-            return f"{where} has an unknown Fly prefix {prefix}_ (known: fm1r_, fm1a_, fm2_, fo1_)"
-        if not _FLY_PART.fullmatch(part):
-            return f"{where} has characters or a length no Fly token has (whitespace or quotes pasted with it?)"
-    return None
-
-
-def access_token_problem(token: str) -> str | None:
-    if ACCESS_TOKEN.fullmatch(token):
-        return None
-    for start, what in _SUPABASE_SHAPES[1:]:
-        if token.startswith(start):
-            return f"it has the shape of {what}, not an access token"
-    return "it is not sbp_ + 40 hex digits (also sbp_oauth_…, sbp_v0_…): the Supabase CLI refuses it too"
-
-
-def _jwt_role(token: str) -> str | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    role = claims.get("role") if isinstance(claims, dict) else None
-    return role if isinstance(role, str) else None
-
-
-def service_key_problem(key: str) -> str | None:
-    """A service key is the legacy ``service_role`` JWT or a new ``sb_secret_…`` key (SPEC.md)."""
-    from vyxops.http import is_jwt
-
-    if key.startswith("sb_secret_"):
-        return None
-    if key.startswith("sb_publishable_"):
-        return "it is a publishable key, which PostgREST's table descriptions refuse"
-    if is_jwt(key):
-        role = _jwt_role(key)
-        return None if role == "service_role" else f"it is a JWT for role {role or '(none)'}, not service_role"
-    return "it is neither a JWT (the legacy service_role key) nor an sb_secret_… key"
-
 
 # --------------------------------------------------------------------------- outcomes and context
 
@@ -209,39 +116,35 @@ def _problem(group: str, check: str, said: str, fix: str) -> Outcome:
 def _live_credentials(env: Mapping[str, str]) -> list[Credential]:
     """The live target's credentials from ``env`` (and flyctl's config), as :func:`vyxops.config.live_credentials`
     reads them, each on its own so that every missing one is named."""
-    path = config._flyctl_config_path()
-    fly, source = config._fly_token(env, path)
+    path = config.flyctl_config_path()
+    fly, source = config.read_fly_token(env, path)
     url_ref = None
-    url = config._env_value(env, "SUPABASE_URL")
+    url = config.env_value(env, "SUPABASE_URL")
     if url:
-        url_ref = config._project_ref_from_url(url.rstrip("/"))
+        url_ref = config.project_ref_from_url(url.rstrip("/"))
     return [
         Credential("FLY_API_TOKEN", fly, source or f"FLY_API_TOKEN, FLY_ACCESS_TOKEN or {path}", fly_token_problem,
                    "create one with `fly tokens create org` (or `fly auth token`) and export FLY_API_TOKEN"),
         Credential("SUPABASE_URL", url, "SUPABASE_URL", _url_problem,
                    "export SUPABASE_URL=https://<project-ref>.supabase.co"),
-        Credential("SUPABASE_SERVICE_ROLE_KEY", config._env_value(env, "SUPABASE_SERVICE_ROLE_KEY"),
+        Credential("SUPABASE_SERVICE_ROLE_KEY", config.env_value(env, "SUPABASE_SERVICE_ROLE_KEY"),
                    "SUPABASE_SERVICE_ROLE_KEY", service_key_problem,
                    "copy the service_role (or a secret) key from the dashboard's API keys page"),
-        Credential("SUPABASE_ACCESS_TOKEN", config._env_value(env, "SUPABASE_ACCESS_TOKEN"),
+        Credential("SUPABASE_ACCESS_TOKEN", config.env_value(env, "SUPABASE_ACCESS_TOKEN"),
                    "SUPABASE_ACCESS_TOKEN", access_token_problem,
                    "create one at https://supabase.com/dashboard/account/tokens and export SUPABASE_ACCESS_TOKEN"),
-        Credential("SUPABASE_PROJECT_REF", config._env_value(env, "SUPABASE_PROJECT_REF") or url_ref,
+        Credential("SUPABASE_PROJECT_REF", config.env_value(env, "SUPABASE_PROJECT_REF") or url_ref,
                    "SUPABASE_PROJECT_REF" if env.get("SUPABASE_PROJECT_REF") else "SUPABASE_URL",
-                   _ref_problem, "export SUPABASE_PROJECT_REF (the 20 letters in the project's URL)"),
+                   project_ref_problem, "export SUPABASE_PROJECT_REF (the 20 letters in the project's URL)"),
     ]  # fmt: skip
 
 
 def _url_problem(url: str) -> str | None:
     try:
-        config._supabase_url({"SUPABASE_URL": url})
+        config.read_supabase_url({"SUPABASE_URL": url})
     except ConfigError:
         return "it is not an http(s) URL"
     return None
-
-
-def _ref_problem(ref: str) -> str | None:
-    return None if PROJECT_REF.fullmatch(ref) else "it is not 20 lowercase letters"
 
 
 def _sandbox_credentials(opened: Opened) -> list[Credential]:
@@ -273,9 +176,7 @@ def check_credentials(d: Doctor) -> Iterator[Outcome]:
 def _shape(c: Credential) -> str:
     """A credential's kind, never its text."""
     if c.variable == "FLY_API_TOKEN" and c.value:
-        kinds = fly_token_kinds(c.value)
-        counted = ", ".join(f"{kinds.count(k)} {k}(s)" for k in dict.fromkeys(kinds))
-        return f"present ({counted}; from {c.source})"
+        return f"present ({FlyTokens.parse(c.value).counted()}; from {c.source})"
     if c.variable in ("SUPABASE_URL", "SUPABASE_PROJECT_REF"):
         return f"{c.value} (from {c.source})"  # not secrets: shown as config.py shows them
     return f"present (from {c.source})"
@@ -284,7 +185,7 @@ def _shape(c: Credential) -> str:
 def _ref_matches_url(d: Doctor) -> Iterator[Outcome]:
     values = {c.variable: c.value for c in d.credentials}
     url, ref = values.get("SUPABASE_URL"), values.get("SUPABASE_PROJECT_REF")
-    url_ref = config._project_ref_from_url(url) if url and d.live else None
+    url_ref = config.project_ref_from_url(url) if url and d.live else None
     if url_ref and ref and ref != url_ref:
         yield _problem(
             "credentials", "SUPABASE_PROJECT_REF", f"{ref} is not the project in SUPABASE_URL ({url_ref})",

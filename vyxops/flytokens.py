@@ -109,6 +109,11 @@ class FlyTokens:
         for value in (*self.macaroons, *self.user_tokens, self.flaps(), self.graphql()):
             register_secret(value)
 
+    def counted(self) -> str:
+        """How many parts of each kind it holds, e.g. "2 macaroon(s), 1 user token(s)"; never a value."""
+        kinds = {"macaroon": len(self.macaroons), "user token": len(self.user_tokens)}
+        return ", ".join(f"{n} {kind}(s)" for kind, n in kinds.items() if n) or "no token"
+
     def _scheme(self) -> str:
         return "FlyV1 " if self.macaroons else "Bearer "
 

@@ -47,6 +47,7 @@ from vyxops.errors import (
 from vyxops.facts import SUPABASE_MGMT_PER_MINUTE
 from vyxops.flytokens import FlyTokens
 from vyxops.pools import PooledTransport
+from vyxops.shapes import is_jwt
 
 __all__ = [
     "Clock",
@@ -278,18 +279,6 @@ class SupabaseKeyAuth(_HeaderAuth):
 def registry_password(token: str | FlyTokens) -> str:
     """The registry's Basic password for a Fly token: its macaroons only (else its user tokens), no scheme."""
     return (token if isinstance(token, FlyTokens) else FlyTokens.parse(token)).flaps()
-
-
-def is_jwt(token: str) -> bool:
-    """Whether ``token`` has a JWT's shape: three base64url parts, the first a JSON header naming ``alg``."""
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts[:2]):
-        return False
-    try:
-        header = jsonlib.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(header, dict) and "alg" in header
 
 
 def supabase_key_headers(key: str) -> dict[str, str]:

@@ -162,15 +162,3 @@ def credentials_for(scenario_name: str, platform: Platform | None = None) -> dic
         # (supabase/cli apps/cli-go/internal/utils/access_token.go, AccessTokenPattern).
         "supabase_access_token": f"sbp_{h[24:64]}",
     }
-
-
-def is_jwt(token: str) -> bool:
-    """Whether ``token`` has a JWT's shape: three base64url parts, the first a JSON header."""
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts[:2]):
-        return False
-    try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(header, dict) and "alg" in header

@@ -49,6 +49,7 @@ from typing import Any
 import yaml
 
 from vyxops.errors import InputError, ScenarioError
+from vyxops.shapes import PROJECT_REF
 from vyxops_sandbox.pipeline import Pipeline, parse_pipeline
 from vyxops_sandbox.platform import (
     API_KEYS,
@@ -174,7 +175,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     project_ref = supa.get("project_ref")
     # A real project ref is 20 lower-case letters: the Management API's OpenAPI (ref: minLength 20, maxLength 20,
     # ^[a-z]+$), and the Supabase CLI refuses any other (supabase/cli internal/utils/misc.go, ProjectRefPattern).
-    if not isinstance(project_ref, str) or not re.fullmatch(r"[a-z]{20}", project_ref):
+    if not isinstance(project_ref, str) or not PROJECT_REF.fullmatch(project_ref):
         c.fail(
             ["supabase", "project_ref"],
             f"{project_ref!r} is not a project ref",

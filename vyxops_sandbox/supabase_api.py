@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
+from vyxops.shapes import is_jwt
 from vyxops_sandbox.pipeline import column_defaults, update_row
-from vyxops_sandbox.platform import is_jwt
 from vyxops_sandbox.postgrest_openapi import OPENAPI_CT, openapi_document
 from vyxops_sandbox.world import World, pg_time
 
