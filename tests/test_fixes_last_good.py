@@ -102,3 +102,24 @@ def test_served_and_failed_are_read_from_machines_events_and_rows(tmp_path: Path
     assert "exited with code 1" in v2.failed[0] and "3 s after it started" in v2.failed[0]
     assert v1.image == GOOD and v1.served and not v1.failed and "reached running" in v1.served[0]
     assert health.last_good() == (v1, [])
+
+
+def test_a_multi_platform_release_image_that_crashes_is_still_pinned_away_from(tmp_path: Path) -> None:
+    """Both releases' images are OCI indexes (BuildKit's default, with attestations): machines record the
+    platform child's digest, the registry answers the index's. The plan still knows the current release's own
+    image fails and which release served (PLATFORM.md "Image identity": one image, two digests)."""
+    text = AFTER_GOOD.read_text(encoding="utf-8").replace(
+        "{behaviour: crash, exit_code: 1, after_s: 3}",
+        "{behaviour: crash, exit_code: 1, after_s: 3, index: true, attestations: true}\n"
+        f"  {GOOD}: {{behaviour: serve, index: true, attestations: true}}",
+    )
+    scenario = tmp_path / "release-crashes-after-good-indexes.yaml"
+    scenario.write_text(text.replace("name: release-crashes-after-good", "name: release-crashes-indexes"))
+    with open_(tmp_path, scenario) as s:
+        inv = investigate(s, APP)
+        plan = plan_fixes(inv, project_ref=s.project_ref)
+        health = release_health(inv.evidence)
+    assert [r.version for r in health.releases if r.served] == [1]
+    assert health.current is not None and health.current.fails
+    assert codes(plan) == ["PIN_SECRET_TO_LAST_GOOD_RELEASE", "RECONCILE_STUCK_ROWS", "VERIFY_PROVISIONING"]
+    assert plan.actions[0].desired["ref"] == GOOD

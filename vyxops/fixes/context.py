@@ -67,7 +67,7 @@ class PlanContext:
         root = self.inv.root
         if root is not None and root.code in IMAGE_FAILURES:
             image, digest = root.facts.get("image"), root.facts.get("digest")
-            if image == cur.image or (cur.digest and digest == cur.digest):
+            if image == cur.image or self.evidence.identity.same(digest, cur.digest):
                 return f"root cause {root.code}: {root.title}"
         if cur.fails:
             return "; ".join(cur.failed[:3])

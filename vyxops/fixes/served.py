@@ -18,6 +18,7 @@ import pandas as pd
 from vyxops.contract import RUNNING, STOPPED, TERMINAL
 from vyxops.evidence import Evidence
 from vyxops.facts import CANARY_USER_PREFIX, INTERNAL_PROCESS_GROUPS, LAUNCH_FAILED_STATUSES, describe_exit
+from vyxops.images import ImageIdentity
 from vyxops.timeutil import iso
 
 SERVED_AFTER = pd.Timedelta(minutes=10)
@@ -45,6 +46,7 @@ class ReleaseHealth:
 
     releases: list[ReleaseRecord]
     current: ReleaseRecord | None
+    identity: ImageIdentity = field(default_factory=ImageIdentity)  # one image, two digests (Evidence.identity)
 
     def last_good(self) -> tuple[ReleaseRecord | None, list[str]]:
         """The newest earlier release whose machines served and whose image still resolves, and notes on
@@ -53,7 +55,7 @@ class ReleaseHealth:
         if self.current is None:
             return None, notes
         for r in self.releases:
-            if r.version >= self.current.version or (r.digest and r.digest == self.current.digest):
+            if r.version >= self.current.version or self.identity.same(r.digest, self.current.digest):
                 continue
             if not r.served:
                 continue
@@ -81,12 +83,13 @@ def release_health(e: Evidence) -> ReleaseHealth:
                 r.failed.append(sentence)
         records.append(r)
     now = None if current is None else next((r for r in records if r.version == int(current["version"])), None)
-    return ReleaseHealth(records, now)
+    return ReleaseHealth(records, now, e.identity)
 
 
 def _machines_on(e: Evidence, image: str, digest: str | None) -> pd.DataFrame:
     m = e.machines
-    same = (m["image"] == image) | ((m["image_digest"] == digest) if digest else False)
+    # A machine records its platform child's digest where the registry answers an index's (Evidence.identity).
+    same = (m["image"] == image) | (m["image_digest"].map(e.identity.of) == e.identity.of(digest) if digest else False)
     internal = m["process_group"].isin(list(INTERNAL_PROCESS_GROUPS)).fillna(False)
     return m[same.fillna(False).astype(bool) & ~internal.astype(bool)].sort_values("created_at")
 

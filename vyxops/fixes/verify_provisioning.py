@@ -95,7 +95,7 @@ def _pinned_away(ctx: PlanContext) -> bool:
     if cur is None or ctx.facts["secret_digest"] is None or ref is None:
         return False
     _, digest = ctx.evidence.head(ref)
-    return ref != cur.image and (digest is None or digest != cur.digest)
+    return ref != cur.image and (digest is None or not ctx.evidence.identity.same(digest, cur.digest))
 
 
 def _region(ctx: PlanContext) -> tuple[str, str]:
