@@ -22,6 +22,15 @@ def fmt_time(ts: Any, tz: str = "UTC") -> str:
     return f"{local.strftime(TIME_FORMAT)[:-3]} {local.tzname()}"
 
 
+#: How a sentence names a time the platform did not report (a missing field, Go's zero time).
+NOT_REPORTED = "(time not reported)"
+
+
+def fmt_time_in_text(ts: Any, tz: str = "UTC") -> str:
+    """:func:`fmt_time` for a sentence: an unknown time reads :data:`NOT_REPORTED`, never "?" or a blank."""
+    return fmt_time(ts, tz) or NOT_REPORTED
+
+
 def fmt_times(series: pd.Series, tz: str = "UTC") -> pd.Series:
     """:func:`fmt_time` over a column, vectorised (a busy day's timeline has 100,000 rows)."""
     local = series.dt.tz_convert(tz or "UTC")

@@ -21,7 +21,7 @@ import pandas as pd
 
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, register
-from vyxops.present import fmt_time
+from vyxops.present import NOT_REPORTED, fmt_time_in_text
 
 #: What each refusal class is called in a sentence.
 KIND_SAYS = {
@@ -109,4 +109,4 @@ def detect_create_rejected(ctx: Context) -> list[Finding]:
 
 
 def when(ts: object) -> str:
-    return fmt_time(ts) if isinstance(ts, pd.Timestamp) else "?"
+    return fmt_time_in_text(ts) if isinstance(ts, pd.Timestamp) else NOT_REPORTED

@@ -16,7 +16,7 @@ from vyxops import facts
 from vyxops.contract import RUNNING, STARTING
 from vyxops.detect.context import Context
 from vyxops.detect.model import Finding, Link, ev, is_db_discrepancy, register
-from vyxops.present import fmt_time
+from vyxops.present import fmt_time, fmt_time_in_text
 
 
 def _its_row(cause: Finding, symptom: Finding) -> bool:
@@ -174,7 +174,7 @@ def detect_release_command_failed(ctx: Context) -> list[Finding]:
 def story_sentence(f: Finding, tz: str = "UTC") -> str:
     """One sentence telling a failed machine's story with its times."""
     st, mid = f.facts["story"], f.facts["machine_id"]
-    launch = fmt_time(st["launch"], tz) if pd.notna(st["launch"]) else "?"
+    launch = fmt_time_in_text(st["launch"], tz)
     if f.code == "MACHINE_LAUNCH_FAILED":
         gone = f" and was destroyed at {fmt_time(st['destroy'], tz)}" if pd.notna(st["destroy"]) else ""
         return (

@@ -12,7 +12,7 @@ from vyxops.detect.context import Context
 from vyxops.detect.creates import KIND_SAYS
 from vyxops.detect.machines import story_sentence
 from vyxops.detect.model import Finding, is_machine_failure
-from vyxops.present import fmt_time, vyxops_command
+from vyxops.present import fmt_time_in_text, vyxops_command
 from vyxops.timeutil import iso
 
 FINDINGS_SCHEMA = "vyxops.findings/1"
@@ -31,7 +31,7 @@ def summary_for(*codes: str) -> Callable[[Sentences], Sentences]:
 
 
 def _when(ts: Any) -> str:
-    return fmt_time(ts, _TZ[0]) or "?"
+    return fmt_time_in_text(ts, _TZ[0])
 
 
 _TZ = ["UTC"]  # the zone summaries are told in (set by summarize for the length of one call)
