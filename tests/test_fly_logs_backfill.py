@@ -93,6 +93,18 @@ def test_a_window_reaching_past_retention_has_a_gap_for_exactly_the_part_before_
     assert logs["time"].min() == kept_from and len(logs) == 84
 
 
+def test_retention_is_counted_back_from_when_the_api_is_asked_not_from_the_windows_end() -> None:
+    """A postmortem of a window that ended six days ago: the API keeps ~7 days before it is asked (the run's
+    clock, read once), so the window's first two days are gone: a gap, not an empty past read as quiet."""
+    since, until, kept_from = NOW - pd.Timedelta(days=9), NOW - pd.Timedelta(days=6), NOW - pd.Timedelta(days=7)
+    api = FakeLogsApi([(since + pd.Timedelta(hours=h)).value for h in range(0, 72, 2)], NOW)
+    logs = frames.fetch_fly_logs(NoClock(api), "oven-app", since=since, until=until, asked_at=NOW)
+    [gap] = logs.attrs["gaps"]
+    assert (gap["source"], gap["decides"]) == ("fly.logs", False)
+    assert (gap["since"], gap["until"]) == ("2026-03-02T23:30:00Z", "2026-03-04T23:30:00Z")
+    assert api.tokens[0] == str(kept_from.value - 1) and logs["time"].min() == kept_from
+
+
 def test_a_window_inside_retention_and_the_budget_is_read_whole_with_no_gap() -> None:
     """350 lines, more than three pages: all of them, oldest first, the first one at the window's start."""
     since = NOW - pd.Timedelta(hours=2)

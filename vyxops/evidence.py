@@ -225,6 +225,7 @@ class ProjectReads:
     def __init__(self, session: Any, apps: list[str] | None = None) -> None:
         self.session = session
         self.apps = list(apps or [])  # the apps of this run, besides the org's (see other_apps)
+        self.asked_at: pd.Timestamp = session.now()  # the run's clock, read once: what the APIs still keep
         self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
         self._answers: dict[str, dict[str, Any]] = {}
         self._kept: dict[tuple[Any, ...], Any] = {}  # answers that are not frames (machine lists, documents)
@@ -349,7 +350,9 @@ class ProjectReads:
 
     def fly_logs(self, app: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """``app``'s Fly logs over [start, end], read once per run (they may be read ahead, while discovery runs)."""
-        return self._once(("fly_logs", app, start, end), lambda: _fly_logs(self.session, app, start, end))
+        return self._once(
+            ("fly_logs", app, start, end), lambda: _fly_logs(self.session, app, start, end, self.asked_at)
+        )
 
     def read_ahead(self, app: str, start: pd.Timestamp, end: pd.Timestamp) -> None:
         """Read what ``app``'s evidence will ask for and no contract decides (its machines, releases and Fly logs),
@@ -508,8 +511,8 @@ def _rows_of_app(
     return _keep_attrs(rows, rows[keep].reset_index(drop=True))
 
 
-def _fly_logs(session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    logs = frames.fetch_fly_logs(session, app, since=start, until=end)
+def _fly_logs(session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp, asked_at: pd.Timestamp) -> pd.DataFrame:
+    logs = frames.fetch_fly_logs(session, app, since=start, until=end, asked_at=asked_at)
     return _keep_attrs(logs, logs[logs["time"] <= end].reset_index(drop=True))
 
 

@@ -634,6 +634,7 @@ def fetch_fly_logs(
     until: pd.Timestamp | None = None,
     instance: str | None = None,
     budget: int = FLY_LOG_BUDGET,
+    asked_at: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """App logs of the window [``since``, ``until``], oldest first, read from its start forward.
 
@@ -646,8 +647,10 @@ def fetch_fly_logs(
     measured against a later clock (a retry's wait, or real time passing, moves it).
 
     What could not be read is a ``fly.logs`` Gap, which does not decide health (SPEC.md): the part
-    of the window older than the retention (measured back from the window's end), and, past
-    ``budget`` lines, the rest of the window.
+    of the window older than the retention, and, past ``budget`` lines, the rest of the window.
+    The retention is counted back from ``asked_at``, the run's clock read once (the API keeps 7 days
+    before the moment it is asked, not before the window's end: a postmortem of a window that ended
+    days ago reaches less far back); without it, from the window's end.
 
     Without ``since`` there is no window to cover: one request without a token answers the API's
     default, its most recent 100 lines of the last 24 h, as a sample, with no gap claimed.
@@ -658,7 +661,7 @@ def fetch_fly_logs(
         df = make_frame("fly_logs", [_fly_log_record(app, e) for e in entries], source=source)
         return df if until is None else _within(df, None, until)
     end = until if until is not None else session.now()
-    kept_from = end - FLY_LOG_RETENTION
+    kept_from = max(end, asked_at if asked_at is not None else end) - FLY_LOG_RETENTION
     start = max(since, kept_from)
     gaps = [_fly_retention_gap(since, kept_from)] if since < kept_from else []
     records, stop = _read_fly_logs_forward(session, app, start, end, instance, budget)
