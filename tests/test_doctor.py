@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
+from test_discover import AMBIGUOUS  # two secrets hold the release's image
 
 from vyxops.cli import main
-from vyxops.doctor import fly_token_problem
+from vyxops.shapes import fly_token_problem
 from vyxops_sandbox.platform import credentials_for
 from vyxops_sandbox.scenario import load_scenario
 
@@ -106,28 +107,6 @@ def test_the_write_check_writes_nothing(sandbox_env: Path, capsys: pytest.Captur
     assert run(["--scenario", "healthy"], capsys)[0] == 0
     with open_session("sandbox") as s:
         assert s.supabase.list_secrets() == before
-
-
-AMBIGUOUS = """name: two-image-secrets
-now: 2026-03-02T12:00:00Z
-fly: {org: twins, apps: [twin-app]}
-supabase: {project_ref: twinsprojectrefaaabz}
-pipeline:
-  function: launch-twin
-  image_secret: TWIN_IMAGE
-  table: {name: twins, columns: {machine_id: vm, app: app, user: owner, image: image, status: state,
-          created_at: created_at, updated_at: updated_at, error: null}}
-  invoke: {body: {owner: "{canary_user}", region: "{region}"}}
-steps:
-  - at: 2026-03-02T09:00:00Z
-    deploy: {app: twin-app, image: registry.fly.io/twin-app:deployment-01KJMA0000000000000000000}
-  - at: 2026-03-02T09:05:00Z
-    set_secret: {name: TWIN_IMAGE, value: registry.fly.io/twin-app:deployment-01KJMA0000000000000000000}
-  - at: 2026-03-02T09:06:00Z
-    set_secret: {name: BACKUP_IMAGE, value: registry.fly.io/twin-app:deployment-01KJMA0000000000000000000}
-  - at: 2026-03-02T10:00:00Z
-    invoke: {function: launch-twin, body: {owner: o-1, region: ams}}
-"""
 
 
 def test_an_ambiguous_contract_is_a_problem_naming_the_key_to_declare(

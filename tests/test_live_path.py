@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,15 +16,24 @@ from vyxops_sandbox.server import make_server
 from vyxops_sandbox.world import World
 
 
-def test_live_target_over_http_finds_the_seed_root_cause(tmp_path: Path) -> None:
-    """`--target live`, credentials from the environment, pointed at a served sandbox, names the seed's root cause."""
-    world = World.load("stub-image", tmp_path)
+@contextmanager
+def served(scenario: str, tmp_path: Path) -> Iterator[tuple[World, str]]:
+    """The scenario's world served on 127.0.0.1 (real time) for the block: the world and its base URL."""
+    world = World.load(scenario, tmp_path)
     server = make_server(world, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         host, port = server.server_address[:2]
-        base = f"http://{host}:{port}"
+        yield world, f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_live_target_over_http_finds_the_seed_root_cause(tmp_path: Path) -> None:
+    """`--target live`, credentials from the environment, pointed at a served sandbox, names the seed's root cause."""
+    with served("stub-image", tmp_path) as (world, base):
         creds = world.credentials
         environ = {
             "FLY_API_TOKEN": creds["fly_api_token"],
@@ -36,22 +47,13 @@ def test_live_target_over_http_finds_the_seed_root_cause(tmp_path: Path) -> None
             inv = investigate(session, "vyx-app", since="2025-10-02T00:00:00Z", until="2025-10-02T17:25:00Z")
         assert inv.root is not None and inv.root.code == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
         assert "5683732efe3208" in inv.summary
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_live_target_pointed_by_the_base_url_variables_at_a_served_sandbox(tmp_path: Path) -> None:
     """FLY_API_BASE_URL, FLY_FLAPS_BASE_URL, FLY_REGISTRY_HOST and SUPABASE_API_URL alone (no base_url argument)
     take live to a served sandbox, with a `fly auth login` bundle in FLY_ACCESS_TOKEN beating a stale
     FLY_API_TOKEN (flyctl's order); the investigation runs end to end and names the seed's root cause."""
-    world = World.load("stub-image-macaroon-token", tmp_path)
-    server = make_server(world, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        host, port = server.server_address[:2]
-        base = f"http://{host}:{port}"
+    with served("stub-image-macaroon-token", tmp_path) as (world, base):
         creds = world.credentials
         environ = {
             # As config.yml holds it after `fly auth login`: macaroons, then a user token the Machines API never sees.
@@ -71,9 +73,6 @@ def test_live_target_pointed_by_the_base_url_variables_at_a_served_sandbox(tmp_p
             inv = investigate(session, "vyx-app", since="2025-10-02T00:00:00Z", until="2025-10-02T17:25:00Z")
         assert inv.root is not None and inv.root.code == "SECRET_IMAGE_NOT_CURRENT_RELEASE"
         assert "5683732efe3208" in inv.summary
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_bad_base_url_variable_stops_live_before_any_call(tmp_path: Path) -> None:
