@@ -162,6 +162,7 @@ def test_live_missing_and_ill_formed_credentials_are_named_without_any_call(
     problems = {line.split(": ")[1]: line for line in lines if line.startswith("problem")}
     assert set(problems) == {"FLY_API_TOKEN", "SUPABASE_ACCESS_TOKEN", "SUPABASE_SERVICE_ROLE_KEY"}, text
     assert "empty (a stray comma?)" in problems["FLY_API_TOKEN"] and "fix: " in problems["FLY_API_TOKEN"]
+    assert problems["FLY_API_TOKEN"].endswith("export it as FLY_API_TOKEN")  # where it was read: that one wins
     assert "sbp_ + 40 hex" in problems["SUPABASE_ACCESS_TOKEN"]
     assert "account/tokens" in problems["SUPABASE_ACCESS_TOKEN"]
     assert "role anon, not service_role" in problems["SUPABASE_SERVICE_ROLE_KEY"]
@@ -234,3 +235,14 @@ def test_the_scenario_refuses_an_unknown_permission(tmp_path: Path) -> None:
     scenario = scenario_with(tmp_path, "typo", "{supabase: {token_permissions: [secrets_read]}}")
     with pytest.raises(ScenarioError, match="token_permissions"):
         load_scenario(scenario)
+
+
+def test_an_ill_formed_fly_access_token_is_named_where_it_was_read_though_fly_api_token_is_good(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """FLY_ACCESS_TOKEN wins over FLY_API_TOKEN (flyctl's order): the fix replaces the one that is read."""
+    live_env(monkeypatch, tmp_path, FLY_ACCESS_TOKEN='"fo1_abcdefghijklmnopqrstuvwxyz"',
+             FLY_API_TOKEN="fo1_abcdefghijklmnopqrstuvwxyz012345")  # fmt: skip
+    code, lines, _ = run(["--target", "live"], capsys)
+    [fly] = [line for line in lines if line.startswith("problem  credentials: FLY_API_TOKEN")]
+    assert code == 1 and "(from FLY_ACCESS_TOKEN)" in fly and fly.endswith("export it as FLY_ACCESS_TOKEN")

@@ -22,8 +22,8 @@ def live_credentials(env: Mapping[str, str]) -> list[Credential]:
     if url:
         url_ref = config.project_ref_from_url(url.rstrip("/"))
     return [
-        Credential("FLY_API_TOKEN", fly, source or f"FLY_API_TOKEN, FLY_ACCESS_TOKEN or {path}", fly_token_problem,
-                   "create one with `fly tokens create org` (or `fly auth token`) and export FLY_API_TOKEN"),
+        Credential("FLY_API_TOKEN", fly, source or f"FLY_ACCESS_TOKEN, FLY_API_TOKEN or {path}", fly_token_problem,
+                   _fly_token_fix(source, path)),
         Credential("SUPABASE_URL", url, "SUPABASE_URL", _url_problem,
                    "export SUPABASE_URL=https://<project-ref>.supabase.co"),
         Credential("SUPABASE_SERVICE_ROLE_KEY", config.env_value(env, "SUPABASE_SERVICE_ROLE_KEY"),
@@ -36,6 +36,14 @@ def live_credentials(env: Mapping[str, str]) -> list[Credential]:
                    "SUPABASE_PROJECT_REF" if env.get("SUPABASE_PROJECT_REF") else "SUPABASE_URL",
                    project_ref_problem, "export SUPABASE_PROJECT_REF (the 20 letters in the project's URL)"),
     ]  # fmt: skip
+
+
+def _fly_token_fix(source: str, path: object) -> str:
+    """How to replace the Fly token where it was read: the variable read first wins (flyctl's order)."""
+    if source == str(path):
+        return f"run `fly auth login` again (it rewrites {path}), or export FLY_ACCESS_TOKEN"
+    variable = source or "FLY_ACCESS_TOKEN"
+    return f"create one with `fly tokens create org` (or `fly auth token`) and export it as {variable}"
 
 
 def _url_problem(url: str) -> str | None:
