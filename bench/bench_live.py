@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from vyxops import budget as budgets  # noqa: E402
 from vyxops.audit import run_audit  # noqa: E402
 from vyxops.errors import RateLimitedError  # noqa: E402
-from vyxops.facts import RateLimit  # noqa: E402
+from vyxops.facts import FixedWindow, RateLimit  # noqa: E402
 from vyxops.investigate import investigate  # noqa: E402
 from vyxops.session import Session, open_session  # noqa: E402
 from vyxops.testing.fleet import generate_fleet  # noqa: E402
@@ -173,9 +173,9 @@ def fleet_file(directory: Path, apps: int) -> Path:
 
 
 def rate_floor(requests: list[dict[str, Any]]) -> float:
-    """Seconds the documented limits alone impose: the busiest key's requests beyond its burst, at its rate."""
+    """Seconds the documented limits alone impose: the busiest key's (vyxops.facts: each limit's least_seconds)."""
     per_key: Counter[tuple[Any, ...]] = Counter()
-    limits: dict[tuple[Any, ...], RateLimit] = {}
+    limits: dict[tuple[Any, ...], RateLimit | FixedWindow] = {}
     for r in requests:
         platform = "fly-machines" if r["path"].startswith("/v1/apps") else "supabase-mgmt"
         if not r["path"].startswith(("/v1/apps/", "/v1/projects/", "/v1/organizations/")):
@@ -184,7 +184,7 @@ def rate_floor(requests: list[dict[str, Any]]) -> float:
         if keyed:
             per_key[keyed[0]] += 1
             limits[keyed[0]] = keyed[1]
-    return max([max(0.0, (n - limits[k].burst) / limits[k].per_s) for k, n in per_key.items()] or [0.0])
+    return max([limits[k].least_seconds(n) for k, n in per_key.items()] or [0.0])
 
 
 def latency_floor(requests: list[dict[str, Any]], apps: list[str]) -> float:

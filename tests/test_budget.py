@@ -245,3 +245,12 @@ def test_no_more_than_in_flight_requests_are_on_the_wire_at_once_through_either_
         answers = list(pool.map(lambda call: call().status_code, calls))
     assert answers == [200] * len(calls)
     assert IN_FLIGHT // 4 < overlap.most <= IN_FLIGHT  # many at once, never more than the cap
+
+
+def test_the_least_time_a_limit_allows_is_its_burst_then_its_rate_or_one_window_per_limit() -> None:
+    """What bench_live's bound is made of: Fly's bucket lets its burst through at once, then its rate; the
+    Management API's fixed window lets 120 through, then the 121st waits out the minute."""
+    from vyxops.facts import FLY_ACTION_LIMIT, SUPABASE_MGMT_WINDOW
+
+    assert [FLY_ACTION_LIMIT.least_seconds(n) for n in (1, 3, 5)] == [0.0, 0.0, 2.0]
+    assert [SUPABASE_MGMT_WINDOW.least_seconds(n) for n in (1, 120, 121, 241)] == [0.0, 0.0, 60.0, 120.0]

@@ -25,6 +25,10 @@ class RateLimit:
     per_s: int
     burst: int
 
+    def least_seconds(self, requests: int) -> float:
+        """The fewest seconds ``requests`` can take under this limit: those past the burst, at the rate."""
+        return max(0.0, (requests - self.burst) / self.per_s)
+
 
 #: Fly Machines API, per action per machine or app (PLATFORM.md; Fly's docs, "Working with the
 #: Machines API" → Rate Limits): every action but get machine …
@@ -40,6 +44,10 @@ class FixedWindow:
 
     requests: int
     seconds: int
+
+    def least_seconds(self, requests: int) -> float:
+        """The fewest seconds ``requests`` can take: one window each ``self.requests``, the last one not waited out."""
+        return float(max(0, -(-requests // self.requests) - 1) * self.seconds)
 
 
 #: Supabase Management API: requests a minute per endpoint (PLATFORM.md, api_rate_limits.mdx);
