@@ -246,3 +246,29 @@ def test_an_ill_formed_fly_access_token_is_named_where_it_was_read_though_fly_ap
     code, lines, _ = run(["--target", "live"], capsys)
     [fly] = [line for line in lines if line.startswith("problem  credentials: FLY_API_TOKEN")]
     assert code == 1 and "(from FLY_ACCESS_TOKEN)" in fly and fly.endswith("export it as FLY_ACCESS_TOKEN")
+
+
+def test_live_pointed_by_the_base_url_variables_at_a_served_sandbox_is_all_well(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The live doctor end to end, over HTTP: credentials of the real shapes from the environment, every API
+    asked at the bases FLY_API_BASE_URL, FLY_FLAPS_BASE_URL, FLY_REGISTRY_HOST and SUPABASE_API_URL name."""
+    from test_live_path import served
+
+    with served("healthy", tmp_path) as (world, base):
+        creds = world.credentials
+        values = {name: base for name in ("FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL", "FLY_REGISTRY_HOST",
+                                          "SUPABASE_API_URL", "SUPABASE_URL")}  # fmt: skip
+        for name in LIVE_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        for name, value in {**values, "FLY_API_TOKEN": creds["fly_api_token"],
+                            "SUPABASE_SERVICE_ROLE_KEY": creds["supabase_service_role_key"],
+                            "SUPABASE_ACCESS_TOKEN": creds["supabase_access_token"],
+                            "SUPABASE_PROJECT_REF": creds["project_ref"]}.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
+        code, lines, text = run(["--target", "live", "--app", "vyx-app"], capsys)
+    assert code == 0, text
+    assert not [line for line in lines if line.startswith(("problem", "skipped"))], text
+    assert any(line.startswith("ok       APIs: registry") for line in lines)
+    assert not any(value in text for value in creds.values() if len(value) > 20)
