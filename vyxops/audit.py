@@ -2,7 +2,10 @@
 
 One app's failure is that app's ``error`` row, with its typed error; the other
 apps are still reported. The audit's exit status is the worst of them, and 3
-only when a platform itself could not be reached (SPEC.md exit codes).
+when a platform itself could not be reached or refused the whole audit (SPEC.md
+exit codes). An audit that could not run at all (the org's apps could not be
+listed) is still an :class:`Audit`, with its ``error``, so a scheduled run always
+leaves its ``audit.json`` and report (:func:`audit_or_error`).
 """
 
 from __future__ import annotations
@@ -37,12 +40,17 @@ class AppError:
     error: VyxopsError
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "type": type(self.error).__name__,
-            "message": str(self.error),
-            "exit_code": exit_code_for(self.error),
-            "unreachable": isinstance(self.error, TransportError),
-        }
+        return {**error_json(self.error), "unreachable": isinstance(self.error, TransportError)}
+
+
+def error_json(error: VyxopsError) -> dict[str, Any]:
+    """An error as audit.json holds it: its class, its message, the exit status it means."""
+    return {"type": type(error).__name__, "message": str(error), "exit_code": exit_code_for(error)}
+
+
+def failing_levels(fail_on: str) -> tuple[str, ...]:
+    """The worst severities that fail a run at ``fail_on`` (an app's ``error`` row always does)."""
+    return ("error", "critical") if fail_on == "critical" else ("error", "critical", "warning")
 
 
 @dataclass
@@ -54,6 +62,9 @@ class Audit:
     investigations: dict[str, Investigation]
     errors: dict[str, AppError] = field(default_factory=dict)
     contract: Contract | None = None  # the pipeline every app was read with
+    project: str = ""  # the Supabase project ref and the Fly org audited: every summary names them
+    org: str = ""
+    error: VyxopsError | None = None  # what stopped the whole audit (then there are no apps), or None
 
     @property
     def apps(self) -> list[str]:
@@ -84,12 +95,28 @@ class Audit:
         """Whether a platform could not be reached at all (the audit then exits 3)."""
         return any(isinstance(e.error, TransportError) for e in self.errors.values())
 
+    def exit_code(self, fail_on: str) -> int:
+        """The run's status (SPEC.md): the audit's own error's; 3 when a platform could not be reached, or refused
+        every app; 1 when an app is at ``fail_on`` or worse (an app that could not be investigated counts); else 0."""
+        if self.error is not None:
+            return exit_code_for(self.error)
+        refused_all = (
+            bool(self.errors)
+            and not self.investigations
+            and all(exit_code_for(e.error) == 3 for e in self.errors.values())
+        )
+        if self.unreachable or refused_all:
+            return 3
+        levels = failing_levels(fail_on)
+        return 1 if any(self.row(app)["worst"] in levels for app in self.apps) else 0
+
     def document(self, fail_on: str) -> dict[str, Any]:
         apps = []
         for app in self.apps:
             line = self.row(app)
             line.pop("summary")
             line.pop("findings")
+            line["failing"] = line["worst"] in failing_levels(fail_on)
             if app in self.errors:
                 line.update({"gaps": [], "findings": [], "error": self.errors[app].as_json()})
             else:
@@ -99,9 +126,13 @@ class Audit:
         return {
             "schema": AUDIT_SCHEMA,
             "target": self.target,
+            "project": self.project,
+            "org": self.org,
             "generated_at": iso(self.generated_at),
             "fail_on": fail_on,
             "unreachable": self.unreachable,
+            "exit_code": self.exit_code(fail_on),
+            "error": error_json(self.error) if self.error is not None else None,
             "apps": apps,
         }
 
@@ -183,7 +214,25 @@ def run_audit(
             raise outcome.error  # bad input (a malformed app name) is the caller's to fix, not an app's state
     investigations = {app: o for app, o in zip(names, outcomes) if not isinstance(o, AppError)}
     errors = {app: o for app, o in zip(names, outcomes) if isinstance(o, AppError)}
-    return Audit(session.label, session.now(), investigations, errors, pipeline)
+    return Audit(session.label, session.now(), investigations, errors, pipeline, session.project_ref, session.org)
+
+
+def audit_or_error(
+    session: Session,
+    apps: list[str] | None = None,
+    *,
+    contract: Contract | str | Path | None = None,
+    stuck_after_minutes: float = 10.0,
+) -> Audit:
+    """:func:`run_audit`, or, when a platform stops the whole audit (the org's apps cannot be listed, the
+    project's contract cannot be read), an Audit holding that error and no apps: a scheduled run still writes
+    its audit.json and report and says why (exit 3). Bad input (exit 2) is still raised: it is the caller's."""
+    try:
+        return run_audit(session, apps, contract=contract, stuck_after_minutes=stuck_after_minutes)
+    except VyxopsError as exc:
+        if exit_code_for(exc) == 2:
+            raise
+        return Audit(session.label, session.now(), {}, project=session.project_ref, org=session.org, error=exc)
 
 
 def _pipeline(

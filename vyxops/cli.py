@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -578,27 +579,35 @@ def _print_remediation(args: argparse.Namespace, nb: Path, html: Path) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    """A scheduled run always reports: whatever ends it after its checks (findings, a platform unreachable or
+    refusing, an unexpected error), --json prints one summary and --notify sends one message when it failed.
+
+    Bad input (exit 2) does neither: it is found before any work (README), the operator's to fix where the run
+    was set up; its `vyxops:` line and exit status say so, the same on every run, and a message would only repeat
+    that. An unknown --notify URL is itself such input.
+    """
     if not args.apps and not args.all_apps:
         raise InputError("--app/--all", "name the apps to audit", allowed="--app APP (repeatable) or --all")
     notify = _notify_url(args)
     from vyxops.runner import read_json
 
-    nb, html = _run_audit(args, notify)
+    started = time.time()
+    try:
+        _, html = _run_audit(args)
+    except Exception as exc:
+        code = getattr(exc, "exit_code", None) or exit_code_for(exc)
+        if code != 2:
+            _report_audit(args, notify, _audit_summary(args, _this_runs_audit(args, started), None, exc, code))
+        raise
     doc = read_json(args.out / "audit.json")
-    levels = ("error", "critical") if args.fail_on == "critical" else ("error", "critical", "warning")
-    failing = [a for a in doc["apps"] if a["worst"] in levels]
-    summary = _audit_summary(args, doc, html, failed=bool(failing))
-    _print_audit(args, doc, summary, nb, html)
-    if failing and notify:
-        from vyxops.notify import notify_failure
-
-        notify_failure(notify, summary)
+    summary = _audit_summary(args, doc, html)
+    _report_audit(args, notify, summary)
     for a in doc["apps"]:
         if a.get("error"):
             _error(f"vyxops: {a['app']}: {a['error']['type']}: {a['error']['message']}")
-    if doc.get("unreachable"):
-        return 3
-    return 1 if failing else 0
+    if doc.get("error"):
+        _error(f"vyxops: the audit could not finish: {doc['error']['type']}: {doc['error']['message']}")
+    return int(summary["exit_code"])
 
 
 def _notify_url(args: argparse.Namespace) -> str | None:
@@ -613,49 +622,87 @@ def _notify_url(args: argparse.Namespace) -> str | None:
     return notify
 
 
-def _run_audit(args: argparse.Namespace, notify: str | None) -> tuple[Path, Path]:
-    """Run the audit notebook; an error that ends the audit (exit 3) is announced to ``notify`` before it is raised."""
+def _run_audit(args: argparse.Namespace) -> tuple[Path, Path]:
+    """Run the audit notebook into --out: the executed notebook's path and the report's."""
+    return _run(
+        "audit",
+        args,
+        "Audit",
+        apps=args.apps or [],
+        all_apps=args.all_apps,
+        fail_on=args.fail_on,
+        stuck_after_minutes=args.stuck_after_minutes,
+        tz=args.tz,
+        probe=args.probe,
+    )
+
+
+def _this_runs_audit(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """audit.json when this run wrote it before it stopped (an older run's is not this run's), else {}."""
+    from vyxops.runner import read_json
+
+    path = args.out / "audit.json"
     try:
-        return _run(
-            "audit",
-            args,
-            "Audit",
-            apps=args.apps or [],
-            all_apps=args.all_apps,
-            fail_on=args.fail_on,
-            stuck_after_minutes=args.stuck_after_minutes,
-            tz=args.tz,
-            probe=args.probe,
-        )
-    except VyxopsError as exc:
-        if notify and exit_code_for(exc) == 3:
-            from vyxops.notify import notify_error
-
-            notify_error(notify, args, exc)
-        raise
+        return dict(read_json(path)) if path.stat().st_mtime >= started - 1 else {}
+    except (OSError, ValueError):
+        return {}
 
 
-def _audit_summary(args: argparse.Namespace, doc: dict[str, Any], html: Path, failed: bool) -> dict[str, Any]:
-    """What --json prints and a notification carries: the verdict per app and where the reports are."""
+def _audit_summary(
+    args: argparse.Namespace,
+    doc: dict[str, Any],
+    html: Path | None,
+    exc: BaseException | None = None,
+    code: int | None = None,
+) -> dict[str, Any]:
+    """What --json prints and a notification carries: where (target, project, org), the exit status and the error
+    that ended the run (one line, or null), each app's verdict or error, and the reports' absolute paths."""
+    error = doc.get("error")
+    line = _error_line(exc) if exc is not None else (f"{error['type']}: {error['message']}" if error else None)
+    exit_code = code if code is not None else int(doc["exit_code"])
+    audit, notebook = args.out / "audit.json", args.out / "audit.ipynb"
     return {
-        "failed": failed,
+        "failed": exit_code != 0,
+        "exit_code": exit_code,
+        "error": " ".join(line.split()) if line else None,
+        "target": doc.get("target", args.target),
+        "project": doc.get("project"),
+        "org": doc.get("org"),
         "fail_on": args.fail_on,
-        "report": str(html),
-        "audit": str(args.out / "audit.json"),
-        "apps": [{k: a.get(k) for k in ("app", "worst", "verdict", "root_cause", "error")} for a in doc["apps"]],
+        "report": str(html.resolve()) if html else None,
+        "audit": str(audit.resolve()) if doc else None,
+        "notebook": str(notebook.resolve()) if notebook.is_file() else None,
+        "apps": [
+            {k: a.get(k) for k in ("app", "worst", "verdict", "root_cause", "failing", "error")}
+            for a in doc.get("apps", [])
+        ],
     }
 
 
-def _print_audit(args: argparse.Namespace, doc: dict[str, Any], summary: dict[str, Any], nb: Path, html: Path) -> None:
-    """The summary as JSON with --json, else one line per app and the paths of the reports."""
+def _error_line(exc: BaseException) -> str:
+    """An error that ended a run, as its class and message (a notebook's error already names the kernel's class)."""
+    from vyxops.errors import redact
+    from vyxops.runner import NotebookFailed
+
+    return redact(str(exc) if isinstance(exc, NotebookFailed) else f"{type(exc).__name__}: {exc}")
+
+
+def _report_audit(args: argparse.Namespace, notify: str | None, summary: dict[str, Any]) -> None:
+    """The summary (as JSON with --json, else one line per app and the reports' paths), and one message when the
+    run failed."""
     import json
 
     if args.json:
         say(json.dumps(summary, indent=1))
-        return
-    for a in doc["apps"]:
-        say(f"{a['app']:<24} {a['worst'] or 'ok':<9} {a.get('verdict') or '':<13} {a['root_cause'] or ''}")
-    say(f"report:   {html}", f"notebook: {nb}", f"audit:    {args.out / 'audit.json'}")
+    else:
+        for a in summary["apps"]:
+            say(f"{a['app']:<24} {a['worst'] or 'ok':<9} {a.get('verdict') or '':<13} {a['root_cause'] or ''}")
+        paths = [("report", summary["report"]), ("notebook", summary["notebook"]), ("audit", summary["audit"])]
+        say(*(f"{name + ':':<9} {path}" for name, path in paths if path))
+    if summary["failed"] and notify:
+        from vyxops.notify import notify_failure
+
+        notify_failure(notify, summary)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
