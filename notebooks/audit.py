@@ -33,15 +33,19 @@ out_dir = "out/audit"
 
 # %%
 from vyxops import nbtools
-from vyxops.audit import run_audit
+from vyxops.audit import audit_or_error
 from vyxops.probe import probe_inconclusive
 from vyxops.session import open_session
 
 nbtools.setup()
 with open_session(target, scenario=scenario) as session:
-    audit = run_audit(session, [] if all_apps else apps, contract=contract, stuck_after_minutes=stuck_after_minutes)
+    # A platform that stops the whole audit is the audit's error, not this cell's: audit.json and this report
+    # are still written, and the CLI exits 3 (vyxops.audit.audit_or_error).
+    audit = audit_or_error(
+        session, [] if all_apps else apps, contract=contract, stuck_after_minutes=stuck_after_minutes
+    )
     kw = {"contract": audit.contract, "stuck_after_minutes": stuck_after_minutes}  # the audit's one pipeline
-    probed = probe_inconclusive(session, audit, **kw) if probe else {}
+    probed = probe_inconclusive(session, audit, **kw) if probe and audit.error is None else {}
 path = audit.write(out_dir, fail_on)
 audit.frame()
 
@@ -49,6 +53,9 @@ audit.frame()
 # ## Per app
 
 # %%
+if audit.error is not None:
+    nbtools.md("## The audit could not run")
+    nbtools.show_error(audit.error)
 for app, err in audit.errors.items():
     nbtools.md(f"## {app}")
     nbtools.show_error(err.error)

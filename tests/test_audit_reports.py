@@ -154,3 +154,20 @@ def test_bad_input_prints_its_line_and_notifies_nobody(
 
 def url_of(hook: tuple[str, list[dict[str, object]]]) -> str:
     return hook[0]
+
+
+def test_a_message_never_holds_a_token() -> None:
+    """A token inside an app's error or the run's error is masked in title and body (the outputs' redaction)."""
+    from vyxops.notify import failure_message
+
+    token = "sbp_" + "0123456789abcdef" * 2 + "01234567"
+    summary = {
+        "target": "live", "project": "abcdefghijklmnopqrst", "org": "acme", "fail_on": "critical", "exit_code": 3,
+        "error": f"ApiError: supabase-mgmt 403: token {token} refused", "report": None, "notebook": None,
+        "audit": "/srv/audit.json",
+        "apps": [{"app": "vyx-app", "worst": "error", "verdict": "error", "root_cause": None, "failing": True,
+                  "error": {"type": "AuthError", "message": f"supabase-mgmt 403\nBearer {token}"}}],
+    }  # fmt: skip
+    title, body = failure_message(summary)
+    assert token not in title + body and "[REDACTED]" in body
+    assert "- vyx-app: could not be investigated: AuthError: supabase-mgmt 403" in body
