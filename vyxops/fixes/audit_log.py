@@ -111,6 +111,7 @@ class CanaryDuty:
     machine_id: str | None
     since: str
     run: str | None
+    app: str | None = None  # the app its machine is in (the function's, not always the one investigated)
 
 
 @dataclass
@@ -188,4 +189,5 @@ def _follow_canary(duties: dict[str, CanaryDuty], line: dict[str, Any]) -> None:
     user_id = str(canary["user_id"])
     duty = duties.get(user_id) or CanaryDuty(user_id, None, str(line.get("time") or ""), line.get("run"))
     duty.machine_id = canary.get("machine_id") or duty.machine_id
+    duty.app = canary.get("app") or duty.app
     duties[user_id] = duty

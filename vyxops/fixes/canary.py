@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vyxops import facts
+from vyxops.checks import APP_NAME
 from vyxops.contract import FAILED, RUNNING, STOPPED, TERMINAL, Contract
 from vyxops.errors import NotFoundError
 from vyxops.facts import CANARY_USER_PREFIX, NOT_RUNNING_STATES
@@ -33,15 +34,27 @@ SETTLE_BUDGET_S = 30.0  # how long cleanup lets a launching canary come up befor
 
 @dataclass
 class Canary:
-    """One canary: its user id, its machine (when known) and its rows as last read."""
+    """One canary: its user id, its machine and the app it is in (when known), and its rows as last read.
+
+    ``app`` is where the provisioning function created the machine, which need not be the app
+    investigated (a function may create its machines in an app of its own: its ``FLY_APP_NAME``).
+    It comes from the function's answer, else the row it wrote (the contract's app column), else
+    a look through the org's apps; None when none of them shows the machine.
+    """
 
     user_id: str
     machine_id: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    app: str | None = None
+    app_from: str = ""  # how ``app`` was learnt: "the function's answer", "its row", "the org's apps"
 
     def ref(self) -> dict[str, Any]:
         """How the audit log names it."""
-        return {"user_id": self.user_id, "machine_id": self.machine_id}
+        return {"user_id": self.user_id, "machine_id": self.machine_id, "app": self.app}
+
+    def where(self) -> str:
+        """``machine X in app Y`` for a reason or a report."""
+        return f"machine {self.machine_id} in app {self.app or '(unknown)'}"
 
 
 def _rows(session: Session, contract: Contract, what: str, value: str) -> list[dict[str, Any]]:
@@ -62,22 +75,63 @@ def _names(machine: dict[str, Any], user_id: str) -> bool:
     return isinstance(metadata, dict) and user_id in metadata.values()
 
 
-def find_canary(session: Session, app: str, contract: Contract, user_id: str, machine_id: str | None = None) -> Canary:
-    """Look the canary up on both platforms: machines whose metadata names its user (destroyed ones too), rows by
-    the table's user column."""
-    found = Canary(user_id, machine_id)
-    if machine_id is None:
-        machines = session.fly.list_machines(app, include_deleted=True)
-        mine = [m for m in machines if isinstance(m, dict) and _names(m, user_id)]
-        if mine:
-            found.machine_id = str(max(mine, key=lambda m: str(m.get("created_at") or ""))["id"])
+def app_name(value: object) -> str | None:
+    """``value`` when it is a Fly app name (it goes into URL paths), else None."""
+    return value if isinstance(value, str) and APP_NAME.fullmatch(value) else None
+
+
+def find_canary(
+    session: Session,
+    contract: Contract,
+    user_id: str,
+    machine_id: str | None = None,
+    *,
+    app: str | None = None,
+    near: str | None = None,
+) -> Canary:
+    """Look the canary up on both platforms: its rows by the table's user column, its machine and app.
+
+    ``machine_id`` and ``app`` are what the function's answer said (None when it did not);
+    the row the function wrote tells the rest; the org's apps are searched (``near``, the
+    app investigated, first) only when neither does. The investigated app is never assumed.
+    """
+    found = Canary(user_id, machine_id, app=app, app_from="the function's answer" if app else "")
     column = contract.columns.machine_id
     found.rows = _rows(session, contract, "user", user_id) if contract.columns.user else []
     if found.machine_id is None:
         found.machine_id = next((str(r[column]) for r in found.rows if r.get(column)), None)
     elif not found.rows:
         found.rows = _rows(session, contract, "machine_id", found.machine_id)
+    if found.app is None:
+        found.app = _row_app(contract, found)
+        found.app_from = "its row" if found.app else ""
+    if found.app is None or found.machine_id is None:
+        _search_org(session, found, near)
     return found
+
+
+def _row_app(contract: Contract, canary: Canary) -> str | None:
+    """The app the function wrote into the canary's row (the contract's app column), when the table has one."""
+    c = contract.columns
+    if not c.app:
+        return None
+    mine = [r for r in canary.rows if canary.machine_id is None or str(r.get(c.machine_id)) == canary.machine_id]
+    return next((a for a in (app_name(r.get(c.app)) for r in mine) if a), None)
+
+
+def _search_org(session: Session, canary: Canary, near: str | None) -> None:
+    """Find the canary's machine in the org's apps (by id, else by the user its metadata names), destroyed ones too."""
+    listed = [app_name(a.get("name")) for a in session.fly.list_apps(session.org) if isinstance(a, dict)]
+    apps = [a for a in dict.fromkeys([near, *listed]) if a]
+    for app in apps:
+        machines = [m for m in session.fly.list_machines(app, include_deleted=True) if isinstance(m, dict)]
+        mine = [m for m in machines if str(m.get("id")) == canary.machine_id] or (
+            [m for m in machines if _names(m, canary.user_id)] if canary.machine_id is None else []
+        )
+        if mine:
+            canary.machine_id = str(max(mine, key=lambda m: str(m.get("created_at") or ""))["id"])
+            canary.app, canary.app_from = app, f"the org's apps ({session.org})"
+            return
 
 
 def machine_story(session: Session, app: str, mid: str, seen: dict[str, Any]) -> str:
@@ -151,50 +205,74 @@ def wait_row_running(session: Session, app: str, contract: Contract, mid: str, s
 
 
 def clean_up(ctx: ApplyContext, code: str, canary: Canary, problem: str | None) -> tuple[str, str]:
-    """Destroy the canary's machine and close its rows, each write logged and read back.
+    """Destroy the canary's machine (in its own app) and close its rows, each write logged and read back;
+    then read both platforms again and log what is left, or that nothing is.
 
     Rows get the table's first stopped word when provisioning worked (the machine was
     removed on purpose), its first failure word with ``problem`` when it did not (the
-    stopped word when the table has none). Returns (``cleaned`` |
-    ``nothing to do`` | ``failed``, what was done); never raises an Exception.
+    stopped word when the table has none). Returns (``cleaned`` | ``nothing to do`` |
+    ``failed``, what was done and what is left); never raises an Exception.
     """
     done: list[str] = []
     wrote = False
     try:
-        if canary.machine_id:
-            ok, text, acted = _destroy(ctx, code, canary)
-            done.append(text)
-            wrote |= acted
-            if not ok:
-                return "failed", "; ".join(done)
-        closed = ctx.contract.status.role
-        status = ctx.contract.columns.status
-        rows = _rows(ctx.session, ctx.contract, "user", canary.user_id) if ctx.contract.columns.user else []
-        for row in rows:  # as they are now, not as first read
-            if closed(row.get(status)) in CLOSED_ROLES:
-                continue
-            ok, text = _close_row(ctx, code, canary, row, problem)
-            done.append(text)
-            wrote = True
-            if not ok:
-                return "failed", "; ".join(done)
+        wrote = _clean(ctx, code, canary, problem, done)
     except Exception as exc:  # a read failed: what was done stays said, the duty stays open
         done.append(f"then {describe_error(exc)}")
-        return "failed", "; ".join(done)
-    _settle(ctx, code, canary)
+    left = _settle(ctx, code, canary)
+    if left:
+        return "failed", "; ".join([*done, left])
     return ("cleaned" if wrote else "nothing to do"), "; ".join(done) or "machine and rows already gone"
 
 
+def _clean(ctx: ApplyContext, code: str, canary: Canary, problem: str | None, done: list[str]) -> bool:
+    """The writes of :func:`clean_up`, each said in ``done``; whether any was made. Stops at the first that failed."""
+    wrote = False
+    if canary.machine_id and canary.app is None:
+        done.append(f"machine {canary.machine_id} was not destroyed: {_unknown_app(ctx, canary)}")
+        return wrote
+    if canary.machine_id:
+        ok, text, acted = _destroy(ctx, code, canary)
+        done.append(text)
+        wrote |= acted
+        if not ok:
+            return wrote
+    closed = ctx.contract.status.role
+    status = ctx.contract.columns.status
+    rows = _rows(ctx.session, ctx.contract, "user", canary.user_id) if ctx.contract.columns.user else []
+    for row in rows:  # as they are now, not as first read
+        if closed(row.get(status)) in CLOSED_ROLES:
+            continue
+        ok, text = _close_row(ctx, code, canary, row, problem)
+        done.append(text)
+        wrote = True
+        if not ok:
+            return wrote
+    return wrote
+
+
+def _unknown_app(ctx: ApplyContext, canary: Canary) -> str:
+    return (
+        f"no app is known to hold it (not in {ctx.contract.function}'s answer, its row or any app of org "
+        f"{ctx.session.org}): find it with `fly machines list -a <the function's app>` and destroy it"
+    )
+
+
+def destroy_command(canary: Canary) -> str:
+    """The platform's own command that removes the canary's machine."""
+    return f"`fly machines destroy --force {canary.machine_id} -a {canary.app or '<its app>'}`"
+
+
 def _destroy(ctx: ApplyContext, code: str, canary: Canary) -> tuple[bool, str, bool]:
-    s, mid = ctx.session, str(canary.machine_id)
-    state = machine_state(s, ctx.app, mid)
+    s, mid, app = ctx.session, str(canary.machine_id), str(canary.app)
+    state = machine_state(s, app, mid)
     if state in LAUNCHING_STATES:
-        state = _let_it_settle(s, ctx.app, mid) or state
+        state = _let_it_settle(s, app, mid) or state
     if state in (None, "destroyed"):
-        return True, f"machine {mid} already gone", False
+        return True, f"machine {mid} (app {app}) already gone", False
 
     def confirm() -> tuple[bool, dict[str, Any]]:
-        now = machine_state(s, ctx.app, mid)
+        now = machine_state(s, app, mid)
         return now in (None, "destroyed"), {"state": now or "not found"}
 
     step = run_write(
@@ -202,20 +280,16 @@ def _destroy(ctx: ApplyContext, code: str, canary: Canary) -> tuple[bool, str, b
         code,
         "destroy_machine",
         f"machine:{mid}",
-        write=lambda: s.fly.destroy_machine(ctx.app, mid, force=True),
+        write=lambda: s.fly.destroy_machine(app, mid, force=True),
         confirm=confirm,
-        done=f"machine {mid} destroyed",
+        done=f"machine {mid} destroyed (app {app})",
         before={"state": state},
         planned={"state": "destroyed"},
         intent={"canary": canary.ref()},
     )
     if step.status == "applied":
         return True, step.reason, True
-    return (
-        False,
-        f"machine {mid} is not destroyed ({step.reason}): `fly machines destroy --force {mid} -a {ctx.app}`",
-        True,
-    )
+    return False, f"machine {mid} in app {app} is not destroyed ({step.reason})", True
 
 
 def _let_it_settle(session: Session, app: str, mid: str) -> str | None:
@@ -265,9 +339,47 @@ def _close_row(
     return False, f"row {row_id} is not closed ({step.reason})"
 
 
-def _settle(ctx: ApplyContext, code: str, canary: Canary) -> None:
-    """Record that the canary's cleanup duty is done (machine gone, rows closed): no platform write."""
+def _settle(ctx: ApplyContext, code: str, canary: Canary) -> str:
+    """Read the platforms back and log what is left of the canary ("" when nothing, its duty then closed).
+
+    Fly is asked for the machine in the app that holds it (destroyed, or not found there, is
+    gone) and PostgREST for the canary's rows (each closed): the audit log says "nothing of
+    the canary is left" only when both say so, else it says what is left and how to remove it.
+    """
     txn = ctx.log.intent(code, "settle_canary", f"canary:{canary.user_id}", canary=canary.ref())
+    try:
+        left = _left(ctx, canary)
+    except Exception as exc:
+        left = [f"whether the canary is gone could not be read ({describe_error(exc)})"]
+        if canary.machine_id:
+            left.append(f"check {canary.where()} and remove it with {destroy_command(canary)}")
+    if left:
+        why = "left: " + "; ".join(left)
+        ctx.log.outcome(txn, "failed", why, canary=canary.ref())
+        return why
+    gone = f"{canary.where()} gone" if canary.machine_id else "no machine was made"
     ctx.log.outcome(
-        txn, "applied", "machine gone and rows closed: nothing of the canary is left", canary_cleaned=canary.ref()
+        txn,
+        "applied",
+        f"read back from the platforms: {gone}, rows closed: nothing of the canary is left",
+        canary_cleaned=canary.ref(),
     )
+    return ""
+
+
+def _left(ctx: ApplyContext, canary: Canary) -> list[str]:
+    """What the platforms still hold of the canary, each with how to remove it."""
+    left = []
+    if canary.machine_id and canary.app is None:
+        left.append(f"machine {canary.machine_id}: {_unknown_app(ctx, canary)}")
+    elif canary.machine_id:
+        state = machine_state(ctx.session, str(canary.app), canary.machine_id)
+        if state not in (None, "destroyed"):
+            left.append(f"{canary.where()} is {state}: remove it with {destroy_command(canary)}")
+    c, role = ctx.contract.columns, ctx.contract.status.role
+    rows = _rows(ctx.session, ctx.contract, "user", canary.user_id) if c.user else []
+    for row in rows:
+        if role(row.get(c.status)) not in CLOSED_ROLES:
+            row_id = row.get(c.key) if c.key else row.get(c.machine_id)
+            left.append(f"row {row_id} is still {row.get(c.status)} (CLEANUP_VERIFY_CANARY closes it)")
+    return left

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from vyxops.contract import FAILED, STOPPED
-from vyxops.fixes.canary import CLOSED_ROLES, clean_up, find_canary
+from vyxops.fixes.canary import CLOSED_ROLES, app_name, clean_up, find_canary
 from vyxops.fixes.context import ApplyContext, PlanContext
 from vyxops.fixes.model import Action, Outcome
 from vyxops.fixes.reads import CANARY_USER_PREFIX
@@ -28,17 +28,18 @@ CODE = "CLEANUP_VERIFY_CANARY"
 class _Found:
     machine_id: str | None = None
     sources: list[str] = field(default_factory=list)
+    app: str | None = None  # the app holding its machine, when the audit log says (else the one investigated)
 
 
 def plan(ctx: PlanContext) -> list[Action]:
     e = ctx.evidence
     found: dict[str, _Found] = {}  # user id -> what is known of the canary
     for duty in ctx.history.canaries:
-        found[duty.user_id] = _Found(duty.machine_id, ["audit log"])
+        found[duty.user_id] = _Found(duty.machine_id, ["audit log"], duty.app)
     machines = e.machines[e.machines["user_id"].fillna("").str.startswith(CANARY_USER_PREFIX)]
     for _, m in machines[machines["state"] != "destroyed"].iterrows():
         c = found.setdefault(str(m["user_id"]), _Found())
-        c.machine_id = str(m["machine_id"])
+        c.machine_id, c.app = str(m["machine_id"]), e.app
         c.sources.append("machine list")
     rows = e.machine_rows[e.machine_rows["user_id"].fillna("").str.startswith(CANARY_USER_PREFIX)]
     for _, r in rows[~rows["role"].isin(list(CLOSED_ROLES))].iterrows():
@@ -58,20 +59,32 @@ def _action(ctx: PlanContext, user_id: str, c: _Found) -> Action:
     return Action(
         code=CODE,
         target=f"canary:{user_id}",
-        current=f"machine {mid or '?'} {state}; open rows: {', '.join(open_rows) or 'none'}",
+        current=f"machine {mid or '?'}{_elsewhere(c, e.app)} {state}; open rows: {', '.join(open_rows) or 'none'}",
         new="machine destroyed; rows closed (the table's failure word, with why where it keeps one)",
         precondition=f"the rows are still open and belong to user {user_id}",
         risk="low: the canary was vyxops's own (user vyxops-verify-…); no user's machine or row is touched",
         reason=f"left behind by an interrupted verification (found by: {', '.join(dict.fromkeys(c.sources))})",
-        read={"user_id": user_id, "machine_id": mid, "machine_state": state, "open_rows": open_rows},
+        read={
+            "user_id": user_id,
+            "machine_id": mid,
+            "machine_app": c.app,
+            "machine_state": state,
+            "open_rows": open_rows,
+        },  # fmt: skip
         desired={"machine": "destroyed", "rows": "failed"},
     )
+
+
+def _elsewhere(c: _Found, app: str) -> str:
+    """`` in app X`` when the canary's machine is in another app than the one investigated."""
+    return f" in app {c.app}" if c.app and c.app != app else ""
 
 
 def apply(ctx: ApplyContext, a: Action) -> Outcome:
     user_id = str(a.read["user_id"])
     mid = a.read.get("machine_id")
-    canary = find_canary(ctx.session, ctx.app, ctx.contract, user_id, str(mid) if mid else None)
+    app = app_name(a.read.get("machine_app"))
+    canary = find_canary(ctx.session, ctx.contract, user_id, str(mid) if mid else None, app=app, near=ctx.app)
     why = "canary left behind by an interrupted verification; cleaned up by a later run"
     status, text = clean_up(ctx, a.code, canary, why)
     after = {"machine_id": canary.machine_id, "cleanup": text}
@@ -85,7 +98,8 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
 def native(a: Action, place: Place) -> list[str]:
     out = []
     if a.read.get("machine_id"):
-        out.append(f"fly machines destroy --force {shlex.quote(str(a.read['machine_id']))} -a {shlex.quote(place.app)}")
+        app = str(a.read.get("machine_app") or place.app)  # the app the canary's machine is in, when known
+        out.append(f"fly machines destroy --force {shlex.quote(str(a.read['machine_id']))} -a {shlex.quote(app)}")
     c, words = place.contract.columns, place.contract.status
     word = words.first(FAILED) or words.first(STOPPED)
     if not c.user or word is None:

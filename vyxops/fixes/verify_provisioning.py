@@ -11,7 +11,7 @@ import pandas as pd
 
 from vyxops.contract import Invoke
 from vyxops.errors import PreconditionError
-from vyxops.fixes.canary import Canary, clean_up, find_canary, wait_row_running, wait_started
+from vyxops.fixes.canary import Canary, app_name, clean_up, find_canary, wait_row_running, wait_started
 from vyxops.fixes.context import ApplyContext, PlanContext
 from vyxops.fixes.model import Action, Outcome
 from vyxops.fixes.reads import CANARY_USER_PREFIX
@@ -148,15 +148,19 @@ def _verify(ctx: ApplyContext, a: Action, invoke: Invoke, user_id: str, region: 
             None,
             {"invoke_status": seen.get("invoke_status")},
         )
-    mid = str(canary.machine_id)
+    mid, app = str(canary.machine_id), canary.app
     problem: str | None
     try:
-        problem = wait_started(s, ctx.app, mid, seen) or wait_row_running(s, ctx.app, ctx.contract, mid, seen)
+        if app is None:
+            problem = f"canary machine {mid} was provisioned, but no app of org {s.org} shows it"
+        else:
+            problem = wait_started(s, app, mid, seen) or wait_row_running(s, app, ctx.contract, mid, seen)
     except Exception as exc:
         problem = f"could not watch canary {mid}: {describe_error(exc)}"
     cleaned, cleanup = clean_up(ctx, a.code, canary, problem)
     seen["cleaned_up"] = cleaned != "failed"
-    after = {k: seen.get(k) for k in ("machine_id", "machine_state", "row_status", "cleaned_up")}
+    seen["cleanup"] = cleanup
+    after = {k: seen.get(k) for k in ("machine_id", "machine_app", "machine_state", "row_status", "cleaned_up")}
     if problem is not None:
         return Outcome(
             a.code, a.target, "failed", f"provisioning did not work: {problem}; cleanup: {cleanup}", None, after
@@ -189,12 +193,14 @@ def _invoke(
         except Exception as exc:
             status, body, answer = None, None, f"{fn}: {describe_error(exc)}"
         seen["invoke_status"] = status
-        mid = answered_machine(body, invoke.machine_id) if status is not None and 200 <= status < 300 else None
+        ok = status is not None and 200 <= status < 300
+        mid = answered_machine(body, invoke.machine_id) if ok else None
+        app = answered_app(body, ctx.contract.columns.app) if ok else None
         try:
-            canary = find_canary(s, ctx.app, ctx.contract, user_id, str(mid) if mid else None)
+            canary = find_canary(s, ctx.contract, user_id, mid, app=app, near=ctx.app)
         except Exception as exc:
             if mid:
-                canary = Canary(user_id, str(mid))
+                canary = Canary(user_id, mid, app=app, app_from="the function's answer" if app else "")
             else:
                 why = f"{answer}; could not look for the canary by user_id ({describe_error(exc)})"
                 ctx.log.outcome(txn, "unknown", why, canary=ref)
@@ -209,14 +215,17 @@ def _invoke(
         seen["function_answer"] = brief(body)
         return None, answer
     seen["machine_id"] = canary.machine_id
+    seen["machine_app"] = canary.app
+    seen["machine_app_from"] = canary.app_from
     column = ctx.contract.columns.image
     from_rows = next((r.get(column) for r in canary.rows), None) if column else None
     seen["image"] = body.get("image") if isinstance(body, dict) and body.get("image") else from_rows
     lost = "" if mid else f" ({answer}; found machine {canary.machine_id} by its user_id)"
+    where = f"in app {canary.app} (from {canary.app_from})" if canary.app else f"in no app of org {s.org} vyxops sees"
     ctx.log.outcome(
         txn,
         "applied",
-        f"canary machine {canary.machine_id} provisioned{lost}",
+        f"canary machine {canary.machine_id} provisioned {where}{lost}",
         canary=canary.ref(),
         duty="destroy the canary machine and close its row",
     )
@@ -229,6 +238,15 @@ def answered_machine(body: object, key: str) -> str | None:
         return None
     mid = body.get(key) or body.get("machine_id") or body.get("id")
     return str(mid) if isinstance(mid, (str, int)) and mid else None
+
+
+def answered_app(body: object, column: str | None) -> str | None:
+    """The app the function's answer says it created the machine in (``app``, ``app_name`` or the table's app
+    column's name, e.g. ``fly_app``), when it says one that is a Fly app name; else None."""
+    if not isinstance(body, dict):
+        return None
+    keys = [k for k in (column, "app", "app_name", "fly_app") if k]
+    return next((a for a in (app_name(body.get(k)) for k in keys) if a), None)
 
 
 def native(a: Action, place: Place) -> list[str]:
