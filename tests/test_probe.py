@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vyxops.cli import main
 from vyxops.errors import ConfigError
+from vyxops.fixes import apply_plan, plan_fixes
+from vyxops.investigate import investigate
 from vyxops.probe import probe_and_investigate
-from vyxops.session import open_session
+from vyxops.session import Session, open_session
+from vyxops_sandbox.faults import FaultRule, Faults
 from vyxops_sandbox.testing import world_of
 
 STORIES = Path(__file__).parent / "scenarios"
@@ -75,3 +79,83 @@ def test_investigate_probe_through_the_cli_exits_2_when_refused(
         ]
     )
     assert code == 2 and "verify_jwt" in capsys.readouterr().err
+
+
+CROSS_APP = STORIES / "bases-function-provisions-into-another-app.yaml"  # vyx-base's function makes vyx-app's machines
+
+
+def _canaries(s: Session, app: str) -> list[dict[str, Any]]:
+    machines = world_of(s).app(app)["machines"].values()  # type: ignore[index]
+    return [m for m in machines if str((m["config"].get("metadata") or {}).get("user_id", "")).startswith("vyxops-")]
+
+
+def _log(sandbox_env: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (sandbox_env.parent / "audit.jsonl").read_text().splitlines()]
+
+
+def test_a_probe_finds_its_canary_in_the_app_the_function_made_it_in(tmp_path: Path, sandbox_env: Path) -> None:
+    """Investigating vyx-base, whose function creates in vyx-app: the canary is watched and destroyed in vyx-app,
+    and the audit log says nothing is left only once Fly says so there."""
+    with open_session("sandbox", scenario=CROSS_APP, sandbox_dir=tmp_path / "sb") as s:
+        probed = probe_and_investigate(s, "vyx-base")
+        made, stray = _canaries(s, "vyx-app"), _canaries(s, "vyx-base")
+    assert probed.result is not None
+    verify = next(a for a in probed.result.actions if a.code == "VERIFY_PROVISIONING")
+    assert verify.status == "applied", verify.reason
+    assert len(made) == 1 and not stray
+    assert made[0]["state"] == "destroyed"  # it reached started and running, then was removed where it was
+    lines = _log(sandbox_env)
+    invoked = next(x for x in lines if x["kind"] == "outcome" and x["step"] == "invoke")
+    assert invoked["canary"]["app"] == "vyx-app" and "in app vyx-app" in invoked["reason"]
+    settled = next(x for x in lines if x["kind"] == "outcome" and x["step"] == "settle_canary")
+    assert settled["result"] == "applied" and f"machine {made[0]['id']} in app vyx-app gone" in settled["reason"]
+    assert "PROVISIONING_PROBE_FAILED" not in {f.code for f in probed.investigation.findings}
+
+
+def test_a_canary_the_platform_will_not_destroy_is_said_to_be_left(tmp_path: Path, sandbox_env: Path) -> None:
+    """Fly refuses every DELETE: the log never says nothing is left; it and the report name the machine, its app
+    and the command that removes it, and the failed probe is the critical root cause (never "no failure")."""
+    faults = Faults([FaultRule(kind="5xx", method="DELETE", path="/machines/")])
+    with open_session("sandbox", scenario=CROSS_APP, sandbox_dir=tmp_path / "sb", faults=faults) as s:
+        probed = probe_and_investigate(s, "vyx-base")
+        (canary,) = _canaries(s, "vyx-app")
+    assert canary["state"] == "started"
+    command = f"fly machines destroy --force {canary['id']} -a vyx-app"
+    lines = _log(sandbox_env)
+    assert not any("nothing of the canary is left" in str(x.get("reason")) for x in lines)
+    settled = next(x for x in lines if x["kind"] == "outcome" and x["step"] == "settle_canary")
+    assert settled["result"] == "failed" and command in settled["reason"]
+    assert not any("canary_cleaned" in x for x in lines)  # the duty stays open for the next run
+    inv = probed.investigation
+    assert inv.root is not None and inv.root.code == "PROVISIONING_PROBE_FAILED" and inv.root.severity == "critical"
+    assert command in inv.root.title and command in inv.summary
+    assert inv.verdict == "root_cause" and "No failure was seen" not in inv.summary
+    assert "Nothing critical" not in inv.summary
+
+
+def test_the_next_run_cleans_up_a_left_canary_in_its_own_app(tmp_path: Path, sandbox_env: Path) -> None:
+    """The duty the audit log keeps names the canary's app: CLEANUP_VERIFY_CANARY destroys it there."""
+    faults = Faults([FaultRule(kind="5xx", method="DELETE", path="/machines/", times=4)])  # the probe's 4 attempts
+    with open_session("sandbox", scenario=CROSS_APP, sandbox_dir=tmp_path / "sb", faults=faults) as s:
+        probe_and_investigate(s, "vyx-base")
+        assert [m["state"] for m in _canaries(s, "vyx-app")] == ["started"]
+        plan = plan_fixes(investigate(s, "vyx-base"), fixes=["CLEANUP_VERIFY_CANARY"])
+        (action,) = [a for a in plan.actions if a.code == "CLEANUP_VERIFY_CANARY"]
+        assert action.read["machine_app"] == "vyx-app"
+        result = apply_plan(s, plan, dry_run=False, confirm="vyx-base", app="vyx-base")
+        assert [m["state"] for m in _canaries(s, "vyx-app")] == ["destroyed"]
+    assert result.actions[0].status == "applied", result.actions[0].reason
+
+
+def test_a_failed_probe_exits_non_zero(sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`investigate --probe` whose canary is left behind: findings.json has the critical finding, exit 1."""
+    sandbox_env.mkdir(parents=True, exist_ok=True)
+    (sandbox_env / "faults.json").write_text(
+        json.dumps({"seed": 1, "rules": [{"kind": "5xx", "method": "DELETE", "path": "/machines/"}]}), encoding="utf-8"
+    )
+    out = tmp_path / "o"
+    code = main(["investigate", "--scenario", str(CROSS_APP), "--app", "vyx-base", "--probe", "--out", str(out)])
+    doc = json.loads((out / "findings.json").read_text())
+    assert doc["root_cause"]["code"] == "PROVISIONING_PROBE_FAILED"
+    assert {"code": "PROVISIONING_PROBE_FAILED", "severity": "critical"}.items() <= doc["findings"][-1].items()
+    assert code == 1 and "probe:      FAILED" in capsys.readouterr().out

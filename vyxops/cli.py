@@ -492,7 +492,12 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         f"findings:   {args.out / 'findings.json'}",
         f"timeline:   {args.out / 'timeline.parquet'}",
     )
-    return 0
+    from vyxops.probe import PROBE_FAILED
+
+    failed = next((f for f in doc["findings"] if f["code"] == PROBE_FAILED), None)
+    if failed:  # a probe is a check: it failing is the run's status (README "Exit status")
+        say(f"probe:      FAILED — {failed['title']}")
+    return 1 if failed else 0
 
 
 def cmd_remediate(args: argparse.Namespace) -> int:

@@ -10,11 +10,15 @@ refuse the configured key as a bearer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import pandas as pd
 
 from vyxops.audit import Audit
 from vyxops.contract import Contract
+from vyxops.detect import Finding, findings_document, summarize
+from vyxops.detect.model import Link, ev
 from vyxops.discover import resolve_contract
 from vyxops.errors import ConfigError
 from vyxops.evidence import ProjectReads, parse_window
@@ -24,6 +28,9 @@ from vyxops.investigate import Investigation, investigate
 from vyxops.session import Session
 
 CODE = "VERIFY_PROVISIONING"
+#: A probe whose canary did not provision, or was not cleaned up: critical, so that investigate and audit
+#: exit non-zero (README "Finding codes"). Not one of SPEC's codes, which all read old evidence.
+PROBE_FAILED = "PROVISIONING_PROBE_FAILED"
 
 
 @dataclass
@@ -76,7 +83,50 @@ def probe_and_investigate(session: Session, app: str, **investigate_kw: Any) -> 
         return Probed(before, None, skipped=why)
     result = apply_plan(session, plan, dry_run=False, confirm=app, app=app)
     kw = {k: v for k, v in investigate_kw.items() if k != "until"}  # the canary happened after the window
-    return Probed(investigate(session, app, **kw), result)
+    after = investigate(session, app, **kw)
+    finding = probe_finding(result, contract.function, session.now())
+    return Probed(after if finding is None else with_probe_finding(after, finding), result)
+
+
+def probe_finding(result: Result, function: str, at: pd.Timestamp) -> Finding | None:
+    """PROBE_FAILED when the probe's canary did not provision, or could not be cleaned up; else None.
+
+    The canary may have been made in another app than the one investigated (the function's own),
+    where the investigation does not look: the probe's outcome is then the only evidence of what
+    provisioning does now, and it must reach the findings, the verdict and the exit status.
+    """
+    verify = next((a for a in result.actions if a.code == CODE), None)
+    if verify is None or verify.status != "failed":
+        return None
+    seen = result.verification or {}
+    problem, left = seen.get("problem"), seen.get("cleaned_up") is False
+    if problem:
+        title = f"the provisioning probe failed: {problem}"
+        title += f"; its canary is not cleaned up: {seen.get('cleanup')}" if left else ""
+    else:
+        title = f"provisioning works, but the probe's canary is not cleaned up: {seen.get('cleanup')}"
+    return Finding(
+        code=PROBE_FAILED,
+        severity="critical",
+        title=title,
+        entity=f"function:{function}",
+        evidence=[ev("vyxops --probe (audit log)", at, verify.reason)],
+        fixes=["CLEANUP_VERIFY_CANARY"] if left else [],
+        facts={k: seen.get(k) for k in ("user_id", "machine_id", "machine_app", "cleaned_up")},
+        link=Link.CREATE,
+        at=at,
+        symptom=True,
+    )
+
+
+def with_probe_finding(inv: Investigation, finding: Finding) -> Investigation:
+    """``inv`` with the probe's finding; it is the root cause when the investigation named none (a failed probe
+    is never "no failure was seen")."""
+    findings = [*inv.findings, finding]
+    root = inv.root or finding
+    summary = summarize(inv.context, root, findings, inv.gaps)
+    document = findings_document(inv.context, root, findings, summary, inv.gaps)
+    return replace(inv, findings=findings, root=root, summary=summary, document=document)
 
 
 def probe_inconclusive(session: Session, audit: Audit, **investigate_kw: Any) -> dict[str, Probed]:

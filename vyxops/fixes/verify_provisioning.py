@@ -140,6 +140,7 @@ def _verify(ctx: ApplyContext, a: Action, invoke: Invoke, user_id: str, region: 
     s = ctx.session
     canary, refused = _invoke(ctx, invoke, user_id, region, seen)
     if canary is None:
+        seen["problem"] = f"{refused}; no machine was provisioned"
         return Outcome(
             a.code,
             a.target,
@@ -160,6 +161,7 @@ def _verify(ctx: ApplyContext, a: Action, invoke: Invoke, user_id: str, region: 
     cleaned, cleanup = clean_up(ctx, a.code, canary, problem)
     seen["cleaned_up"] = cleaned != "failed"
     seen["cleanup"] = cleanup
+    seen["problem"] = problem
     after = {k: seen.get(k) for k in ("machine_id", "machine_app", "machine_state", "row_status", "cleaned_up")}
     if problem is not None:
         return Outcome(
