@@ -37,6 +37,7 @@ def test_a_probe_turns_an_inconclusive_outage_into_its_root_cause(tmp_path: Path
     assert probed.result is not None
     assert inv.root is not None and inv.root.code == "IMAGE_TAG_MISSING"
     assert "MACHINE_CREATE_REJECTED" in {f.code for f in inv.findings}
+    assert "PROVISIONING_PROBE_FAILED" in {f.code for f in inv.findings}  # the probe failed: said, not the root
     assert all(m["state"] == "destroyed" for m in canaries)  # a refused create made none; any made is cleaned up
     lines = [json.loads(x) for x in (sandbox_env.parent / "audit.jsonl").read_text().splitlines()]
     assert any(x["action"] == "VERIFY_PROVISIONING" and x["kind"] == "intent" for x in lines)
@@ -159,3 +160,20 @@ def test_a_failed_probe_exits_non_zero(sandbox_env: Path, tmp_path: Path, capsys
     assert doc["root_cause"]["code"] == "PROVISIONING_PROBE_FAILED"
     assert {"code": "PROVISIONING_PROBE_FAILED", "severity": "critical"}.items() <= doc["findings"][-1].items()
     assert code == 1 and "probe:      FAILED" in capsys.readouterr().out
+
+
+def test_a_canary_whose_row_names_no_app_is_found_among_the_orgs_apps(tmp_path: Path, sandbox_env: Path) -> None:
+    """A table without an app column and an answer without an app: the canary is looked for in the org's apps
+    (the one investigated first, where it is not), found in vyx-app and removed there."""
+    scenario = tmp_path / "no-app-column.yaml"
+    scenario.write_text(
+        CROSS_APP.read_text(encoding="utf-8") + "pipeline: {table: {columns: {app: null}}}\n", encoding="utf-8"
+    )
+    with open_session("sandbox", scenario=scenario, sandbox_dir=tmp_path / "sb") as s:
+        probed = probe_and_investigate(s, "vyx-base")
+        (canary,) = _canaries(s, "vyx-app")
+        assert not _canaries(s, "vyx-base")
+    assert probed.result is not None and probed.result.ok, [a.reason for a in probed.result.actions]
+    assert canary["state"] == "destroyed"
+    invoked = next(x for x in _log(sandbox_env) if x["kind"] == "outcome" and x["step"] == "invoke")
+    assert "in app vyx-app (from the org's apps" in invoked["reason"]

@@ -368,7 +368,13 @@ def _settle(ctx: ApplyContext, code: str, canary: Canary) -> str:
 
 
 def _left(ctx: ApplyContext, canary: Canary) -> list[str]:
-    """What the platforms still hold of the canary, each with how to remove it."""
+    """What the platforms still hold of the canary, each with how to remove it.
+
+    A machine is gone when Fly answers ``state: destroyed`` (a terminal state, kept for a while) or 404 (no
+    longer kept): /work/shared/PLATFORM.md, "States" and "Destroyed machines do not stay forever". A 404 means
+    gone only when asked in the app that holds the machine: asked in another app, Fly answers 404 for a
+    machine that runs, which is how the issue 19 probe logged a running canary as gone.
+    """
     left = []
     if canary.machine_id and canary.app is None:
         left.append(f"machine {canary.machine_id}: {_unknown_app(ctx, canary)}")
