@@ -31,6 +31,9 @@ __all__ = [
     "project_dir",
     "sandbox_dir",
     "audit_log_path",
+    "fly_org",
+    "check_sandbox_dir",
+    "check_audit_log",
 ]
 
 #: How the allowed ``--target`` values are spelled to a user.
@@ -152,13 +155,23 @@ def _read_flyctl_token(path: Path) -> str | None:
     """flyctl's ``access_token`` from ``path``, or None if the file is absent or has none.
 
     Parse errors are swallowed on purpose: PyYAML's messages quote the document,
-    which holds the token. The caller reports the token as missing instead.
+    which holds the token. The caller reports the token as missing instead. Anchors and
+    aliases (which flyctl never writes) are refused before parsing, so a YAML bomb there
+    costs one linear scan (:mod:`vyxops.safeyaml`), and are named: the file is not read.
     """
     import yaml
 
+    from vyxops.safeyaml import YamlRefused, check_events
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        text = path.read_text(encoding="utf-8")
+        check_events(text)
+        data = yaml.safe_load(text)
+    except YamlRefused as exc:
+        raise ConfigError(
+            f"{path}: line {exc.line}: {exc}", hint="run `fly auth login` to rewrite it, or set FLY_API_TOKEN"
+        ) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None
@@ -186,8 +199,10 @@ def live_credentials(
     ``SUPABASE_PROJECT_REF`` (derived from an ``https://<ref>.supabase.co`` URL
     when unset). Empty values count as unset. Raises
     :class:`~vyxops.errors.ConfigError` naming every missing variable (never a
-    value). Every token read is registered for redaction.
+    value). Every token read is registered for redaction. ``FLY_ORG`` is checked here
+    too (:func:`fly_org`): it goes into the Machines API's app list query.
     """
+    fly_org(environ)
     env = os.environ if environ is None else environ
     config_path = flyctl_config if flyctl_config is not None else flyctl_config_path()
     fly_token, fly_source = read_fly_token(env, config_path)
@@ -346,6 +361,23 @@ def live_base_url(platform: str, credentials: LiveCredentials, urls: Mapping[str
     return (urls or LIVE_URLS)[_PLATFORM_URL_KEYS[platform]]
 
 
+#: A Fly organization slug as vyxops accepts it from ``FLY_ORG`` (it goes into ``/v1/apps?org_slug=``): lower-case
+#: letters, digits and '-', as the slugs ``fly orgs list`` shows (``personal`` for one's own org).
+ORG_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def fly_org(environ: Mapping[str, str] | None = None) -> str:
+    """``$FLY_ORG`` (default ``personal``), checked before it reaches a URL; ConfigError naming the variable."""
+    env = os.environ if environ is None else environ
+    value = env.get("FLY_ORG") or "personal"
+    if not ORG_SLUG.fullmatch(value):
+        raise ConfigError(
+            f"FLY_ORG={value[:64]!r} is not a Fly organization slug",
+            hint="set FLY_ORG to a slug from `fly orgs list` (lower-case letters, digits and '-'), or unset it",
+        )
+    return value
+
+
 # --------------------------------------------------------------------------- paths
 
 
@@ -381,3 +413,38 @@ def sandbox_dir(environ: Mapping[str, str] | None = None) -> Path:
 def audit_log_path(environ: Mapping[str, str] | None = None) -> Path:
     """The fixes' audit log: ``$VYXOPS_AUDIT_LOG``, else ``.vyxops/audit.jsonl`` in the project, else in the cwd."""
     return _local_path(os.environ if environ is None else environ, "VYXOPS_AUDIT_LOG", "audit.jsonl")
+
+
+def check_local_dir(variable: str, directory: Path) -> None:
+    """``directory`` (from ``$variable`` or its default) exists as a writable directory or can be made one.
+
+    Nothing is created: this runs before any write, with every other check that needs no platform.
+    ConfigError (exit 2) names the variable and the directory.
+    """
+    from vyxops.checks import writable_dir_problem
+
+    problem = writable_dir_problem(directory)
+    if problem:
+        raise ConfigError(
+            f"{variable}: {problem}",
+            hint=f"set {variable} to a writable location (or unset it for the default under .vyxops/)",
+        )
+
+
+def check_sandbox_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """:func:`sandbox_dir`, checked to be a directory this process can write (:func:`check_local_dir`)."""
+    directory = sandbox_dir(environ)
+    check_local_dir("VYXOPS_SANDBOX_DIR", directory)
+    return directory
+
+
+def check_audit_log(environ: Mapping[str, str] | None = None) -> Path:
+    """:func:`audit_log_path`, checked to be a file (or none yet) in a directory this process can write."""
+    path = audit_log_path(environ)
+    if path.is_dir():
+        raise ConfigError(
+            f"VYXOPS_AUDIT_LOG: {path} is a directory, not the audit log file",
+            hint="set VYXOPS_AUDIT_LOG to a file path, e.g. .vyxops/audit.jsonl",
+        )
+    check_local_dir("VYXOPS_AUDIT_LOG", path.parent)
+    return path

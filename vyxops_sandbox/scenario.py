@@ -49,6 +49,7 @@ from typing import Any
 import yaml
 
 from vyxops.errors import InputError, ScenarioError
+from vyxops.safeyaml import YamlRefused, check_events
 from vyxops.shapes import PROJECT_REF
 from vyxops_sandbox.pipeline import Pipeline, parse_pipeline
 from vyxops_sandbox.platform import (
@@ -191,6 +192,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     revokes = any(s["kind"] == "revoke_fly_token" for s in steps)
     pipeline = parse_pipeline(c, data.get("pipeline"), table, revokes)
     _check_invokes(c, steps, pipeline)
+    _check_tables(c, steps, pipeline)
     return Scenario(
         name=name,
         title=str(data.get("title") or name),
@@ -221,9 +223,25 @@ def _check_invokes(c: Checker, steps: list[dict[str, Any]], pipeline: Pipeline) 
             )
 
 
+def _check_tables(c: Checker, steps: list[dict[str, Any]], pipeline: Pipeline) -> None:
+    """A db_update changes the project's one table (the pipeline's): another name would change nothing, silently."""
+    for i, step in enumerate(steps):
+        if step["kind"] == "db_update" and step["args"]["table"] != pipeline.table:
+            c.fail(
+                ["steps", i, "db_update", "table"],
+                f"{step['args']['table']!r} is not a table of the project",
+                allowed=[pipeline.table],
+            )
+
+
 def _load_yaml(text: str, path: str) -> tuple[yaml.Node, dict[str, Any]]:
-    """The node tree (for lines) and the data of ``text``; one parse (libyaml when present)."""
+    """The node tree (for lines) and the data of ``text``; one parse (libyaml when present).
+
+    Anchors and aliases are refused first, in one linear pass over the events (:mod:`vyxops.safeyaml`): a few
+    hundred bytes of nested aliases would otherwise stand for 9**9 nodes, and the checks below walk them all.
+    """
     try:
+        check_events(text)
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         try:
             root = loader.get_single_node()
@@ -234,6 +252,10 @@ def _load_yaml(text: str, path: str) -> tuple[yaml.Node, dict[str, Any]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ScenarioError(path, "(file)", f"not valid YAML: {getattr(exc, 'problem', exc)}", line=line) from None
+    except YamlRefused as exc:
+        raise ScenarioError(
+            path, "(file)", str(exc), line=exc.line, allowed="plain YAML, each value written out"
+        ) from None
     except (ValueError, OverflowError, TypeError) as exc:  # e.g. a YAML timestamp out of datetime's range
         raise ScenarioError(path, "(file)", f"a value YAML cannot represent: {exc}") from None
     if not isinstance(data, dict) or root is None:
