@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from vyxops.errors import InputError, redact
+from vyxops.timeutil import parse_rfc3339_ms
 
 if TYPE_CHECKING:
     from vyxops.session import Opened
@@ -101,10 +102,71 @@ def read_bundle_meta(path: Path) -> dict[str, Any]:
             f"no evidence bundle at {path} (bundle.json missing)",
             allowed="bundle:PATH of a directory written by `vyxops capture`",
         )
-    meta: dict[str, Any] = json.loads(meta_path.read_text())
-    if meta.get("schema") != BUNDLE_SCHEMA:
-        raise InputError("--target", f"{path} is not a {BUNDLE_SCHEMA} bundle")
+    try:
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _not_a_bundle(meta_path, f"not JSON ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("schema") != BUNDLE_SCHEMA:
+        raise InputError("--target", f"{path} is not a {BUNDLE_SCHEMA} bundle", hint=_BUNDLE_HINT)
+    for key in _META_KEYS:
+        if not isinstance(meta.get(key), str) or not meta[key]:
+            raise _not_a_bundle(meta_path, f"{key} is {meta.get(key)!r}, not a string")
+    for key in ("now", "since", "until"):
+        try:
+            parse_rfc3339_ms(meta[key])
+        except (ValueError, TypeError, OverflowError):
+            raise _not_a_bundle(meta_path, f"{key} is {meta[key][:40]!r}, not an RFC 3339 time") from None
     return meta
+
+
+_BUNDLE_HINT = "capture it again with `vyxops capture --app APP --out DIR`"
+#: What replaying reads from bundle.json (``app``, ``captured_from`` and ``org`` are optional).
+_META_KEYS = ("project_ref", "now", "since", "until")
+
+
+def _not_a_bundle(path: Path, problem: str) -> InputError:
+    return InputError("--target", f"{path} is not a bundle's metadata: {problem}", hint=_BUNDLE_HINT)
+
+
+def read_exchanges(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The bundle's ``exchanges.jsonl`` by key, each line checked; an InputError names the file and line."""
+    file = Path(path) / "exchanges.jsonl"
+    answers: dict[str, list[dict[str, Any]]] = {}
+    try:
+        lines = file.read_bytes().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError("--target", f"{file} cannot be read ({type(exc).__name__})", hint=_BUNDLE_HINT) from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        problem, ex = _exchange(line)
+        if problem:
+            raise InputError("--target", f"{file}:{number}: not an exchange: {problem}", hint=_BUNDLE_HINT)
+        answers.setdefault(ex["key"], []).append(ex)
+    return answers
+
+
+def _exchange(line: str) -> tuple[str | None, dict[str, Any]]:
+    """One line of exchanges.jsonl and what is wrong with it (None when it is an exchange)."""
+    try:
+        ex = json.loads(line)
+    except ValueError:
+        return "not JSON", {}
+    if not isinstance(ex, dict):
+        return "not an object", {}
+    if not isinstance(ex.get("key"), str) or not isinstance(ex.get("body_b64"), str):
+        return "key and body_b64 must be strings", ex
+    status = ex.get("status")
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        return f"status {status!r} is not an HTTP status", ex
+    headers = ex.get("headers")
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        return "headers must be an object of strings", ex
+    try:
+        base64.b64decode(ex["body_b64"], validate=True)
+    except ValueError:
+        return "body_b64 is not base64", ex
+    return None, ex
 
 
 class ReplayTransport(httpx.BaseTransport):
@@ -112,10 +174,7 @@ class ReplayTransport(httpx.BaseTransport):
 
     def __init__(self, path: Path) -> None:
         read_bundle_meta(path)
-        self.answers: dict[str, list[dict[str, Any]]] = {}
-        for line in (Path(path) / "exchanges.jsonl").read_text(encoding="utf-8").splitlines():
-            ex = json.loads(line)
-            self.answers.setdefault(ex["key"], []).append(ex)
+        self.answers = read_exchanges(path)
         self.used: dict[str, int] = {}
         self.lock = threading.Lock()  # concurrent requests of one key take its answers in turn
 

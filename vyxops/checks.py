@@ -6,6 +6,7 @@ package runs the same ones where a notebook passes the same values.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -22,6 +23,7 @@ TIME_EXAMPLE = "RFC 3339, e.g. 2025-10-02T16:00:00Z"
 #: Times vyxops accepts: the platforms keep nothing older, and nothing is newer than this century.
 EARLIEST_MS = parse_rfc3339_ms("2015-01-01T00:00:00Z")
 LATEST_MS = parse_rfc3339_ms("2100-01-01T00:00:00Z")
+MAX_STUCK_AFTER_MIN = 525_600  # a year of minutes
 
 
 def check_app(app: str | None, name: str = "--app") -> str:
@@ -63,16 +65,50 @@ def check_window(since: str | None, until: str | None) -> tuple[int | None, int 
     return start, end
 
 
+def out_path(text: str) -> Path:
+    """``--out`` as given: an empty one (a shell's unset variable) is refused, never read as the working directory."""
+    if not text.strip():
+        raise InputError("--out", "is empty", allowed="a directory path, e.g. out/run1 (made if missing); '.' for here")
+    return Path(text)
+
+
+def check_stuck_after(minutes: float | None) -> float | None:
+    """``--stuck-after``: minutes, finite and above zero.
+
+    Zero is refused with the negatives: a row is then "stuck" the moment it is written, so every provisioning in
+    flight would be reported as stuck. The top is a year, past every platform's retention.
+    """
+    if minutes is not None and not (math.isfinite(minutes) and 0 < minutes <= MAX_STUCK_AFTER_MIN):
+        raise InputError(
+            "--stuck-after",
+            f"{minutes!r} is not a number of minutes",
+            allowed=f"above 0, at most {MAX_STUCK_AFTER_MIN}",
+        )
+    return minutes
+
+
+def writable_dir_problem(directory: Path) -> str | None:
+    """Why ``directory`` could not be made or written, or None when it can; nothing is created."""
+    if directory.exists() and not directory.is_dir():
+        return f"{directory} exists and is not a directory"
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{directory} cannot be made: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable" + ("" if existing == directory else f", so {directory} cannot be made")
+    return None
+
+
 def check_out(out: Path, writes: tuple[str, ...] = ()) -> Path:
-    """``--out`` is (or can be made) a writable directory, and none of the files a run writes there is a directory."""
-    if out.exists() and not out.is_dir():
-        raise InputError("--out", f"{out} exists and is not a directory", allowed="a directory (made if missing)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".vyxops-write-check-"):
-            pass
-    except OSError as exc:
-        raise InputError("--out", f"{out} is not a writable directory ({exc.strerror or type(exc).__name__})") from None
+    """``--out`` is (or can be made) a writable directory, and none of the files a run writes there is a directory.
+
+    Nothing is written: :func:`make_out` makes it once every other input has passed.
+    """
+    problem = writable_dir_problem(out)
+    if problem:
+        raise InputError("--out", problem, allowed="a writable directory (made if missing)")
     for name in writes:
         if (out / name).is_dir():
             raise InputError(
@@ -80,6 +116,17 @@ def check_out(out: Path, writes: tuple[str, ...] = ()) -> Path:
                 f"{out / name} is a directory, but the run writes a file there",
                 hint="remove it or choose another --out",
             )
+    return out
+
+
+def make_out(out: Path) -> Path:
+    """Make ``--out`` and try a write there (the last check, after every other input passed)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".vyxops-write-check-"):
+            pass
+    except OSError as exc:
+        raise InputError("--out", f"{out} is not a writable directory ({exc.strerror or type(exc).__name__})") from None
     return out
 
 

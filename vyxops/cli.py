@@ -71,7 +71,13 @@ def _common(sp: argparse.ArgumentParser, out: bool = True) -> None:
         "[tool.vyxops.pipeline], else discovered from the platforms",
     )
     if out:
-        sp.add_argument("--out", required=True, type=Path, help="directory for the notebook, report and results")
+        sp.add_argument("--out", required=True, type=_out_path, help="directory for the notebook, report and results")
+
+
+def _out_path(text: str) -> Path:
+    from vyxops.checks import out_path
+
+    return out_path(text)
 
 
 def _window(sp: argparse.ArgumentParser) -> None:
@@ -283,8 +289,10 @@ def _error(line: str) -> None:
 # --------------------------------------------------------------------------- checks before any work
 
 
-def check_common(args: argparse.Namespace) -> object | None:
+def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     """Every check that needs no platform; returns the sandbox's world (opaque here) when it is the target.
+
+    Only then, with ``write``, the first writes: ``--out`` is made and a replayed sandbox saved.
 
     Target, scenario, apps, machine, window, --out (writable, and no file it will
     write is a directory), a bundle's app and window against its metadata, and on
@@ -302,6 +310,10 @@ def check_common(args: argparse.Namespace) -> object | None:
     machine = checks.check_machine_id(getattr(args, "machine_id", None))
     checks.check_window(getattr(args, "since", None), getattr(args, "until", None))
     _check_tz(getattr(args, "tz", None))
+    checks.check_stuck_after(getattr(args, "stuck_after_minutes", None))
+    if getattr(args, "out", None) is not None:  # checked here, made last: nothing is written when an input is bad
+        checks.check_out(args.out, WRITES.get(args.verb, ()))
+    _check_local_paths(args, target.kind)
     if getattr(args, "contract", None):
         from vyxops.contract import load_contract_file
 
@@ -309,9 +321,10 @@ def check_common(args: argparse.Namespace) -> object | None:
     if target.kind == "bundle":
         _check_bundle(args, Path(target.path or ""))
     if target.kind == "live":
-        from vyxops.config import live_credentials
+        from vyxops.config import live_credentials, live_urls
 
         live_credentials()  # ConfigError naming every missing variable, before any call
+        live_urls()  # and every variable that moves a base URL
     world = None
     if target.kind == "sandbox":
         from vyxops.targets import sandbox_control
@@ -320,9 +333,21 @@ def check_common(args: argparse.Namespace) -> object | None:
         world = control.load_world(args.scenario, apps)
         if machine:
             control.check_machine(world, apps[0], machine, getattr(args, "until", None))
-    if getattr(args, "out", None) is not None:  # last: nothing is written when another input is bad
-        checks.check_out(args.out, WRITES.get(args.verb, ()))
+    if write and getattr(args, "out", None) is not None:  # the first write, once every input has passed
+        checks.make_out(args.out)
+    if write and world is not None:
+        control.keep_world(world)
     return world
+
+
+def _check_local_paths(args: argparse.Namespace, target_kind: str) -> None:
+    """The sandbox's directory (its state is saved there) and, where a run writes it, the audit log's folder."""
+    from vyxops import config
+
+    if target_kind == "sandbox":
+        config.check_sandbox_dir()
+    if getattr(args, "apply", False) or getattr(args, "probe", False):
+        config.check_audit_log()
 
 
 def _check_tz(tz: str | None) -> None:
@@ -339,10 +364,11 @@ def _check_tz(tz: str | None) -> None:
 def _check_bundle(args: argparse.Namespace, path: Path) -> None:
     """A bundle answers only what was captured: its app, and times inside its window."""
     from vyxops import checks
-    from vyxops.bundle import read_bundle_meta
+    from vyxops.bundle import read_bundle_meta, read_exchanges
     from vyxops.timeutil import iso, parse_rfc3339_ms
 
     meta = read_bundle_meta(path)
+    read_exchanges(path)  # every line an exchange: a garbled one is exit 2 here, not a failure in the kernel
     app = getattr(args, "app", None)
     if app and meta.get("app") and app != meta["app"]:
         raise InputError("--app", f"the bundle at {path} holds app {meta['app']!r}, not {app!r}", allowed=[meta["app"]])
@@ -518,6 +544,7 @@ def cmd_remediate(args: argparse.Namespace) -> int:
             raise InputError("--out", f"{args.out / name} is a directory, where this run writes its {name}")
     lock = None
     if args.apply:  # before the kernel starts: a second apply refuses at once, naming the holder (exit 2)
+        check_common(args, write=False)  # but bad input first: the lock is a write beside the audit log
         from vyxops.config import parse_target
         from vyxops.fixes.lock import acquire, describe_holder
 

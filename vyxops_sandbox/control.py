@@ -18,17 +18,30 @@ __all__ = ["HostedSandbox", "load_world", "command"]
 
 
 def load_world(scenario: str | None, apps: list[str]) -> World:
-    """The sandbox's world for ``scenario`` (kept when it already holds it); InputError for an unknown app."""
+    """The sandbox's world for ``scenario`` (kept when it already holds it); InputError for an unknown app.
+
+    Nothing is written: a replayed world stays unsaved until :func:`keep_world`, once every input has passed.
+    The fault rules are read too, so that a bad ``faults.json`` is refused before any work.
+    """
     from vyxops.config import sandbox_dir
     from vyxops.errors import InputError
+    from vyxops_sandbox.faults import Faults
     from vyxops_sandbox.world import World
 
-    world = World.load(scenario, sandbox_dir())
+    directory = sandbox_dir()
+    Faults.load(directory)
+    world = World.load(scenario, directory, save=False)
     known = list(world.state["fly"]["apps"])
     for app in apps:
         if app not in known:
             raise InputError("--app", f"no app {app!r} in sandbox scenario {world.scenario_name}", allowed=known)
     return world
+
+
+def keep_world(world: World) -> None:
+    """Save a world :func:`load_world` replayed (the CLI calls it after its last check)."""
+    if world.dirty:
+        world.save()
 
 
 def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
@@ -39,8 +52,10 @@ def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
 
     directory = sandbox_dir()
     if action == "reset":
-        if (directory / "state.json").exists():
-            (directory / "state.json").unlink()
+        state = directory / "state.json"
+        if state.is_file() or state.is_symlink():
+            state.unlink()
+        World.open(directory, scenario)  # anything else there (a directory) is refused, named, not removed
         world = World.load(scenario, directory)
         print(f"sandbox reset: {world.scenario_name} at {world.state['scenario']['now']} in {directory}")
         return 0

@@ -8,6 +8,7 @@ RNG, so runs repeat) or on the Nth matching call.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,8 @@ from typing import Any
 from vyxops.errors import InputError
 
 KINDS = ("latency", "429", "5xx", "timeout", "malformed")
+MAX_LATENCY_MS = 60_000
+MAX_RETRY_AFTER_S = 86_400  # a day: longer than any rate-limit window of either platform
 
 
 @dataclass
@@ -47,6 +50,21 @@ class FaultRule:
             raise InputError("fault.when", f"{self.when!r}", allowed=["before", "after"])
         if self.kind == "5xx" and not 500 <= self.status <= 599:
             raise InputError("fault.status", f"{self.status} is not a 5xx status", allowed="500-599")
+        # A latency moves the in-process (virtual) clock by that much: an unbounded one moved a saved sandbox's
+        # clock decades ahead. A minute is past every client timeout vyxops sets, so nothing longer tests more.
+        if isinstance(self.latency_ms, bool) or not 0 <= self.latency_ms <= MAX_LATENCY_MS:
+            raise InputError("fault.latency_ms", f"{self.latency_ms!r} is out of range", allowed=f"0..{MAX_LATENCY_MS}")
+        # Retry-After is delay-seconds, a non-negative integer (RFC 9110 section 10.2.3); a fraction is kept (some
+        # servers send one), a negative, NaN or infinite one is no header a server sends.
+        if self.retry_after is not None and not (
+            isinstance(self.retry_after, (int, float))
+            and not isinstance(self.retry_after, bool)
+            and math.isfinite(self.retry_after)
+            and 0 <= self.retry_after <= MAX_RETRY_AFTER_S
+        ):
+            raise InputError(
+                "fault.retry_after", f"{self.retry_after!r} is not a delay", allowed=f"0..{MAX_RETRY_AFTER_S} seconds"
+            )
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():

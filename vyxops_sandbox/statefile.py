@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,11 @@ class Stamp:
 @contextmanager
 def locked(directory: Path) -> Iterator[None]:
     """Hold the sandbox's write lock (other processes wait; it is held only while a state is written)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise unwritable(directory, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -66,15 +69,88 @@ def read_state(path: Path) -> dict[str, Any]:
     return data
 
 
+#: The containers every part of the sandbox indexes without looking: a mapping spec is "an object with these keys",
+#: ``"*"`` stands for every key, ``[spec]`` for a list of such items. A state of another shape (hand-edited, or
+#: written by something else) is refused when opened, before a request meets it (issue 19: ``fly.apps`` as a list
+#: used to end in hundreds of lines of server tracebacks).
+_Spec = type | dict[str, Any] | list[Any]
+SHAPE: dict[str, _Spec] = {
+    "scenario": {"name": str, "sha256": str, "now": str},
+    "platform": {"supabase": dict, "fly": dict},
+    "now_ms": int,
+    "seq": int,
+    "fly": {
+        "org": str,
+        "apps": {"*": {"name": str, "machines": {"*": dict}, "releases": [dict], "logs": [dict]}},
+        "refusals": dict,
+    },  # fmt: skip
+    "registry": {"*": dict},
+    "supabase": {
+        "project_ref": str,
+        "machines_table": str,
+        "pipeline": dict,
+        "enums": dict,
+        "tables": {"*": {"columns": [str], "types": dict, "rows": [dict]}},
+        "secrets": {"*": dict},
+        "functions": list,
+        "logs": [dict],
+    },
+    "pending": [dict],
+}
+
+
+def shape_problem(value: Any, spec: _Spec = SHAPE, where: str = "") -> str | None:
+    """Where ``value`` departs from ``spec`` (e.g. ``fly.apps is a list, not an object``), or None when it fits."""
+    if isinstance(spec, type):
+        fits = isinstance(value, spec) and not (spec is int and isinstance(value, bool))
+        return None if fits else f"{where or 'the state'} is {_kind(value)}, not {_kind(spec)}"
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"{where} is {_kind(value)}, not a list"
+        return next((p for i, v in enumerate(value) if (p := shape_problem(v, spec[0], f"{where}[{i}]"))), None)
+    if not isinstance(value, dict):
+        return f"{where or 'the state'} is {_kind(value)}, not an object"
+    for key, sub in spec.items():
+        if key == "*":
+            problem = next((p for k, v in value.items() if (p := shape_problem(v, sub, f"{where}.{k}"))), None)
+        elif key not in value:
+            problem = f"{where + '.' if where else ''}{key} is missing"
+        else:
+            problem = shape_problem(value[key], sub, f"{where + '.' if where else ''}{key}")
+        if problem:
+            return problem
+    return None
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "a boolean"}
+    if isinstance(value, type):
+        return names.get(value, value.__name__)
+    return "null" if value is None else names.get(type(value), f"a {type(value).__name__}")
+
+
 def write_state(directory: Path, text: str) -> Stamp | None:
     """Write ``text`` as the state atomically (temp file, fsync, rename) and return the new stamp."""
     tmp = directory / f"{STATE}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, directory / STATE)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, directory / STATE)
+    except OSError as exc:
+        with suppress(OSError):
+            tmp.unlink()
+        raise unwritable(directory, exc) from None
     return Stamp.of(directory / STATE)
+
+
+def unwritable(directory: Path, exc: OSError) -> ConfigError:
+    """The sandbox directory cannot hold the state: name it and the variable that moves it (exit 2)."""
+    return ConfigError(
+        f"the sandbox directory {directory} cannot be written ({exc.strerror or type(exc).__name__})",
+        hint="set VYXOPS_SANDBOX_DIR to a writable directory (or unset it for .vyxops/sandbox in the project)",
+    )
 
 
 def revision_of(state: dict[str, Any]) -> int:

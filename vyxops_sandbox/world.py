@@ -155,9 +155,17 @@ class World:
         """
         path = Path(sandbox_dir) / "state.json"
         if not path.is_file():
+            if path.exists() or path.is_symlink():  # a directory, a FIFO, a dangling link: never written over
+                raise InputError(
+                    str(path), "the sandbox state is not a file", hint=f"remove it, then {_reset_hint(scenario)}"
+                )
             return None
         try:
             state = json.loads(path.read_bytes().decode("utf-8"))
+        except OSError as exc:
+            raise InputError(
+                str(path), f"the sandbox state cannot be read ({exc.strerror})", hint=_reset_hint(scenario)
+            ) from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise InputError(
                 str(path),
@@ -181,16 +189,20 @@ class World:
                 f"the sandbox state is incomplete (missing {', '.join(missing) or 'scenario name/clock'})",
                 hint=_reset_hint(scenario or held),
             )
+        problem = statefile.shape_problem(state)
+        if problem:
+            raise InputError(str(path), f"the sandbox state has the wrong shape: {problem}", hint=_reset_hint(held))
         world = cls(state, Path(sandbox_dir))
         world._stamp = statefile.Stamp.of(path)
         return world
 
     @classmethod
-    def load(cls, scenario: str | Path | Scenario | None, sandbox_dir: Path) -> World:
+    def load(cls, scenario: str | Path | Scenario | None, sandbox_dir: Path, *, save: bool = True) -> World:
         """The sandbox's world: kept when it already holds ``scenario``, replayed otherwise.
 
         With ``scenario=None`` the persisted world is used, and the seed incident
-        (``stub-image``) is loaded when the sandbox holds none.
+        (``stub-image``) is loaded when the sandbox holds none. ``save=False`` leaves a
+        replayed world unsaved (``dirty``): the CLI saves it only once every input has passed.
         """
         hint = scenario.name if isinstance(scenario, Scenario) else None if scenario is None else str(scenario)
         existing = cls.open(sandbox_dir, hint)
@@ -208,7 +220,8 @@ class World:
         world = cls.from_scenario(sc, Path(sandbox_dir))
         if existing is not None:  # switching scenario replaces the held state on purpose: take its place
             world.revision, world._stamp = existing.revision, existing._stamp
-        world.save()
+        if save:
+            world.save()
         return world
 
     def save(self) -> None:
