@@ -175,6 +175,10 @@ CASES: dict[str, Case] = {
     ),
     "FLY_ORG a path": Case(_investigate("--target", "live"), "FLY_ORG", env={**LIVE_ENV, "FLY_ORG": "x/../../v1/apps"}),
     "FLY_ORG with a query": Case(_investigate("--target", "live"), "FLY_ORG", env={**LIVE_ENV, "FLY_ORG": "a?b=c"}),
+    "contract table name a path": Case(
+        _investigate("--contract", "vyxops.toml"), "table.name",
+        _write("vyxops.toml", '[pipeline.table]\nname = "../../auth/v1/admin/users"\n'),
+    ),
     # Exit-2 errors that used to come after a write: the sandbox replayed and saved, the apply's lock taken.
     "unknown machine on a fresh sandbox": Case(_investigate("--machine", "0123456789abcd"), "--machine"),
     "apply with --out a file": Case(

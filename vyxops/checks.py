@@ -19,6 +19,10 @@ from vyxops.timeutil import iso, parse_rfc3339_ms
 APP_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 #: A Fly machine id as it may go into a URL path (14 hex characters today; some slack, never a '/').
 MACHINE_ID = re.compile(r"[0-9a-z]{8,32}")
+#: A table name as it may go into a PostgREST path (``/rest/v1/<table>``, joined unescaped by postgrest-py's
+#: ``base_url.joinpath``): a Postgres identifier's letters, digits, ``_`` and ``$`` (and ``-``), at most 63 bytes
+#: (NAMEDATALEN - 1), never a '/', '.', '?', '%' or space that would move the request elsewhere.
+TABLE_NAME = re.compile(r"(?!\d)[\w$-]{1,63}")
 TIME_EXAMPLE = "RFC 3339, e.g. 2025-10-02T16:00:00Z"
 #: Times vyxops accepts: the platforms keep nothing older, and nothing is newer than this century.
 EARLIEST_MS = parse_rfc3339_ms("2015-01-01T00:00:00Z")

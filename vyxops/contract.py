@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vyxops.checks import TABLE_NAME
 from vyxops.errors import InputError
 from vyxops.images import FLY_REGISTRY
 
@@ -304,6 +305,8 @@ def _table(w: _Where, raw: Mapping[str, object]) -> Table:
         if key not in ("name", "columns"):
             raise w.fail(f"table.{key}", "is not a table key", allowed=["name", "columns"])
     name = w.text(raw, "name", SEED.table.name, empty=False)
+    if not TABLE_NAME.fullmatch(name):  # it goes into the REST path: /rest/v1/<name>
+        raise w.fail("table.name", f"{name[:80]!r} is not a table name", allowed="letters, digits, '_', '$', '-'")
     columns = w.mapping(raw, "columns")
     values: dict[str, str] = {}
     for key, value in columns.items():

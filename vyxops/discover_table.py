@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vyxops.checks import TABLE_NAME
 from vyxops.contract import (
     FAILED,
     ROLE_WORDS,
@@ -79,8 +80,8 @@ def tables_of(openapi: dict[str, Any]) -> list[TableShape]:
     return [
         TableShape(str(name), {str(c): p for c, p in d["properties"].items() if isinstance(p, dict)})
         for name, d in defs.items()
-        if isinstance(d, dict) and isinstance(d.get("properties"), dict)
-    ]
+        if isinstance(d, dict) and isinstance(d.get("properties"), dict) and TABLE_NAME.fullmatch(str(name))
+    ]  # a name that would not stay one path segment (/rest/v1/<name>) is never read
 
 
 def order_column(t: TableShape) -> str | None:
