@@ -153,6 +153,8 @@ CASES: dict[str, Case] = {
                                       {"VYXOPS_SANDBOX_DIR": "{root}/file"}),
     "VYXOPS_SANDBOX_DIR under a file": Case(_investigate(), "VYXOPS_SANDBOX_DIR", _write("file", "x"),
                                             {"VYXOPS_SANDBOX_DIR": "{root}/file/sandbox"}),
+    "sandbox reset, VYXOPS_SANDBOX_DIR a file": Case(["sandbox", "reset"], "VYXOPS_SANDBOX_DIR", _write("file", "x"),
+                                                     {"VYXOPS_SANDBOX_DIR": "{root}/file"}),
     "audit log folder a file": Case(
         ["remediate", "--app", APP, "--apply", "--confirm", APP, "--out", "out"], "VYXOPS_AUDIT_LOG",
         _write("file", "x"), {"VYXOPS_AUDIT_LOG": "{root}/file/audit.jsonl"},

@@ -839,7 +839,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    from vyxops.config import check_sandbox_dir
     from vyxops.targets import sandbox_control
+
+    check_sandbox_dir()  # a file or unwritable folder in VYXOPS_SANDBOX_DIR is named before the world is loaded
 
     if args.action == "serve":
         from vyxops.checks import check_port
