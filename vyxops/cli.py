@@ -292,11 +292,11 @@ def _error(line: str) -> None:
 def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     """Every check that needs no platform; returns the sandbox's world (opaque here) when it is the target.
 
-    Only then, with ``write``, the first writes: ``--out`` is made and a replayed sandbox saved.
-
-    Target, scenario, apps, machine, window, --out (writable, and no file it will
-    write is a directory), a bundle's app and window against its metadata, and on
-    the sandbox the apps and the machine against the world.
+    Target, scenario, apps, machine, window, --tz, --stuck-after, --out (writable, and no file
+    it will write is a directory), the sandbox's and audit log's folders, a bundle's app and
+    window against its metadata, live variables, and on the sandbox the apps and the machine
+    against the world. Only then, with ``write``, the first writes: ``--out`` is made and a
+    replayed sandbox saved. So a refused input leaves nothing behind.
     """
     from vyxops import checks
     from vyxops.config import parse_target
