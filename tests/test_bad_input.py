@@ -98,7 +98,7 @@ def _apps_as_list(state: dict[str, object]) -> None:
 
 def _faults(rule: str) -> Callable[[Path], None]:
     def setup(root: Path) -> None:
-        (root / "sandbox").mkdir()
+        _saved_world(root)  # its clock (which a huge latency moved decades ahead) is in the snapshot
         (root / "sandbox" / "faults.json").write_text('{"seed": 0, "rules": [' + rule + "]}")
 
     return setup
@@ -143,7 +143,7 @@ CASES: dict[str, Case] = {
     ),
     "bundle.json not JSON": Case(_investigate("--target", "bundle:b"), "bundle.json is not a bundle's metadata",
                                  _bundle("{not json", "")),
-    "bundle.json without its times": Case(_investigate("--target", "bundle:b"), "now is None",
+    "bundle.json without its time": Case(_investigate("--target", "bundle:b"), "now is None",
                                           _bundle(json.dumps({**META, "now": None}), "")),
     "exchanges.jsonl garbage": Case(_investigate("--target", "bundle:b"), "exchanges.jsonl:1: not an exchange",
                                     _bundle(json.dumps(META), "garbage\n")),

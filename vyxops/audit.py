@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops import fanout, heap
-from vyxops.checks import check_app
+from vyxops.checks import check_app, check_stuck_after
 from vyxops.contract import Contract
 from vyxops.discover import read_tables, resolve_contract
 from vyxops.errors import TransportError, VyxopsError, exit_code_for
@@ -180,6 +180,7 @@ def run_audit(
     """
     for app in apps or []:
         check_app(app)  # every name is checked before the first request: nothing half-done on a typo
+    check_stuck_after(stuck_after_minutes)
     until = session.now()
     project = ProjectReads(session)
 

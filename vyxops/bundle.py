@@ -112,16 +112,18 @@ def read_bundle_meta(path: Path) -> dict[str, Any]:
         if not isinstance(meta.get(key), str) or not meta[key]:
             raise _not_a_bundle(meta_path, f"{key} is {meta.get(key)!r}, not a string")
     for key in ("now", "since", "until"):
+        if key != "now" and key not in meta:
+            continue
         try:
             parse_rfc3339_ms(meta[key])
-        except (ValueError, TypeError, OverflowError):
-            raise _not_a_bundle(meta_path, f"{key} is {meta[key][:40]!r}, not an RFC 3339 time") from None
+        except (ValueError, TypeError, OverflowError, AttributeError):
+            raise _not_a_bundle(meta_path, f"{key} is {str(meta[key])[:40]!r}, not an RFC 3339 time") from None
     return meta
 
 
 _BUNDLE_HINT = "capture it again with `vyxops capture --app APP --out DIR`"
-#: What replaying reads from bundle.json (``app``, ``captured_from`` and ``org`` are optional).
-_META_KEYS = ("project_ref", "now", "since", "until")
+#: What replaying reads from bundle.json (``app``, ``captured_from``, ``org`` and the window are optional).
+_META_KEYS = ("project_ref", "now")
 
 
 def _not_a_bundle(path: Path, problem: str) -> InputError:

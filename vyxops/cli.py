@@ -373,6 +373,8 @@ def _check_bundle(args: argparse.Namespace, path: Path) -> None:
     if app and meta.get("app") and app != meta["app"]:
         raise InputError("--app", f"the bundle at {path} holds app {meta['app']!r}, not {app!r}", allowed=[meta["app"]])
     since, until = checks.check_window(getattr(args, "since", None), getattr(args, "until", None))
+    if "since" not in meta or "until" not in meta:  # a bundle written by code, not `vyxops capture`
+        return
     lo, hi = parse_rfc3339_ms(meta["since"]), parse_rfc3339_ms(meta["until"])
     for name, value in (("--since", since), ("--until", until)):
         if value is not None and not lo <= value <= hi:

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops import fanout
-from vyxops.checks import check_app, check_machine_id
+from vyxops.checks import check_app, check_machine_id, check_stuck_after
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.detect import (
@@ -150,6 +150,7 @@ def investigate(
     """
     check_app(app)
     check_machine_id(machine_id)
+    check_stuck_after(stuck_after_minutes)
     project = project or ProjectReads(session)
     start, end = parse_window(session.now(), since, until)
     wait_ahead = fanout.ahead(lambda: project.read_ahead(app, start, end))  # no contract decides these reads

@@ -256,6 +256,8 @@ class World:
             disk = statefile.read_state(path)
         except (ValueError, UnicodeDecodeError):
             return  # a corrupted file is World.open's to report; this write replaces it
+        if statefile.shape_problem(disk):
+            return  # so is one of the wrong shape: never adopted, or a request would meet it
         theirs = statefile.revision_of(disk)
         if theirs <= self.revision:
             self._stamp = stamp
