@@ -16,6 +16,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "vyxops",
         "vyxops.errors",
+        "vyxops.redaction",
         "vyxops.timeutil",
         "vyxops.images",
         "vyxops.config",

@@ -3,8 +3,13 @@
 A bundle is a directory holding ``bundle.json`` (what was captured, from which
 target, at what time) and ``exchanges.jsonl`` (one request → response per line).
 Replaying it is a transport, like the sandbox: nothing above HTTP knows.
-Request headers are never written (they hold the credentials); response bodies
-are redacted of anything token-shaped before they are written.
+Request headers are never written (they hold the credentials). Response bodies are
+redacted after parsing: each JSON string value is redacted as the text a reader will see
+(a ``\\u0066``-escaped token in the serialised body is a raw token once parsed), and a body
+is rewritten only when something was masked (a manifest keeps its bytes, and its digest).
+``bundle.json`` keeps the SHA-256 of each credential the capture ran with (never the value):
+replaying registers them, so a credential a bundle still holds in a form capture missed
+(a bundle from an older vyxops) is masked where the replay runs without any credentials.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from vyxops.errors import InputError, redact
+from vyxops.redaction import register_secret_digest, registered_values, secret_digest
 from vyxops.timeutil import parse_rfc3339_ms
 
 if TYPE_CHECKING:
@@ -62,12 +68,60 @@ class RecordingTransport(httpx.BaseTransport):
                     "host": request.url.host,
                     "status": response.status_code,
                     "headers": {k: v for k, v in response.headers.items() if k.lower() in _KEEP_HEADERS},
-                    "body_b64": base64.b64encode(redact(response.content.decode("utf-8", "replace")).encode()).decode()
-                    if response.content
-                    else "",
+                    "body_b64": base64.b64encode(redacted_body(response.content)).decode() if response.content else "",
                 }
             )
         return httpx.Response(response.status_code, headers=response.headers, content=response.content, request=request)
+
+
+JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
+
+
+def redacted_body(content: bytes) -> bytes:
+    """``content`` with every credential masked in what a client parses out of it: the values of a JSON
+    body (or of each line of a JSON-lines body), else its text. Unchanged bytes when nothing was masked."""
+    text = content.decode("utf-8", "replace")
+    try:
+        parsed = [json.loads(text)]
+        lines = False
+    except ValueError:
+        try:
+            parsed = [json.loads(line) for line in text.splitlines() if line.strip()]
+            lines = True
+        except ValueError:
+            masked = redact(text)
+            return content if masked == text else masked.encode()
+    masked_values = [_redact_json(value) for value in parsed]
+    if masked_values == parsed and redact(text) == text:
+        return content
+    if lines:
+        return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in masked_values).encode()
+    return json.dumps(masked_values[0], ensure_ascii=False).encode()
+
+
+def _redact_json(value: JsonValue) -> JsonValue:
+    """A parsed JSON value with every string (keys too) redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    if isinstance(value, dict):
+        return {redact(k): _redact_json(v) for k, v in value.items()}
+    return value
+
+
+def forbidden_digests() -> list[dict[str, object]]:
+    """What ``bundle.json`` keeps of the credentials the capture ran with: each one's SHA-256 and length.
+    The credentials are high-entropy tokens, so a digest does not give them away."""
+    return [{"sha256": secret_digest(v), "length": len(v)} for v in sorted(registered_values())]
+
+
+def register_forbidden(meta: dict[str, Any]) -> None:
+    """Register a bundle's credential digests with the redaction, so a replay masks those credentials."""
+    entries = meta.get("forbidden")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("length"), int):
+            register_secret_digest(entry["sha256"], entry["length"])
 
 
 #: The declared pipeline contract the evidence was read with, kept beside it: a replay reads the same table and
@@ -88,7 +142,11 @@ def write_bundle(path: Path, recorder: RecordingTransport, meta: dict[str, Any])
         for ex in sorted(recorder.exchanges, key=lambda ex: str(ex["key"])):
             fh.write(json.dumps(ex, sort_keys=True) + "\n")
     (path / "bundle.json").write_text(
-        json.dumps({"schema": BUNDLE_SCHEMA, **meta, "exchanges": len(recorder.exchanges)}, indent=1, sort_keys=True)
+        json.dumps(
+            {"schema": BUNDLE_SCHEMA, **meta, "exchanges": len(recorder.exchanges), "forbidden": forbidden_digests()},
+            indent=1,
+            sort_keys=True,
+        )
     )
     return path
 
@@ -216,6 +274,7 @@ def open_bundle(request: OpenRequest) -> Opened:
 
     path = Path(request.target.path or "")
     meta = read_bundle_meta(path)
+    register_forbidden(meta)
     ref = meta["project_ref"]
     no_credentials = "bundle-replay-no-credentials"
     return Opened(

@@ -20,11 +20,18 @@ status and a short excerpt of the body, and the excerpt is redacted.
 
 from __future__ import annotations
 
-import base64
-import re
-import threading
 from typing import Any
-from urllib.parse import quote, quote_plus
+
+# Redaction lives in vyxops.redaction (one home); these names stay importable from here.
+from vyxops.redaction import (
+    TOKEN_PATTERN,
+    holds_secret,
+    may_hold_secret,
+    redact,
+    register_secret,
+    registered_secrets,
+    secret_forms,
+)
 
 __all__ = [
     "VyxopsError",
@@ -39,73 +46,14 @@ __all__ = [
     "TransportError",
     "PreconditionError",
     "redact",
+    "register_secret",
+    "registered_secrets",
+    "secret_forms",
     "may_hold_secret",
+    "holds_secret",
+    "TOKEN_PATTERN",
     "exit_code_for",
 ]
-
-# Token shapes of both platforms (and a JWT); the sandbox's own tokens share them.
-_TOKEN_RE = re.compile(
-    r"(sbp_[0-9A-Za-z]{16,}"
-    r"|fm[12][ra]?_[A-Za-z0-9+/=_\-,]{16,}"
-    r"|FlyV1 [A-Za-z0-9+/=_\-,]+"
-    r"|sb_(?:secret|publishable)_[A-Za-z0-9_\-]{16,}"
-    r"|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"
-    r"|(?i:bearer) [A-Za-z0-9+/=_\-.,]{8,})"
-)
-_extra_secrets: set[str] = set()
-# Sessions may open while other threads fetch and redact (vyxops.fanout): the set is only
-# changed and copied under this lock, so no reader iterates it while it grows.
-_secrets_lock = threading.Lock()
-
-
-def register_secret(value: str | None) -> None:
-    """Remember a credential so that :func:`redact` removes it wherever it appears.
-
-    Its base64 (standard and URL-safe, padded or not) and URL-encoded forms are
-    remembered too: a platform may echo a credential in any of them.
-    """
-    if value and len(value) >= 8:
-        forms = {f for f in secret_forms(value) if len(f) >= 8}
-        with _secrets_lock:
-            _extra_secrets.update(forms)
-
-
-def secret_forms(value: str) -> set[str]:
-    """The ways a credential may be written: as is, base64 in both alphabets with or without padding, URL-encoded."""
-    raw = value.encode()
-    forms = {value, quote(value, safe=""), quote_plus(value)}
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        b64 = encode(raw).decode("ascii")
-        forms |= {b64, b64.rstrip("=")}
-    return forms
-
-
-def registered_secrets() -> frozenset[str]:
-    """Every credential form :func:`redact` masks (for vectorised redaction of whole columns)."""
-    with _secrets_lock:
-        return frozenset(_extra_secrets)
-
-
-TOKEN_PATTERN = _TOKEN_RE.pattern
-# A literal every branch of _TOKEN_RE must contain (its "bearer" in any case, checked apart):
-# a text with none of them, and none of the registered credentials, holds nothing to mask.
-_TOKEN_MARKERS = ("sbp_", "fm1", "fm2", "FlyV1 ", "sb_", "eyJ")
-
-
-def may_hold_secret(text: str) -> bool:
-    """False only when ``text`` cannot hold a token shape or a registered credential: a scan for
-    literals (C speed) that spares the whole regex most texts, which hold none."""
-    if any(marker in text for marker in _TOKEN_MARKERS) or "bearer" in text.lower():
-        return True
-    return any(secret in text for secret in registered_secrets())
-
-
-def redact(text: str) -> str:
-    """Return ``text`` with every known credential and token-shaped string masked."""
-    for secret in sorted(registered_secrets(), key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "[REDACTED]")
-    return _TOKEN_RE.sub("[REDACTED]", text)
 
 
 class VyxopsError(Exception):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 import warnings
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
@@ -21,15 +20,7 @@ from pandas.api.extensions import ExtensionArray
 from vyxops import facts, fanout
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
-from vyxops.errors import (
-    TOKEN_PATTERN,
-    ApiError,
-    InputError,
-    NotFoundError,
-    may_hold_secret,
-    redact,
-    registered_secrets,
-)
+from vyxops.errors import ApiError, InputError, NotFoundError, holds_secret, redact
 from vyxops.images import FLY_REGISTRY, ImageRef, is_index, parse_image_ref
 from vyxops.logreads import read_source
 from vyxops.timeutil import (
@@ -268,33 +259,12 @@ def _text(value: object) -> str:
 
 
 def _holds_secret(text: str) -> bool:
-    return may_hold_secret(text) and _redaction_regex().search(text) is not None
+    return holds_secret(text)  # as is, token-shaped, escaped or encoded (vyxops.redaction)
 
 
 def _missing(value: object) -> bool:
     """A cell a string column holds as missing (None, NA, NaT, NaN)."""
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
-
-
-_PATTERNS: dict[frozenset[str], str] = {}
-_REGEXES: dict[str, re.Pattern[str]] = {}
-
-
-def _redaction_pattern() -> str:
-    """One regex for the token shapes and every registered credential form (rebuilt when they change)."""
-    secrets = registered_secrets()
-    if secrets not in _PATTERNS:
-        _PATTERNS.clear()
-        _PATTERNS[secrets] = "|".join([TOKEN_PATTERN, *(re.escape(x) for x in sorted(secrets, key=len, reverse=True))])
-    return _PATTERNS[secrets]
-
-
-def _redaction_regex() -> re.Pattern[str]:
-    pattern = _redaction_pattern()
-    if pattern not in _REGEXES:
-        _REGEXES.clear()
-        _REGEXES[pattern] = re.compile(pattern)
-    return _REGEXES[pattern]
 
 
 def check_frame(name: str, df: pd.DataFrame) -> None:
