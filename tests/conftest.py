@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
+from vyxops.testing.credentials import artefact_text, leaked_credentials
 from vyxops_sandbox.platform import API_KEYS, FLY_TOKENS, FlyPlatform, Platform, SupabasePlatform, credentials_for
 from vyxops_sandbox.scenario import scenario_names
 
 ARTEFACT_SUFFIXES = {".ipynb", ".html", ".json", ".jsonl", ".parquet", ".png", ".log", ".txt", ".csv", ".md"}
-TOKEN_SHAPE = re.compile(
-    rb"(sbp_[0-9A-Za-z]{16,}"  # Supabase access token
-    rb"|fm[12][ra]?_[A-Za-z0-9+/=_\-]{16,}|FlyV1 [A-Za-z0-9]"  # Fly tokens
-    rb"|sb_secret_[A-Za-z0-9]{16,}|sb_publishable_[A-Za-z0-9]{16,}"  # Supabase API keys
-    rb"|eyJhbGciOi[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{20,})"  # a JWT (legacy API keys)
-)
+# The token shapes and decoding live in vyxops.testing.credentials (written apart from vyxops.redaction).
 
 
 @pytest.fixture
@@ -41,7 +36,8 @@ def _known_credentials() -> list[bytes]:
 
 
 def find_leaks(root: Path) -> list[str]:
-    """Files under ``root`` (artefacts only) that contain a sandbox credential or a token-shaped string."""
+    """Files under ``root`` (artefacts only) that contain a sandbox credential or a token-shaped string, as is,
+    JSON- or URL-escaped, or in any base64, base64url or hex run (a Parquet file's cells are read)."""
     creds = _known_credentials()
     leaks = []
     for path in root.rglob("*"):
@@ -49,8 +45,7 @@ def find_leaks(root: Path) -> list[str]:
             continue
         if path.name == "state.json" and (path.parent / "state.json").exists() and "sandbox" in path.parent.name:
             continue  # the simulated platforms' own storage: it holds what users wrote, as the real ones do
-        data = path.read_bytes()
-        if any(c in data for c in creds) or TOKEN_SHAPE.search(data):
+        if leaked_credentials(artefact_text(path), creds):
             leaks.append(str(path))
     return leaks
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -92,6 +93,7 @@ _SHAPE = re.compile(
 _RUN = re.compile(rb"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{11,}={0,2}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{16,}")
 _JSON_ESCAPE = re.compile(rb"\\u([0-9A-Fa-f]{4})|\\/")
+_TEXT = re.compile(rb"[\x20-\x7e]{8}")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
@@ -118,19 +120,37 @@ def _decoded_runs(data: bytes) -> Iterable[bytes]:
 def _views(data: bytes, depth: int = 2) -> Iterable[bytes]:
     """``data``, unescaped, and decoded (to ``depth`` levels)."""
     yield data
-    unescaped = _json_unescape(data)
-    for text in {unescaped, unquote_to_bytes(unescaped), unquote_to_bytes(unescaped.replace(b"+", b" "))}:
-        if text != data:
-            yield text
+    if b"\\" in data or b"%" in data:
+        unescaped = _json_unescape(data)
+        for text in {unescaped, unquote_to_bytes(unescaped), unquote_to_bytes(unescaped.replace(b"+", b" "))}:
+            if text != data:
+                yield text
     if depth:
         for decoded in _decoded_runs(data):
-            yield from _views(decoded, depth - 1)
+            if _TEXT.search(decoded):  # a credential is 8 printable bytes at least; most runs decode to noise
+                yield from _views(decoded, depth - 1)
 
 
 def leaked_credentials(data: bytes, credentials: Iterable[bytes]) -> bool:
     """Whether ``data`` holds any of ``credentials`` or a token shape, as is, escaped or encoded."""
-    creds = list(credentials)
-    return any(_SHAPE.search(view) or any(c in view for c in creds) for view in _views(data))
+    groups = _by_prefix(tuple(sorted(set(credentials))))
+    return any(_view_holds(view, groups) for view in _views(data))
+
+
+def _view_holds(view: bytes, groups: dict[bytes, tuple[bytes, ...]]) -> bool:
+    if _SHAPE.search(view):
+        return True
+    return any(prefix in view and any(c in view for c in creds) for prefix, creds in groups.items())
+
+
+@functools.lru_cache(maxsize=8)
+def _by_prefix(credentials: tuple[bytes, ...]) -> dict[bytes, tuple[bytes, ...]]:
+    """The credentials grouped by their first 3 bytes: a view is searched for a group's credentials only
+    when it holds their prefix (hundreds of credentials, a dozen prefixes)."""
+    groups: dict[bytes, list[bytes]] = {}
+    for c in credentials:
+        groups.setdefault(c[:3], []).append(c)
+    return {prefix: tuple(cs) for prefix, cs in groups.items()}
 
 
 def artefact_text(path: Path) -> bytes:
