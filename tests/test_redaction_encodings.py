@@ -181,6 +181,12 @@ def test_every_encoding_in_every_source_is_masked_in_every_artefact(
     out = tmp_path / "out"
     assert main(["investigate", "--scenario", str(path), "--app", APP, "--out", str(out / "investigate")]) == 0
     assert main(["remediate", "--scenario", str(path), "--app", APP, "--out", str(out / "remediate")]) == 0
+    if flavour == "legacy-jwt":  # the token no shape finds: audit, and an apply's result.json and audit log
+        main(["audit", "--scenario", str(path), "--app", APP, "--json", "--out", str(out / "audit")])
+        apply = ["remediate", "--scenario", str(path), "--app", APP, "--apply", "--confirm", APP]
+        main([*apply, "--out", str(out / "apply")])
+        assert (out / "audit" / "audit.json").is_file() and (out / "apply" / "result.json").is_file()
+        assert not leaks((tmp_path / "audit.jsonl").read_bytes())
     printed = capsys.readouterr()
     assert {p.suffix for p in out.rglob("*")} >= {".html", ".ipynb", ".md", ".parquet", ".json"}
     assert leaking_artefacts(out) == []
