@@ -246,3 +246,37 @@ def test_replay_masks_the_captured_credentials_a_bundle_still_holds(sandbox_env:
     assert "MARKER" not in html and token not in html
     assert leaking_artefacts(out) == []
     exchanges.unlink()  # the tampered bundle is this test's input, not an artefact vyxops wrote
+
+
+# --------------------------------------------------------------------------- the pieces
+
+
+def test_a_bundle_body_is_redacted_as_parsed_and_kept_byte_for_byte_when_clean() -> None:
+    """A JSON body whose string holds a JSON-escaped token is rewritten masked; a JSON-lines body line by line;
+    a clean body (a manifest, whose digest is its bytes) is kept as it came."""
+    from vyxops.bundle import redacted_body
+
+    register_all()
+    token = sandbox_credentials("legacy-jwt")["fly_api_token"]
+    escaped = ('{"message": "auth ' + encode_credential(token, "json-escaped") + '"}').encode()
+    assert token.encode() not in escaped and leaks(escaped)
+    masked = redacted_body(escaped)
+    assert json.loads(masked)["message"] == "auth [REDACTED]" and not leaks(masked)
+    lines = b'{"a": "ok"}\n' + escaped + b"\n"
+    assert not leaks(redacted_body(lines)) and json.loads(redacted_body(lines).splitlines()[0]) == {"a": "ok"}
+    manifest = b'{ "schemaVersion": 2,\n  "config": {"digest": "sha256:' + b"ab" * 32 + b'"} }'
+    assert redacted_body(manifest) is manifest
+
+
+def test_a_registered_digest_masks_the_string_it_is_the_digest_of() -> None:
+    """What the bundle target registers: a credential known only by its SHA-256 and length is masked as is,
+    escaped or encoded; a string of the same length with another digest is not."""
+    from vyxops.redaction import register_secret_digest, secret_digest
+
+    secret = "digest-only-credential-0b9f6c1d2e3a4f5b"
+    register_secret_digest(secret_digest(secret), len(secret))
+    for encoding in CREDENTIAL_ENCODINGS:
+        planted = encode_credential(secret, encoding)
+        assert not leaked_credentials(errors.redact(f"said {planted} then").encode(), [secret.encode()]), encoding
+    other = "digest-only-credential-0b9f6c1d2e3a4f5c"
+    assert errors.redact(f"said {other}") == f"said {other}"

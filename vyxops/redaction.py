@@ -104,7 +104,7 @@ def register_secret_digest(digest: str, length: int) -> None:
 def secret_forms(value: str) -> set[str]:
     """Literal ways a credential may be written: as is, base64 in both alphabets with or without
     padding, URL-encoded. :func:`redact` finds every other encoding by decoding."""
-    raw = value.encode()
+    raw = value.encode("utf-8", "surrogatepass")
     forms = {value, quote(value, safe=""), quote_plus(value)}
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         b64 = encode(raw).decode("ascii")
@@ -133,7 +133,7 @@ class _Known:
             self.values = tuple(sorted(_values, key=len, reverse=True))
             self.forms = tuple(sorted(_forms, key=len, reverse=True))
             self.digests = {n: frozenset(d) for n, d in _digests.items()}
-        self.value_bytes = tuple(v.encode() for v in self.values)
+        self.value_bytes = tuple(v.encode("utf-8", "surrogatepass") for v in self.values)
         shortest = min([len(b) for b in self.value_bytes] + list(self.digests) + [_SHAPE_BYTES])
         # A run that encodes `shortest` bytes has at least this many characters.
         self.run = re.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{%d,}={0,2}" % max(4 * shortest // 3, 8))
