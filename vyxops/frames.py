@@ -23,6 +23,7 @@ from vyxops.coverage import Gap
 from vyxops.errors import ApiError, InputError, NotFoundError, holds_secret, redact
 from vyxops.images import FLY_REGISTRY, ImageRef, is_index, parse_image_ref
 from vyxops.logreads import read_source
+from vyxops.text import clean_column, sanitised_note
 from vyxops.timeutil import (
     FLY_EVENT_UNIT,
     FLY_EXITED_AT_UNIT,
@@ -189,10 +190,12 @@ def make_frame(
     rows = list(records)  # read before the turn: records may still be arriving
     with contextlib.nullcontext() if name in PROJECT_FRAMES else fanout.turn():
         df = _build(name, rows, units or {})
+    sanitised = int(df.attrs.pop("sanitised", 0))
     gap_list = [g.as_json() for g in gaps or []]
     complete = complete and not gap_list
-    note = "; ".join(n for n in (note, _not_reported_note(name, rows)) if n)
+    note = "; ".join(n for n in (note, _not_reported_note(name, rows), sanitised_note(sanitised)) if n)
     df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note, "gaps": gap_list})
+    df.attrs["sanitised"] = sanitised  # values not kept as sent (vyxops.text.clean): the evidence they differed
     if not complete:
         warnings.warn(f"{name}: incomplete: {note}", stacklevel=2)
         log.warning("%s: incomplete: %s", name, note)
@@ -215,6 +218,7 @@ def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.D
     schema = SCHEMAS[name]
     cells = {column: [r.get(column) for r in rows] for column in schema}
     strings = [c for c, dtype in schema.items() if dtype == STR]
+    sanitised = _clean_cells(cells, strings)
     _redact_cells(cells, strings)
     columns = converted_together(cells, strings, len(rows), lambda values: pd.array(values, dtype=STR))
     texts = [c for c, dtype in schema.items() if dtype == TIME and units.get(c) is None]
@@ -229,7 +233,23 @@ def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.D
             columns[column] = pd.array(values, dtype=dtype)
         else:
             columns[column] = pd.array(values, dtype=object).astype(dtype)
-    return pd.DataFrame({column: columns[column] for column in schema}, copy=False)
+    df = pd.DataFrame({column: columns[column] for column in schema}, copy=False)
+    df.attrs["sanitised"] = sanitised
+    return df
+
+
+#: Text columns that are a person's or a program's message: they keep tabs and newlines (vyxops.text.clean).
+MESSAGE_COLUMNS = frozenset({"message", "error", "description"})
+
+
+def _clean_cells(cells: dict[str, list[Any]], names: list[str]) -> int:
+    """Text from the platforms made safe to keep (the frame boundary, issue 19): lone surrogates, control and
+    bidi characters become U+FFFD (:func:`vyxops.text.clean_column`); returns how many values held any."""
+    total = 0
+    for c in names:
+        cells[c], changed = clean_column(cells[c], multiline=c in MESSAGE_COLUMNS)
+        total += changed
+    return total
 
 
 def converted_together(
