@@ -3,16 +3,19 @@
 Summary, impact, the incident's timeline, the root cause with its evidence, what
 was done (the fixes' audit log, when fixes were applied) and action items (the
 recommended fixes not applied yet). Plain GitHub-flavoured Markdown: headings,
-lists and pipe tables; every value from a platform is escaped for a table cell.
+lists and pipe tables; every value from a platform is escaped (:func:`cell`: no link, image, emphasis or HTML
+of its own, whatever a log line, user id or row error holds).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vyxops.config import audit_log_path
 from vyxops.present import fmt_time, vyxops_command
+from vyxops.text import md
 
 if TYPE_CHECKING:
     from vyxops.investigate import Investigation
@@ -21,10 +24,18 @@ TIMELINE_ROWS = 60
 
 
 def cell(text: object) -> str:
-    """A value safe in a Markdown table cell: one line, pipes escaped, no raw HTML."""
+    """A value safe in Markdown, a table cell included: one line, and every link, image, emphasis, code span,
+    HTML tag or pipe it holds shown as text (:func:`vyxops.text.md`, the one escape for platform text)."""
+    return md(text)
+
+
+def code(text: object) -> str:
+    """One of vyxops' own codes (``PIN_SECRET_TO_RELEASE``) as a code span; anything else as :func:`cell`."""
     value = "" if text is None else str(text)
-    value = value.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
-    return value.replace("<", "&lt;").replace(">", "&gt;")
+    return f"`{value}`" if _CODE.fullmatch(value) else cell(value)
+
+
+_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
 def write_postmortem(
@@ -49,7 +60,8 @@ def render_postmortem(inv: Investigation, *, tz: str = "UTC", audit_log: Path | 
         "",
         "## Summary",
         "",
-        f"**Verdict:** {inv.verdict}." + (f" **Root cause:** `{inv.root.code}`." if inv.root is not None else ""),
+        f"**Verdict:** {cell(inv.verdict)}."
+        + (f" **Root cause:** {code(inv.root.code)}." if inv.root is not None else ""),
         "",
         cell(inv.summary_in(tz)) if inv.summary else "",
         "",
@@ -86,7 +98,7 @@ def _evidence(inv: Investigation, tz: str) -> list[str]:
     if inv.root is None:
         out += ["No root cause: " + cell(inv.root_line) + ".", ""]
     else:
-        out += [f"**{inv.root.code}** — {cell(inv.root.title)}", ""]
+        out += [f"**{code(inv.root.code)}** — {cell(inv.root.title)}", ""]
         out += [
             f"- {fmt_time(x['time'], tz) or '—'} · {cell(x['source'])} · {cell(x['detail'])}" for x in inv.root.evidence
         ]
@@ -94,7 +106,7 @@ def _evidence(inv: Investigation, tz: str) -> list[str]:
     others = [f for f in inv.findings if f is not inv.root]
     if others:
         out += ["Other findings:", ""]
-        out += [f"- `{f.code}` ({f.severity}) — {cell(f.title)}" for f in others]
+        out += [f"- {code(f.code)} ({cell(f.severity)}) — {cell(f.title)}" for f in others]
         out.append("")
     return out
 
@@ -116,7 +128,7 @@ def _done(inv: Investigation, tz: str, audit_log: Path | None) -> list[str]:
         when = fmt_time(x.get("time"), tz)
         step = cell(x.get("step") or "")
         out.append(
-            f"| {when} | {cell(x.get('action'))} | {step} | {cell(x.get('entity'))} | {cell(x.get('result'))} "
+            f"| {when} | {code(x.get('action'))} | {step} | {cell(x.get('entity'))} | {cell(x.get('result'))} "
             f"| {cell(x.get('reason'))} |"
         )
     return [*out, ""]
@@ -138,7 +150,7 @@ def _action_items(inv: Investigation, audit_log: Path | None) -> list[str]:
         "remediate", inv.evidence.app, kind if kind in ("sandbox", "live") else target,
         scenario if kind == "sandbox" else None, f"out/remediate-{inv.evidence.app}",
     )  # fmt: skip
-    out += [f"- [ ] `{c}`" for c in todo]
+    out += [f"- [ ] {code(c)}" for c in todo]
     return [*out, "", f"Plan them with `{command}` (a dry run), then add `--apply --confirm {inv.evidence.app}`.", ""]
 
 
@@ -146,5 +158,8 @@ def _gaps(inv: Investigation) -> list[str]:
     if not inv.gaps:
         return []
     out = ["## Evidence that could not be seen", ""]
-    out += [f"- {cell(g.source)}{f' ({g.since} – {g.until})' if g.since else ''}: {cell(g.why)}" for g in inv.gaps]
+    out += [
+        f"- {cell(g.source)}{f' ({cell(g.since)} – {cell(g.until)})' if g.since else ''}: {cell(g.why)}"
+        for g in inv.gaps
+    ]
     return [*out, ""]

@@ -130,12 +130,13 @@ def _escape(ch: str) -> str:
 
 # --------------------------------------------------------------------------- Markdown
 
-# The characters that start Markdown markup inside a line, each backslash-escaped (CommonMark: any ASCII punctuation
-# may be): emphasis and strikethrough (* _ ~), code spans (`), links and images ([ ] ! and the ( ) of their
-# destination), table cells (|) and backslash itself. HTML tags, autolinks (<http://…>) and entities are written
-# as entities instead (< > &), since a backslash does not stop a tag. Line-start markup (#, -, +, 1.) cannot occur:
-# a value never starts a line of postmortem.md, and line breaks in a value become spaces.
-_MD_SPECIAL = re.compile(r"([\\`*_~\[\]!()|])")
+# The characters that start Markdown markup inside a line, each backslash-escaped (CommonMark 0.31 "Backslash
+# escapes": any ASCII punctuation may be): emphasis and strikethrough (* _ ~), code spans (`), links and images
+# ([ ]: with the brackets escaped, neither `[text](url)` nor `![](url)` nor a reference link can form, so the
+# parentheses and `!` stay as they are), table cells (|) and the backslash itself. HTML tags, autolinks
+# (<http://…>) and entities are written as entities (< > &), since a backslash does not stop a tag. Line-start
+# markup (#, -, +, 1.) cannot occur: a value never starts a line of postmortem.md, and its line breaks become spaces.
+_MD_SPECIAL = re.compile(r"([\\`*_~\[\]|])")
 _LINE_BREAKS = re.compile("[\r\n\t\v\f\x85\u2028\u2029]+")
 
 
