@@ -21,9 +21,9 @@ from vyxops import facts, fanout
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.errors import ApiError, InputError, NotFoundError, holds_secret, redact
-from vyxops.images import FLY_REGISTRY, ImageRef, is_index, parse_image_ref
+from vyxops.images import FLY_REGISTRY, BadImageRef, ImageRef, is_index, parse_image_ref, reference_problem
 from vyxops.logreads import read_source
-from vyxops.text import clean_column, sanitised_note
+from vyxops.text import clean_column, one_line, sanitised_note
 from vyxops.timeutil import (
     FLY_EVENT_UNIT,
     FLY_EXITED_AT_UNIT,
@@ -518,11 +518,15 @@ def head_answer(session: Any, ref: str) -> dict[str, Any]:
     """
     try:
         answer: dict[str, Any] = session.fly.head_manifest(ref)
+    except BadImageRef as exc:
+        return {"exists": None, "check": f"not sent: not an image reference ({exc.why})"}
     except ApiError as exc:
         return {"exists": None, "check": f"{exc.status} {exc.code or ''}".strip()}
     if answer.get("exists") and is_index(answer.get("media_type")):
         try:
             answer["platform_digest"] = session.fly.index_platform(ref, str(answer["digest"]))
+        except BadImageRef as exc:  # the registry's Docker-Content-Digest is not a digest: not sent back to it
+            answer["check"] = f"{answer['check']}; index not read: {exc.why}"
         except ApiError as exc:
             answer["check"] = f"{answer['check']}; index not read: {exc.status} {exc.code or ''}".strip()
     return answer
@@ -550,7 +554,10 @@ def fetch_manifests(
     asking: Ask = ask or (lambda ref: head_answer(session, ref))
     wanted = list(dict.fromkeys(r for r in refs if r))
     parsed = {ref: parse_image_ref(ref) for ref in wanted}
-    fly_refs = [ref for ref in wanted if parsed[ref].registry == FLY_REGISTRY]
+    # The reference grammar first (images.reference_problem): a reference it refuses is never sent, whatever
+    # registry it seems to name; it is a gap, and no path segment of it reaches a request.
+    refused = {ref: why for ref in wanted if (why := reference_problem(ref)) is not None}
+    fly_refs = [ref for ref in wanted if parsed[ref].registry == FLY_REGISTRY and ref not in refused]
     answers = dict(zip(fly_refs, fanout.map_ordered(asking, fly_refs)))
     checked_at = session.now()
     records, gaps = [], []
@@ -563,6 +570,9 @@ def fetch_manifests(
             "checked_at": checked_at,
         }
         answer = answers.get(ref) or {"exists": None, "check": "not checked: not registry.fly.io"}
+        if ref in refused:
+            answer = {"exists": None, "check": f"not sent: not an image reference ({refused[ref]})"}
+            gaps.append(_refused_ref_gap(ref, refused[ref]))
         if foreign_name_unknown(answer, parsed[ref], own_apps):
             answer = {**answer, "exists": None, "check": f"{answer['check']} {NOT_THE_TOKENS}"}
         records.append({**record, **answer})
@@ -586,6 +596,14 @@ def foreign_name_unknown(answer: dict[str, Any], ref: ImageRef, own_apps: Collec
     if own_apps is None or answer.get("exists") is not False:
         return False
     return str(answer.get("check", "")).endswith("NAME_UNKNOWN") and ref.repository.split("/")[0] not in own_apps
+
+
+def _refused_ref_gap(ref: str, why: str) -> Gap:
+    return Gap(
+        "fly.registry",
+        f"{one_line(ref)}: not an image reference by the distribution grammar ({why}), so it was not sent to "
+        "the registry and whether such an image exists is unknown; correct the reference where it was written",
+    )
 
 
 def _registry_gap(ref: str, check: str) -> Gap:

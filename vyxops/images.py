@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import NamedTuple
+
+from vyxops.errors import VyxopsError
 
 FLY_REGISTRY = "registry.fly.io"
 
@@ -25,8 +28,87 @@ class ImageRef(NamedTuple):
         return f"{self.registry}/{self.repository}:{self.tag or 'latest'}"
 
 
+# The distribution reference grammar, as docker/distribution's ``reference/regexp.go`` writes it (now
+# github.com/distribution/reference, regexp.go; reference.go caps a name at 255 characters, NameTotalLengthMax):
+#   reference := name [ ":" tag ] [ "@" digest ];  name := [domain "/"] path-component ["/" path-component]*
+#   domain := (domain-component ["." domain-component]* | "[" ipv6 "]") [":" port]
+#   path-component := [a-z0-9]+ (separator [a-z0-9]+)*;  separator := [._] | "__" | "-"+
+#   tag := [\w][\w.-]{0,127};  digest := algorithm ":" hex{32,}
+# Go's \w is ASCII and its $ is the end of the text, hence re.ASCII and fullmatch. Whatever does not match is
+# not an image reference: it never goes into a registry URL (no "..", "/", "?", "#", control character or space
+# can reach a request path through it).
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[(?:[a-fA-F0-9:]+)\])"
+_DOMAIN = rf"{_HOST}(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}"
+_REMOTE_NAME = rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_REFERENCE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_REMOTE_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?", re.ASCII
+)
+NAME_TOTAL_LENGTH_MAX = 255
+
+
+class BadImageRef(VyxopsError, ValueError):
+    """A string that is not an image reference by the distribution grammar; ``why`` says what is wrong.
+
+    The message never quotes the string: it came from a platform and may hold anything (vyxops.text)."""
+
+    def __init__(self, ref: str, why: str) -> None:
+        self.ref = ref
+        self.why = why
+        super().__init__(
+            f"not an image reference ({why}); it was not sent to the registry",
+            hint="the image reference came from a platform (a row, a release, a secret): correct it there",
+        )
+
+
+def reference_problem(ref: object) -> str | None:
+    """Why ``ref`` is not an image reference by the distribution grammar, or None when it is one."""
+    if not isinstance(ref, str) or not ref:
+        return "empty" if ref == "" or ref is None else f"a {type(ref).__name__}, not text"
+    if not ref.isascii() or not ref.isprintable():
+        return "it holds a control, space or non-ASCII character"
+    m = _REFERENCE.fullmatch(ref)
+    if m is None:
+        return "it does not match the distribution reference grammar (name[:tag][@digest])"
+    if len(m.group("name")) > NAME_TOTAL_LENGTH_MAX:
+        return f"its name is longer than {NAME_TOTAL_LENGTH_MAX} characters"
+    return None
+
+
+def checked_image_ref(ref: str) -> ImageRef:
+    """:func:`parse_image_ref` of a reference the grammar accepts; :class:`BadImageRef` (saying why) otherwise.
+
+    The one gate before a reference goes into a registry URL."""
+    why = reference_problem(ref)
+    if why is not None:
+        raise BadImageRef(str(ref), why)
+    return parse_image_ref(ref)
+
+
+def manifest_path(ref: str, reference: str | None = None) -> str:
+    """``/v2/<repository>/manifests/<tag or digest>`` of a checked reference (:func:`checked_image_ref`), asked by
+    ``reference`` (a digest the registry answered) when given, itself checked as a digest; BadImageRef otherwise."""
+    r = checked_image_ref(ref)
+    if reference is not None and _DIGEST_RE.fullmatch(reference) is None:
+        raise BadImageRef(reference, "not a digest (algorithm:hex)")
+    return f"/v2/{r.repository}/manifests/{reference or r.reference}"
+
+
+_DIGEST_RE = re.compile(_DIGEST, re.ASCII)
+
+
 def parse_image_ref(ref: str) -> ImageRef:
-    """Split an image reference; a reference with no tag means ``:latest`` as Docker reads it."""
+    """Split an image reference; a reference with no tag means ``:latest`` as Docker reads it.
+
+    Lenient (a sentence may name any string): use :func:`checked_image_ref` before building a URL."""
+    m = _REFERENCE.fullmatch(ref) if isinstance(ref, str) else None
+    if m is not None and m.group("tag") and m.group("digest"):  # name:tag@digest: the digest decides
+        ref = f"{m.group('name')}@{m.group('digest')}"
     registry, _, rest = ref.partition("/")
     if "." not in registry and ":" not in registry and registry != "localhost":
         registry, rest = "docker.io", ref  # Docker Hub short form

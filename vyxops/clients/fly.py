@@ -14,7 +14,7 @@ import httpx
 
 from vyxops.errors import ApiError, AuthError, NotFoundError
 from vyxops.http import Api
-from vyxops.images import parse_image_ref, platform_child
+from vyxops.images import FLY_REGISTRY, manifest_path, platform_child
 
 # The exact query `fly releases` sends (reference/fly/graphql-releases.request.docs.json).
 RELEASES_QUERY = (
@@ -239,8 +239,7 @@ class FlyClient:
         without the body), so a 404 is read again with a GET, whose body names the
         error code; only that code tells a missing tag from a proxy's or a route's 404.
         """
-        r = parse_image_ref(ref)
-        path = f"/v2/{r.repository}/manifests/{r.reference}"
+        path = manifest_path(ref)  # BadImageRef for anything the reference grammar refuses: never sent
         response = self.registry.request("HEAD", path, headers={"accept": MANIFEST_ACCEPT}, ok=(401, 403, 404))
         if response.status_code == 404:
             response = self.registry.request("GET", path, headers={"accept": MANIFEST_ACCEPT}, ok=(401, 403, 404))
@@ -248,10 +247,7 @@ class FlyClient:
 
     def get_manifest(self, ref: str) -> tuple[bytes, str, str | None]:
         """The manifest's raw bytes, media type and digest (for a byte-exact retag)."""
-        r = parse_image_ref(ref)
-        response = self.registry.request(
-            "GET", f"/v2/{r.repository}/manifests/{r.reference}", headers={"accept": MANIFEST_ACCEPT}
-        )
+        response = self.registry.request("GET", manifest_path(ref), headers={"accept": MANIFEST_ACCEPT})
         return response.content, response.headers.get("content-type", ""), response.headers.get("docker-content-digest")
 
     def index_platform(self, ref: str, index_digest: str) -> str | None:
@@ -260,10 +256,7 @@ class FlyClient:
         Asked by the index's own digest, so a tag moved since the HEAD cannot answer for another image. None
         when the body is not an index with such a child (images.platform_child; attestations are skipped).
         """
-        r = parse_image_ref(ref)
-        response = self.registry.request(
-            "GET", f"/v2/{r.repository}/manifests/{index_digest}", headers={"accept": MANIFEST_ACCEPT}
-        )
+        response = self.registry.request("GET", manifest_path(ref, index_digest), headers={"accept": MANIFEST_ACCEPT})
         try:
             body = json.loads(response.content) if response.content else None
         except (ValueError, UnicodeDecodeError):
@@ -274,7 +267,7 @@ class FlyClient:
         """PUT raw manifest bytes under ``tag`` unchanged; returns the digest the registry reports."""
         response = self.registry.request(
             "PUT",
-            f"/v2/{repository}/manifests/{tag}",
+            manifest_path(f"{FLY_REGISTRY}/{repository}:{tag}"),
             content=body,
             headers={"content-type": media_type},
             idempotent=True,
