@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,17 @@ from typing import Any
 import pandas as pd
 
 from vyxops import fanout, heap
-from vyxops.checks import check_app, check_stuck_after
+from vyxops.checks import APP_NAME, check_app, check_stuck_after
 from vyxops.contract import Contract
 from vyxops.discover import read_tables, resolve_contract
-from vyxops.errors import TransportError, VyxopsError, exit_code_for
+from vyxops.errors import InputError, TransportError, VyxopsError, exit_code_for
 from vyxops.evidence import ProjectReads, collect_evidence, parse_window, quietly
 from vyxops.investigate import Investigation, analyse
 from vyxops.session import Session
+from vyxops.text import one_line
 from vyxops.timeutil import iso
 
+log = logging.getLogger("vyxops.audit")
 AUDIT_SCHEMA = "vyxops.audit/1"
 _RANK = {"error": 3, "critical": 2, "warning": 1, "info": 0}
 
@@ -51,6 +54,29 @@ def error_json(error: VyxopsError) -> dict[str, Any]:
 def failing_levels(fail_on: str) -> tuple[str, ...]:
     """The worst severities that fail a run at ``fail_on`` (an app's ``error`` row always does)."""
     return ("error", "critical") if fail_on == "critical" else ("error", "critical", "warning")
+
+
+class UnexpectedAppError(VyxopsError):
+    """An app's investigation stopped on an error with no vyxops type (an answer it could not read, a bug): that
+    app's error row, named by the error's class; the other apps go on (issue 19: one poisoned app's text once
+    ended a 45-app run before audit.json was written)."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.cause_type = type(exc).__name__
+        super().__init__(
+            f"{self.cause_type}: {one_line(str(exc))}",
+            hint="the other apps were audited; rerun `vyxops investigate` for this app to see where it stopped",
+        )
+
+
+def odd_name_error(name: object) -> VyxopsError:
+    """Why a name from the org's app list is not audited: it is not a Fly app name, so no request is made with
+    it (it would go into URL paths); reported as that name's error row, never fatal to the audit."""
+    try:
+        check_app(str(name), "the org's app list")
+    except VyxopsError as exc:
+        return exc
+    return InputError("the org's app list", f"{name!r} is not a Fly app name")
 
 
 @dataclass
@@ -193,6 +219,9 @@ def run_audit(
                 return analyse(evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref)
         except VyxopsError as exc:
             return AppError(app, exc)
+        except Exception as exc:  # every error class is the app's own row (issue 19), never the whole run's
+            log.warning("audit: %s stopped on %s", one_line(app), type(exc).__name__, exc_info=True)
+            return AppError(app, UnexpectedAppError(exc))
 
     # The project-wide reads every app waits for (the function logs: the run's longest chain of
     # round trips) start now, while the org's apps are listed.
@@ -204,7 +233,11 @@ def run_audit(
                                                          "tables": quietly(lambda: read_tables(session, project))}),
                                   "vyxops-prefetch")  # fmt: skip
         try:
-            names = list(apps or []) or _org_app_names(session, project)
+            listed = list(apps or []) or _org_app_names(session, project)
+            # A name from the org's list goes into URL paths too: one that is not a Fly app name is reported as
+            # its own error row and never read (the names given with --app were checked above: exit 2).
+            odd = {_label(n): AppError(_label(n), odd_name_error(n)) for n in listed if not _app_name(n)}
+            names = [n for n in listed if _app_name(n)]
             project.apps = names
             pipeline = _pipeline(session, project, names, contract, window, width)
             outcomes = fanout.map_ordered(functools.partial(one, pipeline), names, width=width)
@@ -214,7 +247,7 @@ def run_audit(
         if isinstance(outcome, AppError) and exit_code_for(outcome.error) == 2:
             raise outcome.error  # bad input (a malformed app name) is the caller's to fix, not an app's state
     investigations = {app: o for app, o in zip(names, outcomes) if not isinstance(o, AppError)}
-    errors = {app: o for app, o in zip(names, outcomes) if isinstance(o, AppError)}
+    errors = {app: o for app, o in zip(names, outcomes) if isinstance(o, AppError)} | odd
     return Audit(session.label, session.now(), investigations, errors, pipeline, session.project_ref, session.org)
 
 
@@ -253,6 +286,15 @@ def _pipeline(
         return resolve_contract(session, names, declared=declared, project=project, since=since, until=until)
     finally:
         wait_apps()
+
+
+def _app_name(name: object) -> bool:
+    return isinstance(name, str) and APP_NAME.fullmatch(name) is not None
+
+
+def _label(name: object) -> str:
+    """How an odd name of the org's list is shown in its row: itself when text, else its repr (a null, a number)."""
+    return name if isinstance(name, str) else repr(name)
 
 
 def _org_app_names(session: Session, project: ProjectReads) -> list[str]:

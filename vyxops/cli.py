@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from vyxops import __version__
 from vyxops.errors import InputError, VyxopsError, exit_code_for
+from vyxops.text import for_terminal, one_line  # the one home of terminal text (for_terminal: say, stderr)
 
 #: What each verb writes into --out (checked to be files, not directories, before a run).
 WRITES = {
@@ -223,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         }[args.verb](args)
     except VyxopsError as exc:
         code = getattr(exc, "exit_code", None) or exit_code_for(exc)
-        _error(f"vyxops: {exc}")
+        for line in error_lines(str(exc)):
+            _error(line)
         return int(code)
     except KeyboardInterrupt:
         return 130
@@ -254,12 +256,12 @@ def run() -> None:
 _stdout_closed = False
 
 
-def for_terminal(text: str) -> str:
-    """``text`` safe to print: a control character a platform's answer carried (an ANSI escape in a log line,
-    a carriage return) is shown as its escape, never obeyed by the terminal; newlines and tabs stay."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode() for ch in text)
+def error_lines(message: str) -> list[str]:
+    """An error's lines for stderr: ``vyxops: <message>`` and ``hint: <hint>`` (VyxopsError's shape, the kernel's
+    included), each one line: a line break, ANSI or OSC-8 escape, carriage return or bidi control a platform's
+    text carried is shown as its escape, so no answer can print a line that reads as vyxops' own."""
+    first, *hints = message.split("\nhint: ")
+    return [f"vyxops: {one_line(first)}", *(f"hint: {one_line(h)}" for h in hints)]
 
 
 def say(*lines: str) -> None:
@@ -638,9 +640,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     _report_audit(args, notify, summary)
     for a in doc["apps"]:
         if a.get("error"):
-            _error(f"vyxops: {a['app']}: {a['error']['type']}: {a['error']['message']}")
+            for line in error_lines(f"{a['app']}: {a['error']['type']}: {a['error']['message']}"):
+                _error(line)
     if doc.get("error"):
-        _error(f"vyxops: the audit could not finish: {doc['error']['type']}: {doc['error']['message']}")
+        for line in error_lines(f"the audit could not finish: {doc['error']['type']}: {doc['error']['message']}"):
+            _error(line)
     return int(summary["exit_code"])
 
 
@@ -730,7 +734,7 @@ def _report_audit(args: argparse.Namespace, notify: str | None, summary: dict[st
         say(json.dumps(summary, indent=1))
     else:
         for a in summary["apps"]:
-            say(f"{a['app']:<24} {a['worst'] or 'ok':<9} {a.get('verdict') or '':<13} {a['root_cause'] or ''}")
+            say(f"{one_line(a['app']):<24} {a['worst'] or 'ok':<9} {a.get('verdict') or '':<13} {a['root_cause'] or ''}")
         paths = [("report", summary["report"]), ("notebook", summary["notebook"]), ("audit", summary["audit"])]
         say(*(f"{name + ':':<9} {path}" for name, path in paths if path))
     if summary["failed"] and notify:

@@ -20,7 +20,6 @@ Promises kept here:
 from __future__ import annotations
 
 import base64
-import json as jsonlib
 import logging
 import random
 import time
@@ -48,6 +47,7 @@ from vyxops.facts import SUPABASE_MGMT_PER_MINUTE
 from vyxops.flytokens import FlyTokens
 from vyxops.pools import PooledTransport
 from vyxops.shapes import is_jwt
+from vyxops.text import loads_answer, one_line
 
 __all__ = [
     "Clock",
@@ -516,7 +516,7 @@ def _parse_retry_after(value: str | None, now: float) -> float | None:
 
 def _body_json(response: httpx.Response) -> Any:
     try:
-        return jsonlib.loads(response.content)
+        return loads_answer(response.content)
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -530,7 +530,7 @@ def _body_text(response: httpx.Response) -> str:
 
 def _excerpt(text: str) -> str | None:
     # Redact before cutting: a token cut in half would no longer match redact().
-    text = redact(text.strip())
+    text = one_line(redact(text.strip()))  # platform text in a message: no line break or escape of its own
     if not text:
         return None
     return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 1] + "…"
@@ -711,7 +711,7 @@ class Api:
         if response.status_code in (204, 205) or response.request.method == "HEAD":
             return None
         try:
-            return jsonlib.loads(response.content)
+            return loads_answer(response.content)  # never a lone surrogate (vyxops.text)
         except (ValueError, UnicodeDecodeError):
             pass
         # Raised outside the except block: a JSONDecodeError holds the whole body as .doc.
