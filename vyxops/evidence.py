@@ -18,7 +18,7 @@ from vyxops import facts, fanout, frames
 from vyxops.checks import check_app, check_machine_id, check_time
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
-from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, VyxopsError
+from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError
 from vyxops.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
 from vyxops.progress import stages
 from vyxops.timeutil import iso, to_utc
@@ -374,13 +374,15 @@ class ProjectReads:
 
 
 def quietly(read: Callable[[], T], none: T | None = None) -> Callable[[], T | None]:
-    """``read`` made ahead, or for what can do without it: a VyxopsError gives ``none``, and whoever needs the
-    read makes it again and reports what failed (a read that failed is never kept)."""
+    """``read`` made ahead, or for what can do without it: an error gives ``none``, and whoever needs the read
+    makes it again and reports what failed (a read that failed is never kept). Any error class: one app's answer
+    that vyxops cannot read must not end an audit's read-ahead for every app (issue 19); the app's own
+    investigation meets it again and it becomes that app's error row."""
 
     def call() -> T | None:
         try:
             return read()
-        except VyxopsError:
+        except Exception:  # noqa: BLE001 - see above: made again, and reported, by whoever needs it
             return none
 
     return call

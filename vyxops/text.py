@@ -44,20 +44,21 @@ def loads_answer(content: bytes | str) -> Any:
         if not isinstance(content, bytes):
             raise ValueError("not JSON") from None
         value = json.loads(content.decode("utf-8", errors="replace"))
-        return _without_surrogates(value)
+        return without_lone_surrogates(value)
     raw = content if isinstance(content, bytes) else content.encode("utf-8", errors="surrogatepass")
     if _ESCAPED_SURROGATE.search(raw) is None and b"\xed" not in raw:  # \xed: CESU-encoded surrogates
         return value
-    return _without_surrogates(value)
+    return without_lone_surrogates(value)
 
 
-def _without_surrogates(value: Any) -> Any:
+def without_lone_surrogates(value: Any) -> Any:
+    """A decoded JSON value with every lone surrogate read as U+FFFD (for answers a library decoded)."""
     if isinstance(value, str):
         return _LONE_SURROGATE.sub(REPLACEMENT, value)
     if isinstance(value, list):
-        return [_without_surrogates(v) for v in value]
+        return [without_lone_surrogates(v) for v in value]
     if isinstance(value, dict):
-        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
     return value
 
 

@@ -22,6 +22,7 @@ from postgrest.types import CountMethod
 
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, RateLimitedError, TransportError, redact
 from vyxops.http import Api, is_jwt, supabase_key_headers
+from vyxops.text import loads_answer, without_lone_surrogates
 
 MAX_ROWS = 1000  # PostgREST on Supabase returns at most this many rows, silently
 MAX_LOG_WINDOW_S = 24 * 3600
@@ -106,6 +107,8 @@ class SupabaseClient:
                 path=self._last.path,
                 hint="something other than PostgREST answered (proxy, wrong SUPABASE_URL?); retry later",
             )
+        if data:  # postgrest-py decoded it: a "\ud800" escape in a row is a lone surrogate until here (vyxops.text)
+            result.data = without_lone_surrogates(data)
         return result
 
     def _api_error(self, exc: Any) -> ApiError:
@@ -330,7 +333,7 @@ class SupabaseClient:
             "POST", f"/functions/v1/{slug}", json=body, idempotent=False, ok=tuple(range(400, 600))
         )
         try:
-            return response.status_code, response.json()
+            return response.status_code, loads_answer(response.content)
         except ValueError:
             return response.status_code, response.text[:300]
 
