@@ -269,7 +269,7 @@ def test_one_line_escapes_every_control_and_line_break() -> None:
     for name, value in HOSTILE_TEXT.items():
         shown = one_line(value)
         assert shown.isprintable(), name
-    assert one_line("a\nb\u2028c") == "a\\x0ab\\u2028c"
+    assert one_line("a\nb\u2028c\r") == "a\\nb\\u2028c\\r"
 
 
 # --------------------------------------------------------------------------- audits

@@ -125,8 +125,8 @@ def one_line(text: str) -> str:
 
 
 def _escape(ch: str) -> str:
-    code = ord(ch)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    """How a character is shown instead of obeyed: its Python escape (``\\x1b``, ``\\r``, ``\\u202e``)."""
+    return ch.encode("unicode_escape").decode("ascii")
 
 
 # --------------------------------------------------------------------------- Markdown
