@@ -321,4 +321,3 @@ def test_an_error_of_any_class_in_one_app_is_that_apps_row(tmp_path: Path) -> No
     assert rows["alpha-app"]["error"]["type"] == "UnexpectedAppError"
     assert "UnicodeDecodeError" in rows["alpha-app"]["error"]["message"]
     assert rows["beta-app"]["root_cause"] == "LATEST_TAG_MISSING"
-
