@@ -509,7 +509,7 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     root = doc["root_cause"]
     top = next((f for f in doc["findings"] if root and f["code"] == root["code"]), None)
     if root:
-        say(f"root cause: {root['code']}: {top['title'] if top else ''}")
+        say(f"root cause: {root['code']}: {one_line(top['title']) if top else ''}")
     elif doc.get("verdict") == "inconclusive":
         gaps = "; ".join(g["source"] for g in doc.get("gaps") or [])
         say(f"root cause: none seen — inconclusive: the evidence is incomplete ({gaps}); see the report")
@@ -580,12 +580,12 @@ def _print_remediation(args: argparse.Namespace, nb: Path, html: Path) -> int:
 
     result = read_json(args.out / ("result.json" if args.apply else "plan.json"))
     for a in result["actions"]:
-        say(f"{a['status']:>8}  {a['code']:<24} {a['target']}  {a.get('reason') or ''}")
+        say(f"{a['status']:>8}  {a['code']:<24} {one_line(a['target'])}  {one_line(a.get('reason') or '')}")
         for warning in a.get("warnings") or []:
-            say(f"{'warning':>8}  {'':<24} {warning}")
+            say(f"{'warning':>8}  {'':<24} {one_line(warning)}")
     for note in result.get("notes") or []:
         code, _, why = note.partition(": ")
-        say(f"{'-':>8}  {code:<24} {why}" if code.isupper() else f"{'-':>8}  {note}")
+        say(f"{'-':>8}  {code:<24} {one_line(why)}" if code.isupper() else f"{'-':>8}  {one_line(note)}")
     if args.apply:
         counts = {s: sum(a["status"] == s for a in result["actions"]) for s in ("applied", "skipped", "failed")}
         head = (
