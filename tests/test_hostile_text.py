@@ -140,7 +140,8 @@ def test_the_frame_boundary_replaces_what_cannot_be_kept_and_says_how_many() -> 
     df = make_frame("fly_logs", rows)
     assert list(df["message"]) == ["linea\ufffdb\nnext\tcol", "fine", "fine"]  # a message keeps its lines
     assert list(df["level"]) == ["info\ufffd[31m", "info", "info"] and df["region"][1] == "\ufffdord"
-    assert df.attrs["sanitised"] == 3 and "3 text value(s)" in df.attrs["note"]
+    assert df.attrs["sanitised"] == 3 and df.attrs["sanitised_columns"] == {"region": 1, "level": 1, "message": 1}
+    assert "3 text value(s) (region 1, level 1, message 1)" in df.attrs["note"]
     assert make_frame("fly_logs", rows[2:]).attrs["sanitised"] == 0
 
 

@@ -190,12 +190,14 @@ def make_frame(
     rows = list(records)  # read before the turn: records may still be arriving
     with contextlib.nullcontext() if name in PROJECT_FRAMES else fanout.turn():
         df = _build(name, rows, units or {})
-    sanitised = int(df.attrs.pop("sanitised", 0))
+    sanitised: dict[str, int] = df.attrs.pop("sanitised", {})
     gap_list = [g.as_json() for g in gaps or []]
     complete = complete and not gap_list
     note = "; ".join(n for n in (note, _not_reported_note(name, rows), sanitised_note(sanitised)) if n)
     df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note, "gaps": gap_list})
-    df.attrs["sanitised"] = sanitised  # values not kept as sent (vyxops.text.clean): the evidence they differed
+    # values not kept as sent, per column (vyxops.text.clean): the evidence that the platform's text differed
+    df.attrs["sanitised"] = sum(sanitised.values())
+    df.attrs["sanitised_columns"] = sanitised
     if not complete:
         warnings.warn(f"{name}: incomplete: {note}", stacklevel=2)
         log.warning("%s: incomplete: %s", name, note)
@@ -242,14 +244,16 @@ def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.D
 MESSAGE_COLUMNS = frozenset({"message", "error", "description"})
 
 
-def _clean_cells(cells: dict[str, list[Any]], names: list[str]) -> int:
+def _clean_cells(cells: dict[str, list[Any]], names: list[str]) -> dict[str, int]:
     """Text from the platforms made safe to keep (the frame boundary, issue 19): lone surrogates, control and
-    bidi characters become U+FFFD (:func:`vyxops.text.clean_column`); returns how many values held any."""
-    total = 0
+    bidi characters become U+FFFD (:func:`vyxops.text.clean_column`); returns how many values held any, per
+    column that had some."""
+    counts = {}
     for c in names:
         cells[c], changed = clean_column(cells[c], multiline=c in MESSAGE_COLUMNS)
-        total += changed
-    return total
+        if changed:
+            counts[c] = changed
+    return counts
 
 
 def converted_together(

@@ -106,13 +106,14 @@ def _nothing_to_clean(joined: str, pattern: re.Pattern[str], multiline: bool) ->
     return pattern.search(joined) is None and REPLACEMENT not in joined
 
 
-def sanitised_note(count: int) -> str:
-    """What a frame says when ``count`` of its values were not kept as the platform sent them."""
-    if not count:
+def sanitised_note(counts: dict[str, int]) -> str:
+    """What a frame says when some of its values were not kept as the platform sent them (count per column)."""
+    if not counts:
         return ""
+    where = ", ".join(f"{column} {n}" for column, n in counts.items())
     return (
-        f"{count} text value(s) held characters that are not kept as sent (lone surrogates, control or bidi "
-        f"characters, or text the platform could not encode): shown as U+FFFD"
+        f"{sum(counts.values())} text value(s) ({where}) held characters that are not kept as sent (lone "
+        "surrogates, control or bidi characters, or text the platform could not encode): shown as U+FFFD"
     )
 
 
