@@ -734,7 +734,9 @@ def _report_audit(args: argparse.Namespace, notify: str | None, summary: dict[st
         say(json.dumps(summary, indent=1))
     else:
         for a in summary["apps"]:
-            say(f"{one_line(a['app']):<24} {a['worst'] or 'ok':<9} {a.get('verdict') or '':<13} {a['root_cause'] or ''}")
+            say(
+                f"{one_line(a['app']):<24} {a['worst'] or 'ok':<9} {a.get('verdict') or '':<13} {a['root_cause'] or ''}"
+            )
         paths = [("report", summary["report"]), ("notebook", summary["notebook"]), ("audit", summary["audit"])]
         say(*(f"{name + ':':<9} {path}" for name, path in paths if path))
     if summary["failed"] and notify:
