@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in error_lines(str(exc)):
             _error(line)
         return int(code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside a notebook run (those become RunStopped): nothing was half done
+        _error("vyxops: interrupted (Ctrl-C); nothing more was done")
         return 130
 
 
@@ -400,7 +401,7 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
     path and the HTML report's.
     """
     world = check_common(args)
-    from vyxops.runner import Kernel, Reporter, run_notebook
+    from vyxops.runner import Kernel, Reporter, RunStopped, run_notebook, stopped
     from vyxops.targets import SANDBOX_URL_ENV, sandbox_control
 
     # Three threads share this process's GIL while the kernel works: the sandbox
@@ -430,6 +431,10 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
             nb_path, nb = run_notebook(name, _params(args, **params), args.out, kernel=kernel)
         progress("writing the report")
         html = reporter.export(nb, args.out / f"{name}.html", title=title)  # while the kernel stops
+    except KeyboardInterrupt:  # Ctrl-C, or the kernel's watch: the kernel died (vyxops.kernel.KernelWatch)
+        raise stopped(kernel).next_step(name, "rerun it") from None
+    except RunStopped as exc:
+        raise exc.next_step(name, "rerun it") from None
     finally:
         echo.stop()
         if hosted is not None:
@@ -546,6 +551,8 @@ def cmd_remediate(args: argparse.Namespace) -> int:
     for name in ("plan.json", "result.json", "remediate.ipynb", "remediate.html"):
         if (args.out / name).is_dir():
             raise InputError("--out", f"{args.out / name} is a directory, where this run writes its {name}")
+    from vyxops.kernel import RunStopped
+
     lock = None
     if args.apply:  # before the kernel starts: a second apply refuses at once, naming the holder (exit 2)
         check_common(args, write=False)  # but bad input first: the lock is a write beside the audit log
@@ -568,6 +575,14 @@ def cmd_remediate(args: argparse.Namespace) -> int:
             stuck_after_minutes=args.stuck_after_minutes,
             lock_token=lock.token if lock else "",
         )
+    except RunStopped as exc:
+        if lock is not None:  # what the next apply settles: the intents this one (and any before it) left open
+            from vyxops.config import audit_log_path
+            from vyxops.runner import open_intents_left_by
+
+            n = open_intents_left_by(audit_log_path(), args.app, exc.kernel_pid)
+            raise exc.next_step("the apply", f"rerun the same command to settle {n} open intent(s)") from None
+        raise
     finally:
         if lock is not None:
             lock.release()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vyxops import errors
-from vyxops.errors import ConfigError
+from vyxops.errors import ConfigError, VyxopsError
 
 if TYPE_CHECKING:
     from jupyter_client.blocking.client import BlockingKernelClient
@@ -115,6 +115,9 @@ class Kernel:
         self._km: Any = None
         self.clients: list[Any] = []  # kernel clients made by ``km``, stopped with the kernel
         _PRESPAWNED[self.id] = self
+        self._ended: int | None = None  # the status it ended with on its own, read before a stop kills it
+        self._stopped = False
+        self.abandoned = False  # a thread may still be using its clients: a stop leaves them alone
 
     @property
     def km(self) -> Any:
@@ -127,6 +130,9 @@ class Kernel:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
+        # Whether the kernel ended on its own: read before this block ends it (a stop is no death).
+        self._ended, self._stopped = self.process.poll(), True
+        death = self._ended
         if exc_type is None:
             # Stopping (kill, reap, jupyter_client's clean-up) runs while the report is
             # written; ``wait_stopped`` joins it.
@@ -134,8 +140,14 @@ class Kernel:
 
             self._stopping = threading.Thread(target=self._stop, name="vyxops-kernel-stop", daemon=True)
             self._stopping.start()
-        else:
-            self._stop()
+            return
+        died = death is not None and death < 0 and isinstance(exc_type, type) and issubclass(exc_type, _DEATH_SIGNS)
+        last_words = self.stderr_tail() if died else ""
+        self._stop()
+        if died:
+            error = KernelDied(-(death or 0), last_words)
+            error.kernel_pid = self.process.pid
+            raise error from None
 
     def _stop(self) -> None:
         _PRESPAWNED.pop(self.id, None)
@@ -144,6 +156,8 @@ class Kernel:
             # most of a stop. Its shutdown then finds the process gone and only cleans up.
             self.process.kill()
             self.process.wait()
+            if self.abandoned:  # a thread is blocked on its sockets: zmq sockets are not to be closed under it
+                return
             for kc in self.clients:
                 if kc.channels_running:
                     kc.stop_channels()
@@ -152,6 +166,11 @@ class Kernel:
                 self._km.cleanup_resources()
         finally:
             self._sockets.cleanup()
+
+    def death(self) -> int | None:
+        """The status the kernel ended with on its own (Popen's: -N for signal N); None while it runs or when it
+        was stopped on purpose (leaving the ``with`` block)."""
+        return self._ended if self._stopped else self.process.poll()
 
     def stderr_tail(self, lines: int = 3) -> str:
         """The last lines the kernel process wrote to stderr (redacted), while its directory exists."""
@@ -166,6 +185,76 @@ class Kernel:
         stopping = getattr(self, "_stopping", None)
         if stopping is not None:
             stopping.join()
+
+
+class RunStopped(VyxopsError):
+    """A run that did not finish: its message says what happened, and (:meth:`next_step`) what to run next."""
+
+    exit_code = 1
+    kernel_pid: int | None = None  # the kernel the run was on (its audit-log lines carry this pid)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(what)
+
+    def next_step(self, verb: str, advice: str) -> RunStopped:
+        """This error, its message saying that ``verb`` did not finish and ``advice`` (what to run next)."""
+        self.message = f"{self.what} before {verb} finished; {advice}"
+        self.args = (self.message,)
+        return self
+
+
+class KernelDied(RunStopped):
+    """The kernel process was killed by a signal (SIGKILL: the OOM killer's, or someone's) before the run ended.
+
+    Exit 3, as for a platform that could not be reached: the inputs were fine and the run did
+    not complete for a reason outside them, so the remedy is to run it again (exit 2 would tell
+    a scheduler to fix its input). A kernel that exits by itself (an import error) stays a
+    ConfigError: rerunning would not help.
+    """
+
+    exit_code = 3
+
+    def __init__(self, signum: int, last_words: str = "") -> None:
+        self.signum = signum
+        self.last_words = last_words
+        super().__init__(f"the notebook's kernel died ({describe_signal(signum)})")
+
+
+class Interrupted(RunStopped):
+    """Ctrl-C (SIGINT to the CLI) ended the run, and the kernel was stopped. Exit 130 (128 + SIGINT): what a shell
+    reports for a command SIGINT ended, so a script sees the status it would see without a handler."""
+
+    exit_code = 130
+
+    def __init__(self) -> None:
+        super().__init__("interrupted (Ctrl-C); the kernel was stopped")
+
+
+def stopped(kernel: Kernel | None) -> RunStopped:
+    """What an interrupt of a run on ``kernel`` means: the kernel's death (its watch interrupted us), or Ctrl-C."""
+    death = kernel.death() if kernel is not None else None
+    error: RunStopped = KernelDied(-death) if death is not None and death < 0 else Interrupted()
+    error.kernel_pid = kernel.process.pid if kernel is not None else None
+    return error
+
+
+def describe_signal(signum: int) -> str:
+    """``killed by signal 9 (SIGKILL), perhaps out of memory``: the OOM killer sends SIGKILL (facts.py)."""
+    import signal
+
+    try:
+        name = f" ({signal.Signals(signum).name})"
+    except ValueError:
+        name = ""
+    oom = ", perhaps out of memory" if signum == signal.SIGKILL else ""
+    return f"killed by signal {signum}{name}{oom}"
+
+
+#: The exceptions a kernel killed while it started surfaces as: jupyter_client's "Kernel died
+#: before replying" (RuntimeError), run_notebook's ConfigError for a kernel that exited, and
+#: a KeyboardInterrupt that raced it.
+_DEATH_SIGNS: tuple[type[BaseException], ...] = (KeyboardInterrupt, RuntimeError, ConfigError)
 
 
 @functools.cache

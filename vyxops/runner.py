@@ -10,17 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vyxops import errors
 from vyxops.errors import ConfigError, InputError, VyxopsError, exit_code_for
-from vyxops.kernel import Kernel, register_throttled_engine
+from vyxops.kernel import Interrupted, Kernel, KernelDied, RunStopped, register_throttled_engine, stopped
 
 if TYPE_CHECKING:
     from nbconvert import HTMLExporter
     from nbformat import NotebookNode
 
+_T = TypeVar("_T")
 NOTEBOOKS = ("investigate", "remediate", "audit", "explore")
 EXECUTION_TIMEOUT_S = 900  # per cell
 
@@ -126,7 +128,66 @@ def run_notebook(
     """Execute ``notebooks/<name>.ipynb`` with ``parameters`` into ``out_dir/<name>.ipynb``.
 
     Returns the output path and the executed notebook node (what was written there).
+
+    With ``kernel``, the run is watched (:func:`_watched`): the kernel's death ends it at once
+    as :class:`KernelDied`, and Ctrl-C as a KeyboardInterrupt, whatever nbclient is waiting on.
     """
+    if kernel is None:
+        return _execute(name, parameters, out_dir, None)
+    return _watched(lambda: _execute(name, parameters, out_dir, kernel), kernel)
+
+
+WATCH_EVERY_S = 0.05  # how often the CLI looks at its kernel while a notebook runs
+
+
+def _watched(run: Callable[[], _T], kernel: Kernel) -> _T:
+    """``run()`` on a thread while this (the main) thread watches ``kernel``; its result, or its exception.
+
+    Why not on this thread: papermill drives nbclient's asyncio loop with the kernel client
+    the manager makes, here a blocking one (``vyxops.kernel._prompt_client_class``). nbclient
+    0.11.0 awaits ``kc.iopub_channel.get_msg(timeout=None)`` (``_async_poll_output_msg``),
+    which on a blocking client blocks the loop itself, so nbclient's own once-a-second
+    liveness check (``_async_poll_kernel_alive``, which raises DeadKernelError "Kernel died")
+    never runs, and a killed kernel left the CLI waiting for ever (reproduced with SIGKILL to
+    the kernel mid-investigate: stuck in zmq poll under ``_async_poll_output_msg``; source:
+    github:jupyter/nbclient, nbclient/client.py). nbclient also replaces SIGINT's handler with
+    a loop callback while it runs (``async_setup_kernel``: ``loop.add_signal_handler``), which
+    a blocked loop never calls, so Ctrl-C did nothing until the next message and then ended in
+    a "Kernel died" traceback. On a thread other than the main one, nbclient installs no
+    handler (``add_signal_handler`` raises RuntimeError there, which it passes over), so Ctrl-C
+    stays a KeyboardInterrupt here, and this thread sees a dead kernel within WATCH_EVERY_S.
+    The thread left behind is a daemon blocked on the dead kernel's sockets; the kernel's stop
+    leaves those alone (``Kernel.abandoned``) and the CLI exits.
+    """
+    import threading
+
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(run())
+        except BaseException as exc:  # noqa: BLE001 - handed to the watching thread, which raises it
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="vyxops-notebook", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(WATCH_EVERY_S)
+            death = kernel.death()
+            if death is not None and death < 0 and worker.is_alive():
+                raise KernelDied(-death, kernel.stderr_tail())
+    except BaseException:
+        if worker.is_alive():
+            kernel.abandoned = True
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _execute(name: str, parameters: dict[str, Any], out_dir: Path, kernel: Kernel | None) -> tuple[Path, NotebookNode]:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -166,8 +227,41 @@ def run_notebook(
     return output, nb
 
 
+def open_intents_left_by(audit_log: Path, app: str, kernel_pid: int | None) -> int:
+    """How many intents for ``app`` are open in ``audit_log`` on the target the kernel ``kernel_pid`` wrote to.
+
+    The kernel writes the audit log (each line has its pid and the target's label), so the
+    target is read from its own lines; every open intent of the app on that target is what
+    the next apply settles (vyxops.fixes.audit_log: "a killed run is settled by the next").
+    """
+    import socket
+
+    from vyxops.fixes.audit_log import read_history, read_lines
+
+    host = socket.gethostname()
+    lines = read_lines(audit_log)
+    targets = {
+        str(x.get("target"))
+        for x in lines
+        if x.get("app") == app and x.get("pid") == kernel_pid and x.get("host") == host and x.get("target")
+    }
+    return sum(len(read_history(audit_log, target=t, app=app).open_intents) for t in sorted(targets))
+
+
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-__all__ = ["Kernel", "NotebookFailed", "Reporter", "notebook_path", "read_json", "run_notebook"]
+__all__ = [
+    "Interrupted",
+    "Kernel",
+    "KernelDied",
+    "NotebookFailed",
+    "Reporter",
+    "RunStopped",
+    "notebook_path",
+    "open_intents_left_by",
+    "read_json",
+    "run_notebook",
+    "stopped",
+]

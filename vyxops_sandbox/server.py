@@ -42,6 +42,14 @@ class _Server(ThreadingHTTPServer):
     # and retried a second later, or a connection stall for the 30 s timeout.
     request_queue_size = 1024
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up (a killed kernel mid-request) is not an error to print; anything else still is."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
 
 def make_server(
     world: World,
@@ -133,7 +141,7 @@ def make_server(
     if sock is None:
         server = _Server(("127.0.0.1", port), Handler)
     else:
-        server = ThreadingHTTPServer(sock.getsockname()[:2], Handler, bind_and_activate=False)
+        server = _Server(sock.getsockname()[:2], Handler, bind_and_activate=False)
         server.socket.close()
         server.socket = sock
         server.server_address = sock.getsockname()[:2]
