@@ -192,6 +192,7 @@ class RunStopped(VyxopsError):
 
     exit_code = 1
     kernel_pid: int | None = None  # the kernel the run was on (its audit-log lines carry this pid)
+    then = ""  # what the CLI did about it
 
     def __init__(self, what: str) -> None:
         self.what = what
@@ -199,7 +200,7 @@ class RunStopped(VyxopsError):
 
     def next_step(self, verb: str, advice: str) -> RunStopped:
         """This error, its message saying that ``verb`` did not finish and ``advice`` (what to run next)."""
-        self.message = f"{self.what} before {verb} finished; {advice}"
+        self.message = f"{self.what} before {verb} finished; {self.then}{advice}"
         self.args = (self.message,)
         return self
 
@@ -226,9 +227,10 @@ class Interrupted(RunStopped):
     reports for a command SIGINT ended, so a script sees the status it would see without a handler."""
 
     exit_code = 130
+    then = "the kernel was stopped; "
 
     def __init__(self) -> None:
-        super().__init__("interrupted (Ctrl-C); the kernel was stopped")
+        super().__init__("interrupted (Ctrl-C)")
 
 
 def stopped(kernel: Kernel | None) -> RunStopped:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -159,8 +160,6 @@ def _watched(run: Callable[[], _T], kernel: Kernel) -> _T:
     The thread left behind is a daemon blocked on the dead kernel's sockets; the kernel's stop
     leaves those alone (``Kernel.abandoned``) and the CLI exits.
     """
-    import threading
-
     outcome: list[_T] = []
     failure: list[BaseException] = []
 
@@ -177,14 +176,28 @@ def _watched(run: Callable[[], _T], kernel: Kernel) -> _T:
             worker.join(WATCH_EVERY_S)
             death = kernel.death()
             if death is not None and death < 0 and worker.is_alive():
-                raise KernelDied(-death, kernel.stderr_tail())
+                raise stopped(kernel)
     except BaseException:
         if worker.is_alive():
             kernel.abandoned = True
+            _silence()
         raise
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def _silence() -> None:
+    """Drop what the abandoned run logs from now on (nbclient's "Kernel died while waiting for execute reply." on
+    the traitlets logger, from the worker or the thread jupyter_core runs its loop on): the CLI's one line has said
+    what happened. Only records from other threads than this (the main) one are dropped."""
+    main = threading.main_thread().ident
+
+    def from_main(record: logging.LogRecord) -> bool:
+        return record.thread == main
+
+    for name in ("traitlets", "papermill", "nbclient"):
+        logging.getLogger(name).addFilter(from_main)
 
 
 def _execute(name: str, parameters: dict[str, Any], out_dir: Path, kernel: Kernel | None) -> tuple[Path, NotebookNode]:
