@@ -1,7 +1,8 @@
 """``vyxops``: one verb per notebook, plus sandbox control (SPEC.md "Entry points").
 
 Exit status: 0 done, 1 findings at or above --fail-on (audit), 2 bad input,
-3 the platform could not be reached or refused. Every check that needs no
+3 the platform could not be reached or refused (or the notebook's kernel was killed: rerun),
+130 interrupted (Ctrl-C). Every check that needs no
 platform runs before any work starts (:mod:`vyxops.checks`); no traceback
 reaches a user, and every error line starts with one ``vyxops:``.
 """
