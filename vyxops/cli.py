@@ -432,7 +432,7 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
             nb_path, nb = run_notebook(name, _params(args, **params), args.out, kernel=kernel)
         progress("writing the report")
         html = reporter.export(nb, args.out / f"{name}.html", title=title)  # while the kernel stops
-    except KeyboardInterrupt:  # Ctrl-C, or the kernel's watch: the kernel died (vyxops.kernel.KernelWatch)
+    except KeyboardInterrupt:  # Ctrl-C (or, in a race, the kernel died as it came): see vyxops.runner._watched
         raise stopped(kernel).next_step(name, "rerun it") from None
     except RunStopped as exc:
         raise exc.next_step(name, "rerun it") from None

@@ -234,7 +234,7 @@ class Interrupted(RunStopped):
 
 
 def stopped(kernel: Kernel | None) -> RunStopped:
-    """What an interrupt of a run on ``kernel`` means: the kernel's death (its watch interrupted us), or Ctrl-C."""
+    """What a run on ``kernel`` that stopped means: the kernel's death (killed by a signal), or else Ctrl-C."""
     death = kernel.death() if kernel is not None else None
     error: RunStopped = KernelDied(-death) if death is not None and death < 0 else Interrupted()
     error.kernel_pid = kernel.process.pid if kernel is not None else None
@@ -242,14 +242,16 @@ def stopped(kernel: Kernel | None) -> RunStopped:
 
 
 def describe_signal(signum: int) -> str:
-    """``killed by signal 9 (SIGKILL), perhaps out of memory``: the OOM killer sends SIGKILL (facts.py)."""
+    """``killed by signal 9 (SIGKILL), perhaps out of memory``: the OOM killer's signal (facts.OOM_EXIT_CODE)."""
     import signal
+
+    from vyxops.facts import OOM_EXIT_CODE
 
     try:
         name = f" ({signal.Signals(signum).name})"
     except ValueError:
         name = ""
-    oom = ", perhaps out of memory" if signum == signal.SIGKILL else ""
+    oom = ", perhaps out of memory" if signum == OOM_EXIT_CODE - 128 else ""  # 128 + the signal
     return f"killed by signal {signum}{name}{oom}"
 
 
