@@ -57,11 +57,14 @@ test: setup supabase-cli  ## the whole test suite, offline
 bench: setup  ## speed and memory figures, as ratios measured in one run
 	$(VENV)/bin/python bench/run.py
 
-faults: setup  ## the whole fault matrix: investigations and fixes under every fault, kills, concurrent applies
+# The hostile slice (issue 19) runs the CLI through a loopback proxy and kills kernels; it prints its
+# class | tried | held | wrong table and fails the target if a case is wrong, after the others have run.
+faults: setup  ## the whole fault matrix: every fault, kills, concurrent applies, wrong shapes, hostile text, bombs
 	$(VENV)/bin/python tests/test_fault_matrix_investigate.py
 	$(VENV)/bin/python tests/test_fault_matrix.py
+	$(VENV)/bin/python tests/test_fault_matrix_hostile.py; status=$$?; \
 	VYXOPS_FAULT_MATRIX=full $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
-		tests/test_fixes_transactions.py tests/test_fixes_lock.py tests/test_sandbox_state.py
+		tests/test_fixes_transactions.py tests/test_fixes_lock.py tests/test_sandbox_state.py && exit $$status
 
 lab: setup  ## JupyterLab for ad hoc exploration (installs the lab extra)
 	$(UV) pip install --quiet --python $(VENV)/bin/python --compile-bytecode -e '.[test,lab]'

@@ -173,7 +173,7 @@ def _read_request(reader: Any) -> Request | None:
 
 
 def _read_headers(reader: Any) -> list[tuple[str, str]]:
-    headers = []
+    headers: list[tuple[str, str]] = []
     while True:
         line = reader.readline(65536).decode("latin-1").rstrip("\r\n")
         if not line:

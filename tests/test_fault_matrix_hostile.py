@@ -385,9 +385,7 @@ FIELDS = {
     "function log line": Field("GET", r"/analytics/endpoints/logs$", ("result", "*", "event_message")),
     "row user_id": Field("GET", r"^/rest/v1/machines$", ("*", "user_id")),
     "row image": Field("GET", r"^/rest/v1/machines$", ("*", "image"), image=True),
-    "release imageRef": Field(
-        "POST", r"^/graphql$", ("data", "app", "releases", "nodes", "*", "imageRef"), image=True
-    ),
+    "release imageRef": Field("POST", r"^/graphql$", ("data", "app", "releases", "nodes", "*", "imageRef"), image=True),
     "machine metadata user_id": Field("GET", r"^/v1/apps/[^/]+/machines$", ("*", "config", "metadata", "user_id")),
 }
 
@@ -601,8 +599,11 @@ def kill_case(verb_name: str, verb: list[str], how: str) -> Case:
         if kernel is None:
             stdout, stderr = proc.communicate()
             return f"no kernel was seen (exit {proc.returncode}): {last_line(stderr)}"
-        time.sleep(0.3)  # mid-run: the notebook has started
-        _kill(kernel if how == "kernel SIGKILL" else proc.pid, signal.SIGKILL if how == "kernel SIGKILL" else signal.SIGINT)
+        wait_for_a_cell(out / f"{verb[0]}.ipynb", proc, deadline=time.monotonic() + 30)
+        _kill(
+            kernel if how == "kernel SIGKILL" else proc.pid,
+            signal.SIGKILL if how == "kernel SIGKILL" else signal.SIGINT,
+        )
         killed_at = time.monotonic()
         try:
             stdout, stderr = proc.communicate(timeout=KILL_BOUND_S)
@@ -635,6 +636,19 @@ def wait_for_kernel(pid: int, proc: subprocess.Popen[str], deadline: float) -> i
                 return child
         time.sleep(0.05)
     return None
+
+
+def wait_for_a_cell(notebook: Path, proc: subprocess.Popen[str], deadline: float) -> None:
+    """Until papermill has saved the notebook with a cell running or run: the kernel is mid-run, not booting."""
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            cells = json.loads(notebook.read_text("utf-8")).get("cells", [])
+        except (OSError, ValueError):
+            cells = []
+        states = {(c.get("metadata", {}).get("papermill") or {}).get("status") for c in cells}
+        if states & {"running", "completed"}:
+            return
+        time.sleep(0.02)
 
 
 def apply_settled(tmp: Path, r: Run) -> str:
@@ -707,7 +721,10 @@ def all_cases() -> list[Case]:
     cases += [credential_case("row user_id", e) for e in ("hex", "base64 at offset 2", "JWT payload")]
     investigate = ["investigate", "--app", APP]
     apply = ["remediate", "--app", APP, "--apply", "--confirm", APP]
-    cases += [kill_case("investigate", investigate, "kernel SIGKILL"), kill_case("remediate --apply", apply, "kernel SIGKILL")]
+    cases += [
+        kill_case("investigate", investigate, "kernel SIGKILL"),
+        kill_case("remediate --apply", apply, "kernel SIGKILL"),
+    ]
     cases += [kill_case("remediate --apply", apply, "Ctrl-C")]
     cases += [bomb_case("investigate", investigate), bomb_case("remediate --apply", apply)]
     cases += [bomb_case("sandbox reset", ["sandbox", "reset"])]
