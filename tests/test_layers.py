@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
         "vyxops.refusals",
         "vyxops.flytokens",
         "vyxops.shapes",
+        "vyxops.answers",
     ),
     ("vyxops.http",),
     ("vyxops.clients",),
@@ -55,6 +56,7 @@ SANDBOX_MAY_IMPORT = (
     "vyxops.facts",
     "vyxops.shapes",
     "vyxops.flytokens",
+    "vyxops.answers",  # the reads and their shapes, for the fault matrix's wrong-shaped answers
 )
 SANDBOX_OPENERS_MAY_IMPORT = ("vyxops.session", "vyxops.targets", "vyxops.http")
 SANDBOX_OPENERS = ("vyxops_sandbox.target", "vyxops_sandbox.client", "vyxops_sandbox.testing", "vyxops_sandbox.hosted")

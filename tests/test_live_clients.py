@@ -135,7 +135,9 @@ NULL_BODIES: dict[str, Any] = {
     "/v1/apps": {"total_apps": 0, "apps": None},
     "/v1/apps/vyx-app/machines": None,
     "/v1/apps/vyx-app/machines/5683732efe3208/events": None,
-    "/graphql": {"data": {"app": {"releases": {"nodes": None}}}},
+    # GraphQL answers every field a query selects (null when it has no value: the spec's ExecuteSelectionSet),
+    # so the combined query's answer carries currentRelease, here null: an app never released.
+    "/graphql": {"data": {"app": {"releases": {"nodes": None}, "currentRelease": None}}},
     "/api/v1/apps/vyx-app/logs": {"data": None, "meta": {"next_token": ""}},
     "/v1/projects/mockprojectref0001/secrets": None,
     "/v1/projects/mockprojectref0001/functions": None,

@@ -10,7 +10,8 @@
     │   ├── AuthError            401/403
     │   ├── NotFoundError        404
     │   ├── RateLimitedError     429 after retries
-    │   └── ManifestUnknownError the image reference does not resolve
+    │   ├── ManifestUnknownError the image reference does not resolve
+    │   └── UnexpectedAnswer     an answer of another shape than the read's (vyxops.answers)
     ├── TransportError           the platform could not be reached (exit 3)
     └── PreconditionError        a fix's precondition does not hold
 
@@ -43,6 +44,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitedError",
     "ManifestUnknownError",
+    "UnexpectedAnswer",
     "TransportError",
     "PreconditionError",
     "redact",
@@ -143,6 +145,34 @@ class RateLimitedError(ApiError):
 
 class ManifestUnknownError(ApiError):
     """An image reference does not resolve in the registry (MANIFEST_UNKNOWN)."""
+
+
+class UnexpectedAnswer(ApiError):
+    """The platform answered, but not in the shape the read needs (:mod:`vyxops.answers`): nothing was read
+    from it, and it is never taken for an empty answer. ``expected``/``got`` name places and kinds from the
+    read's schema ("data.app: an object was expected, got null"), never the body's own text."""
+
+    def __init__(
+        self,
+        mismatch: str,
+        *,
+        platform: str,
+        method: str,
+        path: str,
+        status: int | None,
+        request_id: str | None = None,
+    ) -> None:
+        self.mismatch = mismatch
+        super().__init__(
+            f"unexpected answer ({mismatch}); nothing was read from it",
+            platform=platform,
+            method=method,
+            path=path,
+            status=status,
+            request_id=request_id,
+            hint="something other than the API answered, or the API changed its answer (a proxy, a wrong base "
+            "URL?); retry later, and if it persists check the base URL",
+        )
 
 
 class TransportError(VyxopsError):

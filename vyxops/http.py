@@ -31,7 +31,7 @@ from urllib.parse import unquote_plus
 
 import httpx
 
-from vyxops import __version__
+from vyxops import __version__, answers
 from vyxops.budget import Budget, budget_for
 from vyxops.errors import (
     ApiError,
@@ -40,6 +40,7 @@ from vyxops.errors import (
     NotFoundError,
     RateLimitedError,
     TransportError,
+    UnexpectedAnswer,
     redact,
     register_secret,
 )
@@ -724,6 +725,27 @@ class Api:
             path=_safe_path(response.request.url),
             hint="something other than the API answered (proxy, captive portal, wrong base URL?); "
             "check the base URL and retry",
+        )
+
+    def get_shaped(self, read: str, path: str, *, method: str = "GET", **kw: Any) -> Any:
+        """:meth:`request`, then the JSON body checked against read ``read``'s shape (:meth:`parse_shaped`)."""
+        return self.parse_shaped(self.request(method, path, **kw), read)
+
+    def parse_shaped(self, response: httpx.Response, read: str, *, body: Any = None) -> Any:
+        """The JSON body of ``response`` (or ``body``, parsed already) when it has the shape read ``read`` must
+        answer (:data:`vyxops.answers.READS`); else :class:`~vyxops.errors.UnexpectedAnswer`, never "empty"."""
+        if body is None:
+            body = self.parse_json(response)
+        mismatch = answers.mismatch(read, body)
+        if mismatch is None:
+            return body
+        raise UnexpectedAnswer(
+            mismatch,
+            platform=answers.READS[read].platform,
+            method=response.request.method,
+            path=_safe_path(response.request.url),
+            status=response.status_code,
+            request_id=_request_id(response.headers),
         )
 
     # ----------------------------------------------------------------- internals

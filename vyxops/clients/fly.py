@@ -12,7 +12,8 @@ from typing import Any, cast
 
 import httpx
 
-from vyxops.errors import ApiError, AuthError, NotFoundError
+from vyxops.answers import GRAPHQL_ENVELOPE
+from vyxops.errors import ApiError, AuthError, NotFoundError, UnexpectedAnswer
 from vyxops.http import Api
 from vyxops.images import FLY_REGISTRY, manifest_path, platform_child
 
@@ -60,7 +61,10 @@ def _release_nodes(app_node: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _current_field_unanswered(exc: ApiError) -> bool:
-    """The combined releases query went unanswered as such: worth asking `fly releases`'s own query instead."""
+    """The combined releases query went unanswered as such: worth asking `fly releases`'s own query instead.
+    An answer of the wrong shape is not that: it is the run's error (exit 3)."""
+    if isinstance(exc, UnexpectedAnswer):
+        return False
     return exc.status == 404 or (exc.platform == "fly-graphql" and "currentReleaseUnprocessed" in str(exc))
 
 
@@ -74,11 +78,11 @@ class FlyClient:
 
     # -- apps
     def list_apps(self, org_slug: str) -> list[dict[str, Any]]:
-        body = self.machines.get_json("/v1/apps", params={"org_slug": org_slug})
-        return (body or {}).get("apps") or []  # Go encodes an empty slice as null
+        body = self.machines.get_shaped("fly.list_apps", "/v1/apps", params={"org_slug": org_slug})
+        return cast(list[dict[str, Any]], body["apps"] or [])  # Go encodes an empty slice as null
 
     def get_app(self, app: str) -> dict[str, Any]:
-        return cast(dict[str, Any], self.machines.get_json(f"/v1/apps/{app}"))
+        return cast(dict[str, Any], self.machines.get_shaped("fly.get_app", f"/v1/apps/{app}"))
 
     # -- machines
     def iter_machine_pages(
@@ -103,7 +107,7 @@ class FlyClient:
             params["region"] = region
         while True:
             response = self.machines.request("GET", f"/v1/apps/{app}/machines", params=params)
-            yield self.machines.parse_json(response) or []
+            yield self.machines.parse_shaped(response, "fly.list_machines") or []
             cursor = response.headers.get("fly-next-cursor")
             if not cursor:
                 return
@@ -113,11 +117,13 @@ class FlyClient:
         return [m for page in self.iter_machine_pages(app, **kw) for m in page]
 
     def get_machine(self, app: str, machine_id: str) -> dict[str, Any]:
-        return cast(dict[str, Any], self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}"))
+        return cast(
+            dict[str, Any], self.machines.get_shaped("fly.get_machine", f"/v1/apps/{app}/machines/{machine_id}")
+        )
 
     def machine_events(self, app: str, machine_id: str, limit: int = 50) -> list[dict[str, Any]]:
         path = f"/v1/apps/{app}/machines/{machine_id}/events"
-        return self.machines.get_json(path, params={"limit": min(limit, 50)}) or []
+        return self.machines.get_shaped("fly.machine_events", path, params={"limit": min(limit, 50)}) or []
 
     def create_machine(
         self, app: str, config: dict[str, Any], *, region: str | None = None, name: str | None = None
@@ -129,7 +135,7 @@ class FlyClient:
         if name:
             body["name"] = name
         response = self.machines.request("POST", f"/v1/apps/{app}/machines", json=body, idempotent=False)
-        return cast(dict[str, Any], self.machines.parse_json(response))
+        return cast(dict[str, Any], self.machines.parse_shaped(response, "fly.create_machine"))
 
     def wait_machine(self, app: str, machine_id: str, state: str, timeout_s: int = 60) -> dict[str, Any] | None:
         """Block until the machine reaches ``state``; None on timeout (408)."""
@@ -139,13 +145,17 @@ class FlyClient:
             params={"state": state, "timeout": min(int(timeout_s), 60)},
             ok=(408,),
         )
-        return None if response.status_code == 408 else self.machines.parse_json(response)
+        return None if response.status_code == 408 else self.machines.parse_shaped(response, "fly.wait_machine")
 
     def stop_machine(self, app: str, machine_id: str) -> dict[str, Any]:
         return cast(
             dict[str, Any],
-            self.machines.get_json(
-                f"/v1/apps/{app}/machines/{machine_id}/stop", method="POST", json={}, idempotent=True
+            self.machines.get_shaped(
+                "fly.stop_machine",
+                f"/v1/apps/{app}/machines/{machine_id}/stop",
+                method="POST",
+                json={},
+                idempotent=True,
             ),
         )
 
@@ -153,7 +163,9 @@ class FlyClient:
         params = {"force": "true"} if force else None
         return cast(
             dict[str, Any],
-            self.machines.get_json(f"/v1/apps/{app}/machines/{machine_id}", method="DELETE", params=params),
+            self.machines.get_shaped(
+                "fly.destroy_machine", f"/v1/apps/{app}/machines/{machine_id}", method="DELETE", params=params
+            ),
         )
 
     # -- releases
@@ -171,11 +183,11 @@ class FlyClient:
         """
         variables = {"appName": app, "limit": limit}
         try:
-            node = self._graphql_app(app, RELEASES_WITH_CURRENT_QUERY, variables)
+            node = self._graphql_app(app, RELEASES_WITH_CURRENT_QUERY, variables, "fly.release_history")
         except ApiError as exc:
             if not _current_field_unanswered(exc):
                 raise
-            node = self._graphql_app(app, RELEASES_QUERY, variables)
+            node = self._graphql_app(app, RELEASES_QUERY, variables, "fly.releases")
             note = "not in the evidence bundle" if exc.status == 404 else "the API did not answer the field"
             return ReleaseHistory(_release_nodes(node), None, f"currentReleaseUnprocessed: {note}")
         current = node.get("currentRelease")
@@ -183,15 +195,22 @@ class FlyClient:
             return ReleaseHistory(_release_nodes(node), None, "currentReleaseUnprocessed: null")
         return ReleaseHistory(_release_nodes(node), current, "")
 
-    def _graphql_app(self, app: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        """``data.app`` of one GraphQL query; its ``errors[]`` raised as Auth-, NotFound- or ApiError."""
-        body = self.api.get_json(
-            "/graphql", method="POST", json={"query": query, "variables": variables}, idempotent=True
-        )
-        errors = body.get("errors") if isinstance(body, dict) else None
+    def _graphql_app(self, app: str, query: str, variables: dict[str, Any], read: str) -> dict[str, Any]:
+        """``data.app`` of one GraphQL query; its ``errors[]`` raised as Auth-, NotFound- or ApiError, then an
+        answer without ``data.app`` (``{}``, ``data: null``, ``app: null`` with no errors) as UnexpectedAnswer:
+        it is never "no releases"."""
+        response = self.api.request("POST", "/graphql", json={"query": query, "variables": variables}, idempotent=True)
+        body = self.api.parse_json(response)
+        if GRAPHQL_ENVELOPE.mismatch(body, "") is None:
+            self._raise_graphql_errors(app, body.get("errors"))
+        return cast(dict[str, Any], self.api.parse_shaped(response, read, body=body)["data"]["app"])
+
+    @staticmethod
+    def _raise_graphql_errors(app: str, errors: list[dict[str, Any]] | None) -> None:
+        """A GraphQL ``errors[]`` (HTTP 200) as Auth-, NotFound- or ApiError; nothing when there is none."""
         if errors:
             message = "; ".join(str(e.get("message")) for e in errors)
-            codes = {str((e.get("extensions") or {}).get("code", "")) for e in errors}
+            codes = {str(ext.get("code", "")) for e in errors if isinstance(ext := e.get("extensions"), dict)}
             cls = (
                 AuthError
                 if "UNAUTHORIZED" in codes
@@ -207,7 +226,6 @@ class FlyClient:
                 status=200,
                 hint=f"check that the app {app!r} exists and the token can read it",
             )
-        return cast(dict[str, Any], ((body if isinstance(body, dict) else {}).get("data") or {}).get("app") or {})
 
     # -- logs
     def logs_page(
@@ -222,8 +240,8 @@ class FlyClient:
         ``data: null`` is an empty page.
         """
         params = {k: v for k, v in {"next_token": next_token, "instance": instance, "region": region}.items() if v}
-        body = self.api.get_json(f"/api/v1/apps/{app}/logs", params=params) or {}
-        return [d["attributes"] for d in body.get("data") or []], (body.get("meta") or {}).get("next_token")
+        body = self.api.get_shaped("fly.logs_page", f"/api/v1/apps/{app}/logs", params=params)
+        return [d["attributes"] for d in body["data"] or []], (body.get("meta") or {}).get("next_token")
 
     # -- registry
     def head_manifest(self, ref: str) -> dict[str, Any]:

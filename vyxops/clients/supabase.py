@@ -15,12 +15,22 @@ shared, and its own GET retries are off because vyxops retries in its transport
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from postgrest.types import CountMethod
 
-from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, RateLimitedError, TransportError, redact
+from vyxops import answers
+from vyxops.errors import (
+    ApiError,
+    AuthError,
+    InputError,
+    NotFoundError,
+    RateLimitedError,
+    TransportError,
+    UnexpectedAnswer,
+    redact,
+)
 from vyxops.http import Api, is_jwt, supabase_key_headers
 from vyxops.text import loads_answer, without_lone_surrogates
 
@@ -99,7 +109,7 @@ class SupabaseClient:
         if failure is not None:
             raise failure  # outside the except block: the httpx exception holds the request, keys included
         data = getattr(result, "data", None)
-        if data is not None and not isinstance(data, list):
+        if isinstance(data, str):  # supabase-py hands back a body that is not JSON as its text
             raise TransportError(
                 f"malformed response body ({self._last.status}, not a JSON list of rows)",
                 platform="supabase-rest",
@@ -107,6 +117,10 @@ class SupabaseClient:
                 path=self._last.path,
                 hint="something other than PostgREST answered (proxy, wrong SUPABASE_URL?); retry later",
             )
+        if data is not None and (mismatch := answers.mismatch("supabase.rows", data)) is not None:
+            last = self._last
+            raise UnexpectedAnswer(mismatch, platform="supabase-rest", method=last.method, path=last.path,
+                                   status=last.status, request_id=last.request_id)  # fmt: skip
         if data:  # postgrest-py decoded it: a "\ud800" escape in a row is a lone surrogate until here (vyxops.text)
             result.data = without_lone_surrogates(data)
         return result
@@ -266,7 +280,8 @@ class SupabaseClient:
 
         A ``null`` body (an empty list as Go-style servers send it) is an empty list.
         """
-        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/secrets") or []
+        secrets = self.mgmt.get_shaped("supabase.list_secrets", f"/v1/projects/{self.project_ref}/secrets")
+        return cast(list[dict[str, Any]], secrets or [])
 
     def set_secrets(self, items: list[dict[str, str]]) -> None:
         if not items:
@@ -283,7 +298,8 @@ class SupabaseClient:
 
     def list_functions(self) -> list[dict[str, Any]]:
         """Edge Functions (FunctionResponse, each with ``verify_jwt``); ``null`` reads as none."""
-        return self.mgmt.get_json(f"/v1/projects/{self.project_ref}/functions") or []
+        functions = self.mgmt.get_shaped("supabase.list_functions", f"/v1/projects/{self.project_ref}/functions")
+        return cast(list[dict[str, Any]], functions or [])
 
     def organization_plan(self) -> str | None:
         """The plan of the project's organization (free | pro | team | enterprise | platform), None if unreadable.
@@ -296,9 +312,9 @@ class SupabaseClient:
         if not self._plan_read:
             self._plan_read = True
             try:
-                project = self.mgmt.get_json(f"/v1/projects/{self.project_ref}")
-                slug = project.get("organization_slug") if isinstance(project, dict) else None
-                org = self.mgmt.get_json(f"/v1/organizations/{slug}") if slug else None
+                project = self.mgmt.get_shaped("supabase.get_project", f"/v1/projects/{self.project_ref}")
+                slug = project.get("organization_slug")
+                org = self.mgmt.get_shaped("supabase.get_organization", f"/v1/organizations/{slug}") if slug else None
                 plan = org.get("plan") if isinstance(org, dict) else None
                 self._plan = plan if isinstance(plan, str) else None
             except ApiError:
@@ -306,15 +322,17 @@ class SupabaseClient:
         return self._plan
 
     def postgrest_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = self.mgmt.get_json(f"/v1/projects/{self.project_ref}/postgrest")
-        return config
+        path = f"/v1/projects/{self.project_ref}/postgrest"
+        return cast(dict[str, Any], self.mgmt.get_shaped("supabase.postgrest_config", path))
 
     def query_logs(self, sql: str, start_iso: str, end_iso: str) -> list[dict[str, Any]]:
         """Run ClickHouse SQL on the logs endpoint over [start, end] (both always sent, ≤ 24 h)."""
-        body = self.mgmt.get_json(
+        response = self.mgmt.request(
+            "GET",
             f"/v1/projects/{self.project_ref}/analytics/endpoints/logs",
             params={"sql": sql, "iso_timestamp_start": start_iso, "iso_timestamp_end": end_iso},
         )
+        body = self.mgmt.parse_json(response)
         if isinstance(body, dict) and body.get("error"):
             raise ApiError(
                 str(body["error"])[:300],
@@ -324,7 +342,7 @@ class SupabaseClient:
                 status=200,
                 hint="the logs backend refused the query; narrow the window or retry",
             )
-        return list((body or {}).get("result") or [])
+        return list(self.mgmt.parse_shaped(response, "supabase.query_logs", body=body)["result"] or [])
 
     # -- Edge Functions
     def invoke(self, slug: str, body: dict[str, Any]) -> tuple[int, Any]:
