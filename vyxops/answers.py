@@ -133,7 +133,9 @@ class ListOf(Shape):
 
     def expected(self) -> str:
         item = self.item.expected()
-        return f"a list of {item.removeprefix('a ').removeprefix('an ')}s"
+        if isinstance(self.item, Kind) or not isinstance(self.item, Obj) or not self.item.required:
+            return f"a list of {item.split(' ', 1)[-1]}s"
+        return f"a list, each {item},"
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ class Read:
 
 
 _LIST_OR_NULL = Nullable(ListOf(OBJECT))
+_MACHINE = Obj(required={"id": STRING})  # what the frames key machines by
+_APP = Obj(required={"name": STRING})
 # Both GraphQL reads: errors[] (read first: app-not-found, auth) and data.app with its releases' nodes.
 _GRAPHQL_ENVELOPE = Obj(optional={"errors": Nullable(ListOf(OBJECT)), "data": Nullable(OBJECT)})
 _RELEASES = Obj(required={"nodes": _LIST_OR_NULL})  # schema.graphql: a connection, its nodes a list
@@ -178,15 +182,15 @@ READS: dict[str, Read] = {
     r.name: r
     for r in (
         # Machines API (fly-go ListAppsResponse {total_apps, apps}: apps null when empty).
-        Read("fly.list_apps", "fly-machines", "GET", r"^/v1/apps$", Obj(required={"apps": _LIST_OR_NULL})),
+        Read("fly.list_apps", "fly-machines", "GET", r"^/v1/apps$", Obj(required={"apps": Nullable(ListOf(_APP))})),
         Read("fly.get_app", "fly-machines", "GET", r"^/v1/apps/[^/]+$", OBJECT),
-        Read("fly.list_machines", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines$", _LIST_OR_NULL,
+        Read("fly.list_machines", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines$", Nullable(ListOf(_MACHINE)),
              source="fly.machines"),
-        Read("fly.get_machine", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines/[^/]+$", OBJECT),
+        Read("fly.get_machine", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines/[^/]+$", _MACHINE),
         Read("fly.machine_events", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines/[^/]+/events$",
              _LIST_OR_NULL, source="fly.machine_events"),
         Read("fly.create_machine", "fly-machines", "POST", r"^/v1/apps/[^/]+/machines$",
-             Obj(required={"id": STRING})),
+             _MACHINE),
         Read("fly.wait_machine", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines/[^/]+/wait$", OBJECT),
         # stop and destroy answer {"ok": true}; a 204 without a body is no answer to read, and none is read.
         Read("fly.stop_machine", "fly-machines", "POST", r"^/v1/apps/[^/]+/machines/[^/]+/stop$", Nullable(OBJECT)),
@@ -214,9 +218,11 @@ READS: dict[str, Read] = {
         # The logs endpoint: AnalyticsResponse {result, error}. The OpenAPI marks both optional, but every
         # answer seen carries result ({"result": [], "error": null} for an empty window: supabase/mcp's mocks,
         # reference/supabase/logs-endpoint-errors.sample.json); one with neither holds no reading at all,
-        # and read as no rows it would pass for a quiet window. error is read before the shape.
+        # and read as no rows it would pass for a quiet window. error is read before the shape. Every query
+        # vyxops sends selects id and timestamp (logreads, doctor), what each row is keyed and paged by.
         Read("supabase.query_logs", "supabase-mgmt", "GET", r"/analytics/endpoints/logs$",
-             Obj(required={"result": _LIST_OR_NULL}, optional={"error": ANY}),
+             Obj(required={"result": Nullable(ListOf(Obj(required={"id": ANY, "timestamp": ANY})))},
+                 optional={"error": ANY}),
              source="supabase.function_logs", optional=True),
         # PostgREST answers a select with a JSON list of row objects (never null for a select).
         Read("supabase.rows", "supabase-rest", "GET", r"^/rest/v1/[^/]+$", ListOf(OBJECT),
