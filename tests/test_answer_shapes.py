@@ -194,7 +194,7 @@ def test_the_seed_under_a_graphql_answer_without_its_app_stops_typed(
     ("read", "wrong"),
     [("supabase.list_secrets", "{}"), ("supabase.list_secrets", "object for a list"),
      ("fly.list_machines", "object for a list"), ("supabase.list_functions", "object for a list"),
-     ("supabase.rows", "{}")],
+     ("supabase.rows", "{}"), ("fly.list_apps", "{}"), ("fly.release_history", "object for a list")],
 )  # fmt: skip
 def test_a_deciding_source_of_the_wrong_shape_stops_the_investigation_typed(
     tmp_path: Path, answer_with: Callable[[str, object], None], read: str, wrong: str

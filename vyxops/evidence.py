@@ -18,7 +18,7 @@ from vyxops import facts, fanout, frames
 from vyxops.checks import check_app, check_machine_id, check_time
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
-from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError
+from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, UnexpectedAnswer, VyxopsError
 from vyxops.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
 from vyxops.progress import stages
 from vyxops.timeutil import iso, to_utc
@@ -297,6 +297,8 @@ class ProjectReads:
     def _fetch_apps(self) -> pd.DataFrame:
         try:
             return frames.fetch_apps(self.session)
+        except UnexpectedAnswer:
+            raise  # an answer, of the wrong shape: not a token that may not list (the rows' owners hang on it)
         except (AuthError, ApiError):
             denied = frames.empty_frame("apps", note="could not list the org's apps")
             denied.attrs["denied"] = True
