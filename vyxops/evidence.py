@@ -18,7 +18,7 @@ from vyxops import facts, fanout, frames
 from vyxops.checks import check_app, check_machine_id, check_time
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
-from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, UnexpectedAnswer, VyxopsError
+from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, UnexpectedAnswer
 from vyxops.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
 from vyxops.progress import stages
 from vyxops.timeutil import iso, to_utc
