@@ -52,7 +52,7 @@ def recording_handler(seen: dict[str, str]) -> httpx.MockTransport:
         if service == "registry":
             return httpx.Response(200, headers={"docker-content-digest": "sha256:" + "0" * 64})
         if service == "graphql":
-            return httpx.Response(200, json={"data": {"app": {"releases": {"nodes": []}}}})
+            return httpx.Response(200, json={"data": {"app": {"releases": {"nodes": []}, "currentRelease": None}}})
         if service == "logs":
             return httpx.Response(200, json={"data": [], "meta": {"next_token": ""}})
         return httpx.Response(200, json=[])

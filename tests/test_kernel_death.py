@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -40,6 +41,10 @@ def vyxops(tmp_path: Path, *args: str, **extra_env: str) -> tuple[subprocess.Com
         text=True,
         timeout=HANG_S,
         cwd=tmp_path,
+        # A child inherits an ignored SIGINT, and Python then keeps ignoring it: a kernel started in this
+        # process earlier in the session (ipykernel's init_signal sets SIG_IGN) leaves it ignored. A terminal's
+        # CLI does not inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     return proc, time.monotonic() - start
 

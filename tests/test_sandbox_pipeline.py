@@ -213,8 +213,8 @@ def test_the_table_named_twice_differently_is_a_scenario_error() -> None:
         ("fly_capacity: {region: Frankfurt}", "steps[3].fly_capacity.region", 25, "region code"),
         ("fly_rate_limit: {until: 2025-11-12T10:00:00Z}", "steps[3].fly_rate_limit.until", 25, "after the step"),
         ("db_update: {table: workspaces, match: {owner: u-1}, set: {error: boom}}", "steps[3].db_update", 24, "state"),
-        ("db_update: {table: machines, match: {owner: u-1}, set: {state: error}}", "steps[3].db_update", 24,
-         "workspaces"),
+        ("db_update: {table: machines, match: {owner: u-1}, set: {state: error}}", "steps[3].db_update.table", 25,
+         "workspaces"),  # refused when the scenario loads, at the key
     ],
     ids=["token-status", "region", "until-before-at", "column-the-table-lacks", "table-the-project-lacks"],
 )  # fmt: skip
