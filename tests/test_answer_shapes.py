@@ -129,9 +129,12 @@ def test_a_wrong_shape_is_a_typed_error_never_empty(read: str, wrong: str) -> No
 
 
 def test_a_null_list_is_still_empty_and_app_not_found_still_not_found() -> None:
-    """Go's null for an empty slice reads as empty; GraphQL's app: null with errors[] is app-not-found."""
+    """Go's null for an empty slice reads as empty (Fly); the Management API's lists are never null, so a null
+    secrets list is a wrong shape, not "no secrets"; GraphQL's app: null with errors[] is app-not-found."""
     s = fake_session(_fake("supabase.list_secrets", None))
-    assert s.supabase.list_secrets() == [] and s.fly.list_machines(APP) == []
+    assert s.fly.list_machines(APP) == []
+    with pytest.raises(UnexpectedAnswer):
+        s.supabase.list_secrets()
     not_found = {"data": None, "errors": [{"message": "Could not find App", "path": ["app"]}]}
     s = fake_session(_fake("fly.release_history", not_found))
     with pytest.raises(ApiError) as caught:

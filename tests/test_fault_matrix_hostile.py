@@ -589,21 +589,33 @@ def sandbox_cli(tmp: Path, verb: list[str]) -> tuple[list[str], dict[str, str], 
     return [VYXOPS, *verb, "--scenario", SCENARIO, "--out", str(out)], base_env(tmp), out
 
 
+#: Where the kernel kills itself, mid-run, per verb (vyxops_sandbox.kernel_death: a real SIGKILL of the real
+#: kernel process, at a point inside the work rather than whenever a saved notebook shows a cell: the seed's
+#: cells finish in a fraction of a second, so a kill timed from outside may land after the work is done).
+KILL_POINTS = {
+    "investigate": ("vyxops.evidence:collect_evidence", {"before": 1}),
+    "remediate --apply": ("vyxops.fixes.audit_log:AuditLog.intent", {"after": 1}),
+}
+
+
 def kill_case(verb_name: str, verb: list[str], how: str) -> Case:
-    """Kill the kernel (SIGKILL) or press Ctrl-C (SIGINT to the CLI) once the kernel runs."""
+    """Kill the kernel (it SIGKILLs itself at a point mid-run) or press Ctrl-C (SIGINT to the CLI) once it runs."""
 
     def run(tmp: Path) -> str:
+        from vyxops_sandbox.kernel_death import kernel_death_env
+
         cmd, env, out = sandbox_cli(tmp, verb)
+        if how == "kernel SIGKILL":
+            target, when = KILL_POINTS[verb_name]
+            env = {**env, **kernel_death_env(tmp / "kill", target, **when)}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         kernel = wait_for_kernel(proc.pid, proc, deadline=time.monotonic() + 60)
-        if kernel is None:
+        if kernel is None and how != "kernel SIGKILL":
             stdout, stderr = proc.communicate()
             return f"no kernel was seen (exit {proc.returncode}): {last_line(stderr)}"
-        wait_for_a_cell(out / f"{verb[0]}.ipynb", proc, deadline=time.monotonic() + 30)
-        _kill(
-            kernel if how == "kernel SIGKILL" else proc.pid,
-            signal.SIGKILL if how == "kernel SIGKILL" else signal.SIGINT,
-        )
+        if how != "kernel SIGKILL":
+            wait_for_a_cell(out / f"{verb[0]}.ipynb", proc, deadline=time.monotonic() + 30)
+            _kill(proc.pid, signal.SIGINT)
         killed_at = time.monotonic()
         try:
             stdout, stderr = proc.communicate(timeout=KILL_BOUND_S)

@@ -139,8 +139,9 @@ NULL_BODIES: dict[str, Any] = {
     # so the combined query's answer carries currentRelease, here null: an app never released.
     "/graphql": {"data": {"app": {"releases": {"nodes": None}, "currentRelease": None}}},
     "/api/v1/apps/vyx-app/logs": {"data": None, "meta": {"next_token": ""}},
-    "/v1/projects/mockprojectref0001/secrets": None,
-    "/v1/projects/mockprojectref0001/functions": None,
+    # The Management API's lists are JSON arrays, never null (NestJS; vyxops.answers): empty, they are [].
+    "/v1/projects/mockprojectref0001/secrets": [],
+    "/v1/projects/mockprojectref0001/functions": [],
     "/v1/projects/mockprojectref0001/analytics/endpoints/logs": {"result": None, "error": None},
 }
 

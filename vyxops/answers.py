@@ -207,11 +207,15 @@ READS: dict[str, Read] = {
              Obj(required={"data": Nullable(ListOf(Obj(required={"attributes": OBJECT})))},
                  optional={"meta": Nullable(Obj(optional={"next_token": Nullable(STRING)}))}),
              source="fly.logs", optional=True),
-        # Management API (SecretResponse requires name and value; FunctionResponse id and slug).
+        # Management API (SecretResponse requires name and value; FunctionResponse id and slug). Both answer
+        # a JSON array (the OpenAPI's 200 schemas; the API is NestJS, not Go, so no nil slice is sent as null),
+        # and neither is empty for a project vyxops can investigate: the secrets always hold the SUPABASE_*
+        # defaults, the functions the provisioning one. A null here is not "none": read as empty, it named
+        # DOCKER_IMAGE unset and a wrong root (issue 19's harness).
         Read("supabase.list_secrets", "supabase-mgmt", "GET", r"^/v1/projects/[^/]+/secrets$",
-             Nullable(ListOf(Obj(required={"name": STRING}))), source="supabase.secrets"),
+             ListOf(Obj(required={"name": STRING})), source="supabase.secrets"),
         Read("supabase.list_functions", "supabase-mgmt", "GET", r"^/v1/projects/[^/]+/functions$",
-             Nullable(ListOf(Obj(required={"id": STRING, "slug": STRING}))), source="supabase.functions"),
+             ListOf(Obj(required={"id": STRING, "slug": STRING})), source="supabase.functions"),
         Read("supabase.get_project", "supabase-mgmt", "GET", r"^/v1/projects/[^/]+$", OBJECT),
         Read("supabase.get_organization", "supabase-mgmt", "GET", r"^/v1/organizations/[^/]+$", OBJECT),
         Read("supabase.postgrest_config", "supabase-mgmt", "GET", r"^/v1/projects/[^/]+/postgrest$", OBJECT),

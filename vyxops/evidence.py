@@ -231,6 +231,7 @@ class ProjectReads:
         self._kept: dict[tuple[Any, ...], Any] = {}  # answers that are not frames (machine lists, documents)
         self._samples: dict[str, list[dict[str, Any]]] = {}  # tables read whole (by discovery)
         self._derived: dict[tuple[Any, ...], object] = {}
+        self._unreachable: dict[tuple[Any, ...], TransportError] = {}  # see _unreachable_once
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
 
@@ -245,17 +246,30 @@ class ProjectReads:
         """The run's one answer for ``key`` (not a frame: a machine list, a document), made by the first to ask."""
         with self._single(key):
             if key not in self._kept:
-                self._kept[key] = fetch()
+                self._kept[key] = self._unreachable_once(key, fetch)
         return cast(T, self._kept[key])
 
     def _read(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         """The run's one read of ``key`` itself, not a copy: for what is derived from it here."""
         with self._single(key):
             if key not in self._frames:
-                read = fetch()
+                read = self._unreachable_once(key, fetch)
                 read.attrs[PROJECT_READ] = repr(key)  # its copies carry it: see derive()
                 self._frames[key] = read
         return self._frames[key]
+
+    def _unreachable_once(self, key: tuple[Any, ...], fetch: Callable[[], T]) -> T:
+        """``fetch()``; when the platform did not answer it (a TransportError: every attempt timed out or could not
+        connect), the next caller in this run gets the same error at once rather than waiting out every attempt
+        again (a read made ahead, then by the evidence: a hang cost twice the retries' time, issue 19's harness).
+        Other failures are not kept: a rate limit or a 5xx may pass by the time the evidence asks."""
+        if key in self._unreachable:
+            raise self._unreachable[key]
+        try:
+            return fetch()
+        except TransportError as exc:
+            self._unreachable[key] = exc
+            raise
 
     def derive(self, frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """``compute()``, a pure function of ``frame`` and ``key``, made once per run for each read.

@@ -243,12 +243,12 @@ def _secrets(world: World, request: httpx.Request, answer: Answer, match: re.Mat
         if with_time:
             item["updated_at"] = secret["updated_at"]
         items.append(item)
-    return answer(200, _empty_as(world, items), null=True)
+    return answer(200, items)
 
 
 def _functions(world: World, request: httpx.Request, answer: Answer, match: re.Match[str]) -> httpx.Response:
     """GET /functions: FunctionResponse list, each with its ``verify_jwt``."""
-    return answer(200, _empty_as(world, [copy.deepcopy(f) for f in world.state["supabase"]["functions"]]), null=True)
+    return answer(200, [copy.deepcopy(f) for f in world.state["supabase"]["functions"]])
 
 
 def _function(world: World, request: httpx.Request, answer: Answer, match: re.Match[str]) -> httpx.Response:

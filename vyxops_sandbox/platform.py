@@ -9,7 +9,7 @@ existed, except where a model fact chose otherwise (each default says why)::
         secrets_updated_at: true   # false: the secrets list leaves `updated_at` out (the spec allows it)
         api_key: jwt               # jwt | sb_secret: the shape of the service and anon keys
         verify_jwt: true           # provision-machine's verify_jwt (reported by the functions list)
-        empty_as_null: false       # true: an empty list is sent as null (secrets, functions, logs result)
+        empty_as_null: false       # true: the logs endpoint answers `result: null` for a query that matches nothing
         token_permissions: [edge_functions_read]  # a scoped access token: only these permissions (default: all)
         log_timestamps: text       # text | us | us_string: how a logs row's `timestamp` is written
       fly:

@@ -278,10 +278,10 @@ class SupabaseClient:
     def list_secrets(self) -> list[dict[str, Any]]:
         """Secrets as ``{name, value: sha256 digest, updated_at?}``: never plaintext; ``updated_at`` is optional.
 
-        A ``null`` body (an empty list as Go-style servers send it) is an empty list.
+        A ``null`` body is a wrong shape (vyxops.answers), never "no secrets".
         """
         secrets = self.mgmt.get_shaped("supabase.list_secrets", f"/v1/projects/{self.project_ref}/secrets")
-        return cast(list[dict[str, Any]], secrets or [])
+        return cast(list[dict[str, Any]], secrets)
 
     def set_secrets(self, items: list[dict[str, str]]) -> None:
         if not items:
@@ -297,9 +297,9 @@ class SupabaseClient:
         self.mgmt.request("DELETE", f"/v1/projects/{self.project_ref}/secrets", json=list(names))
 
     def list_functions(self) -> list[dict[str, Any]]:
-        """Edge Functions (FunctionResponse, each with ``verify_jwt``); ``null`` reads as none."""
+        """Edge Functions (FunctionResponse, each with ``verify_jwt``); ``null`` is a wrong shape (vyxops.answers)."""
         functions = self.mgmt.get_shaped("supabase.list_functions", f"/v1/projects/{self.project_ref}/functions")
-        return cast(list[dict[str, Any]], functions or [])
+        return cast(list[dict[str, Any]], functions)
 
     def organization_plan(self) -> str | None:
         """The plan of the project's organization (free | pro | team | enterprise | platform), None if unreadable.
