@@ -211,7 +211,7 @@ READS: dict[str, Read] = {
         # a JSON array (the OpenAPI's 200 schemas; the API is NestJS, not Go, so no nil slice is sent as null),
         # and neither is empty for a project vyxops can investigate: the secrets always hold the SUPABASE_*
         # defaults, the functions the provisioning one. A null here is not "none": read as empty, it named
-        # DOCKER_IMAGE unset and a wrong root (issue 19's harness).
+        # the image secret unset and a wrong root (issue 19's harness).
         Read("supabase.list_secrets", "supabase-mgmt", "GET", r"^/v1/projects/[^/]+/secrets$",
              ListOf(Obj(required={"name": STRING})), source="supabase.secrets"),
         Read("supabase.list_functions", "supabase-mgmt", "GET", r"^/v1/projects/[^/]+/functions$",
