@@ -69,6 +69,7 @@ CALLS: dict[str, Callable[[Session], object]] = {
         "select id, timestamp from logs", "2026-03-11T00:00:00Z", "2026-03-11T01:00:00Z"
     ),
     "supabase.rows": lambda s: s.supabase.select_all("machines"),
+    "supabase.openapi": lambda s: s.supabase.openapi(),
 }  # fmt: skip
 
 CASES = [(read, name) for read in answers.READS for name in answers.wrong_answers(read)]

@@ -228,6 +228,13 @@ READS: dict[str, Read] = {
              Obj(required={"result": Nullable(ListOf(Obj(required={"id": ANY, "timestamp": ANY})))},
                  optional={"error": ANY}),
              source="supabase.function_logs", optional=True),
+        # PostgREST's API root: its OpenAPI (Swagger 2.0) description. PostgREST always writes "swagger": "2.0";
+        # the Haskell swagger2 encoder leaves empty maps out, so definitions (the tables) may be absent when
+        # none is exposed. An answer without it describes nothing: read as "no tables", discovery would
+        # refuse the run as bad input (exit 2) where the platform answered wrong (issue 19's harness).
+        Read("supabase.openapi", "supabase-rest", "GET", r"^/rest/v1/$",
+             Obj(required={"swagger": STRING}, optional={"definitions": OBJECT, "paths": OBJECT}),
+             source="supabase.machine_rows"),
         # PostgREST answers a select with a JSON list of row objects (never null for a select).
         Read("supabase.rows", "supabase-rest", "GET", r"^/rest/v1/[^/]+$", ListOf(OBJECT),
              source="supabase.machine_rows"),

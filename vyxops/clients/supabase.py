@@ -249,14 +249,15 @@ class SupabaseClient:
         try:
             body = response.json()
         except ValueError:
-            body = None
-        if not isinstance(body, dict):
             raise TransportError(
-                f"malformed response body ({response.status_code}, not an OpenAPI document)",
+                f"malformed response body ({response.status_code}, not JSON)",
                 platform="supabase-rest", method="GET", path="/rest/v1/",
                 hint="something other than PostgREST answered (proxy, wrong SUPABASE_URL?)",
-            )  # fmt: skip
-        return body
+            ) from None  # fmt: skip
+        if (mismatch := answers.mismatch("supabase.openapi", body)) is not None:
+            raise UnexpectedAnswer(mismatch, platform="supabase-rest", method="GET", path="/rest/v1/",
+                                   status=response.status_code)  # fmt: skip
+        return cast(dict[str, Any], body)
 
     def update_rows(
         self, table: str, values: dict[str, Any], filters: list[tuple[str, str, Any]]
