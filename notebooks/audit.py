@@ -57,10 +57,10 @@ if audit.error is not None:
     nbtools.md("## The audit could not run")
     nbtools.show_error(audit.error)
 for app, err in audit.errors.items():
-    nbtools.md(f"## {app}")
+    nbtools.heading(app)
     nbtools.show_error(err.error)
 for app, inv in audit.investigations.items():
-    nbtools.md(f"## {app}")
+    nbtools.heading(app)
     nbtools.show_header(inv, tz)
     nbtools.show_probe(probed.get(app))
     nbtools.show_summary(inv, tz)

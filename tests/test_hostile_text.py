@@ -322,3 +322,14 @@ def test_an_error_of_any_class_in_one_app_is_that_apps_row(tmp_path: Path) -> No
     assert rows["alpha-app"]["error"]["type"] == "UnexpectedAppError"
     assert "UnicodeDecodeError" in rows["alpha-app"]["error"]["message"]
     assert rows["beta-app"]["root_cause"] == "LATEST_TAG_MISSING"
+
+
+def test_an_app_heading_in_a_report_shows_a_hostile_name_as_text() -> None:
+    """The audit notebook heads each app's section with its name, which may come from the org's list: a link or an
+    image in it is escaped, not rendered (markdown-it, as the postmortem test renders)."""
+    from markdown_it import MarkdownIt
+
+    from vyxops.nbtools import heading_text
+
+    html = MarkdownIt().render(heading_text("[click](http://evil.example) ![](http://pixel.example/p.png)"))
+    assert html.startswith("<h2>") and "<a " not in html and "<img" not in html

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops.errors import VyxopsError
-from vyxops.nbtools.display import md, show_figure, table
+from vyxops.nbtools.display import heading, heading_text, md, show_figure, table
 from vyxops.nbtools.investigation import (
     show_error,
     show_findings,
@@ -56,6 +56,8 @@ def setup() -> None:
 __all__ = [
     "setup",
     "md",
+    "heading",
+    "heading_text",
     "table",
     "show_header",
     "show_error",

@@ -15,6 +15,18 @@ def md(text: str) -> None:
     display(Markdown(text))
 
 
+def heading(value: object, level: int = 2) -> None:
+    """A Markdown heading naming a platform value (an app from the org's list, say): escaped, so a name that
+    holds a link or an image shows as text in the report (vyxops.text.md)."""
+    md(heading_text(value, level))
+
+
+def heading_text(value: object, level: int = 2) -> str:
+    from vyxops.text import md as escaped
+
+    return "#" * level + " " + escaped(value)
+
+
 def show_figure(fig: Figure) -> None:
     """Display a matplotlib Figure as a PNG (works without pyplot, headless, in HTML reports)."""
     import io
