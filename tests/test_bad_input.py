@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from test_scenarios import GOOD  # a tiny valid scenario
 
 from vyxops.cli import main
 from vyxops.errors import ConfigError, InputError
@@ -25,17 +26,6 @@ from vyxops_sandbox.scenario import parse_scenario
 from vyxops_sandbox.world import World
 
 APP = "vyx-app"
-GOOD = """\
-name: tiny
-now: 2025-10-02T17:25:00Z
-fly: {org: personal, apps: [vyx-app]}
-supabase: {project_ref: vyxsandboxprojectref, machines_table: machines}
-images:
-  registry.fly.io/vyx-app:stub: {behaviour: exit}
-steps:
-  - at: 2025-10-02T16:18:40Z
-    invoke: {function: provision-machine, body: {user_id: u-1}}
-"""
 LIVE_ENV = {
     "FLY_API_TOKEN": "unshaped-fly-token-bad-input-01",
     "SUPABASE_URL": "https://abcdefghijklmnopqrst.supabase.co",
