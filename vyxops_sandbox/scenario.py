@@ -191,8 +191,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     steps = _steps(c, data.get("steps"), now_ms, list(apps))
     revokes = any(s["kind"] == "revoke_fly_token" for s in steps)
     pipeline = parse_pipeline(c, data.get("pipeline"), table, revokes)
-    _check_invokes(c, steps, pipeline)
-    _check_tables(c, steps, pipeline)
+    _check_pipeline_names(c, steps, pipeline)
     return Scenario(
         name=name,
         title=str(data.get("title") or name),
@@ -212,26 +211,21 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     )
 
 
-def _check_invokes(c: Checker, steps: list[dict[str, Any]], pipeline: Pipeline) -> None:
-    """An invoke step calls the pipeline's function: any other slug would only meet the relay's 404."""
-    for i, step in enumerate(steps):
-        if step["kind"] == "invoke" and step["args"]["function"] != pipeline.function:
-            c.fail(
-                ["steps", i, "invoke", "function"],
-                f"{step['args']['function']!r} is not the pipeline's function",
-                allowed=[pipeline.function],
-            )
+#: What a step names that the pipeline has one of: (step kind, its key, the pipeline's value, what else is).
+#: An invoke of another slug would only meet the relay's 404; a db_update of another table would change
+#: nothing, silently.
+_PIPELINE_NAMES: tuple[tuple[str, str, Callable[[Pipeline], str], str], ...] = (
+    ("invoke", "function", lambda p: p.function, "is not the pipeline's function"),
+    ("db_update", "table", lambda p: p.table, "is not a table of the project"),
+)
 
 
-def _check_tables(c: Checker, steps: list[dict[str, Any]], pipeline: Pipeline) -> None:
-    """A db_update changes the project's one table (the pipeline's): another name would change nothing, silently."""
+def _check_pipeline_names(c: Checker, steps: list[dict[str, Any]], pipeline: Pipeline) -> None:
+    """Each step names the pipeline's function and table (:data:`_PIPELINE_NAMES`)."""
     for i, step in enumerate(steps):
-        if step["kind"] == "db_update" and step["args"]["table"] != pipeline.table:
-            c.fail(
-                ["steps", i, "db_update", "table"],
-                f"{step['args']['table']!r} is not a table of the project",
-                allowed=[pipeline.table],
-            )
+        for kind, key, expected, what in _PIPELINE_NAMES:
+            if step["kind"] == kind and step["args"][key] != expected(pipeline):
+                c.fail(["steps", i, kind, key], f"{step['args'][key]!r} {what}", allowed=[expected(pipeline)])
 
 
 def _load_yaml(text: str, path: str) -> tuple[yaml.Node, dict[str, Any]]:
