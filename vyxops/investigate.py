@@ -171,7 +171,9 @@ def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_re
     root, findings = rank(run_detectors(ctx))
     findings = sorted(findings, key=lambda f: (int(f.link), f.code, f.entity))
     if machine_id:
-        findings = [f for f in findings if f is root or _concerns(f, machine_id)]
+        root_mid = root.facts.get("machine_id") if root is not None else None
+        focus = {machine_id} | ({root_mid} if isinstance(root_mid, str) else set())
+        findings = [f for f in findings if f is root or _concerns(f, focus)]
     gaps = list(dict.fromkeys(evidence.gaps + ctx.gaps))
     summary = summarize(ctx, root, findings, gaps)
     document = findings_document(ctx, root, findings, summary, gaps)
@@ -179,7 +181,14 @@ def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_re
     return Investigation(evidence, findings, root, summary, document, gaps, ctx, impact, project_ref)
 
 
-def _concerns(f: Finding, machine_id: str) -> bool:
-    """Whether a finding stays in a focus on ``machine_id``: app-wide ones do, machine ones only for it."""
+#: Findings about a machine that speak for the app: a deploy's release command (why an image is not a release).
+APP_WIDE_MACHINE_CODES = frozenset({"RELEASE_COMMAND_FAILED"})
+
+
+def _concerns(f: Finding, machines: set[str]) -> bool:
+    """Whether a finding stays in a focus: app-wide ones do, machine and row ones only for the focused machine or
+    the root's (the root stays whole, with its row: SPEC.md); a row naming no machine is no machine's."""
     mid = f.facts.get("machine_id")
-    return mid is None or mid == machine_id
+    if mid is None:
+        return "row" not in f.facts
+    return mid in machines or f.code in APP_WIDE_MACHINE_CODES

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops import facts
 from vyxops.contract import RUNNING
 from vyxops.coverage import Gap
 from vyxops.detect.invocations import Failed, answered_ok, project_failures
@@ -241,6 +242,19 @@ class Context:
             # A moved tag (:latest) is another image under the same name; an index and its platform child are one.
             return not self.identity.same(digest, p.digest)
         return p.ref != image
+
+    def releases_of(self, ref: str | None, digest: str | None) -> list[int]:
+        """The versions (oldest first) of the releases that ran ``ref`` (by reference, or by digest through
+        ImageIdentity): a rollback makes several. A ``failed`` release never ran its image (flyctl moves no machine
+        when its release command fails), so it is not one."""
+        rel = self.e.releases
+        out = []
+        for version, image, status in zip(rel["version"].tolist(), rel["image"].tolist(), rel["status"].tolist()):
+            if not isinstance(image, str) or status == facts.RELEASE_FAILED or pd.isna(version):
+                continue
+            if image == ref or (digest is not None and self.identity.same(digest, self.e.head(image)[1])):
+                out.append(int(version))
+        return sorted(set(out))
 
 
 def _opt(value: object) -> str | None:

@@ -150,7 +150,10 @@ def detect_restart_loop(ctx: Context) -> list[Finding]:
             f"machine {m.machine_id} keeps restarting: {int(m.failing_exits)} failing exits "
             f"(restart {m.restart_policy})"
         )
-        out.append(_finding(ctx, m, "MACHINE_RESTART_LOOP", title, evidence, code=code, restarts=restarts))
+        # exit_code is what story_sentence tells: the last exit event's code (facts.read_exit_event).
+        out.append(
+            _finding(ctx, m, "MACHINE_RESTART_LOOP", title, evidence, code=code, exit_code=code, restarts=restarts)
+        )
     return out
 
 
@@ -164,11 +167,26 @@ def detect_release_command_failed(ctx: Context) -> list[Finding]:
         code = None if pd.isna(m.exit_code) else int(m.exit_code)
         evidence = [_created(m), ev("fly.events", m.exit_at, f"release command {facts.describe_exit(code, None)}")]
         title = f"release command on {m.image} {facts.describe_exit(code, None)}: that deploy was aborted"
+        version, deployed = _failed_release(ctx, m)
         out.append(
             Finding("RELEASE_COMMAND_FAILED", "warning", title, f"machine:{m.machine_id}", evidence, [],
-                    {"machine_id": m.machine_id, "image": m.image, "code": code}, at=m.exit_at)
+                    {"machine_id": m.machine_id, "image": m.image, "code": code, "exit_code": code,
+                     "digest": _str(m.image_digest), "release_version": version, "deployed_at": deployed},
+                    at=m.exit_at)
         )  # fmt: skip
     return out
+
+
+def _failed_release(ctx: Context, m: Any) -> tuple[int | None, pd.Timestamp | None]:
+    """The ``failed`` release whose release command machine ``m`` ran (the newest on its image created by then):
+    flyctl creates the release, runs the command, and marks the release failed when it exits non-zero."""
+    rel = ctx.e.releases
+    hits = rel[(rel["image"] == m.image) & (rel["status"] == facts.RELEASE_FAILED)]
+    hits = hits[hits["created_at"].isna() | (hits["created_at"] <= m.created_at)] if pd.notna(m.created_at) else hits
+    if hits.empty:
+        return None, None
+    r = hits.sort_values("version").iloc[-1]
+    return int(r["version"]), (None if pd.isna(r["created_at"]) else r["created_at"])
 
 
 def story_sentence(f: Finding, tz: str = "UTC") -> str:

@@ -51,8 +51,6 @@ def _rows(ctx: Context) -> list[_RowView]:
     for rid, mid, status, role, created, updated in zip(*(rows[c].tolist() for c in columns)):
         if pd.notna(created) and created > ctx.as_of:
             continue  # not created yet at the window's end
-        if ctx.e.machine_id and not (isinstance(mid, str) and mid == ctx.e.machine_id):
-            continue  # a focus on one machine: its rows only (a row naming none is not its)
         if pd.notna(updated) and updated > ctx.as_of:
             continue  # a row changed after the window: its status then is not known
         # A table without an updated_at column: a row's age counts from its creation (SPEC.md).

@@ -106,6 +106,7 @@ def _secret_not_current_release(ctx: Context, p: Provisioning, release: Release)
             "ref": p.ref,
             "digest": p.digest,
             "image_id": ctx.identity.of(p.digest),  # an index stands for its platform child (images.ImageIdentity)
+            "releases": ctx.releases_of(p.ref, p.digest),  # earlier releases that ran it (a rollback's)
             "exists": p.exists,
             "release_image": release.image,
             "release_version": release.version,
@@ -150,6 +151,7 @@ def detect_latest_stale(ctx: Context) -> list[Finding]:
                 "digest": p.digest,
                 "release_digest": release.digest,
                 "release_id": ctx.identity.of(release.digest),
+                "releases": ctx.releases_of(None, p.digest),  # the releases that ran what :latest names now
                 "release_version": release.version,
                 "release_image": release.image,
                 "secret_set": p.secret_set,

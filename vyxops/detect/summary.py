@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops import facts
 from vyxops.coverage import Gap
 from vyxops.detect.context import Context
 from vyxops.detect.creates import KIND_SAYS
@@ -69,14 +70,43 @@ def _failures_told(found: list[Finding], keep: Callable[[Finding], bool]) -> lis
     return told
 
 
+def _releases_said(versions: list[int], but: int | None = None) -> str:
+    """ ", release v2's image" (or "the image of releases v2 and v4") for an image those releases ran; "" for none."""
+    vs = [v for v in versions if v != but]
+    if not vs:
+        return ""
+    if len(vs) == 1:
+        return f", release v{vs[0]}'s image"
+    return ", the image of releases " + ", ".join(f"v{v}" for v in vs[:-1]) + f" and v{vs[-1]}"
+
+
+def _release_commands(ref: str | None, digest: str | None, found: list[Finding]) -> list[str]:
+    """Why an image never became a release: the release command of its deploy exited non-zero."""
+    out = []
+    for x in found:
+        g = x.facts
+        if x.code != "RELEASE_COMMAND_FAILED" or not (g["image"] == ref or (digest and g.get("digest") == digest)):
+            continue
+        deploy = f"the deploy at {_when(g['deployed_at'])}" if g.get("deployed_at") is not None else "a deploy"
+        failed = f" (release v{g['release_version']} is marked failed)" if g.get("release_version") else ""
+        out.append(
+            f"The release command of {deploy} (machine {g['machine_id']}) "
+            f"{facts.describe_exit(g.get('exit_code'), None)}, so that deploy was aborted{failed} and "
+            f"{g['image']} never became a release machines run."
+        )
+    return out
+
+
 @summary_for("SECRET_IMAGE_NOT_CURRENT_RELEASE")
 def _secret(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     f, secret = root.facts, ctx.provisioning.secret
     parts = [
         f"Supabase secret {secret} (updated {_when(f['updated_at'])}) points at {f['ref']} — its SHA-256 "
-        f"digest matches that reference — not the current release v{f['release_version']}'s image "
-        f"{f['release_image']} (released {_when(f['release_created_at'])})."
+        f"digest matches that reference{_releases_said(f.get('releases') or [], f['release_version'])} — not the "
+        f"current release v{f['release_version']}'s image {f['release_image']} "
+        f"(released {_when(f['release_created_at'])})."
     ]
+    parts += _release_commands(f["ref"], f.get("digest"), found)
     if f["exists"]:
         parts.append(
             f"{f['ref']} exists in the registry, so the Machines API accepted the create "
@@ -131,7 +161,8 @@ def _machine(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
             f"{release.image}{same}, and it fails."
         ]
     else:
-        parts = [f"Machine {root.facts['machine_id']} ran {img}."]
+        ran = _releases_said(ctx.releases_of(img, root.facts.get("digest")))
+        parts = [f"Machine {root.facts['machine_id']} ran {img}{ran}."]
     return parts + _failures_told(found, lambda x: x.facts.get("image") == img)
 
 
@@ -142,7 +173,8 @@ def _latest(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     why = f"{secret} is unset, so {fn} uses" if not f["secret_set"] else f"{secret} names"
     why = why if secret else f"{fn} provisions with"
     parts = [
-        f"{why} {f['ref']}, which now names {f['digest']}, not release v{f['release_version']}'s image "
+        f"{why} {f['ref']}, which now names {f['digest']}{_releases_said(f.get('releases') or [])}, "
+        f"not release v{f['release_version']}'s image "
         f"{f['release_image']} ({f['release_digest']}): the tag was overwritten, or not moved by the last deploy."
     ]
     return parts + _failures_told(found, lambda x: x.facts.get("image") == f["ref"])
