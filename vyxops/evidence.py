@@ -53,6 +53,7 @@ class Evidence:
     notes: list[str] = field(default_factory=list)
     org_apps: list[str] | None = None  # the org's apps, when the token may list them
     extra_gaps: list[Gap] = field(default_factory=list)  # sources that failed outright
+    incarnation: str = ""  # which world the target was (Session.incarnation): the audit log's lines of it are its own
     _docker_image: dict[str, Any] | None = field(default=None, repr=False)
     _manifest_rows: dict[object, int] | None = field(default=None, init=False, repr=False, compare=False)
     project: ProjectReads | None = field(default=None, repr=False, compare=False)  # shares derivations
@@ -452,7 +453,7 @@ def collect_evidence(
     return Evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
         contract=contract, project_ref=session.project_ref, notes=_notes(got), org_apps=first["org_apps"],
-        extra_gaps=gaps, project=project,
+        extra_gaps=gaps, project=project, incarnation=session.incarnation,
     )  # fmt: skip
 
 

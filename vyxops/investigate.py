@@ -27,6 +27,7 @@ from vyxops.detect import (
 from vyxops.discover import resolve_contract
 from vyxops.evidence import Evidence, ProjectReads, collect_evidence, parse_window
 from vyxops.impact import Impact, impact_of
+from vyxops.resolved import Resolved, resolved_incident
 from vyxops.session import Session
 
 INCIDENT_MARGIN = pd.Timedelta(minutes=15)
@@ -45,6 +46,7 @@ class Investigation:
     context: Context
     impact: Impact
     project_ref: str | None = None
+    resolved: Resolved | None = None  # with no root cause: the failures of the window that are history
 
     @functools.cached_property
     def timeline(self) -> pd.DataFrame:
@@ -178,7 +180,10 @@ def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_re
     summary = summarize(ctx, root, findings, gaps)
     document = findings_document(ctx, root, findings, summary, gaps)
     impact = impact_of(ctx, findings)
-    return Investigation(evidence, findings, root, summary, document, gaps, ctx, impact, project_ref)
+    resolved = resolved_incident(root, findings)
+    if resolved is not None:
+        document["resolved"] = resolved.as_json()
+    return Investigation(evidence, findings, root, summary, document, gaps, ctx, impact, project_ref, resolved)
 
 
 #: Findings about a machine that speak for the app: a deploy's release command (why an image is not a release).

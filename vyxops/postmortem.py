@@ -2,7 +2,11 @@
 
 Summary, impact, the incident's timeline, the root cause with its evidence, what
 was done (the fixes' audit log, when fixes were applied) and action items (the
-recommended fixes not applied yet). Plain GitHub-flavoured Markdown: headings,
+recommended fixes not applied yet). Written after a fix, the incident is still the
+incident: with no root cause standing, the window's resolved incident
+(:mod:`vyxops.resolved`) titles it, and what the audit log says was done names the cause
+mended (the secret's old image, the image the failed machines ran). "What was done" holds
+only this target's incarnation (a sandbox's reset starts a new one). Plain GitHub-flavoured Markdown: headings,
 lists and pipe tables; every value from a platform is escaped (:func:`cell`: no link, image, emphasis or HTML
 of its own, whatever a log line, user id or row error holds).
 """
@@ -13,12 +17,16 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from vyxops.config import audit_log_path
+from vyxops.fixes.audit_log import NOT_FIXES
 from vyxops.present import fmt_time, vyxops_command
 from vyxops.text import md
 
 if TYPE_CHECKING:
     from vyxops.investigate import Investigation
+    from vyxops.resolved import Resolved
 
 TIMELINE_ROWS = 60
 
@@ -51,7 +59,11 @@ def write_postmortem(
 def render_postmortem(inv: Investigation, *, tz: str = "UTC", audit_log: Path | None = None) -> str:
     """The whole document."""
     e = inv.evidence
+    done = read_audit_lines(audit_log or audit_log_path(), e.app, e.target, e.incarnation)
+    cause = _mended(inv.resolved, done)
     head = f"{inv.root.code}: {inv.root.title}" if inv.root is not None else inv.root_line
+    if inv.root is None and inv.resolved is not None:
+        head = _resolved_head(inv.resolved, cause, tz)
     parts = [
         f"# Postmortem: {cell(e.app)} — {cell(head)}",
         "",
@@ -61,7 +73,8 @@ def render_postmortem(inv: Investigation, *, tz: str = "UTC", audit_log: Path | 
         "## Summary",
         "",
         f"**Verdict:** {cell(inv.verdict)}."
-        + (f" **Root cause:** {code(inv.root.code)}." if inv.root is not None else ""),
+        + (f" **Root cause:** {code(inv.root.code)}." if inv.root is not None else "")
+        + (" **Resolved incident:** see below." if inv.root is None and inv.resolved is not None else ""),
         "",
         cell(inv.summary_in(tz)) if inv.summary else "",
         "",
@@ -69,18 +82,21 @@ def render_postmortem(inv: Investigation, *, tz: str = "UTC", audit_log: Path | 
         "",
         inv.impact.sentence(),
         "",
-        *_timeline(inv, tz),
-        *_evidence(inv, tz),
-        *_done(inv, tz, audit_log),
-        *_action_items(inv, audit_log),
+        *_timeline(inv, tz, cause),
+        *_evidence(inv, tz, cause),
+        *_done(done, tz),
+        *_action_items(inv, done),
         *_gaps(inv),
     ]
     return "\n".join(parts).rstrip() + "\n"
 
 
-def _timeline(inv: Investigation, tz: str) -> list[str]:
+def _timeline(inv: Investigation, tz: str, cause: list[dict[str, Any]]) -> list[str]:
     tl = inv.incident_timeline()
     window = inv.incident_window()
+    if window is None and inv.resolved is not None:  # after the fix: the incident that happened, to its mending
+        window = _resolved_window(inv.resolved, cause)
+        tl = _within(inv.timeline, window) if window is not None else tl
     out = ["## Timeline", ""]
     if window is None or tl.empty:
         return [*out, "No incident in the window.", ""]
@@ -93,17 +109,21 @@ def _timeline(inv: Investigation, tz: str) -> list[str]:
     return [*out, ""]
 
 
-def _evidence(inv: Investigation, tz: str) -> list[str]:
+def _evidence(inv: Investigation, tz: str, cause: list[dict[str, Any]]) -> list[str]:
     out = ["## Root cause and evidence", ""]
-    if inv.root is None:
-        out += ["No root cause: " + cell(inv.root_line) + ".", ""]
+    shown: list[object] = [inv.root]
+    if inv.root is None and inv.resolved is not None:
+        out += _resolved_evidence(inv.resolved, cause, tz)
+        shown += inv.resolved.symptoms
+    elif inv.root is None:
+        out += [cell(inv.root_line[:1].upper() + inv.root_line[1:]) + ".", ""]
     else:
         out += [f"**{code(inv.root.code)}** — {cell(inv.root.title)}", ""]
         out += [
             f"- {fmt_time(x['time'], tz) or '—'} · {cell(x['source'])} · {cell(x['detail'])}" for x in inv.root.evidence
         ]
         out.append("")
-    others = [f for f in inv.findings if f is not inv.root]
+    others = [f for f in inv.findings if all(f is not s for s in shown)]
     if others:
         out += ["Other findings:", ""]
         out += [f"- {code(f.code)} ({cell(f.severity)}) — {cell(f.title)}" for f in others]
@@ -111,15 +131,16 @@ def _evidence(inv: Investigation, tz: str) -> list[str]:
     return out
 
 
-def read_audit_lines(path: Path, app: str, target: str) -> list[dict[str, Any]]:
-    """What the fixes did to ``app`` on ``target``: the audit log's outcome lines (an intent is not a deed)."""
+def read_audit_lines(path: Path, app: str, target: str, incarnation: str = "") -> list[dict[str, Any]]:
+    """What the fixes did to ``app`` on ``target`` (in its ``incarnation``): the audit log's outcome lines
+    (an intent is not a deed)."""
     from vyxops.fixes.audit_log import read_history
 
-    return [x for x in read_history(path, target=target, app=app).lines if x.get("kind", "outcome") == "outcome"]
+    history = read_history(path, target=target, app=app, incarnation=incarnation)
+    return [x for x in history.lines if x.get("kind", "outcome") == "outcome"]
 
 
-def _done(inv: Investigation, tz: str, audit_log: Path | None) -> list[str]:
-    lines = read_audit_lines(audit_log or audit_log_path(), inv.evidence.app, inv.evidence.target)
+def _done(lines: list[dict[str, Any]], tz: str) -> list[str]:
     out = ["## What was done", ""]
     if not lines:
         return [*out, "No fix has been applied through vyxops for this app on this target.", ""]
@@ -134,8 +155,7 @@ def _done(inv: Investigation, tz: str, audit_log: Path | None) -> list[str]:
     return [*out, ""]
 
 
-def _action_items(inv: Investigation, audit_log: Path | None) -> list[str]:
-    done = read_audit_lines(audit_log or audit_log_path(), inv.evidence.app, inv.evidence.target)
+def _action_items(inv: Investigation, done: list[dict[str, Any]]) -> list[str]:
     applied = {x.get("action") for x in done if x.get("result") == "applied"}
     todo = [c for c in inv.recommended_fixes() if c not in applied]
     out = ["## Action items", ""]
@@ -163,3 +183,92 @@ def _gaps(inv: Investigation) -> list[str]:
         for g in inv.gaps
     ]
     return [*out, ""]
+
+
+def _mended(resolved: Resolved | None, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fixes applied after the resolved incident began (audit outcomes), the check and tidy steps left out."""
+    if resolved is None:
+        return []
+    start = resolved.first
+    return [
+        x
+        for x in lines
+        if x.get("result") == "applied"
+        and x.get("action") not in NOT_FIXES
+        and (start is None or (_at(x) or start) >= start)
+    ]
+
+
+def _at(line: dict[str, Any]) -> pd.Timestamp | None:
+    try:
+        at = pd.Timestamp(str(line.get("time")))
+    except ValueError:
+        return None
+    return None if pd.isna(at) else at.tz_localize("UTC") if at.tzinfo is None else at
+
+
+def _images(resolved: Resolved) -> dict[str, list[str]]:
+    """image reference -> the machines of the incident that ran it."""
+    out: dict[str, list[str]] = {}
+    for f in resolved.symptoms:
+        image, machine = f.facts.get("image"), f.facts.get("machine_id")
+        if isinstance(image, str) and isinstance(machine, str):
+            out.setdefault(image, []).append(machine)
+    return out
+
+
+def _chain(line: dict[str, Any], resolved: Resolved) -> str | None:
+    """``DOCKER_IMAGE pointed at X, the image machine M ran`` when a fix changed a value the failed machines used."""
+    before = line.get("before")
+    ref = before.get("ref") if isinstance(before, dict) else None
+    machines = _images(resolved).get(ref) if isinstance(ref, str) else None
+    if not machines:
+        return None
+    entity = str(line.get("entity") or "")
+    name = entity.partition(":")[2] or entity
+    ran = f"the image machine {machines[0]} ran" if len(machines) == 1 else f"the image {len(machines)} machines ran"
+    return f"{name} pointed at {ref}, {ran}"
+
+
+def _resolved_head(resolved: Resolved, cause: list[dict[str, Any]], tz: str) -> str:
+    """The title: the cause mended (from the audit log) when one is known, else the first failure, and when."""
+    chained = [(x, c) for x in cause if (c := _chain(x, resolved)) is not None]
+    if chained:
+        line, what = chained[0]
+        return f"resolved: {what} (fixed by {line.get('action')} at {fmt_time(line.get('time'), tz)})"
+    when = f" (provisioning worked again at {fmt_time(resolved.resolved_at, tz)})" if resolved.resolved_at else ""
+    return f"resolved: {re.sub(r' [(]resolved at [^)]*[)]$', '', resolved.head.title)}{when}"
+
+
+def _resolved_window(resolved: Resolved, cause: list[dict[str, Any]]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    from vyxops.investigate import INCIDENT_MARGIN
+
+    ends = [t for t in [resolved.last, resolved.resolved_at, *map(_at, cause)] if t is not None]
+    if resolved.first is None or not ends:
+        return None
+    return resolved.first - INCIDENT_MARGIN, max(ends) + INCIDENT_MARGIN
+
+
+def _within(timeline: pd.DataFrame, window: tuple[pd.Timestamp, pd.Timestamp]) -> pd.DataFrame:
+    from vyxops.timeline import filter_timeline
+
+    return filter_timeline(timeline, since=window[0], until=window[1])
+
+
+def _resolved_evidence(resolved: Resolved, cause: list[dict[str, Any]], tz: str) -> list[str]:
+    """The resolved incident: what was mended and when, then each failure with its evidence."""
+    out = ["**Resolved incident.** Nothing fails now; what failed in the window:", ""]
+    for x in cause:
+        chain = _chain(x, resolved)
+        said = f"{chain}; {x.get('reason')}" if chain else str(x.get("reason") or "")
+        out.append(f"- Cause mended: {code(x.get('action'))} at {fmt_time(x.get('time'), tz)} — {cell(said)}")
+    if not cause:
+        out.append("- Cause mended: not in vyxops' audit log for this target (mended by hand, or elsewhere)")
+    if resolved.resolved_at is not None:
+        out.append(f"- Provisioning worked again at {fmt_time(resolved.resolved_at, tz)}")
+    out.append("")
+    for f in resolved.symptoms:
+        out += [f"**{code(f.code)}** — {cell(f.title)}", ""]
+        out += [f"- {fmt_time(x['time'], tz) or '—'} · {cell(x['source'])} · {cell(x['detail'])}" for x in f.evidence]
+        out.append("")
+    return out

@@ -65,6 +65,14 @@ class Opened:
     org: str = "personal"
     closers: list[Callable[[], None]] = field(default_factory=list)  # run when the session closes
     handles: dict[str, object] = field(default_factory=dict)  # opener-specific objects, for testing hooks
+    # Which world the target is: a sandbox's changes at every reset (its state says which); "" for a target that is
+    # one world as long as it is itself (live: the label and the project, :func:`incarnation_of`).
+    incarnation: str = ""
+
+
+def incarnation_of(label: str, project_ref: str, given: str = "") -> str:
+    """The target's incarnation: the one the opener read (a sandbox's), else the target and its project."""
+    return given or f"{label}:{project_ref}"
 
 
 @dataclass
@@ -81,6 +89,7 @@ class Session:
     opened_by: str = ""  # which opener made this session (see vyxops.targets)
     description: str = ""
     recorder: object | None = None  # the RecordingTransport when recording a bundle
+    incarnation: str = ""  # which world the target is (Opened.incarnation); the audit log's lines carry it
     handles: dict[str, object] = field(default_factory=dict, repr=False)
     _clients: list[httpx.Client] = field(default_factory=list, repr=False)
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
@@ -198,6 +207,7 @@ def build_session(
         opened_by=opened.opener,
         description=opened.description,
         recorder=recorder,
+        incarnation=incarnation_of(opened.label, creds.project_ref, opened.incarnation),
         handles=dict(opened.handles),
         _clients=[machines_c, api_c, registry_c, mgmt_c, fn_c, rest_c],
         _closers=list(opened.closers),

@@ -163,4 +163,5 @@ def open_served(request: OpenRequest) -> Opened:
         urls={k: served for k in config.LIVE_URLS},
         org=meta["org"],
         closers=[control.close],
+        incarnation=str(meta.get("incarnation") or ""),
     )

@@ -64,6 +64,7 @@ def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
         info = {
             "base_url": f"http://127.0.0.1:{port}",
             "scenario": world.scenario_name,
+            "incarnation": world.incarnation,
             "now": iso(world.now_ms),
             "sandbox_dir": str(directory),
             **world.credentials,
@@ -71,7 +72,7 @@ def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
         if as_json:
             print(json.dumps(info, indent=1))
         else:
-            for k in ("scenario", "now", "sandbox_dir", "base_url"):
+            for k in ("scenario", "incarnation", "now", "sandbox_dir", "base_url"):
                 print(f"{k:<12} {info[k]}")
             print("credentials  vyxops sandbox status --json")
         return 0

@@ -76,6 +76,7 @@ def make_server(
                     200,
                     json={
                         "scenario": world.scenario_name,
+                        "incarnation": world.incarnation,
                         "loaded_as": loaded_as,
                         "realtime": realtime,
                         "now_ms": world.now_ms,

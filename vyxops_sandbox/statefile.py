@@ -4,7 +4,9 @@
 exclusive lock on ``state.lock`` and writes only when the file still holds the
 revision this process read; a process that finds a newer revision on disk adopts
 it when it has changed nothing but the clock since, and refuses (saying which
-process is newer and what to do) when it has changed something itself. So a
+process is newer and what to do) when it has changed something itself. A state of
+another ``incarnation`` (``vyxops sandbox reset``, another scenario loaded) is a new
+world: adopted whole, never written over, whatever its revision. So a
 served copy (`vyxops sandbox serve`, the CLI's own) picks up fixes another
 process applied, and nothing writes an older state over them.
 """
@@ -158,9 +160,24 @@ def revision_of(state: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 0
 
 
+def incarnation_of(state: dict[str, Any]) -> str:
+    """Which world a state is ("" for one saved before incarnations existed)."""
+    value = state.get("incarnation")
+    return value if isinstance(value, str) else ""
+
+
 def stale_error(directory: Path, mine: int, theirs: int) -> StaleState:
     return StaleState(
         f"the sandbox in {directory} was changed by another process (revision {theirs}) after this one read it "
         f"(revision {mine}); this process's own changes were not saved over it",
         hint="run the command again: it will start from the newer state",
+    )
+
+
+def reset_error(directory: Path, mine: str, theirs: str) -> StaleState:
+    """This process changed a world that another process has since replaced (``vyxops sandbox reset``)."""
+    return StaleState(
+        f"the sandbox in {directory} was reset by another process (incarnation {theirs or 'unknown'} replaced "
+        f"{mine or 'unknown'}) after this one changed it; the change was not saved over the new world",
+        hint="run the command again: it will start from the reset world",
     )

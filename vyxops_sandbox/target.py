@@ -56,4 +56,5 @@ def open_in_process(request: OpenRequest) -> Opened:
         org=world.state["fly"]["org"],
         closers=[save],
         handles={WORLD_HANDLE: world},
+        incarnation=world.incarnation,
     )

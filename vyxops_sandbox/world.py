@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,11 @@ def pg_time(ms: int) -> str:
     """A timestamptz as PostgREST renders it: ``2025-10-02T16:18:40.912+00:00``."""
     text = iso(ms)
     return text[:-1] + "+00:00"
+
+
+def new_incarnation() -> str:
+    """A fresh incarnation id (random: the replay itself is the same bytes every time, its incarnation is not)."""
+    return uuid.uuid4().hex[:16]
 
 
 class StepRefused(Exception):
@@ -218,6 +224,7 @@ class World:
         ):
             return existing
         world = cls.from_scenario(sc, Path(sandbox_dir))
+        world.state["incarnation"] = new_incarnation()  # a new world in this directory: fixes made before are not its
         if existing is not None:  # switching scenario replaces the held state on purpose: take its place
             world.revision, world._stamp = existing.revision, existing._stamp
         if save:
@@ -258,6 +265,9 @@ class World:
             return  # a corrupted file is World.open's to report; this write replaces it
         if statefile.shape_problem(disk):
             return  # so is one of the wrong shape: never adopted, or a request would meet it
+        if statefile.incarnation_of(disk) != self.incarnation:
+            self._adopt_reset(disk, stamp)
+            return
         theirs = statefile.revision_of(disk)
         if theirs <= self.revision:
             self._stamp = stamp
@@ -269,6 +279,25 @@ class World:
         self.platform = Platform.from_json(disk.get("platform"))
         self.pipeline = Pipeline.from_json(disk.get("supabase", {}).get("pipeline"))
         self.advance_to(now)
+
+    def _adopt_reset(self, disk: dict[str, Any], stamp: statefile.Stamp | None) -> None:
+        """Another process put a new world in the directory (``sandbox reset``, another scenario): this one is gone.
+
+        The new world is adopted whole, its clock included (a reset starts at the scenario's now); a change this
+        process made to the old world since it last saved is refused (StaleState), never written over the new one.
+        """
+        changed, old = self.changed, self.incarnation
+        self.state, self.revision, self._stamp = disk, statefile.revision_of(disk), stamp
+        self.platform = Platform.from_json(disk.get("platform"))
+        self.pipeline = Pipeline.from_json(disk.get("supabase", {}).get("pipeline"))
+        self.dirty = self.changed = False
+        if changed:
+            raise statefile.reset_error(self.sandbox_dir or Path("."), old, self.incarnation)
+
+    @property
+    def incarnation(self) -> str:
+        """Which world this is: new at every load of a scenario into a directory and at every reset ("" unsaved)."""
+        return statefile.incarnation_of(self.state)
 
     def dumps(self) -> str:
         """The state as canonical JSON (same state, same bytes)."""

@@ -60,7 +60,9 @@ def apply_plan(
     with hold(session.target, app, token=lock_token, audit_log=log_path, who=operator) as lock:
         if lock.took_over:
             result.notes.append(f"lock: took over a stale lock left by {describe_holder(lock.took_over)}")
-        log = AuditLog(log_path, target=session.label, app=app, who=operator, now=session.now)
+        log = AuditLog(
+            log_path, target=session.label, app=app, who=operator, now=session.now, incarnation=session.incarnation
+        )
         _before_any_change(log, result, out_dir)
         ctx = ApplyContext(session, app, plan.contract, log)
         try:
@@ -96,7 +98,7 @@ def _before_any_change(log: AuditLog, result: Result, out_dir: str | Path | None
 
 def _settle_open_intents(log: AuditLog, result: Result) -> None:
     """Close what a killed run left open: its writes are judged by this run's fresh reads and plan."""
-    history = read_history(log.path, target=log.target, app=log.app)
+    history = read_history(log.path, target=log.target, app=log.app, incarnation=log.incarnation)
     for intent in history.open_intents:
         log.close_foreign(
             intent, "the run that wrote this intent ended before its outcome; this run re-reads the world"

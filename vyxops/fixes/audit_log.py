@@ -37,9 +37,19 @@ MAY_HAVE_CHANGED = frozenset({"applied", "unknown", "interrupted"})
 class AuditLog:
     """One run's writer: intents and outcomes for one app on one target."""
 
-    def __init__(self, path: Path, *, target: str, app: str, who: str, now: Callable[[], pd.Timestamp]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        target: str,
+        app: str,
+        who: str,
+        now: Callable[[], pd.Timestamp],
+        incarnation: str = "",
+    ) -> None:
         self.path = Path(path)
         self.target = target
+        self.incarnation = incarnation  # which world of the target the writes went to (Session.incarnation)
         self.app = app
         self.who = who
         self.now = now
@@ -86,6 +96,7 @@ class AuditLog:
             "schema": AUDIT_SCHEMA,
             "time": iso(self.now()),
             "target": self.target,
+            **({"incarnation": self.incarnation} if self.incarnation else {}),
             "app": self.app,
             "who": self.who,
             "run": self.run,
@@ -145,9 +156,18 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def read_history(path: Path, *, target: str, app: str) -> History:
-    """The history of ``app`` on ``target`` in the audit log at ``path`` (empty when there is none)."""
-    mine = [x for x in read_lines(path) if x.get("target") == target and x.get("app") == app]
+def read_history(path: Path, *, target: str, app: str, incarnation: str = "") -> History:
+    """The history of ``app`` on ``target`` in the audit log at ``path`` (empty when there is none).
+
+    With ``incarnation``, only that world's lines: what was done to a sandbox before its reset (or to
+    another world under the same label) is not this one's history. A line written before lines named
+    their incarnation cannot be told apart, and is kept.
+    """
+    mine = [
+        x
+        for x in read_lines(path)
+        if x.get("target") == target and x.get("app") == app and of_incarnation(x, incarnation)
+    ]
     h = History(lines=mine)
     intents: dict[str, tuple[int, dict[str, Any]]] = {}
     closed: set[str] = set()
@@ -175,6 +195,12 @@ def read_history(path: Path, *, target: str, app: str) -> History:
     ]
     h.canaries = list(duties.values())
     return h
+
+
+def of_incarnation(line: dict[str, Any], incarnation: str) -> bool:
+    """Whether an audit line belongs to ``incarnation`` ("" asks for every world; a line naming none is kept)."""
+    said = line.get("incarnation")
+    return not incarnation or not said or said == incarnation
 
 
 def _follow_canary(duties: dict[str, CanaryDuty], line: dict[str, Any]) -> None:

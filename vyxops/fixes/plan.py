@@ -47,7 +47,9 @@ def plan_fixes(
         registry.get(code)  # InputError naming --fix
     e = inv.evidence
     if history is None:
-        history = read_history(audit_log or config.audit_log_path(), target=e.target, app=e.app)
+        history = read_history(
+            audit_log or config.audit_log_path(), target=e.target, app=e.app, incarnation=e.incarnation
+        )
     place = Place(e.app, project_ref, e.contract)
     ctx = PlanContext(inv, strategy, wanted, history, place, release_health(e), image_facts(e))
     for fix in registry.fixes():
