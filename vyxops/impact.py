@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from vyxops.coverage import Gap
 from vyxops.detect import Context, Finding
 from vyxops.detect.model import is_machine_failure
 
@@ -21,10 +22,26 @@ class Impact:
     machines: int  # machines that were made and failed
     first: pd.Timestamp | None
     last: pd.Timestamp | None
+    # Spans of the window a deciding source could not show (source, since, until): a session that failed
+    # then is not counted, so the sentence says what was seen and what could not be.
+    unseen: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()
 
     def sentence(self) -> str:
+        if not self.sessions and self.unseen:
+            spans = " or ".join(f"{a:%Y-%m-%d %H:%M}–{b:%Y-%m-%d %H:%M} UTC" for _, a, b in self.unseen)
+            return f"No failed session seen outside {spans}; {self._unseen_clause()}."
         if not self.sessions:
             return "No user session failed in the window."
+        if not self.unseen:
+            return self._counted()
+        clause = self._unseen_clause()
+        return f"{self._counted()} {clause[:1].upper()}{clause[1:]}."
+
+    def _unseen_clause(self) -> str:
+        said = "; ".join(f"{source} from {a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M} UTC" for source, a, b in self.unseen)
+        return f"{said} could not be read, so sessions that failed then are not counted"
+
+    def _counted(self) -> str:
         span = ""
         if self.first is not None and self.last is not None and self.first.floor("min") != self.last.floor("min"):
             span = f" between {self.first:%Y-%m-%d %H:%M} and {self.last:%Y-%m-%d %H:%M} UTC"
@@ -64,6 +81,7 @@ def impact_of(ctx: Context, findings: list[Finding]) -> Impact:
             if f.code in ("MACHINE_CREATE_REJECTED", "PROVISIONING_REQUEST_FAILED")
         )
     return Impact(
+        unseen=unseen_spans(ctx.e.gaps + ctx.gaps),
         sessions=len(failed) + refused,
         current=current,
         users=len(users),
@@ -72,3 +90,17 @@ def impact_of(ctx: Context, findings: list[Finding]) -> Impact:
         first=min(times) if times else None,
         last=max(times) if times else None,
     )
+
+
+def unseen_spans(gaps: list[Gap]) -> tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...]:
+    """The spans of time deciding gaps leave unseen (a gap that is no span of time, e.g. a digest, hides no session)."""
+    out: list[tuple[str, pd.Timestamp, pd.Timestamp]] = []
+    for g in dict.fromkeys(gaps):
+        if not g.decides or not g.since or not g.until:
+            continue
+        try:
+            span = (g.source, pd.Timestamp(g.since), pd.Timestamp(g.until))
+        except ValueError:
+            continue
+        out.append(span)
+    return tuple(out)
