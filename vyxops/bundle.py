@@ -206,6 +206,24 @@ def read_exchanges(path: Path) -> dict[str, list[dict[str, Any]]]:
     return answers
 
 
+def names_machine(answers: dict[str, list[dict[str, Any]]], app: str, machine_id: str) -> bool:
+    """Whether any answer the bundle holds about ``app``'s machines, or any table read, names ``machine_id``.
+
+    A replay answers only what was captured, so a machine named by none of them is one the investigation
+    cannot know (:func:`vyxops.checks.check_machine_of_app` refuses it in the kernel): the CLI refuses it
+    before a kernel starts. The machines' own reads and the rows' (any table: the contract is found later).
+    """
+    needle = json.dumps(machine_id).encode()
+    for key, exchanges in answers.items():
+        path = json.loads(key)[1]
+        if not (path.startswith(f"/v1/apps/{app}/machines") or path.startswith("/rest/v1/")):
+            continue
+        for ex in exchanges:
+            if 200 <= ex["status"] < 300 and needle in base64.b64decode(ex["body_b64"]):
+                return True
+    return False
+
+
 def _exchange(line: str) -> tuple[str | None, dict[str, Any]]:
     """One line of exchanges.jsonl and what is wrong with it (None when it is an exchange)."""
     try:

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from vyxops.errors import InputError
@@ -48,6 +49,44 @@ def check_machine_id(machine_id: str | None) -> str | None:
     return machine_id
 
 
+def check_machine_of_app(
+    machine_id: str,
+    app: str,
+    *,
+    fly: Mapping[str, int | None],
+    rows: Mapping[str, int | None],
+    end_ms: int,
+    where: str = "",
+    hint: str | None = None,
+) -> None:
+    """``--machine`` names one of the app's machines in the window, or it is bad input (SPEC.md: exit 2).
+
+    The one rule, for the CLI's check before its kernel starts and the investigation's own: a machine is the
+    app's when Fly shows it for the app (listed, or read by id: ``fly``, id → created_at in Unix ms) or when one
+    of the app's own rows names it (``rows``, id → the earliest such row's created_at). A row is evidence in its
+    own right: a machine destroyed past Fly's retention, or one whose create Fly refused after the function wrote
+    the row, is known only from it, and the findings name it. It must have existed by the window's end.
+    """
+    if machine_id in fly:
+        created, what = fly[machine_id], "was created"
+    elif machine_id in rows:
+        created, what = rows[machine_id], "was first named by a row"
+    else:
+        raise InputError(
+            "--machine",
+            f"machine {machine_id} is neither one of app {app}'s machines on Fly (listed or read by id) "
+            f"nor named by any of its rows{where}",
+            allowed=sorted({*fly, *rows})[:20] or "none: the app has no machines and no rows name one",
+            hint=hint,
+        )
+    if created is not None and created > end_ms:
+        raise InputError(
+            "--machine",
+            f"machine {machine_id} {what} at {iso(created)}, after the window ends ({iso(end_ms)})",
+            hint="widen the window with --until",
+        )
+
+
 def check_time(value: str | None, name: str) -> int | None:
     """Unix ms of an RFC 3339 time (None when not given); "nan", "now" and far-off years are refused."""
     if value is None or str(value).strip() == "":
@@ -82,7 +121,10 @@ def check_stuck_after(minutes: float | None) -> float | None:
     Zero is refused with the negatives: a row is then "stuck" the moment it is written, so every provisioning in
     flight would be reported as stuck. The top is a year, past every platform's retention.
     """
-    if minutes is not None and not (math.isfinite(minutes) and 0 < minutes <= MAX_STUCK_AFTER_MIN):
+    # A notebook's parameter arrives as papermill parsed it (`-p stuck_after_minutes abc` is a str, `True` a bool):
+    # only a number is minutes, so anything else is this error too, not a TypeError from math.
+    number = isinstance(minutes, (int, float)) and not isinstance(minutes, bool)
+    if minutes is not None and not (number and math.isfinite(minutes) and 0 < minutes <= MAX_STUCK_AFTER_MIN):
         raise InputError(
             "--stuck-after",
             f"{minutes!r} is not a number of minutes",

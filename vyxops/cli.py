@@ -368,14 +368,17 @@ def _check_tz(tz: str | None) -> None:
 def _check_bundle(args: argparse.Namespace, path: Path) -> None:
     """A bundle answers only what was captured: its app, and times inside its window."""
     from vyxops import checks
-    from vyxops.bundle import read_bundle_meta, read_exchanges
+    from vyxops.bundle import names_machine, read_bundle_meta, read_exchanges
     from vyxops.timeutil import iso, parse_rfc3339_ms
 
     meta = read_bundle_meta(path)
-    read_exchanges(path)  # every line an exchange: a garbled one is exit 2 here, not a failure in the kernel
+    answers = read_exchanges(path)  # every line an exchange: a garbled one is exit 2 here, not a failure in the kernel
     app = getattr(args, "app", None)
     if app and meta.get("app") and app != meta["app"]:
         raise InputError("--app", f"the bundle at {path} holds app {meta['app']!r}, not {app!r}", allowed=[meta["app"]])
+    machine = getattr(args, "machine_id", None)
+    if app and machine and not names_machine(answers, app, machine):
+        raise InputError("--machine", f"machine {machine} is named by none of the bundle's machine or row answers")
     since, until = checks.check_window(getattr(args, "since", None), getattr(args, "until", None))
     if "since" not in meta or "until" not in meta:  # a bundle written by code, not `vyxops capture`
         return

@@ -15,13 +15,13 @@ from typing import Any, TypeVar, cast
 import pandas as pd
 
 from vyxops import facts, fanout, frames
-from vyxops.checks import check_app, check_machine_id, check_time
+from vyxops.checks import check_app, check_machine_id, check_machine_of_app, check_time
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, UnexpectedAnswer
 from vyxops.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
 from vyxops.progress import stages
-from vyxops.timeutil import iso, to_utc
+from vyxops.timeutil import iso, to_ms, to_utc
 
 IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
 PROJECT_READ = "project_read"  # attrs key: which of a run's project-wide reads a frame is a copy of
@@ -449,7 +449,7 @@ def collect_evidence(
         second = fanout.gather(_urgent(reads, fanout.Urgency.EVIDENCE))
         got["machines"], got["machine_events"] = second["machines"]
         got["manifests"] = second["manifests"]
-    check_machine_in_window(machine_id, app, got["machines"], start, end)
+    check_machine_in_window(machine_id, app, got["machines"], start, end, got["machine_rows"])
     return Evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
         contract=contract, project_ref=session.project_ref, notes=_notes(got), org_apps=first["org_apps"],
@@ -675,26 +675,38 @@ def _keep_attrs(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_machine_in_window(
-    machine_id: str | None, app: str, machines: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+    machine_id: str | None,
+    app: str,
+    machines: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    rows: pd.DataFrame | None = None,
 ) -> None:
-    """``--machine`` must name one of the app's machines that existed during the window (SPEC.md: exit 2)."""
+    """``--machine`` must name one of the app's machines in the window (SPEC.md: exit 2): one Fly showed
+    (listed or read by id) or one the app's rows name (:func:`vyxops.checks.check_machine_of_app`)."""
     if not machine_id:
         return
-    hit = machines[machines["machine_id"] == machine_id]
-    if hit.empty:
-        raise InputError(
-            "--machine",
-            f"machine {machine_id} is not one of app {app}'s machines, even by id",
-            hint=f"list them with `fly machines list -a {app}` "
-            "(destroyed ones: the Machines API with include_deleted=true)",
-        )
-    created = hit.iloc[0]["created_at"]
-    if pd.notna(created) and created > end:
-        raise InputError(
-            "--machine",
-            f"machine {machine_id} was created at {iso(created)}, after the window ends ({iso(end)})",
-            hint="widen the window with --until",
-        )
+    check_machine_of_app(
+        machine_id,
+        app,
+        fly=_first_ms(machines["machine_id"].tolist(), machines["created_at"].tolist()),
+        rows=_first_ms(*((rows["machine_id"].tolist(), rows["created_at"].tolist()) if rows is not None else ([], []))),
+        end_ms=to_ms(end),
+        hint=f"list them with `fly machines list -a {app}` "
+        "(destroyed ones: the Machines API with include_deleted=true)",
+    )
+
+
+def _first_ms(ids: list[object], times: list[object]) -> dict[str, int | None]:
+    """Each machine id's earliest time in Unix ms (None when none of its times is known)."""
+    out: dict[str, int | None] = {}
+    for mid, t in zip(ids, times):
+        if not isinstance(mid, str) or not mid:
+            continue
+        ms = None if t is None or pd.isna(t) else to_ms(t)
+        before = out.get(mid)
+        out[mid] = ms if before is None else before if ms is None else min(before, ms)
+    return out
 
 
 def match_secret(digest: str | None, refs: list[str], manifests: pd.DataFrame | None = None) -> str | None:

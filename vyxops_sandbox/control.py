@@ -83,24 +83,55 @@ def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
 
 
 def check_machine(world: World, app: str, machine_id: str, until: str | None) -> None:
-    """``--machine`` names one of the app's machines that existed by the window's end (InputError, exit 2)."""
-    from vyxops.errors import InputError
-    from vyxops.timeutil import iso, parse_rfc3339_ms
+    """``--machine`` names one of the app's machines by the window's end (InputError, exit 2), by the rule the
+    investigation applies (:func:`vyxops.checks.check_machine_of_app`): a machine the Machines API still shows
+    for the app, or one the app's rows name."""
+    from vyxops.checks import check_machine_of_app
+    from vyxops.timeutil import parse_rfc3339_ms
+    from vyxops_sandbox.machines import visible
 
     a = world.app(app) or {}
-    m = (a.get("machines") or {}).get(machine_id)
-    if m is None:
-        known = sorted(a.get("machines") or {})
-        raise InputError(
-            "--machine",
-            f"machine {machine_id} is not one of app {app}'s machines in sandbox scenario {world.scenario_name}",
-            allowed=known[:20] or "none: the app has no machines",
-        )
-    end = parse_rfc3339_ms(until) if until else world.now_ms
-    if parse_rfc3339_ms(m["created_at"]) > end:
-        raise InputError(
-            "--machine", f"machine {machine_id} was created at {m['created_at']}, after the window ({iso(end)})"
-        )
+    fly = {mid: parse_rfc3339_ms(m["created_at"]) for mid, m in (a.get("machines") or {}).items() if visible(world, m)}
+    check_machine_of_app(
+        machine_id,
+        app,
+        fly=fly,
+        rows=_row_machines(world, app, set(a.get("machines") or {})),
+        end_ms=parse_rfc3339_ms(until) if until else world.now_ms,
+        where=f" in sandbox scenario {world.scenario_name}",
+    )
+
+
+def _row_machines(world: World, app: str, apps_machines: set[str]) -> dict[str, int | None]:
+    """Machine id → the earliest created_at of the app's rows in the pipeline's table that name it.
+
+    The app's rows as the investigation reads them (vyxops.evidence._rows_of_app): by the app column when the
+    table has one; otherwise a row naming one of the app's machines or an image in the app's repository.
+    """
+    from vyxops.images import parse_image_ref
+    from vyxops.timeutil import to_ms
+
+    p = world.pipeline
+    table = world.table(p.table) or {"rows": []}
+    mid_col, app_col, image_col, created_col = (p.column(r) for r in ("machine_id", "app", "image", "created_at"))
+    out: dict[str, int | None] = {}
+    for row in table["rows"] if mid_col else []:
+        mid, image = row.get(mid_col), row.get(image_col) if image_col else None
+        if not isinstance(mid, str) or not mid:
+            continue
+        if app_col:
+            ours = row.get(app_col) == app
+        else:
+            ours = mid in apps_machines or (
+                isinstance(image, str) and parse_image_ref(image).repository.split("/", 1)[0] == app
+            )
+        if not ours:
+            continue
+        created = row.get(created_col) if created_col else None
+        ms = to_ms(created) if created else None
+        before = out.get(mid)
+        out[mid] = ms if before is None else before if ms is None else min(before, ms)
+    return out
 
 
 def scenarios() -> list[dict[str, object]]:
