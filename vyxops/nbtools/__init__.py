@@ -1,16 +1,19 @@
 """What the notebooks call to show things: narrative in the notebook, logic here.
 
 ``setup()`` makes a vyxops error show as its message and hint instead of a
-traceback; the rest render an investigation or a plan as Markdown and tables.
+traceback, and reads a relative ``out_dir`` against the project's root; the rest
+render an investigation or a plan as Markdown and tables.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from vyxops.config import project_dir
 from vyxops.errors import VyxopsError
 from vyxops.nbtools.display import heading, heading_text, md, show_figure, table
 from vyxops.nbtools.investigation import (
@@ -39,6 +42,7 @@ def setup() -> None:
     ip = get_ipython()
     if ip is None:
         return
+    _out_dir_from_project(ip.user_ns)
 
     def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
         # An error output with the name and message, and no traceback frames: papermill
@@ -53,8 +57,31 @@ def setup() -> None:
     ip.set_custom_exc((VyxopsError,), handler)
 
 
+def project_out_dir(out_dir: str | Path, cwd: Path | None = None) -> Path:
+    """A notebook's ``out_dir``: an absolute one as it is, a relative one under the project's root.
+
+    JupyterLab starts a notebook's kernel in the notebook's folder (``notebooks/``), where ``out/investigate``
+    would land in ``notebooks/out/``; the CLI writes ``out/`` at the top of the checkout. The root is the one the
+    sandbox and the audit log are found from (:func:`vyxops.config.project_dir`), else the working directory.
+    The CLI passes its ``--out`` absolute (vyxops.runner), so its paths stay the ones the user typed.
+    """
+    path = Path(out_dir).expanduser()
+    if path.is_absolute():
+        return path
+    here = cwd or Path.cwd()
+    return (project_dir(here) or here) / path
+
+
+def _out_dir_from_project(namespace: dict[str, Any]) -> None:
+    """The notebook's ``out_dir`` parameter (a str, as papermill injects it), read by :func:`project_out_dir`."""
+    value = namespace.get("out_dir")
+    if isinstance(value, (str, Path)) and str(value).strip():
+        namespace["out_dir"] = str(project_out_dir(value))
+
+
 __all__ = [
     "setup",
+    "project_out_dir",
     "md",
     "heading",
     "heading_text",
