@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml | $(UV)
 # notebook kernel, compiles vyxops again (~0.2 s), since PYTHONDONTWRITEBYTECODE may be set.
 # compileall skips what is up to date, so this is a no-op on a second run.
 bytecode: $(STAMP)
-	$(VENV)/bin/python -m compileall -q vyxops
+	$(VENV)/bin/python -m compileall -q -x '/notebooks/' vyxops
 
 setup: $(STAMP) bytecode
 
@@ -66,9 +66,13 @@ faults: setup  ## the whole fault matrix: every fault, kills, concurrent applies
 	VYXOPS_FAULT_MATRIX=full $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
 		tests/test_fixes_transactions.py tests/test_fixes_lock.py tests/test_sandbox_state.py && exit $$status
 
+# Jupyter refuses to run as root without --allow-root ("Running as root is not recommended"), which a
+# container's shell often is; it is passed only then. The lab listens on loopback only (it runs code).
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup  ## JupyterLab for ad hoc exploration (installs the lab extra)
 	$(UV) pip install --quiet --python $(VENV)/bin/python --compile-bytecode -e '.[test,lab]'
-	$(VENV)/bin/jupyter lab notebooks/explore.ipynb
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 $(LAB_ROOT) notebooks/explore.ipynb
 
 clean:
 	rm -rf $(VENV) .tools out .vyxops

@@ -44,12 +44,17 @@ class NotebookFailed(VyxopsError):
 
 
 def notebook_path(name: str) -> Path:
-    """The source notebook ``notebooks/<name>.ipynb`` of this checkout."""
+    """The source notebook ``<name>.ipynb`` in the package's ``notebooks/``.
+
+    One lookup for a checkout and an installed wheel: in a checkout ``vyxops/notebooks`` is a link to the
+    top-level ``notebooks/`` (where JupyterLab and jupytext edit them), and a built wheel carries the notebooks
+    there as package data (pyproject.toml; tests/test_packaging.py installs the wheel and runs one).
+    """
     if name not in NOTEBOOKS:
         raise InputError("notebook", f"unknown notebook {name!r}", allowed=list(NOTEBOOKS))
-    here = Path(__file__).resolve().parent.parent / "notebooks" / f"{name}.ipynb"
+    here = Path(__file__).resolve().parent / "notebooks" / f"{name}.ipynb"
     if not here.is_file():
-        raise ConfigError(f"notebook {here} is missing", hint="run vyxops from a checkout of the repository")
+        raise ConfigError(f"notebook {here} is missing", hint="reinstall vyxops (pip install --force-reinstall vyxops)")
     return here
 
 
@@ -209,6 +214,8 @@ def _execute(name: str, parameters: dict[str, Any], out_dir: Path, kernel: Kerne
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{name}.ipynb"
+    if "out_dir" in parameters:  # from the cwd, as typed: a notebook reads a relative one from the project root
+        parameters = {**parameters, "out_dir": str(Path(parameters["out_dir"]).absolute())}
     env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # quiets a debugger warning in a kernel papermill starts
     try:
