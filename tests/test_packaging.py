@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+import sysconfig
 import tomllib
+import zipfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,3 +44,59 @@ def test_readme_opens_with_the_two_commands() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _uv() -> str:
+    """The uv `make setup` installs beside the venv (.tools/bin/uv of the checkout the venv is in), else PATH's."""
+    beside = Path(sys.prefix).parent / ".tools" / "bin" / "uv"
+    found = str(beside) if beside.is_file() else shutil.which("uv")
+    if not found:
+        pytest.skip("uv is not installed (make setup puts it in .tools/bin)")
+    return found
+
+
+def test_the_built_wheel_investigates_outside_a_checkout(tmp_path: Path) -> None:
+    """`pip install .` then `vyxops investigate` from anywhere: the wheel carries the notebooks and scenarios.
+
+    Offline: the wheel is built by uv from its cache (the setuptools `make setup` fetched) and installed with
+    --no-deps into a fresh venv, which reaches the dependencies through a .pth line to this venv's
+    site-packages (a path line: that directory's own .pth files, the editable install's finder, are not run),
+    and to nbconvert's templates through JUPYTER_PATH.
+    """
+    uv = _uv()
+    src = tmp_path / "src"  # a copy, so the build leaves no build/ or egg-info in the checkout
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("vyxops", "vyxops_sandbox", "notebooks"):
+        shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def run(*argv: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120, **kw)
+        assert done.returncode == 0, f"{argv}: {done.stdout[-800:]} {done.stderr[-800:]}"
+        return done
+
+    run(uv, "build", "--wheel", "--offline", "--quiet", "-o", tmp_path / "dist", src, env=clean)
+    wheel = next((tmp_path / "dist").glob("vyxops-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    assert {f"vyxops/notebooks/{n}.ipynb" for n in ("investigate", "remediate", "audit", "explore")} <= names
+    assert "vyxops/scenarios/stub-image.yaml" in names
+    venv = tmp_path / "venv"
+    run(uv, "venv", "--offline", "--quiet", "--python", sys.executable, venv, env=clean)
+    python = venv / "bin" / "python"
+    site = run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+    (Path(site) / "deps-from-the-test-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    run(uv, "pip", "install", "--offline", "--no-deps", "--quiet", "--python", python, wheel, env=clean)
+    where = tmp_path / "elsewhere"  # no pyproject.toml here or above: not a checkout
+    where.mkdir()
+    env = {**clean, "VYXOPS_SANDBOX_DIR": str(tmp_path / "sandbox"), "VYXOPS_AUDIT_LOG": str(tmp_path / "a.jsonl")}
+    # nbconvert's templates are data files its own install put under that venv's share/jupyter, not in a package.
+    env["JUPYTER_PATH"] = str(Path(sys.prefix) / "share" / "jupyter")
+    imported = run(python, "-c", "import vyxops; print(vyxops.__file__)", cwd=where, env=env).stdout
+    assert imported.startswith(site), imported  # the wheel's vyxops, not the checkout's
+    args = ("investigate", "--scenario", "stub-image", "--app", "vyx-app", "--out", "report")
+    done = run(venv / "bin" / "vyxops", *args, cwd=where, env=env)
+    assert "root cause: SECRET_IMAGE_NOT_CURRENT_RELEASE" in done.stdout
+    assert (where / "report" / "investigate.html").is_file()
