@@ -66,8 +66,9 @@ faults: setup  ## the whole fault matrix: every fault, kills, concurrent applies
 	VYXOPS_FAULT_MATRIX=full $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
 		tests/test_fixes_transactions.py tests/test_fixes_lock.py tests/test_sandbox_state.py && exit $$status
 
-# Jupyter refuses to run as root without --allow-root ("Running as root is not recommended"), which a
-# container's shell often is; it is passed only then. The lab listens on loopback only (it runs code).
+# As root (a container's shell often is), Jupyter exits at once unless --allow-root is given (jupyter_server's
+# serverapp.py: euid 0 without allow_root logs "Running as root is not recommended. Use --allow-root to bypass."
+# and exits 1); it is passed only then. The lab listens on loopback only: it runs code.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: setup  ## JupyterLab for ad hoc exploration (installs the lab extra)
