@@ -61,7 +61,22 @@ def test_the_cli_check_and_the_investigation_agree_on_row_only_machines(
     table["rows"] = [r for r in table["rows"] if ROW_ONLY not in r.values()]
     with pytest.raises(InputError, match=rf"--machine: machine {ROW_ONLY} is neither one of app {APP}'s machines"):
         control.check_machine(world, APP, ROW_ONLY, None)
-    assert main(["investigate", "--scenario", GONE, "--app", APP, "--machine", "0123456789abcd", "--out", "o"]) == 2
+    assert (
+        main(
+            [
+                "investigate",
+                "--scenario",
+                GONE,
+                "--app",
+                APP,
+                "--machine",
+                "0123456789abcd",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.startswith("vyxops: --machine: machine 0123456789abcd is neither")
 
 
