@@ -10,6 +10,7 @@ reaches a user, and every error line starts with one ``vyxops:``.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -31,13 +32,56 @@ _ARGUMENT = re.compile(r"argument (\S+?):")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad usage as an InputError (exit 2) naming the input."""
+    """argparse that reports bad usage as an InputError (exit 2) naming the input.
+
+    Options are never abbreviated (``allow_abbrev=False``, for this parser and, as their class, every verb's):
+    ``--ap`` is an unknown option, not ``--app``, so a typo cannot quietly change what a command means.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self._seen: list[str] = []
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        self._seen = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        unknown = self._unknown_option()
+        if unknown is not None:  # said before "--app is required": the typo is what the user must fix
+            raise unknown
         named = _ARGUMENT.search(message)
         name = named.group(1).split("/")[0] if named else "usage"
         message = _ARGUMENT.sub("", message).strip() if named else message
         raise InputError(name, message, hint=f"see `{self.prog} --help`")
+
+    def _verbs(self) -> dict[str, _Parser]:
+        return {
+            name: sp
+            for action in self._actions
+            if isinstance(action, argparse._SubParsersAction)
+            for name, sp in action.choices.items()
+            if isinstance(sp, _Parser)
+        }
+
+    def _unknown_option(self) -> InputError | None:
+        """The first ``--option`` this parser was given and does not know, as an InputError naming it."""
+        import difflib
+
+        verbs = self._verbs()
+        known = list(self._option_string_actions)
+        for token in self._seen:
+            if token == "--":
+                break
+            if token in verbs:  # the rest is the verb's to judge
+                return verbs[token]._unknown_option()
+            name = token.split("=", 1)[0]
+            if name.startswith("--") and name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+                hint = f"did you mean {close[0]}? options are never abbreviated" if close else None
+                return InputError(name, "unknown option", hint=hint or f"see `{self.prog} --help`")
+        return None
 
 
 if TYPE_CHECKING:
@@ -73,7 +117,26 @@ def _common(sp: argparse.ArgumentParser, out: bool = True) -> None:
         "[tool.vyxops.pipeline], else discovered from the platforms",
     )
     if out:
-        sp.add_argument("--out", required=True, type=_out_path, help="directory for the notebook, report and results")
+        sp.add_argument(
+            "--out",
+            type=_out_path,
+            help="directory for the notebook, report and results (default: out/VERB-APP-<UTC time>, made if missing)",
+        )
+
+
+def default_out(verb: str, apps: list[str], all_apps: bool = False, now: float | None = None) -> Path:
+    """``out/<verb>-<app>-<UTC time>`` (``YYYYMMDDTHHMMSSZ``, the machine's clock): a fresh folder per run that sorts
+    by time; several apps are joined with ``+``, ``--all`` is ``all``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    who = "all" if all_apps else "+".join(apps)
+    return Path("out") / "-".join(part for part in (verb, who, stamp) if part)
+
+
+def _default_out(args: argparse.Namespace) -> None:
+    """Give a verb that writes into --out its default folder when none was given."""
+    if args.verb in WRITES and getattr(args, "out", "absent") is None:
+        apps = getattr(args, "apps", None) or ([args.app] if getattr(args, "app", None) else [])
+        args.out = default_out(args.verb, apps, getattr(args, "all_apps", False))
 
 
 def _out_path(text: str) -> Path:
@@ -156,8 +219,9 @@ def _remediate_parser(sub: _Subparsers) -> None:
 def _audit_parser(sub: _Subparsers) -> None:
     aud = sub.add_parser("audit", help="scheduled check of one or more apps")
     _common(aud)
-    aud.add_argument("--app", action="append", dest="apps", metavar="APP", help="an app to audit (repeatable)")
-    aud.add_argument("--all", action="store_true", dest="all_apps", help="audit every app of the org")
+    which = aud.add_mutually_exclusive_group()  # --all with --app would be two answers to one question: exit 2
+    which.add_argument("--app", action="append", dest="apps", metavar="APP", help="an app to audit (repeatable)")
+    which.add_argument("--all", action="store_true", dest="all_apps", help="audit every app of the org")
     aud.add_argument(
         "--fail-on",
         choices=("critical", "warning"),
@@ -213,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns (and exits with) the status SPEC.md defines."""
     try:
         args = build_parser().parse_args(argv)
+        _default_out(args)
         return {
             "investigate": cmd_investigate,
             "remediate": cmd_remediate,
@@ -600,6 +665,8 @@ def _print_remediation(args: argparse.Namespace, nb: Path, html: Path) -> int:
     result = read_json(args.out / ("result.json" if args.apply else "plan.json"))
     for a in result["actions"]:
         say(f"{a['status']:>8}  {a['code']:<24} {one_line(a['target'])}  {one_line(a.get('reason') or '')}")
+        if not args.apply:
+            say(*change_lines(a))
         for warning in a.get("warnings") or []:
             say(f"{'warning':>8}  {'':<24} {one_line(warning)}")
     for note in result.get("notes") or []:
@@ -630,7 +697,50 @@ def _print_remediation(args: argparse.Namespace, nb: Path, html: Path) -> int:
         + f"\nreport:   {html}\nnotebook: {nb}\nplan:     {args.out / 'plan.json'}"
         + (f"\nresult:   {args.out / 'result.json'}" if args.apply else "")
     )
+    if args.apply:  # where every write of this apply is recorded (`vyxops log` shows it)
+        from vyxops.config import audit_log_path
+
+        say(f"audit log: {audit_log_path()}")
     return 3 if any(a["status"] == "failed" for a in result["actions"]) else 0
+
+
+_CHANGE_INDENT = " " * 10
+_SQL = re.compile(r"(?i)^\s*(select|update|insert|delete|begin|with)\b")
+
+
+def change_lines(action: dict[str, Any]) -> list[str]:
+    """What a planned action will change, each line indented under it: ``key: before → after`` for each value
+    it sets (a secret's image ref, a row's status), then the SQL or native command a person could run instead.
+    Values go through redact (an image ref is no secret, but a value read from a platform is not trusted)."""
+    from vyxops.errors import redact
+
+    lines = [f"{_CHANGE_INDENT}{key}: {old} → {new}" for key, old, new in _changes(action)]
+    for native in action.get("native") or []:
+        lead = "sql: " if _SQL.match(native) else "$ "
+        lines.append(f"{_CHANGE_INDENT}{lead}{native}")
+    return [one_line(redact(line)) for line in lines]
+
+
+def _changes(action: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, before, after) for each value the action sets that differs from what was read: the after's key is
+    read from the before under the same name or, for a secret, as ``secret_<key>`` (plan.json's shapes)."""
+    before, after = action.get("before") or {}, action.get("after") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return [("value", _shown(before), _shown(after))] if before != after else []
+    if "ref" in after:  # an image ref names the change; its digest only repeats it
+        after = {k: v for k, v in after.items() if k != "digest"}
+    rows = []
+    for key, new in after.items():
+        old = before.get(key, before.get(f"secret_{key}"))
+        if old != new:
+            rows.append((key, _shown(old), _shown(new)))
+    return rows
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
