@@ -97,3 +97,74 @@ def test_default_out_names_several_apps_and_all() -> None:
     at = 1_800_000_000.0  # 2027-01-15T08:00:00Z
     assert default_out("audit", ["a-app", "b-app"], now=at) == Path("out/audit-a-app+b-app-20270115T080000Z")
     assert default_out("audit", [], all_apps=True, now=at) == Path("out/audit-all-20270115T080000Z")
+
+
+# --------------------------------------------------------------------------- offline live
+
+
+@pytest.fixture
+def offline_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """--target live with dummy credentials, the Fly hosts on a closed local port and Supabase's unresolvable."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: bound, then closed
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    for proxy in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    closed = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("FLY_API_TOKEN", "fo1_" + "d" * 40)
+    monkeypatch.setenv("FLY_API_BASE_URL", closed)
+    monkeypatch.setenv("FLY_FLAPS_BASE_URL", closed)
+    monkeypatch.setenv("FLY_REGISTRY_HOST", closed)
+    monkeypatch.setenv("SUPABASE_API_URL", "https://api.supabase.invalid")
+    monkeypatch.setenv("SUPABASE_URL", "https://abcdefghijklmnopqrst.supabase.invalid")
+    monkeypatch.setenv("SUPABASE_PROJECT_REF", "abcdefghijklmnopqrst")
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_" + "d" * 32)
+    monkeypatch.setenv("SUPABASE_ACCESS_TOKEN", "sbp_" + "d" * 40)
+    monkeypatch.setenv("VYXOPS_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    monkeypatch.chdir(tmp_path)
+    return port
+
+
+def test_offline_live_fails_in_seconds_with_a_network_hint(
+    offline_live: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No network: exit 3 in under 5 s, before any kernel, naming the hosts and hinting at the network and proxy."""
+    import time
+
+    no_notebook(monkeypatch)
+    started = time.monotonic()
+    assert main(["investigate", "--target", "live", "--app", APP, "--out", "o"]) == 3
+    assert time.monotonic() - started < 5
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("vyxops: cannot reach the platforms: ")
+    assert f"127.0.0.1:{offline_live}" in lines[0] and "api.supabase.invalid does not resolve" in lines[0]
+    assert lines[1].startswith("hint: check the network") and "proxy" in lines[1]
+    assert "Error" not in lines[0]
+
+
+def test_a_name_that_does_not_resolve_is_not_retried() -> None:
+    """A host name that does not exist fails at its first attempt: backoff cannot make it exist."""
+    import random
+
+    import httpx
+
+    from vyxops.errors import TransportError
+    from vyxops.http import Api, RetryPolicy
+
+    class NoSleep:
+        sleeps: list[float] = []
+
+        def now(self) -> float:
+            return 0.0
+
+        def sleep(self, seconds: float) -> None:
+            self.sleeps.append(seconds)
+
+    clock = NoSleep()
+    client = httpx.Client(base_url="http://vyxops-test.invalid", timeout=2)
+    api = Api(client, platform="fly-machines", clock=clock, retry=RetryPolicy(max_attempts=4), rng=random.Random(0))
+    with pytest.raises(TransportError):
+        api.request("GET", "/v1/apps")
+    assert clock.sleeps == []

@@ -391,9 +391,11 @@ def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
         _check_bundle(args, Path(target.path or ""))
     if target.kind == "live":
         from vyxops.config import live_credentials, live_urls
+        from vyxops.reach import check_reachable
 
-        live_credentials()  # ConfigError naming every missing variable, before any call
-        live_urls()  # and every variable that moves a base URL
+        credentials = live_credentials()  # ConfigError naming every missing variable, before any call
+        urls = live_urls()  # and every variable that moves a base URL
+        check_reachable({**urls, "supabase": credentials.supabase_url})  # offline: exit 3 in seconds, not 30
     world = None
     if target.kind == "sandbox":
         from vyxops.targets import sandbox_control

@@ -189,7 +189,24 @@ class RetryPolicy:
         """
         if isinstance(exc, httpx.UnsupportedProtocol) or not isinstance(exc, httpx.TransportError):
             return False
+        if unresolvable(exc):  # a name that does not exist will not exist in 4 s either: fail at once
+            return False
         return idempotent or isinstance(exc, _NEVER_SENT)
+
+
+def unresolvable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the host's name does not exist (EAI_NONAME), as opposed to a
+    lookup that failed for now (EAI_AGAIN, "Temporary failure in name resolution"), which is worth a retry."""
+    import socket
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # httpx.ConnectError <- httpcore.ConnectError <- socket.gaierror
+        if seen is None:
+            break
+        if isinstance(seen, socket.gaierror):
+            return seen.errno == socket.EAI_NONAME
+        seen = seen.__cause__ or seen.__context__
+    return "Name or service not known" in str(exc) or "nodename nor servname" in str(exc)
 
 
 # --------------------------------------------------------------------------- auth
