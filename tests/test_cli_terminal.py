@@ -168,3 +168,38 @@ def test_a_name_that_does_not_resolve_is_not_retried() -> None:
     with pytest.raises(TransportError):
         api.request("GET", "/v1/apps")
     assert clock.sleeps == []
+
+
+# --------------------------------------------------------------------------- errors raised in the kernel
+
+
+@pytest.mark.parametrize(
+    "ename, code",
+    [("ConfigError", 2), ("TransportError", 3), ("AuthError", 3), ("AmbiguousContract", 2), ("LockHeld", 2)],
+)
+def test_an_error_raised_in_the_kernel_is_one_line_without_its_class(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], ename: str, code: int
+) -> None:
+    """The kernel's vyxops error reads as if raised here: ``vyxops: <message>``, its hint, where the notebook is;
+    no Python class name, and the exit status its class has (SPEC: 2 input/config, 3 platform)."""
+    import vyxops.contract  # noqa: F401 - AmbiguousContract, as the kernel would have it
+    import vyxops.fixes.lock  # noqa: F401 - LockHeld
+
+    def fails(name: str, params: object, out: Path, **k: object) -> None:
+        raise runner.NotebookFailed(out / f"{name}.ipynb", ename, "FLY_ORG is not set\nhint: set FLY_ORG", 3)
+
+    monkeypatch.setattr(runner, "run_notebook", fails)
+    assert main(["investigate", "--scenario", "healthy", "--app", APP, "--out", "o"]) == code
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "vyxops: FLY_ORG is not set",
+        "hint: set FLY_ORG",
+        "hint: the executed notebook is at o/investigate.ipynb (cell 3)",
+    ]
+    assert ename not in "\n".join(lines)
+
+
+def test_an_unexpected_error_in_the_kernel_keeps_its_class() -> None:
+    """A bug (not a vyxops error) keeps its class name, what a bug report needs, and exits 1."""
+    failed = runner.NotebookFailed(Path("n.ipynb"), "KeyError", "'machines'", None)
+    assert failed.exit_code == 1 and str(failed).startswith("KeyError: 'machines'")

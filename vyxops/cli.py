@@ -771,12 +771,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
     _report_audit(args, notify, summary)
     for a in doc["apps"]:
         if a.get("error"):
-            for line in error_lines(f"{a['app']}: {a['error']['type']}: {a['error']['message']}"):
+            for line in error_lines(f"{a['app']}: {_said(a['error'])}"):
                 _error(line)
     if doc.get("error"):
-        for line in error_lines(f"the audit could not finish: {doc['error']['type']}: {doc['error']['message']}"):
+        for line in error_lines(f"the audit could not finish: {_said(doc['error'])}"):
             _error(line)
     return int(summary["exit_code"])
+
+
+def _said(error: dict[str, Any]) -> str:
+    """An error audit.json records, as a user reads it: a vyxops error's message; an unexpected one's class too."""
+    from vyxops.runner import error_class
+
+    cls = error_class(str(error.get("type")))
+    known = cls is not None and issubclass(cls, VyxopsError)
+    return str(error["message"]) if known else f"{error.get('type')}: {error['message']}"
 
 
 def _notify_url(args: argparse.Namespace) -> str | None:

@@ -37,10 +37,28 @@ class NotebookFailed(VyxopsError):
         self.evalue = evalue
         self.cell_index = cell_index
         # The kernel reports the error's class by name; the error tree decides the status.
-        cls = getattr(errors, ename, None)
-        self.exit_code = exit_code_for(cls) if isinstance(cls, type) and issubclass(cls, BaseException) else 1
+        cls = error_class(ename)
+        self.exit_code = exit_code_for(cls) if cls is not None else 1
         where = f" (cell {cell_index})" if cell_index is not None else ""
-        super().__init__(f"{ename}: {evalue}", hint=f"the executed notebook is at {notebook}{where}")
+        # A vyxops error is its message and hints, as it would read raised here (README: one line, `vyxops: …`);
+        # only an unexpected error, a bug, keeps its class: it is what a bug report needs.
+        said = evalue if cls is not None and issubclass(cls, VyxopsError) else f"{ename}: {evalue}"
+        super().__init__(said, hint=f"the executed notebook is at {notebook}{where}")
+
+
+def error_class(ename: str) -> type[BaseException] | None:
+    """The exception class the kernel named: one of :mod:`vyxops.errors`, else a loaded VyxopsError subclass
+    of that name (a lock held, an ambiguous contract), else None."""
+    cls = getattr(errors, ename, None)
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        return cls
+    pending: list[type[VyxopsError]] = [VyxopsError]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            if sub.__name__ == ename:
+                return sub
+            pending.append(sub)
+    return None
 
 
 def notebook_path(name: str) -> Path:
