@@ -203,3 +203,51 @@ def test_an_unexpected_error_in_the_kernel_keeps_its_class() -> None:
     """A bug (not a vyxops error) keeps its class name, what a bug report needs, and exits 1."""
     failed = runner.NotebookFailed(Path("n.ipynb"), "KeyError", "'machines'", None)
     assert failed.exit_code == 1 and str(failed).startswith("KeyError: 'machines'")
+
+
+# --------------------------------------------------------------------------- vyxops log
+
+
+def write_log(path: Path) -> None:
+    """Two runs' writes as the fixes log them: one applied on the sandbox, one left open on live a day later."""
+    import pandas as pd
+
+    from vyxops.fixes.audit_log import AuditLog
+
+    for target, app, at in (
+        ("sandbox:stub-image", APP, "2025-10-02T17:25:00Z"),
+        ("live", "api-app", "2025-10-03T09:00:00Z"),
+    ):
+        log = AuditLog(path, target=target, app=app, who="oncall", now=lambda at=at: pd.Timestamp(at))
+        log.open()
+        change = {"before": {"ref": f"registry.fly.io/{app}:stub"}, "after": {"ref": f"registry.fly.io/{app}:v2"}}
+        txn = log.intent("PIN_SECRET_TO_RELEASE", "set_secret", "secret:DOCKER_IMAGE", **change)
+        if target != "live":
+            log.outcome(txn, "applied", "pinned", **change)
+
+
+def test_log_shows_the_audit_log_as_a_table(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One row per write: time, target, app, action, step, result (open when never settled), before → after;
+    filtered by --app, --target and --since; --json gives the same rows."""
+    write_log(sandbox / "audit.jsonl")
+    assert main(["log"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["TIME", "TARGET", "APP", "ACTION", "STEP", "RESULT", "ENTITY", "CHANGE"]
+    assert lines[1].split()[:6] == ["2025-10-02T17:25:00Z", "sandbox:stub-image", APP, "PIN_SECRET_TO_RELEASE",
+                                    "set_secret", "applied"]  # fmt: skip
+    assert lines[1].endswith(f"ref: registry.fly.io/{APP}:stub → registry.fly.io/{APP}:v2")
+    assert lines[2].split()[:6] == ["2025-10-03T09:00:00Z", "live", "api-app", "PIN_SECRET_TO_RELEASE",
+                                    "set_secret", "open"]  # fmt: skip
+    assert lines[-1] == f"audit log: {sandbox / 'audit.jsonl'} (2 write(s) shown)"
+
+    for argv, apps in ((["--app", APP], [APP]), (["--target", "sandbox"], [APP]), (["--target", "live"], ["api-app"])):
+        assert main(["log", *argv, "--json"]) == 0
+        assert [r["app"] for r in json.loads(capsys.readouterr().out)] == apps, argv
+    assert main(["log", "--since", "2025-10-03T00:00:00Z", "--json"]) == 0
+    assert [r["result"] for r in json.loads(capsys.readouterr().out)] == ["open"]
+
+
+def test_log_refuses_a_bad_since(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_log(sandbox / "audit.jsonl")
+    assert main(["log", "--since", "yesterday"]) == 2
+    assert capsys.readouterr().err.startswith("vyxops: --since: ")

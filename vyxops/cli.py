@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _init_parser(sub)
     _doctor_parser(sub)
     _sandbox_parsers(sub)
+    _log_parser(sub)
     return p
 
 
@@ -273,6 +274,14 @@ def _sandbox_parsers(sub: _Subparsers) -> None:
     sc.add_argument("--json", action="store_true", help="as JSON")
 
 
+def _log_parser(sub: _Subparsers) -> None:
+    log = sub.add_parser("log", help="show the fixes' audit log ($VYXOPS_AUDIT_LOG) as a table")
+    log.add_argument("--app", help="only this app's writes")
+    log.add_argument("--since", help="only writes from this time on, RFC 3339")
+    log.add_argument("--target", help="only this target's writes: sandbox (every scenario), sandbox:NAME or live")
+    log.add_argument("--json", action="store_true", help="the rows as JSON")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns (and exits with) the status SPEC.md defines."""
     try:
@@ -287,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             "doctor": cmd_doctor,
             "sandbox": cmd_sandbox,
             "scenarios": cmd_scenarios,
+            "log": cmd_log,
         }[args.verb](args)
     except VyxopsError as exc:
         code = getattr(exc, "exit_code", None) or exit_code_for(exc)
@@ -1011,6 +1021,24 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     width = max((len(s["name"]) for s in listed), default=10)
     for s in listed:
         say(f"{s['name']:<{width}}  {', '.join(s['apps']):<28} {s['story']}")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    """The audit log as a table (or JSON), filtered; an empty selection is said, not an error."""
+    from vyxops import checks, logview
+    from vyxops.config import audit_log_path
+
+    if args.app:
+        checks.check_app(args.app)
+    path = audit_log_path()
+    found = logview.select(logview.read(path), app=args.app, target=args.target, since=args.since)
+    if args.json:
+        say(json.dumps([r.as_json() for r in found], indent=1, ensure_ascii=False))
+        return 0
+    if found:
+        say(*logview.table(found))
+    say(f"audit log: {path} ({len(found)} write(s){' shown' if path.is_file() else '; no log yet'})")
     return 0
 
 
