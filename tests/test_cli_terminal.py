@@ -251,3 +251,24 @@ def test_log_refuses_a_bad_since(sandbox: Path, capsys: pytest.CaptureFixture[st
     write_log(sandbox / "audit.jsonl")
     assert main(["log", "--since", "yesterday"]) == 2
     assert capsys.readouterr().err.startswith("vyxops: --since: ")
+
+
+# --------------------------------------------------------------------------- long lines
+
+
+@pytest.mark.parametrize("argv", [["scenarios"], ["doctor"]])
+def test_long_lines_are_wrapped_to_the_terminal_and_json_is_not(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """On an 80-column terminal no line is wider than 80, and every word is still there; --json is untouched."""
+    monkeypatch.setenv("COLUMNS", "200000")  # as wide as any line: what is printed unwrapped
+    assert main(argv) in (0, 1)
+    whole = capsys.readouterr().out
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(argv) in (0, 1)
+    narrow = capsys.readouterr().out
+    assert max(len(line) for line in whole.splitlines()) > 80  # there is something to wrap
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert narrow.split() == whole.split()
+    assert main([*argv, "--json"]) in (0, 1)
+    assert json.loads(capsys.readouterr().out)

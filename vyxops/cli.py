@@ -43,7 +43,9 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._seen: list[str] = []
 
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+    def parse_known_args(  # type: ignore[override]  # argparse overloads it on the namespace type
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
         self._seen = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(args, namespace)
 
@@ -356,6 +358,31 @@ def say(*lines: str) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (OSError, ValueError):
             pass
+
+
+def terminal_width() -> int | None:
+    """Columns to wrap prose to: ``$COLUMNS`` or the terminal's width; None when stdout is not a terminal and
+    COLUMNS is unset (a pipe or a file gets whole lines, one record a line, for grep)."""
+    import os
+    import shutil
+
+    if not os.environ.get("COLUMNS") and not sys.stdout.isatty():
+        return None
+    return max(40, shutil.get_terminal_size().columns)
+
+
+def wrapped(line: str, indent: int) -> list[str]:
+    """``line`` wrapped to the terminal, its continuation lines indented ``indent`` columns (under its text column,
+    past the name column); words (a URL, an image ref) are never split."""
+    import textwrap
+
+    width = terminal_width()
+    if width is None or len(line) <= width:
+        return [line]
+    pad = " " * min(indent, width // 2)
+    return textwrap.wrap(line, width=width, subsequent_indent=pad, break_long_words=False, break_on_hyphens=False) or [
+        line
+    ]
 
 
 def _error(line: str) -> None:
@@ -957,7 +984,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    say(*(f"{key:<24} {why.replace(chr(10), '; ')}" for key, why in contract.evidence), f"contract: {out}")
+    evidence = (wrapped(f"{key:<24} {why.replace(chr(10), '; ')}", 25) for key, why in contract.evidence)
+    say(*(w for lines in evidence for w in lines), f"contract: {out}")
     return 0
 
 
@@ -991,7 +1019,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         say(json.dumps({"ok": not problems, "checks": [o.as_json() for o in outcomes]}, indent=1))
     else:
-        say(*(o.line() for o in outcomes))
+        say(*(w for o in outcomes for w in wrapped(o.line(), 9)))
         say(f"{len(problems)} problem(s)" if problems else f"all well: {len(outcomes)} checks")
     return 1 if problems else 0
 
@@ -1020,7 +1048,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         return 0
     width = max((len(s["name"]) for s in listed), default=10)
     for s in listed:
-        say(f"{s['name']:<{width}}  {', '.join(s['apps']):<28} {s['story']}")
+        say(*wrapped(f"{s['name']:<{width}}  {', '.join(s['apps']):<28} {s['story']}", 4))  # a story is a paragraph
     return 0
 
 
