@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_fixes import by_code, canaries_left, codes
 
+from vyxops.advice.served import release_health
 from vyxops.fixes import apply_plan, plan_fixes
-from vyxops.fixes.served import release_health
 from vyxops.images import secret_digest
 from vyxops.investigate import investigate
 from vyxops.session import Session, open_session

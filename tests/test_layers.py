@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vyxops.evidence",),
     ("vyxops.discover", "vyxops.discover_table"),
     ("vyxops.timeline", "vyxops.detect"),
-    ("vyxops.investigate", "vyxops.impact", "vyxops.resolved"),
+    ("vyxops.investigate", "vyxops.impact", "vyxops.resolved", "vyxops.advice"),
     ("vyxops.audit", "vyxops.fixes", "vyxops.probe", "vyxops.doctor"),
     ("vyxops.plot", "vyxops.explore", "vyxops.nbtools", "vyxops.postmortem", "vyxops.report"),
     ("vyxops.runner", "vyxops.kernel", "vyxops.kernel_preload", "vyxops.cli", "vyxops.notify"),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from vyxops import fanout
+from vyxops.advice import NextStep, next_steps, release_health, settle_fixes
 from vyxops.checks import check_app, check_machine_id, check_stuck_after
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
@@ -47,6 +48,7 @@ class Investigation:
     impact: Impact
     project_ref: str | None = None
     resolved: Resolved | None = None  # with no root cause: the failures of the window that are history
+    next_steps: list[NextStep] = field(default_factory=list)  # the root's recommended actions (vyxops.advice)
 
     @functools.cached_property
     def timeline(self) -> pd.DataFrame:
@@ -177,13 +179,20 @@ def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_re
         focus = {machine_id} | ({root_mid} if isinstance(root_mid, str) else set())
         findings = [f for f in findings if f is root or _concerns(f, focus)]
     gaps = list(dict.fromkeys(evidence.gaps + ctx.gaps))
+    health = release_health(evidence)
+    settle_fixes(evidence, root, findings, health)
+    steps = next_steps(evidence, root, findings, health, project_ref)
     summary = summarize(ctx, root, findings, gaps)
     document = findings_document(ctx, root, findings, summary, gaps)
+    if document["root_cause"] is not None:  # additive to vyxops.findings/1
+        document["root_cause"]["next_steps"] = [s.as_json() for s in steps]
     impact = impact_of(ctx, findings)
     resolved = resolved_incident(root, findings)
     if resolved is not None:
         document["resolved"] = resolved.as_json()
-    return Investigation(evidence, findings, root, summary, document, gaps, ctx, impact, project_ref, resolved)
+    return Investigation(
+        evidence, findings, root, summary, document, gaps, ctx, impact, project_ref, resolved, steps
+    )
 
 
 #: Findings about a machine that speak for the app: a deploy's release command (why an image is not a release).

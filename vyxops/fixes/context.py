@@ -7,12 +7,12 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.advice import ReleaseHealth, release_fails
 from vyxops.contract import Contract
 from vyxops.evidence import Evidence
 from vyxops.fixes.audit_log import AuditLog, History
 from vyxops.fixes.model import Action
 from vyxops.fixes.registry import Place
-from vyxops.fixes.served import ReleaseHealth
 from vyxops.investigate import Investigation
 from vyxops.session import Session
 
@@ -23,8 +23,6 @@ STRATEGY_FIXES = {
     "pin-digest": ["PIN_SECRET_TO_RELEASE"],
     "latest": ["TAG_LATEST", "UNSET_SECRET"],
 }
-#: Root causes that mean "the image itself fails", when it is the current release's image.
-IMAGE_FAILURES = ("MACHINE_EXITED_AUTO_DESTROYED", "MACHINE_LAUNCH_FAILED")
 
 
 @dataclass
@@ -61,24 +59,15 @@ class PlanContext:
 
     def release_fails(self) -> str | None:
         """Why the current release's own image is known to fail (the evidence), or None."""
-        cur = self.health.current
-        if cur is None:
-            return None
-        root = self.inv.root
-        if root is not None and root.code in IMAGE_FAILURES:
-            image, digest = root.facts.get("image"), root.facts.get("digest")
-            if image == cur.image or self.evidence.identity.same(digest, cur.digest):
-                return f"root cause {root.code}: {root.title}"
-        if cur.fails:
-            return "; ".join(cur.failed[:3])
-        return None
+        return release_fails(self.inv.root, self.health, self.evidence)
 
     def image_choice(self, code: str) -> str | None:
         """Why image fix ``code`` is planned ("" when only its state is reported), or None when it is not in play."""
         named = [c for c in IMAGE_FIXES if c in self.wanted]
         reasons = list(dict.fromkeys(c for fix in IMAGE_FIXES for c in self.asked(fix)))
         if reasons or named:
-            chosen = named or STRATEGY_FIXES[self.strategy]
+            # A function that reads no image secret has only its fallback to fix, whatever the strategy.
+            chosen = named or (STRATEGY_FIXES[self.strategy] if self.facts["secret_name"] else ["TAG_LATEST"])
             if code not in chosen or not self.allowed(code):
                 return None
             return "asked for by " + ", ".join(reasons) if reasons else "named with --fix " + " ".join(named)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.advice import NextStep
 from vyxops.contract import Contract
 from vyxops.fixes.values import brief, describe_change, jsonable, write_json
 
@@ -80,6 +81,7 @@ class Plan:
     generated_at: str = ""
     project_ref: str | None = None
     contract: Contract = field(default_factory=Contract)  # the pipeline the plan was made for
+    recommendations: list[NextStep] = field(default_factory=list)  # what a person does where no fix is safe
 
     def frame(self) -> pd.DataFrame:
         """One row per action: action, target, current, new, precondition, risk."""
@@ -107,6 +109,7 @@ class Plan:
             "generated_at": self.generated_at,
             "actions": [a.as_json() for a in self.actions],
             "notes": list(self.notes),
+            "recommendations": [r.as_json() for r in self.recommendations],
         }
 
     def write(self, out_dir: str | Path, dry_run: bool = True) -> Path:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from vyxops.advice.served import SERVED_AFTER, ReleaseRecord
 from vyxops.errors import PreconditionError
 from vyxops.fixes.context import ApplyContext, PlanContext
 from vyxops.fixes.model import Action, Outcome, cold_start_warning
 from vyxops.fixes.pin_secret import secret_text, write_secret
 from vyxops.fixes.reads import current_release
 from vyxops.fixes.registry import Fix, Place, register
-from vyxops.fixes.served import SERVED_AFTER, ReleaseRecord
 from vyxops.fixes.values import short
 from vyxops.images import parse_image_ref, secret_digest
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from vyxops import config
+from vyxops.advice import next_steps, release_health
 from vyxops.errors import InputError, redact
 from vyxops.fixes import registry
 from vyxops.fixes.audit_log import History, read_history
 from vyxops.fixes.context import STRATEGY_FIXES, PlanContext, image_facts
 from vyxops.fixes.model import Plan
 from vyxops.fixes.registry import Place
-from vyxops.fixes.served import release_health
 from vyxops.investigate import Investigation
 from vyxops.timeutil import iso
 
@@ -51,7 +51,8 @@ def plan_fixes(
             audit_log or config.audit_log_path(), target=e.target, app=e.app, incarnation=e.incarnation
         )
     place = Place(e.app, project_ref, e.contract)
-    ctx = PlanContext(inv, strategy, wanted, history, place, release_health(e), image_facts(e))
+    health = release_health(e)
+    ctx = PlanContext(inv, strategy, wanted, history, place, health, image_facts(e))
     for fix in registry.fixes():
         for action in fix.plan(ctx):
             action.native = [redact(c) for c in fix.native(action, place)]
@@ -74,4 +75,5 @@ def plan_fixes(
         generated_at=iso(e.now),
         project_ref=project_ref,
         contract=e.contract,
+        recommendations=next_steps(e, inv.root, inv.findings, health, project_ref),
     )
