@@ -38,9 +38,7 @@ def refused(plan: Plan) -> set[str]:
 
 
 @pytest.mark.parametrize(("path", "app"), STORIES, ids=[f"{p.stem}[{a}]" for p, a in STORIES])
-def test_every_root_has_a_next_step_and_no_finding_asks_for_a_refused_fix(
-    tmp_path: Path, path: Path, app: str
-) -> None:
+def test_every_root_has_a_next_step_and_no_finding_asks_for_a_refused_fix(tmp_path: Path, path: Path, app: str) -> None:
     inv, plan = run(tmp_path, path, app)
     if inv.root is None:
         return

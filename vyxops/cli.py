@@ -711,6 +711,7 @@ def _print_remediation(args: argparse.Namespace, nb: Path, html: Path) -> int:
     for note in result.get("notes") or []:
         code, _, why = note.partition(": ")
         say(f"{'-':>8}  {code:<24} {one_line(why)}" if code.isupper() else f"{'-':>8}  {one_line(note)}")
+    _print_next_steps(read_json(args.out / "plan.json"))
     if args.apply:
         counts = {s: sum(a["status"] == s for a in result["actions"]) for s in ("applied", "skipped", "failed")}
         head = (
@@ -780,6 +781,14 @@ def _shown(value: Any) -> str:
     if value is None:
         return "—"
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _print_next_steps(plan: dict[str, Any]) -> None:
+    """One ``next`` line per recommended action of the plan (a root no automated fix mends), then its commands."""
+    for step in plan.get("recommendations") or []:
+        say(f"{'next':>8}  {one_line(str(step['code'])):<24} {one_line(str(step['title']))}")
+        for command in step.get("commands") or []:
+            say(f"{'':>8}  {'':<24} $ {one_line(str(command))}")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from vyxops.config import audit_log_path
 from vyxops.fixes.audit_log import NOT_FIXES
+from vyxops.nbtools.next_steps import next_steps_markdown
 from vyxops.present import fmt_time, vyxops_command
 from vyxops.text import md
 
@@ -84,6 +85,7 @@ def render_postmortem(inv: Investigation, *, tz: str = "UTC", audit_log: Path | 
         "",
         *_timeline(inv, tz, cause),
         *_evidence(inv, tz, cause),
+        *next_steps_markdown(inv.next_steps),
         *_done(done, tz),
         *_action_items(inv, done),
         *_gaps(inv),

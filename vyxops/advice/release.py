@@ -86,14 +86,13 @@ def deploy_fixed_image(s: Situation) -> NextStep | None:
         "without exiting): there is no release to roll back to"
     )
     evidence += passed_over
-    memory = " If it was killed for memory, give the machines the provisioning function creates more memory" + (
-        " (guest.memory_mb) or make the image use less." if s.root.facts.get("oom_killed") else ""
-    )
+    memory = "; it was killed for memory: give the machines the provisioning function creates more memory (the "
+    memory += "machine config's guest.memory_mb) or make the image use less"
     return NextStep(
         "DEPLOY_FIXED_IMAGE",
         f"Fix release v{cur.version}'s image and deploy the fix: read why machine {mid} "
         f"{'never started' if s.root.code == 'MACHINE_LAUNCH_FAILED' else 'exited'} in its logs, then deploy from "
-        f"the fixed source (`fly deploy` builds and releases it)." + (memory if s.root.facts.get("oom_killed") else ""),
+        "the fixed source (`fly deploy` builds and releases it)" + (memory if s.root.facts.get("oom_killed") else ""),
         (_logs(s, mid), f"fly releases --app {app} --image", f"fly deploy --app {app}"),
         (s.place.fly("monitoring"), s.place.fly("")),
         tuple(evidence),

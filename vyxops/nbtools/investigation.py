@@ -16,6 +16,7 @@ import pandas as pd
 from vyxops import facts
 from vyxops.coverage import Gap
 from vyxops.nbtools.display import md, table
+from vyxops.nbtools.next_steps import next_steps_html
 from vyxops.present import fmt_time, vyxops_command
 
 if TYPE_CHECKING:
@@ -121,12 +122,13 @@ def show_fixes(inv: Investigation, target: str, scenario: str | None) -> None:
     """The fixes the findings recommend, with the commands that plan and apply them, as they run; first, what a
     person must do where the root cause has no automated fix (a refused token, no capacity), with the command."""
     wanted = inv.recommended_fixes()
-    action = inv.root.facts.get("action") if inv.root is not None else None
+    show_next_steps(inv)
+    action = inv.root.facts.get("action") if inv.root is not None and not inv.next_steps else None
     if isinstance(action, str):
         md(f"**What to do** ({esc(inv.root.code if inv.root else '')}): {esc(action)}." + (
             " Then verify provisioning:" if wanted else ""))  # fmt: skip
     if not wanted:
-        md("No automated fix is recommended." if action else "No fix is recommended.")
+        md("No automated fix is recommended." if action or inv.next_steps else "No fix is recommended.")
         return
     app = inv.evidence.app
     out = f"out/remediate-{app}"
@@ -134,6 +136,14 @@ def show_fixes(inv: Investigation, target: str, scenario: str | None) -> None:
     apply = vyxops_command("remediate", app, target, scenario, out, "--apply", "--confirm", app)
     lines = "\n".join(f"1. {esc(c)}" for c in wanted)
     md(f"{lines}\n\nPlan them (a dry run, nothing changes):\n\n    {plan}\n\nthen apply them:\n\n    {apply}")
+
+
+def show_next_steps(inv: Investigation) -> None:
+    """The root cause's recommended actions (vyxops.advice): what a person does where no automated fix is safe."""
+    if inv.next_steps:
+        from IPython.display import HTML, display
+
+        display(HTML(next_steps_html(inv.next_steps)))
 
 
 def show_timeline(tl: pd.DataFrame, tz: str = "UTC", limit: int = 500, note: str = "") -> None:

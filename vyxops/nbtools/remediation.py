@@ -14,6 +14,7 @@ import pandas as pd
 
 from vyxops.fixes import Plan, Result
 from vyxops.investigate import Investigation
+from vyxops.nbtools.next_steps import next_steps_html
 
 TABLE_STYLE = (
     "<style>table.vyx th, table.vyx td {text-align: left; vertical-align: top; white-space: pre-wrap;"
@@ -56,14 +57,16 @@ def plan_html(plan: Plan, dry_run: bool = True) -> str:
     """The plan as a table a person reads, what to type instead, and the fixes not planned (with why)."""
     mode = "dry run: nothing will change" if dry_run else "applying (confirmed)"
     if not plan.actions:
-        return paragraph(f"for {plan.app} on {plan.target}.", "Nothing to do") + bullets(plan.notes)
+        nothing = paragraph(f"for {plan.app} on {plan.target}.", "Nothing to do") + bullets(plan.notes)
+        return nothing + next_steps_html(plan.recommendations)
     head = paragraph(
         f"for {plan.app} on {plan.target}, strategy {plan.strategy} — {mode}.", f"{len(plan.actions)} action(s)"
     )
     by_hand = paragraph("the commands a person could type instead, and where to see it in the dashboards:", "By hand:")
     warned = paragraph("", "Warnings:") + bullets(plan.warnings()) if plan.warnings() else ""
     body = head + table_html(plan.frame()) + warned
-    return body + by_hand + table_html(plan.by_hand_frame()) + bullets(plan.notes)
+    body += by_hand + table_html(plan.by_hand_frame()) + bullets(plan.notes)
+    return body + next_steps_html(plan.recommendations)
 
 
 def result_html(result: Result, apply_command: str = "") -> str:
