@@ -52,7 +52,7 @@ def settle_fixes(e: Evidence, root: Finding | None, findings: list[Finding], hea
       asked for unless the secret can first be pinned to the last release whose machines served (then the root
       asks for that pin);
     * what the contract cannot do: pin a secret the function does not read, tag a fallback it does not have,
-      mark rows failed in a table with no failure word, invoke a function whose body is not known; nor can an image
+      invoke a function whose body is not known; nor can an image
       fix point at a release image that no longer resolves;
     * a machine provisioning did not make (a worker, a console) asks for no verification of provisioning.
     """
@@ -79,8 +79,7 @@ def _refused(e: Evidence, health: ReleaseHealth) -> set[str]:
         out |= {"TAG_LATEST", "UNSET_SECRET"}
     if health.current is None or health.current.exists is False:
         out |= {PIN_RELEASE, "TAG_LATEST"}  # nothing to point at, or it would make every create fail
-    if c.status.first("failed") is None:
-        out.add("RECONCILE_STUCK_ROWS")
+    # A table with no failure word keeps RECONCILE_STUCK_ROWS asked for: its planner then gives the SQL to adapt.
     if c.invoke is None:
         out.add(VERIFY)
     return out
