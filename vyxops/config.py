@@ -34,6 +34,8 @@ __all__ = [
     "fly_org",
     "check_sandbox_dir",
     "check_audit_log",
+    "FUNCTION_JWT_VARIABLE",
+    "function_jwt",
 ]
 
 #: How the allowed ``--target`` values are spelled to a user.
@@ -374,6 +376,35 @@ def fly_org(environ: Mapping[str, str] | None = None) -> str:
         raise ConfigError(
             f"FLY_ORG={value[:64]!r} is not a Fly organization slug",
             hint="set FLY_ORG to a slug from `fly orgs list` (lower-case letters, digits and '-'), or unset it",
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- the provisioning function's bearer
+
+#: A user's access token (or the project's legacy anon JWT) that vyxops sends the provisioning function as its
+#: bearer, for a function whose ``verify_jwt`` would refuse the service key (an ``sb_secret_…`` key is no JWT):
+#: :mod:`vyxops.function_auth`. Read from the environment only, like every credential.
+FUNCTION_JWT_VARIABLE = "VYXOPS_FUNCTION_JWT"
+
+
+def function_jwt(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$VYXOPS_FUNCTION_JWT`` (None when unset or empty), registered for redaction and checked to be
+    JWT-shaped before any call: anything else is a ConfigError (exit 2) naming the variable, never its value."""
+    from vyxops.shapes import is_jwt
+
+    env = os.environ if environ is None else environ
+    value = env_value(env, FUNCTION_JWT_VARIABLE)
+    if value is None:
+        return None
+    if value.lower().startswith("bearer "):
+        value = value[len("bearer ") :].strip()
+        register_secret(value)
+    if not is_jwt(value):
+        raise ConfigError(
+            f"{FUNCTION_JWT_VARIABLE} is not a JWT (three base64url parts, the first a header naming alg)",
+            hint=f"set {FUNCTION_JWT_VARIABLE} to a user's access token from Supabase Auth (or the project's "
+            "legacy anon key, a JWT), not an sb_secret_/sb_publishable_ key; or unset it",
         )
     return value
 

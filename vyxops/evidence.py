@@ -19,6 +19,7 @@ from vyxops.checks import check_app, check_machine_id, check_machine_of_app, che
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, UnexpectedAnswer
+from vyxops.function_auth import FunctionBearer
 from vyxops.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
 from vyxops.progress import stages
 from vyxops.timeutil import iso, to_ms, to_utc
@@ -54,6 +55,8 @@ class Evidence:
     org_apps: list[str] | None = None  # the org's apps, when the token may list them
     extra_gaps: list[Gap] = field(default_factory=list)  # sources that failed outright
     incarnation: str = ""  # which world the target was (Session.incarnation): the audit log's lines of it are its own
+    # what the session sends Edge Functions as a bearer (vyxops.function_auth); None: not known
+    function_bearer: FunctionBearer | None = None
     _docker_image: dict[str, Any] | None = field(default=None, repr=False)
     _manifest_rows: dict[object, int] | None = field(default=None, init=False, repr=False, compare=False)
     project: ProjectReads | None = field(default=None, repr=False, compare=False)  # shares derivations
@@ -454,6 +457,7 @@ def collect_evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
         contract=contract, project_ref=session.project_ref, notes=_notes(got), org_apps=first["org_apps"],
         extra_gaps=gaps, project=project, incarnation=session.incarnation,
+        function_bearer=getattr(session.supabase, "function_bearer", None),
     )  # fmt: skip
 
 

@@ -288,10 +288,11 @@ class RegistryBasicAuth(_HeaderAuth):
 class SupabaseKeyAuth(_HeaderAuth):
     """Supabase API key auth: ``apikey: <key>``, and ``Authorization: Bearer <key>`` only for a JWT-shaped key."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, bearer: str | None = None) -> None:
         key = key.strip()
         register_secret(key)
-        super().__init__(supabase_key_headers(key))
+        register_secret(bearer)
+        super().__init__(supabase_key_headers(key, bearer))
 
 
 def registry_password(token: str | FlyTokens) -> str:
@@ -299,18 +300,19 @@ def registry_password(token: str | FlyTokens) -> str:
     return (token if isinstance(token, FlyTokens) else FlyTokens.parse(token)).flaps()
 
 
-def supabase_key_headers(key: str) -> dict[str, str]:
+def supabase_key_headers(key: str, bearer: str | None = None) -> dict[str, str]:
     """Headers for a Supabase API key: always ``apikey``; ``Authorization: Bearer`` only when the key is a JWT.
 
     The new ``sb_secret_…``/``sb_publishable_…`` keys are not JWTs: as a bearer they are
     refused (Edge Functions' verify_jwt: 401 "Invalid JWT" before the function runs;
     PostgREST: PGRST301), so they go in ``apikey`` alone. A legacy service_role or
     anon key is a JWT and goes in both (Supabase's "Authorization headers" guide).
+    ``bearer`` (a user's JWT, ``$VYXOPS_FUNCTION_JWT``) goes in ``Authorization`` instead of the key.
     """
     key = key.strip()
     headers = {"apikey": key}
-    if is_jwt(key):
-        headers["Authorization"] = f"Bearer {key}"
+    if bearer or is_jwt(key):
+        headers["Authorization"] = f"Bearer {(bearer or key).strip()}"
     return headers
 
 
@@ -341,9 +343,10 @@ def registry_basic(token: str | FlyTokens) -> RegistryBasicAuth:
     return RegistryBasicAuth(token)
 
 
-def supabase_key(key: str) -> SupabaseKeyAuth:
-    """Auth for Supabase REST/functions: ``apikey``, plus ``Authorization: Bearer`` for a JWT-shaped key."""
-    return SupabaseKeyAuth(key)
+def supabase_key(key: str, bearer: str | None = None) -> SupabaseKeyAuth:
+    """Auth for Supabase REST/functions: ``apikey``, plus ``Authorization: Bearer`` for ``bearer`` (a user's JWT,
+    for Edge Functions) or else a JWT-shaped key."""
+    return SupabaseKeyAuth(key, bearer)
 
 
 # --------------------------------------------------------------------------- client

@@ -5,7 +5,7 @@ takes the app's lock, writes intent and outcome lines to the audit log and clean
 up after itself; then the investigation is made again, with the canary's fresh
 evidence in it. It is refused up front, before any platform write, when it
 cannot work: no provisioning function, or a function whose ``verify_jwt`` would
-refuse the configured key as a bearer.
+refuse vyxops's bearer (:mod:`vyxops.function_auth`, the rule VERIFY_PROVISIONING is planned by).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from vyxops.errors import ConfigError
 from vyxops.evidence import ProjectReads, parse_window
 from vyxops.fixes import Result, apply_plan, plan_fixes
 from vyxops.frames import fetch_functions
+from vyxops.function_auth import HINT, verify_jwt_of, verify_jwt_refusal
 from vyxops.investigate import Investigation, investigate
 from vyxops.session import Session
 
@@ -57,14 +58,9 @@ def check_probe(session: Session, contract: Contract) -> None:
             f"--probe: the project has no Edge Function {fn!r} to provision a canary with",
             hint="deploy it, or investigate without --probe",
         )
-    verify_jwt = hit.iloc[0]["verify_jwt"]
-    if bool(verify_jwt) and verify_jwt is not None and not session.supabase.key_is_jwt:
-        raise ConfigError(
-            f"--probe: {fn} has verify_jwt on, and the configured service key is not a JWT "
-            "(an sb_secret_… key): the function would refuse the probe with 401 Invalid JWT before it runs",
-            hint="use the project's legacy service_role key (a JWT) in SUPABASE_SERVICE_ROLE_KEY, or turn "
-            "verify_jwt off for the function; then probe again",
-        )
+    refusal = verify_jwt_refusal(fn, verify_jwt_of(functions, fn), session.supabase.function_bearer)
+    if refusal is not None:
+        raise ConfigError(f"--probe: {refusal}", hint=f"{HINT}; then probe again")
 
 
 def probe_and_investigate(session: Session, app: str, **investigate_kw: Any) -> Probed:

@@ -140,9 +140,10 @@ def open_session(
     request = targets.OpenRequest(
         target=t, scenario=scenario, sandbox_dir=sandbox_dir, faults=faults, environ=environ, retry=retry
     )
+    function_jwt = config.function_jwt(request.env)  # a malformed one is exit 2, before any call
     opened = targets.open_target(request)
     log.info("session: %s", opened.description)
-    return build_session(t, opened, retry=retry, record=record, base_url=base_url)
+    return build_session(t, opened, retry=retry, record=record, base_url=base_url, function_jwt=function_jwt)
 
 
 def build_session(
@@ -152,8 +153,10 @@ def build_session(
     retry: RetryPolicy | None = None,
     record: bool = False,
     base_url: str | None = None,
+    function_jwt: str | None = None,
 ) -> Session:
-    """The platform clients over what an opener handed back."""
+    """The platform clients over what an opener handed back; ``function_jwt`` (``$VYXOPS_FUNCTION_JWT``)
+    is the Edge Functions' bearer when given (:mod:`vyxops.function_auth`)."""
     creds = opened.credentials
     for secret in (creds.fly_token, creds.supabase_service_role_key, creds.supabase_access_token):
         register_secret(secret)
@@ -178,7 +181,7 @@ def build_session(
     api_c = client("fly-api", urls["fly_api"], fly(fly_tokens, "api"))
     registry_c = client("fly-registry", urls["fly_registry"], registry_basic(fly_tokens))
     mgmt_c = client("supabase-mgmt", urls["supabase_mgmt"], bearer(creds.supabase_access_token))
-    fn_c = client("supabase-functions", supabase_url, supabase_key(creds.supabase_service_role_key))
+    fn_c = client("supabase-functions", supabase_url, supabase_key(creds.supabase_service_role_key, function_jwt))
     # supabase-py sends through this client itself, so its retries live in the transport.
     rest_wire = transport or PooledTransport()
     rest_transport = RetryTransport(rest_wire, retry or RetryPolicy(), clock)
@@ -195,6 +198,7 @@ def build_session(
         api(mgmt_c, "supabase-mgmt"),
         api(fn_c, "supabase-functions"),
         creds.project_ref,
+        function_jwt=function_jwt,
     )
     return Session(
         target=target,

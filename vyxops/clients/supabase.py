@@ -31,6 +31,7 @@ from vyxops.errors import (
     UnexpectedAnswer,
     redact,
 )
+from vyxops.function_auth import FunctionBearer, bearer_of
 from vyxops.http import Api, is_jwt, supabase_key_headers
 from vyxops.text import loads_answer, without_lone_surrogates
 
@@ -61,7 +62,15 @@ class SupabaseClient:
     """Calls to one Supabase project: PostgREST (supabase-py), Management API, Edge Functions."""
 
     def __init__(
-        self, url: str, service_key: str, rest_http: httpx.Client, mgmt: Api, functions: Api, project_ref: str
+        self,
+        url: str,
+        service_key: str,
+        rest_http: httpx.Client,
+        mgmt: Api,
+        functions: Api,
+        project_ref: str,
+        *,
+        function_jwt: str | None = None,
     ) -> None:
         from postgrest import SyncPostgrestClient  # only when a session opens
 
@@ -69,6 +78,9 @@ class SupabaseClient:
         self._service_key = service_key
         #: Whether the service key is a JWT: a function with verify_jwt refuses any other bearer.
         self.key_is_jwt = is_jwt(service_key)
+        #: What ``functions`` sends as its bearer (``$VYXOPS_FUNCTION_JWT``, a JWT service key, or none):
+        #: what :mod:`vyxops.function_auth` decides verify_jwt by. The session gave ``functions`` that auth.
+        self.function_bearer: FunctionBearer = bearer_of(self.key_is_jwt, function_jwt)
         self.mgmt = mgmt
         self.functions = functions
         self._last = _LastResponse()

@@ -18,6 +18,7 @@ from vyxops.fixes.reads import CANARY_USER_PREFIX
 from vyxops.fixes.registry import Fix, Place, register
 from vyxops.fixes.steps import describe_error
 from vyxops.fixes.values import brief
+from vyxops.function_auth import HINT, bearer_said, verify_jwt_of, verify_jwt_refusal
 from vyxops.timeutil import iso
 
 CODE = "VERIFY_PROVISIONING"
@@ -56,6 +57,11 @@ def plan(ctx: PlanContext) -> list[Action]:
             'declare [pipeline].invoke in vyxops.toml, e.g. invoke = {body = {user_id = "{canary_user}"}}',
         )
         return []
+    e = ctx.evidence
+    refused = verify_jwt_refusal(contract.function, verify_jwt_of(e.functions, contract.function), e.function_bearer)
+    if refused is not None:  # the one rule --probe refuses by (vyxops.function_auth)
+        ctx.note(CODE, f"not planned: {refused}; to verify provisioning, {HINT}; then run again")
+        return []
     region, region_note = _region(ctx)
     if region_note:
         ctx.note(CODE, region_note)
@@ -69,6 +75,8 @@ def plan(ctx: PlanContext) -> list[Action]:
         reasons.insert(0, "asked for by " + ", ".join(asked))
     if named and not reasons:
         reasons.append("named with --fix")
+    if e.function_bearer == "function_jwt":
+        reasons.append(f"invoked with {bearer_said(e.function_bearer)}")
     critical = any(f.severity == "critical" for f in ctx.inv.findings)
     return [
         Action(
@@ -260,7 +268,9 @@ def native(a: Action, place: Place) -> list[str]:
     app, fn = shlex.quote(place.app), place.contract.function
     return [
         f'MID=$(curl -sS -X POST "$SUPABASE_URL/functions/v1/{fn}" '
-        f'-H "Authorization: Bearer $SUPABASE_SERVICE_ROLE_KEY" -H "Content-Type: application/json" -d {body} '
+        f'-H "apikey: $SUPABASE_SERVICE_ROLE_KEY" '
+        f'-H "Authorization: Bearer ${{VYXOPS_FUNCTION_JWT:-$SUPABASE_SERVICE_ROLE_KEY}}" '
+        f'-H "Content-Type: application/json" -d {body} '
         f"| jq -r {field})",
         f'fly machine status "$MID" -a {app}',
         f'fly machines destroy --force "$MID" -a {app}',
