@@ -420,6 +420,9 @@ def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     if getattr(args, "out", None) is not None:  # checked here, made last: nothing is written when an input is bad
         checks.check_out(args.out, WRITES.get(args.verb, ()))
     _check_local_paths(args, target.kind)
+    from vyxops.config import function_jwt
+
+    function_jwt()  # $VYXOPS_FUNCTION_JWT is JWT-shaped or exit 2, named, before the kernel and any call
     if getattr(args, "contract", None):
         from vyxops.contract import load_contract_file
 

@@ -133,6 +133,47 @@ def _jwt(secret: bytes, role: str) -> str:
     return f"{header}.{payload}.{signature}"
 
 
+def project_jwt_secret(scenario_name: str) -> bytes:
+    """The project's JWT secret: it signs the legacy anon/service_role keys and its users' access tokens."""
+    return f"vyxops-sandbox-jwt:{scenario_name}".encode()
+
+
+def user_access_token(scenario_name: str) -> str:
+    """A signed-in user's access token, as Supabase Auth issues it: an HS256 JWT the project signed, role
+    ``authenticated``. A real one expires after an hour by default (``jwt_expiry`` 3600); the sandbox's lasts as
+    long as its keys, so a test's token does not age out on the simulated clock."""
+    secret = project_jwt_secret(scenario_name)
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = {
+        "iss": "supabase", "ref": "vyxops-sandbox", "aud": "authenticated", "role": "authenticated",
+        "sub": "00000000-0000-4000-8000-0000000000a1", "iat": 1700000000, "exp": 2015000000,
+    }  # fmt: skip
+    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signature = _b64url(hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+    return f"{header}.{payload}.{signature}"
+
+
+def signed_by_project(token: str, scenario_name: str, now_s: float) -> bool:
+    """Whether ``token`` is an HS256 JWT the project signed that has not expired at ``now_s``: what the
+    Edge Functions' ``verify_jwt`` check accepts (Supabase docs, "Authorization headers": a user's JWT; the
+    legacy anon and service_role keys are such JWTs too). An ``sb_secret_…`` key is no JWT at all."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return False
+    expected = hmac.new(project_jwt_secret(scenario_name), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256)
+    if not hmac.compare_digest(_b64url(expected.digest()), parts[2]):
+        return False
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
+        return False
+    exp = claims.get("exp")
+    return isinstance(exp, (int, float)) and exp > now_s
+
+
 def credentials_for(scenario_name: str, platform: Platform | None = None) -> dict[str, str]:
     """The sandbox's own credentials for a scenario: fixed per scenario and platform, never real.
 
@@ -151,7 +192,7 @@ def credentials_for(scenario_name: str, platform: Platform | None = None) -> dic
     if p.supabase.api_key == "sb_secret":
         service, anon = f"sb_secret_sandbox{h[8:48]}", f"sb_publishable_sandbox{h[16:56]}"
     else:
-        secret = f"vyxops-sandbox-jwt:{scenario_name}".encode()
+        secret = project_jwt_secret(scenario_name)
         service, anon = _jwt(secret, "service_role"), _jwt(secret, "anon")
     return {
         "fly_api_token": fly_token,
@@ -161,4 +202,7 @@ def credentials_for(scenario_name: str, platform: Platform | None = None) -> dic
         # The real shape, which the Supabase CLI insists on: ^sbp_(oauth_)?[a-f0-9]{40}$
         # (supabase/cli apps/cli-go/internal/utils/access_token.go, AccessTokenPattern).
         "supabase_access_token": f"sbp_{h[24:64]}",
+        # A signed-in user's access token (a JWT the project signed): what passes a function's verify_jwt
+        # whatever the API keys' shape, and what a user puts in VYXOPS_FUNCTION_JWT.
+        "supabase_function_jwt": user_access_token(scenario_name),
     }

@@ -33,6 +33,7 @@ import httpx
 
 from vyxops.shapes import is_jwt
 from vyxops_sandbox.pipeline import column_defaults, update_row
+from vyxops_sandbox.platform import signed_by_project
 from vyxops_sandbox.postgrest_openapi import OPENAPI_CT, openapi_document
 from vyxops_sandbox.world import World, pg_time
 
@@ -1029,7 +1030,8 @@ def _verify_jwt(world: World, request: httpx.Request, fn: dict[str, Any]) -> htt
     On (the default), the platform reads ``Authorization`` before the function runs
     (Supabase "Authorization headers" guide): no header → 401 "Missing authorization
     header"; a bearer that is not a JWT the project signed — an ``sb_secret_…`` key
-    is not a JWT at all — → 401 "Invalid JWT" (PLATFORM.md). Neither reaches the
+    is not a JWT at all; a JWT signed otherwise, or expired — → 401 "Invalid JWT" (PLATFORM.md). A user's
+    access token or a legacy anon/service_role key, all signed by the project, pass. Neither refusal reaches the
     function, so neither leaves an execution log. The apikey header is not looked at.
     Off, the function is public: the relay checks nothing.
     """
@@ -1038,7 +1040,6 @@ def _verify_jwt(world: World, request: httpx.Request, fn: dict[str, Any]) -> htt
     token = _bearer(request)
     if "authorization" not in request.headers or token is None:
         return _response(world, request, 401, {"code": 401, "message": "Missing authorization header"})
-    creds = world.credentials
-    if not is_jwt(token) or token not in (creds["supabase_service_role_key"], creds["supabase_anon_key"]):
+    if not is_jwt(token) or not signed_by_project(token, world.scenario_name, world.now_ms / 1000):
         return _response(world, request, 401, {"code": 401, "message": "Invalid JWT"})
     return None
