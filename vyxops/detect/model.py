@@ -139,10 +139,17 @@ MACHINE_LINKS = frozenset({Link.LAUNCH, Link.RUN, Link.EXIT})
 
 def is_machine_failure(code: str) -> bool:
     """Whether ``code`` is a machine that failed after its create was accepted (launch, run or exit link)."""
-    d = detector_for(code)
-    return d.symptom and d.link in MACHINE_LINKS
+    d = _detector_or_none(code)
+    return d is not None and d.symptom and d.link in MACHINE_LINKS
 
 
 def is_db_discrepancy(code: str) -> bool:
     """Whether ``code`` speaks for the DB row (the last link)."""
-    return detector_for(code).link == Link.DB
+    d = _detector_or_none(code)
+    return d is not None and d.link == Link.DB
+
+
+def _detector_or_none(code: str) -> Detector | None:
+    """The detector that emits ``code``; None for a finding no detector makes (``--probe``'s PROVISIONING_PROBE_FAILED,
+    vyxops.probe), which is neither a machine failure nor the DB's."""
+    return next((d for d in DETECTORS if code in d.codes), None)
