@@ -54,7 +54,9 @@ def test_every_planned_fix_shows_a_native_command_and_a_dashboard_link_without_a
     assert row.native[0].startswith("update public.machines set status = 'failed', updated_at = now() where id = ")
     assert f"where id = '{row.read['row_id']}' and status = 'starting'" in row.native[0]
     verify = by["VERIFY_PROVISIONING"]
-    assert '"Authorization: Bearer $SUPABASE_SERVICE_ROLE_KEY"' in verify.native[0]  # the variable, never its value
+    # the variables, never their values: the key in apikey; the bearer VYXOPS_FUNCTION_JWT when set (verify_jwt)
+    assert '"apikey: $SUPABASE_SERVICE_ROLE_KEY"' in verify.native[0]
+    assert '"Authorization: Bearer ${VYXOPS_FUNCTION_JWT:-$SUPABASE_SERVICE_ROLE_KEY}"' in verify.native[0]
     assert verify.native[-1] == f'fly machines destroy --force "$MID" -a {APP}'
     assert f"https://fly.io/apps/{APP}/machines" in verify.dashboard
     assert {"native", "dashboard"} <= set(plan.document()["actions"][0])
