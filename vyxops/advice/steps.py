@@ -7,6 +7,7 @@ from vyxops.advice.place import Place
 from vyxops.advice.served import ReleaseHealth
 from vyxops.detect.model import Finding
 from vyxops.evidence import Evidence
+from vyxops.function_auth import verify_jwt_of, verify_jwt_refusal
 from vyxops.redaction import redact
 
 #: Machines that something other than provisioning made: verifying provisioning says nothing about them.
@@ -82,4 +83,6 @@ def _refused(e: Evidence, health: ReleaseHealth) -> set[str]:
     # A table with no failure word keeps RECONCILE_STUCK_ROWS asked for: its planner then gives the SQL to adapt.
     if c.invoke is None:
         out.add(VERIFY)
+    elif verify_jwt_refusal(c.function, verify_jwt_of(e.functions, c.function), e.function_bearer) is not None:
+        out.add(VERIFY)  # the platform would refuse the canary's bearer (the rule VERIFY's planner notes)
     return out
