@@ -190,9 +190,7 @@ def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_re
     resolved = resolved_incident(root, findings)
     if resolved is not None:
         document["resolved"] = resolved.as_json()
-    return Investigation(
-        evidence, findings, root, summary, document, gaps, ctx, impact, project_ref, resolved, steps
-    )
+    return Investigation(evidence, findings, root, summary, document, gaps, ctx, impact, project_ref, resolved, steps)
 
 
 #: Findings about a machine that speak for the app: a deploy's release command (why an image is not a release).
