@@ -239,3 +239,23 @@ def test_the_sandbox_passes_a_users_jwt_the_project_signed_and_nothing_the_platf
         assert (r.status_code, r.json()) == (401, {"code": 401, "message": "Invalid JWT"})
     assert claims["role"] == "authenticated"
     assert _invoke(world, user).status_code == 200
+
+
+def test_a_bundle_replays_verify_as_its_capture_planned_it(sandbox: Path, tmp_path: Path) -> None:
+    """A capture records the bearer it sent (not its value), so a replay of an sb_secret capture drops VERIFY as the
+    capture did; a bundle that did not record it plans VERIFY as if it were unknown, never refused for a dummy key."""
+    assert main(["capture", "--scenario", SCENARIO, "--app", APP, "--out", str(tmp_path / "b")]) == 0
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert meta["function_bearer"] == "none"
+    with open_session("sandbox", scenario=SCENARIO, sandbox_dir=sandbox / "fresh") as s:
+        captured = investigate(s, APP).document
+    with open_session(f"bundle:{tmp_path / 'b'}") as replay:
+        replayed = investigate(replay, APP).document
+    asked = [c for f in replayed["findings"] for c in f["fixes"]]
+    assert "VERIFY_PROVISIONING" not in asked
+    assert asked == [c for f in captured["findings"] for c in f["fixes"]]
+    meta.pop("function_bearer")
+    (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta))
+    with open_session(f"bundle:{tmp_path / 'b'}") as old:
+        assert old.supabase.function_bearer == "unknown"
+        assert "VERIFY_PROVISIONING" in [c for f in investigate(old, APP).document["findings"] for c in f["fixes"]]

@@ -28,6 +28,7 @@ from vyxops.redaction import register_secret_digest, registered_values, secret_d
 from vyxops.timeutil import parse_rfc3339_ms
 
 if TYPE_CHECKING:
+    from vyxops.function_auth import FunctionBearer
     from vyxops.session import Opened
     from vyxops.targets import OpenRequest
 
@@ -40,6 +41,9 @@ _KEEP_HEADERS = (
     "retry-after",
     "x-ratelimit-remaining",
 )
+
+#: The bundle meta key that records the bearer the capture sent Edge Functions (vyxops.function_auth).
+FUNCTION_BEARER_KEY = "function_bearer"
 
 
 def exchange_key(request: httpx.Request) -> str:
@@ -307,4 +311,14 @@ def open_bundle(request: OpenRequest) -> Opened:
         transport=ReplayTransport(path),
         handles={CONTRACT_HANDLE: path / CONTRACT_FILE} if (path / CONTRACT_FILE).is_file() else {},
         org=meta.get("org", "personal"),
+        function_bearer=_recorded_bearer(meta),
     )
+
+
+def _recorded_bearer(meta: dict[str, Any]) -> FunctionBearer:
+    """The bearer the capture sent Edge Functions (so a replay plans VERIFY as the capture did), else unknown."""
+    value = meta.get(FUNCTION_BEARER_KEY)
+    for bearer in ("function_jwt", "service_jwt", "none"):
+        if value == bearer:
+            return bearer
+    return "unknown"

@@ -936,7 +936,7 @@ def _report_audit(args: argparse.Namespace, notify: str | None, summary: dict[st
 
 def cmd_capture(args: argparse.Namespace) -> int:
     check_common(args)
-    from vyxops.bundle import CONTRACT_FILE, RecordingTransport, write_bundle
+    from vyxops.bundle import CONTRACT_FILE, FUNCTION_BEARER_KEY, RecordingTransport, write_bundle
     from vyxops.contract import to_toml
     from vyxops.discover import resolve_contract
     from vyxops.evidence import ProjectReads, collect_evidence, parse_window
@@ -957,6 +957,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
             "until": iso(e.until),
             "project_ref": session.project_ref,
             "org": session.org,
+            FUNCTION_BEARER_KEY: session.supabase.function_bearer,
         }
         recorder = session.recorder
         assert isinstance(recorder, RecordingTransport)  # record=True makes one

@@ -457,7 +457,7 @@ def collect_evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
         contract=contract, project_ref=session.project_ref, notes=_notes(got), org_apps=first["org_apps"],
         extra_gaps=gaps, project=project, incarnation=session.incarnation,
-        function_bearer=getattr(session.supabase, "function_bearer", None),
+        function_bearer=session.supabase.function_bearer,
     )  # fmt: skip
 
 

@@ -30,7 +30,8 @@ __all__ = ["FunctionBearer", "bearer_of", "bearer_said", "verify_jwt_of", "verif
 
 #: What vyxops sends a function as ``Authorization: Bearer``: ``$VYXOPS_FUNCTION_JWT``, the service key
 #: (a legacy service_role JWT), or nothing (the service key is an ``sb_secret_…`` key, sent in ``apikey`` only).
-FunctionBearer = Literal["function_jwt", "service_jwt", "none"]
+#: "unknown": a bundle captured before bundles recorded it (a replay sends nothing, so it cannot tell).
+FunctionBearer = Literal["function_jwt", "service_jwt", "none", "unknown"]
 
 #: What to do when verify_jwt would refuse vyxops (the variable's value is never shown anywhere).
 HINT = (
@@ -52,6 +53,7 @@ def bearer_said(bearer: FunctionBearer) -> str:
         "function_jwt": f"{FUNCTION_JWT_VARIABLE} as its bearer",
         "service_jwt": "the service_role key (a JWT) as its bearer",
         "none": "no bearer (the service key is not a JWT)",
+        "unknown": "the bearer the capture sent (not recorded in this bundle)",
     }[bearer]
 
 

@@ -220,7 +220,7 @@ def _images(resolved: Resolved) -> dict[str, list[str]]:
 
 
 def _chain(line: dict[str, Any], resolved: Resolved) -> str | None:
-    """``DOCKER_IMAGE pointed at X, the image machine M ran`` when a fix changed a value the failed machines used."""
+    """``<image secret> pointed at X, the image machine M ran`` when a fix changed a value the failed machines used."""
     before = line.get("before")
     ref = before.get("ref") if isinstance(before, dict) else None
     machines = _images(resolved).get(ref) if isinstance(ref, str) else None

@@ -21,6 +21,7 @@ from vyxops.clients.fly import FlyClient
 from vyxops.clients.supabase import SupabaseClient
 from vyxops.errors import register_secret
 from vyxops.flytokens import FlyTokens
+from vyxops.function_auth import FunctionBearer
 from vyxops.http import (
     Api,
     Clock,
@@ -68,6 +69,9 @@ class Opened:
     # Which world the target is: a sandbox's changes at every reset (its state says which); "" for a target that is
     # one world as long as it is itself (live: the label and the project, :func:`incarnation_of`).
     incarnation: str = ""
+    # What the session sends Edge Functions as a bearer, when the opener knows better than the credentials (a bundle:
+    # the capture's, which it recorded); None: derived from the credentials (vyxops.function_auth.bearer_of).
+    function_bearer: FunctionBearer | None = None
 
 
 def incarnation_of(label: str, project_ref: str, given: str = "") -> str:
@@ -199,6 +203,7 @@ def build_session(
         api(fn_c, "supabase-functions"),
         creds.project_ref,
         function_jwt=function_jwt,
+        function_bearer=opened.function_bearer,
     )
     return Session(
         target=target,

@@ -71,6 +71,7 @@ class SupabaseClient:
         project_ref: str,
         *,
         function_jwt: str | None = None,
+        function_bearer: FunctionBearer | None = None,
     ) -> None:
         from postgrest import SyncPostgrestClient  # only when a session opens
 
@@ -80,7 +81,7 @@ class SupabaseClient:
         self.key_is_jwt = is_jwt(service_key)
         #: What ``functions`` sends as its bearer (``$VYXOPS_FUNCTION_JWT``, a JWT service key, or none):
         #: what :mod:`vyxops.function_auth` decides verify_jwt by. The session gave ``functions`` that auth.
-        self.function_bearer: FunctionBearer = bearer_of(self.key_is_jwt, function_jwt)
+        self.function_bearer: FunctionBearer = function_bearer or bearer_of(self.key_is_jwt, function_jwt)
         self.mgmt = mgmt
         self.functions = functions
         self._last = _LastResponse()
