@@ -47,7 +47,7 @@ with open_session(target, scenario=scenario) as session:
     kw = {"contract": audit.contract, "stuck_after_minutes": stuck_after_minutes}  # the audit's one pipeline
     probed = probe_inconclusive(session, audit, **kw) if probe and audit.error is None else {}
 path = audit.write(out_dir, fail_on)
-audit.frame()
+nbtools.show_html(nbtools.table(audit.frame()))  # left-aligned, no index, blank where nothing
 
 # %% [markdown]
 # ## Per app

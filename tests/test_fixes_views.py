@@ -112,7 +112,7 @@ def test_the_change_column_reads_as_a_diff(tmp_path: Path) -> None:
 def test_tables_are_left_aligned_with_no_index_and_blank_empty_cells() -> None:
     """A table with None and NaN renders blank cells, a left-aligned style, and only the frame's own columns."""
     html = table_html(pd.DataFrame({"action": ["A", None], "n": [1.0, float("nan")]}))
-    assert "text-align: left" in html and "None" not in html and "NaN" not in html and "nan" not in html
+    assert "text-align:left" in html and "None" not in html and "NaN" not in html and "nan" not in html
     assert html.count("<th>") == 2  # action and n: no index column
 
 

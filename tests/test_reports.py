@@ -162,3 +162,115 @@ def test_the_table_of_contents_escapes_heading_text() -> None:
     )
     out = add_toc(body)
     assert '<a href="#x">&lt;b&gt;x</a>' in out and out.index("<nav") > out.index("</h1>")
+
+
+# ------------------------------------------------------------------ self-contained, copyable, quiet reports (issue 20)
+
+SEEN_BY_A_FOREIGN_TOKEN = "stub-image-in-repository-the-token-cannot-see"  # one image the token may not check
+# What a page loads: <script src>, <link href>, <img src>, <iframe src>, CSS @import and url(), JS import().
+LOADED = re.compile(
+    r"<(?:script|img|iframe|source|embed)\b[^>]*?\bsrc\s*=\s*[\"']?([^\"'\s>]+)"
+    r"|<link\b[^>]*?\bhref\s*=\s*[\"']?([^\"'\s>]+)"
+    r"|@import\s+(?:url\()?[\"']?([^\"')\s;]+)"
+    r"|url\(\s*[\"']?([^\"')\s]+)"
+    r"|\bimport\(\s*[\"']([^\"']+)",
+    re.I,
+)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The shipped runs a person reads: the seed's remediate dry run, a healthy investigation, an investigation and
+    an --all audit that meet an image the token may not check (an incomplete frame), and a capture of it."""
+    out = tmp_path_factory.mktemp("runs")
+    import os
+
+    os.environ["VYXOPS_SANDBOX_DIR"] = str(out / "sandbox")
+    os.environ["VYXOPS_AUDIT_LOG"] = str(out / "audit.jsonl")
+    try:
+        assert main(["remediate", "--scenario", "stub-image", "--app", APP, "--out", str(out / "remediate")]) == 0
+        assert main(["investigate", "--scenario", "healthy", "--app", APP, "--out", str(out / "healthy")]) == 0
+        foreign = ["--scenario", SEEN_BY_A_FOREIGN_TOKEN]
+        assert main(["investigate", *foreign, "--app", APP, "--out", str(out / "foreign")]) == 0
+        assert main(["audit", *foreign, "--all", "--out", str(out / "audit")]) == 1
+    finally:
+        os.environ.pop("VYXOPS_SANDBOX_DIR")
+        os.environ.pop("VYXOPS_AUDIT_LOG")
+    return out
+
+
+def reports_of(runs: Path, seed_report: Path) -> list[Path]:
+    return [seed_report / "investigate.html", *sorted(runs.glob("*/*.html"))]
+
+
+def test_no_report_loads_anything_from_elsewhere(runs: Path, seed_report: Path) -> None:
+    """No script, style sheet, font or image from a CDN or any other host: a report reads offline and calls no
+    third party (no MathJax, require.js, Mermaid or widget renderer)."""
+    reports = reports_of(runs, seed_report)
+    assert {p.name for p in reports} == {"investigate.html", "remediate.html", "audit.html"}
+    for report in reports:
+        html = report.read_text()
+        loaded = [next(g for g in m.groups() if g) for m in LOADED.finditer(html)]
+        foreign = [u for u in loaded if re.match(r"^[a-z][a-z0-9+.-]*:|^//", u, re.I) and not u.startswith("data:")]
+        assert not foreign, f"{report.parent.name}/{report.name} loads {foreign[:5]}"
+        assert "mathjax" not in html.lower() and "require.min.js" not in html and "unpkg.com" not in html
+
+
+def test_the_executed_notebooks_and_capture_print_no_warning(
+    runs: Path, seed_report: Path, sandbox_env: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No stderr output in any executed notebook (a red box atop the report), even where a frame is incomplete;
+    `vyxops capture` of that evidence prints nothing on stderr when it succeeds."""
+    import json
+
+    for notebook in [seed_report / "investigate.ipynb", *sorted(runs.glob("*/*.ipynb"))]:
+        cells = json.loads(notebook.read_text())["cells"]
+        errs = [
+            o for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr" or o["output_type"] == "error"
+        ]
+        assert not errs, f"{notebook.parent.name}/{notebook.name}: {errs[0]}"
+    assert "Incomplete evidence" in (runs / "foreign" / "investigate.html").read_text()  # said there, as text
+    capfd.readouterr()
+    assert main(["capture", "--scenario", SEEN_BY_A_FOREIGN_TOKEN, "--app", APP, "--out", str(tmp_path / "b")]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == "" and "bundle:" in captured.out
+
+
+def test_each_by_hand_command_is_its_own_code_block_and_dashboards_are_links(runs: Path) -> None:
+    """remediate.html shows every native command of plan.json in a <pre><code> block of its own with a Copy button,
+    never lines joined by a literal "\\n"; each dashboard page is a link."""
+    import html as h
+    import json
+
+    page = (runs / "remediate" / "remediate.html").read_text()
+    plan = json.loads((runs / "remediate" / "plan.json").read_text())
+    blocks = re.findall(
+        r'<div class="vyxops-command"><pre><code>(.*?)</code></pre>\s*<button[^>]*>Copy</button>', page, re.S
+    )
+    natives = [c for a in plan["actions"] for c in a["native"]]
+    assert natives and all(c in [h.unescape(b) for b in blocks] for c in natives)
+    assert "\\n" not in visible_text(page)
+    dashboards = [u for a in plan["actions"] for u in a["dashboard"]]
+    assert dashboards and all(f'<a href="{h.escape(u, quote=True)}"' in page for u in dashboards)
+    # the apply command of the dry run is a block too
+    assert any(b.startswith("vyxops remediate ") and "--apply" in b for b in map(h.unescape, blocks))
+
+
+def test_the_audit_table_has_no_index_and_no_nan(runs: Path) -> None:
+    """audit.html's table of apps: the frame's own columns, left-aligned, blank where there is nothing."""
+    page = (runs / "audit" / "audit.html").read_text()
+    head = re.search(r'<table class="vyxops-table"><thead><tr>(.*?)</tr>', page, re.S)
+    assert head and re.findall(r"<th>(.*?)</th>", head.group(1))[0] == "app"
+    assert "<th></th>" not in page and 'class="dataframe"' not in page
+    assert not re.search(r"\b(NaN|None|<NA>|NaT)\b", visible_text(page))
+
+
+def test_the_healthy_report_has_no_empty_table_and_times_stay_on_one_line(runs: Path) -> None:
+    """A healthy run's incident timeline says there was none instead of a header over nothing; time cells never
+    wrap."""
+    page = (runs / "healthy" / "investigate.html").read_text()
+    incident = page[page.index('id="Incident-timeline"') : page.index('id="Full-timeline"')]
+    assert "<table" not in incident and "No incident in the window" in incident
+    for table in re.findall(r"<table.*?</table>", page, re.S):
+        assert "<td" in table, "a table with a header and no rows"
+    assert '<td class="vyxops-time">' in page and ".vyxops-table .vyxops-time{white-space:nowrap}" in page

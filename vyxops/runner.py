@@ -114,7 +114,11 @@ class Reporter:
 def _html_exporter() -> HTMLExporter:
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab")
+    from vyxops import report_template
+
+    # JupyterLab's look without a script from a CDN (vyxops/report_template: no require.js, MathJax, Mermaid or
+    # widget renderer), so a report reads offline and a `$` in a command stays a `$`.
+    exporter = HTMLExporter(template_name=report_template.NAME, extra_template_basedirs=[str(report_template.BASEDIR)])
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True

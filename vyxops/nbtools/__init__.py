@@ -15,7 +15,7 @@ import pandas as pd
 
 from vyxops.config import project_dir
 from vyxops.errors import VyxopsError
-from vyxops.nbtools.display import heading, heading_text, md, show_figure, table
+from vyxops.nbtools.display import command_block, heading, heading_text, link, md, show_figure, show_html, table
 from vyxops.nbtools.investigation import (
     show_error,
     show_findings,
@@ -86,6 +86,9 @@ __all__ = [
     "heading",
     "heading_text",
     "table",
+    "show_html",
+    "command_block",
+    "link",
     "show_header",
     "show_error",
     "show_probe",

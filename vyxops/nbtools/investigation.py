@@ -1,7 +1,7 @@
 """What the investigate and audit notebooks show, in the order a person reads at 3 am.
 
 Summary (verdict, impact, dashboards), findings (root cause first), recommended
-fixes as commands that run as printed, then the incident's timeline, then the
+fixes as commands that run as printed (each in its own block with a Copy button), then the incident's timeline, then the
 whole timeline. One time format (:func:`vyxops.present.fmt_time`). Every string
 that comes from a platform, a scenario or an argument is escaped: it is data.
 """
@@ -15,7 +15,7 @@ import pandas as pd
 
 from vyxops import facts
 from vyxops.coverage import Gap
-from vyxops.nbtools.display import md, table
+from vyxops.nbtools.display import command_block, md, show_html, table
 from vyxops.nbtools.next_steps import next_steps_html
 from vyxops.present import fmt_time, vyxops_command
 
@@ -134,8 +134,9 @@ def show_fixes(inv: Investigation, target: str, scenario: str | None) -> None:
     out = f"out/remediate-{app}"
     plan = vyxops_command("remediate", app, target, scenario, out)
     apply = vyxops_command("remediate", app, target, scenario, out, "--apply", "--confirm", app)
-    lines = "\n".join(f"1. {esc(c)}" for c in wanted)
-    md(f"{lines}\n\nPlan them (a dry run, nothing changes):\n\n    {plan}\n\nthen apply them:\n\n    {apply}")
+    md("\n".join(f"1. {esc(c)}" for c in wanted))
+    show_html(f"<p>Plan them (a dry run, nothing changes):</p>{command_block(plan)}")
+    show_html(f"<p>then apply them:</p>{command_block(apply)}")
 
 
 def show_next_steps(inv: Investigation) -> None:
@@ -150,6 +151,10 @@ def show_timeline(tl: pd.DataFrame, tz: str = "UTC", limit: int = 500, note: str
     """A timeline as a table a person reads: one time format, left-aligned, newest last."""
     from IPython.display import HTML, display
 
+    said = f"<p>{esc(note)}</p>" if note else ""
+    if not len(tl):  # no table of headers over nothing
+        display(HTML(said or "<p>No events in the window.</p>"))
+        return
     view = tl[["time", "source", "entity", "kind", "message"]].tail(limit)
     cut = f"<p>the last {limit} of {len(tl)} events</p>" if len(tl) > limit else ""
-    display(HTML((f"<p>{esc(note)}</p>" if note else "") + cut + table(view, tz=tz)))
+    display(HTML(said + cut + table(view, tz=tz)))

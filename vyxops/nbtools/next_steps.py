@@ -7,6 +7,7 @@ import re
 from html import escape
 from typing import TYPE_CHECKING
 
+from vyxops.nbtools.display import command_block, link
 from vyxops.text import md
 
 if TYPE_CHECKING:
@@ -16,17 +17,12 @@ HEADING = "Next step"
 _URL = re.compile(r"https://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+")
 
 
-def _link(url: str) -> str:
-    """An https link as HTML (anything else as text)."""
-    return f'<a href="{escape(url)}">{escape(url)}</a>' if _URL.fullmatch(url) else escape(url)
-
-
 def next_steps_html(steps: list[NextStep]) -> str:
     """Each action: its title, its commands (one ``<pre>`` each), its dashboard links and its evidence; escaped."""
     out = []
     for s in steps:
-        commands = "".join(f"<pre><code>{escape(c)}</code></pre>" for c in s.commands)
-        links = " · ".join(_link(u) for u in s.dashboard)
+        commands = command_block(*s.commands)
+        links = " · ".join(link(u) for u in s.dashboard)
         evidence = "".join(f"<li>{escape(x)}</li>" for x in s.evidence)
         out.append(
             f"<h4>{HEADING}: {escape(s.code)}</h4><p>{escape(s.title)}.</p>{commands}"

@@ -2,8 +2,9 @@
 
 Everything a platform, a scenario or an argument put into a string is data, never
 markup: paragraphs are built with ``html.escape`` (not Markdown, which passes raw
-HTML through) and tables with ``DataFrame.to_html(escape=True, index=False)``.
-Tables are left-aligned, show no index and leave empty cells blank.
+HTML through), tables, commands and links with :mod:`vyxops.nbtools.display`.
+Tables are left-aligned, show no index and leave empty cells blank; each command a
+person could type is its own block with a Copy button; dashboard pages are links.
 """
 
 from __future__ import annotations
@@ -12,20 +13,15 @@ from html import escape
 
 import pandas as pd
 
-from vyxops.fixes import Plan, Result
+from vyxops.fixes import Action, Plan, Result
 from vyxops.investigate import Investigation
+from vyxops.nbtools.display import command_block, link, table
 from vyxops.nbtools.next_steps import next_steps_html
-
-TABLE_STYLE = (
-    "<style>table.vyx th, table.vyx td {text-align: left; vertical-align: top; white-space: pre-wrap;"
-    " padding: 2px 8px} table.vyx {border-collapse: collapse}</style>"
-)
 
 
 def table_html(df: pd.DataFrame) -> str:
-    """A table as escaped HTML: left-aligned, no index, empty cells blank, line breaks kept."""
-    clean = df.astype(object).where(df.notna(), "")
-    return TABLE_STYLE + clean.to_html(escape=True, index=False, na_rep="", border=0, justify="left", classes="vyx")
+    """A table as escaped HTML: left-aligned, no index, empty cells blank, line breaks kept, times on one line."""
+    return table(df)
 
 
 def paragraph(text: str, bold: str = "") -> str:
@@ -38,8 +34,17 @@ def bullets(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>" if items else ""
 
 
-def code_line(text: str, lead: str = "") -> str:
-    return f"<p>{escape(lead)} <code>{escape(text)}</code></p>"
+def by_hand_html(actions: list[Action]) -> str:
+    """Per action: each command a person could type instead in its own copyable block, and the dashboard pages as
+    links."""
+    out = ""
+    for a in actions:
+        if not (a.native or a.dashboard):
+            continue
+        out += f"<p><b>{escape(a.code)}</b> {escape(a.target)}</p>" + (command_block(*a.native) if a.native else "")
+        if a.dashboard:
+            out += "<p>Dashboard: " + " · ".join(link(url) for url in a.dashboard) + "</p>"
+    return out
 
 
 def investigation_html(inv: Investigation) -> str:
@@ -65,7 +70,7 @@ def plan_html(plan: Plan, dry_run: bool = True) -> str:
     by_hand = paragraph("the commands a person could type instead, and where to see it in the dashboards:", "By hand:")
     warned = paragraph("", "Warnings:") + bullets(plan.warnings()) if plan.warnings() else ""
     body = head + table_html(plan.frame()) + warned
-    body += by_hand + table_html(plan.by_hand_frame()) + bullets(plan.notes)
+    body += by_hand + by_hand_html(plan.actions) + bullets(plan.notes)
     return body + next_steps_html(plan.recommendations)
 
 
@@ -74,7 +79,7 @@ def result_html(result: Result, apply_command: str = "") -> str:
     if result.dry_run:
         out = paragraph("nothing was changed.", "Dry run:")
         if apply_command and result.actions:
-            out += code_line(apply_command, "Apply with")
+            out += paragraph("", "Apply with:") + command_block(apply_command)
     else:
         counts = {s: sum(a.status == s for a in result.actions) for s in ("applied", "skipped", "failed")}
         out = paragraph(
