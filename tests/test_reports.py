@@ -274,3 +274,14 @@ def test_the_healthy_report_has_no_empty_table_and_times_stay_on_one_line(runs: 
     for table in re.findall(r"<table.*?</table>", page, re.S):
         assert "<td" in table, "a table with a header and no rows"
     assert '<td class="vyxops-time">' in page and ".vyxops-table .vyxops-time{white-space:nowrap}" in page
+
+
+def test_links_and_command_blocks_keep_hostile_text_as_text() -> None:
+    """Only an https URL becomes a link, its quotes and markup escaped; a command holding markup is shown, not run."""
+    from vyxops.nbtools.display import command_block, link
+
+    evil = 'https://x.example/"><script>alert(1)</script>'
+    assert link(evil).startswith('<a href="https://x.example/&quot;&gt;&lt;script&gt;') and "<script>" not in link(evil)
+    assert link("javascript:alert(1)") == "javascript:alert(1)" and "<a" not in link("http://plain.example")
+    block = command_block(f"echo {HOSTILE} $HOME")
+    assert "<pre><code>echo &lt;script&gt;alert(1)&lt;/script&gt; $HOME</code></pre>" in block
