@@ -42,7 +42,7 @@ with open_session(target, scenario=scenario) as session:
     # A platform that stops the whole audit is the audit's error, not this cell's: audit.json and this report
     # are still written, and the CLI exits 3 (vyxops.audit.audit_or_error).
     audit = audit_or_error(
-        session, [] if all_apps else apps, contract=contract, stuck_after_minutes=stuck_after_minutes
+        session, [] if all_apps else apps, contract=contract, stuck_after_minutes=stuck_after_minutes, tz=tz
     )
     kw = {"contract": audit.contract, "stuck_after_minutes": stuck_after_minutes}  # the audit's one pipeline
     probed = probe_inconclusive(session, audit, **kw) if probe and audit.error is None else {}

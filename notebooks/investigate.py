@@ -19,8 +19,8 @@ scenario = None  # sandbox scenario name or file; None keeps what the sandbox ho
 contract = None  # the team's pipeline contract file; None: the project's vyxops.toml, else discovered
 app = "vyx-app"
 machine_id = None  # focus on one machine
-since = None  # RFC 3339; default 24 h before `until`
-until = None  # RFC 3339; default the target's now
+since = None  # RFC 3339, the report's format, or a duration before `until` (2h); zone-less: read in `tz`
+until = None  # as `since`; default the target's now
 stuck_after_minutes = 10.0
 tz = "UTC"  # time zone the report shows times in (an IANA name)
 probe = False  # provision a canary first (logged, cleaned up) to see provisioning work now
@@ -42,7 +42,7 @@ from vyxops.session import open_session
 
 nbtools.setup()
 kw = {"since": since, "until": until, "machine_id": machine_id, "stuck_after_minutes": stuck_after_minutes,
-      "contract": contract}
+      "contract": contract, "tz": tz}
 with open_session(target, scenario=scenario) as session:
     probed = probe_and_investigate(session, app, **kw) if probe else None
     inv = probed.investigation if probed else investigate(session, app, **kw)

@@ -23,6 +23,7 @@ strategy = "pin"  # pin | pin-digest | latest
 dry_run = True  # True changes nothing
 confirm = ""  # must be the app's name to apply
 stuck_after_minutes = 10.0
+tz = "UTC"  # time zone the report shows times in (an IANA name)
 out_dir = "out/remediate"
 lock_token = ""  # set by `vyxops remediate --apply`, which holds the app's lock for this run
 
@@ -51,7 +52,7 @@ apply_command = remediate_command(app, out_dir=out_dir, target=target, scenario=
 
 # %%
 with open_session(target, scenario=scenario) as session:
-    inv = investigate(session, app, contract=contract, stuck_after_minutes=stuck_after_minutes)
+    inv = investigate(session, app, contract=contract, stuck_after_minutes=stuck_after_minutes, tz=tz)
     plan = fx.plan_fixes(inv, fixes=fix_codes or None, strategy=strategy, project_ref=session.project_ref)
     plan.write(out_dir, dry_run=dry_run)
     result = fx.apply_plan(session, plan, dry_run=dry_run, confirm=confirm or None, app=app,

@@ -194,6 +194,7 @@ def run_audit(
     contract: Contract | str | Path | None = None,
     stuck_after_minutes: float = 10.0,
     width: int = AUDIT_WIDTH,
+    tz: str = "UTC",
 ) -> Audit:
     """Investigate each app (every app of the org when ``apps`` is empty), over one window, side by side.
 
@@ -216,7 +217,9 @@ def run_audit(
             # Fetching overlaps; CPU work cannot (one interpreter lock): the apps take turns at it,
             # analyses after the frames that let other apps' requests go out (fanout.Urgency).
             with fanout.turn(fanout.Urgency.ANALYSIS):
-                return analyse(evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref)
+                return analyse(
+                    evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref, tz=tz
+                )
         except VyxopsError as exc:
             return AppError(app, exc)
         except Exception as exc:  # every error class is the app's own row (issue 19), never the whole run's
@@ -257,12 +260,13 @@ def audit_or_error(
     *,
     contract: Contract | str | Path | None = None,
     stuck_after_minutes: float = 10.0,
+    tz: str = "UTC",
 ) -> Audit:
-    """:func:`run_audit`, or, when a platform stops the whole audit (the org's apps cannot be listed, the
-    project's contract cannot be read), an Audit holding that error and no apps: a scheduled run still writes
-    its audit.json and report and says why (exit 3). Bad input (exit 2) is still raised: it is the caller's."""
+    """:func:`run_audit` (findings told in ``tz``), or, when a platform stops the whole audit (the org's apps cannot
+    be listed, the project's contract cannot be read), an Audit holding that error and no apps: a scheduled run still
+    writes its audit.json and report and says why (exit 3). Bad input (exit 2) is still raised: it is the caller's."""
     try:
-        return run_audit(session, apps, contract=contract, stuck_after_minutes=stuck_after_minutes)
+        return run_audit(session, apps, contract=contract, stuck_after_minutes=stuck_after_minutes, tz=tz)
     except VyxopsError as exc:
         if exit_code_for(exc) == 2:
             raise

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from vyxops.errors import InputError
-from vyxops.timeutil import iso, parse_rfc3339_ms
+from vyxops.timeutil import TIME_FORMS, TimeInput, iso, parse_rfc3339_ms, parse_time_input
 
 APP_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 #: A Fly machine id as it may go into a URL path (14 hex characters today; some slack, never a '/').
@@ -24,7 +24,6 @@ MACHINE_ID = re.compile(r"[0-9a-z]{8,32}")
 #: ``base_url.joinpath``): a Postgres identifier's letters, digits, ``_`` and ``$`` (and ``-``), at most 63 bytes
 #: (NAMEDATALEN - 1), never a '/', '.', '?', '%' or space that would move the request elsewhere.
 TABLE_NAME = re.compile(r"(?!\d)[\w$-]{1,63}")
-TIME_EXAMPLE = "RFC 3339, e.g. 2025-10-02T16:00:00Z"
 #: Times vyxops accepts: the platforms keep nothing older, and nothing is newer than this century.
 EARLIEST_MS = parse_rfc3339_ms("2015-01-01T00:00:00Z")
 LATEST_MS = parse_rfc3339_ms("2100-01-01T00:00:00Z")
@@ -87,22 +86,36 @@ def check_machine_of_app(
         )
 
 
-def check_time(value: str | None, name: str) -> int | None:
-    """Unix ms of an RFC 3339 time (None when not given); "nan", "now" and far-off years are refused."""
+def check_time(value: str | None, name: str, tz: str = "UTC") -> int | None:
+    """Unix ms of a time (None when not given, or when it is a duration: see :func:`check_time_input`)."""
+    given = check_time_input(value, name, tz)
+    return None if given is None else given.ms
+
+
+def check_time_input(value: str | None, name: str, tz: str = "UTC") -> TimeInput | None:
+    """A ``--since``/``--until`` value read as :func:`vyxops.timeutil.parse_time_input` reads it (any of
+    :data:`~vyxops.timeutil.TIME_FORMS`, a zone-less time in ``tz``); None when not given. "nan", "now"
+    and far-off years are refused, each naming the option and listing the forms it takes."""
     if value is None or str(value).strip() == "":
         return None
     try:
-        ms = parse_rfc3339_ms(str(value))
-    except (ValueError, TypeError, OverflowError):
-        raise InputError(name, f"{value!r} is not a time", allowed=TIME_EXAMPLE) from None
-    if not EARLIEST_MS <= ms < LATEST_MS:
+        given = parse_time_input(str(value), tz)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InputError(name, f"{value!r} {exc}", allowed="; ".join(TIME_FORMS)) from None
+    if given.ms is not None and not EARLIEST_MS <= given.ms < LATEST_MS:
         raise InputError(name, f"{value!r} is out of range", allowed=f"{iso(EARLIEST_MS)} .. {iso(LATEST_MS)}")
-    return ms
+    if given.ago_ms is not None and given.ago_ms >= LATEST_MS - EARLIEST_MS:
+        raise InputError(name, f"{value!r} is out of range", allowed="a duration shorter than a few years")
+    return given
 
 
-def check_window(since: str | None, until: str | None) -> tuple[int | None, int | None]:
-    """Both times valid, and ``since`` before ``until`` when both are given."""
-    start, end = check_time(since, "--since"), check_time(until, "--until")
+def check_window(since: str | None, until: str | None, tz: str = "UTC") -> tuple[int | None, int | None]:
+    """Both times valid (a zone-less one read in ``tz``), and ``since`` before ``until`` when both are instants.
+
+    A duration is an instant only once the target's now is known (:func:`vyxops.evidence.parse_window`):
+    it reads as None here.
+    """
+    start, end = check_time(since, "--since", tz), check_time(until, "--until", tz)
     if start is not None and end is not None and start >= end:
         raise InputError("--since/--until", f"since ({iso(start)}) must be before until ({iso(end)})")
     return start, end

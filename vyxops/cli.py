@@ -149,8 +149,9 @@ def _out_path(text: str) -> Path:
 
 
 def _window(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--since", help="start of the window, RFC 3339 (default: 24 h before --until)")
-    sp.add_argument("--until", help="end of the window, RFC 3339 (default: the target's now)")
+    forms = "RFC 3339, the report's own format, or a duration before --until/now (30m, 2h, 1d12h); no zone: --tz"
+    sp.add_argument("--since", help=f"start of the window: {forms} (default: 24 h before --until)")
+    sp.add_argument("--until", help=f"end of the window: {forms} (default: the target's now)")
 
 
 def _stuck(sp: argparse.ArgumentParser) -> None:
@@ -164,9 +165,11 @@ def _stuck(sp: argparse.ArgumentParser) -> None:
     )
 
 
-def _tz(sp: argparse.ArgumentParser) -> None:
+def _tz(sp: argparse.ArgumentParser, shown: str = "times shown in the report and ") -> None:
     sp.add_argument(
-        "--tz", default="UTC", help="time zone for times shown in the report, e.g. Europe/Paris (default UTC)"
+        "--tz",
+        default="UTC",
+        help=f"time zone for {shown}--since/--until given without one, e.g. Europe/Paris (default UTC)",
     )
 
 
@@ -247,6 +250,7 @@ def _capture_parser(sub: _Subparsers) -> None:
     _common(cap)
     cap.add_argument("--app", required=True, help="the Fly app whose evidence to capture")
     _window(cap)
+    _tz(cap, shown="")  # a bundle keeps RFC 3339 UTC; --tz only reads a zone-less --since/--until
 
 
 def _init_parser(sub: _Subparsers) -> None:
@@ -414,8 +418,8 @@ def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     for app in apps:
         checks.check_app(app)
     machine = checks.check_machine_id(getattr(args, "machine_id", None))
-    checks.check_window(getattr(args, "since", None), getattr(args, "until", None))
     _check_tz(getattr(args, "tz", None))
+    checks.check_window(getattr(args, "since", None), getattr(args, "until", None), _tz_of(args))
     checks.check_stuck_after(getattr(args, "stuck_after_minutes", None))
     if getattr(args, "out", None) is not None:  # checked here, made last: nothing is written when an input is bad
         checks.check_out(args.out, WRITES.get(args.verb, ()))
@@ -461,6 +465,11 @@ def _check_local_paths(args: argparse.Namespace, target_kind: str) -> None:
         config.check_audit_log()
 
 
+def _tz_of(args: argparse.Namespace) -> str:
+    """The zone a zone-less --since/--until is read in (--tz; UTC for a verb without it)."""
+    return str(getattr(args, "tz", None) or "UTC")
+
+
 def _check_tz(tz: str | None) -> None:
     if not tz or tz == "UTC":
         return
@@ -486,7 +495,7 @@ def _check_bundle(args: argparse.Namespace, path: Path) -> None:
     machine = getattr(args, "machine_id", None)
     if app and machine and not names_machine(answers, app, machine):
         raise InputError("--machine", f"machine {machine} is named by none of the bundle's machine or row answers")
-    since, until = checks.check_window(getattr(args, "since", None), getattr(args, "until", None))
+    since, until = checks.check_window(getattr(args, "since", None), getattr(args, "until", None), _tz_of(args))
     if "since" not in meta or "until" not in meta:  # a bundle written by code, not `vyxops capture`
         return
     lo, hi = parse_rfc3339_ms(meta["since"]), parse_rfc3339_ms(meta["until"])
@@ -684,6 +693,7 @@ def cmd_remediate(args: argparse.Namespace) -> int:
             dry_run=not args.apply,
             confirm=args.confirm or "",
             stuck_after_minutes=args.stuck_after_minutes,
+            tz=args.tz,
             lock_token=lock.token if lock else "",
         )
     except RunStopped as exc:
@@ -945,7 +955,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     with open_session(args.target, scenario=args.scenario, record=True) as session:
         project = ProjectReads(session)
-        start, end = parse_window(session.now(), args.since, args.until)
+        start, end = parse_window(session.now(), args.since, args.until, args.tz)
         contract = resolve_contract(session, [args.app], declared=args.contract, project=project, since=start,
                                     until=end)  # fmt: skip
         e = collect_evidence(session, args.app, contract=contract, since=start, until=end, project=project)

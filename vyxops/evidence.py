@@ -15,14 +15,14 @@ from typing import Any, TypeVar, cast
 import pandas as pd
 
 from vyxops import facts, fanout, frames
-from vyxops.checks import check_app, check_machine_id, check_machine_of_app, check_time
+from vyxops.checks import check_app, check_machine_id, check_machine_of_app, check_time_input
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, UnexpectedAnswer
 from vyxops.function_auth import FunctionBearer
 from vyxops.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
 from vyxops.progress import stages
-from vyxops.timeutil import iso, to_ms, to_utc
+from vyxops.timeutil import TIME_FORMS, iso, to_ms, to_utc
 
 IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
 PROJECT_READ = "project_read"  # attrs key: which of a run's project-wide reads a frame is a copy of
@@ -155,28 +155,45 @@ class Evidence:
         return self._docker_image
 
 
-def parse_window(now: pd.Timestamp, since: Any = None, until: Any = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+def parse_window(
+    now: pd.Timestamp, since: Any = None, until: Any = None, tz: str = "UTC"
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The investigation window: ``until`` defaults to the target's now, ``since`` to 24 h before.
 
-    Strings go through :func:`vyxops.checks.check_time` (strict RFC 3339; "nan" is no time);
-    timestamps are taken as they are.
+    Strings go through :func:`vyxops.checks.check_time_input` (RFC 3339, the report's format, a
+    zone-less time read in ``tz``, or a duration); timestamps are taken as they are. A duration
+    counts back from the target's now for ``until``, and from ``until`` for ``since``.
     """
-    end = _time_arg(until, "--until") or now
-    start = _time_arg(since, "--since") or end - DEFAULT_LOOKBACK
+    end = _time_arg(until, "--until", now, tz) or now
+    start = _time_arg(since, "--since", end, tz) or end - DEFAULT_LOOKBACK
     if start >= end:
         raise InputError("--since/--until", f"since ({iso(start)}) must be before until ({iso(end)})")
     return start, end
 
 
-def _time_arg(value: Any, name: str) -> pd.Timestamp | None:
+def window_note(since: Any = None, until: Any = None, tz: str = "UTC") -> str:
+    """How the report says the window's text was read: durations and zone-less times ("" when each named its zone).
+
+    E.g. ``--since 2025-10-02 19:00 was given without a zone: read in --tz Europe/Paris``.
+    """
+    since_anchor = "--until" if isinstance(until, str) and until.strip() else "the target's now"
+    notes = []
+    for name, value, anchor in (("--since", since, since_anchor), ("--until", until, "the target's now")):
+        given = check_time_input(value, name, tz) if isinstance(value, str) else None
+        notes += [given.note(name, anchor)] if given is not None and given.note(name, anchor) else []
+    return "; ".join(notes)
+
+
+def _time_arg(value: Any, name: str, anchor: pd.Timestamp, tz: str) -> pd.Timestamp | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str):
-        ms = check_time(value, name)
+        given = check_time_input(value, name, tz)
+        ms = None if given is None else given.at(int(anchor.value // 1_000_000))
         return None if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")
     ts = to_utc(value, "ms")
     if ts is None or pd.isna(ts):
-        raise InputError(name, f"{value!r} is not a time", allowed="RFC 3339, e.g. 2025-10-02T16:00:00Z")
+        raise InputError(name, f"{value!r} is not a time", allowed="; ".join(TIME_FORMS))
     return ts
 
 

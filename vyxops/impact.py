@@ -9,6 +9,7 @@ import pandas as pd
 from vyxops.coverage import Gap
 from vyxops.detect import Context, Finding
 from vyxops.detect.model import is_machine_failure
+from vyxops.present import fmt_time
 
 
 @dataclass(frozen=True)
@@ -26,27 +27,28 @@ class Impact:
     # then is not counted, so the sentence says what was seen and what could not be.
     unseen: tuple[tuple[str, pd.Timestamp, pd.Timestamp], ...] = ()
 
-    def sentence(self) -> str:
+    def sentence(self, tz: str = "UTC") -> str:
+        """The impact in one sentence, its times in ``tz`` (vyxops.present.fmt_time: the report's one format)."""
         if not self.sessions and self.unseen:
-            spans = " or ".join(f"{a:%Y-%m-%d %H:%M}–{b:%Y-%m-%d %H:%M} UTC" for _, a, b in self.unseen)
-            return f"No failed session seen outside {spans}; {self._unseen_clause()}."
+            spans = " or ".join(f"{fmt_time(a, tz)}–{fmt_time(b, tz)}" for _, a, b in self.unseen)
+            return f"No failed session seen outside {spans}; {self._unseen_clause(tz)}."
         if not self.sessions:
             return "No user session failed in the window."
         if not self.unseen:
-            return self._counted()
-        clause = self._unseen_clause()
-        return f"{self._counted()} {clause[:1].upper()}{clause[1:]}."
+            return self._counted(tz)
+        clause = self._unseen_clause(tz)
+        return f"{self._counted(tz)} {clause[:1].upper()}{clause[1:]}."
 
-    def _unseen_clause(self) -> str:
-        said = "; ".join(f"{source} from {a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M} UTC" for source, a, b in self.unseen)
+    def _unseen_clause(self, tz: str) -> str:
+        said = "; ".join(f"{source} from {fmt_time(a, tz)} to {fmt_time(b, tz)}" for source, a, b in self.unseen)
         return f"{said} could not be read, so sessions that failed then are not counted"
 
-    def _counted(self) -> str:
+    def _counted(self, tz: str) -> str:
         span = ""
         if self.first is not None and self.last is not None and self.first.floor("min") != self.last.floor("min"):
-            span = f" between {self.first:%Y-%m-%d %H:%M} and {self.last:%Y-%m-%d %H:%M} UTC"
+            span = f" between {fmt_time(self.first, tz)} and {fmt_time(self.last, tz)}"
         elif self.first is not None:
-            span = f" at {self.first:%Y-%m-%d %H:%M} UTC"
+            span = f" at {fmt_time(self.first, tz)}"
         now = f"; {self.current} still failing now" if self.current != self.sessions else ""
         return (
             f"{self.sessions} session(s) for {self.users} user(s) failed{span}: {self.refused} made no machine, "

@@ -26,7 +26,7 @@ from vyxops.detect import (
     summarize,
 )
 from vyxops.discover import resolve_contract
-from vyxops.evidence import Evidence, ProjectReads, collect_evidence, parse_window
+from vyxops.evidence import Evidence, ProjectReads, collect_evidence, parse_window, window_note
 from vyxops.impact import Impact, impact_of
 from vyxops.resolved import Resolved, resolved_incident
 from vyxops.session import Session
@@ -49,6 +49,7 @@ class Investigation:
     project_ref: str | None = None
     resolved: Resolved | None = None  # with no root cause: the failures of the window that are history
     next_steps: list[NextStep] = field(default_factory=list)  # the root's recommended actions (vyxops.advice)
+    window_note: str = ""  # how --since/--until were read, when a duration or a zone-less time (evidence.window_note)
 
     @functools.cached_property
     def timeline(self) -> pd.DataFrame:
@@ -111,8 +112,9 @@ class Investigation:
         )
 
     def summary_in(self, tz: str) -> str:
-        """The summary told with times in ``tz`` (findings.json keeps UTC)."""
-        return self.summary if tz in ("", "UTC") else summarize(self.context, self.root, self.findings, self.gaps, tz)
+        """The summary told with times in ``tz`` (the investigation's own is in its ``--tz``: ``context.tz``)."""
+        same = (tz or "UTC") == self.context.tz
+        return self.summary if same else summarize(self.context, self.root, self.findings, self.gaps, tz)
 
     def recommended_fixes(self) -> list[str]:
         """The fix codes the root cause and the critical findings ask for, root cause first."""
@@ -142,6 +144,7 @@ def investigate(
     machine_id: str | None = None,
     stuck_after_minutes: float = 10.0,
     project: ProjectReads | None = None,
+    tz: str = "UTC",
 ) -> Investigation:
     """Reconstruct what happened to ``app`` and name the root cause with its evidence.
 
@@ -151,12 +154,13 @@ def investigate(
     project-wide reads between the apps of one audit. ``contract`` is the team's pipeline
     (a Contract, or a file as ``--contract`` names it); without one, the project's declared
     contract, else one discovered from the platforms (:func:`vyxops.discover.resolve_contract`).
+    ``tz`` reads a zone-less ``since``/``until`` and tells the findings' times (their RFC 3339 fields stay UTC).
     """
     check_app(app)
     check_machine_id(machine_id)
     check_stuck_after(stuck_after_minutes)
     project = project or ProjectReads(session)
-    start, end = parse_window(session.now(), since, until)
+    start, end = parse_window(session.now(), since, until, tz)
     wait_ahead = fanout.ahead(lambda: project.read_ahead(app, start, end))  # no contract decides these reads
     try:
         contract = resolve_contract(session, [app], declared=contract, project=project, since=start, until=end)
@@ -165,14 +169,18 @@ def investigate(
     evidence = collect_evidence(
         session, app, contract=contract, since=start, until=end, machine_id=machine_id, project=project
     )
-    return analyse(evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref)
+    inv = analyse(evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref, tz=tz)
+    inv.window_note = window_note(since, until, tz)
+    return inv
 
 
-def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_ref: str | None = None) -> Investigation:
+def analyse(
+    evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_ref: str | None = None, tz: str = "UTC"
+) -> Investigation:
     """What :func:`investigate` does once the evidence is in: timeline, detectors, ranking (no request)."""
     machine_id = evidence.machine_id
-    ctx = build_context(evidence, Thresholds(stuck_after_minutes=stuck_after_minutes))
-    root, findings = rank(run_detectors(ctx))
+    ctx = build_context(evidence, Thresholds(stuck_after_minutes=stuck_after_minutes), tz)
+    root, findings = rank(run_detectors(ctx), ctx.tz)
     findings = sorted(findings, key=lambda f: (int(f.link), f.code, f.entity))
     if machine_id:
         root_mid = root.facts.get("machine_id") if root is not None else None
@@ -182,7 +190,7 @@ def analyse(evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_re
     health = release_health(evidence)
     settle_fixes(evidence, root, findings, health)
     steps = next_steps(evidence, root, findings, health, project_ref)
-    summary = summarize(ctx, root, findings, gaps)
+    summary = summarize(ctx, root, findings, gaps, ctx.tz)
     document = findings_document(ctx, root, findings, summary, gaps)
     if document["root_cause"] is not None:  # additive to vyxops.findings/1
         document["root_cause"]["next_steps"] = [s.as_json() for s in steps]

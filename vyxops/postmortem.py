@@ -69,7 +69,9 @@ def render_postmortem(inv: Investigation, *, tz: str = "UTC", audit_log: Path | 
         f"# Postmortem: {cell(e.app)} — {cell(head)}",
         "",
         f"_Written by vyxops from {cell(e.target)} at {fmt_time(e.now, tz)}; "
-        f"window {fmt_time(e.since, tz)} – {fmt_time(e.until, tz)}._",
+        f"window {fmt_time(e.since, tz)} – {fmt_time(e.until, tz)}"
+        + (f" ({cell(inv.window_note)})" if inv.window_note else "")
+        + "._",
         "",
         "## Summary",
         "",
@@ -81,7 +83,7 @@ def render_postmortem(inv: Investigation, *, tz: str = "UTC", audit_log: Path | 
         "",
         "## Impact",
         "",
-        inv.impact.sentence(),
+        inv.impact.sentence(tz),
         "",
         *_timeline(inv, tz, cause),
         *_evidence(inv, tz, cause),

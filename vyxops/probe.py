@@ -68,7 +68,9 @@ def probe_and_investigate(session: Session, app: str, **investigate_kw: Any) -> 
     # Discovery's reads (machines, releases, logs, tables) serve the investigation before the canary as well.
     project = ProjectReads(session)
     declared = investigate_kw.pop("contract", None)
-    since, until = parse_window(session.now(), investigate_kw.get("since"), investigate_kw.get("until"))
+    since, until = parse_window(
+        session.now(), investigate_kw.get("since"), investigate_kw.get("until"), investigate_kw.get("tz", "UTC")
+    )
     contract = resolve_contract(session, [app], declared=declared, project=project, since=since, until=until)
     check_probe(session, contract)
     investigate_kw["contract"] = contract

@@ -16,8 +16,10 @@ by the same rule. It reads as missing (None, NaT), never as a year-1 instant (wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -202,3 +204,138 @@ def to_ms(value: Any, unit: str | None = None) -> int:
     if t is None:
         raise ValueError("no time given")
     return int(t.value // 1_000_000)
+
+
+# --------------------------------------------------------------------------- time input (--since/--until)
+
+#: What ``--since``/``--until`` accept, for an error's "allowed" list and the CLI's help.
+TIME_FORMS = (
+    "RFC 3339 (2025-10-02T16:18:40Z, 2025-10-02T18:18:40.120+02:00)",
+    "the report's own format (2025-10-02 16:18:40.120 UTC, or the --tz zone's name: 2025-10-02 18:18:40.120 CEST)",
+    "a time or date without a zone, read in --tz (2025-10-02 18:18, 2025-10-02)",
+    "a duration before --until, or before now when --until is not given (30m, 2h, 3d, 1d12h)",
+)
+#: A duration: weeks, days, hours, minutes, seconds, largest first, each at most once (``1d12h``).
+_DURATION = re.compile(r"(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
+_DURATION_MS = {"w": 604_800_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000}
+#: A date, and optionally a wall-clock time (seconds and fractions optional), then optionally a zone: ``Z``,
+#: an offset (``+02:00``, ``+0200``, ``+02``: what ``strftime('%Z')`` names a zone that has no abbreviation),
+#: or after a space a zone's name (``UTC``, ``CEST``) as the report prints it (vyxops.present.fmt_time).
+_WRITTEN = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[Tt ](?P<clock>\d{2}:\d{2})(?::(?P<sec>\d{2})(?:[.,](?P<frac>\d{1,9}))?)?)?"
+    r"(?:\s*(?P<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)|\s+(?P<name>[A-Za-z]{2,6}))?"
+)
+_UTC_NAMES = frozenset({"UTC", "GMT", "Z"})
+
+
+@dataclass(frozen=True)
+class TimeInput:
+    """One ``--since``/``--until`` value, read: an instant (``ms``) or a duration before an anchor (``ago_ms``).
+
+    ``read_in`` is the zone a time given without one was read in (None when the text named its zone,
+    or is a duration): the report says so (:meth:`note`).
+    """
+
+    text: str
+    ms: int | None = None
+    ago_ms: int | None = None
+    read_in: str | None = None
+
+    def at(self, anchor_ms: int) -> int:
+        """Unix ms of this time: itself, or its duration before ``anchor_ms`` (--until, or the target's now)."""
+        return self.ms if self.ms is not None else anchor_ms - (self.ago_ms or 0)
+
+    def note(self, name: str, anchor: str) -> str:
+        """How the report says this value was read, or "" when it named its own zone."""
+        if self.ago_ms is not None:
+            return f"{name} {self.text}: {self.text} before {anchor}"
+        if self.read_in is not None:
+            return f"{name} {self.text} was given without a zone: read in --tz {self.read_in}"
+        return ""
+
+
+def parse_time_input(text: str, tz: str = "UTC") -> TimeInput:
+    """Read a ``--since``/``--until`` value: any of :data:`TIME_FORMS`; ValueError saying what is wrong.
+
+    A time without a zone is read in ``tz``. A wall-clock time that ``tz`` skips (a spring-forward
+    gap) or shows twice (the autumn hour) is refused, naming it: which instant was meant cannot
+    be guessed. The report's own format names the zone (``CEST``/``CET``), so it is never ambiguous.
+    """
+    value = text.strip()
+    if not value:
+        raise ValueError("is empty")
+    duration = _DURATION.fullmatch(value.lower())
+    if duration and any(duration.groupdict().values()):
+        ago = sum(int(n) * _DURATION_MS[k] for k, n in duration.groupdict().items() if n)
+        if ago <= 0:
+            raise ValueError("is a duration of zero")
+        return TimeInput(value, ago_ms=ago)
+    written = _WRITTEN.fullmatch(value)
+    if written is None:
+        raise ValueError("is not a time")
+    wall = _wall_clock(written)
+    offset, name = written["offset"], written["name"]
+    if offset or (name and name.upper() in _UTC_NAMES):
+        zone = timezone.utc if not offset or offset in "Zz" else _fixed_offset(offset)
+        return TimeInput(value, ms=_ms(wall.replace(tzinfo=zone)))
+    if name:
+        return TimeInput(value, ms=_ms(_by_zone_name(wall, name, tz)))
+    return TimeInput(value, ms=_ms(_local(wall, tz)), read_in=tz)
+
+
+def _wall_clock(m: re.Match[str]) -> datetime:
+    frac = (m["frac"] or "").ljust(6, "0")[:6]  # ns from a platform's RFC 3339: vyxops keeps µs at most
+    clock = f"T{m['clock']}:{m['sec'] or '00'}.{frac}" if m["clock"] else "T00:00:00.000000"
+    return datetime.fromisoformat(m["date"] + clock)
+
+
+def _fixed_offset(offset: str) -> timezone:
+    sign = -1 if offset[0] == "-" else 1
+    digits = offset[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"has an offset {offset} that is not one")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _zone(tz: str) -> tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return timezone.utc if tz in ("", "UTC") else ZoneInfo(tz)
+
+
+def _local(wall: datetime, tz: str) -> datetime:
+    """``wall`` read in ``tz``; ValueError naming a wall time ``tz`` skips or shows twice."""
+    zone = _zone(tz)
+    early, late = wall.replace(tzinfo=zone, fold=0), wall.replace(tzinfo=zone, fold=1)
+    if early.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != wall:
+        raise ValueError(f"does not exist in {tz}: its clocks skip it (daylight saving time); give an offset")
+    if early.utcoffset() != late.utcoffset():
+        raise ValueError(
+            f"happens twice in {tz} (clocks go back), at {_offset_text(early)} and {_offset_text(late)}: "
+            "give the offset or the zone's name (as the report prints it)"
+        )
+    return early
+
+
+def _by_zone_name(wall: datetime, name: str, tz: str) -> datetime:
+    """``wall`` in ``tz`` where ``tz`` calls that moment ``name`` (``CEST`` or ``CET``: which side of a change)."""
+    zone = _zone(tz)
+    for fold in (0, 1):
+        t = wall.replace(tzinfo=zone, fold=fold)
+        if t.tzname() == name.upper() and t.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) == wall:
+            return t
+    raise ValueError(
+        f"names the zone {name}, which is not what --tz {tz or 'UTC'} calls that time: "
+        "pass the --tz the report was written with, or give an offset (+02:00)"
+    )
+
+
+def _offset_text(t: datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
+def _ms(t: datetime) -> int:
+    utc = t.astimezone(timezone.utc)
+    return int(utc.replace(microsecond=0).timestamp()) * 1000 + utc.microsecond // 1000

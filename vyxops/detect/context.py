@@ -82,6 +82,7 @@ class Context:
     provisioning: Provisioning
     release: Release | None
     gaps: list[Gap] = field(default_factory=list)  # what detectors found they could not see
+    tz: str = "UTC"  # the zone the findings' sentences tell times in (--tz); their RFC 3339 fields stay UTC
     # Derived once and shared by the detectors that ask (positions into the ledger, rows, pairs).
     _rows_by_id: dict[object, int] | None = field(default=None, repr=False)
     _pairs: frozenset[tuple[str, str]] | None = field(default=None, repr=False)
@@ -273,15 +274,15 @@ def _row_type(columns: tuple[str, ...]) -> Any:
     return collections.namedtuple("LedgerRow", ["Index", *columns, "resolved_at"], rename=True)
 
 
-def build_context(e: Evidence, t: Thresholds) -> Context:
-    """Everything the detectors share, each computed once."""
+def build_context(e: Evidence, t: Thresholds, tz: str = "UTC") -> Context:
+    """Everything the detectors share, each computed once; ``tz`` for the times their sentences tell."""
     as_of = min(e.now, e.until)
     ledger = build_ledger(
         e.machines, e.machine_events, e.machine_rows, as_of, present=e.until >= e.now, loop_exits=t.restart_loop_exits
     )
     refusals, failed = _failures(e, as_of)
     ok = e.derive(e.function_logs, ("answered_ok", as_of), lambda: answered_ok(e.function_logs, as_of))
-    return Context(e, t, as_of, ledger, refusals, failed, ok, _provisioning(e), _release(e))
+    return Context(e, t, as_of, ledger, refusals, failed, ok, _provisioning(e), _release(e), tz=tz or "UTC")
 
 
 def _provisioning(e: Evidence) -> Provisioning:

@@ -108,5 +108,6 @@ def detect_create_rejected(ctx: Context) -> list[Finding]:
     ]
 
 
-def when(ts: object) -> str:
-    return fmt_time_in_text(ts) if isinstance(ts, pd.Timestamp) else NOT_REPORTED
+def when(ts: object, tz: str = "UTC") -> str:
+    """A time for a finding's sentence, in ``tz`` (the investigation's --tz: ``Context.tz``)."""
+    return fmt_time_in_text(ts, tz) if isinstance(ts, pd.Timestamp) else NOT_REPORTED

@@ -62,7 +62,7 @@ def detect_missing_image(ctx: Context) -> list[Finding]:
                 {"ref": p.ref, "how": how, "secret_set": p.secret_set, "rejections": len(refused)},
             )
         ]
-    since = f" since {fmt_time(p.secret_updated_at)}" if p.secret_updated_at is not None else ""
+    since = f" since {fmt_time(p.secret_updated_at, ctx.tz)}" if p.secret_updated_at is not None else ""
     return [
         Finding(
             "IMAGE_TAG_MISSING",

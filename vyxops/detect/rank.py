@@ -43,12 +43,12 @@ def _explainers(findings: list[Finding], symptoms: list[Finding]) -> dict[tuple[
     return out
 
 
-def rank(findings: list[Finding]) -> tuple[Finding | None, list[Finding]]:
-    """Name the finding that explains the others and set every finding's severity by its role."""
+def rank(findings: list[Finding], tz: str = "UTC") -> tuple[Finding | None, list[Finding]]:
+    """Name the finding that explains the others and set every finding's severity by its role (times in ``tz``)."""
     symptoms = [f for f in findings if f.symptom]
     for s in symptoms:
         if not s.current:
-            _mark_history(s)
+            _mark_history(s, tz)
     live = [s for s in symptoms if s.current]
     explained = _explainers(findings, symptoms)
     causing = {id(c) for s in live for c in explained[s.key]}
@@ -104,9 +104,9 @@ def _most_upstream(found: list[Finding]) -> Finding | None:
     return min(found, key=order)
 
 
-def _mark_history(f: Finding) -> None:
+def _mark_history(f: Finding, tz: str) -> None:
     when = (
-        f" (resolved at {fmt_time(f.resolved_at)})"
+        f" (resolved at {fmt_time(f.resolved_at, tz)})"
         if f.resolved_at is not None
         else " (its cause is no longer in effect)"
     )

@@ -59,7 +59,7 @@ def _class_finding(ctx: Context, code: str, kind: str, entity: str, title: str, 
     ]
     if resolved is not None:
         evidence.append(ev("fly.machines", resolved, "a provisioned machine started: the create worked again"))
-        title += f" (resolved at {when(resolved)})"
+        title += f" (resolved at {when(resolved, ctx.tz)})"
     said = "/".join(map(str, statuses)) or "no status"
     return Finding(
         code, "critical" if live else "info", title, entity, evidence, [],

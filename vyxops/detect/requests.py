@@ -39,7 +39,7 @@ def detect_request_failed(ctx: Context) -> list[Finding]:
     title = f"{fn} answered {said} to {len(failed)} provisioning request(s); its logs do not say what Fly answered"
     if resolved is not None:
         evidence.append(ev("supabase.function_logs", resolved, f"{fn} answered a request with 2xx again"))
-        title += f" (resolved at {when(resolved)})"
+        title += f" (resolved at {when(resolved, ctx.tz)})"
     last_ok = max((t for t in ctx.answered_ok if t < first), default=None)
     return [
         Finding(

@@ -92,7 +92,7 @@ def _stuck(ctx: Context, row: Any, state: str | None) -> Finding:
         ev(
             "supabase.rows",
             row.updated_at,
-            f"last updated {minutes} min before {fmt_time(ctx.as_of)}; still {row.status}",
+            f"last updated {minutes} min before {fmt_time(ctx.as_of, ctx.tz)}; still {row.status}",
         ),
     ]
     if state is not None:
@@ -117,7 +117,7 @@ def _drift(ctx: Context, row: Any, state: str | None, silent: bool) -> Finding:
     mid = row.machine_id
     if silent:
         since = row.start_at + pd.Timedelta(minutes=ctx.t.drift_after_minutes)
-        saw = f"machine {mid} started at {fmt_time(row.start_at)} and runs"
+        saw = f"machine {mid} started at {fmt_time(row.start_at, ctx.tz)} and runs"
     else:
         since = row.exit_at if pd.notna(row.exit_at) else row.machine_updated_at
         saw = f"machine {mid} is {state or 'not found, even by id'}"

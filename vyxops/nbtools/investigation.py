@@ -42,7 +42,9 @@ def show_header(inv: Investigation, tz: str = "UTC") -> None:
     e = inv.evidence
     md(
         f"**Target** {esc(e.target)} · **app** {esc(e.app)} · **window** {fmt_time(e.since, tz)} – "
-        f"{fmt_time(e.until, tz)} · **now** {fmt_time(e.now, tz)}\n\n**Pipeline.** {esc(e.contract.header_line())}"
+        f"{fmt_time(e.until, tz)}"
+        + (f" ({esc(inv.window_note)})" if inv.window_note else "")
+        + f" · **now** {fmt_time(e.now, tz)}\n\n**Pipeline.** {esc(e.contract.header_line())}"
         + "".join(f"\n- `{esc(key)}`: {esc(why.replace(chr(10), '; '))}" for key, why in e.contract.evidence)
     )
 
@@ -55,7 +57,7 @@ def show_summary(inv: Investigation, tz: str = "UTC") -> None:
     links = facts.dashboard_links(inv.evidence.app, inv.project_ref, inv.evidence.contract.function)
     dashboards = " · ".join(f"[{name}]({url})" for name, url in links.items())
     md(
-        f"### {heading}\n\n{esc(inv.summary_in(tz))}\n\n**Impact.** {esc(inv.impact.sentence())}\n\n"
+        f"### {heading}\n\n{esc(inv.summary_in(tz))}\n\n**Impact.** {esc(inv.impact.sentence(tz))}\n\n"
         f"**Dashboards.** {dashboards}"
     )
 

@@ -17,6 +17,7 @@ from vyxops.fixes import Action, Plan, Result
 from vyxops.investigate import Investigation
 from vyxops.nbtools.display import command_block, link, table
 from vyxops.nbtools.next_steps import next_steps_html
+from vyxops.present import fmt_time
 
 
 def table_html(df: pd.DataFrame) -> str:
@@ -50,7 +51,7 @@ def by_hand_html(actions: list[Action]) -> str:
 def investigation_html(inv: Investigation) -> str:
     """The headline and the findings the plan starts from."""
     e = inv.evidence
-    head = paragraph(f"target {e.target} · app {e.app} · now {e.now:%Y-%m-%d %H:%M:%S} UTC")
+    head = paragraph(f"target {e.target} · app {e.app} · now {fmt_time(e.now, inv.context.tz)}")
     if inv.root is None:
         body = paragraph(f"{len(inv.findings)} finding(s), none critical.", "No root cause:")
     else:
