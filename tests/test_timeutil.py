@@ -70,3 +70,72 @@ def test_a_time_array_refuses_a_number_without_its_unit() -> None:
     """A bare integer is never guessed: µs read as ns would be January 1970."""
     with pytest.raises(ValueError, match="unit"):
         time_array([1759421924130000])
+
+
+# --------------------------------------------------------------------------- time input (issue 20)
+from vyxops.present import fmt_time  # noqa: E402
+from vyxops.timeutil import parse_time_input  # noqa: E402
+
+SHOWN = pd.Timestamp("2025-10-02T16:18:40.120Z")
+SHOWN_MS = int(SHOWN.value // 1_000_000)
+
+
+@pytest.mark.parametrize(
+    "tz", ["UTC", "Europe/Paris", "Asia/Tokyo", "America/Sao_Paulo", "Asia/Kolkata", "Europe/Istanbul"]
+)
+@pytest.mark.parametrize("at", [SHOWN, pd.Timestamp("2025-10-26T00:30:00.5Z"), pd.Timestamp("2025-10-26T01:30:00Z")])
+def test_every_time_the_report_prints_reads_back_to_the_same_instant(tz: str, at: pd.Timestamp) -> None:
+    """fmt_time's text (a zone's abbreviation, a bare offset like '-03', or UTC) parses back with the same --tz,
+    including Paris's autumn hour, which happens twice and is told apart by CEST/CET."""
+    shown = fmt_time(at, tz)
+    assert parse_time_input(shown, tz).ms == int(at.value // 1_000_000), shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-10-02T16:18:40.120Z",
+        "2025-10-02t16:18:40.120z",
+        "2025-10-02T18:18:40.12+02:00",
+        "2025-10-02T16:18:40.120000999Z",
+        "2025-10-02 16:18:40.120 UTC",
+        "2025-10-02 18:18:40.120 CEST",
+    ],
+)
+def test_rfc_3339_and_the_report_format_name_their_zone(text: str) -> None:
+    given = parse_time_input(text, "Europe/Paris")
+    assert given.ms == SHOWN_MS and given.read_in is None
+
+
+def test_a_zone_less_time_or_date_is_read_in_tz_and_says_so() -> None:
+    given = parse_time_input("2025-10-02 18:18:40.120", "Europe/Paris")
+    assert given.ms == SHOWN_MS and given.read_in == "Europe/Paris"
+    assert "read in --tz Europe/Paris" in given.note("--since", "--until")
+    assert parse_time_input("2025-10-02", "Asia/Tokyo").ms == parse_rfc3339_ms("2025-10-01T15:00:00Z")
+    assert parse_time_input("2025-10-02T16:18", "UTC").ms == parse_rfc3339_ms("2025-10-02T16:18:00Z")
+
+
+@pytest.mark.parametrize(("text", "ms"), [("30m", 1_800_000), ("2h", 7_200_000), ("3d", 259_200_000),
+                                          ("1d12h", 129_600_000), ("1w", 604_800_000), ("90s", 90_000)])  # fmt: skip
+def test_a_duration_counts_back_from_its_anchor(text: str, ms: int) -> None:
+    given = parse_time_input(text)
+    assert given.ms is None and given.at(SHOWN_MS) == SHOWN_MS - ms
+    assert given.note("--since", "--until") == f"--since {text}: {text} before --until"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("2025-03-30 02:30", "does not exist in Europe/Paris"),  # spring forward skips 02:00-03:00
+        ("2025-10-26 02:30", "happens twice in Europe/Paris"),  # autumn: 02:30 CEST, then 02:30 CET
+        ("2025-10-02 16:18 JST", "not what --tz Europe/Paris calls"),
+        ("0h", "zero"),
+        ("2h30", "not a time"),
+        ("now", "not a time"),
+        ("yesterday", "not a time"),
+        ("2025-10-02T16:18:40+25:00", "offset"),
+    ],
+)
+def test_a_time_that_cannot_be_read_one_way_is_refused_naming_why(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_time_input(text, "Europe/Paris")

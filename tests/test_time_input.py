@@ -1,0 +1,122 @@
+"""Time in and out (issue 20): --since/--until take RFC 3339, the report's own format and durations; a zone-less
+time is read in --tz and the report says so; every time a person reads is told in --tz."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from vyxops.checks import check_window
+from vyxops.cli import main
+from vyxops.errors import InputError
+from vyxops.evidence import parse_window
+from vyxops.investigate import Investigation, investigate
+from vyxops.postmortem import render_postmortem
+from vyxops.present import fmt_time
+from vyxops.session import open_session
+from vyxops.timeutil import TIME_FORMS, parse_time_input
+
+APP = "vyx-app"
+SEED = "stub-image"
+NOW = pd.Timestamp("2025-10-02T17:25:00Z")
+#: A time as the report prints it (vyxops.present.fmt_time): date, clock to the ms, the zone's name or offset.
+SHOWN_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} (?:[A-Z]{2,6}|[+-]\d{2,4})")
+
+
+@pytest.fixture
+def no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a kernel fails the test: the checks must have stopped the run before."""
+
+    def refuse(*a: object, **k: object) -> None:
+        raise AssertionError("a kernel was started for bad input")
+
+    monkeypatch.setattr("vyxops.runner.Kernel.__init__", refuse)
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["--since", "2 hours"], "--since"),
+        (["--until", "tomorrow"], "--until"),
+        (["--since", "2025-10-26 02:30", "--tz", "Europe/Paris"], "--since"),  # twice that night in Paris
+        (["--since", "2025-10-02 18:00 CEST"], "--since"),  # CEST is not what --tz UTC calls it
+        (["--since", "2025-10-02 19:40", "--until", "2025-10-02T17:30:00Z", "--tz", "Europe/Paris"], "--since/--until"),
+    ],
+)
+def test_bad_time_input_exits_2_naming_the_option_and_the_forms_before_a_kernel(
+    args: list[str], name: str, sandbox_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_kernel: None
+) -> None:
+    out = tmp_path / "out"
+    assert main(["investigate", "--scenario", SEED, "--app", APP, *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vyxops: {name}")
+    if name != "--since/--until":
+        assert all(form in err for form in TIME_FORMS)  # what would be valid, each form with an example
+    assert not out.exists()
+
+
+def test_the_window_reads_durations_from_until_or_now_and_zone_less_times_in_tz() -> None:
+    assert parse_window(NOW, "2h") == (NOW - pd.Timedelta(hours=2), NOW)
+    assert parse_window(NOW, "1d12h", "30m") == (
+        NOW - pd.Timedelta(hours=36, minutes=30),
+        NOW - pd.Timedelta(minutes=30),
+    )
+    start, end = parse_window(NOW, "2025-10-02 19:00", "2025-10-02 19:20:00.000 CEST", tz="Europe/Paris")
+    assert (start, end) == (pd.Timestamp("2025-10-02T17:00:00Z"), pd.Timestamp("2025-10-02T17:20:00Z"))
+    # The CLI's check reads the same zone: 19:00 in Paris is before 17:30 UTC, in UTC it is not.
+    check_window("2025-10-02 19:00", "2025-10-02T17:30:00Z", "Europe/Paris")
+    with pytest.raises(InputError, match="--since/--until"):
+        check_window("2025-10-02 19:00", "2025-10-02T17:30:00Z", "UTC")
+
+
+def _run(sandbox_dir: Path, tz: str, **kw: Any) -> Investigation:
+    with open_session("sandbox", scenario=SEED, sandbox_dir=sandbox_dir) as s:
+        return investigate(s, APP, tz=tz, **kw)
+
+
+def _report_text(inv: Investigation, tz: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What the investigate notebook shows (header, summary with impact, findings) and the postmortem, as text."""
+    from vyxops import nbtools
+
+    shown: list[str] = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **k: shown.extend(str(o.data) for o in objs))
+    nbtools.show_header(inv, tz)
+    nbtools.show_summary(inv, tz)
+    nbtools.show_findings(inv, tz)
+    return "\n".join(shown) + "\n" + render_postmortem(inv, tz=tz)
+
+
+def test_a_zone_less_since_is_read_in_tz_and_the_report_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inv = _run(tmp_path, "Europe/Paris", since="2025-10-02 19:00")
+    assert inv.evidence.since == pd.Timestamp("2025-10-02T17:00:00Z")
+    text = _report_text(inv, "Europe/Paris", monkeypatch)
+    assert "--since 2025-10-02 19:00 was given without a zone: read in --tz Europe/Paris" in text
+    assert "2025-10-02 19:00:00.000 CEST" in text  # the window's start, as read
+
+
+def test_with_tz_every_time_a_person_reads_is_in_that_zone_and_the_same_instant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed told in Asia/Tokyo and in UTC: the same times in the same places, each the same instant; no human
+    text says UTC (impact line, evidence details, summary, timeline, postmortem); findings.json's RFC 3339 fields
+    stay UTC."""
+    utc = _run(tmp_path / "utc", "UTC")
+    tokyo = _run(tmp_path / "tokyo", "Asia/Tokyo")
+    utc_text, tokyo_text = _report_text(utc, "UTC", monkeypatch), _report_text(tokyo, "Asia/Tokyo", monkeypatch)
+    assert "UTC" not in tokyo_text.replace("UTC instant", "")
+    assert "UTC" not in tokyo.document["summary"] and "UTC" not in str(tokyo.document["findings"])
+    in_utc, in_tokyo = SHOWN_TIME.findall(utc_text), SHOWN_TIME.findall(tokyo_text)
+    assert len(in_utc) == len(in_tokyo) > 10
+    for a, b in zip(in_utc, in_tokyo):
+        assert b.endswith(" JST") and parse_time_input(b, "Asia/Tokyo").ms == parse_time_input(a).ms, (a, b)
+    assert tokyo.impact.sentence("Asia/Tokyo").count(fmt_time(tokyo.impact.first, "Asia/Tokyo")) == 1
+    assert tokyo.document["window"] == utc.document["window"]  # machine-readable: RFC 3339 UTC
+    assert [f["evidence"][0]["time"] for f in tokyo.document["findings"]] == [
+        f["evidence"][0]["time"] for f in utc.document["findings"]
+    ]
