@@ -64,5 +64,5 @@ for app, inv in audit.investigations.items():
     nbtools.show_header(inv, tz)
     nbtools.show_probe(probed.get(app))
     nbtools.show_summary(inv, tz)
-    nbtools.show_incomplete(inv.gaps)
+    nbtools.show_incomplete(inv.gaps, tz)
     nbtools.show_findings(inv, tz)

@@ -56,7 +56,7 @@ nbtools.show_probe(probed)
 
 # %%
 nbtools.show_summary(inv, tz)
-nbtools.show_incomplete(inv.gaps)
+nbtools.show_incomplete(inv.gaps, tz)
 
 # %% [markdown]
 # ## Findings

@@ -12,13 +12,14 @@ import pytest
 
 from vyxops.checks import check_window
 from vyxops.cli import main
+from vyxops.coverage import Gap
 from vyxops.errors import InputError
 from vyxops.evidence import parse_window
 from vyxops.investigate import Investigation, investigate
 from vyxops.postmortem import render_postmortem
 from vyxops.present import fmt_time
 from vyxops.session import open_session
-from vyxops.timeutil import TIME_FORMS, parse_time_input
+from vyxops.timeutil import TIME_FORMS, iso, parse_time_input
 
 APP = "vyx-app"
 SEED = "stub-image"
@@ -86,6 +87,7 @@ def _report_text(inv: Investigation, tz: str, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr("IPython.display.display", lambda *objs, **k: shown.extend(str(o.data) for o in objs))
     nbtools.show_header(inv, tz)
     nbtools.show_summary(inv, tz)
+    nbtools.show_incomplete(inv.gaps, tz)
     nbtools.show_findings(inv, tz)
     return "\n".join(shown) + "\n" + render_postmortem(inv, tz=tz)
 
@@ -120,3 +122,19 @@ def test_with_tz_every_time_a_person_reads_is_in_that_zone_and_the_same_instant(
     assert [f["evidence"][0]["time"] for f in tokyo.document["findings"]] == [
         f["evidence"][0]["time"] for f in utc.document["findings"]
     ]
+
+
+def test_a_gap_s_span_and_reason_are_told_in_tz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gap's reason and span, which vyxops writes in RFC 3339 UTC (vyxops.frames), read in --tz in the report and
+    the postmortem; the Gap itself (findings.json's ``gaps``) keeps RFC 3339."""
+    inv = _run(tmp_path, "Asia/Tokyo")
+    kept_from = pd.Timestamp("2025-10-02T08:00:00Z")
+    why = f"the Fly logs API keeps about 7 days, so lines before {iso(kept_from)} could not be read"
+    inv.gaps.append(Gap("fly.logs", why, iso(inv.evidence.since), iso(kept_from)))
+    text = _report_text(inv, "Asia/Tokyo", monkeypatch)
+    gap_lines = [line for line in text.splitlines() if "Fly logs API keeps" in line]
+    assert len(gap_lines) == 2  # the report's incomplete-evidence list and the postmortem's
+    for line in gap_lines:
+        assert "Z" not in re.sub(r"[A-Za-z]{2,}", "", line) and "UTC" not in line
+        assert f"lines before {fmt_time(kept_from, 'Asia/Tokyo')} could not be read" in line
+        assert fmt_time(inv.evidence.since, "Asia/Tokyo") in line

@@ -22,7 +22,7 @@ import pandas as pd
 from vyxops.config import audit_log_path
 from vyxops.fixes.audit_log import NOT_FIXES
 from vyxops.nbtools.next_steps import next_steps_markdown
-from vyxops.present import fmt_time, vyxops_command
+from vyxops.present import fmt_time, in_zone, vyxops_command
 from vyxops.text import md
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def render_postmortem(inv: Investigation, *, tz: str = "UTC", audit_log: Path | 
         *next_steps_markdown(inv.next_steps),
         *_done(done, tz),
         *_action_items(inv, done),
-        *_gaps(inv),
+        *_gaps(inv, tz),
     ]
     return "\n".join(parts).rstrip() + "\n"
 
@@ -178,12 +178,13 @@ def _action_items(inv: Investigation, done: list[dict[str, Any]]) -> list[str]:
     return [*out, "", f"Plan them with `{command}` (a dry run), then add `--apply --confirm {inv.evidence.app}`.", ""]
 
 
-def _gaps(inv: Investigation) -> list[str]:
+def _gaps(inv: Investigation, tz: str) -> list[str]:
     if not inv.gaps:
         return []
     out = ["## Evidence that could not be seen", ""]
     out += [
-        f"- {cell(g.source)}{f' ({cell(g.since)} – {cell(g.until)})' if g.since else ''}: {cell(g.why)}"
+        f"- {cell(g.source)}{f' ({cell(in_zone(g.since, tz))} – {cell(in_zone(g.until, tz))})' if g.since else ''}: "
+        f"{cell(in_zone(g.why, tz))}"
         for g in inv.gaps
     ]
     return [*out, ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -36,6 +37,16 @@ def fmt_times(series: pd.Series, tz: str = "UTC") -> pd.Series:
     local = series.dt.tz_convert(tz or "UTC")
     text = local.dt.strftime(TIME_FORMAT).str[:-3] + " " + local.dt.strftime("%Z")
     return text.where(series.notna(), "")
+
+
+#: An instant as vyxops writes it into its own sentences (vyxops.timeutil.iso: RFC 3339, UTC, ms when non-zero).
+_ISO_UTC = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z\b")
+
+
+def in_zone(text: str, tz: str = "UTC") -> str:
+    """vyxops's own sentence (a gap's reason, its span) with each RFC 3339 UTC instant told as :func:`fmt_time` in
+    ``tz``; never for a platform's text (a log line), which is evidence as it was written."""
+    return _ISO_UTC.sub(lambda m: fmt_time(m.group(0), tz), text)
 
 
 def vyxops_command(verb: str, app: str, target: str, scenario: str | None, out: str, *extra: str) -> str:

@@ -17,7 +17,7 @@ from vyxops import facts
 from vyxops.coverage import Gap
 from vyxops.nbtools.display import command_block, md, show_html, table
 from vyxops.nbtools.next_steps import next_steps_html
-from vyxops.present import fmt_time, vyxops_command
+from vyxops.present import fmt_time, in_zone, vyxops_command
 
 if TYPE_CHECKING:
     from vyxops.investigate import Investigation
@@ -80,11 +80,13 @@ def show_error(error: Exception) -> None:
     md(f"**Could not be investigated** ({esc(type(error).__name__)}): {esc(error)}")
 
 
-def show_incomplete(gaps: list[Gap]) -> None:
-    """What the evidence could not show, each gap with its source and span; nothing when complete."""
+def show_incomplete(gaps: list[Gap], tz: str = "UTC") -> None:
+    """What the evidence could not show, each gap with its source and span (times in ``tz``); nothing when complete."""
     if gaps:
         lines = [
-            f"- **{esc(g.source)}**{f' {esc(g.since)} – {esc(g.until)}' if g.since else ''}: {esc(g.why)}" for g in gaps
+            f"- **{esc(g.source)}**{f' {esc(in_zone(g.since, tz))} – {esc(in_zone(g.until, tz))}' if g.since else ''}: "
+            f"{esc(in_zone(g.why, tz))}"
+            for g in gaps
         ]
         md("**Incomplete evidence** (a missing record is not proof that nothing happened):\n\n" + "\n".join(lines))
 
