@@ -87,7 +87,10 @@ def test_impact_under_a_gap_says_what_could_not_be_seen(tmp_path: Path) -> None:
     sentence = inv.impact.sentence()
     assert "No user session failed in the window" not in sentence
     assert sentence.startswith("No failed session seen outside 2026-06-02 13:00")
-    assert "supabase.function_logs from 2026-06-02 13:00 to 2026-06-02 20:00 UTC could not be read" in sentence
+    assert (
+        "supabase.function_logs from 2026-06-02 13:00:00.000 UTC to 2026-06-02 20:00:00.000 UTC could not be read"
+        in sentence
+    )
 
 
 def test_running_serve_does_not_undo_a_reset(sandbox_env: Path) -> None:
