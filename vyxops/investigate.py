@@ -187,9 +187,9 @@ def analyse(
         focus = {machine_id} | ({root_mid} if isinstance(root_mid, str) else set())
         findings = [f for f in findings if f is root or _concerns(f, focus)]
     gaps = list(dict.fromkeys(evidence.gaps + ctx.gaps))
-    health = release_health(evidence)
+    health = release_health(evidence, ctx.tz)
     settle_fixes(evidence, root, findings, health)
-    steps = next_steps(evidence, root, findings, health, project_ref)
+    steps = next_steps(evidence, root, findings, health, project_ref, ctx.tz)
     summary = summarize(ctx, root, findings, gaps, ctx.tz)
     document = findings_document(ctx, root, findings, summary, gaps)
     if document["root_cause"] is not None:  # additive to vyxops.findings/1

@@ -52,6 +52,7 @@ class Situation:
     place: Place
     health: ReleaseHealth
     notes: list[str] = field(default_factory=list)
+    tz: str = "UTC"  # the zone a person reads times in (--tz)
 
     def release_fails(self) -> str | None:
         """Why the current release's own image is known to fail, or None."""

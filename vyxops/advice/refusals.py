@@ -22,9 +22,10 @@ _DEFAULT_TOKEN_SECRET = "FLY_API_TOKEN"
 
 def _refused(s: Situation) -> str:
     f = s.root.facts
+    first, last = fmt_time_in_text(f.get("first"), s.tz), fmt_time_in_text(f.get("last"), s.tz)
     return (
-        f"Fly refused {f.get('count')} create(s) of {f.get('function')} between {fmt_time_in_text(f.get('first'))} "
-        f"and {fmt_time_in_text(f.get('last'))} (HTTP {f.get('statuses')}); {f.get('attempts')} still in effect"
+        f"Fly refused {f.get('count')} create(s) of {f.get('function')} between {first} "
+        f"and {last} (HTTP {f.get('statuses')}); {f.get('attempts')} still in effect"
     )
 
 
@@ -107,6 +108,6 @@ def read_function_logs(s: Situation) -> NextStep | None:
         (s.place.supabase(f"functions/{fn}/logs"), s.place.supabase(f"functions/{fn}/invocations")),
         (
             f"{fn} answered {f.get('statuses')} to {f.get('count')} request(s) between "
-            f"{fmt_time_in_text(f.get('first'))} and {fmt_time_in_text(f.get('last'))}",
+            f"{fmt_time_in_text(f.get('first'), s.tz)} and {fmt_time_in_text(f.get('last'), s.tz)}",
         ),
     )

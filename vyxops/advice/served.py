@@ -19,7 +19,7 @@ from vyxops.contract import RUNNING, STOPPED, TERMINAL
 from vyxops.evidence import Evidence
 from vyxops.facts import CANARY_USER_PREFIX, INTERNAL_PROCESS_GROUPS, LAUNCH_FAILED_STATUSES, describe_exit
 from vyxops.images import ImageIdentity
-from vyxops.timeutil import iso
+from vyxops.present import fmt_time
 
 SERVED_AFTER = pd.Timedelta(minutes=10)
 
@@ -66,8 +66,9 @@ class ReleaseHealth:
         return None, notes
 
 
-def release_health(e: Evidence) -> ReleaseHealth:
-    """What the machines on each release's image did, from the machines, their events and their rows."""
+def release_health(e: Evidence, tz: str = "UTC") -> ReleaseHealth:
+    """What the machines on each release's image did, from the machines, their events and their rows (their
+    times told in ``tz``, the report's one format)."""
     current = e.current_release()
     records: list[ReleaseRecord] = []
     rels = e.releases.dropna(subset=["image"]).sort_values("version", ascending=False)
@@ -76,7 +77,7 @@ def release_health(e: Evidence) -> ReleaseHealth:
         exists, digest = e.head(image)
         r = ReleaseRecord(int(rel["version"]), image, digest, exists)
         for _, m in _machines_on(e, image, digest).iterrows():
-            verdict, sentence = _judge(e, m)
+            verdict, sentence = _judge(e, m, tz)
             if verdict == "served":
                 r.served.append(sentence)
             elif verdict == "failed":
@@ -94,7 +95,7 @@ def _machines_on(e: Evidence, image: str, digest: str | None) -> pd.DataFrame:
     return m[same.fillna(False).astype(bool) & ~internal.astype(bool)].sort_values("created_at")
 
 
-def _judge(e: Evidence, m: pd.Series) -> tuple[str, str]:
+def _judge(e: Evidence, m: pd.Series, tz: str) -> tuple[str, str]:
     """("served" | "failed" | "unknown", one sentence of evidence) for one machine."""
     mid = str(m["machine_id"])
     evs = e.machine_events[e.machine_events["machine_id"] == mid].sort_values("time")
@@ -110,13 +111,14 @@ def _judge(e: Evidence, m: pd.Series) -> tuple[str, str]:
     rows = e.machine_rows[e.machine_rows["machine_id"] == mid]
     row = None if rows.empty else rows.sort_values("created_at").iloc[-1]
     if row is not None and _row_reached_running(row):
-        return "served", f"machine {mid} started at {iso(start)} and its row {row['id']} reached running"
+        return "served", f"machine {mid} started at {fmt_time(start, tz)} and its row {row['id']} reached running"
     first_exit = None if exits.empty else exits.iloc[0]
     ran = (e.now if first_exit is None else first_exit["time"]) - start
     if ran >= SERVED_AFTER:
         return (
             "served",
-            f"machine {mid} started at {iso(start)} and ran {int(ran.total_seconds() // 60)} min without exiting",
+            f"machine {mid} started at {fmt_time(start, tz)} "
+            f"and ran {int(ran.total_seconds() // 60)} min without exiting",
         )
     if first_exit is not None and not _requested(first_exit):
         code = None if pd.isna(first_exit["exit_code"]) else int(first_exit["exit_code"])
@@ -124,7 +126,8 @@ def _judge(e: Evidence, m: pd.Series) -> tuple[str, str]:
         after = int(ran.total_seconds())
         return (
             "failed",
-            f"machine {mid} {describe_exit(code, oom)} at {iso(first_exit['time'])}, {after} s after it started",
+            f"machine {mid} {describe_exit(code, oom)} at {fmt_time(first_exit['time'], tz)}, "
+            f"{after} s after it started",
         )
     return "unknown", ""
 

@@ -18,12 +18,17 @@ PIN_LAST_GOOD = "PIN_SECRET_TO_LAST_GOOD_RELEASE"
 
 
 def next_steps(
-    e: Evidence, root: Finding | None, findings: list[Finding], health: ReleaseHealth, project_ref: str | None = None
+    e: Evidence,
+    root: Finding | None,
+    findings: list[Finding],
+    health: ReleaseHealth,
+    project_ref: str | None = None,
+    tz: str = "UTC",
 ) -> list[NextStep]:
     """What a person does about ``root`` where no automated fix mends it, each with its commands and evidence."""
     if root is None:
         return []
-    s = Situation(e, root, findings, Place(e.app, project_ref, e.contract), health)
+    s = Situation(e, root, findings, Place(e.app, project_ref, e.contract), health, tz=tz)
     out = []
     for kind in kinds():
         if root.code not in kind.roots:

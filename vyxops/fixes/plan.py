@@ -51,7 +51,7 @@ def plan_fixes(
             audit_log or config.audit_log_path(), target=e.target, app=e.app, incarnation=e.incarnation
         )
     place = Place(e.app, project_ref, e.contract)
-    health = release_health(e)
+    health = release_health(e, inv.context.tz)
     ctx = PlanContext(inv, strategy, wanted, history, place, health, image_facts(e))
     for fix in registry.fixes():
         for action in fix.plan(ctx):
