@@ -121,7 +121,10 @@ def test_apply_then_reapply_then_investigate_is_clean(
     assert main(["investigate", "--scenario", "stub-image", "--app", APP, "--out", str(out3)]) == 0
     findings = json.loads((out3 / "findings.json").read_text())
     assert findings["root_cause"] is None and not any(f["severity"] == "critical" for f in findings["findings"])
-    capsys.readouterr()
+    # The incident is over, not forgotten: the terminal names what was resolved, and so does the postmortem's title.
+    said = capsys.readouterr().out.splitlines()[0]
+    assert said.startswith("root cause: none now (healthy) — resolved: MACHINE_EXITED_AUTO_DESTROYED: machine ")
+    assert "resolved" in (out3 / "postmortem.md").read_text().splitlines()[0]
     assert not artefact_leaks(tmp_path, sandbox.credentials)  # every out dir, the audit log, the sandbox
 
 

@@ -140,17 +140,22 @@ def test_a_gap_s_span_and_reason_are_told_in_tz(tmp_path: Path, monkeypatch: pyt
         assert fmt_time(inv.evidence.since, "Asia/Tokyo") in line
 
 
-def test_next_steps_and_release_health_tell_times_in_tz(tmp_path: Path) -> None:
-    """A crashing release's recommended action rests on evidence with times (a machine's exit, a release that
-    served): with --tz they read in that zone, in the report's one format, never as RFC 3339 UTC."""
-    for scenario in ("release-image-crashes", "release-crashes-after-good"):
-        path = Path(__file__).parent / "scenarios" / f"{scenario}.yaml"
-        with open_session(
-            "sandbox", scenario=str(path) if path.exists() else scenario, sandbox_dir=tmp_path / scenario
-        ) as s:
-            inv = investigate(s, "api-app", tz="Asia/Tokyo")
-        said = [x for step in inv.next_steps for x in step.evidence]
-        assert said, f"{scenario}: no recommended action"
-        timed = [x for x in said if SHOWN_TIME.search(x)]
-        assert timed and all(" JST" in x for x in timed), timed
-        assert not [x for x in said if re.search(r"\d{2}:\d{2}:\d{2}(?:\.\d+)?Z|UTC", x)], said
+@pytest.mark.parametrize(
+    ("scenario", "app"),
+    [
+        ("release-image-crashes", "api-app"),
+        ("release-crashes-after-good", "api-app"),
+        ("machine-keeps-restarting-on-failure", "queue-app"),
+    ],
+)
+def test_next_steps_and_release_health_tell_times_in_tz(scenario: str, app: str, tmp_path: Path) -> None:
+    """A recommended action rests on evidence with times (a machine's exit, a release that served): with --tz
+    they read in that zone, in the report's one format, never as RFC 3339 UTC."""
+    path = Path(__file__).parent / "scenarios" / f"{scenario}.yaml"
+    with open_session("sandbox", scenario=str(path) if path.exists() else scenario, sandbox_dir=tmp_path) as s:
+        inv = investigate(s, app, tz="Asia/Tokyo")
+    said = [x for step in inv.next_steps for x in step.evidence]
+    assert said, f"{scenario}: no recommended action"
+    timed = [x for x in said if SHOWN_TIME.search(x)]
+    assert timed and all(" JST" in x for x in timed), timed
+    assert not [x for x in said if re.search(r"\d{2}:\d{2}:\d{2}(?:\.\d+)?Z|UTC", x)], said

@@ -638,6 +638,9 @@ def cmd_investigate(args: argparse.Namespace) -> int:
     elif doc.get("verdict") == "inconclusive":
         gaps = "; ".join(g["source"] for g in doc.get("gaps") or [])
         say(f"root cause: none seen — inconclusive: the evidence is incomplete ({gaps}); see the report")
+    elif doc.get("resolved"):  # the incident of the window is over (a fix, or provisioning recovered)
+        was = doc["resolved"]
+        say(f"root cause: none now (healthy) — resolved: {was['code']}: {one_line(was['title'])}")
     else:
         say("root cause: none — nothing critical found (healthy)")
     say(

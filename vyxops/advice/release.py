@@ -14,6 +14,7 @@ from __future__ import annotations
 from vyxops.advice.model import NextStep, Situation, register, release_said
 from vyxops.advice.served import SERVED_AFTER, ReleaseRecord
 from vyxops.detect.model import Finding
+from vyxops.present import fmt_time_in_text
 
 MACHINE_ROOTS = ("MACHINE_EXITED_AUTO_DESTROYED", "MACHINE_EXITED", "MACHINE_LAUNCH_FAILED", "MACHINE_RESTART_LOOP")
 #: Machines that something other than provisioning made (a worker, a console): the releases do not update them.
@@ -113,7 +114,7 @@ def _image_that_served(s: Situation, failing: Finding) -> ReleaseRecord | None:
 def _machine_evidence(s: Situation) -> list[str]:
     f = s.root
     return [f"machine {f.facts.get('machine_id')} runs {f.facts.get('image')}: {f.title}"] + [
-        f"{x['time']} {x['detail']}".strip() for x in f.evidence[-2:]
+        f"{fmt_time_in_text(x['time'], s.tz) if x['time'] else ''} {x['detail']}".strip() for x in f.evidence[-2:]
     ]
 
 
