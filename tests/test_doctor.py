@@ -272,3 +272,26 @@ def test_live_pointed_by_the_base_url_variables_at_a_served_sandbox_is_all_well(
     assert not [line for line in lines if line.startswith(("problem", "skipped"))], text
     assert any(line.startswith("ok       APIs: registry") for line in lines)
     assert not any(value in text for value in creds.values() if len(value) > 20)
+
+
+def test_a_key_verify_jwt_refuses_is_a_problem_until_a_function_jwt_is_given(
+    sandbox_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an sb_secret_ key and verify_jwt on, VERIFY and --probe cannot run: doctor says so before an incident,
+    with what to set; the sandbox's user JWT in VYXOPS_FUNCTION_JWT makes it ok; a malformed one is named, unshown."""
+    scenario = "stub-image-sb-secret-key"
+    monkeypatch.delenv("VYXOPS_FUNCTION_JWT", raising=False)
+    code, lines, text = run(["--scenario", scenario, "--app", "vyx-app"], capsys)
+    auth = [line for line in lines if "contract: function auth:" in line]
+    assert code == 1 and auth and auth[0].startswith("problem ") and "VYXOPS_FUNCTION_JWT" in auth[0], text
+    assert main(["sandbox", "status", "--scenario", scenario, "--json"]) == 0
+    token = json.loads(capsys.readouterr().out)["supabase_function_jwt"]
+    monkeypatch.setenv("VYXOPS_FUNCTION_JWT", token)
+    code, lines, text = run(["--scenario", scenario, "--app", "vyx-app"], capsys)
+    assert code == 0 and any(line.startswith("ok ") and "function auth" in line for line in lines), text
+    assert token not in text
+    monkeypatch.setenv("VYXOPS_FUNCTION_JWT", "sb_publishable_not-a-jwt")
+    code, lines, text = run(["--scenario", scenario, "--app", "vyx-app"], capsys)
+    assert code == 1 and any("credentials: VYXOPS_FUNCTION_JWT: " in line for line in lines), text
+    assert "sb_publishable_not-a-jwt" not in text
+    assert_no_credential(text, scenario)

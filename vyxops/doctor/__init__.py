@@ -78,7 +78,11 @@ def run_doctor(
     if not d.live:
         d.credentials = sandbox_credentials(opened)
         outcomes += check_credentials(d)
-    d.session = build_session(target, opened)
+    try:  # a malformed $VYXOPS_FUNCTION_JWT is a credential problem, named; its value is never shown
+        function_jwt = config.function_jwt(environ)
+    except ConfigError as exc:
+        return outcomes + [problem("credentials", config.FUNCTION_JWT_VARIABLE, exc.message, exc.hint or "")]
+    d.session = build_session(target, opened, function_jwt=function_jwt)
     try:
         for _, check in CHECKS:
             outcomes += check(d)

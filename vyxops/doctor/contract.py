@@ -31,7 +31,33 @@ def check_contract(d: Doctor) -> Iterator[Outcome]:
         yield problem("contract", "pipeline", f"discovery could not read the platforms: {exc.message}",
                        "fix the problems above, or declare the contract in vyxops.toml (`vyxops init`)")  # fmt: skip
         return
+    d.pipeline = contract
     yield Outcome("contract", "pipeline", "ok", _contract_said(contract))
+    yield from _function_auth(d)
+
+
+def _function_auth(d: Doctor) -> Iterator[Outcome]:
+    """Whether the provisioning function's verify_jwt lets vyxops's bearer through: without it VERIFY_PROVISIONING
+    and --probe cannot run (the one rule: vyxops.function_auth), which a person wants to know before an incident."""
+    from vyxops.frames import fetch_functions
+    from vyxops.function_auth import HINT, bearer_said, verify_jwt_of, verify_jwt_refusal
+
+    s, c = d.session, d.pipeline
+    assert s is not None and c is not None
+    if not c.function:
+        return
+    try:
+        verify_jwt = verify_jwt_of(fetch_functions(s), c.function)
+    except (ApiError, TransportError) as exc:
+        yield Outcome("contract", "function auth", "skipped", f"the functions list could not be read: {exc.message}")
+        return
+    bearer = s.supabase.function_bearer
+    refused = verify_jwt_refusal(c.function, verify_jwt, bearer)
+    if refused is not None:
+        yield problem("contract", "function auth", f"{refused}: VERIFY_PROVISIONING and --probe cannot run", HINT)
+        return
+    on = {True: "verify_jwt on", False: "verify_jwt off", None: "verify_jwt not reported"}[verify_jwt]
+    yield Outcome("contract", "function auth", "ok", f"{c.function}: {on}; vyxops sends {bearer_said(bearer)}")
 
 
 def _contract_said(c: object) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vyxops import config
+from vyxops.contract import Contract
 from vyxops.errors import VyxopsError
 from vyxops.facts import SUPABASE_MGMT_PERMISSIONS
 from vyxops.session import Opened, Session
@@ -58,6 +59,7 @@ class Doctor:
     session: Session | None = None
     first_app: str | None = None  # --app, else the org's first app (for the app-level API checks)
     mgmt: dict[tuple[str, str], int | str] = field(default_factory=dict)  # (method, template) -> status or error
+    pipeline: Contract | None = None  # the contract the contract check resolved, for the checks after it
 
     @property
     def live(self) -> bool:
