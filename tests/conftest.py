@@ -15,6 +15,16 @@ ARTEFACT_SUFFIXES = {".ipynb", ".html", ".json", ".jsonl", ".parquet", ".png", "
 
 
 @pytest.fixture
+def no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a kernel fails the test: the checks must have stopped the run before."""
+
+    def refuse(*a: object, **k: object) -> None:
+        raise AssertionError("a kernel was started for bad input")
+
+    monkeypatch.setattr("vyxops.runner.Kernel.__init__", refuse)
+
+
+@pytest.fixture
 def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh sandbox directory and audit log for one test, set in the environment."""
     directory = tmp_path / "sandbox"

@@ -191,16 +191,6 @@ def _tree(root: Path) -> dict[str, tuple[bool, int, int]]:
 
 
 @pytest.fixture
-def no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starting a kernel fails the test: the checks must have stopped the run before."""
-
-    def refuse(*a: object, **k: object) -> None:
-        raise AssertionError("a kernel was started for bad input")
-
-    monkeypatch.setattr("vyxops.runner.Kernel.__init__", refuse)
-
-
-@pytest.fixture
 def deadline() -> Iterator[None]:
     """A hang (the YAML bomb took over 120 s) fails the test after 20 s instead of stalling the suite."""
 

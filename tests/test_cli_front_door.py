@@ -32,16 +32,6 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, **kw: object) ->
     )
 
 
-@pytest.fixture
-def no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starting a kernel fails the test: the checks must have stopped the run before."""
-
-    def refuse(*a: object, **k: object) -> None:
-        raise AssertionError("a kernel was started for bad input")
-
-    monkeypatch.setattr("vyxops.runner.Kernel.__init__", refuse)
-
-
 @pytest.mark.parametrize(
     ("args", "name"),
     [

@@ -23,16 +23,6 @@ GONE = "destroyed-machine-without-destroy-event"
 ROW_ONLY = "7a7a7a7a7a7a01"
 
 
-@pytest.fixture
-def no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starting a kernel fails the test: the checks must have stopped the run before."""
-
-    def refuse(*a: object, **k: object) -> None:
-        raise AssertionError("a kernel was started for bad input")
-
-    monkeypatch.setattr("vyxops.runner.Kernel.__init__", refuse)
-
-
 # --------------------------------------------------------------------------- --machine
 
 

@@ -28,16 +28,6 @@ NOW = pd.Timestamp("2025-10-02T17:25:00Z")
 SHOWN_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} (?:[A-Z]{2,6}|[+-]\d{2,4})")
 
 
-@pytest.fixture
-def no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starting a kernel fails the test: the checks must have stopped the run before."""
-
-    def refuse(*a: object, **k: object) -> None:
-        raise AssertionError("a kernel was started for bad input")
-
-    monkeypatch.setattr("vyxops.runner.Kernel.__init__", refuse)
-
-
 @pytest.mark.parametrize(
     ("args", "name"),
     [
