@@ -110,6 +110,23 @@ def test_a_releases_image_is_named_as_that_releases(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_a_failed_machine_is_told_with_the_release_whose_image_it_ran(path: Path) -> None:
+    """A failed machine's creation names the release whose image it ran, by the digest the machine records:
+    after a rollback ``:latest`` names another image, so the reference alone would hide that it was v2's."""
+    inv = _run(path)
+    images, machines = _release_images(inv), inv.evidence.machines.set_index("machine_id")
+    for f in inv.findings:
+        mid = f.facts.get("machine_id")
+        created = [x["detail"] for x in f.evidence if x["detail"].startswith(f"machine {mid} created with ")]
+        if not isinstance(mid, str) or not created or mid not in machines.index:
+            continue
+        m = machines.loc[mid]
+        ran = images.get(str(m["image"]), set()) | images.get(str(m["image_digest"]), set())
+        if ran:
+            assert any(f"release v{v}" in created[0] or f"v{v} and" in created[0] for v in ran), (mid, created, ran)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_a_failed_release_command_on_the_secrets_image_is_linked(path: Path) -> None:
     """When the image provisioning uses is one whose release command exited non-zero, the summary says so."""
     inv = _run(path)

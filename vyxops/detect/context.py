@@ -258,6 +258,16 @@ class Context:
         return sorted(set(out))
 
 
+def releases_said(versions: list[int], but: int | None = None) -> str:
+    """ ", release v2's image" (or "the image of releases v2 and v4") for an image those releases ran; "" for none."""
+    vs = [v for v in versions if v != but]
+    if not vs:
+        return ""
+    if len(vs) == 1:
+        return f", release v{vs[0]}'s image"
+    return ", the image of releases " + ", ".join(f"v{v}" for v in vs[:-1]) + f" and v{vs[-1]}"
+
+
 def _opt(value: object) -> str | None:
     return value if isinstance(value, str) else None
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from vyxops import facts
 from vyxops.contract import RUNNING, STARTING
-from vyxops.detect.context import Context
+from vyxops.detect.context import Context, releases_said
 from vyxops.detect.model import Finding, Link, ev, is_db_discrepancy, register
 from vyxops.present import fmt_time, fmt_time_in_text
 
@@ -69,10 +69,15 @@ def _str(value: Any) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
 
 
-def _created(m: Any) -> dict[str, str]:
+def _created(ctx: Context, m: Any) -> dict[str, str]:
+    """The machine's creation: its image, and which release's image that was when a digest says so (``:latest``
+    names another image after a rollback; the machine's digest still says what it ran)."""
     when = m.launch_at if pd.notna(m.launch_at) else m.created_at
     restart = m.restart_policy if pd.notna(m.restart_policy) else "unset"
-    detail = f"machine {m.machine_id} created with {m.image} (auto_destroy={bool(m.auto_destroy)}, restart={restart})"
+    ran = releases_said(ctx.releases_of(_str(m.image), _str(m.image_digest)))
+    detail = (
+        f"machine {m.machine_id} created with {m.image}{ran} (auto_destroy={bool(m.auto_destroy)}, restart={restart})"
+    )
     return ev("fly.events", when, detail)
 
 
@@ -83,7 +88,7 @@ def detect_launch_failed(ctx: Context) -> list[Finding]:
     for m in _failures(ctx, "never_started"):
         err = m.failed_error if pd.notna(m.failed_error) else "no start event"
         end = m.failed_at if pd.notna(m.failed_at) else m.destroy_at
-        evidence = [_created(m), ev("fly.events", end, f"never reached started: {err}")]
+        evidence = [_created(ctx, m), ev("fly.events", end, f"never reached started: {err}")]
         if pd.notna(m.destroy_at) or m.gone:
             evidence.append(ev("fly.events", m.destroy_at, f"destroyed (state {m.state_as_of})"))
         title = f"machine {m.machine_id} never started" + (" and was destroyed" if m.gone else "")
@@ -91,13 +96,13 @@ def detect_launch_failed(ctx: Context) -> list[Finding]:
     return out
 
 
-def _exit_evidence(m: Any) -> list[dict[str, str]]:
+def _exit_evidence(ctx: Context, m: Any) -> list[dict[str, str]]:
     code = None if pd.isna(m.exit_code) else int(m.exit_code)
     oom = None if pd.isna(m.oom_killed) else bool(m.oom_killed)
     said = facts.describe_exit(code, oom)
     asked = "" if pd.isna(m.requested_stop) else f", requested_stop={bool(m.requested_stop)}"
     evidence = [
-        _created(m),
+        _created(ctx, m),
         ev("fly.events", m.start_at, "started: the image was pulled and ran"),
         ev("fly.events", m.exit_at, f"{said}{asked}"),
     ]
@@ -124,7 +129,7 @@ def detect_exited(ctx: Context) -> list[Finding]:
             kind, title = "MACHINE_EXITED", f"machine {m.machine_id} {said} and is {m.state_as_of}"
         reported = m.row_role == RUNNING
         out.append(
-            _finding(ctx, m, kind, title, _exit_evidence(m), code=code if code is not None else "not reported",
+            _finding(ctx, m, kind, title, _exit_evidence(ctx, m), code=code if code is not None else "not reported",
                      exit_code=code, oom_killed=oom, reported_running=bool(reported))
         )  # fmt: skip
     return out
@@ -141,7 +146,7 @@ def detect_restart_loop(ctx: Context) -> list[Finding]:
         restarts = int(m.restart_count) if pd.notna(m.restart_count) else max(0, int(m.failing_exits) - 1)
         now = "still restarting" if m.state_as_of == facts.STARTED else f"gave up and is {m.state_as_of}"
         evidence = [
-            _created(m),
+            _created(ctx, m),
             ev("fly.events", m.start_at, "started"),
             ev("fly.events", m.exit_at, f"exit {int(m.failing_exits)}: {facts.describe_exit(code, None)}, "
                                         f"restart_count {restarts}; {now}"),
@@ -165,7 +170,7 @@ def detect_release_command_failed(ctx: Context) -> list[Finding]:
         if m.process_group != facts.RELEASE_COMMAND_GROUP:
             continue
         code = None if pd.isna(m.exit_code) else int(m.exit_code)
-        evidence = [_created(m), ev("fly.events", m.exit_at, f"release command {facts.describe_exit(code, None)}")]
+        evidence = [_created(ctx, m), ev("fly.events", m.exit_at, f"release command {facts.describe_exit(code, None)}")]
         title = f"release command on {m.image} {facts.describe_exit(code, None)}: that deploy was aborted"
         version, deployed = _failed_release(ctx, m)
         out.append(

@@ -9,7 +9,7 @@ import pandas as pd
 
 from vyxops import facts
 from vyxops.coverage import Gap
-from vyxops.detect.context import Context
+from vyxops.detect.context import Context, releases_said
 from vyxops.detect.creates import KIND_SAYS
 from vyxops.detect.machines import story_sentence
 from vyxops.detect.model import Finding, is_machine_failure
@@ -70,16 +70,6 @@ def _failures_told(found: list[Finding], keep: Callable[[Finding], bool]) -> lis
     return told
 
 
-def _releases_said(versions: list[int], but: int | None = None) -> str:
-    """ ", release v2's image" (or "the image of releases v2 and v4") for an image those releases ran; "" for none."""
-    vs = [v for v in versions if v != but]
-    if not vs:
-        return ""
-    if len(vs) == 1:
-        return f", release v{vs[0]}'s image"
-    return ", the image of releases " + ", ".join(f"v{v}" for v in vs[:-1]) + f" and v{vs[-1]}"
-
-
 def _release_commands(ref: str | None, digest: str | None, found: list[Finding]) -> list[str]:
     """Why an image never became a release: the release command of its deploy exited non-zero."""
     out = []
@@ -102,7 +92,7 @@ def _secret(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     f, secret = root.facts, ctx.provisioning.secret
     parts = [
         f"Supabase secret {secret} (updated {_when(f['updated_at'])}) points at {f['ref']} — its SHA-256 "
-        f"digest matches that reference{_releases_said(f.get('releases') or [], f['release_version'])} — not the "
+        f"digest matches that reference{releases_said(f.get('releases') or [], f['release_version'])} — not the "
         f"current release v{f['release_version']}'s image {f['release_image']} "
         f"(released {_when(f['release_created_at'])})."
     ]
@@ -161,7 +151,7 @@ def _machine(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
             f"{release.image}{same}, and it fails."
         ]
     else:
-        ran = _releases_said(ctx.releases_of(img, root.facts.get("digest")))
+        ran = releases_said(ctx.releases_of(img, root.facts.get("digest")))
         parts = [f"Machine {root.facts['machine_id']} ran {img}{ran}."]
     return parts + _failures_told(found, lambda x: x.facts.get("image") == img)
 
@@ -173,7 +163,7 @@ def _latest(ctx: Context, root: Finding, found: list[Finding]) -> list[str]:
     why = f"{secret} is unset, so {fn} uses" if not f["secret_set"] else f"{secret} names"
     why = why if secret else f"{fn} provisions with"
     parts = [
-        f"{why} {f['ref']}, which now names {f['digest']}{_releases_said(f.get('releases') or [])}, "
+        f"{why} {f['ref']}, which now names {f['digest']}{releases_said(f.get('releases') or [])}, "
         f"not release v{f['release_version']}'s image "
         f"{f['release_image']} ({f['release_digest']}): the tag was overwritten, or not moved by the last deploy."
     ]
