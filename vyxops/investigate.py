@@ -187,7 +187,7 @@ def analyse(
         focus = {machine_id} | ({root_mid} if isinstance(root_mid, str) else set())
         findings = [f for f in findings if f is root or _concerns(f, focus)]
     gaps = list(dict.fromkeys(evidence.gaps + ctx.gaps))
-    health = release_health(evidence, ctx.tz)
+    health = release_health(evidence, ctx.tz, judge=root is not None)  # only a root is rolled back
     settle_fixes(evidence, root, findings, health)
     steps = next_steps(evidence, root, findings, health, project_ref, ctx.tz)
     summary = summarize(ctx, root, findings, gaps, ctx.tz)

@@ -248,14 +248,23 @@ class Context:
         """The versions (oldest first) of the releases that ran ``ref`` (by reference, or by digest through
         ImageIdentity): a rollback makes several. A ``failed`` release never ran its image (flyctl moves no machine
         when its release command fails), so it is not one."""
+        out = [
+            version
+            for version, image, image_digest in self._ran_images
+            if image == ref or (digest is not None and self.identity.same(digest, image_digest))
+        ]
+        return sorted(set(out))
+
+    @functools.cached_property
+    def _ran_images(self) -> list[tuple[int, str, str | None]]:
+        """(version, image, its digest as the registry answered) of each release that ran its image, read once:
+        :meth:`releases_of` is asked for every failed machine (a busy day has hundreds)."""
         rel = self.e.releases
         out = []
         for version, image, status in zip(rel["version"].tolist(), rel["image"].tolist(), rel["status"].tolist()):
-            if not isinstance(image, str) or status == facts.RELEASE_FAILED or pd.isna(version):
-                continue
-            if image == ref or (digest is not None and self.identity.same(digest, self.e.head(image)[1])):
-                out.append(int(version))
-        return sorted(set(out))
+            if isinstance(image, str) and status != facts.RELEASE_FAILED and not pd.isna(version):
+                out.append((int(version), image, self.e.head(image)[1]))
+        return out
 
 
 def releases_said(versions: list[int], but: int | None = None) -> str:
