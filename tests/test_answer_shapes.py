@@ -24,7 +24,8 @@ from vyxops.cli import main
 from vyxops.errors import ApiError, TransportError, UnexpectedAnswer, exit_code_for
 from vyxops.http import RetryPolicy
 from vyxops.investigate import investigate
-from vyxops.session import Credentials, Opened, Session, build_session, open_session
+from vyxops.session import Session, build_session, open_session
+from vyxops.targets import Credentials, Opened
 from vyxops_sandbox.router import SandboxApp
 
 APP = "vyx-app"

@@ -25,7 +25,8 @@ from vyxops.clients.fly import RELEASES_QUERY, RELEASES_WITH_CURRENT_QUERY
 from vyxops.fixes import plan_fixes
 from vyxops.http import RetryPolicy
 from vyxops.investigate import Investigation, investigate
-from vyxops.session import Credentials, Opened, Session, build_session, open_session
+from vyxops.session import Session, build_session, open_session
+from vyxops.targets import Credentials, Opened
 
 STORY = Path(__file__).parent / "scenarios" / "deploys-interrupted-rollout-secret-on-stub.yaml"
 APP = "vyx-app"

@@ -21,7 +21,8 @@ import pytest
 from vyxops import config, frames
 from vyxops.contract import SEED
 from vyxops.http import RegistryBasicAuth, RetryPolicy, supabase_key
-from vyxops.session import Credentials, Opened, Session, build_session, open_session
+from vyxops.session import Session, build_session, open_session
+from vyxops.targets import Credentials, Opened
 from vyxops_sandbox.testing import world_of
 
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -25,12 +25,11 @@ import httpx
 
 from vyxops.errors import InputError, redact
 from vyxops.redaction import register_secret_digest, registered_values, secret_digest
+from vyxops.targets import Credentials, Opened, OpenRequest
 from vyxops.timeutil import parse_rfc3339_ms
 
 if TYPE_CHECKING:
     from vyxops.function_auth import FunctionBearer
-    from vyxops.session import Opened
-    from vyxops.targets import OpenRequest
 
 BUNDLE_SCHEMA = "vyxops.bundle/1"
 _KEEP_HEADERS = (
@@ -291,8 +290,6 @@ class FixedClock:
 def open_bundle(request: OpenRequest) -> Opened:
     """The ``bundle`` opener: answers from the bundle, its capture time as the clock."""
     import pandas as pd
-
-    from vyxops.session import Credentials, Opened
 
     path = Path(request.target.path or "")
     meta = read_bundle_meta(path)

@@ -21,7 +21,6 @@ from vyxops.clients.fly import FlyClient
 from vyxops.clients.supabase import SupabaseClient
 from vyxops.errors import register_secret
 from vyxops.flytokens import FlyTokens
-from vyxops.function_auth import FunctionBearer
 from vyxops.http import (
     Api,
     Clock,
@@ -34,49 +33,9 @@ from vyxops.http import (
     supabase_key,
 )
 from vyxops.pools import PooledTransport
+from vyxops.targets import Opened, OpenRequest, incarnation_of, open_target
 
 log = logging.getLogger("vyxops.session")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """The credentials a session sends; registered for redaction when a session opens."""
-
-    fly_token: str
-    supabase_service_role_key: str
-    supabase_access_token: str
-    project_ref: str
-
-    def __repr__(self) -> str:
-        return f"Credentials(project_ref={self.project_ref!r}, <tokens redacted>)"
-
-
-@dataclass
-class Opened:
-    """What an opener hands back: everything a session needs besides the clients themselves."""
-
-    opener: str  # the registered opener's name, e.g. "sandbox" or "live"
-    label: str  # the target as reports name it, e.g. sandbox:stub-image
-    description: str  # one line saying which opener was chosen and where it points
-    credentials: Credentials
-    clock: Clock
-    supabase_url: str
-    transport: httpx.BaseTransport | None = None
-    urls: dict[str, str] = field(default_factory=lambda: dict(config.LIVE_URLS))
-    org: str = "personal"
-    closers: list[Callable[[], None]] = field(default_factory=list)  # run when the session closes
-    handles: dict[str, object] = field(default_factory=dict)  # opener-specific objects, for testing hooks
-    # Which world the target is: a sandbox's changes at every reset (its state says which); "" for a target that is
-    # one world as long as it is itself (live: the label and the project, :func:`incarnation_of`).
-    incarnation: str = ""
-    # What the session sends Edge Functions as a bearer, when the opener knows better than the credentials (a bundle:
-    # the capture's, which it recorded); None: derived from the credentials (vyxops.function_auth.bearer_of).
-    function_bearer: FunctionBearer | None = None
-
-
-def incarnation_of(label: str, project_ref: str, given: str = "") -> str:
-    """The target's incarnation: the one the opener read (a sandbox's), else the target and its project."""
-    return given or f"{label}:{project_ref}"
 
 
 @dataclass
@@ -138,14 +97,12 @@ def open_session(
     ``base_url`` sends every API to one origin. With ``record``, every exchange
     is kept on ``session.recorder`` for an evidence bundle.
     """
-    from vyxops import targets
-
     t = target if isinstance(target, config.Target) else config.parse_target(target)
-    request = targets.OpenRequest(
+    request = OpenRequest(
         target=t, scenario=scenario, sandbox_dir=sandbox_dir, faults=faults, environ=environ, retry=retry
     )
     function_jwt = config.function_jwt(request.env)  # a malformed one is exit 2, before any call
-    opened = targets.open_target(request)
+    opened = open_target(request)
     log.info("session: %s", opened.description)
     return build_session(t, opened, retry=retry, record=record, base_url=base_url, function_jwt=function_jwt)
 

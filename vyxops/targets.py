@@ -1,6 +1,6 @@
 """Targets: one registered opener per way of reaching the platforms, and the rule that picks one.
 
-An opener turns an :class:`OpenRequest` into an :class:`~vyxops.session.Opened`
+An opener turns an :class:`OpenRequest` into an :class:`Opened`
 (credentials, transport, clock, labels); :func:`vyxops.session.open_session`
 builds the clients over it. Openers are registered by dotted path and imported
 only when chosen, so the simulator (the ``vyxops_sandbox`` package, an optional
@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -30,10 +30,15 @@ from vyxops import config
 from vyxops.errors import ConfigError
 
 if TYPE_CHECKING:
-    from vyxops.http import RetryPolicy
-    from vyxops.session import Opened
+    import httpx
+
+    from vyxops.function_auth import FunctionBearer
+    from vyxops.http import Clock, RetryPolicy
 
 __all__ = [
+    "Credentials",
+    "Opened",
+    "incarnation_of",
     "OpenRequest",
     "OPENERS",
     "SANDBOX_URL_ENV",
@@ -49,6 +54,47 @@ __all__ = [
 SANDBOX_URL_ENV = "VYXOPS_SANDBOX_URL"
 #: The simulator's package: an optional extra, imported only through this module.
 SANDBOX_PACKAGE = "vyxops_sandbox"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The credentials a session sends; registered for redaction when a session opens."""
+
+    fly_token: str
+    supabase_service_role_key: str
+    supabase_access_token: str
+    project_ref: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(project_ref={self.project_ref!r}, <tokens redacted>)"
+
+
+@dataclass
+class Opened:
+    """What an opener hands back: everything a session needs besides the clients themselves."""
+
+    opener: str  # the registered opener's name, e.g. "sandbox" or "live"
+    label: str  # the target as reports name it, e.g. sandbox:stub-image
+    description: str  # one line saying which opener was chosen and where it points
+    credentials: Credentials
+    clock: Clock
+    supabase_url: str
+    transport: httpx.BaseTransport | None = None
+    urls: dict[str, str] = field(default_factory=lambda: dict(config.LIVE_URLS))
+    org: str = "personal"
+    closers: list[Callable[[], None]] = field(default_factory=list)  # run when the session closes
+    handles: dict[str, object] = field(default_factory=dict)  # opener-specific objects, for testing hooks
+    # Which world the target is: a sandbox's changes at every reset (its state says which); "" for a target that is
+    # one world as long as it is itself (live: the label and the project, :func:`incarnation_of`).
+    incarnation: str = ""
+    # What the session sends Edge Functions as a bearer, when the opener knows better than the credentials (a bundle:
+    # the capture's, which it recorded); None: derived from the credentials (vyxops.function_auth.bearer_of).
+    function_bearer: FunctionBearer | None = None
+
+
+def incarnation_of(label: str, project_ref: str, given: str = "") -> str:
+    """The target's incarnation: the one the opener read (a sandbox's), else the target and its project."""
+    return given or f"{label}:{project_ref}"
 
 
 @dataclass(frozen=True)
@@ -137,7 +183,6 @@ def sandbox_control() -> ModuleType:
 def open_live(request: OpenRequest) -> Opened:
     """The real APIs: credentials from the environment only (SPEC.md "Targets")."""
     from vyxops.http import WallClock
-    from vyxops.session import Credentials, Opened
 
     env = dict(request.env)
     urls = config.live_urls(env)  # bad base URLs fail here, before any call

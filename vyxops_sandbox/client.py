@@ -17,8 +17,7 @@ import httpx
 from vyxops import config
 from vyxops.errors import ConfigError
 from vyxops.pools import PooledTransport
-from vyxops.session import Credentials, Opened
-from vyxops.targets import SANDBOX_URL_ENV, OpenRequest
+from vyxops.targets import SANDBOX_URL_ENV, Credentials, Opened, OpenRequest
 from vyxops_sandbox.hosted import FAULT_HEADER
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vyxops import config
-from vyxops.session import Credentials, Opened
-from vyxops.targets import OpenRequest
+from vyxops.targets import Credentials, Opened, OpenRequest
 from vyxops_sandbox.faults import Faults
 from vyxops_sandbox.router import SandboxApp, SandboxTransport
 from vyxops_sandbox.world import World

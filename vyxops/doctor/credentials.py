@@ -8,8 +8,8 @@ from vyxops import config
 from vyxops.doctor.model import Credential, Doctor, Outcome, problem
 from vyxops.errors import ConfigError
 from vyxops.flytokens import FlyTokens
-from vyxops.session import Credentials, Opened
 from vyxops.shapes import access_token_problem, fly_token_problem, project_ref_problem, service_key_problem
+from vyxops.targets import Credentials, Opened
 
 
 def live_credentials(env: Mapping[str, str]) -> list[Credential]:

@@ -10,7 +10,8 @@ from vyxops import config
 from vyxops.contract import Contract
 from vyxops.errors import VyxopsError
 from vyxops.facts import SUPABASE_MGMT_PERMISSIONS
-from vyxops.session import Opened, Session
+from vyxops.session import Session
+from vyxops.targets import Opened
 
 Status = Literal["ok", "skipped", "problem"]
 GROUPS = ("credentials", "APIs", "permissions", "contract")
