@@ -19,12 +19,13 @@ import httpx
 import pytest
 
 from vyxops import config, frames
-from vyxops.bundle import FixedClock, exchange_key
+from vyxops.bundle import FixedClock
 from vyxops.cli import main
 from vyxops.clients.fly import RELEASES_QUERY, RELEASES_WITH_CURRENT_QUERY
 from vyxops.fixes import plan_fixes
 from vyxops.http import RetryPolicy
 from vyxops.investigate import Investigation, investigate
+from vyxops.recording import exchange_key
 from vyxops.session import Session, build_session, open_session
 from vyxops.targets import Credentials, Opened
 

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ),
     ("vyxops.http",),
     ("vyxops.clients",),
-    ("vyxops.session", "vyxops.targets", "vyxops.bundle"),
+    ("vyxops.session", "vyxops.targets", "vyxops.recording", "vyxops.bundle"),
     ("vyxops.frames", "vyxops.logreads"),
     ("vyxops.evidence",),
     ("vyxops.discover", "vyxops.discover_table"),

@@ -254,7 +254,7 @@ def test_replay_masks_the_captured_credentials_a_bundle_still_holds(sandbox_env:
 def test_a_bundle_body_is_redacted_as_parsed_and_kept_byte_for_byte_when_clean() -> None:
     """A JSON body whose string holds a JSON-escaped token is rewritten masked; a JSON-lines body line by line;
     a clean body (a manifest, whose digest is its bytes) is kept as it came."""
-    from vyxops.bundle import redacted_body
+    from vyxops.recording import redacted_body
 
     register_all()
     token = sandbox_credentials("legacy-jwt")["fly_api_token"]

@@ -2,11 +2,8 @@
 
 A bundle is a directory holding ``bundle.json`` (what was captured, from which
 target, at what time) and ``exchanges.jsonl`` (one request → response per line).
-Replaying it is a transport, like the sandbox: nothing above HTTP knows.
-Request headers are never written (they hold the credentials). Response bodies are
-redacted after parsing: each JSON string value is redacted as the text a reader will see
-(a ``\\u0066``-escaped token in the serialised body is a raw token once parsed), and a body
-is rewritten only when something was masked (a manifest keeps its bytes, and its digest).
+Replaying it is a transport, like the sandbox: nothing above HTTP knows. Capturing is
+:mod:`vyxops.recording`'s transport, which redacts what it keeps.
 ``bundle.json`` keeps the SHA-256 of each credential the capture ran with (never the value):
 replaying registers them, so a credential a bundle still holds in a form capture missed
 (a bundle from an older vyxops) is masked where the replay runs without any credentials.
@@ -15,7 +12,6 @@ replaying registers them, so a credential a bundle still holds in a form capture
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 from pathlib import Path
@@ -23,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from vyxops.errors import InputError, redact
+from vyxops.errors import InputError
+from vyxops.recording import RecordingTransport, exchange_key
 from vyxops.redaction import register_secret_digest, registered_values, secret_digest
 from vyxops.targets import Credentials, Opened, OpenRequest
 from vyxops.timeutil import parse_rfc3339_ms
@@ -32,85 +29,8 @@ if TYPE_CHECKING:
     from vyxops.function_auth import FunctionBearer
 
 BUNDLE_SCHEMA = "vyxops.bundle/1"
-_KEEP_HEADERS = (
-    "content-type",
-    "fly-next-cursor",
-    "content-range",
-    "docker-content-digest",
-    "retry-after",
-    "x-ratelimit-remaining",
-)
-
 #: The bundle meta key that records the bearer the capture sent Edge Functions (vyxops.function_auth).
 FUNCTION_BEARER_KEY = "function_bearer"
-
-
-def exchange_key(request: httpx.Request) -> str:
-    """What identifies a request in a bundle: method, path, sorted query and a body digest."""
-    query = sorted(request.url.params.multi_items())
-    body = hashlib.sha256(request.content or b"").hexdigest()[:16]
-    return json.dumps([request.method, request.url.path, query, body])
-
-
-class RecordingTransport(httpx.BaseTransport):
-    """Passes requests on to ``inner`` and keeps each exchange for :func:`write_bundle`."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.exchanges: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        response = self.inner.handle_request(request)
-        response.read()
-        with self.lock:
-            self.exchanges.append(
-                {
-                    "key": exchange_key(request),
-                    "host": request.url.host,
-                    "status": response.status_code,
-                    "headers": {k: v for k, v in response.headers.items() if k.lower() in _KEEP_HEADERS},
-                    "body_b64": base64.b64encode(redacted_body(response.content)).decode() if response.content else "",
-                }
-            )
-        return httpx.Response(response.status_code, headers=response.headers, content=response.content, request=request)
-
-
-JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
-
-
-def redacted_body(content: bytes) -> bytes:
-    """``content`` with every credential masked in what a client parses out of it: the values of a JSON
-    body (or of each line of a JSON-lines body), else its text. Unchanged bytes when nothing was masked."""
-    text = content.decode("utf-8", "replace")
-    try:
-        parsed = [json.loads(text)]
-        lines = False
-    except ValueError:
-        try:
-            parsed = [json.loads(line) for line in text.splitlines() if line.strip()]
-            lines = True
-        except ValueError:
-            masked = redact(text)
-            return content if masked == text else masked.encode()
-    masked_values = [_redact_json(value) for value in parsed]
-    if masked_values == parsed and redact(text) == text:
-        return content
-    if lines:
-        return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in masked_values).encode()
-    return json.dumps(masked_values[0], ensure_ascii=False).encode()
-
-
-def _redact_json(value: JsonValue) -> JsonValue:
-    """A parsed JSON value with every string (keys too) redacted."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redact_json(v) for v in value]
-    if isinstance(value, dict):
-        return {redact(k): _redact_json(v) for k, v in value.items()}
-    return value
 
 
 def forbidden_digests() -> list[dict[str, object]]:

@@ -949,10 +949,11 @@ def _report_audit(args: argparse.Namespace, notify: str | None, summary: dict[st
 
 def cmd_capture(args: argparse.Namespace) -> int:
     check_common(args)
-    from vyxops.bundle import CONTRACT_FILE, FUNCTION_BEARER_KEY, RecordingTransport, write_bundle
+    from vyxops.bundle import CONTRACT_FILE, FUNCTION_BEARER_KEY, write_bundle
     from vyxops.contract import to_toml
     from vyxops.discover import resolve_contract
     from vyxops.evidence import ProjectReads, collect_evidence, parse_window
+    from vyxops.recording import RecordingTransport
     from vyxops.session import open_session
     from vyxops.timeutil import iso
 

@@ -33,6 +33,7 @@ from vyxops.http import (
     supabase_key,
 )
 from vyxops.pools import PooledTransport
+from vyxops.recording import RecordingTransport
 from vyxops.targets import Opened, OpenRequest, incarnation_of, open_target
 
 log = logging.getLogger("vyxops.session")
@@ -124,8 +125,6 @@ def build_session(
     transport = opened.transport
     recorder = None
     if record:
-        from vyxops.bundle import RecordingTransport
-
         recorder = RecordingTransport(transport or PooledTransport(retries=1))
         transport = recorder
     urls, supabase_url = dict(opened.urls), opened.supabase_url

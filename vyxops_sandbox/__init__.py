@@ -3,5 +3,5 @@
 The product reaches it only through :mod:`vyxops.targets` (the ``sandbox`` and
 ``sandbox-served`` openers); tests reach the world behind a session through
 :func:`vyxops_sandbox.testing.world_of`. It may import vyxops's leaf modules
-(errors, images, timeutil) and the session types its openers return, nothing above.
+(errors, images, timeutil), and its openers the types they return (:mod:`vyxops.targets`), nothing above.
 """
