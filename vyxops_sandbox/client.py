@@ -18,7 +18,7 @@ from vyxops import config
 from vyxops.errors import ConfigError
 from vyxops.pools import PooledTransport
 from vyxops.targets import SANDBOX_URL_ENV, Credentials, Opened, OpenRequest
-from vyxops_sandbox.hosted import FAULT_HEADER
+from vyxops_sandbox.served import FAULT_HEADER
 
 
 class ServedSandboxClock:

@@ -8,8 +8,6 @@ from typing import Any
 
 from vyxops.targets import SANDBOX_URL_ENV as ENV  # where a session finds a served sandbox
 
-FAULT_HEADER = "x-vyxops-sandbox-fault"  # a served sandbox's "this request timed out"
-
 
 class HostedSandbox:
     """The sandbox the CLI serves to its notebook kernel, on the virtual clock.

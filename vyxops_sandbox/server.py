@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 
 from vyxops_sandbox.faults import Faults
-from vyxops_sandbox.hosted import FAULT_HEADER
 from vyxops_sandbox.router import InjectedTimeout, SandboxApp
+from vyxops_sandbox.served import FAULT_HEADER
 from vyxops_sandbox.world import World
 
 CONTROL = "/_sandbox/"
