@@ -153,7 +153,7 @@ def plant(world: World, values: list[str]) -> None:
     fn = world.function("provision-machine")
     assert fn is not None
     for i, value in enumerate(values):
-        world._fly_log(APP, at + i, f"auth failed for {value}", MACHINE, "sjc", "error", "app")
+        world.fly_log(APP, at + i, f"auth failed for {value}", MACHINE, "sjc", "error", "app")
         function_log(world, fn, "", at + i, f"upstream answered {value}", "error")
     world.db_update("machines", {"fly_machine_id": MACHINE}, {"error": " ".join(values)})
     app = world.app(APP)
@@ -206,7 +206,7 @@ def escaped_token_world(sandbox_env: Path, tmp_path: Path) -> tuple[Path, str]:
     plant_lines = [encode_credential(token, "json-escaped"), "MARKER-RAW-TOKEN-GOES-HERE"]
     at = world.now_ms - 20 * 60_000
     for i, line in enumerate(plant_lines):
-        world._fly_log(APP, at + i, f'{{"msg":"auth","token":"{line}"}}', MACHINE, "sjc", "error", "app")
+        world.fly_log(APP, at + i, f'{{"msg":"auth","token":"{line}"}}', MACHINE, "sjc", "error", "app")
     world.save()
     return path, token
 

@@ -43,7 +43,7 @@ SILENT_ERROR = "Internal Server Error"  # what a function that logs nothing answ
 
 def add_function(world: World, slug: str) -> None:
     """Deploy a function (FunctionResponse shape, mgmt-functions-list.sample.json); ``verify_jwt`` per platform."""
-    fid = world._uuid(f"function:{slug}")
+    fid = world.new_uuid(f"function:{slug}")
     ms = world.now_ms
     ref = world.state["supabase"]["project_ref"]
     world.state["supabase"]["functions"].append(
@@ -58,7 +58,7 @@ def add_function(world: World, slug: str) -> None:
             "verify_jwt": world.platform.supabase.verify_jwt,
             "import_map": False,
             "entrypoint_path": f"file:///tmp/user_fn_{ref}_{fid}_1/source/index.ts",
-            "ezbr_sha256": world._hash("ezbr", slug),
+            "ezbr_sha256": world.stable_hash("ezbr", slug),
         }
     )
 
@@ -69,8 +69,8 @@ def function_log(
     """One ``function_logs`` row (console output) of the logs endpoint's ``logs`` table."""
     world.state["supabase"]["logs"].append(
         {
-            "id": world._uuid("fnlog"),
-            "timestamp_us": at_ms * 1000 + int(world._next("us")[:4], 16) % 1000,
+            "id": world.new_uuid("fnlog"),
+            "timestamp_us": at_ms * 1000 + int(world.next_hash("us")[:4], 16) % 1000,
             "source": "function_logs",
             "event_message": message + "\n",
             "severity_text": {"error": "ERROR", "info": "INFO", "warn": "WARN"}.get(level, ""),
@@ -114,7 +114,7 @@ def invoke(
         return 404, {"code": "NOT_FOUND", "message": "Requested function was not found"}
     p = world.pipeline
     t0 = world.now_ms
-    exec_id = world._uuid("execution")
+    exec_id = world.new_uuid("execution")
     function_log(world, fn, "", t0, "booted (time: 31ms)", "log", "Boot")
     secrets = world.state["supabase"]["secrets"]
     app = str(body.get("app") or secrets.get("FLY_APP_NAME", {}).get("value", ""))
@@ -217,7 +217,7 @@ def _insert_row(
     assert table is not None
     stamp = world.pg_now(200)
     row: dict[str, Any] = {c: None for c in table["columns"]}
-    row["id"] = world._uuid("row")
+    row["id"] = world.new_uuid("row")
     row["region"] = call.region
     values = {"user": call.user, "machine_id": machine, "app": call.app, "image": call.image, "status": status,
               "error": error, "created_at": stamp, "updated_at": stamp}  # fmt: skip
@@ -234,7 +234,7 @@ def _edge_log(world: World, fn: dict[str, Any], exec_id: str, slug: str, status:
     sup = world.state["supabase"]
     sup["logs"].append(
         {
-            "id": world._uuid("edgelog"),
+            "id": world.new_uuid("edgelog"),
             "timestamp_us": done_ms * 1000,
             "source": "function_edge_logs",
             "event_message": f"POST | {status} | https://{sup['project_ref']}.supabase.co/functions/v1/{slug}",

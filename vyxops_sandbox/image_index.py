@@ -26,7 +26,7 @@ ATTESTATION = "attestation-manifest"
 FLY_PLATFORM = {"architecture": "amd64", "os": "linux"}  # Fly Machines run x86-64
 PLATFORMS = (FLY_PLATFORM, {"architecture": "arm64", "os": "linux"})
 
-Hash = Callable[..., str]  # World._hash: deterministic hex from the scenario's name and the parts
+Hash = Callable[..., str]  # World.stable_hash: deterministic hex from the scenario's name and the parts
 
 
 def _dump(body: dict[str, Any]) -> str:

@@ -122,7 +122,7 @@ def create(
         raise refused
     repo, tag, digest, manifest = resolved
     t0 = world.now_ms
-    mid = machine_id or world._next("machine")[:14]
+    mid = machine_id or world.next_hash("machine")[:14]
     m = _new_machine(world, mid, name, region, config, (repo, tag, digest), t0)
     m["_run"] = _run_spec(manifest, run, session_s)
     a["machines"][mid] = m
@@ -133,7 +133,7 @@ def create(
     else:
         log(world, app, m, t0 + PULL_MS, f"Successfully prepared image {image} ({PULL_MS / 1000:.1f}s)")
         log(world, app, m, t0 + START_MS - 100, "Configuring firecracker")
-        world._schedule(t0 + START_MS, "machine_start", app=app, machine_id=mid)
+        world.schedule(t0 + START_MS, "machine_start", app=app, machine_id=mid)
     world.touch()
     return copy.deepcopy(m)
 
@@ -147,7 +147,7 @@ def _new_machine(
     image: tuple[str, str | None, str],
     t0: int,
 ) -> dict[str, Any]:
-    h = world._hash("machine-name", mid)
+    h = world.stable_hash("machine-name", mid)
     repo, tag, digest = image
     labels: dict[str, str] | None = {} if not world.platform.fly.empty_as_null else None
     config = copy.deepcopy(config)
@@ -160,7 +160,7 @@ def _new_machine(
         "state": "created",
         "region": region,
         "image_ref": {"registry": FLY_REGISTRY, "repository": repo, "tag": tag, "digest": digest, "labels": labels},
-        "instance_id": world._ulid("instance", t0),
+        "instance_id": world.new_ulid("instance", t0),
         "private_ip": f"fdaa:0:{h[8:12]}:a7b:{h[12:15]}:{h[15:19]}:{h[19:23]}:2",
         "created_at": iso(t0 - t0 % 1000),
         "updated_at": iso(t0 - t0 % 1000),
@@ -245,7 +245,7 @@ def _schedule_run(world: World, app: str, m: dict[str, Any], start: int) -> None
 
 
 def _exit_later(world: World, app: str, m: dict[str, Any], exited_at: int, code: int) -> None:
-    world._schedule(
+    world.schedule(
         exited_at + EXIT_EVENT_MS, "machine_exit", app=app, machine_id=m["id"], exited_at_ms=exited_at, code=code
     )
 
@@ -264,7 +264,7 @@ def _exit(world: World, app: str, m: dict[str, Any], at: int, exited_at: int, co
         if _policy(m)[0] == "always":
             delay = min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** min(run["restart_count"] - 1, 20))
         log(world, app, m, at + 50, "Machine exited, restarting per its restart policy")
-        world._schedule(at + delay, "machine_start", app=app, machine_id=m["id"])
+        world.schedule(at + delay, "machine_start", app=app, machine_id=m["id"])
     elif m["config"].get("auto_destroy"):
         event_later(world, app, m["id"], at + DESTROY_AFTER_EXIT_MS, destroy_event("flyd"))
 
@@ -287,10 +287,10 @@ def _report(world: World, m: dict[str, Any], at: int, role: str) -> None:
     """The app on the machine writes its own row's status, as the real app does: the team's word for ``role``.
 
     ``role`` is ``running`` or ``stopped``; the row is the one whose machine-id column
-    names this machine, in the team's table (``World._db_report``).
+    names this machine, in the team's table (``World.db_report``).
     """
     p = world.pipeline
-    world._schedule(at, "db_report", table=p.table, fly_machine_id=m["id"], status=p.word(role))
+    world.schedule(at, "db_report", table=p.table, fly_machine_id=m["id"], status=p.word(role))
 
 
 def _reports(m: dict[str, Any]) -> bool:
@@ -349,17 +349,17 @@ def add_event(world: World, m: dict[str, Any], event: dict[str, Any], at: int) -
         m["_destroyed_at_ms"] = at
         if not world.platform.fly.destroy_events:
             return
-    m["events"].insert(0, {"id": world._ulid("event", at), **event, "timestamp": at})
+    m["events"].insert(0, {"id": world.new_ulid("event", at), **event, "timestamp": at})
 
 
 def event_later(world: World, app: str, mid: str, at: int, event: dict[str, Any]) -> None:
-    world._schedule(at, "machine_event", app=app, machine_id=mid, event=event)
+    world.schedule(at, "machine_event", app=app, machine_id=mid, event=event)
 
 
 def log(
     world: World, app: str, m: dict[str, Any], at: int, message: str, *, provider: str = "runner", level: str = "info"
 ) -> None:
-    world._schedule(
+    world.schedule(
         at, "fly_log", app=app, instance=m["id"], region=m["region"], message=message, provider=provider, level=level
     )
 
@@ -384,8 +384,8 @@ def _requested_exit(world: World, app: str, m: dict[str, Any]) -> None:
     now = world.now_ms
     if _reports(m):
         p = world.pipeline
-        world._db_report(p.table, m["id"], p.word("stopped"), now)
-    world._fly_log(app, now, "Sending signal SIGINT to main child", m["id"], m["region"], "info", "runner")
+        world.db_report(p.table, m["id"], p.word("stopped"), now)
+    world.fly_log(app, now, "Sending signal SIGINT to main child", m["id"], m["region"], "info", "runner")
     add_event(world, m, exit_event(world, 0, now, requested=True, count=m["_run"]["restart_count"]), now)
 
 

@@ -940,7 +940,7 @@ def _new_row(
         row[k] = _input_value(schema, k, v)
     for column, default in defaults.items():
         if column not in item:
-            row[column] = world._uuid("row") if default == "gen_random_uuid()" else stamp  # now()
+            row[column] = world.new_uuid("row") if default == "gen_random_uuid()" else stamp  # now()
     return row
 
 

@@ -121,7 +121,7 @@ class World:
         world = cls(_empty_state(scenario, first - 3_600_000), sandbox_dir)
         for app in scenario.apps:
             world.state["fly"]["apps"][app] = {
-                "id": world._hash("app", app)[:16],
+                "id": world.stable_hash("app", app)[:16],
                 "name": app,
                 "status": "deployed",
                 "org": scenario.org,
@@ -134,7 +134,9 @@ class World:
         if world.pipeline.token_modelled:
             # The function's own Fly token, so that it can be revoked and restored. Not token-shaped
             # and never one of the sandbox's credentials; seed scenarios gain no secret.
-            world._set_secret(world.pipeline.fly_token_secret, "sandbox-function-token-" + world._hash("fn-token")[:32])
+            world._set_secret(
+                world.pipeline.fly_token_secret, "sandbox-function-token-" + world.stable_hash("fn-token")[:32]
+            )
         functions.add_function(world, world.pipeline.function)
         for ref, spec in scenario.images.items():
             world._push(ref, {**spec, "pushed_at_ms": spec.get("pushed_at_ms", world.now_ms)})
@@ -325,21 +327,26 @@ class World:
             "project_ref": self.state["supabase"]["project_ref"],
         }
 
-    def _hash(self, *parts: Any) -> str:
+    # ------------------------------------------------------------------ ids (the rule modules' too)
+    def stable_hash(self, *parts: Any) -> str:
+        """Deterministic hex from the scenario's name and ``parts``: same scenario, same ids."""
         return hashlib.sha256(":".join([self.scenario_name, *map(str, parts)]).encode()).hexdigest()
 
-    def _next(self, kind: str) -> str:
+    def next_hash(self, kind: str) -> str:
+        """A fresh deterministic hex for a new ``kind`` of thing (counts the world's sequence)."""
         self.state["seq"] += 1
-        return self._hash(kind, self.state["seq"])
+        return self.stable_hash(kind, self.state["seq"])
 
-    def _ulid(self, kind: str, at_ms: int) -> str:
-        h = int(self._next(kind), 16)
+    def new_ulid(self, kind: str, at_ms: int) -> str:
+        """A fresh ULID stamped ``at_ms`` (Fly's event and machine-version ids)."""
+        h = int(self.next_hash(kind), 16)
         t = "".join(_CROCKFORD[(at_ms >> (5 * i)) & 31] for i in reversed(range(10)))
         r = "".join(_CROCKFORD[(h >> (5 * i)) & 31] for i in range(16))
         return t + r
 
-    def _uuid(self, kind: str) -> str:
-        h = self._next(kind)
+    def new_uuid(self, kind: str) -> str:
+        """A fresh deterministic version-4 UUID (Supabase's ids)."""
+        h = self.next_hash(kind)
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) % 4]}{h[17:20]}-{h[20:32]}"
 
     def pg_now(self, offset_ms: int = 0) -> str:
@@ -384,7 +391,8 @@ class World:
         """The in-process client clock: time passes only when the session waits."""
         self.advance_to(self.now_ms + max(0, int(seconds * 1000)))
 
-    def _schedule(self, at_ms: int, kind: str, **data: Any) -> None:
+    def schedule(self, at_ms: int, kind: str, **data: Any) -> None:
+        """Apply a pending event of ``kind`` when the clock reaches ``at_ms`` (:meth:`advance_to`)."""
         self.state["seq"] += 1
         self.state["pending"].append({"at_ms": at_ms, "seq": self.state["seq"], "kind": kind, **data})
 
@@ -401,7 +409,7 @@ class World:
         if kind in machines.MACHINE_KINDS:
             machines.apply_pending(self, p)
         elif kind == "fly_log":
-            self._fly_log(
+            self.fly_log(
                 p["app"],
                 p["at_ms"],
                 p["message"],
@@ -411,7 +419,7 @@ class World:
                 p.get("provider", "app"),
             )
         elif kind == "db_report":
-            self._db_report(p["table"], p["fly_machine_id"], p["status"], p["at_ms"])
+            self.db_report(p["table"], p["fly_machine_id"], p["status"], p["at_ms"])
         elif kind == "release_done":
             self._finish_release(p["app"], p["release_id"], p["status"])
 
@@ -511,7 +519,10 @@ class World:
         meta = {k: v for k, v in spec.items() if k in _MANIFEST_META}
         if spec.get("index") or spec.get("attestations"):
             index, children = image_index.index_manifests(
-                self._hash, ref, multi_platform=bool(spec.get("index")), attestations=bool(spec.get("attestations"))
+                self.stable_hash,
+                ref,
+                multi_platform=bool(spec.get("index")),
+                attestations=bool(spec.get("attestations")),
             )
             for child in children:
                 self.put_manifest(repo, image_index.digest_of(child), child, image_index.OCI_MANIFEST, **meta)
@@ -522,14 +533,14 @@ class World:
                 "mediaType": MANIFEST_V2,
                 "config": {
                     "mediaType": IMAGE_CONFIG,
-                    "size": 1000 + int(self._hash("cfg", ref)[:3], 16),
-                    "digest": "sha256:" + self._hash("config", ref),
+                    "size": 1000 + int(self.stable_hash("cfg", ref)[:3], 16),
+                    "digest": "sha256:" + self.stable_hash("config", ref),
                 },
                 "layers": [
                     {
                         "mediaType": LAYER,
-                        "size": 3_000_000 + int(self._hash("lsz", ref)[:5], 16),
-                        "digest": "sha256:" + self._hash("layer", ref, i),
+                        "size": 3_000_000 + int(self.stable_hash("lsz", ref)[:5], 16),
+                        "digest": "sha256:" + self.stable_hash("layer", ref, i),
                     }
                     for i in range(2)
                 ],
@@ -640,14 +651,14 @@ class World:
             )
         email = user or "deployer@example.com"
         release = {
-            "id": self._ulid("release", self.now_ms)[:14],
+            "id": self.new_ulid("release", self.now_ms)[:14],
             "version": len(a["releases"]) + 1,
             "description": f"Deploy image {image}",
             "reason": "deploy",
             "status": "running" if release_command else "interrupted" if interrupted else "complete",
             "imageRef": image if image_ref else None,
             "stable": not release_command and not interrupted,
-            "user": {"id": self._hash("user", email)[:12], "email": email, "name": email.split("@")[0]},
+            "user": {"id": self.stable_hash("user", email)[:12], "email": email, "name": email.split("@")[0]},
             "createdAt": iso(self.now_ms),
         }
         a["releases"].insert(0, release)
@@ -705,7 +716,7 @@ class World:
         except CreateRefused:
             # No capacity (or a rate limit) for the release command's machine: flyctl's deploy fails
             # and marks the release failed (the same updateReleaseInBackend path as a failed command).
-            self._schedule(self.now_ms + 200, "release_done", app=app, release_id=release["id"], status="failed")
+            self.schedule(self.now_ms + 200, "release_done", app=app, release_id=release["id"], status="failed")
             return
         if m["_run"]["behaviour"] == "pull_fail":
             done, ok = self.now_ms + machines.PULL_FAIL_MS + DESTROY_AFTER_EXIT_MS, False
@@ -714,7 +725,7 @@ class World:
             ok = run["exit_code"] == 0
         # flyctl waits for the machine to be destroyed, then reads its exit code and sets the release status.
         status = ("interrupted" if interrupted else "complete") if ok else "failed"
-        self._schedule(done + 200, "release_done", app=app, release_id=release["id"], status=status)
+        self.schedule(done + 200, "release_done", app=app, release_id=release["id"], status=status)
 
     def _finish_release(self, app: str, release_id: str, status: str) -> None:
         a = self.app(app)
@@ -756,14 +767,15 @@ class World:
         return machines.wait(self, app, mid, state, timeout_s)
 
     # ------------------------------------------------------------------ fly logs
-    def _fly_log(
+    def fly_log(
         self, app: str, at_ms: int, message: str, instance: str, region: str, level: str, provider: str
     ) -> None:
+        """Append a line to ``app``'s Fly logs at ``at_ms`` (the logs endpoint serves them)."""
         a = self.app(app)
         if a is not None:
             a["logs"].append(
                 {
-                    "ts_ns": at_ms * 1_000_000 + int(self._next("log")[:6], 16) % 1000,
+                    "ts_ns": at_ms * 1_000_000 + int(self.next_hash("log")[:6], 16) % 1000,
                     "message": message,
                     "level": level,
                     "instance": instance,
@@ -822,7 +834,8 @@ class World:
         self.touch()
         return changed
 
-    def _db_report(self, table: str, fly_machine_id: str, status: str, at_ms: int) -> None:
+    def db_report(self, table: str, fly_machine_id: str, status: str, at_ms: int) -> None:
+        """The app on machine ``fly_machine_id`` writes ``status`` into its row of the team's ``table``."""
         # The app on the machine reports its own status, as the real app does, into the team's
         # table and columns: the row whose machine-id column names it. Its row is almost always
         # among the newest, so look from the end (fleets have many rows).
