@@ -52,7 +52,7 @@ class Session:
     org: str = "personal"
     opened_by: str = ""  # which opener made this session (see vyxops.targets)
     description: str = ""
-    recorder: object | None = None  # the RecordingTransport when recording a bundle
+    recorder: RecordingTransport | None = None  # the exchanges, when recording a bundle
     incarnation: str = ""  # which world the target is (Opened.incarnation); the audit log's lines carry it
     handles: dict[str, object] = field(default_factory=dict, repr=False)
     _clients: list[httpx.Client] = field(default_factory=list, repr=False)
