@@ -1,4 +1,5 @@
-"""The house in numbers (issue 10's table): module sizes, long functions, complexity, long lines, Any in signatures.
+"""The house in numbers (issue 10's table): module sizes, long functions, complexity, long lines, Any in signatures,
+import circles.
 
 Run: ``.venv/bin/python bench/house.py [package …]`` (default: vyxops and vyxops_sandbox).
 Complexity is McCabe's, counted by ruff's C901 rule; the rest is read off the AST.
@@ -11,6 +12,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+from vyxops.testing.imports import circles, describe, import_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_FUNCTION = 60
@@ -83,6 +86,11 @@ def main() -> int:
         for name in figures["_long"]:  # type: ignore[union-attr]
             print(f"  long: {name}")
         print()
+    graph = import_graph()  # both packages: a circle may cross from the product into the simulator
+    found = circles(graph)
+    print(f"{'import circles':<28} {len(found)} (function-level imports count; tests/test_import_circles.py)")
+    for component in found:
+        print(describe(component, graph))
     return 0
 
 
