@@ -1,7 +1,9 @@
 """The one HTTP layer: httpx clients with auth, retries, typed errors and redaction.
 
 Every platform call in vyxops goes through :class:`Api`, which wraps one
-``httpx.Client`` (built by :func:`make_client`) for one platform. Live and
+``httpx.Client`` (built by :func:`make_client`) for one platform. Retries live in one
+place, :class:`RetryTransport`, under every client (Api's, and the one supabase-py's
+PostgREST client sends through); Api maps what it returns to typed errors. Live and
 sandbox differ only in the client's base URL and transport, and in the
 :class:`Clock` that backoff sleeps on (wall time live, the world's virtual
 clock in the sandbox), so nothing above this module knows which target it is on.
@@ -23,7 +25,7 @@ import base64
 import logging
 import random
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
@@ -69,6 +71,13 @@ __all__ = [
     "is_jwt",
     "make_client",
     "RetryTransport",
+    "RetryTicket",
+    "RETRY_TICKET",
+    "Attempt",
+    "AttemptHook",
+    "log_attempt",
+    "retry_layer",
+    "with_retries",
     "Api",
     "REQUEST_ID_HEADERS",
     "IDEMPOTENT_METHODS",
@@ -383,13 +392,58 @@ def make_client(
     )
 
 
-class RetryTransport(httpx.BaseTransport):
-    """Retries at the transport level, for clients that :class:`Api` does not wrap.
+#: The key of a request's :class:`RetryTicket` in ``httpx.Request.extensions``.
+RETRY_TICKET = "vyxops.retry"
 
-    supabase-py's PostgREST calls go straight to ``httpx.Client.send``; wrapping
-    that client's transport gives them the same policy, clock and idempotency
-    rules as :class:`Api`. It never raises typed errors: the last response is
-    returned (and the last httpx exception re-raised) for the caller to judge.
+
+@dataclass
+class RetryTicket:
+    """What one request tells the retry layer, and what the layer tells back.
+
+    :class:`Api` puts one in the request's extensions: whether the request may be repeated
+    (``idempotent``; None: by its method) and which error statuses the caller takes as answers
+    (``ok``: returned at once, never retried). The layer writes how many attempts it made into
+    ``attempts``, for the "after N attempts" of the error a user reads. A request without one
+    (supabase-py's) is judged by its method alone.
+    """
+
+    idempotent: bool | None = None
+    ok: tuple[int, ...] = ()
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one request, as every attempt hook sees it."""
+
+    platform: str
+    method: str
+    where: str  # the path with query keys only (values may be keys): never a credential
+    outcome: str  # the status, or the httpx exception's class name
+    number: int  # 1 for the first try, 429s included
+    of: int  # the policy's max_attempts
+    took: float  # seconds, the answer's body read
+
+
+#: Called after every attempt (:meth:`RetryTransport.watch`); the request count and the debug line are two of them.
+AttemptHook = Callable[[Attempt], None]
+
+
+def log_attempt(attempt: Attempt) -> None:
+    """The one debug line per attempt, from every client: platform, method, path (query keys
+    only), status or exception, attempt n/max, seconds."""
+    a = attempt
+    log.debug("%s %s %s -> %s attempt %d/%d %.3fs", a.platform, a.method, a.where, a.outcome, a.number, a.of, a.took)
+
+
+class RetryTransport(httpx.BaseTransport):
+    """The one retry loop: under every client, :class:`Api`'s and supabase-py's PostgREST one alike.
+
+    Which statuses and failures are tried again (:class:`RetryPolicy`), the waits (on the
+    injected :class:`Clock`: the sandbox's virtual clock jumps), ``Retry-After``, the shared
+    rate budget, and one :class:`Attempt` to every hook per try all live here. It never raises
+    typed errors: the last response is returned (and the last httpx exception re-raised) for
+    the caller to judge; :class:`Api` turns them into :mod:`vyxops.errors` errors.
     """
 
     def __init__(
@@ -408,78 +462,105 @@ class RetryTransport(httpx.BaseTransport):
         self.rng = rng if rng is not None else random.Random()
         self.platform = platform
         self.budget = budget if budget is not None else budget_for(self.clock)
+        self.hooks: list[AttemptHook] = [log_attempt]
+
+    def watch(self, hook: AttemptHook) -> None:
+        """Call ``hook`` after every attempt from now on (a benchmark counts requests so)."""
+        self.hooks.append(hook)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` through the wrapped transport, retrying per the policy."""
+        """Send ``request`` through the wrapped transport, retrying per the policy.
+
+        A request that is not idempotent (POST/PATCH unless its ticket says otherwise) is retried
+        only when the server cannot have acted on it: 429, or the connection never being made.
+        """
+        ticket = request.extensions.get(RETRY_TICKET)
+        if not isinstance(ticket, RetryTicket):
+            ticket = RetryTicket()
+        idempotent = ticket.idempotent
+        if idempotent is None:
+            idempotent = request.method.upper() in IDEMPOTENT_METHODS
         policy = self.retry
-        idempotent = request.method.upper() in IDEMPOTENT_METHODS
         attempts = max(1, policy.max_attempts)
-        attempt = limited = 0
+        where = _safe_path(request.url)
+        ticket.attempts = limited = 0  # every try; the 429s among them, which have their own allowance
         while True:
-            attempt += 1
+            ticket.attempts += 1
+            attempt = ticket.attempts
             self.budget.acquire(self.platform, request.method, request.url.path)
             started = time.perf_counter()
-            where = _safe_path(request.url)
             try:
                 with self.budget.sending():
                     response = self.transport.handle_request(request)
                     response.read()  # the answer is in before the place in flight is given back
             except httpx.RequestError as exc:
-                log_attempt(self.platform, request.method, where, type(exc).__name__, (attempt, attempts), 0.0)
+                self._report(request.method, where, type(exc).__name__, (attempt, attempts), started)
                 if attempt - limited < attempts and policy.retries_exception(exc, idempotent):
-                    delay = policy.backoff(attempt - limited, self.rng)
-                    log.debug(
-                        "%s %s: %s, retrying in %.2fs",
-                        request.method,
-                        _safe_path(request.url),
-                        type(exc).__name__,
-                        delay,
-                    )
-                    self.clock.sleep(delay)
+                    self._sleep(policy.backoff(attempt - limited, self.rng), request.method, where, type(exc).__name__)
                     continue
                 raise
-            took = time.perf_counter() - started
-            log_attempt(self.platform, request.method, where, str(response.status_code), (attempt, attempts), took)
+            status = response.status_code
+            self._report(request.method, where, str(status), (attempt, attempts), started)
             self.budget.observe(self.platform, request.method, request.url.path, response.headers)
-            if response.status_code == 429:
+            if status < 400 or status in ticket.ok:
+                return response
+            if status == 429:
                 limited += 1
                 if limited < policy.max_rate_limited:
                     pause_for_429(self, request, response, limited)
                     continue
                 return response
-            if attempt - limited < attempts and policy.retries_status(response.status_code, idempotent):
+            if attempt - limited < attempts and policy.retries_status(status, idempotent):
                 delay = policy.delay(attempt - limited, self.rng, response.headers.get("retry-after"), self.clock.now())
                 response.close()  # release the connection before the next attempt
-                log.debug(
-                    "%s %s: %d, retrying in %.2fs",
-                    request.method,
-                    _safe_path(request.url),
-                    response.status_code,
-                    delay,
-                )
-                self.clock.sleep(delay)
+                self._sleep(delay, request.method, where, str(status))
                 continue
             return response
+
+    def _report(self, method: str, where: str, outcome: str, attempt: tuple[int, int], started: float) -> None:
+        seen = Attempt(self.platform, method, where, outcome, *attempt, took=time.perf_counter() - started)
+        for hook in self.hooks:
+            hook(seen)
+
+    def _sleep(self, seconds: float, method: str, where: str, reason: str) -> None:
+        log.debug("%s %s %s: %s, retrying in %.2fs", self.platform, method, where, reason, seconds)
+        self.clock.sleep(seconds)
 
     def close(self) -> None:
         """Close the wrapped transport."""
         self.transport.close()
 
 
+def retry_layer(client: httpx.Client) -> RetryTransport | None:
+    """The retry layer under ``client``, if it has one."""
+    # httpx keeps a client's transport in a private attribute and offers no public getter; make_client
+    # gives no proxy mounts (an explicit transport turns env proxies off), so this is the only one.
+    transport = client._transport
+    return transport if isinstance(transport, RetryTransport) else None
+
+
+def with_retries(
+    client: httpx.Client,
+    platform: str,
+    *,
+    retry: RetryPolicy | None = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    budget: Budget | None = None,
+) -> RetryTransport:
+    """``client``'s retry layer: the one it has, else a new one put under it (wrapping its transport)."""
+    found = retry_layer(client)
+    if found is not None:
+        return found
+    layer = RetryTransport(client._transport, retry, clock, rng, platform=platform, budget=budget)
+    client._transport = layer
+    return layer
+
+
 # --------------------------------------------------------------------------- helpers
 
 
-class _Paced(Protocol):
-    """What :class:`Api` and :class:`RetryTransport` both carry."""
-
-    platform: str
-    retry: RetryPolicy
-    rng: random.Random
-    clock: Clock
-    budget: Budget
-
-
-def pause_for_429(client: _Paced, request: httpx.Request, response: httpx.Response, limited: int) -> None:
+def pause_for_429(client: RetryTransport, request: httpx.Request, response: httpx.Response, limited: int) -> None:
     """A 429 (the ``limited``-th in a row): pause the request's key in the shared budget, for
     every thread; the next try waits it out in :meth:`Budget.acquire`. Without ``Retry-After``,
     ``X-RateLimit-Reset`` says the same: the seconds until the window reopens (Supabase's
@@ -490,12 +571,6 @@ def pause_for_429(client: _Paced, request: httpx.Request, response: httpx.Respon
     response.close()  # release the connection before the next attempt
     log.debug("%s %s %s: 429, pausing %.2fs", client.platform, request.method, _safe_path(request.url), seconds)
     client.budget.pause(client.platform, request.method, request.url.path, seconds)
-
-
-def log_attempt(platform: str, method: str, where: str, outcome: str, attempt: tuple[int, int], took: float) -> None:
-    """The one debug line per attempt, from every client: platform, method, path (query keys
-    only), status or exception, attempt n/max, seconds. Benchmarks count requests by it."""
-    log.debug("%s %s %s -> %s attempt %d/%d %.3fs", platform, method, where, outcome, *attempt, took)
 
 
 def _safe_path(url: httpx.URL) -> str:
@@ -627,7 +702,11 @@ _AUTH_VARIABLES = {
 
 
 class Api:
-    """Wraps one httpx.Client for one platform: retries, typed errors, redaction."""
+    """Wraps one httpx.Client for one platform: typed errors and redaction over the client's retry layer.
+
+    The client gets a :class:`RetryTransport` (built from ``clock``, ``retry``, ``rng`` and
+    ``budget``) unless it has one already; the retries happen there, in the one loop every client shares.
+    """
 
     def __init__(
         self,
@@ -640,10 +719,11 @@ class Api:
     ) -> None:
         self.client = client
         self.platform = platform
-        self.clock: Clock = clock if clock is not None else WallClock()
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.rng = rng if rng is not None else random.Random()
-        self.budget = budget if budget is not None else budget_for(self.clock)
+        self.retrying = with_retries(client, platform, retry=retry, clock=clock, rng=rng, budget=budget)
+        self.clock: Clock = self.retrying.clock
+        self.retry = self.retrying.retry
+        self.rng = self.retrying.rng
+        self.budget = self.retrying.budget
 
     def __repr__(self) -> str:
         return f"Api(platform={self.platform!r}, base_url={str(self.client.base_url)!r})"
@@ -663,60 +743,42 @@ class Api:
     ) -> httpx.Response:
         """Send a request and return a response whose status is < 400 or in ``ok``.
 
-        Retries per :class:`RetryPolicy`; statuses in ``ok`` are returned, never
-        retried (e.g. ``ok=(408,)`` for a wait call that polls itself). A request
-        that is not idempotent (POST/PATCH unless ``idempotent=True``) is retried
-        only when the server cannot have acted on it: 429, or the connection never
-        being made. Raises :class:`~vyxops.errors.ApiError` (or a subclass) for an
-        error status and :class:`~vyxops.errors.TransportError` when the platform
-        cannot be reached.
+        Retried by the client's :class:`RetryTransport`; statuses in ``ok`` are returned, never
+        retried (e.g. ``ok=(408,)`` for a wait call that polls itself). A request that is not
+        idempotent (POST/PATCH unless ``idempotent=True``) is retried only when the server cannot
+        have acted on it: 429, or the connection never being made. Raises
+        :class:`~vyxops.errors.ApiError` (or a subclass) for an error status and
+        :class:`~vyxops.errors.TransportError` when the platform cannot be reached.
         """
         method = method.upper()
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        policy = self.retry
-        attempts = max(1, policy.max_attempts)
+        ticket = RetryTicket(idempotent=idempotent, ok=ok)
         # httpx treats timeout=None as "no timeout"; ours means "the client's".
         call_timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
-
-        attempt = limited = 0  # every try; the 429s among them, which have their own allowance
-        while True:
-            attempt += 1
-            request = self.client.build_request(
-                method, path, params=params, json=json, content=content, headers=headers, timeout=call_timeout
-            )
-            where = _safe_path(request.url)
-            self.budget.acquire(self.platform, method, request.url.path)
-            started = time.perf_counter()
-            failure: httpx.RequestError | None = None
-            try:
-                with self.budget.sending():
-                    response = self.client.send(request)
-            except httpx.RequestError as exc:
-                failure = exc
-            outcome = type(failure).__name__ if failure is not None else str(response.status_code)
-            log_attempt(self.platform, method, where, outcome, (attempt, attempts), time.perf_counter() - started)
-            if failure is not None:
-                if attempt - limited < attempts and policy.retries_exception(failure, idempotent):
-                    self._sleep(policy.backoff(attempt - limited, self.rng), method, where, type(failure).__name__)
-                    continue
-                # Raised outside the except block so the httpx exception (which holds
-                # the request, credentials included) is neither __cause__ nor __context__.
-                raise self._transport_error(failure, method, where, attempt, idempotent)
-            status = response.status_code
-            self.budget.observe(self.platform, method, request.url.path, response.headers)
-            if status < 400 or status in ok:
-                return response
-            if status == 429:
-                limited += 1
-                if limited < policy.max_rate_limited:
-                    pause_for_429(self, request, response, limited)
-                    continue
-            elif attempt - limited < attempts and policy.retries_status(status, idempotent):
-                delay = policy.delay(attempt - limited, self.rng, response.headers.get("retry-after"), self.clock.now())
-                self._sleep(delay, method, where, str(status))
-                continue
-            raise self.error_for(response, method=method, path=where, attempts=attempt, idempotent=idempotent)
+        request = self.client.build_request(
+            method,
+            path,
+            params=params,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=call_timeout,
+            extensions={RETRY_TICKET: ticket},
+        )
+        where = _safe_path(request.url)
+        failure: httpx.RequestError | None = None
+        try:
+            response = self.client.send(request)
+        except httpx.RequestError as exc:
+            failure = exc
+        if failure is not None:
+            # Raised outside the except block so the httpx exception (which holds
+            # the request, credentials included) is neither __cause__ nor __context__.
+            raise self._transport_error(failure, method, where, ticket.attempts, idempotent)
+        if response.status_code < 400 or response.status_code in ok:
+            return response
+        raise self.error_for(response, method=method, path=where, attempts=ticket.attempts, idempotent=idempotent)
 
     def get_json(self, path: str, *, method: str = "GET", **kw: Any) -> Any:
         """:meth:`request` then the parsed JSON body (``None`` for 204/205 or a HEAD).
@@ -769,10 +831,6 @@ class Api:
         )
 
     # ----------------------------------------------------------------- internals
-
-    def _sleep(self, seconds: float, method: str, where: str, reason: str) -> None:
-        log.debug("%s %s %s: %s, retrying in %.2fs", self.platform, method, where, reason, seconds)
-        self.clock.sleep(seconds)
 
     def _transport_error(
         self, exc: httpx.RequestError, method: str, where: str, attempts: int, idempotent: bool
