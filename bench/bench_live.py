@@ -41,6 +41,7 @@ from vyxops import budget as budgets  # noqa: E402
 from vyxops.audit import run_audit  # noqa: E402
 from vyxops.errors import RateLimitedError  # noqa: E402
 from vyxops.facts import FixedWindow, RateLimit  # noqa: E402
+from vyxops.http import Attempt  # noqa: E402
 from vyxops.investigate import investigate  # noqa: E402
 from vyxops.session import Session, open_session  # noqa: E402
 from vyxops.testing.fleet import generate_fleet  # noqa: E402
@@ -78,28 +79,21 @@ def session_at(url: str) -> Session:
     return open_session("sandbox", environ={"VYXOPS_SANDBOX_URL": url})
 
 
-class Requests(logging.Handler):
-    """Every request attempt the clients make, from their one debug line (vyxops.http.log_attempt)."""
+class Requests:
+    """Every request attempt a session's clients make, told by their retry layer's attempt hook
+    (:meth:`vyxops.session.Session.watch`): no log line to parse."""
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
         self.seen: list[dict[str, Any]] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg.startswith("%s %s %s -> %s attempt") and isinstance(record.args, tuple):
-            self.seen.append({"method": record.args[1], "path": str(record.args[2]).split("?")[0]})
+    def __call__(self, attempt: Attempt) -> None:
+        self.seen.append({"method": attempt.method, "path": attempt.where.split("?")[0]})
 
 
-@contextmanager
-def counting() -> Iterator[Requests]:
+def counting(session: Session) -> Requests:
     counter = Requests()
-    logger = logging.getLogger("vyxops.http")
-    logger.addHandler(counter)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield counter
-    finally:
-        logger.removeHandler(counter)
+    session.watch(counter)
+    return counter
 
 
 def stage_round_trips(requests: list[dict[str, Any]], app: str) -> int:
@@ -134,7 +128,8 @@ def seed_latency() -> dict[str, Any]:
     for latency in (0, LATENCY_MS):
         with served("stub-image", latency) as url, session_at(url) as s:
             investigate(s, "vyx-app")  # warm: imports and first-use costs are not round trips
-        with served("stub-image", latency) as url, session_at(url) as s, counting() as counter:
+        with served("stub-image", latency) as url, session_at(url) as s:
+            counter = counting(s)
             start = time.perf_counter()
             inv = investigate(s, "vyx-app")
             walls[latency] = time.perf_counter() - start
@@ -147,7 +142,8 @@ def seed_latency() -> dict[str, Any]:
 
 
 def audit_once(scenario: Path, latency: int) -> dict[str, Any]:
-    with served(scenario, latency) as url, session_at(url) as s, counting() as counter:
+    with served(scenario, latency) as url, session_at(url) as s:
+        counter = counting(s)
         start = time.perf_counter()
         audit = run_audit(s)
         wall = time.perf_counter() - start
@@ -200,7 +196,7 @@ def app_of(request: dict[str, Any]) -> str | None:
 
 def main() -> int:
     warnings.simplefilter("ignore")
-    logging.getLogger().addHandler(logging.NullHandler())  # no stderr notes; the counter has its own handler
+    logging.getLogger().addHandler(logging.NullHandler())  # no stderr notes
     ok = True
     r = seed_latency()
     ok_trips = r["trips"] <= TARGET_ROUND_TRIPS

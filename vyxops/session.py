@@ -23,6 +23,7 @@ from vyxops.errors import register_secret
 from vyxops.flytokens import FlyTokens
 from vyxops.http import (
     Api,
+    AttemptHook,
     Clock,
     RetryPolicy,
     RetryTransport,
@@ -30,6 +31,7 @@ from vyxops.http import (
     fly,
     make_client,
     registry_basic,
+    retry_layer,
     supabase_key,
 )
 from vyxops.pools import PooledTransport
@@ -61,6 +63,14 @@ class Session:
     def now(self) -> pd.Timestamp:
         """The target's current time (virtual on the sandbox, captured on a bundle)."""
         return pd.Timestamp(int(self.clock.now() * 1000), unit="ms", tz="UTC")
+
+    def watch(self, hook: AttemptHook) -> None:
+        """Call ``hook`` after every request attempt any of this session's clients makes (the retry
+        layer's hooks, :class:`vyxops.http.RetryTransport`): how a benchmark counts requests."""
+        for c in self._clients:
+            layer = retry_layer(c)
+            if layer is not None:
+                layer.watch(hook)
 
     def close(self) -> None:
         for c in self._clients:
