@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ import pytest
 
 from vyxops import config, frames
 from vyxops.contract import SEED
-from vyxops.http import RegistryBasicAuth, RetryPolicy, supabase_key
+from vyxops.http import Attempt, RegistryBasicAuth, RetryPolicy, supabase_key
 from vyxops.session import Session, build_session, open_session
 from vyxops.targets import Credentials, Opened
+from vyxops.testing.clock import FakeClock
 from vyxops_sandbox.testing import world_of
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -386,3 +388,47 @@ def test_fly_logs_stop_at_the_first_page_that_passes_the_windows_end() -> None:
     sent.clear()  # a window that reaches past its lines reads on until a page comes back empty
     logs = frames.fetch_fly_logs(s, "vyx-app", since=NOW - pd.Timedelta(hours=1), until=NOW + pd.Timedelta(seconds=1))
     assert sent[1:] == ["100"] and logs["message"].tolist() == ["a", "b"]
+
+
+class CountingPolicy(RetryPolicy):
+    """The default policy, counting the 429 pauses it is asked for."""
+
+    asked: int = 0
+
+    def rate_limit_delay(self, limited: int, rng: random.Random, retry_after: str | None, now: float) -> float:
+        self.asked += 1
+        return super().rate_limit_delay(limited, rng, retry_after, now)
+
+
+def test_a_429_then_200_is_retried_by_one_loop_for_the_management_api_and_postgrest() -> None:
+    """The Management API (Api) and PostgREST (supabase-py's own client) meet a 429 then a 200: one retry
+    layer under both asks the one policy for the pause, waits the Retry-After on the session's clock, and
+    tells the same attempts (1: 429, 2: 200) to a watcher: no second loop with rules of its own."""
+    answered: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answered[request.url.path] = answered.get(request.url.path, 0) + 1
+        if answered[request.url.path] == 1:
+            return httpx.Response(429, headers={"retry-after": "3"}, text="ThrottlerException: Too Many Requests")
+        if request.url.path.startswith("/rest/v1/"):
+            return httpx.Response(200, json=[], headers={"content-range": "*/0"})
+        return httpx.Response(200, json={"id": "mockprojectref0001", "status": "ACTIVE_HEALTHY"})
+
+    clock, policy = FakeClock(), CountingPolicy()
+    opened = Opened(
+        opener="mock",
+        label="mock",
+        description="mock transport",
+        credentials=Credentials("legacy-token-0000000000000000", SB_SECRET, "sbp_" + "a" * 40, "mockprojectref0001"),
+        clock=clock,
+        supabase_url="https://mockprojectref0001.supabase.co",
+        transport=httpx.MockTransport(handler),
+    )
+    seen: list[Attempt] = []
+    with build_session(config.parse_target("live"), opened, retry=policy) as s:
+        s.watch(seen.append)
+        s.supabase.mgmt.get_json("/v1/projects/mockprojectref0001")
+        assert s.supabase.select_all("machines").rows == []
+    tries = {p: [(a.outcome, a.number) for a in seen if a.platform == p] for p in ("supabase-mgmt", "supabase-rest")}
+    assert tries["supabase-mgmt"] == tries["supabase-rest"] == [("429", 1), ("200", 2)]
+    assert policy.asked == 2 and sum(clock.sleeps) >= 6.0  # each waited out its Retry-After, on the session's clock
