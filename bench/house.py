@@ -32,6 +32,19 @@ def any_in_signature(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return any(re.search(r"\bAny\b", ast.unparse(a)) for a in annotations)
 
 
+#: What a retry loop asks its policy: a function with a loop that asks either is one retry loop.
+RETRY_DECISIONS = frozenset({"retries_status", "retries_exception"})
+
+
+def is_retry_loop(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    loops = [n for n in ast.walk(fn) if isinstance(n, (ast.While, ast.For))]
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in RETRY_DECISIONS
+        for loop in loops
+        for n in ast.walk(loop)
+    )
+
+
 def complexity_over(package: str) -> int:
     out = subprocess.run(
         [sys.executable, "-m", "ruff", "check", package, "--select", "C901", "--output-format", "concise",
@@ -46,6 +59,7 @@ def measure(package: str) -> dict[str, object]:
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in files}
     long_fns, any_sigs, longest, session_any = 0, 0, ("", 0), 0
     named: list[str] = []
+    retry_loops: list[str] = []
     long_lines = 0
     for path in files:
         text = path.read_text()
@@ -56,6 +70,8 @@ def measure(package: str) -> dict[str, object]:
             if length > LONG_FUNCTION:
                 named.append(f"{path.relative_to(ROOT)}:{fn.name} ({length})")
             any_sigs += any_in_signature(fn)
+            if is_retry_loop(fn):
+                retry_loops.append(f"{path.relative_to(ROOT)}:{fn.name}")
             session_any += any(
                 a.arg == "session" and a.annotation is not None and ast.unparse(a.annotation) == "Any"
                 for a in (*fn.args.args, *fn.args.kwonlyargs)
@@ -72,6 +88,7 @@ def measure(package: str) -> dict[str, object]:
         f"complexity over {COMPLEX}": complexity_over(package),
         f"lines over {LONG_LINE} characters": long_lines,
         "signatures with Any": f"{any_sigs} (session: Any in {session_any})",
+        "retry loops": f"{len(retry_loops)} ({', '.join(retry_loops) or 'none'})",
         "_long": named,
     }
 
