@@ -57,12 +57,12 @@ def seed_row(session: Session) -> dict[str, Any]:
 
 
 def sandbox_calls(session: Session) -> int:
-    return session.fly.machines.client._transport.app.calls
+    return session.fly.machines.retrying.transport.app.calls
 
 
 def record_requests(session: Session, monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
     """Every request the sandbox answers from now on, in order."""
-    app = session.fly.machines.client._transport.app
+    app = session.fly.machines.retrying.transport.app
     seen: list[httpx.Request] = []
     original = app.handle
 
@@ -356,7 +356,7 @@ def test_row_changed_between_check_and_write_is_caught_by_the_filter(
     just before it matches nothing and is skipped."""
     with seed(tmp_path) as s:
         plan = plan_fixes(investigate(s, APP), fixes=["RECONCILE_STUCK_ROWS"])
-        app = s.fly.machines.client._transport.app
+        app = s.fly.machines.retrying.transport.app
         original = app.handle
 
         def racing(request: httpx.Request) -> httpx.Response:
