@@ -610,3 +610,17 @@ def test_error_path_lists_each_query_key_once_decoded_whatever_its_values_hold()
     with pytest.raises(errors.ApiError) as info:
         api.request("GET", "/v1/logs", params=params)
     assert info.value.path == "/v1/logs?sql=…&a b=…"
+
+
+def test_the_retry_layer_put_under_a_client_is_the_one_httpx_sends_through() -> None:
+    """vyxops.http.with_retries reaches into httpx's private ``Client._transport`` (httpx has no public setter):
+    if httpx renamed or stopped sending through it, the layer would be bypassed silently. This fails then."""
+    from vyxops.http import retry_layer, with_retries
+
+    seen: list[str] = []
+    client = httpx.Client(base_url="https://api.example", transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    layer = with_retries(client, "test")
+    layer.watch(lambda attempt: seen.append(attempt.outcome))
+    assert retry_layer(client) is layer and with_retries(client, "test") is layer
+    assert client.get("/v1/x").status_code == 200
+    assert seen == ["200"]

@@ -533,7 +533,8 @@ class RetryTransport(httpx.BaseTransport):
 
 def retry_layer(client: httpx.Client) -> RetryTransport | None:
     """The retry layer under ``client``, if it has one."""
-    # httpx keeps a client's transport in a private attribute and offers no public getter; make_client
+    # httpx keeps a client's transport in a private attribute and offers no public getter (tests/test_http.py
+    # test_the_retry_layer_put_under_a_client_is_the_one_httpx_sends_through fails if httpx changes it); make_client
     # gives no proxy mounts (an explicit transport turns env proxies off), so this is the only one.
     transport = client._transport
     return transport if isinstance(transport, RetryTransport) else None
