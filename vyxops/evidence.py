@@ -22,6 +22,7 @@ from vyxops.errors import ApiError, AuthError, InputError, NotFoundError, Transp
 from vyxops.function_auth import FunctionBearer
 from vyxops.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
 from vyxops.progress import stages
+from vyxops.session import Session
 from vyxops.timeutil import TIME_FORMS, iso, to_ms, to_utc
 
 IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
@@ -243,7 +244,7 @@ class ProjectReads:
     Frames are handed out as copies.
     """
 
-    def __init__(self, session: Any, apps: list[str] | None = None) -> None:
+    def __init__(self, session: Session, apps: list[str] | None = None) -> None:
         self.session = session
         self.apps = list(apps or [])  # the apps of this run, besides the org's (see other_apps)
         self.asked_at: pd.Timestamp = session.now()  # the run's clock, read once: what the APIs still keep
@@ -431,7 +432,7 @@ def _of_function(logs: pd.DataFrame, function: str) -> pd.DataFrame:
 
 
 def collect_evidence(
-    session: Any,
+    session: Session,
     app: str,
     *,
     contract: Contract,
@@ -488,7 +489,7 @@ _OPTIONAL = ("function_logs", "fly_logs")
 
 
 def _first_stage(
-    session: Any, project: ProjectReads, contract: Contract, app: str, start: pd.Timestamp, end: pd.Timestamp
+    session: Session, project: ProjectReads, contract: Contract, app: str, start: pd.Timestamp, end: pd.Timestamp
 ) -> dict[str, Callable[[], Any]]:
     """The reads that need nothing else, keyed in the order a failure among them is reported."""
     return {
@@ -507,7 +508,7 @@ def _first_stage(
 
 
 def _second_stage(
-    session: Any,
+    session: Session,
     project: ProjectReads,
     contract: Contract,
     app: str,
@@ -524,7 +525,7 @@ def _second_stage(
     }
 
 
-def _machine_rows(session: Any, project: ProjectReads, contract: Contract, app: str) -> pd.DataFrame:
+def _machine_rows(session: Session, project: ProjectReads, contract: Contract, app: str) -> pd.DataFrame:
     """The app's rows: from the table read whole earlier in the run (discovery's) when there is one, else read."""
     whole = project.table_rows(contract.table.name)
     if whole is not None:
@@ -551,13 +552,15 @@ def _rows_of_app(
     return _keep_attrs(rows, rows[keep].reset_index(drop=True))
 
 
-def _fly_logs(session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp, asked_at: pd.Timestamp) -> pd.DataFrame:
+def _fly_logs(
+    session: Session, app: str, start: pd.Timestamp, end: pd.Timestamp, asked_at: pd.Timestamp
+) -> pd.DataFrame:
     logs = frames.fetch_fly_logs(session, app, since=start, until=end, asked_at=asked_at)
     return _keep_attrs(logs, logs[logs["time"] <= end].reset_index(drop=True))
 
 
 def _manifests(
-    session: Any,
+    session: Session,
     project: ProjectReads,
     contract: Contract,
     app: str,
@@ -651,10 +654,10 @@ def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[s
     return None if row is None or pd.isna(row["digest"]) else str(row["digest"])
 
 
-def _app_read(session: Any, app: str, fetch: Any) -> pd.DataFrame:
+def _app_read(session: Session, app: str, fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """The first read of the app: a missing app names what the target holds and how to switch."""
     try:
-        df: pd.DataFrame = fetch()
+        df = fetch()
     except NotFoundError as exc:
         said = exc.message.split(": ", 1)[-1]  # the platform's own words, without the request line
         raise NotFoundError(

@@ -22,6 +22,7 @@ from vyxops.coverage import Gap
 from vyxops.errors import ApiError, InputError, NotFoundError, holds_secret, redact
 from vyxops.images import FLY_REGISTRY, BadImageRef, ImageRef, is_index, parse_image_ref, reference_problem
 from vyxops.logreads import read_source
+from vyxops.session import Session
 from vyxops.text import clean_column, one_line, sanitised_note
 from vyxops.timeutil import (
     FLY_EVENT_UNIT,
@@ -389,7 +390,7 @@ def _ref_from_image_ref(image_ref: dict[str, Any]) -> str | None:
     return f"{base}:{image_ref['tag']}" if image_ref.get("tag") else f"{base}@{image_ref.get('digest')}"
 
 
-def fetch_apps(session: Any) -> pd.DataFrame:
+def fetch_apps(session: Session) -> pd.DataFrame:
     """The org's apps (Machines API ``GET /v1/apps?org_slug=``)."""
     apps = session.fly.list_apps(session.org)
     records = [
@@ -406,7 +407,7 @@ def fetch_apps(session: Any) -> pd.DataFrame:
 
 
 def fetch_machines(
-    session: Any, app: str, *, include_deleted: bool = True, also_ids: Iterable[str] = ()
+    session: Session, app: str, *, include_deleted: bool = True, also_ids: Iterable[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Machines (destroyed ones too, by default) and their events, from one paged list.
 
@@ -418,7 +419,12 @@ def fetch_machines(
 
 
 def machine_frames(
-    session: Any, app: str, listed: list[dict[str, Any]], *, include_deleted: bool = True, also_ids: Iterable[str] = ()
+    session: Session,
+    app: str,
+    listed: list[dict[str, Any]],
+    *,
+    include_deleted: bool = True,
+    also_ids: Iterable[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`fetch_machines` after the list: the ids it did not return are read by id, side by side."""
     machines = list(listed)
@@ -443,7 +449,7 @@ def machine_frames(
     return m_df, e_df
 
 
-def fetch_machine_events(session: Any, app: str, machine_id: str) -> pd.DataFrame:
+def fetch_machine_events(session: Session, app: str, machine_id: str) -> pd.DataFrame:
     """One machine's events (``GET …/events``, at most 50, newest first on the wire)."""
     events = session.fly.machine_events(app, machine_id)
     return make_frame(
@@ -490,7 +496,7 @@ def release_records(
     return records, current_from
 
 
-def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
+def fetch_releases(session: Session, app: str, limit: int = 50) -> pd.DataFrame:
     """Releases, newest first; ``current`` marks the platform's current release (``attrs["current_from"]``
     is "platform"), or when it did not say, the newest complete one ("inferred"); ``runs_image`` the one
     whose image runs. ``attrs["current_note"]`` says why the platform's word was not used."""
@@ -514,7 +520,7 @@ def fetch_releases(session: Any, app: str, limit: int = 50) -> pd.DataFrame:
 Ask = Callable[[str], dict[str, Any]]
 
 
-def head_answer(session: Any, ref: str) -> dict[str, Any]:
+def head_answer(session: Session, ref: str) -> dict[str, Any]:
     """What the registry says of one reference: ``{"exists", "digest", …, "check"}``; an error status is the check.
 
     When the answer is an image index, the index is read too (one GET, by its digest; a run asks once per
@@ -538,7 +544,7 @@ def head_answer(session: Any, ref: str) -> dict[str, Any]:
 
 
 def fetch_manifests(
-    session: Any, refs: Iterable[str], *, ask: Ask | None = None, own_apps: Collection[str] | None = None
+    session: Session, refs: Iterable[str], *, ask: Ask | None = None, own_apps: Collection[str] | None = None
 ) -> pd.DataFrame:
     """Ask the registry about every image reference: exists, digest, media type, and how it answered (``check``).
 
@@ -640,7 +646,7 @@ _FLY_LOG_KEEP = "ship logs to a sink (fly-log-shipper) to keep them"
 
 
 def fetch_fly_logs(
-    session: Any,
+    session: Session,
     app: str,
     *,
     since: pd.Timestamp | None = None,
@@ -691,7 +697,7 @@ def fly_log_token(t: pd.Timestamp) -> str:
 
 
 def _read_fly_logs_forward(
-    session: Any, app: str, start: pd.Timestamp, end: pd.Timestamp, instance: str | None, budget: int
+    session: Session, app: str, start: pd.Timestamp, end: pd.Timestamp, instance: str | None, budget: int
 ) -> tuple[list[dict[str, Any]], tuple[pd.Timestamp, str] | None]:
     """Lines from ``start`` on, page by page; and, when the read stopped short of ``end``, how far it got and why."""
     token = fly_log_token(start)
@@ -762,7 +768,7 @@ def _fly_log_record(app: str, e: dict[str, Any]) -> dict[str, Any]:
 
 
 def fetch_machine_rows(
-    session: Any, contract: Contract, *, app: str | None = None, page_size: int = 1000
+    session: Session, contract: Contract, *, app: str | None = None, page_size: int = 1000
 ) -> pd.DataFrame:
     """Every row of the contract's provisioning table (``app``'s only, when the table has an app column),
     paged past PostgREST's silent 1000-row cap, each column read under the name the contract gives it.
@@ -834,7 +840,7 @@ def row_record(
     return out
 
 
-def fetch_secrets(session: Any) -> pd.DataFrame:
+def fetch_secrets(session: Session) -> pd.DataFrame:
     """Secret names with their SHA-256 digests (the Management API never returns values)."""
     secrets = session.supabase.list_secrets()
     return make_frame(
@@ -844,7 +850,7 @@ def fetch_secrets(session: Any) -> pd.DataFrame:
     )
 
 
-def fetch_functions(session: Any) -> pd.DataFrame:
+def fetch_functions(session: Session) -> pd.DataFrame:
     fns = session.supabase.list_functions()
     records = [
         {
@@ -892,7 +898,7 @@ LOG_RETENTION_DAYS = {"free": 1, "pro": 7, "team": 28, "enterprise": 90}
 
 
 def fetch_function_logs(
-    session: Any,
+    session: Session,
     since: pd.Timestamp,
     until: pd.Timestamp,
     *,
@@ -952,7 +958,7 @@ def fetch_function_logs(
     return df
 
 
-def _retention_gaps(session: Any, since: pd.Timestamp, until: pd.Timestamp) -> list[Gap]:
+def _retention_gaps(session: Session, since: pd.Timestamp, until: pd.Timestamp) -> list[Gap]:
     """A Gap for the part of [since, until] older than the plan keeps function logs (none when all is kept)."""
     plan = session.supabase.organization_plan()
     days = LOG_RETENTION_DAYS.get(plan or "")
