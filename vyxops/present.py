@@ -35,7 +35,7 @@ def fmt_time_in_text(ts: Any, tz: str = "UTC") -> str:
 def fmt_times(series: pd.Series, tz: str = "UTC") -> pd.Series:
     """:func:`fmt_time` over a column, vectorised (a busy day's timeline has 100,000 rows)."""
     local = series.dt.tz_convert(tz or "UTC")
-    text = local.dt.strftime(TIME_FORMAT).str[:-3] + " " + local.dt.strftime("%Z")
+    text: pd.Series = local.dt.strftime(TIME_FORMAT).str[:-3] + " " + local.dt.strftime("%Z")
     return text.where(series.notna(), "")
 
 
