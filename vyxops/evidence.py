@@ -58,7 +58,7 @@ class Evidence:
     incarnation: str = ""  # which world the target was (Session.incarnation): the audit log's lines of it are its own
     # what the session sends Edge Functions as a bearer (vyxops.function_auth); None: not known
     function_bearer: FunctionBearer | None = None
-    _docker_image: dict[str, Any] | None = field(default=None, repr=False)
+    _docker_image: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _manifest_rows: dict[object, int] | None = field(default=None, init=False, repr=False, compare=False)
     project: ProjectReads | None = field(default=None, repr=False, compare=False)  # shares derivations
 
@@ -142,7 +142,7 @@ class Evidence:
             if row is None:
                 self._docker_image = {"set": False, "digest": None, "updated_at": None, "ref": None, "tried": 0}
             else:
-                digest = None if pd.isna(row["digest"]) else str(row["digest"])
+                digest = None if frames.is_na(row["digest"]) else str(row["digest"])
                 logged = function_log_refs(self.function_logs, self.derive) + refs_in(self.fly_logs["message"])
                 refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, logged)
                 refs += [r for r in [self.contract.fallback_ref(self.app)] if r and r not in refs]
@@ -651,7 +651,7 @@ def secret_row(
 
 def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]], name: str) -> str | None:
     row = secret_row(secrets, derive, name) if name else None
-    return None if row is None or pd.isna(row["digest"]) else str(row["digest"])
+    return None if row is None or frames.is_na(row["digest"]) else str(row["digest"])
 
 
 def _app_read(session: Session, app: str, fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
@@ -727,7 +727,7 @@ def _first_ms(ids: list[object], times: list[object]) -> dict[str, int | None]:
     for mid, t in zip(ids, times):
         if not isinstance(mid, str) or not mid:
             continue
-        ms = None if t is None or pd.isna(t) else to_ms(t)
+        ms = None if t is None or frames.is_na(t) else to_ms(t)
         before = out.get(mid)
         out[mid] = ms if before is None else before if ms is None else min(before, ms)
     return out

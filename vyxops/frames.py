@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterable
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from pandas.api.extensions import ExtensionArray
@@ -291,6 +291,12 @@ def _holds_secret(text: str) -> bool:
 def _missing(value: object) -> bool:
     """A cell a string column holds as missing (None, NA, NaT, NaN)."""
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
+def is_na(cell: object) -> bool:
+    """``pd.isna`` of one cell read back as ``object`` (a row's dict, an itertuples field): pandas-stubs type
+    ``pd.isna`` by its scalar union, which such a cell has lost; the answer for a scalar is a plain bool."""
+    return bool(pd.isna(cast(Any, cell)))
 
 
 def check_frame(name: str, df: pd.DataFrame) -> None:
