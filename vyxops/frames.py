@@ -11,10 +11,10 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterable
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import pandas as pd
-from pandas.api.extensions import ExtensionArray
+from pandas.api.extensions import ExtensionArray, ExtensionDtype
 
 from vyxops import facts, fanout
 from vyxops.contract import Contract
@@ -39,7 +39,7 @@ from vyxops.timeutil import (
 log = logging.getLogger("vyxops.frames")
 
 TIME = "datetime64[ns, UTC]"
-STR = "string"
+STR: Final = "string"  # Final: pandas-stubs accept pd.array(dtype=...) by literal name
 
 # name -> {column: dtype}; a row of each frame means what the comment says.
 SCHEMAS: dict[str, dict[str, str]] = {
@@ -215,6 +215,15 @@ def _not_reported_note(name: str, rows: list[dict[str, Any]]) -> str:
     return f"not reported: {', '.join(said)} (Go's zero time {GO_ZERO_TIME}, read as unknown, not as a date)"
 
 
+@functools.cache
+def _extension_dtype(name: str) -> ExtensionDtype:
+    """A schema's dtype name as pandas' dtype (every SCHEMAS dtype but TIME is an extension dtype)."""
+    dtype = pd.api.types.pandas_dtype(name)
+    if not isinstance(dtype, ExtensionDtype):
+        raise TypeError(f"{name}: not an extension dtype")
+    return dtype
+
+
 def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.DataFrame:
     """Frame ``name``'s columns from ``rows``, each kind converted in one step to an array (no index
     to align): a frame of a dozen rows costs pandas' per-call overhead, not its per-cell work, so
@@ -233,10 +242,8 @@ def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.D
         values = cells[column]
         if dtype == TIME:
             columns[column] = _to_time(values, units.get(column))
-        elif not values:
-            columns[column] = pd.array(values, dtype=dtype)
         else:
-            columns[column] = pd.array(values, dtype=object).astype(dtype)
+            columns[column] = pd.array(values, dtype=object).astype(_extension_dtype(dtype))
     df = pd.DataFrame({column: columns[column] for column in schema}, copy=False)
     df.attrs["sanitised"] = sanitised
     return df
@@ -367,7 +374,8 @@ def event_records(app: str, machine_id: str, events: list[dict[str, Any]]) -> li
     for e in events or []:
         x = facts.read_exit_event(e)
         exited_at = x.exited_at if x else None
-        request = e.get("request") if isinstance(e.get("request"), dict) else {}
+        given = e.get("request")
+        request: dict[str, Any] = given if isinstance(given, dict) else {}
         out.append(
             {
                 "app": app,
@@ -996,12 +1004,13 @@ def function_log_record(r: dict[str, Any], source: str, slugs: dict[str, str]) -
     def number(value: Any) -> int | None:
         return int(value) if str(value or "").isdigit() else None
 
+    function_id = r.get("function_id")
     return {
         "time": r["timestamp"],
         "source": source,
         "log_id": r["id"],
         "function_id": r.get("function_id") or None,
-        "function": slugs.get(r.get("function_id")),
+        "function": slugs.get(function_id) if isinstance(function_id, str) else None,
         "execution_id": r.get("execution_id") or None,
         "level": r.get("level") or (r.get("severity_text") or "").lower() or None,
         "event_type": r.get("event_type") or None,
