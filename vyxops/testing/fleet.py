@@ -327,6 +327,7 @@ def _uuid(rng: np.random.Generator, n: int) -> np.ndarray:
 
 #: The fleet's one Edge Function, the seed team's function.
 _FUNCTION_ID = "7c1e5f2b-9a0d-4a51-8c3e-2b6f1d7e9a10"
+_NULL = np.array(None, dtype=object)  # a null cell for np.where, whose stubs take arrays, not None
 
 
 @dataclass
@@ -714,8 +715,8 @@ def _function_logs_frame(rng: np.random.Generator, calls: _Calls, m: _Machines) 
             "execution_id": _string_array(
                 pa.array(np.concatenate([np.full(n_calls, None, dtype=object), exec_id, exec_id, exec_id]), L)
             ),
-            "level": _string_array(pa.array(np.where(fl_level == "", None, fl_level), L)),
-            "event_type": _string_array(pa.array(np.where(fl_event_type == "", None, fl_event_type), L)),
+            "level": _string_array(pa.array(np.where(fl_level == "", _NULL, fl_level), L)),
+            "event_type": _string_array(pa.array(np.where(fl_event_type == "", _NULL, fl_event_type), L)),
             "status_code": pd.arrays.IntegerArray(
                 np.concatenate([np.zeros(3 * n_calls, dtype=np.int64), status]), ~is_edge
             ),
