@@ -18,6 +18,7 @@ from vyxops.detect.invocations import Failed, answered_ok, project_failures
 from vyxops.detect.ledger import ENDED_ROLES, OPEN_ROLES, build_ledger
 from vyxops.detect.model import Thresholds
 from vyxops.evidence import Evidence
+from vyxops.frames import is_na
 from vyxops.images import ImageIdentity, parse_image_ref, secret_digest
 
 
@@ -212,7 +213,7 @@ class Context:
             self._success_starts = [starts[i] for i in self._success_at()]
         return self._success_starts
 
-    def resolved_at(self, at: list[object], image: list[object], digest: list[object]) -> list[object]:
+    def resolved_at(self, at: list[pd.Timestamp], image: list[object], digest: list[object]) -> list[object]:
         """For failures at ``at`` on ``image``/``digest``: the first later provisioning that worked on
         another image (NaT when none). Linear after one sort: successes between a failure and the
         first success on another image all share one image, so one "next different" jump finds it.
@@ -284,7 +285,7 @@ def _opt(value: object) -> str | None:
 def _image_identity(digest: object, image: object) -> object:
     """What tells two images apart: the digest (an index's platform child for an index), else the reference,
     else "" (nothing known)."""
-    return digest if digest is not None and pd.notna(digest) else image if pd.notna(image) else ""
+    return digest if digest is not None and not is_na(digest) else image if not is_na(image) else ""
 
 
 @functools.cache

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from typing import cast
 
 import pandas as pd
 
@@ -67,7 +68,9 @@ def detect_create_rejected(ctx: Context) -> list[Finding]:
     current = refusal_current(ctx)
     evidence = []
     for r in refusals.tail(5).itertuples():
-        answered = f" (invocation answered {int(r.status_code)})" if pd.notna(r.status_code) else ""
+        # an Int64 column: an int or NA, which pandas-stubs cannot tell from a tuple field
+        code = cast(int, r.status_code)
+        answered = f" (invocation answered {int(code)})" if pd.notna(code) else ""
         evidence.append(ev("supabase.function_logs", r.time, str(r.message)[:240] + answered))
     n, live = len(refusals), sum(current)
     title = f"{n} provisioning attempt(s) refused by the Machines API; no machine was made"

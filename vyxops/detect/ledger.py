@@ -26,13 +26,16 @@ exited             exited on its own, and nothing says that was the plan: a fail
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 
 from vyxops import facts
 from vyxops.contract import RUNNING, STARTING, STOPPED, TERMINAL
-from vyxops.frames import TIME, converted_together
+from vyxops.frames import TIME, converted_together, is_na
 
 OUTCOMES = (
     "internal_ok",
@@ -82,7 +85,7 @@ class _Story:
         self.exits += 1
         if asked is not True:
             self.unasked_exits += 1
-            self.failing_exits += (pd.notna(code) and code != 0) or oom is True
+            self.failing_exits += (not is_na(code) and code != 0) or oom is True
         self.exit_at, self.exit_code, self.oom_killed, self.requested_stop = at, code, oom, asked
         if isinstance(restarts, int) and not (isinstance(self.restart_count, int) and self.restart_count >= restarts):
             self.restart_count = restarts
@@ -108,7 +111,7 @@ _EVENT_COLUMNS = ("machine_id", "time", "type", "status", "source", "exit_code",
 
 def _value(value: object) -> object:
     """A cell as plain Python: None for every kind of missing (NA compares as neither true nor false)."""
-    return value if pd.notna(value) else None
+    return value if not is_na(value) else None
 
 
 def _stories(events: pd.DataFrame, as_of: pd.Timestamp) -> dict[object, _Story]:
@@ -223,9 +226,7 @@ def build_ledger(
     own = {c: [_value(v) for v in m[c].tolist()] for c in ("state", "process_group", "user_id", "restart_policy")}
     own["created_at"] = m["created_at"].tolist()
     out: dict[str, object] = {c: m[c].array for c in ("machine_id", *(c for c in m.columns if c != "machine_id"))}
-    states = [
-        listed if present or not pd.notna(st.last_status) else st.last_status for listed, st in zip(own["state"], story)
-    ]
+    states = [listed if present or is_na(st.last_status) else st.last_status for listed, st in zip(own["state"], story)]
     verdicts = [
         _verdict(st, rw, state, group, user, policy, created, loop_exits)
         for st, rw, state, group, user, policy, created in zip(
@@ -262,11 +263,17 @@ def _typed_together(typed: dict[str, tuple[str, object, list[object]]], rows: in
     for names in groups.values():
         how, dtype, _ = typed[names[0]]
         cells = {c: typed[c][2] for c in names}
-        if how == "astype":
-            out |= converted_together(cells, names, rows, lambda v, t=dtype: pd.array(v, dtype=object).astype(t))
-        else:
-            out |= converted_together(cells, names, rows, lambda v, t=dtype: pd.array(v, dtype=t))
+        out |= converted_together(cells, names, rows, _converter(how, dtype))
     return out
+
+
+def _converter(how: str, dtype: Any) -> Callable[[list[Any]], ExtensionArray]:
+    """``pd.array`` of that dtype (``array``), or of objects cast to it (``astype``). ``dtype`` is any kind
+    pd.array takes (a name, a numpy or an extension dtype); pandas-stubs type pd.array per kind, so no one
+    annotation covers them all."""
+    if how == "astype":
+        return lambda values: pd.array(values, dtype=object).astype(dtype)
+    return lambda values: pd.array(values, dtype=dtype)
 
 
 def _verdict(
@@ -274,27 +281,27 @@ def _verdict(
 ) -> tuple[bool, str, str, object]:
     """(gone, origin, outcome, outcome_at) of one machine: the first outcome in OUTCOMES' table whose
     conditions hold, in this order."""
-    gone = state in facts.GONE_STATES or pd.notna(st.destroy_at)
+    gone = state in facts.GONE_STATES or not is_na(st.destroy_at)
     user_id = user if user is not None else row.row_user_id
     origin = facts.machine_origin(
         None if group is None else str(group), None if user_id is None else str(user_id), row.row_id is not None
     )
     outcome = _outcome(st, row, state, origin, policy, gone, loop_exits)
     if outcome == "never_started":
-        when = st.failed_at if pd.notna(st.failed_at) else st.destroy_at
+        when = st.failed_at if not is_na(st.failed_at) else st.destroy_at
     else:
         when = st.exit_at if st.exits > 0 else None
     for fallback in (st.start_at, st.launch_at, created):
-        when = when if pd.notna(when) else fallback
+        when = when if not is_na(when) else fallback
     return gone, origin, outcome, when
 
 
 def _outcome(st: _Story, row: _Row, state: object, origin: str, policy: object, gone: bool, loop_exits: int) -> str:
     """One machine's outcome (see the module's table)."""
-    clean = (not pd.notna(st.exit_code) or st.exit_code == 0) and st.oom_killed is not True
-    exited, started, running = st.exits > 0, pd.notna(st.start_at), state == facts.STARTED
+    clean = (is_na(st.exit_code) or st.exit_code == 0) and st.oom_killed is not True
+    exited, started, running = st.exits > 0, not is_na(st.start_at), state == facts.STARTED
     asked_destroy = st.destroy_source == "user"
-    failed_launch = pd.notna(st.failed_at) or state == "failed" or (gone and not asked_destroy)
+    failed_launch = not is_na(st.failed_at) or state == "failed" or (gone and not asked_destroy)
     gave_up = not running and st.failing_exits >= 2
     looping = policy in ("on-failure", "always") and (st.failing_exits >= loop_exits or gave_up)
     if origin == "internal":

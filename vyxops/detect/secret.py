@@ -122,7 +122,7 @@ def _latest_explains(cause: Finding, symptom: Finding) -> bool:
     if not is_machine_failure(symptom.code):
         return False
     s = symptom.facts
-    return s.get("image") == cause.facts["ref"] and s.get("image_id") != cause.facts["release_id"]
+    return bool(s.get("image") == cause.facts["ref"] and s.get("image_id") != cause.facts["release_id"])
 
 
 @register("LATEST_TAG_STALE", link=Link.SECRET, explains=_latest_explains)
