@@ -61,8 +61,9 @@ Built column-wise with pyarrow compute (no per-row Python), one concat, one sort
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,7 @@ from vyxops.errors import InputError
 from vyxops.frames import SCHEMAS
 from vyxops.timeutil import to_utc
 
-TIME = "datetime64[ns, UTC]"
+TIME: Final = "datetime64[ns, UTC]"  # Final: pandas-stubs accept astype(...) by literal name
 TIMELINE_SCHEMA: dict[str, str] = {
     "time": TIME,
     "source": "string",
@@ -178,6 +179,11 @@ def _block(n: int, **columns: Any) -> pa.Table:
         else:
             arrays.append(value if value.type == field.type else pc.cast(value, field.type))
     return pa.Table.from_arrays(arrays, schema=_ARROW_SCHEMA)
+
+
+def _only(mask: pa.Array) -> Callable[[pa.Array], pa.Array]:
+    """A filter of a block's arrays to the rows ``mask`` keeps."""
+    return lambda a: pc.filter(a, mask)
 
 
 def _usable(name: str, df: pd.DataFrame | None) -> bool:
@@ -352,7 +358,7 @@ def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
     ]
     if pc.any(changed).as_py():
         mask = changed
-        f = lambda a: pc.filter(a, mask)  # noqa: E731
+        f = _only(mask)
         message = _join(f(who), " updated to status ", f(status), _opt(" (error: ", f(_str(rows, "error")), ")"))
         blocks.append(
             _block(
@@ -441,7 +447,7 @@ def _functions_blocks(functions: pd.DataFrame, secrets: pd.DataFrame | None = No
     ):
         if not pc.any(mask).as_py():
             continue
-        f = lambda a, m=mask: pc.filter(a, m)  # noqa: E731
+        f = _only(mask)
         if kind == "function.updated":
             message = _join(
                 "function ", f(slug), " updated", _opt(" to version ", f(version)), _opt(" (", f(status), ")")
@@ -480,7 +486,7 @@ def _function_logs_blocks(logs: pd.DataFrame) -> list[pa.Table]:
         count = int(pc.sum(mask).as_py() or 0)
         if not count:
             continue
-        f = lambda a, m=mask: pc.filter(a, m)  # noqa: E731
+        f = _only(mask)
         status = None
         if kind == "function.invoked":
             took = _opt(" in ", f(_str(logs, "duration_ms")), " ms")  # nothing when unknown
@@ -556,10 +562,10 @@ def _fly_blocks(
             blocks.append(block)
     if events is not None:
         blocks.append(_events_block(events, known_machines))
-    if _usable("releases", releases):
+    if releases is not None and _usable("releases", releases):
         blocks.append(_releases_block(releases))
     _usable("manifests", manifests)  # checked for shape only: no time to place it at
-    if _usable("fly_logs", fly_logs):
+    if fly_logs is not None and _usable("fly_logs", fly_logs):
         blocks.append(_fly_logs_block(fly_logs))
     return blocks
 
@@ -572,13 +578,13 @@ def _supabase_blocks(
 ) -> list[pa.Table]:
     """The events read from Supabase: DB rows, secrets, functions and function logs."""
     blocks: list[pa.Table] = []
-    if _usable("machine_rows", machine_rows):
+    if machine_rows is not None and _usable("machine_rows", machine_rows):
         blocks.extend(_rows_blocks(machine_rows))
-    if _usable("secrets", secrets):
+    if secrets is not None and _usable("secrets", secrets):
         blocks.append(_secrets_block(secrets))
-    if _usable("functions", functions):
+    if functions is not None and _usable("functions", functions):
         blocks.extend(_functions_blocks(functions, secrets))
-    if _usable("function_logs", function_logs):
+    if function_logs is not None and _usable("function_logs", function_logs):
         blocks.extend(_function_logs_blocks(function_logs))
     return blocks
 
@@ -598,6 +604,11 @@ def _merge(blocks: list[pa.Table]) -> pd.DataFrame:
     return out
 
 
+def _equal_to_previous(col: pa.Array, key: str, n: int) -> pa.Array:
+    """Row i+1 of ``col`` equals row i (two nulls: equal, except for times)."""
+    return pc.fill_null(pc.equal(col.slice(1), col.slice(0, n - 1)), pa.scalar(key != "time"))
+
+
 def _drop_repeats(table: pa.Table) -> tuple[pa.Table, int]:
     """Drop repeats of (time, source, entity, kind, message), keeping the first.
 
@@ -607,11 +618,7 @@ def _drop_repeats(table: pa.Table) -> tuple[pa.Table, int]:
     n = len(table)
     if n < 2:
         return table, 0
-    same = None
-    for k in SORT_KEYS:
-        col = table[k].combine_chunks()
-        eq = pc.fill_null(pc.equal(col.slice(1), col.slice(0, n - 1)), pa.scalar(k != "time"))
-        same = eq if same is None else pc.and_(same, eq)
+    same = functools.reduce(pc.and_, (_equal_to_previous(table[k].combine_chunks(), k, n) for k in SORT_KEYS))
     same_prev = np.asarray(same.to_numpy(zero_copy_only=False), dtype=np.bool_)  # row i+1 ties with row i
     if not same_prev.any():
         return table, 0
@@ -630,7 +637,7 @@ def _drop_repeats(table: pa.Table) -> tuple[pa.Table, int]:
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
     string = pd.StringDtype("pyarrow")
-    df = table.to_pandas(types_mapper={_L: string, pa.string(): string, pa.int64(): pd.Int64Dtype()}.get)
+    df: pd.DataFrame = table.to_pandas(types_mapper={_L: string, pa.string(): string, pa.int64(): pd.Int64Dtype()}.get)
     df["time"] = df["time"].astype(TIME)  # keeps ns even if pandas would pick another unit
     return df.reset_index(drop=True)
 
