@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections import Counter
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,29 @@ def test_fan_outs_reuse_kept_threads_honour_their_width_and_nest_without_deadloc
     assert fanout.map_ordered(nest, [4] * 8) == [16] * 8
 
 
+def test_a_fan_out_returns_only_once_its_threads_count_themselves_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a fan-out's caller is woken, every thread that ran its calls is already waiting for work: the next
+    fan-out runs on them rather than starting threads (a drainer that said it was done before it counted itself
+    idle let the next fan-out find none idle)."""
+    monkeypatch.setattr(fanout, "_workers", fanout._Workers())
+    idle_when_woken: list[int] = []
+
+    class Watched(Future):  # type: ignore[type-arg]
+        def set_result(self, result: object) -> None:
+            idle_when_woken.append(fanout.idle_threads())  # what the woken caller would find
+            super().set_result(result)
+
+    monkeypatch.setattr(fanout, "Future", Watched)
+    both = threading.Barrier(2, timeout=5)
+
+    def side_by_side(i: int) -> int:
+        both.wait()  # two threads, or this times out
+        return i
+
+    assert fanout.map_ordered(side_by_side, range(2)) == [0, 1]
+    assert len(idle_when_woken) == 2 and all(n >= i for i, n in enumerate(idle_when_woken, 1)), idle_when_woken
+
+
 def test_a_kept_thread_ends_once_idle_and_a_failing_call_does_not_end_one() -> None:
     """The pool shrinks when the work stops (a kernel does not keep an audit's threads), and an
     exception is the caller's, not the thread's."""
@@ -99,7 +123,7 @@ def test_a_kept_thread_ends_once_idle_and_a_failing_call_does_not_end_one() -> N
         seen.append(threading.current_thread())
         done.set()
 
-    workers.run(task)
+    workers.run(task, Future())
     assert done.wait(5)
     seen[0].join(timeout=5)
     assert not seen[0].is_alive()

@@ -61,10 +61,17 @@ class _Workers:
         self._idle = 0
         self._names = itertools.count(1)
 
-    def run(self, task: Callable[[], None]) -> None:
-        """Run ``task`` (which must not raise) on a kept thread."""
+    @property
+    def idle(self) -> int:
+        """How many kept threads wait for work that no queued task is meant for."""
         with self._lock:
-            self._tasks.put(task)
+            return self._idle
+
+    def run(self, task: Callable[[], None], done: Future[None]) -> None:
+        """Run ``task`` (which must not raise) on a kept thread, then set ``done``: by then the thread
+        counts itself idle, so a fan-out that follows the one waiting on ``done`` finds it there."""
+        with self._lock:
+            self._tasks.put(functools.partial(self._then, task, done))
             if self._idle:
                 self._idle -= 1
                 return
@@ -81,11 +88,21 @@ class _Workers:
                         return
                 continue  # every idle thread is spoken for: a task is on its way to this one
             task()
-            with self._lock:
-                self._idle += 1
+
+    def _then(self, task: Callable[[], None], done: Future[None]) -> None:
+        task()
+        with self._lock:
+            self._idle += 1
+        done.set_result(None)  # after the count: else the waiter's next fan-out could start a thread
 
 
 _workers = _Workers()
+
+
+def idle_threads() -> int:
+    """How many kept threads wait for work now (for tests and benchmarks: threads are reused, not started)."""
+    return _workers.idle
+
 
 _sequential = threading.Event()
 
@@ -127,14 +144,13 @@ class _Batch:
         self._order = iter(range(len(calls)))
         self._lock = threading.Lock()
 
-    def drain(self, done: Future[None]) -> None:
-        """Run the next call not yet taken, until none is left; then say so through ``done``."""
+    def drain(self) -> None:
+        """Run the next call not yet taken, until none is left."""
         while (i := self._next()) is not None:
             try:
                 self.outcomes[i] = (True, self.calls[i]())
             except BaseException as exc:  # re-raised by _run_all, in the caller's thread
                 self.outcomes[i] = (False, exc)
-        done.set_result(None)
 
     def _next(self) -> int | None:
         with self._lock:
@@ -147,7 +163,7 @@ def _run_all(calls: list[Callable[[], T]], width: int) -> list[T]:
     batch = _Batch(list(calls))
     drained: list[Future[None]] = [Future() for _ in range(min(width, len(calls)))]
     for done in drained:
-        _workers.run(functools.partial(batch.drain, done))
+        _workers.run(batch.drain, done)
     for done in drained:
         done.result()
     for ok, value in batch.outcomes:
