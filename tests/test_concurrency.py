@@ -409,3 +409,22 @@ def test_apps_take_turns_at_building_frames_but_the_project_frames_everyone_wait
         with ThreadPoolExecutor(1) as pool:
             logs = pool.submit(frames.make_frame, "function_logs", []).result(timeout=5)
     assert logs.empty and list(logs.columns) == list(frames.SCHEMAS["function_logs"])
+
+
+def test_a_filtered_copy_of_a_project_read_gets_its_own_derivation_not_the_whole_reads() -> None:
+    """In a notebook, an audit's evidence with its function logs filtered (here: to none) is analysed on those logs:
+    the refused creates and image references derived once for the whole read are not handed to the filtered copy
+    (pandas carries a frame's attrs through filtering, so attrs cannot say which read a frame is)."""
+    import dataclasses
+
+    from vyxops.evidence import function_log_refs
+    from vyxops.investigate import analyse
+
+    scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
+    with open_session("sandbox", scenario=scenario) as session:
+        evidence = run_audit(session).investigations["beta-app"].evidence
+    logs = evidence.function_logs
+    assert function_log_refs(logs, evidence.derive) and not analyse(evidence).context.refusals.empty
+    none = logs[logs["message"] == "no such line"]
+    assert function_log_refs(none, evidence.derive) == []
+    assert analyse(dataclasses.replace(evidence, function_logs=none)).context.refusals.empty

@@ -26,7 +26,6 @@ from vyxops.session import Session
 from vyxops.timeutil import TIME_FORMS, iso, to_ms, to_utc
 
 IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
-PROJECT_READ = "project_read"  # attrs key: which of a run's project-wide reads a frame is a copy of
 T = TypeVar("T")
 DEFAULT_LOOKBACK = pd.Timedelta(hours=24)
 
@@ -61,10 +60,14 @@ class Evidence:
     _docker_image: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _manifest_rows: dict[object, int] | None = field(default=None, init=False, repr=False, compare=False)
     project: ProjectReads | None = field(default=None, repr=False, compare=False)  # shares derivations
+    # the frames above that are copies of ``project``'s reads, by the read's key, as collected (see derive)
+    shared: dict[tuple[Any, ...], pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     def derive(self, frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
-        """What every app of the run derives alike from a project-wide read, made once (ProjectReads.derive)."""
-        return self.project.derive(frame, key, compute) if self.project is not None else compute()
+        """``compute()``, a pure function of ``frame`` and ``key``; made once per run (ProjectReads.derive)
+        when ``frame`` is the very copy of a project-wide read this evidence was collected with. Any other
+        frame, a filtered one say, is computed afresh: its attrs, which filtering keeps, do not count."""
+        return derive_shared(self.project, self.shared, frame, key, compute)
 
     def secret(self, name: str) -> dict[str, object] | None:
         """The project secret ``name``'s first row (``digest``, ``updated_at``), or None when unset.
@@ -275,9 +278,7 @@ class ProjectReads:
         """The run's one read of ``key`` itself, not a copy: for what is derived from it here."""
         with self._single(key):
             if key not in self._frames:
-                read = self._unreachable_once(key, fetch)
-                read.attrs[PROJECT_READ] = repr(key)  # its copies carry it: see derive()
-                self._frames[key] = read
+                self._frames[key] = self._unreachable_once(key, fetch)
         return self._frames[key]
 
     def _unreachable_once(self, key: tuple[Any, ...], fetch: Callable[[], T]) -> T:
@@ -293,17 +294,13 @@ class ProjectReads:
             self._unreachable[key] = exc
             raise
 
-    def derive(self, frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
-        """``compute()``, a pure function of ``frame`` and ``key``, made once per run for each read.
+    def derive(self, read: tuple[Any, ...], key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, a pure function of the run's read ``read`` and of ``key``, made once per run.
 
         The apps of an audit each hold a copy of the same project-wide read (the function
-        logs, say); what they all derive from it alike is derived by the first to ask. A
-        frame that is not one of this run's reads (a failed source's empty frame) is
-        computed every time.
+        logs, say); what they all derive from it alike is derived by the first to ask. The
+        caller names the read: a frame cannot say which read it is (Evidence.derive).
         """
-        read = frame.attrs.get(PROJECT_READ)
-        if read is None:
-            return compute()
         memo = ("derived", read, *key)
         with self._single(memo):
             if memo not in self._derived:
@@ -328,7 +325,7 @@ class ProjectReads:
         apps = self._read(("apps",), self._fetch_apps)
         if apps.attrs.get("denied"):
             return None
-        return list(self.derive(apps, ("names",), lambda: apps["app"].dropna().astype(str).tolist()))
+        return list(self.derive(("apps",), ("names",), lambda: apps["app"].dropna().astype(str).tolist()))
 
     def _fetch_apps(self) -> pd.DataFrame:
         try:
@@ -347,13 +344,13 @@ class ProjectReads:
     def function_logs(self, start: pd.Timestamp, end: pd.Timestamp, function: str | None = None) -> pd.DataFrame:
         """The project's function logs over [start, end]; with ``function``, that function's only (a read of
         its own, derived once from the whole: the provisioning function is what an investigation reads)."""
-        key = ("function_logs", start, end)
+        key = function_logs_read(start, end)
         if function is None:
             return self._once(
                 key, lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions)
             )
         whole = self._read(key, lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions))
-        return self._once((*key, function), lambda: _of_function(whole, function))
+        return self._once(function_logs_read(start, end, function), lambda: _of_function(whole, function))
 
     def listed(self, app: str) -> list[dict[str, Any]]:
         """``app``'s machines as the Machines API lists them (destroyed ones too), read once per run: discovery
@@ -411,6 +408,24 @@ class ProjectReads:
         return dict(self._answers[ref])
 
 
+def derive_shared(
+    project: ProjectReads | None,
+    shared: dict[tuple[Any, ...], pd.DataFrame],
+    frame: pd.DataFrame,
+    key: tuple[Any, ...],
+    compute: Callable[[], T],
+) -> T:
+    """``compute()``, made once per run when ``frame`` is one of the ``shared`` copies of ``project``'s reads
+    (by identity: a filtered frame keeps the attrs of the frame it came from, so attrs cannot say)."""
+    read = next((name for name, held in shared.items() if held is frame), None)
+    return compute() if project is None or read is None else project.derive(read, key, compute)
+
+
+def function_logs_read(start: pd.Timestamp, end: pd.Timestamp, function: str | None = None) -> tuple[Any, ...]:
+    """The key of the project's function logs over [start, end] (of ``function`` only, when given) in ProjectReads."""
+    return ("function_logs", start, end) if function is None else ("function_logs", start, end, function)
+
+
 def quietly(read: Callable[[], T], none: T | None = None) -> Callable[[], T | None]:
     """``read`` made ahead, or for what can do without it: an error gives ``none``, and whoever needs the read
     makes it again and reports what failed (a read that failed is never kept). Any error class: one app's answer
@@ -466,7 +481,9 @@ def collect_evidence(
             got[name], gap = first[name]
             gaps += [gap] if gap is not None else []
         got["machine_rows"] = _rows_of_app(got["machine_rows"], contract, app, first["listed"], first["org_apps"])
-        reads = _second_stage(session, project, contract, app, machine_id, first["listed"], got)
+        shared = _shared(first, contract, start, end)
+        derive = functools.partial(derive_shared, project, shared)
+        reads = _second_stage(session, project, contract, app, machine_id, first["listed"], got, derive)
         second = fanout.gather(_urgent(reads, fanout.Urgency.EVIDENCE))
         got["machines"], got["machine_events"] = second["machines"]
         got["manifests"] = second["manifests"]
@@ -474,9 +491,15 @@ def collect_evidence(
     return Evidence(
         target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
         contract=contract, project_ref=session.project_ref, notes=_notes(got), org_apps=first["org_apps"],
-        extra_gaps=gaps, project=project, incarnation=session.incarnation,
+        extra_gaps=gaps, project=project, incarnation=session.incarnation, shared=shared,
         function_bearer=session.supabase.function_bearer,
     )  # fmt: skip
+
+
+def _shared(first: dict[str, Any], contract: Contract, start: pd.Timestamp, end: pd.Timestamp) -> dict[Any, Any]:
+    """The evidence's copies of project-wide reads, by key: the secrets, and the function logs when they were read."""
+    logs, gap = first["function_logs"]
+    return {("secrets",): first["secrets"]} | ({} if gap else {function_logs_read(start, end, contract.function): logs})
 
 
 def _urgent(calls: dict[str, Callable[[], Any]], urgency: fanout.Urgency) -> dict[str, Callable[[], Any]]:
@@ -515,13 +538,14 @@ def _second_stage(
     machine_id: str | None,
     listed: list[dict[str, Any]],
     got: dict[str, pd.DataFrame],
+    derive: Callable[..., Any],
 ) -> dict[str, Callable[[], Any]]:
     """The reads that need the first stage: machines known by id only, and the image references."""
     rows = got["machine_rows"]
     known_ids = rows["machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
     return {
         "machines": lambda: frames.machine_frames(session, app, listed, also_ids=known_ids),
-        "manifests": lambda: _manifests(session, project, contract, app, got, listed),
+        "manifests": lambda: _manifests(session, project, contract, app, got, listed, derive),
     }
 
 
@@ -566,8 +590,10 @@ def _manifests(
     app: str,
     got: dict[str, pd.DataFrame],
     listed: list[dict[str, Any]],
+    derive: Callable[..., Any],
 ) -> pd.DataFrame:
-    """Ask the registry about the references that concern ``app`` (:func:`refs_to_check`)."""
+    """Ask the registry about the references that concern ``app`` (:func:`refs_to_check`); ``derive`` makes what
+    every app derives alike from the project's reads once per run (:func:`derive_shared`)."""
     # The listed machines' images, read as the machines frame reads them (config, then image_ref).
     listed_images = pd.DataFrame(
         frames.machine_records(app, listed)[0], columns=["image", "image_repository", "image_digest"], dtype=object
@@ -578,9 +604,9 @@ def _manifests(
         listed_images,
         got["machine_rows"],
         own_texts=got["fly_logs"]["message"].dropna().tolist(),
-        project_refs=function_log_refs(got["function_logs"], project.derive),
+        project_refs=function_log_refs(got["function_logs"], derive),
         other_apps=project.other_apps(app),
-        secret=_secret_digest(got["secrets"], project.derive, contract.image_secret),
+        secret=_secret_digest(got["secrets"], derive, contract.image_secret),
     )
     fallback = contract.fallback_ref(app)
     refs += [fallback] if fallback and fallback not in refs else []
