@@ -132,34 +132,27 @@ def test_a_kept_thread_ends_once_idle_and_a_failing_call_does_not_end_one() -> N
     assert fanout.gather({"a": lambda: 1, "b": lambda: 2}) == {"a": 1, "b": 2}
 
 
-def test_the_turn_goes_to_what_lets_requests_go_out_first_then_in_the_order_work_came() -> None:
-    """Waiting for the turn: an app's first frames (its next requests wait on them) before its other
-    frames, and those before analyses; first come, first served among equals; re-entrant."""
-    from vyxops.fanout import Urgency
-
+def test_the_turn_goes_to_work_in_the_order_it_came_and_is_re_entrant() -> None:
+    """Waiting for the turn: first come, first served; the holder may take it again without waiting."""
     ran: list[str] = []
 
-    def wait_for_turn(name: str, urgency: Urgency) -> threading.Thread:
+    def wait_for_turn(name: str) -> threading.Thread:
         def work() -> None:
-            with fanout.turn(urgency):
+            with fanout.turn():
                 ran.append(name)
 
         thread = threading.Thread(target=work)
-        queued = len(fanout._turn._waiting)
+        queued = fanout.waiting_for_turn()
         thread.start()
-        while len(fanout._turn._waiting) == queued:  # queued behind the holder, in this order
+        while fanout.waiting_for_turn() == queued:  # queued behind the holder, in this order
             time.sleep(0.001)
         return thread
 
     with fanout.turn(), fanout.turn():  # held, twice over by the same thread
-        order = [("analysis", Urgency.ANALYSIS), ("first", Urgency.REQUESTS), ("rest", Urgency.EVIDENCE)]
-        threads = [wait_for_turn(name, urgency) for name, urgency in [*order, ("second", Urgency.REQUESTS)]]
+        threads = [wait_for_turn(name) for name in ("analysis", "first", "rest", "second")]
     for thread in threads:
         thread.join(timeout=5)
-    assert ran == ["first", "second", "rest", "analysis"]
-    inherited: list[int] = []
-    fanout.at(Urgency.EVIDENCE, lambda: inherited.append(fanout._urgency.level))()
-    assert inherited == [Urgency.EVIDENCE] and getattr(fanout._urgency, "level", Urgency.REQUESTS) == 0
+    assert ran == ["analysis", "first", "rest", "second"]
 
 
 def test_a_forked_child_fans_out_on_threads_of_its_own() -> None:

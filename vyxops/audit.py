@@ -214,9 +214,8 @@ def run_audit(
     def one(pipeline: Contract, app: str) -> Investigation | AppError:
         try:
             evidence = collect_evidence(session, app, contract=pipeline, until=until, project=project)
-            # Fetching overlaps; CPU work cannot (one interpreter lock): the apps take turns at it,
-            # analyses after the frames that let other apps' requests go out (fanout.Urgency).
-            with fanout.turn(fanout.Urgency.ANALYSIS):
+            # Fetching overlaps; CPU work cannot (one interpreter lock): the apps take turns at it.
+            with fanout.turn():
                 return analyse(
                     evidence, stuck_after_minutes=stuck_after_minutes, project_ref=session.project_ref, tz=tz
                 )

@@ -473,7 +473,7 @@ def collect_evidence(
     with stages(2, f"evidence for {app}") as say:
         say.step("Fly releases, machines, logs; Supabase rows, functions, secrets, logs")
         reads = _first_stage(session, project, contract, app, start, end)
-        first = fanout.gather(_urgent(reads, fanout.Urgency.REQUESTS))
+        first = fanout.gather(reads)
         say.step("machines known by id, image manifests")
         got: dict[str, pd.DataFrame] = {name: first[name] for name in _FRAMES_FIRST}
         gaps: list[Gap] = []
@@ -484,7 +484,7 @@ def collect_evidence(
         shared = _shared(first, contract, start, end)
         derive = functools.partial(derive_shared, project, shared)
         reads = _second_stage(session, project, contract, app, machine_id, first["listed"], got, derive)
-        second = fanout.gather(_urgent(reads, fanout.Urgency.EVIDENCE))
+        second = fanout.gather(reads)
         got["machines"], got["machine_events"] = second["machines"]
         got["manifests"] = second["manifests"]
     check_machine_in_window(machine_id, app, got["machines"], start, end, got["machine_rows"])
@@ -500,11 +500,6 @@ def _shared(first: dict[str, Any], contract: Contract, start: pd.Timestamp, end:
     """The evidence's copies of project-wide reads, by key: the secrets, and the function logs when they were read."""
     logs, gap = first["function_logs"]
     return {("secrets",): first["secrets"]} | ({} if gap else {function_logs_read(start, end, contract.function): logs})
-
-
-def _urgent(calls: dict[str, Callable[[], Any]], urgency: fanout.Urgency) -> dict[str, Callable[[], Any]]:
-    """A stage's calls, their frames built with ``urgency`` when they wait for a turn (fanout.turn)."""
-    return {name: fanout.at(urgency, call) for name, call in calls.items()}
 
 
 _FRAMES_FIRST = ("releases", "functions", "secrets", "machine_rows")

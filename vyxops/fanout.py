@@ -25,9 +25,8 @@ so fan-outs nested in fan-outs cannot deadlock; ``width`` bounds each fan-out's 
 
 from __future__ import annotations
 
-import enum
+import collections
 import functools
-import heapq
 import itertools
 import os
 import queue
@@ -172,18 +171,10 @@ def _run_all(calls: list[Callable[[], T]], width: int) -> list[T]:
     return [cast(T, value) for _, value in batch.outcomes]
 
 
-class Urgency(enum.IntEnum):
-    """How soon work waiting for the turn gets it: what lets requests go out comes first."""
-
-    REQUESTS = 0  # an app's first answers: its next requests wait on their frames
-    EVIDENCE = 1  # the rest of an app's evidence
-    ANALYSIS = 2  # an app's analysis, which waits on nothing but the CPU
-
-
 class _Turn:
-    """One re-entrant turn at CPU-bound work, handed on by :class:`Urgency`, then first come.
+    """One re-entrant turn at CPU-bound work, handed on in the order it was asked for.
 
-    A release hands the turn to the waiter it picks (its own gate, not a shared wake-up):
+    A release hands the turn to the first waiter (its own gate, not a shared wake-up):
     with fifty apps queued, waking all of them to find the turn taken would itself be the
     contention for the interpreter lock that the turn is there to avoid."""
 
@@ -191,10 +182,9 @@ class _Turn:
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._depth = 0
-        self._waiting: list[tuple[int, int, int, threading.Lock]] = []  # (urgency, arrival, thread, gate)
-        self._arrivals = itertools.count()
+        self._waiting: collections.deque[tuple[int, threading.Lock]] = collections.deque()  # (thread, gate)
 
-    def acquire(self, urgency: int) -> None:
+    def acquire(self) -> None:
         me = threading.get_ident()
         with self._lock:
             if self._owner == me:
@@ -205,7 +195,7 @@ class _Turn:
                 return
             gate = threading.Lock()
             gate.acquire()
-            heapq.heappush(self._waiting, (urgency, next(self._arrivals), me, gate))
+            self._waiting.append((me, gate))
         gate.acquire()  # opened by the release that made this thread the owner
 
     def release(self) -> None:
@@ -216,13 +206,17 @@ class _Turn:
             if not self._waiting:
                 self._owner = None
                 return
-            _, _, who, gate = heapq.heappop(self._waiting)
+            who, gate = self._waiting.popleft()
             self._owner, self._depth = who, 1
             gate.release()
 
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
 
 _turn = _Turn()
-_urgency = threading.local()
 
 
 def _after_fork_in_child() -> None:
@@ -236,37 +230,23 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager
-def turn(urgency: int | None = None) -> Iterator[None]:
+def turn() -> Iterator[None]:
     """Hold the process's one turn at CPU-bound work (an app's frames, its analysis).
 
     With one interpreter lock, fifty apps' pandas work only switches between itself every
-    few milliseconds, which costs a tenth more CPU and starves the one thread the others
-    wait for (the project's function logs). Work that takes turns runs one piece at a
-    time; what everyone waits for does not queue for a turn.
-
-    Waiting work gets the turn by ``urgency`` (by default the one :func:`at` set for this
-    thread, else :attr:`Urgency.REQUESTS`), then in the order it came: the frames that let
-    an app's next requests go out before its other frames, and those before analyses, so
-    an audit bound by CPU keeps its requests on the wire (bench A/B, 50 apps: 0.03-0.08 s)."""
-    _turn.acquire(urgency if urgency is not None else getattr(_urgency, "level", Urgency.REQUESTS))
+    few milliseconds, which costs CPU and starves the one thread the others wait for (the
+    project's function logs). Work that takes turns runs one piece at a time, first come
+    first served; what everyone waits for does not queue for a turn."""
+    _turn.acquire()
     try:
         yield
     finally:
         _turn.release()
 
 
-def at(urgency: Urgency, call: Callable[[], T]) -> Callable[[], T]:
-    """``call``, whose turns (:func:`turn`) wait with ``urgency`` on whichever thread it runs."""
-
-    def run() -> T:
-        before = getattr(_urgency, "level", Urgency.REQUESTS)
-        _urgency.level = urgency
-        try:
-            return call()
-        finally:
-            _urgency.level = before
-
-    return run
+def waiting_for_turn() -> int:
+    """How many threads wait for the turn now (for tests: a turn is queued for, not spun on)."""
+    return _turn.waiting
 
 
 def ahead(call: Callable[[], object], name: str = "vyxops-ahead") -> Callable[[], None]:
