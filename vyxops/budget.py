@@ -183,9 +183,9 @@ class _Window:
 
 #: Requests on the wire at once, per budget (per process live). Enough to hide the latency of
 #: requests that come in bursts: a 50-app audit's first stage sends some 250 at once (five per
-#: app), and all ~440 must fit in the six round trips its stages need. At 96 the first stage
-#: alone took three round trips (bench, 200 ms per answer: 2.07 s at 96, 1.88 s at 192, 1.94 s
-#: at 256); the pool cost per request grows with the connections, so no higher than that.
+#: app), and all ~440 must fit in the six round trips its stages need; half as many left the
+#: first stage alone three round trips. The pool's cost per request grows with the connections
+#: it holds, so no higher than that (the measurements: bench/FIGURES.md).
 IN_FLIGHT = 192
 
 

@@ -19,7 +19,7 @@ has finished, so no request is left running behind an error.
 The threads are kept between fan-outs (:class:`_Workers`): a new one starts only when
 none is idle, and one idle for :data:`IDLE_S` ends. A pool per fan-out had started some
 four hundred threads in a 50-app audit, each start a handoff of the interpreter lock
-(a tenth of the audit's CPU, bench A/B). The pool never makes a call wait for a thread,
+(bench/FIGURES.md). The pool never makes a call wait for a thread,
 so fan-outs nested in fan-outs cannot deadlock; ``width`` bounds each fan-out's own calls.
 """
 

@@ -4,9 +4,8 @@ CPython (3.11) collects in three generations: the young ones every few hundred n
 objects, the oldest, the whole heap, once ten collections of the middle one have
 passed (and a quarter of the heap is new since the last full one). An audit builds
 frames for fifty apps and keeps them all until its report: each full collection walks
-pandas', pyarrow's and every app's objects alike (~45 ms on the bench's VM, with a
-couple of hundred thousand objects), and a 50-app audit ran three or four of them, a
-tenth of its CPU, to free next to nothing, since what it built is still in use.
+pandas', pyarrow's and every app's objects alike, and a 50-app audit ran several of
+them to free next to nothing, since what it built is still in use (bench/FIGURES.md).
 
 :func:`batch` raises the oldest generation's threshold while a batch runs, and puts it
 back after. Young cycles are still collected as they form (a frame's temporary copies,

@@ -9,8 +9,8 @@ run under the pool's lock each time a request arrives or an answer is closed) sh
   :func:`pool_limits` keeps every connection the pool may open.
 - Its bookkeeping is quadratic in the connections it holds: for each idle connection it
   builds a list of all of them, and asks each idle one whether its socket is readable (a
-  ``poll``). A 50-app audit holds some hundred connections to the registry alone; one pool
-  for them spent 0.3 s of CPU a run there, a fifth of the audit's.
+  ``poll``). A 50-app audit holds some hundred connections to the registry alone, and one
+  pool for them was a large share of the audit's CPU (bench/FIGURES.md).
 
 :class:`PooledTransport` is what every client of a host sends through: its connections
 spread over :data:`SHARDS` pools, each request to the next pool in turn, so each pool holds
