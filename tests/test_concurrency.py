@@ -162,10 +162,10 @@ def test_a_forked_child_fans_out_on_threads_of_its_own() -> None:
 
     assert fanout.map_ordered(lambda i: i, range(4)) == [0, 1, 2, 3]  # the parent now keeps threads
     for _ in range(500):  # ... idle ones, waiting for work
-        if fanout._workers._idle >= 2:
+        if fanout.idle_threads() >= 2:
             break
         time.sleep(0.01)
-    assert fanout._workers._idle >= 2
+    assert fanout.idle_threads() >= 2
     pid = os.fork()
     if pid == 0:  # the child: a hang here is what the test is about, so it is bounded
         signal.alarm(10)
