@@ -116,3 +116,19 @@ def test_a_notebook_error_is_named_by_its_class_in_the_error_tree(monkeypatch: p
     from vyxops.errors import exit_code_for
 
     assert exit_code_for(etype) == 2
+
+
+def _parameters(name: str) -> dict[str, object]:
+    """A notebook's parameters cell, evaluated as papermill would see its defaults."""
+    nb = nbformat.read(str(ROOT / "notebooks" / f"{name}.ipynb"), as_version=4)
+    values: dict[str, object] = {}
+    exec(nb.cells[0].source, {}, values)  # literals only (test_notebook_first_cell_is_parameters_…)
+    return values
+
+
+@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != "explore"])
+def test_notebook_stuck_after_default_is_the_one_constant(name: str) -> None:
+    """A notebook keeps a literal parameter (papermill overrides it) but the value is vyxops's one default."""
+    from vyxops.checks import STUCK_AFTER_MIN
+
+    assert _parameters(name)["stuck_after_minutes"] == STUCK_AFTER_MIN

@@ -172,3 +172,18 @@ def test_the_cli_passes_its_out_as_typed_from_its_cwd(tmp_path: Path, monkeypatc
     assert seen["out_dir"] == str(sub / "here")
     assert project_out_dir(str(seen["out_dir"]), sub) == sub / "here"  # an absolute one is kept
     assert project_out_dir("here", sub) == tmp_path / "here"  # a relative one, in a notebook, is the project's
+
+
+def test_stuck_after_has_one_default() -> None:
+    """--stuck-after, the library calls and the detectors' Thresholds all default to checks.STUCK_AFTER_MIN."""
+    import inspect
+
+    from vyxops import audit, checks, cli, investigate
+    from vyxops.detect.model import Thresholds
+    from vyxops.fixes.commands import remediate_command
+
+    for fn in (investigate.investigate, investigate.analyse, audit.run_audit, audit.audit_or_error, remediate_command):
+        assert inspect.signature(fn).parameters["stuck_after_minutes"].default == checks.STUCK_AFTER_MIN, fn
+    assert Thresholds().stuck_after_minutes == checks.STUCK_AFTER_MIN
+    args = cli.build_parser().parse_args(["investigate", "--app", "a", "--out", "o"])
+    assert args.stuck_after_minutes == checks.STUCK_AFTER_MIN

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops import fanout, heap
-from vyxops.checks import APP_NAME, check_app, check_stuck_after
+from vyxops.checks import APP_NAME, STUCK_AFTER_MIN, check_app, check_stuck_after
 from vyxops.contract import Contract
 from vyxops.discover import read_tables, resolve_contract
 from vyxops.errors import InputError, TransportError, VyxopsError, exit_code_for
@@ -192,7 +192,7 @@ def run_audit(
     apps: list[str] | None = None,
     *,
     contract: Contract | str | Path | None = None,
-    stuck_after_minutes: float = 10.0,
+    stuck_after_minutes: float = STUCK_AFTER_MIN,
     width: int = AUDIT_WIDTH,
     tz: str = "UTC",
 ) -> Audit:
@@ -258,7 +258,7 @@ def audit_or_error(
     apps: list[str] | None = None,
     *,
     contract: Contract | str | Path | None = None,
-    stuck_after_minutes: float = 10.0,
+    stuck_after_minutes: float = STUCK_AFTER_MIN,
     tz: str = "UTC",
 ) -> Audit:
     """:func:`run_audit` (findings told in ``tz``), or, when a platform stops the whole audit (the org's apps cannot

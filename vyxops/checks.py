@@ -27,6 +27,9 @@ TABLE_NAME = re.compile(r"(?!\d)[\w$-]{1,63}")
 #: Times vyxops accepts: the platforms keep nothing older, and nothing is newer than this century.
 EARLIEST_MS = parse_rfc3339_ms("2015-01-01T00:00:00Z")
 LATEST_MS = parse_rfc3339_ms("2100-01-01T00:00:00Z")
+#: How long a DB row may sit in a transitional status before it is stuck: the one default of `--stuck-after`,
+#: the library calls and the notebooks' `stuck_after_minutes` parameter (tests/test_notebooks.py ties them).
+STUCK_AFTER_MIN = 10.0
 MAX_STUCK_AFTER_MIN = 525_600  # a year of minutes
 
 

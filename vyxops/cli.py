@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vyxops import __version__
+from vyxops import __version__, checks  # checks: light (no pandas), its defaults shape the parser
 from vyxops.errors import InputError, VyxopsError, exit_code_for
 from vyxops.text import for_terminal, one_line  # the one home of terminal text (for_terminal: say, stderr)
 
@@ -158,10 +158,10 @@ def _stuck(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--stuck-after",
         type=float,
-        default=10.0,
+        default=checks.STUCK_AFTER_MIN,
         dest="stuck_after_minutes",
         metavar="MIN",
-        help="minutes a DB row may stay in a transitional status (default 10)",
+        help=f"minutes a DB row may stay in a transitional status (default {checks.STUCK_AFTER_MIN:g})",
     )
 
 
@@ -408,7 +408,6 @@ def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     against the world. Only then, with ``write``, the first writes: ``--out`` is made and a
     replayed sandbox saved. So a refused input leaves nothing behind.
     """
-    from vyxops import checks
     from vyxops.config import parse_target
 
     target = parse_target(args.target)
@@ -483,7 +482,6 @@ def _check_tz(tz: str | None) -> None:
 
 def _check_bundle(args: argparse.Namespace, path: Path) -> None:
     """A bundle answers only what was captured: its app, and times inside its window."""
-    from vyxops import checks
     from vyxops.bundle import names_machine, read_bundle_meta, read_exchanges
     from vyxops.timeutil import iso, parse_rfc3339_ms
 
@@ -1021,7 +1019,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     is the doctor's job."""
     import json
 
-    from vyxops import checks
     from vyxops.config import parse_target
     from vyxops.doctor import run_doctor
 
@@ -1080,7 +1077,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     """The audit log as a table (or JSON), filtered; an empty selection is said, not an error."""
-    from vyxops import checks, logview
+    from vyxops import logview
     from vyxops.config import audit_log_path
 
     if args.app:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from vyxops import fanout
 from vyxops.advice import NextStep, next_steps, release_health, settle_fixes
-from vyxops.checks import check_app, check_machine_id, check_stuck_after
+from vyxops.checks import STUCK_AFTER_MIN, check_app, check_machine_id, check_stuck_after
 from vyxops.contract import Contract
 from vyxops.coverage import Gap
 from vyxops.detect import (
@@ -142,7 +142,7 @@ def investigate(
     since: Any = None,
     until: Any = None,
     machine_id: str | None = None,
-    stuck_after_minutes: float = 10.0,
+    stuck_after_minutes: float = STUCK_AFTER_MIN,
     project: ProjectReads | None = None,
     tz: str = "UTC",
 ) -> Investigation:
@@ -175,7 +175,7 @@ def investigate(
 
 
 def analyse(
-    evidence: Evidence, *, stuck_after_minutes: float = 10.0, project_ref: str | None = None, tz: str = "UTC"
+    evidence: Evidence, *, stuck_after_minutes: float = STUCK_AFTER_MIN, project_ref: str | None = None, tz: str = "UTC"
 ) -> Investigation:
     """What :func:`investigate` does once the evidence is in: timeline, detectors, ranking (no request)."""
     machine_id = evidence.machine_id

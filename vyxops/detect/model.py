@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from vyxops.checks import STUCK_AFTER_MIN
 from vyxops.timeutil import iso
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class Link(IntEnum):
 class Thresholds:
     """Tunable limits; defaults suit per-user session machines."""
 
-    stuck_after_minutes: float = 10.0  # a row may sit in a transitional status this long
+    stuck_after_minutes: float = STUCK_AFTER_MIN  # a row may sit in a transitional status this long
     drift_after_minutes: float = 5.0  # Fly and the DB may disagree this long (the app's callback)
     restart_loop_exits: int = 3  # exits (none asked for) that make a restarting machine "constantly restarting"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from vyxops.checks import STUCK_AFTER_MIN
+
 DEFAULT_TARGET = "sandbox"
 DEFAULT_STRATEGY = "pin"
-DEFAULT_STUCK_AFTER = 10.0
 
 
 def remediate_command(
@@ -18,7 +19,7 @@ def remediate_command(
     scenario: str | None = None,
     fixes: Sequence[str] = (),
     strategy: str = DEFAULT_STRATEGY,
-    stuck_after_minutes: float = DEFAULT_STUCK_AFTER,
+    stuck_after_minutes: float = STUCK_AFTER_MIN,
     apply: bool = True,
 ) -> str:
     """``vyxops remediate --app APP [--target T] [--scenario S] … [--apply --confirm APP] --out DIR``.
@@ -35,7 +36,7 @@ def remediate_command(
         words += ["--fix", *fixes]
     if strategy != DEFAULT_STRATEGY:
         words += ["--strategy", strategy]
-    if stuck_after_minutes != DEFAULT_STUCK_AFTER:
+    if stuck_after_minutes != STUCK_AFTER_MIN:
         words += ["--stuck-after", f"{stuck_after_minutes:g}"]
     if apply:
         words += ["--apply", "--confirm", app]
