@@ -132,3 +132,10 @@ def test_notebook_stuck_after_default_is_the_one_constant(name: str) -> None:
     from vyxops.checks import STUCK_AFTER_MIN
 
     assert _parameters(name)["stuck_after_minutes"] == STUCK_AFTER_MIN
+
+
+def test_audit_notebook_fail_on_default_is_the_clis() -> None:
+    """The audit notebook's `fail_on` defaults to what `vyxops audit` does without --fail-on."""
+    from vyxops.checks import FAIL_ON_DEFAULT
+
+    assert _parameters("audit")["fail_on"] == FAIL_ON_DEFAULT

@@ -187,3 +187,21 @@ def test_stuck_after_has_one_default() -> None:
     assert Thresholds().stuck_after_minutes == checks.STUCK_AFTER_MIN
     args = cli.build_parser().parse_args(["investigate", "--app", "a", "--out", "o"])
     assert args.stuck_after_minutes == checks.STUCK_AFTER_MIN
+
+
+def test_fail_on_levels_have_one_home() -> None:
+    """--fail-on's choices, its default and the audit's failing severities come from checks; a notebook's
+    `fail_on` of another word is the CLI's InputError, not quietly read as `warning`."""
+    from vyxops import checks, cli
+    from vyxops.audit import failing_levels
+    from vyxops.errors import InputError
+
+    assert failing_levels("critical") == ("error", "critical")
+    assert failing_levels("warning") == ("error", "critical", "warning")
+    with pytest.raises(InputError) as exc:
+        failing_levels("info")
+    assert exc.value.name == "--fail-on"
+    with pytest.raises(InputError) as exc:
+        cli.build_parser().parse_args(["audit", "--all", "--fail-on", "info", "--out", "o"])
+    assert exc.value.name == "--fail-on"
+    assert cli.build_parser().parse_args(["audit", "--all", "--out", "o"]).fail_on == checks.FAIL_ON_DEFAULT

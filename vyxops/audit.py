@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops import fanout, heap
-from vyxops.checks import APP_NAME, STUCK_AFTER_MIN, check_app, check_stuck_after
+from vyxops.checks import APP_NAME, FAIL_ON_LEVELS, STUCK_AFTER_MIN, check_app, check_fail_on, check_stuck_after
 from vyxops.contract import Contract
 from vyxops.discover import read_tables, resolve_contract
 from vyxops.errors import InputError, TransportError, VyxopsError, exit_code_for
@@ -53,7 +53,7 @@ def error_json(error: VyxopsError) -> dict[str, Any]:
 
 def failing_levels(fail_on: str) -> tuple[str, ...]:
     """The worst severities that fail a run at ``fail_on`` (an app's ``error`` row always does)."""
-    return ("error", "critical") if fail_on == "critical" else ("error", "critical", "warning")
+    return ("error", *FAIL_ON_LEVELS[: FAIL_ON_LEVELS.index(check_fail_on(fail_on)) + 1])
 
 
 class UnexpectedAppError(VyxopsError):

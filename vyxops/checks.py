@@ -31,6 +31,9 @@ LATEST_MS = parse_rfc3339_ms("2100-01-01T00:00:00Z")
 #: the library calls and the notebooks' `stuck_after_minutes` parameter (tests/test_notebooks.py ties them).
 STUCK_AFTER_MIN = 10.0
 MAX_STUCK_AFTER_MIN = 525_600  # a year of minutes
+#: `--fail-on` (and the audit notebook's `fail_on`): the severities an audit may fail at, worst first.
+FAIL_ON_LEVELS = ("critical", "warning")
+FAIL_ON_DEFAULT = "critical"
 
 
 def check_app(app: str | None, name: str = "--app") -> str:
@@ -147,6 +150,13 @@ def check_stuck_after(minutes: float | None) -> float | None:
             allowed=f"above 0, at most {MAX_STUCK_AFTER_MIN}",
         )
     return minutes
+
+
+def check_fail_on(level: str) -> str:
+    """``--fail-on``: one of :data:`FAIL_ON_LEVELS` (a notebook's ``fail_on`` is checked by the same function)."""
+    if level not in FAIL_ON_LEVELS:
+        raise InputError("--fail-on", f"{level!r} is not a severity to fail on", allowed=", ".join(FAIL_ON_LEVELS))
+    return level
 
 
 def writable_dir_problem(directory: Path) -> str | None:

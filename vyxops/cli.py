@@ -230,9 +230,9 @@ def _audit_parser(sub: _Subparsers) -> None:
     which.add_argument("--all", action="store_true", dest="all_apps", help="audit every app of the org")
     aud.add_argument(
         "--fail-on",
-        choices=("critical", "warning"),
-        default="critical",
-        help="exit 1 at this severity (default critical)",
+        choices=checks.FAIL_ON_LEVELS,
+        default=checks.FAIL_ON_DEFAULT,
+        help=f"exit 1 at this severity (default {checks.FAIL_ON_DEFAULT})",
     )
     aud.add_argument("--json", action="store_true", help="print the summary as JSON on stdout, nothing else")
     _probe(aud)
