@@ -326,3 +326,19 @@ def test_destroyed_machines_vanish_from_the_api_after_the_platforms_retention() 
         gone = c.get("/v1/apps/vyx-app/machines/5683732efe3208", headers=fly(world))
         listed = c.get("/v1/apps/vyx-app/machines", params={"include_deleted": "true"}, headers=fly(world)).json()
     assert gone.status_code == 404 and listed == []
+
+
+def test_the_sandbox_and_the_product_share_one_is_jwt() -> None:
+    """What a JWT looks like has one home (vyxops.shapes): the sandbox's verify_jwt and the product's bearer choice
+    read the same function, so they cannot disagree on a key's shape."""
+    import re
+    from pathlib import Path
+
+    import vyxops
+    import vyxops_sandbox
+    from vyxops_sandbox import supabase_api
+
+    assert supabase_api.is_jwt is is_jwt
+    roots = [Path(vyxops.__file__).parent, Path(vyxops_sandbox.__file__).parent]
+    homes = [p for r in roots for p in r.rglob("*.py") if re.search(r"^def _?is_jwt\(", p.read_text(), re.M)]
+    assert [p.name for p in homes] == ["shapes.py"]

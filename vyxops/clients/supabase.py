@@ -32,7 +32,8 @@ from vyxops.errors import (
     redact,
 )
 from vyxops.function_auth import FunctionBearer, bearer_of
-from vyxops.http import Api, is_jwt, supabase_key_headers
+from vyxops.http import Api, supabase_key_headers
+from vyxops.shapes import is_jwt
 from vyxops.text import loads_answer, without_lone_surrogates
 
 MAX_ROWS = 1000  # PostgREST on Supabase returns at most this many rows, silently
