@@ -92,6 +92,18 @@ def check_machine_of_app(
         )
 
 
+def check_tz(tz: str | None) -> None:
+    """``--tz``: an IANA time zone name (None or "" is UTC)."""
+    if not tz or tz == "UTC":
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError("--tz", f"{tz!r} is not a time zone", allowed="an IANA name, e.g. UTC, Europe/Paris") from None
+
+
 def check_time(value: str | None, name: str, tz: str = "UTC") -> int | None:
     """Unix ms of a time (None when not given, or when it is a duration: see :func:`check_time_input`)."""
     given = check_time_input(value, name, tz)

@@ -417,7 +417,7 @@ def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     for app in apps:
         checks.check_app(app)
     machine = checks.check_machine_id(getattr(args, "machine_id", None))
-    _check_tz(getattr(args, "tz", None))
+    checks.check_tz(getattr(args, "tz", None))
     checks.check_window(getattr(args, "since", None), getattr(args, "until", None), _tz_of(args))
     checks.check_stuck_after(getattr(args, "stuck_after_minutes", None))
     if getattr(args, "out", None) is not None:  # checked here, made last: nothing is written when an input is bad
@@ -467,17 +467,6 @@ def _check_local_paths(args: argparse.Namespace, target_kind: str) -> None:
 def _tz_of(args: argparse.Namespace) -> str:
     """The zone a zone-less --since/--until is read in (--tz; UTC for a verb without it)."""
     return str(getattr(args, "tz", None) or "UTC")
-
-
-def _check_tz(tz: str | None) -> None:
-    if not tz or tz == "UTC":
-        return
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InputError("--tz", f"{tz!r} is not a time zone", allowed="an IANA name, e.g. UTC, Europe/Paris") from None
 
 
 def _check_bundle(args: argparse.Namespace, path: Path) -> None:
