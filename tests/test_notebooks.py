@@ -139,3 +139,30 @@ def test_audit_notebook_fail_on_default_is_the_clis() -> None:
     from vyxops.checks import FAIL_ON_DEFAULT
 
     assert _parameters("audit")["fail_on"] == FAIL_ON_DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "flag"),
+    [("tz", "Mars/Olympus", "--tz"), ("fail_on", "info", "--fail-on"), ("machine_id", "../x", "--machine")],
+)
+def test_a_notebooks_bad_parameter_is_the_clis_input_error(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, flag: str
+) -> None:
+    """nbtools.setup() runs the CLI's checks (vyxops.checks.check_inputs) on the notebook's parameters: a papermill
+    run with a bad tz fails at setup with the InputError `--tz` gives, before a session is opened."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from vyxops import nbtools
+    from vyxops.errors import InputError
+
+    shell = InteractiveShell.instance()
+    shown: list[tuple[type, BaseException]] = []
+    monkeypatch.setattr(shell, "_showtraceback", lambda etype, value, stb: shown.append((etype, value)))
+    shell.user_ns.update({"app": "vyx-app", "tz": "UTC", name: value})
+    shell.user_ns["nbtools"] = nbtools
+    shell.run_cell("nbtools.setup()")
+    etype, error = shown[-1]
+    assert etype is InputError and isinstance(error, InputError) and error.name == flag
+    shell.user_ns.update({name: None})
+    shell.run_cell("nbtools.setup()")
+    assert len(shown) == 1

@@ -11,7 +11,7 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vyxops.errors import InputError
@@ -169,6 +169,33 @@ def check_fail_on(level: str) -> str:
     if level not in FAIL_ON_LEVELS:
         raise InputError("--fail-on", f"{level!r} is not a severity to fail on", allowed=", ".join(FAIL_ON_LEVELS))
     return level
+
+
+def check_inputs(
+    *,
+    apps: Sequence[str] = (),
+    machine_id: str | None = None,
+    tz: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    stuck_after_minutes: float | None = None,
+    fail_on: str | None = None,
+) -> str | None:
+    """A run's inputs that need no platform, in the order the CLI checks its flags; returns the machine id.
+
+    The one set of checks for both doors: :func:`vyxops.cli.check_common` passes the flags, and
+    :func:`vyxops.nbtools.setup` a notebook's parameters, so a papermill run with a bad ``tz`` is the same
+    InputError as ``--tz``.
+    """
+    for app in apps:
+        check_app(app)
+    machine = check_machine_id(machine_id)
+    check_tz(tz)
+    check_window(since, until, tz or "UTC")
+    check_stuck_after(stuck_after_minutes)
+    if fail_on is not None:
+        check_fail_on(fail_on)
+    return machine
 
 
 def writable_dir_problem(directory: Path) -> str | None:

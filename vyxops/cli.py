@@ -414,12 +414,15 @@ def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     if target.kind != "sandbox" and getattr(args, "scenario", None):
         raise InputError("--scenario", "only applies to --target sandbox")
     apps = getattr(args, "apps", None) or ([args.app] if getattr(args, "app", None) else [])
-    for app in apps:
-        checks.check_app(app)
-    machine = checks.check_machine_id(getattr(args, "machine_id", None))
-    checks.check_tz(getattr(args, "tz", None))
-    checks.check_window(getattr(args, "since", None), getattr(args, "until", None), _tz_of(args))
-    checks.check_stuck_after(getattr(args, "stuck_after_minutes", None))
+    machine = checks.check_inputs(
+        apps=apps,
+        machine_id=getattr(args, "machine_id", None),
+        tz=getattr(args, "tz", None),
+        since=getattr(args, "since", None),
+        until=getattr(args, "until", None),
+        stuck_after_minutes=getattr(args, "stuck_after_minutes", None),
+        fail_on=getattr(args, "fail_on", None),
+    )
     if getattr(args, "out", None) is not None:  # checked here, made last: nothing is written when an input is bad
         checks.check_out(args.out, WRITES.get(args.verb, ()))
     _check_local_paths(args, target.kind)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops import checks
 from vyxops.config import project_dir
 from vyxops.errors import VyxopsError
 from vyxops.nbtools.display import command_block, heading, heading_text, link, md, show_figure, show_html, table
@@ -30,7 +31,8 @@ from vyxops.nbtools.remediation import show_audit, show_plan, show_result, show_
 
 
 def setup() -> None:
-    """Quiet library logs and show vyxops errors as message + hint (the cell still fails)."""
+    """Quiet library logs, show vyxops errors as message + hint (the cell still fails), and check the notebook's
+    parameters as the CLI checks its flags (:func:`check_parameters`)."""
     for noisy in ("httpx", "httpcore", "matplotlib", "sqlglot"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     pd.set_option("display.max_colwidth", 200)
@@ -55,6 +57,23 @@ def setup() -> None:
         return stb
 
     ip.set_custom_exc((VyxopsError,), handler)
+    check_parameters(ip.user_ns)
+
+
+def check_parameters(namespace: dict[str, Any]) -> None:
+    """The notebook's parameters through the CLI's own checks (:func:`vyxops.checks.check_inputs`), before any work:
+    a papermill run with ``-p tz Mars/Olympus`` is the InputError ``vyxops investigate --tz Mars/Olympus`` is."""
+    app = namespace.get("app")
+    apps = namespace.get("apps") or ([app] if app else [])
+    checks.check_inputs(
+        apps=list(apps),
+        machine_id=namespace.get("machine_id"),
+        tz=namespace.get("tz"),
+        since=namespace.get("since"),
+        until=namespace.get("until"),
+        stuck_after_minutes=namespace.get("stuck_after_minutes"),
+        fail_on=namespace.get("fail_on"),
+    )
 
 
 def project_out_dir(out_dir: str | Path, cwd: Path | None = None) -> Path:
@@ -81,6 +100,7 @@ def _out_dir_from_project(namespace: dict[str, Any]) -> None:
 
 __all__ = [
     "setup",
+    "check_parameters",
     "project_out_dir",
     "md",
     "heading",
