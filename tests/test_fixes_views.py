@@ -79,8 +79,8 @@ def test_the_printed_remediate_command_is_complete_and_parses_as_printed() -> No
     command = remediate_command(
         APP,
         out_dir="out/my run",
-        target="bundle:/tmp/b 1",
-        scenario="tests/scenarios/x.yaml",
+        target="sandbox",
+        scenario="tests/scenarios/x y.yaml",
         fixes=["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"],
         strategy="pin-digest",
         stuck_after_minutes=5,
@@ -89,14 +89,39 @@ def test_the_printed_remediate_command_is_complete_and_parses_as_printed() -> No
     assert words[:2] == ["vyxops", "remediate"]
     args = build_parser().parse_args(words[1:])
     assert (args.target, args.scenario, args.app, args.strategy) == (
-        "bundle:/tmp/b 1",
-        "tests/scenarios/x.yaml",
+        "sandbox",
+        "tests/scenarios/x y.yaml",
         APP,
         "pin-digest",
     )
     assert args.fixes == ["PIN_SECRET_TO_RELEASE", "VERIFY_PROVISIONING"] and args.stuck_after_minutes == 5
     assert args.apply and args.confirm == APP and str(args.out) == "out/my run"
     assert remediate_command(APP, out_dir="o") == f"vyxops remediate --app {APP} --apply --confirm {APP} --out o"
+    # A bundle takes no --scenario (check_common refuses it): the printed command must not carry one.
+    bundle = shlex.split(remediate_command(APP, out_dir="o", target="bundle:/tmp/b 1", scenario="x.yaml"))
+    assert bundle[2:4] == ["--target", "bundle:/tmp/b 1"] and "--scenario" not in bundle
+
+
+@pytest.mark.parametrize(
+    ("label", "flags"),
+    [
+        ("sandbox:stub-image", ["--scenario", "stub-image"]),
+        ("sandbox", []),
+        ("live", ["--target", "live"]),
+        ("bundle:/tmp/b 1", ["--target", "bundle:/tmp/b 1"]),
+    ],
+)
+def test_a_reports_target_label_becomes_the_flags_that_reopen_it(label: str, flags: list[str]) -> None:
+    """One home turns a target into CLI flags: the report's label through config.target_of_label and
+    present.target_flags, which the postmortem, the summary, the notebook and the remediate command all use."""
+    from vyxops.config import parse_target, target_of_label
+    from vyxops.present import target_flags, vyxops_command
+
+    target, scenario = target_of_label(label)
+    assert target_flags(target, scenario) == flags
+    assert parse_target(target).kind == label.partition(":")[0]
+    words = shlex.split(vyxops_command("investigate", APP, target, scenario, "o"))
+    assert words == ["vyxops", "investigate", "--app", APP, *flags, "--out", "o"]
 
 
 def test_the_change_column_reads_as_a_diff(tmp_path: Path) -> None:
@@ -165,3 +190,18 @@ def test_the_cli_takes_its_fix_codes_from_the_registry(
     assert "unknown fix 'REBOOT'" in err and all(code in err for code in FIX_CODES)
     assert FIX_CODES == registry.codes() and "PIN_SECRET_TO_LAST_GOOD_RELEASE" in FIX_CODES
     assert len(set(FIX_CODES)) == len(FIX_CODES) and all(f.description for f in registry.fixes())
+
+
+def test_no_module_parses_target_labels_itself() -> None:
+    """Adding a target is config.parse_target/target_of_label and present.target_flags, not every module that once
+    split `sandbox:`/`bundle:` or tested `in ("sandbox", "live")` itself."""
+    import re
+    from pathlib import Path
+
+    import vyxops
+
+    own = re.compile(r'startswith\("bundle:"\)|in \("sandbox", "live"\)|== "bundle:')
+    root = Path(vyxops.__file__).parent
+    homes = ("config.py", "present.py")
+    found = [p.name for p in root.rglob("*.py") if p.name not in homes and own.search(p.read_text())]
+    assert found == []

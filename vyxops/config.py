@@ -124,6 +124,15 @@ def parse_target(text: str | None) -> Target:
     raise InputError("--target", f"unknown target {value!r}", allowed=TARGETS_ALLOWED)
 
 
+def target_of_label(label: str) -> tuple[str, str | None]:
+    """A session's label (``Evidence.target``: ``sandbox:SCENARIO``, ``live``, ``bundle:PATH``) as the ``--target``
+    value and the sandbox's scenario that open the same target again (:func:`vyxops.present.target_flags`)."""
+    kind, _, rest = label.partition(":")
+    if kind == "sandbox":
+        return "sandbox", rest or None
+    return ("live", None) if kind == "live" else (label, None)
+
+
 # --------------------------------------------------------------------------- credentials
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from vyxops.config import audit_log_path
+from vyxops.config import audit_log_path, target_of_label
 from vyxops.fixes.audit_log import NOT_FIXES
 from vyxops.nbtools.next_steps import next_steps_markdown
 from vyxops.present import fmt_time, in_zone, vyxops_command
@@ -168,12 +168,8 @@ def _action_items(inv: Investigation, done: list[dict[str, Any]]) -> list[str]:
         out.append(f"- [ ] {cell(action)}")
     if not todo:
         return [*out, "None outstanding." if not isinstance(action, str) else "", ""]
-    target = inv.evidence.target
-    kind, _, scenario = target.partition(":")
-    command = vyxops_command(
-        "remediate", inv.evidence.app, kind if kind in ("sandbox", "live") else target,
-        scenario if kind == "sandbox" else None, f"out/remediate-{inv.evidence.app}",
-    )  # fmt: skip
+    target, scenario = target_of_label(inv.evidence.target)
+    command = vyxops_command("remediate", inv.evidence.app, target, scenario, f"out/remediate-{inv.evidence.app}")
     out += [f"- [ ] {code(c)}" for c in todo]
     return [*out, "", f"Plan them with `{command}` (a dry run), then add `--apply --confirm {inv.evidence.app}`.", ""]
 

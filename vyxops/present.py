@@ -49,12 +49,16 @@ def in_zone(text: str, tz: str = "UTC") -> str:
     return _ISO_UTC.sub(lambda m: fmt_time(m.group(0), tz), text)
 
 
+def target_flags(target: str | None, scenario: str | None = None) -> list[str]:
+    """The one place a target becomes command-line words: ``--target T`` unless the sandbox (the default), and
+    ``--scenario S`` only on the sandbox (the CLI refuses it elsewhere). A report's label:
+    :func:`vyxops.config.target_of_label` first."""
+    if target and target != "sandbox":
+        return ["--target", target]
+    return ["--scenario", str(scenario)] if scenario else []
+
+
 def vyxops_command(verb: str, app: str, target: str, scenario: str | None, out: str, *extra: str) -> str:
     """A complete ``vyxops`` command that runs as printed (target and scenario only when not the defaults)."""
-    words = ["vyxops", verb, "--app", app]
-    if target and target != "sandbox":
-        words += ["--target", target]
-    if scenario and (not target or target == "sandbox"):
-        words += ["--scenario", str(scenario)]
-    words += [*extra, "--out", out]
+    words = ["vyxops", verb, "--app", app, *target_flags(target, scenario), *extra, "--out", out]
     return " ".join(shlex.quote(w) for w in words)

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops import facts
+from vyxops.config import target_of_label
 from vyxops.coverage import Gap
 from vyxops.detect.context import Context, releases_said
 from vyxops.detect.creates import KIND_SAYS
@@ -311,11 +312,8 @@ def _no_root(ctx: Context, found: list[Finding], gaps: list[Gap]) -> str:
     history = [f for f in found if f.symptom and not f.current]
     parts = []
     if any(g.decides for g in gaps):
-        kind, _, scenario = ctx.e.target.partition(":")
-        target = kind if kind in ("sandbox", "live") else ctx.e.target
-        probe = vyxops_command(
-            "investigate", ctx.app, target, scenario if kind == "sandbox" else None, f"out/{ctx.app}-probe", "--probe"
-        )
+        target, scenario = target_of_label(ctx.e.target)
+        probe = vyxops_command("investigate", ctx.app, target, scenario, f"out/{ctx.app}-probe", "--probe")
         parts.append(
             "No failure was seen, but the evidence is incomplete: " + "; ".join(g.why for g in gaps) + ". "
             "An outage may be hiding there. To see provisioning work now, run a provisioning probe "

@@ -6,6 +6,7 @@ import shlex
 from collections.abc import Sequence
 
 from vyxops.checks import STUCK_AFTER_MIN
+from vyxops.present import target_flags
 
 DEFAULT_TARGET = "sandbox"
 DEFAULT_STRATEGY = "pin"
@@ -26,12 +27,7 @@ def remediate_command(
 
     Options at their defaults are left out; every value is shell-quoted.
     """
-    words = ["vyxops", "remediate"]
-    if target != DEFAULT_TARGET:
-        words += ["--target", target]
-    if scenario:
-        words += ["--scenario", scenario]
-    words += ["--app", app]
+    words = ["vyxops", "remediate", *target_flags(target, scenario), "--app", app]
     if fixes:
         words += ["--fix", *fixes]
     if strategy != DEFAULT_STRATEGY:

@@ -79,9 +79,10 @@ def describe_holder(holder: dict[str, Any]) -> str:
 
 def lock_path(target: config.Target | str, app: str, audit_log: Path | None = None) -> Path:
     """Where the lock for ``app`` on ``target`` lives: beside the audit log every apply writes."""
-    t = str(target)
+    parsed = target if isinstance(target, config.Target) else config.parse_target(target)
+    t = str(parsed)
     key = re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-")
-    if t.startswith("bundle:"):
+    if parsed.kind == "bundle":
         key = "bundle-" + hashlib.sha256(t.encode()).hexdigest()[:12]
     log = Path(audit_log) if audit_log is not None else config.audit_log_path()
     return log.parent / "locks" / f"{key}--{app}.lock"
