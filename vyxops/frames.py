@@ -864,9 +864,9 @@ def fetch_secrets(session: Session) -> pd.DataFrame:
     )
 
 
-def fetch_functions(session: Session) -> pd.DataFrame:
-    fns = session.supabase.list_functions()
-    records = [
+def function_records(fns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``functions`` frame's records of the Management API's FunctionResponse list (also a world's, in tests)."""
+    return [
         {
             "function_id": f["id"],
             "slug": f["slug"],
@@ -879,9 +879,12 @@ def fetch_functions(session: Session) -> pd.DataFrame:
         }
         for f in fns
     ]
+
+
+def fetch_functions(session: Session) -> pd.DataFrame:
     return make_frame(
         "functions",
-        records,
+        function_records(session.supabase.list_functions()),
         units={"created_at": SUPABASE_FUNCTION_UNIT, "updated_at": SUPABASE_FUNCTION_UNIT},
         source="supabase GET /v1/projects/{ref}/functions",
     )

@@ -23,7 +23,14 @@ import numpy as np
 import pandas as pd
 
 from vyxops.contract import RUNNING, SEED, STARTING
-from vyxops.frames import function_log_record, machine_records, make_frame, release_records, row_record
+from vyxops.frames import (
+    function_log_record,
+    function_records,
+    machine_records,
+    make_frame,
+    release_records,
+    row_record,
+)
 from vyxops.images import secret_digest
 from vyxops_sandbox.functions import (
     API_ERROR_LINE,
@@ -210,7 +217,7 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
         "machine_rows": make_frame("machine_rows", rows, source=src),
         "secrets": make_frame("secrets", _secret_records(sup), source=src),
         "functions": make_frame(
-            "functions", _function_records(sup), units={"created_at": "ms", "updated_at": "ms"}, source=src
+            "functions", function_records(sup["functions"]), units={"created_at": "ms", "updated_at": "ms"}, source=src
         ),
         "function_logs": make_frame("function_logs", _function_log_records(sup), units={"time": "us"}, source=src),
     }
@@ -249,22 +256,6 @@ def _secret_records(sup: dict[str, Any]) -> _Records:
     return [
         {"name": k, "digest": secret_digest(v["value"]), "updated_at": v["updated_at"]}
         for k, v in sup["secrets"].items()
-    ]
-
-
-def _function_records(sup: dict[str, Any]) -> _Records:
-    return [
-        {
-            "function_id": f["id"],
-            "slug": f["slug"],
-            "name": f.get("name"),
-            "status": f.get("status"),
-            "version": f.get("version"),
-            "created_at": f.get("created_at"),
-            "updated_at": f.get("updated_at"),
-            "verify_jwt": f.get("verify_jwt"),
-        }
-        for f in sup["functions"]
     ]
 
 
