@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
-from vyxops.investigate import investigate
-from vyxops.session import open_session
+from vyxops.testing.runs import finding_codes as codes
+from vyxops.testing.runs import investigate_scenario
 
 HERE = Path(__file__).parent / "scenarios"
 
 
-def run(tmp_path: Path, name: str, app: str, **kw):
-    with open_session("sandbox", scenario=HERE / f"{name}.yaml", sandbox_dir=tmp_path) as s:
-        return investigate(s, app, **kw)
-
-
-def codes(inv) -> set[str]:
-    return {f.code for f in inv.findings}
+run = functools.partial(investigate_scenario, scenarios=HERE)
 
 
 def test_two_apps_only_the_broken_one_has_a_root_cause(tmp_path: Path) -> None:

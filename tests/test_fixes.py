@@ -14,6 +14,9 @@ from vyxops.fixes import NOT_RUN, apply_plan, plan_fixes
 from vyxops.images import secret_digest
 from vyxops.investigate import investigate
 from vyxops.session import Session, open_session
+from vyxops.testing.runs import action_codes as codes
+from vyxops.testing.runs import action_of as by_code
+from vyxops.testing.runs import sandbox_session as seed
 from vyxops_sandbox.faults import FaultRule, Faults
 from vyxops_sandbox.testing import world_of
 
@@ -32,20 +35,8 @@ def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def seed(tmp_path: Path, **kw: Any) -> Session:
-    return open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path / "sandbox", **kw)
-
-
 def reopen(tmp_path: Path, **kw: Any) -> Session:
     return open_session("sandbox", sandbox_dir=tmp_path / "sandbox", **kw)
-
-
-def codes(plan_or_result: Any) -> list[str]:
-    return [a.code for a in plan_or_result.actions]
-
-
-def by_code(result: Any, code: str) -> Any:
-    return next(a for a in result.actions if a.code == code)
 
 
 def secret_now(session: Session) -> str | None:
@@ -471,3 +462,18 @@ def test_a_plan_that_writes_a_secret_warns_of_every_functions_cold_start(tmp_pat
     assert writes & {a["code"] for a in doc["actions"]}
     html = plan_html(plan)
     assert "Warnings:" in html and f"restarts all {n} Edge Function(s)" in html
+
+
+def test_shared_test_helpers_have_one_home() -> None:
+    """Investigating a scenario, a sandbox session and picking findings or actions by code live in
+    vyxops.testing.runs: no test file defines its own copy again (four did)."""
+    import re
+
+    copies = re.compile(
+        r"def \w+\(.*\)[^\n]*:\n(?:\s+\"\"\".*\"\"\"\n)?\s+return (?:\{f\.code for f in \w+\.findings\}"
+        r"|\[a\.code for a in \w+\.actions\]|next\(a for a in \w+\.actions if a\.code == code\)"
+        r"|\[f for f in \w+\.findings if f\.code == code\]"
+        r"|open_session\(\"sandbox\", scenario=\w+, sandbox_dir=tmp_path / \"sandbox\"\))"
+    )
+    found = [p.name for p in Path(__file__).parent.glob("*.py") if copies.search(p.read_text())]
+    assert found == []

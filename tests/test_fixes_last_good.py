@@ -6,13 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_fixes import by_code, canaries_left, codes
+from test_fixes import canaries_left
 
 from vyxops.advice.served import release_health
 from vyxops.fixes import apply_plan, plan_fixes
 from vyxops.images import secret_digest
 from vyxops.investigate import investigate
-from vyxops.session import Session, open_session
+from vyxops.session import Session
+from vyxops.testing.runs import action_codes as codes
+from vyxops.testing.runs import action_of as by_code
+from vyxops.testing.runs import sandbox_session as open_
 from vyxops_sandbox.testing import world_of
 
 APP = "api-app"
@@ -26,10 +29,6 @@ def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "audit.jsonl"
     monkeypatch.setenv("VYXOPS_AUDIT_LOG", str(path))
     return path
-
-
-def open_(tmp_path: Path, scenario: str | Path) -> Session:
-    return open_session("sandbox", scenario=scenario, sandbox_dir=tmp_path / "sandbox")
 
 
 def canaries_made(session: Session) -> list[str]:

@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_fixes import APP, seed
+from test_fixes import APP
 
 from vyxops import runner
 from vyxops.cli import main
 from vyxops.fixes import LockHeld, apply_plan, plan_fixes
 from vyxops.fixes.lock import acquire, lock_path, read_holder
 from vyxops.investigate import investigate
+from vyxops.testing.runs import sandbox_session as seed
 
 HOLDER = textwrap.dedent(
     """

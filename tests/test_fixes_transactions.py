@@ -19,12 +19,9 @@ from test_fixes import (
     APP,
     RELEASE_V2,
     audit_lines,
-    by_code,
     canaries_left,
-    codes,
     reopen,
     secret_now,
-    seed,
     seed_row,
     unpaired,
 )
@@ -33,6 +30,9 @@ from vyxops.fixes import apply_plan, plan_fixes, read_history
 from vyxops.images import secret_digest
 from vyxops.investigate import investigate
 from vyxops.session import Session
+from vyxops.testing.runs import action_codes as codes
+from vyxops.testing.runs import action_of as by_code
+from vyxops.testing.runs import sandbox_session as seed
 from vyxops_sandbox.faults import FaultRule, Faults
 from vyxops_sandbox.testing import world_of
 

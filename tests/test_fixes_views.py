@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_fixes import APP, RELEASE_V2, leaks, seed
+from test_fixes import APP, RELEASE_V2, leaks
 
 from vyxops.cli import build_parser, main
 from vyxops.contract import SEED
@@ -17,6 +17,7 @@ from vyxops.fixes import FIX_CODES, Action, Fix, Outcome, Plan, Result, apply_pl
 from vyxops.fixes.commands import remediate_command
 from vyxops.investigate import investigate
 from vyxops.nbtools.remediation import audit_html, plan_html, result_html, table_html, verification_html
+from vyxops.testing.runs import sandbox_session as seed
 
 PAYLOAD = '<script>alert("vyx")</script>'
 

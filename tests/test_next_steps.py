@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from vyxops.fixes import Plan, plan_fixes
-from vyxops.investigate import Investigation, investigate
-from vyxops.session import open_session
+from vyxops.investigate import Investigation
+from vyxops.testing.runs import investigate_scenario
 from vyxops_sandbox.scenario import SCENARIO_DIR, load_scenario
 
 UNSEEN = Path(__file__).parent / "scenarios"
@@ -26,10 +26,9 @@ def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(tmp_path: Path, scenario: str | Path, app: str) -> tuple[Investigation, Plan]:
-    path = scenario if isinstance(scenario, Path) else SCENARIO_DIR / f"{scenario}.yaml"
-    with open_session("sandbox", scenario=path, sandbox_dir=tmp_path / "sandbox") as s:
-        inv = investigate(s, app)
-        return inv, plan_fixes(inv, project_ref=s.project_ref)
+    """A shipped scenario by name, or a file; investigated, then planned."""
+    inv = investigate_scenario(tmp_path, scenario, app)
+    return inv, plan_fixes(inv, project_ref=inv.project_ref)
 
 
 def refused(plan: Plan) -> set[str]:

@@ -7,23 +7,18 @@ summary says and what it must never claim.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
-from vyxops.investigate import Investigation, investigate
-from vyxops.session import open_session
+from vyxops.testing.runs import findings_of as by_code
+from vyxops.testing.runs import investigate_scenario
 
 HERE = Path(__file__).parent / "scenarios"
 
 
-def run(tmp_path: Path, name: str, app: str, **kw: object) -> Investigation:
-    with open_session("sandbox", scenario=HERE / f"{name}.yaml", sandbox_dir=tmp_path / name) as s:
-        return investigate(s, app, **kw)  # type: ignore[arg-type]
-
-
-def by_code(inv: Investigation, code: str) -> list:  # type: ignore[type-arg]
-    return [f for f in inv.findings if f.code == code]
+run = functools.partial(investigate_scenario, scenarios=HERE)
 
 
 def test_a_release_killed_for_memory_after_reporting_running_is_the_machine_not_the_callback(tmp_path: Path) -> None:
