@@ -13,6 +13,7 @@ import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from vyxops.errors import InputError
 from vyxops.timeutil import TIME_FORMS, TimeInput, iso, parse_rfc3339_ms, parse_time_input
@@ -196,6 +197,27 @@ def check_inputs(
     if fail_on is not None:
         check_fail_on(fail_on)
     return machine
+
+
+def notify_sender(url: str) -> Any:
+    """``--notify``: an Apprise sender for ``url``, or the InputError naming it when Apprise cannot use it (nothing is
+    sent here: :func:`check_notify_url` runs it before the audit, :func:`vyxops.notify.notify_failure` sends)."""
+    import apprise  # only when a notification is asked for
+
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        scheme = url.split("://", 1)[0] if "://" in url else "(none)"
+        raise InputError(
+            "--notify",
+            f"not a notification URL Apprise knows (scheme {scheme!r})",
+            allowed="an Apprise URL, e.g. slack://…, mailto://…, json://host:port/path",
+        )
+    return sender
+
+
+def check_notify_url(url: str) -> None:
+    """Refuse a URL Apprise cannot use, before the audit runs (nothing is sent)."""
+    notify_sender(url)
 
 
 def writable_dir_problem(directory: Path) -> str | None:

@@ -846,9 +846,7 @@ def _notify_url(args: argparse.Namespace) -> str | None:
 
     notify: str | None = args.notify or os.environ.get("VYXOPS_NOTIFY") or None
     if notify:
-        from vyxops.notify import check_url
-
-        check_url(notify)
+        checks.check_notify_url(notify)
     return notify
 
 

@@ -22,31 +22,13 @@ import sys
 from collections import Counter
 from typing import Any
 
-from vyxops.errors import InputError, redact
+from vyxops.checks import notify_sender
+from vyxops.errors import redact
 
 #: The longest an error may be in a message line; the rest is in audit.json and the report.
 ERROR_CHARS = 300
 #: How a run's worst severity is counted in a message ("error": the app could not be investigated).
 _COUNTED = {"error": "could not be investigated", None: "ok"}
-
-
-def _apprise(url: str) -> Any:
-    import apprise  # only when a notification is asked for
-
-    sender = apprise.Apprise()
-    if not sender.add(url):
-        scheme = url.split("://", 1)[0] if "://" in url else "(none)"
-        raise InputError(
-            "--notify",
-            f"not a notification URL Apprise knows (scheme {scheme!r})",
-            allowed="an Apprise URL, e.g. slack://…, mailto://…, json://host:port/path",
-        )
-    return sender
-
-
-def check_url(url: str) -> None:
-    """Refuse a URL Apprise cannot use, before the audit runs (nothing is sent)."""
-    _apprise(url)
 
 
 def one_line(text: str, limit: int = ERROR_CHARS) -> str:
@@ -99,7 +81,7 @@ def notify_failure(url: str, summary: dict[str, Any]) -> bool:
 
     title, body = failure_message(summary)
     try:
-        sent = bool(_apprise(url).notify(title=title, body=body, notify_type=apprise.NotifyType.FAILURE))
+        sent = bool(notify_sender(url).notify(title=title, body=body, notify_type=apprise.NotifyType.FAILURE))
     except Exception as exc:  # noqa: BLE001 - a notifier's failure must not change the audit's outcome
         print(f"vyxops: could not send the notification ({type(exc).__name__})", file=sys.stderr)
         return False
