@@ -143,7 +143,12 @@ def test_audit_notebook_fail_on_default_is_the_clis() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "flag"),
-    [("tz", "Mars/Olympus", "--tz"), ("fail_on", "info", "--fail-on"), ("machine_id", "../x", "--machine")],
+    [
+        ("tz", "Mars/Olympus", "--tz"),
+        ("fail_on", "info", "--fail-on"),
+        ("machine_id", "../x", "--machine"),
+        ("scenario", "stub-image", "--scenario"),  # a live target with a scenario: it would be ignored
+    ],
 )
 def test_a_notebooks_bad_parameter_is_the_clis_input_error(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, flag: str
@@ -158,11 +163,12 @@ def test_a_notebooks_bad_parameter_is_the_clis_input_error(
     shell = InteractiveShell.instance()
     shown: list[tuple[type, BaseException]] = []
     monkeypatch.setattr(shell, "_showtraceback", lambda etype, value, stb: shown.append((etype, value)))
-    shell.user_ns.update({"app": "vyx-app", "tz": "UTC", name: value})
-    shell.user_ns["nbtools"] = nbtools
+    parameters = {"target": "live", "scenario": None, "app": "vyx-app", "tz": "UTC", name: value, "nbtools": nbtools}
+    for key, given in parameters.items():
+        monkeypatch.setitem(shell.user_ns, key, given)  # the shell is shared: undone after the test
     shell.run_cell("nbtools.setup()")
     etype, error = shown[-1]
     assert etype is InputError and isinstance(error, InputError) and error.name == flag
-    shell.user_ns.update({name: None})
+    shell.user_ns[name] = None
     shell.run_cell("nbtools.setup()")
     assert len(shown) == 1

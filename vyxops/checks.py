@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vyxops.config import Target, parse_target
 from vyxops.errors import InputError
 from vyxops.timeutil import TIME_FORMS, TimeInput, iso, parse_rfc3339_ms, parse_time_input
 
@@ -172,8 +173,16 @@ def check_fail_on(level: str) -> str:
     return level
 
 
+def check_scenario(target: Target, scenario: str | Path | None) -> None:
+    """``--scenario`` loads the sandbox: with another target it would be ignored, so it is refused."""
+    if target.kind != "sandbox" and scenario:
+        raise InputError("--scenario", "only applies to --target sandbox")
+
+
 def check_inputs(
     *,
+    target: str | None = "sandbox",
+    scenario: str | Path | None = None,
     apps: Sequence[str] = (),
     machine_id: str | None = None,
     tz: str | None = None,
@@ -188,6 +197,7 @@ def check_inputs(
     :func:`vyxops.nbtools.setup` a notebook's parameters, so a papermill run with a bad ``tz`` is the same
     InputError as ``--tz``.
     """
+    check_scenario(parse_target(target), scenario)
     for app in apps:
         check_app(app)
     machine = check_machine_id(machine_id)

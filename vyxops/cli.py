@@ -411,10 +411,10 @@ def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     from vyxops.config import parse_target
 
     target = parse_target(args.target)
-    if target.kind != "sandbox" and getattr(args, "scenario", None):
-        raise InputError("--scenario", "only applies to --target sandbox")
     apps = getattr(args, "apps", None) or ([args.app] if getattr(args, "app", None) else [])
     machine = checks.check_inputs(
+        target=args.target,
+        scenario=getattr(args, "scenario", None),
         apps=apps,
         machine_id=getattr(args, "machine_id", None),
         tz=getattr(args, "tz", None),
@@ -1015,8 +1015,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     if target.kind == "bundle":
         raise InputError("--target", "a bundle is a recording: there is nothing to check", allowed="sandbox, live")
-    if target.kind != "sandbox" and args.scenario:
-        raise InputError("--scenario", "only applies to --target sandbox")
+    checks.check_scenario(target, args.scenario)
     if args.app:
         checks.check_app(args.app)
     if args.contract:

@@ -66,6 +66,8 @@ def check_parameters(namespace: dict[str, Any]) -> None:
     app = namespace.get("app")
     apps = namespace.get("apps") or ([app] if app else [])
     checks.check_inputs(
+        target=namespace.get("target"),
+        scenario=namespace.get("scenario"),
         apps=list(apps),
         machine_id=namespace.get("machine_id"),
         tz=namespace.get("tz"),
