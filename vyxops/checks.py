@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vyxops.config import Target, parse_target
+from vyxops.config import Target, parse_target, writable_dir_problem
 from vyxops.errors import InputError
 from vyxops.timeutil import TIME_FORMS, TimeInput, iso, parse_rfc3339_ms, parse_time_input
 
@@ -228,20 +228,6 @@ def notify_sender(url: str) -> Any:
 def check_notify_url(url: str) -> None:
     """Refuse a URL Apprise cannot use, before the audit runs (nothing is sent)."""
     notify_sender(url)
-
-
-def writable_dir_problem(directory: Path) -> str | None:
-    """Why ``directory`` could not be made or written, or None when it can; nothing is created."""
-    if directory.exists() and not directory.is_dir():
-        return f"{directory} exists and is not a directory"
-    existing = directory
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{directory} cannot be made: {existing} is a file"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable" + ("" if existing == directory else f", so {directory} cannot be made")
-    return None
 
 
 def check_out(out: Path, writes: tuple[str, ...] = ()) -> Path:

@@ -421,6 +421,20 @@ def function_jwt(environ: Mapping[str, str] | None = None) -> str | None:
 # --------------------------------------------------------------------------- paths
 
 
+def writable_dir_problem(directory: Path) -> str | None:
+    """Why ``directory`` could not be made or written, or None when it can; nothing is created."""
+    if directory.exists() and not directory.is_dir():
+        return f"{directory} exists and is not a directory"
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{directory} cannot be made: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable" + ("" if existing == directory else f", so {directory} cannot be made")
+    return None
+
+
 def project_dir(start: Path | None = None) -> Path | None:
     """The nearest directory at or above ``start`` (default the cwd) holding ``pyproject.toml`` or ``.vyxops/``.
 
@@ -461,8 +475,6 @@ def check_local_dir(variable: str, directory: Path) -> None:
     Nothing is created: this runs before any write, with every other check that needs no platform.
     ConfigError (exit 2) names the variable and the directory.
     """
-    from vyxops.checks import writable_dir_problem
-
     problem = writable_dir_problem(directory)
     if problem:
         raise ConfigError(
