@@ -76,11 +76,6 @@ LAUNCHING_STATES = ("created", "starting")
 LAUNCH_FAILED_STATUSES = frozenset({"launch_failed", "failed"})
 
 
-def is_gone(state: str | None) -> bool:
-    """Whether a machine in ``state`` no longer exists (None: not found, even by id)."""
-    return state is None or state in GONE_STATES
-
-
 def is_not_running(state: str | None) -> bool:
     """Whether nothing runs on a machine in ``state`` (None: not found)."""
     return state is None or state in NOT_RUNNING_STATES
