@@ -117,10 +117,6 @@ class Context:
         i = self._rows_by_id.get(row_id)
         return None if i is None else self.e.machine_rows.iloc[i]
 
-    def check_of(self, ref: str | None) -> str | None:
-        m = self.e.manifest(ref) if ref else None
-        return None if m is None or pd.isna(m["check"]) else str(m["check"])
-
     def refused(self, ref: str | None) -> pd.DataFrame:
         """This app's refusals that name ``ref``."""
         return self.refusals[self.refusals["image"] == ref] if ref else self.refusals.iloc[0:0]
