@@ -65,7 +65,6 @@ CALLS: dict[str, Callable[[Session], object]] = {
     "supabase.get_project": lambda s: s.supabase.mgmt.get_shaped("supabase.get_project", "/v1/projects/ref0"),
     "supabase.get_organization": lambda s: s.supabase.mgmt.get_shaped("supabase.get_organization",
                                                                        "/v1/organizations/org0"),
-    "supabase.postgrest_config": lambda s: s.supabase.postgrest_config(),
     "supabase.query_logs": lambda s: s.supabase.query_logs(
         "select id, timestamp from logs", "2026-03-11T00:00:00Z", "2026-03-11T01:00:00Z"
     ),

@@ -218,7 +218,6 @@ READS: dict[str, Read] = {
              ListOf(Obj(required={"id": STRING, "slug": STRING})), source="supabase.functions"),
         Read("supabase.get_project", "supabase-mgmt", "GET", r"^/v1/projects/[^/]+$", OBJECT),
         Read("supabase.get_organization", "supabase-mgmt", "GET", r"^/v1/organizations/[^/]+$", OBJECT),
-        Read("supabase.postgrest_config", "supabase-mgmt", "GET", r"^/v1/projects/[^/]+/postgrest$", OBJECT),
         # The logs endpoint: AnalyticsResponse {result, error}. The OpenAPI marks both optional, but every
         # answer seen carries result ({"result": [], "error": null} for an empty window: supabase/mcp's mocks,
         # reference/supabase/logs-endpoint-errors.sample.json); one with neither holds no reading at all,

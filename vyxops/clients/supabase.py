@@ -336,10 +336,6 @@ class SupabaseClient:
                 self._plan = None
         return self._plan
 
-    def postgrest_config(self) -> dict[str, Any]:
-        path = f"/v1/projects/{self.project_ref}/postgrest"
-        return cast(dict[str, Any], self.mgmt.get_shaped("supabase.postgrest_config", path))
-
     def query_logs(self, sql: str, start_iso: str, end_iso: str) -> list[dict[str, Any]]:
         """Run ClickHouse SQL on the logs endpoint over [start, end] (both always sent, ≤ 24 h)."""
         response = self.mgmt.request(
