@@ -161,6 +161,3 @@ class Faults:
                 rule.fired += 1
                 return rule
         return None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"rules": [asdict(r) for r in self.rules]}
