@@ -165,7 +165,6 @@ def test_null_lists_from_every_api_read_as_empty_frames() -> None:
     got = {
         "apps": frames.fetch_apps(s),
         "machines": m,
-        "machine_events": frames.fetch_machine_events(s, "vyx-app", "5683732efe3208"),
         "releases": frames.fetch_releases(s, "vyx-app"),
         "secrets": frames.fetch_secrets(s),
         "functions": frames.fetch_functions(s),

@@ -463,17 +463,6 @@ def machine_frames(
     return m_df, e_df
 
 
-def fetch_machine_events(session: Session, app: str, machine_id: str) -> pd.DataFrame:
-    """One machine's events (``GET …/events``, at most 50, newest first on the wire)."""
-    events = session.fly.machine_events(app, machine_id)
-    return make_frame(
-        "machine_events",
-        event_records(app, machine_id, events),
-        units={"time": FLY_EVENT_UNIT},
-        source=f"fly GET /v1/apps/{app}/machines/{machine_id}/events",
-    )
-
-
 def release_records(
     app: str, nodes: list[dict[str, Any]], platform_current: dict[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], str]:
