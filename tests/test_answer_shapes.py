@@ -50,7 +50,6 @@ CALLS: dict[str, Callable[[Session], object]] = {
     "fly.get_app": lambda s: s.fly.get_app(APP),
     "fly.list_machines": lambda s: s.fly.list_machines(APP),
     "fly.get_machine": lambda s: s.fly.get_machine(APP, "m1"),
-    "fly.machine_events": lambda s: s.fly.machine_events(APP, "m1"),
     "fly.create_machine": lambda s: s.fly.create_machine(APP, {"image": "registry.fly.io/vyx-app:x"}),
     "fly.wait_machine": lambda s: s.fly.wait_machine(APP, "m1", "started"),
     "fly.stop_machine": lambda s: s.fly.stop_machine(APP, "m1"),

@@ -187,8 +187,6 @@ READS: dict[str, Read] = {
         Read("fly.list_machines", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines$", Nullable(ListOf(_MACHINE)),
              source="fly.machines"),
         Read("fly.get_machine", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines/[^/]+$", _MACHINE),
-        Read("fly.machine_events", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines/[^/]+/events$",
-             _LIST_OR_NULL, source="fly.machine_events"),
         Read("fly.create_machine", "fly-machines", "POST", r"^/v1/apps/[^/]+/machines$",
              _MACHINE),
         Read("fly.wait_machine", "fly-machines", "GET", r"^/v1/apps/[^/]+/machines/[^/]+/wait$", OBJECT),

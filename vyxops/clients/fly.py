@@ -121,10 +121,6 @@ class FlyClient:
             dict[str, Any], self.machines.get_shaped("fly.get_machine", f"/v1/apps/{app}/machines/{machine_id}")
         )
 
-    def machine_events(self, app: str, machine_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        path = f"/v1/apps/{app}/machines/{machine_id}/events"
-        return self.machines.get_shaped("fly.machine_events", path, params={"limit": min(limit, 50)}) or []
-
     def create_machine(
         self, app: str, config: dict[str, Any], *, region: str | None = None, name: str | None = None
     ) -> dict[str, Any]:
