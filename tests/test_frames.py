@@ -14,6 +14,7 @@ from vyxops.errors import AuthError, RateLimitedError, TransportError
 from vyxops.http import RetryPolicy
 from vyxops.images import secret_digest
 from vyxops.session import open_session
+from vyxops.testing.schemas import check_frame
 from vyxops_sandbox.faults import FaultRule, Faults
 from vyxops_sandbox.testing import world_of
 
@@ -41,7 +42,7 @@ def test_every_frame_matches_its_declared_schema(seed) -> None:
         "function_logs": frames.fetch_function_logs(seed, seed.now() - pd.Timedelta(hours=3), seed.now()),
     }
     for name, df in got.items():
-        frames.check_frame(name, df)
+        check_frame(name, df)
         assert df.attrs["complete"] is True, name
         assert not df.empty, name
 
@@ -339,5 +340,5 @@ def test_function_logs_on_a_window_edge_are_read_once(tmp_path: Path) -> None:
 def test_apps_have_their_schema(seed) -> None:
     """fetch_apps lists the org's apps (a machine's events, exit code unpacked: the include_deleted test)."""
     apps = frames.fetch_apps(seed)
-    frames.check_frame("apps", apps)
+    check_frame("apps", apps)
     assert apps["app"].tolist() == ["vyx-app"]

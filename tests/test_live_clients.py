@@ -25,6 +25,7 @@ from vyxops.http import Attempt, RegistryBasicAuth, RetryPolicy, supabase_key
 from vyxops.session import Session, build_session, open_session
 from vyxops.targets import Credentials, Opened
 from vyxops.testing.clock import FakeClock
+from vyxops.testing.schemas import check_frame
 from vyxops_sandbox.testing import world_of
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -172,7 +173,7 @@ def test_null_lists_from_every_api_read_as_empty_frames() -> None:
         "fly_logs": frames.fetch_fly_logs(s, "vyx-app", since=NOW - pd.Timedelta(hours=1)),
     }
     for name, df in got.items():
-        frames.check_frame(name, df)
+        check_frame(name, df)
         assert df.empty, name
     assert e.empty
 

@@ -306,16 +306,6 @@ def is_na(cell: object) -> bool:
     return bool(pd.isna(cast(Any, cell)))
 
 
-def check_frame(name: str, df: pd.DataFrame) -> None:
-    """Raise TypeError unless ``df`` has frame ``name``'s columns and dtypes."""
-    schema = SCHEMAS[name]
-    if list(df.columns) != list(schema):
-        raise TypeError(f"{name}: columns {list(df.columns)} != {list(schema)}")
-    for column, dtype in schema.items():
-        if str(df[column].dtype) != str(pd.Series([], dtype=dtype).dtype):
-            raise TypeError(f"{name}.{column}: dtype {df[column].dtype} != {dtype}")
-
-
 def empty_frame(name: str, note: str = "") -> pd.DataFrame:
     return make_frame(name, [], note=note)
 
