@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from vyxops.timeutil import SUPABASE_LOG_UNIT, iso, parse_rfc3339_ms, series_to_utc, time_array, to_ms, to_utc
+from vyxops.timeutil import SUPABASE_LOG_UNIT, iso, parse_rfc3339_ms, time_array, to_ms, to_utc
 
 INSTANT = pd.Timestamp("2025-10-02T16:18:44.130Z")
 
@@ -35,10 +35,11 @@ def test_numbers_need_a_unit_and_missing_values_are_none() -> None:
     assert to_utc(None) is None and to_utc("") is None
 
 
-def test_series_are_datetime64_ns_utc_with_nat_for_missing() -> None:
-    """series_to_utc gives datetime64[ns, UTC] and NaT where a value is missing."""
-    s = series_to_utc([1759421924130, None], unit="ms")
-    assert str(s.dtype) == "datetime64[ns, UTC]" and s.iloc[0] == INSTANT and pd.isna(s.iloc[1])
+def test_a_time_array_is_datetime64_ns_utc_with_nat_for_missing() -> None:
+    """time_array (what every frame's time column is made with) gives datetime64[ns, UTC] and NaT where a value
+    is missing."""
+    a = time_array([1759421924130, None], unit="ms")
+    assert str(a.dtype) == "datetime64[ns, UTC]" and a[0] == INSTANT and pd.isna(a[1])
 
 
 def test_iso_renders_ms_only_when_present_and_round_trips() -> None:
@@ -53,7 +54,6 @@ def test_iso_renders_ms_only_when_present_and_round_trips() -> None:
 def test_gos_zero_time_is_not_reported_not_a_date(zero: str) -> None:
     """fly-go writes an unset time.Time (MachineExitEvent.ExitedAt) as 0001-01-01T00:00:00Z: no time, no crash."""
     assert to_utc(zero) is None
-    assert pd.isna(series_to_utc([zero]).iloc[0])
     assert pd.isna(time_array([zero]).tolist()[0])
 
 

@@ -100,14 +100,6 @@ def to_utc(value: Any, unit: str | None = None) -> pd.Timestamp | None:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def series_to_utc(values: Any, unit: str | None = None) -> pd.Series:
-    """Convert a sequence to a ``datetime64[ns, UTC]`` Series (``NaT`` for missing)."""
-    import pandas as pd
-
-    converted = [to_utc(v, unit) or pd.NaT for v in values]
-    return pd.Series(pd.to_datetime(pd.Series(converted, dtype=object), utc=True), dtype="datetime64[ns, UTC]")
-
-
 def time_array(values: list[Any], unit: str | None = None) -> DatetimeArray:
     """A ``datetime64[ns, UTC]`` array of ``values``, as :func:`to_utc` reads each, in a few vectorized calls.
 
