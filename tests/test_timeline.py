@@ -5,8 +5,6 @@ Frames come straight from replayed sandbox worlds (``fleet_frames``), no HTTP.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.colors as mcolors
 import pandas as pd
 import pytest
@@ -14,7 +12,7 @@ from matplotlib.figure import Figure
 
 from vyxops.errors import InputError
 from vyxops.frames import empty_frame
-from vyxops.plot import ERROR_COLOUR, OK_COLOUR, plot_timeline, save_timeline_png
+from vyxops.plot import ERROR_COLOUR, OK_COLOUR, plot_timeline
 from vyxops.testing.fleet import fleet_frames, generate_fleet
 from vyxops.timeline import TIMELINE_SCHEMA, build_timeline, filter_timeline
 from vyxops_sandbox.functions import add_function
@@ -329,14 +327,6 @@ def test_plot_of_an_empty_timeline_is_an_empty_labelled_axis() -> None:
     """An empty timeline still gives a figure that says there is nothing to draw."""
     fig = plot_timeline(build_timeline(), title="nothing")
     assert "no machines or DB rows" in fig.axes[0].get_title(loc="left")
-
-
-def test_plot_saves_a_png(seed: pd.DataFrame, tmp_path: Path) -> None:
-    """The figure saves as a PNG file of a readable size."""
-    path = tmp_path / "timeline.png"
-    save_timeline_png(plot_timeline(seed, title="Machine not visible in dashboard"), path)
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
 @pytest.mark.parametrize("story", ["seed", "fleet", "empty"])

@@ -19,7 +19,6 @@ in notebooks (a Figure displays itself in Jupyter).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,11 +131,6 @@ def plot_timeline(tl: pd.DataFrame, *, title: str = "", max_lanes: int = 30, rol
     legend = _legend(axes[0], pic)
     _place(fig, axes, legend)
     return fig
-
-
-def save_timeline_png(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120) -> None:
-    """Write ``fig`` to ``path`` as a PNG."""
-    fig.savefig(path, format="png", dpi=dpi)
 
 
 # --------------------------------------------------------------------------- reading the timeline
