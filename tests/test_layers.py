@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vyxops.investigate", "vyxops.impact", "vyxops.resolved", "vyxops.advice"),
     ("vyxops.audit", "vyxops.fixes", "vyxops.probe", "vyxops.doctor"),
     ("vyxops.plot", "vyxops.explore", "vyxops.nbtools", "vyxops.postmortem", "vyxops.report"),
-    ("vyxops.runner", "vyxops.kernel", "vyxops.kernel_preload", "vyxops.cli", "vyxops.notify", "vyxops.logview"),
+    ("vyxops.runner", "vyxops.kernel", "vyxops.cli", "vyxops.notify", "vyxops.logview"),
 ]
 #: Test support may import anything, the simulator included.
 FREE = ("vyxops.testing",)

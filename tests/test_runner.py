@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from vyxops.kernel import PRELOAD
 from vyxops.runner import Kernel, Reporter, run_notebook
 
 
@@ -81,10 +82,10 @@ def test_a_killed_cli_leaves_no_kernel_behind(tmp_path: Path) -> None:
 
 
 def test_the_kernel_preload_leaves_matplotlib_whole_and_says_nothing() -> None:
-    """After the preload (which skips matplotlib's 3D toolkit and pauses the GC while loading), 3D still imports,
-    the GC runs again and no warning was shown."""
+    """After the kernel's preload line (which skips matplotlib's 3D toolkit and pauses the GC while loading),
+    3D still imports, the GC runs again and no warning was shown."""
     script = (
-        "import warnings; warnings.simplefilter('error'); import vyxops.kernel_preload, sys; "
+        "import warnings; warnings.simplefilter('error'); " + "; ".join(PRELOAD) + "; import sys; "
         "assert 'pandas' in sys.modules and 'matplotlib.figure' in sys.modules; "
         "import mpl_toolkits.mplot3d, gc; assert gc.isenabled(); print('ok')"
     )
