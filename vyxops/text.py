@@ -71,10 +71,6 @@ def clean(value: str, *, multiline: bool = False) -> str:
     return (_UNSAFE_TEXT if multiline else _UNSAFE_LINE).sub(REPLACEMENT, value)
 
 
-def is_clean(value: str, *, multiline: bool = False) -> bool:
-    return (_UNSAFE_TEXT if multiline else _UNSAFE_LINE).search(value) is None and REPLACEMENT not in value
-
-
 def clean_column(values: list[Any], *, multiline: bool = False) -> tuple[list[Any], int]:
     """The column's cells cleaned (non-strings as they are) and how many held text that could not be kept as
     is: changed here, or already U+FFFD (a platform, or :func:`loads_answer`, replaced what it could not
