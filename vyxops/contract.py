@@ -125,9 +125,6 @@ class StatusWords:
         words: tuple[str, ...] = getattr(self, role)
         return words[0] if words else None
 
-    def all_words(self) -> list[str]:
-        return [w for role in ROLES for w in getattr(self, role)]
-
 
 @dataclass(frozen=True)
 class Invoke:
