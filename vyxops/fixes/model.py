@@ -93,11 +93,6 @@ class Plan:
         """Each action's warnings, ``CODE target: warning``."""
         return [f"{a.code} {a.target}: {w}" for a in self.actions for w in a.warnings]
 
-    def by_hand_frame(self) -> pd.DataFrame:
-        """One row per action: the native commands a person could type instead, and the dashboard pages."""
-        rows = [[a.code, a.target, "\n".join(a.native), "\n".join(a.dashboard)] for a in self.actions]
-        return pd.DataFrame(rows, columns=["action", "target", "by hand", "dashboard"])
-
     def document(self, dry_run: bool = True) -> dict[str, Any]:
         """``plan.json`` (schema vyxops.remediation/1): every action ``planned``."""
         return {
