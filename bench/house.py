@@ -93,6 +93,39 @@ def measure(package: str) -> dict[str, object]:
     }
 
 
+#: Where a call can come from besides the packages themselves (notebooks are a product surface).
+CALLERS = ("vyxops/**/*.py", "vyxops_sandbox/**/*.py", "bench/*.py", "notebooks/*.py", "notebooks/*.ipynb")
+#: Called by a framework, not by name: BaseHTTPRequestHandler.log_message (the sandbox server's quiet mode).
+FRAMEWORK_HOOKS = frozenset({"log_message"})
+
+
+def words(patterns: tuple[str, ...]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for pattern in patterns:
+        for path in sorted(ROOT.glob(pattern)):
+            for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text()):
+                counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def dead_code() -> tuple[list[str], list[str]]:
+    """Functions, methods and classes whose name appears nowhere but their definition: called by nothing, and
+    called by tests only. By name, so a name shared with a live one hides it; decorated ones register themselves
+    (detectors, fixes, routes) and dunders are Python's, so neither counts. vyxops/testing is test support."""
+    used, tested = words(CALLERS), words(("tests/*.py",))
+    nothing, tests_only = [], []
+    for path in sorted([*(ROOT / "vyxops").rglob("*.py"), *(ROOT / "vyxops_sandbox").rglob("*.py")]):
+        if "testing" in path.relative_to(ROOT).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or node.decorator_list:
+                continue
+            if node.name.startswith("__") or node.name in FRAMEWORK_HOOKS or used.get(node.name, 0) > 1:
+                continue
+            (tests_only if tested.get(node.name) else nothing).append(f"{path.relative_to(ROOT)}:{node.name}")
+    return nothing, tests_only
+
+
 def main() -> int:
     for package in sys.argv[1:] or ["vyxops", "vyxops_sandbox"]:
         print(f"== {package}")
@@ -108,6 +141,9 @@ def main() -> int:
     print(f"{'import circles':<28} {len(found)} (function-level imports count; tests/test_import_circles.py)")
     for component in found:
         print(describe(component, graph))
+    nothing, tests_only = dead_code()
+    print(f"{'called by nothing':<28} {len(nothing)} ({', '.join(nothing) or 'none'})")
+    print(f"{'called by tests only':<28} {len(tests_only)} ({', '.join(tests_only) or 'none'})")
     return 0
 
 
