@@ -56,7 +56,7 @@ def test_discovery_takes_the_probes_user_key_from_the_machines_metadata(tmp_path
     with open_session("sandbox", scenario="kernels-tag-missing-in-own-words", sandbox_dir=tmp_path) as s:
         c = discover(s, ["kernels-app"])
     assert c.columns.user == "user_email" and c.invoke is not None
-    assert c.invoke.key_for("{canary_user}") == "email"
+    assert c.invoke.build("canary-user", "iad").get("email") == "canary-user"
 
 
 @pytest.mark.parametrize("name", ["stub-image", "latest-pruned", "secret-unmatched", "machine-never-reports"])

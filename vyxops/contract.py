@@ -143,10 +143,6 @@ class Invoke:
             out[key] = value
         return out
 
-    def key_for(self, placeholder: str) -> str | None:
-        """The body key whose value is ``placeholder`` (e.g. the user's key for ``{canary_user}``)."""
-        return next((k for k, v in self.body if v == placeholder), None)
-
 
 @dataclass(frozen=True)
 class Contract:
