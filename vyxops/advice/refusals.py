@@ -16,7 +16,9 @@ from vyxops.advice.model import NextStep, Situation, register
 from vyxops.present import fmt_time_in_text
 
 #: A secret name that holds a Fly token, as teams name them.
-_FLY_TOKEN_NAME = re.compile(r"FLY.*(TOKEN|KEY)", re.IGNORECASE)
+# A secret named like a Fly token, and nothing but an environment name: the name goes into a shell command
+# (`supabase secrets set "NAME=$(…)"`), so a name a platform answered with quotes, `$(` or spaces is never used.
+_FLY_TOKEN_NAME = re.compile(r"(?i)(?=[A-Z_])[A-Z0-9_]*FLY[A-Z0-9_]*(?:TOKEN|KEY)[A-Z0-9_]*")
 _DEFAULT_TOKEN_SECRET = "FLY_API_TOKEN"
 
 
@@ -31,7 +33,7 @@ def _refused(s: Situation) -> str:
 
 def _token_secret(s: Situation) -> tuple[str, str]:
     """The secret the function sends to Fly, and how vyxops knows it."""
-    names = [str(n) for n in s.evidence.secrets["name"].dropna().unique() if _FLY_TOKEN_NAME.search(str(n))]
+    names = [str(n) for n in s.evidence.secrets["name"].dropna().unique() if _FLY_TOKEN_NAME.fullmatch(str(n))]
     if len(names) == 1:
         return names[0], f"the project's only secret named like a Fly token is {names[0]}"
     said = ", ".join(names) if names else "none"
