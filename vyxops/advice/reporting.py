@@ -9,6 +9,8 @@ its env among it) and ``fly secrets list`` (the names of the app's secrets, neve
 
 from __future__ import annotations
 
+import shlex
+
 from vyxops.advice.model import NextStep, Situation, register
 
 
@@ -38,8 +40,8 @@ def check_app_reporting(s: Situation) -> NextStep | None:
         f"'{running}'. Read its logs for the callback's error, check the env it was given (the row's id, the "
         "Supabase URL) and that the secrets the callback uses are set on the app",
         (
-            f"fly logs --app {app} --machine {mid} --no-tail",
-            f"fly machine status {mid} --app {app} --display-config",
+            f"fly logs --app {app} --machine {shlex.quote(str(mid))} --no-tail",
+            f"fly machine status {shlex.quote(str(mid))} --app {app} --display-config",
             f"fly secrets list --app {app}",
         ),
         (s.place.supabase("editor"), s.place.fly("monitoring")),
