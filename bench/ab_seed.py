@@ -24,7 +24,9 @@ def run_once(tree: Path) -> float:
         env.update(VYXOPS_SANDBOX_DIR=f"{d}/sb", VYXOPS_AUDIT_LOG=f"{d}/a.jsonl")
         args = ["investigate", "--scenario", "stub-image", "--app", "vyx-app", "--out", f"{d}/out"]
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "vyxops.cli", *args], env=env, cwd=d, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "vyxops.shell.cli", *args], env=env, cwd=d, check=True, capture_output=True
+        )
         return time.perf_counter() - started
 
 

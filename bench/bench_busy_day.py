@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-from vyxops.investigate import investigate  # noqa: E402
-from vyxops.session import open_session  # noqa: E402
+from vyxops.analysis.investigate import investigate  # noqa: E402
+from vyxops.fetch.session import open_session  # noqa: E402
 from vyxops.testing.fleet import generate_fleet  # noqa: E402
 from vyxops_sandbox.world import World  # noqa: E402
 

@@ -37,13 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-from vyxops import budget as budgets  # noqa: E402
-from vyxops.audit import run_audit  # noqa: E402
-from vyxops.errors import RateLimitedError  # noqa: E402
-from vyxops.facts import FixedWindow, RateLimit  # noqa: E402
-from vyxops.http import Attempt  # noqa: E402
-from vyxops.investigate import investigate  # noqa: E402
-from vyxops.session import Session, open_session  # noqa: E402
+from vyxops.analysis.audit import run_audit  # noqa: E402
+from vyxops.analysis.investigate import investigate  # noqa: E402
+from vyxops.core.errors import RateLimitedError  # noqa: E402
+from vyxops.core.facts import FixedWindow, RateLimit  # noqa: E402
+from vyxops.fetch import budget as budgets  # noqa: E402
+from vyxops.fetch.http import Attempt  # noqa: E402
+from vyxops.fetch.session import Session, open_session  # noqa: E402
 from vyxops.testing.fleet import generate_fleet  # noqa: E402
 
 LATENCY_MS = 200
@@ -81,7 +81,7 @@ def session_at(url: str) -> Session:
 
 class Requests:
     """Every request attempt a session's clients make, told by their retry layer's attempt hook
-    (:meth:`vyxops.session.Session.watch`): no log line to parse."""
+    (:meth:`vyxops.fetch.session.Session.watch`): no log line to parse."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
@@ -102,7 +102,7 @@ def stage_round_trips(requests: list[dict[str, Any]], app: str) -> int:
     Stage 1: the longest chain among the Fly logs pages (each page's token leads to the next),
     the function logs and the plan (project, then its organization: two). A function-log source
     whose first page was full needs a second trip for the rest (read in slices side by side,
-    vyxops.logreads), and there was a rest whenever more queries went out than the window's
+    vyxops.fetch.logreads), and there was a rest whenever more queries went out than the window's
     chunks of each source (a day's window is two chunks: one query each, all at once). Every other
     read is one trip. Stage 2: a manifest HEAD answered 404 is followed by a GET of its body (two
     trips); machines by id are one.
@@ -118,7 +118,7 @@ def stage_round_trips(requests: list[dict[str, Any]], app: str) -> int:
 
 
 LOG_SOURCES = 2  # function_edge_logs and function_logs
-LOG_CHUNKS = 2  # a day's window, widened to whole minutes: a 24 h chunk and a sliver (vyxops.logreads)
+LOG_CHUNKS = 2  # a day's window, widened to whole minutes: a 24 h chunk and a sliver (vyxops.fetch.logreads)
 
 
 def seed_latency() -> dict[str, Any]:
@@ -169,7 +169,7 @@ def fleet_file(directory: Path, apps: int) -> Path:
 
 
 def rate_floor(requests: list[dict[str, Any]]) -> float:
-    """Seconds the documented limits alone impose: the busiest key's (vyxops.facts: each limit's least_seconds)."""
+    """Seconds the documented limits alone impose: the busiest key's (vyxops.core.facts: each limit's least_seconds)."""
     per_key: Counter[tuple[Any, ...]] = Counter()
     limits: dict[tuple[Any, ...], RateLimit | FixedWindow] = {}
     for r in requests:

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def capture(out: Path) -> int:
-    from vyxops.investigate import investigate
-    from vyxops.session import open_session
+    from vyxops.analysis.investigate import investigate
+    from vyxops.fetch.session import open_session
     from vyxops_sandbox.scenario import load_scenario
 
     warnings.simplefilter("ignore")

@@ -33,14 +33,14 @@ out_dir = "out/audit"
 
 # %%
 from vyxops import nbtools
-from vyxops.audit import audit_or_error
-from vyxops.probe import probe_inconclusive
-from vyxops.session import open_session
+from vyxops.analysis.audit import audit_or_error
+from vyxops.act.probe import probe_inconclusive
+from vyxops.fetch.session import open_session
 
 nbtools.setup()
 with open_session(target, scenario=scenario) as session:
     # A platform that stops the whole audit is the audit's error, not this cell's: audit.json and this report
-    # are still written, and the CLI exits 3 (vyxops.audit.audit_or_error).
+    # are still written, and the CLI exits 3 (vyxops.analysis.audit.audit_or_error).
     audit = audit_or_error(
         session, [] if all_apps else apps, contract=contract, stuck_after_minutes=stuck_after_minutes, tz=tz
     )

@@ -35,8 +35,8 @@ page_size = 25  # timeline rows a page
 
 # %%
 from vyxops import nbtools
-from vyxops.explore import Explorer
-from vyxops.session import open_session
+from vyxops.views.explore import Explorer
+from vyxops.fetch.session import open_session
 
 nbtools.setup()
 session = open_session(target, scenario=scenario)

@@ -34,11 +34,11 @@ out_dir = "out/investigate"
 
 # %%
 from vyxops import nbtools
-from vyxops.investigate import investigate
-from vyxops.plot import plot_timeline
-from vyxops.postmortem import write_postmortem
-from vyxops.probe import probe_and_investigate
-from vyxops.session import open_session
+from vyxops.analysis.investigate import investigate
+from vyxops.views.plot import plot_timeline
+from vyxops.views.postmortem import write_postmortem
+from vyxops.act.probe import probe_and_investigate
+from vyxops.fetch.session import open_session
 
 nbtools.setup()
 kw = {"since": since, "until": until, "machine_id": machine_id, "stuck_after_minutes": stuck_after_minutes,

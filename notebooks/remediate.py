@@ -38,12 +38,12 @@ lock_token = ""  # set by `vyxops remediate --apply`, which holds the app's lock
 # `vyxops remediate`; parameters above.
 
 # %%
-from vyxops import fixes as fx
+from vyxops.act import fixes as fx
 from vyxops import nbtools
-from vyxops.fixes.commands import remediate_command
-from vyxops.investigate import investigate
+from vyxops.act.fixes.commands import remediate_command
+from vyxops.analysis.investigate import investigate
 from vyxops.nbtools import remediation as views
-from vyxops.session import open_session
+from vyxops.fetch.session import open_session
 
 nbtools.setup()
 fix_codes = list(fixes or [])

@@ -11,7 +11,7 @@ from vyxops_sandbox.platform import API_KEYS, FLY_TOKENS, FlyPlatform, Platform,
 from vyxops_sandbox.scenario import scenario_names
 
 ARTEFACT_SUFFIXES = {".ipynb", ".html", ".json", ".jsonl", ".parquet", ".png", ".log", ".txt", ".csv", ".md"}
-# The token shapes and decoding live in vyxops.testing.credentials (written apart from vyxops.redaction).
+# The token shapes and decoding live in vyxops.testing.credentials (written apart from vyxops.core.redaction).
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*a: object, **k: object) -> None:
         raise AssertionError("a kernel was started for bad input")
 
-    monkeypatch.setattr("vyxops.runner.Kernel.__init__", refuse)
+    monkeypatch.setattr("vyxops.shell.runner.Kernel.__init__", refuse)
 
 
 @pytest.fixture

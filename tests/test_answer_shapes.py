@@ -1,4 +1,4 @@
-"""Every platform answer is checked against its read's shape before it is read (vyxops.answers).
+"""Every platform answer is checked against its read's shape before it is read (vyxops.core.answers).
 
 Issue 19's harness answered reads with other shapes: GraphQL ``{}`` read as "no releases" and made the
 seed's root MACHINE_EXITED_AUTO_DESTROYED; a secrets list answered ``{}`` read as "DOCKER_IMAGE unset"
@@ -19,13 +19,13 @@ import httpx
 import pandas as pd
 import pytest
 
-from vyxops import answers, config
-from vyxops.cli import main
-from vyxops.errors import ApiError, TransportError, UnexpectedAnswer, exit_code_for
-from vyxops.http import RetryPolicy
-from vyxops.investigate import investigate
-from vyxops.session import Session, build_session, open_session
-from vyxops.targets import Credentials, Opened
+from vyxops.analysis.investigate import investigate
+from vyxops.core import answers, config
+from vyxops.core.errors import ApiError, TransportError, UnexpectedAnswer, exit_code_for
+from vyxops.fetch.http import RetryPolicy
+from vyxops.fetch.session import Session, build_session, open_session
+from vyxops.fetch.targets import Credentials, Opened
+from vyxops.shell.cli import main
 from vyxops_sandbox.router import SandboxApp
 
 APP = "vyx-app"
@@ -100,7 +100,7 @@ def fake_session(handler: Callable[[httpx.Request], httpx.Response]) -> Session:
 
 
 def test_every_read_has_a_case_in_the_table() -> None:
-    """A read added to vyxops.answers without a way to call it here would go untested."""
+    """A read added to vyxops.core.answers without a way to call it here would go untested."""
     assert set(CALLS) == set(answers.READS)
     assert all(answers.wrong_answers(read) for read in answers.READS)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.cli import main
+from vyxops.shell.cli import main
 
 TWO_APPS = str(Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml")
 TWO_APPS_PROJECT, TWO_APPS_ORG = "teamxprojectrefaabzz", "team-x"
@@ -126,8 +126,8 @@ def test_an_unexpected_error_still_reports(
     hook: tuple[str, list[dict[str, object]]],
 ) -> None:
     """A notebook that stops on an error no vyxops class names (a bug): exit 1, the summary and one failure."""
-    from vyxops import cli
-    from vyxops.runner import NotebookFailed
+    from vyxops.shell import cli
+    from vyxops.shell.runner import NotebookFailed
 
     def broken(name: str, args: object, title: str, **params: object) -> tuple[Path, Path]:
         raise NotebookFailed(tmp_path / "c" / "audit.ipynb", "KeyError", "'verdict'", 2)
@@ -158,7 +158,7 @@ def url_of(hook: tuple[str, list[dict[str, object]]]) -> str:
 
 def test_a_message_never_holds_a_token() -> None:
     """A token inside an app's error or the run's error is masked in title and body (the outputs' redaction)."""
-    from vyxops.notify import failure_message
+    from vyxops.shell.notify import failure_message
 
     token = "sbp_" + "0123456789abcdef" * 2 + "01234567"
     summary = {

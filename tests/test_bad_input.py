@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from test_scenarios import GOOD  # a tiny valid scenario
 
-from vyxops.cli import main
-from vyxops.errors import ConfigError, InputError
-from vyxops.safeyaml import ALIAS_BOMB, alias_bomb
+from vyxops.core.errors import ConfigError, InputError
+from vyxops.core.safeyaml import ALIAS_BOMB, alias_bomb
+from vyxops.shell.cli import main
 from vyxops_sandbox.faults import FaultRule
 from vyxops_sandbox.scenario import parse_scenario
 from vyxops_sandbox.world import World
@@ -37,7 +37,7 @@ LIVE_ENV = {
     "SUPABASE_API_URL": "http://127.0.0.1:9",
 }
 META = {
-    "schema": "vyxops.bundle/1",
+    "schema": "vyxops.fetch.bundle/1",
     "app": APP,
     "captured_from": "sandbox",
     "now": "2025-10-02T17:25:00Z",
@@ -280,7 +280,7 @@ def test_the_alias_bomb_fails_in_milliseconds_naming_the_file_and_line() -> None
 
 def test_a_bomb_in_flyctls_config_is_named_not_parsed(tmp_path: Path) -> None:
     """flyctl's config.yml is YAML too: an alias there is a ConfigError naming the file, at once."""
-    from vyxops.config import live_credentials
+    from vyxops.core.config import live_credentials
 
     config = tmp_path / "config.yml"
     config.write_text(ALIAS_BOMB)

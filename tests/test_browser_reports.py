@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 from browser import chromium, open_page, require_browser
 
-from vyxops.cli import main
+from vyxops.shell.cli import main
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route

@@ -8,10 +8,10 @@ import threading
 import httpx
 import pytest
 
-from vyxops import errors
-from vyxops.budget import SUPABASE_MGMT, budget_for, fly_machines_key, supabase_mgmt_key
-from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT
-from vyxops.http import Api, RetryPolicy, RetryTransport, WallClock, make_client
+from vyxops.core import errors
+from vyxops.core.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT
+from vyxops.fetch.budget import SUPABASE_MGMT, budget_for, fly_machines_key, supabase_mgmt_key
+from vyxops.fetch.http import Api, RetryPolicy, RetryTransport, WallClock, make_client
 from vyxops.testing.clock import FakeClock
 from vyxops.testing.overlap import Overlap
 
@@ -228,7 +228,7 @@ def test_no_more_than_in_flight_requests_are_on_the_wire_at_once_through_either_
     supabase-py sends through: never more than IN_FLIGHT are being answered at the same moment."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from vyxops.budget import IN_FLIGHT
+    from vyxops.fetch.budget import IN_FLIGHT
 
     overlap = Overlap()
 
@@ -250,7 +250,7 @@ def test_no_more_than_in_flight_requests_are_on_the_wire_at_once_through_either_
 def test_the_least_time_a_limit_allows_is_its_burst_then_its_rate_or_one_window_per_limit() -> None:
     """What bench_live's bound is made of: Fly's bucket lets its burst through at once, then its rate; the
     Management API's fixed window lets 120 through, then the 121st waits out the minute."""
-    from vyxops.facts import FLY_ACTION_LIMIT, SUPABASE_MGMT_WINDOW
+    from vyxops.core.facts import FLY_ACTION_LIMIT, SUPABASE_MGMT_WINDOW
 
     assert [FLY_ACTION_LIMIT.least_seconds(n) for n in (1, 3, 5)] == [0.0, 0.0, 2.0]
     assert [SUPABASE_MGMT_WINDOW.least_seconds(n) for n in (1, 120, 121, 241)] == [0.0, 0.0, 60.0, 120.0]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.cli import main
+from vyxops.shell.cli import main
 
 
 def test_audit_fails_on_a_critical_finding_and_names_the_root_cause(
@@ -17,7 +17,7 @@ def test_audit_fails_on_a_critical_finding_and_names_the_root_cause(
     out = tmp_path / "audit"
     assert main(["audit", "--scenario", "stub-image", "--all", "--out", str(out)]) == 1
     doc = json.loads((out / "audit.json").read_text())
-    assert doc["schema"] == "vyxops.audit/1"
+    assert doc["schema"] == "vyxops.analysis.audit/1"
     assert [(a["app"], a["worst"], a["root_cause"]) for a in doc["apps"]] == [
         ("vyx-app", "critical", "SECRET_IMAGE_NOT_CURRENT_RELEASE")
     ]
@@ -44,9 +44,9 @@ def test_audit_needs_apps(sandbox_env: Path, tmp_path: Path) -> None:
 
 def test_an_audit_reads_project_wide_sources_once_for_all_apps(tmp_path: Path) -> None:
     """Auditing two apps reads secrets, functions and function logs once; it finds what separate investigations find."""
-    from vyxops.audit import run_audit
-    from vyxops.investigate import investigate
-    from vyxops.session import open_session
+    from vyxops.analysis.audit import run_audit
+    from vyxops.analysis.investigate import investigate
+    from vyxops.fetch.session import open_session
 
     story = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
 
@@ -74,9 +74,9 @@ def test_an_audit_reads_project_wide_sources_once_for_all_apps(tmp_path: Path) -
 
 def test_one_apps_failure_is_its_own_error_row_and_the_others_are_reported(tmp_path: Path) -> None:
     """An app whose reads fail becomes an `error` row with its typed error; the other app's findings still come."""
-    from vyxops.audit import run_audit
-    from vyxops.errors import TransportError
-    from vyxops.session import open_session
+    from vyxops.analysis.audit import run_audit
+    from vyxops.core.errors import TransportError
+    from vyxops.fetch.session import open_session
 
     scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
     with open_session("sandbox", scenario=scenario, sandbox_dir=tmp_path / "sb") as s:

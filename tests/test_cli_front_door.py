@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vyxops import cli
-from vyxops.cli import build_parser, main
+from vyxops.shell import cli
+from vyxops.shell.cli import build_parser, main
 
 APP = "vyx-app"
 
@@ -23,7 +23,7 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, **kw: object) ->
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "vyxops.cli", *args],
+        [sys.executable, "-m", "vyxops.shell.cli", *args],
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
@@ -122,7 +122,7 @@ def test_version_and_help_on_every_flag(capsys: pytest.CaptureFixture[str]) -> N
 def test_a_closed_pipe_is_quiet(sandbox_env: Path) -> None:
     """`vyxops scenarios | head -1` prints one line and no BrokenPipe traceback."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from vyxops.cli import run; import sys; sys.argv=['vyxops','scenarios']; run()"],
+        [sys.executable, "-c", "from vyxops.shell.cli import run; import sys; sys.argv=['vyxops','scenarios']; run()"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -147,9 +147,9 @@ def test_scenarios_lists_each_shipped_scenario_with_its_apps_and_story(capsys: p
 
 def test_a_sandbox_holding_another_scenario_says_which_and_how_to_switch(tmp_path: Path) -> None:
     """Investigating an app the sandbox's scenario lacks names the scenario held and the reset command."""
-    from vyxops.errors import NotFoundError
-    from vyxops.investigate import investigate
-    from vyxops.session import open_session
+    from vyxops.analysis.investigate import investigate
+    from vyxops.core.errors import NotFoundError
+    from vyxops.fetch.session import open_session
 
     with open_session("sandbox", scenario="latest-pruned", sandbox_dir=tmp_path) as s:
         with pytest.raises(NotFoundError) as caught:
@@ -226,9 +226,9 @@ def test_a_progress_bar_is_drawn_in_a_kernel_a_person_watches_and_a_script_never
     import subprocess
     import types
 
-    from vyxops import progress
+    from vyxops.core import progress
 
-    probe = "import sys, vyxops.progress as p; print(p._interactive(), 'IPython' in sys.modules)"
+    probe = "import sys, vyxops.core.progress as p; print(p._interactive(), 'IPython' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -248,7 +248,7 @@ def test_a_progress_bar_is_drawn_in_a_kernel_a_person_watches_and_a_script_never
 def test_platform_text_reaches_the_terminal_shown_never_obeyed(capsys: pytest.CaptureFixture[str]) -> None:
     """A title carrying an ANSI escape or a carriage return from a log line (a function's own text) is printed as
     its escape, so it cannot clear the screen or overwrite the root-cause line; newlines, tabs and — stay."""
-    from vyxops.cli import say
+    from vyxops.shell.cli import say
 
     say("root cause: X: \x1b[2Jgone\rfaked — ok", "two\tcolumns")
     out = capsys.readouterr().out

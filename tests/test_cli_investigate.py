@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vyxops.cli import main
+from vyxops.shell.cli import main
 from vyxops_sandbox.scenario import load_scenario, scenario_names
 
 #: scenario -> (verdict, root cause, the other findings' codes): each file's header comment says why.
@@ -92,8 +92,8 @@ def test_every_shipped_scenario_has_an_expectation() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_shipped_scenario_gets_its_diagnosis(name: str, tmp_path: Path) -> None:
     """Each shipped scenario's verdict, root cause and companions are as its header says; no critical without a root."""
-    from vyxops.investigate import investigate
-    from vyxops.session import open_session
+    from vyxops.analysis.investigate import investigate
+    from vyxops.fetch.session import open_session
 
     verdict, root, companions = EXPECTED[name]
     app = load_scenario(name).apps[0]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_fixes import unpaired
 
-from vyxops import runner
-from vyxops.cli import main
+from vyxops.shell import runner
+from vyxops.shell.cli import main
 from vyxops_sandbox.world import World
 
 APP = "vyx-app"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vyxops import runner
-from vyxops.cli import main
+from vyxops.shell import runner
+from vyxops.shell.cli import main
 
 APP = "vyx-app"
 
@@ -92,7 +92,7 @@ def test_out_defaults_to_a_folder_named_by_verb_app_and_time(sandbox: Path, caps
 
 
 def test_default_out_names_several_apps_and_all() -> None:
-    from vyxops.cli import default_out
+    from vyxops.shell.cli import default_out
 
     at = 1_800_000_000.0  # 2027-01-15T08:00:00Z
     assert default_out("audit", ["a-app", "b-app"], now=at) == Path("out/audit-a-app+b-app-20270115T080000Z")
@@ -150,8 +150,8 @@ def test_a_name_that_does_not_resolve_is_not_retried() -> None:
 
     import httpx
 
-    from vyxops.errors import TransportError
-    from vyxops.http import Api, RetryPolicy
+    from vyxops.core.errors import TransportError
+    from vyxops.fetch.http import Api, RetryPolicy
 
     class NoSleep:
         sleeps: list[float] = []
@@ -182,8 +182,8 @@ def test_an_error_raised_in_the_kernel_is_one_line_without_its_class(
 ) -> None:
     """The kernel's vyxops error reads as if raised here: ``vyxops: <message>``, its hint, where the notebook is;
     no Python class name, and the exit status its class has (SPEC: 2 input/config, 3 platform)."""
-    import vyxops.contract  # noqa: F401 - AmbiguousContract, as the kernel would have it
-    import vyxops.fixes.lock  # noqa: F401 - LockHeld
+    import vyxops.act.fixes.lock  # noqa: F401 - LockHeld
+    import vyxops.core.contract  # noqa: F401 - AmbiguousContract, as the kernel would have it
 
     def fails(name: str, params: object, out: Path, **k: object) -> None:
         raise runner.NotebookFailed(out / f"{name}.ipynb", ename, "FLY_ORG is not set\nhint: set FLY_ORG", 3)
@@ -212,7 +212,7 @@ def write_log(path: Path) -> None:
     """Two runs' writes as the fixes log them: one applied on the sandbox, one left open on live a day later."""
     import pandas as pd
 
-    from vyxops.fixes.audit_log import AuditLog
+    from vyxops.act.fixes.audit_log import AuditLog
 
     for target, app, at in (
         ("sandbox:stub-image", APP, "2025-10-02T17:25:00Z"),

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from vyxops import fanout
-from vyxops.audit import run_audit
-from vyxops.bundle import write_bundle
-from vyxops.investigate import investigate
-from vyxops.session import open_session
+from vyxops.analysis.audit import run_audit
+from vyxops.analysis.investigate import investigate
+from vyxops.fetch import fanout
+from vyxops.fetch.bundle import write_bundle
+from vyxops.fetch.session import open_session
 from vyxops.testing.fleet import generate_fleet
 from vyxops.testing.overlap import Overlap
 from vyxops_sandbox.faults import FaultRule, Faults
@@ -113,7 +113,7 @@ def test_a_fan_out_returns_only_once_its_threads_count_themselves_idle(monkeypat
 def test_a_kept_thread_ends_once_idle_and_a_failing_call_does_not_end_one() -> None:
     """The pool shrinks when the work stops (a kernel does not keep an audit's threads), and an
     exception is the caller's, not the thread's."""
-    from vyxops.fanout import _Workers
+    from vyxops.fetch.fanout import _Workers
 
     workers = _Workers(idle_s=0.05)
     seen: list[threading.Thread] = []
@@ -239,8 +239,8 @@ def test_an_app_checks_its_own_references_a_typo_and_what_the_secret_names_but_n
     the DOCKER_IMAGE secret's reference even when it lies in another app's repository."""
     import pandas as pd
 
-    from vyxops.evidence import refs_in, refs_to_check
-    from vyxops.images import secret_digest
+    from vyxops.analysis.evidence import refs_in, refs_to_check
+    from vyxops.core.images import secret_digest
 
     releases = pd.DataFrame({"image": ["registry.fly.io/a:deployment-1"]})
     machines = pd.DataFrame({"image": ["registry.fly.io/a:deployment-1"]})
@@ -263,7 +263,7 @@ def test_what_every_app_derives_from_a_project_read_is_derived_once_per_audit_an
 ) -> None:
     """The refused creates in the project's function logs are parsed once for the audit, not once per app;
     each app still keeps only its own, as its investigation alone would."""
-    from vyxops.detect import context
+    from vyxops.analysis.detect import context
 
     calls: list[int] = []
     parse = context.project_failures
@@ -286,16 +286,16 @@ def test_what_every_app_derives_from_a_project_read_is_derived_once_per_audit_an
 
 def test_an_audit_builds_no_timeline_until_one_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     """An audit reports findings only: its investigations build their timeline when first read, once."""
-    import vyxops.timeline
+    import vyxops.analysis.timeline
 
     built: list[int] = []
-    build = vyxops.timeline.build_timeline
+    build = vyxops.analysis.timeline.build_timeline
 
     def counted(**frames):  # type: ignore[no-untyped-def]
         built.append(1)
         return build(**frames)
 
-    monkeypatch.setattr(vyxops.timeline, "build_timeline", counted)
+    monkeypatch.setattr(vyxops.analysis.timeline, "build_timeline", counted)
     scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
     with open_session("sandbox", scenario=scenario) as session:
         audit = run_audit(session)
@@ -311,8 +311,8 @@ def test_an_audit_lists_the_orgs_apps_once_and_a_token_that_may_not_list_them_is
 ) -> None:
     """The apps are listed once per audit (the read ahead's list is the audit's); when the token may
     not list them, the audit fails with the platform's refusal, not with an empty fleet."""
-    from vyxops.clients.fly import FlyClient
-    from vyxops.errors import AuthError
+    from vyxops.core.errors import AuthError
+    from vyxops.fetch.clients.fly import FlyClient
 
     listed: list[str] = []
     list_apps = FlyClient.list_apps
@@ -340,8 +340,8 @@ def test_the_project_reads_an_audit_makes_ahead_are_made_once_and_a_failed_one_i
 ) -> None:
     """The function logs are read ahead while the apps are listed. A read that fails is not kept: the
     apps read again and see the logs. One that works is not read again by any app."""
-    from vyxops.errors import TransportError
-    from vyxops.evidence import ProjectReads
+    from vyxops.analysis.evidence import ProjectReads
+    from vyxops.core.errors import TransportError
 
     scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
     with open_session("sandbox", scenario=scenario) as session:
@@ -386,7 +386,7 @@ def test_apps_take_turns_at_building_frames_but_the_project_frames_everyone_wait
     another thread holds the turn (it is what every app is waiting for)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from vyxops import frames
+    from vyxops.fetch import frames
 
     overlap, build = Overlap(), frames._build
 
@@ -410,8 +410,8 @@ def test_a_filtered_copy_of_a_project_read_gets_its_own_derivation_not_the_whole
     (pandas carries a frame's attrs through filtering, so attrs cannot say which read a frame is)."""
     import dataclasses
 
-    from vyxops.evidence import function_log_refs
-    from vyxops.investigate import analyse
+    from vyxops.analysis.evidence import function_log_refs
+    from vyxops.analysis.investigate import analyse
 
     scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
     with open_session("sandbox", scenario=scenario) as session:

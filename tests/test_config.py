@@ -1,4 +1,4 @@
-"""Tests for vyxops.config: targets, live credentials from the environment, local paths."""
+"""Tests for vyxops.core.config: targets, live credentials from the environment, local paths."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vyxops import errors
-from vyxops.config import (
+from vyxops.core import errors
+from vyxops.core.config import (
     LIVE_URLS,
     LiveCredentials,
     Target,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.contract import (
+from vyxops.core.contract import (
     SEED,
     TERMINAL,
     Contract,
@@ -16,7 +16,7 @@ from vyxops.contract import (
     parse_contract,
     to_toml,
 )
-from vyxops.errors import InputError
+from vyxops.core.errors import InputError
 
 WORKSPACES = """
 [pipeline]

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from vyxops.cli import main
-from vyxops.errors import ConfigError
-from vyxops.fixes import apply_plan, plan_fixes
-from vyxops.images import secret_digest
-from vyxops.investigate import investigate
-from vyxops.probe import probe_and_investigate
-from vyxops.session import Session, open_session
+from vyxops.act.fixes import apply_plan, plan_fixes
+from vyxops.act.probe import probe_and_investigate
+from vyxops.analysis.investigate import investigate
+from vyxops.core.errors import ConfigError
+from vyxops.core.images import secret_digest
+from vyxops.fetch.session import Session, open_session
+from vyxops.shell.cli import main
 from vyxops_sandbox.testing import world_of
 
 WORKSPACES = "workspaces-image-secret-unset"
@@ -165,9 +165,9 @@ def test_a_canary_row_is_never_given_a_null_status_when_the_contract_has_no_word
     status) and says why the row was left open, so the cleanup reads as failed and its duty stays open."""
     import dataclasses
 
-    from vyxops.fixes.audit_log import AuditLog
-    from vyxops.fixes.canary import Canary, _close_row
-    from vyxops.fixes.context import ApplyContext
+    from vyxops.act.fixes.audit_log import AuditLog
+    from vyxops.act.fixes.canary import Canary, _close_row
+    from vyxops.act.fixes.context import ApplyContext
 
     with open_session("sandbox", scenario=WORKSPACES, sandbox_dir=tmp_path / "sb") as s:
         contract = investigate(s, "workspaces-app").evidence.contract
@@ -188,10 +188,10 @@ def test_the_manual_probe_reads_the_machine_id_under_the_contracts_key_as_jq_par
     (``vm-id``) is quoted, else jq would read ``.vm - id``."""
     import dataclasses
 
-    from vyxops.contract import SEED
-    from vyxops.fixes.model import Action
-    from vyxops.fixes.registry import Place
-    from vyxops.fixes.verify_provisioning import native
+    from vyxops.act.fixes.model import Action
+    from vyxops.act.fixes.registry import Place
+    from vyxops.act.fixes.verify_provisioning import native
+    from vyxops.core.contract import SEED
 
     assert SEED.invoke is not None
     contract = dataclasses.replace(SEED, invoke=dataclasses.replace(SEED.invoke, machine_id=key))
@@ -203,10 +203,10 @@ def test_the_manual_probe_reads_the_machine_id_under_the_contracts_key_as_jq_par
 def test_the_reconcile_sql_guards_as_apply_does_when_the_row_was_never_updated() -> None:
     """A row whose updated_at is null: apply guards by key and status only, and so does the SQL a person pastes
     (``updated_at = null`` would match no row in SQL, so the pasted fix would silently do nothing)."""
-    from vyxops.contract import SEED
-    from vyxops.fixes.model import Action
-    from vyxops.fixes.reconcile_rows import native
-    from vyxops.fixes.registry import Place
+    from vyxops.act.fixes.model import Action
+    from vyxops.act.fixes.reconcile_rows import native
+    from vyxops.act.fixes.registry import Place
+    from vyxops.core.contract import SEED
 
     read = {"table": "machines", "key": "id", "row_id": "7", "status": "starting", "updated_at_raw": None}
     action = Action("RECONCILE_STUCK_ROWS", "db_row:7", "", "", "", "", "", read=read, desired={"status": "failed"})

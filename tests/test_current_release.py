@@ -18,16 +18,17 @@ from typing import Any
 import httpx
 import pytest
 
-from vyxops import config, frames
-from vyxops.bundle import FixedClock
-from vyxops.cli import main
-from vyxops.clients.fly import RELEASES_QUERY, RELEASES_WITH_CURRENT_QUERY
-from vyxops.fixes import plan_fixes
-from vyxops.http import RetryPolicy
-from vyxops.investigate import Investigation, investigate
-from vyxops.recording import exchange_key
-from vyxops.session import Session, build_session, open_session
-from vyxops.targets import Credentials, Opened
+from vyxops.act.fixes import plan_fixes
+from vyxops.analysis.investigate import Investigation, investigate
+from vyxops.core import config
+from vyxops.fetch import frames
+from vyxops.fetch.bundle import FixedClock
+from vyxops.fetch.clients.fly import RELEASES_QUERY, RELEASES_WITH_CURRENT_QUERY
+from vyxops.fetch.http import RetryPolicy
+from vyxops.fetch.recording import exchange_key
+from vyxops.fetch.session import Session, build_session, open_session
+from vyxops.fetch.targets import Credentials, Opened
+from vyxops.shell.cli import main
 
 STORY = Path(__file__).parent / "scenarios" / "deploys-interrupted-rollout-secret-on-stub.yaml"
 APP = "vyx-app"

@@ -150,9 +150,9 @@ def test_the_ledger_tells_each_machine_lifecycle_apart(story: str) -> None:
     an empty user_id in the metadata is no user (facts.machine_origin), so its clean exit is no failure."""
     import pandas as pd
 
-    from vyxops.contract import SEED
-    from vyxops.detect.ledger import build_ledger
-    from vyxops.frames import make_frame
+    from vyxops.analysis.detect.ledger import build_ledger
+    from vyxops.core.contract import SEED
+    from vyxops.fetch.frames import make_frame
 
     metadata, events, row_status, expected = LEDGER_STORIES[story]
     at = "2025-10-02T16:00:00Z"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from vyxops.cli import main
-from vyxops.contract import SEED, AmbiguousContract, load_contract_file
-from vyxops.discover import discover
-from vyxops.session import open_session
+from vyxops.analysis.discover import discover
+from vyxops.core.contract import SEED, AmbiguousContract, load_contract_file
+from vyxops.fetch.session import open_session
+from vyxops.shell.cli import main
 from vyxops_sandbox.scenario import load_scenario, scenario_names
 from vyxops_sandbox.testing import world_of
 
@@ -155,7 +155,7 @@ def test_a_row_marked_just_before_a_clean_exit_votes_stopped_in_either_form_fly_
     """fly-go's MachineRequest.GetExitCode reads ``request.exit_event`` or ``request.MonitorEvent.exit_event``;
     discovery reads exits through facts.read_exit_event, so both forms tell a row's word means stopped, and in
     both a crash after the update is not the app marking its row: the row changed while the machine ran."""
-    from vyxops.discover_table import _role_shown
+    from vyxops.analysis.discover_table import _role_shown
 
     def machine(code: int) -> dict[str, object]:
         exit_event = {"exit_code": code, "requested_stop": False}
@@ -174,7 +174,7 @@ def test_a_row_marked_just_before_a_clean_exit_votes_stopped_in_either_form_fly_
 
 def test_an_openapi_document_of_another_shape_describes_no_table_rather_than_failing() -> None:
     """PostgREST's root is read as it comes: parts of the wrong type (a proxy's page, a newer layout) are skipped."""
-    from vyxops.discover_table import tables_of
+    from vyxops.analysis.discover_table import tables_of
 
     assert tables_of({"components": "not a table"}) == []
     assert tables_of({"definitions": ["machines"]}) == []

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from test_discover import AMBIGUOUS  # two secrets hold the release's image
 
-from vyxops.cli import main
-from vyxops.shapes import fly_token_problem
+from vyxops.core.shapes import fly_token_problem
+from vyxops.shell.cli import main
 from vyxops_sandbox.platform import credentials_for
 from vyxops_sandbox.scenario import load_scenario
 
@@ -86,7 +86,7 @@ def test_the_sandbox_answers_403_for_an_endpoint_the_token_may_not_use_before_re
     sandbox_env: Path, tmp_path: Path
 ) -> None:
     """The permission is checked before the body (a NestJS guard before a pipe): a refused write is 403, not 400."""
-    from vyxops.session import open_session
+    from vyxops.fetch.session import open_session
 
     scenario = scenario_with(tmp_path, "scoped", f"{{supabase: {{token_permissions: {ALL_BUT_SECRETS}}}}}")
     with open_session("sandbox", scenario=scenario) as s:
@@ -100,7 +100,7 @@ def test_the_sandbox_answers_403_for_an_endpoint_the_token_may_not_use_before_re
 
 def test_the_write_check_writes_nothing(sandbox_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """secrets write is shown by a write the API refuses: the secrets are the same after the doctor ran."""
-    from vyxops.session import open_session
+    from vyxops.fetch.session import open_session
 
     with open_session("sandbox", scenario="healthy") as s:
         before = s.supabase.list_secrets()
@@ -141,7 +141,7 @@ def live_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -> 
     def no_call(*_: object) -> None:
         raise AssertionError("the live target was opened: a call would have been made")
 
-    monkeypatch.setattr("vyxops.targets.open_live", no_call)
+    monkeypatch.setattr("vyxops.fetch.targets.open_live", no_call)
 
 
 def test_live_missing_and_ill_formed_credentials_are_named_without_any_call(
@@ -230,7 +230,7 @@ def test_bad_input_exits_2_before_any_check(sandbox_env: Path, capsys: pytest.Ca
 
 
 def test_the_scenario_refuses_an_unknown_permission(tmp_path: Path) -> None:
-    from vyxops.errors import ScenarioError
+    from vyxops.core.errors import ScenarioError
 
     scenario = scenario_with(tmp_path, "typo", "{supabase: {token_permissions: [secrets_read]}}")
     with pytest.raises(ScenarioError, match="token_permissions"):

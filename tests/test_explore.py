@@ -8,10 +8,10 @@ from html import unescape
 import pandas as pd
 import pytest
 
-from vyxops.errors import InputError
-from vyxops.explore import ALL_MACHINES, Explorer, format_time, format_times, page_of, read_window, table_html
-from vyxops.session import Session, open_session
+from vyxops.core.errors import InputError
+from vyxops.fetch.session import Session, open_session
 from vyxops.testing.fleet import generate_fleet
+from vyxops.views.explore import ALL_MACHINES, Explorer, format_time, format_times, page_of, read_window, table_html
 
 MS_TIME = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$"
 

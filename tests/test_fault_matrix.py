@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_fixes import APP, audit_lines, canaries_left, reopen, unpaired  # noqa: E402
 
-from vyxops.fixes import Plan, Result, apply_plan, plan_fixes, read_history  # noqa: E402
-from vyxops.investigate import investigate  # noqa: E402
-from vyxops.session import Session  # noqa: E402
+from vyxops.act.fixes import Plan, Result, apply_plan, plan_fixes, read_history  # noqa: E402
+from vyxops.analysis.investigate import investigate  # noqa: E402
+from vyxops.fetch.session import Session  # noqa: E402
 from vyxops.testing.runs import sandbox_session as seed  # noqa: E402
 from vyxops_sandbox.faults import FaultRule, Faults  # noqa: E402
 from vyxops_sandbox.testing import world_of  # noqa: E402

@@ -13,7 +13,7 @@ demands, and is *wrong* otherwise; the classes:
 - **transport**: a socket reset and a body cut short, on the first attempt or on every one. Right:
   recovered (the seed's root), or a gap, or a typed exit 3.
 - **hang**: the proxy reads the request and never answers. Right: as for transport, within a bound.
-  The product's read timeout is 30 s (``vyxops.http.make_client``) and no setting shortens it, so
+  The product's read timeout is 30 s (``vyxops.fetch.http.make_client``) and no setting shortens it, so
   the bound is the retries' worth of timeouts (``RetryPolicy().max_attempts`` x 30 s plus backoff).
 - **hostile text**: a lone surrogate (as the JSON escape ``\\ud800``), ANSI, OSC-8, CR, U+202E,
   Markdown links and images and a path traversal, put in one field of one answer. Right: the run goes
@@ -63,7 +63,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import find_leaks  # noqa: E402
 from loopback_proxy import JsonValue, Proxy, Rule  # noqa: E402
 
-from vyxops.http import RetryPolicy  # noqa: E402
+from vyxops.fetch.http import RetryPolicy  # noqa: E402
 from vyxops_sandbox.server import make_server  # noqa: E402
 from vyxops_sandbox.world import World  # noqa: E402
 
@@ -73,7 +73,7 @@ SCENARIO = "stub-image"
 ROOT = "SECRET_IMAGE_NOT_CURRENT_RELEASE"
 WINDOW = ["--since", "2025-10-02T00:00:00Z", "--until", "2025-10-02T17:25:00Z"]
 RUN_BOUND_S = 60.0  # a run that is not meant to wait on a hang
-READ_TIMEOUT_S = 30.0  # vyxops.http.make_client's default; no setting changes it
+READ_TIMEOUT_S = 30.0  # vyxops.fetch.http.make_client's default; no setting changes it
 _POLICY = RetryPolicy()
 HANG_ALWAYS_BOUND_S = _POLICY.max_attempts * READ_TIMEOUT_S + 4 * _POLICY.max_delay
 HANG_ONCE_BOUND_S = READ_TIMEOUT_S + RUN_BOUND_S
@@ -593,8 +593,8 @@ def sandbox_cli(tmp: Path, verb: list[str]) -> tuple[list[str], dict[str, str], 
 #: kernel process, at a point inside the work rather than whenever a saved notebook shows a cell: the seed's
 #: cells finish in a fraction of a second, so a kill timed from outside may land after the work is done).
 KILL_POINTS = {
-    "investigate": ("vyxops.evidence:collect_evidence", {"before": 1}),
-    "remediate --apply": ("vyxops.fixes.audit_log:AuditLog.intent", {"after": 1}),
+    "investigate": ("vyxops.analysis.evidence:collect_evidence", {"before": 1}),
+    "remediate --apply": ("vyxops.act.fixes.audit_log:AuditLog.intent", {"after": 1}),
 }
 
 
@@ -665,8 +665,8 @@ def wait_for_a_cell(notebook: Path, proc: subprocess.Popen[str], deadline: float
 
 def apply_settled(tmp: Path, r: Run) -> str:
     """After a lost apply: the lock is free and the message says to rerun."""
-    from vyxops.errors import VyxopsError
-    from vyxops.fixes.lock import acquire
+    from vyxops.act.fixes.lock import acquire
+    from vyxops.core.errors import VyxopsError
 
     try:
         acquire("sandbox", APP, audit_log=tmp / "audit" / "audit.jsonl").release()

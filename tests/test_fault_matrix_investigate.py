@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.errors import VyxopsError, exit_code_for
-from vyxops.http import RetryPolicy
-from vyxops.investigate import investigate
-from vyxops.session import open_session
+from vyxops.analysis.investigate import investigate
+from vyxops.core.errors import VyxopsError, exit_code_for
+from vyxops.fetch.http import RetryPolicy
+from vyxops.fetch.session import open_session
 from vyxops_sandbox.faults import FaultRule, Faults
 
 ROOT = "SECRET_IMAGE_NOT_CURRENT_RELEASE"

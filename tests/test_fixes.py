@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from vyxops.errors import InputError
-from vyxops.fixes import NOT_RUN, apply_plan, plan_fixes
-from vyxops.images import secret_digest
-from vyxops.investigate import investigate
-from vyxops.session import Session, open_session
+from vyxops.act.fixes import NOT_RUN, apply_plan, plan_fixes
+from vyxops.analysis.investigate import investigate
+from vyxops.core.errors import InputError
+from vyxops.core.images import secret_digest
+from vyxops.fetch.session import Session, open_session
 from vyxops.testing.runs import action_codes as codes
 from vyxops.testing.runs import action_of as by_code
 from vyxops.testing.runs import sandbox_session as seed

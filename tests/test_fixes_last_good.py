@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from test_fixes import canaries_left
 
-from vyxops.advice.served import release_health
-from vyxops.fixes import apply_plan, plan_fixes
-from vyxops.images import secret_digest
-from vyxops.investigate import investigate
-from vyxops.session import Session
+from vyxops.act.fixes import apply_plan, plan_fixes
+from vyxops.analysis.advice.served import release_health
+from vyxops.analysis.investigate import investigate
+from vyxops.core.images import secret_digest
+from vyxops.fetch.session import Session
 from vyxops.testing.runs import action_codes as codes
 from vyxops.testing.runs import action_of as by_code
 from vyxops.testing.runs import sandbox_session as open_

@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 from test_fixes import APP
 
-from vyxops import runner
-from vyxops.cli import main
-from vyxops.fixes import LockHeld, apply_plan, plan_fixes
-from vyxops.fixes.lock import acquire, lock_path, read_holder
-from vyxops.investigate import investigate
+from vyxops.act.fixes import LockHeld, apply_plan, plan_fixes
+from vyxops.act.fixes.lock import acquire, lock_path, read_holder
+from vyxops.analysis.investigate import investigate
+from vyxops.shell import runner
+from vyxops.shell.cli import main
 from vyxops.testing.runs import sandbox_session as seed
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from vyxops.fixes.lock import acquire
+    from vyxops.act.fixes.lock import acquire
     lock = acquire("sandbox", "vyx-app", who="alice")
     print("held", flush=True)
     sys.stdin.readline()  # until the test lets go

@@ -26,10 +26,10 @@ from test_fixes import (
     unpaired,
 )
 
-from vyxops.fixes import apply_plan, plan_fixes, read_history
-from vyxops.images import secret_digest
-from vyxops.investigate import investigate
-from vyxops.session import Session
+from vyxops.act.fixes import apply_plan, plan_fixes, read_history
+from vyxops.analysis.investigate import investigate
+from vyxops.core.images import secret_digest
+from vyxops.fetch.session import Session
 from vyxops.testing.runs import action_codes as codes
 from vyxops.testing.runs import action_of as by_code
 from vyxops.testing.runs import sandbox_session as seed
@@ -261,9 +261,9 @@ KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from vyxops.fixes import apply_plan, plan_fixes
-    from vyxops.investigate import investigate
-    from vyxops.session import open_session
+    from vyxops.act.fixes import apply_plan, plan_fixes
+    from vyxops.analysis.investigate import investigate
+    from vyxops.fetch.session import open_session
 
     with open_session("sandbox", sandbox_dir=Path(sys.argv[1])) as s:
         plan = plan_fixes(investigate(s, "vyx-app"))
@@ -310,7 +310,7 @@ def test_an_unwritable_audit_log_or_result_refuses_before_any_change(
 ) -> None:
     """A log that cannot be written is a ConfigError, a result.json that cannot be is an InputError: both before any
     write."""
-    from vyxops.errors import ConfigError, InputError
+    from vyxops.core.errors import ConfigError, InputError
 
     state = tmp_path / "sandbox" / "state.json"
     with seed(tmp_path) as s:

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from test_fixes import APP, RELEASE_V2, leaks
 
-from vyxops.cli import build_parser, main
-from vyxops.contract import SEED
-from vyxops.fixes import FIX_CODES, Action, Fix, Outcome, Plan, Result, apply_plan, plan_fixes, registry
-from vyxops.fixes.commands import remediate_command
-from vyxops.investigate import investigate
+from vyxops.act.fixes import FIX_CODES, Action, Fix, Outcome, Plan, Result, apply_plan, plan_fixes, registry
+from vyxops.act.fixes.commands import remediate_command
+from vyxops.analysis.investigate import investigate
+from vyxops.core.contract import SEED
 from vyxops.nbtools.remediation import audit_html, plan_html, result_html, table_html, verification_html
+from vyxops.shell.cli import build_parser, main
 from vyxops.testing.runs import sandbox_session as seed
 
 PAYLOAD = '<script>alert("vyx")</script>'
@@ -115,8 +115,8 @@ def test_the_printed_remediate_command_is_complete_and_parses_as_printed() -> No
 def test_a_reports_target_label_becomes_the_flags_that_reopen_it(label: str, flags: list[str]) -> None:
     """One home turns a target into CLI flags: the report's label through config.target_of_label and
     present.target_flags, which the postmortem, the summary, the notebook and the remediate command all use."""
-    from vyxops.config import parse_target, target_of_label
-    from vyxops.present import target_flags, vyxops_command
+    from vyxops.core.config import parse_target, target_of_label
+    from vyxops.core.present import target_flags, vyxops_command
 
     target, scenario = target_of_label(label)
     assert target_flags(target, scenario) == flags

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from vyxops.frames import SCHEMAS
+from vyxops.analysis.timeline import build_timeline
+from vyxops.fetch.frames import SCHEMAS
 from vyxops.testing.fleet import fleet_frames, generate_fleet, generate_fleet_frames
 from vyxops.testing.schemas import check_frame
-from vyxops.timeline import build_timeline
 from vyxops_sandbox.scenario import load_scenario, parse_scenario
 from vyxops_sandbox.world import World
 

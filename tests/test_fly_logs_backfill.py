@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from vyxops import frames
-from vyxops.audit import run_audit
-from vyxops.investigate import Investigation, investigate
-from vyxops.session import open_session
-from vyxops.targets import SANDBOX_URL_ENV
+from vyxops.analysis.audit import run_audit
+from vyxops.analysis.investigate import Investigation, investigate
+from vyxops.fetch import frames
+from vyxops.fetch.session import open_session
+from vyxops.fetch.targets import SANDBOX_URL_ENV
 from vyxops.testing.fleet import generate_fleet
 from vyxops_sandbox.faults import FaultRule, Faults
 from vyxops_sandbox.server import make_server

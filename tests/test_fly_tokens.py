@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vyxops import config, errors
-from vyxops.flytokens import FlyTokens, strip_authorization_scheme
-from vyxops.http import RetryPolicy, fly_authorization, registry_password
-from vyxops.session import Session, build_session
-from vyxops.targets import OpenRequest, open_live
+from vyxops.core import config, errors
+from vyxops.core.flytokens import FlyTokens, strip_authorization_scheme
+from vyxops.fetch.http import RetryPolicy, fly_authorization, registry_password
+from vyxops.fetch.session import Session, build_session
+from vyxops.fetch.targets import OpenRequest, open_live
 
 # Canaries shaped like `fly auth login`'s bundle: a permission and a discharge macaroon, then a user token.
 PERMISSION = "fm2_lJPECAAAAAAAAcanaryPermissionNeverReal0001"

@@ -8,12 +8,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from vyxops import frames
-from vyxops.contract import SEED
-from vyxops.errors import AuthError, RateLimitedError, TransportError
-from vyxops.http import RetryPolicy
-from vyxops.images import secret_digest
-from vyxops.session import open_session
+from vyxops.core.contract import SEED
+from vyxops.core.errors import AuthError, RateLimitedError, TransportError
+from vyxops.core.images import secret_digest
+from vyxops.fetch import frames
+from vyxops.fetch.http import RetryPolicy
+from vyxops.fetch.session import open_session
 from vyxops.testing.schemas import check_frame
 from vyxops_sandbox.faults import FaultRule, Faults
 from vyxops_sandbox.testing import world_of
@@ -208,8 +208,8 @@ def test_create_is_not_retried_after_a_timeout(tmp_path: Path) -> None:
 
 def test_wrong_credentials_get_auth_errors_without_the_token(tmp_path: Path) -> None:
     """Every platform refuses a wrong token with AuthError, and the error text never holds the token."""
-    from vyxops.clients.fly import FlyClient
-    from vyxops.http import Api, bearer, fly, make_client, registry_basic
+    from vyxops.fetch.clients.fly import FlyClient
+    from vyxops.fetch.http import Api, bearer, fly, make_client, registry_basic
     from vyxops_sandbox.router import SandboxApp, SandboxTransport
 
     with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
@@ -293,7 +293,7 @@ def test_function_logs_past_a_full_page_are_read_in_slices_side_by_side_in_the_o
     """Past a full first page, the rest of the window is read in time slices at once (two round trips
     for 2,500 rows, not three), and the rows, ties included, come in the order pages read one after
     another give them."""
-    from vyxops import logreads
+    from vyxops.fetch import logreads
     from vyxops.testing.overlap import Overlap
 
     def read(slices: int) -> tuple[list[str], int, int]:

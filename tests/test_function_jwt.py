@@ -18,14 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-from vyxops.cli import main
-from vyxops.config import function_jwt
-from vyxops.errors import ConfigError, redact
-from vyxops.fixes import plan_fixes
-from vyxops.function_auth import verify_jwt_refusal
-from vyxops.investigate import investigate
-from vyxops.probe import probe_and_investigate
-from vyxops.session import open_session
+from vyxops.act.fixes import plan_fixes
+from vyxops.act.probe import probe_and_investigate
+from vyxops.analysis.investigate import investigate
+from vyxops.core.config import function_jwt
+from vyxops.core.errors import ConfigError, redact
+from vyxops.core.function_auth import verify_jwt_refusal
+from vyxops.fetch.session import open_session
+from vyxops.shell.cli import main
 from vyxops.testing.credentials import artefact_text, leaked_credentials
 from vyxops_sandbox.router import SandboxApp, SandboxTransport
 from vyxops_sandbox.testing import world_of

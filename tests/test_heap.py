@@ -1,4 +1,4 @@
-"""The collector's policy during an audit (vyxops.heap): no whole-heap sweep, young cycles still freed."""
+"""The collector's policy during an audit (vyxops.fetch.heap): no whole-heap sweep, young cycles still freed."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vyxops import heap
-from vyxops.audit import run_audit
-from vyxops.session import open_session
+from vyxops.analysis.audit import run_audit
+from vyxops.fetch import heap
+from vyxops.fetch.session import open_session
 
 
 class _Node:
@@ -69,16 +69,16 @@ def test_a_batch_that_raises_restores_the_threshold() -> None:
 
 def test_an_audit_runs_as_a_batch_and_leaves_the_collector_as_it_found_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """run_audit holds the policy while its apps are read and analysed (a tenth of a 50-app audit's CPU)."""
-    import vyxops.audit
+    import vyxops.analysis.audit
 
     held: list[int] = []
-    analyse = vyxops.audit.analyse
+    analyse = vyxops.analysis.audit.analyse
 
     def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
         held.append(gc.get_threshold()[2])
         return analyse(*args, **kwargs)
 
-    monkeypatch.setattr(vyxops.audit, "analyse", watched)
+    monkeypatch.setattr(vyxops.analysis.audit, "analyse", watched)
     before = gc.get_threshold()
     scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
     with open_session("sandbox", scenario=scenario) as session:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vyxops.errors import ConfigError, VyxopsError
-from vyxops.investigate import investigate
-from vyxops.session import open_session
+from vyxops.analysis.investigate import investigate
+from vyxops.core.errors import ConfigError, VyxopsError
+from vyxops.fetch.session import open_session
 from vyxops_sandbox.faults import FaultRule, Faults
 from vyxops_sandbox.hosted import ENV, HostedSandbox
 from vyxops_sandbox.server import make_server
@@ -161,7 +161,7 @@ def test_a_session_can_use_vyxops_sandbox_serve(tmp_path: Path, monkeypatch: pyt
 
 def test_the_cli_names_the_served_sandbox_to_the_kernel_only(sandbox_env: Path, tmp_path: Path) -> None:
     """`vyxops investigate` serves the sandbox to its kernel, leaving no VYXOPS_SANDBOX_URL in its own environment."""
-    from vyxops.cli import main
+    from vyxops.shell.cli import main
 
     assert ENV not in os.environ
     assert main(["investigate", "--scenario", "stub-image", "--app", APP, "--out", str(tmp_path / "out")]) == 0

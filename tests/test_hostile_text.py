@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
-from vyxops.cli import main
-from vyxops.frames import make_frame
-from vyxops.images import checked_image_ref, manifest_path, reference_problem
+from vyxops.core.images import checked_image_ref, manifest_path, reference_problem
+from vyxops.core.text import loads_answer, md, one_line
+from vyxops.fetch.frames import make_frame
+from vyxops.shell.cli import main
 from vyxops.testing.hostile import HOSTILE_IMAGE_REFS, HOSTILE_TEXT, as_json_text
-from vyxops.text import loads_answer, md, one_line
 from vyxops_sandbox.router import SandboxApp
 
 APP = "vyx-app"
@@ -305,8 +305,8 @@ def test_an_audit_of_the_org_reports_a_poisoned_app_and_an_odd_name_and_complete
 
 def test_an_error_of_any_class_in_one_app_is_that_apps_row(tmp_path: Path) -> None:
     """An error vyxops has no type for (a decoding error, a KeyError) is the app's error row; the rest complete."""
-    from vyxops.audit import run_audit
-    from vyxops.session import open_session
+    from vyxops.analysis.audit import run_audit
+    from vyxops.fetch.session import open_session
 
     with open_session("sandbox", scenario=SCENARIOS / "two-apps-only-beta-broken.yaml", sandbox_dir=tmp_path) as s:
         real = s.fly.list_machines

@@ -1,4 +1,4 @@
-"""Tests for vyxops.http: auth headers, retries, typed errors, redaction, logging.
+"""Tests for vyxops.fetch.http: auth headers, retries, typed errors, redaction, logging.
 
 Everything runs on httpx.MockTransport and a fake clock: no network, no sleeping.
 """
@@ -16,8 +16,8 @@ from typing import Callable
 import httpx
 import pytest
 
-from vyxops import errors
-from vyxops.http import (
+from vyxops.core import errors
+from vyxops.fetch.http import (
     Api,
     RetryPolicy,
     RetryTransport,
@@ -32,7 +32,7 @@ from vyxops.testing.clock import FakeClock
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fly"
 
-# Shapes no regex in vyxops.errors knows: only register_secret() can mask them,
+# Shapes no regex in vyxops.core.errors knows: only register_secret() can mask them,
 # so a leak test passing proves the token was registered.
 PLAIN_TOKEN = "opaque-plain-token-7d1c5a9e03b4"
 SUPABASE_KEY = "service-role-key-55aa1c0ffee2"
@@ -581,15 +581,15 @@ def test_transport_error_never_carries_the_token(caplog: pytest.LogCaptureFixtur
 
 
 def test_each_attempt_is_logged_at_debug_without_headers(caplog: pytest.LogCaptureFixture) -> None:
-    """vyxops.http logs every attempt (platform, method, path, status, attempt) at DEBUG and no headers."""
-    caplog.set_level(logging.DEBUG, logger="vyxops.http")
+    """vyxops.fetch.http logs every attempt (platform, method, path, status, attempt) at DEBUG and no headers."""
+    caplog.set_level(logging.DEBUG, logger="vyxops.fetch.http")
     handler, _ = sequence(httpx.Response(503), httpx.Response(200))
     api, _ = make_api(handler, auth=bearer(PLAIN_TOKEN))
     api.request("GET", "/v1/apps/a/machines", params={"include_deleted": "true"})
-    lines = [r.getMessage() for r in caplog.records if r.name == "vyxops.http"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "vyxops.fetch.http"]
     attempts = [line for line in lines if "attempt" in line]
     assert len(attempts) == 2
-    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "vyxops.http")
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "vyxops.fetch.http")
     assert "fly-machines GET /v1/apps/a/machines?include_deleted=… -> 503 attempt 1/4" in attempts[0]
     assert "-> 200 attempt 2/4" in attempts[1]
     assert PLAIN_TOKEN not in caplog.text and "authorization" not in caplog.text.lower()
@@ -613,9 +613,9 @@ def test_error_path_lists_each_query_key_once_decoded_whatever_its_values_hold()
 
 
 def test_the_retry_layer_put_under_a_client_is_the_one_httpx_sends_through() -> None:
-    """vyxops.http.with_retries reaches into httpx's private ``Client._transport`` (httpx has no public setter):
+    """vyxops.fetch.http.with_retries reaches into httpx's private ``Client._transport`` (httpx has no public setter):
     if httpx renamed or stopped sending through it, the layer would be bypassed silently. This fails then."""
-    from vyxops.http import retry_layer, with_retries
+    from vyxops.fetch.http import retry_layer, with_retries
 
     seen: list[str] = []
     client = httpx.Client(base_url="https://api.example", transport=httpx.MockTransport(lambda r: httpx.Response(200)))

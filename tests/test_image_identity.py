@@ -19,12 +19,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from vyxops.clients.fly import FlyClient
-from vyxops.evidence import ProjectReads
-from vyxops.frames import fetch_manifests
-from vyxops.images import ImageIdentity, platform_child
-from vyxops.investigate import Investigation, investigate
-from vyxops.session import open_session
+from vyxops.analysis.evidence import ProjectReads
+from vyxops.analysis.investigate import Investigation, investigate
+from vyxops.core.images import ImageIdentity, platform_child
+from vyxops.fetch.clients.fly import FlyClient
+from vyxops.fetch.frames import fetch_manifests
+from vyxops.fetch.session import open_session
 from vyxops_sandbox import registry_api
 from vyxops_sandbox.registry_api import MANIFEST_TYPES
 from vyxops_sandbox.scenario import load_scenario

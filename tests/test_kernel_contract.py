@@ -1,7 +1,7 @@
-"""What vyxops.kernel's speed tricks lean on upstream, beyond public APIs: a test per reliance.
+"""What vyxops.shell.kernel's speed tricks lean on upstream, beyond public APIs: a test per reliance.
 
 Each failure names the upstream, its installed version and what to re-check in
-vyxops/kernel.py. After re-checking, update the recorded hash or expectation here
+vyxops/shell/kernel.py. After re-checking, update the recorded hash or expectation here
 and the version in pyproject.toml's range and in the trick's comment.
 """
 
@@ -26,9 +26,9 @@ from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from nbclient import NotebookClient
 from papermill.engines import Engine, NotebookExecutionManager  # type: ignore[import-untyped]
 
-from vyxops import kernel
+from vyxops.shell import kernel
 
-#: Upstream functions vyxops.kernel copies or re-does: (distribution, version checked,
+#: Upstream functions vyxops.shell.kernel copies or re-does: (distribution, version checked,
 #: sha256 of the normalised source, first 16 hex digits). Comments, docstrings,
 #: annotations and layout do not count; any change to the code does.
 RECORDED: dict[str, tuple[str, str, str]] = {
@@ -98,7 +98,7 @@ def test_papermills_execute_notebook_is_the_one_the_engine_copied() -> None:
     check_recorded(
         "papermill.engines.Engine.execute_notebook",
         Engine.execute_notebook,
-        "copy the new body into ThrottledEngine.execute_notebook in vyxops/kernel.py (only the manager's class "
+        "copy the new body into ThrottledEngine.execute_notebook in vyxops/shell/kernel.py (only the manager's class "
         "differs), then record the new hash and version in tests/test_kernel_contract.py",
     )
 
@@ -108,7 +108,7 @@ def test_the_engines_copy_differs_from_papermills_only_in_the_manager() -> None:
     ours = normalised_source(kernel._throttled_engine_class().execute_notebook)
     theirs = normalised_source(Engine.execute_notebook).replace("NotebookExecutionManager(", "ThrottledManager(")
     assert ours == theirs, (
-        f"vyxops/kernel.py's ThrottledEngine.execute_notebook no longer matches {upstream('papermill')}'s "
+        f"vyxops/shell/kernel.py's ThrottledEngine.execute_notebook no longer matches {upstream('papermill')}'s "
         "Engine.execute_notebook apart from the manager class: make it a copy again"
     )
 
@@ -118,7 +118,7 @@ def test_papermills_manager_writes_through_save(method: str) -> None:
     """Each write papermill's notebook manager makes goes through its save(), the method ThrottledManager throttles."""
     assert "self.save" in calls_in(getattr(NotebookExecutionManager, method)), (
         f"{upstream('papermill')}'s NotebookExecutionManager.{method} no longer writes through self.save(): "
-        "re-check ThrottledManager in vyxops/kernel.py, which throttles writes by overriding save()"
+        "re-check ThrottledManager in vyxops/shell/kernel.py, which throttles writes by overriding save()"
     )
 
 
@@ -126,7 +126,7 @@ def test_papermills_save_keeps_the_time_the_throttle_reads() -> None:
     """papermill's save() still records last_save_time, which ThrottledManager compares with now()."""
     assert "last_save_time" in self_assignments(NotebookExecutionManager.save), (
         f"{upstream('papermill')}'s NotebookExecutionManager.save no longer sets self.last_save_time: "
-        "ThrottledManager.save in vyxops/kernel.py reads it to space the writes"
+        "ThrottledManager.save in vyxops/shell/kernel.py reads it to space the writes"
     )
 
 
@@ -138,7 +138,7 @@ def test_local_provisioner_launch_sets_what_the_adoption_sets() -> None:
     assert self_assignments(LocalProvisioner.launch_kernel) == {"process", "pid", "pgid", "cwd"}, (
         f"{upstream('jupyter_client')}'s LocalProvisioner.launch_kernel now sets "
         f"{sorted(self_assignments(LocalProvisioner.launch_kernel))}: PrespawnedProvisioner.launch_kernel in "
-        "vyxops/kernel.py must set the same, or LocalProvisioner cannot manage the adopted process"
+        "vyxops/shell/kernel.py must set the same, or LocalProvisioner cannot manage the adopted process"
     )
 
 
@@ -151,7 +151,7 @@ def test_the_kernel_spec_selects_the_prespawned_provisioner() -> None:
         pytest.fail(f"{exc}: the entry point in pyproject.toml is not installed; run `make setup`")
     assert isinstance(provisioner, kernel._provisioner_class()), (
         f"{upstream('jupyter_client')} no longer picks the provisioner a kernel spec's metadata.kernel_provisioner "
-        "names: re-check _spec_manager_class and PrespawnedProvisioner in vyxops/kernel.py"
+        "names: re-check _spec_manager_class and PrespawnedProvisioner in vyxops/shell/kernel.py"
     )
 
 
@@ -160,7 +160,7 @@ def test_jupyter_clients_readiness_wait_is_the_one_the_prompt_client_redoes() ->
     check_recorded(
         "jupyter_client.client.KernelClient._async_wait_for_ready",
         KernelClient._async_wait_for_ready,
-        "PromptKernelClient.wait_for_ready in vyxops/kernel.py re-does it without the final 0.2 s IOPub flush; "
+        "PromptKernelClient.wait_for_ready in vyxops/shell/kernel.py re-does it without the final 0.2 s IOPub flush; "
         "bring over whatever else changed, then record the new hash and version in tests/test_kernel_contract.py",
     )
 
@@ -170,11 +170,11 @@ def test_the_kernel_info_reply_handler_the_prompt_client_calls_is_there() -> Non
     handler = getattr(KernelClient, "_handle_kernel_info_reply", None)
     assert handler is not None and list(inspect.signature(handler).parameters) == ["self", "msg"], (
         f"{upstream('jupyter_client')}'s KernelClient._handle_kernel_info_reply is gone or takes other parameters: "
-        "PromptKernelClient.wait_for_ready in vyxops/kernel.py calls it with the kernel_info reply"
+        "PromptKernelClient.wait_for_ready in vyxops/shell/kernel.py calls it with the kernel_info reply"
     )
     assert "self._handle_kernel_info_reply" in calls_in(KernelClient._async_wait_for_ready), (
         f"{upstream('jupyter_client')} no longer handles the kernel_info reply with _handle_kernel_info_reply when "
-        "a client becomes ready: do what it does now in PromptKernelClient.wait_for_ready (vyxops/kernel.py)"
+        "a client becomes ready: do what it does now in PromptKernelClient.wait_for_ready (vyxops/shell/kernel.py)"
     )
 
 
@@ -185,7 +185,7 @@ def test_nbclient_readies_its_client_through_wait_for_ready() -> None:
     """nbclient readies the client it makes through kc.wait_for_ready, the method PromptKernelClient overrides."""
     assert "self.kc.wait_for_ready" in calls_in(NotebookClient.async_start_new_kernel_client), (
         f"{upstream('nbclient')} no longer calls kc.wait_for_ready on a new client: PromptKernelClient's override "
-        "in vyxops/kernel.py is bypassed (0.2 s more a run); find where it waits now"
+        "in vyxops/shell/kernel.py is bypassed (0.2 s more a run); find where it waits now"
     )
 
 
@@ -194,7 +194,7 @@ def test_nbclient_does_not_start_a_kernel_the_manager_already_has() -> None:
     source = normalised_source(NotebookClient.async_setup_kernel)
     assert "if not self.km.has_kernel:\n        await self.async_start_new_kernel(" in source, (
         f"{upstream('nbclient')} no longer skips starting a kernel when km.has_kernel: a run would start a second "
-        "kernel beside the adopted one; re-check Kernel.km in vyxops/kernel.py"
+        "kernel beside the adopted one; re-check Kernel.km in vyxops/shell/kernel.py"
     )
 
 
@@ -204,15 +204,16 @@ def test_nbclient_does_not_start_a_kernel_the_manager_already_has() -> None:
 def test_ipykernel_takes_the_command_line_the_kernel_is_spawned_with() -> None:
     """ipykernel still reads -f as its connection file, has exec_lines, and exits when JPY_PARENT_PID dies."""
     assert ipykernel.kernelapp.kernel_aliases.get("f") == "IPKernelApp.connection_file", (
-        f"{upstream('ipykernel')} no longer takes -f as the connection file: re-check kernel_argv in vyxops/kernel.py"
+        f"{upstream('ipykernel')} no longer takes -f as the connection file: re-check kernel_argv in "
+        "vyxops/shell/kernel.py"
     )
     assert "exec_lines" in IPKernelApp.class_trait_names(), (
-        f"{upstream('ipykernel')} has no IPKernelApp.exec_lines: the preload (kernel_argv, vyxops/kernel.py) needs "
-        "another way in"
+        f"{upstream('ipykernel')} has no IPKernelApp.exec_lines: the preload (kernel_argv, vyxops/shell/kernel.py) "
+        "needs another way in"
     )
     assert "JPY_PARENT_PID" in inspect.getsource(ipykernel.kernelapp), (
         f"{upstream('ipykernel')} no longer watches JPY_PARENT_PID: a kernel whose CLI dies would stay behind; "
-        "re-check Kernel in vyxops/kernel.py"
+        "re-check Kernel in vyxops/shell/kernel.py"
     )
 
 
@@ -229,7 +230,7 @@ def test_matplotlib_tolerates_the_3d_toolkit_the_preload_blocks() -> None:
     ]
     assert guarded, (
         f"{upstream('matplotlib')} no longer imports mpl_toolkits.mplot3d in a try that warns 'Unable to import "
-        "Axes3D' on failure: preload() in vyxops/kernel.py blocks that import; re-check it"
+        "Axes3D' on failure: preload() in vyxops/shell/kernel.py blocks that import; re-check it"
     )
 
 

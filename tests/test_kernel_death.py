@@ -15,14 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-from vyxops.fixes.audit_log import read_history, read_lines
+from vyxops.act.fixes.audit_log import read_history, read_lines
 from vyxops_sandbox.kernel_death import kernel_death_env
 
 APP = "vyx-app"
 HANG_S = 60  # the failure was a CLI that never returned
 PROMPT_S = 15  # a run here takes a few seconds; a kill must not make it longer
 APPLY = ["remediate", "--scenario", "stub-image", "--app", APP, "--apply", "--confirm", APP]
-FIRST_INTENT = "vyxops.fixes.audit_log:AuditLog.intent"
+FIRST_INTENT = "vyxops.act.fixes.audit_log:AuditLog.intent"
 
 
 def vyxops(tmp_path: Path, *args: str, **extra_env: str) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -35,7 +35,7 @@ def vyxops(tmp_path: Path, *args: str, **extra_env: str) -> tuple[subprocess.Com
     }
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", "from vyxops.cli import run; run()", *args],
+        [sys.executable, "-c", "from vyxops.shell.cli import run; run()", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -63,7 +63,7 @@ def open_intents(tmp_path: Path) -> int:
 
 
 def test_a_killed_kernel_ends_an_investigation_at_once_saying_rerun_it(tmp_path: Path) -> None:
-    kill = kernel_death_env(tmp_path / "hook", "vyxops.evidence:collect_evidence", before=1)
+    kill = kernel_death_env(tmp_path / "hook", "vyxops.analysis.evidence:collect_evidence", before=1)
     proc, took = vyxops(tmp_path, "investigate", "--scenario", "stub-image", "--app", APP, "--out", "out", **kill)
     line = one_line(proc)
     assert proc.returncode == 3, proc.stderr
@@ -109,7 +109,9 @@ def test_ctrl_c_during_an_apply_stops_the_kernel_without_a_traceback(tmp_path: P
 
 
 def test_ctrl_c_during_an_investigation_exits_130_with_one_line(tmp_path: Path) -> None:
-    ctrl_c = kernel_death_env(tmp_path / "hook", "vyxops.evidence:collect_evidence", before=1, interrupt_cli=True)
+    ctrl_c = kernel_death_env(
+        tmp_path / "hook", "vyxops.analysis.evidence:collect_evidence", before=1, interrupt_cli=True
+    )
     proc, _ = vyxops(tmp_path, "investigate", "--scenario", "stub-image", "--app", APP, "--out", "out", **ctrl_c)
     assert proc.returncode == 130, proc.stderr
     assert one_line(proc) == (

@@ -15,62 +15,38 @@ ROOT = Path(__file__).resolve().parents[1]
 #: its ``__init__``: a module listed nowhere has no layer, and the test says where to add it).
 ROOT_PACKAGE = "vyxops"
 LAYERS: list[tuple[str, ...]] = [
-    (
-        ROOT_PACKAGE,
-        "vyxops.errors",
-        "vyxops.redaction",
-        "vyxops.timeutil",
-        "vyxops.images",
-        "vyxops.config",
-        "vyxops.facts",
-        "vyxops.coverage",
-        "vyxops.checks",
-        "vyxops.present",
-        "vyxops.progress",
-        "vyxops.contract",
-        "vyxops.refusals",
-        "vyxops.flytokens",
-        "vyxops.shapes",
-        "vyxops.answers",
-        "vyxops.function_auth",
-        "vyxops.reach",
-        "vyxops.text",
-        "vyxops.safeyaml",
-        "vyxops.fanout",
-        "vyxops.budget",
-        "vyxops.pools",
-        "vyxops.heap",
-        "vyxops.scenarios",  # data: the packaged scenarios
-        "vyxops.report_template",  # data: the report's template
-    ),
-    ("vyxops.http",),
-    ("vyxops.clients",),
-    ("vyxops.session", "vyxops.targets", "vyxops.recording", "vyxops.bundle"),
-    ("vyxops.frames", "vyxops.logreads"),
-    ("vyxops.evidence",),
-    ("vyxops.discover", "vyxops.discover_table"),
-    ("vyxops.timeline", "vyxops.detect"),
-    ("vyxops.investigate", "vyxops.impact", "vyxops.resolved", "vyxops.advice"),
-    ("vyxops.audit", "vyxops.fixes", "vyxops.probe", "vyxops.doctor"),
-    ("vyxops.plot", "vyxops.explore", "vyxops.nbtools", "vyxops.postmortem", "vyxops.report"),
-    ("vyxops.runner", "vyxops.kernel", "vyxops.cli", "vyxops.notify", "vyxops.logview"),
+    (ROOT_PACKAGE, "vyxops.core", "vyxops.scenarios"),  # the vocabulary; scenarios are data
+    ("vyxops.fetch.reach", "vyxops.fetch.fanout", "vyxops.fetch.budget", "vyxops.fetch.pools", "vyxops.fetch.heap"),
+    ("vyxops.fetch.http",),
+    ("vyxops.fetch.clients",),
+    ("vyxops.fetch.session", "vyxops.fetch.targets", "vyxops.fetch.recording", "vyxops.fetch.bundle"),
+    ("vyxops.fetch.frames", "vyxops.fetch.logreads"),
+    ("vyxops.analysis.evidence",),
+    ("vyxops.analysis.discover", "vyxops.analysis.discover_table"),
+    ("vyxops.analysis.timeline", "vyxops.analysis.detect"),
+    ("vyxops.analysis.investigate", "vyxops.analysis.impact", "vyxops.analysis.resolved", "vyxops.analysis.advice"),
+    ("vyxops.analysis.audit", "vyxops.act"),
+    ("vyxops.views", "vyxops.nbtools"),  # nbtools, the notebooks' API, stays at the root: notebooks import it
+    ("vyxops.shell",),
 ]
+#: The folders of the root, in the pipeline's order: a module imports only from its own folder or earlier ones.
+FOLDERS = ("vyxops.core", "vyxops.fetch", "vyxops.analysis", "vyxops.act", "vyxops.views", "vyxops.shell")
 #: Test support may import anything, the simulator included.
 FREE = ("vyxops.testing",)
 SANDBOX = "vyxops_sandbox"
 #: What the simulator may import of the product: leaf modules, and the session types its openers return.
 SANDBOX_MAY_IMPORT = (
     "vyxops",
-    "vyxops.errors",
-    "vyxops.timeutil",
-    "vyxops.images",
-    "vyxops.config",
-    "vyxops.facts",
-    "vyxops.shapes",
-    "vyxops.flytokens",
-    "vyxops.answers",  # the reads and their shapes, for the fault matrix's wrong-shaped answers
+    "vyxops.core.errors",
+    "vyxops.core.timeutil",
+    "vyxops.core.images",
+    "vyxops.core.config",
+    "vyxops.core.facts",
+    "vyxops.core.shapes",
+    "vyxops.core.flytokens",
+    "vyxops.core.answers",  # the reads and their shapes, for the fault matrix's wrong-shaped answers
 )
-SANDBOX_OPENERS_MAY_IMPORT = ("vyxops.session", "vyxops.targets", "vyxops.http")
+SANDBOX_OPENERS_MAY_IMPORT = ("vyxops.fetch.session", "vyxops.fetch.targets", "vyxops.fetch.http", "vyxops.fetch.pools")
 SANDBOX_OPENERS = ("vyxops_sandbox.target", "vyxops_sandbox.client", "vyxops_sandbox.testing", "vyxops_sandbox.hosted")
 
 
@@ -112,12 +88,17 @@ def product_modules() -> list[Path]:
 def test_a_product_module_imports_only_its_own_layer_or_lower(path: Path) -> None:
     """No upward import, and no import of the simulator, in any product module."""
     me = module_name(path)
+    if me in FOLDERS:  # a folder's own __init__ says what the folder holds, and imports nothing
+        assert not imports_of(path), f"{me}/__init__.py imports: keep a folder's package empty"
+        return
     mine = layer_of(me)
     assert mine is not None, f"{me} has no layer in tests/test_layers.py: add it where it belongs"
     for name in imports_of(path):
-        assert not name.startswith(SANDBOX), f"{me} imports {name}: the product reaches the sandbox via vyxops.targets"
+        assert not name.startswith(SANDBOX), (
+            f"{me} imports {name}: the product reaches the sandbox via vyxops.fetch.targets"
+        )
         theirs = layer_of(name)
-        if theirs is None:  # e.g. `from vyxops import frames` names a module through its package
+        if theirs is None:  # e.g. `from vyxops.fetch import frames` names a module through its package
             continue
         assert theirs <= mine, f"{me} (layer {mine}) imports {name} (layer {theirs}): an upward arrow"
 
@@ -138,13 +119,40 @@ def test_the_simulator_imports_only_the_products_leaf_modules(path: Path) -> Non
 def test_the_layer_test_fails_on_an_upward_import(tmp_path: Path) -> None:
     """The checker itself: an http module importing frames is reported."""
     bad = tmp_path / "bad.py"
-    bad.write_text("from vyxops.frames import make_frame\nimport vyxops_sandbox.world\n")
+    bad.write_text("from vyxops.fetch.frames import make_frame\nimport vyxops_sandbox.world\n")
     names = imports_of(bad)
-    assert "vyxops.frames" in names and "vyxops_sandbox.world" in names
-    assert layer_of("vyxops.frames") > layer_of("vyxops.http")  # type: ignore[operator]
+    assert "vyxops.fetch.frames" in names and "vyxops_sandbox.world" in names
+    assert layer_of("vyxops.fetch.frames") > layer_of("vyxops.fetch.http")  # type: ignore[operator]
 
 
 def test_the_layer_test_fails_on_a_module_listed_nowhere() -> None:
     """A new module must be placed: one listed nowhere has no layer (the root package covers only itself)."""
     assert layer_of("vyxops.brand_new_module") is None
-    assert layer_of("vyxops") == 0 and layer_of("vyxops.fixes.pin_secret") == layer_of("vyxops.fixes")
+    assert layer_of("vyxops") == 0 and layer_of("vyxops.act.fixes.pin_secret") == layer_of("vyxops.act.fixes")
+
+
+def folder_of(name: str) -> int | None:
+    """The rank of the folder ``name`` lives in (FOLDERS), or None for the root's own modules."""
+    return next((i for i, f in enumerate(FOLDERS) if name == f or name.startswith(f + ".")), None)
+
+
+@pytest.mark.parametrize("path", product_modules(), ids=lambda p: module_name(p))
+def test_a_module_imports_only_from_its_own_folder_or_earlier_ones(path: Path) -> None:
+    """The folders read in the pipeline's order (core, fetch, analysis, act, views, shell): no arrow goes back."""
+    me = module_name(path)
+    mine = folder_of(me)
+    if mine is None:
+        return  # the root's own modules (the package, nbtools, scenarios) are placed by LAYERS alone
+    for name in imports_of(path):
+        theirs = folder_of(name)
+        assert theirs is None or theirs <= mine, f"{me} ({FOLDERS[mine]}) imports {name} ({FOLDERS[theirs]})"
+
+
+def test_every_folder_is_listed_and_the_layers_follow_the_folders() -> None:
+    """Each folder on disk is in FOLDERS, and a lower layer never lives in a later folder than a higher one."""
+    on_disk = {f"vyxops.{p.parent.name}" for p in (ROOT / "vyxops").glob("*/__init__.py")}
+    assert on_disk - set(FOLDERS) - {"vyxops.nbtools", "vyxops.scenarios", "vyxops.testing"} == set()
+    ranks = [[folder_of(m) for m in layer if folder_of(m) is not None] for layer in LAYERS]
+    for low, high in zip(ranks, ranks[1:]):
+        if low and high:
+            assert max(low) <= min(high), (low, high)

@@ -19,11 +19,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from vyxops import config, frames
-from vyxops.contract import SEED
-from vyxops.http import Attempt, RegistryBasicAuth, RetryPolicy, supabase_key
-from vyxops.session import Session, build_session, open_session
-from vyxops.targets import Credentials, Opened
+from vyxops.core import config
+from vyxops.core.contract import SEED
+from vyxops.fetch import frames
+from vyxops.fetch.http import Attempt, RegistryBasicAuth, RetryPolicy, supabase_key
+from vyxops.fetch.session import Session, build_session, open_session
+from vyxops.fetch.targets import Credentials, Opened
 from vyxops.testing.clock import FakeClock
 from vyxops.testing.schemas import check_frame
 from vyxops_sandbox.testing import world_of
@@ -143,7 +144,7 @@ NULL_BODIES: dict[str, Any] = {
     # so the combined query's answer carries currentRelease, here null: an app never released.
     "/graphql": {"data": {"app": {"releases": {"nodes": None}, "currentRelease": None}}},
     "/api/v1/apps/vyx-app/logs": {"data": None, "meta": {"next_token": ""}},
-    # The Management API's lists are JSON arrays, never null (NestJS; vyxops.answers): empty, they are [].
+    # The Management API's lists are JSON arrays, never null (NestJS; vyxops.core.answers): empty, they are [].
     "/v1/projects/mockprojectref0001/secrets": [],
     "/v1/projects/mockprojectref0001/functions": [],
     "/v1/projects/mockprojectref0001/analytics/endpoints/logs": {"result": None, "error": None},

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.errors import ConfigError
-from vyxops.investigate import investigate
-from vyxops.session import open_session
+from vyxops.analysis.investigate import investigate
+from vyxops.core.errors import ConfigError
+from vyxops.fetch.session import open_session
 from vyxops_sandbox.server import make_server
 from vyxops_sandbox.world import World
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.fixes import Plan, plan_fixes
-from vyxops.investigate import Investigation
+from vyxops.act.fixes import Plan, plan_fixes
+from vyxops.analysis.investigate import Investigation
 from vyxops.testing.runs import investigate_scenario
 from vyxops_sandbox.scenario import SCENARIO_DIR, load_scenario
 
@@ -140,7 +140,7 @@ def test_roots_without_an_automated_fix_get_their_native_command(
 def test_a_secret_name_unfit_for_a_shell_never_reaches_the_rotate_command(tmp_path: Path) -> None:
     """The rotate command sets the secret the function sends to Fly, named from the platform's secrets list: a
     name with quotes, `$(` or spaces (platform text is hostile) is not written into a shell command."""
-    from vyxops.advice import next_steps, release_health
+    from vyxops.analysis.advice import next_steps, release_health
 
     inv, _ = run(tmp_path, "workspaces-fly-token-revoked", "workspaces-app")
     e = inv.evidence
@@ -161,7 +161,7 @@ def test_platform_values_in_a_command_stay_one_shell_word(tmp_path: Path, scenar
     """A machine id is platform text: in a recommended command it is one shell word, whatever it holds."""
     import shlex
 
-    from vyxops.advice import next_steps, release_health
+    from vyxops.analysis.advice import next_steps, release_health
 
     inv, _ = run(tmp_path, scenario, app)
     assert inv.root is not None

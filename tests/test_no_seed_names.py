@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_NAMES = re.compile(r"provision-machine|DOCKER_IMAGE|fly_machine_id|['\"]starting['\"]")
 #: Where they may appear: the contract module (its defaults), and Fly's own machine states in the platforms'
 #: vocabulary (Fly calls a machine on its way up `starting` too: facts.LAUNCHING_STATES).
-ALLOWED = {"vyxops/contract.py": None, "vyxops/facts.py": "LAUNCHING_STATES"}
+ALLOWED = {"vyxops/core/contract.py": None, "vyxops/core/facts.py": "LAUNCHING_STATES"}
 
 
 def _product_files() -> list[Path]:

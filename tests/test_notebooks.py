@@ -48,7 +48,7 @@ def test_notebook_cells_hold_calls_not_logic(name: str) -> None:
 
 def test_executed_investigation_revalidates_with_nbval(sandbox_env: Path, tmp_path: Path) -> None:
     """The investigation notebook, executed by papermill, re-runs under nbval with the same outputs."""
-    from vyxops.cli import main
+    from vyxops.shell.cli import main
 
     out = tmp_path / "nb"
     assert main(["investigate", "--scenario", "stub-image", "--app", "vyx-app", "--out", str(out)]) == 0
@@ -103,7 +103,7 @@ def test_a_notebook_error_is_named_by_its_class_in_the_error_tree(monkeypatch: p
     from IPython.core.interactiveshell import InteractiveShell
 
     from vyxops import nbtools
-    from vyxops.fixes.lock import LockHeld
+    from vyxops.act.fixes.lock import LockHeld
 
     shell = InteractiveShell.instance()
     shown: list[tuple[type, list[str]]] = []
@@ -113,7 +113,7 @@ def test_a_notebook_error_is_named_by_its_class_in_the_error_tree(monkeypatch: p
     shell.run_cell("raise LockHeld(Path('x.lock'), {'who': 'alice', 'target': 'sandbox', 'app': 'vyx-app'})")
     etype, stb = shown[-1]
     assert etype.__name__ == "InputError" and stb[0].startswith("LockHeld: ")
-    from vyxops.errors import exit_code_for
+    from vyxops.core.errors import exit_code_for
 
     assert exit_code_for(etype) == 2
 
@@ -129,14 +129,14 @@ def _parameters(name: str) -> dict[str, object]:
 @pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != "explore"])
 def test_notebook_stuck_after_default_is_the_one_constant(name: str) -> None:
     """A notebook keeps a literal parameter (papermill overrides it) but the value is vyxops's one default."""
-    from vyxops.checks import STUCK_AFTER_MIN
+    from vyxops.core.checks import STUCK_AFTER_MIN
 
     assert _parameters(name)["stuck_after_minutes"] == STUCK_AFTER_MIN
 
 
 def test_audit_notebook_fail_on_default_is_the_clis() -> None:
     """The audit notebook's `fail_on` defaults to what `vyxops audit` does without --fail-on."""
-    from vyxops.checks import FAIL_ON_DEFAULT
+    from vyxops.core.checks import FAIL_ON_DEFAULT
 
     assert _parameters("audit")["fail_on"] == FAIL_ON_DEFAULT
 
@@ -153,12 +153,12 @@ def test_audit_notebook_fail_on_default_is_the_clis() -> None:
 def test_a_notebooks_bad_parameter_is_the_clis_input_error(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, flag: str
 ) -> None:
-    """nbtools.setup() runs the CLI's checks (vyxops.checks.check_inputs) on the notebook's parameters: a papermill
+    """nbtools.setup() runs the CLI's checks (vyxops.core.checks.check_inputs) on the notebook's parameters: a papermill
     run with a bad tz fails at setup with the InputError `--tz` gives, before a session is opened."""
     from IPython.core.interactiveshell import InteractiveShell
 
     from vyxops import nbtools
-    from vyxops.errors import InputError
+    from vyxops.core.errors import InputError
 
     shell = InteractiveShell.instance()
     shown: list[tuple[type, BaseException]] = []

@@ -14,12 +14,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from vyxops import frames, logreads
-from vyxops.errors import ScenarioError
-from vyxops.investigate import investigate
+from vyxops.analysis.investigate import investigate
+from vyxops.core.errors import ScenarioError
+from vyxops.core.timeutil import FLY_EVENT_UNIT, GO_ZERO_TIME
+from vyxops.fetch import frames, logreads
+from vyxops.fetch.session import Session, open_session
 from vyxops.scenarios import __file__ as scenarios_init
-from vyxops.session import Session, open_session
-from vyxops.timeutil import FLY_EVENT_UNIT, GO_ZERO_TIME
 from vyxops_sandbox.scenario import load_scenario
 from vyxops_sandbox.testing import world_of
 

@@ -1,6 +1,6 @@
-"""Connection pools (vyxops.pools): every connection kept, and one host's spread over several pools.
+"""Connection pools (vyxops.fetch.pools): every connection kept, and one host's spread over several pools.
 
-Both tests pin a fact about httpcore 1.0's pool that vyxops.pools works around; if one
+Both tests pin a fact about httpcore 1.0's pool that vyxops.fetch.pools works around; if one
 fails, httpcore has changed and the workaround may go."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import httpcore
 import httpx
 import pytest
 
-from vyxops.pools import SHARDS, PooledTransport, pool_limits
+from vyxops.fetch.pools import SHARDS, PooledTransport, pool_limits
 
 ROUND = 40  # requests at once, each round
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.errors import RateLimitedError, TransportError
-from vyxops.http import RetryPolicy
-from vyxops.session import open_session
+from vyxops.core.errors import RateLimitedError, TransportError
+from vyxops.fetch.http import RetryPolicy
+from vyxops.fetch.session import open_session
 from vyxops_sandbox.faults import FaultRule, Faults
 
 FAST = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01)

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vyxops.cli import main
-from vyxops.fixes import apply_plan, plan_fixes
-from vyxops.investigate import Investigation, investigate
-from vyxops.postmortem import render_postmortem
-from vyxops.session import open_session
+from vyxops.act.fixes import apply_plan, plan_fixes
+from vyxops.analysis.investigate import Investigation, investigate
+from vyxops.fetch.session import open_session
+from vyxops.shell.cli import main
+from vyxops.views.postmortem import render_postmortem
 
 APP = "vyx-app"
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -100,7 +100,7 @@ def test_running_serve_does_not_undo_a_reset(sandbox_env: Path) -> None:
     env = {**os.environ, "VYXOPS_SANDBOX_DIR": str(sandbox_env)}
     World.load("stub-image", sandbox_env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vyxops.cli", "sandbox", "serve", "--port", "0"],
+        [sys.executable, "-m", "vyxops.shell.cli", "sandbox", "serve", "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from vyxops.cli import main
-from vyxops.errors import ConfigError
-from vyxops.fixes import apply_plan, plan_fixes
-from vyxops.investigate import investigate
-from vyxops.probe import probe_and_investigate
-from vyxops.session import Session, open_session
+from vyxops.act.fixes import apply_plan, plan_fixes
+from vyxops.act.probe import probe_and_investigate
+from vyxops.analysis.investigate import investigate
+from vyxops.core.errors import ConfigError
+from vyxops.fetch.session import Session, open_session
+from vyxops.shell.cli import main
 from vyxops_sandbox.faults import FaultRule, Faults
 from vyxops_sandbox.testing import world_of
 

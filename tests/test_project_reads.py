@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from vyxops.errors import ApiError, TransportError
-from vyxops.evidence import ProjectReads, quietly
+from vyxops.analysis.evidence import ProjectReads, quietly
+from vyxops.core.errors import ApiError, TransportError
 
 
 class Fly:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from vyxops.cli import main
+from vyxops.shell.cli import main
 from vyxops.testing.hostile import planted_forms
 from vyxops_sandbox.world import credentials_for
 
@@ -63,7 +63,7 @@ steps:
 @pytest.mark.parametrize("credential", ["sbp_0123456789abcdef0123456789abcdef", "fm2_lJPECAAAAAAAAMiYxBDf0123456789"])
 def test_every_encoded_form_of_a_registered_credential_is_masked(credential: str) -> None:
     """register_secret masks the value, its base64 forms and its URL-encoded forms inside any text."""
-    from vyxops.errors import redact, register_secret
+    from vyxops.core.errors import redact, register_secret
 
     register_secret(credential)
     for form in planted_forms(credential):
@@ -76,8 +76,8 @@ def test_a_frame_small_or_large_has_each_credential_cell_masked_and_the_rest_unt
     a cell that is not a string is searched as the text its column will hold."""
     import pandas as pd
 
-    from vyxops.errors import register_secret
-    from vyxops.frames import make_frame
+    from vyxops.core.errors import register_secret
+    from vyxops.fetch.frames import make_frame
 
     planted = "a-registered-credential-0123456789"
     register_secret(planted)
@@ -97,7 +97,7 @@ def test_a_frame_small_or_large_has_each_credential_cell_masked_and_the_rest_unt
 def test_a_text_without_any_tokens_marker_is_not_searched_and_every_token_shape_has_one() -> None:
     """may_hold_secret is the literal scan before the regex: it must say yes to every token shape
     the regex masks (or a cell would keep its token), and no to an ordinary log line."""
-    from vyxops.errors import may_hold_secret, redact
+    from vyxops.core.errors import may_hold_secret, redact
 
     shapes = [
         "sbp_0123456789abcdef0123",
@@ -120,8 +120,8 @@ def test_make_frame_masks_a_credential_in_any_string_column_and_leaves_clean_cel
     """make_frame searches all of a frame's string cells at once; a hit in any column is masked in that cell."""
     import pandas as pd
 
-    from vyxops.errors import register_secret
-    from vyxops.frames import make_frame
+    from vyxops.core.errors import register_secret
+    from vyxops.fetch.frames import make_frame
 
     planted = "another-registered-credential-9876543210"
     register_secret(planted)

@@ -2,7 +2,7 @@
 masked in every artefact (HTML, notebook, postmortem, Parquet, JSON, the audit log, stderr) and in a captured bundle.
 
 The plantings and the scan are vyxops.testing.credentials: the scan unescapes JSON and URL escapes and decodes every
-base64/base64url/hex run, apart from vyxops.redaction, so it finds a credential however it is written.
+base64/base64url/hex run, apart from vyxops.core.redaction, so it finds a credential however it is written.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vyxops import errors
-from vyxops.cli import main
-from vyxops.http import Api, make_client
+from vyxops.core import errors
+from vyxops.fetch.http import Api, make_client
+from vyxops.shell.cli import main
 from vyxops.testing.clock import FakeClock
 from vyxops.testing.credentials import CREDENTIAL_ENCODINGS, artefact_text, encode_credential, leaked_credentials
 from vyxops_sandbox.functions import function_log
@@ -254,7 +254,7 @@ def test_replay_masks_the_captured_credentials_a_bundle_still_holds(sandbox_env:
 def test_a_bundle_body_is_redacted_as_parsed_and_kept_byte_for_byte_when_clean() -> None:
     """A JSON body whose string holds a JSON-escaped token is rewritten masked; a JSON-lines body line by line;
     a clean body (a manifest, whose digest is its bytes) is kept as it came."""
-    from vyxops.recording import redacted_body
+    from vyxops.fetch.recording import redacted_body
 
     register_all()
     token = sandbox_credentials("legacy-jwt")["fly_api_token"]
@@ -271,7 +271,7 @@ def test_a_bundle_body_is_redacted_as_parsed_and_kept_byte_for_byte_when_clean()
 def test_a_registered_digest_masks_the_string_it_is_the_digest_of() -> None:
     """What the bundle target registers: a credential known only by its SHA-256 and length is masked as is,
     escaped or encoded; a string of the same length with another digest is not."""
-    from vyxops.redaction import register_secret_digest, secret_digest
+    from vyxops.core.redaction import register_secret_digest, secret_digest
 
     secret = "digest-only-credential-0b9f6c1d2e3a4f5b"
     register_secret_digest(secret_digest(secret), len(secret))

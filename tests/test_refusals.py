@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.refusals import fly_status_in, json_objects_in, read_refusal
+from vyxops.core.refusals import fly_status_in, json_objects_in, read_refusal
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 # Fly's own bodies (reference/fly/machines-api-error-bodies.observed.json, fly-go flaps_error.go, Kilo-Org/cloud PRs

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.cli import build_parser, main
-from vyxops.report import add_toc
+from vyxops.shell.cli import build_parser, main
+from vyxops.views.report import add_toc
 
 APP = "vyx-app"
 HOSTILE = "<script>alert(1)</script>"
@@ -278,7 +278,7 @@ def test_the_healthy_report_has_no_empty_table_and_times_stay_on_one_line(runs: 
 
 def test_links_and_command_blocks_keep_hostile_text_as_text() -> None:
     """Only an https URL becomes a link, its quotes and markup escaped; a command holding markup is shown, not run."""
-    from vyxops.nbtools.display import command_block, link
+    from vyxops.views.display import command_block, link
 
     evil = 'https://x.example/"><script>alert(1)</script>'
     assert link(evil).startswith('<a href="https://x.example/&quot;&gt;&lt;script&gt;') and "<script>" not in link(evil)

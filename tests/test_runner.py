@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.kernel import PRELOAD
-from vyxops.runner import Kernel, Reporter, run_notebook
+from vyxops.shell.kernel import PRELOAD
+from vyxops.shell.runner import Kernel, Reporter, run_notebook
 
 
 def _gone(pid: int, within_s: float) -> bool:
@@ -68,7 +68,7 @@ def test_a_killed_cli_leaves_no_kernel_behind(tmp_path: Path) -> None:
     import shutil
 
     script = (
-        "import os, sys; from vyxops.runner import Kernel; k = Kernel(); "
+        "import os, sys; from vyxops.shell.runner import Kernel; k = Kernel(); "
         "print(k.process.pid, k.info['ip'], flush=True); os._exit(0)"
     )
     out = subprocess.run(
@@ -112,7 +112,7 @@ def test_the_output_notebook_is_complete_after_a_run_and_after_a_failure(sandbox
     """Saves during a run are throttled, yet the file on disk ends with every output, or the error that stopped it."""
     import json
 
-    from vyxops.runner import NotebookFailed
+    from vyxops.shell.runner import NotebookFailed
 
     ok, nb = run_notebook(
         "investigate", {"scenario": "stub-image", "app": "vyx-app", "out_dir": str(tmp_path / "ok")}, tmp_path / "ok"
@@ -141,8 +141,8 @@ def test_a_kernel_that_dies_while_starting_is_a_clear_error(
     sandbox_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A kernel that exits before it is ready: a ConfigError with its exit status and last stderr line, no traceback."""
-    from vyxops import kernel as kernel_module
-    from vyxops.errors import ConfigError
+    from vyxops.core.errors import ConfigError
+    from vyxops.shell import kernel as kernel_module
 
     monkeypatch.setattr(
         kernel_module, "PRELOAD", ("import os; os.write(2, b'ImportError: no module named pandas\\n'); os._exit(3)",)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vyxops.cli import main
+from vyxops.shell.cli import main
 
 
 def test_status_json_prints_base_url_scenario_now_and_credentials(
@@ -44,7 +44,7 @@ def test_served_sandbox_answers_the_seed_questions(sandbox_env: Path, tmp_path: 
     env = {**os.environ, "VYXOPS_SANDBOX_DIR": str(sandbox_env)}
     status = json.loads(
         subprocess.run(
-            [sys.executable, "-m", "vyxops.cli", "sandbox", "status", "--scenario", "stub-image", "--json"],
+            [sys.executable, "-m", "vyxops.shell.cli", "sandbox", "status", "--scenario", "stub-image", "--json"],
             env=env,
             capture_output=True,
             text=True,
@@ -52,7 +52,7 @@ def test_served_sandbox_answers_the_seed_questions(sandbox_env: Path, tmp_path: 
         ).stdout
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vyxops.cli", "sandbox", "serve", "--port", "0"],
+        [sys.executable, "-m", "vyxops.shell.cli", "sandbox", "serve", "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -67,7 +67,7 @@ def call(world: World, method: str, url: str, *, headers: dict[str, str] | None 
     """Send one authenticated request through the Fly handlers, as the router would, paced as vyxops' client is.
 
     A 429 (the Machines API's rate limits, vyxops_sandbox/limits.py) is retried after its
-    Retry-After on the virtual clock, as vyxops.http.Api does, so that a test firing more
+    Retry-After on the virtual clock, as vyxops.fetch.http.Api does, so that a test firing more
     than a burst of one action at one instant tests what it means to, not the limit.
     """
     request = httpx.Request(method, url, headers=auth(world) if headers is None else headers, **kw)

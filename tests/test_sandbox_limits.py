@@ -170,7 +170,7 @@ def test_a_realtime_served_clock_is_read_from_the_server_once_a_second_and_runs_
 ) -> None:
     """Every request's rate budget reads the clock: against `vyxops sandbox serve` that must not be a
     control request each time (it had doubled the requests of an audit), yet stay the server's time."""
-    from vyxops.session import open_session
+    from vyxops.fetch.session import open_session
     from vyxops_sandbox import client as served_client
 
     world = World.from_scenario(load_scenario("stub-image"))
@@ -218,7 +218,7 @@ def test_a_realtime_served_clock_is_read_from_the_server_once_a_second_and_runs_
 
 def test_a_control_read_survives_a_reset_connection_and_a_control_write_is_sent_once() -> None:
     """A pooled connection found reset says nothing of the sandbox: a GET is tried again; a POST never is."""
-    from vyxops.errors import ConfigError
+    from vyxops.core.errors import ConfigError
     from vyxops_sandbox import client as served_client
 
     sent: list[str] = []
@@ -280,8 +280,8 @@ def test_the_management_window_is_the_users_and_its_429_is_the_frameworks_text(m
 
 def test_vyxops_reads_past_a_spent_window_without_a_429_whichever_function_it_asks_for() -> None:
     """130 reads of two functions (one endpoint to the server) wait out the window instead of meeting 429s."""
-    from vyxops.budget import budget_for
-    from vyxops.http import Api, bearer, make_client
+    from vyxops.fetch.budget import budget_for
+    from vyxops.fetch.http import Api, bearer, make_client
 
     world = two_apps()
     clock = SandboxClock(world)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from vyxops.errors import ScenarioError
+from vyxops.core.errors import ScenarioError
 from vyxops_sandbox.router import SandboxApp, SandboxTransport
 from vyxops_sandbox.scenario import parse_scenario
 from vyxops_sandbox.world import World
@@ -148,7 +148,7 @@ def fly_error(answer: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def _iso(seconds: int) -> str:
-    from vyxops.timeutil import iso
+    from vyxops.core.timeutil import iso
 
     return iso(seconds * 1000)
 
@@ -573,7 +573,7 @@ def test_every_new_shipped_scenario_loads_through_sandbox_reset(
     sandbox_env: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`vyxops sandbox reset --scenario NAME` loads each other team's story."""
-    from vyxops.cli import main
+    from vyxops.shell.cli import main
 
     for name in STORIES:
         assert main(["sandbox", "reset", "--scenario", name]) == 0

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from vyxops.shapes import is_jwt
+from vyxops.core.shapes import is_jwt
 from vyxops_sandbox.management_api import organization_slug
 from vyxops_sandbox.router import SandboxApp, SandboxTransport
 from vyxops_sandbox.scenario import parse_scenario
@@ -329,7 +329,7 @@ def test_destroyed_machines_vanish_from_the_api_after_the_platforms_retention() 
 
 
 def test_the_sandbox_and_the_product_share_one_is_jwt() -> None:
-    """What a JWT looks like has one home (vyxops.shapes): the sandbox's verify_jwt and the product's bearer choice
+    """What a JWT looks like has one home (vyxops.core.shapes): the sandbox's verify_jwt and the product's bearer choice
     read the same function, so they cannot disagree on a key's shape."""
     import re
     from pathlib import Path

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vyxops.fixes import apply_plan, plan_fixes
-from vyxops.investigate import investigate
-from vyxops.session import open_session
+from vyxops.act.fixes import apply_plan, plan_fixes
+from vyxops.analysis.investigate import investigate
+from vyxops.fetch.session import open_session
 from vyxops_sandbox.server import make_server
 from vyxops_sandbox.statefile import StaleState
 from vyxops_sandbox.world import World

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from vyxops.timeutil import parse_rfc3339_ms
+from vyxops.core.timeutil import parse_rfc3339_ms
 from vyxops_sandbox.router import SandboxApp, SandboxTransport
 from vyxops_sandbox.scenario import load_scenario
 from vyxops_sandbox.world import World

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.errors import InputError, ScenarioError
+from vyxops.core.errors import InputError, ScenarioError
 from vyxops_sandbox.scenario import load_scenario, parse_scenario, scenario_names
 from vyxops_sandbox.world import World
 
@@ -237,7 +237,7 @@ def test_a_state_file_of_another_schema_is_refused_not_replayed(tmp_path: Path) 
 
 def test_the_cli_refuses_a_corrupted_state_with_exit_2(sandbox_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`vyxops sandbox status` on a corrupted state exits 2 with the reset command, and `reset` repairs it."""
-    from vyxops.cli import main
+    from vyxops.shell.cli import main
 
     sandbox_env.mkdir(parents=True)
     (sandbox_env / "state.json").write_bytes(b"\xff\xfe not json")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.checks import check_stuck_after
-from vyxops.cli import main
-from vyxops.errors import InputError
-from vyxops.investigate import investigate
-from vyxops.session import open_session
+from vyxops.analysis.investigate import investigate
+from vyxops.core.checks import check_stuck_after
+from vyxops.core.errors import InputError
+from vyxops.fetch.session import open_session
+from vyxops.shell.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "vyx-app"
@@ -42,7 +42,7 @@ def test_the_cli_check_and_the_investigation_agree_on_row_only_machines(
 ) -> None:
     """Before a kernel starts: the row-only machine passes the sandbox check, and a machine the sandbox holds but
     neither Fly's API (gone past retention) nor any row names is refused, as the investigation would refuse it."""
-    from vyxops.targets import sandbox_control
+    from vyxops.fetch.targets import sandbox_control
 
     control = sandbox_control()
     world = control.load_world(GONE, [APP])
@@ -82,7 +82,7 @@ def test_a_bundle_refuses_a_machine_it_never_saw_before_a_kernel(
 ) -> None:
     """A replayed bundle answers only what was captured: --machine naming none of its answers is exit 2 at once
     (it was a kernel, then a refusal from inside it)."""
-    from vyxops.bundle import names_machine, read_exchanges
+    from vyxops.fetch.bundle import names_machine, read_exchanges
 
     bundle = tmp_path / "bundle"
     assert main(["capture", "--scenario", "stub-image", "--app", APP, "--out", str(bundle)]) == 0
@@ -155,8 +155,8 @@ def test_the_cli_passes_its_out_as_typed_from_its_cwd(tmp_path: Path, monkeypatc
     """The CLI's relative --out stays relative to where it was typed, even below a project's root."""
     import papermill
 
-    from vyxops import runner
     from vyxops.nbtools import project_out_dir
+    from vyxops.shell import runner
 
     seen: dict[str, object] = {}
 
@@ -178,9 +178,11 @@ def test_stuck_after_has_one_default() -> None:
     """--stuck-after, the library calls and the detectors' Thresholds all default to checks.STUCK_AFTER_MIN."""
     import inspect
 
-    from vyxops import audit, checks, cli, investigate
-    from vyxops.detect.model import Thresholds
-    from vyxops.fixes.commands import remediate_command
+    from vyxops.act.fixes.commands import remediate_command
+    from vyxops.analysis import audit, investigate
+    from vyxops.analysis.detect.model import Thresholds
+    from vyxops.core import checks
+    from vyxops.shell import cli
 
     for fn in (investigate.investigate, investigate.analyse, audit.run_audit, audit.audit_or_error, remediate_command):
         assert inspect.signature(fn).parameters["stuck_after_minutes"].default == checks.STUCK_AFTER_MIN, fn
@@ -192,9 +194,10 @@ def test_stuck_after_has_one_default() -> None:
 def test_fail_on_levels_have_one_home() -> None:
     """--fail-on's choices, its default and the audit's failing severities come from checks; a notebook's
     `fail_on` of another word is the CLI's InputError, not quietly read as `warning`."""
-    from vyxops import checks, cli
-    from vyxops.audit import failing_levels
-    from vyxops.errors import InputError
+    from vyxops.analysis.audit import failing_levels
+    from vyxops.core import checks
+    from vyxops.core.errors import InputError
+    from vyxops.shell import cli
 
     assert failing_levels("critical") == ("error", "critical")
     assert failing_levels("warning") == ("error", "critical", "warning")

@@ -85,7 +85,7 @@ def test_an_outage_whose_logs_aged_out_is_inconclusive_not_healthy(tmp_path: Pat
     inv = run(tmp_path, "outage-function-logs-aged-out-free-plan", _app_of("outage-function-logs-aged-out-free-plan"))
     assert inv.verdict == "inconclusive" and inv.document["complete"] is False and inv.gaps
     assert "--probe" in inv.summary
-    from vyxops.audit import worst
+    from vyxops.analysis.audit import worst
 
     assert worst(inv) == "warning"  # an audit counts it as a warning, never as a pass
 

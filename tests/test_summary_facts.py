@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vyxops import facts
-from vyxops.investigate import Investigation, investigate
-from vyxops.session import open_session
+from vyxops.analysis.investigate import Investigation, investigate
+from vyxops.core import facts
+from vyxops.fetch.session import open_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "vyxops" / "scenarios").glob("*.yaml")) + sorted(
@@ -59,7 +59,7 @@ def _claims(inv: Investigation) -> list[tuple[str, set[str]]]:
 
 def _exit_codes(inv: Investigation, mids: set[str]) -> tuple[set[int], bool]:
     """The codes the exit events of ``mids`` carry, and whether one of them says oom_killed (only an exit
-    event carries either: vyxops.facts.read_exit_event fills the frame's columns)."""
+    event carries either: vyxops.core.facts.read_exit_event fills the frame's columns)."""
     ev = inv.evidence.machine_events
     exits = ev[ev["machine_id"].isin(mids)]
     codes = {int(c) for c in exits["exit_code"].dropna().tolist()}

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from vyxops.fixes import apply_plan, plan_fixes
-from vyxops.images import secret_digest
-from vyxops.investigate import investigate
-from vyxops.session import open_session
+from vyxops.act.fixes import apply_plan, plan_fixes
+from vyxops.analysis.investigate import investigate
+from vyxops.core.images import secret_digest
+from vyxops.fetch.session import open_session
 from vyxops_sandbox.function_body import STANDIN_MARK
 from vyxops_sandbox.hosted import ENV, HostedSandbox
 from vyxops_sandbox.platform import credentials_for

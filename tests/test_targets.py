@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from vyxops import targets
-from vyxops.config import parse_target
-from vyxops.errors import ConfigError
-from vyxops.session import open_session
+from vyxops.core.config import parse_target
+from vyxops.core.errors import ConfigError
+from vyxops.fetch import targets
+from vyxops.fetch.session import open_session
 from vyxops_sandbox.testing import world_of
 
 URL = "http://127.0.0.1:9"

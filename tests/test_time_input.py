@@ -10,21 +10,21 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from vyxops.checks import check_window
-from vyxops.cli import main
-from vyxops.coverage import Gap
-from vyxops.errors import InputError
-from vyxops.evidence import parse_window
-from vyxops.investigate import Investigation, investigate
-from vyxops.postmortem import render_postmortem
-from vyxops.present import fmt_time
-from vyxops.session import open_session
-from vyxops.timeutil import TIME_FORMS, iso, parse_time_input
+from vyxops.analysis.evidence import parse_window
+from vyxops.analysis.investigate import Investigation, investigate
+from vyxops.core.checks import check_window
+from vyxops.core.coverage import Gap
+from vyxops.core.errors import InputError
+from vyxops.core.present import fmt_time
+from vyxops.core.timeutil import TIME_FORMS, iso, parse_time_input
+from vyxops.fetch.session import open_session
+from vyxops.shell.cli import main
+from vyxops.views.postmortem import render_postmortem
 
 APP = "vyx-app"
 SEED = "stub-image"
 NOW = pd.Timestamp("2025-10-02T17:25:00Z")
-#: A time as the report prints it (vyxops.present.fmt_time): date, clock to the ms, the zone's name or offset.
+#: A time as the report prints it (vyxops.core.present.fmt_time): date, clock to the ms, the zone's name or offset.
 SHOWN_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} (?:[A-Z]{2,6}|[+-]\d{2,4})")
 
 
@@ -115,8 +115,8 @@ def test_with_tz_every_time_a_person_reads_is_in_that_zone_and_the_same_instant(
 
 
 def test_a_gap_s_span_and_reason_are_told_in_tz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A gap's reason and span, which vyxops writes in RFC 3339 UTC (vyxops.frames), read in --tz in the report and
-    the postmortem; the Gap itself (findings.json's ``gaps``) keeps RFC 3339."""
+    """A gap's reason and span, which vyxops writes in RFC 3339 UTC (vyxops.fetch.frames), read in --tz in the report
+    and the postmortem; the Gap itself (findings.json's ``gaps``) keeps RFC 3339."""
     inv = _run(tmp_path, "Asia/Tokyo")
     kept_from = pd.Timestamp("2025-10-02T08:00:00Z")
     why = f"the Fly logs API keeps about 7 days, so lines before {iso(kept_from)} could not be read"

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from vyxops.errors import InputError
-from vyxops.frames import empty_frame
-from vyxops.plot import ERROR_COLOUR, OK_COLOUR, plot_timeline
+from vyxops.analysis.timeline import TIMELINE_SCHEMA, build_timeline, filter_timeline
+from vyxops.core.errors import InputError
+from vyxops.fetch.frames import empty_frame
 from vyxops.testing.fleet import fleet_frames, generate_fleet
-from vyxops.timeline import TIMELINE_SCHEMA, build_timeline, filter_timeline
+from vyxops.views.plot import ERROR_COLOUR, OK_COLOUR, plot_timeline
 from vyxops_sandbox.functions import add_function
 from vyxops_sandbox.scenario import load_scenario, parse_scenario
 from vyxops_sandbox.world import World

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from vyxops.timeutil import SUPABASE_LOG_UNIT, iso, parse_rfc3339_ms, time_array, to_ms, to_utc
+from vyxops.core.timeutil import SUPABASE_LOG_UNIT, iso, parse_rfc3339_ms, time_array, to_ms, to_utc
 
 INSTANT = pd.Timestamp("2025-10-02T16:18:44.130Z")
 
@@ -73,8 +73,8 @@ def test_a_time_array_refuses_a_number_without_its_unit() -> None:
 
 
 # --------------------------------------------------------------------------- time input (issue 20)
-from vyxops.present import fmt_time  # noqa: E402
-from vyxops.timeutil import parse_time_input  # noqa: E402
+from vyxops.core.present import fmt_time  # noqa: E402
+from vyxops.core.timeutil import parse_time_input  # noqa: E402
 
 SHOWN = pd.Timestamp("2025-10-02T16:18:40.120Z")
 SHOWN_MS = int(SHOWN.value // 1_000_000)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from vyxops.investigate import Investigation, investigate
-from vyxops.session import open_session
+from vyxops.analysis.investigate import Investigation, investigate
+from vyxops.fetch.session import open_session
 from vyxops_sandbox.scenario import load_scenario
 
 HERE = Path(__file__).parent / "scenarios"

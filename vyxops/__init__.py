@@ -6,7 +6,7 @@ duckdb, matplotlib) load only when the submodule that needs them is used.
 
 from __future__ import annotations
 
-from vyxops.errors import VyxopsError
+from vyxops.core.errors import VyxopsError
 
 __version__ = "0.1.0"
 __all__ = ["VyxopsError", "__version__"]

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from vyxops import config
-from vyxops.errors import ConfigError
-from vyxops.pools import PooledTransport
-from vyxops.targets import SANDBOX_URL_ENV, Credentials, Opened, OpenRequest
+from vyxops.core import config
+from vyxops.core.errors import ConfigError
+from vyxops.fetch.pools import PooledTransport
+from vyxops.fetch.targets import SANDBOX_URL_ENV, Credentials, Opened, OpenRequest
 from vyxops_sandbox.served import FAULT_HEADER
 
 
@@ -65,7 +65,7 @@ class ServedSandboxTransport(httpx.BaseTransport):
 
     Live, each API is its own host and each client its own connection pool; served, they all
     share one address. One pool per API (:func:`lane_of`) keeps it as live: a pool's
-    bookkeeping grows with the square of its connections (vyxops.budget), and one pool for
+    bookkeeping grows with the square of its connections (vyxops.fetch.budget), and one pool for
     every API made an audit's CPU half as much again.
     """
 

@@ -23,8 +23,8 @@ def load_world(scenario: str | None, apps: list[str]) -> World:
     Nothing is written: a replayed world stays unsaved until :func:`keep_world`, once every input has passed.
     The fault rules are read too, so that a bad ``faults.json`` is refused before any work.
     """
-    from vyxops.config import sandbox_dir
-    from vyxops.errors import InputError
+    from vyxops.core.config import sandbox_dir
+    from vyxops.core.errors import InputError
     from vyxops_sandbox.faults import Faults
     from vyxops_sandbox.world import World
 
@@ -46,8 +46,8 @@ def keep_world(world: World) -> None:
 
 def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
     """``vyxops sandbox reset | serve | status``."""
-    from vyxops.config import sandbox_dir
-    from vyxops.timeutil import iso
+    from vyxops.core.config import sandbox_dir
+    from vyxops.core.timeutil import iso
     from vyxops_sandbox.world import World
 
     directory = sandbox_dir()
@@ -84,10 +84,10 @@ def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
 
 def check_machine(world: World, app: str, machine_id: str, until: str | None) -> None:
     """``--machine`` names one of the app's machines by the window's end (InputError, exit 2), by the rule the
-    investigation applies (:func:`vyxops.checks.check_machine_of_app`): a machine the Machines API still shows
+    investigation applies (:func:`vyxops.core.checks.check_machine_of_app`): a machine the Machines API still shows
     for the app, or one the app's rows name."""
-    from vyxops.checks import check_machine_of_app
-    from vyxops.timeutil import parse_rfc3339_ms
+    from vyxops.core.checks import check_machine_of_app
+    from vyxops.core.timeutil import parse_rfc3339_ms
     from vyxops_sandbox.machines import visible
 
     a = world.app(app) or {}
@@ -105,11 +105,11 @@ def check_machine(world: World, app: str, machine_id: str, until: str | None) ->
 def _row_machines(world: World, app: str, apps_machines: set[str]) -> dict[str, int | None]:
     """Machine id → the earliest created_at of the app's rows in the pipeline's table that name it.
 
-    The app's rows as the investigation reads them (vyxops.evidence._rows_of_app): by the app column when the
+    The app's rows as the investigation reads them (vyxops.analysis.evidence._rows_of_app): by the app column when the
     table has one; otherwise a row naming one of the app's machines or an image in the app's repository.
     """
-    from vyxops.images import parse_image_ref
-    from vyxops.timeutil import to_ms
+    from vyxops.core.images import parse_image_ref
+    from vyxops.core.timeutil import to_ms
 
     p = world.pipeline
     table = world.table(p.table) or {"rows": []}

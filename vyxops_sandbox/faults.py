@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vyxops.errors import InputError
+from vyxops.core.errors import InputError
 
 KINDS = ("latency", "429", "5xx", "timeout", "malformed")
 MAX_LATENCY_MS = 60_000

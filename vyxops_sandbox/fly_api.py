@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from vyxops.facts import FLY_LOG_DEFAULT_REACH_NS, FLY_LOG_PAGE, FLY_LOG_RETENTION_NS
+from vyxops.core.facts import FLY_LOG_DEFAULT_REACH_NS, FLY_LOG_PAGE, FLY_LOG_RETENTION_NS
 from vyxops_sandbox import limits
 from vyxops_sandbox.machines import visible
 from vyxops_sandbox.refusals import APP_NOT_FOUND, RATE_LIMITED, UNAUTHENTICATED, CreateRefused

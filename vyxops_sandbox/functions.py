@@ -33,7 +33,7 @@ FUNCTION_DONE_MS = 850
 DEFAULT_REGION = "sjc"  # the function's region when the body names none (the sandbox's default region)
 #: The seed team's function (SPEC.md) and its log wording, the defaults of a scenario without a
 #: ``pipeline:`` block. Live functions word things as their authors please: the product must not
-#: rely on these (they used to live in vyxops.facts; the sandbox owns them now).
+#: rely on these (they used to live in vyxops.core.facts; the sandbox owns them now).
 PROVISION = "provision-machine"
 PROVISIONING_LINE = "Provisioning machine for user {user_id} in {region} with image {image}"
 CREATED_LINE = "Created machine {machine_id} with image {image}"

@@ -6,7 +6,7 @@ import socket
 import threading
 from typing import Any
 
-from vyxops.targets import SANDBOX_URL_ENV as ENV  # where a session finds a served sandbox
+from vyxops.fetch.targets import SANDBOX_URL_ENV as ENV  # where a session finds a served sandbox
 
 
 class HostedSandbox:

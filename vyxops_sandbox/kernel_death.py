@@ -5,17 +5,17 @@ for a ``vyxops`` subprocess whose kernel sends itself SIGKILL (no handler can ca
 as with the OOM killer) when a named function is called, before or after its ``nth`` call.
 Nothing in vyxops reads this: a ``sitecustomize.py`` written to a directory put first on
 ``PYTHONPATH`` wraps the function, and only in the kernel (the one process whose
-``JPY_PARENT_PID`` names its parent; the CLI sets it, vyxops.kernel). ``sitecustomize`` is
+``JPY_PARENT_PID`` names its parent; the CLI sets it, vyxops.shell.kernel). ``sitecustomize`` is
 imported by every Python start-up (the ``site`` module), so the CLI's kernel loads it.
 
 Use::
 
-    env = {**os.environ, **kernel_death_env(tmp, "vyxops.fixes.audit_log:AuditLog.intent", after=1)}
+    env = {**os.environ, **kernel_death_env(tmp, "vyxops.act.fixes.audit_log:AuditLog.intent", after=1)}
     proc = subprocess.run(["vyxops", "remediate", ...], env=env, capture_output=True, timeout=60)
     # exit 3, one line: "vyxops: the notebook's kernel died (killed by signal 9 (SIGKILL), ...)"
 
-Points that land mid-run: ``vyxops.fixes.audit_log:AuditLog.intent`` after 1 (an apply, one
-intent open and its write not sent), ``vyxops.evidence:collect_evidence`` before 1 (an
+Points that land mid-run: ``vyxops.act.fixes.audit_log:AuditLog.intent`` after 1 (an apply, one
+intent open and its write not sent), ``vyxops.analysis.evidence:collect_evidence`` before 1 (an
 investigation, while it reads the platforms).
 """
 

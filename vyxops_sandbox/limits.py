@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import weakref
 
-from vyxops.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT, RateLimit
+from vyxops.core.facts import FLY_ACTION_LIMIT, FLY_GET_MACHINE_LIMIT, RateLimit
 from vyxops_sandbox.world import World
 
 __all__ = ["fly_machines_bucket", "take"]

@@ -29,9 +29,9 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from vyxops.images import FLY_REGISTRY
-from vyxops.images import parse_image_ref as _parse_ref
-from vyxops.timeutil import GO_ZERO_TIME, iso
+from vyxops.core.images import FLY_REGISTRY
+from vyxops.core.images import parse_image_ref as _parse_ref
+from vyxops.core.timeutil import GO_ZERO_TIME, iso
 from vyxops_sandbox.refusals import capacity_refusal, rate_refusal
 
 if TYPE_CHECKING:

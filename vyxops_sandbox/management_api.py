@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from vyxops.facts import SUPABASE_MGMT_PERMISSIONS, SUPABASE_MGMT_WINDOW, SUPABASE_MISSING_PERMISSION_MESSAGE
+from vyxops.core.facts import SUPABASE_MGMT_PERMISSIONS, SUPABASE_MGMT_WINDOW, SUPABASE_MISSING_PERMISSION_MESSAGE
 from vyxops_sandbox.function_body import MULTIPART, function_source, multipart_body
 from vyxops_sandbox.supabase_api import EXPOSED_SCHEMAS, MAX_ROWS, _bearer, _read_json, _request_id, _response
 from vyxops_sandbox.world import World, sha256_hex
@@ -29,7 +29,7 @@ from vyxops_sandbox.world import World, sha256_hex
 __all__ = ["RATE_LIMIT", "handle_management", "organization_slug"]
 
 # 120 requests/min per user, per project or organization, per endpoint, a fixed window
-# (vyxops.facts.SUPABASE_MGMT_WINDOW; supabase/supabase apps/docs/content/_partials/api_rate_limits.mdx).
+# (vyxops.core.facts.SUPABASE_MGMT_WINDOW; supabase/supabase apps/docs/content/_partials/api_rate_limits.mdx).
 RATE_LIMIT = SUPABASE_MGMT_WINDOW.requests
 RATE_WINDOW_MS = SUPABASE_MGMT_WINDOW.seconds * 1000
 # The 429's body: @nestjs/throttler's ThrottlerException text, as users quote it whole from the
@@ -174,7 +174,7 @@ def handle_management(world: World, request: httpx.Request) -> httpx.Response | 
 
 
 def _granted(world: World, method: str, tmpl: str) -> bool:
-    """Whether the scenario's access token holds the permission the endpoint needs (vyxops.facts)."""
+    """Whether the scenario's access token holds the permission the endpoint needs (vyxops.core.facts)."""
     granted = world.platform.supabase.token_permissions
     if granted is None:
         return True

@@ -35,7 +35,7 @@ import string
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from vyxops.images import FLY_REGISTRY
+from vyxops.core.images import FLY_REGISTRY
 from vyxops_sandbox.functions import API_ERROR_LINE, CREATED_LINE, PROVISION, PROVISIONING_LINE
 from vyxops_sandbox.scenario_checks import IDENT, IMAGE_REF, SECRET_NAME, SLUG, Checker, Keys
 

@@ -34,7 +34,7 @@ Defaults and why:
   leaves them out — that form is the opt-in.
 - ``token_permissions`` (default: every permission, as a classic access token has): a
   scoped access token granted only the listed permissions (the ids in
-  :data:`vyxops.facts.SUPABASE_MGMT_PERMISSIONS`); an endpoint needing another
+  :data:`vyxops.core.facts.SUPABASE_MGMT_PERMISSIONS`); an endpoint needing another
   answers 403 (PLATFORM.md, "Scoped access tokens").
 - ``destroy_events: true``: no official sample shows a ``destroy`` event
   (reference/fly/machine-states-and-events.json); the sandbox kept one so far.

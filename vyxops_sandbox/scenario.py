@@ -1,6 +1,6 @@
 """Scenario files: the sandbox's input, read and validated (SPEC.md "Scenario files").
 
-A bad file gets a :class:`~vyxops.errors.ScenarioError` naming the file, the key,
+A bad file gets a :class:`~vyxops.core.errors.ScenarioError` naming the file, the key,
 the line and what is allowed, before anything is replayed. Values are checked by
 type and range (:mod:`vyxops_sandbox.scenario_checks`); every key is listed here.
 
@@ -48,9 +48,9 @@ from typing import Any
 
 import yaml
 
-from vyxops.errors import InputError, ScenarioError
-from vyxops.safeyaml import YamlRefused, check_events
-from vyxops.shapes import PROJECT_REF
+from vyxops.core.errors import InputError, ScenarioError
+from vyxops.core.safeyaml import YamlRefused, check_events
+from vyxops.core.shapes import PROJECT_REF
 from vyxops_sandbox.pipeline import Pipeline, parse_pipeline
 from vyxops_sandbox.platform import (
     API_KEYS,
@@ -231,7 +231,7 @@ def _check_pipeline_names(c: Checker, steps: list[dict[str, Any]], pipeline: Pip
 def _load_yaml(text: str, path: str) -> tuple[yaml.Node, dict[str, Any]]:
     """The node tree (for lines) and the data of ``text``; one parse (libyaml when present).
 
-    Anchors and aliases are refused first, in one linear pass over the events (:mod:`vyxops.safeyaml`): a few
+    Anchors and aliases are refused first, in one linear pass over the events (:mod:`vyxops.core.safeyaml`): a few
     hundred bytes of nested aliases would otherwise stand for 9**9 nodes, and the checks below walk them all.
     """
     try:
@@ -594,7 +594,7 @@ def _permissions(c: Checker, block: dict[str, Any], keys: list[str]) -> tuple[st
     """``token_permissions``: a list of Management API permission ids (a scoped access token), or None (all)."""
     if "token_permissions" not in block:
         return None
-    from vyxops.facts import SUPABASE_PERMISSION_WORDS
+    from vyxops.core.facts import SUPABASE_PERMISSION_WORDS
 
     granted = block["token_permissions"]
     known = sorted(SUPABASE_PERMISSION_WORDS)

@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 
 import yaml
 
-from vyxops.errors import ScenarioError
-from vyxops.timeutil import parse_rfc3339_ms
+from vyxops.core.errors import ScenarioError
+from vyxops.core.timeutil import parse_rfc3339_ms
 
 Keys = list[Any]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vyxops.errors import ConfigError
+from vyxops.core.errors import ConfigError
 
 STATE = "state.json"
 LOCK = "state.lock"

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from vyxops.shapes import is_jwt
+from vyxops.core.shapes import is_jwt
 from vyxops_sandbox.pipeline import column_defaults, update_row
 from vyxops_sandbox.platform import signed_by_project
 from vyxops_sandbox.postgrest_openapi import OPENAPI_CT, openapi_document

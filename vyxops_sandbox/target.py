@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vyxops import config
-from vyxops.targets import Credentials, Opened, OpenRequest
+from vyxops.core import config
+from vyxops.fetch.targets import Credentials, Opened, OpenRequest
 from vyxops_sandbox.faults import Faults
 from vyxops_sandbox.router import SandboxApp, SandboxTransport
 from vyxops_sandbox.world import World
@@ -19,7 +19,7 @@ class SandboxClock:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        # Every session on this world shares one rate budget (vyxops.budget), as the
+        # Every session on this world shares one rate budget (vyxops.fetch.budget), as the
         # world's own rate limits are per world, not per session.
         self.budget_scope: object = world
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vyxops.session import Session
+from vyxops.fetch.session import Session
 from vyxops_sandbox.target import WORLD_HANDLE
 from vyxops_sandbox.world import World
 

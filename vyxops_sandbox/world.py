@@ -21,10 +21,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from vyxops.errors import InputError, ScenarioError
-from vyxops.images import FLY_REGISTRY, secret_digest
-from vyxops.images import parse_image_ref as _parse_ref
-from vyxops.timeutil import iso
+from vyxops.core.errors import InputError, ScenarioError
+from vyxops.core.images import FLY_REGISTRY, secret_digest
+from vyxops.core.images import parse_image_ref as _parse_ref
+from vyxops.core.timeutil import iso
 from vyxops_sandbox import functions, image_index, machines, refusals, statefile
 from vyxops_sandbox.functions import FUNCTION_CREATE_MS, FUNCTION_DONE_MS  # noqa: F401  (re-exported)
 from vyxops_sandbox.machines import (  # noqa: F401  (re-exported: the fleet generator and tests read them here)

@@ -13,10 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops import checks
-from vyxops.config import project_dir
-from vyxops.errors import VyxopsError
-from vyxops.nbtools.display import command_block, heading, heading_text, link, md, show_figure, show_html, table
+from vyxops.core import checks
+from vyxops.core.config import project_dir
+from vyxops.core.errors import VyxopsError
 from vyxops.nbtools.investigation import (
     show_error,
     show_findings,
@@ -28,6 +27,7 @@ from vyxops.nbtools.investigation import (
     show_timeline,
 )
 from vyxops.nbtools.remediation import show_audit, show_plan, show_result, show_verification
+from vyxops.views.display import command_block, heading, heading_text, link, md, show_figure, show_html, table
 
 
 def setup() -> None:
@@ -49,10 +49,10 @@ def setup() -> None:
     def handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
         # An error output with the name and message, and no traceback frames: papermill
         # reads ename/evalue from it, a person reads the message and hint.
-        # The error is named by its nearest class in vyxops.errors, which is how the CLI maps it to
+        # The error is named by its nearest class in vyxops.core.errors, which is how the CLI maps it to
         # an exit status (a fixes' LockHeld is an InputError: exit 2); the text keeps its own name.
         stb = [f"{etype.__name__}: {value}"]
-        named = next((c for c in etype.__mro__ if c.__module__ == "vyxops.errors"), etype)
+        named = next((c for c in etype.__mro__ if c.__module__ == "vyxops.core.errors"), etype)
         shell._showtraceback(named, value, stb)
         return stb
 
@@ -61,8 +61,9 @@ def setup() -> None:
 
 
 def check_parameters(namespace: dict[str, Any]) -> None:
-    """The notebook's parameters through the CLI's own checks (:func:`vyxops.checks.check_inputs`), before any work:
-    a papermill run with ``-p tz Mars/Olympus`` is the InputError ``vyxops investigate --tz Mars/Olympus`` is."""
+    """The notebook's parameters through the CLI's own checks (:func:`vyxops.core.checks.check_inputs`), before
+    any work: a papermill run with ``-p tz Mars/Olympus`` is the InputError ``vyxops investigate --tz Mars/Olympus``
+    is."""
     app = namespace.get("app")
     apps = namespace.get("apps") or ([app] if app else [])
     checks.check_inputs(
@@ -83,8 +84,8 @@ def project_out_dir(out_dir: str | Path, cwd: Path | None = None) -> Path:
 
     JupyterLab starts a notebook's kernel in the notebook's folder (``notebooks/``), where ``out/investigate``
     would land in ``notebooks/out/``; the CLI writes ``out/`` at the top of the checkout. The root is the one the
-    sandbox and the audit log are found from (:func:`vyxops.config.project_dir`), else the working directory.
-    The CLI passes its ``--out`` absolute (vyxops.runner), so its paths stay the ones the user typed.
+    sandbox and the audit log are found from (:func:`vyxops.core.config.project_dir`), else the working directory.
+    The CLI passes its ``--out`` absolute (vyxops.shell.runner), so its paths stay the ones the user typed.
     """
     path = Path(out_dir).expanduser()
     if path.is_absolute():

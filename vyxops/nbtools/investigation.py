@@ -2,7 +2,7 @@
 
 Summary (verdict, impact, dashboards), findings (root cause first), recommended
 fixes as commands that run as printed (each in its own block with a Copy button), then the incident's timeline, then the
-whole timeline. One time format (:func:`vyxops.present.fmt_time`). Every string
+whole timeline. One time format (:func:`vyxops.core.present.fmt_time`). Every string
 that comes from a platform, a scenario or an argument is escaped: it is data.
 """
 
@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from vyxops import facts
-from vyxops.coverage import Gap
-from vyxops.nbtools.display import command_block, md, show_html, table
-from vyxops.nbtools.next_steps import next_steps_html
-from vyxops.present import fmt_time, in_zone, vyxops_command
+from vyxops.core import facts
+from vyxops.core.coverage import Gap
+from vyxops.core.present import fmt_time, in_zone, vyxops_command
+from vyxops.views.display import command_block, md, show_html, table
+from vyxops.views.next_steps import next_steps_html
 
 if TYPE_CHECKING:
-    from vyxops.investigate import Investigation
+    from vyxops.analysis.investigate import Investigation
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 VERDICT_HEADINGS = {
@@ -144,7 +144,8 @@ def show_fixes(inv: Investigation, target: str, scenario: str | None) -> None:
 
 
 def show_next_steps(inv: Investigation) -> None:
-    """The root cause's recommended actions (vyxops.advice): what a person does where no automated fix is safe."""
+    """The root cause's recommended actions (vyxops.analysis.advice): what a person does where no automated fix
+    is safe."""
     if inv.next_steps:
         from IPython.display import HTML, display
 

@@ -2,7 +2,7 @@
 
 Everything a platform, a scenario or an argument put into a string is data, never
 markup: paragraphs are built with ``html.escape`` (not Markdown, which passes raw
-HTML through), tables, commands and links with :mod:`vyxops.nbtools.display`.
+HTML through), tables, commands and links with :mod:`vyxops.views.display`.
 Tables are left-aligned, show no index and leave empty cells blank; each command a
 person could type is its own block with a Copy button; dashboard pages are links.
 """
@@ -13,11 +13,11 @@ from html import escape
 
 import pandas as pd
 
-from vyxops.fixes import Action, Plan, Result
-from vyxops.investigate import Investigation
-from vyxops.nbtools.display import command_block, link, table
-from vyxops.nbtools.next_steps import next_steps_html
-from vyxops.present import fmt_time
+from vyxops.act.fixes import Action, Plan, Result
+from vyxops.analysis.investigate import Investigation
+from vyxops.core.present import fmt_time
+from vyxops.views.display import command_block, link, table
+from vyxops.views.next_steps import next_steps_html
 
 
 def table_html(df: pd.DataFrame) -> str:

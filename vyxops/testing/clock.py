@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class FakeClock:
-    """Satisfies :class:`vyxops.http.Clock`; ``sleeps`` lists every wait asked of it.
+    """Satisfies :class:`vyxops.fetch.http.Clock`; ``sleeps`` lists every wait asked of it.
 
     ``moves=False`` keeps time still while sleeping, for threads whose own waits must not
     change what the others compute (a rate budget's refill, say).

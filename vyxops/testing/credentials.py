@@ -5,7 +5,7 @@ hex, base64 of a blob holding it at any offset, a JWT payload, a Basic blob, one
 character, URL escapes). Tests plant each one; ``make faults`` tries each one.
 
 :func:`leaked_credentials` is the scan of an artefact. It is written apart from
-:mod:`vyxops.redaction` on purpose, so a bug there cannot hide a leak here: it unescapes JSON and
+:mod:`vyxops.core.redaction` on purpose, so a bug there cannot hide a leak here: it unescapes JSON and
 URL escapes, decodes every base64/base64url/hex run at every alignment (and what those decode to,
 once more), and reads a Parquet file's cells rather than its compressed bytes.
 """

@@ -6,7 +6,7 @@
   three ways the incidents do (a stub image that exits, a missing tag, a crashing
   release). Same arguments, same text.
 - :func:`fleet_frames` reads a :class:`~vyxops_sandbox.world.World`'s state into the
-  frames of :mod:`vyxops.frames` without HTTP.
+  frames of :mod:`vyxops.fetch.frames` without HTTP.
 - :func:`generate_fleet_frames` synthesizes those frames directly, vectorised, for
   million-event benchmarks: replaying a world that big is far too slow (see
   ``bench/bench_timeline.py``). Its records follow the world model's lifecycle and
@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from vyxops.contract import RUNNING, SEED, STARTING
-from vyxops.frames import (
+from vyxops.core.contract import RUNNING, SEED, STARTING
+from vyxops.core.images import secret_digest
+from vyxops.fetch.frames import (
     function_log_record,
     function_records,
     machine_records,
@@ -31,7 +32,6 @@ from vyxops.frames import (
     release_records,
     row_record,
 )
-from vyxops.images import secret_digest
 from vyxops_sandbox.functions import (
     API_ERROR_LINE,
     CREATED_LINE,
@@ -202,7 +202,7 @@ def fleet_frames(world: World) -> dict[str, pd.DataFrame]:
     """The frames a session would fetch, read straight from ``world.state`` (no HTTP).
 
     Keys: machines, machine_events, releases, fly_logs, machine_rows, secrets,
-    functions, function_logs; each frame is built by :func:`vyxops.frames.make_frame`.
+    functions, function_logs; each frame is built by :func:`vyxops.fetch.frames.make_frame`.
     """
     machines, events, releases, logs = _fly_records(world.state["fly"])
     sup = world.state["supabase"]

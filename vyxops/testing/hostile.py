@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from vyxops.errors import secret_forms
+from vyxops.core.errors import secret_forms
 
 #: Markup that would run if a report rendered it (issue 9: hostile data stays data).
 HOSTILE_STRINGS = (

@@ -57,8 +57,8 @@ def _base(me: str, package: bool, node: ast.ImportFrom) -> str:
 def arrows_of(source: str, me: str, package: bool, modules: set[str]) -> set[str]:
     """The modules of ``modules`` that ``me`` imports when it runs.
 
-    ``from vyxops import frames`` is an arrow to ``vyxops.frames`` (a submodule), while
-    ``from vyxops.errors import redact`` is an arrow to ``vyxops.errors``. A parent package an
+    ``from vyxops.fetch import frames`` is an arrow to ``vyxops.fetch.frames`` (a submodule), while
+    ``from vyxops.core.errors import redact`` is an arrow to ``vyxops.core.errors``. A parent package an
     import loads on the way is not an arrow: ``vyxops/__init__.py`` stays light on purpose.
     """
     found: set[str] = set()

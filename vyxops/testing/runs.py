@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vyxops.session import Session, open_session
+from vyxops.fetch.session import Session, open_session
 
 if TYPE_CHECKING:
-    from vyxops.detect.model import Finding
-    from vyxops.fixes.model import Action, Outcome, Plan, Result
-    from vyxops.investigate import Investigation
+    from vyxops.act.fixes.model import Action, Outcome, Plan, Result
+    from vyxops.analysis.detect.model import Finding
+    from vyxops.analysis.investigate import Investigation
 
 
 def investigate_scenario(
@@ -19,7 +19,7 @@ def investigate_scenario(
 ) -> Investigation:
     """``app`` investigated on a sandbox loaded with ``scenario`` (a file ``scenarios/<scenario>.yaml`` when
     ``scenarios`` is given, else a shipped name or a path), in ``tmp_path/<scenario's name>``."""
-    from vyxops.investigate import investigate
+    from vyxops.analysis.investigate import investigate
 
     path = scenarios / f"{scenario}.yaml" if scenarios is not None else scenario
     with open_session("sandbox", scenario=path, sandbox_dir=tmp_path / Path(str(scenario)).name) as s:

@@ -1,10 +1,10 @@
-"""What tests assert of a frame: the columns and dtypes its schema declares (vyxops.frames.SCHEMAS)."""
+"""What tests assert of a frame: the columns and dtypes its schema declares (vyxops.fetch.frames.SCHEMAS)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from vyxops.frames import SCHEMAS
+from vyxops.fetch.frames import SCHEMAS
 
 
 def check_frame(name: str, df: pd.DataFrame) -> None:

@@ -1,0 +1,1 @@
+"""Changing the platforms, guarded: the fixes, the canary probe, and doctor's checks before them."""

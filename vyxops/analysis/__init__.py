@@ -1,0 +1,1 @@
+"""From frames to a verdict: evidence, discovery, the timeline, detectors, advice and the audit."""

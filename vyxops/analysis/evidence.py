@@ -1,0 +1,774 @@
+"""Gather everything an investigation looks at, for one app and one window, into frames.
+
+This is the only place an investigation touches the platforms: detectors, the
+timeline and the notebooks work on the :class:`Evidence` it returns.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import pandas as pd
+
+from vyxops.core import facts
+from vyxops.core.checks import check_app, check_machine_id, check_machine_of_app, check_time_input
+from vyxops.core.contract import Contract
+from vyxops.core.coverage import Gap
+from vyxops.core.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, UnexpectedAnswer
+from vyxops.core.function_auth import FunctionBearer
+from vyxops.core.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
+from vyxops.core.progress import stages
+from vyxops.core.timeutil import TIME_FORMS, iso, to_ms, to_utc
+from vyxops.fetch import fanout, frames
+from vyxops.fetch.session import Session
+
+IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
+T = TypeVar("T")
+DEFAULT_LOOKBACK = pd.Timedelta(hours=24)
+
+
+@dataclass
+class Evidence:
+    """The frames of one investigation, with the window and the target's clock."""
+
+    target: str
+    app: str
+    now: pd.Timestamp
+    since: pd.Timestamp
+    until: pd.Timestamp
+    machine_id: str | None
+    machines: pd.DataFrame
+    machine_events: pd.DataFrame
+    releases: pd.DataFrame
+    manifests: pd.DataFrame
+    fly_logs: pd.DataFrame
+    machine_rows: pd.DataFrame
+    secrets: pd.DataFrame
+    functions: pd.DataFrame
+    function_logs: pd.DataFrame
+    contract: Contract = field(default_factory=Contract)  # the team's pipeline this run read it with
+    project_ref: str | None = None  # the Supabase project (for the commands a person types)
+    notes: list[str] = field(default_factory=list)
+    org_apps: list[str] | None = None  # the org's apps, when the token may list them
+    extra_gaps: list[Gap] = field(default_factory=list)  # sources that failed outright
+    incarnation: str = ""  # which world the target was (Session.incarnation): the audit log's lines of it are its own
+    # what the session sends Edge Functions as a bearer (vyxops.core.function_auth); None: not known
+    function_bearer: FunctionBearer | None = None
+    _docker_image: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _manifest_rows: dict[object, int] | None = field(default=None, init=False, repr=False, compare=False)
+    project: ProjectReads | None = field(default=None, repr=False, compare=False)  # shares derivations
+    # the frames above that are copies of ``project``'s reads, by the read's key, as collected (see derive)
+    shared: dict[tuple[Any, ...], pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+
+    def derive(self, frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, a pure function of ``frame`` and ``key``; made once per run (ProjectReads.derive)
+        when ``frame`` is the very copy of a project-wide read this evidence was collected with. Any other
+        frame, a filtered one say, is computed afresh: its attrs, which filtering keeps, do not count."""
+        return derive_shared(self.project, self.shared, frame, key, compute)
+
+    def secret(self, name: str) -> dict[str, object] | None:
+        """The project secret ``name``'s first row (``digest``, ``updated_at``), or None when unset.
+        The secrets are a project-wide read: indexed once per run (:meth:`derive`)."""
+        return secret_row(self.secrets, self.derive, name)
+
+    @property
+    def gaps(self) -> list[Gap]:
+        """What the evidence could not show: every frame's gaps, its early stops, and failed sources."""
+        out = list(self.extra_gaps)
+        for df in self.frames().values():
+            out += [Gap.from_json(g) for g in df.attrs.get("gaps") or []]
+            if not df.attrs.get("gaps") and not df.attrs.get("complete", True):
+                out.append(Gap(str(df.attrs.get("source") or df.attrs.get("frame")), str(df.attrs.get("note"))))
+        return list(dict.fromkeys(out))
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {
+            name: getattr(self, name)
+            for name in (
+                "machines",
+                "machine_events",
+                "releases",
+                "manifests",
+                "fly_logs",
+                "machine_rows",
+                "secrets",
+                "functions",
+                "function_logs",
+            )
+        }
+
+    def current_release(self) -> pd.Series | None:
+        current = self.releases[self.releases["current"].fillna(False).astype(bool)]
+        return None if current.empty else current.iloc[0]
+
+    def current_said(self, *, short: bool = False) -> str:
+        """Where the current release came from: Fly's word, or the inference (frames.fetch_releases)."""
+        attrs = self.releases.attrs
+        return facts.current_said(
+            str(attrs.get("current_from", facts.CURRENT_INFERRED)), str(attrs.get("current_note", "")), short=short
+        )
+
+    def manifest(self, ref: str) -> pd.Series | None:
+        """The registry's answer for ``ref`` (the first row naming it), found through an index built once."""
+        if self._manifest_rows is None:
+            self._manifest_rows = {}
+            for n, r in enumerate(self.manifests["ref"].tolist()):
+                self._manifest_rows.setdefault(r, n)
+        at = self._manifest_rows.get(ref)
+        return None if at is None else self.manifests.iloc[at]
+
+    @functools.cached_property
+    def identity(self) -> ImageIdentity:
+        """One image, two digests: each index the registry answered stands for its platform child."""
+        pairs = zip(self.manifests["digest"].tolist(), self.manifests.get("platform_digest", pd.Series()).tolist())
+        return ImageIdentity({d: c for d, c in pairs if isinstance(d, str) and isinstance(c, str)})
+
+    def head(self, ref: str | None) -> tuple[bool | None, str | None]:
+        """(exists, digest) of an image reference as the registry answered; (None, None) if not checked."""
+        m = self.manifest(ref) if ref else None
+        if m is None or pd.isna(m["exists"]):
+            return None, None
+        return bool(m["exists"]), (None if pd.isna(m["digest"]) else str(m["digest"]))
+
+    def docker_image(self) -> dict[str, Any]:
+        """What the contract's image secret points at, as far as digests tell (computed once).
+
+        ``{"set", "digest", "updated_at", "ref"}``: ``ref`` is the candidate whose SHA-256
+        equals the digest, or None when unset or when nothing matches; ``tried`` counts
+        the candidates hashed.
+        """
+        if self._docker_image is None:
+            row = self.secret(self.contract.image_secret) if self.contract.image_secret else None
+            if row is None:
+                self._docker_image = {"set": False, "digest": None, "updated_at": None, "ref": None, "tried": 0}
+            else:
+                digest = None if frames.is_na(row["digest"]) else str(row["digest"])
+                logged = function_log_refs(self.function_logs, self.derive) + refs_in(self.fly_logs["message"])
+                refs = candidate_refs(self.app, self.releases, self.machines, self.machine_rows, logged)
+                refs += [r for r in [self.contract.fallback_ref(self.app)] if r and r not in refs]
+                self._docker_image = {
+                    "set": True,
+                    "digest": digest,
+                    "updated_at": row["updated_at"],
+                    "ref": match_secret(digest, refs, self.manifests),
+                    "tried": len(refs),
+                }
+        return self._docker_image
+
+
+def parse_window(
+    now: pd.Timestamp, since: Any = None, until: Any = None, tz: str = "UTC"
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The investigation window: ``until`` defaults to the target's now, ``since`` to 24 h before.
+
+    Strings go through :func:`vyxops.core.checks.check_time_input` (RFC 3339, the report's format, a
+    zone-less time read in ``tz``, or a duration); timestamps are taken as they are. A duration
+    counts back from the target's now for ``until``, and from ``until`` for ``since``.
+    """
+    end = _time_arg(until, "--until", now, tz) or now
+    start = _time_arg(since, "--since", end, tz) or end - DEFAULT_LOOKBACK
+    if start >= end:
+        raise InputError("--since/--until", f"since ({iso(start)}) must be before until ({iso(end)})")
+    return start, end
+
+
+def window_note(since: Any = None, until: Any = None, tz: str = "UTC") -> str:
+    """How the report says the window's text was read: durations and zone-less times ("" when each named its zone).
+
+    E.g. ``--since 2025-10-02 19:00 was given without a zone: read in --tz Europe/Paris``.
+    """
+    since_anchor = "--until" if isinstance(until, str) and until.strip() else "the target's now"
+    notes = []
+    for name, value, anchor in (("--since", since, since_anchor), ("--until", until, "the target's now")):
+        given = check_time_input(value, name, tz) if isinstance(value, str) else None
+        notes += [given.note(name, anchor)] if given is not None and given.note(name, anchor) else []
+    return "; ".join(notes)
+
+
+def _time_arg(value: Any, name: str, anchor: pd.Timestamp, tz: str) -> pd.Timestamp | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        given = check_time_input(value, name, tz)
+        ms = None if given is None else given.at(int(anchor.value // 1_000_000))
+        return None if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")
+    ts = to_utc(value, "ms")
+    if ts is None or pd.isna(ts):
+        raise InputError(name, f"{value!r} is not a time", allowed="; ".join(TIME_FORMS))
+    return ts
+
+
+def candidate_refs(
+    app: str, releases: pd.DataFrame, machines: pd.DataFrame, rows: pd.DataFrame, logged: list[str]
+) -> list[str]:
+    """Every image reference the secret could point at: releases, :latest, configs, rows, and
+    ``logged``, those named in logs (:func:`refs_in`)."""
+    refs: list[str] = []
+    refs += [r for r in releases["image"].dropna().tolist()]
+    refs.append(latest_ref(app))
+    refs += machines["image"].dropna().tolist()
+    refs += machine_pins(machines)
+    refs += rows["image"].dropna().tolist()
+    return list(dict.fromkeys(refs + logged))
+
+
+def machine_pins(machines: pd.DataFrame) -> list[str]:
+    """Each machine's image pinned to the digest it records (``repo@sha256:…``, as `fly machine status` shows it):
+    a secret may name an image that way (PLATFORM.md "Image identity"), and for an image index that digest is
+    its platform child's, not the one a HEAD of the tag answers."""
+    if not {"image", "image_repository", "image_digest"} <= set(machines.columns):
+        return []
+    out = []
+    for image, repo, digest in zip(*(machines[c].tolist() for c in ("image", "image_repository", "image_digest"))):
+        if isinstance(repo, str) and isinstance(digest, str) and repo and digest:
+            registry = parse_image_ref(image).registry if isinstance(image, str) and image else FLY_REGISTRY
+            out.append(f"{registry}/{repo}@{digest}")
+    return list(dict.fromkeys(out))
+
+
+def latest_ref(app: str) -> str:
+    """The app's ``:latest`` (what the seed team's function falls back to when its image secret is unset)."""
+    return f"{FLY_REGISTRY}/{app}:latest"
+
+
+class ProjectReads:
+    """The reads every app of a project shares, made once per run however many apps ask.
+
+    Functions, secrets, function logs and the org's app list do not depend on the
+    app, and the Management API allows 120 requests a minute per endpoint: an audit
+    of fifty apps reading them once per app would be refused half-way. The same holds
+    for the registry: an image reference is asked about once per run (``manifest``),
+    not once per app that mentions it. An audit passes one of these to every app's
+    evidence; a single investigation makes its own. Apps of one audit ask from several
+    threads at once: each read is made by the first to ask, the others wait for it.
+    Frames are handed out as copies.
+    """
+
+    def __init__(self, session: Session, apps: list[str] | None = None) -> None:
+        self.session = session
+        self.apps = list(apps or [])  # the apps of this run, besides the org's (see other_apps)
+        self.asked_at: pd.Timestamp = session.now()  # the run's clock, read once: what the APIs still keep
+        self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
+        self._answers: dict[str, dict[str, Any]] = {}
+        self._kept: dict[tuple[Any, ...], Any] = {}  # answers that are not frames (machine lists, documents)
+        self._samples: dict[str, list[dict[str, Any]]] = {}  # tables read whole (by discovery)
+        self._derived: dict[tuple[Any, ...], object] = {}
+        self._unreachable: dict[tuple[Any, ...], TransportError] = {}  # see _unreachable_once
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+
+    def _single(self, key: tuple[Any, ...]) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def _once(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        return self._read(key, fetch).copy()
+
+    def _answer(self, key: tuple[Any, ...], fetch: Callable[[], T]) -> T:
+        """The run's one answer for ``key`` (not a frame: a machine list, a document), made by the first to ask."""
+        with self._single(key):
+            if key not in self._kept:
+                self._kept[key] = self._unreachable_once(key, fetch)
+        return cast(T, self._kept[key])
+
+    def _read(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """The run's one read of ``key`` itself, not a copy: for what is derived from it here."""
+        with self._single(key):
+            if key not in self._frames:
+                self._frames[key] = self._unreachable_once(key, fetch)
+        return self._frames[key]
+
+    def _unreachable_once(self, key: tuple[Any, ...], fetch: Callable[[], T]) -> T:
+        """``fetch()``; when the platform did not answer it (a TransportError: every attempt timed out or could not
+        connect), the next caller in this run gets the same error at once rather than waiting out every attempt
+        again (a read made ahead, then by the evidence: a hang cost twice the retries' time, issue 19's harness).
+        Other failures are not kept: a rate limit or a 5xx may pass by the time the evidence asks."""
+        if key in self._unreachable:
+            raise self._unreachable[key]
+        try:
+            return fetch()
+        except TransportError as exc:
+            self._unreachable[key] = exc
+            raise
+
+    def derive(self, read: tuple[Any, ...], key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, a pure function of the run's read ``read`` and of ``key``, made once per run.
+
+        The apps of an audit each hold a copy of the same project-wide read (the function
+        logs, say); what they all derive from it alike is derived by the first to ask. The
+        caller names the read: a frame cannot say which read it is (Evidence.derive).
+        """
+        memo = ("derived", read, *key)
+        with self._single(memo):
+            if memo not in self._derived:
+                self._derived[memo] = compute()
+        return cast(T, self._derived[memo])
+
+    def prefetch(self, start: pd.Timestamp, end: pd.Timestamp) -> None:
+        """Read ahead, side by side, the project-wide sources every app of a run will ask for over
+        the window [start, end]. A read that fails here is not kept: each app makes it again, and
+        reports what it gets."""
+        reads = {"function_logs": lambda: self.function_logs(start, end), "secrets": self.secrets}
+        fanout.gather({name: quietly(read) for name, read in (reads | {"apps": self.org_apps}).items()})
+
+    def functions(self) -> pd.DataFrame:
+        return self._once(("functions",), lambda: frames.fetch_functions(self.session))
+
+    def secrets(self) -> pd.DataFrame:
+        return self._once(("secrets",), lambda: frames.fetch_secrets(self.session))
+
+    def org_apps(self) -> list[str] | None:
+        """The org's app names, or None when the token may not list them (an app-scoped token)."""
+        apps = self._read(("apps",), self._fetch_apps)
+        if apps.attrs.get("denied"):
+            return None
+        return list(self.derive(("apps",), ("names",), lambda: apps["app"].dropna().astype(str).tolist()))
+
+    def _fetch_apps(self) -> pd.DataFrame:
+        try:
+            return frames.fetch_apps(self.session)
+        except UnexpectedAnswer:
+            raise  # an answer, of the wrong shape: not a token that may not list (the rows' owners hang on it)
+        except (AuthError, ApiError):
+            denied = frames.empty_frame("apps", note="could not list the org's apps")
+            denied.attrs["denied"] = True
+            return denied
+
+    def other_apps(self, app: str) -> set[str]:
+        """Every app known to this run but ``app``: its image repositories are those apps' business."""
+        return (set(self.org_apps() or []) | set(self.apps)) - {app}
+
+    def function_logs(self, start: pd.Timestamp, end: pd.Timestamp, function: str | None = None) -> pd.DataFrame:
+        """The project's function logs over [start, end]; with ``function``, that function's only (a read of
+        its own, derived once from the whole: the provisioning function is what an investigation reads)."""
+        key = function_logs_read(start, end)
+        if function is None:
+            return self._once(
+                key, lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions)
+            )
+        whole = self._read(key, lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions))
+        return self._once(function_logs_read(start, end, function), lambda: _of_function(whole, function))
+
+    def listed(self, app: str) -> list[dict[str, Any]]:
+        """``app``'s machines as the Machines API lists them (destroyed ones too), read once per run: discovery
+        and the app's evidence both read them."""
+        return self._answer(("listed", app), lambda: self.session.fly.list_machines(app, include_deleted=True))
+
+    def openapi(self) -> dict[str, Any]:
+        """PostgREST's description of the project's tables, read once per run (discovery reads it)."""
+        return self._answer(("openapi",), self.session.supabase.openapi)
+
+    def newest_rows(self, table: str, order: str, limit: int) -> list[dict[str, Any]]:
+        """``table``'s newest ``limit`` rows (by ``order``), read once per run; a table with fewer was read whole,
+        and its rows are kept for the apps' evidence (:meth:`table_rows`)."""
+
+        def read() -> list[dict[str, Any]]:
+            rows = self.session.supabase.newest_rows(table, order, limit)
+            if len(rows) < limit:
+                self.keep_table(table, rows)
+            return rows
+
+        return self._answer(("newest_rows", table), read)
+
+    def keep_table(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Keep ``table``'s rows, read whole (all its rows, every column), for the apps' evidence to read."""
+        with self._lock:
+            self._samples[table] = rows
+
+    def table_rows(self, table: str) -> list[dict[str, Any]] | None:
+        """``table``'s rows when this run read them whole already, else None (read them with the contract)."""
+        with self._lock:
+            return self._samples.get(table)
+
+    def fly_logs(self, app: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """``app``'s Fly logs over [start, end], read once per run (they may be read ahead, while discovery runs)."""
+        return self._once(
+            ("fly_logs", app, start, end), lambda: _fly_logs(self.session, app, start, end, self.asked_at)
+        )
+
+    def read_ahead(self, app: str, start: pd.Timestamp, end: pd.Timestamp) -> None:
+        """Read what ``app``'s evidence will ask for and no contract decides (its machines, releases and Fly logs),
+        while the contract is being resolved; a read that fails is left for the evidence to make again."""
+        reads = {"listed": lambda: self.listed(app), "releases": lambda: self.releases(app),
+                 "fly_logs": lambda: self.fly_logs(app, start, end)}  # fmt: skip
+        fanout.gather({name: quietly(read) for name, read in reads.items()})
+
+    def releases(self, app: str) -> pd.DataFrame:
+        """``app``'s releases, read once per run (discovery and the app's evidence both read them)."""
+        return self._once(("releases", app), lambda: frames.fetch_releases(self.session, app))
+
+    def manifest(self, ref: str) -> dict[str, Any]:
+        """The registry's answer for ``ref``, asked once per run (see :func:`vyxops.fetch.frames.head_answer`)."""
+        with self._single(("manifest", ref)):
+            if ref not in self._answers:
+                self._answers[ref] = frames.head_answer(self.session, ref)
+        return dict(self._answers[ref])
+
+
+def derive_shared(
+    project: ProjectReads | None,
+    shared: dict[tuple[Any, ...], pd.DataFrame],
+    frame: pd.DataFrame,
+    key: tuple[Any, ...],
+    compute: Callable[[], T],
+) -> T:
+    """``compute()``, made once per run when ``frame`` is one of the ``shared`` copies of ``project``'s reads
+    (by identity: a filtered frame keeps the attrs of the frame it came from, so attrs cannot say)."""
+    read = next((name for name, held in shared.items() if held is frame), None)
+    return compute() if project is None or read is None else project.derive(read, key, compute)
+
+
+def function_logs_read(start: pd.Timestamp, end: pd.Timestamp, function: str | None = None) -> tuple[Any, ...]:
+    """The key of the project's function logs over [start, end] (of ``function`` only, when given) in ProjectReads."""
+    return ("function_logs", start, end) if function is None else ("function_logs", start, end, function)
+
+
+def quietly(read: Callable[[], T], none: T | None = None) -> Callable[[], T | None]:
+    """``read`` made ahead, or for what can do without it: an error gives ``none``, and whoever needs the read
+    makes it again and reports what failed (a read that failed is never kept). Any error class: one app's answer
+    that vyxops cannot read must not end an audit's read-ahead for every app (issue 19); the app's own
+    investigation meets it again and it becomes that app's error row."""
+
+    def call() -> T | None:
+        try:
+            return read()
+        except Exception:  # noqa: BLE001 - see above: made again, and reported, by whoever needs it
+            return none
+
+    return call
+
+
+def _of_function(logs: pd.DataFrame, function: str) -> pd.DataFrame:
+    """``logs``' rows of function ``function`` (by slug), with the whole read's attrs (gaps, completeness)."""
+    return _keep_attrs(logs, logs[logs["function"] == function].reset_index(drop=True))
+
+
+def collect_evidence(
+    session: Session,
+    app: str,
+    *,
+    contract: Contract,
+    since: Any = None,
+    until: Any = None,
+    machine_id: str | None = None,
+    project: ProjectReads | None = None,
+) -> Evidence:
+    """Read both platforms for ``app`` over the window; each source is read once.
+
+    Two stages, each read side by side (:mod:`vyxops.fetch.fanout`): first everything that
+    needs nothing else, then what needs those (machines known only by id, the image
+    references found in the first stage). The frames do not depend on the order in
+    which answers arrive. ``project`` shares the project-wide reads between the apps
+    of one audit. ``contract`` names the team's function, secret and table
+    (:func:`vyxops.analysis.discover.resolve_contract` finds it).
+    """
+    check_app(app)
+    check_machine_id(machine_id)
+    project = project or ProjectReads(session)
+    now = session.now()
+    start, end = parse_window(now, since, until)
+    with stages(2, f"evidence for {app}") as say:
+        say.step("Fly releases, machines, logs; Supabase rows, functions, secrets, logs")
+        reads = _first_stage(session, project, contract, app, start, end)
+        first = fanout.gather(reads)
+        say.step("machines known by id, image manifests")
+        got: dict[str, pd.DataFrame] = {name: first[name] for name in _FRAMES_FIRST}
+        gaps: list[Gap] = []
+        for name in _OPTIONAL:  # (frame, the gap its failure left, if it failed)
+            got[name], gap = first[name]
+            gaps += [gap] if gap is not None else []
+        got["machine_rows"] = _rows_of_app(got["machine_rows"], contract, app, first["listed"], first["org_apps"])
+        shared = _shared(first, contract, start, end)
+        derive = functools.partial(derive_shared, project, shared)
+        reads = _second_stage(session, project, contract, app, machine_id, first["listed"], got, derive)
+        second = fanout.gather(reads)
+        got["machines"], got["machine_events"] = second["machines"]
+        got["manifests"] = second["manifests"]
+    check_machine_in_window(machine_id, app, got["machines"], start, end, got["machine_rows"])
+    return Evidence(
+        target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
+        contract=contract, project_ref=session.project_ref, notes=_notes(got), org_apps=first["org_apps"],
+        extra_gaps=gaps, project=project, incarnation=session.incarnation, shared=shared,
+        function_bearer=session.supabase.function_bearer,
+    )  # fmt: skip
+
+
+def _shared(first: dict[str, Any], contract: Contract, start: pd.Timestamp, end: pd.Timestamp) -> dict[Any, Any]:
+    """The evidence's copies of project-wide reads, by key: the secrets, and the function logs when they were read."""
+    logs, gap = first["function_logs"]
+    return {("secrets",): first["secrets"]} | ({} if gap else {function_logs_read(start, end, contract.function): logs})
+
+
+_FRAMES_FIRST = ("releases", "functions", "secrets", "machine_rows")
+_OPTIONAL = ("function_logs", "fly_logs")
+
+
+def _first_stage(
+    session: Session, project: ProjectReads, contract: Contract, app: str, start: pd.Timestamp, end: pd.Timestamp
+) -> dict[str, Callable[[], Any]]:
+    """The reads that need nothing else, keyed in the order a failure among them is reported."""
+    return {
+        "releases": lambda: _app_read(session, app, lambda: project.releases(app)),
+        "functions": project.functions,
+        "secrets": project.secrets,
+        "machine_rows": lambda: _machine_rows(session, project, contract, app),
+        "listed": lambda: project.listed(app),
+        "function_logs": lambda: _optional("supabase.function_logs", start, end,
+                                           lambda: project.function_logs(start, end, contract.function),
+                                           "function_logs"),
+        "fly_logs": lambda: _optional("fly.logs", start, end,
+                                      lambda: project.fly_logs(app, start, end), "fly_logs"),
+        "org_apps": project.org_apps,
+    }  # fmt: skip
+
+
+def _second_stage(
+    session: Session,
+    project: ProjectReads,
+    contract: Contract,
+    app: str,
+    machine_id: str | None,
+    listed: list[dict[str, Any]],
+    got: dict[str, pd.DataFrame],
+    derive: Callable[..., Any],
+) -> dict[str, Callable[[], Any]]:
+    """The reads that need the first stage: machines known by id only, and the image references."""
+    rows = got["machine_rows"]
+    known_ids = rows["machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
+    return {
+        "machines": lambda: frames.machine_frames(session, app, listed, also_ids=known_ids),
+        "manifests": lambda: _manifests(session, project, contract, app, got, listed, derive),
+    }
+
+
+def _machine_rows(session: Session, project: ProjectReads, contract: Contract, app: str) -> pd.DataFrame:
+    """The app's rows: from the table read whole earlier in the run (discovery's) when there is one, else read."""
+    whole = project.table_rows(contract.table.name)
+    if whole is not None:
+        return frames.rows_frame(whole, contract, app=app)
+    return frames.fetch_machine_rows(session, contract, app=app)
+
+
+def _rows_of_app(
+    rows: pd.DataFrame, contract: Contract, app: str, listed: list[dict[str, Any]], org_apps: list[str] | None
+) -> pd.DataFrame:
+    """The rows that are ``app``'s. A table with an app column was read for ``app`` alone; without one,
+    a row is the app's when its machine id names one of the app's machines, or its image names the app's
+    repository (SPEC.md); a row naming neither is the app's only when the org has no other app."""
+    if contract.columns.app:
+        return rows
+    ours = {m.get("id") for m in listed or [] if isinstance(m, dict)}
+    alone = not (set(org_apps or []) - {app})
+    keep = [
+        (isinstance(mid, str) and mid in ours)
+        or (isinstance(image, str) and _repository_app(image) == app)
+        or (alone and not isinstance(image, str))
+        for mid, image in zip(rows["machine_id"].tolist(), rows["image"].tolist())
+    ]
+    return _keep_attrs(rows, rows[keep].reset_index(drop=True))
+
+
+def _fly_logs(
+    session: Session, app: str, start: pd.Timestamp, end: pd.Timestamp, asked_at: pd.Timestamp
+) -> pd.DataFrame:
+    logs = frames.fetch_fly_logs(session, app, since=start, until=end, asked_at=asked_at)
+    return _keep_attrs(logs, logs[logs["time"] <= end].reset_index(drop=True))
+
+
+def _manifests(
+    session: Session,
+    project: ProjectReads,
+    contract: Contract,
+    app: str,
+    got: dict[str, pd.DataFrame],
+    listed: list[dict[str, Any]],
+    derive: Callable[..., Any],
+) -> pd.DataFrame:
+    """Ask the registry about the references that concern ``app`` (:func:`refs_to_check`); ``derive`` makes what
+    every app derives alike from the project's reads once per run (:func:`derive_shared`)."""
+    # The listed machines' images, read as the machines frame reads them (config, then image_ref).
+    listed_images = pd.DataFrame(
+        frames.machine_records(app, listed)[0], columns=["image", "image_repository", "image_digest"], dtype=object
+    )
+    refs = refs_to_check(
+        app,
+        got["releases"],
+        listed_images,
+        got["machine_rows"],
+        own_texts=got["fly_logs"]["message"].dropna().tolist(),
+        project_refs=function_log_refs(got["function_logs"], derive),
+        other_apps=project.other_apps(app),
+        secret=_secret_digest(got["secrets"], derive, contract.image_secret),
+    )
+    fallback = contract.fallback_ref(app)
+    refs += [fallback] if fallback and fallback not in refs else []
+    own_apps = project.other_apps(app) | {app}  # the token's apps, as far as this run knows them
+    return frames.fetch_manifests(session, refs, ask=project.manifest, own_apps=own_apps)
+
+
+def refs_to_check(
+    app: str,
+    releases: pd.DataFrame,
+    machines: pd.DataFrame,
+    rows: pd.DataFrame,
+    *,
+    own_texts: list[str],
+    project_refs: list[str],
+    other_apps: set[str],
+    secret: str | None,
+) -> list[str]:
+    """The image references an app's investigation asks the registry about.
+
+    Those that concern the app: its releases, ``:latest``, its machines' and rows'
+    images, references in its own Fly logs, references in the project's function logs
+    (``project_refs``: :func:`refs_in` of them, read once per run)
+    unless they are in another known app's repository (that app's business: its own
+    investigation checks them), and whatever the image secret's digest
+    matches among all of them, since provisioning uses it whichever repository it names.
+    """
+    own = candidate_refs(app, releases, machines, rows, refs_in(own_texts))
+    pins = set(machine_pins(machines))  # asked about only when the secret names one: one HEAD, not one per digest
+    keep = [ref for ref in own if ref not in pins] + [
+        ref for ref in project_refs if _repository_app(ref) not in other_apps
+    ]
+    named = match_secret(secret, list(dict.fromkeys(own + project_refs)))
+    return list(dict.fromkeys(keep + ([named] if named else [])))
+
+
+def function_log_refs(logs: pd.DataFrame, derive: Callable[..., list[str]]) -> list[str]:
+    """:func:`refs_in` the project's function logs, read once per run through ``derive``
+    (:meth:`ProjectReads.derive`, or an investigation's own :meth:`Evidence.derive`)."""
+    return derive(logs, ("refs",), lambda: refs_in(logs["message"]))
+
+
+def refs_in(texts: pd.Series | list[str]) -> list[str]:
+    """The image references named in ``texts`` (the project's function log lines), each once, in order."""
+    return list(dict.fromkeys(ref for text in texts if isinstance(text, str) for ref in IMAGE_IN_TEXT.findall(text)))
+
+
+def _repository_app(ref: str) -> str:
+    """The app whose repository ``ref`` is in (registry.fly.io/<app>[/…]:tag → <app>)."""
+    return parse_image_ref(ref).repository.split("/", 1)[0]
+
+
+def secrets_by_name(secrets: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """Each secret's first row by name: its ``digest`` and ``updated_at`` as the frame holds them."""
+    out: dict[str, dict[str, object]] = {}
+    for name, digest, updated in zip(*(secrets[c].tolist() for c in ("name", "digest", "updated_at"))):
+        out.setdefault(name, {"digest": digest, "updated_at": updated})
+    return out
+
+
+def secret_row(
+    secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]], name: str
+) -> dict[str, object] | None:
+    """Secret ``name``'s first row, through an index of the project's secrets made once per run by
+    ``derive`` (:meth:`ProjectReads.derive`, or an investigation's own :meth:`Evidence.derive`)."""
+    return derive(secrets, ("by_name",), lambda: secrets_by_name(secrets)).get(name)
+
+
+def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]], name: str) -> str | None:
+    row = secret_row(secrets, derive, name) if name else None
+    return None if row is None or frames.is_na(row["digest"]) else str(row["digest"])
+
+
+def _app_read(session: Session, app: str, fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The first read of the app: a missing app names what the target holds and how to switch."""
+    try:
+        df = fetch()
+    except NotFoundError as exc:
+        said = exc.message.split(": ", 1)[-1]  # the platform's own words, without the request line
+        raise NotFoundError(
+            f"app {app!r} not found on {session.label} ({said})",
+            platform=exc.platform,
+            method=exc.method,
+            path=exc.path,
+            status=exc.status,
+            hint=f"{session.description or session.label}; on the sandbox, switch with "
+            "`vyxops sandbox reset --scenario NAME` (list them with `vyxops scenarios`)",
+        ) from None
+    return df
+
+
+def _notes(got: dict[str, pd.DataFrame]) -> list[str]:
+    """One line per frame that stopped early."""
+    return [
+        f"{df.attrs.get('frame')}: {df.attrs.get('note')}"
+        for name, df in got.items()
+        if name in ("releases", "machine_rows", "machines", "function_logs", "fly_logs")
+        and not df.attrs.get("complete", True)
+    ]
+
+
+def _optional(
+    source: str, start: pd.Timestamp, end: pd.Timestamp, fetch: Callable[[], pd.DataFrame], frame: str
+) -> tuple[pd.DataFrame, Gap | None]:
+    """A source the investigation can do without: when it fails, its absence is a gap, not the end."""
+    try:
+        return fetch(), None
+    except (ApiError, TransportError) as exc:
+        gap = Gap(source, f"{source} could not be read ({exc.message}); retry later", iso(start), iso(end))
+        return frames.empty_frame(frame), gap
+
+
+def _keep_attrs(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    after.attrs.update(before.attrs)
+    return after
+
+
+def check_machine_in_window(
+    machine_id: str | None,
+    app: str,
+    machines: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    rows: pd.DataFrame | None = None,
+) -> None:
+    """``--machine`` must name one of the app's machines in the window (SPEC.md: exit 2): one Fly showed
+    (listed or read by id) or one the app's rows name (:func:`vyxops.core.checks.check_machine_of_app`)."""
+    if not machine_id:
+        return
+    check_machine_of_app(
+        machine_id,
+        app,
+        fly=_first_ms(machines["machine_id"].tolist(), machines["created_at"].tolist()),
+        rows=_first_ms(*((rows["machine_id"].tolist(), rows["created_at"].tolist()) if rows is not None else ([], []))),
+        end_ms=to_ms(end),
+        hint=f"list them with `fly machines list -a {app}` "
+        "(destroyed ones: the Machines API with include_deleted=true)",
+    )
+
+
+def _first_ms(ids: list[object], times: list[object]) -> dict[str, int | None]:
+    """Each machine id's earliest time in Unix ms (None when none of its times is known)."""
+    out: dict[str, int | None] = {}
+    for mid, t in zip(ids, times):
+        if not isinstance(mid, str) or not mid:
+            continue
+        ms = None if t is None or frames.is_na(t) else to_ms(t)
+        before = out.get(mid)
+        out[mid] = ms if before is None else before if ms is None else min(before, ms)
+    return out
+
+
+def match_secret(digest: str | None, refs: list[str], manifests: pd.DataFrame | None = None) -> str | None:
+    """The image reference whose SHA-256 equals the secret's digest, or None.
+
+    Digest-pinned forms (``repo@sha256:…``) of every known manifest are tried too.
+    """
+    if not digest:
+        return None
+    tried = list(refs)
+    if manifests is not None and not manifests.empty:
+        for _, m in manifests[manifests["exists"].fillna(False).astype(bool)].iterrows():
+            tried.append(f"{m['registry']}/{m['repository']}@{m['digest']}")
+            if "platform_digest" in m and isinstance(m["platform_digest"], str):  # an index: its platform child too
+                tried.append(f"{m['registry']}/{m['repository']}@{m['platform_digest']}")
+    for ref in dict.fromkeys(tried):
+        if secret_digest(ref) == digest:
+            return ref
+    return None

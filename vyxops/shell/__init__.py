@@ -1,0 +1,1 @@
+"""Entry points: the CLI, the papermill runner and its kernel, and notifications."""
