@@ -5,13 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import tiers
 
 from vyxops.testing.credentials import artefact_text, leaked_credentials
 from vyxops_sandbox.platform import API_KEYS, FLY_TOKENS, FlyPlatform, Platform, SupabasePlatform, credentials_for
 from vyxops_sandbox.scenario import scenario_names
 
+pytest_plugins = ("pytester",)  # tests/test_tiers.py runs small suites in this process
+
 ARTEFACT_SUFFIXES = {".ipynb", ".html", ".json", ".jsonl", ".parquet", ".png", ".log", ".txt", ".csv", ".md"}
 # The token shapes and decoding live in vyxops.testing.credentials (written apart from vyxops.core.redaction).
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test file has a tier (tests/tiers.py): unit, then sandbox, then e2e."""
+    if not config.pluginmanager.is_registered(tiers):
+        config.pluginmanager.register(tiers, "vyxops-tiers")
 
 
 @pytest.fixture
