@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,6 +14,7 @@ from vyxops.act.fixes import apply_plan, plan_fixes
 from vyxops.analysis.investigate import Investigation, investigate
 from vyxops.fetch.session import open_session
 from vyxops.shell.cli import main
+from vyxops.testing.served import served_sandbox
 from vyxops.views.postmortem import render_postmortem
 
 APP = "vyx-app"
@@ -99,28 +97,15 @@ def test_running_serve_does_not_undo_a_reset(sandbox_env: Path) -> None:
 
     env = {**os.environ, "VYXOPS_SANDBOX_DIR": str(sandbox_env)}
     World.load("stub-image", sandbox_env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vyxops.shell.cli", "sandbox", "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        base = proc.stdout.readline().split("serving on ")[1].split()[0]
-        with httpx.Client(base_url=base, timeout=10) as c:
-            w = World.open(sandbox_env)
-            assert w is not None
-            w.unset_secrets(["DOCKER_IMAGE"])
-            w.save()
-            assert c.get("/_sandbox/session").status_code == 200  # the server adopts the change
-            old = c.get("/_sandbox/session").json().get("incarnation")
-            assert main(["sandbox", "reset", "--scenario", "stub-image"]) == 0
-            new = c.get("/_sandbox/session").json().get("incarnation")
-    finally:
-        proc.send_signal(signal.SIGINT)  # serve saves its world when it stops
-        proc.wait(timeout=30)
+    with served_sandbox(env) as base, httpx.Client(base_url=base, timeout=10) as c:  # saves its world when it stops
+        w = World.open(sandbox_env)
+        assert w is not None
+        w.unset_secrets(["DOCKER_IMAGE"])
+        w.save()
+        assert c.get("/_sandbox/session").status_code == 200  # the server adopts the change
+        old = c.get("/_sandbox/session").json().get("incarnation")
+        assert main(["sandbox", "reset", "--scenario", "stub-image"]) == 0
+        new = c.get("/_sandbox/session").json().get("incarnation")
     kept = World.open(sandbox_env)
     assert kept is not None and "DOCKER_IMAGE" in kept.state["supabase"]["secrets"]  # the reset world, not the old
     assert new != old and kept.incarnation == new  # the server answered from the reset world

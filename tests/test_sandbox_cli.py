@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from vyxops.shell.cli import main
+from vyxops.testing.served import served_sandbox
 
 
 def test_status_json_prints_base_url_scenario_now_and_credentials(
@@ -51,45 +52,32 @@ def test_served_sandbox_answers_the_seed_questions(sandbox_env: Path, tmp_path: 
             check=True,
         ).stdout
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vyxops.shell.cli", "sandbox", "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        base = line.split("serving on ")[1].split()[0]
+    with served_sandbox(env) as base, httpx.Client(base_url=base, timeout=10) as c:
         assert base.startswith("http://127.0.0.1:")
         fly = {"authorization": f"Bearer {status['fly_api_token']}"}
-        with httpx.Client(base_url=base, timeout=10) as c:
-            assert c.get("/v1/apps/vyx-app/machines", headers=fly).json() == []
-            listed = c.get("/v1/apps/vyx-app/machines", params={"include_deleted": "true"}, headers=fly).json()
-            assert [(m["id"], m["state"]) for m in listed] == [("5683732efe3208", "destroyed")]
-            m = c.get("/v1/apps/vyx-app/machines/5683732efe3208", headers=fly).json()
-            times = [e["timestamp"] for e in m["events"]]
-            assert times == sorted(times, reverse=True)
-            assert next(e for e in m["events"] if e["type"] == "exit")["request"]["exit_event"]["exit_code"] == 0
-            basic = "Basic " + base64.b64encode(f"x:{status['fly_api_token']}".encode()).decode()
-            head = c.head(
-                "/v2/vyx-app/manifests/stub",
-                headers={"authorization": basic, "accept": "application/vnd.docker.distribution.manifest.v2+json"},
-            )
-            assert head.status_code == 200 and head.headers["docker-content-digest"].startswith("sha256:")
-            created = c.post(
-                "/v1/apps/vyx-app/machines",
-                headers=fly,
-                json={"config": {"image": "registry.fly.io/vyx-app:does-not-exist"}},
-            )
-            assert created.status_code == 400 and "MANIFEST_UNKNOWN" in created.json()["error"]
-            secrets = c.get(
-                f"/v1/projects/{status['project_ref']}/secrets",
-                headers={"authorization": f"Bearer {status['supabase_access_token']}"},
-            ).json()
-            digest = next(s["value"] for s in secrets if s["name"] == "DOCKER_IMAGE")
-            assert digest == hashlib.sha256(b"registry.fly.io/vyx-app:stub").hexdigest()
-            assert c.get("/v1/apps/vyx-app/machines", headers={"authorization": "Bearer wrong"}).status_code == 401
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        assert c.get("/v1/apps/vyx-app/machines", headers=fly).json() == []
+        listed = c.get("/v1/apps/vyx-app/machines", params={"include_deleted": "true"}, headers=fly).json()
+        assert [(m["id"], m["state"]) for m in listed] == [("5683732efe3208", "destroyed")]
+        m = c.get("/v1/apps/vyx-app/machines/5683732efe3208", headers=fly).json()
+        times = [e["timestamp"] for e in m["events"]]
+        assert times == sorted(times, reverse=True)
+        assert next(e for e in m["events"] if e["type"] == "exit")["request"]["exit_event"]["exit_code"] == 0
+        basic = "Basic " + base64.b64encode(f"x:{status['fly_api_token']}".encode()).decode()
+        head = c.head(
+            "/v2/vyx-app/manifests/stub",
+            headers={"authorization": basic, "accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        assert head.status_code == 200 and head.headers["docker-content-digest"].startswith("sha256:")
+        created = c.post(
+            "/v1/apps/vyx-app/machines",
+            headers=fly,
+            json={"config": {"image": "registry.fly.io/vyx-app:does-not-exist"}},
+        )
+        assert created.status_code == 400 and "MANIFEST_UNKNOWN" in created.json()["error"]
+        secrets = c.get(
+            f"/v1/projects/{status['project_ref']}/secrets",
+            headers={"authorization": f"Bearer {status['supabase_access_token']}"},
+        ).json()
+        digest = next(s["value"] for s in secrets if s["name"] == "DOCKER_IMAGE")
+        assert digest == hashlib.sha256(b"registry.fly.io/vyx-app:stub").hexdigest()
+        assert c.get("/v1/apps/vyx-app/machines", headers={"authorization": "Bearer wrong"}).status_code == 401

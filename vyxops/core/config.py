@@ -465,7 +465,7 @@ def sandbox_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def audit_log_path(environ: Mapping[str, str] | None = None) -> Path:
-    """The fixes' audit log: ``$VYXOPS_AUDIT_LOG``, else ``.vyxops/audit.jsonl`` in the project, else in the
+    """The fixes' audit log: ``$VYXOPS_AUDIT_LOG``, else ``.vyxops/analysis/audit.jsonl`` in the project, else in the
     cwd."""
     return _local_path(os.environ if environ is None else environ, "VYXOPS_AUDIT_LOG", "audit.jsonl")
 
@@ -497,7 +497,7 @@ def check_audit_log(environ: Mapping[str, str] | None = None) -> Path:
     if path.is_dir():
         raise ConfigError(
             f"VYXOPS_AUDIT_LOG: {path} is a directory, not the audit log file",
-            hint="set VYXOPS_AUDIT_LOG to a file path, e.g. .vyxops/audit.jsonl",
+            hint="set VYXOPS_AUDIT_LOG to a file path, e.g. .vyxops/analysis/audit.jsonl",
         )
     check_local_dir("VYXOPS_AUDIT_LOG", path.parent)
     return path
