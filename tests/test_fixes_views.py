@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 from test_fixes import APP, RELEASE_V2, leaks
 
+from vyxops import nbtools
 from vyxops.act.fixes import FIX_CODES, Action, Fix, Outcome, Plan, Result, apply_plan, plan_fixes, registry
 from vyxops.act.fixes.commands import remediate_command
 from vyxops.analysis.investigate import investigate
 from vyxops.core.contract import SEED
+from vyxops.core.errors import InputError
 from vyxops.nbtools.remediation import audit_html, plan_html, result_html, table_html, verification_html
 from vyxops.shell.cli import build_parser, main
 from vyxops.testing.runs import sandbox_session as seed
@@ -191,6 +193,24 @@ def test_the_cli_takes_its_fix_codes_from_the_registry(
     assert "unknown fix 'REBOOT'" in err and all(code in err for code in FIX_CODES)
     assert FIX_CODES == registry.codes() and "PIN_SECRET_TO_LAST_GOOD_RELEASE" in FIX_CODES
     assert len(set(FIX_CODES)) == len(FIX_CODES) and all(f.description for f in registry.fixes())
+
+
+def test_an_unknown_fix_is_one_refusal_from_the_cli_the_notebook_and_the_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--fix REBOOT`, the remediate notebook's `fixes = ["REBOOT"]` (checked by nbtools.setup before any work) and
+    plan_fixes(fixes=["REBOOT"]) are one InputError, word for word (vyxops.core.checks.check_fixes)."""
+    monkeypatch.setenv("VYXOPS_SANDBOX_DIR", str(tmp_path / "sandbox"))
+    assert main(["remediate", "--app", APP, "--fix", "REBOOT", "--out", str(tmp_path / "o")]) == 2
+    cli = capsys.readouterr().err.splitlines()
+    with pytest.raises(InputError) as notebook:
+        nbtools.check_parameters({"target": "sandbox", "app": APP, "fixes": ["PIN_SECRET_TO_RELEASE", "REBOOT"]})
+    with seed(tmp_path) as s, pytest.raises(InputError) as library:
+        plan_fixes(investigate(s, APP), fixes=["REBOOT"])
+    assert notebook.value.name == library.value.name == "--fix"
+    assert str(notebook.value) == str(library.value) and "unknown fix 'REBOOT'" in str(notebook.value)
+    assert cli == [f"vyxops: {notebook.value}"]
+    nbtools.check_parameters({"target": "sandbox", "app": APP, "fixes": list(FIX_CODES)})  # every known code passes
 
 
 def test_no_module_parses_target_labels_itself() -> None:

@@ -173,6 +173,16 @@ def check_fail_on(level: str) -> str:
     return level
 
 
+def check_fixes(fixes: Sequence[str] | None, known: Sequence[str]) -> list[str]:
+    """``--fix`` (the remediate notebook's ``fixes``): each code one of ``known``, the registered fixes' codes
+    (:data:`vyxops.act.fixes.FIX_CODES`, passed in: the registry sits above this module); the codes once each, in order."""
+    wanted = list(dict.fromkeys(fixes or []))
+    for code in wanted:
+        if code not in known:
+            raise InputError("--fix", f"unknown fix {code!r}", allowed=list(known))
+    return wanted
+
+
 def check_scenario(target: Target, scenario: str | Path | None) -> None:
     """``--scenario`` loads the sandbox: with another target it would be ignored, so it is refused."""
     if target.kind != "sandbox" and scenario:

@@ -61,9 +61,9 @@ def setup() -> None:
 
 
 def check_parameters(namespace: dict[str, Any]) -> None:
-    """The notebook's parameters through the CLI's own checks (:func:`vyxops.core.checks.check_inputs`), before
-    any work: a papermill run with ``-p tz Mars/Olympus`` is the InputError ``vyxops investigate --tz Mars/Olympus``
-    is."""
+    """The notebook's parameters through the CLI's own checks (:func:`vyxops.core.checks.check_inputs`), before any work:
+    a papermill run with ``-p tz Mars/Olympus`` is the InputError ``vyxops investigate --tz Mars/Olympus`` is, and an
+    unknown code in the remediate notebook's ``fixes`` the one ``vyxops remediate --fix`` is."""
     app = namespace.get("app")
     apps = namespace.get("apps") or ([app] if app else [])
     checks.check_inputs(
@@ -77,6 +77,10 @@ def check_parameters(namespace: dict[str, Any]) -> None:
         stuck_after_minutes=namespace.get("stuck_after_minutes"),
         fail_on=namespace.get("fail_on"),
     )
+    if "fixes" in namespace:  # the remediate notebook's `fixes`, as `--fix`
+        from vyxops.act.fixes import FIX_CODES
+
+        checks.check_fixes(namespace["fixes"], FIX_CODES)
 
 
 def project_out_dir(out_dir: str | Path, cwd: Path | None = None) -> Path:

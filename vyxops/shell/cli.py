@@ -660,9 +660,7 @@ def cmd_remediate(args: argparse.Namespace) -> int:
         raise InputError("--confirm", "only means something with --apply")
     from vyxops.act.fixes import FIX_CODES
 
-    for code in args.fixes or []:
-        if code not in FIX_CODES:
-            raise InputError("--fix", f"unknown fix {code!r}", allowed=list(FIX_CODES))
+    checks.check_fixes(args.fixes, FIX_CODES)
     for name in ("plan.json", "result.json", "remediate.ipynb", "remediate.html"):
         if (args.out / name).is_dir():
             raise InputError("--out", f"{args.out / name} is a directory, where this run writes its {name}")

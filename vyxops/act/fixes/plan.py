@@ -12,6 +12,7 @@ from vyxops.act.fixes.registry import Place
 from vyxops.analysis.advice import next_steps, release_health
 from vyxops.analysis.investigate import Investigation
 from vyxops.core import config
+from vyxops.core.checks import check_fixes
 from vyxops.core.errors import InputError, redact
 from vyxops.core.timeutil import iso
 
@@ -42,9 +43,7 @@ def plan_fixes(
     """
     if strategy not in STRATEGIES:
         raise InputError("--strategy", f"unknown strategy {strategy!r}", allowed=list(STRATEGIES))
-    wanted = list(dict.fromkeys(fixes or []))
-    for code in wanted:
-        registry.get(code)  # InputError naming --fix
+    wanted = check_fixes(fixes, registry.codes())
     e = inv.evidence
     if history is None:
         history = read_history(

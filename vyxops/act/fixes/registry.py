@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from vyxops.act.fixes.model import Action, Outcome
 from vyxops.analysis.advice.place import FLY_DASHBOARD, SUPABASE_DASHBOARD, Place
-from vyxops.core.errors import InputError
+from vyxops.core.checks import check_fixes
 
 if TYPE_CHECKING:
     from vyxops.act.fixes.context import ApplyContext, PlanContext
@@ -66,6 +66,5 @@ def codes() -> tuple[str, ...]:
 
 def get(code: str) -> Fix:
     """The fix registered as ``code``; InputError naming ``--fix`` for an unknown one."""
-    if code not in _FIXES:
-        raise InputError("--fix", f"unknown fix {code!r}", allowed=list(codes()))
+    check_fixes([code], codes())
     return _FIXES[code]
