@@ -13,11 +13,14 @@ import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from vyxops.core.config import Target, parse_target, writable_dir_problem
 from vyxops.core.errors import InputError
 from vyxops.core.timeutil import TIME_FORMS, TimeInput, iso, parse_rfc3339_ms, parse_time_input
+
+if TYPE_CHECKING:  # Apprise is imported only when a notification is asked for
+    from apprise import Apprise
 
 APP_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 #: A Fly machine id as it may go into a URL path (14 hex characters today; some slack, never a '/').
@@ -219,7 +222,7 @@ def check_inputs(
     return machine
 
 
-def notify_sender(url: str) -> Any:
+def notify_sender(url: str) -> Apprise:
     """``--notify``: an Apprise sender for ``url``, or the InputError naming it when Apprise cannot use it (nothing is
     sent here: :func:`check_notify_url` runs it before the audit, :func:`vyxops.shell.notify.notify_failure` sends)."""
     import apprise  # only when a notification is asked for
