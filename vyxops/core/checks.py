@@ -178,7 +178,8 @@ def check_fail_on(level: str) -> str:
 
 def check_fixes(fixes: Sequence[str] | None, known: Sequence[str]) -> list[str]:
     """``--fix`` (the remediate notebook's ``fixes``): each code one of ``known``, the registered fixes' codes
-    (:data:`vyxops.act.fixes.FIX_CODES`, passed in: the registry sits above this module); the codes once each, in order."""
+    (:data:`vyxops.act.fixes.FIX_CODES`, passed in: the registry sits above this module); the codes once each, in
+    order."""
     wanted = list(dict.fromkeys(fixes or []))
     for code in wanted:
         if code not in known:

@@ -61,9 +61,9 @@ def setup() -> None:
 
 
 def check_parameters(namespace: dict[str, Any]) -> None:
-    """The notebook's parameters through the CLI's own checks (:func:`vyxops.core.checks.check_inputs`), before any work:
-    a papermill run with ``-p tz Mars/Olympus`` is the InputError ``vyxops investigate --tz Mars/Olympus`` is, and an
-    unknown code in the remediate notebook's ``fixes`` the one ``vyxops remediate --fix`` is."""
+    """The notebook's parameters through the CLI's own checks (:func:`vyxops.core.checks.check_inputs`), before any
+    work: a papermill run with ``-p tz Mars/Olympus`` is the InputError ``vyxops investigate --tz Mars/Olympus`` is,
+    and an unknown code in the remediate notebook's ``fixes`` the one ``vyxops remediate --fix`` is."""
     app = namespace.get("app")
     apps = namespace.get("apps") or ([app] if app else [])
     checks.check_inputs(
