@@ -27,6 +27,7 @@ FILES: dict[str, tuple[str, ...]] = {
         "test_http.py",
         "test_import_circles.py",
         "test_layers.py",
+        "test_plugins.py",
         "test_no_seed_names.py",
         "test_pools.py",  # a plain HTTP server on 127.0.0.1, not a sandbox
         "test_project_reads.py",

@@ -14,27 +14,21 @@ and each action re-reads the world right before acting and
   the call, a re-read, and an outcome line; ``applied`` only when the re-read shows it.
 
 One module per fix registers it (:mod:`vyxops.act.fixes.registry`); adding a fix is one
-module and its import below.
+module (:func:`vyxops.core.plugins.import_submodules` imports every module here).
 """
 
 from __future__ import annotations
 
-# The fixes register themselves on import, in any order: the registry sorts them.
-from vyxops.act.fixes import (  # noqa: F401
-    cleanup_canary,
-    pin_last_good,
-    pin_secret,
-    reconcile_rows,
-    tag_latest,
-    unset_secret,
-    verify_provisioning,
-)
 from vyxops.act.fixes.apply import apply_plan
 from vyxops.act.fixes.audit_log import History, read_history
 from vyxops.act.fixes.lock import LockHeld
 from vyxops.act.fixes.model import NOT_RUN, REMEDIATION_SCHEMA, Action, Outcome, Plan, Result
 from vyxops.act.fixes.plan import STRATEGIES, plan_fixes
 from vyxops.act.fixes.registry import Fix, Place, codes, fixes, get, register
+from vyxops.core.plugins import import_submodules
+
+# The fixes register themselves on import, in any order: the registry sorts them.
+import_submodules(__name__, __path__)
 
 #: Every fix code, in the order a plan applies them.
 FIX_CODES = codes()

@@ -8,18 +8,13 @@ them over one :class:`~vyxops.analysis.detect.context.Context`; :func:`rank` nam
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from vyxops.analysis.detect.context import Context, build_context
 from vyxops.analysis.detect.model import CODES, DETECTORS, Finding, Link, Thresholds, detector_for, ev, register
 from vyxops.analysis.detect.rank import rank
 from vyxops.analysis.detect.summary import FINDINGS_SCHEMA, findings_document, summarize, verdict
+from vyxops.core.plugins import import_submodules
 
-_INFRASTRUCTURE = {"context", "invocations", "ledger", "model", "rank", "summary"}
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in _INFRASTRUCTURE:
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_submodules(__name__, __path__)  # each detector module registers its detectors
 
 __all__ = [
     "CODES",
