@@ -122,7 +122,7 @@ def test_seed_plan_pins_the_secret_reconciles_the_row_and_verifies(tmp_path: Pat
     )
     assert (
         row.read["status"] == "starting"
-        and row.read["updated_at_raw"] == "2025-10-02T16:18:40.500+00:00"
+        and row.read["updated_at_raw"] == "2025-10-02T16:18:40.5+00:00"
         and row.read["machine_id"] == SEED_MACHINE
     )
     # SPEC's nine-column table has no error column: the word alone is written, the fate said in the plan.

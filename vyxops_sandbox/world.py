@@ -73,9 +73,12 @@ def parse_image_ref(ref: str) -> tuple[str, str, str | None, str | None]:
 
 
 def pg_time(ms: int) -> str:
-    """A timestamptz as PostgREST renders it: ``2025-10-02T16:18:40.912+00:00``."""
-    text = iso(ms)
-    return text[:-1] + "+00:00"
+    """A timestamptz as PostgREST renders it (PostgreSQL's ``to_json``): ``2025-10-02T16:18:40.912+00:00``, the
+    fraction's trailing zeros dropped (``…40.5+00:00``, not ``…40.500+00:00``), as a real database renders it."""
+    text = iso(ms)[:-1]
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text + "+00:00"
 
 
 def new_incarnation() -> str:
