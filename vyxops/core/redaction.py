@@ -26,7 +26,7 @@ import hashlib
 import re
 import threading
 from functools import lru_cache
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit
 
 __all__ = [
     "MASK",
@@ -34,6 +34,8 @@ __all__ = [
     "MAX_DEPTH",
     "register_secret",
     "register_secret_digest",
+    "register_db_url",
+    "db_url_password",
     "registered_secrets",
     "registered_values",
     "secret_digest",
@@ -84,6 +86,38 @@ def register_secret(value: str | None) -> None:
             _values.add(value)
             _forms.update(forms)
             _generation += 1
+
+
+def db_url_password(url: str) -> str | None:
+    """The password a libpq connection string holds, or None: ``postgresql://user:PASSWORD@host/db`` (also
+    ``postgres://``, and ``?password=`` in its query) or the keyword form's ``password=…`` (quoted or not).
+    Read without libpq, so that a string libpq refuses is masked all the same."""
+    text = url.strip()
+    if "://" in text:
+        try:
+            parts = urlsplit(text)
+            secret = parts.password
+            query = parse_qs(parts.query).get("password")
+        except ValueError:  # e.g. an unbalanced [ in the host: the userinfo is still before the last @
+            head = text.split("://", 1)[1].rsplit("@", 1)
+            secret, query = (head[0].split(":", 1)[1] if len(head) == 2 and ":" in head[0] else None), None
+        if query:
+            return query[-1]
+        return unquote(secret) if secret else None
+    found = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", text)
+    if found is None:
+        return None
+    value = found[1]
+    return re.sub(r"\\(.)", r"\1", value[1:-1]) if value.startswith("'") else value
+
+
+def register_db_url(url: str | None) -> None:
+    """Register the password of a database URL (``SUPABASE_DB_URL``, ``--db-url``) as a credential: as given
+    and as the URL writes it (percent-encoded), so :func:`redact` masks it in either form."""
+    secret = db_url_password(url or "")
+    if secret:
+        register_secret(secret)
+        register_secret(quote(secret, safe=""))
 
 
 def secret_digest(value: str) -> str:
