@@ -39,7 +39,9 @@ def test_the_product_registries_hold_every_module_that_registers() -> None:
     import vyxops.analysis.advice as advice
     import vyxops.analysis.detect as detect
 
-    assert {f.plan.__module__.rsplit(".", 1)[1] for f in fixes.fixes()} == _declaring(fixes.__file__, "\nFIX = register(")
+    assert {f.plan.__module__.rsplit(".", 1)[1] for f in fixes.fixes()} == _declaring(
+        fixes.__file__, "\nFIX = register("
+    )
     registered = {d.detect.__module__.rsplit(".", 1)[1] for d in detect.DETECTORS}
     assert registered == _declaring(detect.__file__, "@register(")
     assert {k.advise.__module__.rsplit(".", 1)[1] for k in advice.kinds()} == _declaring(advice.__file__, "@register(")

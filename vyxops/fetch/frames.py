@@ -793,10 +793,17 @@ def fetch_machine_rows(
 
 
 def rows_frame(
-    rows: list[dict[str, Any]], contract: Contract, *, app: str | None = None, complete: bool = True, note: str = ""
+    rows: list[dict[str, Any]],
+    contract: Contract,
+    *,
+    app: str | None = None,
+    complete: bool = True,
+    note: str = "",
+    source: str | None = None,
 ) -> pd.DataFrame:
     """The machine_rows frame of table rows as PostgREST returns them; with ``app``, only its rows (the filter
-    the read would have sent, applied here to rows read whole), in the read's order (by key)."""
+    the read would have sent, applied here to rows read whole), in the read's order (by key). ``source``: what
+    was read, when not PostgREST (the direct database read renders its rows as PostgREST's JSON would)."""
     t = contract.table
     named = t.columns.named()
     if app is not None and "app" in named:
@@ -805,7 +812,8 @@ def rows_frame(
         key = named.get("key") or named["created_at"]
         rows = sorted(rows, key=lambda r: _sort_key(r.get(key)))
     records = [row_record(r, named, t.name, contract.status.role) for r in rows]
-    return make_frame("machine_rows", records, source=f"supabase GET /rest/v1/{t.name}", complete=complete, note=note)
+    source = source or f"supabase GET /rest/v1/{t.name}"
+    return make_frame("machine_rows", records, source=source, complete=complete, note=note)
 
 
 def _sort_key(value: object) -> tuple[int, float, str]:

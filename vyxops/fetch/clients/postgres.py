@@ -8,7 +8,7 @@ What it gives the rest of vyxops is what PostgREST would have given, from the da
   cursor in one read-only transaction, with no 1000-row pages;
 - :meth:`PgClient.tables`: each table's shape from ``information_schema`` and ``pg_catalog`` (columns, types,
   NOT NULLs, defaults, the primary key, an enum's labels in order, CHECK constraints, triggers), as
-  :class:`CatalogTable`; :mod:`vyxops.discover_pg` reads it as discovery reads PostgREST's OpenAPI.
+  :class:`CatalogTable`; :mod:`vyxops.analysis.discover_pg` reads it as discovery reads PostgREST's OpenAPI.
 
 Works through Supabase's pooler (``postgresql://postgres.REF:PASSWORD@aws-0-REGION.pooler.supabase.com:6543/
 postgres``): in transaction mode Supavisor keeps no session state and no prepared statement, so nothing here
