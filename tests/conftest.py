@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import tiers
 
 from vyxops.testing.credentials import artefact_text, leaked_credentials
+from vyxops.testing.postgres import (
+    REQUIRE_ENV,
+    Database,
+    Databases,
+    PostgresMissing,
+    postgres_required,
+    session_databases,
+)
 from vyxops_sandbox.platform import API_KEYS, FLY_TOKENS, FlyPlatform, Platform, SupabasePlatform, credentials_for
 from vyxops_sandbox.scenario import scenario_names
 
@@ -40,6 +49,27 @@ def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("VYXOPS_SANDBOX_DIR", str(directory))
     monkeypatch.setenv("VYXOPS_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     return directory
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[Databases]:
+    """One throwaway PostgreSQL server for the test session (vyxops.testing.postgres); skipped where the machine
+    has none, failed instead where VYXOPS_REQUIRE_POSTGRES=1 (CI, which installs it)."""
+    try:
+        with session_databases() as databases:
+            yield databases
+    except PostgresMissing as exc:
+        if postgres_required():
+            pytest.fail(f"{REQUIRE_ENV}=1 but {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def pg_db(pg_databases: Databases) -> Iterator[Database]:
+    """A fresh, empty database on the session's server for one test, dropped after it."""
+    db = pg_databases.create()
+    yield db
+    pg_databases.drop(db)
 
 
 def _known_credentials() -> list[bytes]:
