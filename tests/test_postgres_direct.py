@@ -23,6 +23,8 @@ from vyxops_sandbox.scenario import scenario_names
 from vyxops_sandbox.testing import world_of
 
 SHIPPED = scenario_names()
+#: The tests' own scenarios too: more teams' tables (no updated_at, no app column, other enums).
+TEST_SCENARIOS = sorted(str(p) for p in (Path(__file__).parent / "scenarios").glob("*.yaml"))
 
 
 def _frames_equal(direct: pd.DataFrame, rest: pd.DataFrame) -> None:
@@ -32,7 +34,7 @@ def _frames_equal(direct: pd.DataFrame, rest: pd.DataFrame) -> None:
     assert same == {k: v for k, v in rest.attrs.items() if k != "source"}
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", SHIPPED + TEST_SCENARIOS, ids=lambda n: Path(n).stem)
 def test_the_direct_read_gives_the_frame_postgrest_gives(name: str, pg_db: Database, tmp_path: Path) -> None:
     """Every shipped scenario: the machine_rows frame read through SQL equals the one read through PostgREST's
     pages (columns, dtypes, values, row order), for the whole table and for one app."""
@@ -52,7 +54,7 @@ def test_the_direct_read_gives_the_frame_postgrest_gives(name: str, pg_db: Datab
     assert direct.attrs["source"].startswith("postgres SELECT FROM public.")
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", SHIPPED + TEST_SCENARIOS, ids=lambda n: Path(n).stem)
 def test_discovery_from_the_catalog_reads_what_the_openapi_describes(
     name: str, pg_db: Database, tmp_path: Path
 ) -> None:
@@ -176,3 +178,21 @@ def test_a_malformed_url_is_refused_without_quoting_it(url: str) -> None:
         PgClient(url)
     assert caught.value.name == "SUPABASE_DB_URL" and "pooler.supabase.com:6543" in str(caught.value)
     assert "S3cret-Pass-Word" not in str(caught.value)
+
+
+def test_a_machine_without_postgresql_is_told_which_package_provides_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No pg_ctl on PATH nor in Debian's versioned directories: PostgresMissing names the package to install,
+    and VYXOPS_REQUIRE_POSTGRES=1 (CI) is what turns the tests' skip into a failure."""
+    from vyxops.testing.postgres import postgres_required
+    from vyxops_sandbox import pg_server
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(pg_server, "DEBIAN_BIN_GLOB", str(tmp_path / "*" / "bin"))
+    with pytest.raises(pg_server.PostgresMissing, match="apt-get install -y postgresql"):
+        pg_server.bin_dir()
+    monkeypatch.setenv("VYXOPS_REQUIRE_POSTGRES", "1")
+    assert postgres_required()
+    monkeypatch.setenv("VYXOPS_REQUIRE_POSTGRES", "0")
+    assert not postgres_required()
