@@ -196,3 +196,28 @@ def test_a_machine_without_postgresql_is_told_which_package_provides_it(
     assert postgres_required()
     monkeypatch.setenv("VYXOPS_REQUIRE_POSTGRES", "0")
     assert not postgres_required()
+
+
+def test_times_and_uuids_read_as_postgrest_renders_them_whatever_the_roles_settings(pg_db: Database) -> None:
+    """A role whose TimeZone and DateStyle are not UTC/ISO still reads each timestamptz as PostgreSQL's to_json
+    writes it in UTC (fraction's zeros trimmed), each timestamp as written, and each uuid as its text."""
+    stamps = ["2025-10-02 16:18:40.5+00", "2025-10-02 16:18:40+00", "2025-10-02 16:18:40.123456+00", "infinity"]
+    with psycopg.connect(pg_db.admin, autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE \"{pg_db.server.role}\" SET TimeZone TO 'Asia/Kolkata'")
+        conn.execute(f"ALTER ROLE \"{pg_db.server.role}\" SET DateStyle TO 'SQL, DMY'")
+        conn.execute(
+            "CREATE TABLE public.times (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), t timestamptz, l timestamp)"
+        )
+        for stamp in stamps:
+            conn.execute(
+                "INSERT INTO public.times (t, l) VALUES (%s::timestamptz, %s::timestamptz::timestamp)", [stamp, stamp]
+            )
+        conn.execute(f'GRANT SELECT ON public.times TO "{pg_db.server.role}"')
+        conn.execute("SET TimeZone TO 'UTC'")
+        expected = conn.execute(
+            "SELECT id::text, to_json(t) #>> '{}', to_json(t::timestamp) #>> '{}' FROM public.times ORDER BY id"
+        ).fetchall()
+    with PgClient(pg_db.url) as client:
+        got = client.select_all("times", ["id", "t", "l"], order="id")
+    assert [(r["id"], r["t"], r["l"]) for r in got] == expected
+    assert {r["t"] for r in got} >= {"2025-10-02T16:18:40.5+00:00", "2025-10-02T16:18:40+00:00"}

@@ -146,6 +146,7 @@ class PgClient:
                 "Database, Connection string)",
             ) from None
         conn.read_only = self.read_only
+        _load_as_postgrest_text(conn)
         return conn
 
     def _scrub(self, exc: BaseException) -> str:
@@ -179,6 +180,7 @@ class PgClient:
 
         try:
             with self._conn.transaction(), self._conn.cursor(name="vyxops_read") as cur:
+                self._conn.execute(_UTC)
                 cur.itersize = ITERSIZE
                 cur.execute(query, params)
                 names = [d.name for d in cur.description or []]
@@ -195,6 +197,7 @@ class PgClient:
 
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute(_UTC)
                 cur.execute(query, params)
                 names = [d.name for d in cur.description or []]
                 return (
@@ -256,6 +259,27 @@ class PgClient:
         ]
 
 
+def _load_as_postgrest_text(conn: psycopg.Connection[Any]) -> None:
+    """Times and uuids loaded straight from PostgreSQL's text output into the text PostgREST's JSON gives them,
+    instead of through datetime and UUID objects rendered back to text (most of a big read's time).
+
+    PostgreSQL writes a timestamptz (``DateStyle`` ISO, ``TimeZone`` UTC: each read's transaction sets both
+    locally, which a transaction pooler keeps) as ``2025-10-02 16:18:40.5+00``; ``to_json`` writes the same
+    digits as ``2025-10-02T16:18:40.5+00:00``.
+    """
+    from psycopg.adapt import Buffer, Loader
+    from psycopg.types.string import TextLoader
+
+    class JsonTimeLoader(Loader):
+        def load(self, data: Buffer) -> str:
+            text = bytes(data).decode("ascii").replace(" ", "T", 1)
+            return text + ":00" if len(text) > 3 and text[-3] in "+-" else text
+
+    for name in ("timestamptz", "timestamp"):
+        conn.adapters.register_loader(name, JsonTimeLoader)
+    conn.adapters.register_loader("uuid", TextLoader)
+
+
 def _json_type(category: str, is_enum: bool) -> str:
     """The JSON type PostgREST's OpenAPI gives a column, from ``pg_type.typcategory``."""
     if is_enum:
@@ -288,6 +312,9 @@ def _sql(text: str) -> psycopg.sql.SQL:
 
     return sql.SQL(text)  # a constant of this module, never built from input
 
+
+#: Each read's transaction renders times in UTC and ISO, whatever the role's or database's defaults.
+_UTC = _sql("SET LOCAL TimeZone TO 'UTC'; SET LOCAL DateStyle TO 'ISO'")
 
 # Columns with their types: format_type's name, an enum as schema-qualified (as PostgREST's OpenAPI writes its
 # format), the enum's labels in order, and whether the column is in the primary key.
