@@ -10,13 +10,13 @@ import pandas as pd
 import psycopg
 import pytest
 
-from vyxops import frames
-from vyxops.clients.postgres import PgClient
-from vyxops.discover_pg import catalog_shapes, read_tables_direct
-from vyxops.discover_table import tables_of
-from vyxops.errors import InputError, TransportError, VyxopsError
-from vyxops.pg_frames import fetch_machine_rows_direct
-from vyxops.session import open_session
+from vyxops.fetch import frames
+from vyxops.fetch.clients.postgres import PgClient
+from vyxops.analysis.discover_pg import catalog_shapes, read_tables_direct
+from vyxops.analysis.discover_table import tables_of
+from vyxops.core.errors import InputError, TransportError, VyxopsError
+from vyxops.fetch.pg_frames import fetch_machine_rows_direct
+from vyxops.fetch.session import open_session
 from vyxops.testing.postgres import Database, pipeline_contract
 from vyxops_sandbox.postgrest_openapi import openapi_document
 from vyxops_sandbox.scenario import scenario_names
@@ -115,7 +115,7 @@ def test_a_db_urls_password_is_masked_as_given_and_as_the_url_writes_it(password
     its plain and its percent-encoded form, and the rest of the URL stays readable."""
     from urllib.parse import quote
 
-    from vyxops.redaction import redact, register_db_url
+    from vyxops.core.redaction import redact, register_db_url
 
     pooler = "aws-0-eu-west-1.pooler.supabase.com:6543/postgres"
     url = f"postgresql://postgres.abcdefghijklmnopqrst:{quote(password, safe='')}@{pooler}"

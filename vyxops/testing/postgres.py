@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from vyxops.contract import Columns, Contract, StatusWords, Table
+from vyxops.core.contract import Columns, Contract, StatusWords, Table
 from vyxops_sandbox.pg_load import load_world
 from vyxops_sandbox.pg_server import PgServer, PostgresMissing, running_postgres
 from vyxops_sandbox.world import World
