@@ -10,14 +10,14 @@ import pandas as pd
 import psycopg
 import pytest
 
-from vyxops.fetch import frames
-from vyxops.fetch.clients.postgres import PgClient
 from vyxops.analysis.discover_pg import catalog_shapes, read_tables_direct
 from vyxops.analysis.discover_table import tables_of
 from vyxops.core.errors import InputError, TransportError, VyxopsError
+from vyxops.fetch import frames
+from vyxops.fetch.clients.postgres import PgClient
 from vyxops.fetch.pg_frames import fetch_machine_rows_direct
 from vyxops.fetch.session import open_session
-from vyxops.testing.postgres import Database, pipeline_contract
+from vyxops.testing.postgres import Database, Databases, pipeline_contract
 from vyxops_sandbox.postgrest_openapi import openapi_document
 from vyxops_sandbox.scenario import scenario_names
 from vyxops_sandbox.testing import world_of
@@ -221,3 +221,25 @@ def test_times_and_uuids_read_as_postgrest_renders_them_whatever_the_roles_setti
         got = client.select_all("times", ["id", "t", "l"], order="id")
     assert [(r["id"], r["t"], r["l"]) for r in got] == expected
     assert {r["t"] for r in got} >= {"2025-10-02T16:18:40.5+00:00", "2025-10-02T16:18:40+00:00"}
+
+
+def test_a_served_worlds_database_follows_the_world(tmp_path: Path, pg_databases: Databases) -> None:
+    """What `vyxops sandbox serve --postgres` will run: a server holding the world's table at the URL it prints
+    (database `postgres`, as Supabase's), and a row the world changes is the row the database then holds.
+    (``pg_databases``: its rule for a machine without PostgreSQL, skip or, in CI, fail.)"""
+    from vyxops_sandbox.pg_load import sync_rows, world_database
+
+    with open_session("sandbox", scenario="stub-image", sandbox_dir=tmp_path) as s:
+        world = world_of(s)
+        contract = pipeline_contract(world)
+        with world_database(world) as (server, url):
+            assert url.endswith("/postgres") and server.password not in repr(server)
+            with PgClient(url) as client:
+                before = fetch_machine_rows_direct(client, contract)
+                (row,) = world.db_update("machines", {"status": "starting"}, {"status": "failed"})
+                sync_rows(server.admin_conninfo("postgres"), world)
+                after = fetch_machine_rows_direct(client, contract)
+                rest = frames.fetch_machine_rows(s, contract)
+    assert before["status"].tolist() == ["starting"] and after["status"].tolist() == ["failed"]
+    _frames_equal(after, rest)
+    assert after["updated_at_raw"].tolist() == [row["updated_at"]]

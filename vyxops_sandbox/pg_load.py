@@ -14,9 +14,11 @@ granted what Supabase's ``service_role`` has on a table (read and write), and re
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from vyxops_sandbox.pg_server import PgServer, running_postgres
 from vyxops_sandbox.pipeline import column_defaults, moddatetime_column
 
 if TYPE_CHECKING:
@@ -162,3 +164,13 @@ def sync_rows(conninfo: str, world: World) -> dict[str, int]:
             conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier("public", name)))
             written[name] = copy_rows(conn, name, list(table["columns"]), table_rows(table))
     return written
+
+
+@contextlib.contextmanager
+def world_database(world: World, *, database: str = "postgres") -> Iterator[tuple[PgServer, str]]:
+    """A throwaway server holding ``world``'s tables in ``database`` (Supabase's URL names ``postgres``): yields
+    the server and the login role's URL, what ``vyxops sandbox serve --postgres`` prints; :func:`sync_rows`
+    with ``server.admin_conninfo(database)`` keeps it in step with the world. Stopped on leaving."""
+    with running_postgres() as server:
+        load_world(server.admin_conninfo(database), world, grant_to=server.role)
+        yield server, server.url(database)
