@@ -1,12 +1,11 @@
 """Discovery's view of the tables from the database's own catalog, instead of PostgREST's OpenAPI.
 
-:mod:`vyxops.analysis.discover_table` reads each table as a :class:`~vyxops.analysis.discover_table.TableShape` whose columns are
-OpenAPI properties (``type``, ``format``, ``enum``, ``default``, a primary key's ``<pk/>`` description). The
-catalog (:meth:`vyxops.fetch.clients.postgres.PgClient.tables`) says the same things, and more (NOT NULLs, CHECK
-constraints, triggers, kept on :class:`~vyxops.fetch.clients.postgres.CatalogTable`); this module writes each
-column as the property PostgREST would have served for it (PostgREST's ``makeProperty``), so that everything
-downstream of ``tables_of`` works unchanged whichever way the shape was read.
-"""
+:mod:`vyxops.analysis.discover_table` reads each table as a :class:`~vyxops.analysis.discover_table.TableShape`
+whose columns are OpenAPI properties (``type``, ``format``, ``enum``, ``default``, a primary key's ``<pk/>``
+description). The catalog (:meth:`vyxops.fetch.clients.postgres.PgClient.tables`) says the same things, and more
+(NOT NULLs, CHECK constraints, triggers, kept on :class:`~vyxops.fetch.clients.postgres.CatalogTable`); this module
+writes each column as the property PostgREST would have served for it (PostgREST's ``makeProperty``), so that
+everything downstream of ``tables_of`` works unchanged whichever way the shape was read."""
 
 from __future__ import annotations
 
