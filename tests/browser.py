@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
+# JupyterLab's own venv, which `make test` and `make lab` set up (the Makefile's LAB_VENV): the venv the tests
+# and the CLI run from leaves the lab out (pyproject.toml's test extra says why).
+LAB_VENV_PYTHON = Path(__file__).resolve().parent.parent / ".tools" / "lab" / "bin" / "python"
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -76,9 +79,17 @@ def missing_tools(*, jupyterlab: bool = False) -> list[str]:
         missing.append(f"Chromium at {CHROMIUM} (apt-get install -y chromium)")
     if importlib.util.find_spec("playwright") is None:
         missing.append("the playwright package (pip install -e '.[test]')")
-    if jupyterlab and importlib.util.find_spec("jupyterlab") is None:
-        missing.append("JupyterLab (pip install -e '.[test]', which includes the lab extra)")
+    if jupyterlab and lab_python() is None:
+        missing.append(f"JupyterLab ({LAB_VENV_PYTHON.parent.parent}: make setup-lab, or pip install -e '.[lab]' here)")
     return missing
+
+
+def lab_python() -> Path | None:
+    """The Python that runs JupyterLab (and so the lab's kernels): the lab's venv's, else this one when it has
+    the lab (a conda environment with the lab extra), else None."""
+    if LAB_VENV_PYTHON.is_file():
+        return LAB_VENV_PYTHON
+    return Path(sys.executable) if importlib.util.find_spec("jupyterlab") is not None else None
 
 
 def require_browser(*, jupyterlab: bool = False) -> None:
@@ -257,8 +268,10 @@ def jupyterlab(root: Path, workdir: Path, env: Mapping[str, str]) -> Iterator[La
     port = free_port()
     server_env = {**os.environ, **_lab_dirs(workdir), **env}
     server_env.pop("VYXOPS_SANDBOX_URL", None)  # the kernel opens the test's sandbox directory itself
+    python = lab_python()
+    assert python is not None  # require_browser skipped or failed the test otherwise
     args = [
-        sys.executable,
+        str(python),
         "-m",
         "jupyterlab",
         "--no-browser",

@@ -254,3 +254,56 @@ def test_platform_text_reaches_the_terminal_shown_never_obeyed(capsys: pytest.Ca
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\r" not in out
     assert out == "root cause: X: \\x1b[2Jgone\\rfaked — ok\ntwo\tcolumns\n"
+
+
+# The lab's dependencies that a run would import if they were installed beside it (pyproject.toml's test extra
+# says how): rfc3987_syntax builds a parser at import, ~1.3 s of every run; lark is its parser library.
+LAB_ONLY = ("rfc3987_syntax", "lark", "jupyter_server", "jupyter_events", "jupyterlab")
+# Imported by the CLI's process (papermill) and by its kernel's (ipykernel), so the log shows both were watched.
+WATCHED = ("papermill", "ipykernel")
+IMPORT_WATCH = """
+import importlib.machinery, os, sys
+
+class _Watch:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name in {names!r} and importlib.machinery.PathFinder.find_spec(name, path) is not None:
+            with open({log!r}, "a") as log:
+                log.write(f"{{os.getpid()}} {{name}}\\n")
+        return None
+
+sys.meta_path.insert(0, _Watch)
+"""
+
+
+def test_a_run_imports_none_of_the_labs_dependencies(sandbox_env: Path, tmp_path: Path) -> None:
+    """investigate's processes, the CLI and its kernel, never import what only JupyterLab needs: the venv the CLI
+    runs from does not hold it. Watched by a sitecustomize on PYTHONPATH, which the kernel inherits, logging each
+    watched module a process finds installed and imports."""
+    import os
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    log = tmp_path / "imports.log"
+    (hook / "sitecustomize.py").write_text(IMPORT_WATCH.format(names=LAB_ONLY + WATCHED, log=str(log)))
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    args = ["investigate", "--scenario", "stub-image", "--app", APP, "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vyxops.shell.cli", *args],
+        env={**os.environ, "PYTHONPATH": path},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "root cause:" in out
+    imported = [line.split() for line in log.read_text().splitlines()]
+    pids = {name: {int(pid) for pid, n in imported if n == name} for name in WATCHED}
+    assert proc.pid in pids["papermill"], imported
+    assert pids["ipykernel"] - {proc.pid}, f"the kernel's imports were not watched: {imported}"
+    lab = sorted({name for _, name in imported if name in LAB_ONLY})
+    assert not lab, (
+        f"a run imported {lab}, which only JupyterLab needs: this venv holds the lab "
+        "(make setup-lab puts it in .tools/lab; rebuild this venv with `make clean && make test`)"
+    )

@@ -114,7 +114,12 @@ def test_make_lab_runs_as_root_only_with_allow_root_and_on_loopback() -> None:
         pytest.skip("make is not installed")
     env = {**os.environ, "MAKEFLAGS": ""}
     dry = subprocess.run(
-        ["make", "-n", "-o", "setup", "lab"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=60
+        ["make", "-n", "-o", ".tools/lab/.installed", "lab"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     line = next(x for x in dry.stdout.splitlines() if "jupyter lab" in x)
     assert ("--allow-root" in line) == (os.geteuid() == 0)
