@@ -1,6 +1,7 @@
 """`make bench`: every speed and memory target, each measured as a ratio in one run.
 
-1. `vyxops investigate` on the seed vs papermill running an empty notebook (≤ 1.5×), median of 7
+1. `vyxops investigate` on the seed vs papermill running an empty notebook, in a lean venv (the package and
+   the sandbox extra; ≤ 1.3×) and, reported beside it, in this venv: medians of 7 interleaved rounds
 2. the timeline at 1,000,000 events, vs a bare concat + sort (≤ 2 s, ≤ 3×), peak memory,
    and `import vyxops` (≤ 0.35 s) — bench/bench_timeline.py
 3. a busy day (2,000 provisioned machines and rows) vs the seed, ≤ 2×; 10,000 reported —
@@ -21,21 +22,37 @@ sys.path.insert(0, str(HERE))
 
 import bench_investigate  # noqa: E402
 
-TARGET_INVESTIGATE_RATIO = 1.5
+TARGET_INVESTIGATE_RATIO = 1.3
+PAIRS = {"lean": "lean venv (package + sandbox extra)", "venv": f"this venv ({Path(sys.prefix).name})"}
+
+
+def investigate_table() -> bool:
+    """Measures and prints the investigate pairs; True when the lean pair meets its target."""
+    pairs = bench_investigate.measure()
+    print("== vyxops investigate (seed, sandbox) vs papermill on an empty notebook, interleaved rounds")
+    print(f"{'venv':38} {'papermill empty':>24} {'investigate':>24} {'ratio':>18}  target")
+    ok_inv = True
+    for name, r in pairs.items():
+        e_lo, e_hi = r["papermill_range_s"]
+        i_lo, i_hi = r["investigate_range_s"]
+        q_lo, q_hi = r["ratio_range"]
+        empty = f"{r['papermill_empty_s']:.2f} s ({e_lo:.2f}-{e_hi:.2f})"
+        inv = f"{r['investigate_s']:.2f} s ({i_lo:.2f}-{i_hi:.2f})"
+        ratio = f"{r['ratio']:.2f}x ({q_lo:.2f}-{q_hi:.2f})"
+        if name == "lean":
+            met = r["ratio"] <= TARGET_INVESTIGATE_RATIO
+            ok_inv = ok_inv and met
+            verdict = f"<= {TARGET_INVESTIGATE_RATIO}x  {'MET' if met else 'MISSED'}"
+        else:
+            verdict = "(reported)"
+        print(f"{PAIRS[name]:38} {empty:>24} {inv:>24} {ratio:>18}  {verdict}")
+    runs = pairs["lean"]["runs"]
+    print(f"medians of {runs} rounds (range of runs); the ratio's range is over the rounds' own ratios")
+    return ok_inv
 
 
 def main() -> int:
-    r = bench_investigate.measure()
-    print(
-        f"== vyxops investigate (seed, sandbox) vs papermill on an empty notebook, median of {r['runs']}, interleaved"
-    )
-    ok_inv = r["ratio"] <= TARGET_INVESTIGATE_RATIO
-    lo, hi = r["papermill_range_s"]
-    print(f"papermill empty notebook   {r['papermill_empty_s']:.2f} s   (runs {lo:.2f}-{hi:.2f} s)")
-    lo, hi = r["investigate_range_s"]
-    print(f"vyxops investigate         {r['investigate_s']:.2f} s   (runs {lo:.2f}-{hi:.2f} s)")
-    verdict = "ok" if ok_inv else "MISSED"
-    print(f"ratio                      {r['ratio']:.2f}x   (target <= {TARGET_INVESTIGATE_RATIO}x)  {verdict}")
+    ok_inv = investigate_table()
     print()
     timeline = subprocess.run([sys.executable, str(HERE / "bench_timeline.py")])
     print()
