@@ -257,7 +257,7 @@ def test_platform_text_reaches_the_terminal_shown_never_obeyed(capsys: pytest.Ca
 
 
 # The lab's dependencies that a run would import if they were installed beside it (pyproject.toml's test extra
-# says how): rfc3987_syntax builds a parser at import, ~1.3 s of every run; lark is its parser library.
+# says how): rfc3987_syntax builds a parser at import, which every run would pay for; lark is its parser library.
 LAB_ONLY = ("rfc3987_syntax", "lark", "jupyter_server", "jupyter_events", "jupyterlab")
 # Imported by the CLI's process (papermill) and by its kernel's (ipykernel), so the log shows both were watched.
 WATCHED = ("papermill", "ipykernel")

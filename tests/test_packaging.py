@@ -100,3 +100,27 @@ def test_the_built_wheel_investigates_outside_a_checkout(tmp_path: Path) -> None
     done = run(venv / "bin" / "vyxops", *args, cwd=where, env=env)
     assert "root cause: SECRET_IMAGE_NOT_CURRENT_RELEASE" in done.stdout
     assert (where / "report" / "investigate.html").is_file()
+
+
+def _installs(target: str) -> list[tuple[str, str]]:
+    """(venv, extras) of each `uv pip install -e '.[extras]'` that `make TARGET` runs in a fresh checkout."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    env = {**os.environ, "MAKEFLAGS": ""}
+    dry = subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    found = re.findall(r"pip install .*--python (\S+)/bin/python .*-e '\.\[([^\]]*)\]'", dry.stdout)
+    assert found, dry.stdout
+    return found
+
+
+def test_the_demo_installs_the_sandbox_extra_and_the_tests_add_the_test_extra() -> None:
+    """`make demo` installs what the demo needs and nothing more; `make test` adds the test extra to the same venv,
+    and JupyterLab goes into a venv of its own, so the venv the CLI runs from never holds the lab."""
+    assert _installs("demo") == [(".venv", "sandbox")]
+    test = _installs("test")
+    assert (".venv", "sandbox") in test and (".venv", "test") in test
+    assert [v for v, extras in test if "lab" in extras.split(",")] == [".tools/lab"]
+    test_extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    own = {e.strip() for d in test_extra if (m := re.match(r"vyxops\[(.*)\]", d)) for e in m.group(1).split(",")}
+    assert "lab" not in own and not any(d.startswith("jupyterlab") for d in test_extra), test_extra

@@ -122,6 +122,7 @@ def test_make_lab_runs_as_root_only_with_allow_root_and_on_loopback() -> None:
         timeout=60,
     )
     line = next(x for x in dry.stdout.splitlines() if "jupyter lab" in x)
+    assert line.startswith(".tools/lab/bin/jupyter lab ")  # the lab's own venv, never the CLI's
     assert ("--allow-root" in line) == (os.geteuid() == 0)
     assert "--ip 127.0.0.1" in line
 
