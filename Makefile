@@ -21,7 +21,7 @@ SUPABASE_CLI_VERSION := 2.117.0
 # The Supabase CLI's stamp; the CLI itself is .tools/supabase-cli/node_modules/.bin/supabase.
 SUPABASE_CLI := .tools/supabase-cli/.installed-$(SUPABASE_CLI_VERSION)
 
-.PHONY: setup setup-test setup-lab bytecode demo test bench faults lab clean supabase-cli
+.PHONY: setup setup-test setup-lab bytecode demo lint test test-fast bench faults lab clean supabase-cli
 
 # uv goes into a venv made without pip, by python3.11's own pip (`pip --python`): ensurepip, which
 # copies pip into every new venv, is most of the cost of this step. A Python without pip falls back
@@ -86,11 +86,18 @@ demo: setup  ## investigate the seed incident on the sandbox
 
 # Lint, format and types run first, so a style or type error fails in seconds rather than
 # after the whole suite (mypy's configuration, strict over vyxops, is in pyproject.toml).
-test: setup-test setup-lab supabase-cli  ## the whole test suite, offline
+lint: setup-test  ## ruff, ruff format and mypy strict
 	$(VENV)/bin/ruff check vyxops vyxops_sandbox tests bench
 	$(VENV)/bin/ruff format --check vyxops vyxops_sandbox tests bench
 	$(VENV)/bin/mypy
+
+# The tiers (tests/tiers.py) run unit, then sandbox, then e2e, so the first failure comes early.
+test: setup-test setup-lab supabase-cli lint  ## the whole test suite, offline
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+# Only the unit tier's files are collected: collecting the whole suite to deselect it costs more than the tier.
+test-fast: lint  ## lint and the unit tier: no sandbox, no kernel, no subprocess
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m unit $$($(VENV)/bin/python tests/tiers.py unit)
 
 bench: setup  ## speed and memory figures, as ratios measured in one run
 	$(VENV)/bin/python bench/run.py
