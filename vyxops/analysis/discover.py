@@ -127,8 +127,15 @@ def _reads(
     # discovery: its own investigation reports what failed.
     for app in apps:
         reads[f"machines:{app}"] = quietly(functools.partial(project.listed, app), [])
-        reads[f"releases:{app}"] = quietly(functools.partial(project.releases, app), frames.empty_frame("releases"))
+        reads[f"releases:{app}"] = functools.partial(_releases_or_none, project, app)
     return reads
+
+
+def _releases_or_none(project: ProjectReads, app: str) -> pd.DataFrame:
+    """``app``'s releases, or none when they cannot be read (:func:`quietly`); the empty frame is built only then:
+    one per app built ahead cost an audit as much as reading the releases."""
+    got = quietly(functools.partial(project.releases, app))()
+    return got if got is not None else frames.empty_frame("releases")
 
 
 def _logs(project: ProjectReads, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

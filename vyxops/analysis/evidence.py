@@ -29,6 +29,7 @@ from vyxops.fetch.session import Session
 IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
 T = TypeVar("T")
 DEFAULT_LOOKBACK = pd.Timedelta(hours=24)
+Head = tuple[bool | None, str | None]  # (exists, digest) of an image reference, as the registry answered
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Evidence:
     function_bearer: FunctionBearer | None = None
     _docker_image: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _manifest_rows: dict[object, int] | None = field(default=None, init=False, repr=False, compare=False)
+    _heads: dict[object, Head] | None = field(default=None, init=False, repr=False, compare=False)
     project: ProjectReads | None = field(default=None, repr=False, compare=False)  # shares derivations
     # the frames above that are copies of ``project``'s reads, by the read's key, as collected (see derive)
     shared: dict[tuple[Any, ...], pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
@@ -127,12 +129,16 @@ class Evidence:
         pairs = zip(self.manifests["digest"].tolist(), self.manifests.get("platform_digest", pd.Series()).tolist())
         return ImageIdentity({d: c for d, c in pairs if isinstance(d, str) and isinstance(c, str)})
 
-    def head(self, ref: str | None) -> tuple[bool | None, str | None]:
-        """(exists, digest) of an image reference as the registry answered; (None, None) if not checked."""
-        m = self.manifest(ref) if ref else None
-        if m is None or pd.isna(m["exists"]):
-            return None, None
-        return bool(m["exists"]), (None if pd.isna(m["digest"]) else str(m["digest"]))
+    def head(self, ref: str | None) -> Head:
+        """(exists, digest) of an image reference as the registry answered; (None, None) if not checked.
+        Read off the manifests' columns once (a row as a Series costs more than the detectors' asking)."""
+        if self._heads is None:
+            m = self.manifests
+            self._heads = {}
+            for r, exists, digest in zip(m["ref"].tolist(), m["exists"].tolist(), m["digest"].tolist()):
+                said = (bool(exists), None if frames.is_na(digest) else str(digest))
+                self._heads.setdefault(r, (None, None) if frames.is_na(exists) else said)
+        return self._heads.get(ref, (None, None)) if ref else (None, None)
 
     def docker_image(self) -> dict[str, Any]:
         """What the contract's image secret points at, as far as digests tell (computed once).

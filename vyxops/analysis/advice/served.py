@@ -21,6 +21,7 @@ from vyxops.core.contract import RUNNING, STOPPED, TERMINAL
 from vyxops.core.facts import CANARY_USER_PREFIX, INTERNAL_PROCESS_GROUPS, LAUNCH_FAILED_STATUSES, describe_exit
 from vyxops.core.images import ImageIdentity
 from vyxops.core.present import fmt_time
+from vyxops.fetch.frames import is_na
 
 SERVED_AFTER = pd.Timedelta(minutes=10)
 
@@ -77,19 +78,25 @@ def release_health(e: Evidence, tz: str = "UTC", *, judge: bool = True) -> Relea
     """What the machines on each release's image did, from the machines, their events and their rows (their
     times told in ``tz``, the report's one format). With ``judge`` False: only which release is current and
     whether each image resolves (what a window with no root cause needs: there is nothing to roll back)."""
-    current = e.current_release()
+    versions, images, currents = (e.releases[c].tolist() for c in ("version", "image", "current"))
+    current = next((i for i, now in enumerate(currents) if not is_na(now) and now), None)
     records: list[ReleaseRecord] = []
-    rels = e.releases.dropna(subset=["image"]).sort_values("version", ascending=False)
+    # Newest first (a version not known last), ties as listed: the releases' order sorted on the version column.
+    order = sorted((i for i, image in enumerate(images) if not is_na(image)), key=lambda i: _newest_first(versions[i]))
     by_machine = _MachineFacts(e) if judge else None
-    for _, rel in rels.iterrows():
-        image = str(rel["image"])
+    for i in order:
+        image = str(images[i])
         exists, digest = e.head(image)
-        r = ReleaseRecord(int(rel["version"]), image, digest, exists)
+        r = ReleaseRecord(int(versions[i]), image, digest, exists)
         if by_machine is not None:
             _judge_machines(e, r, tz, by_machine)
         records.append(r)
-    now = None if current is None else next((r for r in records if r.version == int(current["version"])), None)
+    now = None if current is None else next((r for r in records if r.version == int(versions[current])), None)
     return ReleaseHealth(records, now, e.identity)
+
+
+def _newest_first(version: object) -> tuple[int, float]:
+    return (1, 0.0) if is_na(version) else (0, -float(version))  # type: ignore[arg-type]
 
 
 def _judge_machines(e: Evidence, r: ReleaseRecord, tz: str, known: _MachineFacts) -> None:

@@ -324,12 +324,13 @@ def _provisioning(e: Evidence) -> Provisioning:
 
 
 def _release(e: Evidence) -> Release | None:
-    runs = e.releases[e.releases["runs_image"].fillna(False).astype(bool)]
-    if runs.empty:
+    runs = e.releases["runs_image"].tolist()
+    i = next((i for i, flag in enumerate(runs) if not is_na(flag) and flag), None)
+    if i is None:
         return None
-    r = runs.iloc[0]
-    exists, digest = e.head(str(r["image"]))
-    return Release(int(r["version"]), str(r["image"]), r["created_at"], exists, digest, e.current_said(), e.identity)
+    version, image, created = (e.releases[c].iloc[i] for c in ("version", "image", "created_at"))
+    exists, digest = e.head(str(image))
+    return Release(int(version), str(image), created, exists, digest, e.current_said(), e.identity)
 
 
 REFUSAL_COLUMNS = ["time", "execution_id", "message", "image", "status_code", "kind", "fly_status", "region"]
