@@ -36,11 +36,22 @@ class ServedSandboxClock:
         self.realtime = realtime
         self.resync_s = resync_s
         self._read: tuple[float, float] | None = None  # (server seconds, local monotonic) at the last read
+        self._resync = threading.Lock()
 
     def now(self) -> float:
         read = self._read
-        if self.realtime and read is not None and time.monotonic() - read[1] < self.resync_s:
+        if not self.realtime or read is None:
+            return self._sync()
+        # One thread reads the server's clock again when it is due; the others meanwhile run on the last read
+        # (an audit's threads all found it due at once, and each sent its own control request).
+        if time.monotonic() - read[1] < self.resync_s or not self._resync.acquire(blocking=False):
             return read[0] + (time.monotonic() - read[1])
+        try:
+            return self._sync()
+        finally:
+            self._resync.release()
+
+    def _sync(self) -> float:
         at = time.monotonic()
         server = float(_control(self.control, "GET", "clock")["now_ms"]) / 1000
         self._read = (server, at)
