@@ -59,6 +59,7 @@ from vyxops.fetch import budget as budgets  # noqa: E402
 from vyxops.fetch.http import Attempt  # noqa: E402
 from vyxops.fetch.session import Session, open_session  # noqa: E402
 from vyxops.testing.fleet import generate_fleet  # noqa: E402
+from vyxops.testing.served import served_sandbox  # noqa: E402
 
 LATENCY_MS = 200
 TARGET_ROUND_TRIPS = 6
@@ -80,18 +81,8 @@ def served(scenario: str | Path, latency_ms: int) -> Iterator[str]:
         (directory / "faults.json").write_text(json.dumps({"seed": 0, "rules": rules}))
         env = {**os.environ, "VYXOPS_SANDBOX_DIR": str(directory)}
         env.pop("VYXOPS_SANDBOX_URL", None)
-        cmd = [str(BIN / "vyxops"), "sandbox", "serve", "--scenario", str(scenario), "--port", "0"]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            match = re.search(r"http://127\.0\.0\.1:\d+", line)
-            if not match:
-                raise RuntimeError(f"the sandbox did not start: {line!r}")
-            yield match.group(0)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        with served_sandbox(env, scenario=scenario, command=[str(BIN / "vyxops")]) as url:
+            yield url
 
 
 def session_at(url: str) -> Session:
