@@ -36,7 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vyxops.analysis.timeline import build_timeline  # noqa: E402
+from vyxops.analysis.sources import build_timeline  # noqa: E402
 from vyxops.testing.fleet import fleet_frames, generate_fleet, generate_fleet_frames  # noqa: E402
 from vyxops_sandbox.scenario import parse_scenario  # noqa: E402
 from vyxops_sandbox.world import World  # noqa: E402

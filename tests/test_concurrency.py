@@ -186,13 +186,12 @@ def fleet_audit(tmp_path: Path, apps: int, faults: Faults | None = None, *, reco
 
 
 def test_an_audit_asks_about_each_image_reference_once_and_each_app_only_about_its_own(tmp_path: Path) -> None:
-    """One HEAD per reference for the whole audit; no app's manifests name another app's repository."""
+    """One GET per reference for the whole audit (no HEAD); no app's manifests name another app's repository."""
     session, audit = fleet_audit(tmp_path, 4, record=True)
     with session:
-        heads = Counter(
-            json.loads(ex["key"])[1] for ex in session.recorder.exchanges if json.loads(ex["key"])[0] == "HEAD"
-        )
-    assert heads and max(heads.values()) == 1
+        keys = [json.loads(ex["key"]) for ex in session.recorder.exchanges]
+    gets = Counter(path for method, path, *_ in keys if method == "GET" and "/manifests/" in path)
+    assert gets and max(gets.values()) == 1 and not [k for k in keys if k[0] == "HEAD"]
     for app, inv in audit.investigations.items():
         others = {a for a in audit.apps if a != app}
         repos = {str(r).split("/", 1)[0] for r in inv.evidence.manifests["repository"]}
@@ -239,7 +238,8 @@ def test_an_app_checks_its_own_references_a_typo_and_what_the_secret_names_but_n
     the DOCKER_IMAGE secret's reference even when it lies in another app's repository."""
     import pandas as pd
 
-    from vyxops.analysis.evidence import refs_in, refs_to_check
+    from vyxops.analysis.evidence import refs_in
+    from vyxops.analysis.sources import refs_to_check
     from vyxops.core.images import secret_digest
 
     releases = pd.DataFrame({"image": ["registry.fly.io/a:deployment-1"]})
@@ -286,16 +286,16 @@ def test_what_every_app_derives_from_a_project_read_is_derived_once_per_audit_an
 
 def test_an_audit_builds_no_timeline_until_one_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     """An audit reports findings only: its investigations build their timeline when first read, once."""
-    import vyxops.analysis.timeline
+    import vyxops.analysis.sources
 
     built: list[int] = []
-    build = vyxops.analysis.timeline.build_timeline
+    build = vyxops.analysis.sources.build_timeline
 
     def counted(**frames):  # type: ignore[no-untyped-def]
         built.append(1)
         return build(**frames)
 
-    monkeypatch.setattr(vyxops.analysis.timeline, "build_timeline", counted)
+    monkeypatch.setattr(vyxops.analysis.sources, "build_timeline", counted)
     scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
     with open_session("sandbox", scenario=scenario) as session:
         audit = run_audit(session)
@@ -420,4 +420,6 @@ def test_a_filtered_copy_of_a_project_read_gets_its_own_derivation_not_the_whole
     assert function_log_refs(logs, evidence.derive) and not analyse(evidence).context.refusals.empty
     none = logs[logs["message"] == "no such line"]
     assert function_log_refs(none, evidence.derive) == []
-    assert analyse(dataclasses.replace(evidence, function_logs=none)).context.refusals.empty
+    assert analyse(
+        dataclasses.replace(evidence, by_source={**evidence.by_source, "function_logs": none})
+    ).context.refusals.empty

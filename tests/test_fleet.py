@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from vyxops.analysis.timeline import build_timeline
+from vyxops.analysis.sources import build_timeline
 from vyxops.fetch.frames import SCHEMAS
 from vyxops.testing.fleet import fleet_frames, generate_fleet, generate_fleet_frames
 from vyxops.testing.schemas import check_frame

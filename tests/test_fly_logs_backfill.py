@@ -21,6 +21,7 @@ import pytest
 
 from vyxops.analysis.audit import run_audit
 from vyxops.analysis.investigate import Investigation, investigate
+from vyxops.analysis.sources import coverage
 from vyxops.fetch import frames
 from vyxops.fetch.session import open_session
 from vyxops.fetch.targets import SANDBOX_URL_ENV
@@ -75,7 +76,7 @@ def test_a_window_longer_than_the_line_budget_leaves_a_gap_that_does_not_decide(
     api = FakeLogsApi([since.value + i * S for i in range(3600)], NOW)
     logs = frames.fetch_fly_logs(NoClock(api), "oven-app", since=since, until=NOW, budget=300)
     assert len(logs) == 300 and logs["time"].iloc[0] == since and len(api.tokens) == 3
-    [gap] = logs.attrs["gaps"]
+    [gap] = [g.as_json() for g in coverage("fly_logs", logs)]
     assert gap["source"] == "fly.logs" and gap["decides"] is False
     assert (gap["since"], gap["until"]) == ("2026-03-11T22:34:59Z", "2026-03-11T23:30:00Z")
 
@@ -86,7 +87,7 @@ def test_a_window_reaching_past_retention_has_a_gap_for_exactly_the_part_before_
     since, kept_from = NOW - pd.Timedelta(days=10), NOW - pd.Timedelta(days=7)
     api = FakeLogsApi([(since + pd.Timedelta(hours=h)).value for h in range(0, 240, 2)], NOW)
     logs = frames.fetch_fly_logs(NoClock(api), "oven-app", since=since, until=NOW)
-    [gap] = logs.attrs["gaps"]
+    [gap] = [g.as_json() for g in coverage("fly_logs", logs)]
     assert (gap["source"], gap["decides"]) == ("fly.logs", False)
     assert (gap["since"], gap["until"]) == ("2026-03-01T23:30:00Z", "2026-03-04T23:30:00Z")
     assert api.tokens[0] == str(kept_from.value - 1)  # "after this time": a line at the edge is read too
@@ -99,7 +100,7 @@ def test_retention_is_counted_back_from_when_the_api_is_asked_not_from_the_windo
     since, until, kept_from = NOW - pd.Timedelta(days=9), NOW - pd.Timedelta(days=6), NOW - pd.Timedelta(days=7)
     api = FakeLogsApi([(since + pd.Timedelta(hours=h)).value for h in range(0, 72, 2)], NOW)
     logs = frames.fetch_fly_logs(NoClock(api), "oven-app", since=since, until=until, asked_at=NOW)
-    [gap] = logs.attrs["gaps"]
+    [gap] = [g.as_json() for g in coverage("fly_logs", logs)]
     assert (gap["source"], gap["decides"]) == ("fly.logs", False)
     assert (gap["since"], gap["until"]) == ("2026-03-02T23:30:00Z", "2026-03-04T23:30:00Z")
     assert api.tokens[0] == str(kept_from.value - 1) and logs["time"].min() == kept_from
@@ -125,7 +126,7 @@ def test_a_token_that_stops_moving_ends_the_read_with_a_gap_not_a_loop() -> None
 
     api = Stuck([], NOW)
     logs = frames.fetch_fly_logs(NoClock(api), "oven-app", since=NOW - pd.Timedelta(hours=1), until=NOW)
-    [gap] = logs.attrs["gaps"]
+    [gap] = [g.as_json() for g in coverage("fly_logs", logs)]
     assert len(api.tokens) == 1 and (gap["since"], gap["until"]) == ("2026-03-11T23:00:00Z", "2026-03-11T23:30:00Z")
     assert "stopped moving" in gap["why"] and gap["decides"] is False
 

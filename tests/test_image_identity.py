@@ -172,9 +172,9 @@ def test_an_index_is_read_once_per_reference_in_a_run(tmp_path: Path, monkeypatc
     calls: list[str] = []
     real = FlyClient.index_platform
 
-    def counting(self: FlyClient, ref: str, digest: str) -> str | None:
+    def counting(self: FlyClient, ref: str, digest: str, body: bytes | None = None) -> str | None:
         calls.append(ref)
-        return real(self, ref, digest)
+        return real(self, ref, digest, body)
 
     monkeypatch.setattr(FlyClient, "index_platform", counting)
     with open_session("sandbox", scenario=HERE / f"{SEED_ATTESTED}.yaml", sandbox_dir=tmp_path) as s:

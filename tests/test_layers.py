@@ -24,6 +24,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("vyxops.analysis.evidence",),
     ("vyxops.analysis.discover", "vyxops.analysis.discover_table", "vyxops.analysis.discover_pg"),
     ("vyxops.analysis.timeline", "vyxops.analysis.detect"),
+    ("vyxops.analysis.sources",),  # the sources table: reads, coverage and timeline mapping of every frame
+    ("vyxops.analysis.collect",),
     ("vyxops.analysis.investigate", "vyxops.analysis.impact", "vyxops.analysis.resolved", "vyxops.analysis.advice"),
     ("vyxops.analysis.audit", "vyxops.act"),
     ("vyxops.views", "vyxops.nbtools"),  # nbtools, the notebooks' API, stays at the root: notebooks import it

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from vyxops.analysis.timeline import TIMELINE_SCHEMA, build_timeline, filter_timeline
+from vyxops.analysis.sources import build_timeline
+from vyxops.analysis.timeline import TIMELINE_SCHEMA, filter_timeline
 from vyxops.core.errors import InputError
 from vyxops.fetch.frames import empty_frame
 from vyxops.testing.fleet import fleet_frames, generate_fleet

@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.analysis.collect import collect_evidence
 from vyxops.analysis.discover import read_tables, resolve_contract
-from vyxops.analysis.evidence import ProjectReads, collect_evidence, parse_window, quietly
+from vyxops.analysis.evidence import ProjectReads, parse_window, quietly
 from vyxops.analysis.investigate import Investigation, analyse
 from vyxops.core.checks import APP_NAME, FAIL_ON_LEVELS, STUCK_AFTER_MIN, check_app, check_fail_on, check_stuck_after
 from vyxops.core.contract import Contract

@@ -15,13 +15,12 @@ from typing import Any, TypeVar, cast
 import pandas as pd
 
 from vyxops.core import facts
-from vyxops.core.checks import check_app, check_machine_id, check_machine_of_app, check_time_input
+from vyxops.core.checks import check_machine_of_app, check_time_input
 from vyxops.core.contract import Contract
 from vyxops.core.coverage import Gap
-from vyxops.core.errors import ApiError, AuthError, InputError, NotFoundError, TransportError, UnexpectedAnswer
+from vyxops.core.errors import ApiError, AuthError, InputError, TransportError, UnexpectedAnswer
 from vyxops.core.function_auth import FunctionBearer
-from vyxops.core.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, secret_digest
-from vyxops.core.progress import stages
+from vyxops.core.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, reference_problem, secret_digest
 from vyxops.core.timeutil import TIME_FORMS, iso, to_ms, to_utc
 from vyxops.fetch import fanout, frames
 from vyxops.fetch.session import Session
@@ -42,15 +41,8 @@ class Evidence:
     since: pd.Timestamp
     until: pd.Timestamp
     machine_id: str | None
-    machines: pd.DataFrame
-    machine_events: pd.DataFrame
-    releases: pd.DataFrame
-    manifests: pd.DataFrame
-    fly_logs: pd.DataFrame
-    machine_rows: pd.DataFrame
-    secrets: pd.DataFrame
-    functions: pd.DataFrame
-    function_logs: pd.DataFrame
+    # every source's frame, by the sources table's names and in its order (vyxops.analysis.sources)
+    by_source: dict[str, pd.DataFrame]
     contract: Contract = field(default_factory=Contract)  # the team's pipeline this run read it with
     project_ref: str | None = None  # the Supabase project (for the commands a person types)
     notes: list[str] = field(default_factory=list)
@@ -88,20 +80,45 @@ class Evidence:
         return list(dict.fromkeys(out))
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        return {
-            name: getattr(self, name)
-            for name in (
-                "machines",
-                "machine_events",
-                "releases",
-                "manifests",
-                "fly_logs",
-                "machine_rows",
-                "secrets",
-                "functions",
-                "function_logs",
-            )
-        }
+        """Every source's frame, in the sources table's order."""
+        return dict(self.by_source)
+
+    # Typed accessors of the frames the detectors read by name.
+    @property
+    def machines(self) -> pd.DataFrame:
+        return self.by_source["machines"]
+
+    @property
+    def machine_events(self) -> pd.DataFrame:
+        return self.by_source["machine_events"]
+
+    @property
+    def releases(self) -> pd.DataFrame:
+        return self.by_source["releases"]
+
+    @property
+    def manifests(self) -> pd.DataFrame:
+        return self.by_source["manifests"]
+
+    @property
+    def fly_logs(self) -> pd.DataFrame:
+        return self.by_source["fly_logs"]
+
+    @property
+    def machine_rows(self) -> pd.DataFrame:
+        return self.by_source["machine_rows"]
+
+    @property
+    def secrets(self) -> pd.DataFrame:
+        return self.by_source["secrets"]
+
+    @property
+    def functions(self) -> pd.DataFrame:
+        return self.by_source["functions"]
+
+    @property
+    def function_logs(self) -> pd.DataFrame:
+        return self.by_source["function_logs"]
 
     def current_release(self) -> pd.Series | None:
         current = self.releases[self.releases["current"].fillna(False).astype(bool)]
@@ -318,7 +335,8 @@ class ProjectReads:
         """Read ahead, side by side, the project-wide sources every app of a run will ask for over
         the window [start, end]. A read that fails here is not kept: each app makes it again, and
         reports what it gets."""
-        reads = {"function_logs": lambda: self.function_logs(start, end), "secrets": self.secrets}
+        reads = {"function_logs": lambda: self.function_log_rows(start, end), "secrets": self.secrets,
+                 "retention": lambda: self.log_retention(start, end)}  # fmt: skip
         fanout.gather({name: quietly(read) for name, read in (reads | {"apps": self.org_apps}).items()})
 
     def functions(self) -> pd.DataFrame:
@@ -350,14 +368,30 @@ class ProjectReads:
 
     def function_logs(self, start: pd.Timestamp, end: pd.Timestamp, function: str | None = None) -> pd.DataFrame:
         """The project's function logs over [start, end]; with ``function``, that function's only (a read of
-        its own, derived once from the whole: the provisioning function is what an investigation reads)."""
-        key = function_logs_read(start, end)
+        its own, derived once from the whole: the provisioning function is what an investigation reads), with the
+        plan's retention gaps (:meth:`log_retention`)."""
+        return self._once(
+            function_logs_read(start, end, function),
+            lambda: frames.with_retention(self.function_log_rows(start, end, function), self.log_retention(start, end)),
+        )
+
+    def function_log_rows(self, start: pd.Timestamp, end: pd.Timestamp, function: str | None = None) -> pd.DataFrame:
+        """:meth:`function_logs` without the plan's retention: the rows do not wait for the plan's two reads."""
+        key = ("function_log_rows", start, end)
+
+        def whole() -> pd.DataFrame:
+            return frames.fetch_function_logs(self.session, start, end, functions=self.functions, retention=False)
+
         if function is None:
-            return self._once(
-                key, lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions)
-            )
-        whole = self._read(key, lambda: frames.fetch_function_logs(self.session, start, end, functions=self.functions))
-        return self._once(function_logs_read(start, end, function), lambda: _of_function(whole, function))
+            return self._once(key, whole)
+        rows = self._read(key, whole)
+        return self._once((*key, function), lambda: _of_function(rows, function))
+
+    def log_retention(self, start: pd.Timestamp, end: pd.Timestamp) -> list[Gap]:
+        """The part of [start, end] older than the plan keeps function logs, as gaps (read once per run)."""
+        return list(
+            self._answer(("log_retention", start, end), lambda: frames.retention_gaps(self.session, start, end))
+        )
 
     def listed(self, app: str) -> list[dict[str, Any]]:
         """``app``'s machines as the Machines API lists them (destroyed ones too), read once per run: discovery
@@ -397,11 +431,25 @@ class ProjectReads:
         )
 
     def read_ahead(self, app: str, start: pd.Timestamp, end: pd.Timestamp) -> None:
-        """Read what ``app``'s evidence will ask for and no contract decides (its machines, releases and Fly logs),
-        while the contract is being resolved; a read that fails is left for the evidence to make again."""
-        reads = {"listed": lambda: self.listed(app), "releases": lambda: self.releases(app),
-                 "fly_logs": lambda: self.fly_logs(app, start, end)}  # fmt: skip
-        fanout.gather({name: quietly(read) for name, read in reads.items()})
+        """Read what ``app``'s evidence will ask for and no contract decides (its machines, releases, Fly logs,
+        the plan's log retention, and the registry's answers for the images its releases and machines name)
+        while the contract is being resolved, each as soon as what it needs is in; a read that fails is left for
+        the evidence to make again."""
+        reads: dict[str, fanout.Node] = {
+            "listed": ((), lambda _: self.listed(app)),
+            "releases": ((), lambda _: self.releases(app)),
+            "fly_logs": ((), lambda _: self.fly_logs(app, start, end)),
+            "retention": ((), lambda _: self.log_retention(start, end)),
+            "registry": (("listed", "releases"), lambda _: self.ask_registry(ahead_refs(app, self, self.listed(app)))),
+        }
+        fanout.run_graph(reads)
+
+    def ask_registry(self, refs: list[str]) -> None:
+        """Ask the registry about ``refs`` ahead (:meth:`manifest` keeps the answers), side by side; a reference
+        the grammar refuses, or an error, is left for the manifests read to meet again."""
+        wanted = [r for r in dict.fromkeys(refs) if reference_problem(r) is None]
+        fly = [r for r in wanted if parse_image_ref(r).registry == FLY_REGISTRY]
+        fanout.map_ordered(lambda ref: quietly(functools.partial(self.manifest, ref))(), fly)
 
     def releases(self, app: str) -> pd.DataFrame:
         """``app``'s releases, read once per run (discovery and the app's evidence both read them)."""
@@ -413,6 +461,22 @@ class ProjectReads:
             if ref not in self._answers:
                 self._answers[ref] = frames.head_answer(self.session, ref)
         return dict(self._answers[ref])
+
+
+def ahead_refs(app: str, project: ProjectReads, listed: list[dict[str, Any]]) -> list[str]:
+    """The image references every investigation of ``app`` asks the registry about whatever its contract says
+    (:func:`refs_to_check`): its releases' images, ``:latest`` and its listed machines' images."""
+    images = listed_images(app, listed)
+    pins = set(machine_pins(images))
+    own = candidate_refs(app, project.releases(app), images, frames.empty_frame("machine_rows"), [])
+    return [ref for ref in own if ref not in pins]
+
+
+def listed_images(app: str, listed: list[dict[str, Any]]) -> pd.DataFrame:
+    """The listed machines' images, read as the machines frame reads them (config, then image_ref)."""
+    return pd.DataFrame(
+        frames.machine_records(app, listed)[0], columns=["image", "image_repository", "image_digest"], dtype=object
+    )
 
 
 def derive_shared(
@@ -453,167 +517,11 @@ def _of_function(logs: pd.DataFrame, function: str) -> pd.DataFrame:
     return _keep_attrs(logs, logs[logs["function"] == function].reset_index(drop=True))
 
 
-def collect_evidence(
-    session: Session,
-    app: str,
-    *,
-    contract: Contract,
-    since: Any = None,
-    until: Any = None,
-    machine_id: str | None = None,
-    project: ProjectReads | None = None,
-) -> Evidence:
-    """Read both platforms for ``app`` over the window; each source is read once.
-
-    Two stages, each read side by side (:mod:`vyxops.fetch.fanout`): first everything that
-    needs nothing else, then what needs those (machines known only by id, the image
-    references found in the first stage). The frames do not depend on the order in
-    which answers arrive. ``project`` shares the project-wide reads between the apps
-    of one audit. ``contract`` names the team's function, secret and table
-    (:func:`vyxops.analysis.discover.resolve_contract` finds it).
-    """
-    check_app(app)
-    check_machine_id(machine_id)
-    project = project or ProjectReads(session)
-    now = session.now()
-    start, end = parse_window(now, since, until)
-    with stages(2, f"evidence for {app}") as say:
-        say.step("Fly releases, machines, logs; Supabase rows, functions, secrets, logs")
-        reads = _first_stage(session, project, contract, app, start, end)
-        first = fanout.gather(reads)
-        say.step("machines known by id, image manifests")
-        got: dict[str, pd.DataFrame] = {name: first[name] for name in _FRAMES_FIRST}
-        gaps: list[Gap] = []
-        for name in _OPTIONAL:  # (frame, the gap its failure left, if it failed)
-            got[name], gap = first[name]
-            gaps += [gap] if gap is not None else []
-        got["machine_rows"] = _rows_of_app(got["machine_rows"], contract, app, first["listed"], first["org_apps"])
-        shared = _shared(first, contract, start, end)
-        derive = functools.partial(derive_shared, project, shared)
-        reads = _second_stage(session, project, contract, app, machine_id, first["listed"], got, derive)
-        second = fanout.gather(reads)
-        got["machines"], got["machine_events"] = second["machines"]
-        got["manifests"] = second["manifests"]
-    check_machine_in_window(machine_id, app, got["machines"], start, end, got["machine_rows"])
-    return Evidence(
-        target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
-        contract=contract, project_ref=session.project_ref, notes=_notes(got), org_apps=first["org_apps"],
-        extra_gaps=gaps, project=project, incarnation=session.incarnation, shared=shared,
-        function_bearer=session.supabase.function_bearer,
-    )  # fmt: skip
-
-
-def _shared(first: dict[str, Any], contract: Contract, start: pd.Timestamp, end: pd.Timestamp) -> dict[Any, Any]:
-    """The evidence's copies of project-wide reads, by key: the secrets, and the function logs when they were read."""
-    logs, gap = first["function_logs"]
-    return {("secrets",): first["secrets"]} | ({} if gap else {function_logs_read(start, end, contract.function): logs})
-
-
-_FRAMES_FIRST = ("releases", "functions", "secrets", "machine_rows")
-_OPTIONAL = ("function_logs", "fly_logs")
-
-
-def _first_stage(
-    session: Session, project: ProjectReads, contract: Contract, app: str, start: pd.Timestamp, end: pd.Timestamp
-) -> dict[str, Callable[[], Any]]:
-    """The reads that need nothing else, keyed in the order a failure among them is reported."""
-    return {
-        "releases": lambda: _app_read(session, app, lambda: project.releases(app)),
-        "functions": project.functions,
-        "secrets": project.secrets,
-        "machine_rows": lambda: _machine_rows(session, project, contract, app),
-        "listed": lambda: project.listed(app),
-        "function_logs": lambda: _optional("supabase.function_logs", start, end,
-                                           lambda: project.function_logs(start, end, contract.function),
-                                           "function_logs"),
-        "fly_logs": lambda: _optional("fly.logs", start, end,
-                                      lambda: project.fly_logs(app, start, end), "fly_logs"),
-        "org_apps": project.org_apps,
-    }  # fmt: skip
-
-
-def _second_stage(
-    session: Session,
-    project: ProjectReads,
-    contract: Contract,
-    app: str,
-    machine_id: str | None,
-    listed: list[dict[str, Any]],
-    got: dict[str, pd.DataFrame],
-    derive: Callable[..., Any],
-) -> dict[str, Callable[[], Any]]:
-    """The reads that need the first stage: machines known by id only, and the image references."""
-    rows = got["machine_rows"]
-    known_ids = rows["machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
-    return {
-        "machines": lambda: frames.machine_frames(session, app, listed, also_ids=known_ids),
-        "manifests": lambda: _manifests(session, project, contract, app, got, listed, derive),
-    }
-
-
-def _machine_rows(session: Session, project: ProjectReads, contract: Contract, app: str) -> pd.DataFrame:
-    """The app's rows: from the table read whole earlier in the run (discovery's) when there is one, else read."""
-    whole = project.table_rows(contract.table.name)
-    if whole is not None:
-        return frames.rows_frame(whole, contract, app=app)
-    return frames.fetch_machine_rows(session, contract, app=app)
-
-
-def _rows_of_app(
-    rows: pd.DataFrame, contract: Contract, app: str, listed: list[dict[str, Any]], org_apps: list[str] | None
-) -> pd.DataFrame:
-    """The rows that are ``app``'s. A table with an app column was read for ``app`` alone; without one,
-    a row is the app's when its machine id names one of the app's machines, or its image names the app's
-    repository (SPEC.md); a row naming neither is the app's only when the org has no other app."""
-    if contract.columns.app:
-        return rows
-    ours = {m.get("id") for m in listed or [] if isinstance(m, dict)}
-    alone = not (set(org_apps or []) - {app})
-    keep = [
-        (isinstance(mid, str) and mid in ours)
-        or (isinstance(image, str) and _repository_app(image) == app)
-        or (alone and not isinstance(image, str))
-        for mid, image in zip(rows["machine_id"].tolist(), rows["image"].tolist())
-    ]
-    return _keep_attrs(rows, rows[keep].reset_index(drop=True))
-
-
 def _fly_logs(
     session: Session, app: str, start: pd.Timestamp, end: pd.Timestamp, asked_at: pd.Timestamp
 ) -> pd.DataFrame:
     logs = frames.fetch_fly_logs(session, app, since=start, until=end, asked_at=asked_at)
     return _keep_attrs(logs, logs[logs["time"] <= end].reset_index(drop=True))
-
-
-def _manifests(
-    session: Session,
-    project: ProjectReads,
-    contract: Contract,
-    app: str,
-    got: dict[str, pd.DataFrame],
-    listed: list[dict[str, Any]],
-    derive: Callable[..., Any],
-) -> pd.DataFrame:
-    """Ask the registry about the references that concern ``app`` (:func:`refs_to_check`); ``derive`` makes what
-    every app derives alike from the project's reads once per run (:func:`derive_shared`)."""
-    # The listed machines' images, read as the machines frame reads them (config, then image_ref).
-    listed_images = pd.DataFrame(
-        frames.machine_records(app, listed)[0], columns=["image", "image_repository", "image_digest"], dtype=object
-    )
-    refs = refs_to_check(
-        app,
-        got["releases"],
-        listed_images,
-        got["machine_rows"],
-        own_texts=got["fly_logs"]["message"].dropna().tolist(),
-        project_refs=function_log_refs(got["function_logs"], derive),
-        other_apps=project.other_apps(app),
-        secret=_secret_digest(got["secrets"], derive, contract.image_secret),
-    )
-    fallback = contract.fallback_ref(app)
-    refs += [fallback] if fallback and fallback not in refs else []
-    own_apps = project.other_apps(app) | {app}  # the token's apps, as far as this run knows them
-    return frames.fetch_manifests(session, refs, ask=project.manifest, own_apps=own_apps)
 
 
 def refs_to_check(
@@ -680,45 +588,6 @@ def secret_row(
 def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]], name: str) -> str | None:
     row = secret_row(secrets, derive, name) if name else None
     return None if row is None or frames.is_na(row["digest"]) else str(row["digest"])
-
-
-def _app_read(session: Session, app: str, fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """The first read of the app: a missing app names what the target holds and how to switch."""
-    try:
-        df = fetch()
-    except NotFoundError as exc:
-        said = exc.message.split(": ", 1)[-1]  # the platform's own words, without the request line
-        raise NotFoundError(
-            f"app {app!r} not found on {session.label} ({said})",
-            platform=exc.platform,
-            method=exc.method,
-            path=exc.path,
-            status=exc.status,
-            hint=f"{session.description or session.label}; on the sandbox, switch with "
-            "`vyxops sandbox reset --scenario NAME` (list them with `vyxops scenarios`)",
-        ) from None
-    return df
-
-
-def _notes(got: dict[str, pd.DataFrame]) -> list[str]:
-    """One line per frame that stopped early."""
-    return [
-        f"{df.attrs.get('frame')}: {df.attrs.get('note')}"
-        for name, df in got.items()
-        if name in ("releases", "machine_rows", "machines", "function_logs", "fly_logs")
-        and not df.attrs.get("complete", True)
-    ]
-
-
-def _optional(
-    source: str, start: pd.Timestamp, end: pd.Timestamp, fetch: Callable[[], pd.DataFrame], frame: str
-) -> tuple[pd.DataFrame, Gap | None]:
-    """A source the investigation can do without: when it fails, its absence is a gap, not the end."""
-    try:
-        return fetch(), None
-    except (ApiError, TransportError) as exc:
-        gap = Gap(source, f"{source} could not be read ({exc.message}); retry later", iso(start), iso(end))
-        return frames.empty_frame(frame), gap
 
 
 def _keep_attrs(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops.analysis.advice import NextStep, next_steps, release_health, settle_fixes
+from vyxops.analysis.collect import collect_evidence
 from vyxops.analysis.detect import (
     Context,
     Finding,
@@ -22,7 +23,7 @@ from vyxops.analysis.detect import (
     summarize,
 )
 from vyxops.analysis.discover import resolve_contract
-from vyxops.analysis.evidence import Evidence, ProjectReads, collect_evidence, parse_window, window_note
+from vyxops.analysis.evidence import Evidence, ProjectReads, parse_window, window_note
 from vyxops.analysis.impact import Impact, impact_of
 from vyxops.analysis.resolved import Resolved, resolved_incident
 from vyxops.core.checks import STUCK_AFTER_MIN, check_app, check_machine_id, check_stuck_after
@@ -56,7 +57,8 @@ class Investigation:
         """Every event of the evidence in one frame (:mod:`vyxops.analysis.timeline`), focused on the
         investigation's machine if it has one. Built when first asked for: the findings do not
         read it, and an audit, which reports only findings, spent a fifth of its analysis on it."""
-        from vyxops.analysis.timeline import build_timeline, filter_timeline
+        from vyxops.analysis.sources import build_timeline
+        from vyxops.analysis.timeline import filter_timeline
 
         timeline = build_timeline(**self.evidence.frames())
         machine_id = self.evidence.machine_id

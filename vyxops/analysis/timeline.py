@@ -186,7 +186,8 @@ def _only(mask: pa.Array) -> Callable[[pa.Array], pa.Array]:
     return lambda a: pc.filter(a, mask)
 
 
-def _usable(name: str, df: pd.DataFrame | None) -> bool:
+def usable(name: str, df: pd.DataFrame | None) -> bool:
+    """Whether frame ``name`` has events to place; one lacking a column of its schema is an InputError."""
     if df is None or len(df) == 0:
         return False
     missing = [c for c in SCHEMAS[name] if c not in df.columns]
@@ -202,7 +203,7 @@ def _machine_keys(df: pd.DataFrame) -> pa.Array:
     return _join(_or(_str(df, "app"), ""), ":", _or(_str(df, "machine_id"), ""))
 
 
-def _machines_block(machines: pd.DataFrame, machine_events: pd.DataFrame | None) -> pa.Table | None:
+def machines_block(machines: pd.DataFrame, machine_events: pd.DataFrame | None) -> pa.Table | None:
     """machine.created, only for machines whose launch is not among the events (no double count)."""
     keep = pa.repeat(pa.scalar(True), len(machines))
     if machine_events is not None and len(machine_events):
@@ -240,7 +241,7 @@ def _or_false(mask: pa.Array) -> pa.Array:
     return pc.fill_null(mask, pa.scalar(False))
 
 
-def _events_block(events: pd.DataFrame, machines: pd.DataFrame | None) -> pa.Table:
+def events_block(events: pd.DataFrame, machines: pd.DataFrame | None) -> pa.Table:
     """machine.<type> for every machine event; exit code, error and image in the message."""
     mid = _or(_str(events, "machine_id"), "?")
     etype = _str(events, "type")
@@ -286,7 +287,7 @@ def _events_block(events: pd.DataFrame, machines: pd.DataFrame | None) -> pa.Tab
     )
 
 
-def _releases_block(releases: pd.DataFrame) -> pa.Table:
+def releases_block(releases: pd.DataFrame) -> pa.Table:
     version = _join("v", _or(_str(releases, "version"), "?"))
     image = _str(releases, "image")
     message = _join(
@@ -309,7 +310,7 @@ def _releases_block(releases: pd.DataFrame) -> pa.Table:
     )
 
 
-def _fly_logs_block(logs: pd.DataFrame) -> pa.Table:
+def fly_logs_block(logs: pd.DataFrame) -> pa.Table:
     instance = _str(logs, "instance")
     app = _str(logs, "app")
     has_instance = pc.is_valid(instance)
@@ -330,7 +331,7 @@ def _fly_logs_block(logs: pd.DataFrame) -> pa.Table:
     )
 
 
-def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
+def rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
     rid = _or(_str(rows, "id"), "?")
     who = _join("row ", rid, _opt(" for machine ", _str(rows, "machine_id")))
     status = _or(_str(rows, "status"), "unknown")
@@ -378,7 +379,7 @@ def _rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
     return blocks
 
 
-def _secrets_block(secrets: pd.DataFrame) -> pa.Table:
+def secrets_block(secrets: pd.DataFrame) -> pa.Table:
     name = _or(_str(secrets, "name"), "?")
     digest = pc.utf8_slice_codeunits(_str(secrets, "digest"), 0, 8)
     message = _join("secret ", name, " updated", _opt(" (digest ", digest, "…)"))
@@ -404,7 +405,7 @@ def _restarted_by(updated: pa.Array, secrets: pd.DataFrame | None) -> tuple[pa.A
     """For each function update time: whether a secret write explains it, and that secret's name."""
     n = len(updated)
     none = (pa.repeat(pa.scalar(False), n), pa.nulls(n, _L))
-    if secrets is None or not _usable("secrets", secrets):
+    if secrets is None or not usable("secrets", secrets):
         return none
     known = secrets.dropna(subset=["updated_at"]).sort_values("updated_at")
     if known.empty:
@@ -420,7 +421,7 @@ def _restarted_by(updated: pa.Array, secrets: pd.DataFrame | None) -> tuple[pa.A
     return pa.array(ok), pa.array(name, _L)
 
 
-def _functions_blocks(functions: pd.DataFrame, secrets: pd.DataFrame | None = None) -> list[pa.Table]:
+def functions_blocks(functions: pd.DataFrame, secrets: pd.DataFrame | None = None) -> list[pa.Table]:
     slug = _or(_str(functions, "slug"), lambda: _or(_str(functions, "function_id"), "?"))
     fid = _or(_str(functions, "function_id"), slug)
     version, status = _str(functions, "version"), _str(functions, "status")
@@ -472,7 +473,7 @@ def _functions_blocks(functions: pd.DataFrame, secrets: pd.DataFrame | None = No
     return blocks
 
 
-def _function_logs_blocks(logs: pd.DataFrame) -> list[pa.Table]:
+def function_logs_blocks(logs: pd.DataFrame) -> list[pa.Table]:
     source = _str(logs, "source")
     slug = _or(_str(logs, "function"), lambda: _or(_str(logs, "function_id"), "function"))
     log_id = _or(_str(logs, "log_id"), lambda: _str(logs, "time"))
@@ -518,78 +519,7 @@ def empty_timeline() -> pd.DataFrame:
     return _to_pandas(_ARROW_SCHEMA.empty_table())
 
 
-def build_timeline(
-    *,
-    machines: pd.DataFrame | None = None,
-    machine_events: pd.DataFrame | None = None,
-    releases: pd.DataFrame | None = None,
-    manifests: pd.DataFrame | None = None,
-    fly_logs: pd.DataFrame | None = None,
-    machine_rows: pd.DataFrame | None = None,
-    secrets: pd.DataFrame | None = None,
-    functions: pd.DataFrame | None = None,
-    function_logs: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Merge the frames (each in its :data:`vyxops.fetch.frames.SCHEMAS` shape; any may be None) into one timeline.
-
-    Returns exactly :data:`TIMELINE_SCHEMA`, sorted stably by (time, source, entity,
-    kind), with repeated events (same time, source, entity, kind and message) kept
-    once, index 0..n-1. ``manifests`` is accepted for symmetry and yields nothing
-    (a manifest has no push time). ``attrs`` holds ``untimed`` (events dropped for
-    lack of a time) and ``duplicates`` (events dropped as repeats).
-    """
-    blocks = _fly_blocks(machines, machine_events, releases, manifests, fly_logs)
-    blocks += _supabase_blocks(machine_rows, secrets, functions, function_logs)
-    if not blocks:
-        return empty_timeline()
-    return _merge(blocks)
-
-
-def _fly_blocks(
-    machines: pd.DataFrame | None,
-    machine_events: pd.DataFrame | None,
-    releases: pd.DataFrame | None,
-    manifests: pd.DataFrame | None,
-    fly_logs: pd.DataFrame | None,
-) -> list[pa.Table]:
-    """The events read from Fly: machines (those with no launch event), their events, releases and logs."""
-    blocks: list[pa.Table] = []
-    events = machine_events if _usable("machine_events", machine_events) else None
-    known_machines = machines if _usable("machines", machines) else None
-    if known_machines is not None:
-        block = _machines_block(known_machines, events)
-        if block is not None:
-            blocks.append(block)
-    if events is not None:
-        blocks.append(_events_block(events, known_machines))
-    if releases is not None and _usable("releases", releases):
-        blocks.append(_releases_block(releases))
-    _usable("manifests", manifests)  # checked for shape only: no time to place it at
-    if fly_logs is not None and _usable("fly_logs", fly_logs):
-        blocks.append(_fly_logs_block(fly_logs))
-    return blocks
-
-
-def _supabase_blocks(
-    machine_rows: pd.DataFrame | None,
-    secrets: pd.DataFrame | None,
-    functions: pd.DataFrame | None,
-    function_logs: pd.DataFrame | None,
-) -> list[pa.Table]:
-    """The events read from Supabase: DB rows, secrets, functions and function logs."""
-    blocks: list[pa.Table] = []
-    if machine_rows is not None and _usable("machine_rows", machine_rows):
-        blocks.extend(_rows_blocks(machine_rows))
-    if secrets is not None and _usable("secrets", secrets):
-        blocks.append(_secrets_block(secrets))
-    if functions is not None and _usable("functions", functions):
-        blocks.extend(_functions_blocks(functions, secrets))
-    if function_logs is not None and _usable("function_logs", function_logs):
-        blocks.extend(_function_logs_blocks(function_logs))
-    return blocks
-
-
-def _merge(blocks: list[pa.Table]) -> pd.DataFrame:
+def merge_blocks(blocks: list[pa.Table]) -> pd.DataFrame:
     """One timeline from ``blocks``: untimed events dropped, sorted stably by SORT_KEYS, repeats kept once."""
     table = pa.concat_tables(blocks)
     timed = pc.is_valid(table["time"])

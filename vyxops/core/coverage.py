@@ -12,10 +12,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-#: Sources that corroborate but do not decide health (SPEC.md "Findings"): Fly's app logs. A gap there is
-#: listed with ``"decides": false`` and leaves the verdict and ``complete`` alone.
-CORROBORATING = frozenset({"fly.logs"})
-
 
 @dataclass(frozen=True)
 class Gap:
@@ -25,18 +21,18 @@ class Gap:
     why: str  # what happened, and how to see it anyway when there is a way
     since: str = ""
     until: str = ""
-
-    @property
-    def decides(self) -> bool:
-        """Whether this gap can hide what decides health (every source but those that only corroborate)."""
-        return self.source not in CORROBORATING
+    # Whether this gap can hide what decides health (SPEC.md "Findings"): a source that only corroborates says
+    # False, and its gap is listed with ``"decides": false`` and leaves the verdict and ``complete`` alone. Which
+    # sources decide is the sources table's word (vyxops.analysis.sources), applied as the evidence is collected.
+    decides: bool = True
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = asdict(self)
-        if not self.decides:
+        if out.pop("decides") is False:
             out["decides"] = False
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Gap:
-        return cls(str(data["source"]), str(data["why"]), str(data.get("since") or ""), str(data.get("until") or ""))
+        since, until = str(data.get("since") or ""), str(data.get("until") or "")
+        return cls(str(data["source"]), str(data["why"]), since, until, data.get("decides") is not False)

@@ -258,3 +258,80 @@ def ahead(call: Callable[[], object], name: str = "vyxops-ahead") -> Callable[[]
     thread = threading.Thread(target=call, name=name, daemon=True)
     thread.start()
     return thread.join
+
+
+class Skipped(Exception):
+    """A read not made because a read it needs failed (that read's own failure is the one reported)."""
+
+    def __init__(self, name: str, need: str) -> None:
+        super().__init__(f"{name}: not read, {need} failed")
+        self.need = need
+
+
+#: One read of a graph: the names of the reads whose answers it takes, and the call given those answers.
+Call = Callable[[Mapping[str, object]], object]
+Node = tuple[tuple[str, ...], Call]
+
+
+def run_graph(reads: Mapping[str, Node], width: int = DEFAULT_WIDTH) -> dict[str, object | BaseException]:
+    """Run every read as soon as the reads it needs have answered, on the kept threads (at most ``width`` at once).
+
+    Returns each read's answer, or the exception it raised (a read whose need failed gets :class:`Skipped`), keyed
+    and ordered as given: the caller decides which failure to report, so no order of arrival decides it. Every
+    read has ended when this returns. Under :func:`sequential` the reads run one by one, in the order given
+    (each after its needs)."""
+    unknown = {need for needs, _ in reads.values() for need in needs} - set(reads)
+    if unknown:
+        raise ValueError(f"reads needed but not given: {sorted(unknown)}")
+    done: dict[str, object | BaseException] = {}
+    lock = threading.Condition()
+    started: set[str] = set()
+    running = 0
+
+    def outcome(name: str) -> object | BaseException:
+        needs, call = reads[name]
+        failed = next((n for n in needs if isinstance(done[n], BaseException)), None)
+        if failed is not None:
+            return Skipped(name, failed)
+        try:
+            return call({n: done[n] for n in needs})
+        except Exception as exc:  # noqa: BLE001 - handed back: the caller reports the first in its order
+            return exc
+
+    def ready() -> list[str]:
+        return [n for n, (needs, _) in reads.items() if n not in started and all(x in done for x in needs)]
+
+    if _sequential.is_set() or width <= 1:
+        while len(done) < len(reads):
+            batch = ready()
+            if not batch:
+                raise ValueError(f"reads that need each other: {sorted(set(reads) - set(done))}")
+            started.add(batch[0])
+            done[batch[0]] = outcome(batch[0])
+        return {name: done[name] for name in reads}
+
+    def run(name: str) -> None:
+        nonlocal running
+        result = outcome(name)
+        with lock:
+            done[name] = result
+            running -= 1
+            start_ready()
+            lock.notify_all()
+
+    def start_ready() -> None:  # with the lock held
+        nonlocal running
+        for name in ready():
+            if running >= width:
+                return
+            started.add(name)
+            running += 1
+            _workers.run(functools.partial(run, name), Future())
+
+    with lock:
+        start_ready()
+        while len(done) < len(reads):
+            if running == 0 and not ready():
+                raise ValueError(f"reads that need each other: {sorted(set(reads) - set(done))}")
+            lock.wait()
+    return {name: done[name] for name in reads}

@@ -517,19 +517,21 @@ Ask = Callable[[str], dict[str, Any]]
 def head_answer(session: Session, ref: str) -> dict[str, Any]:
     """What the registry says of one reference: ``{"exists", "digest", …, "check"}``; an error status is the check.
 
-    When the answer is an image index, the index is read too (one GET, by its digest; a run asks once per
-    reference): ``platform_digest`` is its linux/amd64 child, the digest a machine created from ``ref``
-    records (PLATFORM.md "Image identity"). An index that cannot be read leaves it None, and says so in ``check``.
+    When the answer is an image index, its platform child is read from the index the answer carried (a GET by
+    its digest only when those bytes are not that index; a run asks once per reference): ``platform_digest`` is
+    its linux/amd64 child, the digest a machine created from ``ref`` records (PLATFORM.md "Image identity").
+    An index that cannot be read leaves it None, and says so in ``check``.
     """
     try:
         answer: dict[str, Any] = session.fly.head_manifest(ref)
+        body = answer.pop("body", None)
     except BadImageRef as exc:
         return {"exists": None, "check": f"not sent: not an image reference ({exc.why})"}
     except ApiError as exc:
         return {"exists": None, "check": f"{exc.status} {exc.code or ''}".strip()}
     if answer.get("exists") and is_index(answer.get("media_type")):
         try:
-            answer["platform_digest"] = session.fly.index_platform(ref, str(answer["digest"]))
+            answer["platform_digest"] = session.fly.index_platform(ref, str(answer["digest"]), body)
         except BadImageRef as exc:  # the registry's Docker-Content-Digest is not a digest: not sent back to it
             answer["check"] = f"{answer['check']}; index not read: {exc.why}"
         except ApiError as exc:
@@ -910,6 +912,7 @@ def fetch_function_logs(
     functions: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
     sources: tuple[str, ...] = ("function_edge_logs", "function_logs"),
     max_queries: int = 400,
+    retention: bool = True,
 ) -> pd.DataFrame:
     """Function invocations and console output in [since, until], every row the plan still keeps.
 
@@ -927,7 +930,8 @@ def fetch_function_logs(
 
     The sources and the plan are read side by side, each source with its share of
     ``max_queries``. ``functions`` (to name each row's function) may be a call made
-    alongside them.
+    alongside them. ``retention=False`` reads the rows alone: the caller reads the plan
+    where it holds up nothing (:func:`retention_gaps`) and adds it (:func:`with_retention`).
     """
     if until <= since:
         raise InputError(
@@ -939,7 +943,8 @@ def fetch_function_logs(
         source: functools.partial(read_source, query, _FN_LOG_COLUMNS[source], source, since, until, share)
         for source in sources
     }
-    calls["plan gaps"] = lambda: _retention_gaps(session, since, until)
+    if retention:
+        calls["plan gaps"] = lambda: retention_gaps(session, since, until)
     if callable(functions):
         calls["functions"] = functions
     got = fanout.gather(calls)
@@ -947,23 +952,35 @@ def fetch_function_logs(
     slugs = {} if named is None else dict(zip(named["function_id"], named["slug"]))
     records = [function_log_record(r, source, slugs) for source in sources for r in got[source][0]]
     complete = all(got[source][1] for source in sources)
-    gaps: list[Gap] = got["plan gaps"]
     df = make_frame(
         "function_logs",
         records,
         units={"time": SUPABASE_LOG_UNIT},  # a row's timestamp: RFC 3339-like text, or µs as a number or digits
         source="supabase GET /v1/projects/{ref}/analytics/endpoints/logs",
         complete=complete,
-        note=f"stopped after {max_queries} queries" if not complete else "past the plan's retention" if gaps else "",
-        gaps=gaps,
+        note=f"stopped after {max_queries} queries" if not complete else "",
     )
     attrs = dict(df.attrs)
     df = df.sort_values("time", kind="stable").reset_index(drop=True)
     df.attrs.update(attrs)
-    return df
+    return with_retention(df, got["plan gaps"]) if retention else df
 
 
-def _retention_gaps(session: Session, since: pd.Timestamp, until: pd.Timestamp) -> list[Gap]:
+def with_retention(logs: pd.DataFrame, gaps: list[Gap]) -> pd.DataFrame:
+    """``logs`` (read with ``retention=False``) with the plan's retention gaps: incomplete when there are any,
+    as :func:`fetch_function_logs` reading both would have made it (its note says so unless it stopped early)."""
+    if not gaps:
+        return logs
+    out = logs.copy()
+    if out.attrs.get("complete", True):
+        out.attrs["note"] = "; ".join(n for n in ("past the plan's retention", str(out.attrs.get("note") or "")) if n)
+    out.attrs["gaps"] = [*out.attrs.get("gaps", []), *(g.as_json() for g in gaps)]
+    out.attrs["complete"] = False
+    log.info("%s: incomplete: %s", "function_logs", out.attrs["note"])
+    return out
+
+
+def retention_gaps(session: Session, since: pd.Timestamp, until: pd.Timestamp) -> list[Gap]:
     """A Gap for the part of [since, until] older than the plan keeps function logs (none when all is kept)."""
     plan = session.supabase.organization_plan()
     days = LOG_RETENTION_DAYS.get(plan or "")

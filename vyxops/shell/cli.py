@@ -937,8 +937,9 @@ def _report_audit(args: argparse.Namespace, notify: str | None, summary: dict[st
 
 def cmd_capture(args: argparse.Namespace) -> int:
     check_common(args)
+    from vyxops.analysis.collect import collect_evidence
     from vyxops.analysis.discover import resolve_contract
-    from vyxops.analysis.evidence import ProjectReads, collect_evidence, parse_window
+    from vyxops.analysis.evidence import ProjectReads, parse_window
     from vyxops.core.contract import to_toml
     from vyxops.core.timeutil import iso
     from vyxops.fetch.bundle import CONTRACT_FILE, FUNCTION_BEARER_KEY, write_bundle

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from vyxops.analysis.collect import collect_evidence
 from vyxops.analysis.discover import resolve_contract
-from vyxops.analysis.evidence import Evidence, collect_evidence, parse_window
+from vyxops.analysis.evidence import Evidence, parse_window
 from vyxops.core.contract import Contract
 from vyxops.core.errors import InputError, VyxopsError
 from vyxops.core.timeutil import to_utc
@@ -149,7 +150,7 @@ class Explorer:
 
     def load(self, app: str, since: Any = None, until: Any = None) -> None:
         """Read ``app``'s evidence for the window (default: the 24 h before the target's now)."""
-        from vyxops.analysis.timeline import build_timeline
+        from vyxops.analysis.sources import build_timeline
 
         start, end = parse_window(self.session.now(), since, until)
         contract = resolve_contract(self.session, [app], declared=self.declared, since=start, until=end)

@@ -5,6 +5,7 @@ One method per API call; JSON in, JSON out. Frames are built a layer up.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -249,33 +250,40 @@ class FlyClient:
         digest; a 404 that is not the registry's). ``check`` says which, e.g. "200",
         "404 MANIFEST_UNKNOWN", "401 denied". Other error statuses raise ApiError.
 
-        A HEAD answer has no body (the distribution spec: HEAD answers as GET would,
-        without the body), so a 404 is read again with a GET, whose body names the
-        error code; only that code tells a missing tag from a proxy's or a route's 404.
+        It is one GET, not a HEAD: a HEAD answer has no body (the distribution spec: HEAD
+        answers as GET would, without the body), and only the body of a 404 names the error
+        code that tells a missing tag from a proxy's or a route's 404; a HEAD would need a GET
+        after it, one more round trip. A 200's body, when it is an image index, is kept
+        (``body``): the index's platform child is read from it (:func:`index_body`).
         """
         path = manifest_path(ref)  # BadImageRef for anything the reference grammar refuses: never sent
-        response = self.registry.request("HEAD", path, headers={"accept": MANIFEST_ACCEPT}, ok=(401, 403, 404))
-        if response.status_code == 404:
-            response = self.registry.request("GET", path, headers={"accept": MANIFEST_ACCEPT}, ok=(401, 403, 404))
-        return manifest_answer(response)
+        response = self.registry.request("GET", path, headers={"accept": MANIFEST_ACCEPT}, ok=(401, 403, 404))
+        answer = manifest_answer(response)
+        if answer.get("exists"):
+            answer["body"] = response.content
+        return answer
 
     def get_manifest(self, ref: str) -> tuple[bytes, str, str | None]:
         """The manifest's raw bytes, media type and digest (for a byte-exact retag)."""
         response = self.registry.request("GET", manifest_path(ref), headers={"accept": MANIFEST_ACCEPT})
         return response.content, response.headers.get("content-type", ""), response.headers.get("docker-content-digest")
 
-    def index_platform(self, ref: str, index_digest: str) -> str | None:
+    def index_platform(self, ref: str, index_digest: str, body: bytes | None = None) -> str | None:
         """The digest of the linux/amd64 image in the index ``index_digest`` of ``ref``'s repository (one GET).
 
-        Asked by the index's own digest, so a tag moved since the HEAD cannot answer for another image. None
+        Asked by the index's own digest, so a tag moved since the tag's GET cannot answer for another image. None
         when the body is not an index with such a child (images.platform_child; attestations are skipped).
+        ``body``: the index's bytes as the tag's GET answered them; used, without a request, when their SHA-256
+        is ``index_digest`` (the very index), else the index is asked for by its digest.
         """
-        response = self.registry.request("GET", manifest_path(ref, index_digest), headers={"accept": MANIFEST_ACCEPT})
+        path = manifest_path(ref, index_digest)  # BadImageRef when the digest is not one: never sent
+        if body is None or "sha256:" + hashlib.sha256(body).hexdigest() != index_digest:
+            body = self.registry.request("GET", path, headers={"accept": MANIFEST_ACCEPT}).content
         try:
-            body = json.loads(response.content) if response.content else None
+            index = json.loads(body) if body else None
         except (ValueError, UnicodeDecodeError):
             return None
-        return platform_child(body)
+        return platform_child(index)
 
     def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> str | None:
         """PUT raw manifest bytes under ``tag`` unchanged; returns the digest the registry reports."""
