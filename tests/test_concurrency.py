@@ -346,7 +346,7 @@ def test_the_project_reads_an_audit_makes_ahead_are_made_once_and_a_failed_one_i
     scenario = Path(__file__).parent / "scenarios" / "two-apps-only-beta-broken.yaml"
     with open_session("sandbox", scenario=scenario) as session:
         alone = investigate(session, "beta-app")
-    read = ProjectReads.function_logs
+    read = ProjectReads.function_log_rows
     threads: list[str] = []
 
     def first_fails(self, start, end, function=None):  # type: ignore[no-untyped-def]
@@ -363,7 +363,7 @@ def test_the_project_reads_an_audit_makes_ahead_are_made_once_and_a_failed_one_i
         prefetch(self, start, end)
         ahead.append(len(threads))
 
-    monkeypatch.setattr(ProjectReads, "function_logs", first_fails)
+    monkeypatch.setattr(ProjectReads, "function_log_rows", first_fails)
     monkeypatch.setattr(ProjectReads, "prefetch", counted_prefetch)
     with open_session("sandbox", scenario=scenario, record=True) as session:
         audit = run_audit(session)
@@ -372,7 +372,7 @@ def test_the_project_reads_an_audit_makes_ahead_are_made_once_and_a_failed_one_i
     assert len(ahead) == 2 and len(threads) >= 2 and audit.errors == {}
     beta = audit.investigations["beta-app"]
     assert not beta.evidence.function_logs.empty and beta.document == alone.document
-    monkeypatch.setattr(ProjectReads, "function_logs", read)
+    monkeypatch.setattr(ProjectReads, "function_log_rows", read)
     with open_session("sandbox", scenario=scenario, record=True) as session:
         run_audit(session)
         again = sum("/analytics/endpoints/logs" in ex["key"] for ex in session.recorder.exchanges)

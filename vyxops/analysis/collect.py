@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.analysis import sources as table
 from vyxops.analysis.evidence import Evidence, ProjectReads, check_machine_in_window, parse_window
 from vyxops.analysis.sources import (
     ANSWERS,
-    SOURCES,
     UNREAD,
     Answer,
     Answers,
@@ -37,15 +37,15 @@ def collect_evidence(
     until: Any = None,
     machine_id: str | None = None,
     project: ProjectReads | None = None,
-    sources: tuple[Source, ...] = SOURCES,
+    sources: tuple[Source, ...] | None = None,
 ) -> Evidence:
     """Read both platforms for ``app`` over the window; each source is read once.
 
-    Every read of ``sources`` (the table, :mod:`vyxops.analysis.sources`) and of the answers they take starts
-    as soon as the reads it needs have answered (:func:`vyxops.fetch.fanout.run_graph`); the frames do not depend
-    on the order in which answers arrive, and when reads fail, the first in the table's order is raised (a source
-    with a ``gap`` leaves that gap instead). ``project`` shares the project-wide reads between the apps of one
-    audit. ``contract`` names the team's function, secret and table
+    Every read of ``sources`` (by default the table, :mod:`vyxops.analysis.sources`) and of the answers they
+    take starts as soon as the reads it needs have answered (:func:`vyxops.fetch.fanout.run_graph`); the frames
+    do not depend on the order in which answers arrive, and when reads fail, the first in the table's order is
+    raised (a source with a ``gap`` leaves that gap instead). ``project`` shares the project-wide reads between
+    the apps of one audit. ``contract`` names the team's function, secret and table
     (:func:`vyxops.analysis.discover.resolve_contract` finds it).
     """
     check_app(app)
@@ -54,6 +54,7 @@ def collect_evidence(
     now = session.now()
     start, end = parse_window(now, since, until)
     ctx = ReadContext(session, project, contract, app, start, end, machine_id)
+    sources = table.SOURCES if sources is None else sources
     failed: dict[str, ApiError | TransportError] = {}  # sources that failed into their gap
     with stages(1, f"evidence for {app}") as say:
         say.step("Fly releases, machines, logs, images; Supabase rows, functions, secrets, logs")

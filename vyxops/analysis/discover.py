@@ -139,9 +139,10 @@ def _releases_or_none(project: ProjectReads, app: str) -> pd.DataFrame:
 
 
 def _logs(project: ProjectReads, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """The project's function logs over the window; none (not an error) when the logs cannot be read."""
+    """The project's function logs over the window (their rows: discovery does not wait for the plan's retention);
+    none (not an error) when the logs cannot be read."""
     try:
-        return project.function_logs(start, end)
+        return project.function_log_rows(start, end)
     except (ApiError, TransportError):
         return frames.empty_frame("function_logs")
 

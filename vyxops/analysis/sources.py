@@ -82,6 +82,10 @@ class Answers:
     def gaps(self, name: str) -> list[Gap]:
         return cast(list[Gap], self._values[name])
 
+    def kept(self, name: str) -> pd.DataFrame | list[Gap] | ApiError | TransportError:
+        """An answer read with :func:`kept_failure`: the read's answer, or the failure it met."""
+        return cast(pd.DataFrame | list[Gap] | ApiError | TransportError, self._values[name])
+
 
 Read = Callable[[ReadContext, Answers], object]
 #: A source's events on the timeline: its frame (usable: rows, and its schema's columns) and every usable frame.
@@ -170,9 +174,36 @@ def _machine_reads(ctx: ReadContext, got: Answers) -> tuple[pd.DataFrame, pd.Dat
     return frames.machine_frames(ctx.session, ctx.app, got.listed(), also_ids=known_ids)
 
 
-def _function_logs(ctx: ReadContext, _: Answers) -> pd.DataFrame:
-    """The contract's function's logs, with the plan's retention gaps (each read once per run)."""
-    return ctx.project.function_logs(ctx.since, ctx.until, ctx.contract.function)
+def kept_failure(read: Callable[[ReadContext], object]) -> Read:
+    """``read``, whose failure to be read (ApiError, TransportError) is its answer: a read that the source that
+    takes it turns into a gap, and that others can do without."""
+
+    def call(ctx: ReadContext, _: Answers) -> object:
+        try:
+            return read(ctx)
+        except (ApiError, TransportError) as exc:
+            return exc
+
+    return call
+
+
+def _function_logs(ctx: ReadContext, got: Answers) -> pd.DataFrame:
+    """The contract's function's logs, with the plan's retention gaps (each read once per run, side by side)."""
+    rows, gaps = got.kept("function_log_rows"), got.kept("log_retention")
+    for value in (rows, gaps):
+        if isinstance(value, ApiError | TransportError):
+            raise value
+    return frames.with_retention(cast(pd.DataFrame, rows), cast(list[Gap], gaps))
+
+
+def _log_rows(ctx: ReadContext, got: Answers) -> pd.DataFrame:
+    """The function logs' rows as read so far, without waiting for the plan: none when they could not be read."""
+    rows = got.kept("function_log_rows")
+    if isinstance(rows, pd.DataFrame):
+        return rows
+    none = frames.empty_frame("function_logs")
+    none.attrs[UNREAD] = True  # no copy of the project's read: derived afresh (shared_reads)
+    return none
 
 
 def _manifests(ctx: ReadContext, got: Answers) -> pd.DataFrame:
@@ -186,7 +217,7 @@ def _manifests(ctx: ReadContext, got: Answers) -> pd.DataFrame:
         listed_images(app, got.listed()),
         got.frame("machine_rows"),
         own_texts=got.frame("fly_logs")["message"].dropna().tolist(),
-        project_refs=function_log_refs(got.frame("function_logs"), derive),
+        project_refs=function_log_refs(_log_rows(ctx, got), derive),
         other_apps=project.other_apps(app),
         secret=_secret_digest(got.frame("secrets"), derive, contract.image_secret),
     )
@@ -198,7 +229,7 @@ def _manifests(ctx: ReadContext, got: Answers) -> pd.DataFrame:
 
 def project_derive(ctx: ReadContext, got: Answers) -> Callable[..., Any]:
     """What every app derives alike from the project's reads, made once per run (ProjectReads.derive)."""
-    shared = shared_reads(ctx, got.frame("secrets"), got.frame("function_logs"))
+    shared = shared_reads(ctx, got.frame("secrets"), _log_rows(ctx, got))
     return lambda frame, key, compute: derive_shared(ctx.project, shared, frame, key, compute)
 
 
@@ -258,7 +289,10 @@ ANSWERS: tuple[Answer, ...] = (
     Answer("org_apps", lambda ctx, _: ctx.project.org_apps()),
     Answer("table_rows", _table_rows),
     Answer("machine_reads", _machine_reads, ("machine_rows", "listed")),
-)
+    Answer("function_log_rows",
+           kept_failure(lambda ctx: ctx.project.function_log_rows(ctx.since, ctx.until, ctx.contract.function))),
+    Answer("log_retention", kept_failure(lambda ctx: ctx.project.log_retention(ctx.since, ctx.until))),
+)  # fmt: skip
 
 #: The sources, in the evidence's order (its frames, its gaps, the timeline's blocks).
 SOURCES: tuple[Source, ...] = (
@@ -268,7 +302,7 @@ SOURCES: tuple[Source, ...] = (
            events=lambda df, usable: [tl.events_block(df, usable.get("machines"))]),
     Source("releases", "fly", _releases, events=lambda df, _: [tl.releases_block(df)], noted=True),
     Source("manifests", "fly", _manifests,
-           ("releases", "listed", "machine_rows", "fly_logs", "function_logs", "secrets", "org_apps")),
+           ("releases", "listed", "machine_rows", "fly_logs", "function_log_rows", "secrets", "org_apps")),
     Source("fly_logs", "fly", lambda ctx, _: ctx.project.fly_logs(ctx.app, ctx.since, ctx.until), gap="fly.logs",
            decides=False, events=lambda df, _: [tl.fly_logs_block(df)], noted=True),
     Source("machine_rows", "supabase", _machine_rows, ("table_rows", "listed", "org_apps"),
@@ -276,11 +310,15 @@ SOURCES: tuple[Source, ...] = (
     Source("secrets", "supabase", lambda ctx, _: ctx.project.secrets(), events=lambda df, _: [tl.secrets_block(df)]),
     Source("functions", "supabase", lambda ctx, _: ctx.project.functions(),
            events=lambda df, usable: tl.functions_blocks(df, usable.get("secrets"))),
-    Source("function_logs", "supabase", _function_logs, gap="supabase.function_logs",
+    Source("function_logs", "supabase", _function_logs, ("function_log_rows", "log_retention"),
+           gap="supabase.function_logs",
            events=lambda df, _: tl.function_logs_blocks(df), noted=True),
 )  # fmt: skip
 
-BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+
+def by_name() -> dict[str, Source]:
+    """The table's sources by name (read from :data:`SOURCES` when asked: a test may declare one more)."""
+    return {s.name: s for s in SOURCES}
 
 
 def marked(source: Source, df: pd.DataFrame) -> pd.DataFrame:
@@ -295,7 +333,7 @@ def marked(source: Source, df: pd.DataFrame) -> pd.DataFrame:
 def coverage(source: str, df: pd.DataFrame) -> list[Gap]:
     """The gaps of frame ``df`` of ``source``, as the evidence holds them (each deciding health or not, per the
     table)."""
-    return [Gap.from_json(g) for g in marked(BY_NAME[source], df).attrs.get("gaps") or []]
+    return [Gap.from_json(g) for g in marked(by_name()[source], df).attrs.get("gaps") or []]
 
 
 def failure_gap(source: Source, exc: ApiError | TransportError, since: pd.Timestamp, until: pd.Timestamp) -> Gap:
@@ -318,9 +356,10 @@ def build_timeline(**frames_given: pd.DataFrame | None) -> pd.DataFrame:
     kept once, index 0..n-1. ``attrs`` holds ``untimed`` (events dropped for lack of a time) and
     ``duplicates`` (events dropped as repeats).
     """
-    unknown = [name for name in frames_given if name not in BY_NAME]
+    known = by_name()
+    unknown = [name for name in frames_given if name not in known]
     if unknown:
-        raise InputError("frames", f"no source is named {unknown}", allowed=list(BY_NAME))
+        raise InputError("frames", f"no source is named {unknown}", allowed=list(known))
     usable = {s.name: df for s in SOURCES if (df := frames_given.get(s.name)) is not None and tl.usable(s.name, df)}
     blocks: list[pa.Table] = []
     for source in SOURCES:

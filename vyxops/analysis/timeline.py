@@ -167,8 +167,8 @@ def _map_values(arr: pa.Array, mapping: Callable[[str | None], str]) -> pa.Array
     return pc.if_else(pc.is_null(encoded.indices), _s(mapping(None)), mapped)
 
 
-def _block(n: int, **columns: Any) -> pa.Table:
-    """A table in the timeline schema; a str value is a constant column."""
+def block(n: int, **columns: Any) -> pa.Table:
+    """``n`` events in the timeline schema (a source's events are blocks); a str value is a constant column."""
     arrays = []
     for field in _ARROW_SCHEMA:
         value = columns.get(field.name)
@@ -222,7 +222,7 @@ def machines_block(machines: pd.DataFrame, machine_events: pd.DataFrame | None) 
         _opt(" with image ", _str(df, "image")),
         _opt(" (state ", _str(df, "state"), ")"),
     )
-    return _block(
+    return block(
         len(df),
         time=_time(df, "created_at"),
         source="fly.machines",
@@ -271,7 +271,7 @@ def events_block(events: pd.DataFrame, machines: pd.DataFrame | None) -> pa.Tabl
     message = _join("machine ", mid, " ", verb, details, _opt(": ", _str(events, "error")))
     kind = _join("machine.", _or(etype, "unknown"))
     key = _join("fly.events:", mid, ":", _or(_str(events, "event_id"), lambda: _str(events, "time")))
-    return _block(
+    return block(
         len(events),
         time=_time(events, "time"),
         source="fly.events",
@@ -297,7 +297,7 @@ def releases_block(releases: pd.DataFrame) -> pa.Table:
         pc.if_else(pc.is_null(image), _s(" (no image)"), _opt(": ", image)),
         _opt(" by ", _str(releases, "user")),
     )
-    return _block(
+    return block(
         len(releases),
         time=_time(releases, "created_at"),
         source="fly.releases",
@@ -317,7 +317,7 @@ def fly_logs_block(logs: pd.DataFrame) -> pa.Table:
     time = _time(logs, "time")
     # No log id exists: the ns timestamp (Fly's own cursor unit) names the line.
     key = _join("fly.logs:", _or(app, ""), ":", _or(instance, ""), ":", pc.cast(pc.cast(time, pa.int64()), _L))
-    return _block(
+    return block(
         len(logs),
         time=time,
         source="fly.logs",
@@ -343,7 +343,7 @@ def rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
     # made does not say what status it was created with, so its message does not guess.
     created_msg = _join(who, " created", pc.if_else(changed, _s(""), _join(" with status ", status)))
     blocks = [
-        _block(
+        block(
             len(rows),
             time=created,
             source="supabase.rows",
@@ -362,7 +362,7 @@ def rows_blocks(rows: pd.DataFrame) -> list[pa.Table]:
         f = _only(mask)
         message = _join(f(who), " updated to status ", f(status), _opt(" (error: ", f(_str(rows, "error")), ")"))
         blocks.append(
-            _block(
+            block(
                 int(pc.sum(mask).as_py()),
                 time=f(updated),
                 source="supabase.rows",
@@ -383,7 +383,7 @@ def secrets_block(secrets: pd.DataFrame) -> pa.Table:
     name = _or(_str(secrets, "name"), "?")
     digest = pc.utf8_slice_codeunits(_str(secrets, "digest"), 0, 8)
     message = _join("secret ", name, " updated", _opt(" (digest ", digest, "…)"))
-    return _block(
+    return block(
         len(secrets),
         time=_time(secrets, "updated_at"),
         source="supabase.secrets",
@@ -427,7 +427,7 @@ def functions_blocks(functions: pd.DataFrame, secrets: pd.DataFrame | None = Non
     version, status = _str(functions, "version"), _str(functions, "status")
     created, updated = _time(functions, "created_at"), _time(functions, "updated_at")
     blocks = [
-        _block(
+        block(
             len(functions),
             time=created,
             source="supabase.functions",
@@ -459,7 +459,7 @@ def functions_blocks(functions: pd.DataFrame, secrets: pd.DataFrame | None = Non
                 _opt(", now version ", f(version)), " — not a redeploy",
             )  # fmt: skip
         blocks.append(
-            _block(
+            block(
                 int(pc.sum(mask).as_py()),
                 time=f(updated),
                 source="supabase.functions",
@@ -496,7 +496,7 @@ def function_logs_blocks(logs: pd.DataFrame) -> list[pa.Table]:
         else:
             message = _or(f(_str(logs, "message")), "")
         blocks.append(
-            _block(
+            block(
                 count,
                 time=f(time),
                 source=src,
