@@ -182,7 +182,7 @@ class ReplayTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         key = exchange_key(request)
-        answers = self.answers.get(key)
+        answers = self.answers.get(key) or self.answers.get(_head_of(key, request))
         if not answers:
             return httpx.Response(404, json={"error": "not in the evidence bundle", "request": key}, request=request)
         with self.lock:
@@ -192,6 +192,15 @@ class ReplayTransport(httpx.BaseTransport):
         return httpx.Response(
             ex["status"], headers=ex["headers"], content=base64.b64decode(ex["body_b64"]), request=request
         )
+
+
+def _head_of(key: str, request: httpx.Request) -> str:
+    """The key a manifest's GET had as a HEAD: a bundle captured when a manifest was checked with a HEAD answers
+    the GET with the HEAD's status and headers (no body: the GET of a 404 was captured too, with its body)."""
+    if request.method != "GET" or "/manifests/" not in request.url.path:
+        return ""
+    method, *rest = json.loads(key)
+    return json.dumps(["HEAD", *rest])
 
 
 class FixedClock:
