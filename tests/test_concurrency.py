@@ -382,8 +382,9 @@ def test_the_project_reads_an_audit_makes_ahead_are_made_once_and_a_failed_one_i
 def test_apps_take_turns_at_building_frames_but_the_project_frames_everyone_waits_for_never_queue(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An app's frames are built one at a time across threads; a project frame is built even while
-    another thread holds the turn (it is what every app is waiting for)."""
+    """An app's frames (frames.app_frame) are built one at a time across threads; a project frame
+    (frames.make_frame, a plain schema builder) is built even while another thread holds the turn (it is what
+    every app is waiting for)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from vyxops.fetch import frames
@@ -396,7 +397,7 @@ def test_apps_take_turns_at_building_frames_but_the_project_frames_everyone_wait
 
     monkeypatch.setattr(frames, "_build", slow_build)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: frames.make_frame("releases", []), range(16)))
+        list(pool.map(lambda _: frames.app_frame("releases", []), range(16)))
     assert overlap.most == 1
     with fanout.turn():  # another app's analysis holds the turn
         with ThreadPoolExecutor(1) as pool:

@@ -167,9 +167,6 @@ SCHEMAS: dict[str, dict[str, str]] = {
     },
 }
 TIME_UNITS = {"ms", "us", "ns", "s"}
-#: Frames of the whole project, read once per run by the one thread every app then waits
-#: for: they are built at once, never waiting their turn behind an app's (fanout.turn).
-PROJECT_FRAMES = frozenset({"apps", "functions", "secrets", "function_logs"})
 
 
 def make_frame(
@@ -188,9 +185,8 @@ def make_frame(
     are RFC 3339 (no zone means UTC). Unknown record keys are dropped, missing ones
     are null.
     """
-    rows = list(records)  # read before the turn: records may still be arriving
-    with contextlib.nullcontext() if name in PROJECT_FRAMES else fanout.turn():
-        df = _build(name, rows, units or {})
+    rows = list(records)
+    df = _build(name, rows, units or {})
     sanitised: dict[str, int] = df.attrs.pop("sanitised", {})
     gap_list = [g.as_json() for g in gaps or []]
     complete = complete and not gap_list
@@ -205,6 +201,27 @@ def make_frame(
         # from `vyxops capture` on success (issue 20).
         log.info("%s: incomplete: %s", name, note)
     return df
+
+
+def app_frame(
+    name: str,
+    records: Iterable[dict[str, Any]],
+    *,
+    units: dict[str, str] | None = None,
+    source: str = "",
+    complete: bool = True,
+    note: str = "",
+    gaps: list[Gap] | None = None,
+) -> pd.DataFrame:
+    """:func:`make_frame` of one app's own frame (its machines, releases, logs, rows, manifests), built in the
+    process's one turn at CPU work (:func:`vyxops.fetch.fanout.turn`), as its analysis is.
+
+    With one interpreter lock, fifty apps' pandas work only switches between itself every few milliseconds,
+    which costs CPU and starves the thread every app waits for: the project's frames (functions, secrets,
+    function logs, the org's apps) are built with :func:`make_frame` itself and never queue for the turn."""
+    rows = list(records)  # read before the turn: records may still be arriving
+    with fanout.turn():
+        return make_frame(name, rows, units=units, source=source, complete=complete, note=note, gaps=gaps)
 
 
 def _not_reported_note(name: str, rows: list[dict[str, Any]]) -> str:
@@ -449,8 +466,8 @@ def machine_frames(
     rows, events = machine_records(app, machines)
     source = f"fly GET /v1/apps/{app}/machines?include_deleted={str(include_deleted).lower()}"
     note = f"not found by id: {', '.join(missing_note)}" if missing_note else ""
-    m_df = make_frame("machines", rows, source=source, note=note)
-    e_df = make_frame("machine_events", events, units={"time": FLY_EVENT_UNIT}, source=source)
+    m_df = app_frame("machines", rows, source=source, note=note)
+    e_df = app_frame("machine_events", events, units={"time": FLY_EVENT_UNIT}, source=source)
     return m_df, e_df
 
 
@@ -500,7 +517,7 @@ def fetch_releases(session: Session, app: str, limit: int = 50) -> pd.DataFrame:
     note = history.current_note
     if current_from == facts.CURRENT_INFERRED and history.current is not None:
         note = f"the platform's current release v{history.current.get('version')} is not among those read"
-    df = make_frame(
+    df = app_frame(
         "releases",
         records,
         source="fly POST /graphql releasesUnprocessed, currentReleaseUnprocessed",
@@ -586,7 +603,7 @@ def fetch_manifests(
         if ref in answers and answer["exists"] is None:
             gaps.append(_registry_gap(ref, answer["check"]))
     note = f"{len(gaps)} image reference(s) could not be checked" if gaps else ""
-    return make_frame("manifests", records, source="registry HEAD /v2/<repo>/manifests/<ref>", note=note, gaps=gaps)
+    return app_frame("manifests", records, source="registry GET /v2/<repo>/manifests/<ref>", note=note, gaps=gaps)
 
 
 NOT_THE_TOKENS = "(not one of the token's apps)"
@@ -673,7 +690,7 @@ def fetch_fly_logs(
     source = f"fly GET /api/v1/apps/{app}/logs"
     if since is None:
         entries, _ = session.fly.logs_page(app, instance=instance)
-        df = make_frame("fly_logs", [_fly_log_record(app, e) for e in entries], source=source)
+        df = app_frame("fly_logs", [_fly_log_record(app, e) for e in entries], source=source)
         return df if until is None else _within(df, None, until)
     end = until if until is not None else session.now()
     kept_from = max(end, asked_at if asked_at is not None else end) - FLY_LOG_RETENTION
@@ -683,7 +700,7 @@ def fetch_fly_logs(
     if stop is not None:
         gaps.append(_fly_unread_gap(*stop, end))
     note = "; ".join(g.why for g in gaps)
-    df = make_frame("fly_logs", records, source=source, note=note, gaps=gaps)
+    df = app_frame("fly_logs", records, source=source, note=note, gaps=gaps)
     return _within(df, since, end)
 
 
@@ -814,8 +831,7 @@ def rows_frame(
         key = named.get("key") or named["created_at"]
         rows = sorted(rows, key=lambda r: _sort_key(r.get(key)))
     records = [row_record(r, named, t.name, contract.status.role) for r in rows]
-    source = source or f"supabase GET /rest/v1/{t.name}"
-    return make_frame("machine_rows", records, source=source, complete=complete, note=note)
+    return app_frame("machine_rows", records, source=f"supabase GET /rest/v1/{t.name}", complete=complete, note=note)
 
 
 def _sort_key(value: object) -> tuple[int, float, str]:
