@@ -540,8 +540,7 @@ def head_answer(session: Session, ref: str) -> dict[str, Any]:
     An index that cannot be read leaves it None, and says so in ``check``.
     """
     try:
-        answer: dict[str, Any] = session.fly.head_manifest(ref)
-        body = answer.pop("body", None)
+        answer, body = session.fly.manifest_and_body(ref)
     except BadImageRef as exc:
         return {"exists": None, "check": f"not sent: not an image reference ({exc.why})"}
     except ApiError as exc:

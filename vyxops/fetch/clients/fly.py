@@ -253,15 +253,17 @@ class FlyClient:
         It is one GET, not a HEAD: a HEAD answer has no body (the distribution spec: HEAD
         answers as GET would, without the body), and only the body of a 404 names the error
         code that tells a missing tag from a proxy's or a route's 404; a HEAD would need a GET
-        after it, one more round trip. A 200's body, when it is an image index, is kept
-        (``body``): the index's platform child is read from it (:func:`index_body`).
+        after it, one more round trip (:meth:`manifest_and_body` also hands back a 200's body).
         """
+        return self.manifest_and_body(ref)[0]
+
+    def manifest_and_body(self, ref: str) -> tuple[dict[str, Any], bytes | None]:
+        """:meth:`head_manifest`'s answer, and the manifest's bytes when it exists (None otherwise): an image
+        index's platform child is read from them (:meth:`index_platform`), with no second GET."""
         path = manifest_path(ref)  # BadImageRef for anything the reference grammar refuses: never sent
         response = self.registry.request("GET", path, headers={"accept": MANIFEST_ACCEPT}, ok=(401, 403, 404))
         answer = manifest_answer(response)
-        if answer.get("exists"):
-            answer["body"] = response.content
-        return answer
+        return answer, (response.content if answer.get("exists") else None)
 
     def get_manifest(self, ref: str) -> tuple[bytes, str, str | None]:
         """The manifest's raw bytes, media type and digest (for a byte-exact retag)."""
