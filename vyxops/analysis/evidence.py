@@ -1,7 +1,8 @@
-"""Gather everything an investigation looks at, for one app and one window, into frames.
+"""What an investigation looks at, for one app and one window: :class:`Evidence`, its frames.
 
-This is the only place an investigation touches the platforms: detectors, the
-timeline and the notebooks work on the :class:`Evidence` it returns.
+The frames are the sources table's (:mod:`vyxops.analysis.sources`), read by
+:func:`vyxops.analysis.collect.collect_evidence` through :class:`ProjectReads`, the run's shared
+reads; detectors, the timeline and the notebooks work on the Evidence it returns.
 """
 
 from __future__ import annotations

@@ -182,10 +182,11 @@ class _Window:
 
 
 #: Requests on the wire at once, per budget (per process live). Enough to hide the latency of
-#: requests that come in bursts: a 50-app audit's first stage sends some 250 at once (five per
-#: app), and all ~440 must fit in the six round trips its stages need; half as many left the
-#: first stage alone three round trips. The pool's cost per request grows with the connections
-#: it holds, so no higher than that (the measurements: bench/FIGURES.md).
+#: requests that come in bursts: a 50-app audit's first wave of reads (those that need no other's
+#: answer) sends some 250 at once (five per app), and all of them must fit in the few round trips
+#: its reads' dependencies need; half as many left the first wave alone three round trips. The
+#: pool's cost per request grows with the connections it holds, so no higher than that (the
+#: measurements: bench/FIGURES.md).
 IN_FLIGHT = 192
 
 
