@@ -98,6 +98,13 @@ def test_a_source_whose_read_fails_leaves_its_gap_and_the_rest_of_the_evidence(
     assert gap.decides is False
 
 
+def test_every_source_has_a_schema_a_platform_and_reads_that_exist() -> None:
+    """The table is whole: each source's frame is declared, and each read it needs is one of the table's."""
+    names = {r.name for r in (*sources.SOURCES, *sources.ANSWERS)}
+    for s in sources.SOURCES:
+        assert s.schema and s.platform in ("fly", "supabase") and set(s.needs) <= names, s.name
+
+
 def test_a_frame_no_source_names_is_refused_with_the_names_that_are() -> None:
     with pytest.raises(InputError) as err:
         build_timeline(pg_machines=frames.empty_frame("machines"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -43,6 +43,7 @@ from vyxops.fetch import frames
 from vyxops.fetch.session import Session
 
 Machine = dict[str, Any]  # one machine as the Machines API lists it (JSON)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,11 @@ class Source:
     decides: bool = True  # False: the source only corroborates; its gaps leave the verdict alone
     events: Events | None = None  # None: no timed events (a manifest has no push time)
     noted: bool = False  # an early stop gets a line in Evidence.notes
+
+    @property
+    def schema(self) -> dict[str, str]:
+        """The frame's columns and dtypes, declared once beside its fetcher (frames.SCHEMAS)."""
+        return frames.SCHEMAS[self.name]
 
 
 # --------------------------------------------------------------------------- the reads
@@ -227,10 +233,20 @@ def _manifests(ctx: ReadContext, got: Answers) -> pd.DataFrame:
     return frames.fetch_manifests(ctx.session, refs, ask=project.manifest, own_apps=own_apps)
 
 
-def project_derive(ctx: ReadContext, got: Answers) -> Callable[..., Any]:
+class Derive(Protocol):
+    """``compute()``, a pure function of ``frame`` and ``key``, made once per run for a project read's copy."""
+
+    def __call__(self, frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T: ...
+
+
+def project_derive(ctx: ReadContext, got: Answers) -> Derive:
     """What every app derives alike from the project's reads, made once per run (ProjectReads.derive)."""
     shared = shared_reads(ctx, got.frame("secrets"), _log_rows(ctx, got))
-    return lambda frame, key, compute: derive_shared(ctx.project, shared, frame, key, compute)
+
+    def derive(frame: pd.DataFrame, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        return derive_shared(ctx.project, shared, frame, key, compute)
+
+    return derive
 
 
 def shared_reads(ctx: ReadContext, secrets: pd.DataFrame, logs: pd.DataFrame) -> dict[tuple[Any, ...], pd.DataFrame]:
