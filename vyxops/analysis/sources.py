@@ -299,15 +299,15 @@ def _machines_events(df: pd.DataFrame, usable: Mapping[str, pd.DataFrame]) -> li
 
 # --------------------------------------------------------------------------- the table
 
-#: The reads that are not frames.
+#: The reads that are not frames, in the order their failure is reported after the sources' (as the stages did).
 ANSWERS: tuple[Answer, ...] = (
-    Answer("listed", lambda ctx, _: ctx.project.listed(ctx.app)),
-    Answer("org_apps", lambda ctx, _: ctx.project.org_apps()),
     Answer("table_rows", _table_rows),
-    Answer("machine_reads", _machine_reads, ("machine_rows", "listed")),
+    Answer("listed", lambda ctx, _: ctx.project.listed(ctx.app)),
     Answer("function_log_rows",
            kept_failure(lambda ctx: ctx.project.function_log_rows(ctx.since, ctx.until, ctx.contract.function))),
     Answer("log_retention", kept_failure(lambda ctx: ctx.project.log_retention(ctx.since, ctx.until))),
+    Answer("org_apps", lambda ctx, _: ctx.project.org_apps()),
+    Answer("machine_reads", _machine_reads, ("machine_rows", "listed")),
 )  # fmt: skip
 
 #: The sources, in the evidence's order (its frames, its gaps, the timeline's blocks).
