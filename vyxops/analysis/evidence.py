@@ -154,8 +154,9 @@ class Evidence:
             m = self.manifests
             self._heads = {}
             for r, exists, digest in zip(m["ref"].tolist(), m["exists"].tolist(), m["digest"].tolist()):
-                said = (bool(exists), None if frames.is_na(digest) else str(digest))
-                self._heads.setdefault(r, (None, None) if frames.is_na(exists) else said)
+                unchecked = frames.is_na(exists)  # a registry that did not answer: neither yes nor no
+                said = (None, None) if unchecked else (bool(exists), None if frames.is_na(digest) else str(digest))
+                self._heads.setdefault(r, said)
         return self._heads.get(ref, (None, None)) if ref else (None, None)
 
     def docker_image(self) -> dict[str, Any]:

@@ -830,7 +830,8 @@ def rows_frame(
         key = named.get("key") or named["created_at"]
         rows = sorted(rows, key=lambda r: _sort_key(r.get(key)))
     records = [row_record(r, named, t.name, contract.status.role) for r in rows]
-    return app_frame("machine_rows", records, source=f"supabase GET /rest/v1/{t.name}", complete=complete, note=note)
+    source = source or f"supabase GET /rest/v1/{t.name}"
+    return app_frame("machine_rows", records, source=source, complete=complete, note=note)
 
 
 def _sort_key(value: object) -> tuple[int, float, str]:
