@@ -87,6 +87,7 @@ FILES: dict[str, tuple[str, ...]] = {
         "test_cli_front_door.py",
         "test_cli_investigate.py",
         "test_cli_remediate.py",
+        "test_cli_run_imports.py",  # a whole investigate in a subprocess
         "test_cli_terminal.py",
         "test_contract_fixes.py",
         "test_current_release.py",

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from vyxops.act.fixes import Result, apply_plan, plan_fixes
+from vyxops.act.probe_code import PROBE_FAILED
 from vyxops.analysis.audit import Audit
 from vyxops.analysis.detect import Finding, findings_document, summarize
 from vyxops.analysis.detect.model import Link, ev
@@ -29,9 +30,6 @@ from vyxops.fetch.frames import fetch_functions
 from vyxops.fetch.session import Session
 
 CODE = "VERIFY_PROVISIONING"
-#: A probe whose canary did not provision, or was not cleaned up: critical, so that investigate and audit
-#: exit non-zero (README "Finding codes"). Not one of SPEC's codes, which all read old evidence.
-PROBE_FAILED = "PROVISIONING_PROBE_FAILED"
 
 
 @dataclass

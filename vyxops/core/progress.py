@@ -1,7 +1,8 @@
 """What a long run is doing, said where a person is looking — and nowhere in a scheduled run.
 
 - Under the CLI, the notebook's kernel appends each stage to ``$VYXOPS_PROGRESS_FILE``;
-  the CLI echoes new lines on its stderr, only when stderr is a terminal.
+  the CLI echoes new lines on its stderr, only when stderr is a terminal. It draws no
+  bar there (the CLI sets ``$VYXOPS_PROGRESS`` to 0 for its kernel).
 - In JupyterLab, a ``tqdm.auto`` bar shows the stages in the notebook.
 - Anywhere else (tests, scheduled papermill runs, plain Python) nothing is shown.
 """
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 FILE_ENV = "VYXOPS_PROGRESS_FILE"
+BAR_ENV = "VYXOPS_PROGRESS"  # "0": no bar (README); the CLI sets it for its kernel
 
 
 class Stages:
@@ -56,7 +58,7 @@ def stages(total: int, desc: str) -> Iterator[Stages]:
 
 def _interactive() -> bool:
     """In a Jupyter kernel a person watches (not papermill's, which sets no frontend we can see)."""
-    if os.environ.get("VYXOPS_PROGRESS", "1") == "0" or "PAPERMILL_EXECUTION" in os.environ:
+    if os.environ.get(BAR_ENV, "1") == "0" or "PAPERMILL_EXECUTION" in os.environ:
         return False
     ipython = sys.modules.get("IPython")  # a kernel has imported it: a script need not (~30 ms, in a run's hot path)
     if ipython is None:

@@ -564,13 +564,16 @@ def progress(text: str) -> None:
 
 class _ProgressEcho:
     """Echoes the stages the notebook's kernel reports (:mod:`vyxops.core.progress`) while it runs, on a terminal
-    only."""
+    only. Its ``env`` is the kernel's: the stages' file on a terminal, and never a progress bar (no person watches
+    the CLI's kernel: a bar would only put a widget, and ipywidgets' imports, into the notebook and its report)."""
 
     def __init__(self) -> None:
         import tempfile
         import threading
 
-        self.env: dict[str, str] = {}
+        from vyxops.core.progress import BAR_ENV
+
+        self.env: dict[str, str] = {BAR_ENV: "0"}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if not sys.stderr.isatty():
@@ -581,7 +584,7 @@ class _ProgressEcho:
         import os
 
         os.close(fd)
-        self.env = {FILE_ENV: self.path}
+        self.env[FILE_ENV] = self.path
         self._thread = threading.Thread(target=self._tail, name="vyxops-progress", daemon=True)
         self._thread.start()
 
@@ -642,7 +645,7 @@ def cmd_investigate(args: argparse.Namespace) -> int:
         f"findings:   {args.out / 'findings.json'}",
         f"timeline:   {args.out / 'timeline.parquet'}",
     )
-    from vyxops.act.probe import PROBE_FAILED
+    from vyxops.act.probe_code import PROBE_FAILED  # the code alone: vyxops.act.probe loads the analysis
 
     failed = next((f for f in doc["findings"] if f["code"] == PROBE_FAILED), None)
     if failed:  # a probe is a check: it failing is the run's status (README "Exit status")
