@@ -217,6 +217,28 @@ def test_ipykernel_takes_the_command_line_the_kernel_is_spawned_with() -> None:
     )
 
 
+def test_ipykernel_starts_without_a_debugger_when_debugpy_is_blocked() -> None:
+    """With debugpy blocked as vyxops/shell/kernel_main.py blocks it, ipykernel's debugger module still imports and
+    says no debugger is available (so the kernel starts without one), and its kernel app still imports."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from vyxops.shell.kernel_main import BLOCKED\n"
+        "for name in BLOCKED: sys.modules[name] = None\n"
+        "import ipykernel.debugger, ipykernel.kernelapp, ipykernel.ipkernel\n"
+        "print(ipykernel.debugger._is_debugpy_available)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "False", (
+        f"{upstream('ipykernel')} no longer starts without debugpy as 'no debugger' "
+        f"(ipykernel.debugger._is_debugpy_available): re-check vyxops/shell/kernel_main.py. {out.stderr[-500:]}"
+    )
+    assert "launch_new_instance" in vars(ipykernel.kernelapp), (
+        f"{upstream('ipykernel')} has no kernelapp.launch_new_instance: re-check vyxops/shell/kernel_main.py"
+    )
+
+
 def test_matplotlib_tolerates_the_3d_toolkit_the_preload_blocks() -> None:
     """matplotlib still imports mpl_toolkits.mplot3d in a try that turns a failure into the warning preload hides."""
     tree = ast.parse(inspect.getsource(matplotlib.projections))

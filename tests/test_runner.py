@@ -108,6 +108,24 @@ def test_the_kernel_client_is_ready_with_iopub_connected() -> None:
     assert [m["content"]["text"] for m in seen if m["msg_type"] == "stream"] == ["first output\n"]
 
 
+def test_the_kernel_starts_without_the_debugger() -> None:
+    """The CLI's kernel (vyxops.shell.kernel_main) never imports debugpy, offers no debugger, and runs cells."""
+    with Kernel() as kernel:
+        kc = kernel.km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=120)
+            info = kc.kernel_info(reply=True, timeout=60)
+            code = "import sys; print(sys.modules['debugpy'] is None, 'ipykernel' in sys.modules)"
+            reply = kc.execute_interactive(code, timeout=60, output_hook=(seen := []).append)
+        finally:
+            kc.stop_channels()
+    kernel.wait_stopped()
+    assert "debugger" not in info["content"].get("supported_features", [])
+    assert reply["content"]["status"] == "ok"
+    assert [m["content"]["text"] for m in seen if m["msg_type"] == "stream"] == ["True True\n"]
+
+
 def test_the_output_notebook_is_complete_after_a_run_and_after_a_failure(sandbox_env: Path, tmp_path: Path) -> None:
     """Saves during a run are throttled, yet the file on disk ends with every output, or the error that stopped it."""
     import json

@@ -8,6 +8,8 @@ here, when a release changes that.
 
 - ``Kernel``: the kernel process is spawned first thing, before jupyter_client is
   imported; ``PrespawnedProvisioner`` later hands it to a ``KernelManager``.
+- ``kernel_argv``: the kernel starts through :mod:`vyxops.shell.kernel_main`,
+  ipykernel's launcher without the debugger's imports (debugpy).
 - ``_prompt_client_class``: the kernel client is ready without jupyter_client's
   0.2 s IOPub flush.
 - ``register_throttled_engine``: papermill saves the output notebook at most once
@@ -52,7 +54,8 @@ def kernel_argv(connection_file: str) -> list[str]:
     # The notebooks' heavy imports run while the kernel boots (before it says it is
     # ready), which overlaps with the CLI loading papermill and checking inputs.
     warm = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
-    return [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file, *warm]
+    # ipykernel's launcher without the debugger's imports (vyxops.shell.kernel_main says why).
+    return [sys.executable, "-m", "vyxops.shell.kernel_main", "-f", connection_file, *warm]
 
 
 class Kernel:
