@@ -57,10 +57,11 @@ $(LAB_STAMP): pyproject.toml | $(UV)
 
 # The repository's own modules are imported from source (an editable install), so their
 # bytecode is compiled here, as pip does for a wheel: without it every run, and every
-# notebook kernel, compiles vyxops again (~0.2 s), since PYTHONDONTWRITEBYTECODE may be set.
-# compileall skips what is up to date, so this is a no-op on a second run.
+# notebook kernel, compiles vyxops again (~0.2 s), since PYTHONDONTWRITEBYTECODE may be set;
+# and a sandbox run compiles the simulator, which the CLI's process serves. compileall skips
+# what is up to date, so this is a no-op on a second run.
 bytecode: $(DEMO_STAMP)
-	$(VENV)/bin/python -m compileall -q -x '/notebooks/' vyxops
+	$(VENV)/bin/python -m compileall -q -x '/notebooks/' vyxops vyxops_sandbox
 
 setup: $(DEMO_STAMP) bytecode
 setup-test: $(TEST_STAMP) bytecode

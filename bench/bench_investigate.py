@@ -11,6 +11,7 @@ venv the bench runs from is reported beside it. Target (lean): ≤ 1.3×.
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,10 +40,15 @@ EMPTY = {
 }
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds of ``cmd``, and the CPU seconds (user + sys) of it and every process it waited for (the
+    kernel, which both commands reap): on a shared machine the CPU varies less with the load than the wall."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, env=env)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def commands(bin_dir: Path, t: Path, tag: str) -> tuple[list[str], list[str]]:
@@ -71,8 +77,9 @@ def commands(bin_dir: Path, t: Path, tag: str) -> tuple[list[str], list[str]]:
     return papermill, investigate
 
 
-def summary(empty: list[float], inv: list[float]) -> dict[str, object]:
-    """Medians, their ratio, and the spread: each side's range and the range of the per-round ratios."""
+def summary(empty: list[float], inv: list[float], empty_cpu: list[float], inv_cpu: list[float]) -> dict[str, object]:
+    """Medians, their ratio, and the spread: each side's range and the range of the per-round ratios; the CPU
+    seconds' medians and ranges beside them."""
     e, i = statistics.median(empty), statistics.median(inv)
     rounds = [b / a for a, b in zip(empty, inv, strict=True)]
     return {
@@ -83,6 +90,10 @@ def summary(empty: list[float], inv: list[float]) -> dict[str, object]:
         "runs": len(inv),
         "papermill_range_s": (min(empty), max(empty)),
         "investigate_range_s": (min(inv), max(inv)),
+        "papermill_cpu_s": statistics.median(empty_cpu),
+        "investigate_cpu_s": statistics.median(inv_cpu),
+        "papermill_cpu_range_s": (min(empty_cpu), max(empty_cpu)),
+        "investigate_cpu_range_s": (min(inv_cpu), max(inv_cpu)),
     }
 
 
@@ -91,9 +102,11 @@ def measure(runs: int = 7, venv_too: bool = True) -> dict[str, dict[str, object]
     command once, in an order rotated round by round, so drift and the machine's load hit all alike."""
     import os
 
-    from lean_venv import lean_python
+    from lean_venv import compile_checkout, lean_python
 
-    bins = {"lean": lean_python().parent}
+    lean = lean_python()
+    compile_checkout(lean)
+    bins = {"lean": lean.parent}
     if venv_too:
         bins["venv"] = BIN
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,12 +120,20 @@ def measure(runs: int = 7, venv_too: bool = True) -> dict[str, dict[str, object]
         for _, _, cmd in jobs:  # warm the OS caches for every command before measuring
             timed(cmd, env)
         times: dict[tuple[str, str], list[float]] = {(name, kind): [] for name, kind, _ in jobs}
+        cpu: dict[tuple[str, str], list[float]] = {(name, kind): [] for name, kind, _ in jobs}
         for r in range(runs):
             k = r % len(jobs)
             for name, kind, cmd in jobs[k:] + jobs[:k]:
-                times[(name, kind)].append(timed(cmd, env))
-    return {name: summary(times[(name, "empty")], times[(name, "inv")]) for name in bins}
+                wall, used = timed(cmd, env)
+                times[(name, kind)].append(wall)
+                cpu[(name, kind)].append(used)
+    return {
+        name: summary(times[(name, "empty")], times[(name, "inv")], cpu[(name, "empty")], cpu[(name, "inv")])
+        for name in bins
+    }
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(), indent=1))
+    # --lean: the target pair alone; --runs=N: rounds (default 7). Quicker before/after comparisons.
+    rounds = next((int(a.removeprefix("--runs=")) for a in sys.argv if a.startswith("--runs=")), 7)
+    print(json.dumps(measure(runs=rounds, venv_too="--lean" not in sys.argv), indent=1))

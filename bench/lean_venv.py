@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LEAN = ROOT / ".tools" / "bench-lean"
 STAMP = LEAN / ".installed"
 EXTRAS = "sandbox"
+PACKAGES = ("vyxops", "vyxops_sandbox")  # the checkout's own, imported from source
 
 
 def _uv() -> str:
@@ -49,5 +50,16 @@ def lean_python() -> Path:
     return python
 
 
+def compile_checkout(python: Path) -> None:
+    """Compile the checkout's own packages, which the editable install imports from source, as `make setup`'s
+    bytecode step does: --compile-bytecode compiled only site-packages, and without this, with
+    PYTHONDONTWRITEBYTECODE set, every investigate run would compile them again while papermill's never does.
+    compileall skips what is up to date."""
+    packages = [str(ROOT / name) for name in PACKAGES]
+    subprocess.run([str(python), "-m", "compileall", "-q", "-x", "/notebooks/", *packages], check=True)
+
+
 if __name__ == "__main__":
-    print(lean_python())
+    lean = lean_python()
+    compile_checkout(lean)
+    print(lean)

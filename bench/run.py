@@ -13,6 +13,7 @@ Prints every figure before judging; exits 1 if a target is missed.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +47,13 @@ def investigate_table() -> bool:
         else:
             verdict = "(reported)"
         print(f"{PAIRS[name]:38} {empty:>24} {inv:>24} {ratio:>18}  {verdict}")
+        e_cpu, i_cpu = r["papermill_cpu_range_s"], r["investigate_cpu_range_s"]
+        cpu_empty = f"{r['papermill_cpu_s']:.2f} s ({e_cpu[0]:.2f}-{e_cpu[1]:.2f})"
+        cpu_inv = f"{r['investigate_cpu_s']:.2f} s ({i_cpu[0]:.2f}-{i_cpu[1]:.2f})"
+        print(f"{'  CPU (user+sys, with the kernel)':38} {cpu_empty:>24} {cpu_inv:>24}")
     runs = pairs["lean"]["runs"]
     print(f"medians of {runs} rounds (range of runs); the ratio's range is over the rounds' own ratios")
+    print(f"load (1-min) after the rounds: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return ok_inv
 
 
