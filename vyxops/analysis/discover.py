@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from vyxops.analysis.discover_pg import read_tables_direct
 from vyxops.analysis.discover_table import (
     Seen,
     TableShape,
@@ -149,7 +150,10 @@ def _logs(project: ProjectReads, start: pd.Timestamp, end: pd.Timestamp) -> pd.D
 
 def read_tables(session: Session, project: ProjectReads) -> list[TableShape]:
     """The tables PostgREST describes, each with its newest rows (read as soon as the description is in); the
-    reads are the run's (``project``): an audit starts them while it lists the org's apps."""
+    reads are the run's (``project``): an audit starts them while it lists the org's apps. With the database
+    URL, the catalog describes them instead (columns, types, enum labels: :mod:`vyxops.analysis.discover_pg`)."""
+    if session.db is not None:
+        return read_tables_direct(session.db.reader(), SAMPLE_ROWS)
     tables = tables_of(project.openapi())
     rows = fanout.gather({t.name: _rows_of(project, t) for t in tables})
     for t in tables:

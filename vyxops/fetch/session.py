@@ -21,6 +21,7 @@ from vyxops.core.errors import register_secret
 from vyxops.core.flytokens import FlyTokens
 from vyxops.fetch.clients.fly import FlyClient
 from vyxops.fetch.clients.supabase import SupabaseClient
+from vyxops.fetch.direct import DirectDb, direct_db
 from vyxops.fetch.http import (
     Api,
     AttemptHook,
@@ -57,6 +58,9 @@ class Session:
     recorder: RecordingTransport | None = None  # the exchanges, when recording a bundle
     incarnation: str = ""  # which world the target is (Opened.incarnation); the audit log's lines carry it
     handles: dict[str, object] = field(default_factory=dict, repr=False)
+    # The project's database read directly ($SUPABASE_DB_URL), when given: the table's rows and shape come from it,
+    # and a fix that writes a row writes it there (vyxops.fetch.direct).
+    db: DirectDb | None = None
     _clients: list[httpx.Client] = field(default_factory=list, repr=False)
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
@@ -113,9 +117,14 @@ def open_session(
         target=t, scenario=scenario, sandbox_dir=sandbox_dir, faults=faults, environ=environ, retry=retry
     )
     function_jwt = config.function_jwt(request.env)  # a malformed one is exit 2, before any call
+    db = direct_db(request.env)  # a malformed $SUPABASE_DB_URL is exit 2, before any call
     opened = open_target(request)
-    log.info("session: %s", opened.description)
-    return build_session(t, opened, retry=retry, record=record, base_url=base_url, function_jwt=function_jwt)
+    log.info("session: %s%s", opened.description, f"; the database directly at {db.where}" if db else "")
+    session = build_session(t, opened, retry=retry, record=record, base_url=base_url, function_jwt=function_jwt)
+    if db is not None:
+        session.db = db
+        session._closers.append(db.close)
+    return session
 
 
 def build_session(
