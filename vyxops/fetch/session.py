@@ -117,7 +117,8 @@ def open_session(
         target=t, scenario=scenario, sandbox_dir=sandbox_dir, faults=faults, environ=environ, retry=retry
     )
     function_jwt = config.function_jwt(request.env)  # a malformed one is exit 2, before any call
-    db = direct_db(request.env)  # a malformed $SUPABASE_DB_URL is exit 2, before any call
+    # A malformed $SUPABASE_DB_URL is exit 2, before any call; a bundle answers from its recording alone.
+    db = direct_db(request.env) if t.kind != "bundle" else None
     opened = open_target(request)
     log.info("session: %s%s", opened.description, f"; the database directly at {db.where}" if db else "")
     session = build_session(t, opened, retry=retry, record=record, base_url=base_url, function_jwt=function_jwt)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _common(sp: argparse.ArgumentParser, out: bool = True) -> None:
+def _common(sp: argparse.ArgumentParser, out: bool = True, db: bool = True) -> None:
     sp.add_argument(
         "--target", default="sandbox", help="where the platforms are: sandbox (default) | live | bundle:PATH"
     )
@@ -120,6 +121,13 @@ def _common(sp: argparse.ArgumentParser, out: bool = True) -> None:
         help="the team's pipeline contract (a vyxops.toml); default: the project's vyxops.toml or "
         "[tool.vyxops.pipeline], else discovered from the platforms",
     )
+    if db:
+        sp.add_argument(
+            "--db-url",
+            metavar="URL",
+            help="the project's PostgreSQL URL (default: $SUPABASE_DB_URL, which keeps it out of the process list): "
+            "the table's rows and shape are read from it; it reaches the notebook's kernel through the environment",
+        )
     if out:
         sp.add_argument(
             "--out",
@@ -248,7 +256,7 @@ def _audit_parser(sub: _Subparsers) -> None:
 
 def _capture_parser(sub: _Subparsers) -> None:
     cap = sub.add_parser("capture", help="capture an evidence bundle for offline replay")
-    _common(cap)
+    _common(cap, db=False)  # a bundle records HTTP exchanges: a direct read would not be in it
     cap.add_argument("--app", required=True, help="the Fly app whose evidence to capture")
     _window(cap)
     _tz(cap, shown="")  # a bundle keeps RFC 3339 UTC; --tz only reads a zone-less --since/--until
@@ -427,6 +435,7 @@ def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     if getattr(args, "out", None) is not None:  # checked here, made last: nothing is written when an input is bad
         checks.check_out(args.out, WRITES.get(args.verb, ()))
     _check_local_paths(args, target.kind)
+    db_env(args)  # a malformed --db-url or $SUPABASE_DB_URL is exit 2, named, before the kernel and any call
     from vyxops.core.config import function_jwt
 
     function_jwt()  # $VYXOPS_FUNCTION_JWT is JWT-shaped or exit 2, named, before the kernel and any call
@@ -456,6 +465,21 @@ def check_common(args: argparse.Namespace, write: bool = True) -> object | None:
     if write and world is not None:
         control.keep_world(world)
     return world
+
+
+def db_env(args: argparse.Namespace) -> dict[str, str]:
+    """What --db-url adds to the environment of the run (its kernel, or this process's session), checked; a bundle
+    target refuses it (a recording answers from what it captured)."""
+    from vyxops.core.config import parse_target
+    from vyxops.fetch.clients.postgres import DB_URL_ENV, parse_db_url
+
+    url = getattr(args, "db_url", None)
+    given = url or os.environ.get(DB_URL_ENV, "").strip()
+    if given:
+        parse_db_url(given, "--db-url" if url else DB_URL_ENV)
+    if url and parse_target(args.target).kind == "bundle":
+        raise InputError("--db-url", "a bundle replays what it recorded: no database is read", allowed="sandbox, live")
+    return {DB_URL_ENV: url} if url else {}
 
 
 def _check_local_paths(args: argparse.Namespace, target_kind: str) -> None:
@@ -525,7 +549,7 @@ def _run(name: str, args: argparse.Namespace, title: str, **params: Any) -> tupl
     if world is not None:
         hosted = sandbox_control().HostedSandbox.reserve()
     echo = _ProgressEcho()
-    env = {**echo.env, **({SANDBOX_URL_ENV: hosted.url} if hosted else {})}
+    env = {**echo.env, **({SANDBOX_URL_ENV: hosted.url} if hosted else {}), **db_env(args)}
     try:
         progress(f"starting a kernel for {name}.ipynb")
         with Kernel(env=env) as kernel:
@@ -994,7 +1018,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from vyxops.fetch.session import open_session
 
     progress(f"discovering the pipeline of {args.app} on {args.target}")
-    with open_session(args.target, scenario=args.scenario) as session:
+    with open_session(args.target, scenario=args.scenario, environ={**os.environ, **db_env(args)}) as session:
         contract = discover(session, [args.app])
     text = to_toml(contract)
     if to_stdout:
@@ -1030,7 +1054,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         from vyxops.fetch.targets import sandbox_control
 
         sandbox_control().load_world(args.scenario, [args.app] if args.app else [])
-    outcomes = run_doctor(target, app=args.app, contract=args.contract, scenario=args.scenario)
+    environ = {**os.environ, **db_env(args)}
+    outcomes = run_doctor(target, app=args.app, contract=args.contract, scenario=args.scenario, environ=environ)
     problems = [o for o in outcomes if o.status == "problem"]
     if args.json:
         say(json.dumps({"ok": not problems, "checks": [o.as_json() for o in outcomes]}, indent=1))
