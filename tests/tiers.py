@@ -39,6 +39,7 @@ FILES: dict[str, tuple[str, ...]] = {
         "test_bad_input.py",  # the CLI in-process, stopped before any kernel (no_kernel)
         "test_concurrency.py",
         "test_detect.py",
+        "test_direct_fixes.py",  # and a throwaway PostgreSQL server
         "test_direct_investigation.py",  # and a throwaway PostgreSQL server
         "test_doctor.py",
         "test_explore.py",
