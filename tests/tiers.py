@@ -41,6 +41,7 @@ FILES: dict[str, tuple[str, ...]] = {
         "test_detect.py",
         "test_direct_fixes.py",  # and a throwaway PostgreSQL server
         "test_direct_investigation.py",  # and a throwaway PostgreSQL server
+        "test_self_hosted.py",  # a served sandbox and a throwaway PostgreSQL server
         "test_doctor.py",
         "test_explore.py",
         "test_fault_matrix.py",

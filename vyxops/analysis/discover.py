@@ -53,6 +53,11 @@ from vyxops.fetch import fanout, frames
 from vyxops.fetch.bundle import CONTRACT_HANDLE
 from vyxops.fetch.session import Session
 
+#: Why discovery stops without a Management API, and what to do.
+SELF_HOSTED_HINT = (
+    "without a Management API (self-hosted Supabase) the functions and secrets cannot be listed: declare the "
+    "contract (vyxops.toml's [pipeline]: function, image_secret; `vyxops init` on a copy with the API, or by hand)"
+)
 #: How far around an invocation a machine creation counts as its doing (the function calls Fly mid-run).
 CREATE_SLACK = pd.Timedelta(seconds=2)
 #: An environment variable's name, as a function's error may give one it needs (``WORKSPACE_IMAGE``).
@@ -99,6 +104,8 @@ def discover(
     tables: list[TableShape] = got["tables"]
     seen = _seen(got, apps)
     chosen, why_table = choose_table(tables, seen)
+    if not session.supabase.management:  # self-hosted: nothing lists the functions or the secrets
+        raise AmbiguousContract("function", [], hint=SELF_HOSTED_HINT)
     function, why_function = _function(got["functions"], got["logs"], seen)
     table, status, evidence = table_contract(chosen, seen, seed_like=function == SEED.function)
     evidence["table"], evidence["function"] = why_table, why_function

@@ -163,13 +163,16 @@ class Evidence:
     def docker_image(self) -> dict[str, Any]:
         """What the contract's image secret points at, as far as digests tell (computed once).
 
-        ``{"set", "digest", "updated_at", "ref"}``: ``ref`` is the candidate whose SHA-256
+        ``{"set", "digest", "updated_at", "ref"}``: ``set`` None when the secrets could not be read; ``ref`` is the
+        candidate whose SHA-256
         equals the digest, or None when unset or when nothing matches; ``tried`` counts
         the candidates hashed.
         """
         if self._docker_image is None:
             row = self.secret(self.contract.image_secret) if self.contract.image_secret else None
-            if row is None:
+            if not self.secrets.attrs.get("complete", True) and row is None:  # unseen (self-hosted): not unset
+                self._docker_image = {"set": None, "digest": None, "updated_at": None, "ref": None, "tried": 0}
+            elif row is None:
                 self._docker_image = {"set": False, "digest": None, "updated_at": None, "ref": None, "tried": 0}
             else:
                 digest = None if frames.is_na(row["digest"]) else str(row["digest"])

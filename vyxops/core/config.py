@@ -222,30 +222,35 @@ def live_credentials(
     access_token = env_value(env, "SUPABASE_ACCESS_TOKEN")
     url_ref = project_ref_from_url(supabase_url) if supabase_url else None
     project_ref = env_value(env, "SUPABASE_PROJECT_REF") or url_ref
-    _raise_for_missing(
-        {
-            f"FLY_ACCESS_TOKEN or FLY_API_TOKEN (or access_token in {config_path})": fly_token,
-            "SUPABASE_URL": supabase_url,
-            "SUPABASE_SERVICE_ROLE_KEY": service_key,
-            "SUPABASE_ACCESS_TOKEN": access_token,
-            "SUPABASE_PROJECT_REF": project_ref,
-        }
-    )
+    needed: dict[str, str | None] = {
+        f"FLY_ACCESS_TOKEN or FLY_API_TOKEN (or access_token in {config_path})": fly_token,
+        "SUPABASE_URL": supabase_url,
+        "SUPABASE_SERVICE_ROLE_KEY": service_key,
+    }
+    if not (env.get(DB_URL_VARIABLE) or "").strip() or access_token or project_ref:
+        # Self-hosted Supabase has no Management API: with the database URL, a run may go without both (its
+        # secrets and function logs are then gaps, vyxops.fetch.clients.supabase); one alone is a mistake.
+        needed |= {"SUPABASE_ACCESS_TOKEN": access_token, "SUPABASE_PROJECT_REF": project_ref}
+    _raise_for_missing(needed)
     if url_ref and project_ref != url_ref:
         # REST calls would go to one project and Management API calls to another.
         raise ConfigError(
             f"SUPABASE_PROJECT_REF ({project_ref}) is not the project in SUPABASE_URL ({url_ref})",
             hint="make SUPABASE_PROJECT_REF and SUPABASE_URL name the same project",
         )
-    assert fly_token and supabase_url and service_key and access_token and project_ref  # for the type checker
+    assert fly_token and supabase_url and service_key  # for the type checker
     return LiveCredentials(
         fly_token=fly_token,
         supabase_url=supabase_url,
         supabase_service_role_key=service_key,
-        supabase_access_token=access_token,
-        project_ref=project_ref,
+        supabase_access_token=access_token or "",
+        project_ref=project_ref or "",
         fly_token_source=fly_source,
     )
+
+
+#: The project's database URL (vyxops.fetch.clients.postgres reads it); named here for the credentials' rule.
+DB_URL_VARIABLE = "SUPABASE_DB_URL"
 
 
 def env_value(env: Mapping[str, str], name: str) -> str | None:

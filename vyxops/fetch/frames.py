@@ -34,6 +34,7 @@ from vyxops.core.timeutil import (
     to_utc,
 )
 from vyxops.fetch import fanout
+from vyxops.fetch.clients.supabase import NO_MANAGEMENT_API
 from vyxops.fetch.logreads import read_source
 from vyxops.fetch.session import Session
 
@@ -861,13 +862,22 @@ def row_record(
 
 
 def fetch_secrets(session: Session) -> pd.DataFrame:
-    """Secret names with their SHA-256 digests (the Management API never returns values)."""
+    """Secret names with their SHA-256 digests (the Management API never returns values); without a Management
+    API (self-hosted), none, and a gap saying why."""
+    if not session.supabase.management:
+        return _unreadable("secrets", "supabase.secrets", "supabase GET /v1/projects/{ref}/secrets")
     secrets = session.supabase.list_secrets()
     return make_frame(
         "secrets",
         [{"name": s["name"], "digest": s.get("value"), "updated_at": s.get("updated_at")} for s in secrets],
         source="supabase GET /v1/projects/{ref}/secrets",
     )
+
+
+def _unreadable(name: str, source: str, path: str) -> pd.DataFrame:
+    """Frame ``name`` empty, with a gap: the Management API that holds it is not there to ask (self-hosted)."""
+    why = f"{NO_MANAGEMENT_API}; see them where the functions run (their environment, their logs)"
+    return make_frame(name, [], source=path, gaps=[Gap(source, why)])
 
 
 def function_records(fns: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -888,6 +898,8 @@ def function_records(fns: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fetch_functions(session: Session) -> pd.DataFrame:
+    if not session.supabase.management:
+        return _unreadable("functions", "supabase.functions", "supabase GET /v1/projects/{ref}/functions")
     return make_frame(
         "functions",
         function_records(session.supabase.list_functions()),

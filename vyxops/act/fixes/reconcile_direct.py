@@ -1,4 +1,5 @@
-"""RECONCILE_STUCK_ROWS through the database itself ($SUPABASE_DB_URL), when the session has it.
+"""RECONCILE_STUCK_ROWS's statements through the database itself ($SUPABASE_DB_URL), when the session has it
+(:func:`vyxops.act.fixes.reconcile_rows.apply` sends them).
 
 One ``UPDATE … WHERE key = … AND status = <as read> AND updated_at = <as read> RETURNING *`` in its own
 transaction, on a connection opened for this write alone (the session's reads stay read-only): the guard is in the
@@ -12,10 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from vyxops.act.fixes.context import ApplyContext
-from vyxops.act.fixes.model import Action, Outcome
-from vyxops.act.fixes.steps import outcome_of, run_write
-from vyxops.core.errors import PreconditionError
 from vyxops.fetch.clients.postgres import PgClient
 
 
@@ -44,58 +41,3 @@ def update_row_direct(
         sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k, _ in guard),
     )
     return client.run(query, [*values.values(), *(v for _, v in guard)], f"public.{table}")
-
-
-def apply_direct(ctx: ApplyContext, a: Action) -> Outcome:
-    """The action applied through the session's database: the same checks and outcomes as through PostgREST."""
-    from vyxops.act.fixes.reconcile_rows import _check_still_gone, _moved, _seen, row_moved
-
-    s, r, c = ctx.session, a.read, ctx.contract.columns
-    assert s.db is not None
-    reader = s.db.reader()
-    table, row_id, key = r["table"], r["row_id"], r.get("key") or c.key or "id"
-    row = read_row_direct(reader, table, key, row_id)
-    if row is None:
-        raise PreconditionError(f"row {row_id} no longer exists in {table}")
-    before = _seen(row, c)
-    word = a.desired["status"]
-    if row.get(c.status) == word:
-        return Outcome(a.code, a.target, "skipped", f"already done: row {row_id} is {word}", before, a.desired)
-    if _moved(row, r, c):
-        raise PreconditionError(row_moved(_seen(row, c), r))
-    _check_still_gone(ctx, r["machine_id"])
-    values: dict[str, Any] = {c.status: word}
-    if c.error and "error" in a.desired:
-        values[c.error] = a.desired["error"]
-    guard: list[tuple[str, Any]] = [(key, row_id), (c.status, r["status"])]
-    if c.updated_at and r["updated_at_raw"] is not None:
-        guard.append((c.updated_at, r["updated_at_raw"]))
-    changed: list[dict[str, Any]] = []
-
-    def write() -> None:
-        with s.db.writer() as writer:  # type: ignore[union-attr]  # checked above
-            changed.extend(update_row_direct(writer, table, values, guard, c.updated_at))
-
-    def confirm() -> tuple[bool, dict[str, Any]]:
-        now = changed[0] if changed else read_row_direct(reader, table, key, row_id)
-        if now is None:
-            raise PreconditionError(f"row {row_id} was deleted while it was being reconciled")
-        if now.get(c.status) == word and (not c.error or now.get(c.error) == a.desired.get("error")):
-            return True, _seen(now, c)
-        if _moved(now, r, c):
-            raise PreconditionError(row_moved(_seen(now, c), r))
-        return False, _seen(now, c)
-
-    step = run_write(
-        ctx.log,
-        a.code,
-        "update_row",
-        a.target,
-        write=write,
-        confirm=confirm,
-        done=f"row {row_id} marked {word} in the database ({s.db.where})"
-        + (f": {a.desired['error']}" if "error" in a.desired else ""),
-        before=before,
-        planned=a.desired,
-    )
-    return outcome_of(step, a.code, a.target, before)

@@ -14,6 +14,7 @@ import pandas as pd
 from vyxops.act.fixes.context import ApplyContext, PlanContext
 from vyxops.act.fixes.model import Action, Outcome
 from vyxops.act.fixes.reads import CANARY_USER_PREFIX, machine_state, read_row, same_time
+from vyxops.act.fixes.reconcile_direct import read_row_direct, update_row_direct
 from vyxops.act.fixes.registry import Fix, Place, register
 from vyxops.act.fixes.steps import outcome_of, run_write
 from vyxops.analysis.evidence import Evidence
@@ -142,9 +143,7 @@ def machine_fate(e: Evidence, mid: str | None, state: str | None) -> str:
 
 def apply(ctx: ApplyContext, a: Action) -> Outcome:
     if ctx.session.db is not None:  # the database URL is given: the write goes there, guarded in its WHERE
-        from vyxops.act.fixes.reconcile_direct import apply_direct
-
-        return apply_direct(ctx, a)
+        return _apply_direct(ctx, a)
     s, r, c = ctx.session, a.read, ctx.contract.columns
     table, row_id, key = r["table"], r["row_id"], r.get("key") or c.key or "id"
     row = read_row(s, table, row_id, key)
@@ -177,6 +176,59 @@ def apply(ctx: ApplyContext, a: Action) -> Outcome:
         write=lambda: s.supabase.update_rows(table, values, guard),
         confirm=confirm,
         done=f"row {row_id} marked {word}" + (f": {a.desired['error']}" if "error" in a.desired else ""),
+        before=before,
+        planned=a.desired,
+    )
+    return outcome_of(step, a.code, a.target, before)
+
+
+def _apply_direct(ctx: ApplyContext, a: Action) -> Outcome:
+    """The action applied through the session's database: the same checks and outcomes as through PostgREST."""
+    s, r, c = ctx.session, a.read, ctx.contract.columns
+    assert s.db is not None
+    reader = s.db.reader()
+    table, row_id, key = r["table"], r["row_id"], r.get("key") or c.key or "id"
+    row = read_row_direct(reader, table, key, row_id)
+    if row is None:
+        raise PreconditionError(f"row {row_id} no longer exists in {table}")
+    before = _seen(row, c)
+    word = a.desired["status"]
+    if row.get(c.status) == word:
+        return Outcome(a.code, a.target, "skipped", f"already done: row {row_id} is {word}", before, a.desired)
+    if _moved(row, r, c):
+        raise PreconditionError(row_moved(_seen(row, c), r))
+    _check_still_gone(ctx, r["machine_id"])
+    values: dict[str, Any] = {c.status: word}
+    if c.error and "error" in a.desired:
+        values[c.error] = a.desired["error"]
+    guard: list[tuple[str, Any]] = [(key, row_id), (c.status, r["status"])]
+    if c.updated_at and r["updated_at_raw"] is not None:
+        guard.append((c.updated_at, r["updated_at_raw"]))
+    changed: list[dict[str, Any]] = []
+
+    def write() -> None:
+        with s.db.writer() as writer:  # type: ignore[union-attr]  # checked above
+            changed.extend(update_row_direct(writer, table, values, guard, c.updated_at))
+
+    def confirm() -> tuple[bool, dict[str, Any]]:
+        now = changed[0] if changed else read_row_direct(reader, table, key, row_id)
+        if now is None:
+            raise PreconditionError(f"row {row_id} was deleted while it was being reconciled")
+        if now.get(c.status) == word and (not c.error or now.get(c.error) == a.desired.get("error")):
+            return True, _seen(now, c)
+        if _moved(now, r, c):
+            raise PreconditionError(row_moved(_seen(now, c), r))
+        return False, _seen(now, c)
+
+    step = run_write(
+        ctx.log,
+        a.code,
+        "update_row",
+        a.target,
+        write=write,
+        confirm=confirm,
+        done=f"row {row_id} marked {word} in the database ({s.db.where})"
+        + (f": {a.desired['error']}" if "error" in a.desired else ""),
         before=before,
         planned=a.desired,
     )

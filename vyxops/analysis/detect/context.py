@@ -40,6 +40,7 @@ class Provisioning:
     digest: str | None
     check: str | None  # how the registry answered
     tried: int  # candidate references hashed
+    secret_seen: bool = True  # False: the secrets could not be read (self-hosted), so neither set nor unset is known
 
     @property
     def uses_latest(self) -> bool:
@@ -49,7 +50,7 @@ class Provisioning:
     @property
     def cannot_provision(self) -> bool:
         """The image secret is unset and there is no fallback: every invocation fails before any create."""
-        return not self.secret_set and self.fallback is None and bool(self.secret)
+        return self.secret_seen and not self.secret_set and self.fallback is None and bool(self.secret)
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,8 @@ def build_context(e: Evidence, t: Thresholds, tz: str = "UTC") -> Context:
 def _provisioning(e: Evidence) -> Provisioning:
     s = e.docker_image()
     fallback = e.contract.fallback_ref(e.app)
-    ref = s["ref"] if s["set"] else fallback
+    seen = s["set"] is not None
+    ref = s["ref"] if s["set"] else (fallback if seen else None)  # unseen: which image is used is unknown
     exists, digest = e.head(ref)
     m = e.manifest(ref) if ref else None
     check = None if m is None or pd.isna(m["check"]) else str(m["check"])
@@ -320,6 +322,7 @@ def _provisioning(e: Evidence) -> Provisioning:
         digest=digest,
         check=check,
         tried=int(s["tried"]),
+        secret_seen=seen,
     )
 
 

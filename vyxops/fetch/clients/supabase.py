@@ -38,6 +38,12 @@ from vyxops.fetch.http import Api, supabase_key_headers
 
 MAX_ROWS = 1000  # PostgREST on Supabase returns at most this many rows, silently
 MAX_LOG_WINDOW_S = 24 * 3600
+#: What a read of the Management API says when there is none to ask (self-hosted Supabase): no call is made.
+NO_MANAGEMENT_CODE = "no-management-api"
+NO_MANAGEMENT_API = (
+    "no Management API (self-hosted Supabase, or SUPABASE_ACCESS_TOKEN and SUPABASE_PROJECT_REF unset): "
+    "the project's secrets, functions and function logs cannot be read"
+)
 
 
 @dataclass
@@ -84,6 +90,9 @@ class SupabaseClient:
         #: what :mod:`vyxops.core.function_auth` decides verify_jwt by. The session gave ``functions`` that auth.
         self.function_bearer: FunctionBearer = function_bearer or bearer_of(self.key_is_jwt, function_jwt)
         self.mgmt = mgmt
+        #: Whether the Management API can be asked: not on self-hosted Supabase (no access token, no project ref),
+        #: where secrets, functions and function logs are gaps, said before any call (:meth:`_management`).
+        self.management = bool(project_ref)
         self.functions = functions
         self._last = _LastResponse()
         self._plan: str | None = None
@@ -292,17 +301,32 @@ class SupabaseClient:
         return list(self._run(q).data or [])
 
     # -- Management API
+    def _management(self, method: str, path: str) -> None:
+        """An ApiError (no call made) when there is no Management API to ask."""
+        if not self.management:
+            raise ApiError(
+                NO_MANAGEMENT_API,
+                platform="supabase-mgmt",
+                method=method,
+                path=path,
+                status=None,
+                code=NO_MANAGEMENT_CODE,
+                hint="on hosted Supabase, set SUPABASE_ACCESS_TOKEN and SUPABASE_PROJECT_REF; self-hosted has none",
+            )
+
     def list_secrets(self) -> list[dict[str, Any]]:
         """Secrets as ``{name, value: sha256 digest, updated_at?}``: never plaintext; ``updated_at`` is optional.
 
         A ``null`` body is a wrong shape (vyxops.core.answers), never "no secrets".
         """
+        self._management("GET", "/v1/projects/{ref}/secrets")
         secrets = self.mgmt.get_shaped("supabase.list_secrets", f"/v1/projects/{self.project_ref}/secrets")
         return cast(list[dict[str, Any]], secrets)
 
     def set_secrets(self, items: list[dict[str, str]]) -> None:
         if not items:
             raise InputError("secrets", "nothing to set")
+        self._management("POST", "/v1/projects/{ref}/secrets")
         self.mgmt.request("POST", f"/v1/projects/{self.project_ref}/secrets", json=items, idempotent=True)
 
     def delete_secrets(self, names: list[str]) -> None:
@@ -311,11 +335,13 @@ class SupabaseClient:
             raise InputError(
                 "secret names", "name at least one secret to delete", hint="vyxops never deletes every secret"
             )
+        self._management("DELETE", "/v1/projects/{ref}/secrets")
         self.mgmt.request("DELETE", f"/v1/projects/{self.project_ref}/secrets", json=list(names))
 
     def list_functions(self) -> list[dict[str, Any]]:
         """Edge Functions (FunctionResponse, each with ``verify_jwt``); ``null`` is a wrong shape
         (vyxops.core.answers)."""
+        self._management("GET", "/v1/projects/{ref}/functions")
         functions = self.mgmt.get_shaped("supabase.list_functions", f"/v1/projects/{self.project_ref}/functions")
         return cast(list[dict[str, Any]], functions)
 
@@ -329,6 +355,8 @@ class SupabaseClient:
         """
         if not self._plan_read:
             self._plan_read = True
+            if not self.management:
+                return None
             try:
                 project = self.mgmt.get_shaped("supabase.get_project", f"/v1/projects/{self.project_ref}")
                 slug = project.get("organization_slug")
@@ -341,6 +369,7 @@ class SupabaseClient:
 
     def query_logs(self, sql: str, start_iso: str, end_iso: str) -> list[dict[str, Any]]:
         """Run ClickHouse SQL on the logs endpoint over [start, end] (both always sent, ≤ 24 h)."""
+        self._management("GET", "/v1/projects/{ref}/analytics/endpoints/logs")
         response = self.mgmt.request(
             "GET",
             f"/v1/projects/{self.project_ref}/analytics/endpoints/logs",
