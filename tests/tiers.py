@@ -43,6 +43,7 @@ FILES: dict[str, tuple[str, ...]] = {
         "test_direct_investigation.py",  # and a throwaway PostgreSQL server
         "test_self_hosted.py",  # a served sandbox and a throwaway PostgreSQL server
         "test_doctor.py",
+        "test_doctor_database.py",  # and a throwaway PostgreSQL server
         "test_explore.py",
         "test_fault_matrix.py",
         "test_fault_matrix_investigate.py",

@@ -14,12 +14,17 @@ from typing import Any
 
 from vyxops.analysis.discover_table import TableShape, order_column
 from vyxops.core.checks import TABLE_NAME
+from vyxops.core.errors import ApiError
 from vyxops.fetch.clients.postgres import CatalogColumn, CatalogTable, PgClient
 
 #: What PostgREST writes as a primary key column's description (discovery looks for ``<pk/>``).
 PK_NOTE = "Note:\nThis is a Primary Key.<pk/>"
 #: A default that is a quoted literal with a cast (``'x'::text``): PostgREST serves the literal.
 _LITERAL_DEFAULT = re.compile(r"^'((?:[^']|'')*)'::[\w .\"\[\]]+$")
+
+
+#: PostgreSQL's SQLSTATE for a right the role lacks.
+INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def column_property(column: CatalogColumn) -> dict[str, Any]:
@@ -52,5 +57,10 @@ def read_tables_direct(client: PgClient, sample: int) -> list[TableShape]:
     shapes = catalog_shapes(client.tables())
     for t in shapes:
         column = order_column(t)
-        t.rows = client.newest_rows(t.name, column, sample) if column else []
+        try:
+            t.rows = client.newest_rows(t.name, column, sample) if column else []
+        except ApiError as exc:  # listed for a column right (UPDATE, say) but not readable: says nothing, as
+            if exc.code != INSUFFICIENT_PRIVILEGE:  # a view PostgREST may not read says nothing (discover._rows_of)
+                raise
+            t.rows = []
     return shapes

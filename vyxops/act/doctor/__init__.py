@@ -19,6 +19,9 @@ Four groups of small checks, run in order, each saying ``ok``, ``skipped`` or
   ``secrets write`` gets 403 and one with it gets 400, and nothing is written.
 - **contract**: the pipeline contract resolves for ``--app`` (declared or
   discovered); an ambiguity names the key to declare.
+- **database**: with ``$SUPABASE_DB_URL`` (``--db-url``), the connection, and the
+  role's rights on the contract's table (``SELECT``; ``UPDATE`` of what the row fix
+  writes), asked of the catalog (:mod:`vyxops.act.doctor.database`).
 
 When a credential is missing or ill-formed, no call is made: the other groups
 are skipped until it is fixed.
@@ -32,10 +35,12 @@ from collections.abc import Mapping
 from vyxops.act.doctor.apis import check_apis
 from vyxops.act.doctor.contract import check_contract
 from vyxops.act.doctor.credentials import check_credentials, live_credentials, sandbox_credentials
+from vyxops.act.doctor.database import check_database
 from vyxops.act.doctor.model import GROUPS, Check, Doctor, Outcome, problem
 from vyxops.act.doctor.permissions import check_permissions
 from vyxops.core import config
-from vyxops.core.errors import ConfigError
+from vyxops.core.errors import ConfigError, InputError
+from vyxops.fetch.direct import DB_URL_ENV, direct_db
 
 __all__ = ["CHECKS", "GROUPS", "Doctor", "Outcome", "run_doctor"]
 
@@ -44,6 +49,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("APIs", check_apis),
     ("permissions", check_permissions),
     ("contract", check_contract),
+    ("database", check_database),
 )
 
 
@@ -84,9 +90,16 @@ def run_doctor(
         return outcomes + [problem("credentials", config.FUNCTION_JWT_VARIABLE, exc.message, exc.hint or "")]
     d.session = build_session(target, opened, function_jwt=function_jwt)
     try:
+        d.session.db = direct_db(env)
+    except InputError as exc:
+        d.session.close()
+        return outcomes + [problem("database", DB_URL_ENV, exc.message, exc.hint or "")]
+    try:
         for _, check in CHECKS:
             outcomes += check(d)
     finally:
+        if d.session.db is not None:
+            d.session.db.close()
         d.session.close()
     return outcomes
 

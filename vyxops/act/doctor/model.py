@@ -14,7 +14,7 @@ from vyxops.fetch.session import Session
 from vyxops.fetch.targets import Opened
 
 Status = Literal["ok", "skipped", "problem"]
-GROUPS = ("credentials", "APIs", "permissions", "contract")
+GROUPS = ("credentials", "APIs", "permissions", "contract", "database")
 
 
 @dataclass(frozen=True)
