@@ -44,7 +44,7 @@ def keep_world(world: World) -> None:
         world.save()
 
 
-def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
+def command(action: str, scenario: str | None, port: int, as_json: bool, postgres: bool = False) -> int:
     """``vyxops sandbox reset | serve | status``."""
     from vyxops.core.config import sandbox_dir
     from vyxops.core.timeutil import iso
@@ -76,9 +76,15 @@ def command(action: str, scenario: str | None, port: int, as_json: bool) -> int:
                 print(f"{k:<12} {info[k]}")
             print("credentials  vyxops sandbox status --json")
         return 0
+    from vyxops_sandbox.pg_server import PostgresFailed, PostgresMissing
     from vyxops_sandbox.server import serve
 
-    serve(world, port=port)
+    try:
+        serve(world, port=port, postgres=postgres)
+    except (PostgresMissing, PostgresFailed) as exc:  # before anything was served: a setup problem, said plainly
+        from vyxops.core.errors import ConfigError
+
+        raise ConfigError(f"sandbox serve --postgres: {exc}", hint="or serve without --postgres") from None
     return 0
 
 

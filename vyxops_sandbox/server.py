@@ -19,10 +19,12 @@ sandbox's credentials are its own fake ones, the same that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -60,8 +62,11 @@ def make_server(
     sock: socket.socket | None = None,
     loaded_as: str | None = None,
     quiet: bool = False,
+    after: Callable[[World], None] | None = None,
 ) -> ThreadingHTTPServer:
-    """A server on 127.0.0.1:``port`` (0 picks a free port), or on ``sock`` already bound there."""
+    """A server on 127.0.0.1:``port`` (0 picks a free port), or on ``sock`` already bound there. ``after`` is
+    called with the world, under its lock, once each platform request is answered (the world changes only then):
+    how ``serve --postgres`` keeps its database in step."""
     app = SandboxApp(
         world,
         faults if faults is not None else Faults.load(world.sandbox_dir) if world.sandbox_dir else None,
@@ -121,6 +126,9 @@ def make_server(
                 self.close_connection = True
                 return
             self._answer(response)
+            if after is not None and not request.url.path.startswith(CONTROL):
+                with app.lock:
+                    after(world)
 
         def _answer(self, response: httpx.Response) -> None:
             payload = b"" if self.command == "HEAD" else response.content
@@ -150,19 +158,33 @@ def make_server(
     return server
 
 
-def serve(world: World, port: int = 8787) -> None:
-    """Serve until interrupted, printing where."""
-    server = make_server(world, port)
-    host, p = server.server_address[:2]
-    from vyxops_sandbox import logsql
+def serve(world: World, port: int = 8787, *, postgres: bool = False) -> None:
+    """Serve until interrupted, printing where; with ``postgres``, the world's tables also in a throwaway
+    PostgreSQL server (:func:`vyxops_sandbox.pg_load.world_database`), kept in step with the world, whose URL
+    is printed on the next line."""
+    with contextlib.ExitStack() as stack:
+        after = None
+        if postgres:
+            from vyxops_sandbox.pg_load import TableKeeper, world_database
 
-    logsql.warm_up()  # sqlglot's and DuckDB's first use, before the address is printed: the
-    # first logs query then takes its own time, not a 0.4 s import on the client's critical path
-    print(f"vyxops sandbox {world.scenario_name} serving on http://{host}:{p} (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        world.save()
+            pg, url = stack.enter_context(world_database(world))
+            after = TableKeeper(pg.admin_conninfo("postgres"), world)
+        server = make_server(world, port, after=after)
+        host, p = server.server_address[:2]
+        from vyxops_sandbox import logsql
+
+        logsql.warm_up()  # sqlglot's and DuckDB's first use, before the address is printed: the
+        # first logs query then takes its own time, not a 0.4 s import on the client's critical path
+        print(f"vyxops sandbox {world.scenario_name} serving on http://{host}:{p} (Ctrl-C stops)", flush=True)
+        if postgres:
+            # The password is this throwaway server's own, made for this run and gone with it (like the sandbox's
+            # tokens, which `vyxops sandbox status --json` prints): printed whole so that it can be pasted.
+            print(f"postgres: {url} (its own throwaway password; stops with the sandbox)", flush=True)
+            print(f"  export SUPABASE_DB_URL='{url}'", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+            world.save()

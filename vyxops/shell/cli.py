@@ -285,6 +285,12 @@ def _sandbox_parsers(sub: _Subparsers) -> None:
     sb.add_argument("--scenario", help="a shipped scenario (see `vyxops scenarios`) or a YAML file")
     sb.add_argument("--port", type=int, default=8787, help="port for serve (default 8787)")
     sb.add_argument("--json", action="store_true", help="status as JSON, with the sandbox's own credentials")
+    sb.add_argument(
+        "--postgres",
+        action="store_true",
+        help="serve only: the scenario's table also in a throwaway PostgreSQL server, kept in step; its URL is "
+        "printed (for SUPABASE_DB_URL); needs PostgreSQL's pg_ctl (Debian: apt-get install postgresql)",
+    )
     sc = sub.add_parser("scenarios", help="list the shipped sandbox scenarios, their apps and stories")
     sc.add_argument("--json", action="store_true", help="as JSON")
 
@@ -1075,7 +1081,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         from vyxops.core.checks import check_port
 
         check_port(args.port)
-    return int(sandbox_control().command(args.action, args.scenario, args.port, args.json))
+    if args.postgres and args.action != "serve":
+        raise InputError("--postgres", f"only means something with serve, not {args.action}", allowed="serve")
+    return int(sandbox_control().command(args.action, args.scenario, args.port, args.json, args.postgres))
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
