@@ -83,6 +83,7 @@ FILES: dict[str, tuple[str, ...]] = {
         "test_unseen_third_round.py",
     ),
     "e2e": (
+        "test_cli_db_url.py",  # a kernel, and a throwaway PostgreSQL server
         "test_sandbox_postgres.py",  # `sandbox serve --postgres` in a child process
         "test_answer_shapes.py",
         "test_audit_reports.py",
