@@ -66,7 +66,9 @@ def test_a_healthy_self_hosted_project_is_inconclusive_naming_what_it_could_not_
     gaps = {g["source"]: g for g in doc["gaps"]}
     assert {"supabase.secrets", "supabase.function_logs"} <= set(gaps)
     assert all(gaps[s].get("decides", True) for s in ("supabase.secrets", "supabase.function_logs"))
-    assert "self-hosted" in gaps["supabase.secrets"]["why"]
+    assert (
+        "self-hosted" in gaps["supabase.secrets"]["why"] and "retry later" not in gaps["supabase.function_logs"]["why"]
+    )
     assert doc["verdict"] == "inconclusive" and doc["complete"] is False and doc["root_cause"] is None
     assert asked == 0
 

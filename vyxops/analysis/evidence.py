@@ -24,6 +24,7 @@ from vyxops.core.function_auth import FunctionBearer
 from vyxops.core.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, reference_problem, secret_digest
 from vyxops.core.timeutil import TIME_FORMS, iso, to_ms, to_utc
 from vyxops.fetch import fanout, frames
+from vyxops.fetch.clients.supabase import NO_MANAGEMENT_CODE
 from vyxops.fetch.pg_frames import fetch_machine_rows_direct
 from vyxops.fetch.session import Session
 
@@ -722,6 +723,46 @@ def secret_row(
 def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]], name: str) -> str | None:
     row = secret_row(secrets, derive, name) if name else None
     return None if row is None or frames.is_na(row["digest"]) else str(row["digest"])
+
+
+def _app_read(session: Session, app: str, fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The first read of the app: a missing app names what the target holds and how to switch."""
+    try:
+        df = fetch()
+    except NotFoundError as exc:
+        said = exc.message.split(": ", 1)[-1]  # the platform's own words, without the request line
+        raise NotFoundError(
+            f"app {app!r} not found on {session.label} ({said})",
+            platform=exc.platform,
+            method=exc.method,
+            path=exc.path,
+            status=exc.status,
+            hint=f"{session.description or session.label}; on the sandbox, switch with "
+            "`vyxops sandbox reset --scenario NAME` (list them with `vyxops scenarios`)",
+        ) from None
+    return df
+
+
+def _notes(got: dict[str, pd.DataFrame]) -> list[str]:
+    """One line per frame that stopped early."""
+    return [
+        f"{df.attrs.get('frame')}: {df.attrs.get('note')}"
+        for name, df in got.items()
+        if name in ("releases", "machine_rows", "machines", "function_logs", "fly_logs")
+        and not df.attrs.get("complete", True)
+    ]
+
+
+def _optional(
+    source: str, start: pd.Timestamp, end: pd.Timestamp, fetch: Callable[[], pd.DataFrame], frame: str
+) -> tuple[pd.DataFrame, Gap | None]:
+    """A source the investigation can do without: when it fails, its absence is a gap, not the end."""
+    try:
+        return fetch(), None
+    except (ApiError, TransportError) as exc:
+        later = "" if getattr(exc, "code", None) == NO_MANAGEMENT_CODE else "; retry later"  # none to retry
+        gap = Gap(source, f"{source} could not be read ({exc.message}){later}", iso(start), iso(end))
+        return frames.empty_frame(frame), gap
 
 
 def _keep_attrs(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
