@@ -89,3 +89,33 @@ def test_a_malformed_db_url_is_exit_2_before_any_check(sandbox_env: Path, capsys
     code = main(["doctor", "--scenario", "healthy", "--db-url", "mysql://root:S3cret-Pass@h/db"])
     out = capsys.readouterr()
     assert code == 2 and "--db-url" in out.err and "S3cret-Pass" not in out.out + out.err
+
+
+def test_a_self_hosted_live_doctor_checks_what_there_is_and_skips_the_management_api(
+    loaded: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Live with the database URL and neither SUPABASE_ACCESS_TOKEN nor SUPABASE_PROJECT_REF: no line asks for
+    them; the Management API and its permissions are skipped, saying why; the database is checked; exit 0."""
+    from test_live_path import served
+
+    from vyxops.core.contract import to_toml
+    from vyxops.testing.postgres import pipeline_contract
+
+    with served("healthy", tmp_path / "served") as (world, base):
+        for name in ("FLY_ACCESS_TOKEN", "SUPABASE_ACCESS_TOKEN", "SUPABASE_PROJECT_REF"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        for name in ("FLY_API_BASE_URL", "FLY_FLAPS_BASE_URL", "FLY_REGISTRY_HOST", "SUPABASE_URL"):
+            monkeypatch.setenv(name, base)
+        monkeypatch.setenv("FLY_API_TOKEN", world.credentials["fly_api_token"])
+        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", world.credentials["supabase_service_role_key"])
+        monkeypatch.setenv("SUPABASE_DB_URL", loaded.url)
+        declared = tmp_path / "vyxops.toml"
+        declared.write_text(to_toml(pipeline_contract(world)))
+        code = main(["doctor", "--target", "live", "--app", "vyx-app", "--contract", str(declared)])
+        out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert code == 0, out.out + out.err
+    assert not any("SUPABASE_ACCESS_TOKEN" in x or "SUPABASE_PROJECT_REF" in x for x in lines if "credentials:" in x)
+    assert any(x.startswith("skipped  APIs: Management API") and "self-hosted" in x for x in lines), out.out
+    assert any(x.startswith("ok       database: SELECT") for x in lines), out.out

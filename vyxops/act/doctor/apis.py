@@ -9,6 +9,12 @@ from vyxops.act.doctor.model import Doctor, Outcome
 from vyxops.core.errors import AuthError
 from vyxops.fetch.session import Session
 
+#: What a doctor says where the Management API is missing on purpose (self-hosted, with the database URL).
+SELF_HOSTED = (
+    "none (self-hosted: SUPABASE_DB_URL without SUPABASE_ACCESS_TOKEN and SUPABASE_PROJECT_REF): investigations "
+    "cannot see secrets, functions or function logs, and say so"
+)
+
 
 def check_apis(d: Doctor) -> Iterator[Outcome]:
     s = d.session
@@ -22,11 +28,15 @@ def check_apis(d: Doctor) -> Iterator[Outcome]:
         yield call(d, "APIs", "GraphQL", lambda: f"{len(s.fly.releases(app, limit=1))} release(s) of {app} read")
         yield _registry(d, s, app)
         yield call(d, "APIs", "Fly logs", lambda: f"{len(s.fly.logs_page(app)[0])} line(s) of {app} read")
-    yield _management(d, s)
+    if not s.supabase.management:
+        yield Outcome("APIs", "Management API", "skipped", SELF_HOSTED)
+    else:
+        yield _management(d, s)
     yield call(
         d, "APIs", "PostgREST", lambda: f"{len(s.supabase.openapi().get('definitions') or {})} table(s) described"
     )
-    yield _logs_endpoint(d, s)
+    if s.supabase.management:
+        yield _logs_endpoint(d, s)
 
 
 def _machines(d: Doctor, s: Session) -> str:

@@ -21,7 +21,9 @@ def live_credentials(env: Mapping[str, str]) -> list[Credential]:
     url = config.env_value(env, "SUPABASE_URL")
     if url:
         url_ref = config.project_ref_from_url(url.rstrip("/"))
-    return [
+    token, ref = config.env_value(env, "SUPABASE_ACCESS_TOKEN"), config.env_value(env, "SUPABASE_PROJECT_REF")
+    self_hosted = bool((env.get(config.DB_URL_VARIABLE) or "").strip()) and not token and not ref and not url_ref
+    found = [
         Credential("FLY_API_TOKEN", fly, source or f"FLY_ACCESS_TOKEN, FLY_API_TOKEN or {path}", fly_token_problem,
                    _fly_token_fix(source, path)),
         Credential("SUPABASE_URL", url, "SUPABASE_URL", _url_problem,
@@ -36,6 +38,8 @@ def live_credentials(env: Mapping[str, str]) -> list[Credential]:
                    "SUPABASE_PROJECT_REF" if env.get("SUPABASE_PROJECT_REF") else "SUPABASE_URL",
                    project_ref_problem, "export SUPABASE_PROJECT_REF (the 20 letters in the project's URL)"),
     ]  # fmt: skip
+    # Self-hosted (the database URL, and neither Management API variable): nothing to check for the API it lacks.
+    return found[:3] if self_hosted else found
 
 
 def _fly_token_fix(source: str, path: object) -> str:

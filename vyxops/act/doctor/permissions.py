@@ -30,6 +30,9 @@ PERMISSIONS: tuple[Permission, ...] = (
 def check_permissions(d: Doctor) -> Iterator[Outcome]:
     s = d.session
     assert s is not None
+    if not s.supabase.management:
+        yield Outcome("permissions", "Management API", "skipped", "no Management API to grant any (self-hosted)")
+        return
     for p in PERMISSIONS:
         words = SUPABASE_PERMISSION_WORDS[p.permission]
         name = words.split(" (")[0]
