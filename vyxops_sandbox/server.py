@@ -65,8 +65,8 @@ def make_server(
     after: Callable[[World], None] | None = None,
 ) -> ThreadingHTTPServer:
     """A server on 127.0.0.1:``port`` (0 picks a free port), or on ``sock`` already bound there. ``after`` is
-    called with the world, under its lock, once each platform request is answered (the world changes only then):
-    how ``serve --postgres`` keeps its database in step."""
+    called with the world, under its lock, after each platform request is handled and before its answer is sent
+    (the world changes only then): how ``serve --postgres`` keeps its database in step by the next answer."""
     app = SandboxApp(
         world,
         faults if faults is not None else Faults.load(world.sandbox_dir) if world.sandbox_dir else None,
@@ -125,10 +125,10 @@ def make_server(
                 threading.Event().wait(exc.rule.latency_ms / 1000)
                 self.close_connection = True
                 return
-            self._answer(response)
             if after is not None and not request.url.path.startswith(CONTROL):
-                with app.lock:
+                with app.lock:  # before the answer goes out: a client that reads next sees the change
                     after(world)
+            self._answer(response)
 
         def _answer(self, response: httpx.Response) -> None:
             payload = b"" if self.command == "HEAD" else response.content

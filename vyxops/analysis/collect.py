@@ -10,12 +10,12 @@ import pandas as pd
 from vyxops.analysis import sources as table
 from vyxops.analysis.evidence import Evidence, ProjectReads, check_machine_in_window, parse_window
 from vyxops.analysis.sources import (
-    ANSWERS,
     UNREAD,
     Answer,
     Answers,
     ReadContext,
     Source,
+    answers_for,
     failure_gap,
     marked,
     shared_reads,
@@ -58,9 +58,10 @@ def collect_evidence(
     failed: dict[str, ApiError | TransportError] = {}  # sources that failed into their gap
     with stages(1, f"evidence for {app}") as say:
         say.step("Fly releases, machines, logs, images; Supabase rows, functions, secrets, logs")
-        reads: tuple[Source | Answer, ...] = (*sources, *ANSWERS)
+        answers = answers_for(ctx)
+        reads: tuple[Source | Answer, ...] = (*sources, *answers)
         done = fanout.run_graph({r.name: (r.needs, _call(ctx, r, failed)) for r in reads})
-    _raise_first(sources, done)
+    _raise_first((*sources, *answers), done)
     got = {s.name: marked(s, _frame(done[s.name])) for s in sources}
     gaps = [failure_gap(s, failed[s.name], start, end) for s in sources if s.name in failed]
     check_machine_in_window(machine_id, app, got["machines"], start, end, got["machine_rows"])
@@ -98,10 +99,9 @@ def _frame(value: object) -> pd.DataFrame:
     return value
 
 
-def _raise_first(sources: tuple[Source, ...], done: dict[str, object]) -> None:
+def _raise_first(order: tuple[Source | Answer, ...], done: dict[str, object]) -> None:
     """The first failure in the table's order (sources, then the answers they take); a read not made because
     one it needs failed is reported as that failure, at the place of the read that failed."""
-    order: tuple[Source | Answer, ...] = (*sources, *ANSWERS)
     for read in order:
         value = done[read.name]
         if isinstance(value, BaseException) and not isinstance(value, fanout.Skipped):

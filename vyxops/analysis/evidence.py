@@ -24,8 +24,6 @@ from vyxops.core.function_auth import FunctionBearer
 from vyxops.core.images import FLY_REGISTRY, ImageIdentity, parse_image_ref, reference_problem, secret_digest
 from vyxops.core.timeutil import TIME_FORMS, iso, to_ms, to_utc
 from vyxops.fetch import fanout, frames
-from vyxops.fetch.clients.supabase import NO_MANAGEMENT_CODE
-from vyxops.fetch.pg_frames import fetch_machine_rows_direct
 from vyxops.fetch.session import Session
 
 IMAGE_IN_TEXT = facts.IMAGE_IN_TEXT
@@ -524,134 +522,6 @@ def _of_function(logs: pd.DataFrame, function: str) -> pd.DataFrame:
     return _keep_attrs(logs, logs[logs["function"] == function].reset_index(drop=True))
 
 
-def collect_evidence(
-    session: Session,
-    app: str,
-    *,
-    contract: Contract,
-    since: Any = None,
-    until: Any = None,
-    machine_id: str | None = None,
-    project: ProjectReads | None = None,
-) -> Evidence:
-    """Read both platforms for ``app`` over the window; each source is read once.
-
-    Two stages, each read side by side (:mod:`vyxops.fetch.fanout`): first everything that
-    needs nothing else, then what needs those (machines known only by id, the image
-    references found in the first stage). The frames do not depend on the order in
-    which answers arrive. ``project`` shares the project-wide reads between the apps
-    of one audit. ``contract`` names the team's function, secret and table
-    (:func:`vyxops.analysis.discover.resolve_contract` finds it).
-    """
-    check_app(app)
-    check_machine_id(machine_id)
-    project = project or ProjectReads(session)
-    now = session.now()
-    start, end = parse_window(now, since, until)
-    with stages(2, f"evidence for {app}") as say:
-        say.step("Fly releases, machines, logs; Supabase rows, functions, secrets, logs")
-        reads = _first_stage(session, project, contract, app, start, end)
-        first = fanout.gather(reads)
-        say.step("machines known by id, image manifests")
-        got: dict[str, pd.DataFrame] = {name: first[name] for name in _FRAMES_FIRST}
-        gaps: list[Gap] = []
-        for name in _OPTIONAL:  # (frame, the gap its failure left, if it failed)
-            got[name], gap = first[name]
-            gaps += [gap] if gap is not None else []
-        got["machine_rows"] = _rows_of_app(got["machine_rows"], contract, app, first["listed"], first["org_apps"])
-        shared = _shared(first, contract, start, end)
-        derive = functools.partial(derive_shared, project, shared)
-        reads = _second_stage(session, project, contract, app, machine_id, first["listed"], got, derive)
-        second = fanout.gather(reads)
-        got["machines"], got["machine_events"] = second["machines"]
-        got["manifests"] = second["manifests"]
-    check_machine_in_window(machine_id, app, got["machines"], start, end, got["machine_rows"])
-    return Evidence(
-        target=session.label, app=app, now=now, since=start, until=end, machine_id=machine_id, **got,
-        contract=contract, project_ref=session.project_ref, notes=_notes(got), org_apps=first["org_apps"],
-        extra_gaps=gaps, project=project, incarnation=session.incarnation, shared=shared,
-        function_bearer=session.supabase.function_bearer,
-    )  # fmt: skip
-
-
-def _shared(first: dict[str, Any], contract: Contract, start: pd.Timestamp, end: pd.Timestamp) -> dict[Any, Any]:
-    """The evidence's copies of project-wide reads, by key: the secrets, and the function logs when they were read."""
-    logs, gap = first["function_logs"]
-    return {("secrets",): first["secrets"]} | ({} if gap else {function_logs_read(start, end, contract.function): logs})
-
-
-_FRAMES_FIRST = ("releases", "functions", "secrets", "machine_rows")
-_OPTIONAL = ("function_logs", "fly_logs")
-
-
-def _first_stage(
-    session: Session, project: ProjectReads, contract: Contract, app: str, start: pd.Timestamp, end: pd.Timestamp
-) -> dict[str, Callable[[], Any]]:
-    """The reads that need nothing else, keyed in the order a failure among them is reported."""
-    return {
-        "releases": lambda: _app_read(session, app, lambda: project.releases(app)),
-        "functions": project.functions,
-        "secrets": project.secrets,
-        "machine_rows": lambda: _machine_rows(session, project, contract, app),
-        "listed": lambda: project.listed(app),
-        "function_logs": lambda: _optional("supabase.function_logs", start, end,
-                                           lambda: project.function_logs(start, end, contract.function),
-                                           "function_logs"),
-        "fly_logs": lambda: _optional("fly.logs", start, end,
-                                      lambda: project.fly_logs(app, start, end), "fly_logs"),
-        "org_apps": project.org_apps,
-    }  # fmt: skip
-
-
-def _second_stage(
-    session: Session,
-    project: ProjectReads,
-    contract: Contract,
-    app: str,
-    machine_id: str | None,
-    listed: list[dict[str, Any]],
-    got: dict[str, pd.DataFrame],
-    derive: Callable[..., Any],
-) -> dict[str, Callable[[], Any]]:
-    """The reads that need the first stage: machines known by id only, and the image references."""
-    rows = got["machine_rows"]
-    known_ids = rows["machine_id"].dropna().tolist() + ([machine_id] if machine_id else [])
-    return {
-        "machines": lambda: frames.machine_frames(session, app, listed, also_ids=known_ids),
-        "manifests": lambda: _manifests(session, project, contract, app, got, listed, derive),
-    }
-
-
-def _machine_rows(session: Session, project: ProjectReads, contract: Contract, app: str) -> pd.DataFrame:
-    """The app's rows: from the database when its URL is given (one read, no pages), else from the table read
-    whole earlier in the run (discovery's) when there is one, else read through PostgREST."""
-    if session.db is not None:
-        return fetch_machine_rows_direct(session.db.reader(), contract, app=app)
-    whole = project.table_rows(contract.table.name)
-    if whole is not None:
-        return frames.rows_frame(whole, contract, app=app)
-    return frames.fetch_machine_rows(session, contract, app=app)
-
-
-def _rows_of_app(
-    rows: pd.DataFrame, contract: Contract, app: str, listed: list[dict[str, Any]], org_apps: list[str] | None
-) -> pd.DataFrame:
-    """The rows that are ``app``'s. A table with an app column was read for ``app`` alone; without one,
-    a row is the app's when its machine id names one of the app's machines, or its image names the app's
-    repository (SPEC.md); a row naming neither is the app's only when the org has no other app."""
-    if contract.columns.app:
-        return rows
-    ours = {m.get("id") for m in listed or [] if isinstance(m, dict)}
-    alone = not (set(org_apps or []) - {app})
-    keep = [
-        (isinstance(mid, str) and mid in ours)
-        or (isinstance(image, str) and _repository_app(image) == app)
-        or (alone and not isinstance(image, str))
-        for mid, image in zip(rows["machine_id"].tolist(), rows["image"].tolist())
-    ]
-    return _keep_attrs(rows, rows[keep].reset_index(drop=True))
-
-
 def _fly_logs(
     session: Session, app: str, start: pd.Timestamp, end: pd.Timestamp, asked_at: pd.Timestamp
 ) -> pd.DataFrame:
@@ -723,46 +593,6 @@ def secret_row(
 def _secret_digest(secrets: pd.DataFrame, derive: Callable[..., dict[str, dict[str, object]]], name: str) -> str | None:
     row = secret_row(secrets, derive, name) if name else None
     return None if row is None or frames.is_na(row["digest"]) else str(row["digest"])
-
-
-def _app_read(session: Session, app: str, fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """The first read of the app: a missing app names what the target holds and how to switch."""
-    try:
-        df = fetch()
-    except NotFoundError as exc:
-        said = exc.message.split(": ", 1)[-1]  # the platform's own words, without the request line
-        raise NotFoundError(
-            f"app {app!r} not found on {session.label} ({said})",
-            platform=exc.platform,
-            method=exc.method,
-            path=exc.path,
-            status=exc.status,
-            hint=f"{session.description or session.label}; on the sandbox, switch with "
-            "`vyxops sandbox reset --scenario NAME` (list them with `vyxops scenarios`)",
-        ) from None
-    return df
-
-
-def _notes(got: dict[str, pd.DataFrame]) -> list[str]:
-    """One line per frame that stopped early."""
-    return [
-        f"{df.attrs.get('frame')}: {df.attrs.get('note')}"
-        for name, df in got.items()
-        if name in ("releases", "machine_rows", "machines", "function_logs", "fly_logs")
-        and not df.attrs.get("complete", True)
-    ]
-
-
-def _optional(
-    source: str, start: pd.Timestamp, end: pd.Timestamp, fetch: Callable[[], pd.DataFrame], frame: str
-) -> tuple[pd.DataFrame, Gap | None]:
-    """A source the investigation can do without: when it fails, its absence is a gap, not the end."""
-    try:
-        return fetch(), None
-    except (ApiError, TransportError) as exc:
-        later = "" if getattr(exc, "code", None) == NO_MANAGEMENT_CODE else "; retry later"  # none to retry
-        gap = Gap(source, f"{source} could not be read ({exc.message}){later}", iso(start), iso(end))
-        return frames.empty_frame(frame), gap
 
 
 def _keep_attrs(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:

@@ -40,6 +40,8 @@ from vyxops.core.errors import ApiError, InputError, NotFoundError, TransportErr
 from vyxops.core.images import parse_image_ref
 from vyxops.core.timeutil import iso
 from vyxops.fetch import frames
+from vyxops.fetch.clients.supabase import NO_MANAGEMENT_CODE
+from vyxops.fetch.pg_frames import fetch_machine_rows_direct
 from vyxops.fetch.session import Session
 
 Machine = dict[str, Any]  # one machine as the Machines API lists it (JSON)
@@ -85,7 +87,18 @@ class Answers:
 
     def kept(self, name: str) -> pd.DataFrame | list[Gap] | ApiError | TransportError:
         """An answer read with :func:`kept_failure`: the read's answer, or the failure it met."""
-        return cast(pd.DataFrame | list[Gap] | ApiError | TransportError, self._values[name])
+        value = self._values[name]
+        if isinstance(value, Kept):
+            return value.error
+        return cast(pd.DataFrame | list[Gap], value)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A failure kept as a read's answer (:func:`kept_failure`). Not an exception itself: the graph
+    (:func:`vyxops.fetch.fanout.run_graph`) skips what needs a read that raised, and reports it first."""
+
+    error: ApiError | TransportError
 
 
 Read = Callable[[ReadContext, Answers], object]
@@ -95,11 +108,13 @@ Events = Callable[[pd.DataFrame, Mapping[str, pd.DataFrame]], list[pa.Table]]
 
 @dataclass(frozen=True)
 class Answer:
-    """A read that is not a frame: sources take its answer."""
+    """A read that is not a frame: sources take its answer. Of two answers with one name, the first whose
+    ``when`` holds for the run is read (another way to the same answer, such as the database itself)."""
 
     name: str
     read: Read
     needs: tuple[str, ...] = ()
+    when: Callable[[ReadContext], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,12 @@ def _releases(ctx: ReadContext, _: Answers) -> pd.DataFrame:
             hint=f"{ctx.session.description or ctx.session.label}; on the sandbox, switch with "
             "`vyxops sandbox reset --scenario NAME` (list them with `vyxops scenarios`)",
         ) from None
+
+
+def _table_rows_direct(ctx: ReadContext, _: Answers) -> pd.DataFrame:
+    """The app's rows from the database itself ($SUPABASE_DB_URL): one query, no pages."""
+    assert ctx.session.db is not None  # its Answer's ``when``
+    return fetch_machine_rows_direct(ctx.session.db.reader(), ctx.contract, app=ctx.app)
 
 
 def _table_rows(ctx: ReadContext, _: Answers) -> pd.DataFrame:
@@ -188,7 +209,7 @@ def kept_failure(read: Callable[[ReadContext], object]) -> Read:
         try:
             return read(ctx)
         except (ApiError, TransportError) as exc:
-            return exc
+            return Kept(exc)
 
     return call
 
@@ -301,6 +322,7 @@ def _machines_events(df: pd.DataFrame, usable: Mapping[str, pd.DataFrame]) -> li
 
 #: The reads that are not frames, in the order their failure is reported after the sources' (as the stages did).
 ANSWERS: tuple[Answer, ...] = (
+    Answer("table_rows", _table_rows_direct, when=lambda ctx: ctx.session.db is not None),
     Answer("table_rows", _table_rows),
     Answer("listed", lambda ctx, _: ctx.project.listed(ctx.app)),
     Answer("function_log_rows",
@@ -332,6 +354,15 @@ SOURCES: tuple[Source, ...] = (
 )  # fmt: skip
 
 
+def answers_for(ctx: ReadContext) -> tuple[Answer, ...]:
+    """The answers this run reads: of each name, the first in :data:`ANSWERS` whose ``when`` holds."""
+    chosen: dict[str, Answer] = {}
+    for answer in ANSWERS:
+        if answer.name not in chosen and (answer.when is None or answer.when(ctx)):
+            chosen[answer.name] = answer
+    return tuple(chosen.values())
+
+
 def by_name() -> dict[str, Source]:
     """The table's sources by name (read from :data:`SOURCES` when asked: a test may declare one more)."""
     return {s.name: s for s in SOURCES}
@@ -355,7 +386,10 @@ def coverage(source: str, df: pd.DataFrame) -> list[Gap]:
 def failure_gap(source: Source, exc: ApiError | TransportError, since: pd.Timestamp, until: pd.Timestamp) -> Gap:
     """The gap a source that failed leaves (its ``gap`` names it): it could not be read."""
     name = source.gap or source.name
-    why = f"{name} could not be read ({exc.message}); retry later"
+    later = (
+        "" if getattr(exc, "code", None) == NO_MANAGEMENT_CODE else "; retry later"
+    )  # no Management API: nothing to retry
+    why = f"{name} could not be read ({exc.message}){later}"
     return Gap(name, why, iso(since), iso(until), decides=source.decides)
 
 
