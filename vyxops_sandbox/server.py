@@ -97,9 +97,13 @@ def make_server(
                     seconds = float(json.loads(request.content)["sleep_s"])
                 except (ValueError, KeyError, TypeError):
                     return httpx.Response(400, json={"error": 'body must be {"sleep_s": <seconds>}'})
+                # Not saved here: a wait moves only the clock (and applies what was already scheduled
+                # for it), and writing the whole world for that made every rate-limited wait of a busy
+                # day cost a full save. A request that changes the world is saved as it answers
+                # (SandboxApp.handle), and the clock when serving stops (HostedSandbox.stop, serve).
+                # A crash between saves therefore loses only clock moves: the state on disk is the
+                # world at an earlier instant, its pending events still pending, never a lost change.
                 world.sleep(seconds)
-                if world.dirty:
-                    world.save()
                 return httpx.Response(200, json={"now_ms": world.now_ms})
             return httpx.Response(404, json={"error": f"no sandbox control {request.method} {request.url.path}"})
 
