@@ -12,9 +12,10 @@ Requests arrive with their real paths: ``/v1/apps/…`` (Machines API, served at
 from __future__ import annotations
 
 import base64
-import copy
+import bisect
 import hashlib
 import hmac
+import itertools
 import json
 import re
 import weakref
@@ -27,6 +28,7 @@ import httpx
 from vyxops.core.facts import FLY_LOG_DEFAULT_REACH_NS, FLY_LOG_PAGE, FLY_LOG_RETENTION_NS
 from vyxops_sandbox import limits
 from vyxops_sandbox.machines import visible
+from vyxops_sandbox.ordered import sorted_view
 from vyxops_sandbox.refusals import APP_NOT_FOUND, RATE_LIMITED, UNAUTHENTICATED, CreateRefused
 from vyxops_sandbox.world import ManifestUnknown, World
 
@@ -210,8 +212,14 @@ def _parse_int(value: str) -> int | None:
 
 
 def _public(obj: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy without the sandbox's internal keys (those starting with ``_``)."""
-    return {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
+    """``obj`` without the sandbox's internal keys (those starting with ``_``), for an answer serialised at once.
+
+    Nested values are the state's own, not copies: every caller hands the result straight to
+    :func:`json_response`, which writes it out before the state can change, and nothing
+    changes it in between. Deep-copying a whole list page (config, events) cost more than
+    serialising it.
+    """
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
 
 
 def _public_machine(m: dict[str, Any], *, summary: bool = False, nil_lists: bool = False) -> dict[str, Any]:
@@ -359,7 +367,8 @@ def _list_machines(world: World, request: httpx.Request, p: Params) -> httpx.Res
     unknown = sorted(states - MACHINE_STATES)
     if unknown:
         return json_response(world, 400, {"error": f"invalid state filter: {', '.join(unknown)}"})
-    machines = sorted(_listed_machines(world, a, q, states, flags["include_deleted"]), key=_machine_order)
+    shown = _machine_filter(world, q, states, flags["include_deleted"])
+    keys, ordered = sorted_view(a["machines"], "machines", _machine_order)
 
     headers: dict[str, str] = {}
     limit_text, cursor = q.get("limit"), q.get("cursor")
@@ -378,12 +387,17 @@ def _list_machines(world: World, request: httpx.Request, p: Params) -> httpx.Res
             if world.now_ms - first_ms > CURSOR_TTL_MS:
                 # Expiry is documented; its error text is not.
                 return json_response(world, 400, {"error": "cursor expired"})
-            after = tuple(data["after"])
-            machines = [m for m in machines if _machine_order(m) > after]
-        page, rest = machines[:limit], machines[limit:]
-        if rest:
+            start = bisect.bisect_right(keys, tuple(data["after"]))  # the first machine after the cursor
+        else:
+            start = 0
+        # Walk from the cursor only as far as this page and one more shown machine (is there a next page?).
+        page = list(itertools.islice((m for m in itertools.islice(ordered, start, None) if shown(m)), limit + 1))
+        if len(page) > limit:
+            page = page[:limit]
             headers["fly-next-cursor"] = _encode_cursor({"after": list(_machine_order(page[-1])), "t": first_ms})
         machines = page
+    else:
+        machines = [m for m in ordered if shown(m)]
     body = _empty_as(
         world,
         [_public_machine(m, summary=flags["summary"], nil_lists=world.platform.fly.empty_as_null) for m in machines],
@@ -391,29 +405,28 @@ def _list_machines(world: World, request: httpx.Request, p: Params) -> httpx.Res
     return json_response(world, 200, body, headers, null=True)
 
 
-def _listed_machines(
-    world: World, a: dict[str, Any], q: httpx.QueryParams, states: set[str], include_deleted: bool
-) -> list[dict[str, Any]]:
-    """The app's machines that a list with these filters shows (unordered)."""
+def _machine_filter(
+    world: World, q: httpx.QueryParams, states: set[str], include_deleted: bool
+) -> Callable[[dict[str, Any]], bool]:
+    """Whether a list with these filters shows a machine."""
     region = q.get("region") or None
     metadata = {k[len("metadata.") :]: v for k, v in q.multi_items() if k.startswith("metadata.")}
-    machines = []
-    for m in a["machines"].values():
+
+    def shown(m: dict[str, Any]) -> bool:
         if not visible(world, m):
-            continue  # destroyed longer ago than the platform keeps machines
+            return False  # destroyed longer ago than the platform keeps machines
         # A state filter applies after the deleted ones are left out: state=destroyed needs include_deleted too
         # (real behaviour unknown; this way one flag decides whether destroyed machines show).
         if _is_deleted(m) and not include_deleted:
-            continue
+            return False
         if states and m.get("state") not in states:
-            continue
+            return False
         if region and m.get("region") != region:
-            continue
+            return False
         meta = (m.get("config") or {}).get("metadata") or {}
-        if any(str(meta.get(k)) != v or k not in meta for k, v in metadata.items()):
-            continue
-        machines.append(m)
-    return machines
+        return not any(str(meta.get(k)) != v or k not in meta for k, v in metadata.items())
+
+    return shown
 
 
 def _create_machine(world: World, request: httpx.Request, p: Params) -> httpx.Response:
@@ -973,6 +986,10 @@ def _log_entry(app: str, e: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _ts_ns(e: dict[str, Any]) -> int:
+    return int(e["ts_ns"])
+
+
 def _logs(world: World, request: httpx.Request, a: dict[str, Any]) -> httpx.Response:
     """GET /api/v1/apps/{app}/logs?next_token=&instance=&region=, as Fly's docs describe it
     (superfly/docs monitoring/logs-api-options.mdx, "HTTP API (same as `fly logs`)").
@@ -996,20 +1013,22 @@ def _logs(world: World, request: httpx.Request, a: dict[str, Any]) -> httpx.Resp
         if token is None:
             return json_response(world, 400, {"error": f"invalid next_token: {token_text!r}"})  # real answer unknown
     instance, region = q.get("instance") or None, q.get("region") or None
-    entries = sorted(
-        (
-            e
-            for e in a.get("logs", [])
-            if e["ts_ns"] >= now_ns - LOG_RETENTION_NS
-            and (instance is None or e.get("instance") == instance)
-            and (region is None or e.get("region") == region)
-        ),
-        key=lambda e: e["ts_ns"],
-    )
+
+    def kept(e: dict[str, Any]) -> bool:
+        return (instance is None or e.get("instance") == instance) and (region is None or e.get("region") == region)
+
+    # The app's lines in time order, sorted once while no line is added (ordered.py); a page
+    # bisects to its first line and reads only as far as it needs, however long the day was.
+    keys, lines = sorted_view(a.get("logs", []), "ts_ns", _ts_ns)
+    oldest = now_ns - LOG_RETENTION_NS  # older lines are gone, whatever the token
     if token is None:
-        page = [e for e in entries if e["ts_ns"] > now_ns - LOG_WINDOW_NS][-LOG_PAGE:]
+        start = bisect.bisect_left(keys, max(oldest, now_ns - LOG_WINDOW_NS + 1))
+        backwards = (lines[i] for i in range(len(lines) - 1, start - 1, -1))
+        newest = itertools.islice((e for e in backwards if kept(e)), LOG_PAGE)
+        page = list(newest)[::-1]
     else:
-        page = [e for e in entries if e["ts_ns"] > token][:LOG_PAGE]
+        start = bisect.bisect_left(keys, max(oldest, token + 1))
+        page = list(itertools.islice((e for e in itertools.islice(lines, start, None) if kept(e)), LOG_PAGE))
     next_token = str(page[-1]["ts_ns"]) if page else token_text
     data = _empty_as(world, [_log_entry(a["name"], e) for e in page])
     return json_response(world, 200, {"data": data, "meta": {"next_token": next_token}})
