@@ -4,7 +4,7 @@
    the sandbox extra; ≤ 1.3×) and, reported beside it, in this venv: medians of 7 interleaved rounds
 2. the timeline at 1,000,000 events, vs a bare concat + sort (≤ 2 s, ≤ 3×), peak memory,
    and `import vyxops` (≤ 0.35 s) — bench/bench_timeline.py
-3. a busy day (2,000 provisioned machines and rows) vs the seed, ≤ 2×; 10,000 reported —
+3. a busy day (2,000 to 20,000 provisioned machines) vs the seed, ≤ 2× / 4× / 8×, and a 20,000 replay ≤ 20 s —
    bench/bench_busy_day.py
 4. live speed: sequential round trips of the seed at 200 ms per answer (<= 6), audit requests
    linear in apps, a 50-app audit against the bound the rate limits set — bench/bench_live.py

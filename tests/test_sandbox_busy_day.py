@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from vyxops.session import open_session
-from vyxops.targets import SANDBOX_URL_ENV as ENV
+from vyxops.fetch.session import open_session
+from vyxops.fetch.targets import SANDBOX_URL_ENV as ENV
 from vyxops.testing.fleet import generate_fleet
 from vyxops_sandbox import fly_api, logsql, ordered, statefile
 from vyxops_sandbox.hosted import HostedSandbox
