@@ -189,3 +189,26 @@ def machines_response(world: World, params: dict[str, str]) -> httpx.Response:
 def list_machines(world: World, params: dict[str, str]) -> list[dict[str, Any]]:
     body: list[dict[str, Any]] = machines_response(world, params).json()
     return body
+
+
+def test_a_held_world_is_kept_without_reading_its_scenario_again_and_a_changed_file_replays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vyxops_sandbox import world as world_module
+
+    path = tmp_path / "busy.yaml"
+    path.write_text(generate_fleet(apps=1, machines_per_day=20, days=1, seed=1, failure_rate=0.1))
+    first = World.load(path, tmp_path / "sandbox")
+    parsed = [0]
+    load = world_module.load_scenario
+
+    def counted(name: str | Path) -> Any:
+        parsed[0] += 1
+        return load(name)
+
+    monkeypatch.setattr(world_module, "load_scenario", counted)
+    again = World.load(path, tmp_path / "sandbox")
+    assert parsed[0] == 0 and again.incarnation == first.incarnation
+    path.write_text(path.read_text() + "# edited: another text, so another world\n")
+    replayed = World.load(path, tmp_path / "sandbox")
+    assert parsed[0] == 1 and replayed.incarnation != first.incarnation
