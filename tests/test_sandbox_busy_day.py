@@ -19,7 +19,7 @@ import pytest
 from vyxops.fetch.session import open_session
 from vyxops.fetch.targets import SANDBOX_URL_ENV as ENV
 from vyxops.testing.fleet import generate_fleet
-from vyxops_sandbox import fly_api, logsql, ordered, statefile
+from vyxops_sandbox import fly_api, logsql, ordered, statefile, supabase_api
 from vyxops_sandbox.hosted import HostedSandbox
 from vyxops_sandbox.scenario import parse_scenario
 from vyxops_sandbox.world import World
@@ -212,3 +212,40 @@ def test_a_held_world_is_kept_without_reading_its_scenario_again_and_a_changed_f
     path.write_text(path.read_text() + "# edited: another text, so another world\n")
     replayed = World.load(path, tmp_path / "sandbox")
     assert parsed[0] == 1 and replayed.incarnation != first.incarnation
+
+
+def test_paging_a_filtered_table_filters_it_once_until_the_world_changes(
+    fleet: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    matching = [0]
+    match = supabase_api._matching
+
+    def counted(rows: list[dict[str, Any]], filters: Any) -> list[dict[str, Any]]:
+        matching[0] += 1
+        return match(rows, filters)
+
+    monkeypatch.setattr(supabase_api, "_matching", counted)
+    table = fleet.state["supabase"]["machines_table"]
+    key = fleet.credentials["supabase_service_role_key"]
+    headers = {"apikey": key, "authorization": f"Bearer {key}"}
+
+    def page(offset: int) -> list[dict[str, Any]]:
+        params = {
+            "select": "*",
+            "status": "neq.failed",
+            "order": "created_at.desc",
+            "limit": "10",
+            "offset": str(offset),
+        }
+        request = httpx.Request("GET", f"https://x.supabase.co/rest/v1/{table}", params=params, headers=headers)
+        response = supabase_api.handle_postgrest(fleet, request)
+        assert response is not None and response.status_code == 200, response
+        body: list[dict[str, Any]] = response.json()
+        return body
+
+    pages = [page(offset) for offset in range(0, 100, 10)]
+    assert matching[0] == 1 and all(len(p) == 10 for p in pages)
+    first = pages[0][0]
+    mid_column = fleet.pipeline.columns["machine_id"]
+    fleet.db_update(table, {mid_column: first[mid_column]}, {fleet.pipeline.columns["status"]: "failed"})
+    assert page(0)[0] != first and matching[0] == 2  # a change is seen on the next page read

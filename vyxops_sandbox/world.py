@@ -107,6 +107,9 @@ class World:
         self.dirty = False  # anything changed since the last save (the clock included)
         self.changed = False  # something other than the clock changed since the last save
         self._clock_only = False  # inside advance_to: what changes is the clock's doing
+        # Counts every touch (never saved): what a read derived from the state (a PostgREST query's
+        # matching rows) may be kept for while it is unchanged. A new state object is a new world.
+        self.version = 0
         self.revision = statefile.revision_of(state)
         self._stamp: statefile.Stamp | None = None
         self.platform = Platform.from_json(state.get("platform"))
@@ -312,6 +315,7 @@ class World:
 
     def touch(self) -> None:
         """Mark the state changed so that the next save writes it."""
+        self.version += 1
         self.dirty = True
         if not self._clock_only:
             self.changed = True
@@ -863,7 +867,12 @@ class World:
         self, slug: str, body: dict[str, Any], *, machine_id: str | None = None
     ) -> tuple[int, dict[str, Any]]:
         """POST /functions/v1/<slug> past the relay: the pipeline's provisioning function (functions.py)."""
-        return functions.invoke(self, slug, body, machine_id=machine_id)
+        answer = functions.invoke(self, slug, body, machine_id=machine_id)
+        if self.function(slug) is not None:
+            # An invocation always leaves a trace (its logs, maybe a row) even when it creates no machine
+            # and so touched nothing itself: it is this process's change, saved as the request answers.
+            self.touch()
+        return answer
 
 
 _REFUSAL_STEPS = ("revoke_fly_token", "fly_rate_limit", "fly_capacity")
