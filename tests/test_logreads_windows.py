@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from vyxops.frames import _FN_LOG_COLUMNS
-from vyxops.logreads import read_source
+from vyxops.fetch.frames import _FN_LOG_COLUMNS
+from vyxops.fetch.logreads import read_source
 from vyxops_sandbox import logsql
 
 
