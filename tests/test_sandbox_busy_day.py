@@ -194,13 +194,14 @@ def list_machines(world: World, params: dict[str, str]) -> list[dict[str, Any]]:
 def test_a_held_world_is_kept_without_reading_its_scenario_again_and_a_changed_file_replays(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from vyxops_sandbox import scenario as scenario_module
     from vyxops_sandbox import world as world_module
 
     path = tmp_path / "busy.yaml"
     path.write_text(generate_fleet(apps=1, machines_per_day=20, days=1, seed=1, failure_rate=0.1))
     first = World.load(path, tmp_path / "sandbox")
     parsed = [0]
-    load = world_module.load_scenario
+    load = scenario_module.load_scenario
 
     def counted(name: str | Path) -> Any:
         parsed[0] += 1
@@ -246,6 +247,7 @@ def test_paging_a_filtered_table_filters_it_once_until_the_world_changes(
     pages = [page(offset) for offset in range(0, 100, 10)]
     assert matching[0] == 1 and all(len(p) == 10 for p in pages)
     first = pages[0][0]
-    mid_column = fleet.pipeline.columns["machine_id"]
-    fleet.db_update(table, {mid_column: first[mid_column]}, {fleet.pipeline.columns["status"]: "failed"})
+    mid_column, status_column = fleet.pipeline.columns["machine_id"], fleet.pipeline.columns["status"]
+    assert mid_column is not None and status_column is not None
+    fleet.db_update(table, {mid_column: first[mid_column]}, {status_column: "failed"})
     assert page(0)[0] != first and matching[0] == 2  # a change is seen on the next page read
