@@ -63,6 +63,8 @@ FILES: dict[str, tuple[str, ...]] = {
         "test_platform_times.py",
         "test_postgrest_errors.py",
         "test_sources.py",
+        "test_sandbox_busy_day.py",
+        "test_logreads_windows.py",
         "test_bundle_manifests.py",
         "test_postgres_direct.py",  # a real PostgreSQL server, started once per session
         "test_sandbox_fly.py",
