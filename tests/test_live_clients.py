@@ -19,6 +19,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from vyxops.analysis import sources
 from vyxops.core import config
 from vyxops.core.contract import SEED
 from vyxops.fetch import frames
@@ -224,9 +225,9 @@ def test_fly_logs_the_api_cannot_reach_are_a_gap_not_an_empty_past(sandbox: Call
     logs = frames.fetch_fly_logs(s, "vyx-app", since=s.now() - pd.Timedelta(days=8))
     lines = [text for text in logs["message"] if text.startswith("line ")]
     assert lines == [f"line {i}" for i in range(250)]
-    [gap] = logs.attrs["gaps"]
-    assert gap["source"] == "fly.logs" and gap["decides"] is False
-    assert (gap["since"], gap["until"]) == ("2025-09-24T17:25:00Z", "2025-09-25T17:25:00Z")
+    [gap] = sources.coverage("fly_logs", logs)  # as the evidence holds it: the table says whether it decides
+    assert gap.source == "fly.logs" and gap.decides is False
+    assert (gap.since, gap.until) == ("2025-09-24T17:25:00Z", "2025-09-25T17:25:00Z")
     assert logs.attrs["complete"] is False
 
 
