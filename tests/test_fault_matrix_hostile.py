@@ -593,7 +593,7 @@ def sandbox_cli(tmp: Path, verb: list[str]) -> tuple[list[str], dict[str, str], 
 #: kernel process, at a point inside the work rather than whenever a saved notebook shows a cell: the seed's
 #: cells finish in a fraction of a second, so a kill timed from outside may land after the work is done).
 KILL_POINTS = {
-    "investigate": ("vyxops.analysis.evidence:collect_evidence", {"before": 1}),
+    "investigate": ("vyxops.analysis.collect:collect_evidence", {"before": 1}),
     "remediate --apply": ("vyxops.act.fixes.audit_log:AuditLog.intent", {"after": 1}),
 }
 

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from vyxops.act.fixes.audit_log import read_history, read_lines
 from vyxops_sandbox.kernel_death import kernel_death_env
 
@@ -63,7 +65,7 @@ def open_intents(tmp_path: Path) -> int:
 
 
 def test_a_killed_kernel_ends_an_investigation_at_once_saying_rerun_it(tmp_path: Path) -> None:
-    kill = kernel_death_env(tmp_path / "hook", "vyxops.analysis.evidence:collect_evidence", before=1)
+    kill = kernel_death_env(tmp_path / "hook", "vyxops.analysis.collect:collect_evidence", before=1)
     proc, took = vyxops(tmp_path, "investigate", "--scenario", "stub-image", "--app", APP, "--out", "out", **kill)
     line = one_line(proc)
     assert proc.returncode == 3, proc.stderr
@@ -110,7 +112,7 @@ def test_ctrl_c_during_an_apply_stops_the_kernel_without_a_traceback(tmp_path: P
 
 def test_ctrl_c_during_an_investigation_exits_130_with_one_line(tmp_path: Path) -> None:
     ctrl_c = kernel_death_env(
-        tmp_path / "hook", "vyxops.analysis.evidence:collect_evidence", before=1, interrupt_cli=True
+        tmp_path / "hook", "vyxops.analysis.collect:collect_evidence", before=1, interrupt_cli=True
     )
     proc, _ = vyxops(tmp_path, "investigate", "--scenario", "stub-image", "--app", APP, "--out", "out", **ctrl_c)
     assert proc.returncode == 130, proc.stderr
@@ -135,3 +137,10 @@ def _kernels_of_tmp(tmp_path: Path) -> list[int]:
             if not stat.split(") ", 1)[1].startswith("Z"):
                 found.append(int(entry.name))
     return found
+
+
+def test_a_kill_point_that_does_not_exist_is_refused_up_front(tmp_path: Path) -> None:
+    """A moved function would leave the kernel alive (sitecustomize's error is printed, start-up goes on):
+    the hook refuses a target that is not there before any run."""
+    with pytest.raises(ValueError, match="does not exist"):
+        kernel_death_env(tmp_path / "hook", "vyxops.analysis.evidence:collect_evidence", before=1)

