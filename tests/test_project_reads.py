@@ -48,3 +48,19 @@ def test_a_read_refused_for_another_reason_is_made_again() -> None:
         with pytest.raises(ApiError):
             reads.listed("vyx-app")
     assert fly.calls == 2
+
+
+def test_each_app_gets_the_shared_read_as_its_own() -> None:
+    """Apps share one read of the project's frames (held once, not once per app); a change one app makes to its
+    frame, a value, a column or its attrs, is not seen by another app's."""
+    reads = ProjectReads(Session(Fly(AssertionError("no machines read here"))))
+    rows = pd.DataFrame({"name": ["IMAGE", "TOKEN"], "digest": ["d1", "d2"]})
+    rows.attrs.update({"frame": "secrets", "gaps": []})
+    first = reads._once(("secrets",), lambda: rows)
+    first.loc[0, "digest"] = "changed"
+    first["extra"] = 1
+    first.attrs["gaps"].append({"source": "secrets"})
+    second = reads._once(("secrets",), lambda: pytest.fail("read twice"))
+    assert second["digest"].tolist() == ["d1", "d2"]
+    assert list(second.columns) == ["name", "digest"] and second.attrs["gaps"] == []
+    assert rows["digest"].tolist() == ["d1", "d2"]

@@ -215,6 +215,7 @@ def run_audit(
     def one(pipeline: Contract, app: str) -> Investigation | AppError:
         try:
             evidence = collect_evidence(session, app, contract=pipeline, until=until, project=project)
+            project.done_with(app)
             # Fetching overlaps; CPU work cannot (one interpreter lock): the apps take turns at it.
             with fanout.turn():
                 return analyse(

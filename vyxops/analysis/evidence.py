@@ -273,7 +273,8 @@ class ProjectReads:
     not once per app that mentions it. An audit passes one of these to every app's
     evidence; a single investigation makes its own. Apps of one audit ask from several
     threads at once: each read is made by the first to ask, the others wait for it.
-    Frames are handed out as copies.
+    Frames are handed out as shallow copies: under pandas' copy-on-write a change made to one (a column set, a
+    value written) copies what it changes, so no app sees another's, and the rows are held once, not once per app.
     """
 
     def __init__(self, session: Session, apps: list[str] | None = None) -> None:
@@ -294,7 +295,7 @@ class ProjectReads:
             return self._key_locks.setdefault(key, threading.Lock())
 
     def _once(self, key: tuple[Any, ...], fetch: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        return self._read(key, fetch).copy()
+        return self._read(key, fetch).copy(deep=False)
 
     def _answer(self, key: tuple[Any, ...], fetch: Callable[[], T]) -> T:
         """The run's one answer for ``key`` (not a frame: a machine list, a document), made by the first to ask."""
@@ -402,6 +403,13 @@ class ProjectReads:
         """``app``'s machines as the Machines API lists them (destroyed ones too), read once per run: discovery
         and the app's evidence both read them."""
         return self._answer(("listed", app), lambda: self.session.fly.list_machines(app, include_deleted=True))
+
+    def done_with(self, app: str) -> None:
+        """Let go of ``app``'s machine list as the API answered it, once its evidence holds its frames: an audit
+        keeps every app's investigation until its report, and the raw answers would be held beside the frames
+        made from them. Asked again, the list is read again."""
+        with self._lock:
+            self._kept.pop(("listed", app), None)
 
     def openapi(self) -> dict[str, Any]:
         """PostgREST's description of the project's tables, read once per run (discovery reads it)."""
