@@ -424,3 +424,25 @@ def test_a_filtered_copy_of_a_project_read_gets_its_own_derivation_not_the_whole
     assert analyse(
         dataclasses.replace(evidence, by_source={**evidence.by_source, "function_logs": none})
     ).context.refusals.empty
+
+
+def test_a_wide_fan_out_leaves_only_the_kept_idle_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads beyond the kept idle ones end once their work is done: a wide audit does not leave hundreds of
+    threads (and their memory) behind; the kept ones serve the next fan-out."""
+    workers = fanout._Workers(keep_idle=2)
+    monkeypatch.setattr(fanout, "_workers", workers)
+    together = threading.Barrier(6, timeout=5)
+    ran: list[threading.Thread] = []
+
+    def call(i: int) -> int:
+        ran.append(threading.current_thread())
+        together.wait()  # six threads at once, or this times out
+        return i
+
+    assert fanout.map_ordered(call, range(6), width=6) == list(range(6))
+    for _ in range(500):
+        if sum(t.is_alive() for t in ran) == 2:
+            break
+        time.sleep(0.01)
+    assert sum(t.is_alive() for t in ran) == 2 and workers.idle == 2
+    assert fanout.map_ordered(lambda i: i, range(2)) == [0, 1]

@@ -17,9 +17,9 @@ when several calls fail the first failure *in that order* is raised, after every
 has finished, so no request is left running behind an error.
 
 The threads are kept between fan-outs (:class:`_Workers`): a new one starts only when
-none is idle, and one idle for :data:`IDLE_S` ends. A pool per fan-out had started some
-four hundred threads in a 50-app audit, each start a handoff of the interpreter lock
-(bench/FIGURES.md). The pool never makes a call wait for a thread,
+none is idle, and one idle for :data:`IDLE_S`, or done while :data:`KEEP_IDLE` are idle, ends.
+A pool per fan-out had started some four hundred threads in a 50-app audit, each start a
+handoff of the interpreter lock (bench/FIGURES.md). The pool never makes a call wait for a thread,
 so fan-outs nested in fan-outs cannot deadlock; ``width`` bounds each fan-out's own calls.
 """
 
@@ -44,6 +44,10 @@ U = TypeVar("U")
 DEFAULT_WIDTH = 8
 #: Seconds a kept thread waits for work before it ends.
 IDLE_S = 30.0
+#: Idle threads kept at most: a thread that finds this many idle already ends when its task does. A 50-app audit
+#: had some four hundred threads at its peak, most of them waiting on another fan-out; each one kept holds its
+#: stack and its allocators' caches (the memory an audit leaves behind grew with them, some 0.5 MiB a thread).
+KEEP_IDLE = 64
 
 
 class _Workers:
@@ -53,9 +57,10 @@ class _Workers:
     queued takes one of them (or starts a thread), so every queued task has a thread coming
     for it, and a thread whose wait times out ends only if one is still counted idle."""
 
-    def __init__(self, idle_s: float = IDLE_S) -> None:
+    def __init__(self, idle_s: float = IDLE_S, keep_idle: int = KEEP_IDLE) -> None:
         self.idle_s = idle_s
-        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.keep_idle = keep_idle
+        self._tasks: queue.SimpleQueue[Callable[[], bool]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._names = itertools.count(1)
@@ -86,13 +91,18 @@ class _Workers:
                         self._idle -= 1
                         return
                 continue  # every idle thread is spoken for: a task is on its way to this one
-            task()
+            if not task():
+                return
 
-    def _then(self, task: Callable[[], None], done: Future[None]) -> None:
+    def _then(self, task: Callable[[], None], done: Future[None]) -> bool:
+        """Run ``task``, then count this thread idle, or end it (False) when enough are idle already."""
         task()
         with self._lock:
-            self._idle += 1
+            keep = self._idle < self.keep_idle
+            if keep:
+                self._idle += 1
         done.set_result(None)  # after the count: else the waiter's next fan-out could start a thread
+        return keep
 
 
 _workers = _Workers()
