@@ -24,6 +24,7 @@ FILES: dict[str, tuple[str, ...]] = {
         "test_budget.py",
         "test_config.py",
         "test_contract.py",
+        "test_frame_building.py",
         "test_http.py",
         "test_import_circles.py",
         "test_layers.py",

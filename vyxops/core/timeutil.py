@@ -154,11 +154,37 @@ def _one_kind(values: list[Any], unit: str | None) -> DatetimeArray | None:
             written = pd.to_datetime(values, utc=True, format="ISO8601")
             return written.as_unit("ns").array
         if kinds <= {int} and unit is not None and unit in _UNIT:
+            fast = _counted(values, unit)
+            if fast is not None:
+                return fast
             counted = pd.to_datetime(pd.Series(values, dtype="Int64"), unit=_UNIT[unit], utc=True)
             return counted.dt.as_unit("ns").array
     except (ValueError, OverflowError):
         return None
     return None
+
+
+_NS_PER = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _counted(values: list[int | None], unit: str) -> DatetimeArray | None:
+    """Integers (or None) in ``unit`` as ns since the epoch in numpy, one multiplication, no per-cell pandas:
+    ``pd.to_datetime`` costs ten times as much on a frame's few dozen cells. None when a count would leave
+    ``datetime64[ns]`` (pandas' own conversion says why)."""
+    import numpy as np
+    import pandas as pd
+
+    n, scale = len(values), _NS_PER[unit]
+    try:
+        counts = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=n)
+    except OverflowError:
+        return None
+    limit = np.iinfo(np.int64).max // scale
+    if n and (int(counts.max()) > limit or int(counts.min()) < -limit):
+        return None
+    ns = counts * scale
+    ns[np.fromiter((v is None for v in values), dtype=bool, count=n)] = np.iinfo(np.int64).min  # NaT
+    return pd.DatetimeIndex(ns.view("M8[ns]"), tz="UTC").array
 
 
 def iso(ts: Any) -> str:

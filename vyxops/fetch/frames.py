@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
+import re
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, Final, cast
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pandas.api.extensions import ExtensionArray, ExtensionDtype
 
 from vyxops.core import facts
@@ -21,6 +25,7 @@ from vyxops.core.contract import Contract
 from vyxops.core.coverage import Gap
 from vyxops.core.errors import ApiError, InputError, NotFoundError, holds_secret, redact
 from vyxops.core.images import FLY_REGISTRY, BadImageRef, ImageRef, is_index, parse_image_ref, reference_problem
+from vyxops.core.redaction import may_hold_secret
 from vyxops.core.text import clean_column, one_line, sanitised_note
 from vyxops.core.timeutil import (
     FLY_EVENT_UNIT,
@@ -187,11 +192,29 @@ def make_frame(
     are null.
     """
     rows = list(records)
-    df = _build(name, rows, units or {})
+    cells = {column: [r.get(column) for r in rows] for column in SCHEMAS[name]}
+    return columns_frame(name, cells, len(rows), units=units, source=source, complete=complete, note=note, gaps=gaps)
+
+
+def columns_frame(
+    name: str,
+    cells: dict[str, list[Any]],
+    length: int,
+    *,
+    units: dict[str, str] | None = None,
+    source: str = "",
+    complete: bool = True,
+    note: str = "",
+    gaps: list[Gap] | None = None,
+) -> pd.DataFrame:
+    """:func:`make_frame` of cells already in columns (``length`` each; a schema column not given is null):
+    a big read builds its columns without a dict per row."""
+    cells = {column: cells.get(column) or [None] * length for column in SCHEMAS[name]}
+    df = _build(name, cells, length, units or {})
     sanitised: dict[str, int] = df.attrs.pop("sanitised", {})
     gap_list = [g.as_json() for g in gaps or []]
     complete = complete and not gap_list
-    note = "; ".join(n for n in (note, _not_reported_note(name, rows), sanitised_note(sanitised)) if n)
+    note = "; ".join(n for n in (note, _not_reported_note(name, cells), sanitised_note(sanitised)) if n)
     df.attrs.update({"frame": name, "source": source, "complete": complete, "note": note, "gaps": gap_list})
     # values not kept as sent, per column (vyxops.core.text.clean): the evidence that the platform's text differed
     df.attrs["sanitised"] = sum(sanitised.values())
@@ -225,13 +248,24 @@ def app_frame(
         return make_frame(name, rows, units=units, source=source, complete=complete, note=note, gaps=gaps)
 
 
-def _not_reported_note(name: str, rows: list[dict[str, Any]]) -> str:
+def _not_reported_note(name: str, cells: dict[str, list[Any]]) -> str:
     """What the frame's times do not say: each time column's cells that held Go's zero time (NaT now)."""
-    counts = {c: go_zero_count(r.get(c) for r in rows) for c, dtype in SCHEMAS[name].items() if dtype == TIME}
+    counts = {c: _go_zero_cells(cells[c]) for c, dtype in SCHEMAS[name].items() if dtype == TIME}
     said = [f"{c} in {n} row(s)" for c, n in counts.items() if n]
     if not said:
         return ""
     return f"not reported: {', '.join(said)} (Go's zero time {GO_ZERO_TIME}, read as unknown, not as a date)"
+
+
+def _go_zero_cells(values: list[Any]) -> int:
+    """:func:`vyxops.core.timeutil.go_zero_count` of a column, read cell by cell only when its text mentions year
+    1 (a number is never Go's zero time; text is only when it starts with ``0001-01-01``)."""
+    kinds = set(map(type, values))
+    if kinds <= {int, type(None)}:
+        return 0
+    if kinds <= {str, type(None)} and "0001-01-01" not in "\x00".join(filter(None, values)):
+        return 0
+    return go_zero_count(values)
 
 
 @functools.cache
@@ -243,18 +277,18 @@ def _extension_dtype(name: str) -> ExtensionDtype:
     return dtype
 
 
-def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.DataFrame:
-    """Frame ``name``'s columns from ``rows``, each kind converted in one step to an array (no index
+def _build(name: str, cells: dict[str, list[Any]], length: int, units: dict[str, str]) -> pd.DataFrame:
+    """Frame ``name``'s columns from their cells, each kind converted in one step to an array (no index
     to align): a frame of a dozen rows costs pandas' per-call overhead, not its per-cell work, so
     all string columns are converted in one call, and all RFC 3339 time columns in another."""
     schema = SCHEMAS[name]
-    cells = {column: [r.get(column) for r in rows] for column in schema}
+    cells = dict(cells)  # cleaning and masking replace columns, never the caller's lists
     strings = [c for c, dtype in schema.items() if dtype == STR]
     sanitised = _clean_cells(cells, strings)
     _redact_cells(cells, strings)
-    columns = converted_together(cells, strings, len(rows), lambda values: pd.array(values, dtype=STR))
+    columns: dict[str, ExtensionArray] = {c: _strings(cells[c]) for c in strings}
     texts = [c for c, dtype in schema.items() if dtype == TIME and units.get(c) is None]
-    columns |= converted_together(cells, texts, len(rows), lambda values: _to_time(values, None))
+    columns |= converted_together(cells, texts, length, lambda values: _to_time(values, None))
     for column, dtype in schema.items():
         if column in columns:
             continue
@@ -262,10 +296,35 @@ def _build(name: str, rows: list[dict[str, Any]], units: dict[str, str]) -> pd.D
         if dtype == TIME:
             columns[column] = _to_time(values, units.get(column))
         else:
-            columns[column] = pd.array(values, dtype=object).astype(_extension_dtype(dtype))
-    df = pd.DataFrame({column: columns[column] for column in schema}, copy=False)
+            columns[column] = _typed(values, dtype)
+    df = pd.DataFrame({column: columns[column] for column in schema}, index=pd.RangeIndex(length), copy=False)
     df.attrs["sanitised"] = sanitised
     return df
+
+
+def _strings(values: list[Any]) -> ExtensionArray:
+    """A string column: text and None straight into Arrow (what ``pd.array(dtype="string")`` holds), a quarter
+    of pandas' cost; any other cell the way pandas converts it."""
+    if set(map(type, values)) <= {str, type(None)}:
+        with contextlib.suppress(ValueError, TypeError, UnicodeError):  # pyarrow's errors are these too
+            return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
+    return pd.array(values, dtype=STR)
+
+
+def _typed(values: list[Any], dtype: str) -> ExtensionArray:
+    """An Int64 or boolean column: ints (or bools) and None as numpy values and a mask, with no per-cell pandas;
+    any other cell (a float, a string) the way pandas converts it."""
+    kinds = set(map(type, values))
+    n = len(values)
+    if (dtype == "Int64" and kinds <= {int, type(None)}) or (dtype == "boolean" and kinds <= {bool, type(None)}):
+        mask = np.fromiter((v is None for v in values), dtype=bool, count=n)
+        with contextlib.suppress(OverflowError):  # an int past int64: pandas says why
+            if dtype == "Int64":
+                return pd.arrays.IntegerArray(
+                    np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=n), mask
+                )
+            return pd.arrays.BooleanArray(np.fromiter((v is True for v in values), dtype=bool, count=n), mask)
+    return pd.array(values, dtype=object).astype(_extension_dtype(dtype))
 
 
 #: Text columns that are a person's or a program's message: they keep tabs and newlines (vyxops.core.text.clean).
@@ -275,13 +334,23 @@ MESSAGE_COLUMNS = frozenset({"message", "error", "description"})
 def _clean_cells(cells: dict[str, list[Any]], names: list[str]) -> dict[str, int]:
     """Text from the platforms made safe to keep (the frame boundary, issue 19): lone surrogates, control and
     bidi characters become U+FFFD (:func:`vyxops.core.text.clean_column`); returns how many values held any, per
-    column that had some."""
+    column that had some. A column's distinct values are looked at first: a big read repeats most of them."""
     counts = {}
     for c in names:
+        distinct = _distinct(cells[c])
+        if distinct is not None and not clean_column(distinct, multiline=c in MESSAGE_COLUMNS)[1]:
+            continue
         cells[c], changed = clean_column(cells[c], multiline=c in MESSAGE_COLUMNS)
         if changed:
             counts[c] = changed
     return counts
+
+
+def _distinct(values: list[Any]) -> list[Any] | None:
+    """The column's distinct cells when they are text or missing (None when some other cell is there)."""
+    if not set(map(type, values)) <= {str, type(None)}:
+        return None
+    return list(dict.fromkeys(values))
 
 
 def converted_together(
@@ -295,15 +364,38 @@ def converted_together(
 
 def _redact_cells(cells: dict[str, list[Any]], names: list[str]) -> None:
     """Mask credentials in the string columns ``names`` while their cells are still Python values:
-    one search over all of them (most often no hit), then one per column, then each cell of a
+    one search over all of them (most often no hit), then one per column, then each distinct cell of a
     column hit. A cell that is not a string is searched as the text its column will hold (``str``).
-    NUL joins the cells: it is in no token shape nor credential, so no match spans two."""
-    texts = {c: [_text(v) for v in cells[c] if not _missing(v)] for c in names}
+    NUL joins the cells: it is in no token shape nor credential, so no match spans two.
+
+    A canonical UUID is searched for a credential as is (:func:`vyxops.core.redaction.may_hold_secret`), not
+    decoded: its 32 hex digits in fixed groups spell no token and carry no encoded credential a platform
+    could have put there, and decoding each of a big table's keys was most of the frame's time."""
+    texts = {c: _texts(cells[c]) for c in names}
+    keys = {c: [t for t in texts[c] if len(t) == _UUID_LENGTH and _UUID.fullmatch(t)] for c in names}
+    if any(keys.values()) and not may_hold_secret("\x00".join(t for c in names for t in keys[c])):
+        for c in names:
+            if keys[c]:
+                plain = frozenset(keys[c])
+                texts[c] = [t for t in texts[c] if t not in plain]
     if not _holds_secret("\x00".join(text for c in names for text in texts[c])):
         return
     for c in names:
         if _holds_secret("\x00".join(texts[c])):
-            cells[c] = [v if _missing(v) or not _holds_secret(_text(v)) else redact(_text(v)) for v in cells[c]]
+            masked = {t: redact(t) for t in texts[c] if _holds_secret(t)}
+            cells[c] = [v if _missing(v) else masked.get(_text(v), v) for v in cells[c]]
+
+
+#: A UUID as PostgreSQL writes its uuid type (and PostgREST's JSON carries it): 8-4-4-4-12 hex digits.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_LENGTH = 36
+
+
+def _texts(values: list[Any]) -> list[str]:
+    """A string column's distinct present cells, as the text the column will hold."""
+    if set(map(type, values)) <= {str, type(None)}:
+        return [v for v in dict.fromkeys(values) if v is not None]
+    return list(dict.fromkeys(_text(v) for v in values if not _missing(v)))
 
 
 def _text(value: object) -> str:
@@ -830,9 +922,10 @@ def rows_frame(
     if app is not None:
         key = named.get("key") or named["created_at"]
         rows = sorted(rows, key=lambda r: _sort_key(r.get(key)))
-    records = [row_record(r, named, t.name, contract.status.role) for r in rows]
+    cells = row_cells(rows, named, t.name, contract.status.role)
     source = source or f"supabase GET /rest/v1/{t.name}"
-    return app_frame("machine_rows", records, source=source, complete=complete, note=note)
+    with fanout.turn():
+        return columns_frame("machine_rows", cells, len(rows), source=source, complete=complete, note=note)
 
 
 def _sort_key(value: object) -> tuple[int, float, str]:
@@ -859,6 +952,24 @@ def row_record(
     out["role"] = role(out.get("status"))
     out["updated_at_raw"] = out.get("updated_at")
     return out
+
+
+def row_cells(
+    rows: list[dict[str, Any]], named: dict[str, str], table: str, role: Callable[[object], str | None]
+) -> dict[str, list[Any]]:
+    """:func:`row_record` of every row, in columns: each column read once down the rows, a status's role asked
+    once per distinct status."""
+    cells: dict[str, list[Any]] = {"table": [table] * len(rows)}
+    for key, column in named.items():
+        values = list(map(dict.get, rows, itertools.repeat(column)))
+        if not set(map(type, values)) <= {str, type(None)}:
+            values = [v if v is None or isinstance(v, str) else str(v) for v in values]
+        cells[_ROW_FIELDS[key]] = values
+    statuses = cells.get("status") or [None] * len(rows)
+    roles = {status: role(status) for status in set(statuses)}
+    cells["role"] = [roles[status] for status in statuses]
+    cells["updated_at_raw"] = cells.get("updated_at") or [None] * len(rows)
+    return cells
 
 
 def fetch_secrets(session: Session) -> pd.DataFrame:
