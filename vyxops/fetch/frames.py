@@ -922,10 +922,26 @@ def rows_frame(
     if app is not None:
         key = named.get("key") or named["created_at"]
         rows = sorted(rows, key=lambda r: _sort_key(r.get(key)))
-    cells = row_cells(rows, named, t.name, contract.status.role)
+    table_columns = {column: list(map(dict.get, rows, itertools.repeat(column))) for column in set(named.values())}
     source = source or f"supabase GET /rest/v1/{t.name}"
+    return table_columns_frame(table_columns, len(rows), contract, complete=complete, note=note, source=source)
+
+
+def table_columns_frame(
+    table_columns: dict[str, list[Any]],
+    length: int,
+    contract: Contract,
+    *,
+    complete: bool = True,
+    note: str = "",
+    source: str,
+) -> pd.DataFrame:
+    """The machine_rows frame of a table read by column (``length`` rows: each column the contract names, as
+    PostgREST's JSON renders it), in the order read."""
+    t = contract.table
+    cells = row_cells(table_columns, length, t.columns.named(), t.name, contract.status.role)
     with fanout.turn():
-        return columns_frame("machine_rows", cells, len(rows), source=source, complete=complete, note=note)
+        return columns_frame("machine_rows", cells, length, source=source, complete=complete, note=note)
 
 
 def _sort_key(value: object) -> tuple[int, float, str]:
@@ -955,20 +971,24 @@ def row_record(
 
 
 def row_cells(
-    rows: list[dict[str, Any]], named: dict[str, str], table: str, role: Callable[[object], str | None]
+    table_columns: dict[str, list[Any]],
+    length: int,
+    named: dict[str, str],
+    table: str,
+    role: Callable[[object], str | None],
 ) -> dict[str, list[Any]]:
-    """:func:`row_record` of every row, in columns: each column read once down the rows, a status's role asked
-    once per distinct status."""
-    cells: dict[str, list[Any]] = {"table": [table] * len(rows)}
+    """:func:`row_record` of every row, in columns, from the table's columns (``length`` rows each): a value
+    that is not text read as its text, a status's role asked once per distinct status."""
+    cells: dict[str, list[Any]] = {"table": [table] * length}
     for key, column in named.items():
-        values = list(map(dict.get, rows, itertools.repeat(column)))
+        values = table_columns.get(column) or [None] * length
         if not set(map(type, values)) <= {str, type(None)}:
             values = [v if v is None or isinstance(v, str) else str(v) for v in values]
         cells[_ROW_FIELDS[key]] = values
-    statuses = cells.get("status") or [None] * len(rows)
+    statuses = cells.get("status") or [None] * length
     roles = {status: role(status) for status in set(statuses)}
     cells["role"] = [roles[status] for status in statuses]
-    cells["updated_at_raw"] = cells.get("updated_at") or [None] * len(rows)
+    cells["updated_at_raw"] = cells.get("updated_at") or [None] * length
     return cells
 
 

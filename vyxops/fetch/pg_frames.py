@@ -3,7 +3,8 @@
 The same frame, schema and row order as :func:`vyxops.fetch.frames.fetch_machine_rows` builds from PostgREST: the
 contract's columns under the names the contract gives them, ordered by the key (else created_at) ascending
 with nulls last, ``app``'s rows only when the table has an app column. The rows arrive rendered as PostgREST's
-JSON would render them, so :func:`vyxops.fetch.frames.rows_frame` builds both; only the frame's ``source`` differs.
+JSON would render them, column by column, so :func:`vyxops.fetch.frames.table_columns_frame` builds both; only the
+frame's ``source`` differs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pandas as pd
 from vyxops.core.contract import Contract
 from vyxops.core.errors import ApiError, InputError
 from vyxops.fetch.clients.postgres import PgClient
-from vyxops.fetch.frames import rows_frame
+from vyxops.fetch.frames import table_columns_frame
 
 #: SQLSTATEs of a table or column the contract names that the database lacks (PostgreSQL's errcodes).
 UNDEFINED_TABLE, UNDEFINED_COLUMN = "42P01", "42703"
@@ -29,7 +30,7 @@ def fetch_machine_rows_direct(client: PgClient, contract: Contract, *, app: str 
     named = t.columns.named()
     filters: list[tuple[str, object]] = [(named["app"], app)] if app and "app" in named else []
     try:
-        rows = client.select_all(
+        columns = client.select_columns(
             t.name, list(named.values()), order=named.get("key") or named["created_at"], filters=filters
         )
     except ApiError as exc:
@@ -40,4 +41,6 @@ def fetch_machine_rows_direct(client: PgClient, contract: Contract, *, app: str 
             f"the contract's table {t.name} ({', '.join(named.values())}) does not fit the database: {exc.message}",
             hint="fix vyxops.toml (or --contract FILE), or run `vyxops init` to discover the contract",
         ) from None
-    return rows_frame(rows, contract, source=f"postgres SELECT FROM public.{t.name} ({client.target.host})")
+    length = len(next(iter(columns.values()), []))
+    source = f"postgres SELECT FROM public.{t.name} ({client.target.host})"
+    return table_columns_frame(columns, length, contract, source=source)

@@ -213,17 +213,29 @@ class PgClient:
     ) -> list[dict[str, Any]]:
         """Every row of ``public.<table>`` (``columns`` of it, each once), ordered by ``order`` ascending as
         PostgREST orders (nulls last), whose every ``filters`` column equals its value."""
-        from psycopg import sql
-
-        wanted = list(dict.fromkeys(columns))
-        where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c, _ in filters)
-        query = sql.SQL("SELECT {cols} FROM {table}{where} ORDER BY {order} ASC NULLS LAST").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, wanted)),
-            table=sql.Identifier("public", table),
-            where=sql.SQL(" WHERE ") + where if filters else sql.SQL(""),
-            order=sql.Identifier(order),
-        )
+        query = _select_query(table, columns, order, filters)
         return list(self._rows(query, [v for _, v in filters], f"public.{table}"))
+
+    def select_columns(
+        self, table: str, columns: Sequence[str], *, order: str, filters: Sequence[tuple[str, object]] = ()
+    ) -> dict[str, list[Any]]:
+        """:meth:`select_all` by column: each column's values down the rows, as PostgREST's JSON renders them.
+        A big read is built into a frame column by column, with no dict per row and no per-cell rendering of a
+        column the loaders already gave as text."""
+        import psycopg
+
+        query = _select_query(table, columns, order, filters)
+        try:
+            with self._conn.transaction(), self._conn.cursor(name="vyxops_read") as cur:
+                self._conn.execute(_UTC)
+                cur.itersize = ITERSIZE
+                cur.execute(query, [v for _, v in filters])
+                names = [d.name for d in cur.description or []]
+                rows = list(cur)
+        except psycopg.Error as exc:
+            raise self._error(exc, f"public.{table}") from None
+        down = zip(*rows, strict=True) if rows else ((),) * len(names)
+        return {n: _json_column(list(values)) for n, values in zip(names, down, strict=True)}
 
     def newest_rows(self, table: str, order: str, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` rows of ``table``, every column, newest first by ``order`` (what discovery samples)."""
@@ -257,6 +269,30 @@ class PgClient:
             CatalogTable(schema, name, tuple(cols), tuple(checks.get(name, [])), tuple(triggers.get(name, [])))
             for name, cols in sorted(columns.items())
         ]
+
+
+def _select_query(table: str, columns: Sequence[str], order: str, filters: Sequence[tuple[str, object]]) -> Query:
+    """``columns`` (each once) of ``public.<table>`` whose every ``filters`` column equals a parameter, ordered by
+    ``order`` ascending as PostgREST orders (nulls last)."""
+    from psycopg import sql
+
+    wanted = list(dict.fromkeys(columns))
+    where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c, _ in filters)
+    return sql.SQL("SELECT {cols} FROM {table}{where} ORDER BY {order} ASC NULLS LAST").format(
+        cols=sql.SQL(", ").join(map(sql.Identifier, wanted)),
+        table=sql.Identifier("public", table),
+        where=sql.SQL(" WHERE ") + where if filters else sql.SQL(""),
+        order=sql.Identifier(order),
+    )
+
+
+#: Values :func:`json_value` leaves as they are.
+_AS_JSON = frozenset({str, int, float, bool, type(None)})
+
+
+def _json_column(values: list[Any]) -> list[Any]:
+    """:func:`json_value` of each cell, read only when the column holds a value it renders."""
+    return values if set(map(type, values)) <= _AS_JSON else [json_value(v) for v in values]
 
 
 def _load_as_postgrest_text(conn: psycopg.Connection[Any]) -> None:
