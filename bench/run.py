@@ -8,6 +8,8 @@
    bench/bench_busy_day.py
 4. live speed: sequential round trips of the seed at 200 ms per answer (<= 6), audit requests
    linear in apps, a 50-app audit against the bound the rate limits set — bench/bench_live.py
+5. a busy day's machines table of 10,000 and 100,000 rows read whole through the direct PostgreSQL source vs
+   PostgREST paging (>= 5x at 100,000) — bench/bench_direct.py
 Prints every figure before judging; exits 1 if a target is missed.
 """
 
@@ -65,7 +67,9 @@ def main() -> int:
     busy = subprocess.run([sys.executable, str(HERE / "bench_busy_day.py")])
     print()
     live = subprocess.run([sys.executable, str(HERE / "bench_live.py")])
-    codes = (timeline.returncode, busy.returncode, live.returncode)
+    print()
+    direct = subprocess.run([sys.executable, str(HERE / "bench_direct.py")])
+    codes = (timeline.returncode, busy.returncode, live.returncode, direct.returncode)
     return 0 if ok_inv and not any(codes) else 1
 
 

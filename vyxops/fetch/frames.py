@@ -280,12 +280,14 @@ def _extension_dtype(name: str) -> ExtensionDtype:
 def _build(name: str, cells: dict[str, list[Any]], length: int, units: dict[str, str]) -> pd.DataFrame:
     """Frame ``name``'s columns from their cells, each kind converted in one step to an array (no index
     to align): a frame of a dozen rows costs pandas' per-call overhead, not its per-cell work, so
-    all string columns are converted in one call, and all RFC 3339 time columns in another."""
+    text, integer and boolean columns skip pandas' per-cell conversion, and all RFC 3339 time columns are
+    converted in one call."""
     schema = SCHEMAS[name]
     cells = dict(cells)  # cleaning and masking replace columns, never the caller's lists
     strings = [c for c, dtype in schema.items() if dtype == STR]
-    sanitised = _clean_cells(cells, strings)
-    _redact_cells(cells, strings)
+    distinct: dict[str, list[Any]] = {}
+    sanitised = _clean_cells(cells, strings, distinct)
+    _redact_cells(cells, strings, distinct)
     columns: dict[str, ExtensionArray] = {c: _strings(cells[c]) for c in strings}
     texts = [c for c, dtype in schema.items() if dtype == TIME and units.get(c) is None]
     columns |= converted_together(cells, texts, length, lambda values: _to_time(values, None))
@@ -331,14 +333,16 @@ def _typed(values: list[Any], dtype: str) -> ExtensionArray:
 MESSAGE_COLUMNS = frozenset({"message", "error", "description"})
 
 
-def _clean_cells(cells: dict[str, list[Any]], names: list[str]) -> dict[str, int]:
+def _clean_cells(cells: dict[str, list[Any]], names: list[str], distinct: dict[str, list[Any]]) -> dict[str, int]:
     """Text from the platforms made safe to keep (the frame boundary, issue 19): lone surrogates, control and
     bidi characters become U+FFFD (:func:`vyxops.core.text.clean_column`); returns how many values held any, per
-    column that had some. A column's distinct values are looked at first: a big read repeats most of them."""
+    column that had some. A column's distinct values are looked at first: a big read repeats most of them;
+    ``distinct`` gets those of each text column left as it was, for the search for credentials."""
     counts = {}
     for c in names:
-        distinct = _distinct(cells[c])
-        if distinct is not None and not clean_column(distinct, multiline=c in MESSAGE_COLUMNS)[1]:
+        seen = _distinct(cells[c])
+        if seen is not None and not clean_column(seen, multiline=c in MESSAGE_COLUMNS)[1]:
+            distinct[c] = seen
             continue
         cells[c], changed = clean_column(cells[c], multiline=c in MESSAGE_COLUMNS)
         if changed:
@@ -362,7 +366,7 @@ def converted_together(
     return {name: whole[i * rows : (i + 1) * rows] for i, name in enumerate(names)}
 
 
-def _redact_cells(cells: dict[str, list[Any]], names: list[str]) -> None:
+def _redact_cells(cells: dict[str, list[Any]], names: list[str], distinct: dict[str, list[Any]]) -> None:
     """Mask credentials in the string columns ``names`` while their cells are still Python values:
     one search over all of them (most often no hit), then one per column, then each distinct cell of a
     column hit. A cell that is not a string is searched as the text its column will hold (``str``).
@@ -371,7 +375,7 @@ def _redact_cells(cells: dict[str, list[Any]], names: list[str]) -> None:
     A canonical UUID is searched for a credential as is (:func:`vyxops.core.redaction.may_hold_secret`), not
     decoded: its 32 hex digits in fixed groups spell no token and carry no encoded credential a platform
     could have put there, and decoding each of a big table's keys was most of the frame's time."""
-    texts = {c: _texts(cells[c]) for c in names}
+    texts = {c: [v for v in distinct[c] if v is not None] if c in distinct else _texts(cells[c]) for c in names}
     keys = {c: [t for t in texts[c] if len(t) == _UUID_LENGTH and _UUID.fullmatch(t)] for c in names}
     if any(keys.values()) and not may_hold_secret("\x00".join(t for c in names for t in keys[c])):
         for c in names:

@@ -228,10 +228,9 @@ class PgClient:
         try:
             with self._conn.transaction(), self._conn.cursor(name="vyxops_read") as cur:
                 self._conn.execute(_UTC)
-                cur.itersize = ITERSIZE
                 cur.execute(query, [v for _, v in filters])
                 names = [d.name for d in cur.description or []]
-                rows = list(cur)
+                rows = cur.fetchall()  # every row is kept anyway: one FETCH ALL, not a Python step per row
         except psycopg.Error as exc:
             raise self._error(exc, f"public.{table}") from None
         down = zip(*rows, strict=True) if rows else ((),) * len(names)
