@@ -99,3 +99,18 @@ def test_a_uuid_that_holds_a_credential_as_is_is_masked() -> None:
     key = f"00000000-0000-4000-8000-{short}"
     frame = frames.rows_frame([{**_rows(1)[0], "id": key}], SEED)
     assert short not in str(frame.loc[0, "id"])
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["2025-10-02T16:18:40.5Z", None, "2025-10-02T16:18:40+00:00", "1970-01-01T00:00:00-07:00"],
+        ["2025-10-02T18:18:40.123456+02:00", "1999-12-31T23:59:59.9Z"],
+        ["2025-10-02T16:18:40.123456789Z", "2025-10-02T16:18:40Z"],  # ns: read by pandas
+        ["2025-10-02 16:18:40Z", None],  # a space for T: read by pandas
+    ],
+)
+def test_text_times_hold_what_pandas_reads(cells: list[str | None]) -> None:
+    got = frames.make_frame("machine_events", [_event(i, exited_at=v) for i, v in enumerate(cells)])
+    want = pd.to_datetime(cells, utc=True, format="ISO8601").as_unit("ns").array
+    pd.testing.assert_extension_array_equal(got["exited_at"].array, want)
