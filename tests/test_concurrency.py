@@ -391,9 +391,9 @@ def test_apps_take_turns_at_building_frames_but_the_project_frames_everyone_wait
 
     overlap, build = Overlap(), frames._build
 
-    def slow_build(name, rows, units):  # type: ignore[no-untyped-def]
+    def slow_build(*args, **kwargs):  # type: ignore[no-untyped-def]
         with overlap.call(lasting=0.01):
-            return build(name, rows, units)
+            return build(*args, **kwargs)
 
     monkeypatch.setattr(frames, "_build", slow_build)
     with ThreadPoolExecutor(8) as pool:
