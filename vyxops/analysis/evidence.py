@@ -478,7 +478,8 @@ class ProjectReads:
 
 def ahead_refs(app: str, project: ProjectReads, listed: list[dict[str, Any]]) -> list[str]:
     """The image references every investigation of ``app`` asks the registry about whatever its contract says
-    (:func:`refs_to_check`): its releases' images, ``:latest`` and its listed machines' images."""
+    (:func:`vyxops.analysis.sources.refs_to_check`): its releases' images, ``:latest`` and its listed machines'
+    images."""
     images = listed_images(app, listed)
     pins = set(machine_pins(images))
     own = candidate_refs(app, project.releases(app), images, frames.empty_frame("machine_rows"), [])
@@ -537,35 +538,6 @@ def _fly_logs(
     return _keep_attrs(logs, logs[logs["time"] <= end].reset_index(drop=True))
 
 
-def refs_to_check(
-    app: str,
-    releases: pd.DataFrame,
-    machines: pd.DataFrame,
-    rows: pd.DataFrame,
-    *,
-    own_texts: list[str],
-    project_refs: list[str],
-    other_apps: set[str],
-    secret: str | None,
-) -> list[str]:
-    """The image references an app's investigation asks the registry about.
-
-    Those that concern the app: its releases, ``:latest``, its machines' and rows'
-    images, references in its own Fly logs, references in the project's function logs
-    (``project_refs``: :func:`refs_in` of them, read once per run)
-    unless they are in another known app's repository (that app's business: its own
-    investigation checks them), and whatever the image secret's digest
-    matches among all of them, since provisioning uses it whichever repository it names.
-    """
-    own = candidate_refs(app, releases, machines, rows, refs_in(own_texts))
-    pins = set(machine_pins(machines))  # asked about only when the secret names one: one HEAD, not one per digest
-    keep = [ref for ref in own if ref not in pins] + [
-        ref for ref in project_refs if _repository_app(ref) not in other_apps
-    ]
-    named = match_secret(secret, list(dict.fromkeys(own + project_refs)))
-    return list(dict.fromkeys(keep + ([named] if named else [])))
-
-
 def function_log_refs(logs: pd.DataFrame, derive: Callable[..., list[str]]) -> list[str]:
     """:func:`refs_in` the project's function logs, read once per run through ``derive``
     (:meth:`ProjectReads.derive`, or an investigation's own :meth:`Evidence.derive`)."""
@@ -575,11 +547,6 @@ def function_log_refs(logs: pd.DataFrame, derive: Callable[..., list[str]]) -> l
 def refs_in(texts: pd.Series | list[str]) -> list[str]:
     """The image references named in ``texts`` (the project's function log lines), each once, in order."""
     return list(dict.fromkeys(ref for text in texts if isinstance(text, str) for ref in IMAGE_IN_TEXT.findall(text)))
-
-
-def _repository_app(ref: str) -> str:
-    """The app whose repository ``ref`` is in (registry.fly.io/<app>[/…]:tag → <app>)."""
-    return parse_image_ref(ref).repository.split("/", 1)[0]
 
 
 def secrets_by_name(secrets: pd.DataFrame) -> dict[str, dict[str, object]]:
