@@ -7,6 +7,7 @@ no action: the plan says why and shows the SQL a person would adapt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -142,76 +143,64 @@ def machine_fate(e: Evidence, mid: str | None, state: str | None) -> str:
 
 
 def apply(ctx: ApplyContext, a: Action) -> Outcome:
-    if ctx.session.db is not None:  # the database URL is given: the write goes there, guarded in its WHERE
-        return _apply_direct(ctx, a)
+    """Through the database when its URL is given (the guard in the UPDATE's WHERE), else through PostgREST
+    (the guard in the PATCH's filters): one set of checks and outcomes, two ways to read and write the row."""
     s, r, c = ctx.session, a.read, ctx.contract.columns
     table, row_id, key = r["table"], r["row_id"], r.get("key") or c.key or "id"
-    row = read_row(s, table, row_id, key)
-    if row is None:
-        raise PreconditionError(f"row {row_id} no longer exists in {table}")
-    before = _seen(row, c)
-    word = a.desired["status"]
-    if row.get(c.status) == word:
-        return Outcome(a.code, a.target, "skipped", f"already done: row {row_id} is {word}", before, a.desired)
-    if _moved(row, r, c):
-        raise PreconditionError(row_moved(_seen(row, c), r))
-    _check_still_gone(ctx, r["machine_id"])
-    values, guard = _write(c, a, iso(s.now()).replace("Z", "+00:00"), key)
-
-    def confirm() -> tuple[bool, dict[str, Any]]:
-        now = read_row(s, table, row_id, key)
-        if now is None:
-            raise PreconditionError(f"row {row_id} was deleted while it was being reconciled")
-        if now.get(c.status) == word and (not c.error or now.get(c.error) == a.desired.get("error")):
-            return True, _seen(now, c)
-        if _moved(now, r, c):
-            raise PreconditionError(row_moved(_seen(now, c), r))
-        return False, _seen(now, c)
-
-    step = run_write(
-        ctx.log,
-        a.code,
-        "update_row",
-        a.target,
-        write=lambda: s.supabase.update_rows(table, values, guard),
-        confirm=confirm,
-        done=f"row {row_id} marked {word}" + (f": {a.desired['error']}" if "error" in a.desired else ""),
-        before=before,
-        planned=a.desired,
-    )
-    return outcome_of(step, a.code, a.target, before)
-
-
-def _apply_direct(ctx: ApplyContext, a: Action) -> Outcome:
-    """The action applied through the session's database: the same checks and outcomes as through PostgREST."""
-    s, r, c = ctx.session, a.read, ctx.contract.columns
-    assert s.db is not None
-    reader = s.db.reader()
-    table, row_id, key = r["table"], r["row_id"], r.get("key") or c.key or "id"
-    row = read_row_direct(reader, table, key, row_id)
-    if row is None:
-        raise PreconditionError(f"row {row_id} no longer exists in {table}")
-    before = _seen(row, c)
-    word = a.desired["status"]
-    if row.get(c.status) == word:
-        return Outcome(a.code, a.target, "skipped", f"already done: row {row_id} is {word}", before, a.desired)
-    if _moved(row, r, c):
-        raise PreconditionError(row_moved(_seen(row, c), r))
-    _check_still_gone(ctx, r["machine_id"])
-    values: dict[str, Any] = {c.status: word}
-    if c.error and "error" in a.desired:
-        values[c.error] = a.desired["error"]
-    guard: list[tuple[str, Any]] = [(key, row_id), (c.status, r["status"])]
-    if c.updated_at and r["updated_at_raw"] is not None:
-        guard.append((c.updated_at, r["updated_at_raw"]))
-    changed: list[dict[str, Any]] = []
+    if s.db is None:
+        return _reconcile(
+            ctx,
+            a,
+            read=lambda: read_row(s, table, row_id, key),
+            write=lambda: s.supabase.update_rows(table, *_write(c, a, iso(s.now()).replace("Z", "+00:00"), key)),
+            where="",
+        )
+    db = s.db
+    reader = db.reader()
+    values, filters = _write(c, a, "", key)
+    if c.updated_at:
+        values.pop(c.updated_at)  # the database sets it (update_row_direct, and Supabase's moddatetime trigger)
+    guard = [(column, value) for column, _, value in filters]
+    changed: list[dict[str, Any]] = []  # the UPDATE's RETURNING: the re-read, as the trigger left the row
 
     def write() -> None:
-        with s.db.writer() as writer:  # type: ignore[union-attr]  # checked above
+        with db.writer() as writer:
             changed.extend(update_row_direct(writer, table, values, guard, c.updated_at))
 
+    return _reconcile(
+        ctx,
+        a,
+        read=lambda: changed[0] if changed else read_row_direct(reader, table, key, row_id),
+        write=write,
+        where=f" in the database ({db.where})",
+    )
+
+
+def _reconcile(
+    ctx: ApplyContext,
+    a: Action,
+    *,
+    read: Callable[[], dict[str, Any] | None],
+    write: Callable[[], object],
+    where: str,
+) -> Outcome:
+    """The row's checks (gone, already done, moved since planning, machine still gone), the guarded write and
+    its confirmation by a re-read, whichever way the row is read and written."""
+    r, c = a.read, ctx.contract.columns
+    table, row_id = r["table"], r["row_id"]
+    row = read()
+    if row is None:
+        raise PreconditionError(f"row {row_id} no longer exists in {table}")
+    before = _seen(row, c)
+    word = a.desired["status"]
+    if row.get(c.status) == word:
+        return Outcome(a.code, a.target, "skipped", f"already done: row {row_id} is {word}", before, a.desired)
+    if _moved(row, r, c):
+        raise PreconditionError(row_moved(_seen(row, c), r))
+    _check_still_gone(ctx, r["machine_id"])
+
     def confirm() -> tuple[bool, dict[str, Any]]:
-        now = changed[0] if changed else read_row_direct(reader, table, key, row_id)
+        now = read()
         if now is None:
             raise PreconditionError(f"row {row_id} was deleted while it was being reconciled")
         if now.get(c.status) == word and (not c.error or now.get(c.error) == a.desired.get("error")):
@@ -227,8 +216,7 @@ def _apply_direct(ctx: ApplyContext, a: Action) -> Outcome:
         a.target,
         write=write,
         confirm=confirm,
-        done=f"row {row_id} marked {word} in the database ({s.db.where})"
-        + (f": {a.desired['error']}" if "error" in a.desired else ""),
+        done=f"row {row_id} marked {word}{where}" + (f": {a.desired['error']}" if "error" in a.desired else ""),
         before=before,
         planned=a.desired,
     )
